@@ -1,0 +1,25 @@
+// One catalogue of error codes. A code never changes meaning, so users can search for it.
+
+export const ERROR_CODES = {
+  MP_YAML_PARSE: 'A file is not valid YAML; nothing from it changed what is served.',
+  MP_OBJECT_INVALID: 'A Kubernetes object is missing a required field or has a value of the wrong type.',
+  MP_RULE_INVALID: 'An Istio rule breaks the traffic API schema or its semantics and is not applied.',
+  MP_RULE_CONFLICT: 'Two rules claim the same thing; the older one wins, as in Istio.',
+  MP_REF_UNKNOWN: 'A rule refers to a service, port or subset that does not exist.',
+  MP_KIND_UNSUPPORTED: 'The object kind is not one meshpilot reads; it is ignored.',
+  MP_XDS_NACK: 'A proxy rejected a resource it was sent.',
+  MP_XDS_BAD_REQUEST: 'A proxy sent a discovery request meshpilot cannot serve.',
+  MP_CONFIG: 'A command-line flag or environment variable has an invalid value.',
+  MP_NOT_FOUND: 'The admin API has no such proxy or object.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class MeshpilotError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+    super(`${code}: ${message}`, options);
+    this.name = 'MeshpilotError';
+    this.code = code;
+  }
+}

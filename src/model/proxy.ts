@@ -1,0 +1,65 @@
+// A connected data-plane client, as its xDS Node describes it.
+
+export type ProxyType = 'sidecar' | 'router' | 'unknown';
+
+/** Which generator family serves the proxy: full Envoy config, or what proxyless gRPC accepts. */
+export type ProxyGenerator = 'envoy' | 'grpc';
+
+export interface Proxy {
+  readonly id: string;
+  readonly type: ProxyType;
+  readonly ipAddresses: readonly string[];
+  readonly podName?: string;
+  readonly namespace?: string;
+  readonly dnsDomain?: string;
+  readonly generator: ProxyGenerator;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly metadata: Readonly<Record<string, unknown>>;
+}
+
+const PROXY_TYPES = new Set<string>(['sidecar', 'router']);
+
+function stringRecord(value: unknown): Record<string, string> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return {};
+  return Object.fromEntries(Object.entries(value).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
+}
+
+/**
+ * Parses Istio's node id `TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.DOMAIN`. Any other id is still a
+ * valid proxy: it gets type `unknown` and whatever the metadata says (NAMESPACE, LABELS, GENERATOR).
+ */
+export function parseProxy(nodeId: string, metadata: Readonly<Record<string, unknown>> = {}): Proxy {
+  const parts = nodeId.split('~');
+  const generator = metadata['GENERATOR'] === 'grpc' ? 'grpc' : 'envoy';
+  const labels = stringRecord(metadata['LABELS']);
+  const metaNamespace = typeof metadata['NAMESPACE'] === 'string' ? metadata['NAMESPACE'] : undefined;
+  const metaIps = typeof metadata['INSTANCE_IPS'] === 'string' ? metadata['INSTANCE_IPS'].split(',').filter(Boolean) : [];
+  if (parts.length === 4 && PROXY_TYPES.has(parts[0] ?? '')) {
+    const [type, ip, podDotNs, domain] = parts as [ProxyType, string, string, string];
+    const dot = podDotNs.indexOf('.');
+    const podName = dot >= 0 ? podDotNs.slice(0, dot) : podDotNs;
+    const namespace = dot >= 0 ? podDotNs.slice(dot + 1) : metaNamespace;
+    const domainDot = domain.indexOf('.');
+    const dnsDomain = domain.length > 0 ? domain : undefined;
+    return {
+      id: nodeId,
+      type,
+      ipAddresses: ip ? [ip, ...metaIps.filter((other) => other !== ip)] : metaIps,
+      podName,
+      namespace: namespace ?? (domainDot > 0 ? domain.slice(0, domainDot) : undefined),
+      dnsDomain,
+      generator,
+      labels,
+      metadata,
+    };
+  }
+  return {
+    id: nodeId,
+    type: 'unknown',
+    ipAddresses: metaIps,
+    namespace: metaNamespace,
+    generator,
+    labels,
+    metadata,
+  };
+}

@@ -1,0 +1,123 @@
+// Platform-free service registry types: what a Kubernetes Service or a ServiceEntry becomes.
+
+/** Protocols as Istio names them (protocol selection by appProtocol or port-name prefix). */
+export type Protocol =
+  | 'HTTP'
+  | 'HTTP2'
+  | 'GRPC'
+  | 'GRPC-Web'
+  | 'HTTPS'
+  | 'TLS'
+  | 'TCP'
+  | 'UDP'
+  | 'Mongo'
+  | 'Redis'
+  | 'MySQL'
+  | 'Unsupported';
+
+export interface ServicePort {
+  /** Port name as written in the Service (may be empty for a single unnamed port). */
+  readonly name: string;
+  readonly port: number;
+  /** Pod port the service port forwards to; endpoints carry the resolved number. */
+  readonly targetPort?: number | string;
+  readonly protocol: Protocol;
+}
+
+export interface SourceRef {
+  /** `file` for the YAML directory, `kube` for the API server. */
+  readonly origin: 'file' | 'kube';
+  /** File path (relative to the config dir) or API path. */
+  readonly location: string;
+}
+
+export interface Service {
+  /** FQDN: `name.namespace.svc.cluster.local`. */
+  readonly hostname: string;
+  readonly name: string;
+  readonly namespace: string;
+  readonly ports: readonly ServicePort[];
+  readonly labels: Readonly<Record<string, string>>;
+  /** ClusterIP; absent for headless services. */
+  readonly vip?: string;
+  readonly source: SourceRef;
+}
+
+export interface Locality {
+  readonly region?: string;
+  readonly zone?: string;
+  readonly subZone?: string;
+}
+
+export interface Endpoint {
+  /** Hostname of the service this endpoint backs. */
+  readonly serviceHostname: string;
+  /** Service port name this endpoint serves (matches ServicePort.name). */
+  readonly servicePortName: string;
+  readonly address: string;
+  /** The port on the endpoint itself (the resolved target port). */
+  readonly port: number;
+  /** Labels of the workload (Pod) behind the endpoint; subsets select on them. */
+  readonly labels: Readonly<Record<string, string>>;
+  readonly locality?: Locality;
+  readonly ready: boolean;
+  /** `namespace/name` of the Pod, when known. */
+  readonly workload?: string;
+}
+
+const APP_PROTOCOLS: Readonly<Record<string, Protocol>> = {
+  http: 'HTTP',
+  http2: 'HTTP2',
+  'kubernetes.io/h2c': 'HTTP2',
+  grpc: 'GRPC',
+  'grpc-web': 'GRPC-Web',
+  https: 'HTTPS',
+  tls: 'TLS',
+  tcp: 'TCP',
+  udp: 'UDP',
+  mongo: 'Mongo',
+  redis: 'Redis',
+  mysql: 'MySQL',
+};
+
+/**
+ * Istio's protocol selection: `appProtocol` wins, else the port name's prefix before the
+ * first `-` (`http-web`, `grpc`), case-insensitive. Unknown means "sniff", served as TCP here.
+ */
+export function selectProtocol(portName: string | undefined, appProtocol?: string, l4Protocol?: string): Protocol {
+  if (l4Protocol?.toUpperCase() === 'UDP') return 'UDP';
+  if (appProtocol) {
+    const fromApp = APP_PROTOCOLS[appProtocol.toLowerCase()];
+    if (fromApp) return fromApp;
+  }
+  if (portName) {
+    const prefix = portName.toLowerCase().split('-')[0] ?? '';
+    const fromName = APP_PROTOCOLS[prefix];
+    if (fromName) return fromName;
+  }
+  return 'Unsupported';
+}
+
+export function isHttpProtocol(protocol: Protocol): boolean {
+  return protocol === 'HTTP' || protocol === 'HTTP2' || protocol === 'GRPC' || protocol === 'GRPC-Web';
+}
+
+export const DEFAULT_DOMAIN_SUFFIX = 'cluster.local';
+
+export function serviceHostname(name: string, namespace: string, domainSuffix = DEFAULT_DOMAIN_SUFFIX): string {
+  return `${name}.${namespace}.svc.${domainSuffix}`;
+}
+
+/**
+ * Istio's short-name rule: a host without a dot is qualified with the rule's namespace
+ * (`reviews` -> `reviews.default.svc.cluster.local`); any host with a dot, and `*`, is kept.
+ */
+export function resolveShortName(host: string, namespace: string, domainSuffix = DEFAULT_DOMAIN_SUFFIX): string {
+  if (host === '*' || host.includes('.')) return host;
+  return serviceHostname(host, namespace, domainSuffix);
+}
+
+/** Whether `labels` contain every key/value of `selector` (an empty selector matches all). */
+export function labelsMatch(selector: Readonly<Record<string, string>>, labels: Readonly<Record<string, string>>): boolean {
+  return Object.entries(selector).every(([key, value]) => labels[key] === value);
+}

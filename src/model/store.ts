@@ -1,0 +1,88 @@
+// The config store: each source publishes a complete snapshot of what it knows; the store
+// merges them and tells listeners what changed. Plain data and callbacks, no I/O.
+import type { Rule, ValidationIssue } from './rules.ts';
+import { ruleKey } from './rules.ts';
+import type { Endpoint, Service, SourceRef } from './service.ts';
+
+/** An object a source could not accept; the last good version of it (if any) stays served. */
+export interface RejectedObject {
+  readonly source: SourceRef;
+  /** `Kind namespace/name` when the object got that far, else what is known (e.g. `document 3`). */
+  readonly object: string;
+  readonly kind?: string;
+  readonly namespace?: string;
+  readonly name?: string;
+  readonly issues: readonly ValidationIssue[];
+  /** True when an earlier good version of the object is still being served. */
+  readonly keptLastGood: boolean;
+}
+
+export interface SourceSnapshot {
+  readonly services: readonly Service[];
+  readonly endpoints: readonly Endpoint[];
+  readonly rules: readonly Rule[];
+  readonly rejected: readonly RejectedObject[];
+}
+
+export const EMPTY_SNAPSHOT: SourceSnapshot = { services: [], endpoints: [], rules: [], rejected: [] };
+
+export interface StoreChange {
+  readonly sourceId: string;
+  readonly reason: string;
+}
+
+export type StoreListener = (change: StoreChange) => void;
+
+export class ConfigStore {
+  readonly #snapshots = new Map<string, SourceSnapshot>();
+  /** Sources listed first win when two publish the same service or rule. */
+  readonly #precedence: string[] = [];
+  readonly #listeners = new Set<StoreListener>();
+  #merged: SourceSnapshot = EMPTY_SNAPSHOT;
+
+  register(sourceId: string): void {
+    if (!this.#precedence.includes(sourceId)) this.#precedence.push(sourceId);
+  }
+
+  publish(sourceId: string, snapshot: SourceSnapshot, reason: string): void {
+    this.register(sourceId);
+    this.#snapshots.set(sourceId, snapshot);
+    this.#merged = this.#merge();
+    for (const listener of this.#listeners) listener({ sourceId, reason });
+  }
+
+  has(sourceId: string): boolean {
+    return this.#snapshots.has(sourceId);
+  }
+
+  current(): SourceSnapshot {
+    return this.#merged;
+  }
+
+  onChange(listener: StoreListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #merge(): SourceSnapshot {
+    const ordered = this.#precedence.map((id) => this.#snapshots.get(id)).filter((s): s is SourceSnapshot => !!s);
+    if (ordered.length === 1 && ordered[0]) return ordered[0];
+    const services = new Map<string, Service>();
+    const endpointOwners = new Map<string, number>();
+    const rules = new Map<string, Rule>();
+    const endpoints: Endpoint[] = [];
+    const rejected: RejectedObject[] = [];
+    ordered.forEach((snapshot, index) => {
+      for (const service of snapshot.services) if (!services.has(service.hostname)) services.set(service.hostname, service);
+      for (const rule of snapshot.rules) if (!rules.has(ruleKey(rule.meta))) rules.set(ruleKey(rule.meta), rule);
+      // Endpoints of a service come from the one source that owns the service's endpoints.
+      for (const endpoint of snapshot.endpoints) {
+        const owner = endpointOwners.get(endpoint.serviceHostname);
+        if (owner === undefined) endpointOwners.set(endpoint.serviceHostname, index);
+        if (owner === undefined || owner === index) endpoints.push(endpoint);
+      }
+      rejected.push(...snapshot.rejected);
+    });
+    return { services: [...services.values()], endpoints, rules: [...rules.values()], rejected };
+  }
+}
