@@ -60,6 +60,8 @@ export interface RuleMeta {
   readonly source: SourceRef;
   /** Creation order tiebreaker (Istio merges rules oldest first); falls back to name. */
   readonly creationTimestamp?: string;
+  /** Problems that did not stop the rule from being accepted (e.g. unknown fields). */
+  readonly warnings?: readonly ValidationIssue[];
 }
 
 export interface VirtualService {
@@ -85,4 +87,12 @@ export interface ValidationIssue {
 
 export function ruleKey(meta: Pick<RuleMeta, 'kind' | 'namespace' | 'name'>): string {
   return `${meta.kind}/${meta.namespace}/${meta.name}`;
+}
+
+export function isVirtualService(rule: Rule): rule is VirtualService {
+  return rule.meta.kind === 'VirtualService';
+}
+
+export function isDestinationRule(rule: Rule): rule is DestinationRule {
+  return rule.meta.kind === 'DestinationRule';
 }

@@ -1,0 +1,13 @@
+// What the admin API may read: narrow, read-only views of the running server's parts.
+import type { PushContext } from '../model/push-context.ts';
+import type { PushRecord } from '../push/push-controller.ts';
+import type { XdsConnection } from '../xds/server/connection.ts';
+
+export interface AdminViews {
+  /** The snapshot proxies are being served from (undefined before the first build). */
+  currentPush(): PushContext | undefined;
+  lastPush(): PushRecord | undefined;
+  connections(): readonly XdsConnection[];
+  /** True once the first model is built and the xDS port is bound. */
+  ready(): boolean;
+}

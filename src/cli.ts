@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+// The meshpilot command line. `serve` is the default command (what `npm start` runs).
+import { Command, InvalidArgumentError, Option } from 'commander';
+import type { LevelWithSilent } from 'pino';
+import { LOG_LEVELS, createLogger } from './log.ts';
+import { DEFAULT_SERVE_OPTIONS, serve } from './main.ts';
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`"${value}" is not a port number (0-65535)`);
+  return n;
+}
+
+function milliseconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`"${value}" is not a number of milliseconds`);
+  return n;
+}
+
+const d = DEFAULT_SERVE_OPTIONS;
+const program = new Command('meshpilot')
+  .description('An xDS control plane: services from Kubernetes or YAML, Istio traffic rules, CDS/EDS/LDS/RDS over ADS')
+  .showHelpAfterError();
+
+program
+  .command('serve', { isDefault: true })
+  .description('serve xDS to Envoy sidecars and proxyless gRPC clients, and the admin API')
+  .addOption(new Option('--config-dir <dir>', 'directory of Kubernetes and Istio YAML to serve').default(d.configDir).env('MESHPILOT_CONFIG_DIR'))
+  .addOption(new Option('--xds-host <address>', 'address the xDS (ADS) server binds').default(d.xdsHost).env('MESHPILOT_XDS_HOST'))
+  .addOption(new Option('--xds-port <port>', 'plaintext xDS port').default(d.xdsPort).argParser(port).env('MESHPILOT_XDS_PORT'))
+  .addOption(new Option('--admin-host <address>', 'address the admin API binds').default(d.adminHost).env('MESHPILOT_ADMIN_HOST'))
+  .addOption(new Option('--admin-port <port>', 'admin API and /metrics port').default(d.adminPort).argParser(port).env('MESHPILOT_ADMIN_PORT'))
+  .addOption(new Option('--log-level <level>', 'log level').default(d.logLevel).choices(LOG_LEVELS).env('MESHPILOT_LOG_LEVEL'))
+  .addOption(
+    new Option('--debounce-quiet-ms <ms>', 'push after this long without a new change').default(d.debounceQuietMs).argParser(milliseconds).env('MESHPILOT_DEBOUNCE_QUIET_MS'),
+  )
+  .addOption(
+    new Option('--debounce-max-ms <ms>', 'push at the latest this long after the first change').default(d.debounceMaxMs).argParser(milliseconds).env('MESHPILOT_DEBOUNCE_MAX_MS'),
+  )
+  .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number }) => {
+    const log = createLogger(flags.logLevel);
+    let running: Awaited<ReturnType<typeof serve>>;
+    try {
+      running = await serve({ ...flags, log });
+    } catch (error) {
+      log.fatal({ err: error }, error instanceof Error ? error.message : String(error));
+      process.exit(1);
+    }
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down');
+      // A stuck close must not keep a terminating pod alive.
+      setTimeout(() => process.exit(1), 5000).unref();
+      running.close().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          log.error({ err: error }, 'error while shutting down');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGINT', () => {
+      stop('SIGINT');
+    });
+    process.on('SIGTERM', () => {
+      stop('SIGTERM');
+    });
+  });
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,75 @@
+// CDS: one EDS cluster per service port and per subset, plus Istio's two catch-all clusters.
+import type { PushContext } from '../../model/push-context.ts';
+import type { Proxy } from '../../model/proxy.ts';
+import type { JsonObject } from '../proto-json.ts';
+import { EnvoyResource } from '../resource.ts';
+import { CLUSTER_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE } from '../type-urls.ts';
+import { ADS_CONFIG_SOURCE, typed } from './common.ts';
+import { BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER } from './names.ts';
+import type { OutboundTarget } from './outbound.ts';
+import { outboundTargets } from './outbound.ts';
+
+const CONNECT_TIMEOUT = '10s';
+
+function usesHttp2(target: OutboundTarget): boolean {
+  return target.port.protocol === 'HTTP2' || target.port.protocol === 'GRPC' || target.port.protocol === 'GRPC-Web';
+}
+
+function sidecarCluster(target: OutboundTarget): JsonObject {
+  const { service } = target;
+  const cluster: JsonObject = {
+    name: target.clusterName,
+    type: 'EDS',
+    eds_cluster_config: {
+      eds_config: { ...ADS_CONFIG_SOURCE, initial_fetch_timeout: '0s' },
+      service_name: target.clusterName,
+    },
+    connect_timeout: CONNECT_TIMEOUT,
+    lb_policy: 'ROUND_ROBIN',
+    metadata: {
+      filter_metadata: {
+        istio: {
+          services: [{ host: service.hostname, name: service.name, namespace: service.namespace }],
+          ...(target.subset ? { subset: target.subset.name } : {}),
+        },
+      },
+    },
+  };
+  if (usesHttp2(target)) {
+    cluster['typed_extension_protocol_options'] = {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed(HTTP_PROTOCOL_OPTIONS_TYPE, {
+        explicit_http_config: { http2_protocol_options: {} },
+      }),
+    };
+  }
+  return cluster;
+}
+
+/** What proxyless gRPC accepts: EDS from ADS and a policy it implements. */
+function grpcCluster(target: OutboundTarget): JsonObject {
+  return {
+    name: target.clusterName,
+    type: 'EDS',
+    eds_cluster_config: { eds_config: ADS_CONFIG_SOURCE, service_name: target.clusterName },
+    lb_policy: 'ROUND_ROBIN',
+  };
+}
+
+const CATCH_ALL_CLUSTERS: readonly JsonObject[] = [
+  { name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: CONNECT_TIMEOUT },
+  { name: PASSTHROUGH_CLUSTER, type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: CONNECT_TIMEOUT },
+];
+
+export function buildClusters(push: PushContext, proxy: Proxy): readonly EnvoyResource[] {
+  return push.memo(`cds:${proxy.generator}`, () => {
+    const targets = outboundTargets(push);
+    if (proxy.generator === 'grpc') {
+      return targets.map((t) => new EnvoyResource(CLUSTER_TYPE, t.clusterName, grpcCluster(t)));
+    }
+    return [
+      ...targets.map((t) => new EnvoyResource(CLUSTER_TYPE, t.clusterName, sidecarCluster(t))),
+      ...CATCH_ALL_CLUSTERS.map((c) => new EnvoyResource(CLUSTER_TYPE, String(c['name']), c)),
+    ];
+  });
+}
+

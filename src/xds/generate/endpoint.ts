@@ -1,0 +1,64 @@
+// EDS: one ClusterLoadAssignment per EDS cluster, endpoints grouped by locality.
+import type { PushContext } from '../../model/push-context.ts';
+import type { Endpoint } from '../../model/service.ts';
+import { labelsMatch } from '../../model/service.ts';
+import type { JsonObject } from '../proto-json.ts';
+import { EnvoyResource } from '../resource.ts';
+import { ENDPOINT_TYPE } from '../type-urls.ts';
+import { socketAddress } from './common.ts';
+import type { OutboundTarget } from './outbound.ts';
+import { outboundTargetByName, outboundTargets } from './outbound.ts';
+
+function endpointsOf(push: PushContext, target: OutboundTarget): Endpoint[] {
+  const all = push.endpointsByHost.get(target.service.hostname) ?? [];
+  const onlyPort = target.service.ports.length === 1;
+  const selector = target.subset?.labels ?? {};
+  return all.filter(
+    (e) =>
+      e.ready &&
+      (e.servicePortName === target.port.name || (onlyPort && e.servicePortName === '')) &&
+      labelsMatch(selector, e.labels),
+  );
+}
+
+function localityKey(e: Endpoint): string {
+  return `${e.locality?.region ?? ''}/${e.locality?.zone ?? ''}/${e.locality?.subZone ?? ''}`;
+}
+
+export function buildLoadAssignment(push: PushContext, target: OutboundTarget): JsonObject {
+  const byLocality = new Map<string, Endpoint[]>();
+  for (const endpoint of endpointsOf(push, target)) {
+    const key = localityKey(endpoint);
+    const group = byLocality.get(key);
+    if (group) group.push(endpoint);
+    else byLocality.set(key, [endpoint]);
+  }
+  const localities = [...byLocality.keys()].sort().map((key): JsonObject => {
+    const group = byLocality.get(key) ?? [];
+    const first = group[0]?.locality;
+    const locality: JsonObject = {};
+    if (first?.region) locality['region'] = first.region;
+    if (first?.zone) locality['zone'] = first.zone;
+    if (first?.subZone) locality['sub_zone'] = first.subZone;
+    return {
+      locality,
+      lb_endpoints: group.map((e) => ({
+        endpoint: { address: socketAddress(e.address, e.port) },
+        health_status: 'HEALTHY',
+        load_balancing_weight: 1,
+      })),
+      // gRPC ignores localities without a weight; Envoy uses it only with locality-weighted LB.
+      load_balancing_weight: group.length,
+    };
+  });
+  return { cluster_name: target.clusterName, endpoints: localities };
+}
+
+/** Load assignments are the same for every proxy: built once per push, for the names asked. */
+export function buildLoadAssignments(push: PushContext, names: readonly string[] | undefined): EnvoyResource[] {
+  const byName = outboundTargetByName(push);
+  const targets = names ? names.map((n) => byName.get(n)).filter((t): t is OutboundTarget => !!t) : outboundTargets(push);
+  return targets.map((target) =>
+    push.memo(`eds:${target.clusterName}`, () => new EnvoyResource(ENDPOINT_TYPE, target.clusterName, buildLoadAssignment(push, target))),
+  );
+}

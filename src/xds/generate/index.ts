@@ -1,0 +1,32 @@
+// One generator per type URL, picked from a table; each is a pure function of (push, proxy, names).
+import type { PushContext } from '../../model/push-context.ts';
+import type { Proxy } from '../../model/proxy.ts';
+import type { EnvoyResource } from '../resource.ts';
+import type { ResourceTypeUrl } from '../type-urls.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../type-urls.ts';
+import { buildClusters } from './cluster.ts';
+import { buildLoadAssignments } from './endpoint.ts';
+import { buildListeners } from './listener.ts';
+import { buildRouteConfigs } from './route.ts';
+
+/** `names` undefined is a wildcard request; otherwise only those names (missing ones are simply absent). */
+export type Generator = (push: PushContext, proxy: Proxy, names: readonly string[] | undefined) => readonly EnvoyResource[];
+
+function filterNames(resources: readonly EnvoyResource[], names: readonly string[] | undefined): readonly EnvoyResource[] {
+  if (!names) return resources;
+  const wanted = new Set(names);
+  return resources.filter((r) => wanted.has(r.name));
+}
+
+export const GENERATORS: Readonly<Record<ResourceTypeUrl, Generator>> = {
+  [CLUSTER_TYPE]: (push, proxy, names) => filterNames(buildClusters(push, proxy), names),
+  [ENDPOINT_TYPE]: (push, _proxy, names) => buildLoadAssignments(push, names),
+  [LISTENER_TYPE]: buildListeners,
+  [ROUTE_TYPE]: buildRouteConfigs,
+};
+
+export type GenerateFn = (typeUrl: ResourceTypeUrl, push: PushContext, proxy: Proxy, names?: readonly string[]) => readonly EnvoyResource[];
+
+export function generate(typeUrl: ResourceTypeUrl, push: PushContext, proxy: Proxy, names?: readonly string[]): readonly EnvoyResource[] {
+  return GENERATORS[typeUrl](push, proxy, names);
+}

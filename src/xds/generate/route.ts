@@ -1,0 +1,88 @@
+// RDS: sidecars get one RouteConfiguration per port ("9080"); proxyless gRPC one per target ("host:port").
+import type { PushContext } from '../../model/push-context.ts';
+import type { Proxy } from '../../model/proxy.ts';
+import type { Service, ServicePort } from '../../model/service.ts';
+import { isHttpProtocol } from '../../model/service.ts';
+import type { JsonObject } from '../proto-json.ts';
+import { EnvoyResource } from '../resource.ts';
+import { ROUTE_TYPE } from '../type-urls.ts';
+import { buildHttpRoutes } from './http-routes.ts';
+import { PASSTHROUGH_CLUSTER, parseHostPort, routeConfigName } from './names.ts';
+import { resolveTargetHost } from './targets.ts';
+
+/** Every name a caller in `proxyNamespace` may use for the service, with and without the port. */
+export function serviceDomains(service: Service, port: number, proxyNamespace: string | undefined): string[] {
+  const base = [service.hostname, `${service.name}.${service.namespace}.svc`, `${service.name}.${service.namespace}`];
+  // Short names only resolve for callers in the service's own namespace (Kubernetes DNS search path).
+  if (proxyNamespace === service.namespace) base.push(service.name);
+  if (service.vip) base.push(service.vip);
+  return base.flatMap((name) => [name, `${name}:${port}`]);
+}
+
+function httpPortsOf(push: PushContext): number[] {
+  return push.memo('http-ports', () => {
+    const ports = new Set<number>();
+    for (const service of push.services) for (const p of service.ports) if (isHttpProtocol(p.protocol)) ports.add(p.port);
+    return [...ports].sort((a, b) => a - b);
+  });
+}
+
+function sidecarRouteConfig(push: PushContext, port: number, proxyNamespace: string | undefined): JsonObject {
+  const used = new Set<string>();
+  const virtualHosts: JsonObject[] = [];
+  for (const service of push.services) {
+    const servicePort = service.ports.find((p) => p.port === port && isHttpProtocol(p.protocol));
+    if (!servicePort) continue;
+    const domains = serviceDomains(service, port, proxyNamespace).filter((d) => !used.has(d));
+    if (domains.length === 0) continue;
+    for (const d of domains) used.add(d);
+    virtualHosts.push({
+      name: `${service.hostname}:${port}`,
+      domains,
+      routes: buildHttpRoutes(push, push.virtualServiceByHost.get(service.hostname), service, servicePort),
+    });
+  }
+  virtualHosts.push({
+    name: 'allow_any',
+    domains: ['*'],
+    routes: [{ name: 'allow_any', match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: '0s' } }],
+  });
+  return { name: routeConfigName(port), virtual_hosts: virtualHosts, validate_clusters: false };
+}
+
+export function grpcRouteConfig(push: PushContext, name: string, service: Service, port: ServicePort): JsonObject {
+  const domains = [...new Set([name, service.hostname, `${service.hostname}:${port.port}`])];
+  return {
+    name,
+    virtual_hosts: [
+      { name, domains, routes: buildHttpRoutes(push, push.virtualServiceByHost.get(service.hostname), service, port) },
+    ],
+  };
+}
+
+/** Route configurations a proxy may ask for; `names` undefined means all a sidecar has. */
+export function buildRouteConfigs(push: PushContext, proxy: Proxy, names: readonly string[] | undefined): EnvoyResource[] {
+  const wanted = names ?? httpPortsOf(push).map(routeConfigName);
+  const out: EnvoyResource[] = [];
+  for (const name of wanted) {
+    if (/^\d+$/.test(name)) {
+      const port = Number(name);
+      if (!httpPortsOf(push).includes(port)) continue;
+      out.push(
+        push.memo(`rds:sidecar:${proxy.namespace ?? ''}:${name}`, () =>
+          new EnvoyResource(ROUTE_TYPE, name, sidecarRouteConfig(push, port, proxy.namespace)),
+        ),
+      );
+      continue;
+    }
+    const target = parseHostPort(name);
+    const resolved = target && resolveTargetHost(push, target.host, target.port, proxy.namespace);
+    if (!resolved) continue;
+    out.push(
+      push.memo(`rds:grpc:${proxy.namespace ?? ''}:${name}`, () =>
+        new EnvoyResource(ROUTE_TYPE, name, grpcRouteConfig(push, name, resolved.service, resolved.port)),
+      ),
+    );
+  }
+  return out;
+}

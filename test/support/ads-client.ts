@@ -1,0 +1,120 @@
+// A raw ADS client for protocol tests: sends exactly the DiscoveryRequests a test writes and
+// records every DiscoveryResponse, decoded to proto3 JSON.
+import * as grpc from '@grpc/grpc-js';
+import type { Json, JsonObject } from '../../src/xds/proto-json.ts';
+import { messageToJson } from '../../src/xds/proto-json.ts';
+import { messageType } from '../../src/xds/protos.ts';
+import { encodeDiscoveryRequestJson } from '../../src/xds/server/messages.ts';
+
+const identity = (b: Buffer): Buffer => b;
+const AdsClient = grpc.makeGenericClientConstructor(
+  {
+    StreamAggregatedResources: {
+      path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
+      requestStream: true,
+      responseStream: true,
+      requestSerialize: identity,
+      requestDeserialize: identity,
+      responseSerialize: identity,
+      responseDeserialize: identity,
+    },
+  },
+  'AggregatedDiscoveryService',
+);
+
+export interface Response {
+  readonly version_info: string;
+  readonly type_url: string;
+  readonly nonce: string;
+  readonly resources: JsonObject[];
+}
+
+export interface RequestFields {
+  readonly typeUrl: string;
+  readonly names?: readonly string[];
+  readonly version?: string;
+  readonly nonce?: string;
+  readonly error?: string;
+}
+
+export class RawAdsClient {
+  readonly responses: Response[] = [];
+  readonly #client: grpc.Client;
+  readonly #stream: grpc.ClientDuplexStream<Buffer, Buffer>;
+  readonly #node: JsonObject;
+  #sentNode = false;
+  #waiters: (() => void)[] = [];
+
+  constructor(xdsPort: number, nodeId: string, metadata: JsonObject = {}) {
+    this.#node = { id: nodeId, metadata, user_agent_name: 'meshpilot-test-client' };
+    this.#client = new AdsClient(`127.0.0.1:${xdsPort}`, grpc.credentials.createInsecure());
+    const call = (this.#client as unknown as { StreamAggregatedResources(): grpc.ClientDuplexStream<Buffer, Buffer> })
+      .StreamAggregatedResources();
+    this.#stream = call;
+    const type = messageType('envoy.service.discovery.v3.DiscoveryResponse');
+    call.on('data', (bytes: Buffer) => {
+      const json = messageToJson(type, type.decode(bytes)) as Record<string, Json>;
+      this.responses.push({
+        version_info: String(json['version_info'] ?? ''),
+        type_url: String(json['type_url'] ?? ''),
+        nonce: String(json['nonce'] ?? ''),
+        resources: (json['resources'] ?? []) as JsonObject[],
+      });
+      const waiters = this.#waiters;
+      this.#waiters = [];
+      for (const w of waiters) w();
+    });
+    call.on('error', () => {
+      /* the test closes the stream */
+    });
+  }
+
+  send(fields: RequestFields): void {
+    const request: JsonObject = {
+      type_url: fields.typeUrl,
+      resource_names: [...(fields.names ?? [])],
+      version_info: fields.version ?? '',
+      response_nonce: fields.nonce ?? '',
+    };
+    if (!this.#sentNode) {
+      request['node'] = this.#node;
+      this.#sentNode = true;
+    }
+    if (fields.error) request['error_detail'] = { code: 3, message: fields.error };
+    this.#stream.write(encodeDiscoveryRequestJson(request));
+  }
+
+  /** ACKs a response the way Envoy does: same type, its version and nonce, the current names. */
+  ack(response: Response, names?: readonly string[]): void {
+    this.send({ typeUrl: response.type_url, version: response.version_info, nonce: response.nonce, ...(names ? { names } : {}) });
+  }
+
+  /** Waits until a response matching `predicate` arrives (or has arrived after index `from`). */
+  async next(predicate: (r: Response) => boolean = () => true, from = 0, timeoutMs = 5000): Promise<Response> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.responses.slice(from).find(predicate);
+      if (found) return found;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no matching DiscoveryResponse within ${timeoutMs} ms (got ${this.responses.length})`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Resolves with the responses that arrived within `ms` after index `from` (to assert silence). */
+  async quiet(ms: number, from: number): Promise<Response[]> {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return this.responses.slice(from);
+  }
+
+  close(): void {
+    this.#stream.end();
+    this.#client.close();
+  }
+}

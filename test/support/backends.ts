@@ -1,0 +1,72 @@
+// Real gRPC backends for end-to-end tests: each answers /meshpilot.test.Echo/Whoami with its
+// name and address (raw bytes, no generated stubs, so any gRPC implementation can call it).
+import * as grpc from '@grpc/grpc-js';
+
+export const WHOAMI_PATH = '/meshpilot.test.Echo/Whoami';
+
+export interface Whoami {
+  readonly name: string;
+  readonly address: string;
+}
+
+export interface Backend {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly calls: number;
+  close(): Promise<void>;
+}
+
+const identity = (b: Buffer): Buffer => b;
+
+export async function startBackend(name: string, host: string, port = 0): Promise<Backend> {
+  const server = new grpc.Server();
+  let calls = 0;
+  let boundPort = port;
+  server.addService(
+    {
+      Whoami: {
+        path: WHOAMI_PATH,
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: identity,
+        requestDeserialize: identity,
+        responseSerialize: identity,
+        responseDeserialize: identity,
+      },
+    },
+    {
+      Whoami: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+        calls++;
+        callback(null, Buffer.from(JSON.stringify({ name, address: `${host}:${boundPort}` } satisfies Whoami)));
+      },
+    },
+  );
+  boundPort = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => {
+      if (error) reject(error);
+      else resolve(bound);
+    });
+  });
+  return {
+    name,
+    host,
+    port: boundPort,
+    get calls() {
+      return calls;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.tryShutdown(() => {
+          resolve();
+        });
+      }),
+  };
+}
+
+/** Starts one backend per name on 127.0.0.2, 127.0.0.3, ... all on the same port (like pods behind one targetPort). */
+export async function startBackends(names: readonly string[]): Promise<Backend[]> {
+  const first = await startBackend(names[0] ?? 'backend', '127.0.0.2');
+  const rest = await Promise.all(names.slice(1).map((name, i) => startBackend(name, `127.0.0.${i + 3}`, first.port)));
+  return [first, ...rest];
+}
