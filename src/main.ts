@@ -47,16 +47,14 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
   const log = options.log ?? createLogger(options.logLevel);
   envoyRoot(); // load the protos before anything can need them
   const store = new ConfigStore();
-  let xdsBound = false;
-  let pushController: PushController | undefined;
 
   const adsServer = new AdsServer({
     generate,
-    currentPush: () => pushController?.current(),
+    currentPush: () => pushController.current(),
     log: log.child({ component: 'xds' }),
   });
 
-  pushController = new PushController({
+  const pushController: PushController = new PushController({
     store,
     target: adsServer,
     log: log.child({ component: 'push' }),
@@ -67,13 +65,12 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
   pushController.start();
 
   const xdsPort = await adsServer.listen(options.xdsHost, options.xdsPort);
-  xdsBound = true;
   const admin = buildAdminApp(
     {
       currentPush: () => pushController.current(),
       lastPush: () => pushController.lastPush(),
       connections: () => adsServer.connections(),
-      ready: () => xdsBound && pushController.current() !== undefined,
+      ready: () => adsServer.port !== undefined && pushController.current() !== undefined,
     },
     log,
   );

@@ -70,23 +70,38 @@ function wellKnownFromJson(typeName: string, json: unknown, path: string, root: 
   }
   if (typeName === '.google.protobuf.Struct') {
     if (!isPlainObject(json)) throw new ProtoJsonError(path, 'a Struct must be a JSON object');
-    return { fields: Object.fromEntries(Object.entries(json).map(([k, v]) => [k, structValueFromJson(v)])) };
+    return { fields: Object.fromEntries(Object.entries(json).map(([k, v]) => [k, structValueFromJson(v, root)])) };
   }
   if (typeName === '.google.protobuf.ListValue') {
     if (!Array.isArray(json)) throw new ProtoJsonError(path, 'a ListValue must be a JSON array');
-    return { values: json.map(structValueFromJson) };
+    return { values: json.map((v) => structValueFromJson(v, root)) };
   }
-  return structValueFromJson(json);
+  return structValueFromJson(json, root);
 }
 
-function structValueFromJson(json: unknown): Record<string, unknown> {
-  if (json === null || json === undefined) return { null_value: 'NULL_VALUE' };
-  if (typeof json === 'number') return { number_value: json };
-  if (typeof json === 'string') return { string_value: json };
-  if (typeof json === 'boolean') return { bool_value: json };
-  if (Array.isArray(json)) return { list_value: { values: json.map(structValueFromJson) } };
-  const fields = Object.fromEntries(Object.entries(json).map(([k, v]) => [k, structValueFromJson(v)]));
-  return { struct_value: { fields } };
+// google.protobuf.Value's fields by number: protobufjs' built-in copy names them in camelCase.
+const VALUE_FIELD_IDS = { null: 1, number: 2, string: 3, bool: 4, struct: 5, list: 6 } as const;
+let valueFieldNames: Record<keyof typeof VALUE_FIELD_IDS, string> | undefined;
+
+function valueFields(root: protobuf.Root): Record<keyof typeof VALUE_FIELD_IDS, string> {
+  if (valueFieldNames) return valueFieldNames;
+  const byId = new Map(root.lookupType('google.protobuf.Value').fieldsArray.map((f) => [f.id, f.name]));
+  const names = Object.fromEntries(
+    Object.entries(VALUE_FIELD_IDS).map(([kind, id]) => [kind, byId.get(id) ?? `${kind}_value`]),
+  ) as Record<keyof typeof VALUE_FIELD_IDS, string>;
+  valueFieldNames = names;
+  return names;
+}
+
+function structValueFromJson(json: unknown, root: protobuf.Root): Record<string, unknown> {
+  const f = valueFields(root);
+  if (json === null || json === undefined) return { [f.null]: 'NULL_VALUE' };
+  if (typeof json === 'number') return { [f.number]: json };
+  if (typeof json === 'string') return { [f.string]: json };
+  if (typeof json === 'boolean') return { [f.bool]: json };
+  if (Array.isArray(json)) return { [f.list]: { values: json.map((v) => structValueFromJson(v, root)) } };
+  const fields = Object.fromEntries(Object.entries(json).map(([k, v]) => [k, structValueFromJson(v, root)]));
+  return { [f.struct]: { fields } };
 }
 
 function scalarFromJson(field: protobuf.Field, json: unknown, path: string): unknown {
@@ -188,7 +203,7 @@ function lookupTypeOrNull(root: protobuf.Root, name: string): protobuf.Type | nu
 
 /** Proto3 JSON -> protobufjs message of `type`; throws ProtoJsonError naming the field on any mismatch. */
 export function fromProtoJson(type: protobuf.Type, json: unknown): protobuf.Message {
-  const root = type.root as protobuf.Root;
+  const root = type.root;
   return type.fromObject(messageFromJson(type, json, '', root));
 }
 
@@ -221,23 +236,26 @@ function fieldValueToJson(field: protobuf.Field, value: unknown): Json {
   return scalarToJson(field, value);
 }
 
-function structValueToJson(value: Record<string, unknown>): Json {
-  if ('struct_value' in value && value['struct_value']) {
-    const fields = (value['struct_value'] as { fields?: Record<string, Record<string, unknown>> }).fields ?? {};
-    return Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, structValueToJson(v)]));
+function structValueToJson(value: Record<string, unknown>, root: protobuf.Root): Json {
+  const f = valueFields(root);
+  const has = (name: string): boolean => Object.prototype.hasOwnProperty.call(value, name) && value[name] != null;
+  if (has(f.struct)) {
+    const fields = (value[f.struct] as { fields?: Record<string, Record<string, unknown>> }).fields ?? {};
+    return Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, structValueToJson(v, root)]));
   }
-  if ('list_value' in value && value['list_value']) {
-    const values = (value['list_value'] as { values?: Record<string, unknown>[] }).values ?? [];
-    return values.map(structValueToJson);
+  if (has(f.list)) {
+    const values = (value[f.list] as { values?: Record<string, unknown>[] }).values ?? [];
+    return values.map((v) => structValueToJson(v, root));
   }
-  if ('number_value' in value) return value['number_value'] as number;
-  if ('string_value' in value) return value['string_value'] as string;
-  if ('bool_value' in value) return value['bool_value'] as boolean;
+  if (has(f.number)) return value[f.number] as number;
+  if (has(f.string)) return value[f.string] as string;
+  if (has(f.bool)) return value[f.bool] as boolean;
   return null;
 }
 
 function wellKnownToJson(type: protobuf.Type, message: protobuf.Message): Json {
   const m = message as unknown as Record<string, unknown>;
+  const root = type.root;
   switch (type.fullName) {
     case '.google.protobuf.Duration':
       return formatDurationJson(Number(longToJson(m['seconds'] ?? 0)), Number(m['nanos'] ?? 0));
@@ -245,12 +263,12 @@ function wellKnownToJson(type: protobuf.Type, message: protobuf.Message): Json {
       return new Date(Number(longToJson(m['seconds'] ?? 0)) * 1000 + Number(m['nanos'] ?? 0) / 1e6).toISOString();
     case '.google.protobuf.Struct': {
       const fields = (m['fields'] ?? {}) as Record<string, Record<string, unknown>>;
-      return Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, structValueToJson(v)]));
+      return Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, structValueToJson(v, root)]));
     }
     case '.google.protobuf.ListValue':
-      return ((m['values'] ?? []) as Record<string, unknown>[]).map(structValueToJson);
+      return ((m['values'] ?? []) as Record<string, unknown>[]).map((v) => structValueToJson(v, root));
     case '.google.protobuf.Value':
-      return structValueToJson(m);
+      return structValueToJson(m, root);
     default: {
       const field = type.fields['value'];
       if (!field) return null;
@@ -264,8 +282,8 @@ export function messageToJson(type: protobuf.Type, message: protobuf.Message): J
   if (SPECIAL_JSON.has(type.fullName)) return wellKnownToJson(type, message);
   const m = message as unknown as Record<string, unknown>;
   if (type.fullName === '.google.protobuf.Any') {
-    const typeUrl = String(m['type_url'] ?? '');
-    const inner = lookupTypeOrNull(type.root as protobuf.Root, typeUrl.slice(typeUrl.lastIndexOf('/') + 1));
+    const typeUrl = typeof m['type_url'] === 'string' ? m['type_url'] : '';
+    const inner = lookupTypeOrNull(type.root, typeUrl.slice(typeUrl.lastIndexOf('/') + 1));
     if (!inner) return { '@type': typeUrl, value: Buffer.from((m['value'] as Uint8Array | undefined) ?? []).toString('base64') };
     const decoded = inner.decode((m['value'] as Uint8Array | undefined) ?? new Uint8Array());
     const body = messageToJson(inner, decoded);

@@ -55,9 +55,9 @@ export class RawAdsClient {
     call.on('data', (bytes: Buffer) => {
       const json = messageToJson(type, type.decode(bytes)) as Record<string, Json>;
       this.responses.push({
-        version_info: String(json['version_info'] ?? ''),
-        type_url: String(json['type_url'] ?? ''),
-        nonce: String(json['nonce'] ?? ''),
+        version_info: json['version_info'] as string,
+        type_url: json['type_url'] as string,
+        nonce: json['nonce'] as string,
         resources: (json['resources'] ?? []) as JsonObject[],
       });
       const waiters = this.#waiters;

@@ -50,7 +50,7 @@ export class GrpcXdsCaller {
     return new Promise((resolve, reject) => {
       (this.#client as unknown as {
         Whoami(req: Buffer, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Buffer) => void): void;
-      }).Whoami(Buffer.alloc(0), metadata, { deadline: Date.now() + timeoutMs, waitForReady: true }, (error, response) => {
+      }).Whoami(Buffer.alloc(0), metadata, { deadline: Date.now() + timeoutMs }, (error, response) => {
         if (error) reject(error);
         else resolve(JSON.parse((response ?? Buffer.alloc(0)).toString('utf8')) as Whoami);
       });

@@ -68,7 +68,7 @@ export function buildClusters(push: PushContext, proxy: Proxy): readonly EnvoyRe
     }
     return [
       ...targets.map((t) => new EnvoyResource(CLUSTER_TYPE, t.clusterName, sidecarCluster(t))),
-      ...CATCH_ALL_CLUSTERS.map((c) => new EnvoyResource(CLUSTER_TYPE, String(c['name']), c)),
+      ...CATCH_ALL_CLUSTERS.map((c) => new EnvoyResource(CLUSTER_TYPE, c['name'] as string, c)),
     ];
   });
 }

@@ -120,7 +120,7 @@ export class XdsConnection {
       this.#recordReply(typeUrl, watch, request);
     }
     this.#maybeGrpc(typeUrl, request.resourceNames);
-    const names = this.#subscription(typeUrl, request.resourceNames);
+    const names = this.#subscription(typeUrl, request.resourceNames, watch);
     if (!watch) {
       this.watches.set(typeUrl, { names, requests: 1 });
       this.#respond(typeUrl);
@@ -172,9 +172,16 @@ export class XdsConnection {
     }
   }
 
-  #subscription(typeUrl: ResourceTypeUrl, names: readonly string[]): readonly string[] | undefined {
-    // SotW: an empty list (or "*") is a wildcard for LDS/CDS, and "nothing" for EDS/RDS.
-    if (WILDCARD_TYPES.has(typeUrl) && (names.length === 0 || names.includes('*'))) return undefined;
+  /**
+   * xds_protocol SotW: for LDS/CDS, "*" is a wildcard, and so is an empty list on the first
+   * request (legacy wildcard) or while the watch already is one; after explicit names, an empty
+   * list unsubscribes from everything. For EDS/RDS an empty list is always "nothing".
+   */
+  #subscription(typeUrl: ResourceTypeUrl, names: readonly string[], watch: WatchState | undefined): readonly string[] | undefined {
+    if (WILDCARD_TYPES.has(typeUrl)) {
+      if (names.includes('*')) return undefined;
+      if (names.length === 0 && (!watch || watch.names === undefined)) return undefined;
+    }
     return [...new Set(names)].sort();
   }
 
