@@ -5,46 +5,10 @@ import { after, before, describe, it } from 'node:test';
 import { RawAdsClient } from './support/ads-client.ts';
 import { startBackends, type Backend } from './support/backends.ts';
 import { GrpcXdsCaller } from './support/grpc-xds-client.ts';
-import { MeshDir, endpointSlice, eventually, pod, rule, service } from './support/mesh-dir.ts';
+import { MeshDir, eventually } from './support/mesh-dir.ts';
+import { PRODUCTPAGE, TARGET, reviewsRoutes, subsets, workloads } from './support/reviews-mesh.ts';
 import { startMeshpilot } from './support/meshpilot.ts';
 import { LISTENER_TYPE } from '../src/xds/type-urls.ts';
-
-const NS = 'default';
-const TARGET = 'xds:///reviews.default.svc.cluster.local:9080';
-const PRODUCTPAGE = 'sidecar~127.0.0.20~productpage-v1-6b746f74dc-9stvs.default~default.svc.cluster.local';
-
-function workloads(backends: Backend[]) {
-  const versions = ['v1', 'v2', 'v3'];
-  return [
-    service('reviews', NS, [{ name: 'grpc', port: 9080, targetPort: backends[0]?.port ?? 0 }], '10.96.0.30'),
-    ...backends.map((b, i) => pod(`reviews-${versions[i] ?? 'v'}-0`, NS, b.host, { app: 'reviews', version: versions[i] ?? '' })),
-    endpointSlice(
-      'reviews',
-      NS,
-      { name: 'grpc', port: backends[0]?.port ?? 0 },
-      backends.map((b, i) => ({ name: `reviews-${versions[i] ?? 'v'}-0`, ip: b.host })),
-    ),
-  ];
-}
-
-const subsets = rule('DestinationRule', 'reviews', NS, {
-  host: 'reviews',
-  subsets: ['v1', 'v2', 'v3'].map((v) => ({ name: v, labels: { version: v } })),
-});
-
-function reviewsRoutes(split: { v1: number; v3: number }) {
-  const route = [
-    { destination: { host: 'reviews', subset: 'v1' }, weight: split.v1 },
-    { destination: { host: 'reviews', subset: 'v3' }, weight: split.v3 },
-  ].filter((r) => r.weight > 0);
-  return rule('VirtualService', 'reviews', NS, {
-    hosts: ['reviews'],
-    http: [
-      { match: [{ headers: { 'end-user': { exact: 'jason' } } }], route: [{ destination: { host: 'reviews', subset: 'v2' } }] },
-      { route },
-    ],
-  });
-}
 
 describe('proxyless gRPC clients routed by meshpilot', () => {
   let dir: MeshDir;
@@ -91,6 +55,18 @@ describe('proxyless gRPC clients routed by meshpilot', () => {
       assert.equal((await short.whoami({ 'end-user': 'jason' })).name, 'reviews-v2');
     } finally {
       short.close();
+    }
+  });
+
+  it('serves a gRPC client that sends no GENERATOR metadata as proxyless gRPC (by its user agent)', async () => {
+    const nodeId = 'sidecar~127.0.0.22~details-v1-0.default~default.svc.cluster.local';
+    const plain = new GrpcXdsCaller(TARGET, { xdsPort: meshpilot.xdsPort, nodeId });
+    try {
+      assert.equal((await plain.whoami({ 'end-user': 'jason' })).name, 'reviews-v2');
+      const body = (await (await meshpilot.admin('/debug/syncz')).json()) as { proxies: { proxy: string; generator: string }[] };
+      assert.equal(body.proxies.find((p) => p.proxy === nodeId)?.generator, 'grpc');
+    } finally {
+      plain.close();
     }
   });
 

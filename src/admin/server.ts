@@ -8,8 +8,9 @@ import { registerSyncRoutes } from './routes/sync.ts';
 import type { AdminViews } from './views.ts';
 
 export function buildAdminApp(views: AdminViews, log: Logger): FastifyInstance {
-  const loggerInstance: FastifyBaseLogger = log.child({ component: 'admin' });
-  const app = Fastify({ loggerInstance, disableRequestLogging: true });
+  // Per-request lines are noise for an admin API polled by probes: only warnings and errors.
+  const loggerInstance: FastifyBaseLogger = log.child({ component: 'admin' }, { level: log.levelVal > 40 ? log.level : 'warn' });
+  const app = Fastify({ loggerInstance });
   registerHealthRoutes(app, views);
   registerRegistryRoutes(app, views);
   registerConfigRoutes(app, views);

@@ -14,7 +14,18 @@ function stringMatcher(match: StringMatch): JsonObject {
   return { safe_regex: { regex: match.regex ?? '' } };
 }
 
-function routeMatch(match: HttpMatchRequest | undefined): JsonObject {
+/** Which header-matcher fields the client understands. */
+export type RouteDialect = 'envoy' | 'grpc';
+
+function headerMatcher(name: string, value: StringMatch, dialect: RouteDialect): JsonObject {
+  if (dialect === 'envoy') return { name, string_match: stringMatcher(value) };
+  // gRPC clients before 1.53 (C-core) reject string_match; the older fields work in every version.
+  if (value.exact !== undefined) return { name, exact_match: value.exact };
+  if (value.prefix !== undefined) return { name, prefix_match: value.prefix };
+  return { name, safe_regex_match: { regex: value.regex ?? '' } };
+}
+
+function routeMatch(match: HttpMatchRequest | undefined, dialect: RouteDialect): JsonObject {
   const out: JsonObject = {};
   const uri = match?.uri;
   if (uri?.exact !== undefined) out['path'] = uri.exact;
@@ -22,7 +33,7 @@ function routeMatch(match: HttpMatchRequest | undefined): JsonObject {
   else out['prefix'] = uri?.prefix ?? '/';
   const headers = Object.entries(match?.headers ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   if (headers.length > 0) {
-    out['headers'] = headers.map(([name, value]) => ({ name, string_match: stringMatcher(value) }));
+    out['headers'] = headers.map(([name, value]) => headerMatcher(name, value, dialect));
   }
   return out;
 }
@@ -62,6 +73,7 @@ export function buildHttpRoutes(
   vs: ResolvedVirtualService | undefined,
   service: Service,
   port: ServicePort,
+  dialect: RouteDialect,
 ): JsonObject[] {
   if (!vs) return [defaultRoute(service, port)];
   const routes: JsonObject[] = [];
@@ -72,7 +84,7 @@ export function buildHttpRoutes(
     for (const match of matches) {
       routes.push({
         name: route.name ?? match?.name ?? `${vs.rule.meta.namespace}/${vs.rule.meta.name}/http[${index}]`,
-        match: routeMatch(match),
+        match: routeMatch(match, dialect),
         route: action,
       });
     }

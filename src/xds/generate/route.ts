@@ -39,7 +39,7 @@ function sidecarRouteConfig(push: PushContext, port: number, proxyNamespace: str
     virtualHosts.push({
       name: `${service.hostname}:${port}`,
       domains,
-      routes: buildHttpRoutes(push, push.virtualServiceByHost.get(service.hostname), service, servicePort),
+      routes: buildHttpRoutes(push, push.virtualServiceByHost.get(service.hostname), service, servicePort, 'envoy'),
     });
   }
   virtualHosts.push({
@@ -55,7 +55,7 @@ export function grpcRouteConfig(push: PushContext, name: string, service: Servic
   return {
     name,
     virtual_hosts: [
-      { name, domains, routes: buildHttpRoutes(push, push.virtualServiceByHost.get(service.hostname), service, port) },
+      { name, domains, routes: buildHttpRoutes(push, push.virtualServiceByHost.get(service.hostname), service, port, 'grpc') },
     ],
   };
 }

@@ -74,18 +74,13 @@ export class AdsServer {
     for (const connection of this.#connections.values()) connection.push();
   }
 
+  /** Ends every stream (clients reconnect, to another replica), waits for them up to `graceMs`, then stops. */
   async close(graceMs = 2000): Promise<void> {
+    const deadline = Date.now() + graceMs;
     for (const stream of this.#streams.values()) stream.end();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.#server.forceShutdown();
-        resolve();
-      }, graceMs);
-      this.#server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    while (this.#streams.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    // forceShutdown also drops idle HTTP/2 sessions that a graceful shutdown would wait on forever.
+    this.#server.forceShutdown();
   }
 
   readonly #handleStream = (stream: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>): void => {

@@ -1,0 +1,201 @@
+// Reading a config directory: files to objects, plus the last-good rules across reads.
+// No watching and no publishing, so `meshpilot render` and tests can use it offline.
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import type { SourceRef } from '../model/service.ts';
+import type { RejectedObject } from '../model/store.ts';
+import type { AcceptedObject, ConvertedObjects, ParsedObject, SourcedObject } from './kube-objects.ts';
+import { assembleObjects, isAccepted, parseObject } from './kube-objects.ts';
+import { isFields, stringField } from './object-fields.ts';
+
+export type TextReadResult =
+  | { readonly ok: true; readonly objects: readonly SourcedObject[] }
+  | { readonly ok: false; readonly rejected: RejectedObject };
+
+export interface FileRead {
+  /** Path relative to the config dir, with `/` separators. */
+  readonly file: string;
+  readonly result: TextReadResult;
+}
+
+const CONFIG_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
+/** Cap on list nesting, so a hostile `List` of `List`s cannot recurse forever. */
+const MAX_LIST_DEPTH = 8;
+
+function parseFailure(source: SourceRef, position: string, message: string): TextReadResult {
+  return {
+    ok: false,
+    rejected: {
+      source,
+      object: position,
+      issues: [{ code: 'MP_YAML_PARSE', severity: 'error', path: '', message }],
+      keptLastGood: false,
+    },
+  };
+}
+
+/** `kind: List` and typed lists (`ServiceList`) as kubectl and the API print them, expanded to items. */
+function expandLists(object: unknown, source: SourceRef, position: string, depth = 0): SourcedObject[] {
+  if (!isFields(object)) return [{ object, source, position }];
+  const kind = stringField(object, 'kind');
+  const items = object['items'];
+  if (kind === undefined || !kind.endsWith('List') || !Array.isArray(items) || depth >= MAX_LIST_DEPTH) {
+    return [{ object, source, position }];
+  }
+  const itemKind = kind === 'List' ? undefined : kind.slice(0, -'List'.length);
+  const apiVersion = stringField(object, 'apiVersion');
+  return items.flatMap((item: unknown, index) => {
+    // API list responses leave kind and apiVersion off their items; the list's type supplies them.
+    const typed = isFields(item) && itemKind !== undefined && item['kind'] === undefined ? { apiVersion, kind: itemKind, ...item } : item;
+    return expandLists(typed, source, `${position}, item ${index + 1}`, depth + 1);
+  });
+}
+
+/** Parses one file's text (multi-document YAML or JSON); any syntax error fails the whole file. */
+export function readObjectsFromText(text: string, location: string): TextReadResult {
+  const source: SourceRef = { origin: 'file', location };
+  const documents = parseAllDocuments(text);
+  const objects: SourcedObject[] = [];
+  for (const [index, document] of documents.entries()) {
+    const position = `document ${index + 1}`;
+    const [error] = document.errors;
+    if (error) {
+      const where = error.linePos ? `line ${error.linePos[0].line}, column ${error.linePos[0].col}` : position;
+      const reason = error.message.split(/ at line \d+, column \d+/)[0] ?? error.message;
+      return parseFailure(source, position, `${where}: ${reason}: fix the YAML syntax; nothing from this file changed what is served`);
+    }
+    if (document.contents === null) continue;
+    let value: unknown;
+    try {
+      value = document.toJS();
+    } catch (cause) {
+      const reason = cause instanceof Error ? cause.message : String(cause);
+      return parseFailure(source, position, `${position}: ${reason}: fix the YAML; nothing from this file changed what is served`);
+    }
+    if (value === null || value === undefined) continue;
+    objects.push(...expandLists(value, source, position));
+  }
+  return { ok: true, objects };
+}
+
+export interface DirectoryListing {
+  /** Config files relative to the dir, `/`-separated, sorted. */
+  readonly files: readonly string[];
+  /** Absolute paths of the dir and every subdirectory read (what to watch). */
+  readonly directories: readonly string[];
+}
+
+export function isHidden(name: string): boolean {
+  return name.startsWith('.');
+}
+
+/** Recursive, sorted, skipping dotfiles and dot-directories; follows symlinks (ConfigMap mounts use them). */
+export async function listConfigFiles(dir: string): Promise<DirectoryListing> {
+  const files: string[] = [];
+  const directories: string[] = [];
+  const visited = new Set<string>();
+  const walk = async (absolute: string, relative: string): Promise<void> => {
+    const real = await realpath(absolute);
+    if (visited.has(real)) return;
+    visited.add(real);
+    directories.push(absolute);
+    for (const entry of await readdir(absolute, { withFileTypes: true })) {
+      if (isHidden(entry.name)) continue;
+      const entryPath = path.join(absolute, entry.name);
+      const entryRelative = relative ? `${relative}/${entry.name}` : entry.name;
+      let isDirectory = entry.isDirectory();
+      let isFile = entry.isFile();
+      if (entry.isSymbolicLink()) {
+        const target = await stat(entryPath).catch(() => undefined);
+        isDirectory = target?.isDirectory() ?? false;
+        isFile = target?.isFile() ?? false;
+      }
+      if (isDirectory) await walk(entryPath, entryRelative).catch(ignoreVanished);
+      else if (isFile && CONFIG_EXTENSIONS.has(path.extname(entry.name).toLowerCase())) files.push(entryRelative);
+    }
+  };
+  await walk(dir, '');
+  files.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return { files, directories };
+}
+
+export function errorCode(error: unknown): string | undefined {
+  return error instanceof Error && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
+}
+
+/** A file or directory deleted while the tree was being read is simply no longer there. */
+function ignoreVanished(error: unknown): void {
+  if (errorCode(error) !== 'ENOENT') throw error;
+}
+
+async function readConfigFile(dir: string, file: string): Promise<FileRead | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path.join(dir, file), 'utf8');
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return undefined;
+    const reason = error instanceof Error ? error.message : String(error);
+    return { file, result: parseFailure({ origin: 'file', location: file }, 'file', `cannot be read (${reason}): fix its permissions`) };
+  }
+  return { file, result: readObjectsFromText(text, file) };
+}
+
+export async function readDirectory(dir: string): Promise<{ listing: DirectoryListing; reads: FileRead[] }> {
+  const listing = await listConfigFiles(dir);
+  const reads = await Promise.all(listing.files.map((file) => readConfigFile(dir, file)));
+  return { listing, reads: reads.filter((read): read is FileRead => read !== undefined) };
+}
+
+/** What a directory held at its last good reads; the input for keeping last good state. */
+export interface DirectoryState {
+  /** Accepted objects of each file at its last good parse. */
+  readonly files: ReadonlyMap<string, readonly AcceptedObject[]>;
+  /** The last accepted version of each object, by kind/namespace/name. */
+  readonly objects: ReadonlyMap<string, AcceptedObject>;
+}
+
+export const EMPTY_DIRECTORY_STATE: DirectoryState = { files: new Map(), objects: new Map() };
+
+/**
+ * Applies the last-good rules to fresh reads: a file that fails to parse keeps its previous
+ * objects; an object that fails validation keeps its previous version. Pure.
+ */
+export function applyLastGood(previous: DirectoryState, reads: readonly FileRead[]): { state: DirectoryState; parsed: ParsedObject[] } {
+  const perFile = reads.map(({ file, result }): { file: string; parsed: ParsedObject[]; hasLastGood: boolean } => {
+    if (result.ok) return { file, parsed: result.objects.map(parseObject), hasLastGood: true };
+    const kept = previous.files.get(file);
+    const rejected: ParsedObject = { type: 'rejected', source: result.rejected.source, rejected: { ...result.rejected, keptLastGood: kept !== undefined } };
+    // A file that has never parsed has no last good state to keep.
+    return { file, parsed: [...(kept ?? []), rejected], hasLastGood: kept !== undefined };
+  });
+  const acceptedKeys = new Set(perFile.flatMap(({ parsed }) => parsed.filter(isAccepted).map((object) => object.key)));
+  const files = new Map<string, AcceptedObject[]>();
+  const objects = new Map<string, AcceptedObject>();
+  const parsed: ParsedObject[] = [];
+  for (const entry of perFile) {
+    const fileObjects: AcceptedObject[] = [];
+    for (const object of entry.parsed) {
+      if (object.type === 'rejected' && object.key !== undefined && !acceptedKeys.has(object.key)) {
+        const lastGood = previous.objects.get(object.key);
+        if (lastGood) {
+          acceptedKeys.add(object.key);
+          parsed.push(lastGood, { ...object, rejected: { ...object.rejected, keptLastGood: true } });
+          fileObjects.push(lastGood);
+          continue;
+        }
+      }
+      parsed.push(object);
+      if (isAccepted(object)) fileObjects.push(object);
+    }
+    for (const object of fileObjects) if (!objects.has(object.key)) objects.set(object.key, object);
+    if (entry.hasLastGood) files.set(entry.file, fileObjects);
+  }
+  return { state: { files, objects }, parsed };
+}
+
+/** Reads and converts a directory once, without history (for `meshpilot render` and tests). */
+export async function loadDirectory(dir: string): Promise<ConvertedObjects> {
+  const { reads } = await readDirectory(dir);
+  return assembleObjects(applyLastGood(EMPTY_DIRECTORY_STATE, reads).parsed);
+}

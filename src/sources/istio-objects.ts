@@ -1,0 +1,349 @@
+// Istio VirtualService and DestinationRule objects into rule models, validated as Istio's
+// admission webhook would: each problem names its field and says how to fix it.
+import type { ErrorCode } from '../errors.ts';
+import type { DestinationRule, DestinationRuleSpec, Rule, RuleKind, ValidationIssue, VirtualService, VirtualServiceSpec } from '../model/rules.ts';
+import type { SourceRef } from '../model/service.ts';
+import type { Fields } from './object-fields.ts';
+import { describeType, isDns1123Label, isFields, isIpAddress, isPortNumber, isWildcardDomain, readMeta } from './object-fields.ts';
+
+export const ISTIO_NETWORKING_GROUP = 'networking.istio.io';
+export const ISTIO_NETWORKING_VERSIONS: readonly string[] = ['v1', 'v1beta1', 'v1alpha3'];
+
+const VIRTUAL_SERVICE_FIELDS = ['hosts', 'gateways', 'http', 'tls', 'tcp', 'exportTo'];
+const HTTP_ROUTE_FIELDS = [
+  'name', 'match', 'route', 'redirect', 'directResponse', 'delegate', 'rewrite', 'timeout', 'retries', 'fault',
+  'mirror', 'mirrors', 'mirrorPercent', 'mirrorPercentage', 'corsPolicy', 'headers',
+];
+const HTTP_MATCH_FIELDS = [
+  'name', 'uri', 'scheme', 'method', 'authority', 'headers', 'port', 'sourceLabels', 'gateways', 'queryParams',
+  'ignoreUriCase', 'withoutHeaders', 'sourceNamespace', 'statPrefix',
+];
+const ROUTE_DESTINATION_FIELDS = ['destination', 'weight', 'headers'];
+const DESTINATION_FIELDS = ['host', 'subset', 'port'];
+const PORT_SELECTOR_FIELDS = ['number'];
+const STRING_MATCH_FIELDS = ['exact', 'prefix', 'regex'];
+const DESTINATION_RULE_FIELDS = ['host', 'trafficPolicy', 'subsets', 'exportTo', 'workloadSelector'];
+const SUBSET_FIELDS = ['name', 'labels', 'trafficPolicy'];
+
+/** Collects issues for one object; `error`/`warn` take a field path and a message with its fix. */
+class IssueList {
+  readonly issues: ValidationIssue[] = [];
+  constructor(private readonly code: ErrorCode) {}
+
+  error(path: string, message: string): void {
+    this.issues.push({ code: this.code, severity: 'error', path, message });
+  }
+
+  warn(path: string, message: string): void {
+    this.issues.push({ code: this.code, severity: 'warning', path, message });
+  }
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+function checkUnknownFields(fields: Fields, known: readonly string[], path: string, what: string, issues: IssueList): void {
+  for (const key of Object.keys(fields)) {
+    if (known.includes(key)) continue;
+    const suggestion = known.find((candidate) => editDistance(candidate.toLowerCase(), key.toLowerCase()) <= 2);
+    const fix = suggestion ? `did you mean "${suggestion}"?` : `remove it (known fields: ${known.join(', ')})`;
+    issues.warn(`${path}.${key}`, `unknown field "${key}" in ${what} is ignored: ${fix}`);
+  }
+}
+
+/** Lists of maps: reports non-map entries, returns the maps with their index. */
+function mapsIn(value: unknown, path: string, what: string, issues: IssueList): [number, Fields][] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) {
+    issues.error(path, `must be a list of ${what}, got ${describeType(value)}: write it as a YAML list ("- ...")`);
+    return [];
+  }
+  const out: [number, Fields][] = [];
+  value.forEach((entry: unknown, index) => {
+    if (isFields(entry)) out.push([index, entry]);
+    else issues.error(`${path}[${index}]`, `must be a ${what}, got ${describeType(entry)}: write it as a map of fields`);
+  });
+  return out;
+}
+
+function stringsIn(value: unknown, path: string, issues: IssueList): [number, string][] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) {
+    issues.error(path, `must be a list of strings, got ${describeType(value)}: write it as a YAML list ("- ...")`);
+    return [];
+  }
+  const out: [number, string][] = [];
+  value.forEach((entry: unknown, index) => {
+    if (typeof entry === 'string') out.push([index, entry]);
+    else issues.error(`${path}[${index}]`, `must be a string, got ${describeType(entry)}: quote it`);
+  });
+  return out;
+}
+
+/**
+ * Istio compiles regexes with RE2; JS RegExp is the approximation here. RE2's inline flags and
+ * `(?P<name>` are rewritten so valid RE2 is not refused, and what RE2 lacks is refused.
+ */
+export function checkRe2Regex(pattern: string): string | undefined {
+  if (/\(\?<?[=!]/.test(pattern)) return 'RE2 has no lookahead or lookbehind';
+  if (/\\[1-9]/.test(pattern)) return 'RE2 has no backreferences';
+  const jsPattern = pattern
+    .replace(/\(\?P</g, '(?<')
+    .replace(/\(\?[imsU]+\)/g, '')
+    .replace(/\(\?[imsU-]+:/g, '(?:')
+    .replace(/\\[Az]/g, '');
+  try {
+    new RegExp(jsPattern, 'u');
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message.replace(/^Invalid regular expression: /, '') : String(error);
+  }
+}
+
+/** `exactlyOne` for uri; headers allow `{}`, Istio's way of saying "the header is present". */
+function checkStringMatch(value: unknown, path: string, exactlyOne: boolean, issues: IssueList): void {
+  if (value === null || value === undefined) {
+    issues.error(path, `is empty: give it one of exact, prefix or regex, e.g. { exact: "jason" }`);
+    return;
+  }
+  if (!isFields(value)) {
+    issues.error(path, `must be a map with one of exact, prefix or regex, got ${describeType(value)}: write e.g. { exact: ${JSON.stringify(value)} }`);
+    return;
+  }
+  checkUnknownFields(value, STRING_MATCH_FIELDS, path, 'a string match', issues);
+  const present = STRING_MATCH_FIELDS.filter((key) => value[key] !== undefined);
+  if (present.length > 1) {
+    issues.error(path, `has ${present.join(' and ')}, but a match takes exactly one: keep one of exact, prefix or regex`);
+  } else if (present.length === 0 && exactlyOne) {
+    issues.error(path, `has none of exact, prefix or regex: add exactly one, e.g. { prefix: "/" }`);
+  }
+  for (const key of present) {
+    const operand = value[key];
+    if (typeof operand !== 'string') {
+      issues.error(`${path}.${key}`, `must be a string, got ${describeType(operand)}: quote it`);
+    } else if (key === 'regex') {
+      const problem = checkRe2Regex(operand);
+      if (problem) issues.error(`${path}.regex`, `does not compile as an RE2 regex (${problem}): fix the pattern (see https://github.com/google/re2/wiki/Syntax)`);
+    }
+  }
+}
+
+function checkMatch(match: Fields, path: string, issues: IssueList): void {
+  checkUnknownFields(match, HTTP_MATCH_FIELDS, path, 'an HTTP match', issues);
+  if (match['uri'] !== undefined) checkStringMatch(match['uri'], `${path}.uri`, true, issues);
+  for (const key of ['scheme', 'method', 'authority']) {
+    if (match[key] !== undefined) checkStringMatch(match[key], `${path}.${key}`, true, issues);
+  }
+  for (const mapKey of ['headers', 'queryParams', 'withoutHeaders']) {
+    const entries = match[mapKey];
+    if (entries === undefined || entries === null) continue;
+    if (!isFields(entries)) {
+      issues.error(`${path}.${mapKey}`, `must be a map of name to match, got ${describeType(entries)}: write e.g. ${mapKey}: { end-user: { exact: jason } }`);
+      continue;
+    }
+    for (const [name, entry] of Object.entries(entries)) {
+      const entryPath = `${path}.${mapKey}.${name}`;
+      if (mapKey !== 'queryParams' && !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) {
+        issues.error(entryPath, `"${name}" is not a valid HTTP header name: use letters, digits and hyphens`);
+      }
+      checkStringMatch(entry, entryPath, false, issues);
+    }
+  }
+  if (match['port'] !== undefined && !isPortNumber(match['port'])) {
+    issues.error(`${path}.port`, `must be a port number 1..65535, got ${describeType(match['port'])}: fix the number`);
+  }
+}
+
+function checkHost(host: string, path: string, allowIp: boolean, issues: IssueList): boolean {
+  if (host === '') {
+    issues.error(path, 'is empty: name a service, e.g. reviews or reviews.default.svc.cluster.local');
+    return false;
+  }
+  if (!isWildcardDomain(host) && !(allowIp && isIpAddress(host))) {
+    issues.error(path, `"${host}" is not a valid host: use a lowercase DNS name (letters, digits, "-" and "."), optionally starting with "*."`);
+    return false;
+  }
+  return true;
+}
+
+function checkDestination(value: unknown, path: string, issues: IssueList): void {
+  if (!isFields(value)) {
+    issues.error(path, value === undefined ? 'is missing: add destination: { host: <service> }' : `must be a map, got ${describeType(value)}: write destination: { host: <service> }`);
+    return;
+  }
+  checkUnknownFields(value, DESTINATION_FIELDS, path, 'a destination', issues);
+  const host = value['host'];
+  if (typeof host !== 'string') {
+    issues.error(`${path}.host`, host === undefined ? 'is missing: name the service to send traffic to, e.g. host: reviews' : `must be a string, got ${describeType(host)}: quote it`);
+  } else {
+    checkHost(host, `${path}.host`, false, issues);
+  }
+  const subset = value['subset'];
+  if (subset !== undefined && (typeof subset !== 'string' || !isDns1123Label(subset))) {
+    issues.error(`${path}.subset`, `${JSON.stringify(subset)} is not a valid subset name: use lowercase letters, digits and "-" (a DNS label), as in the DestinationRule`);
+  }
+  const port = value['port'];
+  if (port !== undefined) {
+    if (!isFields(port)) {
+      issues.error(`${path}.port`, `must be a map, got ${describeType(port)}: write port: { number: 9080 }`);
+    } else {
+      checkUnknownFields(port, PORT_SELECTOR_FIELDS, `${path}.port`, 'a port selector', issues);
+      if (!isPortNumber(port['number'])) {
+        issues.error(`${path}.port.number`, `must be a port number 1..65535, got ${describeType(port['number'])}: write the service port, e.g. number: 9080`);
+      }
+    }
+  }
+}
+
+function checkRouteDestinations(routeValue: unknown, path: string, issues: IssueList): void {
+  const destinations = mapsIn(routeValue, path, 'route destination', issues);
+  let total = 0;
+  let weightsValid = true;
+  for (const [index, destination] of destinations) {
+    const itemPath = `${path}[${index}]`;
+    checkUnknownFields(destination, ROUTE_DESTINATION_FIELDS, itemPath, 'a route destination', issues);
+    checkDestination(destination['destination'], `${itemPath}.destination`, issues);
+    const weight = destination['weight'];
+    if (weight === undefined) continue;
+    if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0 || weight > 100) {
+      issues.error(`${itemPath}.weight`, `must be a whole number from 0 to 100, got ${describeType(weight)}: give the percentage of traffic as an integer`);
+      weightsValid = false;
+    } else {
+      total += weight;
+    }
+  }
+  const count = Array.isArray(routeValue) ? routeValue.length : 0;
+  // Istio requires the split to be explicit once there is more than one destination.
+  if (weightsValid && count > 1 && total !== 100) {
+    const where = path.replace(/^spec\./, '');
+    issues.error(path, `weights sum to ${total}, expected 100: make the weights of ${where} add up to 100`);
+  }
+}
+
+function checkHttpRoute(route: Fields, path: string, issues: IssueList): void {
+  checkUnknownFields(route, HTTP_ROUTE_FIELDS, path, 'an HTTP route', issues);
+  for (const [index, match] of mapsIn(route['match'], `${path}.match`, 'match', issues)) {
+    checkMatch(match, `${path}.match[${index}]`, issues);
+  }
+  const routeValue = route['route'];
+  const hasRoute = Array.isArray(routeValue) && routeValue.length > 0;
+  const answersItself = route['redirect'] !== undefined || route['directResponse'] !== undefined || route['delegate'] !== undefined;
+  if (hasRoute && route['redirect'] !== undefined) {
+    issues.error(`${path}.redirect`, 'an HTTP route cannot have both route and redirect: keep one of them');
+  } else if (!hasRoute && !answersItself) {
+    issues.error(`${path}.route`, 'is empty: add at least one destination, e.g. route: [{ destination: { host: reviews } }]');
+  }
+  checkRouteDestinations(routeValue, `${path}.route`, issues);
+}
+
+export function validateVirtualServiceSpec(spec: unknown): ValidationIssue[] {
+  const issues = new IssueList('MP_RULE_INVALID');
+  if (!isFields(spec)) {
+    issues.error('spec', `${spec === undefined ? 'is missing' : `must be a map, got ${describeType(spec)}`}: add spec with hosts and http routes`);
+    return issues.issues;
+  }
+  checkUnknownFields(spec, VIRTUAL_SERVICE_FIELDS, 'spec', 'a VirtualService spec', issues);
+  const gateways = stringsIn(spec['gateways'], 'spec.gateways', issues).map(([, gateway]) => gateway);
+  const appliesToMesh = gateways.length === 0 || gateways.includes('mesh');
+  const hostsValue = spec['hosts'];
+  const hosts = stringsIn(hostsValue, 'spec.hosts', issues);
+  if (hostsValue === undefined || hostsValue === null || (Array.isArray(hostsValue) && hostsValue.length === 0)) {
+    issues.error('spec.hosts', 'is empty: list the hosts this rule routes, e.g. hosts: [reviews]');
+  }
+  for (const [index, host] of hosts) {
+    if (!checkHost(host, `spec.hosts[${index}]`, true, issues)) continue;
+    if (host === '*' && appliesToMesh) {
+      issues.error(`spec.hosts[${index}]`, 'the wildcard host * is not allowed for rules bound to the mesh: name the services, or bind the rule to a gateway');
+    }
+  }
+  if (spec['http'] === undefined && spec['tcp'] === undefined && spec['tls'] === undefined) {
+    issues.error('spec.http', 'is missing: a VirtualService needs http, tcp or tls routes; add http: [{ route: [...] }]');
+  }
+  for (const [index, route] of mapsIn(spec['http'], 'spec.http', 'HTTP route', issues)) {
+    checkHttpRoute(route, `spec.http[${index}]`, issues);
+  }
+  return issues.issues;
+}
+
+export function validateDestinationRuleSpec(spec: unknown): ValidationIssue[] {
+  const issues = new IssueList('MP_RULE_INVALID');
+  if (!isFields(spec)) {
+    issues.error('spec', `${spec === undefined ? 'is missing' : `must be a map, got ${describeType(spec)}`}: add spec with host and subsets`);
+    return issues.issues;
+  }
+  checkUnknownFields(spec, DESTINATION_RULE_FIELDS, 'spec', 'a DestinationRule spec', issues);
+  const host = spec['host'];
+  if (typeof host !== 'string' || host === '') {
+    issues.error('spec.host', host === undefined || host === '' ? 'is required: name the service this rule configures, e.g. host: reviews' : `must be a string, got ${describeType(host)}: quote it`);
+  } else {
+    checkHost(host, 'spec.host', false, issues);
+  }
+  const seen = new Map<string, number>();
+  for (const [index, subset] of mapsIn(spec['subsets'], 'spec.subsets', 'subset', issues)) {
+    const path = `spec.subsets[${index}]`;
+    checkUnknownFields(subset, SUBSET_FIELDS, path, 'a subset', issues);
+    const name = subset['name'];
+    if (typeof name !== 'string' || name === '') {
+      issues.error(`${path}.name`, 'is required: give the subset a name routes can refer to, e.g. name: v1');
+    } else if (!isDns1123Label(name)) {
+      issues.error(`${path}.name`, `"${name}" is not a valid subset name: use lowercase letters, digits and "-" (a DNS label)`);
+    } else if (seen.has(name)) {
+      issues.error(`${path}.name`, `subset "${name}" is already defined at spec.subsets[${seen.get(name) ?? 0}]: give each subset a unique name`);
+    } else {
+      seen.set(name, index);
+    }
+    const labels = subset['labels'];
+    if (labels === undefined || labels === null) continue;
+    if (!isFields(labels)) {
+      issues.error(`${path}.labels`, `must be a map of label to value, got ${describeType(labels)}: write e.g. labels: { version: v1 }`);
+      continue;
+    }
+    for (const [key, value] of Object.entries(labels)) {
+      if (typeof value !== 'string') {
+        issues.error(`${path}.labels.${key}`, `must be a string, got ${describeType(value)}: quote it, e.g. ${key}: "${String(value)}"`);
+      }
+    }
+  }
+  return issues.issues;
+}
+
+export interface RuleConversion {
+  /** Present when no issue is an error; warnings ride along in `rule.meta.warnings`. */
+  readonly rule?: Rule;
+  readonly issues: readonly ValidationIssue[];
+}
+
+/** Validates and converts one rule object; the spec is kept exactly as written. */
+export function convertIstioRule(kind: RuleKind, object: Fields, source: SourceRef): RuleConversion {
+  const meta = readMeta(object);
+  const issues: ValidationIssue[] = [];
+  if (meta.name === undefined) {
+    issues.push({ code: 'MP_OBJECT_INVALID', severity: 'error', path: 'metadata.name', message: 'is missing: give the rule a name (metadata.name)' });
+  }
+  const spec = object['spec'];
+  issues.push(...(kind === 'VirtualService' ? validateVirtualServiceSpec(spec) : validateDestinationRuleSpec(spec)));
+  if (meta.name === undefined || issues.some((issue) => issue.severity === 'error')) return { issues };
+  const warnings = issues.filter((issue) => issue.severity === 'warning');
+  const ruleMeta = {
+    name: meta.name,
+    namespace: meta.namespace,
+    source,
+    ...(meta.creationTimestamp !== undefined ? { creationTimestamp: meta.creationTimestamp } : {}),
+    ...(warnings.length > 0 ? { warnings } : {}),
+  };
+  const rule: VirtualService | DestinationRule =
+    kind === 'VirtualService'
+      ? { meta: { ...ruleMeta, kind }, spec: spec as VirtualServiceSpec }
+      : { meta: { ...ruleMeta, kind }, spec: spec as DestinationRuleSpec };
+  return { rule, issues };
+}

@@ -1,0 +1,184 @@
+// EndpointSlices, legacy Endpoints and Pods, and the join that turns them into model endpoints
+// carrying the labels of the Pod behind each address.
+import type { Endpoint, Service } from '../model/service.ts';
+import { serviceHostname } from '../model/service.ts';
+import type { Fields, ObjectMeta } from './object-fields.ts';
+import { arrayField, describeType, fieldsOf, isFields, isPortNumber, stringField } from './object-fields.ts';
+import type { EndpointGroup, EndpointSet, GroupEndpoint, GroupPort, ParsedObject, PodInfo, SourcedObject, TargetRef } from './parsed-object.ts';
+import { objectKey, ObjectProblems, rejectedObject, requireName } from './parsed-object.ts';
+
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
+function readTargetRef(value: unknown): TargetRef | undefined {
+  if (!isFields(value)) return undefined;
+  const name = stringField(value, 'name');
+  if (name === undefined) return undefined;
+  const kind = stringField(value, 'kind');
+  const namespace = stringField(value, 'namespace');
+  return { name, ...(kind !== undefined ? { kind } : {}), ...(namespace ? { namespace } : {}) };
+}
+
+function readGroupPorts(value: unknown, path: string, problems: ObjectProblems): GroupPort[] {
+  const ports: GroupPort[] = [];
+  for (const [index, entry] of (Array.isArray(value) ? (value as unknown[]) : []).entries()) {
+    const portFields = fieldsOf(entry);
+    const port = portFields['port'];
+    if (port !== undefined && port !== null && !isPortNumber(port)) {
+      problems.error(`${path}[${index}].port`, `must be a port number 1..65535, got ${describeType(port)}: fix the endpoint port`);
+      continue;
+    }
+    ports.push({ name: stringField(portFields, 'name') ?? '', ...(isPortNumber(port) ? { port } : {}) });
+  }
+  return ports;
+}
+
+export function parseEndpointSlice(input: SourcedObject, object: Fields, kind: string, meta: ObjectMeta): ParsedObject {
+  const serviceName = meta.labels[SERVICE_NAME_LABEL];
+  // Slices without the label belong to no Service (custom controllers); nothing can route to them.
+  if (serviceName === undefined) return { type: 'ignored', source: input.source, reason: `EndpointSlice without ${SERVICE_NAME_LABEL} label` };
+  // FQDN slices name DNS hosts, which EDS cannot serve as addresses.
+  if (stringField(object, 'addressType') === 'FQDN') return { type: 'ignored', source: input.source, reason: 'EndpointSlice with addressType FQDN' };
+  const problems = new ObjectProblems();
+  requireName(meta, problems, 'EndpointSlice');
+  const ports = readGroupPorts(object['ports'], 'ports', problems);
+  const endpoints: GroupEndpoint[] = [];
+  for (const [index, entry] of arrayField(object, 'endpoints').entries()) {
+    const endpoint = fieldsOf(entry);
+    const addresses = endpoint['addresses'];
+    if (!Array.isArray(addresses) || !addresses.every((address) => typeof address === 'string')) {
+      problems.error(`endpoints[${index}].addresses`, `must be a list of IP addresses, got ${describeType(addresses)}: list the endpoint's addresses`);
+      continue;
+    }
+    const zone = stringField(endpoint, 'zone') ?? stringField(fieldsOf(endpoint['topology']), 'topology.kubernetes.io/zone');
+    const targetRef = readTargetRef(endpoint['targetRef']);
+    endpoints.push({
+      addresses,
+      ready: fieldsOf(endpoint['conditions'])['ready'] !== false,
+      ...(zone !== undefined ? { zone } : {}),
+      ...(targetRef ? { targetRef } : {}),
+    });
+  }
+  if (problems.issues.length > 0 || meta.name === undefined) return rejectedObject(input, kind, meta, problems.issues);
+  const group: EndpointGroup = { namespace: meta.namespace, serviceName, sets: [{ ports, endpoints }] };
+  return { type: 'endpointSlice', key: objectKey(kind, meta.namespace, meta.name), source: input.source, group };
+}
+
+export function parseLegacyEndpoints(input: SourcedObject, object: Fields, kind: string, meta: ObjectMeta): ParsedObject {
+  const problems = new ObjectProblems();
+  requireName(meta, problems, 'Endpoints object');
+  const sets: EndpointSet[] = [];
+  for (const [subsetIndex, subsetValue] of arrayField(object, 'subsets').entries()) {
+    const subset = fieldsOf(subsetValue);
+    const ports = readGroupPorts(subset['ports'], `subsets[${subsetIndex}].ports`, problems);
+    const endpoints: GroupEndpoint[] = [];
+    for (const [field, ready] of [['addresses', true], ['notReadyAddresses', false]] as const) {
+      for (const [index, addressValue] of arrayField(subset, field).entries()) {
+        const address = fieldsOf(addressValue);
+        const ip = stringField(address, 'ip');
+        if (ip === undefined || ip === '') {
+          problems.error(`subsets[${subsetIndex}].${field}[${index}].ip`, 'is missing: give each address its ip');
+          continue;
+        }
+        const targetRef = readTargetRef(address['targetRef']);
+        endpoints.push({ addresses: [ip], ready, ...(targetRef ? { targetRef } : {}) });
+      }
+    }
+    sets.push({ ports, endpoints });
+  }
+  if (problems.issues.length > 0 || meta.name === undefined) return rejectedObject(input, kind, meta, problems.issues);
+  const group: EndpointGroup = { namespace: meta.namespace, serviceName: meta.name, sets };
+  return { type: 'endpoints', key: objectKey(kind, meta.namespace, meta.name), source: input.source, group };
+}
+
+export function parsePod(input: SourcedObject, object: Fields, kind: string, meta: ObjectMeta): ParsedObject {
+  if (meta.name === undefined) {
+    const problems = new ObjectProblems();
+    requireName(meta, problems, 'Pod');
+    return rejectedObject(input, kind, meta, problems.issues);
+  }
+  const status = fieldsOf(object['status']);
+  const ips = new Set<string>();
+  const podIp = stringField(status, 'podIP');
+  if (podIp) ips.add(podIp);
+  for (const entry of arrayField(status, 'podIPs')) {
+    const ip = stringField(fieldsOf(entry), 'ip');
+    if (ip) ips.add(ip);
+  }
+  const phase = stringField(status, 'phase');
+  const pod: PodInfo = {
+    namespace: meta.namespace,
+    name: meta.name,
+    labels: meta.labels,
+    ips: [...ips],
+    running: phase !== 'Succeeded' && phase !== 'Failed',
+  };
+  return { type: 'pod', key: objectKey(kind, meta.namespace, meta.name), source: input.source, pod };
+}
+
+export interface PodIndex {
+  byName: Map<string, PodInfo>;
+  /** `namespace/ip` to the one running pod with that IP; undefined when several share it (hostNetwork). */
+  byIp: Map<string, PodInfo | undefined>;
+}
+
+export function indexPods(pods: readonly PodInfo[]): PodIndex {
+  const byName = new Map<string, PodInfo>();
+  const byIp = new Map<string, PodInfo | undefined>();
+  for (const pod of pods) {
+    byName.set(`${pod.namespace}/${pod.name}`, pod);
+    if (!pod.running) continue;
+    for (const ip of pod.ips) {
+      const key = `${pod.namespace}/${ip}`;
+      byIp.set(key, byIp.has(key) ? undefined : pod);
+    }
+  }
+  return { byName, byIp };
+}
+
+function workloadOf(endpoint: GroupEndpoint, address: string, namespace: string, pods: PodIndex): { labels: Readonly<Record<string, string>>; workload?: string } {
+  const ref = endpoint.targetRef;
+  if (ref && (ref.kind === undefined || ref.kind === 'Pod')) {
+    const podNamespace = ref.namespace ?? namespace;
+    const workload = `${podNamespace}/${ref.name}`;
+    return { labels: pods.byName.get(workload)?.labels ?? {}, workload };
+  }
+  if (ref) return { labels: {} };
+  const pod = pods.byIp.get(`${namespace}/${address}`);
+  return pod ? { labels: pod.labels, workload: `${pod.namespace}/${pod.name}` } : { labels: {} };
+}
+
+export function endpointsOfGroup(group: EndpointGroup, services: ReadonlyMap<string, Service>, pods: PodIndex): Endpoint[] {
+  const hostname = serviceHostname(group.serviceName, group.namespace);
+  const service = services.get(hostname);
+  const out: Endpoint[] = [];
+  for (const part of group.sets) {
+    for (const slicePort of part.ports) {
+      // A slice port without a number stands for the Service port of the same name.
+      const servicePort = service?.ports.find((candidate) => candidate.name === slicePort.name);
+      const port = slicePort.port ?? (typeof servicePort?.targetPort === 'number' ? servicePort.targetPort : undefined);
+      if (port === undefined) continue;
+      for (const endpoint of part.endpoints) {
+        for (const address of endpoint.addresses) {
+          const { labels, workload } = workloadOf(endpoint, address, group.namespace, pods);
+          out.push({
+            serviceHostname: hostname,
+            servicePortName: slicePort.name,
+            address,
+            port,
+            labels,
+            ...(endpoint.zone !== undefined ? { locality: { zone: endpoint.zone } } : {}),
+            ready: endpoint.ready,
+            ...(workload !== undefined ? { workload } : {}),
+          });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+export function endpointIdentity(endpoint: Endpoint): string {
+  return `${endpoint.serviceHostname}|${endpoint.servicePortName}|${endpoint.address}|${endpoint.port}`;
+}
+
+/** Joins converted objects into a snapshot: endpoints get Pod labels and Service ports; output is sorted. */

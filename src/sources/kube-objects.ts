@@ -1,0 +1,223 @@
+// Parsed Kubernetes and Istio objects into model objects. Pure: the YAML directory and the
+// Kubernetes informers both feed it already-parsed objects and publish what it returns.
+import type { Rule, RuleKind } from '../model/rules.ts';
+import { ruleKey } from '../model/rules.ts';
+import type { Endpoint, Protocol, Service, ServicePort } from '../model/service.ts';
+import { selectProtocol, serviceHostname } from '../model/service.ts';
+import type { RejectedObject } from '../model/store.ts';
+import { convertIstioRule, ISTIO_NETWORKING_GROUP, ISTIO_NETWORKING_VERSIONS } from './istio-objects.ts';
+import { endpointIdentity, endpointsOfGroup, indexPods, parseEndpointSlice, parseLegacyEndpoints, parsePod } from './kube-endpoints.ts';
+import type { Fields, ObjectMeta } from './object-fields.ts';
+import { arrayField, describeType, fieldsOf, isFields, isPortNumber, readMeta, stringField } from './object-fields.ts';
+import type { AcceptedObject, ConvertedObjects, EndpointGroup, ParsedObject, PodInfo, SourcedObject } from './parsed-object.ts';
+import { objectKey, ObjectProblems, rejectedObject, requireName } from './parsed-object.ts';
+
+export type { AcceptedObject, ConvertedObjects, EndpointGroup, ParsedObject, PodInfo, SourcedObject } from './parsed-object.ts';
+export { isAccepted, objectKey } from './parsed-object.ts';
+export { SERVICE_NAME_LABEL } from './kube-endpoints.ts';
+
+/** Ports Istio serves as TCP rather than sniffing, because sniffing breaks their clients. */
+const WELL_KNOWN_TCP_PORTS = new Set([25, 53, 3306, 27017]);
+
+/**
+ * Istio's Kubernetes port rules on top of `selectProtocol`: a `grpc-web` prefix is read before the
+ * name is cut at its first `-`, and well-known ports default to TCP.
+ */
+function servicePortProtocol(name: string, port: number, appProtocol: string | undefined, l4Protocol: string | undefined): Protocol {
+  if (l4Protocol?.toUpperCase() !== 'UDP' && (appProtocol ?? name).toLowerCase().startsWith('grpc-web')) return 'GRPC-Web';
+  const protocol = selectProtocol(name, appProtocol, l4Protocol);
+  return protocol === 'Unsupported' && WELL_KNOWN_TCP_PORTS.has(port) ? 'TCP' : protocol;
+}
+
+function readServicePort(value: unknown, path: string, problems: ObjectProblems): ServicePort | undefined {
+  if (!isFields(value)) {
+    problems.error(path, `must be a map, got ${describeType(value)}: write e.g. { name: http, port: 9080 }`);
+    return undefined;
+  }
+  const port = value['port'];
+  if (!isPortNumber(port)) {
+    problems.error(`${path}.port`, `must be a port number 1..65535, got ${describeType(port)}: write the port the service listens on`);
+    return undefined;
+  }
+  const targetPort = value['targetPort'];
+  if (targetPort !== undefined && !isPortNumber(targetPort) && (typeof targetPort !== 'string' || targetPort === '')) {
+    problems.error(`${path}.targetPort`, `must be a port number or a container port name, got ${describeType(targetPort)}: fix it or remove it to use ${port}`);
+    return undefined;
+  }
+  const name = stringField(value, 'name') ?? '';
+  return {
+    name,
+    port,
+    targetPort: targetPort ?? port,
+    protocol: servicePortProtocol(name, port, stringField(value, 'appProtocol'), stringField(value, 'protocol')),
+  };
+}
+
+function parseService(input: SourcedObject, object: Fields, kind: string, meta: ObjectMeta): ParsedObject {
+  const problems = new ObjectProblems();
+  requireName(meta, problems, 'Service');
+  const spec = fieldsOf(object['spec']);
+  const portsValue = spec['ports'];
+  if (portsValue !== undefined && portsValue !== null && !Array.isArray(portsValue)) {
+    problems.error('spec.ports', `must be a list, got ${describeType(portsValue)}: write each port as a list item ("- port: 9080")`);
+  }
+  const ports = arrayField(spec, 'ports')
+    .map((port, index) => readServicePort(port, `spec.ports[${index}]`, problems))
+    .filter((port): port is ServicePort => port !== undefined);
+  if (problems.issues.length > 0 || meta.name === undefined) return rejectedObject(input, kind, meta, problems.issues);
+  const clusterIp = stringField(spec, 'clusterIP');
+  const service: Service = {
+    hostname: serviceHostname(meta.name, meta.namespace),
+    name: meta.name,
+    namespace: meta.namespace,
+    ports,
+    labels: meta.labels,
+    ...(clusterIp !== undefined && clusterIp !== '' && clusterIp !== 'None' ? { vip: clusterIp } : {}),
+    source: input.source,
+  };
+  return { type: 'service', key: objectKey(kind, meta.namespace, meta.name), source: input.source, service };
+}
+
+function parseRule(input: SourcedObject, object: Fields, kind: RuleKind, meta: ObjectMeta): ParsedObject {
+  const { rule, issues } = convertIstioRule(kind, object, input.source);
+  if (!rule) return rejectedObject(input, kind, meta, issues);
+  return { type: 'rule', key: ruleKey(rule.meta), source: input.source, rule };
+}
+
+type Parser = (input: SourcedObject, object: Fields, kind: string, meta: ObjectMeta) => ParsedObject;
+
+interface KindSupport {
+  readonly group: string;
+  readonly versions: readonly string[];
+  readonly parse: Parser;
+}
+
+const SUPPORTED_KINDS: Readonly<Record<string, KindSupport>> = {
+  Service: { group: '', versions: ['v1'], parse: parseService },
+  EndpointSlice: { group: 'discovery.k8s.io', versions: ['v1', 'v1beta1'], parse: parseEndpointSlice },
+  Endpoints: { group: '', versions: ['v1'], parse: parseLegacyEndpoints },
+  Pod: { group: '', versions: ['v1'], parse: parsePod },
+  VirtualService: {
+    group: ISTIO_NETWORKING_GROUP,
+    versions: ISTIO_NETWORKING_VERSIONS,
+    parse: (input, object, _kind, meta) => parseRule(input, object, 'VirtualService', meta),
+  },
+  DestinationRule: {
+    group: ISTIO_NETWORKING_GROUP,
+    versions: ISTIO_NETWORKING_VERSIONS,
+    parse: (input, object, _kind, meta) => parseRule(input, object, 'DestinationRule', meta),
+  },
+};
+
+/** Converts one object on its own; joining endpoints with Pods and Services is `assembleObjects`. */
+export function parseObject(input: SourcedObject): ParsedObject {
+  const { object } = input;
+  if (!isFields(object)) {
+    return rejectedObject(input, undefined, undefined, [
+      { code: 'MP_OBJECT_INVALID', severity: 'error', path: '', message: `is not a Kubernetes object (got ${describeType(object)}): each document must be a map with apiVersion, kind and metadata` },
+    ]);
+  }
+  const kind = stringField(object, 'kind');
+  const apiVersion = stringField(object, 'apiVersion');
+  const meta = readMeta(object);
+  if (kind === undefined || kind === '' || apiVersion === undefined || apiVersion === '') {
+    const missing = [kind ? undefined : 'kind', apiVersion ? undefined : 'apiVersion'].filter((field) => field !== undefined);
+    return rejectedObject(input, kind || undefined, meta, [
+      { code: 'MP_OBJECT_INVALID', severity: 'error', path: missing[0] ?? 'kind', message: `is missing: every object needs ${missing.join(' and ')}, e.g. apiVersion: v1, kind: Service` },
+    ]);
+  }
+  const slash = apiVersion.lastIndexOf('/');
+  const group = slash >= 0 ? apiVersion.slice(0, slash) : '';
+  const version = slash >= 0 ? apiVersion.slice(slash + 1) : apiVersion;
+  const support = SUPPORTED_KINDS[kind];
+  if (!support || support.group !== group) return { type: 'ignored', source: input.source, reason: `${apiVersion} ${kind}` };
+  if (!support.versions.includes(version)) {
+    const prefix = support.group ? `${support.group}/` : '';
+    return rejectedObject(input, kind, meta, [
+      {
+        code: 'MP_OBJECT_INVALID',
+        severity: 'error',
+        path: 'apiVersion',
+        message: `${apiVersion} is not a version meshpilot reads: use ${support.versions.map((v) => prefix + v).join(' or ')}`,
+      },
+    ]);
+  }
+  return support.parse(input, object, kind, meta);
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Kubernetes has one object per kind/namespace/name; a second one in the input is a mistake. */
+function duplicateOf(parsed: AcceptedObject, first: AcceptedObject): RejectedObject {
+  const [kind = '', namespace = '', name = ''] = parsed.key.split('/');
+  return {
+    source: parsed.source,
+    object: `${kind} ${namespace}/${name}`,
+    kind,
+    namespace,
+    name,
+    issues: [
+      {
+        code: 'MP_OBJECT_INVALID',
+        severity: 'error',
+        path: 'metadata.name',
+        message: `is defined twice, also in ${first.source.location}: rename or remove one (the one in ${first.source.location} is served)`,
+      },
+    ],
+    keptLastGood: false,
+  };
+}
+
+export function assembleObjects(parsedObjects: readonly ParsedObject[]): ConvertedObjects {
+  const rejected: RejectedObject[] = [];
+  const ignored: Record<string, number> = {};
+  const accepted = new Map<string, AcceptedObject>();
+  for (const parsed of parsedObjects) {
+    if (parsed.type === 'rejected') rejected.push(parsed.rejected);
+    else if (parsed.type === 'ignored') ignored[parsed.reason] = (ignored[parsed.reason] ?? 0) + 1;
+    else {
+      const first = accepted.get(parsed.key);
+      if (first) rejected.push(duplicateOf(parsed, first));
+      else accepted.set(parsed.key, parsed);
+    }
+  }
+  const services = new Map<string, Service>();
+  const pods: PodInfo[] = [];
+  const rules: Rule[] = [];
+  const slices: EndpointGroup[] = [];
+  const legacy: EndpointGroup[] = [];
+  for (const parsed of accepted.values()) {
+    if (parsed.type === 'service') services.set(parsed.service.hostname, parsed.service);
+    else if (parsed.type === 'pod') pods.push(parsed.pod);
+    else if (parsed.type === 'rule') rules.push(parsed.rule);
+    else if (parsed.type === 'endpointSlice') slices.push(parsed.group);
+    else legacy.push(parsed.group);
+  }
+  const podIndex = indexPods(pods);
+  const slicedServices = new Set(slices.map((group) => serviceHostname(group.serviceName, group.namespace)));
+  // Legacy Endpoints only speak for services that have no EndpointSlice (older dumps).
+  const groups = [...slices, ...legacy.filter((group) => !slicedServices.has(serviceHostname(group.serviceName, group.namespace)))];
+  const endpoints = new Map<string, Endpoint>();
+  for (const group of groups) {
+    for (const endpoint of endpointsOfGroup(group, services, podIndex)) {
+      const identity = endpointIdentity(endpoint);
+      const existing = endpoints.get(identity);
+      // During a rollout one address can appear in two slices; the ready copy is the truth.
+      if (!existing || (!existing.ready && endpoint.ready)) endpoints.set(identity, endpoint);
+    }
+  }
+  return {
+    services: [...services.values()].sort((a, b) => compare(a.hostname, b.hostname)),
+    endpoints: [...endpoints.entries()].sort(([a], [b]) => compare(a, b)).map(([, endpoint]) => endpoint),
+    rules: rules.sort((a, b) => compare(ruleKey(a.meta), ruleKey(b.meta))),
+    rejected,
+    ignored,
+  };
+}
+
+/** Converts a whole set of parsed objects at once. */
+export function convertObjects(objects: readonly SourcedObject[]): ConvertedObjects {
+  return assembleObjects(objects.map(parseObject));
+}
