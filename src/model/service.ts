@@ -65,10 +65,9 @@ export interface Endpoint {
   readonly workload?: string;
 }
 
-const APP_PROTOCOLS: Readonly<Record<string, Protocol>> = {
+const PROTOCOL_NAMES: Readonly<Record<string, Protocol>> = {
   http: 'HTTP',
   http2: 'HTTP2',
-  'kubernetes.io/h2c': 'HTTP2',
   grpc: 'GRPC',
   'grpc-web': 'GRPC-Web',
   https: 'HTTPS',
@@ -80,22 +79,29 @@ const APP_PROTOCOLS: Readonly<Record<string, Protocol>> = {
   mysql: 'MySQL',
 };
 
+/** Kubernetes' standard appProtocol names, only meaningful as appProtocol. */
+const KUBERNETES_APP_PROTOCOLS: Readonly<Record<string, Protocol>> = {
+  'kubernetes.io/h2c': 'HTTP2',
+  'kubernetes.io/ws': 'HTTP',
+  'kubernetes.io/wss': 'HTTP',
+};
+
+/** Ports Istio treats as TCP when nothing names their protocol (SMTP, DNS, MySQL, MongoDB). */
+const WELL_KNOWN_TCP_PORTS: ReadonlySet<number> = new Set([25, 53, 3306, 27017]);
+
 /**
- * Istio's protocol selection: `appProtocol` wins, else the port name's prefix before the
- * first `-` (`http-web`, `grpc`), case-insensitive. Unknown means "sniff", served as TCP here.
+ * Istio's protocol selection: UDP stays UDP; otherwise `appProtocol` if set, else the port
+ * name, read by its prefix before the first `-` (`http-web` is HTTP) except that `grpc-web`
+ * is read whole. Unknown means "sniff", served as TCP here; well-known ports default to TCP.
  */
-export function selectProtocol(portName: string | undefined, appProtocol?: string, l4Protocol?: string): Protocol {
+export function selectProtocol(portName: string | undefined, appProtocol?: string, l4Protocol?: string, port?: number): Protocol {
   if (l4Protocol?.toUpperCase() === 'UDP') return 'UDP';
-  if (appProtocol) {
-    const fromApp = APP_PROTOCOLS[appProtocol.toLowerCase()];
-    if (fromApp) return fromApp;
-  }
-  if (portName) {
-    const prefix = portName.toLowerCase().split('-')[0] ?? '';
-    const fromName = APP_PROTOCOLS[prefix];
-    if (fromName) return fromName;
-  }
-  return 'Unsupported';
+  const name = (appProtocol ?? portName ?? '').toLowerCase();
+  const kubernetes = appProtocol ? KUBERNETES_APP_PROTOCOLS[name] : undefined;
+  if (kubernetes) return kubernetes;
+  if (name.startsWith('grpc-web')) return 'GRPC-Web';
+  const selected = PROTOCOL_NAMES[name.split('-')[0] ?? ''] ?? 'Unsupported';
+  return selected === 'Unsupported' && port !== undefined && WELL_KNOWN_TCP_PORTS.has(port) ? 'TCP' : selected;
 }
 
 export function isHttpProtocol(protocol: Protocol): boolean {

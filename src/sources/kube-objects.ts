@@ -2,7 +2,7 @@
 // Kubernetes informers both feed it already-parsed objects and publish what it returns.
 import type { Rule, RuleKind } from '../model/rules.ts';
 import { ruleKey } from '../model/rules.ts';
-import type { Endpoint, Protocol, Service, ServicePort } from '../model/service.ts';
+import type { Endpoint, Service, ServicePort } from '../model/service.ts';
 import { selectProtocol, serviceHostname } from '../model/service.ts';
 import type { RejectedObject } from '../model/store.ts';
 import { convertIstioRule, ISTIO_NETWORKING_GROUP, ISTIO_NETWORKING_VERSIONS } from './istio-objects.ts';
@@ -15,19 +15,6 @@ import { objectKey, ObjectProblems, rejectedObject, requireName } from './parsed
 export type { AcceptedObject, ConvertedObjects, EndpointGroup, ParsedObject, PodInfo, SourcedObject } from './parsed-object.ts';
 export { isAccepted, objectKey } from './parsed-object.ts';
 export { SERVICE_NAME_LABEL } from './kube-endpoints.ts';
-
-/** Ports Istio serves as TCP rather than sniffing, because sniffing breaks their clients. */
-const WELL_KNOWN_TCP_PORTS = new Set([25, 53, 3306, 27017]);
-
-/**
- * Istio's Kubernetes port rules on top of `selectProtocol`: a `grpc-web` prefix is read before the
- * name is cut at its first `-`, and well-known ports default to TCP.
- */
-function servicePortProtocol(name: string, port: number, appProtocol: string | undefined, l4Protocol: string | undefined): Protocol {
-  if (l4Protocol?.toUpperCase() !== 'UDP' && (appProtocol ?? name).toLowerCase().startsWith('grpc-web')) return 'GRPC-Web';
-  const protocol = selectProtocol(name, appProtocol, l4Protocol);
-  return protocol === 'Unsupported' && WELL_KNOWN_TCP_PORTS.has(port) ? 'TCP' : protocol;
-}
 
 function readServicePort(value: unknown, path: string, problems: ObjectProblems): ServicePort | undefined {
   if (!isFields(value)) {
@@ -49,7 +36,7 @@ function readServicePort(value: unknown, path: string, problems: ObjectProblems)
     name,
     port,
     targetPort: targetPort ?? port,
-    protocol: servicePortProtocol(name, port, stringField(value, 'appProtocol'), stringField(value, 'protocol')),
+    protocol: selectProtocol(name, stringField(value, 'appProtocol'), stringField(value, 'protocol'), port),
   };
 }
 
