@@ -126,7 +126,8 @@ describe('BookInfo as an Envoy sidecar in namespace default receives it', () => 
   it('versions are content hashes: a second load gives the same versions', async () => {
     const versions = async (): Promise<string[]> => {
       const r = await bookinfo();
-      return [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE].flatMap((t) => r[t].map((x) => `${x.name}=${x.version}`));
+      const types = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE] as const;
+      return types.flatMap((t) => r[t].map((x) => `${x.name}=${x.version}`));
     };
     assert.deepEqual(await versions(), await versions());
   });
