@@ -5,20 +5,10 @@ import type { Json, JsonObject } from '../../src/xds/proto-json.ts';
 import { messageToJson } from '../../src/xds/proto-json.ts';
 import { messageType } from '../../src/xds/protos.ts';
 import { encodeDiscoveryRequestJson } from '../../src/xds/server/messages.ts';
+import { rawMethod } from './backends.ts';
 
-const identity = (b: Buffer): Buffer => b;
 const AdsClient = grpc.makeGenericClientConstructor(
-  {
-    StreamAggregatedResources: {
-      path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
-      requestStream: true,
-      responseStream: true,
-      requestSerialize: identity,
-      requestDeserialize: identity,
-      responseSerialize: identity,
-      responseDeserialize: identity,
-    },
-  },
+  { StreamAggregatedResources: rawMethod('/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources', true) },
   'AggregatedDiscoveryService',
 );
 

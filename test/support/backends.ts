@@ -19,22 +19,25 @@ export interface Backend {
 
 const identity = (b: Buffer): Buffer => b;
 
+/** A gRPC method definition that passes raw bytes both ways (no generated stubs). */
+export function rawMethod(path: string, streaming = false): grpc.MethodDefinition<Buffer, Buffer> {
+  return {
+    path,
+    requestStream: streaming,
+    responseStream: streaming,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  };
+}
+
 export async function startBackend(name: string, host: string, port = 0): Promise<Backend> {
   const server = new grpc.Server();
   let calls = 0;
   let boundPort = port;
   server.addService(
-    {
-      Whoami: {
-        path: WHOAMI_PATH,
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: identity,
-        requestDeserialize: identity,
-        responseSerialize: identity,
-        responseDeserialize: identity,
-      },
-    },
+    { Whoami: rawMethod(WHOAMI_PATH) },
     {
       Whoami: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
         calls++;

@@ -1,25 +1,11 @@
 // A proxyless gRPC client (@grpc/grpc-js-xds) pointed at meshpilot, as an application would use it.
 import * as grpc from '@grpc/grpc-js';
 import * as grpcXds from '@grpc/grpc-js-xds';
-import { WHOAMI_PATH, type Whoami } from './backends.ts';
+import { WHOAMI_PATH, rawMethod, type Whoami } from './backends.ts';
 
 grpcXds.register();
 
-const identity = (b: Buffer): Buffer => b;
-const WhoamiClient = grpc.makeGenericClientConstructor(
-  {
-    Whoami: {
-      path: WHOAMI_PATH,
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: identity,
-      requestDeserialize: identity,
-      responseSerialize: identity,
-      responseDeserialize: identity,
-    },
-  },
-  'Echo',
-);
+const WhoamiClient = grpc.makeGenericClientConstructor({ Whoami: rawMethod(WHOAMI_PATH) }, 'Echo');
 
 export interface XdsClientOptions {
   readonly xdsPort: number;
