@@ -1,15 +1,9 @@
 // The immutable snapshot every generator reads: services, endpoints and rules with their
 // indexes, short hosts resolved as Istio resolves them, and each rule's problems.
 import type { RejectedObject, SourceSnapshot } from './store.ts';
-import type {
-  Destination,
-  DestinationRule,
-  HttpRoute,
-  Rule,
-  Subset,
-  ValidationIssue,
-  VirtualService,
-} from './rules.ts';
+import { indexDestinationRules, mostSpecificMatch } from './destination-rules.ts';
+import { referenceIssues, type DestinationRef } from './rule-references.ts';
+import type { Destination, DestinationRule, HttpRoute, Rule, TcpRoute, ValidationIssue, VirtualService } from './rules.ts';
 import { isDestinationRule, isVirtualService, ruleKey } from './rules.ts';
 import type { Endpoint, Service } from './service.ts';
 import { resolveShortName } from './service.ts';
@@ -24,6 +18,7 @@ export interface ResolvedVirtualService {
   /** Hosts with short names qualified in the rule's namespace. */
   readonly hosts: readonly string[];
   readonly http: readonly HttpRoute[];
+  readonly tcp: readonly TcpRoute[];
 }
 
 export interface RuleStatus {
@@ -41,9 +36,15 @@ export interface PushContext {
   readonly serviceByHost: ReadonlyMap<string, Service>;
   /** Ready and not-ready endpoints of each service hostname. */
   readonly endpointsByHost: ReadonlyMap<string, readonly Endpoint[]>;
-  /** The VirtualService that owns each host (the oldest one when several claim it). */
+  /**
+   * The VirtualService that owns each host (the oldest one when several claim it), also under
+   * the hostname of every service its wildcard hosts cover when no exact rule claims it.
+   */
   readonly virtualServiceByHost: ReadonlyMap<string, ResolvedVirtualService>;
+  /** Each service's DestinationRule as its own namespace sees it (subsets are built from these). */
   readonly destinationRuleByHost: ReadonlyMap<string, DestinationRule>;
+  /** The DestinationRule a proxy in `proxyNamespace` applies to `host`, by Istio's precedence. */
+  destinationRuleFor(host: string, proxyNamespace: string | undefined): DestinationRule | undefined;
   readonly ruleStatus: ReadonlyMap<string, RuleStatus>;
   readonly rejected: readonly RejectedObject[];
   /** Per-snapshot memo for generator output shared by many proxies. */
@@ -64,12 +65,15 @@ export function resolveDestination(destination: Destination, namespace: string):
 
 function resolveVirtualService(rule: VirtualService): ResolvedVirtualService {
   const namespace = rule.meta.namespace;
-  const http = (rule.spec.http ?? []).map((route) =>
-    route.route
-      ? { ...route, route: route.route.map((d) => ({ ...d, destination: resolveDestination(d.destination, namespace) })) }
-      : route,
+  const http = (rule.spec.http ?? []).map((route): HttpRoute => ({
+    ...route,
+    ...(route.route ? { route: route.route.map((d) => ({ ...d, destination: resolveDestination(d.destination, namespace) })) } : {}),
+    ...(route.mirror ? { mirror: resolveDestination(route.mirror, namespace) } : {}),
+  }));
+  const tcp = (rule.spec.tcp ?? []).map((route): TcpRoute =>
+    route.route ? { ...route, route: route.route.map((d) => ({ ...d, destination: resolveDestination(d.destination, namespace) })) } : route,
   );
-  return { rule, hosts: rule.spec.hosts.map((host) => resolveShortName(host, namespace)), http };
+  return { rule, hosts: rule.spec.hosts.map((host) => resolveShortName(host, namespace)), http, tcp };
 }
 
 function appliesToMesh(rule: VirtualService): boolean {
@@ -77,50 +81,27 @@ function appliesToMesh(rule: VirtualService): boolean {
   return !gateways || gateways.length === 0 || gateways.includes('mesh');
 }
 
-function subsetsOf(rule: DestinationRule | undefined): readonly Subset[] {
-  return rule?.spec.subsets ?? [];
+function destinationRefs(vs: ResolvedVirtualService): DestinationRef[] {
+  const refs: DestinationRef[] = [];
+  vs.http.forEach((route, i) => {
+    route.route?.forEach((target, j) => refs.push({ destination: target.destination, path: `spec.http[${i}].route[${j}].destination` }));
+    if (route.mirror) refs.push({ destination: route.mirror, path: `spec.http[${i}].mirror` });
+  });
+  vs.tcp.forEach((route, i) => {
+    route.route?.forEach((target, j) => refs.push({ destination: target.destination, path: `spec.tcp[${i}].route[${j}].destination` }));
+  });
+  return refs;
 }
 
-/** Cross-object checks: a destination's host, port and subset should exist. Istio still applies such rules. */
-function referenceIssues(
-  vs: ResolvedVirtualService,
-  services: ReadonlyMap<string, Service>,
-  destinationRules: ReadonlyMap<string, DestinationRule>,
-): ValidationIssue[] {
-  const issues: ValidationIssue[] = [];
-  vs.http.forEach((route, i) => {
-    route.route?.forEach((target, j) => {
-      const path = `spec.http[${i}].route[${j}].destination`;
-      const { host, subset, port } = target.destination;
-      const service = services.get(host);
-      if (!service) {
-        issues.push({
-          code: 'MP_REF_UNKNOWN',
-          severity: 'warning',
-          path: `${path}.host`,
-          message: `no service "${host}" in the registry: requests routed here fail with 503 until it exists`,
-        });
-        return;
-      }
-      if (port && !service.ports.some((p) => p.port === port.number)) {
-        issues.push({
-          code: 'MP_REF_UNKNOWN',
-          severity: 'warning',
-          path: `${path}.port.number`,
-          message: `service "${host}" has no port ${port.number}: use one of ${service.ports.map((p) => p.port).join(', ')}`,
-        });
-      }
-      if (subset && !subsetsOf(destinationRules.get(host)).some((s) => s.name === subset)) {
-        issues.push({
-          code: 'MP_REF_UNKNOWN',
-          severity: 'warning',
-          path: `${path}.subset`,
-          message: `no DestinationRule defines subset "${subset}" for "${host}": add it to the DestinationRule's subsets`,
-        });
-      }
-    });
-  });
-  return issues;
+/** A service no VirtualService names exactly takes the most specific wildcard rule that covers it. */
+function coverWildcardHosts(byHost: Map<string, ResolvedVirtualService>, services: readonly Service[]): void {
+  const wildcards = new Map([...byHost].filter(([host]) => host.startsWith('*')));
+  if (wildcards.size === 0) return;
+  for (const service of services) {
+    if (byHost.has(service.hostname)) continue;
+    const vs = mostSpecificMatch(wildcards, service.hostname);
+    if (vs) byHost.set(service.hostname, vs);
+  }
 }
 
 let sequence = 0;
@@ -141,30 +122,23 @@ export function buildPushContext(snapshot: SourceSnapshot): PushContext {
 
   const rules = [...snapshot.rules].sort(compareRules);
   const ruleStatus = new Map<string, RuleStatus>();
+  const destinationRules = indexDestinationRules(rules.filter(isDestinationRule), ruleStatus);
   const destinationRuleByHost = new Map<string, DestinationRule>();
-  for (const rule of rules.filter(isDestinationRule)) {
-    const host = resolveShortName(rule.spec.host, rule.meta.namespace);
-    const owner = destinationRuleByHost.get(host);
-    if (owner) {
-      ruleStatus.set(ruleKey(rule.meta), {
-        rule,
-        applied: false,
-        issues: [conflict('spec.host', host, owner)],
-      });
-      continue;
-    }
-    destinationRuleByHost.set(host, rule);
-    ruleStatus.set(ruleKey(rule.meta), { rule, issues: [], applied: true });
+  for (const service of services) {
+    const rule = destinationRules.lookup(service.hostname, service.namespace, service.namespace);
+    if (rule) destinationRuleByHost.set(service.hostname, rule);
   }
 
   const virtualServiceByHost = new Map<string, ResolvedVirtualService>();
   for (const rule of rules.filter(isVirtualService)) {
     const resolved = resolveVirtualService(rule);
-    const issues = referenceIssues(resolved, serviceByHost, destinationRuleByHost);
-    const forMesh = appliesToMesh(rule);
+    const issues = referenceIssues(destinationRefs(resolved), serviceByHost, (host) =>
+      destinationRules.lookup(host, rule.meta.namespace, serviceByHost.get(host)?.namespace ?? ''),
+    );
+    const usable = appliesToMesh(rule) && !issues.some((issue) => issue.severity === 'error');
     let claimed = 0;
     resolved.hosts.forEach((host, i) => {
-      if (!forMesh) return;
+      if (!usable) return;
       const owner = virtualServiceByHost.get(host);
       if (owner) {
         issues.push(conflict(`spec.hosts[${i}]`, host, owner.rule));
@@ -175,6 +149,7 @@ export function buildPushContext(snapshot: SourceSnapshot): PushContext {
     });
     ruleStatus.set(ruleKey(rule.meta), { rule, issues, applied: claimed > 0 });
   }
+  coverWildcardHosts(virtualServiceByHost, services);
 
   const memo = new Map<string, unknown>();
   return {
@@ -185,6 +160,10 @@ export function buildPushContext(snapshot: SourceSnapshot): PushContext {
     endpointsByHost,
     virtualServiceByHost,
     destinationRuleByHost,
+    destinationRuleFor: (host, proxyNamespace) => {
+      const service = serviceByHost.get(host);
+      return destinationRules.lookup(host, proxyNamespace ?? service?.namespace ?? '', service?.namespace ?? '');
+    },
     ruleStatus,
     rejected: snapshot.rejected,
     memo<T>(key: string, build: () => T): T {

@@ -13,7 +13,18 @@ export interface StringMatch {
 export interface HttpMatchRequest {
   readonly name?: string;
   readonly uri?: StringMatch;
+  readonly scheme?: StringMatch;
+  readonly method?: StringMatch;
+  readonly authority?: StringMatch;
+  /** `{}` as a value means "the header is present". */
   readonly headers?: Readonly<Record<string, StringMatch>>;
+  readonly withoutHeaders?: Readonly<Record<string, StringMatch>>;
+  readonly queryParams?: Readonly<Record<string, StringMatch>>;
+  readonly port?: number;
+  readonly sourceLabels?: Readonly<Record<string, string>>;
+  readonly sourceNamespace?: string;
+  readonly gateways?: readonly string[];
+  readonly ignoreUriCase?: boolean;
 }
 
 export interface PortSelector {
@@ -26,31 +37,192 @@ export interface Destination {
   readonly port?: PortSelector;
 }
 
+export interface HeaderOperations {
+  readonly set?: Readonly<Record<string, string>>;
+  readonly add?: Readonly<Record<string, string>>;
+  readonly remove?: readonly string[];
+}
+
+export interface Headers {
+  readonly request?: HeaderOperations;
+  readonly response?: HeaderOperations;
+}
+
 export interface HttpRouteDestination {
   readonly destination: Destination;
   readonly weight?: number;
+  readonly headers?: Headers;
+}
+
+export interface HttpRedirect {
+  readonly uri?: string;
+  readonly authority?: string;
+  readonly port?: number;
+  readonly scheme?: string;
+  readonly redirectCode?: number;
+}
+
+export interface HttpRewrite {
+  readonly uri?: string;
+  readonly authority?: string;
+}
+
+export interface HttpRetry {
+  readonly attempts?: number;
+  readonly perTryTimeout?: string;
+  readonly retryOn?: string;
+  readonly retryRemoteLocalities?: boolean;
+}
+
+/** Istio's `Percent`: a double from 0 to 100. */
+export interface Percent {
+  readonly value?: number;
+}
+
+export interface HttpFaultInjection {
+  readonly delay?: { readonly fixedDelay?: string; readonly percentage?: Percent; readonly percent?: number };
+  readonly abort?: { readonly httpStatus?: number; readonly grpcStatus?: string; readonly percentage?: Percent };
+}
+
+export interface CorsPolicy {
+  readonly allowOrigins?: readonly StringMatch[];
+  readonly allowMethods?: readonly string[];
+  readonly allowHeaders?: readonly string[];
+  readonly exposeHeaders?: readonly string[];
+  readonly maxAge?: string;
+  readonly allowCredentials?: boolean;
 }
 
 export interface HttpRoute {
   readonly name?: string;
   readonly match?: readonly HttpMatchRequest[];
   readonly route?: readonly HttpRouteDestination[];
+  readonly redirect?: HttpRedirect;
+  readonly rewrite?: HttpRewrite;
+  readonly timeout?: string;
+  readonly retries?: HttpRetry;
+  readonly fault?: HttpFaultInjection;
+  readonly mirror?: Destination;
+  readonly mirrorPercentage?: Percent;
+  readonly corsPolicy?: CorsPolicy;
+  readonly headers?: Headers;
+}
+
+export interface L4MatchAttributes {
+  readonly destinationSubnets?: readonly string[];
+  readonly port?: number;
+  readonly sourceLabels?: Readonly<Record<string, string>>;
+  readonly gateways?: readonly string[];
+  readonly sourceNamespace?: string;
+}
+
+export interface RouteDestination {
+  readonly destination: Destination;
+  readonly weight?: number;
+}
+
+export interface TcpRoute {
+  readonly match?: readonly L4MatchAttributes[];
+  readonly route?: readonly RouteDestination[];
 }
 
 export interface VirtualServiceSpec {
   readonly hosts: readonly string[];
   readonly gateways?: readonly string[];
   readonly http?: readonly HttpRoute[];
+  readonly tcp?: readonly TcpRoute[];
+  readonly exportTo?: readonly string[];
+}
+
+export type SimpleLb = 'UNSPECIFIED' | 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'LEAST_CONN' | 'RANDOM' | 'PASSTHROUGH';
+
+export interface ConsistentHashLb {
+  readonly httpHeaderName?: string;
+  readonly httpCookie?: { readonly name: string; readonly path?: string; readonly ttl?: string };
+  readonly useSourceIp?: boolean;
+  readonly httpQueryParameterName?: string;
+  readonly ringHash?: { readonly minimumRingSize?: number };
+  readonly maglev?: { readonly tableSize?: number };
+  /** Deprecated in Istio for ringHash.minimumRingSize; still honoured. */
+  readonly minimumRingSize?: number;
+}
+
+export interface LoadBalancerSettings {
+  readonly simple?: SimpleLb;
+  readonly consistentHash?: ConsistentHashLb;
+}
+
+export interface ConnectionPoolSettings {
+  readonly tcp?: {
+    readonly maxConnections?: number;
+    readonly connectTimeout?: string;
+    readonly tcpKeepalive?: { readonly probes?: number; readonly time?: string; readonly interval?: string };
+    readonly maxConnectionDuration?: string;
+  };
+  readonly http?: {
+    readonly http1MaxPendingRequests?: number;
+    readonly http2MaxRequests?: number;
+    readonly maxRequestsPerConnection?: number;
+    readonly maxRetries?: number;
+    readonly idleTimeout?: string;
+    readonly h2UpgradePolicy?: 'DEFAULT' | 'DO_NOT_UPGRADE' | 'UPGRADE';
+    readonly maxConcurrentStreams?: number;
+    readonly useClientProtocol?: boolean;
+  };
+}
+
+export interface OutlierDetection {
+  readonly consecutiveErrors?: number;
+  readonly consecutive5xxErrors?: number;
+  readonly consecutiveGatewayErrors?: number;
+  readonly splitExternalLocalOriginErrors?: boolean;
+  readonly consecutiveLocalOriginFailures?: number;
+  readonly interval?: string;
+  readonly baseEjectionTime?: string;
+  readonly maxEjectionPercent?: number;
+  readonly minHealthPercent?: number;
+}
+
+export type TlsMode = 'DISABLE' | 'SIMPLE' | 'MUTUAL' | 'ISTIO_MUTUAL';
+
+export interface ClientTlsSettings {
+  readonly mode?: TlsMode;
+  readonly clientCertificate?: string;
+  readonly privateKey?: string;
+  readonly caCertificates?: string;
+  readonly credentialName?: string;
+  readonly subjectAltNames?: readonly string[];
+  readonly sni?: string;
+  readonly insecureSkipVerify?: boolean;
+}
+
+export interface PortTrafficPolicy {
+  readonly port?: PortSelector;
+  readonly loadBalancer?: LoadBalancerSettings;
+  readonly connectionPool?: ConnectionPoolSettings;
+  readonly outlierDetection?: OutlierDetection;
+  readonly tls?: ClientTlsSettings;
+}
+
+export interface TrafficPolicy {
+  readonly loadBalancer?: LoadBalancerSettings;
+  readonly connectionPool?: ConnectionPoolSettings;
+  readonly outlierDetection?: OutlierDetection;
+  readonly tls?: ClientTlsSettings;
+  readonly portLevelSettings?: readonly PortTrafficPolicy[];
 }
 
 export interface Subset {
   readonly name: string;
   readonly labels?: Readonly<Record<string, string>>;
+  readonly trafficPolicy?: TrafficPolicy;
 }
 
 export interface DestinationRuleSpec {
   readonly host: string;
+  readonly trafficPolicy?: TrafficPolicy;
   readonly subsets?: readonly Subset[];
+  readonly exportTo?: readonly string[];
 }
 
 export interface RuleMeta {

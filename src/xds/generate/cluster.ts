@@ -8,6 +8,8 @@ import { ADS_CONFIG_SOURCE, typed } from './common.ts';
 import { BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER } from './names.ts';
 import type { OutboundTarget } from './outbound.ts';
 import { outboundTargets } from './outbound.ts';
+import { applyTrafficPolicy } from './cluster-traffic-policy.ts';
+import { ignoreNotes, type NoteSink, type RouteDialect } from './route-match.ts';
 
 const CONNECT_TIMEOUT = '10s';
 
@@ -60,14 +62,24 @@ const CATCH_ALL_CLUSTERS: readonly JsonObject[] = [
   { name: PASSTHROUGH_CLUSTER, type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: CONNECT_TIMEOUT },
 ];
 
+/** The cluster with its DestinationRule's traffic policy, as a proxy in `namespace` sees the rule. */
+export function clusterWithPolicy(push: PushContext, target: OutboundTarget, namespace: string | undefined, dialect: RouteDialect, notes: NoteSink): JsonObject {
+  const cluster = dialect === 'grpc' ? grpcCluster(target) : sidecarCluster(target);
+  const rule = push.destinationRuleFor(target.service.hostname, namespace);
+  const sni = `outbound_.${target.port.port}_.${target.subset?.name ?? ''}_.${target.service.hostname}`;
+  applyTrafficPolicy(cluster, { rule, subset: target.subset?.name, port: target.port.port, sni }, dialect, notes);
+  return cluster;
+}
+
 export function buildClusters(push: PushContext, proxy: Proxy): readonly EnvoyResource[] {
-  return push.memo(`cds:${proxy.generator}`, () => {
+  // DestinationRules are looked up from the proxy's namespace first.
+  return push.memo(`cds:${proxy.generator}:${proxy.namespace ?? ''}`, () => {
     const targets = outboundTargets(push);
-    if (proxy.generator === 'grpc') {
-      return targets.map((t) => new EnvoyResource(CLUSTER_TYPE, t.clusterName, grpcCluster(t)));
-    }
+    const build = (t: OutboundTarget): EnvoyResource =>
+      new EnvoyResource(CLUSTER_TYPE, t.clusterName, clusterWithPolicy(push, t, proxy.namespace, proxy.generator, ignoreNotes));
+    if (proxy.generator === 'grpc') return targets.map(build);
     return [
-      ...targets.map((t) => new EnvoyResource(CLUSTER_TYPE, t.clusterName, sidecarCluster(t))),
+      ...targets.map(build),
       ...CATCH_ALL_CLUSTERS.map((c) => new EnvoyResource(CLUSTER_TYPE, c['name'] as string, c)),
     ];
   });

@@ -1,71 +1,164 @@
 // VirtualService http routes -> Envoy routes, shared by sidecar and proxyless gRPC route configs.
 import type { PushContext, ResolvedVirtualService } from '../../model/push-context.ts';
-import type { HttpMatchRequest, HttpRoute, HttpRouteDestination, StringMatch } from '../../model/rules.ts';
+import type { HttpRoute, HttpRouteDestination } from '../../model/rules.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
 import type { JsonObject } from '../proto-json.ts';
+import { effectivePolicy, routeHashPolicy } from './cluster-traffic-policy.ts';
 import { clusterName } from './names.ts';
+import { matchApplies, routeMatch, type NoteSink, type RouteCaller, type RouteDialect } from './route-match.ts';
+import {
+  CORS_FILTER,
+  FAULT_FILTER,
+  corsConfig,
+  faultConfig,
+  fractionalPercent,
+  hasHeaderOperations,
+  headerFields,
+  redirectAction,
+  retryPolicy,
+  timeoutFields,
+} from './route-policy.ts';
 
-/** Istio sets no route timeout unless the VirtualService asks for one. */
-const NO_TIMEOUT = '0s';
-
-function stringMatcher(match: StringMatch): JsonObject {
-  if (match.exact !== undefined) return { exact: match.exact };
-  if (match.prefix !== undefined) return { prefix: match.prefix };
-  return { safe_regex: { regex: match.regex ?? '' } };
-}
-
-/** Which header-matcher fields the client understands. */
-export type RouteDialect = 'envoy' | 'grpc';
-
-function headerMatcher(name: string, value: StringMatch, dialect: RouteDialect): JsonObject {
-  if (dialect === 'envoy') return { name, string_match: stringMatcher(value) };
-  // gRPC clients before 1.53 (C-core) reject string_match; the older fields work in every version.
-  if (value.exact !== undefined) return { name, exact_match: value.exact };
-  if (value.prefix !== undefined) return { name, prefix_match: value.prefix };
-  return { name, safe_regex_match: { regex: value.regex ?? '' } };
-}
-
-function routeMatch(match: HttpMatchRequest | undefined, dialect: RouteDialect): JsonObject {
-  const out: JsonObject = {};
-  const uri = match?.uri;
-  if (uri?.exact !== undefined) out['path'] = uri.exact;
-  else if (uri?.regex !== undefined) out['safe_regex'] = { regex: uri.regex };
-  else out['prefix'] = uri?.prefix ?? '/';
-  const headers = Object.entries(match?.headers ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  if (headers.length > 0) {
-    out['headers'] = headers.map(([name, value]) => headerMatcher(name, value, dialect));
-  }
-  return out;
-}
+export type { RouteCaller, RouteDialect } from './route-match.ts';
 
 /** The port a destination means: the one it names, the service's only port, or the caller's port. */
-function destinationPort(push: PushContext, target: HttpRouteDestination, callerPort: ServicePort): number {
-  if (target.destination.port) return target.destination.port.number;
-  const service = push.serviceByHost.get(target.destination.host);
+function destinationPort(push: PushContext, destination: { host: string; port?: { number: number } }, callerPort: ServicePort): number {
+  if (destination.port) return destination.port.number;
+  const service = push.serviceByHost.get(destination.host);
   if (service?.ports.length === 1 && service.ports[0]) return service.ports[0].port;
   return callerPort.port;
 }
 
-function routeAction(push: PushContext, route: HttpRoute, port: ServicePort): JsonObject | undefined {
-  const targets = route.route ?? [];
-  const weighted = targets.length === 1 ? targets : targets.filter((t) => (t.weight ?? 0) > 0);
-  const names = weighted.map((t) => clusterName(destinationPort(push, t, port), t.destination.host, t.destination.subset ?? ''));
-  const [first] = names;
-  if (first === undefined) return undefined;
-  if (names.length === 1) return { cluster: first, timeout: NO_TIMEOUT };
-  return {
-    weighted_clusters: { clusters: weighted.map((t, i) => ({ name: names[i] ?? '', weight: t.weight ?? 0 })) },
-    timeout: NO_TIMEOUT,
-  };
+interface Translation {
+  readonly push: PushContext;
+  readonly port: ServicePort;
+  readonly dialect: RouteDialect;
+  readonly caller: RouteCaller;
+  readonly notes: NoteSink;
 }
 
-export function defaultRoute(service: Service, port: ServicePort): JsonObject {
+/** Istio hashes only when every destination of the route agrees on the consistent-hash policy. */
+function hashPolicy(t: Translation, targets: readonly HttpRouteDestination[]): JsonObject[] | undefined {
+  const policies = targets.map((target) => {
+    const destination = target.destination;
+    const rule = t.push.destinationRuleFor(destination.host, t.caller.namespace);
+    const { policy } = effectivePolicy(rule, destination.subset, destinationPort(t.push, destination, t.port));
+    return policy.loadBalancer?.consistentHash;
+  });
+  const [first] = policies;
+  if (!first || policies.some((p) => JSON.stringify(p) !== JSON.stringify(first))) return undefined;
+  return routeHashPolicy(first, t.dialect, t.notes, `DestinationRule for ${targets[0]?.destination.host ?? ''}`);
+}
+
+function forwardAction(t: Translation, route: HttpRoute, path: string): JsonObject | undefined {
+  const targets = route.route ?? [];
+  const weighted = targets.length === 1 ? targets : targets.filter((target) => (target.weight ?? 0) > 0);
+  const names = weighted.map((target) =>
+    clusterName(destinationPort(t.push, target.destination, t.port), target.destination.host, target.destination.subset ?? ''),
+  );
+  const [first] = names;
+  if (first === undefined) return undefined;
+  const action: JsonObject = {};
+  const envoy = t.dialect === 'envoy';
+  if (names.length === 1) {
+    action['cluster'] = first;
+  } else {
+    action['weighted_clusters'] = {
+      clusters: weighted.map((target, i) => ({
+        name: names[i] ?? '',
+        weight: target.weight ?? 0,
+        ...(envoy ? headerFields(target.headers) : {}),
+      })),
+    };
+  }
+  Object.assign(action, timeoutFields(route.timeout, t.dialect));
+  const retries = retryPolicy(route.retries, t.dialect, t.notes, path);
+  if (retries) action['retry_policy'] = retries;
+  const hash = hashPolicy(t, weighted);
+  if (hash) action['hash_policy'] = hash;
+  if (!envoy) return action;
+  if (route.rewrite?.uri !== undefined) action['prefix_rewrite'] = route.rewrite.uri;
+  if (route.rewrite?.authority) action['host_rewrite_literal'] = route.rewrite.authority;
+  if (route.mirror) {
+    action['request_mirror_policies'] = [
+      {
+        cluster: clusterName(destinationPort(t.push, route.mirror, t.port), route.mirror.host, route.mirror.subset ?? ''),
+        runtime_fraction: { default_value: fractionalPercent(route.mirrorPercentage) },
+        trace_sampled: false,
+      },
+    ];
+  }
+  return action;
+}
+
+/** What of a route a gRPC client cannot use, noted once per route. */
+function noteGrpcGaps(route: HttpRoute, notes: NoteSink, path: string): void {
+  if (route.mirror) notes(`${path}.mirror`, 'gRPC clients do not mirror traffic: ignored for proxyless gRPC');
+  if (route.rewrite) notes(`${path}.rewrite`, 'gRPC clients cannot rewrite the method path or authority: ignored for proxyless gRPC');
+  if (route.corsPolicy) notes(`${path}.corsPolicy`, 'CORS is for browsers: ignored for proxyless gRPC');
+  if (hasHeaderOperations(route.headers) || (route.route ?? []).some((d) => hasHeaderOperations(d.headers))) {
+    notes(`${path}.headers`, 'gRPC clients do not add or remove headers by route: ignored for proxyless gRPC');
+  }
+}
+
+function translateRoute(t: Translation, vs: ResolvedVirtualService, route: HttpRoute, index: number): JsonObject[] {
+  const path = `spec.http[${index}]`;
+  if (route.redirect && t.dialect === 'grpc') {
+    t.notes(`${path}.redirect`, 'gRPC clients cannot follow HTTP redirects: this route is left out for proxyless gRPC');
+    return [];
+  }
+  if (t.dialect === 'grpc') noteGrpcGaps(route, t.notes, path);
+  const matches = route.match && route.match.length > 0 ? route.match.map((m, i) => [m, i] as const) : [[undefined, 0] as const];
+  const applicable = matches.filter(([match]) => matchApplies(match, t.port.port, t.caller));
+  if (applicable.length === 0) return [];
+
+  const body: JsonObject = {};
+  if (route.redirect) {
+    body['redirect'] = redirectAction(route.redirect);
+  } else {
+    const action = forwardAction(t, route, path);
+    if (!action) return [];
+    body['route'] = action;
+  }
+  const perFilter: JsonObject = {};
+  const fault = faultConfig(route.fault);
+  if (fault) perFilter[FAULT_FILTER] = fault;
+  if (route.corsPolicy && t.dialect === 'envoy') perFilter[CORS_FILTER] = corsConfig(route.corsPolicy);
+  if (Object.keys(perFilter).length > 0) body['typed_per_filter_config'] = perFilter;
+  if (t.dialect === 'envoy') {
+    // A single destination's header operations apply to the whole route.
+    const single = route.route?.length === 1 ? route.route[0]?.headers : undefined;
+    Object.assign(body, mergeHeaderFields(headerFields(route.headers), headerFields(single)));
+  }
+
+  const out: JsonObject[] = [];
+  for (const [match, i] of applicable) {
+    const matchJson = routeMatch(match, t.dialect, t.notes, `${path}.match[${i}]`);
+    if (!matchJson) continue;
+    out.push({ name: route.name ?? match?.name ?? `${vs.rule.meta.namespace}/${vs.rule.meta.name}/http[${index}]`, match: matchJson, ...body });
+  }
+  return out;
+}
+
+function mergeHeaderFields(a: JsonObject, b: JsonObject): JsonObject {
+  const out: JsonObject = { ...a };
+  for (const [key, value] of Object.entries(b)) {
+    const existing = out[key];
+    out[key] = Array.isArray(existing) && Array.isArray(value) ? [...existing, ...value] : value;
+  }
+  return out;
+}
+
+export function defaultRoute(service: Service, port: ServicePort, dialect: RouteDialect = 'envoy'): JsonObject {
+  const retries = retryPolicy(undefined, dialect, () => undefined, '');
   return {
     name: 'default',
     match: { prefix: '/' },
-    route: { cluster: clusterName(port.port, service.hostname), timeout: NO_TIMEOUT },
+    route: { cluster: clusterName(port.port, service.hostname), timeout: '0s', ...(retries ? { retry_policy: retries } : {}) },
   };
 }
+
+const ANY_CALLER: RouteCaller = { labels: {}, namespace: undefined };
 
 /** The routes of one service port: its VirtualService's http routes in order, else the default route. */
 export function buildHttpRoutes(
@@ -74,20 +167,18 @@ export function buildHttpRoutes(
   service: Service,
   port: ServicePort,
   dialect: RouteDialect,
+  caller: RouteCaller = ANY_CALLER,
+  notes: NoteSink = () => undefined,
 ): JsonObject[] {
-  if (!vs) return [defaultRoute(service, port)];
-  const routes: JsonObject[] = [];
-  vs.http.forEach((route, index) => {
-    const action = routeAction(push, route, port);
-    if (!action) return;
-    const matches: (HttpMatchRequest | undefined)[] = route.match && route.match.length > 0 ? [...route.match] : [undefined];
-    for (const match of matches) {
-      routes.push({
-        name: route.name ?? match?.name ?? `${vs.rule.meta.namespace}/${vs.rule.meta.name}/http[${index}]`,
-        match: routeMatch(match, dialect),
-        route: action,
-      });
-    }
+  if (!vs) return [defaultRoute(service, port, dialect)];
+  const t: Translation = { push, port, dialect, caller, notes };
+  return vs.http.flatMap((route, index) => translateRoute(t, vs, route, index));
+}
+
+/** Whether any route of a route configuration carries a per-route config for `filter`. */
+export function usesFilter(routes: readonly JsonObject[], filter: string): boolean {
+  return routes.some((r) => {
+    const perFilter = r['typed_per_filter_config'];
+    return typeof perFilter === 'object' && perFilter !== null && !Array.isArray(perFilter) && filter in perFilter;
   });
-  return routes;
 }

@@ -4,7 +4,7 @@ import type { Proxy } from '../../model/proxy.ts';
 import { isHttpProtocol } from '../../model/service.ts';
 import type { JsonObject } from '../proto-json.ts';
 import { EnvoyResource } from '../resource.ts';
-import { HTTP_CONNECTION_MANAGER_TYPE, LISTENER_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE } from '../type-urls.ts';
+import { CORS_TYPE, FAULT_TYPE, HTTP_CONNECTION_MANAGER_TYPE, LISTENER_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE } from '../type-urls.ts';
 import { ADS_CONFIG_SOURCE, socketAddress, typed } from './common.ts';
 import {
   PASSTHROUGH_CLUSTER,
@@ -16,23 +16,28 @@ import {
   routeConfigName,
   tcpListenerName,
 } from './names.ts';
+import { CORS_FILTER, FAULT_FILTER } from './route-policy.ts';
 import { resolveTargetHost } from './targets.ts';
+import { tcpProxyUpstream } from './tcp-routes.ts';
 
 const ROUTER_FILTER: JsonObject = { name: 'envoy.filters.http.router', typed_config: typed(ROUTER_TYPE, {}) };
+// Empty top-level configs: routes switch them on through typed_per_filter_config, as Istio does.
+const FAULT_HTTP_FILTER: JsonObject = { name: FAULT_FILTER, typed_config: typed(FAULT_TYPE, {}) };
+const CORS_HTTP_FILTER: JsonObject = { name: CORS_FILTER, typed_config: typed(CORS_TYPE, {}) };
 
-function httpConnectionManager(statPrefix: string, routeName: string): JsonObject {
+function httpConnectionManager(statPrefix: string, routeName: string, filters: readonly JsonObject[] = [FAULT_HTTP_FILTER, CORS_HTTP_FILTER]): JsonObject {
   return typed(HTTP_CONNECTION_MANAGER_TYPE, {
     stat_prefix: statPrefix,
     rds: { config_source: ADS_CONFIG_SOURCE, route_config_name: routeName },
     // The router must be last: it is the filter that forwards the request.
-    http_filters: [ROUTER_FILTER],
+    http_filters: [...filters, ROUTER_FILTER],
   });
 }
 
-function tcpProxyFilter(statPrefix: string, cluster: string): JsonObject {
+function tcpProxyFilter(statPrefix: string, upstream: JsonObject): JsonObject {
   return {
     name: 'envoy.filters.network.tcp_proxy',
-    typed_config: typed(TCP_PROXY_TYPE, { stat_prefix: statPrefix, cluster }),
+    typed_config: typed(TCP_PROXY_TYPE, { stat_prefix: statPrefix, ...upstream }),
   };
 }
 
@@ -54,13 +59,13 @@ function httpListener(port: number): JsonObject {
   };
 }
 
-function tcpListener(address: string, port: number, cluster: string): JsonObject {
+function tcpListener(address: string, port: number, cluster: string, upstream: JsonObject = { cluster }): JsonObject {
   return {
     name: tcpListenerName(address, port),
     address: socketAddress(address, port),
     bind_to_port: false,
     traffic_direction: 'OUTBOUND',
-    filter_chains: [{ filters: [tcpProxyFilter(cluster, cluster)] }],
+    filter_chains: [{ filters: [tcpProxyFilter(cluster, upstream)] }],
   };
 }
 
@@ -70,7 +75,7 @@ const VIRTUAL_OUTBOUND: JsonObject = {
   // iptables redirects outbound connections here; the original destination picks the listener.
   use_original_dst: true,
   traffic_direction: 'OUTBOUND',
-  filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [tcpProxyFilter(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER)] }],
+  filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [tcpProxyFilter(PASSTHROUGH_CLUSTER, { cluster: PASSTHROUGH_CLUSTER })] }],
 };
 
 function sidecarListeners(push: PushContext): EnvoyResource[] {
@@ -90,7 +95,7 @@ function sidecarListeners(push: PushContext): EnvoyResource[] {
         const address = service.vip ?? '0.0.0.0';
         const name = tcpListenerName(address, port.port);
         // An HTTP listener or an older service already owns this address:port.
-        if (!byName.has(name)) byName.set(name, tcpListener(address, port.port, clusterName(port.port, service.hostname)));
+        if (!byName.has(name)) byName.set(name, tcpListener(address, port.port, clusterName(port.port, service.hostname), tcpProxyUpstream(push, service, port)));
       }
     }
     byName.set(VIRTUAL_OUTBOUND_LISTENER, VIRTUAL_OUTBOUND);
@@ -102,7 +107,8 @@ function sidecarListeners(push: PushContext): EnvoyResource[] {
 export function grpcApiListener(name: string): JsonObject {
   return {
     name,
-    api_listener: { api_listener: httpConnectionManager(name, name) },
+    // gRPC implements the fault filter but not CORS.
+    api_listener: { api_listener: httpConnectionManager(name, name, [FAULT_HTTP_FILTER]) },
   };
 }
 

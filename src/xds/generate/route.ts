@@ -6,7 +6,7 @@ import { isHttpProtocol } from '../../model/service.ts';
 import type { JsonObject } from '../proto-json.ts';
 import { EnvoyResource } from '../resource.ts';
 import { ROUTE_TYPE } from '../type-urls.ts';
-import { buildHttpRoutes } from './http-routes.ts';
+import { buildHttpRoutes, type RouteCaller } from './http-routes.ts';
 import { PASSTHROUGH_CLUSTER, parseHostPort, routeConfigName } from './names.ts';
 import { resolveTargetHost } from './targets.ts';
 
@@ -27,7 +27,8 @@ function httpPortsOf(push: PushContext): number[] {
   });
 }
 
-function sidecarRouteConfig(push: PushContext, port: number, proxyNamespace: string | undefined): JsonObject {
+function sidecarRouteConfig(push: PushContext, port: number, caller: RouteCaller): JsonObject {
+  const proxyNamespace = caller.namespace;
   const used = new Set<string>();
   const virtualHosts: JsonObject[] = [];
   for (const service of push.services) {
@@ -39,7 +40,7 @@ function sidecarRouteConfig(push: PushContext, port: number, proxyNamespace: str
     virtualHosts.push({
       name: `${service.hostname}:${port}`,
       domains,
-      routes: buildHttpRoutes(push, push.virtualServiceByHost.get(service.hostname), service, servicePort, 'envoy'),
+      routes: buildHttpRoutes(push, push.virtualServiceByHost.get(service.hostname), service, servicePort, 'envoy', caller),
     });
   }
   virtualHosts.push({
@@ -50,12 +51,12 @@ function sidecarRouteConfig(push: PushContext, port: number, proxyNamespace: str
   return { name: routeConfigName(port), virtual_hosts: virtualHosts, validate_clusters: false };
 }
 
-export function grpcRouteConfig(push: PushContext, name: string, service: Service, port: ServicePort): JsonObject {
+export function grpcRouteConfig(push: PushContext, name: string, service: Service, port: ServicePort, caller?: RouteCaller): JsonObject {
   const domains = [...new Set([name, service.hostname, `${service.hostname}:${port.port}`])];
   return {
     name,
     virtual_hosts: [
-      { name, domains, routes: buildHttpRoutes(push, push.virtualServiceByHost.get(service.hostname), service, port, 'grpc') },
+      { name, domains, routes: buildHttpRoutes(push, push.virtualServiceByHost.get(service.hostname), service, port, 'grpc', caller) },
     ],
   };
 }
@@ -63,14 +64,17 @@ export function grpcRouteConfig(push: PushContext, name: string, service: Servic
 /** Route configurations a proxy may ask for; `names` undefined means all a sidecar has. */
 export function buildRouteConfigs(push: PushContext, proxy: Proxy, names: readonly string[] | undefined): EnvoyResource[] {
   const wanted = names ?? httpPortsOf(push).map(routeConfigName);
+  const caller: RouteCaller = { labels: proxy.labels, namespace: proxy.namespace };
+  // Routes depend on the caller's namespace and, through sourceLabels matches, on its labels.
+  const callerKey = `${proxy.namespace ?? ''}:${JSON.stringify(Object.entries(proxy.labels).sort())}`;
   const out: EnvoyResource[] = [];
   for (const name of wanted) {
     if (/^\d+$/.test(name)) {
       const port = Number(name);
       if (!httpPortsOf(push).includes(port)) continue;
       out.push(
-        push.memo(`rds:sidecar:${proxy.namespace ?? ''}:${name}`, () =>
-          new EnvoyResource(ROUTE_TYPE, name, sidecarRouteConfig(push, port, proxy.namespace)),
+        push.memo(`rds:sidecar:${callerKey}:${name}`, () =>
+          new EnvoyResource(ROUTE_TYPE, name, sidecarRouteConfig(push, port, caller)),
         ),
       );
       continue;
@@ -79,8 +83,8 @@ export function buildRouteConfigs(push: PushContext, proxy: Proxy, names: readon
     const resolved = target && resolveTargetHost(push, target.host, target.port, proxy.namespace);
     if (!resolved) continue;
     out.push(
-      push.memo(`rds:grpc:${proxy.namespace ?? ''}:${name}`, () =>
-        new EnvoyResource(ROUTE_TYPE, name, grpcRouteConfig(push, name, resolved.service, resolved.port)),
+      push.memo(`rds:grpc:${callerKey}:${name}`, () =>
+        new EnvoyResource(ROUTE_TYPE, name, grpcRouteConfig(push, name, resolved.service, resolved.port, caller)),
       ),
     );
   }

@@ -1,0 +1,89 @@
+// VirtualService match conditions -> Envoy RouteMatch, in the dialect the client understands.
+import type { HttpMatchRequest, StringMatch } from '../../model/rules.ts';
+import type { JsonObject } from '../proto-json.ts';
+import { labelsMatch } from '../../model/service.ts';
+
+/** Which fields the client understands: full Envoy, or what every gRPC version accepts. */
+export type RouteDialect = 'envoy' | 'grpc';
+
+/** Who is calling: a match on sourceLabels or sourceNamespace only applies to some proxies. */
+export interface RouteCaller {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly namespace: string | undefined;
+}
+
+/** Receives what a gRPC client cannot do, with the rule field it comes from. */
+export type NoteSink = (path: string, message: string) => void;
+
+export const ignoreNotes: NoteSink = () => undefined;
+
+export function stringMatcher(match: StringMatch): JsonObject {
+  if (match.exact !== undefined) return { exact: match.exact };
+  if (match.prefix !== undefined) return { prefix: match.prefix };
+  return { safe_regex: { regex: match.regex ?? '' } };
+}
+
+function isEmptyMatch(match: StringMatch): boolean {
+  return match.exact === undefined && match.prefix === undefined && match.regex === undefined;
+}
+
+function headerMatcher(name: string, value: StringMatch, dialect: RouteDialect, invert: boolean): JsonObject {
+  const inverted: JsonObject = invert ? { invert_match: true } : {};
+  // `{}` means "present" (or, under withoutHeaders, "absent").
+  if (isEmptyMatch(value)) return { name, present_match: true, ...inverted };
+  if (dialect === 'envoy') return { name, string_match: stringMatcher(value), ...inverted };
+  // gRPC clients before 1.53 (C-core) reject string_match; the older fields work in every version.
+  if (value.exact !== undefined) return { name, exact_match: value.exact, ...inverted };
+  if (value.prefix !== undefined) return { name, prefix_match: value.prefix, ...inverted };
+  return { name, safe_regex_match: { regex: value.regex ?? '' }, ...inverted };
+}
+
+function byName<T>(record: Readonly<Record<string, T>> | undefined): [string, T][] {
+  return Object.entries(record ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** Whether a match can apply to this caller on this port; Istio drops the others from the proxy's config. */
+export function matchApplies(match: HttpMatchRequest | undefined, port: number, caller: RouteCaller): boolean {
+  if (!match) return true;
+  if (match.port !== undefined && match.port !== port) return false;
+  if (match.sourceLabels && !labelsMatch(match.sourceLabels, caller.labels)) return false;
+  if (match.sourceNamespace !== undefined && match.sourceNamespace !== caller.namespace) return false;
+  if (match.gateways && match.gateways.length > 0 && !match.gateways.includes('mesh')) return false;
+  return true;
+}
+
+/**
+ * The RouteMatch of one Istio match. Returns undefined when a gRPC client could never satisfy it
+ * (query parameters do not exist in gRPC), so the route is left out for gRPC.
+ */
+export function routeMatch(match: HttpMatchRequest | undefined, dialect: RouteDialect, notes: NoteSink, path: string): JsonObject | undefined {
+  const out: JsonObject = {};
+  const uri = match?.uri;
+  if (uri?.exact !== undefined) out['path'] = uri.exact;
+  else if (uri?.regex !== undefined) out['safe_regex'] = { regex: uri.regex };
+  else out['prefix'] = uri?.prefix ?? '/';
+  if (match?.ignoreUriCase) out['case_sensitive'] = false;
+
+  const headers: JsonObject[] = [];
+  // Istio matches method, authority and scheme as the HTTP/2 pseudo-headers.
+  for (const [key, pseudo] of [['method', ':method'], ['authority', ':authority'], ['scheme', ':scheme']] as const) {
+    const value = match?.[key];
+    if (value) headers.push(headerMatcher(pseudo, value, dialect, false));
+  }
+  for (const [name, value] of byName(match?.headers)) headers.push(headerMatcher(name, value, dialect, false));
+  for (const [name, value] of byName(match?.withoutHeaders)) headers.push(headerMatcher(name, value, dialect, true));
+  if (headers.length > 0) out['headers'] = headers;
+
+  const query = byName(match?.queryParams);
+  if (query.length > 0) {
+    if (dialect === 'grpc') {
+      notes(`${path}.queryParams`, 'gRPC requests have no query parameters: this match never applies to proxyless gRPC clients and is left out for them');
+      return undefined;
+    }
+    out['query_parameters'] = query.map(([name, value]): JsonObject =>
+      // Istio reads `exact: ""` as "the parameter is present".
+      isEmptyMatch(value) || value.exact === '' ? { name, present_match: true } : { name, string_match: stringMatcher(value) },
+    );
+  }
+  return out;
+}

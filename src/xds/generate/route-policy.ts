@@ -1,0 +1,163 @@
+// The per-route policies of a VirtualService http route (retries, timeout, fault, mirror,
+// headers, CORS, rewrite, redirect), as Istio writes them for Envoy, and what of each a
+// proxyless gRPC client can use.
+import { parseDuration, toDurationJson } from '../../model/duration.ts';
+import type { CorsPolicy, Headers, HeaderOperations, HttpFaultInjection, HttpRedirect, HttpRetry, Percent } from '../../model/rules.ts';
+import type { JsonObject } from '../proto-json.ts';
+import { CORS_POLICY_TYPE, FAULT_TYPE, PREVIOUS_HOSTS_TYPE } from '../type-urls.ts';
+import { typed } from './common.ts';
+import { stringMatcher, type NoteSink, type RouteDialect } from './route-match.ts';
+
+export const FAULT_FILTER = 'envoy.filters.http.fault';
+export const CORS_FILTER = 'envoy.filters.http.cors';
+
+/** Istio's default when a VirtualService sets no retries. */
+const DEFAULT_RETRY_ON = 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes';
+const DEFAULT_ATTEMPTS = 2;
+
+/** The retry_on conditions gRPC clients implement: gRPC status names. */
+const GRPC_RETRY_CODES: ReadonlySet<string> = new Set(['cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable']);
+/** Envoy conditions whose gRPC counterpart is UNAVAILABLE (the call never reached a server). */
+const UNAVAILABLE_LIKE: ReadonlySet<string> = new Set(['connect-failure', 'refused-stream', 'reset']);
+
+const GRPC_STATUS_CODES: Readonly<Record<string, number>> = {
+  OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, FAILED_PRECONDITION: 9, ABORTED: 10, OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, DATA_LOSS: 15, UNAUTHENTICATED: 16,
+};
+
+export function grpcStatusNumber(name: string): number | undefined {
+  return /^\d+$/.test(name) ? Number(name) : GRPC_STATUS_CODES[name.toUpperCase()];
+}
+
+/** Istio's Percent (0..100, a double) as Envoy's FractionalPercent per million; absent means 100%. */
+export function fractionalPercent(percent: Percent | undefined, legacyPercent?: number): JsonObject {
+  if (percent?.value === undefined && legacyPercent !== undefined) return { numerator: legacyPercent, denominator: 'HUNDRED' };
+  return { numerator: Math.round((percent?.value ?? 100) * 10_000), denominator: 'MILLION' };
+}
+
+function envoyRetryPolicy(retries: HttpRetry | undefined): JsonObject | undefined {
+  if (retries?.attempts === 0) return undefined;
+  const conditions = (retries?.retryOn ?? DEFAULT_RETRY_ON).split(',').map((c) => c.trim()).filter(Boolean);
+  // Numeric conditions are status codes Envoy retries through "retriable-status-codes".
+  const codes = conditions.filter((c) => /^\d+$/.test(c)).map(Number);
+  const named = conditions.filter((c) => !/^\d+$/.test(c));
+  if (codes.length > 0 && !named.includes('retriable-status-codes')) named.push('retriable-status-codes');
+  const policy: JsonObject = {
+    retry_on: named.join(','),
+    num_retries: retries?.attempts ?? DEFAULT_ATTEMPTS,
+    retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts', typed_config: typed(PREVIOUS_HOSTS_TYPE, {}) }],
+    host_selection_retry_max_attempts: '5',
+  };
+  if (retries?.perTryTimeout) policy['per_try_timeout'] = toDurationJson(retries.perTryTimeout);
+  if (codes.length > 0) policy['retriable_status_codes'] = codes;
+  else if (!retries?.retryOn) policy['retriable_status_codes'] = [503];
+  return policy;
+}
+
+function grpcRetryPolicy(retries: HttpRetry | undefined, notes: NoteSink, path: string): JsonObject | undefined {
+  if (retries?.attempts === 0) return undefined;
+  const conditions = (retries?.retryOn ?? DEFAULT_RETRY_ON).split(',').map((c) => c.trim()).filter(Boolean);
+  const codes = new Set<string>();
+  const dropped: string[] = [];
+  for (const condition of conditions) {
+    if (GRPC_RETRY_CODES.has(condition)) codes.add(condition);
+    else if (UNAVAILABLE_LIKE.has(condition)) codes.add('unavailable');
+    else if (condition !== 'retriable-status-codes' || retries?.retryOn) dropped.push(condition);
+  }
+  if (retries && dropped.length > 0) {
+    notes(`${path}.retries.retryOn`, `gRPC retries on gRPC status codes only: ${dropped.join(', ')} ignored for proxyless gRPC (connect-failure, refused-stream and reset count as unavailable)`);
+  }
+  if (retries?.perTryTimeout) notes(`${path}.retries.perTryTimeout`, 'gRPC clients have no per-try timeout: ignored for proxyless gRPC');
+  // An empty retry_on would be a policy that never retries; leave it out instead.
+  if (codes.size === 0) return undefined;
+  return { retry_on: [...codes].join(','), num_retries: retries?.attempts ?? DEFAULT_ATTEMPTS };
+}
+
+export function retryPolicy(retries: HttpRetry | undefined, dialect: RouteDialect, notes: NoteSink, path: string): JsonObject | undefined {
+  return dialect === 'envoy' ? envoyRetryPolicy(retries) : grpcRetryPolicy(retries, notes, path);
+}
+
+/** Envoy's `timeout`, or gRPC's max_stream_duration (A31); "0s" and absent both mean no timeout. */
+export function timeoutFields(timeout: string | undefined, dialect: RouteDialect): JsonObject {
+  const value = timeout ? toDurationJson(timeout) : '0s';
+  if (dialect === 'envoy') return { timeout: value };
+  return value === '0s' ? { timeout: '0s' } : { timeout: '0s', max_stream_duration: { max_stream_duration: value } };
+}
+
+/** The fault filter's per-route config, or undefined when the route injects nothing. */
+export function faultConfig(fault: HttpFaultInjection | undefined): JsonObject | undefined {
+  if (!fault?.delay && !fault?.abort) return undefined;
+  const body: JsonObject = {};
+  if (fault.delay?.fixedDelay) {
+    body['delay'] = { fixed_delay: toDurationJson(fault.delay.fixedDelay), percentage: fractionalPercent(fault.delay.percentage, fault.delay.percent) };
+  }
+  if (fault.abort) {
+    const grpc = fault.abort.grpcStatus !== undefined ? grpcStatusNumber(fault.abort.grpcStatus) : undefined;
+    body['abort'] = {
+      ...(grpc !== undefined ? { grpc_status: grpc } : { http_status: fault.abort.httpStatus ?? 503 }),
+      percentage: fractionalPercent(fault.abort.percentage),
+    };
+  }
+  return typed(FAULT_TYPE, body);
+}
+
+function headerOptions(operations: HeaderOperations | undefined): JsonObject[] {
+  const out: JsonObject[] = [];
+  const sorted = (r: Readonly<Record<string, string>> | undefined): [string, string][] => Object.entries(r ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+  for (const [key, value] of sorted(operations?.set)) out.push({ header: { key, value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' });
+  for (const [key, value] of sorted(operations?.add)) out.push({ header: { key, value }, append_action: 'APPEND_IF_EXISTS_OR_ADD' });
+  return out;
+}
+
+/** request/response header manipulation fields of a Route or a weighted ClusterWeight. */
+export function headerFields(headers: Headers | undefined): JsonObject {
+  const out: JsonObject = {};
+  const requestAdd = headerOptions(headers?.request);
+  const responseAdd = headerOptions(headers?.response);
+  if (requestAdd.length > 0) out['request_headers_to_add'] = requestAdd;
+  if (headers?.request?.remove?.length) out['request_headers_to_remove'] = [...headers.request.remove];
+  if (responseAdd.length > 0) out['response_headers_to_add'] = responseAdd;
+  if (headers?.response?.remove?.length) out['response_headers_to_remove'] = [...headers.response.remove];
+  return out;
+}
+
+export function hasHeaderOperations(headers: Headers | undefined): boolean {
+  return Object.keys(headerFields(headers)).length > 0;
+}
+
+export function corsConfig(cors: CorsPolicy): JsonObject {
+  const body: JsonObject = {};
+  if (cors.allowOrigins?.length) {
+    body['allow_origin_string_match'] = cors.allowOrigins.map(stringMatcher);
+  }
+  if (cors.allowMethods?.length) body['allow_methods'] = cors.allowMethods.join(',');
+  if (cors.allowHeaders?.length) body['allow_headers'] = cors.allowHeaders.join(',');
+  if (cors.exposeHeaders?.length) body['expose_headers'] = cors.exposeHeaders.join(',');
+  if (cors.maxAge) body['max_age'] = String((parseDuration(cors.maxAge) ?? 0n) / 1_000_000_000n);
+  if (cors.allowCredentials !== undefined) body['allow_credentials'] = cors.allowCredentials;
+  return typed(CORS_POLICY_TYPE, body);
+}
+
+const REDIRECT_CODES: Readonly<Record<number, string>> = {
+  301: 'MOVED_PERMANENTLY',
+  302: 'FOUND',
+  303: 'SEE_OTHER',
+  307: 'TEMPORARY_REDIRECT',
+  308: 'PERMANENT_REDIRECT',
+};
+
+export function redirectAction(redirect: HttpRedirect): JsonObject {
+  const out: JsonObject = {};
+  if (redirect.uri) out['path_redirect'] = redirect.uri;
+  if (redirect.authority) out['host_redirect'] = redirect.authority;
+  if (redirect.port) out['port_redirect'] = redirect.port;
+  if (redirect.scheme) out['scheme_redirect'] = redirect.scheme;
+  const code = REDIRECT_CODES[redirect.redirectCode ?? 301];
+  if (code && code !== 'MOVED_PERMANENTLY') out['response_code'] = code;
+  return out;
+}
+
+export function isRedirectCode(code: number): boolean {
+  return code in REDIRECT_CODES;
+}

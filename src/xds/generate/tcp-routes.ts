@@ -1,0 +1,28 @@
+// VirtualService tcp routes -> the tcp_proxy upstream of a service's outbound TCP listener.
+import type { PushContext } from '../../model/push-context.ts';
+import type { TcpRoute } from '../../model/rules.ts';
+import type { Service, ServicePort } from '../../model/service.ts';
+import type { JsonObject } from '../proto-json.ts';
+import { clusterName } from './names.ts';
+
+function routeApplies(route: TcpRoute, port: number): boolean {
+  const matches = route.match ?? [];
+  // Sidecar listeners are per service, so only the port and gateway conditions can be decided here.
+  return matches.length === 0 || matches.some((m) => (m.port === undefined || m.port === port) && (!m.gateways?.length || m.gateways.includes('mesh')));
+}
+
+/** `{cluster}` or `{weighted_clusters}` for the TcpProxy of a service port: the first tcp route that applies, else the service's own cluster. */
+export function tcpProxyUpstream(push: PushContext, service: Service, port: ServicePort): JsonObject {
+  const own = { cluster: clusterName(port.port, service.hostname) };
+  const vs = push.virtualServiceByHost.get(service.hostname);
+  const route = vs?.tcp.find((r) => routeApplies(r, port.port));
+  const targets = (route?.route ?? []).filter((t, _i, all) => all.length === 1 || (t.weight ?? 0) > 0);
+  const names = targets.map((t) => {
+    const destination = push.serviceByHost.get(t.destination.host);
+    const onlyPort = destination?.ports.length === 1 ? destination.ports[0]?.port : undefined;
+    return clusterName(t.destination.port?.number ?? onlyPort ?? port.port, t.destination.host, t.destination.subset ?? '');
+  });
+  if (names.length === 0) return own;
+  if (names.length === 1) return { cluster: names[0] ?? own.cluster };
+  return { weighted_clusters: { clusters: targets.map((t, i) => ({ name: names[i] ?? '', weight: t.weight ?? 0 })) } };
+}
