@@ -1,10 +1,14 @@
 // Istio VirtualService and DestinationRule objects into rule models, validated as Istio's
 // admission webhook would: each problem names its field and says how to fix it.
-import type { ErrorCode } from '../errors.ts';
 import type { DestinationRule, DestinationRuleSpec, Rule, RuleKind, ValidationIssue, VirtualService, VirtualServiceSpec } from '../model/rules.ts';
 import type { SourceRef } from '../model/service.ts';
 import type { Fields } from './object-fields.ts';
 import { describeType, isDns1123Label, isFields, isIpAddress, isPortNumber, isWildcardDomain, readMeta } from './object-fields.ts';
+import { checkBoolean, checkStringMatch, checkUnknownFields, isHeaderName, IssueList, mapAt, mapsIn, stringsIn } from './istio-fields.ts';
+import { checkHeaders, checkHttpRoutePolicies } from './istio-route-policy.ts';
+import { checkTrafficPolicy } from './istio-traffic-policy.ts';
+
+export { checkRe2Regex } from './istio-fields.ts';
 
 export const ISTIO_NETWORKING_GROUP = 'networking.istio.io';
 export const ISTIO_NETWORKING_VERSIONS: readonly string[] = ['v1', 'v1beta1', 'v1alpha3'];
@@ -21,122 +25,8 @@ const HTTP_MATCH_FIELDS = [
 const ROUTE_DESTINATION_FIELDS = ['destination', 'weight', 'headers'];
 const DESTINATION_FIELDS = ['host', 'subset', 'port'];
 const PORT_SELECTOR_FIELDS = ['number'];
-const STRING_MATCH_FIELDS = ['exact', 'prefix', 'regex'];
 const DESTINATION_RULE_FIELDS = ['host', 'trafficPolicy', 'subsets', 'exportTo', 'workloadSelector'];
 const SUBSET_FIELDS = ['name', 'labels', 'trafficPolicy'];
-
-/** Collects issues for one object; `error`/`warn` take a field path and a message with its fix. */
-class IssueList {
-  readonly issues: ValidationIssue[] = [];
-  constructor(private readonly code: ErrorCode) {}
-
-  error(path: string, message: string): void {
-    this.issues.push({ code: this.code, severity: 'error', path, message });
-  }
-
-  warn(path: string, message: string): void {
-    this.issues.push({ code: this.code, severity: 'warning', path, message });
-  }
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
-    }
-    previous = current;
-  }
-  return previous[b.length] ?? 0;
-}
-
-function checkUnknownFields(fields: Fields, known: readonly string[], path: string, what: string, issues: IssueList): void {
-  for (const key of Object.keys(fields)) {
-    if (known.includes(key)) continue;
-    const suggestion = known.find((candidate) => editDistance(candidate.toLowerCase(), key.toLowerCase()) <= 2);
-    const fix = suggestion ? `did you mean "${suggestion}"?` : `remove it (known fields: ${known.join(', ')})`;
-    issues.warn(`${path}.${key}`, `unknown field "${key}" in ${what} is ignored: ${fix}`);
-  }
-}
-
-/** Lists of maps: reports non-map entries, returns the maps with their index. */
-function mapsIn(value: unknown, path: string, what: string, issues: IssueList): [number, Fields][] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) {
-    issues.error(path, `must be a list of ${what}, got ${describeType(value)}: write it as a YAML list ("- ...")`);
-    return [];
-  }
-  const out: [number, Fields][] = [];
-  value.forEach((entry: unknown, index) => {
-    if (isFields(entry)) out.push([index, entry]);
-    else issues.error(`${path}[${index}]`, `must be a ${what}, got ${describeType(entry)}: write it as a map of fields`);
-  });
-  return out;
-}
-
-function stringsIn(value: unknown, path: string, issues: IssueList): [number, string][] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) {
-    issues.error(path, `must be a list of strings, got ${describeType(value)}: write it as a YAML list ("- ...")`);
-    return [];
-  }
-  const out: [number, string][] = [];
-  value.forEach((entry: unknown, index) => {
-    if (typeof entry === 'string') out.push([index, entry]);
-    else issues.error(`${path}[${index}]`, `must be a string, got ${describeType(entry)}: quote it`);
-  });
-  return out;
-}
-
-/**
- * Istio compiles regexes with RE2; JS RegExp is the approximation here. RE2's inline flags and
- * `(?P<name>` are rewritten so valid RE2 is not refused, and what RE2 lacks is refused.
- */
-export function checkRe2Regex(pattern: string): string | undefined {
-  if (/\(\?<?[=!]/.test(pattern)) return 'RE2 has no lookahead or lookbehind';
-  if (/\\[1-9]/.test(pattern)) return 'RE2 has no backreferences';
-  const jsPattern = pattern
-    .replace(/\(\?P</g, '(?<')
-    .replace(/\(\?[imsU]+\)/g, '')
-    .replace(/\(\?[imsU-]+:/g, '(?:')
-    .replace(/\\[Az]/g, '');
-  try {
-    new RegExp(jsPattern, 'u');
-    return undefined;
-  } catch (error) {
-    return error instanceof Error ? error.message.replace(/^Invalid regular expression: /, '') : String(error);
-  }
-}
-
-/** `exactlyOne` for uri; headers allow `{}`, Istio's way of saying "the header is present". */
-function checkStringMatch(value: unknown, path: string, exactlyOne: boolean, issues: IssueList): void {
-  if (value === null || value === undefined) {
-    issues.error(path, `is empty: give it one of exact, prefix or regex, e.g. { exact: "jason" }`);
-    return;
-  }
-  if (!isFields(value)) {
-    issues.error(path, `must be a map with one of exact, prefix or regex, got ${describeType(value)}: write e.g. { exact: ${JSON.stringify(value)} }`);
-    return;
-  }
-  checkUnknownFields(value, STRING_MATCH_FIELDS, path, 'a string match', issues);
-  const present = STRING_MATCH_FIELDS.filter((key) => value[key] !== undefined);
-  if (present.length > 1) {
-    issues.error(path, `has ${present.join(' and ')}, but a match takes exactly one: keep one of exact, prefix or regex`);
-  } else if (present.length === 0 && exactlyOne) {
-    issues.error(path, `has none of exact, prefix or regex: add exactly one, e.g. { prefix: "/" }`);
-  }
-  for (const key of present) {
-    const operand = value[key];
-    if (typeof operand !== 'string') {
-      issues.error(`${path}.${key}`, `must be a string, got ${describeType(operand)}: quote it`);
-    } else if (key === 'regex') {
-      const problem = checkRe2Regex(operand);
-      if (problem) issues.error(`${path}.regex`, `does not compile as an RE2 regex (${problem}): fix the pattern (see https://github.com/google/re2/wiki/Syntax)`);
-    }
-  }
-}
 
 function checkMatch(match: Fields, path: string, issues: IssueList): void {
   checkUnknownFields(match, HTTP_MATCH_FIELDS, path, 'an HTTP match', issues);
@@ -153,7 +43,7 @@ function checkMatch(match: Fields, path: string, issues: IssueList): void {
     }
     for (const [name, entry] of Object.entries(entries)) {
       const entryPath = `${path}.${mapKey}.${name}`;
-      if (mapKey !== 'queryParams' && !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) {
+      if (mapKey !== 'queryParams' && !isHeaderName(name)) {
         issues.error(entryPath, `"${name}" is not a valid HTTP header name: use letters, digits and hyphens`);
       }
       checkStringMatch(entry, entryPath, false, issues);
@@ -161,6 +51,16 @@ function checkMatch(match: Fields, path: string, issues: IssueList): void {
   }
   if (match['port'] !== undefined && !isPortNumber(match['port'])) {
     issues.error(`${path}.port`, `must be a port number 1..65535, got ${describeType(match['port'])}: fix the number`);
+  }
+  checkLabels(match['sourceLabels'], `${path}.sourceLabels`, issues);
+  checkBoolean(match['ignoreUriCase'], `${path}.ignoreUriCase`, issues);
+  stringsIn(match['gateways'], `${path}.gateways`, issues);
+}
+
+function checkLabels(value: unknown, path: string, issues: IssueList): void {
+  const labels = mapAt(value, path, 'labels: { version: v1 }', issues);
+  for (const [key, label] of Object.entries(labels ?? {})) {
+    if (typeof label !== 'string') issues.error(`${path}.${key}`, `must be a string, got ${describeType(label)}: quote it, e.g. ${key}: "${String(label)}"`);
   }
 }
 
@@ -213,6 +113,7 @@ function checkRouteDestinations(routeValue: unknown, path: string, issues: Issue
     const itemPath = `${path}[${index}]`;
     checkUnknownFields(destination, ROUTE_DESTINATION_FIELDS, itemPath, 'a route destination', issues);
     checkDestination(destination['destination'], `${itemPath}.destination`, issues);
+    checkHeaders(destination['headers'], `${itemPath}.headers`, issues);
     const weight = destination['weight'];
     if (weight === undefined) continue;
     if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0 || weight > 100) {
@@ -244,6 +145,25 @@ function checkHttpRoute(route: Fields, path: string, issues: IssueList): void {
     issues.error(`${path}.route`, 'is empty: add at least one destination, e.g. route: [{ destination: { host: reviews } }]');
   }
   checkRouteDestinations(routeValue, `${path}.route`, issues);
+  if (route['mirror'] !== undefined) checkDestination(route['mirror'], `${path}.mirror`, issues);
+  checkHttpRoutePolicies(route, path, issues);
+}
+
+function checkTcpRoute(route: Fields, path: string, issues: IssueList): void {
+  checkUnknownFields(route, ['match', 'route'], path, 'a TCP route', issues);
+  for (const [index, match] of mapsIn(route['match'], `${path}.match`, 'match', issues)) {
+    const matchPath = `${path}.match[${index}]`;
+    checkUnknownFields(match, ['destinationSubnets', 'port', 'sourceLabels', 'gateways', 'sourceNamespace'], matchPath, 'a TCP match', issues);
+    if (match['port'] !== undefined && !isPortNumber(match['port'])) {
+      issues.error(`${matchPath}.port`, `must be a port number 1..65535, got ${describeType(match['port'])}: fix the number`);
+    }
+    checkLabels(match['sourceLabels'], `${matchPath}.sourceLabels`, issues);
+  }
+  const routeValue = route['route'];
+  if (!Array.isArray(routeValue) || routeValue.length === 0) {
+    issues.error(`${path}.route`, 'is empty: add at least one destination, e.g. route: [{ destination: { host: mongo } }]');
+  }
+  checkRouteDestinations(routeValue, `${path}.route`, issues);
 }
 
 export function validateVirtualServiceSpec(spec: unknown): ValidationIssue[] {
@@ -272,6 +192,11 @@ export function validateVirtualServiceSpec(spec: unknown): ValidationIssue[] {
   for (const [index, route] of mapsIn(spec['http'], 'spec.http', 'HTTP route', issues)) {
     checkHttpRoute(route, `spec.http[${index}]`, issues);
   }
+  for (const [index, route] of mapsIn(spec['tcp'], 'spec.tcp', 'TCP route', issues)) {
+    checkTcpRoute(route, `spec.tcp[${index}]`, issues);
+  }
+  if (spec['tls'] !== undefined) issues.warn('spec.tls', 'TLS routes (by SNI) are not supported by meshpilot yet: they are ignored');
+  stringsIn(spec['exportTo'], 'spec.exportTo', issues);
   return issues.issues;
 }
 
@@ -302,18 +227,15 @@ export function validateDestinationRuleSpec(spec: unknown): ValidationIssue[] {
     } else {
       seen.set(name, index);
     }
-    const labels = subset['labels'];
-    if (labels === undefined || labels === null) continue;
-    if (!isFields(labels)) {
-      issues.error(`${path}.labels`, `must be a map of label to value, got ${describeType(labels)}: write e.g. labels: { version: v1 }`);
-      continue;
-    }
-    for (const [key, value] of Object.entries(labels)) {
-      if (typeof value !== 'string') {
-        issues.error(`${path}.labels.${key}`, `must be a string, got ${describeType(value)}: quote it, e.g. ${key}: "${String(value)}"`);
-      }
+    checkLabels(subset['labels'], `${path}.labels`, issues);
+    checkTrafficPolicy(subset['trafficPolicy'], `${path}.trafficPolicy`, issues);
+    const subsetPolicy = subset['trafficPolicy'];
+    if (isFields(subsetPolicy) && isFields(subsetPolicy['tls']) && subsetPolicy['tls']['mode'] === undefined) {
+      issues.warn(`${path}.trafficPolicy.tls.mode`, 'is not set, so it is DISABLE: say the mode explicitly');
     }
   }
+  checkTrafficPolicy(spec['trafficPolicy'], 'spec.trafficPolicy', issues);
+  stringsIn(spec['exportTo'], 'spec.exportTo', issues);
   return issues.issues;
 }
 

@@ -1,0 +1,184 @@
+// Field-level checks shared by the Istio rule validators: each problem gets the path of its
+// field and a message that says how to fix it.
+import { parseDuration } from '../model/duration.ts';
+import type { ErrorCode } from '../errors.ts';
+import type { ValidationIssue } from '../model/rules.ts';
+import type { Fields } from './object-fields.ts';
+import { describeType, isFields } from './object-fields.ts';
+
+const STRING_MATCH_FIELDS = ['exact', 'prefix', 'regex'];
+
+/** Collects issues for one object; `error`/`warn` take a field path and a message with its fix. */
+export class IssueList {
+  readonly issues: ValidationIssue[] = [];
+  constructor(private readonly code: ErrorCode) {}
+
+  error(path: string, message: string): void {
+    this.issues.push({ code: this.code, severity: 'error', path, message });
+  }
+
+  warn(path: string, message: string): void {
+    this.issues.push({ code: this.code, severity: 'warning', path, message });
+  }
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+export function checkUnknownFields(fields: Fields, known: readonly string[], path: string, what: string, issues: IssueList): void {
+  for (const key of Object.keys(fields)) {
+    if (known.includes(key)) continue;
+    const suggestion = known.find((candidate) => editDistance(candidate.toLowerCase(), key.toLowerCase()) <= 2);
+    const fix = suggestion ? `did you mean "${suggestion}"?` : `remove it (known fields: ${known.join(', ')})`;
+    issues.warn(`${path}.${key}`, `unknown field "${key}" in ${what} is ignored: ${fix}`);
+  }
+}
+
+/** Lists of maps: reports non-map entries, returns the maps with their index. */
+export function mapsIn(value: unknown, path: string, what: string, issues: IssueList): [number, Fields][] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) {
+    issues.error(path, `must be a list of ${what}, got ${describeType(value)}: write it as a YAML list ("- ...")`);
+    return [];
+  }
+  const out: [number, Fields][] = [];
+  value.forEach((entry: unknown, index) => {
+    if (isFields(entry)) out.push([index, entry]);
+    else issues.error(`${path}[${index}]`, `must be a ${what}, got ${describeType(entry)}: write it as a map of fields`);
+  });
+  return out;
+}
+
+export function stringsIn(value: unknown, path: string, issues: IssueList): [number, string][] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) {
+    issues.error(path, `must be a list of strings, got ${describeType(value)}: write it as a YAML list ("- ...")`);
+    return [];
+  }
+  const out: [number, string][] = [];
+  value.forEach((entry: unknown, index) => {
+    if (typeof entry === 'string') out.push([index, entry]);
+    else issues.error(`${path}[${index}]`, `must be a string, got ${describeType(entry)}: quote it`);
+  });
+  return out;
+}
+
+/**
+ * Istio compiles regexes with RE2; JS RegExp is the approximation here. RE2's inline flags and
+ * `(?P<name>` are rewritten so valid RE2 is not refused, and what RE2 lacks is refused.
+ */
+export function checkRe2Regex(pattern: string): string | undefined {
+  if (/\(\?<?[=!]/.test(pattern)) return 'RE2 has no lookahead or lookbehind';
+  if (/\\[1-9]/.test(pattern)) return 'RE2 has no backreferences';
+  const jsPattern = pattern
+    .replace(/\(\?P</g, '(?<')
+    .replace(/\(\?[imsU]+\)/g, '')
+    .replace(/\(\?[imsU-]+:/g, '(?:')
+    .replace(/\\[Az]/g, '');
+  try {
+    new RegExp(jsPattern, 'u');
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message.replace(/^Invalid regular expression: /, '') : String(error);
+  }
+}
+
+/** `exactlyOne` for uri; headers allow `{}`, Istio's way of saying "the header is present". */
+export function checkStringMatch(value: unknown, path: string, exactlyOne: boolean, issues: IssueList): void {
+  if (value === null || value === undefined) {
+    issues.error(path, `is empty: give it one of exact, prefix or regex, e.g. { exact: "jason" }`);
+    return;
+  }
+  if (!isFields(value)) {
+    issues.error(path, `must be a map with one of exact, prefix or regex, got ${describeType(value)}: write e.g. { exact: ${JSON.stringify(value)} }`);
+    return;
+  }
+  checkUnknownFields(value, STRING_MATCH_FIELDS, path, 'a string match', issues);
+  const present = STRING_MATCH_FIELDS.filter((key) => value[key] !== undefined);
+  if (present.length > 1) {
+    issues.error(path, `has ${present.join(' and ')}, but a match takes exactly one: keep one of exact, prefix or regex`);
+  } else if (present.length === 0 && exactlyOne) {
+    issues.error(path, `has none of exact, prefix or regex: add exactly one, e.g. { prefix: "/" }`);
+  }
+  for (const key of present) {
+    const operand = value[key];
+    if (typeof operand !== 'string') {
+      issues.error(`${path}.${key}`, `must be a string, got ${describeType(operand)}: quote it`);
+    } else if (key === 'regex') {
+      const problem = checkRe2Regex(operand);
+      if (problem) issues.error(`${path}.regex`, `does not compile as an RE2 regex (${problem}): fix the pattern (see https://github.com/google/re2/wiki/Syntax)`);
+    }
+  }
+}
+
+
+/** A Go-style duration ("1s", "100ms"); Istio refuses anything under a millisecond where a time is required. */
+export function checkDuration(value: unknown, path: string, issues: IssueList, options: { allowZero?: boolean } = {}): void {
+  if (value === undefined) return;
+  const text = typeof value === 'string' ? value : undefined;
+  const nanos = text === undefined ? undefined : parseDuration(text);
+  if (nanos === undefined) {
+    issues.error(path, `${describeType(value)} is not a duration: write a number with a unit, e.g. "1s", "250ms" or "1m"`);
+  } else if (nanos < 1_000_000n && !(options.allowZero && nanos === 0n)) {
+    issues.error(path, `"${text ?? ''}" is shorter than 1ms: use a duration of at least 1ms`);
+  }
+}
+
+/** A whole number within [min, max]. */
+export function checkInteger(value: unknown, path: string, issues: IssueList, min: number, max = 4_294_967_295): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    issues.error(path, `must be a whole number from ${min} to ${max}, got ${describeType(value)}: fix the number`);
+  }
+}
+
+/** Istio's Percent message: `{ value: 0..100 }`. */
+export function checkPercent(value: unknown, path: string, issues: IssueList): void {
+  if (value === undefined) return;
+  if (!isFields(value)) {
+    issues.error(path, `must be a map like { value: 50 }, got ${describeType(value)}: wrap the number in value`);
+    return;
+  }
+  checkUnknownFields(value, ['value'], path, 'a percentage', issues);
+  const number = value['value'];
+  if (typeof number !== 'number' || number < 0 || number > 100) {
+    issues.error(`${path}.value`, `must be a number from 0 to 100, got ${describeType(number)}: give the percentage of requests`);
+  }
+}
+
+export function checkEnum(value: unknown, allowed: readonly string[], path: string, issues: IssueList): void {
+  if (value === undefined) return;
+  if (typeof value !== 'string' || !allowed.includes(value)) {
+    issues.error(path, `${describeType(value)} is not one of ${allowed.join(', ')}: use one of them`);
+  }
+}
+
+export function checkBoolean(value: unknown, path: string, issues: IssueList): void {
+  if (value !== undefined && typeof value !== 'boolean') issues.error(path, `must be true or false, got ${describeType(value)}`);
+}
+
+/** The map at `path`, or undefined (reporting a non-map). */
+export function mapAt(value: unknown, path: string, example: string, issues: IssueList): Fields | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isFields(value)) {
+    issues.error(path, `must be a map, got ${describeType(value)}: write e.g. ${example}`);
+    return undefined;
+  }
+  return value;
+}
+
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+export function isHeaderName(name: string): boolean {
+  return HEADER_NAME.test(name);
+}
