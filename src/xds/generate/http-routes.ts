@@ -149,12 +149,19 @@ function mergeHeaderFields(a: JsonObject, b: JsonObject): JsonObject {
   return out;
 }
 
-export function defaultRoute(service: Service, port: ServicePort, dialect: RouteDialect = 'envoy'): JsonObject {
-  const retries = retryPolicy(undefined, dialect, () => undefined, '');
+/** A service without a VirtualService: all of it, with Istio's default retries and its DestinationRule's hashing. */
+function defaultRoute(t: Translation, service: Service): JsonObject {
+  const retries = retryPolicy(undefined, t.dialect, t.notes, '');
+  const hash = hashPolicy(t, [{ destination: { host: service.hostname, port: { number: t.port.port } } }]);
   return {
     name: 'default',
     match: { prefix: '/' },
-    route: { cluster: clusterName(port.port, service.hostname), timeout: '0s', ...(retries ? { retry_policy: retries } : {}) },
+    route: {
+      cluster: clusterName(t.port.port, service.hostname),
+      timeout: '0s',
+      ...(retries ? { retry_policy: retries } : {}),
+      ...(hash ? { hash_policy: hash } : {}),
+    },
   };
 }
 
@@ -170,8 +177,8 @@ export function buildHttpRoutes(
   caller: RouteCaller = ANY_CALLER,
   notes: NoteSink = () => undefined,
 ): JsonObject[] {
-  if (!vs) return [defaultRoute(service, port, dialect)];
   const t: Translation = { push, port, dialect, caller, notes };
+  if (!vs) return [defaultRoute(t, service)];
   return vs.http.flatMap((route, index) => translateRoute(t, vs, route, index));
 }
 
