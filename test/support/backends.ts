@@ -9,8 +9,19 @@ export interface Whoami {
   readonly address: string;
 }
 
+/** How a backend misbehaves; tests may change it while the backend runs. */
+export interface BackendBehaviour {
+  /** Answer every call with UNAVAILABLE. */
+  failing?: boolean;
+  /** Answer a call's first attempt with UNAVAILABLE; retries (grpc-previous-rpc-attempts set) succeed. */
+  failFirstAttempt?: boolean;
+  /** Wait this long before answering. */
+  delayMs?: number;
+}
+
 export interface Backend {
   readonly name: string;
+  readonly behaviour: BackendBehaviour;
   readonly host: string;
   readonly port: number;
   readonly calls: number;
@@ -32,16 +43,25 @@ export function rawMethod(path: string, streaming = false): grpc.MethodDefinitio
   };
 }
 
-export async function startBackend(name: string, host: string, port = 0): Promise<Backend> {
+export async function startBackend(name: string, host: string, port = 0, behaviour: BackendBehaviour = {}): Promise<Backend> {
   const server = new grpc.Server();
   let calls = 0;
   let boundPort = port;
   server.addService(
     { Whoami: rawMethod(WHOAMI_PATH) },
     {
-      Whoami: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+      Whoami: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
         calls++;
-        callback(null, Buffer.from(JSON.stringify({ name, address: `${host}:${boundPort}` } satisfies Whoami)));
+        const retried = call.metadata.get('grpc-previous-rpc-attempts').length > 0;
+        const answer = (): void => {
+          if (behaviour.failing || (behaviour.failFirstAttempt && !retried)) {
+            callback({ code: grpc.status.UNAVAILABLE, details: `${name} is failing` });
+            return;
+          }
+          callback(null, Buffer.from(JSON.stringify({ name, address: `${host}:${boundPort}` } satisfies Whoami)));
+        };
+        if (behaviour.delayMs) setTimeout(answer, behaviour.delayMs);
+        else answer();
       },
     },
   );
@@ -53,6 +73,7 @@ export async function startBackend(name: string, host: string, port = 0): Promis
   });
   return {
     name,
+    behaviour,
     host,
     port: boundPort,
     get calls() {

@@ -43,6 +43,17 @@ export class GrpcXdsCaller {
     });
   }
 
+  /** The gRPC status of one call (0 when it succeeded) and how long it took. */
+  async status(headers: Record<string, string> = {}, timeoutMs = 5000): Promise<{ code: grpc.status; ms: number; name?: string }> {
+    const started = Date.now();
+    try {
+      const { name } = await this.whoami(headers, timeoutMs);
+      return { code: grpc.status.OK, ms: Date.now() - started, name };
+    } catch (error) {
+      return { code: (error as grpc.ServiceError).code, ms: Date.now() - started };
+    }
+  }
+
   /** Makes `count` calls and counts which backend answered each. */
   async tally(count: number, headers: Record<string, string> = {}): Promise<Map<string, number>> {
     const counts = new Map<string, number>();
