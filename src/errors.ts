@@ -6,6 +6,7 @@ export const ERROR_CODES = {
   MP_RULE_INVALID: 'An Istio rule breaks the traffic API schema or its semantics and is not applied.',
   MP_RULE_CONFLICT: 'Two rules claim the same thing; the older one wins, as in Istio.',
   MP_REF_UNKNOWN: 'A rule refers to a service, port or subset that does not exist.',
+  MP_GRPC_DEGRADED: 'Part of a rule is something proxyless gRPC does not implement; gRPC clients get the rest, as the warning says.',
   MP_KIND_UNSUPPORTED: 'The object kind is not one meshpilot reads; it is ignored.',
   MP_XDS_NACK: 'A proxy rejected a resource it was sent.',
   MP_XDS_BAD_REQUEST: 'A proxy sent a discovery request meshpilot cannot serve.',

@@ -178,5 +178,23 @@ describe('Istio traffic policies on real gRPC calls', () => {
     // Binomial(200, 0.5): sd ≈ 7; 4 sd either side.
     assert.ok(v1 >= 72 && v1 <= 128, `v1 got ${v1}/200`);
   });
-});
 
+  it('serves LEAST_REQUEST to gRPC as round robin, and says so in /debug/configz', async () => {
+    await dir.write('virtual-services.yaml', [reviewsRule([{ route: [{ destination: { host: 'reviews' } }] }])]);
+    await dir.write('destination-rules.yaml', [reviewsPolicy({ loadBalancer: { simple: 'LEAST_REQUEST' } })]);
+    const warnings = await eventually(async () => {
+      const body = (await (await meshpilot.admin('/debug/configz')).json()) as {
+        rules: { kind: string; name: string; applied: boolean; warnings: { code: string; path: string; message: string }[] }[];
+      };
+      const dr = body.rules.find((r) => r.kind === 'DestinationRule' && r.name === 'reviews');
+      return dr?.warnings.some((w) => w.code === 'MP_GRPC_DEGRADED') ? dr.warnings : undefined;
+    }, 10_000, 'a degradation warning');
+    const note = warnings.find((w) => w.code === 'MP_GRPC_DEGRADED');
+    assert.equal(note?.path, 'spec.trafficPolicy.loadBalancer.simple');
+    assert.match(note.message, /LEAST_REQUEST is served to proxyless gRPC as ROUND_ROBIN/);
+    // The client accepted it: calls still succeed and reach every backend in turn.
+    await eventually(async () => ((await client.tally(6)).size === 3 ? true : undefined), 10_000, 'round robin over the whole service');
+    const syncz = (await (await meshpilot.admin('/debug/syncz')).json()) as { proxies: { proxy: string; types: { cds: { status: string } } }[] };
+    assert.equal(syncz.proxies.find((p) => p.proxy === PRODUCTPAGE)?.types.cds.status, 'SYNCED');
+  });
+});

@@ -1,5 +1,6 @@
 // /debug/configz: every rule with its problems, and every object a source rejected.
 import type { FastifyInstance } from 'fastify';
+import { grpcDegradations } from '../../xds/generate/grpc-degradation.ts';
 import type { AdminViews } from '../views.ts';
 
 export function registerConfigRoutes(app: FastifyInstance, views: AdminViews): void {
@@ -15,7 +16,8 @@ export function registerConfigRoutes(app: FastifyInstance, views: AdminViews): v
         source: rule.meta.source,
         applied,
         errors: issues.filter((i) => i.severity === 'error'),
-        warnings: issues.filter((i) => i.severity === 'warning'),
+        // What proxyless gRPC clients get degraded shows beside the rule's own warnings.
+        warnings: [...issues.filter((i) => i.severity === 'warning'), ...(applied ? grpcDegradations(push, rule) : [])],
         spec: rule.spec,
       })),
       rejected: push.rejected.map((r) => ({

@@ -5,7 +5,7 @@ import type { Service, ServicePort } from '../../model/service.ts';
 import type { JsonObject } from '../proto-json.ts';
 import { effectivePolicy, routeHashPolicy } from './cluster-traffic-policy.ts';
 import { clusterName } from './names.ts';
-import { matchApplies, routeMatch, type NoteSink, type RouteCaller, type RouteDialect } from './route-match.ts';
+import { ignoreNotes, matchApplies, routeMatch, type NoteSink, type RouteCaller, type RouteDialect } from './route-match.ts';
 import {
   CORS_FILTER,
   FAULT_FILTER,
@@ -47,7 +47,8 @@ function hashPolicy(t: Translation, targets: readonly HttpRouteDestination[]): J
   });
   const [first] = policies;
   if (!first || policies.some((p) => JSON.stringify(p) !== JSON.stringify(first))) return undefined;
-  return routeHashPolicy(first, t.dialect, t.notes, `DestinationRule for ${targets[0]?.destination.host ?? ''}`);
+  // What hashing gRPC lacks is the DestinationRule's to report, not the route's.
+  return routeHashPolicy(first, t.dialect, ignoreNotes, '');
 }
 
 function forwardAction(t: Translation, route: HttpRoute, path: string): JsonObject | undefined {

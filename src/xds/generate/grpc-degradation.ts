@@ -1,0 +1,52 @@
+// What of a rule proxyless gRPC clients do not get, found by running the same gRPC translation
+// the generators use with a note collector, so the report never drifts from what is sent.
+import type { PushContext } from '../../model/push-context.ts';
+import type { Rule, ValidationIssue } from '../../model/rules.ts';
+import { isVirtualService, ruleKey } from '../../model/rules.ts';
+import { resolveShortName } from '../../model/service.ts';
+import { hostMatches } from '../../model/destination-rules.ts';
+import { clusterWithPolicy } from './cluster.ts';
+import { effectivePolicy, routeHashPolicy } from './cluster-traffic-policy.ts';
+import { buildHttpRoutes } from './http-routes.ts';
+import { outboundTargets } from './outbound.ts';
+import type { NoteSink } from './route-match.ts';
+
+function collector(): { notes: NoteSink; issues: () => ValidationIssue[] } {
+  const seen = new Map<string, ValidationIssue>();
+  return {
+    notes: (path, message) => {
+      seen.set(`${path}\n${message}`, { code: 'MP_GRPC_DEGRADED', severity: 'warning', path, message });
+    },
+    issues: () => [...seen.values()],
+  };
+}
+
+function virtualServiceNotes(push: PushContext, rule: Rule, notes: NoteSink): void {
+  for (const [host, vs] of push.virtualServiceByHost) {
+    if (vs.rule !== rule) continue;
+    const service = push.serviceByHost.get(host);
+    if (!service) continue;
+    for (const port of service.ports) buildHttpRoutes(push, vs, service, port, 'grpc', { labels: {}, namespace: rule.meta.namespace }, notes);
+  }
+}
+
+function destinationRuleNotes(push: PushContext, rule: Rule, notes: NoteSink): void {
+  if (isVirtualService(rule)) return;
+  const host = resolveShortName(rule.spec.host, rule.meta.namespace);
+  for (const target of outboundTargets(push)) {
+    if (!hostMatches(host, target.service.hostname)) continue;
+    clusterWithPolicy(push, target, rule.meta.namespace, 'grpc', notes);
+    const { policy, path } = effectivePolicy(push.destinationRuleFor(target.service.hostname, rule.meta.namespace), target.subset?.name, target.port.port);
+    routeHashPolicy(policy.loadBalancer?.consistentHash, 'grpc', notes, path);
+  }
+}
+
+/** Warnings (code MP_GRPC_DEGRADED) for each part of `rule` proxyless gRPC clients get degraded or not at all. */
+export function grpcDegradations(push: PushContext, rule: Rule): readonly ValidationIssue[] {
+  return push.memo(`grpc-degradations:${ruleKey(rule.meta)}`, () => {
+    const { notes, issues } = collector();
+    if (isVirtualService(rule)) virtualServiceNotes(push, rule, notes);
+    else destinationRuleNotes(push, rule, notes);
+    return issues();
+  });
+}
