@@ -4,18 +4,18 @@ import type { Proxy } from '../../model/proxy.ts';
 import type { JsonObject } from '../proto-json.ts';
 import { EnvoyResource } from '../resource.ts';
 import { CLUSTER_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE } from '../type-urls.ts';
+import { applyResolution } from './cluster-discovery.ts';
 import { ADS_CONFIG_SOURCE, typed } from './common.ts';
+import { buildInboundClusters } from './inbound.ts';
 import { BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER } from './names.ts';
 import type { OutboundTarget } from './outbound.ts';
 import { outboundTargets } from './outbound.ts';
-
-const CONNECT_TIMEOUT = '10s';
 
 function usesHttp2(target: OutboundTarget): boolean {
   return target.port.protocol === 'HTTP2' || target.port.protocol === 'GRPC' || target.port.protocol === 'GRPC-Web';
 }
 
-function sidecarCluster(target: OutboundTarget): JsonObject {
+function sidecarCluster(target: OutboundTarget, connectTimeout: string): JsonObject {
   const { service } = target;
   const cluster: JsonObject = {
     name: target.clusterName,
@@ -24,7 +24,7 @@ function sidecarCluster(target: OutboundTarget): JsonObject {
       eds_config: { ...ADS_CONFIG_SOURCE, initial_fetch_timeout: '0s' },
       service_name: target.clusterName,
     },
-    connect_timeout: CONNECT_TIMEOUT,
+    connect_timeout: connectTimeout,
     lb_policy: 'ROUND_ROBIN',
     metadata: {
       filter_metadata: {
@@ -55,21 +55,26 @@ function grpcCluster(target: OutboundTarget): JsonObject {
   };
 }
 
-const CATCH_ALL_CLUSTERS: readonly JsonObject[] = [
-  { name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: CONNECT_TIMEOUT },
-  { name: PASSTHROUGH_CLUSTER, type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: CONNECT_TIMEOUT },
-];
+function catchAllClusters(connectTimeout: string): readonly JsonObject[] {
+  return [
+    { name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: connectTimeout },
+    { name: PASSTHROUGH_CLUSTER, type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: connectTimeout },
+  ];
+}
 
 export function buildClusters(push: PushContext, proxy: Proxy): readonly EnvoyResource[] {
-  return push.memo(`cds:${proxy.generator}`, () => {
+  const outbound = push.memo(`cds:${proxy.generator}`, () => {
     const targets = outboundTargets(push);
+    const resource = (t: OutboundTarget, json: JsonObject | undefined): EnvoyResource[] => (json ? [new EnvoyResource(CLUSTER_TYPE, t.clusterName, json)] : []);
     if (proxy.generator === 'grpc') {
-      return targets.map((t) => new EnvoyResource(CLUSTER_TYPE, t.clusterName, grpcCluster(t)));
+      return targets.flatMap((t) => resource(t, applyResolution(push, t, grpcCluster(t), 'grpc')));
     }
+    const timeout = push.meshConfig.connectTimeout;
     return [
-      ...targets.map((t) => new EnvoyResource(CLUSTER_TYPE, t.clusterName, sidecarCluster(t))),
-      ...CATCH_ALL_CLUSTERS.map((c) => new EnvoyResource(CLUSTER_TYPE, c['name'] as string, c)),
+      ...targets.flatMap((t) => resource(t, applyResolution(push, t, sidecarCluster(t, timeout), 'envoy'))),
+      ...catchAllClusters(timeout).map((c) => new EnvoyResource(CLUSTER_TYPE, c['name'] as string, c)),
     ];
   });
+  return [...outbound, ...buildInboundClusters(push, proxy)];
 }
 
