@@ -108,7 +108,8 @@ describe('MeshConfig files', () => {
     const plain = readMeshConfig({ accessLogFile: '/dev/stdout', connectTimeout: '250ms' }, 'mesh.yaml');
     assert.equal(plain.meshConfig?.connectTimeout, '0.250s');
     assert.equal(plain.meshConfig.accessLog?.encoding, 'TEXT');
-    assert.match(String(plain.meshConfig.accessLog?.format), /%RESPONSE_CODE%/);
+    assert.equal(typeof plain.meshConfig.accessLog.format, 'string');
+    assert.match(plain.meshConfig.accessLog.format as string, /%RESPONSE_CODE%/);
     const wrapped = readMeshConfig({ meshConfig: { outboundTrafficPolicy: { mode: 'REGISTRY_ONLY' } } }, 'operator.yaml');
     assert.equal(wrapped.meshConfig?.outboundTrafficPolicy, 'REGISTRY_ONLY');
     assert.deepEqual(readMeshConfig({}, 'empty.yaml').meshConfig, { ...DEFAULT_MESH_CONFIG, source: 'empty.yaml' });

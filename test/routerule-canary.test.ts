@@ -54,13 +54,13 @@ describe('the RouteRule canary fixture, as productpage\'s Envoy sidecar receives
       prefix: '/',
       headers: [{ name: 'cookie', string_match: { safe_regex: { regex: '^(.*?;)?(user=tester)(;.*)?$' } } }],
     });
-    assert.deepEqual(routes[0]?.['route'], { cluster: CANARY, timeout: '0s' });
+    assert.deepEqual(routes[0]['route'], { cluster: CANARY, timeout: '0s' });
   });
 
   it('splits everyone else 95/5 with weighted_clusters (each weight a share of their sum)', () => {
     const routes = virtualHost(resource(renderForProxy(push, PRODUCTPAGE), ROUTE_TYPE, '9080'), `${REVIEWS}:9080`)['routes'] as JsonObject[];
     assert.deepEqual(routes[1]?.['match'], { prefix: '/' });
-    assert.deepEqual(routes[1]?.['route'], {
+    assert.deepEqual(routes[1]['route'], {
       weighted_clusters: { clusters: [{ name: CURRENT, weight: 95 }, { name: CANARY, weight: 5 }] },
       timeout: '0s',
     });
@@ -74,7 +74,7 @@ describe('the RouteRule canary fixture, as productpage\'s Envoy sidecar receives
       assert.deepEqual(cluster['eds_cluster_config'], { eds_config: { ads: {}, resource_api_version: 'V3', initial_fetch_timeout: '0s' }, service_name: name });
     }
     const addresses = (name: string): string[] =>
-      ((resource(rendered, ENDPOINT_TYPE, name)['endpoints'] as JsonObject[]) ?? []).flatMap((l) =>
+      (resource(rendered, ENDPOINT_TYPE, name)['endpoints'] as JsonObject[]).flatMap((l) =>
         (l['lb_endpoints'] as JsonObject[]).map((e) => (((e['endpoint'] as JsonObject)['address'] as JsonObject)['socket_address'] as JsonObject)['address'] as string),
       );
     assert.deepEqual(addresses(CURRENT), ['10.244.1.10', '10.244.1.11']);

@@ -77,7 +77,7 @@ describe('the service-entry fixture, as an Envoy sidecar receives it', () => {
     assert.deepEqual(lbEndpoints(resource(rendered, ENDPOINT_TYPE, BILLING)).map((e) => `${e.address}:${e.port}`), ['192.168.20.21:18080', '192.168.20.22:18080']);
     assert.deepEqual(lbEndpoints(resource(rendered, ENDPOINT_TYPE, `outbound|8080|v2|billing.vms.example.com`)).map((e) => e.address), ['192.168.20.22']);
     // gRPC needs HTTP/2 to the upstream.
-    assert.ok((resource(rendered, CLUSTER_TYPE, BILLING)['typed_extension_protocol_options'] as JsonObject | undefined));
+    assert.ok(resource(rendered, CLUSTER_TYPE, BILLING)['typed_extension_protocol_options']);
   });
 
   it('routes an HTTP-family entry by its host name only: no Kubernetes short names', () => {

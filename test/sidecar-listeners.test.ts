@@ -56,7 +56,7 @@ describe('the ratings pod\'s sidecar', () => {
     const routeConfig = hcm['route_config'] as JsonObject;
     const [vhost] = routeConfig['virtual_hosts'] as JsonObject[];
     assert.deepEqual(vhost?.['domains'], ['*']);
-    assert.deepEqual((vhost?.['routes'] as JsonObject[])[0]?.['route'], { cluster: 'inbound|8080||ratings.shop.svc.cluster.local', timeout: '0s' });
+    assert.deepEqual((vhost['routes'] as JsonObject[])[0]?.['route'], { cluster: 'inbound|8080||ratings.shop.svc.cluster.local', timeout: '0s' });
   });
 
   it('proxies a TCP port byte for byte and passes unknown ports through from 127.0.0.6', () => {
