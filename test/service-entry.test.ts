@@ -141,6 +141,23 @@ describe('resolutions and locations', () => {
     assert.equal(push.serviceByHost.get('cdn.example.com')?.meshExternal, false);
   });
 
+  it('tells TLS hosts without an address apart by SNI on one 0.0.0.0_443 listener; other names are unregistered', () => {
+    const push = pushOf([
+      serviceEntry('api', { hosts: ['api.example.com'], ports, resolution: 'DNS' }),
+      serviceEntry('wiki', { hosts: ['*.wikipedia.org'], ports, resolution: 'NONE' }),
+    ]);
+    const rendered = renderForProxy(push, SIDECAR);
+    assert.deepEqual(violations(rendered), []);
+    const listener = resource(rendered, LISTENER_TYPE, '0.0.0.0_443');
+    assert.deepEqual((listener['listener_filters'] as JsonObject[]).map((f) => f['name']), ['envoy.filters.listener.tls_inspector']);
+    const chains = listener['filter_chains'] as JsonObject[];
+    assert.deepEqual(chains.map((c) => [c['filter_chain_match'], firstFilter(c)['cluster']]), [
+      [{ server_names: ['*.wikipedia.org'] }, 'outbound|443||*.wikipedia.org'],
+      [{ server_names: ['api.example.com'] }, 'outbound|443||api.example.com'],
+      [undefined, 'PassthroughCluster'],
+    ]);
+  });
+
   it('a Kubernetes service keeps its hostname when a ServiceEntry claims it too', () => {
     const push = pushOf([
       service('reviews', 'default', [{ name: 'http', port: 9080, targetPort: 9080 }], '10.96.0.9'),

@@ -2,10 +2,11 @@
 import type { MeshConfig } from '../../model/mesh-config.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
+import type { Protocol, Service } from '../../model/service.ts';
 import { isHttpProtocol } from '../../model/service.ts';
 import type { JsonObject } from '../proto-json.ts';
 import { EnvoyResource } from '../resource.ts';
-import { FILE_ACCESS_LOG_TYPE, HTTP_CONNECTION_MANAGER_TYPE, LISTENER_TYPE, ORIGINAL_DST_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE } from '../type-urls.ts';
+import { FILE_ACCESS_LOG_TYPE, HTTP_CONNECTION_MANAGER_TYPE, LISTENER_TYPE, ORIGINAL_DST_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE, TLS_INSPECTOR_TYPE } from '../type-urls.ts';
 import { ADS_CONFIG_SOURCE, socketAddress, typed } from './common.ts';
 import type { InboundPort } from './inbound.ts';
 import { inboundPorts } from './inbound.ts';
@@ -100,6 +101,30 @@ function virtualOutbound(mesh: MeshConfig): JsonObject {
   };
 }
 
+/** TLS to a ServiceEntry host without an address can only be told apart by its SNI. */
+function isSniRouted(service: Service, protocol: Protocol): boolean {
+  return service.resolution !== undefined && service.vip === undefined && (protocol === 'TLS' || protocol === 'HTTPS');
+}
+
+/** One 0.0.0.0 listener per TLS port: tls_inspector reads the SNI, a chain per host; other names are unregistered. */
+function sniListener(port: number, hosts: readonly string[], mesh: MeshConfig): JsonObject {
+  const fallback = mesh.outboundTrafficPolicy === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
+  return {
+    name: tcpListenerName('0.0.0.0', port),
+    address: socketAddress('0.0.0.0', port),
+    bind_to_port: false,
+    traffic_direction: 'OUTBOUND',
+    listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: typed(TLS_INSPECTOR_TYPE, {}) }],
+    filter_chains: [
+      ...hosts.map((host) => {
+        const cluster = clusterName(port, host);
+        return { name: cluster, filter_chain_match: { server_names: [host] }, filters: [tcpProxyWithLog(cluster, cluster, mesh)] };
+      }),
+      { name: fallback, filters: [tcpProxyWithLog(fallback, fallback, mesh)] },
+    ],
+  };
+}
+
 function inboundFilterChain(inbound: InboundPort, mesh: MeshConfig): JsonObject {
   const statPrefix = `inbound_0.0.0.0_${inbound.port}`;
   const chain = { name: `0.0.0.0_${inbound.port}`, filter_chain_match: { destination_port: inbound.port } };
@@ -146,14 +171,23 @@ function outboundListeners(push: PushContext): EnvoyResource[] {
         }
       }
     }
+    const sniHosts = new Map<number, string[]>();
     for (const service of push.services) {
       for (const port of service.ports) {
         if (isHttpProtocol(port.protocol) || port.protocol === 'UDP') continue;
+        if (isSniRouted(service, port.protocol)) {
+          sniHosts.set(port.port, [...(sniHosts.get(port.port) ?? []), service.hostname]);
+          continue;
+        }
         const address = service.vip ?? '0.0.0.0';
         const name = tcpListenerName(address, port.port);
         // An HTTP listener or an older service already owns this address:port.
         if (!byName.has(name)) byName.set(name, tcpListener(address, port.port, clusterName(port.port, service.hostname), mesh));
       }
+    }
+    for (const [port, hosts] of sniHosts) {
+      const name = tcpListenerName('0.0.0.0', port);
+      if (!byName.has(name)) byName.set(name, sniListener(port, hosts, mesh));
     }
     byName.set(VIRTUAL_OUTBOUND_LISTENER, virtualOutbound(mesh));
     return [...byName.entries()].map(([name, json]) => new EnvoyResource(LISTENER_TYPE, name, json));
