@@ -3,6 +3,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { LevelWithSilent } from 'pino';
 import { LOG_LEVELS, createLogger } from './log.ts';
+import { registerAnalyzeCommand } from './commands/analyze.ts';
+import { registerRenderCommand } from './commands/render.ts';
 import { DEFAULT_SERVE_OPTIONS, serve } from './main.ts';
 
 function port(value: string): number {
@@ -31,13 +33,14 @@ program
   .addOption(new Option('--admin-host <address>', 'address the admin API binds').default(d.adminHost).env('MESHPILOT_ADMIN_HOST'))
   .addOption(new Option('--admin-port <port>', 'admin API and /metrics port').default(d.adminPort).argParser(port).env('MESHPILOT_ADMIN_PORT'))
   .addOption(new Option('--log-level <level>', 'log level').default(d.logLevel).choices(LOG_LEVELS).env('MESHPILOT_LOG_LEVEL'))
+  .addOption(new Option('--mesh-config <file>', 'Istio MeshConfig YAML (access log, tracing, outboundTrafficPolicy, connectTimeout)').env('MESHPILOT_MESH_CONFIG'))
   .addOption(
     new Option('--debounce-quiet-ms <ms>', 'push after this long without a new change').default(d.debounceQuietMs).argParser(milliseconds).env('MESHPILOT_DEBOUNCE_QUIET_MS'),
   )
   .addOption(
     new Option('--debounce-max-ms <ms>', 'push at the latest this long after the first change').default(d.debounceMaxMs).argParser(milliseconds).env('MESHPILOT_DEBOUNCE_MAX_MS'),
   )
-  .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number }) => {
+  .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; meshConfig?: string }) => {
     const log = createLogger(flags.logLevel);
     let running: Awaited<ReturnType<typeof serve>>;
     try {
@@ -68,5 +71,8 @@ program
       stop('SIGTERM');
     });
   });
+
+registerRenderCommand(program);
+registerAnalyzeCommand(program);
 
 await program.parseAsync(process.argv);

@@ -12,6 +12,8 @@ export const ERROR_CODES = {
   MP_XDS_BAD_REQUEST: 'A proxy sent a discovery request meshpilot cannot serve.',
   MP_CONFIG: 'A command-line flag or environment variable has an invalid value.',
   MP_NOT_FOUND: 'The admin API has no such proxy or object.',
+  MP_MESH_CONFIG_INVALID: 'The --mesh-config file has a MeshConfig field with an invalid value.',
+  MP_ANALYZE_FAILED: '`meshpilot analyze` found errors in the config directory.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -4,6 +4,7 @@ import { buildAdminApp, startAdminServer } from './admin/server.ts';
 import { createLogger, type Logger } from './log.ts';
 import { ConfigStore } from './model/store.ts';
 import { PushController } from './push/push-controller.ts';
+import { loadMeshConfigFile } from './sources/mesh-config-file.ts';
 import { YamlSource } from './sources/yaml-source.ts';
 import { generate } from './xds/generate/index.ts';
 import { envoyRoot } from './xds/protos.ts';
@@ -18,6 +19,8 @@ export interface ServeOptions {
   readonly logLevel: LevelWithSilent;
   readonly debounceQuietMs: number;
   readonly debounceMaxMs: number;
+  /** Istio MeshConfig file (`--mesh-config`); Istio's defaults when absent. */
+  readonly meshConfig?: string;
   /** Tests pass their own logger. */
   readonly log?: Logger;
 }
@@ -46,6 +49,7 @@ export interface RunningMeshpilot {
 export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
   const log = options.log ?? createLogger(options.logLevel);
   envoyRoot(); // load the protos before anything can need them
+  const meshConfig = options.meshConfig ? await loadMeshConfigFile(options.meshConfig) : undefined;
   const store = new ConfigStore();
 
   const adsServer = new AdsServer({
@@ -59,6 +63,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     target: adsServer,
     log: log.child({ component: 'push' }),
     debounce: { quietMs: options.debounceQuietMs, maxMs: options.debounceMaxMs },
+    ...(meshConfig ? { meshConfig } : {}),
   });
   const source = new YamlSource({ dir: options.configDir, store, log: log.child({ component: 'yaml-source' }) });
   await source.start();

@@ -10,8 +10,7 @@ import { loadDirectory } from '../src/sources/yaml-source.ts';
 import type { JsonObject } from '../src/xds/proto-json.ts';
 import { renderForProxy, type RenderedResources } from '../src/xds/render.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
-import { checkCrossReferences } from '../src/xds/validate/cross-refs.ts';
-import { checkResourceJson } from '../src/xds/validate/pgv.ts';
+import { violations } from './support/rendered.ts';
 
 const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
 const fixtureDirs = readdirSync(FIXTURES, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
@@ -27,25 +26,6 @@ async function loadFixture(name: string): Promise<PushContext> {
 
 function grpcTargets(push: PushContext): string[] {
   return push.services.flatMap((s) => s.ports.map((p) => `${s.hostname}:${p.port}`));
-}
-
-function violations(rendered: RenderedResources): string[] {
-  const out: string[] = [];
-  for (const [typeUrl, resources] of Object.entries(rendered)) {
-    for (const resource of resources) {
-      for (const v of checkResourceJson(typeUrl, resource.json)) out.push(`${resource.name}: ${v.path}: ${v.rule}: ${v.message}`);
-    }
-  }
-  const json = (t: keyof RenderedResources): JsonObject[] => rendered[t].map((r) => r.json);
-  for (const v of checkCrossReferences({
-    clusters: json(CLUSTER_TYPE),
-    endpoints: json(ENDPOINT_TYPE),
-    listeners: json(LISTENER_TYPE),
-    routes: json(ROUTE_TYPE),
-  })) {
-    out.push(`${v.path}: ${v.rule}: ${v.message}`);
-  }
-  return out;
 }
 
 describe('generated resources pass Envoy validation for every fixture', () => {

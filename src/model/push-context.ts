@@ -1,5 +1,7 @@
 // The immutable snapshot every generator reads: services, endpoints and rules with their
 // indexes, short hosts resolved as Istio resolves them, and each rule's problems.
+import type { MeshConfig } from './mesh-config.ts';
+import { DEFAULT_MESH_CONFIG } from './mesh-config.ts';
 import type { RejectedObject, SourceSnapshot } from './store.ts';
 import { indexDestinationRules, mostSpecificMatch } from './destination-rules.ts';
 import { referenceIssues, type DestinationRef } from './rule-references.ts';
@@ -47,6 +49,8 @@ export interface PushContext {
   destinationRuleFor(host: string, proxyNamespace: string | undefined): DestinationRule | undefined;
   readonly ruleStatus: ReadonlyMap<string, RuleStatus>;
   readonly rejected: readonly RejectedObject[];
+  /** Mesh-wide settings (`--mesh-config`), Istio's defaults when none is given. */
+  readonly meshConfig: MeshConfig;
   /** Per-snapshot memo for generator output shared by many proxies. */
   memo<T>(key: string, build: () => T): T;
 }
@@ -106,7 +110,7 @@ function coverWildcardHosts(byHost: Map<string, ResolvedVirtualService>, service
 
 let sequence = 0;
 
-export function buildPushContext(snapshot: SourceSnapshot): PushContext {
+export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfig = DEFAULT_MESH_CONFIG): PushContext {
   const services = [...snapshot.services].sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
   const serviceByHost = new Map(services.map((s) => [s.hostname, s]));
 
@@ -166,6 +170,7 @@ export function buildPushContext(snapshot: SourceSnapshot): PushContext {
     },
     ruleStatus,
     rejected: snapshot.rejected,
+    meshConfig,
     memo<T>(key: string, build: () => T): T {
       if (memo.has(key)) return memo.get(key) as T;
       const value = build();

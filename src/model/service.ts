@@ -41,7 +41,14 @@ export interface Service {
   /** ClusterIP; absent for headless services. */
   readonly vip?: string;
   readonly source: SourceRef;
+  /** Set for ServiceEntry hosts: how their endpoints are found (Kubernetes services are EDS). */
+  readonly resolution?: ServiceResolution;
+  /** ServiceEntry `location: MESH_EXTERNAL`: the endpoints run outside the mesh (no sidecar). */
+  readonly meshExternal?: boolean;
 }
+
+/** ServiceEntry resolution, as Istio names it. */
+export type ServiceResolution = 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN';
 
 export interface Locality {
   readonly region?: string;
@@ -63,6 +70,8 @@ export interface Endpoint {
   readonly ready: boolean;
   /** `namespace/name` of the Pod, when known. */
   readonly workload?: string;
+  /** Relative load-balancing weight (WorkloadEntry `weight`); 1 when absent. */
+  readonly weight?: number;
 }
 
 const PROTOCOL_NAMES: Readonly<Record<string, Protocol>> = {

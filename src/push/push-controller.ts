@@ -1,6 +1,7 @@
 // Decides when to push: store changes are debounced into one new PushContext, then every
 // connected proxy is sent what changed for it.
 import type { Logger } from 'pino';
+import type { MeshConfig } from '../model/mesh-config.ts';
 import type { PushContext } from '../model/push-context.ts';
 import { buildPushContext } from '../model/push-context.ts';
 import type { ConfigStore, StoreChange } from '../model/store.ts';
@@ -26,13 +27,15 @@ export class PushController {
   readonly #target: PushTarget;
   readonly #log: Logger;
   readonly #debouncer: Debouncer<StoreChange>;
+  readonly #meshConfig: MeshConfig | undefined;
   #current: PushContext | undefined;
   #last: PushRecord | undefined;
   #unsubscribe: (() => void) | undefined;
   readonly #listeners = new Set<(push: PushContext) => void>();
 
-  constructor(options: { store: ConfigStore; target: PushTarget; log: Logger; debounce: DebounceOptions }) {
+  constructor(options: { store: ConfigStore; target: PushTarget; log: Logger; debounce: DebounceOptions; meshConfig?: MeshConfig }) {
     this.#store = options.store;
+    this.#meshConfig = options.meshConfig;
     this.#target = options.target;
     this.#log = options.log;
     this.#debouncer = new Debouncer(options.debounce, (changes, waited) => {
@@ -74,7 +77,7 @@ export class PushController {
 
   #push(reasons: string[], debounceMs: number): void {
     const started = performance.now();
-    const push = buildPushContext(this.#store.current());
+    const push = buildPushContext(this.#store.current(), this.#meshConfig);
     this.#current = push;
     this.#target.pushAll();
     const durationMs = Math.round((performance.now() - started) * 100) / 100;

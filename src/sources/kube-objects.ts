@@ -11,6 +11,10 @@ import type { Fields, ObjectMeta } from './object-fields.ts';
 import { arrayField, describeType, fieldsOf, isFields, isPortNumber, readMeta, stringField } from './object-fields.ts';
 import type { AcceptedObject, ConvertedObjects, EndpointGroup, ParsedObject, PodInfo, SourcedObject } from './parsed-object.ts';
 import { objectKey, ObjectProblems, rejectedObject, requireName } from './parsed-object.ts';
+import type { RouteRuleInfo } from './route-rule-objects.ts';
+import { convertRouteRules, LEGACY_CONFIG_GROUP, parseRouteRule } from './route-rule-objects.ts';
+import type { ServiceEntryInfo, WorkloadInfo } from './service-entry-objects.ts';
+import { parseServiceEntry, parseWorkloadEntry, serviceEntryEndpoints } from './service-entry-objects.ts';
 
 export type { AcceptedObject, ConvertedObjects, EndpointGroup, ParsedObject, PodInfo, SourcedObject } from './parsed-object.ts';
 export { isAccepted, objectKey } from './parsed-object.ts';
@@ -94,6 +98,9 @@ const SUPPORTED_KINDS: Readonly<Record<string, KindSupport>> = {
     versions: ISTIO_NETWORKING_VERSIONS,
     parse: (input, object, _kind, meta) => parseRule(input, object, 'DestinationRule', meta),
   },
+  ServiceEntry: { group: ISTIO_NETWORKING_GROUP, versions: ISTIO_NETWORKING_VERSIONS, parse: parseServiceEntry },
+  WorkloadEntry: { group: ISTIO_NETWORKING_GROUP, versions: ISTIO_NETWORKING_VERSIONS, parse: parseWorkloadEntry },
+  RouteRule: { group: LEGACY_CONFIG_GROUP, versions: ['v1alpha2'], parse: parseRouteRule },
 };
 
 /** Converts one object on its own; joining endpoints with Pods and Services is `assembleObjects`. */
@@ -175,11 +182,17 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[]): Convert
   const rules: Rule[] = [];
   const slices: EndpointGroup[] = [];
   const legacy: EndpointGroup[] = [];
+  const serviceEntries: ServiceEntryInfo[] = [];
+  const workloadEntries: WorkloadInfo[] = [];
+  const routeRules: RouteRuleInfo[] = [];
   for (const parsed of accepted.values()) {
     if (parsed.type === 'service') services.set(parsed.service.hostname, parsed.service);
     else if (parsed.type === 'pod') pods.push(parsed.pod);
     else if (parsed.type === 'rule') rules.push(parsed.rule);
     else if (parsed.type === 'endpointSlice') slices.push(parsed.group);
+    else if (parsed.type === 'serviceEntry') serviceEntries.push(parsed.entry);
+    else if (parsed.type === 'workloadEntry') workloadEntries.push(parsed.workload);
+    else if (parsed.type === 'routeRule') routeRules.push(parsed.routeRule);
     else legacy.push(parsed.group);
   }
   const podIndex = indexPods(pods);
@@ -195,10 +208,19 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[]): Convert
       if (!existing || (!existing.ready && endpoint.ready)) endpoints.set(identity, endpoint);
     }
   }
+  // Kubernetes owns a hostname it has; among ServiceEntries the first (by namespace/name) does.
+  for (const entry of serviceEntries.sort((a, b) => compare(`${a.namespace}/${a.name}`, `${b.namespace}/${b.name}`))) {
+    const owned = entry.services.filter((service) => !services.has(service.hostname));
+    for (const service of owned) services.set(service.hostname, service);
+    const ownedHosts = new Set(owned.map((service) => service.hostname));
+    for (const endpoint of serviceEntryEndpoints(entry, workloadEntries, podIndex)) {
+      if (ownedHosts.has(endpoint.serviceHostname)) endpoints.set(endpointIdentity(endpoint), endpoint);
+    }
+  }
   return {
     services: [...services.values()].sort((a, b) => compare(a.hostname, b.hostname)),
     endpoints: [...endpoints.entries()].sort(([a], [b]) => compare(a, b)).map(([, endpoint]) => endpoint),
-    rules: rules.sort((a, b) => compare(ruleKey(a.meta), ruleKey(b.meta))),
+    rules: convertRouteRules(routeRules, rules).sort((a, b) => compare(ruleKey(a.meta), ruleKey(b.meta))),
     rejected,
     ignored,
   };

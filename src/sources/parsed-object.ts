@@ -4,6 +4,8 @@ import type { Rule, ValidationIssue } from '../model/rules.ts';
 import type { Service, SourceRef } from '../model/service.ts';
 import type { RejectedObject, SourceSnapshot } from '../model/store.ts';
 import type { ObjectMeta } from './object-fields.ts';
+import type { RouteRuleInfo } from './route-rule-objects.ts';
+import type { ServiceEntryInfo, WorkloadInfo } from './service-entry-objects.ts';
 
 export interface SourcedObject {
   readonly object: unknown;
@@ -59,6 +61,9 @@ export type ParsedObject =
   | { readonly type: 'endpointSlice' | 'endpoints'; readonly key: string; readonly source: SourceRef; readonly group: EndpointGroup }
   | { readonly type: 'pod'; readonly key: string; readonly source: SourceRef; readonly pod: PodInfo }
   | { readonly type: 'rule'; readonly key: string; readonly source: SourceRef; readonly rule: Rule }
+  | { readonly type: 'serviceEntry'; readonly key: string; readonly source: SourceRef; readonly entry: ServiceEntryInfo }
+  | { readonly type: 'workloadEntry'; readonly key: string; readonly source: SourceRef; readonly workload: WorkloadInfo }
+  | { readonly type: 'routeRule'; readonly key: string; readonly source: SourceRef; readonly routeRule: RouteRuleInfo }
   | { readonly type: 'rejected'; readonly key?: string; readonly source: SourceRef; readonly rejected: RejectedObject }
   | { readonly type: 'ignored'; readonly source: SourceRef; readonly reason: string };
 

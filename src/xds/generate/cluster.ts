@@ -4,20 +4,20 @@ import type { Proxy } from '../../model/proxy.ts';
 import type { JsonObject } from '../proto-json.ts';
 import { EnvoyResource } from '../resource.ts';
 import { CLUSTER_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE } from '../type-urls.ts';
+import { applyResolution } from './cluster-discovery.ts';
 import { ADS_CONFIG_SOURCE, typed } from './common.ts';
+import { buildInboundClusters } from './inbound.ts';
 import { BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER } from './names.ts';
 import type { OutboundTarget } from './outbound.ts';
 import { outboundTargets } from './outbound.ts';
 import { applyTrafficPolicy } from './cluster-traffic-policy.ts';
 import { ignoreNotes, type NoteSink, type RouteDialect } from './route-match.ts';
 
-const CONNECT_TIMEOUT = '10s';
-
 function usesHttp2(target: OutboundTarget): boolean {
   return target.port.protocol === 'HTTP2' || target.port.protocol === 'GRPC' || target.port.protocol === 'GRPC-Web';
 }
 
-function sidecarCluster(target: OutboundTarget): JsonObject {
+function sidecarCluster(target: OutboundTarget, connectTimeout: string): JsonObject {
   const { service } = target;
   const cluster: JsonObject = {
     name: target.clusterName,
@@ -26,7 +26,7 @@ function sidecarCluster(target: OutboundTarget): JsonObject {
       eds_config: { ...ADS_CONFIG_SOURCE, initial_fetch_timeout: '0s' },
       service_name: target.clusterName,
     },
-    connect_timeout: CONNECT_TIMEOUT,
+    connect_timeout: connectTimeout,
     lb_policy: 'ROUND_ROBIN',
     metadata: {
       filter_metadata: {
@@ -57,31 +57,41 @@ function grpcCluster(target: OutboundTarget): JsonObject {
   };
 }
 
-const CATCH_ALL_CLUSTERS: readonly JsonObject[] = [
-  { name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: CONNECT_TIMEOUT },
-  { name: PASSTHROUGH_CLUSTER, type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: CONNECT_TIMEOUT },
-];
+function catchAllClusters(connectTimeout: string): readonly JsonObject[] {
+  return [
+    { name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: connectTimeout },
+    { name: PASSTHROUGH_CLUSTER, type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: connectTimeout },
+  ];
+}
 
-/** The cluster with its DestinationRule's traffic policy, as a proxy in `namespace` sees the rule. */
-export function clusterWithPolicy(push: PushContext, target: OutboundTarget, namespace: string | undefined, dialect: RouteDialect, notes: NoteSink): JsonObject {
-  const cluster = dialect === 'grpc' ? grpcCluster(target) : sidecarCluster(target);
+/**
+ * The cluster with its DestinationRule's traffic policy, as a proxy in `namespace` sees the rule,
+ * shaped by the service's resolution; undefined when the client cannot be given one.
+ */
+export function clusterWithPolicy(
+  push: PushContext,
+  target: OutboundTarget,
+  namespace: string | undefined,
+  dialect: RouteDialect,
+  notes: NoteSink,
+): JsonObject | undefined {
+  const cluster = dialect === 'grpc' ? grpcCluster(target) : sidecarCluster(target, push.meshConfig.connectTimeout);
   const rule = push.destinationRuleFor(target.service.hostname, namespace);
   const sni = `outbound_.${target.port.port}_.${target.subset?.name ?? ''}_.${target.service.hostname}`;
   applyTrafficPolicy(cluster, { rule, subset: target.subset?.name, port: target.port.port, sni }, dialect, notes);
-  return cluster;
+  return applyResolution(push, target, cluster, dialect);
 }
 
 export function buildClusters(push: PushContext, proxy: Proxy): readonly EnvoyResource[] {
   // DestinationRules are looked up from the proxy's namespace first.
-  return push.memo(`cds:${proxy.generator}:${proxy.namespace ?? ''}`, () => {
-    const targets = outboundTargets(push);
-    const build = (t: OutboundTarget): EnvoyResource =>
-      new EnvoyResource(CLUSTER_TYPE, t.clusterName, clusterWithPolicy(push, t, proxy.namespace, proxy.generator, ignoreNotes));
-    if (proxy.generator === 'grpc') return targets.map(build);
-    return [
-      ...targets.map(build),
-      ...CATCH_ALL_CLUSTERS.map((c) => new EnvoyResource(CLUSTER_TYPE, c['name'] as string, c)),
-    ];
+  const outbound = push.memo(`cds:${proxy.generator}:${proxy.namespace ?? ''}`, () => {
+    const built = outboundTargets(push).flatMap((t) => {
+      const json = clusterWithPolicy(push, t, proxy.namespace, proxy.generator, ignoreNotes);
+      return json ? [new EnvoyResource(CLUSTER_TYPE, t.clusterName, json)] : [];
+    });
+    if (proxy.generator === 'grpc') return built;
+    const catchAll = catchAllClusters(push.meshConfig.connectTimeout);
+    return [...built, ...catchAll.map((c) => new EnvoyResource(CLUSTER_TYPE, c['name'] as string, c))];
   });
+  return [...outbound, ...buildInboundClusters(push, proxy)];
 }
-

@@ -45,7 +45,7 @@ export function buildLoadAssignment(push: PushContext, target: OutboundTarget): 
       lb_endpoints: group.map((e) => ({
         endpoint: { address: socketAddress(e.address, e.port) },
         health_status: 'HEALTHY',
-        load_balancing_weight: 1,
+        load_balancing_weight: e.weight ?? 1,
       })),
       // gRPC ignores localities without a weight; Envoy uses it only with locality-weighted LB.
       load_balancing_weight: group.length,

@@ -1,13 +1,21 @@
 // LDS: sidecar outbound listeners (Istio's names and shapes) and proxyless gRPC API listeners.
+import type { MeshConfig } from '../../model/mesh-config.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
+import type { Protocol, Service } from '../../model/service.ts';
 import { isHttpProtocol } from '../../model/service.ts';
 import type { JsonObject } from '../proto-json.ts';
 import { EnvoyResource } from '../resource.ts';
-import { CORS_TYPE, FAULT_TYPE, HTTP_CONNECTION_MANAGER_TYPE, LISTENER_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE } from '../type-urls.ts';
+import { CORS_TYPE, FAULT_TYPE, FILE_ACCESS_LOG_TYPE, HTTP_CONNECTION_MANAGER_TYPE, LISTENER_TYPE, ORIGINAL_DST_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE, TLS_INSPECTOR_TYPE } from '../type-urls.ts';
 import { ADS_CONFIG_SOURCE, socketAddress, typed } from './common.ts';
+import type { InboundPort } from './inbound.ts';
+import { inboundPorts } from './inbound.ts';
 import {
+  BLACKHOLE_CLUSTER,
+  INBOUND_PASSTHROUGH_CLUSTER,
   PASSTHROUGH_CLUSTER,
+  VIRTUAL_INBOUND_LISTENER,
+  VIRTUAL_INBOUND_PORT,
   VIRTUAL_OUTBOUND_LISTENER,
   VIRTUAL_OUTBOUND_PORT,
   clusterName,
@@ -41,66 +49,162 @@ function tcpProxyFilter(statPrefix: string, upstream: JsonObject): JsonObject {
   };
 }
 
-function httpListener(port: number): JsonObject {
+/** MeshConfig accessLogFile: Envoy's file access logger, TEXT or JSON lines. */
+function accessLog(mesh: MeshConfig): JsonObject | undefined {
+  const log = mesh.accessLog;
+  if (!log) return undefined;
+  const logFormat: JsonObject = typeof log.format === 'string' ? { text_format_source: { inline_string: log.format } } : { json_format: { ...log.format } };
+  return { access_log: [{ name: 'envoy.access_loggers.file', typed_config: typed(FILE_ACCESS_LOG_TYPE, { path: log.path, log_format: logFormat }) }] };
+}
+
+/** Access log and trace sampling, which MeshConfig sets for every sidecar HTTP connection manager. */
+function withObservability(hcm: JsonObject, mesh: MeshConfig): JsonObject {
+  return { ...hcm, ...accessLog(mesh), tracing: { random_sampling: { value: mesh.tracingSampling } } };
+}
+
+function tcpProxyWithLog(statPrefix: string, cluster: string, mesh: MeshConfig, upstream: JsonObject = { cluster }): JsonObject {
+  const filter = tcpProxyFilter(statPrefix, upstream);
+  return { ...filter, typed_config: { ...(filter['typed_config'] as JsonObject), ...accessLog(mesh) } };
+}
+
+function httpListener(port: number, mesh: MeshConfig): JsonObject {
   const name = httpListenerName(port);
+  const hcm = withObservability(httpConnectionManager(`outbound_${name}`, routeConfigName(port)), mesh);
   return {
     name,
     address: socketAddress('0.0.0.0', port),
     // Outbound listeners receive traffic handed over by virtualOutbound, not by binding.
     bind_to_port: false,
     traffic_direction: 'OUTBOUND',
-    filter_chains: [
-      {
-        filters: [
-          { name: 'envoy.filters.network.http_connection_manager', typed_config: httpConnectionManager(`outbound_${name}`, routeConfigName(port)) },
-        ],
-      },
-    ],
+    filter_chains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: hcm }] }],
   };
 }
 
-function tcpListener(address: string, port: number, cluster: string, upstream: JsonObject = { cluster }): JsonObject {
+function tcpListener(address: string, port: number, cluster: string, mesh: MeshConfig, upstream: JsonObject = { cluster }): JsonObject {
   return {
     name: tcpListenerName(address, port),
     address: socketAddress(address, port),
     bind_to_port: false,
     traffic_direction: 'OUTBOUND',
-    filter_chains: [{ filters: [tcpProxyFilter(cluster, upstream)] }],
+    filter_chains: [{ filters: [tcpProxyWithLog(cluster, cluster, mesh, upstream)] }],
   };
 }
 
-const VIRTUAL_OUTBOUND: JsonObject = {
-  name: VIRTUAL_OUTBOUND_LISTENER,
-  address: socketAddress('0.0.0.0', VIRTUAL_OUTBOUND_PORT),
-  // iptables redirects outbound connections here; the original destination picks the listener.
-  use_original_dst: true,
-  traffic_direction: 'OUTBOUND',
-  filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [tcpProxyFilter(PASSTHROUGH_CLUSTER, { cluster: PASSTHROUGH_CLUSTER })] }],
-};
+/**
+ * iptables sends every outbound connection to 15001; `use_original_dst` hands it to the listener
+ * bound (bind_to_port false) to its original address, else to 0.0.0.0 on its port. What no
+ * listener takes is passed through (ALLOW_ANY) or dropped (REGISTRY_ONLY) here.
+ */
+function virtualOutbound(mesh: MeshConfig): JsonObject {
+  const cluster = mesh.outboundTrafficPolicy === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
+  return {
+    name: VIRTUAL_OUTBOUND_LISTENER,
+    address: socketAddress('0.0.0.0', VIRTUAL_OUTBOUND_PORT),
+    use_original_dst: true,
+    traffic_direction: 'OUTBOUND',
+    filter_chains: [{ name: cluster === PASSTHROUGH_CLUSTER ? 'PassthroughFilterChain' : 'BlackHoleFilterChain', filters: [tcpProxyWithLog(cluster, cluster, mesh)] }],
+  };
+}
 
-function sidecarListeners(push: PushContext): EnvoyResource[] {
+/** TLS to a ServiceEntry host without an address can only be told apart by its SNI. */
+function isSniRouted(service: Service, protocol: Protocol): boolean {
+  return service.resolution !== undefined && service.vip === undefined && (protocol === 'TLS' || protocol === 'HTTPS');
+}
+
+/** One 0.0.0.0 listener per TLS port: tls_inspector reads the SNI, a chain per host; other names are unregistered. */
+function sniListener(port: number, hosts: readonly string[], mesh: MeshConfig): JsonObject {
+  const fallback = mesh.outboundTrafficPolicy === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
+  return {
+    name: tcpListenerName('0.0.0.0', port),
+    address: socketAddress('0.0.0.0', port),
+    bind_to_port: false,
+    traffic_direction: 'OUTBOUND',
+    listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: typed(TLS_INSPECTOR_TYPE, {}) }],
+    filter_chains: [
+      ...hosts.map((host) => {
+        const cluster = clusterName(port, host);
+        return { name: cluster, filter_chain_match: { server_names: [host] }, filters: [tcpProxyWithLog(cluster, cluster, mesh)] };
+      }),
+      { name: fallback, filters: [tcpProxyWithLog(fallback, fallback, mesh)] },
+    ],
+  };
+}
+
+function inboundFilterChain(inbound: InboundPort, mesh: MeshConfig): JsonObject {
+  const statPrefix = `inbound_0.0.0.0_${inbound.port}`;
+  const chain = { name: `0.0.0.0_${inbound.port}`, filter_chain_match: { destination_port: inbound.port } };
+  if (!isHttpProtocol(inbound.servicePort.protocol)) return { ...chain, filters: [tcpProxyWithLog(inbound.clusterName, inbound.clusterName, mesh)] };
+  const { rds: _rds, ...hcm } = httpConnectionManager(statPrefix, inbound.clusterName);
+  const routeConfig = {
+    name: inbound.clusterName,
+    virtual_hosts: [
+      {
+        name: `inbound|http|${inbound.port}`,
+        domains: ['*'],
+        routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster: inbound.clusterName, timeout: '0s' } }],
+      },
+    ],
+    validate_clusters: false,
+  };
+  return { ...chain, filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: withObservability({ ...hcm, route_config: routeConfig }, mesh) }] };
+}
+
+/** iptables sends inbound connections to 15006; the original port picks the chain for that workload port. */
+function virtualInbound(push: PushContext, proxy: Proxy): JsonObject {
+  const mesh = push.meshConfig;
+  return {
+    name: VIRTUAL_INBOUND_LISTENER,
+    address: socketAddress('0.0.0.0', VIRTUAL_INBOUND_PORT),
+    traffic_direction: 'INBOUND',
+    listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: typed(ORIGINAL_DST_TYPE, {}) }],
+    filter_chains: [
+      ...inboundPorts(push, proxy).map((inbound) => inboundFilterChain(inbound, mesh)),
+      { name: 'virtualInbound-catchall', filters: [tcpProxyWithLog(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, mesh)] },
+    ],
+  };
+}
+
+function outboundListeners(push: PushContext): EnvoyResource[] {
   return push.memo('lds:sidecar', () => {
+    const mesh = push.meshConfig;
     const byName = new Map<string, JsonObject>();
     for (const service of push.services) {
       for (const port of service.ports) {
         if (isHttpProtocol(port.protocol)) {
           const name = httpListenerName(port.port);
-          if (!byName.has(name)) byName.set(name, httpListener(port.port));
+          if (!byName.has(name)) byName.set(name, httpListener(port.port, mesh));
         }
       }
     }
+    const sniHosts = new Map<number, string[]>();
     for (const service of push.services) {
       for (const port of service.ports) {
         if (isHttpProtocol(port.protocol) || port.protocol === 'UDP') continue;
+        if (isSniRouted(service, port.protocol)) {
+          sniHosts.set(port.port, [...(sniHosts.get(port.port) ?? []), service.hostname]);
+          continue;
+        }
         const address = service.vip ?? '0.0.0.0';
         const name = tcpListenerName(address, port.port);
         // An HTTP listener or an older service already owns this address:port.
-        if (!byName.has(name)) byName.set(name, tcpListener(address, port.port, clusterName(port.port, service.hostname), tcpProxyUpstream(push, service, port)));
+        if (!byName.has(name)) byName.set(name, tcpListener(address, port.port, clusterName(port.port, service.hostname), mesh, tcpProxyUpstream(push, service, port)));
       }
     }
-    byName.set(VIRTUAL_OUTBOUND_LISTENER, VIRTUAL_OUTBOUND);
-    return [...byName.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, json]) => new EnvoyResource(LISTENER_TYPE, name, json));
+    for (const [port, hosts] of sniHosts) {
+      const name = tcpListenerName('0.0.0.0', port);
+      if (!byName.has(name)) byName.set(name, sniListener(port, hosts, mesh));
+    }
+    byName.set(VIRTUAL_OUTBOUND_LISTENER, virtualOutbound(mesh));
+    return [...byName.entries()].map(([name, json]) => new EnvoyResource(LISTENER_TYPE, name, json));
   });
+}
+
+/** A sidecar's listeners: the outbound ones every sidecar shares, and virtualInbound for its own workload. */
+function sidecarListeners(push: PushContext, proxy: Proxy): EnvoyResource[] {
+  const inbound = push.memo(`lds:inbound:${proxy.namespace ?? ''}:${proxy.ipAddresses.join(',')}:${JSON.stringify(proxy.labels)}`, () =>
+    new EnvoyResource(LISTENER_TYPE, VIRTUAL_INBOUND_LISTENER, virtualInbound(push, proxy)),
+  );
+  return [...outboundListeners(push), inbound].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 /** The API listener a proxyless gRPC client asks for by its target authority. */
@@ -118,8 +222,8 @@ export function grpcApiListener(name: string): JsonObject {
  * whichever client asks for it.
  */
 export function buildListeners(push: PushContext, proxy: Proxy, names: readonly string[] | undefined): EnvoyResource[] {
-  if (!names) return proxy.generator === 'grpc' ? [] : sidecarListeners(push);
-  const sidecar = proxy.generator === 'grpc' ? new Map<string, EnvoyResource>() : new Map(sidecarListeners(push).map((r) => [r.name, r]));
+  if (!names) return proxy.generator === 'grpc' ? [] : sidecarListeners(push, proxy);
+  const sidecar = proxy.generator === 'grpc' ? new Map<string, EnvoyResource>() : new Map(sidecarListeners(push, proxy).map((r) => [r.name, r]));
   const out: EnvoyResource[] = [];
   for (const name of names) {
     const known = sidecar.get(name);

@@ -4,6 +4,11 @@ export const BLACKHOLE_CLUSTER = 'BlackHoleCluster';
 export const PASSTHROUGH_CLUSTER = 'PassthroughCluster';
 export const VIRTUAL_OUTBOUND_LISTENER = 'virtualOutbound';
 export const VIRTUAL_OUTBOUND_PORT = 15001;
+export const VIRTUAL_INBOUND_LISTENER = 'virtualInbound';
+export const VIRTUAL_INBOUND_PORT = 15006;
+export const INBOUND_PASSTHROUGH_CLUSTER = 'InboundPassthroughClusterIpv4';
+/** Source address of inbound passthrough connections, which iptables lets through untouched. */
+export const INBOUND_PASSTHROUGH_BIND_ADDRESS = '127.0.0.6';
 
 export interface ClusterKey {
   readonly direction: 'outbound' | 'inbound';

@@ -2,7 +2,8 @@
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
-import { isHttpProtocol } from '../../model/service.ts';
+import { DEFAULT_DOMAIN_SUFFIX, isHttpProtocol } from '../../model/service.ts';
+import type { OutboundTrafficMode } from '../../model/mesh-config.ts';
 import type { JsonObject } from '../proto-json.ts';
 import { EnvoyResource } from '../resource.ts';
 import { ROUTE_TYPE } from '../type-urls.ts';
@@ -12,6 +13,10 @@ import { resolveTargetHost } from './targets.ts';
 
 /** Every name a caller in `proxyNamespace` may use for the service, with and without the port. */
 export function serviceDomains(service: Service, port: number, proxyNamespace: string | undefined): string[] {
+  // A ServiceEntry host outside the cluster domain has no shorter Kubernetes names.
+  if (service.resolution !== undefined && !service.hostname.endsWith(`.svc.${DEFAULT_DOMAIN_SUFFIX}`)) {
+    return [service.hostname, ...(service.vip ? [service.vip] : [])].flatMap((name) => [name, `${name}:${port}`]);
+  }
   const base = [service.hostname, `${service.name}.${service.namespace}.svc`, `${service.name}.${service.namespace}`];
   // Short names only resolve for callers in the service's own namespace (Kubernetes DNS search path).
   if (proxyNamespace === service.namespace) base.push(service.name);
@@ -43,12 +48,16 @@ function sidecarRouteConfig(push: PushContext, port: number, caller: RouteCaller
       routes: buildHttpRoutes(push, push.virtualServiceByHost.get(service.hostname), service, servicePort, 'envoy', caller),
     });
   }
-  virtualHosts.push({
-    name: 'allow_any',
-    domains: ['*'],
-    routes: [{ name: 'allow_any', match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: '0s' } }],
-  });
+  virtualHosts.push(catchAllVirtualHost(push.meshConfig.outboundTrafficPolicy));
   return { name: routeConfigName(port), virtual_hosts: virtualHosts, validate_clusters: false };
+}
+
+/** Hosts outside the registry: passed through (ALLOW_ANY) or refused with 502, as Istio's `block_all` does (REGISTRY_ONLY). */
+function catchAllVirtualHost(mode: OutboundTrafficMode): JsonObject {
+  if (mode === 'REGISTRY_ONLY') {
+    return { name: 'block_all', domains: ['*'], routes: [{ name: 'block_all', match: { prefix: '/' }, direct_response: { status: 502 } }] };
+  }
+  return { name: 'allow_any', domains: ['*'], routes: [{ name: 'allow_any', match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: '0s' } }] };
 }
 
 export function grpcRouteConfig(push: PushContext, name: string, service: Service, port: ServicePort, caller?: RouteCaller): JsonObject {

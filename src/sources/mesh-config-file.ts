@@ -1,0 +1,150 @@
+// The `--mesh-config` file: Istio's MeshConfig fields (the `mesh` key of the `istio` ConfigMap),
+// validated field by field. Accepts the MeshConfig itself, `meshConfig:` around it, or the ConfigMap.
+import { readFile } from 'node:fs/promises';
+import { parse } from 'yaml';
+import { MeshpilotError } from '../errors.ts';
+import type { AccessLogConfig, MeshConfig, OutboundTrafficMode } from '../model/mesh-config.ts';
+import { DEFAULT_JSON_ACCESS_LOG_FORMAT, DEFAULT_MESH_CONFIG, DEFAULT_TEXT_ACCESS_LOG_FORMAT } from '../model/mesh-config.ts';
+import type { ValidationIssue } from '../model/rules.ts';
+import type { Fields } from './object-fields.ts';
+import { describeType, fieldsOf, isFields, stringField } from './object-fields.ts';
+
+const GO_DURATION = /^(\d+(?:\.\d+)?)(h|m|s|ms)$/;
+const UNIT_MS: Readonly<Record<string, number>> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
+
+/** `10s`, `1.5s`, `250ms`, `1m` (Go durations, as Istio writes them) to milliseconds. */
+export function parseGoDuration(value: string): number | undefined {
+  const match = GO_DURATION.exec(value.trim());
+  if (!match?.[1] || !match[2]) return undefined;
+  return Math.round(Number(match[1]) * (UNIT_MS[match[2]] ?? 0));
+}
+
+function protoDuration(ms: number): string {
+  const seconds = Math.floor(ms / 1000);
+  const rest = ms % 1000;
+  return rest === 0 ? `${seconds}s` : `${seconds}.${String(rest).padStart(3, '0')}s`;
+}
+
+class MeshIssues {
+  readonly issues: ValidationIssue[] = [];
+  error(path: string, message: string): void {
+    this.issues.push({ code: 'MP_MESH_CONFIG_INVALID', severity: 'error', path, message });
+  }
+}
+
+function readAccessLog(mesh: Fields, issues: MeshIssues): AccessLogConfig | undefined {
+  const file = mesh['accessLogFile'];
+  if (file !== undefined && typeof file !== 'string') issues.error('accessLogFile', `must be a path, got ${describeType(file)}: e.g. accessLogFile: /dev/stdout`);
+  const encodingValue = mesh['accessLogEncoding'] ?? 'TEXT';
+  const encoding = encodingValue === 'TEXT' || encodingValue === 'JSON' ? encodingValue : undefined;
+  if (!encoding) issues.error('accessLogEncoding', `must be TEXT or JSON, got ${describeType(encodingValue)}`);
+  const format = mesh['accessLogFormat'];
+  if (format !== undefined && typeof format !== 'string') issues.error('accessLogFormat', `must be a string, got ${describeType(format)}: quote it`);
+  if (typeof file !== 'string' || file === '' || !encoding) return undefined;
+  const text = typeof format === 'string' ? format : '';
+  if (encoding === 'TEXT') return { path: file, encoding, format: text === '' ? DEFAULT_TEXT_ACCESS_LOG_FORMAT : text };
+  if (text === '') return { path: file, encoding, format: DEFAULT_JSON_ACCESS_LOG_FORMAT };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    issues.error('accessLogFormat', `is not a JSON object (${reason}): with accessLogEncoding JSON write e.g. '{"code":"%RESPONSE_CODE%"}'`);
+    return undefined;
+  }
+  if (!isFields(parsed) || !Object.values(parsed).every((v) => typeof v === 'string')) {
+    issues.error('accessLogFormat', 'must be a JSON object of string values, each an Envoy command operator such as "%RESPONSE_CODE%"');
+    return undefined;
+  }
+  return { path: file, encoding, format: parsed as Record<string, string> };
+}
+
+function readSampling(mesh: Fields, issues: MeshIssues): number {
+  const tracing = fieldsOf(fieldsOf(mesh['defaultConfig'])['tracing']);
+  const sampling = tracing['sampling'];
+  if (sampling === undefined) return DEFAULT_MESH_CONFIG.tracingSampling;
+  if (typeof sampling !== 'number' || !Number.isFinite(sampling) || sampling < 0 || sampling > 100) {
+    issues.error('defaultConfig.tracing.sampling', `must be a percentage from 0 to 100, got ${describeType(sampling)}`);
+    return DEFAULT_MESH_CONFIG.tracingSampling;
+  }
+  return sampling;
+}
+
+function readOutboundPolicy(mesh: Fields, issues: MeshIssues): OutboundTrafficMode {
+  const mode = fieldsOf(mesh['outboundTrafficPolicy'])['mode'];
+  if (mode === undefined) return DEFAULT_MESH_CONFIG.outboundTrafficPolicy;
+  if (mode === 'ALLOW_ANY' || mode === 'REGISTRY_ONLY') return mode;
+  issues.error('outboundTrafficPolicy.mode', `must be ALLOW_ANY or REGISTRY_ONLY, got ${describeType(mode)}`);
+  return DEFAULT_MESH_CONFIG.outboundTrafficPolicy;
+}
+
+function readConnectTimeout(mesh: Fields, issues: MeshIssues): string {
+  const value = mesh['connectTimeout'];
+  if (value === undefined) return DEFAULT_MESH_CONFIG.connectTimeout;
+  const ms = typeof value === 'string' ? parseGoDuration(value) : undefined;
+  if (ms === undefined || ms <= 0) {
+    issues.error('connectTimeout', `must be a positive duration such as 10s or 500ms, got ${describeType(value)}`);
+    return DEFAULT_MESH_CONFIG.connectTimeout;
+  }
+  return protoDuration(ms);
+}
+
+/** The MeshConfig inside whatever wrapper the file uses. */
+function unwrap(document: unknown): { mesh: unknown; prefix: string } {
+  if (!isFields(document)) return { mesh: document, prefix: '' };
+  if (document['kind'] === 'ConfigMap') {
+    const text = stringField(fieldsOf(document['data']), 'mesh');
+    return { mesh: text === undefined ? undefined : parse(text) as unknown, prefix: 'data.mesh.' };
+  }
+  if (isFields(document['meshConfig'])) return { mesh: document['meshConfig'], prefix: 'meshConfig.' };
+  return { mesh: document, prefix: '' };
+}
+
+export interface MeshConfigRead {
+  readonly meshConfig?: MeshConfig;
+  readonly issues: readonly ValidationIssue[];
+}
+
+/** Validates a parsed MeshConfig document; other MeshConfig fields are Istio's and left alone. */
+export function readMeshConfig(document: unknown, source: string): MeshConfigRead {
+  const { mesh, prefix } = unwrap(document);
+  const issues = new MeshIssues();
+  if (mesh !== undefined && mesh !== null && !isFields(mesh)) {
+    issues.error(prefix.replace(/\.$/, ''), `must be a map of MeshConfig fields, got ${describeType(mesh)}`);
+    return { issues: issues.issues };
+  }
+  const fields = fieldsOf(mesh);
+  const accessLog = readAccessLog(fields, issues);
+  const meshConfig: MeshConfig = {
+    ...(accessLog ? { accessLog } : {}),
+    tracingSampling: readSampling(fields, issues),
+    outboundTrafficPolicy: readOutboundPolicy(fields, issues),
+    connectTimeout: readConnectTimeout(fields, issues),
+    source,
+  };
+  const found = issues.issues.map((issue) => ({ ...issue, path: prefix + issue.path }));
+  return found.length > 0 ? { issues: found } : { meshConfig, issues: [] };
+}
+
+/** Reads `--mesh-config`; any problem is a startup error listing every field to fix. */
+export async function loadMeshConfigFile(file: string): Promise<MeshConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const reason = error instanceof Error && 'code' in error ? String(error.code) : String(error);
+    throw new MeshpilotError('MP_CONFIG', `--mesh-config ${file} cannot be read (${reason}): point it at a MeshConfig YAML file`, { cause: error });
+  }
+  let document: unknown;
+  try {
+    document = parse(text);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new MeshpilotError('MP_MESH_CONFIG_INVALID', `${file}: not valid YAML (${reason}): fix the syntax`, { cause: error });
+  }
+  const { meshConfig, issues } = readMeshConfig(document, file);
+  if (!meshConfig) {
+    throw new MeshpilotError('MP_MESH_CONFIG_INVALID', `${file}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+  }
+  return meshConfig;
+}

@@ -1,0 +1,99 @@
+// The proxy's own workload: which service ports it serves (found by its IP, else its labels in
+// its namespace), and the inbound clusters that hand requests to the application on localhost.
+import type { Proxy } from '../../model/proxy.ts';
+import type { PushContext } from '../../model/push-context.ts';
+import type { Endpoint, Service, ServicePort } from '../../model/service.ts';
+import { labelsMatch } from '../../model/service.ts';
+import type { JsonObject } from '../proto-json.ts';
+import { EnvoyResource } from '../resource.ts';
+import { CLUSTER_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE } from '../type-urls.ts';
+import { socketAddress, typed } from './common.ts';
+import { INBOUND_PASSTHROUGH_BIND_ADDRESS, INBOUND_PASSTHROUGH_CLUSTER, clusterName } from './names.ts';
+
+/** Where the application listens, as seen from its sidecar. */
+const APPLICATION_ADDRESS = '127.0.0.1';
+
+export interface InboundPort {
+  /** `inbound|8080||reviews.default.svc.cluster.local`: the port the workload listens on. */
+  readonly clusterName: string;
+  readonly service: Service;
+  readonly servicePort: ServicePort;
+  /** The workload's own port (the service's target port), which iptables redirects to 15006. */
+  readonly port: number;
+}
+
+function servesProxy(endpoint: Endpoint, proxy: Proxy, byIp: boolean): boolean {
+  if (byIp) return proxy.ipAddresses.includes(endpoint.address);
+  // Without a matching IP (a VM, a proxy behind NAT) the workload's labels in its namespace decide.
+  const labels = Object.keys(endpoint.labels).length > 0 ? endpoint.labels : undefined;
+  return labels !== undefined && Object.keys(proxy.labels).length > 0 && labelsMatch(labels, proxy.labels);
+}
+
+/** The service ports whose endpoints are this proxy's workload, one per workload port. */
+export function inboundPorts(push: PushContext, proxy: Proxy): InboundPort[] {
+  if (proxy.generator === 'grpc') return [];
+  const candidates: { service: Service; endpoint: Endpoint }[] = [];
+  for (const service of push.services) {
+    if (proxy.namespace !== undefined && service.namespace !== proxy.namespace) continue;
+    for (const endpoint of push.endpointsByHost.get(service.hostname) ?? []) candidates.push({ service, endpoint });
+  }
+  const byIp = candidates.some(({ endpoint }) => proxy.ipAddresses.includes(endpoint.address));
+  const ports = new Map<number, InboundPort>();
+  for (const { service, endpoint } of candidates) {
+    if (!servesProxy(endpoint, proxy, byIp) || ports.has(endpoint.port)) continue;
+    const servicePort = service.ports.find((p) => p.name === endpoint.servicePortName) ?? (service.ports.length === 1 ? service.ports[0] : undefined);
+    if (!servicePort || servicePort.protocol === 'UDP') continue;
+    ports.set(endpoint.port, { clusterName: clusterName(endpoint.port, service.hostname, '', 'inbound'), service, servicePort, port: endpoint.port });
+  }
+  return [...ports.values()].sort((a, b) => a.port - b.port);
+}
+
+function usesHttp2(port: ServicePort): boolean {
+  return port.protocol === 'HTTP2' || port.protocol === 'GRPC' || port.protocol === 'GRPC-Web';
+}
+
+function inboundCluster(inbound: InboundPort, connectTimeout: string): JsonObject {
+  const { service } = inbound;
+  return {
+    name: inbound.clusterName,
+    type: 'STATIC',
+    connect_timeout: connectTimeout,
+    lb_policy: 'ROUND_ROBIN',
+    load_assignment: {
+      cluster_name: inbound.clusterName,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(APPLICATION_ADDRESS, inbound.port) } }] }],
+    },
+    metadata: { filter_metadata: { istio: { services: [{ host: service.hostname, name: service.name, namespace: service.namespace }] } } },
+    ...(usesHttp2(inbound.servicePort)
+      ? {
+          typed_extension_protocol_options: {
+            'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed(HTTP_PROTOCOL_OPTIONS_TYPE, { explicit_http_config: { http2_protocol_options: {} } }),
+          },
+        }
+      : {}),
+  };
+}
+
+/** Connections to ports no service declares go on to where they were headed, from 127.0.0.6 so iptables does not loop them back. */
+function inboundPassthroughCluster(connectTimeout: string): JsonObject {
+  return {
+    name: INBOUND_PASSTHROUGH_CLUSTER,
+    type: 'ORIGINAL_DST',
+    lb_policy: 'CLUSTER_PROVIDED',
+    connect_timeout: connectTimeout,
+    upstream_bind_config: { source_address: { address: INBOUND_PASSTHROUGH_BIND_ADDRESS, port_value: 0 } },
+  };
+}
+
+/** A sidecar's inbound clusters: one per port of its own workload, and the inbound passthrough. */
+export function buildInboundClusters(push: PushContext, proxy: Proxy): EnvoyResource[] {
+  if (proxy.generator === 'grpc') return [];
+  const timeout = push.meshConfig.connectTimeout;
+  // Proxies of one workload share their inbound clusters: encoded once per push.
+  return [
+    ...inboundPorts(push, proxy).map((inbound) =>
+      push.memo(`cds:${inbound.clusterName}`, () => new EnvoyResource(CLUSTER_TYPE, inbound.clusterName, inboundCluster(inbound, timeout))),
+    ),
+    push.memo(`cds:${INBOUND_PASSTHROUGH_CLUSTER}`, () => new EnvoyResource(CLUSTER_TYPE, INBOUND_PASSTHROUGH_CLUSTER, inboundPassthroughCluster(timeout))),
+  ];
+}
