@@ -30,6 +30,7 @@ program
   .addOption(new Option('--xds-port <port>', 'plaintext xDS port').default(d.xdsPort).argParser(port).env('MESHPILOT_XDS_PORT'))
   .addOption(new Option('--admin-host <address>', 'address the admin API binds').default(d.adminHost).env('MESHPILOT_ADMIN_HOST'))
   .addOption(new Option('--admin-port <port>', 'admin API and /metrics port').default(d.adminPort).argParser(port).env('MESHPILOT_ADMIN_PORT'))
+  .addOption(new Option('--admin-token <token>', 'bearer token required for /debug/*, the UI data and preview').env('MESHPILOT_ADMIN_TOKEN'))
   .addOption(new Option('--log-level <level>', 'log level').default(d.logLevel).choices(LOG_LEVELS).env('MESHPILOT_LOG_LEVEL'))
   .addOption(
     new Option('--debounce-quiet-ms <ms>', 'push after this long without a new change').default(d.debounceQuietMs).argParser(milliseconds).env('MESHPILOT_DEBOUNCE_QUIET_MS'),
@@ -37,7 +38,7 @@ program
   .addOption(
     new Option('--debounce-max-ms <ms>', 'push at the latest this long after the first change').default(d.debounceMaxMs).argParser(milliseconds).env('MESHPILOT_DEBOUNCE_MAX_MS'),
   )
-  .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number }) => {
+  .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number }) => {
     const log = createLogger(flags.logLevel);
     let running: Awaited<ReturnType<typeof serve>>;
     try {

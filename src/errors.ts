@@ -11,6 +11,10 @@ export const ERROR_CODES = {
   MP_XDS_BAD_REQUEST: 'A proxy sent a discovery request meshpilot cannot serve.',
   MP_CONFIG: 'A command-line flag or environment variable has an invalid value.',
   MP_NOT_FOUND: 'The admin API has no such proxy or object.',
+  MP_BAD_REQUEST: 'An admin API request lacks a required parameter or has a malformed one.',
+  MP_UNAUTHORIZED: 'The admin API needs a bearer token (--admin-token) for this path.',
+  MP_INTERNAL: 'meshpilot failed to answer an admin request; the log has the details.',
+  MP_ADMIN_UNREACHABLE: 'A command could not reach the admin API at --admin.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -2,6 +2,7 @@
 import type { PushContext, ResolvedVirtualService } from '../../model/push-context.ts';
 import type { HttpMatchRequest, HttpRoute, HttpRouteDestination, StringMatch } from '../../model/rules.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
+import { istioConfigMetadata } from '../attribution.ts';
 import type { JsonObject } from '../proto-json.ts';
 import { clusterName } from './names.ts';
 
@@ -86,6 +87,7 @@ export function buildHttpRoutes(
         name: route.name ?? match?.name ?? `${vs.rule.meta.namespace}/${vs.rule.meta.name}/http[${index}]`,
         match: routeMatch(match, dialect),
         route: action,
+        metadata: istioConfigMetadata(vs.rule.meta, index),
       });
     }
   });
