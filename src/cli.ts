@@ -4,6 +4,10 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { LevelWithSilent } from 'pino';
 import { LOG_LEVELS, createLogger } from './log.ts';
 import { DEFAULT_SERVE_OPTIONS, serve } from './main.ts';
+import { registerExplainCommand } from './commands/explain.ts';
+import { registerPreviewCommand } from './commands/preview.ts';
+import { registerProxyConfigCommand } from './commands/proxy-config.ts';
+import { registerProxyStatusCommand } from './commands/proxy-status.ts';
 
 function port(value: string): number {
   const n = Number(value);
@@ -69,5 +73,10 @@ program
       stop('SIGTERM');
     });
   });
+
+registerProxyStatusCommand(program);
+registerProxyConfigCommand(program);
+registerExplainCommand(program);
+registerPreviewCommand(program);
 
 await program.parseAsync(process.argv);

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
+import { str } from '../src/xds/attribution.ts';
 import { EnvoyResource } from '../src/xds/resource.ts';
 import { diffResources } from '../src/xds/resource-diff.ts';
 import type { JsonObject } from '../src/xds/proto-json.ts';
@@ -107,7 +108,7 @@ describe("an operator's view of a running mesh", () => {
     const query = new URLSearchParams({ proxyID: PRODUCTPAGE, authority: LISTENER, path: WHOAMI, method: 'POST' });
     query.append('header', 'end-user:jason');
     query.append('header', 'content-type:application/grpc');
-    const answer = await get<Json & { clusters: { name: string; percent: number; endpoints: { address: string; port: number }[]; rules: Json[] }[] }>(`/debug/explain?${query}`);
+    const answer = await get<Json & { clusters: { name: string; percent: number; endpoints: { address: string; port: number }[]; rules: Json[] }[] }>(`/debug/explain?${query.toString()}`);
     assert.equal(answer['outcome'], 'routed');
     assert.deepEqual(answer['listener'], { name: LISTENER, kind: 'api', httpFilters: ['envoy.filters.http.router'] });
     assert.deepEqual((answer['route'] as Json)['rule'], { kind: 'VirtualService', namespace: 'default', name: 'reviews', httpRoute: 0 });
@@ -126,7 +127,7 @@ describe("an operator's view of a running mesh", () => {
 
   it('explains everyone else: the jason route is skipped, and every backend a real client reaches is in the weighted clusters', async () => {
     const query = new URLSearchParams({ proxyID: PRODUCTPAGE, authority: LISTENER, path: WHOAMI, method: 'POST' });
-    const answer = await get<Json & { skipped: { index: number; reason: string }[]; clusters: { name: string; percent: number; endpoints: { address: string; port: number }[] }[] }>(`/debug/explain?${query}`);
+    const answer = await get<Json & { skipped: { index: number; reason: string }[]; clusters: { name: string; percent: number; endpoints: { address: string; port: number }[] }[] }>(`/debug/explain?${query.toString()}`);
     assert.equal(answer.skipped.length, 1);
     assert.match(answer.skipped[0]?.reason ?? '', /end-user is absent/);
     assert.deepEqual(answer.clusters.map((c) => [c.name.split('|')[2], c.percent]), [['v1', 80], ['v3', 20]]);
@@ -177,7 +178,7 @@ describe("an operator's view of a running mesh", () => {
         return ((section?.[list] ?? []) as Json[]).map((entry) => {
           const holder = (inner.includes('.') ? (entry['active_state'] as Json)['listener'] : entry[inner]) as JsonObject;
           const { '@type': _type, ...json } = holder;
-          return new EnvoyResource(typeUrl, String(json['name'] ?? json['cluster_name']), json);
+          return new EnvoyResource(typeUrl, str(json['name'] ?? json['cluster_name']), json);
         });
       };
       return {
@@ -185,7 +186,7 @@ describe("an operator's view of a running mesh", () => {
         [ENDPOINT_TYPE]: pick('EndpointsConfigDump', 'dynamic_endpoint_configs', 'endpoint_config', ENDPOINT_TYPE),
         [LISTENER_TYPE]: pick('ListenersConfigDump', 'dynamic_listeners', 'active_state.listener', LISTENER_TYPE),
         [ROUTE_TYPE]: pick('RoutesConfigDump', 'dynamic_route_configs', 'route_config', ROUTE_TYPE),
-      } as Record<ResourceTypeUrl, EnvoyResource[]>;
+      };
     };
     const before = await sentNow();
     const sequenceBefore = (await get<{ pushSequence: number }>('/debug/push_status')).pushSequence;

@@ -43,7 +43,7 @@ function parseLabels(text: string, line: number): Record<string, string> {
         if (next === 'n') value += '\n';
         else if (next === '\\' || next === '"') value += next;
         else throw new Error(`line ${line}: bad escape \\${next ?? ''} in label ${name}`);
-      } else value += text[j];
+      } else value += text[j] ?? '';
     }
     if (j >= text.length) throw new Error(`line ${line}: unterminated value of label ${name}`);
     if (name in labels) throw new Error(`line ${line}: label ${name} repeated`);
