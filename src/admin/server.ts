@@ -59,7 +59,7 @@ export async function buildAdminApp(views: AdminViews, log: Logger, options: Adm
   registerPreviewRoutes(app, views);
   registerGraphRoutes(app, views);
   if (options.metrics) registerMetricsRoute(app, options.metrics);
-  registerUiRoutes(app);
+  registerUiRoutes(app, options.token !== undefined && options.token !== '');
   return app;
 }
 

@@ -13,8 +13,10 @@ const FILES: Readonly<Record<string, string>> = {
   'style.css': 'text/css; charset=utf-8',
 };
 
-export function registerUiRoutes(app: FastifyInstance): void {
+export function registerUiRoutes(app: FastifyInstance, tokenRequired: boolean): void {
   app.get('/ui', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/ui/'));
+  // Lets the page ask for the token before its first data request fails.
+  app.get('/ui/session', { schema: { hide: true } }, () => ({ tokenRequired }));
   app.get<{ Params: { file?: string } }>('/ui/:file', { schema: { hide: true } }, async (request, reply) => {
     const file = request.params.file === undefined || request.params.file === '' ? 'index.html' : request.params.file;
     const type = FILES[file];
