@@ -190,6 +190,7 @@ export class MeshpilotMetrics {
   }
 
   async render(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    // prom-client writes NaN as "Nan"; the exposition format spells it "NaN".
+    return { contentType: this.registry.contentType, body: (await this.registry.metrics()).replace(/ Nan$/gm, ' NaN') };
   }
 }

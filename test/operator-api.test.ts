@@ -2,6 +2,7 @@
 // is every proxy in sync, which rule did a proxy reject, why does a request go where it goes,
 // and what will this change do.
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { str } from '../src/xds/attribution.ts';
@@ -255,6 +256,19 @@ describe("an operator's view of a running mesh", () => {
     assert.ok((second.value('pilot_proxy_queue_time_count') ?? 0) > (first.value('pilot_proxy_queue_time_count') ?? 0));
     assert.equal((second.value('pilot_k8s_cfg_events', { type: 'VirtualService', event: 'update' }) ?? 0) - (first.value('pilot_k8s_cfg_events', { type: 'VirtualService', event: 'update' }) ?? 0), 1);
     assert.ok((second.value('pilot_xds_config_size_bytes_sum', { type: 'rds' }) ?? 0) > (first.value('pilot_xds_config_size_bytes_sum', { type: 'rds' }) ?? 0));
+  });
+
+  it('has every metric the Grafana dashboard in deploy/ queries', async () => {
+    const dashboard = JSON.parse(await readFile(new URL('../deploy/grafana-dashboard.json', import.meta.url), 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
+    const exposed = await metrics();
+    const family = (name: string): string => name.replace(/_(bucket|sum|count)$/, '');
+    for (const panel of dashboard.panels) {
+      for (const { expr } of panel.targets) {
+        for (const name of expr.match(/\b(pilot|process|nodejs)_[a-z0-9_]+/g) ?? []) {
+          assert.ok(exposed.types.has(name) || exposed.types.has(family(name)), `panel "${panel.title}" queries ${name}, which /metrics does not expose`);
+        }
+      }
+    }
   });
 
   it('documents every debug route in the OpenAPI served at /docs', async () => {
