@@ -5,11 +5,11 @@ import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { ROUTE_TYPE } from '../src/xds/type-urls.ts';
 import { RawAdsClient } from './support/ads-client.ts';
-import { startBackends, type Backend } from './support/backends.ts';
+import type { Backend } from './support/backends.ts';
 import { GrpcXdsCaller } from './support/grpc-xds-client.ts';
 import { MeshDir, eventually, toYaml } from './support/mesh-dir.ts';
-import { startMeshpilot, type TestMeshpilot } from './support/meshpilot.ts';
-import { PRODUCTPAGE, TARGET, reviewsRoutes, subsets, workloads } from './support/reviews-mesh.ts';
+import type { TestMeshpilot } from './support/meshpilot.ts';
+import { PRODUCTPAGE, reviewsRoutes, startReviewsMesh, type ReviewsMesh } from './support/reviews-mesh.ts';
 
 const BIN = new URL('../bin/meshpilot.js', import.meta.url).pathname;
 const LISTENER = 'reviews.default.svc.cluster.local:9080';
@@ -30,7 +30,7 @@ function meshpilotCli(args: readonly string[]): Promise<Run> {
 }
 
 describe('operator commands over the admin API', () => {
-  let dir: MeshDir;
+  let mesh: ReviewsMesh;
   let backends: Backend[];
   let meshpilot: TestMeshpilot;
   let client: GrpcXdsCaller;
@@ -38,14 +38,8 @@ describe('operator commands over the admin API', () => {
   const cli = (...args: string[]) => meshpilotCli([...args, '--admin', meshpilot.adminUrl]);
 
   before(async () => {
-    backends = await startBackends(['reviews-v1', 'reviews-v2', 'reviews-v3']);
-    dir = await MeshDir.create();
-    await dir.write('workloads.yaml', workloads(backends));
-    await dir.write('destination-rules.yaml', [subsets]);
-    await dir.write('virtual-services.yaml', [reviewsRoutes({ v1: 80, v3: 20 })]);
-    meshpilot = await startMeshpilot(dir.path);
-    client = new GrpcXdsCaller(TARGET, { xdsPort: meshpilot.xdsPort, nodeId: PRODUCTPAGE, metadata: { GENERATOR: 'grpc' } });
-    await client.whoami();
+    mesh = await startReviewsMesh({ v1: 80, v3: 20 });
+    ({ backends, meshpilot, client } = mesh);
     ads = new RawAdsClient(meshpilot.xdsPort, RATINGS, { GENERATOR: 'grpc' });
     ads.send({ typeUrl: ROUTE_TYPE, names: [LISTENER] });
     const rds = await ads.next((r) => r.type_url === ROUTE_TYPE);
@@ -58,10 +52,7 @@ describe('operator commands over the admin API', () => {
 
   after(async () => {
     ads.close();
-    client.close();
-    await meshpilot.close();
-    await Promise.all(backends.map((b) => b.close()));
-    await dir.remove();
+    await mesh.close();
   });
 
   it('proxy-status prints a table of every proxy, its JSON for scripts, and one proxy with what it rejected', async () => {

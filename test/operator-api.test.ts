@@ -11,12 +11,12 @@ import { diffResources } from '../src/xds/resource-diff.ts';
 import type { JsonObject } from '../src/xds/proto-json.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, type ResourceTypeUrl } from '../src/xds/type-urls.ts';
 import { RawAdsClient } from './support/ads-client.ts';
-import { startBackends, type Backend } from './support/backends.ts';
+import type { Backend } from './support/backends.ts';
 import { GrpcXdsCaller } from './support/grpc-xds-client.ts';
 import { MeshDir, eventually, toYaml } from './support/mesh-dir.ts';
 import { startMeshpilot, type TestMeshpilot } from './support/meshpilot.ts';
 import { parsePrometheusText } from './support/prom-text.ts';
-import { PRODUCTPAGE, TARGET, reviewsRoutes, subsets, workloads } from './support/reviews-mesh.ts';
+import { PRODUCTPAGE, reviewsRoutes, startReviewsMesh, type ReviewsMesh } from './support/reviews-mesh.ts';
 
 const LISTENER = 'reviews.default.svc.cluster.local:9080';
 const WHOAMI = '/meshpilot.test.Echo/Whoami';
@@ -24,6 +24,7 @@ const WHOAMI = '/meshpilot.test.Echo/Whoami';
 type Json = Record<string, unknown>;
 
 describe("an operator's view of a running mesh", () => {
+  let mesh: ReviewsMesh;
   let dir: MeshDir;
   let backends: Backend[];
   let meshpilot: TestMeshpilot;
@@ -38,22 +39,13 @@ describe("an operator's view of a running mesh", () => {
   const metrics = async () => parsePrometheusText(await (await meshpilot.admin('/metrics')).text());
 
   before(async () => {
-    backends = await startBackends(['reviews-v1', 'reviews-v2', 'reviews-v3']);
-    dir = await MeshDir.create();
-    await dir.write('workloads.yaml', workloads(backends));
-    await dir.write('destination-rules.yaml', [subsets]);
-    await dir.write('virtual-services.yaml', [reviewsRoutes({ v1: 80, v3: 20 })]);
     const log = pino({ level: 'warn' }, { write: (line: string) => logLines.push(JSON.parse(line) as Json) });
-    meshpilot = await startMeshpilot(dir.path, { log });
-    client = new GrpcXdsCaller(TARGET, { xdsPort: meshpilot.xdsPort, nodeId: PRODUCTPAGE, metadata: { GENERATOR: 'grpc', NAMESPACE: 'default' } });
-    await client.whoami();
+    mesh = await startReviewsMesh({ v1: 80, v3: 20 }, { log });
+    ({ dir, backends, meshpilot, client } = mesh);
   });
 
   after(async () => {
-    client.close();
-    await meshpilot.close();
-    await Promise.all(backends.map((b) => b.close()));
-    await dir.remove();
+    await mesh.close();
   });
 
   it('shows a proxy STALE until it ACKs, SYNCED after, and ERROR with the rejected resource and its rule after a NACK', async () => {

@@ -10,18 +10,18 @@ import { after, before, describe, it } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { LISTENER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
 import { RawAdsClient } from './support/ads-client.ts';
-import { startBackends, type Backend } from './support/backends.ts';
+import type { Backend } from './support/backends.ts';
 import { GrpcXdsCaller } from './support/grpc-xds-client.ts';
-import { MeshDir, eventually } from './support/mesh-dir.ts';
-import { startMeshpilot, type TestMeshpilot } from './support/meshpilot.ts';
-import { PRODUCTPAGE, TARGET, reviewsRoutes, subsets, workloads } from './support/reviews-mesh.ts';
+import { eventually } from './support/mesh-dir.ts';
+import type { TestMeshpilot } from './support/meshpilot.ts';
+import { PRODUCTPAGE, startReviewsMesh, type ReviewsMesh } from './support/reviews-mesh.ts';
 
 const CHROMIUM = process.env['CHROMIUM_BIN'] ?? '/usr/bin/chromium';
 const LISTENER = 'reviews.default.svc.cluster.local:9080';
 const RATINGS = 'sidecar~127.0.0.41~ratings-v1-0.default~default.svc.cluster.local';
 
 describe('the web UI in headless Chromium', { skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium; .ci/run does)` }, () => {
-  let dir: MeshDir;
+  let mesh: ReviewsMesh;
   let backends: Backend[];
   let meshpilot: TestMeshpilot;
   let client: GrpcXdsCaller;
@@ -38,14 +38,8 @@ describe('the web UI in headless Chromium', { skip: existsSync(CHROMIUM) ? false
   const foreignRequests: string[] = [];
 
   before(async () => {
-    backends = await startBackends(['reviews-v1', 'reviews-v2', 'reviews-v3']);
-    dir = await MeshDir.create();
-    await dir.write('workloads.yaml', workloads(backends));
-    await dir.write('destination-rules.yaml', [subsets]);
-    await dir.write('virtual-services.yaml', [reviewsRoutes({ v1: 80, v3: 20 })]);
-    meshpilot = await startMeshpilot(dir.path, { adminToken: 'ui-token' });
-    client = new GrpcXdsCaller(TARGET, { xdsPort: meshpilot.xdsPort, nodeId: PRODUCTPAGE, metadata: { GENERATOR: 'grpc', NAMESPACE: 'default' } });
-    await client.whoami();
+    mesh = await startReviewsMesh({ v1: 80, v3: 20 }, { adminToken: 'ui-token' });
+    ({ backends, meshpilot, client } = mesh);
     // A second proxy that rejects its routes, so the page has an ERROR to show.
     ads = new RawAdsClient(meshpilot.xdsPort, RATINGS, { GENERATOR: 'grpc' });
     ads.send({ typeUrl: ROUTE_TYPE, names: [LISTENER] });
@@ -74,10 +68,7 @@ describe('the web UI in headless Chromium', { skip: existsSync(CHROMIUM) ? false
   after(async () => {
     await browser.close();
     ads.close();
-    client.close();
-    await meshpilot.close();
-    await Promise.all(backends.map((b) => b.close()));
-    await dir.remove();
+    await mesh.close();
     await rm(profile, { recursive: true, force: true });
   });
 
