@@ -61,3 +61,9 @@ export const proxyQuery = {
 
 /** Error responses every debug route may give. */
 export const errorResponses = { 400: errorResponse, 401: errorResponse, 404: errorResponse } as const;
+
+/** An endpoint as a load assignment serves it. */
+export const servedEndpoint = {
+  type: 'object',
+  properties: { address: { type: 'string' }, port: { type: 'integer' }, locality: { type: 'string' }, healthStatus: { type: 'string' }, weight: { type: 'integer' } },
+} as const;

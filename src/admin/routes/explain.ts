@@ -5,7 +5,7 @@ import { explainRequest } from '../../xds/explain/explain.ts';
 import type { XdsConnection } from '../../xds/server/connection.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../xds/type-urls.ts';
 import { sendError } from '../errors.ts';
-import { anyObject, errorResponses, nullableString, ruleRef, stringMap } from '../schemas.ts';
+import { anyObject, errorResponses, nullableString, ruleRef, servedEndpoint, stringMap } from '../schemas.ts';
 import type { AdminViews } from '../views.ts';
 import { findConnection, noSuchProxy } from './sync.ts';
 
@@ -57,13 +57,7 @@ const explanation = {
           service: nullableString,
           subset: nullableString,
           rules: { type: 'array', items: ruleRef },
-          endpoints: {
-            type: 'array',
-            items: {
-              type: 'object',
-              properties: { address: { type: 'string' }, port: { type: 'integer' }, locality: { type: 'string' }, healthStatus: { type: 'string' }, weight: { type: 'integer' } },
-            },
-          },
+          endpoints: { type: 'array', items: servedEndpoint },
         },
       },
     },

@@ -6,7 +6,7 @@ import { assignmentEndpoints } from '../../xds/explain/explain.ts';
 import { generate } from '../../xds/generate/index.ts';
 import { outboundTargetByName } from '../../xds/generate/outbound.ts';
 import { ENDPOINT_TYPE } from '../../xds/type-urls.ts';
-import { nullableString, stringMap } from '../schemas.ts';
+import { nullableString, servedEndpoint, stringMap } from '../schemas.ts';
 import type { AdminViews } from '../views.ts';
 
 const locality = { type: ['object', 'null'], properties: { region: { type: 'string' }, zone: { type: 'string' }, subZone: { type: 'string' } } } as const;
@@ -65,13 +65,7 @@ const endpointz = {
           port: { type: 'integer' },
           subset: nullableString,
           subsetLabels: stringMap,
-          endpoints: {
-            type: 'array',
-            items: {
-              type: 'object',
-              properties: { address: { type: 'string' }, port: { type: 'integer' }, locality: { type: 'string' }, healthStatus: { type: 'string' }, weight: { type: 'integer' } },
-            },
-          },
+          endpoints: { type: 'array', items: servedEndpoint },
         },
       },
     },
