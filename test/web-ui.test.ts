@@ -136,6 +136,13 @@ describe('the web UI in headless Chromium', { skip: existsSync(CHROMIUM) ? false
     await screenshot('explain');
   });
 
+  it('serves the API documentation at /docs from meshpilot itself', async () => {
+    await page.goto(`${meshpilot.adminUrl}/docs`);
+    await page.getByText('/debug/explain', { exact: true }).first().waitFor();
+    assert.ok((await page.getByText('/debug/preview', { exact: true }).count()) > 0);
+    await screenshot('docs');
+  });
+
   it('logged no console error and fetched nothing outside meshpilot', () => {
     assert.deepEqual(consoleErrors, []);
     assert.deepEqual(foreignRequests, []);

@@ -4,7 +4,7 @@ const NS = 'http://www.w3.org/2000/svg';
 const NODE_W = 230;
 const NODE_H = 40;
 const ROW = 58;
-const COLUMNS = { proxy: 20, service: 400, subset: 800 };
+const COLUMNS = { proxy: 20, service: 380, subset: 860 };
 const TITLES = { proxy: 'Callers', service: 'Services', subset: 'Destinations (subsets)' };
 
 function svg(tag, attrs = {}, text) {
@@ -51,7 +51,7 @@ export function renderGraph(container, graph) {
       const key = edge.to;
       const n = labelsUsed.get(key) ?? 0;
       labelsUsed.set(key, n + 1);
-      root.append(svg('text', { x: x2 - 190, y: y2 - 8 - n * 13, class: 'edge-label' }, truncate(`${edge.percent}% · ${edge.match}`, 28)));
+      root.append(svg('text', { x: x2 - 14, y: y2 - 8 - n * 13, class: 'edge-label', 'text-anchor': 'end' }, truncate(`${edge.percent}% · ${edge.match}`, 28)));
     }
   }
   for (const node of graph.nodes) {

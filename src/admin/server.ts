@@ -47,6 +47,7 @@ export async function buildAdminApp(views: AdminViews, log: Logger, options: Adm
     openapi: {
       info: { title: 'meshpilot admin API', version: '1', description: 'Read-only views of what meshpilot knows and sends, plus explain and preview.' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
