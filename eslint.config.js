@@ -28,6 +28,11 @@ export default tseslint.config(
     languageOptions: { ...tseslint.configs.disableTypeChecked.languageOptions, globals: globals.node },
   },
   {
+    // The web UI runs in the browser.
+    files: ['ui/**/*.js'],
+    languageOptions: { globals: globals.browser },
+  },
+  {
     files: ['scripts/**', 'test/**', 'bench/**'],
     rules: { 'no-console': 'off' },
   },

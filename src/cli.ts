@@ -6,6 +6,10 @@ import { LOG_LEVELS, createLogger } from './log.ts';
 import { registerAnalyzeCommand } from './commands/analyze.ts';
 import { registerRenderCommand } from './commands/render.ts';
 import { DEFAULT_SERVE_OPTIONS, serve } from './main.ts';
+import { registerExplainCommand } from './commands/explain.ts';
+import { registerPreviewCommand } from './commands/preview.ts';
+import { registerProxyConfigCommand } from './commands/proxy-config.ts';
+import { registerProxyStatusCommand } from './commands/proxy-status.ts';
 
 function port(value: string): number {
   const n = Number(value);
@@ -32,6 +36,7 @@ program
   .addOption(new Option('--xds-port <port>', 'plaintext xDS port').default(d.xdsPort).argParser(port).env('MESHPILOT_XDS_PORT'))
   .addOption(new Option('--admin-host <address>', 'address the admin API binds').default(d.adminHost).env('MESHPILOT_ADMIN_HOST'))
   .addOption(new Option('--admin-port <port>', 'admin API and /metrics port').default(d.adminPort).argParser(port).env('MESHPILOT_ADMIN_PORT'))
+  .addOption(new Option('--admin-token <token>', 'bearer token required for /debug/*, the UI data and preview').env('MESHPILOT_ADMIN_TOKEN'))
   .addOption(new Option('--log-level <level>', 'log level').default(d.logLevel).choices(LOG_LEVELS).env('MESHPILOT_LOG_LEVEL'))
   .addOption(new Option('--mesh-config <file>', 'Istio MeshConfig YAML (access log, tracing, outboundTrafficPolicy, connectTimeout)').env('MESHPILOT_MESH_CONFIG'))
   .addOption(
@@ -40,7 +45,7 @@ program
   .addOption(
     new Option('--debounce-max-ms <ms>', 'push at the latest this long after the first change').default(d.debounceMaxMs).argParser(milliseconds).env('MESHPILOT_DEBOUNCE_MAX_MS'),
   )
-  .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; meshConfig?: string }) => {
+  .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; meshConfig?: string }) => {
     const log = createLogger(flags.logLevel);
     let running: Awaited<ReturnType<typeof serve>>;
     try {
@@ -74,5 +79,9 @@ program
 
 registerRenderCommand(program);
 registerAnalyzeCommand(program);
+registerProxyStatusCommand(program);
+registerProxyConfigCommand(program);
+registerExplainCommand(program);
+registerPreviewCommand(program);
 
 await program.parseAsync(process.argv);

@@ -14,6 +14,10 @@ export const ERROR_CODES = {
   MP_NOT_FOUND: 'The admin API has no such proxy or object.',
   MP_MESH_CONFIG_INVALID: 'The --mesh-config file has a MeshConfig field with an invalid value.',
   MP_ANALYZE_FAILED: '`meshpilot analyze` found errors in the config directory.',
+  MP_BAD_REQUEST: 'An admin API request lacks a required parameter or has a malformed one.',
+  MP_UNAUTHORIZED: 'The admin API needs a bearer token (--admin-token) for this path.',
+  MP_INTERNAL: 'meshpilot failed to answer an admin request; the log has the details.',
+  MP_ADMIN_UNREACHABLE: 'A command could not reach the admin API at --admin.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

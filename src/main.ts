@@ -1,7 +1,10 @@
 // Wires the house together: sources -> store -> push controller -> ADS server, plus the admin API.
 import type { LevelWithSilent } from 'pino';
+import { checkAdminAccess } from './admin/auth.ts';
+import { NackLedger } from './admin/nack-ledger.ts';
 import { buildAdminApp, startAdminServer } from './admin/server.ts';
 import { createLogger, type Logger } from './log.ts';
+import { MeshpilotMetrics } from './metrics.ts';
 import { ConfigStore } from './model/store.ts';
 import { PushController } from './push/push-controller.ts';
 import { loadMeshConfigFile } from './sources/mesh-config-file.ts';
@@ -9,6 +12,7 @@ import { YamlSource } from './sources/yaml-source.ts';
 import { generate } from './xds/generate/index.ts';
 import { envoyRoot } from './xds/protos.ts';
 import { AdsServer } from './xds/server/ads-server.ts';
+import { fanOutEvents } from './xds/server/connection-events.ts';
 
 export interface ServeOptions {
   readonly configDir: string;
@@ -21,6 +25,8 @@ export interface ServeOptions {
   readonly debounceMaxMs: number;
   /** Istio MeshConfig file (`--mesh-config`); Istio's defaults when absent. */
   readonly meshConfig?: string;
+  /** Bearer token for /debug/* and the UI's data; required when --admin-host is not loopback. */
+  readonly adminToken?: string;
   /** Tests pass their own logger. */
   readonly log?: Logger;
 }
@@ -42,20 +48,25 @@ export interface RunningMeshpilot {
   readonly store: ConfigStore;
   readonly pushController: PushController;
   readonly adsServer: AdsServer;
+  readonly metrics: MeshpilotMetrics;
   readonly log: Logger;
   close(): Promise<void>;
 }
 
 export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
   const log = options.log ?? createLogger(options.logLevel);
+  checkAdminAccess(options.adminHost, options.adminToken);
   envoyRoot(); // load the protos before anything can need them
   const meshConfig = options.meshConfig ? await loadMeshConfigFile(options.meshConfig) : undefined;
   const store = new ConfigStore();
 
-  const adsServer = new AdsServer({
+  const metrics = new MeshpilotMetrics({ connections: () => adsServer.connections(), currentPush: () => pushController.current() });
+  const nacks = new NackLedger({ currentPush: () => pushController.current() });
+  const adsServer: AdsServer = new AdsServer({
     generate,
     currentPush: () => pushController.current(),
     log: log.child({ component: 'xds' }),
+    events: fanOutEvents(metrics.events, nacks.events),
   });
 
   const pushController: PushController = new PushController({
@@ -65,19 +76,25 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     debounce: { quietMs: options.debounceQuietMs, maxMs: options.debounceMaxMs },
     ...(meshConfig ? { meshConfig } : {}),
   });
+  pushController.onPush((push) => {
+    metrics.recordPush(push, pushController.lastPush());
+  });
   const source = new YamlSource({ dir: options.configDir, store, log: log.child({ component: 'yaml-source' }) });
   await source.start();
   pushController.start();
 
   const xdsPort = await adsServer.listen(options.xdsHost, options.xdsPort);
-  const admin = buildAdminApp(
+  const admin = await buildAdminApp(
     {
       currentPush: () => pushController.current(),
       lastPush: () => pushController.lastPush(),
       connections: () => adsServer.connections(),
       ready: () => adsServer.port !== undefined && pushController.current() !== undefined,
+      snapshot: () => store.current(),
+      nacks: () => nacks,
     },
     log,
+    { metrics, ...(options.adminToken ? { token: options.adminToken } : {}) },
   );
   const adminPort = await startAdminServer(admin, options.adminHost, options.adminPort);
   log.info({ xdsPort, adminPort, configDir: options.configDir }, 'meshpilot is serving');
@@ -88,6 +105,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     store,
     pushController,
     adsServer,
+    metrics,
     log,
     async close() {
       pushController.stop();

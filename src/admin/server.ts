@@ -1,20 +1,66 @@
-// The admin HTTP server (fastify): health, readiness and the /debug API.
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+// The admin HTTP server (fastify): health, readiness, the /debug API (documented at /docs),
+// /metrics and the web UI.
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { MeshpilotMetrics } from '../metrics.ts';
+import { registerBearerAuth } from './auth.ts';
+import { sendError } from './errors.ts';
 import { registerConfigRoutes } from './routes/config.ts';
+import { registerExplainRoutes } from './routes/explain.ts';
+import { registerGraphRoutes } from './routes/graph.ts';
 import { registerHealthRoutes } from './routes/health.ts';
+import { registerMetricsRoute } from './routes/metrics.ts';
+import { registerPreviewRoutes } from './routes/preview.ts';
+import { registerPushRoutes } from './routes/push.ts';
 import { registerRegistryRoutes } from './routes/registry.ts';
 import { registerSyncRoutes } from './routes/sync.ts';
+import { registerUiRoutes } from './routes/ui.ts';
 import type { AdminViews } from './views.ts';
 
-export function buildAdminApp(views: AdminViews, log: Logger): FastifyInstance {
+export interface AdminOptions {
+  /** Bearer token required for /debug/* and the UI's data. */
+  readonly token?: string;
+  readonly metrics?: MeshpilotMetrics;
+}
+
+/** Preview bodies are rule YAML; a few MB is already far more than any rule set. */
+const BODY_LIMIT = 4 * 1024 * 1024;
+
+export async function buildAdminApp(views: AdminViews, log: Logger, options: AdminOptions = {}): Promise<FastifyInstance> {
   // Per-request lines are noise for an admin API polled by probes: only warnings and errors.
   const loggerInstance: FastifyBaseLogger = log.child({ component: 'admin' }, { level: log.levelVal > 40 ? log.level : 'warn' });
-  const app = Fastify({ loggerInstance });
+  const app = Fastify({ loggerInstance, bodyLimit: BODY_LIMIT });
+  app.addContentTypeParser(['text/yaml', 'application/yaml', 'application/x-yaml', 'text/plain'], { parseAs: 'string' }, (_request, body, done) => {
+    done(null, body);
+  });
+  app.setErrorHandler((error: FastifyError, _request, reply) => {
+    if (error.validation) return sendError(reply, 400, 'MP_BAD_REQUEST', error.message);
+    if (error.statusCode !== undefined && error.statusCode < 500) return sendError(reply, error.statusCode, 'MP_BAD_REQUEST', error.message);
+    reply.log.error({ err: error }, 'admin request failed');
+    return sendError(reply, 500, 'MP_INTERNAL', error.message);
+  });
+  app.setNotFoundHandler((request, reply) => sendError(reply, 404, 'MP_NOT_FOUND', `no admin path ${request.method} ${request.url.split('?')[0] ?? ''}: see /docs`));
+  registerBearerAuth(app, options.token);
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'meshpilot admin API', version: '1', description: 'Read-only views of what meshpilot knows and sends, plus explain and preview.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
   registerHealthRoutes(app, views);
   registerRegistryRoutes(app, views);
   registerConfigRoutes(app, views);
   registerSyncRoutes(app, views);
+  registerPushRoutes(app, views);
+  registerExplainRoutes(app, views);
+  registerPreviewRoutes(app, views);
+  registerGraphRoutes(app, views);
+  if (options.metrics) registerMetricsRoute(app, options.metrics);
+  registerUiRoutes(app, options.token !== undefined && options.token !== '');
   return app;
 }
 

@@ -1,7 +1,9 @@
 // What the admin API may read: narrow, read-only views of the running server's parts.
 import type { PushContext } from '../model/push-context.ts';
+import type { SourceSnapshot } from '../model/store.ts';
 import type { PushRecord } from '../push/push-controller.ts';
 import type { XdsConnection } from '../xds/server/connection.ts';
+import type { NackLedger } from './nack-ledger.ts';
 
 export interface AdminViews {
   /** The snapshot proxies are being served from (undefined before the first build). */
@@ -10,4 +12,8 @@ export interface AdminViews {
   connections(): readonly XdsConnection[];
   /** True once the first model is built and the xDS port is bound. */
   ready(): boolean;
+  /** What the sources published, merged (the input preview overlays). */
+  snapshot?(): SourceSnapshot;
+  /** Which resources and rules each current NACK names. */
+  nacks?(): NackLedger;
 }

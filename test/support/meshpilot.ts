@@ -1,8 +1,10 @@
 // Starts a real meshpilot in the test process on free loopback ports.
 import { pino } from 'pino';
-import { serve, type RunningMeshpilot } from '../../src/main.ts';
+import { serve, type RunningMeshpilot, type ServeOptions } from '../../src/main.ts';
 
-export async function startMeshpilot(configDir: string): Promise<RunningMeshpilot & { admin(path: string, init?: RequestInit): Promise<Response> }> {
+export type TestMeshpilot = RunningMeshpilot & { adminUrl: string; admin(path: string, init?: RequestInit): Promise<Response> };
+
+export async function startMeshpilot(configDir: string, overrides: Partial<ServeOptions> = {}): Promise<TestMeshpilot> {
   const running = await serve({
     configDir,
     xdsHost: '127.0.0.1',
@@ -13,8 +15,11 @@ export async function startMeshpilot(configDir: string): Promise<RunningMeshpilo
     debounceQuietMs: 20,
     debounceMaxMs: 1000,
     log: pino({ level: process.env['MESHPILOT_TEST_LOG'] ?? 'silent' }),
+    ...overrides,
   });
+  const adminUrl = `http://127.0.0.1:${running.adminPort}`;
   return Object.assign(running, {
-    admin: (path: string, init?: RequestInit) => fetch(`http://127.0.0.1:${running.adminPort}${path}`, init),
+    adminUrl,
+    admin: (path: string, init?: RequestInit) => fetch(`${adminUrl}${path}`, init),
   });
 }

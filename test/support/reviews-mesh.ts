@@ -1,6 +1,10 @@
 // The reviews service of BookInfo with three versions on real backends, as Kubernetes objects.
+import type { ServeOptions } from '../../src/main.ts';
 import type { Backend } from './backends.ts';
-import { endpointSlice, pod, rule, service } from './mesh-dir.ts';
+import { startBackends } from './backends.ts';
+import { GrpcXdsCaller } from './grpc-xds-client.ts';
+import { MeshDir, endpointSlice, pod, rule, service } from './mesh-dir.ts';
+import { startMeshpilot, type TestMeshpilot } from './meshpilot.ts';
 
 export const NS = 'default';
 export const TARGET = 'xds:///reviews.default.svc.cluster.local:9080';
@@ -39,3 +43,35 @@ export function reviewsRoutes(split: { v1: number; v3: number }) {
   });
 }
 
+
+/** A running reviews mesh: three real backends, meshpilot serving them, and productpage's gRPC client. */
+export interface ReviewsMesh {
+  readonly dir: MeshDir;
+  readonly backends: Backend[];
+  readonly meshpilot: TestMeshpilot;
+  readonly client: GrpcXdsCaller;
+  close(): Promise<void>;
+}
+
+export async function startReviewsMesh(split: { v1: number; v3: number }, overrides: Partial<ServeOptions> = {}): Promise<ReviewsMesh> {
+  const backends = await startBackends(['reviews-v1', 'reviews-v2', 'reviews-v3']);
+  const dir = await MeshDir.create();
+  await dir.write('workloads.yaml', workloads(backends));
+  await dir.write('destination-rules.yaml', [subsets]);
+  await dir.write('virtual-services.yaml', [reviewsRoutes(split)]);
+  const meshpilot = await startMeshpilot(dir.path, overrides);
+  const client = new GrpcXdsCaller(TARGET, { xdsPort: meshpilot.xdsPort, nodeId: PRODUCTPAGE, metadata: { GENERATOR: 'grpc', NAMESPACE: NS } });
+  await client.whoami();
+  return {
+    dir,
+    backends,
+    meshpilot,
+    client,
+    async close() {
+      client.close();
+      await meshpilot.close();
+      await Promise.all(backends.map((b) => b.close()));
+      await dir.remove();
+    },
+  };
+}

@@ -1,4 +1,5 @@
-// /debug/syncz and /debug/config_dump: what each connected proxy was sent and what it said back.
+// /debug/syncz, /debug/adsz and /debug/config_dump: what each connected proxy asked for, was
+// sent and said back.
 import type { FastifyInstance } from 'fastify';
 import { buildConfigDump, type DumpedType } from '../../xds/config-dump.ts';
 import type { WatchState, XdsConnection } from '../../xds/server/connection.ts';
@@ -6,28 +7,68 @@ import { syncStatus } from '../../xds/server/connection.ts';
 import type { ResourceTypeUrl } from '../../xds/type-urls.ts';
 import { PUSH_ORDER, SHORT_TYPE } from '../../xds/type-urls.ts';
 import { sendError } from '../errors.ts';
+import { anyObject, errorResponses, nackAttribution, nullableString, proxyQuery } from '../schemas.ts';
 import type { AdminViews } from '../views.ts';
 
-function watchView(watch: WatchState | undefined): Record<string, unknown> {
+const syncType = {
+  type: 'object',
+  properties: {
+    status: { type: 'string', enum: ['SYNCED', 'STALE', 'NOT SENT', 'ERROR'] },
+    subscribed: { description: '"*" for a wildcard subscription, else the names asked for', anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }, { type: 'null' }] },
+    sent: {
+      type: ['object', 'null'],
+      properties: { version: { type: 'string' }, nonce: { type: 'string' }, at: { type: 'string' }, resources: { type: 'integer' }, pushSequence: { type: 'integer' } },
+    },
+    acked: { type: ['object', 'null'], properties: { version: { type: 'string' }, nonce: { type: 'string' }, at: { type: 'string' } } },
+    nack: {
+      type: ['object', 'null'],
+      properties: {
+        version: { type: 'string' },
+        nonce: { type: 'string' },
+        at: { type: 'string' },
+        code: { type: 'integer' },
+        message: { type: 'string' },
+        rejected: { type: ['object', 'null'], properties: nackAttribution.properties },
+      },
+    },
+  },
+} as const;
+
+export const proxySync = {
+  type: 'object',
+  properties: {
+    proxy: nullableString,
+    connectionId: { type: 'string' },
+    peer: { type: 'string' },
+    connectedAt: { type: 'string' },
+    generator: nullableString,
+    types: { type: 'object', properties: { cds: syncType, eds: syncType, lds: syncType, rds: syncType } },
+  },
+} as const;
+
+function watchView(views: AdminViews, connection: XdsConnection, typeUrl: ResourceTypeUrl, watch: WatchState | undefined): Record<string, unknown> {
+  const attribution = views.nacks?.().current(connection, typeUrl);
   return {
     status: syncStatus(watch),
     subscribed: watch ? (watch.names ?? '*') : null,
     sent: watch?.sent
-      ? { version: watch.sent.version, nonce: watch.sent.nonce, at: watch.sent.at, resources: watch.sent.resources.length }
+      ? { version: watch.sent.version, nonce: watch.sent.nonce, at: watch.sent.at.toISOString(), resources: watch.sent.resources.length, pushSequence: watch.sent.pushSequence }
       : null,
-    acked: watch?.acked ?? null,
-    nack: watch?.nack ?? null,
+    acked: watch?.acked ? { ...watch.acked, at: watch.acked.at.toISOString() } : null,
+    nack: watch?.nack
+      ? { ...watch.nack, at: watch.nack.at.toISOString(), rejected: attribution ? { ...attribution, at: attribution.at.toISOString() } : null }
+      : null,
   };
 }
 
-export function connectionSync(connection: XdsConnection): Record<string, unknown> {
+export function connectionSync(views: AdminViews, connection: XdsConnection): Record<string, unknown> {
   return {
     proxy: connection.proxy?.id ?? null,
     connectionId: connection.id,
     peer: connection.peer,
-    connectedAt: connection.connectedAt,
+    connectedAt: connection.connectedAt.toISOString(),
     generator: connection.proxy?.generator ?? null,
-    types: Object.fromEntries(PUSH_ORDER.map((t) => [SHORT_TYPE[t], watchView(connection.watches.get(t))])),
+    types: Object.fromEntries(PUSH_ORDER.map((t) => [SHORT_TYPE[t], watchView(views, connection, t, connection.watches.get(t))])),
   };
 }
 
@@ -39,21 +80,100 @@ export function findConnection(views: AdminViews, proxyId: string): XdsConnectio
     .sort((a, b) => b.connectedAt.getTime() - a.connectedAt.getTime())[0];
 }
 
-export function registerSyncRoutes(app: FastifyInstance, views: AdminViews): void {
-  app.get('/debug/syncz', () => ({ proxies: views.connections().map(connectionSync) }));
+export function noSuchProxy(proxyId: string): string {
+  return `no connected proxy "${proxyId}": see /debug/syncz for connected proxies`;
+}
 
-  app.get<{ Querystring: { proxyID?: string } }>('/debug/config_dump', async (request, reply) => {
-    const proxyId = request.query.proxyID;
-    if (!proxyId) return sendError(reply, 400, 'MP_NOT_FOUND', 'proxyID is required: /debug/config_dump?proxyID=<node id>');
-    const connection = findConnection(views, proxyId);
-    if (!connection) {
-      return sendError(reply, 404, 'MP_NOT_FOUND', `no connected proxy "${proxyId}": see /debug/syncz for connected proxies`);
-    }
-    const types: Partial<Record<ResourceTypeUrl, DumpedType>> = {};
-    for (const typeUrl of PUSH_ORDER) {
-      const sent = connection.watches.get(typeUrl)?.sent;
-      if (sent) types[typeUrl] = sent;
-    }
-    return buildConfigDump(types);
+const adsConnection = {
+  type: 'object',
+  properties: {
+    connectionId: { type: 'string' },
+    peer: { type: 'string' },
+    connectedAt: { type: 'string' },
+    proxy: nullableString,
+    proxyType: nullableString,
+    generator: nullableString,
+    namespace: nullableString,
+    ipAddresses: { type: 'array', items: { type: 'string' } },
+    labels: { type: 'object', additionalProperties: { type: 'string' } },
+    node: {
+      type: ['object', 'null'],
+      properties: {
+        id: { type: 'string' },
+        cluster: { type: 'string' },
+        userAgentName: { type: 'string' },
+        userAgentVersion: { type: 'string' },
+        metadata: anyObject,
+        locality: anyObject,
+      },
+    },
+    watches: {
+      type: 'object',
+      additionalProperties: {
+        type: 'object',
+        properties: {
+          subscribed: syncType.properties.subscribed,
+          requests: { type: 'integer' },
+          status: { type: 'string' },
+          resourceNames: { type: 'array', items: { type: 'string' } },
+        },
+      },
+    },
+  },
+} as const;
+
+export function registerSyncRoutes(app: FastifyInstance, views: AdminViews): void {
+  app.get('/debug/syncz', {
+    schema: {
+      summary: 'Sync state of every connected proxy, per type',
+      description: 'Per proxy and type (cds/eds/lds/rds): subscription, sent and ACKed version and nonce, status, and for a NACK the rejected resources and the rules that produced them.',
+      response: { 200: { type: 'object', properties: { proxies: { type: 'array', items: proxySync } } } },
+    },
+    handler: () => ({ proxies: views.connections().map((c) => connectionSync(views, c)) }),
+  });
+
+  app.get('/debug/adsz', {
+    schema: {
+      summary: 'Every ADS connection: address, node, metadata, connected since, watches',
+      response: { 200: { type: 'object', properties: { connections: { type: 'array', items: adsConnection } } } },
+    },
+    handler: () => ({
+      connections: views.connections().map((c) => ({
+        connectionId: c.id,
+        peer: c.peer,
+        connectedAt: c.connectedAt.toISOString(),
+        proxy: c.proxy?.id ?? null,
+        proxyType: c.proxy?.type ?? null,
+        generator: c.proxy?.generator ?? null,
+        namespace: c.proxy?.namespace ?? null,
+        ipAddresses: c.proxy?.ipAddresses ?? [],
+        labels: c.proxy?.labels ?? {},
+        node: c.node ? { ...c.node, locality: c.node.locality ?? {} } : null,
+        watches: Object.fromEntries(
+          PUSH_ORDER.filter((t) => c.watches.has(t)).map((t) => {
+            const w = c.watches.get(t);
+            return [SHORT_TYPE[t], { subscribed: w?.names ?? '*', requests: w?.requests ?? 0, status: syncStatus(w), resourceNames: (w?.sent?.resources ?? []).map((r) => r.name) }];
+          }),
+        ),
+      })),
+    }),
+  });
+
+  app.get<{ Querystring: { proxyID: string } }>('/debug/config_dump', {
+    schema: {
+      summary: "What a proxy was sent, in Envoy's /config_dump shape",
+      querystring: proxyQuery,
+      response: { 200: { type: 'object', properties: { configs: { type: 'array', items: anyObject } } }, ...errorResponses },
+    },
+    handler: async (request, reply) => {
+      const connection = findConnection(views, request.query.proxyID);
+      if (!connection) return sendError(reply, 404, 'MP_NOT_FOUND', noSuchProxy(request.query.proxyID));
+      const types: Partial<Record<ResourceTypeUrl, DumpedType>> = {};
+      for (const typeUrl of PUSH_ORDER) {
+        const sent = connection.watches.get(typeUrl)?.sent;
+        if (sent) types[typeUrl] = sent;
+      }
+      return buildConfigDump(types);
+    },
   });
 }

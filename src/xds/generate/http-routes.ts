@@ -2,6 +2,7 @@
 import type { PushContext, ResolvedVirtualService } from '../../model/push-context.ts';
 import type { HttpRoute, HttpRouteDestination } from '../../model/rules.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
+import { istioConfigMetadata } from '../attribution.ts';
 import type { JsonObject } from '../proto-json.ts';
 import { effectivePolicy, routeHashPolicy } from './cluster-traffic-policy.ts';
 import { clusterName } from './names.ts';
@@ -136,7 +137,13 @@ function translateRoute(t: Translation, vs: ResolvedVirtualService, route: HttpR
   for (const [match, i] of applicable) {
     const matchJson = routeMatch(match, t.dialect, t.notes, `${path}.match[${i}]`);
     if (!matchJson) continue;
-    out.push({ name: route.name ?? match?.name ?? `${vs.rule.meta.namespace}/${vs.rule.meta.name}/http[${index}]`, match: matchJson, ...body });
+    out.push({
+      name: route.name ?? match?.name ?? `${vs.rule.meta.namespace}/${vs.rule.meta.name}/http[${index}]`,
+      match: matchJson,
+      ...body,
+      // Which rule and http route produced this route, as Istio records it (explain, NACK attribution).
+      metadata: istioConfigMetadata(vs.rule.meta, index),
+    });
   }
   return out;
 }

@@ -54,6 +54,8 @@ export interface ConnectionEvents {
   onAck?(connection: XdsConnection, typeUrl: ResourceTypeUrl, ack: AckRecord): void;
   onNack?(connection: XdsConnection, typeUrl: ResourceTypeUrl, nack: NackRecord, rejected: SentResponse | undefined): void;
   onStaleNonce?(connection: XdsConnection, typeUrl: ResourceTypeUrl): void;
+  /** A response was sent; `generateMs` is how long generating it took. */
+  onSend?(connection: XdsConnection, typeUrl: ResourceTypeUrl, sent: SentResponse, generateMs: number): void;
 }
 
 export interface ConnectionOptions {
@@ -212,6 +214,7 @@ export class XdsConnection {
     const push = this.#options.currentPush();
     const watch = this.watches.get(typeUrl);
     if (!push || !watch || !this.proxy) return;
+    const started = performance.now();
     const resources = this.#options.generate(typeUrl, push, this.proxy, watch.names);
     const version = versionOfSet(resources);
     if (watch.sent?.version === version) return;
@@ -220,6 +223,7 @@ export class XdsConnection {
     const nonce = this.#options.nextNonce();
     watch.sent = { version, nonce, at: new Date(), resources, pushSequence: push.sequence };
     this.#options.send({ versionInfo: version, typeUrl, nonce, resources, controlPlaneId: this.#options.controlPlaneId });
+    this.#options.events?.onSend?.(this, typeUrl, watch.sent, performance.now() - started);
     this.#log.debug({ type: SHORT_TYPE[typeUrl], version, nonce, count: resources.length }, 'pushed');
   }
 }

@@ -1,0 +1,196 @@
+// Prometheus metrics with Istio's names, fed by the ConnectionEvents and push seams.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PushContext } from './model/push-context.ts';
+import type { PushRecord } from './push/push-controller.ts';
+import type { ConnectionEvents, XdsConnection } from './xds/server/connection.ts';
+import { syncStatus } from './xds/server/connection.ts';
+import type { ShortType } from './xds/type-urls.ts';
+import { SHORT_TYPE, TYPE_BY_SHORT } from './xds/type-urls.ts';
+
+export interface MetricsSources {
+  connections(): readonly XdsConnection[];
+  currentPush(): PushContext | undefined;
+}
+
+/** A response sent this long after its push was built still counts as part of that push. */
+const PUSH_WINDOW_MS = 1000;
+/** How many recent pushes to remember for convergence timing. */
+const REMEMBERED_PUSHES = 64;
+const SECONDS_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 3, 5, 10, 20, 30];
+const SIZE_BUCKETS = [1, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
+
+interface PushTiming {
+  readonly builtAt: number;
+  /** When the first change of the push arrived (built minus the debounce wait). */
+  readonly triggeredAt: number;
+}
+
+type RuleFingerprints = Map<string, string>;
+
+function fingerprints(push: PushContext): RuleFingerprints {
+  const out: RuleFingerprints = new Map();
+  for (const service of push.services) out.set(`Service/${service.namespace}/${service.name}`, JSON.stringify(service));
+  for (const [key, status] of push.ruleStatus) out.set(key, JSON.stringify(status.rule.spec));
+  return out;
+}
+
+export class MeshpilotMetrics {
+  readonly registry = new Registry();
+  readonly #timings = new Map<number, PushTiming>();
+  #previousConfig: RuleFingerprints | undefined;
+
+  readonly #pushes: Counter<'type'>;
+  readonly #pushTime: Histogram<'type'>;
+  readonly #convergence: Histogram;
+  readonly #queueTime: Histogram;
+  readonly #debounceTime: Histogram;
+  readonly #rejects: Counter<'type'>;
+  readonly #expiredNonce: Counter<'type'>;
+  readonly #configSize: Histogram<'type'>;
+  readonly #cfgEvents: Counter<'type' | 'event'>;
+
+  constructor(sources: MetricsSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'pilot_xds',
+      help: 'Number of proxies connected to this instance over ADS.',
+      registers,
+      collect() {
+        this.set(sources.connections().length);
+      },
+    });
+    new Gauge({
+      name: 'pilot_services',
+      help: 'Total services known to this instance.',
+      registers,
+      collect() {
+        this.set(sources.currentPush()?.services.length ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'pilot_virt_services',
+      help: 'Total VirtualServices known to this instance.',
+      registers,
+      collect() {
+        const push = sources.currentPush();
+        this.set(push ? [...push.ruleStatus.values()].filter((s) => s.rule.meta.kind === 'VirtualService').length : 0);
+      },
+    });
+    for (const short of ['cds', 'eds', 'lds', 'rds'] as const satisfies readonly ShortType[]) {
+      new Gauge({
+        name: `pilot_xds_${short}_reject`,
+        help: `Proxies whose latest ${short.toUpperCase()} response they rejected (NACK).`,
+        registers,
+        collect() {
+          const typeUrl = TYPE_BY_SHORT[short];
+          this.set(sources.connections().filter((c) => syncStatus(c.watches.get(typeUrl)) === 'ERROR').length);
+        },
+      });
+    }
+    this.#pushes = new Counter({ name: 'pilot_xds_pushes', help: 'xDS responses sent, by type.', labelNames: ['type'], registers });
+    this.#pushTime = new Histogram({
+      name: 'pilot_xds_push_time',
+      help: 'Seconds spent generating one xDS response, by type.',
+      labelNames: ['type'],
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.#convergence = new Histogram({
+      name: 'pilot_proxy_convergence_time',
+      help: 'Seconds from the first config change of a push to a proxy ACKing what it was sent.',
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.#queueTime = new Histogram({
+      name: 'pilot_proxy_queue_time',
+      help: 'Seconds a proxy waited between its push being built and its response being sent.',
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.#debounceTime = new Histogram({
+      name: 'pilot_debounce_time',
+      help: 'Seconds config changes waited in the debouncer before a push.',
+      buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.#rejects = new Counter({ name: 'pilot_total_xds_rejects', help: 'xDS responses proxies rejected (NACK), by type.', labelNames: ['type'], registers });
+    this.#expiredNonce = new Counter({
+      name: 'pilot_xds_expired_nonce',
+      help: 'Requests that answered a superseded response (stale nonce), by type.',
+      labelNames: ['type'],
+      registers,
+    });
+    this.#configSize = new Histogram({
+      name: 'pilot_xds_config_size_bytes',
+      help: 'Encoded size of the resources in one xDS response, by type.',
+      labelNames: ['type'],
+      buckets: SIZE_BUCKETS,
+      registers,
+    });
+    this.#cfgEvents = new Counter({
+      name: 'pilot_k8s_cfg_events',
+      help: 'Config objects added, updated or deleted, by kind.',
+      labelNames: ['type', 'event'],
+      registers,
+    });
+    for (const short of Object.values(SHORT_TYPE)) {
+      // Zero series exist from the start, so rate() works before the first event.
+      this.#pushes.labels(short).inc(0);
+      this.#rejects.labels(short).inc(0);
+      this.#expiredNonce.labels(short).inc(0);
+    }
+  }
+
+  readonly events: ConnectionEvents = {
+    onSend: (_connection, typeUrl, sent, generateMs) => {
+      const type = SHORT_TYPE[typeUrl];
+      this.#pushes.labels(type).inc();
+      this.#pushTime.labels(type).observe(generateMs / 1000);
+      this.#configSize.labels(type).observe(sent.resources.reduce((sum, r) => sum + r.bytes.length, 0));
+      const timing = this.#timings.get(sent.pushSequence);
+      const waited = timing ? sent.at.getTime() - timing.builtAt : undefined;
+      if (waited !== undefined && waited <= PUSH_WINDOW_MS) this.#queueTime.observe(Math.max(0, waited) / 1000);
+    },
+    onAck: (connection, typeUrl, ack) => {
+      const sent = connection.watches.get(typeUrl)?.sent;
+      if (sent?.nonce !== ack.nonce) return;
+      const timing = this.#timings.get(sent.pushSequence);
+      // A response to a fresh request (not a push) converges from when it was sent.
+      const partOfPush = timing && sent.at.getTime() - timing.builtAt <= PUSH_WINDOW_MS;
+      const start = partOfPush ? timing.triggeredAt : sent.at.getTime();
+      this.#convergence.observe(Math.max(0, ack.at.getTime() - start) / 1000);
+    },
+    onNack: (_connection, typeUrl) => {
+      this.#rejects.labels(SHORT_TYPE[typeUrl]).inc();
+    },
+    onStaleNonce: (_connection, typeUrl) => {
+      this.#expiredNonce.labels(SHORT_TYPE[typeUrl]).inc();
+    },
+  };
+
+  /** Called after each push: debounce time, push timing, and which objects changed. */
+  recordPush(push: PushContext, record: PushRecord | undefined): void {
+    const builtAt = push.builtAt.getTime();
+    const debounceMs = record?.sequence === push.sequence ? record.debounceMs : 0;
+    this.#debounceTime.observe(debounceMs / 1000);
+    this.#timings.set(push.sequence, { builtAt, triggeredAt: builtAt - debounceMs });
+    for (const sequence of this.#timings.keys()) {
+      if (this.#timings.size <= REMEMBERED_PUSHES) break;
+      this.#timings.delete(sequence);
+    }
+    const current = fingerprints(push);
+    const previous = this.#previousConfig ?? new Map<string, string>();
+    for (const [key, value] of current) {
+      const before = previous.get(key);
+      if (before !== value) this.#cfgEvents.labels(key.slice(0, key.indexOf('/')), before === undefined ? 'add' : 'update').inc();
+    }
+    for (const key of previous.keys()) if (!current.has(key)) this.#cfgEvents.labels(key.slice(0, key.indexOf('/')), 'delete').inc();
+    this.#previousConfig = current;
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    // prom-client writes NaN as "Nan"; the exposition format spells it "NaN".
+    return { contentType: this.registry.contentType, body: (await this.registry.metrics()).replace(/ Nan$/gm, ' NaN') };
+  }
+}
