@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { startBackends, type Backend } from './support/backends.ts';
 import { GrpcXdsCaller, xdsBootstrap } from './support/grpc-xds-client.ts';
-import { MeshDir } from './support/mesh-dir.ts';
+import { MeshDir, rule } from './support/mesh-dir.ts';
 import { startMeshpilot } from './support/meshpilot.ts';
 import { PRODUCTPAGE, TARGET, reviewsRoutes, subsets, workloads } from './support/reviews-mesh.ts';
 
@@ -83,3 +83,54 @@ describe('gRPC C-core (python3-grpcio) through meshpilot', { skip: missing }, ()
     assert.ok(v1 >= 288 && v1 <= 352, `v1 got ${v1}/400, expected about 320`);
   });
 });
+
+describe('gRPC C-core accepts what meshpilot sends for Istio traffic policies', { skip: missing }, () => {
+  let dir: MeshDir;
+  let backends: Backend[];
+  let meshpilot: Awaited<ReturnType<typeof startMeshpilot>>;
+  const nodeId = 'sidecar~127.0.0.23~policy-client.default~default.svc.cluster.local';
+
+  before(async () => {
+    backends = await startBackends(['reviews-v1', 'reviews-v2', 'reviews-v3']);
+    dir = await MeshDir.create();
+    await dir.write('workloads.yaml', workloads(backends));
+    // No consistentHash here: python3-grpcio 1.51.1 (Debian) crashes on any RING_HASH cluster.
+    const policy = {
+      loadBalancer: { simple: 'LEAST_REQUEST' },
+      connectionPool: { tcp: { maxConnections: 10 }, http: { http2MaxRequests: 100 } },
+      outlierDetection: { consecutive5xxErrors: 5, interval: '10s', baseEjectionTime: '30s' },
+    };
+    const reviews = {
+      hosts: ['reviews'],
+      http: [
+        { match: [{ headers: { 'x-fault': { exact: 'abort' } } }], fault: { abort: { grpcStatus: 'PERMISSION_DENIED', percentage: { value: 100 } } }, route: [{ destination: { host: 'reviews', subset: 'v1' } }] },
+        { match: [{ headers: { 'x-fault': {} }, withoutHeaders: { 'x-debug': {} } }], route: [{ destination: { host: 'reviews', subset: 'v2' } }], timeout: '2s' },
+        { route: [{ destination: { host: 'reviews' } }], retries: { attempts: 2, retryOn: '5xx,connect-failure,unavailable' } },
+      ],
+    };
+    await dir.write('rules.yaml', [
+      rule('DestinationRule', 'reviews', 'default', { ...(subsets['spec'] as object), trafficPolicy: policy }),
+      rule('VirtualService', 'reviews', 'default', reviews),
+    ]);
+    meshpilot = await startMeshpilot(dir.path);
+  });
+
+  after(async () => {
+    await meshpilot.close();
+    await Promise.all(backends.map((b) => b.close()));
+    await dir.remove();
+  });
+
+  it('applies the fault and the presence match, accepts retries, timeout, pool and ejection, degrades LEAST_REQUEST, and NACKs nothing', async () => {
+    const aborted = await coreTally(meshpilot.xdsPort, nodeId, 5, ['x-fault:abort']);
+    assert.deepEqual(Object.keys(aborted.errors).map((e) => e.split(':')[0]), ['PERMISSION_DENIED']);
+    assert.deepEqual(aborted.counts, {});
+    assert.deepEqual(await coreTally(meshpilot.xdsPort, nodeId, 5, ['x-fault:other']), { counts: { 'reviews-v2': 5 }, errors: {} });
+    // LEAST_REQUEST arrives as round robin over the whole service.
+    const spread = await coreTally(meshpilot.xdsPort, nodeId, 9);
+    assert.deepEqual(spread, { counts: { 'reviews-v1': 3, 'reviews-v2': 3, 'reviews-v3': 3 }, errors: {} });
+    const syncz = (await (await meshpilot.admin('/debug/syncz')).json()) as { proxies: { proxy: string; types: Record<string, { nack: unknown }> }[] };
+    for (const proxy of syncz.proxies) for (const [type, state] of Object.entries(proxy.types)) assert.equal(state.nack, null, `${proxy.proxy} ${type}`);
+  });
+});
+
