@@ -10,6 +10,9 @@ import { loadMeshConfigFile, readMeshConfig } from '../src/sources/mesh-config-f
 import type { JsonObject } from '../src/xds/proto-json.ts';
 import { renderForProxy } from '../src/xds/render.ts';
 import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
+import { RawAdsClient } from './support/ads-client.ts';
+import { MeshDir } from './support/mesh-dir.ts';
+import { startMeshpilot } from './support/meshpilot.ts';
 import { firstFilter, resource, violations, virtualHost } from './support/rendered.ts';
 
 const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
@@ -134,5 +137,34 @@ describe('MeshConfig files', () => {
 
   it('refuse to start from a missing file, naming the flag', async () => {
     await assert.rejects(loadMeshConfigFile('/nonexistent/mesh.yaml'), /MP_CONFIG: --mesh-config \/nonexistent\/mesh.yaml cannot be read \(ENOENT\)/);
+  });
+});
+
+describe('meshpilot serve --mesh-config', () => {
+  it('serves sidecars the MeshConfig\'s REGISTRY_ONLY virtualOutbound over ADS', async () => {
+    const meshpilot = await startMeshpilot(`${FIXTURES}registry-only`, { meshConfig: MESH_FILE });
+    const ads = new RawAdsClient(meshpilot.xdsPort, SIDECAR.id);
+    try {
+      ads.send({ typeUrl: LISTENER_TYPE });
+      const response = await ads.next((r) => r.type_url === LISTENER_TYPE);
+      const outbound = response.resources.find((r) => r['name'] === 'virtualOutbound');
+      assert.equal(firstFilter((outbound?.['filter_chains'] as JsonObject[])[0])['cluster'], 'BlackHoleCluster');
+    } finally {
+      ads.close();
+      await meshpilot.close();
+    }
+  });
+
+  it('refuses to start with an invalid MeshConfig, listing the field', async () => {
+    const dir = await MeshDir.create();
+    try {
+      await dir.write('mesh.yaml', 'outboundTrafficPolicy:\n  mode: DENY\nconnectTimeout: soon\n');
+      await assert.rejects(
+        startMeshpilot(`${FIXTURES}registry-only`, { meshConfig: `${dir.path}/mesh.yaml` }),
+        /MP_MESH_CONFIG_INVALID: .*mesh\.yaml: outboundTrafficPolicy\.mode: must be ALLOW_ANY or REGISTRY_ONLY.*; connectTimeout: must be a positive duration/,
+      );
+    } finally {
+      await dir.remove();
+    }
   });
 });

@@ -120,7 +120,8 @@ describe('RouteRule conversion', () => {
       }),
     ]);
     const vs = rules.find((r) => r.meta.kind === 'VirtualService');
-    assert.deepEqual(vs?.spec, {
+    assert.equal(vs?.meta.name, 'routerule-reviews-shop');
+    assert.deepEqual(vs.spec, {
       hosts: ['reviews.shop.svc.cluster.local'],
       http: [
         {

@@ -259,6 +259,17 @@ describe('proxyless gRPC clients reach services outside Kubernetes', () => {
     }
   });
 
+  it('lists the entries\' hosts in /debug/registryz with their resolution, location and WorkloadEntry endpoints', async () => {
+    const body = (await (await meshpilot.admin('/debug/registryz')).json()) as {
+      services: { hostname: string; resolution: string | null; meshExternal: boolean; endpoints: { address: string; workload: string | null }[] }[];
+    };
+    const billing = body.services.find((s) => s.hostname === 'billing.vms.example.com');
+    assert.equal(billing?.resolution, 'STATIC');
+    assert.equal(billing.meshExternal, false);
+    assert.deepEqual(billing.endpoints.map((e) => e.workload), ['default/billing-vm-1', 'default/billing-vm-2']);
+    assert.equal(body.services.find((s) => s.hostname === 'partner.example.com')?.meshExternal, true);
+  });
+
   it('reaches a DNS entry through a LOGICAL_DNS cluster the client resolves itself', async () => {
     const client = new GrpcXdsCaller('xds:///partner.example.com:50051', { xdsPort: meshpilot.xdsPort, ...node });
     try {

@@ -214,8 +214,10 @@ class SubsetPlanner {
   }
 }
 
-function ruleName(host: string): string {
-  return `routerule-${host.split('.')[0] ?? host}`;
+/** `routerule-reviews` for a service in the rules' namespace, `routerule-reviews-shop` for one in `shop`. */
+function ruleName(host: string, namespace: string): string {
+  const local = host.endsWith(`.${namespace}.svc.${DEFAULT_DOMAIN_SUFFIX}`) ? host.slice(0, host.indexOf('.')) : host.replace(`.svc.${DEFAULT_DOMAIN_SUFFIX}`, '');
+  return `routerule-${local.replace(/[^a-z0-9-]+/g, '-')}`.slice(0, 253);
 }
 
 /**
@@ -252,7 +254,7 @@ export function convertRouteRules(routeRules: readonly RouteRuleInfo[], rules: r
     virtualServices.push({
       meta: {
         kind: 'VirtualService',
-        name: ruleName(host),
+        name: ruleName(host, first.namespace),
         namespace: first.namespace,
         source: first.source,
         ...(timestamps[0] !== undefined ? { creationTimestamp: timestamps[0] } : {}),
@@ -273,7 +275,7 @@ export function convertRouteRules(routeRules: readonly RouteRuleInfo[], rules: r
     const owner = byHost.get(host)?.[0] ?? routeRules.find((r) => r.routes.some((t) => t.host === host));
     if (!owner) continue;
     out.push({
-      meta: { kind: 'DestinationRule', name: ruleName(host), namespace: owner.namespace, source: owner.source },
+      meta: { kind: 'DestinationRule', name: ruleName(host, owner.namespace), namespace: owner.namespace, source: owner.source },
       spec: { host, subsets },
     });
   }

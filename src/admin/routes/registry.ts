@@ -24,6 +24,8 @@ const registryz = {
           name: { type: 'string' },
           namespace: { type: 'string' },
           vip: nullableString,
+          resolution: nullableString,
+          meshExternal: { type: 'boolean' },
           labels: stringMap,
           ports: {
             type: 'array',
@@ -88,6 +90,9 @@ export function registerRegistryRoutes(app: FastifyInstance, views: AdminViews):
           name: service.name,
           namespace: service.namespace,
           vip: service.vip ?? null,
+          // ServiceEntry hosts only: how endpoints are found, and whether they run outside the mesh.
+          resolution: service.resolution ?? null,
+          meshExternal: service.meshExternal ?? false,
           labels: service.labels,
           ports: service.ports.map((p) => ({ name: p.name, port: p.port, protocol: p.protocol, targetPort: p.targetPort ?? null })),
           source: service.source,
