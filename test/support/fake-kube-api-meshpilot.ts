@@ -3,7 +3,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { serve, type RunningMeshpilot } from '../../src/main.ts';
 import type { KubeSourceTuning } from '../../src/sources/kube/kube-source.ts';
 import type { SourceKind } from '../../src/sources/kube/select.ts';
@@ -29,6 +29,7 @@ export interface KubeMeshpilotOptions {
   readonly namespaces?: readonly string[];
   readonly configDir?: string;
   readonly tuning?: Partial<KubeSourceTuning>;
+  readonly log?: Logger;
 }
 
 export async function startMeshpilotOnKube(api: FakeKubeApi, options: KubeMeshpilotOptions = {}): Promise<KubeMeshpilot> {
@@ -49,7 +50,7 @@ export async function startMeshpilotOnKube(api: FakeKubeApi, options: KubeMeshpi
     logLevel: 'silent',
     debounceQuietMs: 20,
     debounceMaxMs: 1000,
-    log: pino({ level: process.env['MESHPILOT_TEST_LOG'] ?? 'silent' }),
+    log: options.log ?? pino({ level: process.env['MESHPILOT_TEST_LOG'] ?? 'silent' }),
   });
   const close = running.close.bind(running);
   return Object.assign(running, {
