@@ -55,7 +55,7 @@ describe('BookInfo in a cluster, served from the Kubernetes API', () => {
     );
     const reviews = registry.services.find((s) => s.hostname.startsWith('reviews.'));
     assert.deepEqual(reviews?.source, { origin: 'kube', location: '/api/v1/namespaces/default/services/reviews' });
-    assert.deepEqual(reviews?.endpoints.map((e) => e.labels['version']).sort(), ['v1', 'v2', 'v3']);
+    assert.deepEqual(reviews.endpoints.map((e) => e.labels['version']).sort(), ['v1', 'v2', 'v3']);
   });
 
   it('applies every VirtualService and DestinationRule read from the Istio CRDs, whatever apiVersion they were written in', async () => {
@@ -82,9 +82,9 @@ describe('BookInfo in a cluster, served from the Kubernetes API', () => {
       return body.rejected.length > 0 ? body : undefined;
     }, 5000, 'the rejection in /debug/configz');
     assert.equal(configz.rejected[0]?.object, 'VirtualService default/reviews');
-    assert.equal(configz.rejected[0]?.keptLastGood, true);
-    assert.equal(configz.rejected[0]?.source.location, '/apis/networking.istio.io/v1/namespaces/default/virtualservices/reviews');
-    assert.equal(configz.rejected[0]?.errors[0]?.code, 'MP_RULE_INVALID');
+    assert.equal(configz.rejected[0].keptLastGood, true);
+    assert.equal(configz.rejected[0].source.location, '/apis/networking.istio.io/v1/namespaces/default/virtualservices/reviews');
+    assert.equal(configz.rejected[0].errors[0]?.code, 'MP_RULE_INVALID');
     assert.ok(configz.rules.some((r) => r.kind === 'VirtualService' && r.name === 'reviews' && r.applied), 'the last good reviews routing is still applied');
   });
 });
