@@ -4,6 +4,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { LevelWithSilent } from 'pino';
 import { LOG_LEVELS, createLogger } from './log.ts';
 import { DEFAULT_SERVE_OPTIONS, serve } from './main.ts';
+import { inCluster } from './sources/kube/kube-api.ts';
+import { parseNamespaces, selectSources, SOURCE_KINDS, type SourceKind } from './sources/kube/select.ts';
 
 function port(value: string): number {
   const n = Number(value);
@@ -37,11 +39,16 @@ program
   .addOption(
     new Option('--debounce-max-ms <ms>', 'push at the latest this long after the first change').default(d.debounceMaxMs).argParser(milliseconds).env('MESHPILOT_DEBOUNCE_MAX_MS'),
   )
-  .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number }) => {
+  .addOption(new Option('--source <kind>', 'where services and rules come from: file (--config-dir) or kube (the Kubernetes API)').choices(SOURCE_KINDS).env('MESHPILOT_SOURCE'))
+  .addOption(new Option('--kubeconfig <file>', 'watch the cluster this kubeconfig points at (in a pod: its service account)').env('MESHPILOT_KUBECONFIG'))
+  .addOption(new Option('--namespaces <list>', 'comma-separated namespaces to watch (default: all)').argParser(parseNamespaces).env('MESHPILOT_NAMESPACES'))
+  .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; source?: SourceKind; kubeconfig?: string; namespaces?: string[] }, command: Command) => {
     const log = createLogger(flags.logLevel);
     let running: Awaited<ReturnType<typeof serve>>;
     try {
-      running = await serve({ ...flags, log });
+      const configDirGiven = command.getOptionValueSource('configDir') !== 'default';
+      const sources = selectSources({ source: flags.source, kubeconfig: flags.kubeconfig, configDirGiven, inCluster: inCluster() });
+      running = await serve({ ...flags, sources, log });
     } catch (error) {
       log.fatal({ err: error }, error instanceof Error ? error.message : String(error));
       process.exit(1);
