@@ -2,6 +2,7 @@
 // The meshpilot command line. `serve` is the default command (what `npm start` runs).
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { LevelWithSilent } from 'pino';
+import { registerBootstrapCommand } from './commands/bootstrap.ts';
 import { LOG_LEVELS, createLogger } from './log.ts';
 import { DEFAULT_SERVE_OPTIONS, serve } from './main.ts';
 import { inCluster } from './sources/kube/kube-api.ts';
@@ -75,5 +76,7 @@ program
       stop('SIGTERM');
     });
   });
+
+registerBootstrapCommand(program);
 
 await program.parseAsync(process.argv);
