@@ -3,13 +3,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino, type Logger } from 'pino';
-import { serve, type RunningMeshpilot } from '../../src/main.ts';
+import type { Logger } from 'pino';
+import type { RunningMeshpilot } from '../../src/main.ts';
 import type { KubeSourceTuning } from '../../src/sources/kube/kube-source.ts';
 import type { SourceKind } from '../../src/sources/kube/select.ts';
 import { listConfigFiles, readObjectsFromText } from '../../src/sources/config-dir.ts';
 import { readFile } from 'node:fs/promises';
 import type { FakeKubeApi, KubeObject } from './fake-kube-api.ts';
+import { startMeshpilot } from './meshpilot.ts';
 
 export const FAST_KUBE_TUNING: Partial<KubeSourceTuning> = {
   backoffInitialMs: 50,
@@ -37,24 +38,15 @@ export async function startMeshpilotOnKube(api: FakeKubeApi, options: KubeMeshpi
   const kubeconfig = join(dir, 'kubeconfig');
   await api.writeKubeconfig(kubeconfig);
   const sources: SourceKind[] = options.configDir ? ['file', 'kube'] : ['kube'];
-  const running = await serve({
-    configDir: options.configDir ?? dir,
+  const running = await startMeshpilot(options.configDir ?? dir, {
     sources,
     kubeconfig,
     ...(options.namespaces ? { namespaces: options.namespaces } : {}),
     kubeTuning: { ...FAST_KUBE_TUNING, ...options.tuning },
-    xdsHost: '127.0.0.1',
-    xdsPort: 0,
-    adminHost: '127.0.0.1',
-    adminPort: 0,
-    logLevel: 'silent',
-    debounceQuietMs: 20,
-    debounceMaxMs: 1000,
-    log: options.log ?? pino({ level: process.env['MESHPILOT_TEST_LOG'] ?? 'silent' }),
+    ...(options.log ? { log: options.log } : {}),
   });
   const close = running.close.bind(running);
   return Object.assign(running, {
-    admin: (path: string, init?: RequestInit) => fetch(`http://127.0.0.1:${running.adminPort}${path}`, init),
     close: async () => {
       await close();
       await rm(dir, { recursive: true, force: true });

@@ -217,37 +217,37 @@ export class KubeSource {
     this.#markSynced();
   }
 
-  #upsert(served: ServedResource, raw: KubernetesObject): void {
+  /** Where an event's object lives; Namespaces only update the set of existing namespaces. */
+  #identify(served: ServedResource, raw: KubernetesObject, exists: boolean): { name: string; namespace: string | undefined; key: string; label: string } | undefined {
     const name = raw.metadata?.name;
-    if (name === undefined) return;
-    const namespace = raw.metadata?.namespace;
+    if (name === undefined) return undefined;
     if (served.resource.kind === 'Namespace') {
-      this.#existingNamespaces.add(name);
-      return;
+      if (exists) this.#existingNamespaces.add(name);
+      else this.#existingNamespaces.delete(name);
+      return undefined;
     }
-    const object = { ...raw, apiVersion: raw.apiVersion ?? apiVersionOf(served.resource, served.version), kind: raw.kind ?? served.resource.kind };
-    const parsed = parseObject({ object, source: { origin: 'kube', location: objectPath(served.resource, served.version, namespace, name) } });
+    const namespace = raw.metadata?.namespace;
     const key = `${served.resource.kind}/${namespace ?? ''}/${name}`;
+    return { name, namespace, key, label: `${served.resource.kind} ${namespace ? `${namespace}/` : ''}${name}` };
+  }
+
+  #upsert(served: ServedResource, raw: KubernetesObject): void {
+    const id = this.#identify(served, raw, true);
+    if (!id) return;
+    const object = { ...raw, apiVersion: raw.apiVersion ?? apiVersionOf(served.resource, served.version), kind: raw.kind ?? served.resource.kind };
+    const parsed = parseObject({ object, source: { origin: 'kube', location: objectPath(served.resource, served.version, id.namespace, id.name) } });
     const signature = JSON.stringify(parsed);
-    const previous = this.#objects.get(key);
+    const previous = this.#objects.get(id.key);
     // Status-only updates, resyncs and re-sent objects convert to the same thing: no push.
     if (previous?.signature === signature) return;
     const lastGood = isAccepted(parsed) ? parsed : previous && isAccepted(previous.parsed) ? previous.parsed : previous?.lastGood;
-    this.#objects.set(key, { parsed, signature, lastGood });
-    this.#changed(`${previous ? 'updated' : 'added'} ${served.resource.kind} ${namespace ? `${namespace}/` : ''}${name}`);
+    this.#objects.set(id.key, { parsed, signature, lastGood });
+    this.#changed(`${previous ? 'updated' : 'added'} ${id.label}`);
   }
 
   #remove(served: ServedResource, raw: KubernetesObject): void {
-    const name = raw.metadata?.name;
-    if (name === undefined) return;
-    const namespace = raw.metadata?.namespace;
-    if (served.resource.kind === 'Namespace') {
-      this.#existingNamespaces.delete(name);
-      return;
-    }
-    if (this.#objects.delete(`${served.resource.kind}/${namespace ?? ''}/${name}`)) {
-      this.#changed(`deleted ${served.resource.kind} ${namespace ? `${namespace}/` : ''}${name}`);
-    }
+    const id = this.#identify(served, raw, false);
+    if (id && this.#objects.delete(id.key)) this.#changed(`deleted ${id.label}`);
   }
 
   #changed(reason: string): void {
