@@ -190,6 +190,30 @@ describe('Istio CRDs at the version the cluster serves', () => {
   });
 });
 
+describe('CRDs installed or removed while meshpilot runs', () => {
+  it('starts watching VirtualServices once their CRD is installed, and drops them when it is removed', async () => {
+    const api = await FakeKubeApi.start();
+    api.applyAll((await objectsFromDirectory(BOOKINFO)).filter((o) => !String(o['apiVersion']).startsWith('networking.istio.io/')));
+    const meshpilot = await startMeshpilotOnKube(api, { tuning: { discoveryIntervalMs: 200 } });
+    try {
+      await ready(meshpilot);
+      assert.deepEqual((await json<Configz>(meshpilot, '/debug/configz')).rules, []);
+      for (const crd of istioCrds()) api.installCrd(crd);
+      api.applyAll((await objectsFromDirectory(BOOKINFO)).filter((o) => String(o['apiVersion']).startsWith('networking.istio.io/')));
+      await eventually(async () => ((await json<Configz>(meshpilot, '/debug/configz')).rules.length === 8 ? true : undefined), 5000, 'the 8 rules after the CRDs appear');
+      api.removeCrd('VirtualService');
+      const after = await eventually(async () => {
+        const rules = (await json<Configz>(meshpilot, '/debug/configz')).rules;
+        return rules.some((r) => r.kind === 'VirtualService') ? undefined : rules;
+      }, 5000, 'VirtualServices gone with their CRD');
+      assert.deepEqual([...new Set(after.map((r) => r.kind))], ['DestinationRule']);
+    } finally {
+      await meshpilot.close();
+      await api.close();
+    }
+  });
+});
+
 describe('choosing and merging sources', () => {
   it('takes services from the cluster and rules from a directory; on a clash the directory wins', async () => {
     const api = await FakeKubeApi.start();
