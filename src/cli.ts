@@ -2,6 +2,7 @@
 // The meshpilot command line. `serve` is the default command (what `npm start` runs).
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { LevelWithSilent } from 'pino';
+import { registerBootstrapCommand } from './commands/bootstrap.ts';
 import { LOG_LEVELS, createLogger } from './log.ts';
 import { registerAnalyzeCommand } from './commands/analyze.ts';
 import { registerRenderCommand } from './commands/render.ts';
@@ -10,6 +11,8 @@ import { registerExplainCommand } from './commands/explain.ts';
 import { registerPreviewCommand } from './commands/preview.ts';
 import { registerProxyConfigCommand } from './commands/proxy-config.ts';
 import { registerProxyStatusCommand } from './commands/proxy-status.ts';
+import { inCluster } from './sources/kube/kube-api.ts';
+import { parseNamespaces, selectSources, SOURCE_KINDS, type SourceKind } from './sources/kube/select.ts';
 
 function port(value: string): number {
   const n = Number(value);
@@ -45,11 +48,16 @@ program
   .addOption(
     new Option('--debounce-max-ms <ms>', 'push at the latest this long after the first change').default(d.debounceMaxMs).argParser(milliseconds).env('MESHPILOT_DEBOUNCE_MAX_MS'),
   )
-  .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; meshConfig?: string }) => {
+  .addOption(new Option('--source <kind>', 'where services and rules come from: file (--config-dir) or kube (the Kubernetes API)').choices(SOURCE_KINDS).env('MESHPILOT_SOURCE'))
+  .addOption(new Option('--kubeconfig <file>', 'watch the cluster this kubeconfig points at (in a pod: its service account)').env('MESHPILOT_KUBECONFIG'))
+  .addOption(new Option('--namespaces <list>', 'comma-separated namespaces to watch (default: all)').argParser(parseNamespaces).env('MESHPILOT_NAMESPACES'))
+  .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[] }, command: Command) => {
     const log = createLogger(flags.logLevel);
     let running: Awaited<ReturnType<typeof serve>>;
     try {
-      running = await serve({ ...flags, log });
+      const configDirGiven = command.getOptionValueSource('configDir') !== 'default';
+      const sources = selectSources({ source: flags.source, kubeconfig: flags.kubeconfig, configDirGiven, inCluster: inCluster() });
+      running = await serve({ ...flags, sources, log });
     } catch (error) {
       log.fatal({ err: error }, error instanceof Error ? error.message : String(error));
       process.exit(1);
@@ -83,5 +91,6 @@ registerProxyStatusCommand(program);
 registerProxyConfigCommand(program);
 registerExplainCommand(program);
 registerPreviewCommand(program);
+registerBootstrapCommand(program);
 
 await program.parseAsync(process.argv);

@@ -8,6 +8,10 @@ import { MeshpilotMetrics } from './metrics.ts';
 import { ConfigStore } from './model/store.ts';
 import { PushController } from './push/push-controller.ts';
 import { loadMeshConfigFile } from './sources/mesh-config-file.ts';
+import { connect } from './sources/kube/kube-api.ts';
+import type { KubeSourceTuning } from './sources/kube/kube-source.ts';
+import { KubeSource } from './sources/kube/kube-source.ts';
+import type { SourceKind } from './sources/kube/select.ts';
 import { YamlSource } from './sources/yaml-source.ts';
 import { generate } from './xds/generate/index.ts';
 import { envoyRoot } from './xds/protos.ts';
@@ -29,6 +33,13 @@ export interface ServeOptions {
   readonly adminToken?: string;
   /** Tests pass their own logger. */
   readonly log?: Logger;
+  /** What feeds the model (default: the directory only). With both, the directory wins a clash. */
+  readonly sources?: readonly SourceKind[];
+  /** Kubernetes source: a kubeconfig file; without one, the pod's service account or KUBECONFIG. */
+  readonly kubeconfig?: string;
+  /** Kubernetes source: watch only these namespaces. */
+  readonly namespaces?: readonly string[];
+  readonly kubeTuning?: Partial<KubeSourceTuning>;
 }
 
 export const DEFAULT_SERVE_OPTIONS: Omit<ServeOptions, 'log'> = {
@@ -79,9 +90,31 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
   pushController.onPush((push) => {
     metrics.recordPush(push, pushController.lastPush());
   });
-  const source = new YamlSource({ dir: options.configDir, store, log: log.child({ component: 'yaml-source' }) });
-  await source.start();
-  pushController.start();
+  const sources = options.sources ?? ['file'];
+  const yamlSource = sources.includes('file') ? new YamlSource({ dir: options.configDir, store, log: log.child({ component: 'yaml-source' }) }) : undefined;
+  const kubeSource = sources.includes('kube')
+    ? new KubeSource({
+        connection: connect(options.kubeconfig),
+        store,
+        log: log.child({ component: 'kube-source' }),
+        ...(options.namespaces ? { namespaces: options.namespaces } : {}),
+        ...(options.kubeTuning ? { tuning: options.kubeTuning } : {}),
+      })
+    : undefined;
+  // Precedence: the directory first, so a local file overrides the cluster's object of the same name.
+  if (yamlSource) store.register(yamlSource.sourceId);
+  if (kubeSource) store.register(kubeSource.sourceId);
+  await yamlSource?.start();
+  let closed = false;
+  if (kubeSource) {
+    kubeSource.start();
+    // No model (so no xDS answer and no /ready) until every informer has listed once.
+    void kubeSource.whenSynced.then(() => {
+      if (!closed) pushController.start();
+    });
+  } else {
+    pushController.start();
+  }
 
   const xdsPort = await adsServer.listen(options.xdsHost, options.xdsPort);
   const admin = await buildAdminApp(
@@ -97,7 +130,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     { metrics, ...(options.adminToken ? { token: options.adminToken } : {}) },
   );
   const adminPort = await startAdminServer(admin, options.adminHost, options.adminPort);
-  log.info({ xdsPort, adminPort, configDir: options.configDir }, 'meshpilot is serving');
+  log.info({ xdsPort, adminPort, sources, ...(yamlSource ? { configDir: options.configDir } : {}), ...(kubeSource ? { kubernetes: kubeSource.sourceId } : {}) }, 'meshpilot is serving');
 
   return {
     xdsPort,
@@ -108,8 +141,9 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     metrics,
     log,
     async close() {
+      closed = true;
       pushController.stop();
-      await source.stop();
+      await Promise.all([yamlSource?.stop(), kubeSource?.stop()]);
       await Promise.all([adsServer.close(), admin.close()]);
     },
   };

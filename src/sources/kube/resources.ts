@@ -1,0 +1,50 @@
+// What the Kubernetes source watches: one table, read by the informers, discovery, and the
+// RBAC test that keeps deploy/ in step with it.
+
+export interface WatchedResource {
+  readonly kind: string;
+  /** API group; '' is the core group (`/api/v1`). */
+  readonly group: string;
+  /** Versions meshpilot reads, most preferred first. */
+  readonly versions: readonly string[];
+  readonly plural: string;
+  readonly namespaced: boolean;
+  /** A CRD that may not be installed: found by discovery, skipped with one log line when absent. */
+  readonly optional: boolean;
+}
+
+const ISTIO_NETWORKING_VERSIONS = ['v1', 'v1beta1', 'v1alpha3'] as const;
+
+function istio(kind: string, plural: string): WatchedResource {
+  return { kind, group: 'networking.istio.io', versions: ISTIO_NETWORKING_VERSIONS, plural, namespaced: true, optional: true };
+}
+
+export const WATCHED_RESOURCES: readonly WatchedResource[] = [
+  { kind: 'Namespace', group: '', versions: ['v1'], plural: 'namespaces', namespaced: false, optional: false },
+  { kind: 'Service', group: '', versions: ['v1'], plural: 'services', namespaced: true, optional: false },
+  { kind: 'EndpointSlice', group: 'discovery.k8s.io', versions: ['v1'], plural: 'endpointslices', namespaced: true, optional: false },
+  { kind: 'Pod', group: '', versions: ['v1'], plural: 'pods', namespaced: true, optional: false },
+  istio('VirtualService', 'virtualservices'),
+  istio('DestinationRule', 'destinationrules'),
+  istio('ServiceEntry', 'serviceentries'),
+  istio('WorkloadEntry', 'workloadentries'),
+  { kind: 'RouteRule', group: 'config.istio.io', versions: ['v1alpha2'], plural: 'routerules', namespaced: true, optional: true },
+];
+
+/** The verbs the source uses; the ClusterRole grants exactly these. */
+export const WATCH_VERBS: readonly string[] = ['get', 'list', 'watch'];
+
+export function apiVersionOf(resource: WatchedResource, version: string): string {
+  return resource.group === '' ? version : `${resource.group}/${version}`;
+}
+
+/** `/api/v1/namespaces/default/services` or `/apis/networking.istio.io/v1/virtualservices`. */
+export function collectionPath(resource: WatchedResource, version: string, namespace?: string): string {
+  const base = resource.group === '' ? `/api/${version}` : `/apis/${resource.group}/${version}`;
+  return namespace !== undefined && resource.namespaced ? `${base}/namespaces/${namespace}/${resource.plural}` : `${base}/${resource.plural}`;
+}
+
+/** Where one object lives in the API, used as its source location in /debug/configz. */
+export function objectPath(resource: WatchedResource, version: string, namespace: string | undefined, name: string): string {
+  return `${collectionPath(resource, version, resource.namespaced ? namespace : undefined)}/${name}`;
+}

@@ -1,0 +1,67 @@
+// meshpilot in the test process, watching a FakeKubeApi through a kubeconfig file, with short
+// timeouts so faults are noticed within a test's patience.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { RunningMeshpilot } from '../../src/main.ts';
+import type { KubeSourceTuning } from '../../src/sources/kube/kube-source.ts';
+import type { SourceKind } from '../../src/sources/kube/select.ts';
+import { listConfigFiles, readObjectsFromText } from '../../src/sources/config-dir.ts';
+import { readFile } from 'node:fs/promises';
+import type { FakeKubeApi, KubeObject } from './fake-kube-api.ts';
+import { startMeshpilot } from './meshpilot.ts';
+
+export const FAST_KUBE_TUNING: Partial<KubeSourceTuning> = {
+  backoffInitialMs: 50,
+  backoffMaxMs: 500,
+  minWatchIntervalMs: 20,
+  stallMs: 1500,
+  watchTimeoutSeconds: 60,
+  listTimeoutMs: 5000,
+  pageSize: 3,
+  coalesceMs: 10,
+  discoveryIntervalMs: 60_000,
+};
+
+export type KubeMeshpilot = RunningMeshpilot & { admin(path: string, init?: RequestInit): Promise<Response> };
+
+export interface KubeMeshpilotOptions {
+  readonly namespaces?: readonly string[];
+  readonly configDir?: string;
+  readonly tuning?: Partial<KubeSourceTuning>;
+  readonly log?: Logger;
+}
+
+export async function startMeshpilotOnKube(api: FakeKubeApi, options: KubeMeshpilotOptions = {}): Promise<KubeMeshpilot> {
+  const dir = await mkdtemp(join(tmpdir(), 'meshpilot-kube-'));
+  const kubeconfig = join(dir, 'kubeconfig');
+  await api.writeKubeconfig(kubeconfig);
+  const sources: SourceKind[] = options.configDir ? ['file', 'kube'] : ['kube'];
+  const running = await startMeshpilot(options.configDir ?? dir, {
+    sources,
+    kubeconfig,
+    ...(options.namespaces ? { namespaces: options.namespaces } : {}),
+    kubeTuning: { ...FAST_KUBE_TUNING, ...options.tuning },
+    ...(options.log ? { log: options.log } : {}),
+  });
+  const close = running.close.bind(running);
+  return Object.assign(running, {
+    close: async () => {
+      await close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  });
+}
+
+/** Every object in a directory of YAML (as `kubectl get -o yaml` prints them), for loading into the fake. */
+export async function objectsFromDirectory(dir: string): Promise<KubeObject[]> {
+  const { files } = await listConfigFiles(dir);
+  const objects: KubeObject[] = [];
+  for (const file of files) {
+    const result = readObjectsFromText(await readFile(join(dir, file), 'utf8'), file);
+    if (!result.ok) throw new Error(`${file}: ${result.rejected.issues[0]?.message ?? 'unreadable'}`);
+    objects.push(...result.objects.map((entry) => entry.object as KubeObject));
+  }
+  return objects;
+}
