@@ -3,7 +3,9 @@ import type { LevelWithSilent } from 'pino';
 import { buildAdminApp, startAdminServer } from './admin/server.ts';
 import { createLogger, type Logger } from './log.ts';
 import { ConfigStore } from './model/store.ts';
+import { ConvergenceTracker } from './push/convergence.ts';
 import { PushController } from './push/push-controller.ts';
+import { PushQueue } from './push/push-queue.ts';
 import { YamlSource } from './sources/yaml-source.ts';
 import { generate } from './xds/generate/index.ts';
 import { envoyRoot } from './xds/protos.ts';
@@ -18,6 +20,8 @@ export interface ServeOptions {
   readonly logLevel: LevelWithSilent;
   readonly debounceQuietMs: number;
   readonly debounceMaxMs: number;
+  /** Proxies sent to per event-loop turn by the push queue. */
+  readonly pushConcurrency?: number;
   /** Tests pass their own logger. */
   readonly log?: Logger;
 }
@@ -39,6 +43,8 @@ export interface RunningMeshpilot {
   readonly store: ConfigStore;
   readonly pushController: PushController;
   readonly adsServer: AdsServer;
+  readonly pushQueue: PushQueue;
+  readonly convergence: ConvergenceTracker;
   readonly log: Logger;
   close(): Promise<void>;
 }
@@ -48,10 +54,14 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
   envoyRoot(); // load the protos before anything can need them
   const store = new ConfigStore();
 
+  const pushQueue = new PushQueue({ concurrency: options.pushConcurrency ?? 100 });
+  const convergence = new ConvergenceTracker();
   const adsServer = new AdsServer({
     generate,
     currentPush: () => pushController.current(),
     log: log.child({ component: 'xds' }),
+    scheduler: pushQueue,
+    events: convergence.events,
   });
 
   const pushController: PushController = new PushController({
@@ -83,9 +93,12 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     store,
     pushController,
     adsServer,
+    pushQueue,
+    convergence,
     log,
     async close() {
       pushController.stop();
+      pushQueue.stop();
       await source.stop();
       await Promise.all([adsServer.close(), admin.close()]);
     },
