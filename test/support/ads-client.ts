@@ -7,10 +7,15 @@ import { messageType } from '../../src/xds/protos.ts';
 import { encodeDiscoveryRequestJson } from '../../src/xds/server/messages.ts';
 import { rawMethod } from './backends.ts';
 
-const AdsClient = grpc.makeGenericClientConstructor(
-  { StreamAggregatedResources: rawMethod('/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources', true) },
-  'AggregatedDiscoveryService',
-);
+export const ADS_SOTW_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
+
+/** Opens one bidirectional stream on `path` (ADS or a per-type service such as StreamClusters). */
+export function openRawStream(xdsPort: number, path: string): { client: grpc.Client; stream: grpc.ClientDuplexStream<Buffer, Buffer> } {
+  const client = new grpc.Client(`127.0.0.1:${xdsPort}`, grpc.credentials.createInsecure());
+  const method = rawMethod(path, true);
+  const stream = client.makeBidiStreamRequest(path, method.requestSerialize, method.responseDeserialize);
+  return { client, stream };
+}
 
 export interface Response {
   readonly version_info: string;
@@ -35,11 +40,10 @@ export class RawAdsClient {
   #sentNode = false;
   #waiters: (() => void)[] = [];
 
-  constructor(xdsPort: number, nodeId: string, metadata: JsonObject = {}) {
+  constructor(xdsPort: number, nodeId: string, metadata: JsonObject = {}, path = ADS_SOTW_PATH) {
     this.#node = { id: nodeId, metadata, user_agent_name: 'meshpilot-test-client' };
-    this.#client = new AdsClient(`127.0.0.1:${xdsPort}`, grpc.credentials.createInsecure());
-    const call = (this.#client as unknown as { StreamAggregatedResources(): grpc.ClientDuplexStream<Buffer, Buffer> })
-      .StreamAggregatedResources();
+    const { client, stream: call } = openRawStream(xdsPort, path);
+    this.#client = client;
     this.#stream = call;
     const type = messageType('envoy.service.discovery.v3.DiscoveryResponse');
     call.on('data', (bytes: Buffer) => {
