@@ -22,6 +22,8 @@ export interface ServeOptions {
   readonly debounceMaxMs: number;
   /** Proxies sent to per event-loop turn by the push queue. */
   readonly pushConcurrency?: number;
+  /** Unwritten bytes per xDS stream above which meshpilot waits for the proxy to read. */
+  readonly xdsHighWaterBytes?: number;
   /** Tests pass their own logger. */
   readonly log?: Logger;
 }
@@ -62,6 +64,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     log: log.child({ component: 'xds' }),
     scheduler: pushQueue,
     events: convergence.events,
+    ...(options.xdsHighWaterBytes !== undefined ? { highWaterBytes: options.xdsHighWaterBytes } : {}),
   });
 
   const pushController: PushController = new PushController({

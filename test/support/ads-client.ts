@@ -107,6 +107,15 @@ export class RawAdsClient {
     return this.responses.slice(from);
   }
 
+  /** Stops reading responses, as a stuck proxy would (HTTP/2 flow control then holds the server). */
+  pause(): void {
+    this.#stream.pause();
+  }
+
+  resume(): void {
+    this.#stream.resume();
+  }
+
   close(): void {
     this.#stream.end();
     this.#client.close();

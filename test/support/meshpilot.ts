@@ -1,8 +1,8 @@
 // Starts a real meshpilot in the test process on free loopback ports.
 import { pino } from 'pino';
-import { serve, type RunningMeshpilot } from '../../src/main.ts';
+import { serve, type RunningMeshpilot, type ServeOptions } from '../../src/main.ts';
 
-export async function startMeshpilot(configDir: string): Promise<RunningMeshpilot & { admin(path: string, init?: RequestInit): Promise<Response> }> {
+export async function startMeshpilot(configDir: string, overrides: Partial<ServeOptions> = {}): Promise<RunningMeshpilot & { admin(path: string, init?: RequestInit): Promise<Response> }> {
   const running = await serve({
     configDir,
     xdsHost: '127.0.0.1',
@@ -13,6 +13,7 @@ export async function startMeshpilot(configDir: string): Promise<RunningMeshpilo
     debounceQuietMs: 20,
     debounceMaxMs: 1000,
     log: pino({ level: process.env['MESHPILOT_TEST_LOG'] ?? 'silent' }),
+    ...overrides,
   });
   return Object.assign(running, {
     admin: (path: string, init?: RequestInit) => fetch(`http://127.0.0.1:${running.adminPort}${path}`, init),

@@ -429,18 +429,13 @@ export class XdsConnection {
     watch.pending = undefined;
     watch.pendingSince = undefined;
     // LDS and CDS are always sent whole; so is EDS/RDS after the client changes its subscription.
-    if (WILDCARD_TYPES.has(typeUrl) || subscriptionChanged || scope === 'all') {
+    if (WILDCARD_TYPES.has(typeUrl) || subscriptionChanged) {
       const resources = this.#generateAll(typeUrl, watch, push);
       const version = setVersionOf(resources);
       if (watch.setVersion === version && watch.sent) return;
       // Nothing to say yet about named resources that do not exist; they are sent when they appear.
       if (!watch.sent && resources.length === 0 && !WILDCARD_TYPES.has(typeUrl)) return;
-      if (!WILDCARD_TYPES.has(typeUrl)) {
-        const unchanged = !subscriptionChanged && resources.every((r) => watch.held.get(r.name) === r.version);
-        this.#hold(watch, resources, []);
-        watch.setVersion = version;
-        if (unchanged) return;
-      }
+      if (!WILDCARD_TYPES.has(typeUrl)) this.#hold(watch, resources, []);
       watch.setVersion = version;
       this.#writeSotw(typeUrl, watch, push, resources, resources, version, sourceAt);
       return;
