@@ -548,7 +548,8 @@ export class XdsConnection {
 }
 
 function sameNames(subscription: Subscription, names: readonly string[]): boolean {
-  if (names.length === 0) return subscription.names.length === 0;
+  // Clients repeat their whole subscription in every ACK: the common case is the same list again.
+  if (names.length === subscription.names.length && names.every((n, i) => n === subscription.names[i])) return true;
   const set = new Set(names);
   return set.size === subscription.names.length && subscription.names.every((n) => set.has(n));
 }
