@@ -87,8 +87,17 @@ async function converge(server: ChildProcess, clients: ChildProcess, id: string,
 async function runScenario(s: Scenario): Promise<Record<string, unknown>> {
   const execArgv = ['--import', 'tsx', '--max-old-space-size=2048', ...(profile ? ['--cpu-prof', '--cpu-prof-dir=.bench/profiles'] : [])];
   const server = fork(here('./server-proc.ts'), [String(s.services), String(s.endpoints)], { execArgv });
-  const ready = await expect<ServerReport, 'ready'>(server, 'ready');
   const clients = fork(here('./clients-proc.ts'), [], { execArgv: ['--import', 'tsx', '--max-old-space-size=4096'] });
+  try {
+    return await measure(s, server, clients);
+  } finally {
+    server.kill();
+    clients.kill();
+  }
+}
+
+async function measure(s: Scenario, server: ChildProcess, clients: ChildProcess): Promise<Record<string, unknown>> {
+  const ready = await expect<ServerReport, 'ready'>(server, 'ready');
   const synced = expect<ClientReport, 'synced'>(clients, 'synced', 300_000);
   toClients(clients, { type: 'start', port: ready.port, proxies: s.proxies, mode: s.mode, namespaces: Math.max(1, Math.ceil(s.services / 100)) });
   const sync = await synced;
@@ -118,9 +127,6 @@ async function runScenario(s: Scenario): Promise<Record<string, unknown>> {
   const writeMs = (await sinkDone).at - writeStart.startedAt;
   const floorMs = Math.round(encode.ms + writeMs);
 
-  toClients(clients, { type: 'stop' });
-  toServer(server, { type: 'stop' });
-  await Promise.all([new Promise((r) => server.once('exit', r)), new Promise((r) => clients.once('exit', r))]);
   return {
     scenario: s.name,
     mode: s.mode,
@@ -157,9 +163,16 @@ console.log('| scenario | mode | initial sync ms | floor ms | sync/floor | endpo
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const scenario of SCENARIOS) {
   if (only && !`${scenario.name} ${scenario.mode}`.includes(only)) continue;
-  const result = await runScenario(scenario);
-  results.push(result);
-  console.log(`| ${row(result)} |`);
+  try {
+    const result = await runScenario(scenario);
+    results.push(result);
+    console.log(`| ${row(result)} |`);
+  } catch (error) {
+    // Report the shortfall and go on with the next scenario.
+    const message = error instanceof Error ? error.message : String(error);
+    results.push({ scenario: scenario.name, mode: scenario.mode, proxies: scenario.proxies, error: message });
+    console.log(`| ${scenario.name} | ${scenario.mode} | failed: ${message} |`);
+  }
 }
 const file = `.bench/results${quick ? '-quick' : ''}.json`;
 await writeFile(file, JSON.stringify({ at: new Date().toISOString(), node: process.version, results }, null, 2));

@@ -8,7 +8,7 @@ import type { GenerateFn } from '../generate/index.ts';
 import type { ResourceTypeUrl } from '../type-urls.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../type-urls.ts';
 import type { ConnectionEvents, StreamMode } from './connection.ts';
-import { XdsConnection } from './connection.ts';
+import { WriteBudget, XdsConnection } from './connection.ts';
 import type { DeltaDiscoveryRequest, DiscoveryRequest } from './messages.ts';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './messages.ts';
 import type { PushScope } from './push-scope.ts';
@@ -66,6 +66,8 @@ export interface AdsServerOptions {
   readonly scheduler?: ConnectionScheduler;
   /** Unwritten bytes per stream above which it waits for the client to read (back-pressure). */
   readonly highWaterBytes?: number;
+  /** Unwritten bytes across all streams above which streams wait their turn (bounds memory with many proxies). */
+  readonly totalHighWaterBytes?: number;
 }
 
 export class AdsServer {
@@ -73,6 +75,7 @@ export class AdsServer {
   readonly #connections = new Map<string, XdsConnection>();
   readonly #streams = new Map<string, grpc.ServerDuplexStream<AnyRequest, Buffer>>();
   readonly #subscriptions = new SubscriptionPool();
+  readonly budget: WriteBudget;
   readonly #options: AdsServerOptions;
   readonly #log: Logger;
   #scheduler: ConnectionScheduler;
@@ -84,6 +87,7 @@ export class AdsServer {
     this.#options = options;
     this.#log = options.log;
     this.#scheduler = options.scheduler ?? IMMEDIATE;
+    this.budget = new WriteBudget(options.totalHighWaterBytes ?? 64 * 1024 * 1024);
     for (const spec of SERVICES) {
       this.#server.addService(
         {
@@ -170,6 +174,7 @@ export class AdsServer {
         });
       },
       subscriptions: this.#subscriptions,
+      budget: this.budget,
       log: this.#log.child({ conn: id }),
       onWritable: (c) => {
         this.#scheduler.schedule(c);
@@ -182,6 +187,7 @@ export class AdsServer {
     const close = (reason: string): void => {
       if (!this.#connections.delete(id)) return;
       this.#streams.delete(id);
+      this.budget.waiting.delete(connection);
       connection.close();
       connection.log.info({ reason }, 'proxy disconnected');
     };

@@ -101,11 +101,24 @@ export interface ConnectionOptions {
   readonly events?: ConnectionEvents;
   /** Above this many unwritten bytes the connection stops sending until they drain. */
   readonly highWaterBytes?: number;
+  /** Shared by all streams: bytes in flight across the server, so memory stays bounded with many proxies. */
+  readonly budget?: WriteBudget;
   /** Called when a blocked connection can send again. */
   readonly onWritable?: (connection: XdsConnection) => void;
 }
 
 const DEFAULT_HIGH_WATER_BYTES = 256 * 1024;
+
+/** Unwritten bytes across every stream; connections over the limit wait their turn. */
+export class WriteBudget {
+  inFlight = 0;
+  maxInFlight = 0;
+  readonly limit: number;
+  readonly waiting = new Set<XdsConnection>();
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+}
 
 // Set versions are hashes over every resource: computed once per shared resource list.
 const setVersions = new WeakMap<readonly EnvoyResource[], string>();
@@ -190,7 +203,7 @@ export class XdsConnection {
     const state = this.#watch(typeUrl);
     this.#resubscribe(state, explicit, wildcard);
     for (const name of [...state.held.keys()]) if (!wildcard && !state.subscription.set.has(name)) state.held.delete(name);
-    if (!this.#blocked) this.#sendSotw(typeUrl, state, 'all', true);
+    if (this.#mayWrite()) this.#sendSotw(typeUrl, state, 'all', true);
     else this.#enqueueType(state, 'all', undefined);
   }
 
@@ -249,7 +262,7 @@ export class XdsConnection {
       this.#enqueueType(watch, new Set(added), undefined);
     }
     if (!wildcard && names.size === 0) watch.held.clear();
-    if (watch.pending !== undefined && !this.#blocked) this.#sendDelta(typeUrl, watch);
+    if (watch.pending !== undefined && this.#mayWrite()) this.#sendDelta(typeUrl, watch);
   }
 
   /** Merges what a push may have changed into this connection's pending work. */
@@ -263,7 +276,7 @@ export class XdsConnection {
   /** Sends pending changes in CDS, EDS, LDS, RDS order until done or the client stops reading. */
   flush(): 'done' | 'blocked' {
     for (const typeUrl of PUSH_ORDER) {
-      if (this.#blocked) return 'blocked';
+      if (!this.#mayWrite()) return 'blocked';
       const watch = this.watches.get(typeUrl);
       if (watch?.pending === undefined) continue;
       if (this.mode === 'delta') this.#sendDelta(typeUrl, watch);
@@ -530,8 +543,22 @@ export class XdsConnection {
     this.#log.debug({ type: SHORT_TYPE[typeUrl], version: response.version, nonce: response.nonce, count: response.count }, 'pushed');
   }
 
+  /** False while this client is not reading, or while the server as a whole has too much unwritten. */
+  #mayWrite(): boolean {
+    if (this.#blocked) return false;
+    const budget = this.#options.budget;
+    if (!budget || budget.inFlight < budget.limit) return true;
+    budget.waiting.add(this);
+    return false;
+  }
+
   #write(bytes: Buffer): void {
     const size = bytes.length;
+    const budget = this.#options.budget;
+    if (budget) {
+      budget.inFlight += size;
+      budget.maxInFlight = Math.max(budget.maxInFlight, budget.inFlight);
+    }
     this.inFlightBytes += size;
     this.maxInFlightBytes = Math.max(this.maxInFlightBytes, this.inFlightBytes);
     this.bytesSent += size;
@@ -539,6 +566,14 @@ export class XdsConnection {
     if (this.inFlightBytes > this.#highWater) this.#blocked = true;
     this.#options.write(bytes, () => {
       this.inFlightBytes -= size;
+      if (budget) {
+        budget.inFlight -= size;
+        if (budget.waiting.size > 0 && budget.inFlight < budget.limit / 2) {
+          const waiting = [...budget.waiting];
+          budget.waiting.clear();
+          for (const c of waiting) if (!c.#closed) c.#options.onWritable?.(c);
+        }
+      }
       if (this.#blocked && this.inFlightBytes <= this.#highWater / 4 && !this.#closed) {
         this.#blocked = false;
         if (this.pendingTypes().length > 0) this.#options.onWritable?.(this);
