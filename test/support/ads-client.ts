@@ -6,6 +6,7 @@ import { messageToJson } from '../../src/xds/proto-json.ts';
 import { messageType } from '../../src/xds/protos.ts';
 import { encodeDiscoveryRequestJson } from '../../src/xds/server/messages.ts';
 import { rawMethod } from './backends.ts';
+import { ResponseLog } from './response-log.ts';
 
 export const ADS_SOTW_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 
@@ -33,12 +34,12 @@ export interface RequestFields {
 }
 
 export class RawAdsClient {
-  readonly responses: Response[] = [];
+  readonly #log = new ResponseLog<Response>();
+  readonly responses: Response[] = this.#log.items;
   readonly #client: grpc.Client;
   readonly #stream: grpc.ClientDuplexStream<Buffer, Buffer>;
   readonly #node: JsonObject;
   #sentNode = false;
-  #waiters: (() => void)[] = [];
 
   constructor(xdsPort: number, nodeId: string, metadata: JsonObject = {}, path = ADS_SOTW_PATH) {
     this.#node = { id: nodeId, metadata, user_agent_name: 'meshpilot-test-client' };
@@ -48,15 +49,12 @@ export class RawAdsClient {
     const type = messageType('envoy.service.discovery.v3.DiscoveryResponse');
     call.on('data', (bytes: Buffer) => {
       const json = messageToJson(type, type.decode(bytes)) as Record<string, Json>;
-      this.responses.push({
+      this.#log.add({
         version_info: json['version_info'] as string,
         type_url: json['type_url'] as string,
         nonce: json['nonce'] as string,
         resources: (json['resources'] ?? []) as JsonObject[],
       });
-      const waiters = this.#waiters;
-      this.#waiters = [];
-      for (const w of waiters) w();
     });
     call.on('error', () => {
       /* the test closes the stream */
@@ -84,27 +82,14 @@ export class RawAdsClient {
   }
 
   /** Waits until a response matching `predicate` arrives (or has arrived after index `from`). */
-  async next(predicate: (r: Response) => boolean = () => true, from = 0, timeoutMs = 5000): Promise<Response> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.responses.slice(from).find(predicate);
-      if (found) return found;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no matching DiscoveryResponse within ${timeoutMs} ms (got ${this.responses.length})`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+  /** Waits until a response matching `predicate` arrives (or has arrived after index `from`). */
+  next(predicate: (r: Response) => boolean = () => true, from = 0, timeoutMs = 5000): Promise<Response> {
+    return this.#log.next(predicate, from, timeoutMs);
   }
 
   /** Resolves with the responses that arrived within `ms` after index `from` (to assert silence). */
-  async quiet(ms: number, from: number): Promise<Response[]> {
-    await new Promise((resolve) => setTimeout(resolve, ms));
-    return this.responses.slice(from);
+  quiet(ms: number, from: number): Promise<Response[]> {
+    return this.#log.quiet(ms, from);
   }
 
   /** Stops reading responses, as a stuck proxy would (HTTP/2 flow control then holds the server). */

@@ -6,6 +6,7 @@ import { messageToJson } from '../../src/xds/proto-json.ts';
 import { messageType } from '../../src/xds/protos.ts';
 import { encodeDeltaDiscoveryRequestJson } from '../../src/xds/server/messages.ts';
 import { openRawStream } from './ads-client.ts';
+import { ResponseLog } from './response-log.ts';
 
 export const ADS_DELTA_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources';
 
@@ -33,12 +34,12 @@ export interface DeltaRequestFields {
 }
 
 export class RawDeltaClient {
-  readonly responses: DeltaResponse[] = [];
+  readonly #log = new ResponseLog<DeltaResponse>();
+  readonly responses: DeltaResponse[] = this.#log.items;
   readonly #client: grpc.Client;
   readonly #stream: grpc.ClientDuplexStream<Buffer, Buffer>;
   readonly #node: JsonObject;
   #sentNode = false;
-  #waiters: (() => void)[] = [];
 
   constructor(xdsPort: number, nodeId: string, metadata: JsonObject = {}, path = ADS_DELTA_PATH) {
     this.#node = { id: nodeId, metadata, user_agent_name: 'meshpilot-test-client' };
@@ -48,7 +49,7 @@ export class RawDeltaClient {
     const type = messageType('envoy.service.discovery.v3.DeltaDiscoveryResponse');
     stream.on('data', (bytes: Buffer) => {
       const json = messageToJson(type, type.decode(bytes)) as Record<string, Json>;
-      this.responses.push({
+      this.#log.add({
         type_url: json['type_url'] as string,
         nonce: json['nonce'] as string,
         system_version_info: (json['system_version_info'] ?? '') as string,
@@ -59,9 +60,6 @@ export class RawDeltaClient {
         })),
         removed_resources: (json['removed_resources'] ?? []) as string[],
       });
-      const waiters = this.#waiters;
-      this.#waiters = [];
-      for (const w of waiters) w();
     });
     stream.on('error', () => {
       /* the test closes the stream */
@@ -88,26 +86,14 @@ export class RawDeltaClient {
     this.send({ typeUrl: response.type_url, nonce: response.nonce });
   }
 
-  async next(predicate: (r: DeltaResponse) => boolean = () => true, from = 0, timeoutMs = 5000): Promise<DeltaResponse> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.responses.slice(from).find(predicate);
-      if (found) return found;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no matching DeltaDiscoveryResponse within ${timeoutMs} ms (got ${this.responses.length})`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+  /** Waits until a response matching `predicate` arrives (or has arrived after index `from`). */
+  next(predicate: (r: DeltaResponse) => boolean = () => true, from = 0, timeoutMs = 5000): Promise<DeltaResponse> {
+    return this.#log.next(predicate, from, timeoutMs);
   }
 
-  async quiet(ms: number, from: number): Promise<DeltaResponse[]> {
-    await new Promise((resolve) => setTimeout(resolve, ms));
-    return this.responses.slice(from);
+  /** Resolves with the responses that arrived within `ms` after index `from` (to assert silence). */
+  quiet(ms: number, from: number): Promise<DeltaResponse[]> {
+    return this.#log.quiet(ms, from);
   }
 
   close(): void {

@@ -34,35 +34,44 @@ function routeNames(listeners: Map<string, JsonObject>): Set<string> {
   return out;
 }
 
-abstract class Follower {
+interface FollowedClient<R> {
+  readonly responses: R[];
+  next(predicate: (r: R) => boolean, from: number, timeoutMs: number): Promise<R>;
+  send(fields: { typeUrl: string }): void;
+  close(): void;
+}
+
+abstract class Follower<R, C extends FollowedClient<R>> {
+  readonly client: C;
   readonly held = new Map<string, Map<string, JsonObject>>(PUSH_ORDER.map((t) => [t, new Map()]));
   protected eds = new Set<string>();
   protected rds = new Set<string>();
   #stopped = false;
   processed = 0;
 
-  protected abstract count(): number;
-  protected abstract handle(index: number): void;
-  protected abstract wait(from: number): Promise<void>;
-  abstract close(): void;
+  protected abstract handle(response: R): void;
 
-  protected start(): void {
+  constructor(client: C) {
+    this.client = client;
+    this.client.send({ typeUrl: CLUSTER_TYPE });
+    this.client.send({ typeUrl: LISTENER_TYPE });
     void this.#loop();
+  }
+
+  close(): void {
+    this.#stopped = true;
+    this.client.close();
   }
 
   async #loop(): Promise<void> {
     while (!this.#stopped) {
       try {
-        await this.wait(this.processed);
+        await this.client.next(() => true, this.processed, 500);
       } catch {
         continue;
       }
-      while (this.processed < this.count()) this.handle(this.processed++);
+      while (this.processed < this.client.responses.length) this.handle(this.client.responses[this.processed++] as R);
     }
-  }
-
-  protected stop(): void {
-    this.#stopped = true;
   }
 
   /** What the client holds, as comparable JSON text per type and name. */
@@ -79,27 +88,12 @@ abstract class Follower {
   }
 }
 
-export class SotwFollower extends Follower {
-  readonly client: RawAdsClient;
-
+export class SotwFollower extends Follower<Response, RawAdsClient> {
   constructor(xdsPort: number, nodeId: string) {
-    super();
-    this.client = new RawAdsClient(xdsPort, nodeId);
-    this.client.send({ typeUrl: CLUSTER_TYPE });
-    this.client.send({ typeUrl: LISTENER_TYPE });
-    this.start();
+    super(new RawAdsClient(xdsPort, nodeId));
   }
 
-  protected count(): number {
-    return this.client.responses.length;
-  }
-
-  protected async wait(from: number): Promise<void> {
-    await this.client.next(() => true, from, 500);
-  }
-
-  protected handle(index: number): void {
-    const r = this.client.responses[index] as Response;
+  protected handle(r: Response): void {
     const map = this.map(r.type_url);
     const nameOf = (j: JsonObject): string => (j['name'] ?? j['cluster_name']) as string;
     if (r.type_url === CLUSTER_TYPE || r.type_url === LISTENER_TYPE) map.clear();
@@ -121,33 +115,14 @@ export class SotwFollower extends Follower {
     this.client.send({ typeUrl: type, names: [...wanted], ...(last ? { version: last.version_info, nonce: last.nonce } : {}) });
   }
 
-  close(): void {
-    this.stop();
-    this.client.close();
-  }
 }
 
-export class DeltaFollower extends Follower {
-  readonly client: RawDeltaClient;
-
+export class DeltaFollower extends Follower<DeltaResponse, RawDeltaClient> {
   constructor(xdsPort: number, nodeId: string) {
-    super();
-    this.client = new RawDeltaClient(xdsPort, nodeId);
-    this.client.send({ typeUrl: CLUSTER_TYPE });
-    this.client.send({ typeUrl: LISTENER_TYPE });
-    this.start();
+    super(new RawDeltaClient(xdsPort, nodeId));
   }
 
-  protected count(): number {
-    return this.client.responses.length;
-  }
-
-  protected async wait(from: number): Promise<void> {
-    await this.client.next(() => true, from, 500);
-  }
-
-  protected handle(index: number): void {
-    const r = this.client.responses[index] as DeltaResponse;
+  protected handle(r: DeltaResponse): void {
     const map = this.map(r.type_url);
     for (const resource of r.resources) map.set(resource.name, resource.resource);
     for (const name of r.removed_resources) map.delete(name);
@@ -168,8 +143,4 @@ export class DeltaFollower extends Follower {
     this.client.send({ typeUrl: type, subscribe, unsubscribe });
   }
 
-  close(): void {
-    this.stop();
-    this.client.close();
-  }
 }
