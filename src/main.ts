@@ -6,7 +6,9 @@ import { buildAdminApp, startAdminServer } from './admin/server.ts';
 import { createLogger, type Logger } from './log.ts';
 import { MeshpilotMetrics } from './metrics.ts';
 import { ConfigStore } from './model/store.ts';
+import { ConvergenceTracker } from './push/convergence.ts';
 import { PushController } from './push/push-controller.ts';
+import { PushQueue } from './push/push-queue.ts';
 import { loadMeshConfigFile } from './sources/mesh-config-file.ts';
 import { connect } from './sources/kube/kube-api.ts';
 import type { KubeSourceTuning } from './sources/kube/kube-source.ts';
@@ -31,6 +33,10 @@ export interface ServeOptions {
   readonly meshConfig?: string;
   /** Bearer token for /debug/* and the UI's data; required when --admin-host is not loopback. */
   readonly adminToken?: string;
+  /** Proxies sent to per event-loop turn by the push queue. */
+  readonly pushConcurrency?: number;
+  /** Unwritten bytes per xDS stream above which meshpilot waits for the proxy to read. */
+  readonly xdsHighWaterBytes?: number;
   /** Tests pass their own logger. */
   readonly log?: Logger;
   /** What feeds the model (default: the directory only). With both, the directory wins a clash. */
@@ -60,6 +66,8 @@ export interface RunningMeshpilot {
   readonly pushController: PushController;
   readonly adsServer: AdsServer;
   readonly metrics: MeshpilotMetrics;
+  readonly pushQueue: PushQueue;
+  readonly convergence: ConvergenceTracker;
   readonly log: Logger;
   close(): Promise<void>;
 }
@@ -73,11 +81,15 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
 
   const metrics = new MeshpilotMetrics({ connections: () => adsServer.connections(), currentPush: () => pushController.current() });
   const nacks = new NackLedger({ currentPush: () => pushController.current() });
+  const pushQueue = new PushQueue({ concurrency: options.pushConcurrency ?? 100 });
+  const convergence = new ConvergenceTracker();
   const adsServer: AdsServer = new AdsServer({
     generate,
     currentPush: () => pushController.current(),
     log: log.child({ component: 'xds' }),
-    events: fanOutEvents(metrics.events, nacks.events),
+    scheduler: pushQueue,
+    events: fanOutEvents(metrics.events, nacks.events, convergence.events),
+    ...(options.xdsHighWaterBytes !== undefined ? { highWaterBytes: options.xdsHighWaterBytes } : {}),
   });
 
   const pushController: PushController = new PushController({
@@ -139,10 +151,13 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     pushController,
     adsServer,
     metrics,
+    pushQueue,
+    convergence,
     log,
     async close() {
       closed = true;
       pushController.stop();
+      pushQueue.stop();
       await Promise.all([yamlSource?.stop(), kubeSource?.stop()]);
       await Promise.all([adsServer.close(), admin.close()]);
     },

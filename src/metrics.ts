@@ -123,7 +123,7 @@ export class MeshpilotMetrics {
     });
     this.#configSize = new Histogram({
       name: 'pilot_xds_config_size_bytes',
-      help: 'Encoded size of the resources in one xDS response, by type.',
+      help: 'Encoded size of one xDS response, by type.',
       labelNames: ['type'],
       buckets: SIZE_BUCKETS,
       registers,
@@ -143,11 +143,11 @@ export class MeshpilotMetrics {
   }
 
   readonly events: ConnectionEvents = {
-    onSend: (_connection, typeUrl, sent, generateMs) => {
+    onSend: (_connection, typeUrl, sent, { bytes, generateMs }) => {
       const type = SHORT_TYPE[typeUrl];
       this.#pushes.labels(type).inc();
       this.#pushTime.labels(type).observe(generateMs / 1000);
-      this.#configSize.labels(type).observe(sent.resources.reduce((sum, r) => sum + r.bytes.length, 0));
+      this.#configSize.labels(type).observe(bytes);
       const timing = this.#timings.get(sent.pushSequence);
       const waited = timing ? sent.at.getTime() - timing.builtAt : undefined;
       if (waited !== undefined && waited <= PUSH_WINDOW_MS) this.#queueTime.observe(Math.max(0, waited) / 1000);

@@ -1,16 +1,28 @@
-// Decides when to push: store changes are debounced into one new PushContext, then every
-// connected proxy is sent what changed for it.
+// Decides when and what to push: store changes are debounced into one new PushContext, the
+// difference from the previous one becomes a scope (which types and names may have changed),
+// and every connected proxy is queued to be sent what changed for it.
 import type { Logger } from 'pino';
 import type { MeshConfig } from '../model/mesh-config.ts';
 import type { PushContext } from '../model/push-context.ts';
 import { buildPushContext } from '../model/push-context.ts';
-import type { ConfigStore, StoreChange } from '../model/store.ts';
+import type { ConfigStore, SourceSnapshot, StoreChange } from '../model/store.ts';
+import type { PushScope } from '../xds/server/push-scope.ts';
+import { describeScope, scopeIsEmpty } from '../xds/server/push-scope.ts';
+import { computeChangeScope } from './change-scope.ts';
 import type { DebounceOptions } from './debounce.ts';
 import { Debouncer } from './debounce.ts';
 
 export interface PushTarget {
   pushAll(): void;
+  /** Sends only what `scope` may have changed; `sourceAt` is when the first change was seen. */
+  pushScoped?(scope: PushScope, sourceAt?: number): void;
   connections(): readonly unknown[];
+}
+
+interface TimedChange {
+  readonly change: StoreChange;
+  /** performance.now() when the change reached the controller. */
+  readonly at: number;
 }
 
 export interface PushRecord {
@@ -20,15 +32,18 @@ export interface PushRecord {
   readonly debounceMs: number;
   readonly durationMs: number;
   readonly proxies: number;
+  /** Which types (and how many names) the push may have changed; 'all' for a full comparison. */
+  readonly scope: Readonly<Record<string, string | number>>;
 }
 
 export class PushController {
   readonly #store: ConfigStore;
   readonly #target: PushTarget;
   readonly #log: Logger;
-  readonly #debouncer: Debouncer<StoreChange>;
+  readonly #debouncer: Debouncer<TimedChange>;
   readonly #meshConfig: MeshConfig | undefined;
   #current: PushContext | undefined;
+  #snapshot: SourceSnapshot | undefined;
   #last: PushRecord | undefined;
   #unsubscribe: (() => void) | undefined;
   readonly #listeners = new Set<(push: PushContext) => void>();
@@ -39,16 +54,17 @@ export class PushController {
     this.#target = options.target;
     this.#log = options.log;
     this.#debouncer = new Debouncer(options.debounce, (changes, waited) => {
-      this.#push(changes.map((c) => `${c.sourceId}: ${c.reason}`), waited);
+      const sourceAt = Math.min(...changes.map((c) => c.at));
+      this.#push([...new Set(changes.map((c) => `${c.change.sourceId}: ${c.change.reason}`))], waited, sourceAt);
     });
   }
 
   /** Builds the first PushContext from what the sources have published, then follows changes. */
   start(): PushContext {
     this.#unsubscribe = this.#store.onChange((change) => {
-      this.#debouncer.add(change);
+      this.#debouncer.add({ change, at: performance.now() });
     });
-    this.#push(['initial'], 0);
+    this.#push(['initial'], 0, undefined);
     return this.#current as PushContext;
   }
 
@@ -75,15 +91,22 @@ export class PushController {
     this.#debouncer.flush();
   }
 
-  #push(reasons: string[], debounceMs: number): void {
+  #push(reasons: string[], debounceMs: number, sourceAt: number | undefined): void {
     const started = performance.now();
-    const push = buildPushContext(this.#store.current(), this.#meshConfig);
+    const snapshot = this.#store.current();
+    const push = buildPushContext(snapshot, this.#meshConfig);
+    const { scope, kinds } = computeChangeScope(this.#current, push, this.#snapshot, snapshot);
     this.#current = push;
-    this.#target.pushAll();
+    this.#snapshot = snapshot;
+    if (!scopeIsEmpty(scope)) {
+      if (this.#target.pushScoped) this.#target.pushScoped(scope, sourceAt);
+      else this.#target.pushAll();
+    }
     const durationMs = Math.round((performance.now() - started) * 100) / 100;
-    this.#last = { sequence: push.sequence, at: push.builtAt, reasons, debounceMs, durationMs, proxies: this.#target.connections().length };
+    const scopeView = describeScope(scope);
+    this.#last = { sequence: push.sequence, at: push.builtAt, reasons, debounceMs, durationMs, proxies: this.#target.connections().length, scope: scopeView };
     this.#log.info(
-      { sequence: push.sequence, reasons, debounceMs, durationMs, proxies: this.#last.proxies, services: push.services.length },
+      { sequence: push.sequence, reasons, changes: kinds, scope: scopeView, debounceMs, durationMs, proxies: this.#last.proxies, services: push.services.length },
       'push',
     );
     for (const listener of this.#listeners) listener(push);

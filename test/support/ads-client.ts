@@ -6,11 +6,17 @@ import { messageToJson } from '../../src/xds/proto-json.ts';
 import { messageType } from '../../src/xds/protos.ts';
 import { encodeDiscoveryRequestJson } from '../../src/xds/server/messages.ts';
 import { rawMethod } from './backends.ts';
+import { ResponseLog } from './response-log.ts';
 
-const AdsClient = grpc.makeGenericClientConstructor(
-  { StreamAggregatedResources: rawMethod('/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources', true) },
-  'AggregatedDiscoveryService',
-);
+export const ADS_SOTW_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
+
+/** Opens one bidirectional stream on `path` (ADS or a per-type service such as StreamClusters). */
+export function openRawStream(xdsPort: number, path: string): { client: grpc.Client; stream: grpc.ClientDuplexStream<Buffer, Buffer> } {
+  const client = new grpc.Client(`127.0.0.1:${xdsPort}`, grpc.credentials.createInsecure());
+  const method = rawMethod(path, true);
+  const stream = client.makeBidiStreamRequest(path, method.requestSerialize, method.responseDeserialize);
+  return { client, stream };
+}
 
 export interface Response {
   readonly version_info: string;
@@ -28,31 +34,27 @@ export interface RequestFields {
 }
 
 export class RawAdsClient {
-  readonly responses: Response[] = [];
+  readonly #log = new ResponseLog<Response>();
+  readonly responses: Response[] = this.#log.items;
   readonly #client: grpc.Client;
   readonly #stream: grpc.ClientDuplexStream<Buffer, Buffer>;
   readonly #node: JsonObject;
   #sentNode = false;
-  #waiters: (() => void)[] = [];
 
-  constructor(xdsPort: number, nodeId: string, metadata: JsonObject = {}) {
+  constructor(xdsPort: number, nodeId: string, metadata: JsonObject = {}, path = ADS_SOTW_PATH) {
     this.#node = { id: nodeId, metadata, user_agent_name: 'meshpilot-test-client' };
-    this.#client = new AdsClient(`127.0.0.1:${xdsPort}`, grpc.credentials.createInsecure());
-    const call = (this.#client as unknown as { StreamAggregatedResources(): grpc.ClientDuplexStream<Buffer, Buffer> })
-      .StreamAggregatedResources();
+    const { client, stream: call } = openRawStream(xdsPort, path);
+    this.#client = client;
     this.#stream = call;
     const type = messageType('envoy.service.discovery.v3.DiscoveryResponse');
     call.on('data', (bytes: Buffer) => {
       const json = messageToJson(type, type.decode(bytes)) as Record<string, Json>;
-      this.responses.push({
+      this.#log.add({
         version_info: json['version_info'] as string,
         type_url: json['type_url'] as string,
         nonce: json['nonce'] as string,
         resources: (json['resources'] ?? []) as JsonObject[],
       });
-      const waiters = this.#waiters;
-      this.#waiters = [];
-      for (const w of waiters) w();
     });
     call.on('error', () => {
       /* the test closes the stream */
@@ -80,27 +82,23 @@ export class RawAdsClient {
   }
 
   /** Waits until a response matching `predicate` arrives (or has arrived after index `from`). */
-  async next(predicate: (r: Response) => boolean = () => true, from = 0, timeoutMs = 5000): Promise<Response> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.responses.slice(from).find(predicate);
-      if (found) return found;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no matching DiscoveryResponse within ${timeoutMs} ms (got ${this.responses.length})`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+  /** Waits until a response matching `predicate` arrives (or has arrived after index `from`). */
+  next(predicate: (r: Response) => boolean = () => true, from = 0, timeoutMs = 5000): Promise<Response> {
+    return this.#log.next(predicate, from, timeoutMs);
   }
 
   /** Resolves with the responses that arrived within `ms` after index `from` (to assert silence). */
-  async quiet(ms: number, from: number): Promise<Response[]> {
-    await new Promise((resolve) => setTimeout(resolve, ms));
-    return this.responses.slice(from);
+  quiet(ms: number, from: number): Promise<Response[]> {
+    return this.#log.quiet(ms, from);
+  }
+
+  /** Stops reading responses, as a stuck proxy would (HTTP/2 flow control then holds the server). */
+  pause(): void {
+    this.#stream.pause();
+  }
+
+  resume(): void {
+    this.#stream.resume();
   }
 
   close(): void {

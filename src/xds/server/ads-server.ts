@@ -1,26 +1,59 @@
-// The gRPC transport: AggregatedDiscoveryService on a TCP port, one XdsConnection per stream.
+// The gRPC transport: ADS (SotW and Delta) and the per-type CDS/EDS/LDS/RDS services on one
+// TCP port, one XdsConnection per stream.
 import { hostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { PushContext } from '../../model/push-context.ts';
 import type { GenerateFn } from '../generate/index.ts';
-import type { ConnectionEvents } from './connection.ts';
-import { XdsConnection } from './connection.ts';
-import type { DiscoveryRequest, DiscoveryResponseFields } from './messages.ts';
-import { decodeDiscoveryRequest, encodeDiscoveryResponse } from './messages.ts';
+import type { ResourceTypeUrl } from '../type-urls.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../type-urls.ts';
+import type { ConnectionEvents, StreamMode } from './connection.ts';
+import { WriteBudget, XdsConnection } from './connection.ts';
+import type { DeltaDiscoveryRequest, DiscoveryRequest } from './messages.ts';
+import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './messages.ts';
+import type { PushScope } from './push-scope.ts';
+import { FULL_SCOPE } from './push-scope.ts';
+import { SubscriptionPool } from './subscription.ts';
 
-const ADS_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
+type AnyRequest = DiscoveryRequest | DeltaDiscoveryRequest;
 
-const ADS_SERVICE: grpc.ServiceDefinition = {
-  StreamAggregatedResources: {
-    path: ADS_PATH,
+function method(path: string, mode: StreamMode): grpc.MethodDefinition<AnyRequest, Buffer> {
+  return {
+    path,
     requestStream: true,
     responseStream: true,
-    requestSerialize: (value: Buffer) => value,
-    requestDeserialize: (bytes: Buffer): DiscoveryRequest => decodeDiscoveryRequest(bytes),
+    requestSerialize: () => Buffer.alloc(0),
+    requestDeserialize: (bytes: Buffer): AnyRequest => (mode === 'delta' ? decodeDeltaDiscoveryRequest(bytes) : decodeDiscoveryRequest(bytes)),
     // Responses are encoded by the connection, so the bytes pass straight through.
     responseSerialize: (value: Buffer) => value,
     responseDeserialize: (bytes: Buffer) => bytes,
+  };
+}
+
+interface ServiceSpec {
+  readonly service: string;
+  readonly sotw: string;
+  readonly delta: string;
+  readonly onlyType?: ResourceTypeUrl;
+}
+
+/** ADS first; the per-type services are for clients that do not multiplex. */
+const SERVICES: readonly ServiceSpec[] = [
+  { service: 'envoy.service.discovery.v3.AggregatedDiscoveryService', sotw: 'StreamAggregatedResources', delta: 'DeltaAggregatedResources' },
+  { service: 'envoy.service.cluster.v3.ClusterDiscoveryService', sotw: 'StreamClusters', delta: 'DeltaClusters', onlyType: CLUSTER_TYPE },
+  { service: 'envoy.service.endpoint.v3.EndpointDiscoveryService', sotw: 'StreamEndpoints', delta: 'DeltaEndpoints', onlyType: ENDPOINT_TYPE },
+  { service: 'envoy.service.listener.v3.ListenerDiscoveryService', sotw: 'StreamListeners', delta: 'DeltaListeners', onlyType: LISTENER_TYPE },
+  { service: 'envoy.service.route.v3.RouteDiscoveryService', sotw: 'StreamRoutes', delta: 'DeltaRoutes', onlyType: ROUTE_TYPE },
+];
+
+/** Who decides when a connection with pending changes gets to send them (the push queue). */
+export interface ConnectionScheduler {
+  schedule(connection: XdsConnection): void;
+}
+
+const IMMEDIATE: ConnectionScheduler = {
+  schedule: (connection) => {
+    connection.flush();
   },
 };
 
@@ -30,14 +63,22 @@ export interface AdsServerOptions {
   readonly log: Logger;
   readonly events?: ConnectionEvents;
   readonly controlPlaneId?: string;
+  readonly scheduler?: ConnectionScheduler;
+  /** Unwritten bytes per stream above which it waits for the client to read (back-pressure). */
+  readonly highWaterBytes?: number;
+  /** Unwritten bytes across all streams above which streams wait their turn (bounds memory with many proxies). */
+  readonly totalHighWaterBytes?: number;
 }
 
 export class AdsServer {
   readonly #server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000 });
   readonly #connections = new Map<string, XdsConnection>();
-  readonly #streams = new Map<string, grpc.ServerDuplexStream<DiscoveryRequest, Buffer>>();
+  readonly #streams = new Map<string, grpc.ServerDuplexStream<AnyRequest, Buffer>>();
+  readonly #subscriptions = new SubscriptionPool();
+  readonly budget: WriteBudget;
   readonly #options: AdsServerOptions;
   readonly #log: Logger;
+  #scheduler: ConnectionScheduler;
   #connectionCounter = 0;
   #nonceCounter = 0;
   #port: number | undefined;
@@ -45,7 +86,17 @@ export class AdsServer {
   constructor(options: AdsServerOptions) {
     this.#options = options;
     this.#log = options.log;
-    this.#server.addService(ADS_SERVICE, { StreamAggregatedResources: this.#handleStream });
+    this.#scheduler = options.scheduler ?? IMMEDIATE;
+    this.budget = new WriteBudget(options.totalHighWaterBytes ?? 64 * 1024 * 1024);
+    for (const spec of SERVICES) {
+      this.#server.addService(
+        {
+          [spec.sotw]: method(`/${spec.service}/${spec.sotw}`, 'sotw'),
+          [spec.delta]: method(`/${spec.service}/${spec.delta}`, 'delta'),
+        },
+        { [spec.sotw]: this.#handler('sotw', spec.onlyType), [spec.delta]: this.#handler('delta', spec.onlyType) },
+      );
+    }
   }
 
   /** Binds `host:port` (port 0 picks a free one) and resolves with the bound port. */
@@ -69,9 +120,26 @@ export class AdsServer {
     return [...this.#connections.values()];
   }
 
-  /** Sends each connected proxy what changed, in xDS order. */
+  /** Distinct subscriptions shared by the connected streams. */
+  get sharedSubscriptions(): number {
+    return this.#subscriptions.size;
+  }
+
+  setScheduler(scheduler: ConnectionScheduler): void {
+    this.#scheduler = scheduler;
+  }
+
+  /** Queues for each connected proxy what `scope` may have changed; the scheduler sends it. */
+  pushScoped(scope: PushScope, sourceAt?: number): void {
+    for (const connection of this.#connections.values()) {
+      connection.enqueue(scope, sourceAt);
+      if (connection.pendingTypes().length > 0) this.#scheduler.schedule(connection);
+    }
+  }
+
+  /** Compares everything with what each proxy holds and sends what changed, in xDS order. */
   pushAll(): void {
-    for (const connection of this.#connections.values()) connection.push();
+    this.pushScoped(FULL_SCOPE);
   }
 
   /** Ends every stream (clients reconnect, to another replica), waits for them up to `graceMs`, then stops. */
@@ -83,17 +151,35 @@ export class AdsServer {
     this.#server.forceShutdown();
   }
 
-  readonly #handleStream = (stream: grpc.ServerDuplexStream<DiscoveryRequest, Buffer>): void => {
+  #handler(mode: StreamMode, onlyType: ResourceTypeUrl | undefined) {
+    return (stream: grpc.ServerDuplexStream<AnyRequest, Buffer>): void => {
+      this.#handleStream(stream, mode, onlyType);
+    };
+  }
+
+  #handleStream(stream: grpc.ServerDuplexStream<AnyRequest, Buffer>, mode: StreamMode, onlyType: ResourceTypeUrl | undefined): void {
     const id = `${++this.#connectionCounter}`;
     const connection = new XdsConnection({
       id,
       peer: stream.getPeer(),
+      mode,
+      ...(onlyType ? { onlyType } : {}),
       generate: this.#options.generate,
       currentPush: this.#options.currentPush,
       controlPlaneId: this.#options.controlPlaneId ?? `meshpilot-${hostname()}`,
       nextNonce: () => (++this.#nonceCounter).toString(36),
-      send: (response: DiscoveryResponseFields) => stream.write(encodeDiscoveryResponse(response)),
+      write: (bytes, written) => {
+        stream.write(bytes, () => {
+          written();
+        });
+      },
+      subscriptions: this.#subscriptions,
+      budget: this.budget,
       log: this.#log.child({ conn: id }),
+      onWritable: (c) => {
+        this.#scheduler.schedule(c);
+      },
+      ...(this.#options.highWaterBytes !== undefined ? { highWaterBytes: this.#options.highWaterBytes } : {}),
       ...(this.#options.events ? { events: this.#options.events } : {}),
     });
     this.#connections.set(id, connection);
@@ -101,11 +187,14 @@ export class AdsServer {
     const close = (reason: string): void => {
       if (!this.#connections.delete(id)) return;
       this.#streams.delete(id);
+      this.budget.waiting.delete(connection);
+      connection.close();
       connection.log.info({ reason }, 'proxy disconnected');
     };
-    stream.on('data', (request: DiscoveryRequest) => {
+    stream.on('data', (request: AnyRequest) => {
       try {
-        connection.handleRequest(request);
+        if (mode === 'delta') connection.handleDeltaRequest(request as DeltaDiscoveryRequest);
+        else connection.handleRequest(request as DiscoveryRequest);
       } catch (error) {
         connection.log.error({ err: error }, 'failed to handle discovery request');
         stream.destroy(error instanceof Error ? error : new Error(String(error)));
@@ -124,5 +213,5 @@ export class AdsServer {
     stream.on('close', () => {
       close('stream closed');
     });
-  };
+  }
 }

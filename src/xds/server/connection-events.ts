@@ -13,8 +13,11 @@ export function fanOutEvents(...observers: readonly ConnectionEvents[]): Connect
     onStaleNonce: (connection, typeUrl) => {
       for (const o of observers) o.onStaleNonce?.(connection, typeUrl);
     },
-    onSend: (connection, typeUrl, sent, generateMs) => {
-      for (const o of observers) o.onSend?.(connection, typeUrl, sent, generateMs);
+    onSend: (connection, typeUrl, sent, stats) => {
+      for (const o of observers) o.onSend?.(connection, typeUrl, sent, stats);
+    },
+    onConverged: (connection, typeUrl, ms, pushSequence) => {
+      for (const o of observers) o.onConverged?.(connection, typeUrl, ms, pushSequence);
     },
   };
 }

@@ -1,5 +1,6 @@
-// One ADS stream's state machine, per Envoy's xds_protocol (SotW): subscriptions, versions,
-// nonces, ACK and NACK. Transport-agnostic: it is handed requests and a function to send.
+// One xDS stream's state machine, per Envoy's xds_protocol, for both variants: SotW and Delta.
+// Subscriptions, what the client holds, nonces, ACK/NACK, and what is still to be sent.
+// Transport-agnostic: it is handed requests and a function that writes encoded responses.
 import type { Logger } from 'pino';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
@@ -10,71 +11,54 @@ import type { EnvoyResource } from '../resource.ts';
 import { versionOfSet } from '../resource.ts';
 import type { ResourceTypeUrl, ShortType } from '../type-urls.ts';
 import { LISTENER_TYPE, PUSH_ORDER, SHORT_TYPE, WILDCARD_TYPES, isResourceTypeUrl } from '../type-urls.ts';
-import type { DiscoveryRequest, DiscoveryResponseFields, NodeInfo } from './messages.ts';
+import type { DeltaDiscoveryRequest, DiscoveryRequest, NodeInfo } from './messages.ts';
+import { encodeDeltaDiscoveryResponse, encodeDiscoveryResponse } from './messages.ts';
+import type { PushScope, TypeScope } from './push-scope.ts';
+import { mergeTypeScope } from './push-scope.ts';
+import type { Subscription, SubscriptionPool } from './subscription.ts';
+import { EMPTY_SUBSCRIPTION } from './subscription.ts';
+import type { AckRecord, ConnectionEvents, NackRecord, SentResponse, SyncStatus, WatchState, WriteBudget } from './watch-state.ts';
+import { syncStatus } from './watch-state.ts';
 
-export interface SentResponse {
-  readonly version: string;
-  readonly nonce: string;
-  readonly at: Date;
-  readonly resources: readonly EnvoyResource[];
-  /** PushContext sequence the response was generated from. */
-  readonly pushSequence: number;
-}
+export type { AckRecord, ConnectionEvents, NackRecord, SentResponse, SyncStatus, WatchState } from './watch-state.ts';
+export { WriteBudget, syncStatus } from './watch-state.ts';
 
-export interface AckRecord {
-  readonly version: string;
-  readonly nonce: string;
-  readonly at: Date;
-}
-
-export interface NackRecord extends AckRecord {
-  readonly message: string;
-  readonly code: number;
-}
-
-export type SyncStatus = 'SYNCED' | 'STALE' | 'NOT SENT' | 'ERROR';
-
-export interface WatchState {
-  /** undefined: wildcard subscription. */
-  names: readonly string[] | undefined;
-  sent?: SentResponse;
-  acked?: AckRecord;
-  nack?: NackRecord;
-  requests: number;
-}
-
-export function syncStatus(watch: WatchState | undefined): SyncStatus {
-  if (!watch?.sent) return 'NOT SENT';
-  if (watch.nack?.nonce === watch.sent.nonce) return 'ERROR';
-  if (watch.acked?.nonce === watch.sent.nonce) return 'SYNCED';
-  return 'STALE';
-}
-
-export interface ConnectionEvents {
-  onAck?(connection: XdsConnection, typeUrl: ResourceTypeUrl, ack: AckRecord): void;
-  onNack?(connection: XdsConnection, typeUrl: ResourceTypeUrl, nack: NackRecord, rejected: SentResponse | undefined): void;
-  onStaleNonce?(connection: XdsConnection, typeUrl: ResourceTypeUrl): void;
-  /** A response was sent; `generateMs` is how long generating it took. */
-  onSend?(connection: XdsConnection, typeUrl: ResourceTypeUrl, sent: SentResponse, generateMs: number): void;
-}
+export type StreamMode = 'sotw' | 'delta';
 
 export interface ConnectionOptions {
   readonly id: string;
   readonly peer: string;
+  readonly mode: StreamMode;
+  /** Per-type services (CDS, EDS, LDS, RDS outside ADS) serve one type only. */
+  readonly onlyType?: ResourceTypeUrl;
   readonly generate: GenerateFn;
   readonly currentPush: () => PushContext | undefined;
-  readonly send: (response: DiscoveryResponseFields) => void;
+  /** Writes an encoded response; calls `written` once it has left the process's buffers. */
+  readonly write: (bytes: Buffer, written: () => void) => void;
   readonly nextNonce: () => string;
   readonly controlPlaneId: string;
   readonly log: Logger;
+  readonly subscriptions: SubscriptionPool;
   readonly events?: ConnectionEvents;
+  /** Above this many unwritten bytes the connection stops sending until they drain. */
+  readonly highWaterBytes?: number;
+  /** Shared by all streams: bytes in flight across the server, so memory stays bounded with many proxies. */
+  readonly budget?: WriteBudget;
+  /** Called when a blocked connection can send again. */
+  readonly onWritable?: (connection: XdsConnection) => void;
 }
 
-function sameNames(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  if (a.length !== b.length) return false;
-  const set = new Set(a);
-  return b.every((n) => set.has(n));
+const DEFAULT_HIGH_WATER_BYTES = 256 * 1024;
+
+// Set versions are hashes over every resource: computed once per shared resource list.
+const setVersions = new WeakMap<readonly EnvoyResource[], string>();
+function setVersionOf(resources: readonly EnvoyResource[]): string {
+  let version = setVersions.get(resources);
+  if (version === undefined) {
+    version = versionOfSet(resources);
+    setVersions.set(resources, version);
+  }
+  return version;
 }
 
 /** A gRPC library identifies itself in the node's user agent; Envoy says "envoy". */
@@ -85,32 +69,50 @@ function looksLikeGrpc(node: NodeInfo): boolean {
 export class XdsConnection {
   readonly id: string;
   readonly peer: string;
+  readonly mode: StreamMode;
   readonly connectedAt = new Date();
   readonly watches = new Map<ResourceTypeUrl, WatchState>();
   node: NodeInfo | undefined;
   proxy: Proxy | undefined;
+  /** Bytes handed to the transport and not yet written out. */
+  inFlightBytes = 0;
+  maxInFlightBytes = 0;
+  bytesSent = 0;
+  responsesSent = 0;
+  #blocked = false;
+  #closed = false;
   #log: Logger;
   readonly #options: ConnectionOptions;
+  readonly #highWater: number;
 
   constructor(options: ConnectionOptions) {
     this.id = options.id;
     this.peer = options.peer;
+    this.mode = options.mode;
     this.#options = options;
     this.#log = options.log;
+    this.#highWater = options.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
   }
 
   get log(): Logger {
     return this.#log;
   }
 
-  /** Handles one DiscoveryRequest; may send a response through `send`. */
+  /** True while the client has not read what was already written (back-pressure). */
+  get blocked(): boolean {
+    return this.#blocked;
+  }
+
+  /** Types with changes not yet sent (merged, never queued response by response). */
+  pendingTypes(): ResourceTypeUrl[] {
+    return PUSH_ORDER.filter((t) => this.watches.get(t)?.pending !== undefined);
+  }
+
+  /** Handles one SotW DiscoveryRequest; may send a response. */
   handleRequest(request: DiscoveryRequest): void {
     if (!this.proxy) this.#identify(request.node);
-    const typeUrl = request.typeUrl;
-    if (!isResourceTypeUrl(typeUrl)) {
-      this.#log.warn({ typeUrl, code: 'MP_XDS_BAD_REQUEST' }, 'MP_XDS_BAD_REQUEST: resource type not served by meshpilot; ignored');
-      return;
-    }
+    const typeUrl = this.#typeOf(request.typeUrl);
+    if (!typeUrl) return;
     const watch = this.watches.get(typeUrl);
     if (request.responseNonce !== '') {
       if (!watch?.sent || watch.sent.nonce !== request.responseNonce) {
@@ -119,32 +121,111 @@ export class XdsConnection {
         this.#options.events?.onStaleNonce?.(this, typeUrl);
         return;
       }
-      this.#recordReply(typeUrl, watch, request);
+      this.#recordReply(typeUrl, watch, request.responseNonce, request.versionInfo, request.errorDetail);
     }
     this.#maybeGrpc(typeUrl, request.resourceNames);
-    const names = this.#subscription(typeUrl, request.resourceNames, watch);
-    if (!watch) {
-      this.watches.set(typeUrl, { names, requests: 1 });
-      this.#respond(typeUrl);
-      return;
+    const wildcard = this.#sotwWildcard(typeUrl, request.resourceNames, watch);
+    const explicit = wildcard ? [] : request.resourceNames;
+    if (watch) {
+      watch.requests++;
+      if (watch.wildcard === wildcard && sameNames(watch.subscription, explicit)) return;
     }
-    watch.requests++;
-    if (!sameNames(watch.names, names)) {
-      watch.names = names;
-      this.#respond(typeUrl);
+    const state = this.#watch(typeUrl);
+    this.#resubscribe(state, explicit, wildcard);
+    for (const name of [...state.held.keys()]) if (!wildcard && !state.subscription.set.has(name)) state.held.delete(name);
+    if (this.#mayWrite()) this.#sendSotw(typeUrl, state, 'all', true);
+    else this.#enqueueType(state, 'all', undefined);
+  }
+
+  /** Handles one DeltaDiscoveryRequest; may send a response. */
+  handleDeltaRequest(request: DeltaDiscoveryRequest): void {
+    if (!this.proxy) this.#identify(request.node);
+    const typeUrl = this.#typeOf(request.typeUrl);
+    if (!typeUrl) return;
+    const existing = this.watches.get(typeUrl);
+    if (request.responseNonce !== '') {
+      if (existing?.sent?.nonce === request.responseNonce) {
+        this.#recordReply(typeUrl, existing, request.responseNonce, existing.sent.version, request.errorDetail);
+      } else {
+        // A superseded nonce: nothing to record, but the subscription changes in it still count.
+        this.#options.events?.onStaleNonce?.(this, typeUrl);
+      }
+    }
+    this.#maybeGrpc(typeUrl, request.subscribe);
+    const watch = existing ?? this.#watch(typeUrl);
+    if (existing) watch.requests++;
+    let wildcard = watch.wildcard;
+    const names = new Set(watch.subscription.names);
+    const added: string[] = [];
+    // xds_protocol: a first request with no names for LDS/CDS is a (legacy) wildcard.
+    if (!existing && request.subscribe.length === 0 && WILDCARD_TYPES.has(typeUrl)) wildcard = true;
+    for (const name of request.subscribe) {
+      if (name === '*') {
+        if (!wildcard) added.push('*');
+        wildcard = true;
+      } else {
+        names.add(name);
+        added.push(name);
+      }
+    }
+    for (const name of request.unsubscribe) {
+      if (name === '*') wildcard = false;
+      else {
+        names.delete(name);
+        watch.held.delete(name);
+      }
+    }
+    if (!existing) for (const [name, version] of request.initialVersions) watch.held.set(name, version);
+    this.#resubscribe(watch, names, wildcard);
+    if (!existing) {
+      // A new (or reconnected) stream: compare everything with what the client says it holds.
+      this.#enqueueType(watch, 'all', undefined);
+      for (const name of names) if (!watch.held.has(name)) (watch.announce ??= new Set()).add(name);
+    } else if (added.includes('*')) {
+      this.#enqueueType(watch, 'all', undefined);
+    } else if (added.length > 0) {
+      // Re-subscribed resources are re-sent even if unchanged: the client dropped them.
+      for (const name of added) {
+        watch.held.delete(name);
+        (watch.announce ??= new Set()).add(name);
+      }
+      this.#enqueueType(watch, new Set(added), undefined);
+    }
+    if (!wildcard && names.size === 0) watch.held.clear();
+    if (watch.pending !== undefined && this.#mayWrite()) this.#sendDelta(typeUrl, watch);
+  }
+
+  /** Merges what a push may have changed into this connection's pending work. */
+  enqueue(scope: PushScope, sourceAt?: number): void {
+    for (const [typeUrl, typeScope] of scope) {
+      const watch = this.watches.get(typeUrl);
+      if (watch) this.#enqueueType(watch, typeScope, sourceAt);
     }
   }
 
-  /** Sends every subscribed type whose content changed, in CDS, EDS, LDS, RDS order. */
+  /** Sends pending changes in CDS, EDS, LDS, RDS order until done or the client stops reading. */
+  flush(): 'done' | 'blocked' {
+    for (const typeUrl of PUSH_ORDER) {
+      if (!this.#mayWrite()) return 'blocked';
+      const watch = this.watches.get(typeUrl);
+      if (watch?.pending === undefined) continue;
+      if (this.mode === 'delta') this.#sendDelta(typeUrl, watch);
+      else this.#sendSotw(typeUrl, watch, watch.pending, false);
+    }
+    return this.#blocked ? 'blocked' : 'done';
+  }
+
+  /** Sends every subscribed type whose content changed (a full comparison). */
   push(): void {
-    for (const typeUrl of PUSH_ORDER) if (this.watches.has(typeUrl)) this.#respond(typeUrl);
+    for (const watch of this.watches.values()) this.#enqueueType(watch, 'all', undefined);
+    this.flush();
   }
 
   /** What this connection would be sent now for a type, without sending it. */
   resourcesFor(typeUrl: ResourceTypeUrl, push: PushContext): readonly EnvoyResource[] {
     const watch = this.watches.get(typeUrl);
     if (!this.proxy || !watch) return [];
-    return this.#options.generate(typeUrl, push, this.proxy, watch.names);
+    return this.#generateAll(typeUrl, watch, push);
   }
 
   shortStatus(): Record<ShortType, SyncStatus> {
@@ -156,6 +237,44 @@ export class XdsConnection {
     };
   }
 
+  /** Releases shared state; the transport calls it when the stream ends. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const watch of this.watches.values()) this.#options.subscriptions.release(watch.subscription);
+  }
+
+  #typeOf(url: string): ResourceTypeUrl | undefined {
+    const typeUrl = url === '' && this.#options.onlyType ? this.#options.onlyType : url;
+    if (!isResourceTypeUrl(typeUrl) || (this.#options.onlyType && typeUrl !== this.#options.onlyType)) {
+      this.#log.warn({ typeUrl, code: 'MP_XDS_BAD_REQUEST' }, 'MP_XDS_BAD_REQUEST: resource type not served on this stream; ignored');
+      return undefined;
+    }
+    return typeUrl;
+  }
+
+  #watch(typeUrl: ResourceTypeUrl): WatchState {
+    let watch = this.watches.get(typeUrl);
+    if (!watch) {
+      watch = { names: [], wildcard: false, subscription: EMPTY_SUBSCRIPTION, requests: 1, held: new Map() };
+      this.watches.set(typeUrl, watch);
+    }
+    return watch;
+  }
+
+  #resubscribe(watch: WatchState, names: Iterable<string>, wildcard: boolean): void {
+    const next = this.#options.subscriptions.acquire(names);
+    this.#options.subscriptions.release(watch.subscription);
+    watch.subscription = next;
+    watch.wildcard = wildcard;
+    watch.names = wildcard && next.names.length === 0 ? undefined : next.names;
+  }
+
+  #enqueueType(watch: WatchState, scope: TypeScope, sourceAt: number | undefined): void {
+    watch.pending = mergeTypeScope(watch.pending, scope);
+    if (sourceAt !== undefined) watch.pendingSince = Math.min(watch.pendingSince ?? sourceAt, sourceAt);
+  }
+
   #identify(node: NodeInfo | undefined): void {
     this.node = node;
     const id = node?.id && node.id.length > 0 ? node.id : `anonymous-${this.id}`;
@@ -163,13 +282,14 @@ export class XdsConnection {
     if (node && metadata['GENERATOR'] === undefined && looksLikeGrpc(node)) metadata['GENERATOR'] = 'grpc';
     this.proxy = parseProxy(id, metadata);
     this.#log = this.#log.child({ proxy: id });
-    this.#log.info({ peer: this.peer, generator: this.proxy.generator, userAgent: node?.userAgentName }, 'proxy connected');
+    this.#log.info({ peer: this.peer, mode: this.mode, generator: this.proxy.generator, userAgent: node?.userAgentName }, 'proxy connected');
   }
 
   /** A client that asks for `host:port` listeners by name is a proxyless gRPC client. */
   #maybeGrpc(typeUrl: ResourceTypeUrl, names: readonly string[]): void {
     if (typeUrl !== LISTENER_TYPE || !this.proxy || this.proxy.generator === 'grpc') return;
-    if (names.length > 0 && names.every((n) => parseHostPort(n) !== undefined)) {
+    const explicit = names.filter((n) => n !== '*');
+    if (explicit.length > 0 && explicit.every((n) => parseHostPort(n) !== undefined)) {
       this.proxy = parseProxy(this.proxy.id, { ...this.proxy.metadata, GENERATOR: 'grpc' });
     }
   }
@@ -179,24 +299,22 @@ export class XdsConnection {
    * request (legacy wildcard) or while the watch already is one; after explicit names, an empty
    * list unsubscribes from everything. For EDS/RDS an empty list is always "nothing".
    */
-  #subscription(typeUrl: ResourceTypeUrl, names: readonly string[], watch: WatchState | undefined): readonly string[] | undefined {
-    if (WILDCARD_TYPES.has(typeUrl)) {
-      if (names.includes('*')) return undefined;
-      if (names.length === 0 && (!watch || watch.names === undefined)) return undefined;
-    }
-    return [...new Set(names)].sort();
+  #sotwWildcard(typeUrl: ResourceTypeUrl, names: readonly string[], watch: WatchState | undefined): boolean {
+    if (!WILDCARD_TYPES.has(typeUrl)) return false;
+    if (names.includes('*')) return true;
+    return names.length === 0 && (!watch || watch.wildcard);
   }
 
-  #recordReply(typeUrl: ResourceTypeUrl, watch: WatchState, request: DiscoveryRequest): void {
+  #recordReply(
+    typeUrl: ResourceTypeUrl,
+    watch: WatchState,
+    nonce: string,
+    version: string,
+    errorDetail: { code: number; message: string } | undefined,
+  ): void {
     const at = new Date();
-    if (request.errorDetail) {
-      const nack: NackRecord = {
-        version: watch.sent?.version ?? '',
-        nonce: request.responseNonce,
-        at,
-        code: request.errorDetail.code,
-        message: request.errorDetail.message,
-      };
+    if (errorDetail) {
+      const nack: NackRecord = { version: watch.sent?.version ?? '', nonce, at, code: errorDetail.code, message: errorDetail.message };
       watch.nack = nack;
       this.#log.warn(
         { type: SHORT_TYPE[typeUrl], version: nack.version, nonce: nack.nonce, error: nack.message, code: 'MP_XDS_NACK' },
@@ -205,25 +323,208 @@ export class XdsConnection {
       this.#options.events?.onNack?.(this, typeUrl, nack, watch.sent);
       return;
     }
-    const ack: AckRecord = { version: request.versionInfo, nonce: request.responseNonce, at };
+    const ack: AckRecord = { version, nonce, at };
     watch.acked = ack;
     this.#options.events?.onAck?.(this, typeUrl, ack);
+    const sent = watch.sent;
+    if (sent?.sourceAt !== undefined) this.#options.events?.onConverged?.(this, typeUrl, performance.now() - sent.sourceAt, sent.pushSequence);
   }
 
-  #respond(typeUrl: ResourceTypeUrl): void {
-    const push = this.#options.currentPush();
-    const watch = this.watches.get(typeUrl);
-    if (!push || !watch || !this.proxy) return;
-    const started = performance.now();
-    const resources = this.#options.generate(typeUrl, push, this.proxy, watch.names);
-    const version = versionOfSet(resources);
-    if (watch.sent?.version === version) return;
-    // Nothing to say yet about named resources that do not exist; they are sent when they appear.
-    if (!watch.sent && resources.length === 0 && !WILDCARD_TYPES.has(typeUrl)) return;
-    const nonce = this.#options.nextNonce();
-    watch.sent = { version, nonce, at: new Date(), resources, pushSequence: push.sequence };
-    this.#options.send({ versionInfo: version, typeUrl, nonce, resources, controlPlaneId: this.#options.controlPlaneId });
-    this.#options.events?.onSend?.(this, typeUrl, watch.sent, performance.now() - started);
-    this.#log.debug({ type: SHORT_TYPE[typeUrl], version, nonce, count: resources.length }, 'pushed');
+  /** Every resource the watch covers: the wildcard set plus explicit names. */
+  #generateAll(typeUrl: ResourceTypeUrl, watch: WatchState, push: PushContext): readonly EnvoyResource[] {
+    const proxy = this.proxy as Proxy;
+    const names = watch.subscription.names;
+    if (!watch.wildcard) return names.length === 0 ? [] : this.#options.generate(typeUrl, push, proxy, names);
+    const all = this.#options.generate(typeUrl, push, proxy, undefined);
+    if (names.length === 0) return all;
+    const have = new Set(all.map((r) => r.name));
+    const extra = names.filter((n) => !have.has(n));
+    return extra.length === 0 ? all : [...all, ...this.#options.generate(typeUrl, push, proxy, extra)];
   }
+
+  /** Resources in `scope` that differ from what the client holds, and held names that are gone. */
+  #changes(typeUrl: ResourceTypeUrl, watch: WatchState, push: PushContext, scope: TypeScope): { updated: EnvoyResource[]; removed: string[] } {
+    let generated: readonly EnvoyResource[];
+    let universe: Iterable<string>;
+    if (scope === 'all') {
+      generated = this.#generateAll(typeUrl, watch, push);
+      universe = watch.held.keys();
+    } else {
+      const candidates = [...scope].filter((n) => watch.wildcard || watch.subscription.set.has(n) || watch.held.has(n));
+      generated = candidates.length === 0 ? [] : this.#options.generate(typeUrl, push, this.proxy as Proxy, candidates);
+      universe = candidates;
+    }
+    const present = new Set<string>();
+    const updated: EnvoyResource[] = [];
+    for (const resource of generated) {
+      present.add(resource.name);
+      if (watch.held.get(resource.name) !== resource.version) updated.push(resource);
+    }
+    const removed: string[] = [];
+    for (const name of universe) if (!present.has(name) && watch.held.has(name)) removed.push(name);
+    return { updated, removed };
+  }
+
+  #sendSotw(typeUrl: ResourceTypeUrl, watch: WatchState, scope: TypeScope, subscriptionChanged: boolean): void {
+    const push = this.#options.currentPush();
+    if (!push || !this.proxy) return;
+    const started = performance.now();
+    const sourceAt = watch.pendingSince;
+    watch.pending = undefined;
+    watch.pendingSince = undefined;
+    // LDS and CDS are always sent whole; so is EDS/RDS after the client changes its subscription.
+    if (WILDCARD_TYPES.has(typeUrl) || subscriptionChanged) {
+      const resources = this.#generateAll(typeUrl, watch, push);
+      const version = setVersionOf(resources);
+      if (watch.setVersion === version && watch.sent) return;
+      // Nothing to say yet about named resources that do not exist; they are sent when they appear.
+      if (!watch.sent && resources.length === 0 && !WILDCARD_TYPES.has(typeUrl)) return;
+      if (!WILDCARD_TYPES.has(typeUrl)) this.#hold(watch, resources, []);
+      watch.setVersion = version;
+      this.#writeSotw(typeUrl, watch, push, { resources, whole: resources, version, sourceAt, started });
+      return;
+    }
+    // EDS and RDS changes go out as just the changed resources (xds_protocol allows it for these types).
+    const { updated } = this.#changes(typeUrl, watch, push, scope);
+    if (updated.length === 0) return;
+    this.#hold(watch, updated, []);
+    const version = versionOfSet(updated);
+    watch.setVersion = undefined;
+    this.#writeSotw(typeUrl, watch, push, { resources: updated, whole: undefined, version, sourceAt, started });
+  }
+
+  #writeSotw(
+    typeUrl: ResourceTypeUrl,
+    watch: WatchState,
+    push: PushContext,
+    out: { resources: readonly EnvoyResource[]; whole: readonly EnvoyResource[] | undefined; version: string; sourceAt: number | undefined; started: number },
+  ): void {
+    const { resources, whole, version, sourceAt, started } = out;
+    const nonce = this.#options.nextNonce();
+    const bytes = encodeDiscoveryResponse({ versionInfo: version, typeUrl, nonce, resources, controlPlaneId: this.#options.controlPlaneId });
+    this.#record(typeUrl, watch, push, { version, nonce, count: resources.length, removed: [], sourceAt, whole, started }, bytes);
+  }
+
+  #sendDelta(typeUrl: ResourceTypeUrl, watch: WatchState): void {
+    const push = this.#options.currentPush();
+    if (!push || !this.proxy || watch.pending === undefined) return;
+    const started = performance.now();
+    const scope = watch.pending;
+    const sourceAt = watch.pendingSince;
+    watch.pending = undefined;
+    watch.pendingSince = undefined;
+    const { updated, removed } = this.#changes(typeUrl, watch, push, scope);
+    // xds_protocol: a subscribed name that does not exist is answered in removed_resources.
+    if (watch.announce) {
+      const sending = new Set(updated.map((r) => r.name));
+      const gone = new Set(removed);
+      for (const name of watch.announce) {
+        if (!sending.has(name) && !gone.has(name) && !watch.held.has(name)) removed.push(name);
+      }
+      watch.announce = undefined;
+    }
+    if (updated.length === 0 && removed.length === 0) return;
+    this.#hold(watch, updated, removed);
+    const nonce = this.#options.nextNonce();
+    const version = `${push.sequence}`;
+    const bytes = encodeDeltaDiscoveryResponse({
+      systemVersionInfo: version,
+      typeUrl,
+      nonce,
+      resources: updated,
+      removed,
+      controlPlaneId: this.#options.controlPlaneId,
+    });
+    this.#record(typeUrl, watch, push, { version, nonce, count: updated.length, removed, sourceAt, whole: undefined, started }, bytes);
+  }
+
+  #hold(watch: WatchState, updated: readonly EnvoyResource[], removed: readonly string[]): void {
+    for (const r of updated) watch.held.set(r.name, r.version);
+    for (const name of removed) watch.held.delete(name);
+  }
+
+  #record(
+    typeUrl: ResourceTypeUrl,
+    watch: WatchState,
+    push: PushContext,
+    response: {
+      version: string;
+      nonce: string;
+      count: number;
+      removed: readonly string[];
+      sourceAt: number | undefined;
+      whole: readonly EnvoyResource[] | undefined;
+      /** performance.now() when generating the response began. */
+      started: number;
+    },
+    bytes: Buffer,
+  ): void {
+    const generate = this.#options.generate;
+    const proxy = this.proxy as Proxy;
+    const heldNames = response.whole ? undefined : [...watch.held.keys()];
+    let resources = response.whole;
+    const sent: SentResponse = {
+      version: response.version,
+      nonce: response.nonce,
+      at: new Date(),
+      pushSequence: push.sequence,
+      count: response.count,
+      removed: response.removed,
+      ...(response.sourceAt !== undefined ? { sourceAt: response.sourceAt } : {}),
+      get resources(): readonly EnvoyResource[] {
+        resources ??= heldNames && heldNames.length > 0 ? generate(typeUrl, push, proxy, heldNames) : [];
+        return resources;
+      },
+    };
+    watch.sent = sent;
+    const generateMs = performance.now() - response.started;
+    this.#write(bytes);
+    this.#options.events?.onSend?.(this, typeUrl, sent, { bytes: bytes.length, generateMs });
+    this.#log.debug({ type: SHORT_TYPE[typeUrl], version: response.version, nonce: response.nonce, count: response.count }, 'pushed');
+  }
+
+  /** False while this client is not reading, or while the server as a whole has too much unwritten. */
+  #mayWrite(): boolean {
+    if (this.#blocked) return false;
+    const budget = this.#options.budget;
+    if (!budget || budget.inFlight < budget.limit) return true;
+    budget.waiting.add(this);
+    return false;
+  }
+
+  #write(bytes: Buffer): void {
+    const size = bytes.length;
+    const budget = this.#options.budget;
+    if (budget) {
+      budget.inFlight += size;
+      budget.maxInFlight = Math.max(budget.maxInFlight, budget.inFlight);
+    }
+    this.inFlightBytes += size;
+    this.maxInFlightBytes = Math.max(this.maxInFlightBytes, this.inFlightBytes);
+    this.bytesSent += size;
+    this.responsesSent++;
+    if (this.inFlightBytes > this.#highWater) this.#blocked = true;
+    this.#options.write(bytes, () => {
+      this.inFlightBytes -= size;
+      if (budget) {
+        budget.inFlight -= size;
+        if (budget.waiting.size > 0 && budget.inFlight < budget.limit / 2) {
+          const waiting = [...budget.waiting];
+          budget.waiting.clear();
+          for (const c of waiting) if (!c.#closed) c.#options.onWritable?.(c);
+        }
+      }
+      if (this.#blocked && this.inFlightBytes <= this.#highWater / 4 && !this.#closed) {
+        this.#blocked = false;
+        if (this.pendingTypes().length > 0) this.#options.onWritable?.(this);
+      }
+    });
+  }
+}
+
+function sameNames(subscription: Subscription, names: readonly string[]): boolean {
+  // Clients repeat their whole subscription in every ACK: the common case is the same list again.
+  if (names.length === subscription.names.length && names.every((n, i) => n === subscription.names[i])) return true;
+  const set = new Set(names);
+  return set.size === subscription.names.length && subscription.names.every((n) => set.has(n));
 }

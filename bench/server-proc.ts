@@ -1,0 +1,157 @@
+// meshpilot under benchmark, in its own process: the real serve() (ADS server, push controller,
+// push queue) with the synthetic mesh published straight to its ConfigStore by this harness.
+import { mkdtemp } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { serve } from '../src/main.ts';
+import { parseProxy } from '../src/model/proxy.ts';
+import { generate } from '../src/xds/generate/index.ts';
+import { EnvoyResource } from '../src/xds/resource.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
+import { SyntheticMesh, meshShape } from './synthetic-mesh.ts';
+
+export type ServerMessage =
+  | { type: 'endpoint'; index: number }
+  | { type: 'canary'; index: number; marker: string }
+  | { type: 'burst'; count: number; overMs: number }
+  | { type: 'stats' }
+  | { type: 'floor-encode' }
+  | { type: 'floor-write'; port: number; sockets: number; bytesPerSocket: number }
+  | { type: 'stop' };
+
+export type ServerReport =
+  | { type: 'ready'; port: number; startRss: number }
+  | { type: 'mutated'; at: number; marker: string }
+  | { type: 'stats'; peakRss: number; cpuSeconds: number; bytesSent: number; connections: number; pushes: number; maxQueued: number }
+  | { type: 'floor-encode'; ms: number; distinct: number; bytesPerProxy: number }
+  | { type: 'floor-write'; startedAt: number };
+
+const now = (): number => performance.timeOrigin + performance.now();
+const report = (r: ServerReport): void => {
+  process.send?.(r);
+};
+
+const [services = '50', endpoints = '10'] = process.argv.slice(2);
+const mesh = new SyntheticMesh(meshShape(Number(services), Number(endpoints)));
+const dir = await mkdtemp(join(tmpdir(), 'meshpilot-bench-'));
+const running = await serve({
+  configDir: dir,
+  xdsHost: '127.0.0.1',
+  xdsPort: 0,
+  adminHost: '127.0.0.1',
+  adminPort: 0,
+  logLevel: 'silent',
+  debounceQuietMs: 100,
+  debounceMaxMs: 10_000,
+  log: pino({ level: 'silent' }),
+});
+running.store.publish('bench', mesh.snapshot(), 'synthetic mesh');
+running.pushController.flush();
+
+let peakRss = process.memoryUsage.rss();
+setInterval(() => {
+  peakRss = Math.max(peakRss, process.memoryUsage.rss());
+}, 25).unref();
+let pushes = 0;
+running.pushController.onPush(() => pushes++);
+
+function publish(reason: string): void {
+  running.store.publish('bench', mesh.snapshot(), reason);
+}
+
+/** Each distinct resource the proxies get, encoded once from fresh objects. */
+function floorEncode(): void {
+  const push = running.pushController.current();
+  if (!push) return;
+  const distinct = new Set<EnvoyResource>();
+  let bytesPerProxy = 0;
+  for (let ns = 0; ns < mesh.shape.namespaces; ns++) {
+    const proxy = parseProxy(`sidecar~10.0.0.1~floor.ns-${ns}~ns-${ns}.svc.cluster.local`);
+    const clusters = generate(CLUSTER_TYPE, push, proxy);
+    const all = [
+      ...clusters,
+      ...generate(ENDPOINT_TYPE, push, proxy, clusters.filter((c) => c.name.startsWith('outbound|')).map((c) => c.name)),
+      ...generate(LISTENER_TYPE, push, proxy),
+      ...generate(ROUTE_TYPE, push, proxy),
+    ];
+    for (const r of all) distinct.add(r);
+    if (ns === 0) bytesPerProxy = all.reduce((n, r) => n + r.bytes.length, 0);
+  }
+  const fresh = [...distinct].map((r) => new EnvoyResource(r.typeUrl, r.name, r.json));
+  const started = performance.now();
+  let encoded = 0;
+  for (const r of fresh) encoded += r.bytes.length;
+  report({ type: 'floor-encode', ms: performance.now() - started, distinct: encoded > 0 ? fresh.length : 0, bytesPerProxy });
+}
+
+/** The same number of bytes to the same number of raw sockets, as fast as the kernel takes them. */
+function floorWrite(message: Extract<ServerMessage, { type: 'floor-write' }>): void {
+  const payload = Buffer.alloc(message.bytesPerSocket, 7);
+  const startedAt = now();
+  for (let i = 0; i < message.sockets; i++) {
+    const socket = net.connect(message.port, '127.0.0.1', () => {
+      socket.end(payload);
+    });
+    socket.on('error', () => undefined);
+  }
+  report({ type: 'floor-write', startedAt });
+}
+
+process.on('message', (message: ServerMessage) => {
+  switch (message.type) {
+    case 'endpoint': {
+      const marker = mesh.moveEndpoint(message.index);
+      const at = now();
+      publish('endpoint moved');
+      report({ type: 'mutated', at, marker });
+      break;
+    }
+    case 'canary': {
+      mesh.setCanary(message.index, 70, message.marker);
+      const at = now();
+      publish('canary moved');
+      report({ type: 'mutated', at, marker: message.marker });
+      break;
+    }
+    case 'burst': {
+      let done = 0;
+      const timer = setInterval(() => {
+        const marker = mesh.moveEndpoint((done * 7) % mesh.shape.services);
+        const at = now();
+        publish('burst');
+        if (++done === message.count) {
+          clearInterval(timer);
+          report({ type: 'mutated', at, marker });
+        }
+      }, message.overMs / message.count);
+      break;
+    }
+    case 'stats': {
+      const cpu = process.cpuUsage();
+      const connections = running.adsServer.connections();
+      report({
+        type: 'stats',
+        peakRss,
+        cpuSeconds: (cpu.user + cpu.system) / 1e6,
+        bytesSent: connections.reduce((n, c) => n + c.bytesSent, 0),
+        connections: connections.length,
+        pushes,
+        maxQueued: running.pushQueue.maxQueued,
+      });
+      break;
+    }
+    case 'floor-encode':
+      floorEncode();
+      break;
+    case 'floor-write':
+      floorWrite(message);
+      break;
+    case 'stop':
+      void running.close().then(() => process.exit(0));
+      break;
+  }
+});
+
+report({ type: 'ready', port: running.xdsPort, startRss: process.memoryUsage.rss() });

@@ -1,0 +1,126 @@
+// Which resources a new PushContext may have changed, found by comparing it with the previous
+// one: an endpoint change names only its ClusterLoadAssignments; a rule or service change
+// re-checks clusters, listeners and routes; anything unknown is a full comparison.
+import type { PushContext } from '../model/push-context.ts';
+import type { Rule } from '../model/rules.ts';
+import { isDestinationRule, isVirtualService } from '../model/rules.ts';
+import { resolveShortName } from '../model/service.ts';
+import { parseProxy } from '../model/proxy.ts';
+import type { SourceSnapshot } from '../model/store.ts';
+import { generate } from '../xds/generate/index.ts';
+import { outboundTargets } from '../xds/generate/outbound.ts';
+import type { PushScope, TypeScope } from '../xds/server/push-scope.ts';
+import { FULL_SCOPE } from '../xds/server/push-scope.ts';
+import type { ResourceTypeUrl } from '../xds/type-urls.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../xds/type-urls.ts';
+
+/** Snapshot fields this analysis understands; a change in any other field means a full push. */
+const KNOWN_SNAPSHOT_FIELDS = new Set(['services', 'endpoints', 'rules', 'rejected']);
+/** Rule kinds whose effect is limited to clusters and routes of their hosts. */
+const SCOPED_RULE_KINDS = new Set(['VirtualService', 'DestinationRule']);
+
+// EDS is built the same for every proxy, so one stand-in proxy measures which assignments changed.
+const EDS_PROBE = parseProxy('meshpilot~0.0.0.0~change-scope.none~none.svc.cluster.local');
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
+}
+
+function sameList<T>(a: readonly T[] | undefined, b: readonly T[] | undefined): boolean {
+  if (a === b) return true;
+  if (!a || !b || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i] && !sameJson(a[i], b[i])) return false;
+  return true;
+}
+
+function changedKeys<V>(before: ReadonlyMap<string, V>, after: ReadonlyMap<string, V>, same: (a: V, b: V) => boolean): Set<string> {
+  const changed = new Set<string>();
+  for (const [key, value] of after) {
+    const old = before.get(key);
+    if (old === undefined || !same(old, value)) changed.add(key);
+  }
+  for (const key of before.keys()) if (!after.has(key)) changed.add(key);
+  return changed;
+}
+
+function ruleHosts(rule: Rule): string[] {
+  const ns = rule.meta.namespace;
+  if (isDestinationRule(rule)) return [resolveShortName(rule.spec.host, ns)];
+  if (!isVirtualService(rule)) return [];
+  const destinations = (rule.spec.http ?? []).flatMap((h) => (h.route ?? []).map((r) => r.destination.host));
+  return [...rule.spec.hosts, ...destinations].map((host) => resolveShortName(host, ns));
+}
+
+export interface ChangeScope {
+  readonly scope: PushScope;
+  /** Why, for the push log: 'full', or the kinds of change found. */
+  readonly kinds: readonly string[];
+}
+
+/**
+ * Compares two pushes built from `beforeSnapshot` and `afterSnapshot`. EDS names are exact:
+ * only assignments whose content hash differs are listed.
+ */
+export function computeChangeScope(
+  before: PushContext | undefined,
+  after: PushContext,
+  beforeSnapshot: SourceSnapshot | undefined,
+  afterSnapshot: SourceSnapshot,
+): ChangeScope {
+  if (!before || !beforeSnapshot) return { scope: FULL_SCOPE, kinds: ['full'] };
+  for (const key of new Set([...Object.keys(beforeSnapshot), ...Object.keys(afterSnapshot)])) {
+    if (KNOWN_SNAPSHOT_FIELDS.has(key)) continue;
+    const a = (beforeSnapshot as unknown as Record<string, unknown>)[key];
+    const b = (afterSnapshot as unknown as Record<string, unknown>)[key];
+    if (a !== b && !sameJson(a, b)) return { scope: FULL_SCOPE, kinds: ['full', key] };
+  }
+  const kinds: string[] = [];
+  const scope = new Map<ResourceTypeUrl, TypeScope>();
+  const edsHosts = new Set<string>();
+
+  const services = changedKeys(before.serviceByHost, after.serviceByHost, sameJson);
+  if (services.size > 0) kinds.push('services');
+  for (const host of services) edsHosts.add(host);
+
+  const endpointHosts = changedKeys(before.endpointsByHost, after.endpointsByHost, (a, b) => sameList(a, b));
+  if (endpointHosts.size > 0) kinds.push('endpoints');
+  for (const host of endpointHosts) edsHosts.add(host);
+
+  const beforeRules = new Map([...before.ruleStatus].map(([key, status]) => [key, status.rule]));
+  const afterRules = new Map([...after.ruleStatus].map(([key, status]) => [key, status.rule]));
+  const rules = changedKeys(beforeRules, afterRules, (a, b) => a === b || sameJson(a.spec, b.spec));
+  for (const key of rules) {
+    const rule = afterRules.get(key) ?? beforeRules.get(key);
+    if (!rule || !SCOPED_RULE_KINDS.has(rule.meta.kind)) return { scope: FULL_SCOPE, kinds: ['full', `rule ${key}`] };
+    kinds.push(rule.meta.kind);
+    for (const r of [afterRules.get(key), beforeRules.get(key)]) {
+      if (r) for (const host of ruleHosts(r)) edsHosts.add(host);
+    }
+  }
+  // Whole-set types are compared per proxy against what it holds, which is cheap when nothing differs.
+  if (services.size > 0 || rules.size > 0) {
+    scope.set(CLUSTER_TYPE, 'all');
+    scope.set(LISTENER_TYPE, 'all');
+    scope.set(ROUTE_TYPE, 'all');
+  }
+  const edsNames = changedAssignments(before, after, edsHosts);
+  if (edsNames.size > 0) scope.set(ENDPOINT_TYPE, edsNames);
+  return { scope, kinds };
+}
+
+/** ClusterLoadAssignments of `hosts` whose bytes differ between the two pushes. */
+function changedAssignments(before: PushContext, after: PushContext, hosts: ReadonlySet<string>): Set<string> {
+  if (hosts.size === 0) return new Set();
+  const names = new Set<string>();
+  for (const push of [before, after]) for (const t of outboundTargets(push)) if (hosts.has(t.service.hostname)) names.add(t.clusterName);
+  const list = [...names];
+  const old = new Map(generate(ENDPOINT_TYPE, before, EDS_PROBE, list).map((r) => [r.name, r.version]));
+  const changed = new Set<string>();
+  const present = new Set<string>();
+  for (const resource of generate(ENDPOINT_TYPE, after, EDS_PROBE, list)) {
+    present.add(resource.name);
+    if (old.get(resource.name) !== resource.version) changed.add(resource.name);
+  }
+  for (const name of old.keys()) if (!present.has(name)) changed.add(name);
+  return changed;
+}

@@ -1,0 +1,88 @@
+// What a stream knows per resource type (subscription, what was sent, what the proxy said back),
+// the events it reports, and the server-wide budget of unwritten bytes.
+import type { EnvoyResource } from '../resource.ts';
+import type { ResourceTypeUrl } from '../type-urls.ts';
+import type { XdsConnection } from './connection.ts';
+import type { TypeScope } from './push-scope.ts';
+import type { Subscription } from './subscription.ts';
+
+export interface SentResponse {
+  readonly version: string;
+  readonly nonce: string;
+  readonly at: Date;
+  /** What the proxy holds of this type after the response (computed when asked). */
+  readonly resources: readonly EnvoyResource[];
+  /** PushContext sequence the response was generated from. */
+  readonly pushSequence: number;
+  /** Resources in this response (Delta and partial SotW EDS/RDS responses carry only changes). */
+  readonly count: number;
+  readonly removed: readonly string[];
+  /** performance.now() of the earliest source change this response carries, for convergence. */
+  readonly sourceAt?: number;
+}
+
+export interface AckRecord {
+  readonly version: string;
+  readonly nonce: string;
+  readonly at: Date;
+}
+
+export interface NackRecord extends AckRecord {
+  readonly message: string;
+  readonly code: number;
+}
+
+export type SyncStatus = 'SYNCED' | 'STALE' | 'NOT SENT' | 'ERROR';
+
+export interface WatchState {
+  /** Explicitly subscribed names; undefined: a wildcard subscription with no explicit names. */
+  names: readonly string[] | undefined;
+  wildcard: boolean;
+  subscription: Subscription;
+  sent?: SentResponse;
+  acked?: AckRecord;
+  nack?: NackRecord;
+  requests: number;
+  /** SotW: version of the last complete set sent. */
+  setVersion?: string;
+  /** Name -> version of what the client holds (Delta; SotW EDS/RDS, which are sent incrementally). */
+  held: Map<string, string>;
+  pending?: TypeScope;
+  pendingSince?: number;
+  /** Delta: names just subscribed, answered in removed_resources when they do not exist. */
+  announce?: Set<string>;
+}
+
+export function syncStatus(watch: WatchState | undefined): SyncStatus {
+  if (!watch?.sent) return 'NOT SENT';
+  if (watch.nack?.nonce === watch.sent.nonce) return 'ERROR';
+  if (watch.acked?.nonce === watch.sent.nonce) return 'SYNCED';
+  return 'STALE';
+}
+
+export interface SendStats {
+  readonly bytes: number;
+  readonly generateMs: number;
+}
+
+export interface ConnectionEvents {
+  onAck?(connection: XdsConnection, typeUrl: ResourceTypeUrl, ack: AckRecord): void;
+  onNack?(connection: XdsConnection, typeUrl: ResourceTypeUrl, nack: NackRecord, rejected: SentResponse | undefined): void;
+  onStaleNonce?(connection: XdsConnection, typeUrl: ResourceTypeUrl): void;
+  /** A response was written: its encoded size, and how long generating and encoding it took. */
+  onSend?(connection: XdsConnection, typeUrl: ResourceTypeUrl, sent: SentResponse, stats: SendStats): void;
+  /** A response carrying a source change was ACKed `ms` after the change happened. */
+  onConverged?(connection: XdsConnection, typeUrl: ResourceTypeUrl, ms: number, pushSequence: number): void;
+}
+
+/** Unwritten bytes across every stream; connections over the limit wait their turn. */
+export class WriteBudget {
+  inFlight = 0;
+  maxInFlight = 0;
+  readonly limit: number;
+  readonly waiting = new Set<XdsConnection>();
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+}
+
