@@ -74,7 +74,7 @@ class Proxy {
   }
 
   #onMessage(message: Buffer): void {
-    const r = this.#mode === 'delta' ? parseDeltaResponse(message) : parseSotwResponse(message);
+    const r = this.#mode === 'delta' ? parseDeltaResponse(message) : parseSotwResponse(message, !isFollowed(message));
     this.#last.set(r.typeUrl, r);
     // ACK first, as Envoy does once the config is applied.
     if (this.#mode === 'delta') this.#request(r.typeUrl, [], [], '', r.nonce);
@@ -119,6 +119,16 @@ class Proxy {
   }
 }
 
+const ENVOY_WINDOW = 256 * 1024 * 1024;
+const EDS_URL = Buffer.from(ENDPOINT_TYPE);
+const RDS_URL = Buffer.from(ROUTE_TYPE);
+/** EDS and RDS responses name nothing a client goes on to ask for; their resources need no reading. */
+function isFollowed(message: Buffer): boolean {
+  // type_url comes after the resources; its 60-odd bytes sit near the end of the message.
+  const tail = message.subarray(Math.max(0, message.length - 512));
+  return tail.includes(EDS_URL) || tail.includes(RDS_URL);
+}
+
 const sessions: http2.ClientHttp2Session[] = [];
 const proxies: Proxy[] = [];
 let sink: net.Server | undefined;
@@ -128,7 +138,11 @@ function start(message: Extract<ClientMessage, { type: 'start' }>): void {
   let synced = 0;
   for (let i = 0; i < message.proxies; i++) {
     // One connection per proxy, as every Envoy has its own.
-    const session = http2.connect(`http://127.0.0.1:${message.port}`, { settings: { initialWindowSize: 4 * 1024 * 1024 } });
+    // Envoy's default HTTP/2 windows for its xDS connection: 256 MiB per stream and connection.
+    const session = http2.connect(`http://127.0.0.1:${message.port}`, { settings: { initialWindowSize: ENVOY_WINDOW } });
+    session.on('connect', () => {
+      session.setLocalWindowSize(ENVOY_WINDOW);
+    });
     session.on('error', () => undefined);
     sessions.push(session);
     const proxy = new Proxy(session, i, message.mode, `ns-${i % message.namespaces}`);
@@ -157,10 +171,11 @@ function startSink(message: Extract<ClientMessage, { type: 'sink' }>): void {
   sink = net.createServer((socket) => {
     socket.on('data', (chunk) => {
       received += chunk.length;
-      if (received === expected) send({ type: 'sink-done', at: now() });
+      if (received >= expected && received - chunk.length < expected) send({ type: 'sink-done', at: now() });
     });
   });
-  sink.listen(0, '127.0.0.1', () => {
+  // Room for every socket connecting at once, as the xDS port has for its proxies.
+  sink.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => {
     const address = sink?.address();
     send({ type: 'sink-ready', port: typeof address === 'object' && address ? address.port : 0 });
   });

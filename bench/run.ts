@@ -16,6 +16,7 @@ interface Scenario {
 
 const quick = process.argv.includes('--quick');
 const profile = process.argv.includes('--profile');
+const heapSnapshot = process.argv.includes('--heap-snapshot');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 
 const SCENARIOS: readonly Scenario[] = quick
@@ -91,8 +92,12 @@ async function runScenario(s: Scenario): Promise<Record<string, unknown>> {
   try {
     return await measure(s, server, clients);
   } finally {
-    server.kill();
+    // A clean exit lets --cpu-prof write its profile; a child that does not leave in time is killed.
+    const exited = new Promise((resolve) => server.once('exit', resolve));
+    if (server.connected) toServer(server, { type: 'stop' });
     clients.kill();
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
+    server.kill();
   }
 }
 
@@ -104,6 +109,11 @@ async function measure(s: Scenario, server: ChildProcess, clients: ChildProcess)
   const initialSyncMs = Math.round(sync.at - sync.startedAt);
   toServer(server, { type: 'stats' });
   const afterSync = await expect<ServerReport, 'stats'>(server, 'stats');
+  if (heapSnapshot) {
+    toServer(server, { type: 'heap-snapshot' });
+    const { file } = await expect<{ type: 'heap-snapshot'; file: string }, 'heap-snapshot'>(server, 'heap-snapshot', 600_000);
+    console.log(`heap snapshot after initial sync: ${file}`);
+  }
   await new Promise((resolve) => setTimeout(resolve, 500));
 
   const endpoint = await converge(server, clients, 'endpoint', { type: 'endpoint', index: Math.floor(s.services / 2) + 1 });
@@ -141,6 +151,8 @@ async function measure(s: Scenario, server: ChildProcess, clients: ChildProcess)
     virtualServiceChange: canary,
     burst100: burst,
     peakRssMB: Math.round(stats.peakRss / 2 ** 20),
+    peakHeapMB: Math.round(stats.peakHeap / 2 ** 20),
+    memoryAfterMB: Object.fromEntries(Object.entries(stats.memory).map(([k, v]) => [k, Math.round(v / 2 ** 20)])),
     cpuSeconds: Math.round(stats.cpuSeconds * 10) / 10,
     bytesSentMB: Math.round((stats.bytesSent / 2 ** 20) * 10) / 10,
     pushes: stats.pushes,

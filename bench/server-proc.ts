@@ -4,6 +4,7 @@ import { mkdtemp } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
 import { pino } from 'pino';
 import { serve } from '../src/main.ts';
 import { parseProxy } from '../src/model/proxy.ts';
@@ -19,12 +20,13 @@ export type ServerMessage =
   | { type: 'stats' }
   | { type: 'floor-encode' }
   | { type: 'floor-write'; port: number; sockets: number; bytesPerSocket: number }
+  | { type: 'heap-snapshot' }
   | { type: 'stop' };
 
 export type ServerReport =
   | { type: 'ready'; port: number; startRss: number }
   | { type: 'mutated'; at: number; marker: string }
-  | { type: 'stats'; peakRss: number; cpuSeconds: number; bytesSent: number; connections: number; pushes: number; maxQueued: number }
+  | { type: 'stats'; peakRss: number; peakHeap: number; memory: NodeJS.MemoryUsage; cpuSeconds: number; bytesSent: number; connections: number; pushes: number; maxQueued: number }
   | { type: 'floor-encode'; ms: number; distinct: number; bytesPerProxy: number }
   | { type: 'floor-write'; startedAt: number };
 
@@ -51,9 +53,13 @@ running.store.publish('bench', mesh.snapshot(), 'synthetic mesh');
 running.pushController.flush();
 
 let peakRss = process.memoryUsage.rss();
+let peakHeap = 0;
 setInterval(() => {
   peakRss = Math.max(peakRss, process.memoryUsage.rss());
 }, 25).unref();
+setInterval(() => {
+  peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
+}, 250).unref();
 let pushes = 0;
 running.pushController.onPush(() => pushes++);
 
@@ -90,12 +96,19 @@ function floorEncode(): void {
 function floorWrite(message: Extract<ServerMessage, { type: 'floor-write' }>): void {
   const payload = Buffer.alloc(message.bytesPerSocket, 7);
   const startedAt = now();
-  for (let i = 0; i < message.sockets; i++) {
+  const connect = (attempt: number): void => {
     const socket = net.connect(message.port, '127.0.0.1', () => {
       socket.end(payload);
     });
-    socket.on('error', () => undefined);
-  }
+    // A connection refused while thousands open at once is tried again, so every byte arrives.
+    socket.on('error', () => {
+      if (attempt < 5)
+        setTimeout(() => {
+          connect(attempt + 1);
+        }, 10);
+    });
+  };
+  for (let i = 0; i < message.sockets; i++) connect(0);
   report({ type: 'floor-write', startedAt });
 }
 
@@ -134,6 +147,8 @@ process.on('message', (message: ServerMessage) => {
       report({
         type: 'stats',
         peakRss,
+        peakHeap,
+        memory: process.memoryUsage(),
         cpuSeconds: (cpu.user + cpu.system) / 1e6,
         bytesSent: connections.reduce((n, c) => n + c.bytesSent, 0),
         connections: connections.length,
@@ -144,6 +159,9 @@ process.on('message', (message: ServerMessage) => {
     }
     case 'floor-encode':
       floorEncode();
+      break;
+    case 'heap-snapshot':
+      process.send?.({ type: 'heap-snapshot', file: writeHeapSnapshot() });
       break;
     case 'floor-write':
       floorWrite(message);

@@ -78,7 +78,8 @@ function resourceName(any: Buffer): string {
   return '';
 }
 
-export function parseSotwResponse(buf: Buffer): ParsedResponse {
+/** `withNames`: read each resource's name too (Envoy-like clients need them for CDS and LDS only). */
+export function parseSotwResponse(buf: Buffer, withNames = true): ParsedResponse {
   let typeUrl = '';
   let nonce = '';
   let version = '';
@@ -86,7 +87,9 @@ export function parseSotwResponse(buf: Buffer): ParsedResponse {
   for (const f of fields(buf)) {
     if (!Buffer.isBuffer(f.value)) continue;
     if (f.field === 1) version = f.value.toString();
-    else if (f.field === 2) names.push(resourceName(f.value));
+    else if (f.field === 2) {
+      if (withNames) names.push(resourceName(f.value));
+    }
     else if (f.field === 4) typeUrl = f.value.toString();
     else if (f.field === 5) nonce = f.value.toString();
   }
@@ -115,11 +118,22 @@ function node(id: string): Buffer {
   return Buffer.concat([strField(1, id), strField(6, 'envoy')]);
 }
 
+// The names block of a request, kept for the list it was made from: ACKs repeat the same list.
+const namesBlocks = new WeakMap<readonly string[], Buffer>();
+function namesBlock(names: readonly string[]): Buffer {
+  let block = namesBlocks.get(names);
+  if (!block) {
+    block = Buffer.concat(names.map((n) => strField(3, n)));
+    namesBlocks.set(names, block);
+  }
+  return block;
+}
+
 export function sotwRequest(o: { nodeId?: string; typeUrl: string; names: readonly string[]; version: string; nonce: string }): Buffer {
   return Buffer.concat([
     strField(1, o.version),
     o.nodeId ? bytesField(2, node(o.nodeId)) : Buffer.alloc(0),
-    ...o.names.map((n) => strField(3, n)),
+    namesBlock(o.names),
     strField(4, o.typeUrl),
     strField(5, o.nonce),
   ]);
@@ -142,24 +156,28 @@ export function frame(message: Buffer): Buffer {
   return Buffer.concat([header, message]);
 }
 
-/** Splits a byte stream into gRPC messages. */
+/** Splits a byte stream into gRPC messages; a message is joined from its chunks once, when complete. */
 export class Deframer {
   #pending: Buffer[] = [];
   #size = 0;
+  #need = -1;
 
   push(chunk: Buffer, onMessage: (message: Buffer) => void): void {
     this.#pending.push(chunk);
     this.#size += chunk.length;
     for (;;) {
-      if (this.#size < 5) return;
-      let buf = this.#pending.length === 1 ? (this.#pending[0] as Buffer) : Buffer.concat(this.#pending);
-      this.#pending = [buf];
-      const length = buf.readUInt32BE(1);
-      if (this.#size < 5 + length) return;
-      onMessage(buf.subarray(5, 5 + length));
-      buf = buf.subarray(5 + length);
-      this.#pending = buf.length > 0 ? [buf] : [];
-      this.#size = buf.length;
+      if (this.#need < 0) {
+        if (this.#size < 5) return;
+        const head = (this.#pending[0] as Buffer).length >= 5 ? (this.#pending[0] as Buffer) : Buffer.concat(this.#pending);
+        this.#need = 5 + head.readUInt32BE(1);
+      }
+      if (this.#size < this.#need) return;
+      const buf = this.#pending.length === 1 ? (this.#pending[0] as Buffer) : Buffer.concat(this.#pending, this.#size);
+      onMessage(buf.subarray(5, this.#need));
+      const rest = buf.subarray(this.#need);
+      this.#pending = rest.length > 0 ? [rest] : [];
+      this.#size = rest.length;
+      this.#need = -1;
     }
   }
 }

@@ -12,6 +12,7 @@ export class EnvoyResource {
   readonly json: JsonObject;
   #bytes: Uint8Array | undefined;
   #version: string | undefined;
+  #versionWords: readonly [number, number] | undefined;
 
   constructor(typeUrl: ResourceTypeUrl, name: string, json: JsonObject) {
     this.typeUrl = typeUrl;
@@ -30,11 +31,59 @@ export class EnvoyResource {
     this.#version ??= createHash('sha256').update(this.bytes).digest('hex').slice(0, 16);
     return this.#version;
   }
+
+  /** The version as two 32-bit words, for combining into set versions. */
+  get versionWords(): readonly [number, number] {
+    this.#versionWords ??= [Number.parseInt(this.version.slice(0, 8), 16), Number.parseInt(this.version.slice(8), 16)];
+    return this.#versionWords;
+  }
 }
 
-/** Version of a SotW response: a hash of its resources' names and versions, independent of order. */
+/**
+ * Version of a SotW response, independent of order: the sum of the resources' 64-bit content
+ * hashes (which cover their names), so a set of thousands costs a few additions, not a sort.
+ */
 export function versionOfSet(resources: readonly EnvoyResource[]): string {
-  const hash = createHash('sha256');
-  for (const entry of resources.map((r) => `${r.name}\u0000${r.version}`).sort()) hash.update(entry).update('\n');
-  return hash.digest('hex').slice(0, 16);
+  let hi = 0;
+  let lo = 0;
+  for (const resource of resources) {
+    const [h, l] = resource.versionWords;
+    hi = (hi + h) >>> 0;
+    lo = (lo + l) >>> 0;
+  }
+  // The count is mixed in too, so adding and removing resources never cancel out.
+  hi = (hi ^ Math.imul(resources.length, 0x9e3779b1)) >>> 0;
+  return `${hi.toString(16).padStart(8, '0')}${lo.toString(16).padStart(8, '0')}`;
+}
+
+/**
+ * Resources by content, across pushes: a push rebuilds every resource's JSON, but one whose JSON
+ * is unchanged (or that another namespace's proxies also get) is the same object, already
+ * encoded and hashed. Two generations are kept: the newest push's and the one before.
+ */
+class ResourceInterner {
+  #generation = -1;
+  #current = new Map<string, EnvoyResource>();
+  #previous = new Map<string, EnvoyResource>();
+
+  intern(generation: number, typeUrl: ResourceTypeUrl, name: string, json: JsonObject): EnvoyResource {
+    if (generation > this.#generation) {
+      this.#generation = generation;
+      this.#previous = this.#current;
+      this.#current = new Map();
+    }
+    const key = `${typeUrl}\u0000${name}\u0000${JSON.stringify(json)}`;
+    let resource = this.#current.get(key);
+    if (resource) return resource;
+    resource = this.#previous.get(key) ?? new EnvoyResource(typeUrl, name, json);
+    this.#current.set(key, resource);
+    return resource;
+  }
+}
+
+const interner = new ResourceInterner();
+
+/** The resource with this content, shared with earlier pushes and other proxies when it is unchanged. */
+export function internResource(generation: number, typeUrl: ResourceTypeUrl, name: string, json: JsonObject): EnvoyResource {
+  return interner.intern(generation, typeUrl, name, json);
 }

@@ -2,7 +2,8 @@
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { JsonObject } from '../proto-json.ts';
-import { EnvoyResource } from '../resource.ts';
+import type { EnvoyResource } from '../resource.ts';
+import { internResource } from '../resource.ts';
 import { CLUSTER_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE } from '../type-urls.ts';
 import { applyResolution } from './cluster-discovery.ts';
 import { ADS_CONFIG_SOURCE, typed } from './common.ts';
@@ -87,11 +88,13 @@ export function buildClusters(push: PushContext, proxy: Proxy): readonly EnvoyRe
   const outbound = push.memo(`cds:${proxy.generator}:${proxy.namespace ?? ''}`, () => {
     const built = outboundTargets(push).flatMap((t) => {
       const json = clusterWithPolicy(push, t, proxy.namespace, proxy.generator, ignoreNotes);
-      return json ? [new EnvoyResource(CLUSTER_TYPE, t.clusterName, json)] : [];
+      return json ? [internResource(push.sequence, CLUSTER_TYPE, t.clusterName, json)] : [];
     });
     if (proxy.generator === 'grpc') return built;
     const catchAll = catchAllClusters(push.meshConfig.connectTimeout);
-    return [...built, ...catchAll.map((c) => new EnvoyResource(CLUSTER_TYPE, c['name'] as string, c))];
+    return [...built, ...catchAll.map((c) => internResource(push.sequence, CLUSTER_TYPE, c['name'] as string, c))];
   });
-  return [...outbound, ...buildInboundClusters(push, proxy)];
+  // One array per distinct set, so every proxy that gets the same clusters shares the list (and its encoding).
+  const inbound = buildInboundClusters(push, proxy);
+  return push.memo(`cds-set:${proxy.generator}:${proxy.namespace ?? ''}:${inbound.map((c) => c.name).join(',')}`, () => [...outbound, ...inbound]);
 }

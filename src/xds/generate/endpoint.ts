@@ -3,7 +3,8 @@ import type { PushContext } from '../../model/push-context.ts';
 import type { Endpoint } from '../../model/service.ts';
 import { labelsMatch } from '../../model/service.ts';
 import type { JsonObject } from '../proto-json.ts';
-import { EnvoyResource } from '../resource.ts';
+import type { EnvoyResource } from '../resource.ts';
+import { internResource } from '../resource.ts';
 import { ENDPOINT_TYPE } from '../type-urls.ts';
 import { socketAddress } from './common.ts';
 import type { OutboundTarget } from './outbound.ts';
@@ -59,6 +60,6 @@ export function buildLoadAssignments(push: PushContext, names: readonly string[]
   const byName = outboundTargetByName(push);
   const targets = names ? names.map((n) => byName.get(n)).filter((t): t is OutboundTarget => !!t) : outboundTargets(push);
   return targets.map((target) =>
-    push.memo(`eds:${target.clusterName}`, () => new EnvoyResource(ENDPOINT_TYPE, target.clusterName, buildLoadAssignment(push, target))),
+    push.memo(`eds:${target.clusterName}`, () => internResource(push.sequence, ENDPOINT_TYPE, target.clusterName, buildLoadAssignment(push, target))),
   );
 }

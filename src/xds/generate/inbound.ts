@@ -5,7 +5,8 @@ import type { PushContext } from '../../model/push-context.ts';
 import type { Endpoint, Service, ServicePort } from '../../model/service.ts';
 import { labelsMatch } from '../../model/service.ts';
 import type { JsonObject } from '../proto-json.ts';
-import { EnvoyResource } from '../resource.ts';
+import type { EnvoyResource } from '../resource.ts';
+import { internResource } from '../resource.ts';
 import { CLUSTER_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE } from '../type-urls.ts';
 import { socketAddress, typed } from './common.ts';
 import { INBOUND_PASSTHROUGH_BIND_ADDRESS, INBOUND_PASSTHROUGH_CLUSTER, clusterName } from './names.ts';
@@ -22,25 +23,57 @@ export interface InboundPort {
   readonly port: number;
 }
 
-function servesProxy(endpoint: Endpoint, proxy: Proxy, byIp: boolean): boolean {
-  if (byIp) return proxy.ipAddresses.includes(endpoint.address);
+/** The service ports whose endpoints are this proxy's workload, one per workload port. */
+export function inboundPorts(push: PushContext, proxy: Proxy): readonly InboundPort[] {
+  if (proxy.generator === 'grpc') return [];
+  const ns = proxy.namespace;
+  const byAddress = endpointsByAddress(push);
+  const own = proxy.ipAddresses.flatMap((ip) => byAddress.get(ip) ?? []).filter(({ service }) => ns === undefined || service.namespace === ns);
+  if (own.length > 0) {
+    // Proxies at the same addresses share the answer.
+    return push.memo(`inbound-ports:ip:${ns ?? ''}:${proxy.ipAddresses.join(',')}`, () => portsOf(own, () => true));
+  }
   // Without a matching IP (a VM, a proxy behind NAT) the workload's labels in its namespace decide.
-  const labels = Object.keys(endpoint.labels).length > 0 ? endpoint.labels : undefined;
-  return labels !== undefined && Object.keys(proxy.labels).length > 0 && labelsMatch(labels, proxy.labels);
+  if (Object.keys(proxy.labels).length === 0) return [];
+  return push.memo(`inbound-ports:labels:${ns ?? ''}:${JSON.stringify(proxy.labels)}`, () =>
+    portsOf(candidatesIn(push, ns), ({ endpoint }) => Object.keys(endpoint.labels).length > 0 && labelsMatch(endpoint.labels, proxy.labels)),
+  );
 }
 
-/** The service ports whose endpoints are this proxy's workload, one per workload port. */
-export function inboundPorts(push: PushContext, proxy: Proxy): InboundPort[] {
-  if (proxy.generator === 'grpc') return [];
-  const candidates: { service: Service; endpoint: Endpoint }[] = [];
+interface Candidate {
+  readonly service: Service;
+  readonly endpoint: Endpoint;
+}
+
+/** Every endpoint of the push by its address. */
+function endpointsByAddress(push: PushContext): ReadonlyMap<string, readonly Candidate[]> {
+  return push.memo('endpoints-by-address', () => {
+    const index = new Map<string, Candidate[]>();
+    for (const service of push.services) {
+      for (const endpoint of push.endpointsByHost.get(service.hostname) ?? []) {
+        const list = index.get(endpoint.address);
+        if (list) list.push({ service, endpoint });
+        else index.set(endpoint.address, [{ service, endpoint }]);
+      }
+    }
+    return index;
+  });
+}
+
+function candidatesIn(push: PushContext, namespace: string | undefined): Candidate[] {
+  const out: Candidate[] = [];
   for (const service of push.services) {
-    if (proxy.namespace !== undefined && service.namespace !== proxy.namespace) continue;
-    for (const endpoint of push.endpointsByHost.get(service.hostname) ?? []) candidates.push({ service, endpoint });
+    if (namespace !== undefined && service.namespace !== namespace) continue;
+    for (const endpoint of push.endpointsByHost.get(service.hostname) ?? []) out.push({ service, endpoint });
   }
-  const byIp = candidates.some(({ endpoint }) => proxy.ipAddresses.includes(endpoint.address));
+  return out;
+}
+
+function portsOf(candidates: readonly Candidate[], serves: (candidate: Candidate) => boolean): InboundPort[] {
   const ports = new Map<number, InboundPort>();
-  for (const { service, endpoint } of candidates) {
-    if (!servesProxy(endpoint, proxy, byIp) || ports.has(endpoint.port)) continue;
+  for (const candidate of candidates) {
+    const { service, endpoint } = candidate;
+    if (!serves(candidate) || ports.has(endpoint.port)) continue;
     const servicePort = service.ports.find((p) => p.name === endpoint.servicePortName) ?? (service.ports.length === 1 ? service.ports[0] : undefined);
     if (!servicePort || servicePort.protocol === 'UDP') continue;
     ports.set(endpoint.port, { clusterName: clusterName(endpoint.port, service.hostname, '', 'inbound'), service, servicePort, port: endpoint.port });
@@ -92,8 +125,8 @@ export function buildInboundClusters(push: PushContext, proxy: Proxy): EnvoyReso
   // Proxies of one workload share their inbound clusters: encoded once per push.
   return [
     ...inboundPorts(push, proxy).map((inbound) =>
-      push.memo(`cds:${inbound.clusterName}`, () => new EnvoyResource(CLUSTER_TYPE, inbound.clusterName, inboundCluster(inbound, timeout))),
+      push.memo(`cds:${inbound.clusterName}`, () => internResource(push.sequence, CLUSTER_TYPE, inbound.clusterName, inboundCluster(inbound, timeout))),
     ),
-    push.memo(`cds:${INBOUND_PASSTHROUGH_CLUSTER}`, () => new EnvoyResource(CLUSTER_TYPE, INBOUND_PASSTHROUGH_CLUSTER, inboundPassthroughCluster(timeout))),
+    push.memo(`cds:${INBOUND_PASSTHROUGH_CLUSTER}`, () => internResource(push.sequence, CLUSTER_TYPE, INBOUND_PASSTHROUGH_CLUSTER, inboundPassthroughCluster(timeout))),
   ];
 }

@@ -5,7 +5,8 @@ import type { Proxy } from '../../model/proxy.ts';
 import type { Protocol, Service } from '../../model/service.ts';
 import { isHttpProtocol } from '../../model/service.ts';
 import type { JsonObject } from '../proto-json.ts';
-import { EnvoyResource } from '../resource.ts';
+import type { EnvoyResource } from '../resource.ts';
+import { internResource } from '../resource.ts';
 import { CORS_TYPE, FAULT_TYPE, FILE_ACCESS_LOG_TYPE, HTTP_CONNECTION_MANAGER_TYPE, LISTENER_TYPE, ORIGINAL_DST_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE, TLS_INSPECTOR_TYPE } from '../type-urls.ts';
 import { ADS_CONFIG_SOURCE, socketAddress, typed } from './common.ts';
 import type { InboundPort } from './inbound.ts';
@@ -195,16 +196,18 @@ function outboundListeners(push: PushContext): EnvoyResource[] {
       if (!byName.has(name)) byName.set(name, sniListener(port, hosts, mesh));
     }
     byName.set(VIRTUAL_OUTBOUND_LISTENER, virtualOutbound(mesh));
-    return [...byName.entries()].map(([name, json]) => new EnvoyResource(LISTENER_TYPE, name, json));
+    return [...byName.entries()].map(([name, json]) => internResource(push.sequence, LISTENER_TYPE, name, json));
   });
 }
 
 /** A sidecar's listeners: the outbound ones every sidecar shares, and virtualInbound for its own workload. */
-function sidecarListeners(push: PushContext, proxy: Proxy): EnvoyResource[] {
-  const inbound = push.memo(`lds:inbound:${proxy.namespace ?? ''}:${proxy.ipAddresses.join(',')}:${JSON.stringify(proxy.labels)}`, () =>
-    new EnvoyResource(LISTENER_TYPE, VIRTUAL_INBOUND_LISTENER, virtualInbound(push, proxy)),
-  );
-  return [...outboundListeners(push), inbound].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+function sidecarListeners(push: PushContext, proxy: Proxy): readonly EnvoyResource[] {
+  // virtualInbound depends only on the workload's ports: proxies with the same ones share the list (and its encoding).
+  const inboundKey = inboundPorts(push, proxy).map((p) => `${p.clusterName}/${p.servicePort.port}`).join(',');
+  return push.memo(`lds:sidecar:${inboundKey}`, () => {
+    const inbound = internResource(push.sequence, LISTENER_TYPE, VIRTUAL_INBOUND_LISTENER, virtualInbound(push, proxy));
+    return [...outboundListeners(push), inbound].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  });
 }
 
 /** The API listener a proxyless gRPC client asks for by its target authority. */
@@ -221,7 +224,7 @@ export function grpcApiListener(name: string): JsonObject {
  * A name of the form `host:port` that resolves to a service port gets a gRPC API listener,
  * whichever client asks for it.
  */
-export function buildListeners(push: PushContext, proxy: Proxy, names: readonly string[] | undefined): EnvoyResource[] {
+export function buildListeners(push: PushContext, proxy: Proxy, names: readonly string[] | undefined): readonly EnvoyResource[] {
   if (!names) return proxy.generator === 'grpc' ? [] : sidecarListeners(push, proxy);
   const sidecar = proxy.generator === 'grpc' ? new Map<string, EnvoyResource>() : new Map(sidecarListeners(push, proxy).map((r) => [r.name, r]));
   const out: EnvoyResource[] = [];
@@ -233,7 +236,7 @@ export function buildListeners(push: PushContext, proxy: Proxy, names: readonly 
     }
     const target = parseHostPort(name);
     if (!target || !resolveTargetHost(push, target.host, target.port, proxy.namespace)) continue;
-    out.push(push.memo(`lds:grpc:${name}`, () => new EnvoyResource(LISTENER_TYPE, name, grpcApiListener(name))));
+    out.push(push.memo(`lds:grpc:${name}`, () => internResource(push.sequence, LISTENER_TYPE, name, grpcApiListener(name))));
   }
   return out;
 }

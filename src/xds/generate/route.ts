@@ -5,7 +5,8 @@ import type { Service, ServicePort } from '../../model/service.ts';
 import { DEFAULT_DOMAIN_SUFFIX, isHttpProtocol } from '../../model/service.ts';
 import type { OutboundTrafficMode } from '../../model/mesh-config.ts';
 import type { JsonObject } from '../proto-json.ts';
-import { EnvoyResource } from '../resource.ts';
+import type { EnvoyResource } from '../resource.ts';
+import { internResource } from '../resource.ts';
 import { ROUTE_TYPE } from '../type-urls.ts';
 import { buildHttpRoutes, type RouteCaller } from './http-routes.ts';
 import { PASSTHROUGH_CLUSTER, parseHostPort, routeConfigName } from './names.ts';
@@ -70,12 +71,33 @@ export function grpcRouteConfig(push: PushContext, name: string, service: Servic
   };
 }
 
+/** Label keys some route matches on (sourceLabels): the only labels that make two callers' routes differ. */
+function sourceLabelKeys(push: PushContext): readonly string[] {
+  return push.memo('rds:source-label-keys', () => {
+    const keys = new Set<string>();
+    for (const vs of new Set(push.virtualServiceByHost.values())) {
+      for (const http of vs.http) for (const match of http.match ?? []) for (const key of Object.keys(match.sourceLabels ?? {})) keys.add(key);
+    }
+    return [...keys].sort();
+  });
+}
+
+/** Routes depend on the caller's namespace and, through sourceLabels matches, on some of its labels. */
+function routeCallerKey(push: PushContext, proxy: Proxy): string {
+  const keys = sourceLabelKeys(push);
+  return keys.length === 0 ? (proxy.namespace ?? '') : `${proxy.namespace ?? ''}:${JSON.stringify(keys.map((k) => proxy.labels[k] ?? null))}`;
+}
+
 /** Route configurations a proxy may ask for; `names` undefined means all a sidecar has. */
-export function buildRouteConfigs(push: PushContext, proxy: Proxy, names: readonly string[] | undefined): EnvoyResource[] {
+export function buildRouteConfigs(push: PushContext, proxy: Proxy, names: readonly string[] | undefined): readonly EnvoyResource[] {
   const wanted = names ?? httpPortsOf(push).map(routeConfigName);
+  const callerKey = routeCallerKey(push, proxy);
+  // Callers that see the same routes and ask for the same names share one list (and its encoding).
+  return push.memo(`rds-set:${proxy.generator}:${callerKey}:${wanted.join(',')}`, () => routeConfigs(push, proxy, wanted, callerKey));
+}
+
+function routeConfigs(push: PushContext, proxy: Proxy, wanted: readonly string[], callerKey: string): EnvoyResource[] {
   const caller: RouteCaller = { labels: proxy.labels, namespace: proxy.namespace };
-  // Routes depend on the caller's namespace and, through sourceLabels matches, on its labels.
-  const callerKey = `${proxy.namespace ?? ''}:${JSON.stringify(Object.entries(proxy.labels).sort())}`;
   const out: EnvoyResource[] = [];
   for (const name of wanted) {
     if (/^\d+$/.test(name)) {
@@ -83,7 +105,7 @@ export function buildRouteConfigs(push: PushContext, proxy: Proxy, names: readon
       if (!httpPortsOf(push).includes(port)) continue;
       out.push(
         push.memo(`rds:sidecar:${callerKey}:${name}`, () =>
-          new EnvoyResource(ROUTE_TYPE, name, sidecarRouteConfig(push, port, caller)),
+          internResource(push.sequence, ROUTE_TYPE, name, sidecarRouteConfig(push, port, caller)),
         ),
       );
       continue;
@@ -93,7 +115,7 @@ export function buildRouteConfigs(push: PushContext, proxy: Proxy, names: readon
     if (!resolved) continue;
     out.push(
       push.memo(`rds:grpc:${callerKey}:${name}`, () =>
-        new EnvoyResource(ROUTE_TYPE, name, grpcRouteConfig(push, name, resolved.service, resolved.port, caller)),
+        internResource(push.sequence, ROUTE_TYPE, name, grpcRouteConfig(push, name, resolved.service, resolved.port, caller)),
       ),
     );
   }

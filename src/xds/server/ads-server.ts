@@ -46,6 +46,11 @@ const SERVICES: readonly ServiceSpec[] = [
   { service: 'envoy.service.route.v3.RouteDiscoveryService', sotw: 'StreamRoutes', delta: 'DeltaRoutes', onlyType: ROUTE_TYPE },
 ];
 
+// Process-wide, so a response encoded once for many streams (see XdsConnection) never shares a
+// nonce with another that a stream may be sent later.
+let nonceCounter = 0;
+const nextNonce = (): string => (++nonceCounter).toString(36);
+
 /** Who decides when a connection with pending changes gets to send them (the push queue). */
 export interface ConnectionScheduler {
   schedule(connection: XdsConnection): void;
@@ -80,7 +85,6 @@ export class AdsServer {
   readonly #log: Logger;
   #scheduler: ConnectionScheduler;
   #connectionCounter = 0;
-  #nonceCounter = 0;
   #port: number | undefined;
 
   constructor(options: AdsServerOptions) {
@@ -167,7 +171,7 @@ export class AdsServer {
       generate: this.#options.generate,
       currentPush: this.#options.currentPush,
       controlPlaneId: this.#options.controlPlaneId ?? `meshpilot-${hostname()}`,
-      nextNonce: () => (++this.#nonceCounter).toString(36),
+      nextNonce,
       write: (bytes, written) => {
         stream.write(bytes, () => {
           written();

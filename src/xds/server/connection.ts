@@ -10,13 +10,14 @@ import { parseHostPort } from '../generate/names.ts';
 import type { EnvoyResource } from '../resource.ts';
 import { versionOfSet } from '../resource.ts';
 import type { ResourceTypeUrl, ShortType } from '../type-urls.ts';
-import { LISTENER_TYPE, PUSH_ORDER, SHORT_TYPE, WILDCARD_TYPES, isResourceTypeUrl } from '../type-urls.ts';
+import { ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, SHORT_TYPE, WILDCARD_TYPES, isResourceTypeUrl } from '../type-urls.ts';
 import type { DeltaDiscoveryRequest, DiscoveryRequest, NodeInfo } from './messages.ts';
 import { encodeDeltaDiscoveryResponse, encodeDiscoveryResponse } from './messages.ts';
 import type { PushScope, TypeScope } from './push-scope.ts';
 import { mergeTypeScope } from './push-scope.ts';
 import type { Subscription, SubscriptionPool } from './subscription.ts';
 import { EMPTY_SUBSCRIPTION } from './subscription.ts';
+import { HeldResources } from './held.ts';
 import type { AckRecord, ConnectionEvents, NackRecord, SentResponse, SyncStatus, WatchState, WriteBudget } from './watch-state.ts';
 import { syncStatus } from './watch-state.ts';
 
@@ -59,6 +60,24 @@ function setVersionOf(resources: readonly EnvoyResource[]): string {
     setVersions.set(resources, version);
   }
   return version;
+}
+
+interface SharedResponse {
+  readonly sequence: number;
+  readonly version: string;
+  readonly controlPlaneId: string;
+  /** Set once a second stream is sent the same list in the same push. */
+  readonly encoded?: { readonly nonce: string; readonly bytes: Buffer };
+}
+const sharedResponses = new WeakMap<readonly EnvoyResource[], Map<ResourceTypeUrl, SharedResponse>>();
+
+const assignmentLists = new WeakMap<Subscription, { sequence: number; resources: readonly EnvoyResource[] }>();
+function sharedAssignments(push: PushContext, subscription: Subscription, build: () => readonly EnvoyResource[]): readonly EnvoyResource[] {
+  const cached = assignmentLists.get(subscription);
+  if (cached?.sequence === push.sequence) return cached.resources;
+  const resources = build();
+  assignmentLists.set(subscription, { sequence: push.sequence, resources });
+  return resources;
 }
 
 /** A gRPC library identifies itself in the node's user agent; Envoy says "envoy". */
@@ -123,18 +142,28 @@ export class XdsConnection {
       }
       this.#recordReply(typeUrl, watch, request.responseNonce, request.versionInfo, request.errorDetail);
     }
+    if (watch) {
+      watch.requests++;
+      // Clients repeat their whole subscription in every ACK: the same bytes as last time change nothing.
+      if (watch.namesDigest === request.namesDigest) return;
+    }
     this.#maybeGrpc(typeUrl, request.resourceNames);
     const wildcard = this.#sotwWildcard(typeUrl, request.resourceNames, watch);
     const explicit = wildcard ? [] : request.resourceNames;
-    if (watch) {
-      watch.requests++;
-      if (watch.wildcard === wildcard && sameNames(watch.subscription, explicit)) return;
+    if (watch && watch.wildcard === wildcard && sameNames(watch.subscription, explicit)) {
+      watch.namesDigest = request.namesDigest;
+      return;
     }
     const state = this.#watch(typeUrl);
-    this.#resubscribe(state, explicit, wildcard);
+    state.namesDigest = request.namesDigest;
+    this.#resubscribe(state, explicit, wildcard, wildcard ? undefined : request.namesDigest);
     for (const name of [...state.held.keys()]) if (!wildcard && !state.subscription.set.has(name)) state.held.delete(name);
     if (this.#mayWrite()) this.#sendSotw(typeUrl, state, 'all', true);
-    else this.#enqueueType(state, 'all', undefined);
+    else {
+      // Sent whole when the client reads again (and so shared with other streams, like any whole set).
+      state.resendWhole = true;
+      this.#enqueueType(state, 'all', undefined);
+    }
   }
 
   /** Handles one DeltaDiscoveryRequest; may send a response. */
@@ -210,7 +239,7 @@ export class XdsConnection {
       const watch = this.watches.get(typeUrl);
       if (watch?.pending === undefined) continue;
       if (this.mode === 'delta') this.#sendDelta(typeUrl, watch);
-      else this.#sendSotw(typeUrl, watch, watch.pending, false);
+      else this.#sendSotw(typeUrl, watch, watch.pending, watch.resendWhole === true);
     }
     return this.#blocked ? 'blocked' : 'done';
   }
@@ -256,14 +285,14 @@ export class XdsConnection {
   #watch(typeUrl: ResourceTypeUrl): WatchState {
     let watch = this.watches.get(typeUrl);
     if (!watch) {
-      watch = { names: [], wildcard: false, subscription: EMPTY_SUBSCRIPTION, requests: 1, held: new Map() };
+      watch = { names: [], wildcard: false, subscription: EMPTY_SUBSCRIPTION, requests: 1, held: new HeldResources() };
       this.watches.set(typeUrl, watch);
     }
     return watch;
   }
 
-  #resubscribe(watch: WatchState, names: Iterable<string>, wildcard: boolean): void {
-    const next = this.#options.subscriptions.acquire(names);
+  #resubscribe(watch: WatchState, names: Iterable<string>, wildcard: boolean, digest?: string): void {
+    const next = this.#options.subscriptions.acquire(names, digest);
     this.#options.subscriptions.release(watch.subscription);
     watch.subscription = next;
     watch.wildcard = wildcard;
@@ -334,7 +363,12 @@ export class XdsConnection {
   #generateAll(typeUrl: ResourceTypeUrl, watch: WatchState, push: PushContext): readonly EnvoyResource[] {
     const proxy = this.proxy as Proxy;
     const names = watch.subscription.names;
-    if (!watch.wildcard) return names.length === 0 ? [] : this.#options.generate(typeUrl, push, proxy, names);
+    if (!watch.wildcard) {
+      if (names.length === 0) return [];
+      // Load assignments do not depend on the proxy: streams with the same subscription share one list.
+      if (typeUrl === ENDPOINT_TYPE) return sharedAssignments(push, watch.subscription, () => this.#options.generate(typeUrl, push, proxy, names));
+      return this.#options.generate(typeUrl, push, proxy, names);
+    }
     const all = this.#options.generate(typeUrl, push, proxy, undefined);
     if (names.length === 0) return all;
     const have = new Set(all.map((r) => r.name));
@@ -372,6 +406,7 @@ export class XdsConnection {
     const sourceAt = watch.pendingSince;
     watch.pending = undefined;
     watch.pendingSince = undefined;
+    watch.resendWhole = undefined;
     // LDS and CDS are always sent whole; so is EDS/RDS after the client changes its subscription.
     if (WILDCARD_TYPES.has(typeUrl) || subscriptionChanged) {
       const resources = this.#generateAll(typeUrl, watch, push);
@@ -379,7 +414,7 @@ export class XdsConnection {
       if (watch.setVersion === version && watch.sent) return;
       // Nothing to say yet about named resources that do not exist; they are sent when they appear.
       if (!watch.sent && resources.length === 0 && !WILDCARD_TYPES.has(typeUrl)) return;
-      if (!WILDCARD_TYPES.has(typeUrl)) this.#hold(watch, resources, []);
+      if (!WILDCARD_TYPES.has(typeUrl)) watch.held.replaceAll(resources);
       watch.setVersion = version;
       this.#writeSotw(typeUrl, watch, push, { resources, whole: resources, version, sourceAt, started });
       return;
@@ -400,9 +435,42 @@ export class XdsConnection {
     out: { resources: readonly EnvoyResource[]; whole: readonly EnvoyResource[] | undefined; version: string; sourceAt: number | undefined; started: number },
   ): void {
     const { resources, whole, version, sourceAt, started } = out;
-    const nonce = this.#options.nextNonce();
-    const bytes = encodeDiscoveryResponse({ versionInfo: version, typeUrl, nonce, resources, controlPlaneId: this.#options.controlPlaneId });
+    const { nonce, bytes } = whole ? this.#sharedResponse(typeUrl, watch, push, whole, version) : this.#encodeSotw(typeUrl, resources, version);
     this.#record(typeUrl, watch, push, { version, nonce, count: resources.length, removed: [], sourceAt, whole, started }, bytes);
+  }
+
+  #encodeSotw(typeUrl: ResourceTypeUrl, resources: readonly EnvoyResource[], version: string): { nonce: string; bytes: Buffer } {
+    const nonce = this.#options.nextNonce();
+    return { nonce, bytes: encodeDiscoveryResponse({ versionInfo: version, typeUrl, nonce, resources, controlPlaneId: this.#options.controlPlaneId }) };
+  }
+
+  /**
+   * A whole set that other streams are sent in the same push is encoded once, nonce included:
+   * a nonce only has to be unique within a stream, and one stream never gets the same one twice.
+   */
+  #sharedResponse(typeUrl: ResourceTypeUrl, watch: WatchState, push: PushContext, whole: readonly EnvoyResource[], version: string): { nonce: string; bytes: Buffer } {
+    let byType = sharedResponses.get(whole);
+    if (!byType) {
+      byType = new Map();
+      sharedResponses.set(whole, byType);
+    }
+    const cached = byType.get(typeUrl);
+    const current = cached?.sequence === push.sequence && cached.version === version && cached.controlPlaneId === this.#options.controlPlaneId ? cached : undefined;
+    const seen = watch.sharedNonces?.sequence === push.sequence ? watch.sharedNonces.nonces : undefined;
+    if (current?.encoded && !seen?.has(current.encoded.nonce)) {
+      this.#rememberShared(watch, push, current.encoded.nonce);
+      return current.encoded;
+    }
+    const fresh = this.#encodeSotw(typeUrl, whole, version);
+    // Kept from the second stream on: a list only one stream gets (its own RDS, say) keeps no bytes alive.
+    byType.set(typeUrl, { sequence: push.sequence, version, controlPlaneId: this.#options.controlPlaneId, ...(current ? { encoded: fresh } : {}) });
+    this.#rememberShared(watch, push, fresh.nonce);
+    return fresh;
+  }
+
+  #rememberShared(watch: WatchState, push: PushContext, nonce: string): void {
+    if (watch.sharedNonces?.sequence !== push.sequence) watch.sharedNonces = { sequence: push.sequence, nonces: new Set() };
+    watch.sharedNonces.nonces.add(nonce);
   }
 
   #sendDelta(typeUrl: ResourceTypeUrl, watch: WatchState): void {
@@ -460,8 +528,10 @@ export class XdsConnection {
     bytes: Buffer,
   ): void {
     const generate = this.#options.generate;
+    const currentPush = this.#options.currentPush;
     const proxy = this.proxy as Proxy;
-    const heldNames = response.whole ? undefined : [...watch.held.keys()];
+    // Only a weak reference: a proxy that stays quiet must not keep an old push's memo alive.
+    const pushRef = new WeakRef(push);
     let resources = response.whole;
     const sent: SentResponse = {
       version: response.version,
@@ -472,7 +542,11 @@ export class XdsConnection {
       removed: response.removed,
       ...(response.sourceAt !== undefined ? { sourceAt: response.sourceAt } : {}),
       get resources(): readonly EnvoyResource[] {
-        resources ??= heldNames && heldNames.length > 0 ? generate(typeUrl, push, proxy, heldNames) : [];
+        if (!resources) {
+          // Regenerated when asked (debug views, NACK attribution): what the proxy holds now.
+          const from = pushRef.deref() ?? currentPush();
+          resources = from && watch.held.size > 0 ? generate(typeUrl, from, proxy, [...watch.held.keys()]) : [];
+        }
         return resources;
       },
     };

@@ -1,10 +1,11 @@
 // DiscoveryRequest decoding and DiscoveryResponse encoding; resource bytes are copied, never re-encoded.
+import { createHash } from 'node:crypto';
 import type protobuf from 'protobufjs';
 import type { Json } from '../proto-json.ts';
 import { encodeProtoJson, messageToJson } from '../proto-json.ts';
 import { messageType } from '../protos.ts';
 import type { EnvoyResource } from '../resource.ts';
-import { encodedAny, encodedDeltaResource, lengthDelimited, repeatedMessages, stringField } from './wire.ts';
+import { encodedDeltaResource, lengthDelimited, repeatedMessages, responseResourcesBlock, stringField } from './wire.ts';
 
 export interface NodeInfo {
   readonly id: string;
@@ -15,24 +16,9 @@ export interface NodeInfo {
   readonly locality?: Readonly<Record<string, unknown>>;
 }
 
-export interface DiscoveryRequest {
-  readonly versionInfo: string;
-  readonly node?: NodeInfo;
-  readonly resourceNames: readonly string[];
-  readonly typeUrl: string;
-  readonly responseNonce: string;
-  readonly errorDetail?: { readonly code: number; readonly message: string };
-}
 
 let requestType: protobuf.Type | undefined;
-let responseType: protobuf.Type | undefined;
 let deltaRequestType: protobuf.Type | undefined;
-
-function types(): { request: protobuf.Type; response: protobuf.Type } {
-  requestType ??= messageType('envoy.service.discovery.v3.DiscoveryRequest');
-  responseType ??= messageType('envoy.service.discovery.v3.DiscoveryResponse');
-  return { request: requestType, response: responseType };
-}
 
 function asRecord(value: Json | undefined): Record<string, Json> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? value : {};
@@ -56,18 +42,135 @@ export function decodeNode(json: Json | undefined): NodeInfo | undefined {
   };
 }
 
+export interface DiscoveryRequest {
+  readonly versionInfo: string;
+  readonly node?: NodeInfo;
+  readonly resourceNames: readonly string[];
+  /**
+   * Digest of the resource_names bytes as sent: clients repeat their whole subscription in every
+   * ACK, so an unchanged list is recognised without reading a thousand names.
+   */
+  readonly namesDigest: string;
+  readonly typeUrl: string;
+  readonly responseNonce: string;
+  readonly errorDetail?: { readonly code: number; readonly message: string };
+}
+
+let nodeType: protobuf.Type | undefined;
+
+/** Reads a varint at `offset`: [value, next offset]. */
+function readVarint(bytes: Uint8Array, offset: number): [number, number] {
+  let value = 0;
+  let scale = 1;
+  for (;;) {
+    if (offset >= bytes.length) throw new Error('truncated varint');
+    const byte = bytes[offset++] as number;
+    value += (byte & 0x7f) * scale;
+    if (byte < 0x80) return [value, offset];
+    scale *= 128;
+  }
+}
+
+/** Visits each top-level field: `body` is set for length-delimited ones, `value` for varints. */
+function eachField(bytes: Uint8Array, visit: (field: number, start: number, end: number, value: number, tagStart: number) => void): void {
+  let offset = 0;
+  while (offset < bytes.length) {
+    const [tag, afterTag] = readVarint(bytes, offset);
+    const field = Math.floor(tag / 8);
+    const wire = tag & 7;
+    const start = offset;
+    if (wire === 0) {
+      const [value, next] = readVarint(bytes, afterTag);
+      offset = next;
+      visit(field, afterTag, offset, value, start);
+    } else if (wire === 2) {
+      const [length, bodyStart] = readVarint(bytes, afterTag);
+      offset = bodyStart + length;
+      if (offset > bytes.length) throw new Error('truncated field');
+      visit(field, bodyStart, offset, 0, start);
+    } else if (wire === 1) offset = afterTag + 8;
+    else if (wire === 5) offset = afterTag + 4;
+    else throw new Error(`unsupported wire type ${wire}`);
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * DiscoveryRequest, read by hand: the hot path of every ACK. The node (first request only, for
+ * most clients) goes through the proto3 JSON mapping; resource names are read only when the
+ * digest of their bytes says the subscription may have changed.
+ */
 export function decodeDiscoveryRequest(bytes: Uint8Array): DiscoveryRequest {
-  const { request } = types();
-  const json = asRecord(messageToJson(request, request.decode(bytes)));
-  const node = decodeNode(json['node']);
+  let versionInfo = '';
+  let typeUrl = '';
+  let responseNonce = '';
+  let node: NodeInfo | undefined;
+  let errorDetail: { code: number; message: string } | undefined;
+  const nameRanges: number[] = [];
+  let namesStart = 0;
+  const text = (start: number, end: number): string => utf8.decode(bytes.subarray(start, end));
+  eachField(bytes, (field, start, end, _value, tagStart) => {
+    switch (field) {
+      case 1:
+        versionInfo = text(start, end);
+        break;
+      case 2:
+        nodeType ??= messageType('envoy.config.core.v3.Node');
+        node = decodeNode(messageToJson(nodeType, nodeType.decode(bytes.subarray(start, end))));
+        break;
+      case 3:
+        if (nameRanges.length === 0) namesStart = tagStart;
+        nameRanges.push(start, end);
+        break;
+      case 4:
+        typeUrl = text(start, end);
+        break;
+      case 5:
+        responseNonce = text(start, end);
+        break;
+      case 6:
+        errorDetail = decodeStatus(bytes.subarray(start, end));
+        break;
+      default:
+        break; // resource_locators and fields from newer protos: not used
+    }
+  });
+  let names: string[] | undefined;
   return {
-    versionInfo: asString(json['version_info']),
+    versionInfo,
     ...(node ? { node } : {}),
-    resourceNames: Array.isArray(json['resource_names']) ? json['resource_names'].map(String) : [],
-    typeUrl: asString(json['type_url']),
-    responseNonce: asString(json['response_nonce']),
-    ...errorDetailOf(json['error_detail']),
+    get resourceNames(): readonly string[] {
+      if (!names) {
+        names = [];
+        for (let i = 0; i < nameRanges.length; i += 2) names.push(text(nameRanges[i] as number, nameRanges[i + 1] as number));
+      }
+      return names;
+    },
+    // One hash over the span that holds the names, tags and lengths included: same bytes, same names.
+    namesDigest: nameRanges.length === 0 ? '' : createHash('sha1').update(bytes.subarray(namesStart, nameRanges.at(-1))).digest('base64'),
+    typeUrl,
+    responseNonce,
+    ...(errorDetail ? { errorDetail } : {}),
   };
+}
+
+/** An int32 varint: its low 32 bits, as a signed number (negative values take 10 bytes on the wire). */
+function int32Varint(bytes: Uint8Array, start: number, end: number): number {
+  let value = 0;
+  for (let i = start, shift = 0; i < end && shift < 32; i++, shift += 7) value |= ((bytes[i] as number) & 0x7f) << shift;
+  return value | 0;
+}
+
+/** google.rpc.Status { int32 code = 1; string message = 2; } */
+function decodeStatus(bytes: Uint8Array): { code: number; message: string } {
+  let code = 0;
+  let message = '';
+  eachField(bytes, (field, start, end) => {
+    if (field === 1) code = int32Varint(bytes, start, end);
+    else if (field === 2) message = utf8.decode(bytes.subarray(start, end));
+  });
+  return { code, message };
 }
 
 export interface DiscoveryResponseFields {
@@ -82,7 +185,7 @@ export function encodeDiscoveryResponse(fields: DiscoveryResponseFields): Buffer
   // DiscoveryResponse { version_info = 1; resources = 2; type_url = 4; nonce = 5; control_plane = 6 }
   return Buffer.concat([
     stringField(1, fields.versionInfo),
-    ...repeatedMessages(2, fields.resources.map(encodedAny)),
+    ...responseResourcesBlock(fields.resources),
     stringField(4, fields.typeUrl),
     stringField(5, fields.nonce),
     lengthDelimited(6, stringField(1, fields.controlPlaneId)),
@@ -154,5 +257,6 @@ export function encodeDeltaDiscoveryRequestJson(json: Json): Buffer {
 
 /** Test clients and the CLI speak the same wire format. */
 export function encodeDiscoveryRequestJson(json: Json): Buffer {
-  return Buffer.from(encodeProtoJson(types().request, json));
+  requestType ??= messageType('envoy.service.discovery.v3.DiscoveryRequest');
+  return Buffer.from(encodeProtoJson(requestType, json));
 }

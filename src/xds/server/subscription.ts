@@ -9,6 +9,8 @@ export interface Subscription {
 interface Entry {
   readonly subscription: Subscription;
   refs: number;
+  /** Request digests known to carry exactly these names. */
+  readonly digests: Set<string>;
 }
 
 export const EMPTY_SUBSCRIPTION: Subscription = { names: [], set: new Set() };
@@ -16,28 +18,50 @@ export const EMPTY_SUBSCRIPTION: Subscription = { names: [], set: new Set() };
 export class SubscriptionPool {
   readonly #entries = new Map<string, Entry>();
   readonly #keys = new WeakMap<Subscription, string>();
+  readonly #byDigest = new Map<string, Entry>();
 
-  /** The shared subscription for these names (duplicates dropped, order ignored). */
-  acquire(names: Iterable<string>): Subscription {
+  /**
+   * The shared subscription for these names (duplicates dropped, order ignored). `digest`
+   * identifies the request bytes the names came from: a list seen before is found without sorting.
+   */
+  acquire(names: Iterable<string>, digest?: string): Subscription {
+    const known = digest ? this.#byDigest.get(digest) : undefined;
+    if (known) {
+      known.refs++;
+      return known.subscription;
+    }
+    const entry = this.#entry(names);
+    if (!entry) return EMPTY_SUBSCRIPTION;
+    entry.refs++;
+    if (digest) {
+      entry.digests.add(digest);
+      this.#byDigest.set(digest, entry);
+    }
+    return entry.subscription;
+  }
+
+  #entry(names: Iterable<string>): Entry | undefined {
     const sorted = [...new Set(names)].sort();
-    if (sorted.length === 0) return EMPTY_SUBSCRIPTION;
+    if (sorted.length === 0) return undefined;
     const key = sorted.join('\n');
     let entry = this.#entries.get(key);
     if (!entry) {
       const subscription: Subscription = { names: Object.freeze(sorted), set: new Set(sorted) };
-      entry = { subscription, refs: 0 };
+      entry = { subscription, refs: 0, digests: new Set() };
       this.#entries.set(key, entry);
       this.#keys.set(subscription, key);
     }
-    entry.refs++;
-    return entry.subscription;
+    return entry;
   }
 
   release(subscription: Subscription): void {
     const key = this.#keys.get(subscription);
     if (key === undefined) return;
     const entry = this.#entries.get(key);
-    if (entry && --entry.refs <= 0) this.#entries.delete(key);
+    if (entry && --entry.refs <= 0) {
+      this.#entries.delete(key);
+      for (const digest of entry.digests) this.#byDigest.delete(digest);
+    }
   }
 
   get size(): number {

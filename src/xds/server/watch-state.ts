@@ -1,6 +1,7 @@
 // What a stream knows per resource type (subscription, what was sent, what the proxy said back),
 // the events it reports, and the server-wide budget of unwritten bytes.
 import type { EnvoyResource } from '../resource.ts';
+import type { HeldResources } from './held.ts';
 import type { ResourceTypeUrl } from '../type-urls.ts';
 import type { XdsConnection } from './connection.ts';
 import type { TypeScope } from './push-scope.ts';
@@ -43,10 +44,16 @@ export interface WatchState {
   acked?: AckRecord;
   nack?: NackRecord;
   requests: number;
+  /** SotW: digest of the resource names in the last request (see DiscoveryRequest.namesDigest). */
+  namesDigest?: string;
+  /** SotW: nonces of shared responses this stream was sent during one push (never reused within a stream). */
+  sharedNonces?: { sequence: number; nonces: Set<string> };
+  /** SotW: the subscription changed while the client was not reading; send the whole set when it does. */
+  resendWhole?: boolean;
   /** SotW: version of the last complete set sent. */
   setVersion?: string;
   /** Name -> version of what the client holds (Delta; SotW EDS/RDS, which are sent incrementally). */
-  held: Map<string, string>;
+  held: HeldResources;
   pending?: TypeScope;
   pendingSince?: number;
   /** Delta: names just subscribed, answered in removed_resources when they do not exist. */

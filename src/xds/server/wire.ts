@@ -62,3 +62,20 @@ export function encodedDeltaResource(resource: EnvoyResource): Buffer {
 export function repeatedMessages(field: number, elements: readonly Buffer[]): Buffer[] {
   return elements.map((element) => lengthDelimited(field, element));
 }
+
+// DiscoveryResponse.resources (field 2) element by element: each resource's is built once.
+const responseElements = new WeakMap<EnvoyResource, Buffer>();
+
+function responseElement(resource: EnvoyResource): Buffer {
+  let bytes = responseElements.get(resource);
+  if (!bytes) {
+    bytes = lengthDelimited(2, encodedAny(resource));
+    responseElements.set(resource, bytes);
+  }
+  return bytes;
+}
+
+/** `repeated google.protobuf.Any resources = 2` of a DiscoveryResponse, for these resources. */
+export function responseResourcesBlock(resources: readonly EnvoyResource[]): Buffer[] {
+  return resources.map(responseElement);
+}

@@ -1,0 +1,143 @@
+// The hand-written wire paths of the ADS server against protobufjs and the xDS protos: what a
+// client sends is read exactly, what is shared between streams stays correct.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { messageToJson } from '../src/xds/proto-json.ts';
+import { messageType } from '../src/xds/protos.ts';
+import { EnvoyResource, internResource, versionOfSet } from '../src/xds/resource.ts';
+import { HeldResources } from '../src/xds/server/held.ts';
+import { decodeDiscoveryRequest, encodeDiscoveryRequestJson, encodeDiscoveryResponse } from '../src/xds/server/messages.ts';
+import { SubscriptionPool } from '../src/xds/server/subscription.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE } from '../src/xds/type-urls.ts';
+
+const cluster = (name: string, timeout = '1s'): EnvoyResource => new EnvoyResource(CLUSTER_TYPE, name, { name, type: 'EDS', connect_timeout: timeout, eds_cluster_config: { eds_config: { ads: {} } } });
+
+describe('reading DiscoveryRequests', () => {
+  const cases: { name: string; json: Record<string, unknown> }[] = [
+    { name: 'an Envoy first request with its node and no names', json: { node: { id: 'sidecar~10.0.0.1~a.default~default.svc.cluster.local', cluster: 'a', user_agent_name: 'envoy', metadata: { LABELS: { app: 'a' } } }, type_url: CLUSTER_TYPE } },
+    { name: 'an EDS ACK repeating its names', json: { version_info: 'abc', resource_names: ['outbound|9080||reviews.default.svc.cluster.local', 'outbound|9080|v1|reviews.default.svc.cluster.local'], type_url: ENDPOINT_TYPE, response_nonce: '1f' } },
+    { name: 'a NACK with its error', json: { version_info: 'abc', type_url: CLUSTER_TYPE, response_nonce: '2', error_detail: { code: 3, message: 'cluster foo: unknown field ✓' } } },
+    { name: 'a negative status code', json: { type_url: CLUSTER_TYPE, response_nonce: '3', error_detail: { code: -1, message: 'odd' } } },
+    { name: 'names with non-ASCII characters', json: { resource_names: ['ünïcode.example:80', '*'], type_url: 'type.googleapis.com/envoy.config.listener.v3.Listener' } },
+  ];
+  for (const { name, json } of cases) {
+    it(`reads ${name} as protobufjs does`, () => {
+      const bytes = encodeDiscoveryRequestJson(json as never);
+      const type = messageType('envoy.service.discovery.v3.DiscoveryRequest');
+      const reference = messageToJson(type, type.decode(bytes)) as Record<string, unknown>;
+      const fast = decodeDiscoveryRequest(bytes);
+      assert.equal(fast.versionInfo, reference['version_info'] ?? '');
+      assert.equal(fast.typeUrl, reference['type_url'] ?? '');
+      assert.equal(fast.responseNonce, reference['response_nonce'] ?? '');
+      assert.deepEqual(fast.resourceNames, reference['resource_names'] ?? []);
+      const error = reference['error_detail'] as { code?: number; message?: string } | undefined;
+      assert.deepEqual(fast.errorDetail, error ? { code: error.code ?? 0, message: error.message ?? '' } : undefined);
+      const node = reference['node'] as { id?: string; user_agent_name?: string } | undefined;
+      assert.equal(fast.node?.id, node?.id);
+      assert.equal(fast.node?.userAgentName, node?.user_agent_name);
+    });
+  }
+
+  it('gives the same names digest for the same list and a different one when any name changes', () => {
+    const names = ['a', 'b', 'c'];
+    const digest = (list: string[]): string => decodeDiscoveryRequest(encodeDiscoveryRequestJson({ resource_names: list, type_url: ENDPOINT_TYPE, response_nonce: 'x', version_info: 'v' })).namesDigest;
+    assert.equal(digest(names), digest([...names]));
+    assert.notEqual(digest(names), digest(['a', 'b', 'd']));
+    assert.notEqual(digest(names), digest(['a', 'b']));
+    // One name that contains what would be the next tag and length is not two names.
+    assert.notEqual(digest(['a', 'b']), digest(['a\u001a\u0001b']));
+    assert.equal(digest([]), '');
+  });
+
+  it('rejects a truncated request instead of guessing', () => {
+    const bytes = encodeDiscoveryRequestJson({ resource_names: ['abcdef'], type_url: ENDPOINT_TYPE });
+    assert.throws(() => decodeDiscoveryRequest(bytes.subarray(0, bytes.length - 3)));
+  });
+});
+
+describe('set versions', () => {
+  it('do not depend on order, and change when a resource, the count or a name changes', () => {
+    const a = cluster('a');
+    const b = cluster('b');
+    assert.equal(versionOfSet([a, b]), versionOfSet([b, a]));
+    assert.match(versionOfSet([a, b]), /^[0-9a-f]{16}$/);
+    assert.notEqual(versionOfSet([a, b]), versionOfSet([a, cluster('b', '2s')]));
+    assert.notEqual(versionOfSet([a, b]), versionOfSet([a]));
+    assert.notEqual(versionOfSet([a]), versionOfSet([]));
+    assert.notEqual(versionOfSet([a, b]), versionOfSet([a, cluster('c')]));
+  });
+});
+
+describe('resources shared across pushes', () => {
+  it('are the same object for the same content, and a new one when content changes', () => {
+    const json = { name: 'x', type: 'EDS', connect_timeout: '1s', eds_cluster_config: { eds_config: { ads: {} } } };
+    const first = internResource(1_000_001, CLUSTER_TYPE, 'x', json);
+    const again = internResource(1_000_002, CLUSTER_TYPE, 'x', structuredClone(json));
+    assert.equal(first, again, 'unchanged content keeps its encoding from the last push');
+    const changed = internResource(1_000_003, CLUSTER_TYPE, 'x', { ...json, connect_timeout: '2s' });
+    assert.notEqual(changed, first);
+    assert.notEqual(changed.version, first.version);
+  });
+
+  it('respond with the same bytes for the same list, whatever the stream', () => {
+    const list = [cluster('a'), cluster('b')];
+    const response = (nonce: string): Buffer => encodeDiscoveryResponse({ versionInfo: versionOfSet(list), typeUrl: CLUSTER_TYPE, nonce, resources: list, controlPlaneId: 'cp' });
+    const type = messageType('envoy.service.discovery.v3.DiscoveryResponse');
+    const decoded = messageToJson(type, type.decode(response('n1'))) as { resources: { name: string }[]; nonce: string };
+    assert.deepEqual(decoded.resources.map((r) => r.name), ['a', 'b']);
+    assert.equal(decoded.nonce, 'n1');
+  });
+});
+
+describe('what a stream holds', () => {
+  it('shares the map of a whole set and keeps only its own differences', () => {
+    const list = [cluster('a'), cluster('b'), cluster('c')];
+    const held = new HeldResources();
+    held.replaceAll(list);
+    assert.equal(held.size, 3);
+    assert.equal(held.get('a'), list[0]?.version);
+    held.set('a', 'v2');
+    held.delete('b');
+    held.set('d', 'v1');
+    assert.deepEqual([...held.keys()].sort(), ['a', 'c', 'd']);
+    assert.equal(held.size, 3);
+    assert.equal(held.get('a'), 'v2');
+    assert.equal(held.has('b'), false);
+    const other = new HeldResources();
+    other.replaceAll(list);
+    assert.equal(other.get('a'), list[0]?.version, "one stream's changes never show in another's");
+    held.set('a', list[0]?.version ?? '');
+    assert.equal(held.get('a'), list[0]?.version);
+    held.clear();
+    assert.equal(held.size, 0);
+    assert.deepEqual([...held.keys()], []);
+  });
+
+  it('stays right after drifting far from its base', () => {
+    const list = Array.from({ length: 200 }, (_, i) => cluster(`c${i}`));
+    const held = new HeldResources();
+    held.replaceAll(list);
+    for (let i = 0; i < 150; i++) held.set(`c${i}`, `v${i}`);
+    for (let i = 150; i < 160; i++) held.delete(`c${i}`);
+    assert.equal(held.size, 190);
+    assert.equal(held.get('c10'), 'v10');
+    assert.equal(held.get('c170'), list[170]?.version);
+    assert.equal(held.has('c155'), false);
+  });
+});
+
+describe('subscriptions shared between streams', () => {
+  it('find a list seen before by its request digest, and forget it when the last stream lets go', () => {
+    const pool = new SubscriptionPool();
+    const first = pool.acquire(['b', 'a'], 'digest-1');
+    const second = pool.acquire(['unused: found by digest'], 'digest-1');
+    assert.equal(second, first);
+    assert.deepEqual(first.names, ['a', 'b']);
+    assert.equal(pool.acquire(['a', 'b', 'a']), first, 'same names in another order are the same subscription');
+    pool.release(first);
+    pool.release(first);
+    pool.release(first);
+    assert.equal(pool.size, 0);
+    assert.notEqual(pool.acquire(['x'], 'digest-1'), first, 'a released digest is not reused');
+  });
+});
