@@ -88,16 +88,18 @@ async function converge(server: ChildProcess, clients: ChildProcess, id: string,
 async function runScenario(s: Scenario): Promise<Record<string, unknown>> {
   const execArgv = ['--import', 'tsx', '--max-old-space-size=2048', ...(profile ? ['--cpu-prof', '--cpu-prof-dir=.bench/profiles'] : [])];
   const server = fork(here('./server-proc.ts'), [String(s.services), String(s.endpoints)], { execArgv });
-  const clients = fork(here('./clients-proc.ts'), [], { execArgv: ['--import', 'tsx', '--max-old-space-size=4096'] });
+  const clientsArgv = ['--import', 'tsx', '--max-old-space-size=4096', ...(profile ? ['--cpu-prof', '--cpu-prof-dir=.bench/profiles/clients'] : [])];
+  const clients = fork(here('./clients-proc.ts'), [], { execArgv: clientsArgv });
   try {
     return await measure(s, server, clients);
   } finally {
     // A clean exit lets --cpu-prof write its profile; a child that does not leave in time is killed.
     const exited = new Promise((resolve) => server.once('exit', resolve));
     if (server.connected) toServer(server, { type: 'stop' });
-    clients.kill();
+    if (clients.connected) toClients(clients, { type: 'stop' });
     await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
     server.kill();
+    clients.kill();
   }
 }
 
@@ -156,6 +158,7 @@ async function measure(s: Scenario, server: ChildProcess, clients: ChildProcess)
     cpuSeconds: Math.round(stats.cpuSeconds * 10) / 10,
     bytesSentMB: Math.round((stats.bytesSent / 2 ** 20) * 10) / 10,
     pushes: stats.pushes,
+    recentPushes: stats.pushLog,
   };
 }
 

@@ -26,7 +26,7 @@ export type ServerMessage =
 export type ServerReport =
   | { type: 'ready'; port: number; startRss: number }
   | { type: 'mutated'; at: number; marker: string }
-  | { type: 'stats'; peakRss: number; peakHeap: number; memory: NodeJS.MemoryUsage; cpuSeconds: number; bytesSent: number; connections: number; pushes: number; maxQueued: number }
+  | { type: 'stats'; peakRss: number; peakHeap: number; memory: NodeJS.MemoryUsage; cpuSeconds: number; bytesSent: number; connections: number; pushes: number; maxQueued: number; pushLog: unknown[] }
   | { type: 'floor-encode'; ms: number; distinct: number; bytesPerProxy: number }
   | { type: 'floor-write'; startedAt: number };
 
@@ -61,7 +61,20 @@ setInterval(() => {
   peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
 }, 250).unref();
 let pushes = 0;
-running.pushController.onPush(() => pushes++);
+const pushLog: { sequence: number; durationMs: number; scope: unknown; at: number; drainedAt?: number }[] = [];
+running.pushController.onPush(() => {
+  pushes++;
+  const last = running.pushController.lastPush();
+  if (!last) return;
+  const entry: (typeof pushLog)[number] = { sequence: last.sequence, durationMs: last.durationMs, scope: last.scope, at: now() };
+  pushLog.push(entry);
+  // When the push queue has handed every proxy its update.
+  const poll = setInterval(() => {
+    if (running.pushQueue.size > 0) return;
+    clearInterval(poll);
+    entry.drainedAt = now();
+  }, 2);
+});
 
 function publish(reason: string): void {
   running.store.publish('bench', mesh.snapshot(), reason);
@@ -154,6 +167,7 @@ process.on('message', (message: ServerMessage) => {
         connections: connections.length,
         pushes,
         maxQueued: running.pushQueue.maxQueued,
+        pushLog: pushLog.slice(-8).map((p) => ({ ...p, drainMs: p.drainedAt === undefined ? undefined : Math.round(p.drainedAt - p.at) })),
       });
       break;
     }

@@ -1,6 +1,7 @@
 // The hand-written wire paths of the ADS server against protobufjs and the xDS protos: what a
 // client sends is read exactly, what is shared between streams stays correct.
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import { describe, it } from 'node:test';
 import { messageToJson } from '../src/xds/proto-json.ts';
 import { messageType } from '../src/xds/protos.ts';
@@ -9,6 +10,8 @@ import { HeldResources } from '../src/xds/server/held.ts';
 import { decodeDiscoveryRequest, encodeDiscoveryRequestJson, encodeDiscoveryResponse } from '../src/xds/server/messages.ts';
 import { SubscriptionPool } from '../src/xds/server/subscription.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE } from '../src/xds/type-urls.ts';
+import { MeshDir, service, toYaml } from './support/mesh-dir.ts';
+import { startMeshpilot } from './support/meshpilot.ts';
 
 const cluster = (name: string, timeout = '1s'): EnvoyResource => new EnvoyResource(CLUSTER_TYPE, name, { name, type: 'EDS', connect_timeout: timeout, eds_cluster_config: { eds_config: { ads: {} } } });
 
@@ -139,5 +142,100 @@ describe('subscriptions shared between streams', () => {
     pool.release(first);
     assert.equal(pool.size, 0);
     assert.notEqual(pool.acquire(['x'], 'digest-1'), first, 'a released digest is not reused');
+  });
+});
+
+describe('the xDS port speaks gRPC', () => {
+  const ADS = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
+
+  interface Exchange {
+    status: number;
+    headers: http2.IncomingHttpHeaders;
+    trailers: http2.IncomingHttpHeaders;
+    data: Buffer;
+  }
+
+  /** One HTTP/2 request to the xDS port; resolves when the response is complete. */
+  function exchange(port: number, headers: http2.OutgoingHttpHeaders, body?: Buffer, after?: (stream: http2.ClientHttp2Stream) => void): Promise<Exchange> {
+    return new Promise((resolve, reject) => {
+      const session = http2.connect(`http://127.0.0.1:${port}`);
+      session.on('error', reject);
+      const stream = session.request({ ':method': 'POST', 'content-type': 'application/grpc', te: 'trailers', ...headers });
+      const result: Exchange = { status: 0, headers: {}, trailers: {}, data: Buffer.alloc(0) };
+      stream.on('response', (h) => {
+        result.headers = h;
+        result.status = Number(h[':status']);
+      });
+      stream.on('trailers', (t: http2.IncomingHttpHeaders) => {
+        result.trailers = t;
+      });
+      stream.on('data', (chunk: Buffer) => {
+        result.data = Buffer.concat([result.data, chunk]);
+      });
+      stream.on('close', () => {
+        session.close();
+        resolve(result);
+      });
+      stream.on('error', reject);
+      if (body) stream.write(body);
+      if (after) after(stream);
+      else stream.end();
+    });
+  }
+
+  const frame = (flag: number, message: Buffer): Buffer => {
+    const prefix = Buffer.alloc(5);
+    prefix[0] = flag;
+    prefix.writeUInt32BE(message.length, 1);
+    return Buffer.concat([prefix, message]);
+  };
+
+  it('answers an unknown method with UNIMPLEMENTED, a browser with 415, a compressed message with UNIMPLEMENTED, and a bad message with INVALID_ARGUMENT', async (t) => {
+    const dir = await MeshDir.create();
+    const meshpilot = await startMeshpilot(dir.path);
+    t.after(async () => {
+      await meshpilot.close();
+      await dir.remove();
+    });
+    const unknown = await exchange(meshpilot.xdsPort, { ':path': '/envoy.service.discovery.v3.AggregatedDiscoveryService/Nope' });
+    assert.equal(unknown.status, 200);
+    assert.equal(unknown.headers['grpc-status'], '12');
+    assert.match(decodeURIComponent(String(unknown.headers['grpc-message'])), /unknown method/);
+
+    const browser = await exchange(meshpilot.xdsPort, { ':method': 'GET', ':path': '/', 'content-type': 'text/html' });
+    assert.equal(browser.status, 415);
+    assert.match(browser.data.toString(), /admin API/);
+
+    const request = encodeDiscoveryRequestJson({ node: { id: 'sidecar~10.0.0.9~x.default~default.svc.cluster.local' }, type_url: CLUSTER_TYPE });
+    const compressed = await exchange(meshpilot.xdsPort, { ':path': ADS }, frame(1, request));
+    assert.equal(compressed.trailers['grpc-status'], '12');
+    assert.match(decodeURIComponent(String(compressed.trailers['grpc-message'])), /uncompressed/);
+
+    const garbage = await exchange(meshpilot.xdsPort, { ':path': ADS }, frame(0, Buffer.from([0x0a, 0x05, 0x41])));
+    assert.equal(garbage.trailers['grpc-status'], '3');
+    assert.match(decodeURIComponent(String(garbage.trailers['grpc-message'])), /MP_XDS_BAD_REQUEST/);
+  });
+
+  it('sends a whole CDS response framed for gRPC, and ends the stream with OK when meshpilot shuts down', async (t) => {
+    const dir = await MeshDir.create();
+    await dir.write('mesh.yaml', toYaml([service('reviews', 'default', [{ name: 'http', port: 9080, targetPort: 9080 }], '10.96.0.10')]));
+    const meshpilot = await startMeshpilot(dir.path);
+    t.after(async () => {
+      await dir.remove();
+    });
+    const request = encodeDiscoveryRequestJson({ node: { id: 'sidecar~10.0.0.9~x.default~default.svc.cluster.local' }, type_url: CLUSTER_TYPE });
+    const done = exchange(meshpilot.xdsPort, { ':path': ADS }, frame(0, request), (stream) => {
+      stream.once('data', () => {
+        void meshpilot.close();
+      });
+    });
+    const result = await done;
+    assert.equal(result.trailers['grpc-status'], '0', 'a server going away ends streams with OK, so clients reconnect');
+    assert.equal(result.data[0], 0, 'not compressed');
+    const length = result.data.readUInt32BE(1);
+    const type = messageType('envoy.service.discovery.v3.DiscoveryResponse');
+    const response = messageToJson(type, type.decode(result.data.subarray(5, 5 + length))) as { resources: { name: string }[]; type_url: string };
+    assert.equal(response.type_url, CLUSTER_TYPE);
+    assert.ok(response.resources.some((r) => r.name === 'outbound|9080||reviews.default.svc.cluster.local'));
   });
 });

@@ -1,7 +1,6 @@
 // The gRPC transport: ADS (SotW and Delta) and the per-type CDS/EDS/LDS/RDS services on one
 // TCP port, one XdsConnection per stream.
 import { hostname } from 'node:os';
-import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { PushContext } from '../../model/push-context.ts';
 import type { GenerateFn } from '../generate/index.ts';
@@ -14,21 +13,8 @@ import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './messages.
 import type { PushScope } from './push-scope.ts';
 import { FULL_SCOPE } from './push-scope.ts';
 import { SubscriptionPool } from './subscription.ts';
-
-type AnyRequest = DiscoveryRequest | DeltaDiscoveryRequest;
-
-function method(path: string, mode: StreamMode): grpc.MethodDefinition<AnyRequest, Buffer> {
-  return {
-    path,
-    requestStream: true,
-    responseStream: true,
-    requestSerialize: () => Buffer.alloc(0),
-    requestDeserialize: (bytes: Buffer): AnyRequest => (mode === 'delta' ? decodeDeltaDiscoveryRequest(bytes) : decodeDiscoveryRequest(bytes)),
-    // Responses are encoded by the connection, so the bytes pass straight through.
-    responseSerialize: (value: Buffer) => value,
-    responseDeserialize: (bytes: Buffer) => bytes,
-  };
-}
+import type { GrpcCall } from './grpc-transport.ts';
+import { GrpcStatus, GrpcTransport } from './grpc-transport.ts';
 
 interface ServiceSpec {
   readonly service: string;
@@ -76,9 +62,9 @@ export interface AdsServerOptions {
 }
 
 export class AdsServer {
-  readonly #server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000 });
+  readonly #transport: GrpcTransport;
   readonly #connections = new Map<string, XdsConnection>();
-  readonly #streams = new Map<string, grpc.ServerDuplexStream<AnyRequest, Buffer>>();
+  readonly #calls = new Map<string, GrpcCall>();
   readonly #subscriptions = new SubscriptionPool();
   readonly budget: WriteBudget;
   readonly #options: AdsServerOptions;
@@ -92,26 +78,20 @@ export class AdsServer {
     this.#log = options.log;
     this.#scheduler = options.scheduler ?? IMMEDIATE;
     this.budget = new WriteBudget(options.totalHighWaterBytes ?? 64 * 1024 * 1024);
+    this.#transport = new GrpcTransport({ log: options.log });
     for (const spec of SERVICES) {
-      this.#server.addService(
-        {
-          [spec.sotw]: method(`/${spec.service}/${spec.sotw}`, 'sotw'),
-          [spec.delta]: method(`/${spec.service}/${spec.delta}`, 'delta'),
-        },
-        { [spec.sotw]: this.#handler('sotw', spec.onlyType), [spec.delta]: this.#handler('delta', spec.onlyType) },
-      );
+      this.#transport.handle(`/${spec.service}/${spec.sotw}`, (call) => {
+        this.#handleCall(call, 'sotw', spec.onlyType);
+      });
+      this.#transport.handle(`/${spec.service}/${spec.delta}`, (call) => {
+        this.#handleCall(call, 'delta', spec.onlyType);
+      });
     }
   }
 
   /** Binds `host:port` (port 0 picks a free one) and resolves with the bound port. */
   async listen(host: string, port: number): Promise<number> {
-    const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-    this.#port = await new Promise<number>((resolve, reject) => {
-      this.#server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, bound) => {
-        if (error) reject(error);
-        else resolve(bound);
-      });
-    });
+    this.#port = await this.#transport.listen(host, port);
     this.#log.info({ address: host, port: this.#port }, 'xDS server listening');
     return this.#port;
   }
@@ -146,26 +126,19 @@ export class AdsServer {
     this.pushScoped(FULL_SCOPE);
   }
 
-  /** Ends every stream (clients reconnect, to another replica), waits for them up to `graceMs`, then stops. */
+  /** Ends every stream with OK (clients reconnect, to another replica), waits for them up to `graceMs`, then stops. */
   async close(graceMs = 2000): Promise<void> {
     const deadline = Date.now() + graceMs;
-    for (const stream of this.#streams.values()) stream.end();
-    while (this.#streams.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-    // forceShutdown also drops idle HTTP/2 sessions that a graceful shutdown would wait on forever.
-    this.#server.forceShutdown();
+    for (const call of this.#calls.values()) call.end();
+    while (this.#calls.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    await this.#transport.close();
   }
 
-  #handler(mode: StreamMode, onlyType: ResourceTypeUrl | undefined) {
-    return (stream: grpc.ServerDuplexStream<AnyRequest, Buffer>): void => {
-      this.#handleStream(stream, mode, onlyType);
-    };
-  }
-
-  #handleStream(stream: grpc.ServerDuplexStream<AnyRequest, Buffer>, mode: StreamMode, onlyType: ResourceTypeUrl | undefined): void {
+  #handleCall(call: GrpcCall, mode: StreamMode, onlyType: ResourceTypeUrl | undefined): void {
     const id = `${++this.#connectionCounter}`;
     const connection = new XdsConnection({
       id,
-      peer: stream.getPeer(),
+      peer: call.peer,
       mode,
       ...(onlyType ? { onlyType } : {}),
       generate: this.#options.generate,
@@ -173,9 +146,7 @@ export class AdsServer {
       controlPlaneId: this.#options.controlPlaneId ?? `meshpilot-${hostname()}`,
       nextNonce,
       write: (bytes, written) => {
-        stream.write(bytes, () => {
-          written();
-        });
+        call.write(bytes, written);
       },
       subscriptions: this.#subscriptions,
       budget: this.budget,
@@ -187,35 +158,31 @@ export class AdsServer {
       ...(this.#options.events ? { events: this.#options.events } : {}),
     });
     this.#connections.set(id, connection);
-    this.#streams.set(id, stream);
-    const close = (reason: string): void => {
+    this.#calls.set(id, call);
+    call.onClose = (reason) => {
       if (!this.#connections.delete(id)) return;
-      this.#streams.delete(id);
+      this.#calls.delete(id);
       this.budget.waiting.delete(connection);
       connection.close();
       connection.log.info({ reason }, 'proxy disconnected');
     };
-    stream.on('data', (request: AnyRequest) => {
+    call.onMessage = (bytes) => {
+      let request: DiscoveryRequest | DeltaDiscoveryRequest;
+      try {
+        request = mode === 'delta' ? decodeDeltaDiscoveryRequest(bytes) : decodeDiscoveryRequest(bytes);
+      } catch (error) {
+        const message = `MP_XDS_BAD_REQUEST: a ${mode === 'delta' ? 'DeltaDiscoveryRequest' : 'DiscoveryRequest'} could not be decoded (${error instanceof Error ? error.message : String(error)})`;
+        connection.log.warn({ code: 'MP_XDS_BAD_REQUEST' }, message);
+        call.end(GrpcStatus.INVALID_ARGUMENT, message);
+        return;
+      }
       try {
         if (mode === 'delta') connection.handleDeltaRequest(request as DeltaDiscoveryRequest);
         else connection.handleRequest(request as DiscoveryRequest);
       } catch (error) {
         connection.log.error({ err: error }, 'failed to handle discovery request');
-        stream.destroy(error instanceof Error ? error : new Error(String(error)));
+        call.end(GrpcStatus.INTERNAL, 'meshpilot failed to handle the request; see its log');
       }
-    });
-    stream.on('end', () => {
-      close('client closed the stream');
-      stream.end();
-    });
-    stream.on('error', (error: Error) => {
-      close(error.message);
-    });
-    stream.on('cancelled', () => {
-      close('stream cancelled');
-    });
-    stream.on('close', () => {
-      close('stream closed');
-    });
+    };
   }
 }

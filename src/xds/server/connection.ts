@@ -69,7 +69,8 @@ interface SharedResponse {
   /** Set once a second stream is sent the same list in the same push. */
   readonly encoded?: { readonly nonce: string; readonly bytes: Buffer };
 }
-const sharedResponses = new WeakMap<readonly EnvoyResource[], Map<ResourceTypeUrl, SharedResponse>>();
+/** By list, then by `mode:typeUrl`. */
+const sharedResponses = new WeakMap<readonly EnvoyResource[], Map<string, SharedResponse>>();
 
 const assignmentLists = new WeakMap<Subscription, { sequence: number; resources: readonly EnvoyResource[] }>();
 function sharedAssignments(push: PushContext, subscription: Subscription, build: () => readonly EnvoyResource[]): readonly EnvoyResource[] {
@@ -145,6 +146,8 @@ export class XdsConnection {
     if (watch) {
       watch.requests++;
       // Clients repeat their whole subscription in every ACK: the same bytes as last time change nothing.
+      const wire = watch.subscription.wire;
+      if (wire && !watch.wildcard && wire.equals(request.namesSpan)) return;
       if (watch.namesDigest === request.namesDigest) return;
     }
     this.#maybeGrpc(typeUrl, request.resourceNames);
@@ -156,7 +159,7 @@ export class XdsConnection {
     }
     const state = this.#watch(typeUrl);
     state.namesDigest = request.namesDigest;
-    this.#resubscribe(state, explicit, wildcard, wildcard ? undefined : request.namesDigest);
+    this.#resubscribe(state, explicit, wildcard, wildcard ? undefined : { digest: request.namesDigest, wire: request.namesSpan });
     for (const name of [...state.held.keys()]) if (!wildcard && !state.subscription.set.has(name)) state.held.delete(name);
     if (this.#mayWrite()) this.#sendSotw(typeUrl, state, 'all', true);
     else {
@@ -182,7 +185,14 @@ export class XdsConnection {
     }
     this.#maybeGrpc(typeUrl, request.subscribe);
     const watch = existing ?? this.#watch(typeUrl);
-    if (existing) watch.requests++;
+    if (existing) {
+      watch.requests++;
+      // An ACK or NACK that changes no subscription: nothing more to do (the common case).
+      if (request.subscribe.length === 0 && request.unsubscribe.length === 0) {
+        if (watch.pending !== undefined && this.#mayWrite()) this.#sendDelta(typeUrl, watch);
+        return;
+      }
+    }
     let wildcard = watch.wildcard;
     const names = new Set(watch.subscription.names);
     const added: string[] = [];
@@ -291,8 +301,8 @@ export class XdsConnection {
     return watch;
   }
 
-  #resubscribe(watch: WatchState, names: Iterable<string>, wildcard: boolean, digest?: string): void {
-    const next = this.#options.subscriptions.acquire(names, digest);
+  #resubscribe(watch: WatchState, names: Iterable<string>, wildcard: boolean, request?: { digest: string; wire: Buffer }): void {
+    const next = this.#options.subscriptions.acquire(names, request?.digest, request?.wire);
     this.#options.subscriptions.release(watch.subscription);
     watch.subscription = next;
     watch.wildcard = wildcard;
@@ -377,7 +387,12 @@ export class XdsConnection {
   }
 
   /** Resources in `scope` that differ from what the client holds, and held names that are gone. */
-  #changes(typeUrl: ResourceTypeUrl, watch: WatchState, push: PushContext, scope: TypeScope): { updated: EnvoyResource[]; removed: string[] } {
+  #changes(
+    typeUrl: ResourceTypeUrl,
+    watch: WatchState,
+    push: PushContext,
+    scope: TypeScope,
+  ): { updated: EnvoyResource[]; removed: string[]; generated: readonly EnvoyResource[] } {
     let generated: readonly EnvoyResource[];
     let universe: Iterable<string>;
     if (scope === 'all') {
@@ -396,7 +411,7 @@ export class XdsConnection {
     }
     const removed: string[] = [];
     for (const name of universe) if (!present.has(name) && watch.held.has(name)) removed.push(name);
-    return { updated, removed };
+    return { updated, removed, generated };
   }
 
   #sendSotw(typeUrl: ResourceTypeUrl, watch: WatchState, scope: TypeScope, subscriptionChanged: boolean): void {
@@ -439,6 +454,12 @@ export class XdsConnection {
     this.#record(typeUrl, watch, push, { version, nonce, count: resources.length, removed: [], sourceAt, whole, started }, bytes);
   }
 
+  #encodeDelta(typeUrl: ResourceTypeUrl, resources: readonly EnvoyResource[], removed: readonly string[], version: string): { nonce: string; bytes: Buffer } {
+    const nonce = this.#options.nextNonce();
+    const controlPlaneId = this.#options.controlPlaneId;
+    return { nonce, bytes: encodeDeltaDiscoveryResponse({ systemVersionInfo: version, typeUrl, nonce, resources, removed, controlPlaneId }) };
+  }
+
   #encodeSotw(typeUrl: ResourceTypeUrl, resources: readonly EnvoyResource[], version: string): { nonce: string; bytes: Buffer } {
     const nonce = this.#options.nextNonce();
     return { nonce, bytes: encodeDiscoveryResponse({ versionInfo: version, typeUrl, nonce, resources, controlPlaneId: this.#options.controlPlaneId }) };
@@ -454,16 +475,17 @@ export class XdsConnection {
       byType = new Map();
       sharedResponses.set(whole, byType);
     }
-    const cached = byType.get(typeUrl);
+    const key = `${this.mode}:${typeUrl}`;
+    const cached = byType.get(key);
     const current = cached?.sequence === push.sequence && cached.version === version && cached.controlPlaneId === this.#options.controlPlaneId ? cached : undefined;
     const seen = watch.sharedNonces?.sequence === push.sequence ? watch.sharedNonces.nonces : undefined;
     if (current?.encoded && !seen?.has(current.encoded.nonce)) {
       this.#rememberShared(watch, push, current.encoded.nonce);
       return current.encoded;
     }
-    const fresh = this.#encodeSotw(typeUrl, whole, version);
+    const fresh = this.mode === 'delta' ? this.#encodeDelta(typeUrl, whole, [], version) : this.#encodeSotw(typeUrl, whole, version);
     // Kept from the second stream on: a list only one stream gets (its own RDS, say) keeps no bytes alive.
-    byType.set(typeUrl, { sequence: push.sequence, version, controlPlaneId: this.#options.controlPlaneId, ...(current ? { encoded: fresh } : {}) });
+    byType.set(key, { sequence: push.sequence, version, controlPlaneId: this.#options.controlPlaneId, ...(current ? { encoded: fresh } : {}) });
     this.#rememberShared(watch, push, fresh.nonce);
     return fresh;
   }
@@ -481,7 +503,7 @@ export class XdsConnection {
     const sourceAt = watch.pendingSince;
     watch.pending = undefined;
     watch.pendingSince = undefined;
-    const { updated, removed } = this.#changes(typeUrl, watch, push, scope);
+    const { updated, removed, generated } = this.#changes(typeUrl, watch, push, scope);
     // xds_protocol: a subscribed name that does not exist is answered in removed_resources.
     if (watch.announce) {
       const sending = new Set(updated.map((r) => r.name));
@@ -492,17 +514,12 @@ export class XdsConnection {
       watch.announce = undefined;
     }
     if (updated.length === 0 && removed.length === 0) return;
-    this.#hold(watch, updated, removed);
-    const nonce = this.#options.nextNonce();
     const version = `${push.sequence}`;
-    const bytes = encodeDeltaDiscoveryResponse({
-      systemVersionInfo: version,
-      typeUrl,
-      nonce,
-      resources: updated,
-      removed,
-      controlPlaneId: this.#options.controlPlaneId,
-    });
+    // A client that gets a whole set (a first subscription, say) gets what others in its place get: shared.
+    const whole = scope === 'all' && removed.length === 0 && updated.length === generated.length ? generated : undefined;
+    if (whole) watch.held.replaceAll(whole);
+    else this.#hold(watch, updated, removed);
+    const { nonce, bytes } = whole ? this.#sharedResponse(typeUrl, watch, push, whole, version) : this.#encodeDelta(typeUrl, updated, removed, version);
     this.#record(typeUrl, watch, push, { version, nonce, count: updated.length, removed, sourceAt, whole: undefined, started }, bytes);
   }
 

@@ -69,7 +69,7 @@ export class HeldResources {
 
   /** A stream that has drifted far from its base keeps a plain map of its own instead. */
   #compactIfLarge(): void {
-    if (this.#own.size <= 64 || this.#own.size * 2 <= this.#base.size) return;
+    if (this.#base.size === 0 || this.#own.size <= 64 || this.#own.size * 2 <= this.#base.size) return;
     const own = new Map<string, string | null>();
     for (const name of this.keys()) own.set(name, this.get(name) ?? null);
     this.#base = new Map();

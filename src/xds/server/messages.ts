@@ -47,9 +47,11 @@ export interface DiscoveryRequest {
   readonly node?: NodeInfo;
   readonly resourceNames: readonly string[];
   /**
-   * Digest of the resource_names bytes as sent: clients repeat their whole subscription in every
-   * ACK, so an unchanged list is recognised without reading a thousand names.
+   * The resource_names as sent (tags and lengths included), and a digest of them: clients repeat
+   * their whole subscription in every ACK, so an unchanged list is recognised without reading a
+   * thousand names. The span is only valid during the call that received the request.
    */
+  readonly namesSpan: Buffer;
   readonly namesDigest: string;
   readonly typeUrl: string;
   readonly responseNonce: string;
@@ -98,8 +100,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * DiscoveryRequest, read by hand: the hot path of every ACK. The node (first request only, for
- * most clients) goes through the proto3 JSON mapping; resource names are read only when the
- * digest of their bytes says the subscription may have changed.
+ * most clients) goes through the proto3 JSON mapping; resource names are only located, and read
+ * when the connection finds that the subscription may have changed.
  */
 export function decodeDiscoveryRequest(bytes: Uint8Array): DiscoveryRequest {
   let versionInfo = '';
@@ -109,50 +111,70 @@ export function decodeDiscoveryRequest(bytes: Uint8Array): DiscoveryRequest {
   let errorDetail: { code: number; message: string } | undefined;
   const nameRanges: number[] = [];
   let namesStart = 0;
-  const text = (start: number, end: number): string => utf8.decode(bytes.subarray(start, end));
-  eachField(bytes, (field, start, end, _value, tagStart) => {
-    switch (field) {
-      case 1:
-        versionInfo = text(start, end);
-        break;
-      case 2:
-        nodeType ??= messageType('envoy.config.core.v3.Node');
-        node = decodeNode(messageToJson(nodeType, nodeType.decode(bytes.subarray(start, end))));
-        break;
-      case 3:
-        if (nameRanges.length === 0) namesStart = tagStart;
-        nameRanges.push(start, end);
-        break;
-      case 4:
-        typeUrl = text(start, end);
-        break;
-      case 5:
-        responseNonce = text(start, end);
-        break;
-      case 6:
-        errorDetail = decodeStatus(bytes.subarray(start, end));
-        break;
-      default:
-        break; // resource_locators and fields from newer protos: not used
+  let offset = 0;
+  // A plain loop, no callback per field: an EDS ACK repeats thousands of names.
+  while (offset < bytes.length) {
+    const tagStart = offset;
+    // Tags and most lengths are one byte: read those without the general varint reader.
+    let tag = bytes[offset] as number;
+    let afterTag = offset + 1;
+    if (tag >= 0x80) [tag, afterTag] = readVarint(bytes, offset);
+    const field = Math.floor(tag / 8);
+    const wire = tag & 7;
+    if (wire !== 2) {
+      offset = skipNonDelimited(bytes, wire, afterTag);
+      continue;
     }
-  });
+    let length = afterTag < bytes.length ? (bytes[afterTag] as number) : 0x80;
+    let start = afterTag + 1;
+    if (length >= 0x80) [length, start] = readVarint(bytes, afterTag);
+    const end = start + length;
+    if (end > bytes.length) throw new Error('truncated field');
+    offset = end;
+    if (field === 3) {
+      if (nameRanges.length === 0) namesStart = tagStart;
+      nameRanges.push(start, end);
+    } else if (field === 1) versionInfo = utf8.decode(bytes.subarray(start, end));
+    else if (field === 4) typeUrl = utf8.decode(bytes.subarray(start, end));
+    else if (field === 5) responseNonce = utf8.decode(bytes.subarray(start, end));
+    else if (field === 2) {
+      nodeType ??= messageType('envoy.config.core.v3.Node');
+      node = decodeNode(messageToJson(nodeType, nodeType.decode(bytes.subarray(start, end))));
+    } else if (field === 6) errorDetail = decodeStatus(bytes.subarray(start, end));
+    // other fields (resource_locators, newer protos): not used
+  }
+  const namesSpan = nameRanges.length === 0 ? EMPTY : Buffer.from(bytes.buffer, bytes.byteOffset + namesStart, (nameRanges.at(-1) as number) - namesStart);
   let names: string[] | undefined;
+  let digest: string | undefined;
   return {
     versionInfo,
     ...(node ? { node } : {}),
     get resourceNames(): readonly string[] {
       if (!names) {
         names = [];
-        for (let i = 0; i < nameRanges.length; i += 2) names.push(text(nameRanges[i] as number, nameRanges[i + 1] as number));
+        for (let i = 0; i < nameRanges.length; i += 2) names.push(utf8.decode(bytes.subarray(nameRanges[i], nameRanges[i + 1])));
       }
       return names;
     },
-    // One hash over the span that holds the names, tags and lengths included: same bytes, same names.
-    namesDigest: nameRanges.length === 0 ? '' : createHash('sha1').update(bytes.subarray(namesStart, nameRanges.at(-1))).digest('base64'),
+    namesSpan,
+    get namesDigest(): string {
+      // One hash over the span that holds the names, tags and lengths included: same bytes, same names.
+      digest ??= namesSpan.length === 0 ? '' : createHash('sha1').update(namesSpan).digest('base64');
+      return digest;
+    },
     typeUrl,
     responseNonce,
     ...(errorDetail ? { errorDetail } : {}),
   };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function skipNonDelimited(bytes: Uint8Array, wire: number, offset: number): number {
+  if (wire === 0) return readVarint(bytes, offset)[1];
+  if (wire === 1) return offset + 8;
+  if (wire === 5) return offset + 4;
+  throw new Error(`unsupported wire type ${wire}`);
 }
 
 /** An int32 varint: its low 32 bits, as a signed number (negative values take 10 bytes on the wire). */

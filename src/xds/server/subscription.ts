@@ -4,6 +4,8 @@
 export interface Subscription {
   readonly names: readonly string[];
   readonly set: ReadonlySet<string>;
+  /** The names as the request that created it carried them on the wire: later ACKs are compared byte for byte. */
+  readonly wire?: Buffer;
 }
 
 interface Entry {
@@ -24,13 +26,13 @@ export class SubscriptionPool {
    * The shared subscription for these names (duplicates dropped, order ignored). `digest`
    * identifies the request bytes the names came from: a list seen before is found without sorting.
    */
-  acquire(names: Iterable<string>, digest?: string): Subscription {
+  acquire(names: Iterable<string>, digest?: string, wire?: Buffer): Subscription {
     const known = digest ? this.#byDigest.get(digest) : undefined;
     if (known) {
       known.refs++;
       return known.subscription;
     }
-    const entry = this.#entry(names);
+    const entry = this.#entry(names, wire);
     if (!entry) return EMPTY_SUBSCRIPTION;
     entry.refs++;
     if (digest) {
@@ -40,13 +42,13 @@ export class SubscriptionPool {
     return entry.subscription;
   }
 
-  #entry(names: Iterable<string>): Entry | undefined {
+  #entry(names: Iterable<string>, wire: Buffer | undefined): Entry | undefined {
     const sorted = [...new Set(names)].sort();
     if (sorted.length === 0) return undefined;
     const key = sorted.join('\n');
     let entry = this.#entries.get(key);
     if (!entry) {
-      const subscription: Subscription = { names: Object.freeze(sorted), set: new Set(sorted) };
+      const subscription: Subscription = { names: Object.freeze(sorted), set: new Set(sorted), ...(wire ? { wire: Buffer.from(wire) } : {}) };
       entry = { subscription, refs: 0, digests: new Set() };
       this.#entries.set(key, entry);
       this.#keys.set(subscription, key);
