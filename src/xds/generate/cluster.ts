@@ -1,6 +1,7 @@
 // CDS: one EDS cluster per service port and per subset, plus Istio's two catch-all clusters.
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
+import { scopedPush } from '../../model/sidecar-scope.ts';
 import type { JsonObject } from '../proto-json.ts';
 import { EnvoyResource } from '../resource.ts';
 import { CLUSTER_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE } from '../type-urls.ts';
@@ -83,14 +84,16 @@ export function clusterWithPolicy(
 }
 
 export function buildClusters(push: PushContext, proxy: Proxy): readonly EnvoyResource[] {
+  // Outbound clusters are what the proxy's Sidecar lets it see; inbound ones are its own workload's.
+  const visible = scopedPush(push, proxy);
   // DestinationRules are looked up from the proxy's namespace first.
-  const outbound = push.memo(`cds:${proxy.generator}:${proxy.namespace ?? ''}`, () => {
-    const built = outboundTargets(push).flatMap((t) => {
-      const json = clusterWithPolicy(push, t, proxy.namespace, proxy.generator, ignoreNotes);
+  const outbound = visible.memo(`cds:${proxy.generator}:${proxy.namespace ?? ''}`, () => {
+    const built = outboundTargets(visible).flatMap((t) => {
+      const json = clusterWithPolicy(visible, t, proxy.namespace, proxy.generator, ignoreNotes);
       return json ? [new EnvoyResource(CLUSTER_TYPE, t.clusterName, json)] : [];
     });
     if (proxy.generator === 'grpc') return built;
-    const catchAll = catchAllClusters(push.meshConfig.connectTimeout);
+    const catchAll = catchAllClusters(visible.meshConfig.connectTimeout);
     return [...built, ...catchAll.map((c) => new EnvoyResource(CLUSTER_TYPE, c['name'] as string, c))];
   });
   return [...outbound, ...buildInboundClusters(push, proxy)];

@@ -2,6 +2,7 @@
 import type { MeshConfig } from '../../model/mesh-config.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
+import { scopedPush } from '../../model/sidecar-scope.ts';
 import type { Protocol, Service } from '../../model/service.ts';
 import { isHttpProtocol } from '../../model/service.ts';
 import type { JsonObject } from '../proto-json.ts';
@@ -204,7 +205,7 @@ function sidecarListeners(push: PushContext, proxy: Proxy): EnvoyResource[] {
   const inbound = push.memo(`lds:inbound:${proxy.namespace ?? ''}:${proxy.ipAddresses.join(',')}:${JSON.stringify(proxy.labels)}`, () =>
     new EnvoyResource(LISTENER_TYPE, VIRTUAL_INBOUND_LISTENER, virtualInbound(push, proxy)),
   );
-  return [...outboundListeners(push), inbound].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return [...outboundListeners(scopedPush(push, proxy)), inbound].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 /** The API listener a proxyless gRPC client asks for by its target authority. */
@@ -232,7 +233,7 @@ export function buildListeners(push: PushContext, proxy: Proxy, names: readonly 
       continue;
     }
     const target = parseHostPort(name);
-    if (!target || !resolveTargetHost(push, target.host, target.port, proxy.namespace)) continue;
+    if (!target || !resolveTargetHost(scopedPush(push, proxy), target.host, target.port, proxy.namespace)) continue;
     out.push(push.memo(`lds:grpc:${name}`, () => new EnvoyResource(LISTENER_TYPE, name, grpcApiListener(name))));
   }
   return out;
