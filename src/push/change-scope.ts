@@ -9,6 +9,7 @@ import { parseProxy } from '../model/proxy.ts';
 import type { SourceSnapshot } from '../model/store.ts';
 import { generate } from '../xds/generate/index.ts';
 import { outboundTargets } from '../xds/generate/outbound.ts';
+import { withOrigin } from '../xds/proxy-scope.ts';
 import type { PushScope, TypeScope } from '../xds/server/push-scope.ts';
 import { FULL_SCOPE } from '../xds/server/push-scope.ts';
 import type { ResourceTypeUrl } from '../xds/type-urls.ts';
@@ -47,7 +48,10 @@ function ruleHosts(rule: Rule): string[] {
   const ns = rule.meta.namespace;
   if (isDestinationRule(rule)) return [resolveShortName(rule.spec.host, ns)];
   if (!isVirtualService(rule)) return [];
-  const destinations = (rule.spec.http ?? []).flatMap((h) => (h.route ?? []).map((r) => r.destination.host));
+  const destinations = [
+    ...(rule.spec.http ?? []).flatMap((h) => [...(h.route ?? []).map((r) => r.destination.host), ...(h.mirror ? [h.mirror.host] : [])]),
+    ...(rule.spec.tcp ?? []).flatMap((t) => (t.route ?? []).map((r) => r.destination.host)),
+  ];
   return [...rule.spec.hosts, ...destinations].map((host) => resolveShortName(host, ns));
 }
 
@@ -105,7 +109,8 @@ export function computeChangeScope(
   }
   const edsNames = changedAssignments(before, after, edsHosts);
   if (edsNames.size > 0) scope.set(ENDPOINT_TYPE, edsNames);
-  return { scope, kinds };
+  // Proxies under a Sidecar skip changes to hosts they cannot see (src/xds/proxy-scope.ts).
+  return { scope: withOrigin(scope, { hosts: edsHosts, previous: before }), kinds };
 }
 
 /** ClusterLoadAssignments of `hosts` whose bytes differ between the two pushes. */
