@@ -179,7 +179,7 @@ describe('Istio CRDs at the version the cluster serves', () => {
       await ready(meshpilot);
       const skipped = lines.filter((l) => l.msg.includes('not installed'));
       assert.equal(skipped.length, 1, 'one line for all missing CRDs');
-      assert.deepEqual(skipped[0]?.kinds, ['VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry']);
+      assert.deepEqual(skipped[0]?.kinds, ['VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'Sidecar']);
       assert.ok(api.requests.some((r) => r.path === '/apis/config.istio.io/v1alpha2/routerules' && r.query['watch'] === 'true'), 'RouteRule is watched');
       const registry = await json<Registry>(meshpilot, '/debug/registryz');
       assert.equal(registry.services.length, 4);
