@@ -112,6 +112,13 @@ describe('which Sidecar applies: workload selector, then the namespace, then the
     assert.equal(applied(push, CART), 'istio-system/default');
   });
 
+  it('a proxy whose node metadata carries no labels is matched by the labels of the pod at its IP', () => {
+    const push = meshWith([namespaceWide, forProductpage]);
+    const bootstrapped = parseProxy('sidecar~10.244.1.1~productpage-0.bookinfo~bookinfo.svc.cluster.local');
+    assert.equal(applied(push, bootstrapped), 'bookinfo/productpage');
+    assert.equal(applied(push, parseProxy('sidecar~10.244.1.99~other-0.bookinfo~bookinfo.svc.cluster.local')), 'bookinfo/default');
+  });
+
   it('without a namespace Sidecar, the root namespace default applies; with a different rootNamespace it does not', () => {
     assert.equal(applied(meshWith([root, forProductpage]), REVIEWS), 'istio-system/default');
     assert.equal(applied(meshWith([root], { ...DEFAULT_MESH_CONFIG, rootNamespace: 'mesh-admin' }), REVIEWS), undefined);

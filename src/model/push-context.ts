@@ -51,7 +51,7 @@ export interface PushContext {
   destinationRuleFor(host: string, proxyNamespace: string | undefined): DestinationRule | undefined;
   readonly ruleStatus: ReadonlyMap<string, RuleStatus>;
   /** The Sidecar that limits what `proxy` sees (Istio's precedence); undefined when none applies. */
-  sidecarFor(proxy: Pick<Proxy, 'type' | 'namespace' | 'labels'>): Sidecar | undefined;
+  sidecarFor(proxy: Pick<Proxy, 'type' | 'namespace' | 'labels' | 'ipAddresses'>): Sidecar | undefined;
   readonly rejected: readonly RejectedObject[];
   /** Mesh-wide settings (`--mesh-config`), Istio's defaults when none is given. */
   readonly meshConfig: MeshConfig;

@@ -104,7 +104,7 @@ function scopeKey(sidecar: Sidecar, proxyNamespace: string): string {
 }
 
 /** What `proxy` may see: `push` itself when no Sidecar applies, else a narrower view shared by the proxies it scopes alike. */
-export function scopedPush(push: PushContext, proxy: Pick<Proxy, 'type' | 'namespace' | 'labels'>): PushContext {
+export function scopedPush(push: PushContext, proxy: Pick<Proxy, 'type' | 'namespace' | 'labels' | 'ipAddresses'>): PushContext {
   const sidecar = push.sidecarFor(proxy);
   if (!sidecar || proxy.namespace === undefined) return push;
   const namespace = proxy.namespace;

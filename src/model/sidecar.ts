@@ -62,7 +62,7 @@ export interface SidecarIndex {
   /** How many Sidecars are applied (0: no proxy is scoped). */
   readonly size: number;
   /** The Sidecar that scopes `proxy`, by Istio's precedence; undefined for gateways and proxies without a namespace. */
-  forProxy(proxy: Pick<Proxy, 'type' | 'namespace' | 'labels'>): Sidecar | undefined;
+  forProxy(proxy: Pick<Proxy, 'type' | 'namespace' | 'labels' | 'ipAddresses'>): Sidecar | undefined;
 }
 
 interface NamespaceSidecars {
@@ -79,17 +79,20 @@ function describe(sidecar: Sidecar): string {
   return `Sidecar ${sidecar.meta.namespace}/${sidecar.meta.name}`;
 }
 
-/** The workloads (pod labels) behind endpoints, per namespace, to find selectors that overlap. */
-function workloadsByNamespace(endpoints: Iterable<Endpoint>): Map<string, Map<string, Readonly<Record<string, string>>>> {
-  const out = new Map<string, Map<string, Readonly<Record<string, string>>>>();
+type LabelsBy = Map<string, Readonly<Record<string, string>>>;
+
+/** The workloads behind endpoints, per namespace: their labels by name (to find overlapping selectors) and by address. */
+function workloadsByNamespace(endpoints: Iterable<Endpoint>): Map<string, { byName: LabelsBy; byAddress: LabelsBy }> {
+  const out = new Map<string, { byName: LabelsBy; byAddress: LabelsBy }>();
   for (const endpoint of endpoints) {
     const workload = endpoint.workload;
     const slash = workload?.indexOf('/') ?? -1;
     if (!workload || slash <= 0) continue;
     const namespace = workload.slice(0, slash);
     let workloads = out.get(namespace);
-    if (!workloads) out.set(namespace, (workloads = new Map<string, Readonly<Record<string, string>>>()));
-    workloads.set(workload, endpoint.labels);
+    if (!workloads) out.set(namespace, (workloads = { byName: new Map(), byAddress: new Map() }));
+    workloads.byName.set(workload, endpoint.labels);
+    workloads.byAddress.set(endpoint.address, endpoint.labels);
   }
   return out;
 }
@@ -122,7 +125,7 @@ export function indexSidecars(sidecars: readonly Sidecar[], rootNamespace: strin
       }
       entry.fallback = sidecar;
     } else {
-      for (const [workload, labels] of workloads.get(namespace) ?? []) {
+      for (const [workload, labels] of workloads.get(namespace)?.byName ?? []) {
         if (!labelsMatch(selector, labels)) continue;
         const older = entry.selecting.find((other) => labelsMatch(selectorOf(other) ?? {}, labels));
         if (!older) continue;
@@ -139,12 +142,23 @@ export function indexSidecars(sidecars: readonly Sidecar[], rootNamespace: strin
     status.set(ruleKey(sidecar.meta), { rule: sidecar, issues, applied: true });
   }
   const meshDefault = byNamespace.get(rootNamespace)?.fallback;
+  // A proxy whose node metadata has no LABELS (an Envoy from `meshpilot bootstrap`) is known by its pod's labels.
+  const labelsOf = (proxy: Pick<Proxy, 'namespace' | 'labels' | 'ipAddresses'>): Readonly<Record<string, string>> => {
+    if (Object.keys(proxy.labels).length > 0 || proxy.namespace === undefined) return proxy.labels;
+    const byAddress = workloads.get(proxy.namespace)?.byAddress;
+    for (const ip of proxy.ipAddresses) {
+      const labels = byAddress?.get(ip);
+      if (labels) return labels;
+    }
+    return {};
+  };
   return {
     size,
     forProxy(proxy) {
       if (size === 0 || proxy.type === 'router' || proxy.namespace === undefined) return undefined;
       const entry = byNamespace.get(proxy.namespace);
-      const selected = entry?.selecting.find((sidecar) => labelsMatch(selectorOf(sidecar) ?? {}, proxy.labels) && Object.keys(proxy.labels).length > 0);
+      const labels = entry && entry.selecting.length > 0 ? labelsOf(proxy) : {};
+      const selected = Object.keys(labels).length > 0 ? entry?.selecting.find((sidecar) => labelsMatch(selectorOf(sidecar) ?? {}, labels)) : undefined;
       return selected ?? entry?.fallback ?? meshDefault;
     },
   };
