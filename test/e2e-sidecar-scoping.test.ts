@@ -47,6 +47,19 @@ const frontendSidecar = (hosts: string[]): K8sObject[] => [rule('Sidecar', 'defa
 
 const clusterNames = (follower: SotwFollower): string[] => [...(follower.held.get(CLUSTER_TYPE)?.keys() ?? [])];
 
+/** Counts how often the push queue hands a proxy's connection pending work (none: nothing regenerated for it). */
+function countWakeUps(meshpilot: TestMeshpilot, nodeId: string): { readonly count: number } {
+  const connection = meshpilot.adsServer.connections().find((c) => c.proxy?.id === nodeId);
+  assert.ok(connection, `${nodeId} is connected`);
+  const counter = { count: 0 };
+  const flush = connection.flush.bind(connection);
+  connection.flush = () => {
+    counter.count++;
+    return flush();
+  };
+  return counter;
+}
+
 describe('a Sidecar limits what a proxy is sent and which changes wake it, end to end', () => {
   let dir: MeshDir;
   let meshpilot: TestMeshpilot;
@@ -93,20 +106,13 @@ describe('a Sidecar limits what a proxy is sent and which changes wake it, end t
   });
 
   it("an endpoint change in backend reaches backend's proxy, and frontend's proxy hears nothing and is not even queued", async () => {
-    const connection = meshpilot.adsServer.connections().find((c) => c.proxy?.id === WEB_NODE);
-    assert.ok(connection);
-    let woken = 0;
-    const flush = connection.flush.bind(connection);
-    connection.flush = () => {
-      woken++;
-      return flush();
-    };
+    const woken = countWakeUps(meshpilot, WEB_NODE);
     const [scopedFrom, unscopedFrom] = [scoped.client.responses.length, unscoped.client.responses.length];
     await dir.write('backend.yaml', backend(apis));
     const update = await unscoped.client.next((r) => r.type_url === ENDPOINT_TYPE, unscopedFrom, 5000);
     assert.deepEqual(update.resources.map((r) => r['cluster_name']), [API_CLUSTER]);
     assert.deepEqual(await scoped.client.quiet(SILENCE_MS, scopedFrom), []);
-    assert.equal(woken, 0, "frontend's proxy had nothing to regenerate");
+    assert.equal(woken.count, 0, "frontend's proxy had nothing to regenerate");
   });
 
   it('a broken edit of the Sidecar is reported and the last good one keeps applying, with nothing pushed', async () => {
@@ -124,10 +130,14 @@ describe('a Sidecar limits what a proxy is sent and which changes wake it, end t
     assert.deepEqual(await scoped.client.quiet(SILENCE_MS, from), []);
   });
 
-  it("adding backend to the Sidecar's egress hosts brings backend's clusters and endpoints", async () => {
+  it("adding backend to the Sidecar's egress hosts brings backend's clusters and endpoints, and leaves backend's proxy alone", async () => {
+    const woken = countWakeUps(meshpilot, API_NODE);
+    const from = unscoped.client.responses.length;
     await dir.write('sidecar.yaml', frontendSidecar(['./*', 'istio-system/*', 'backend/*']));
     await eventually(() => (clusterNames(scoped).includes(API_CLUSTER) ? true : undefined), 5000, "backend's cluster at frontend's proxy");
     await eventually(() => (scoped.held.get(ENDPOINT_TYPE)?.has(API_CLUSTER) ? true : undefined), 5000, "backend's endpoints at frontend's proxy");
+    assert.deepEqual(await unscoped.client.quiet(SILENCE_MS, from), []);
+    assert.equal(woken.count, 0, "the Sidecar does not apply to backend's proxy, so it has nothing to regenerate");
   });
 });
 

@@ -290,10 +290,25 @@ describe('which changes wake a scoped proxy', () => {
     assert.ok(!visible(after, PRODUCTPAGE).some((v) => v.startsWith('payments')));
   });
 
-  it('a change to a Sidecar itself is a full push, not narrowed for anyone', () => {
+  it('a change to a Sidecar is a full push for the proxies it applies to, and nothing for the others', () => {
+    const FULL = { Cluster: 'all', ClusterLoadAssignment: 'all', Listener: 'all', RouteConfiguration: 'all' };
     const widened = sidecar('default', 'bookinfo', { egress: [{ hosts: ['*/*'] }] });
     const { scope, after } = change([...MESH, hideShop], [...MESH, widened]);
-    assert.deepEqual(describeScope(scope), { Cluster: 'all', ClusterLoadAssignment: 'all', Listener: 'all', RouteConfiguration: 'all' });
-    assert.deepEqual(describeScope(scopeForProxy(scope, after, PRODUCTPAGE)), describeScope(scope));
+    assert.deepEqual(describeScope(scope), FULL);
+    assert.deepEqual(describeScope(scopeForProxy(scope, after, PRODUCTPAGE)), FULL);
+    assert.deepEqual(describeScope(scopeForProxy(scope, after, CART)), {}, 'no Sidecar before or after: nothing changed for cart');
+    // A new Sidecar for shop scopes cart from now on, and changes nothing for productpage.
+    const forShop = sidecar('default', 'shop', { egress: [{ hosts: ['./*'] }] });
+    const added = change([...MESH, hideShop], [...MESH, hideShop, forShop]);
+    assert.deepEqual(describeScope(scopeForProxy(added.scope, added.after, CART)), FULL);
+    assert.deepEqual(describeScope(scopeForProxy(added.scope, added.after, PRODUCTPAGE)), {});
+  });
+
+  it('a Sidecar change together with an endpoint change: the others still get the endpoint change', () => {
+    const forShop = sidecar('default', 'shop', { egress: [{ hosts: ['./*'] }] });
+    const { scope, after } = change([...MESH, hideShop], [...withoutOldCartSlice, ...moreCarts, hideShop, forShop]);
+    const elsewhere = parseProxy('sidecar~10.244.9.9~client-0.other~other.svc.cluster.local');
+    assert.deepEqual(describeScope(scopeForProxy(scope, after, elsewhere)), { ClusterLoadAssignment: 1 });
+    assert.deepEqual(describeScope(scopeForProxy(scope, after, PRODUCTPAGE)), {});
   });
 });

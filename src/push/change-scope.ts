@@ -9,7 +9,7 @@ import { parseProxy } from '../model/proxy.ts';
 import type { SourceSnapshot } from '../model/store.ts';
 import { generate } from '../xds/generate/index.ts';
 import { outboundTargets } from '../xds/generate/outbound.ts';
-import { withOrigin } from '../xds/proxy-scope.ts';
+import { withOrigin, withSidecarChange } from '../xds/proxy-scope.ts';
 import type { PushScope, TypeScope } from '../xds/server/push-scope.ts';
 import { FULL_SCOPE } from '../xds/server/push-scope.ts';
 import type { ResourceTypeUrl } from '../xds/type-urls.ts';
@@ -93,8 +93,14 @@ export function computeChangeScope(
   const beforeRules = new Map([...before.ruleStatus].map(([key, status]) => [key, status.rule]));
   const afterRules = new Map([...after.ruleStatus].map(([key, status]) => [key, status.rule]));
   const rules = changedKeys(beforeRules, afterRules, (a, b) => a === b || sameJson(a.spec, b.spec));
+  let sidecars = 0;
   for (const key of rules) {
     const rule = afterRules.get(key) ?? beforeRules.get(key);
+    // A Sidecar change is a full comparison, but only for the proxies whose Sidecar changed (src/xds/proxy-scope.ts).
+    if (rule?.meta.kind === 'Sidecar') {
+      if (sidecars++ === 0) kinds.push('Sidecar');
+      continue;
+    }
     if (!rule || !SCOPED_RULE_KINDS.has(rule.meta.kind)) return { scope: FULL_SCOPE, kinds: ['full', `rule ${key}`] };
     kinds.push(rule.meta.kind);
     for (const r of [afterRules.get(key), beforeRules.get(key)]) {
@@ -102,7 +108,7 @@ export function computeChangeScope(
     }
   }
   // Whole-set types are compared per proxy against what it holds, which is cheap when nothing differs.
-  if (services.size > 0 || rules.size > 0) {
+  if (services.size > 0 || rules.size > sidecars) {
     scope.set(CLUSTER_TYPE, 'all');
     scope.set(LISTENER_TYPE, 'all');
     scope.set(ROUTE_TYPE, 'all');
@@ -110,7 +116,8 @@ export function computeChangeScope(
   const edsNames = changedAssignments(before, after, edsHosts);
   if (edsNames.size > 0) scope.set(ENDPOINT_TYPE, edsNames);
   // Proxies under a Sidecar skip changes to hosts they cannot see (src/xds/proxy-scope.ts).
-  return { scope: withOrigin(scope, { hosts: edsHosts, previous: before }), kinds };
+  const hostScope = withOrigin(scope, { hosts: edsHosts, previous: before });
+  return { scope: sidecars > 0 ? withSidecarChange(hostScope, before) : hostScope, kinds };
 }
 
 /** ClusterLoadAssignments of `hosts` whose bytes differ between the two pushes. */

@@ -2,9 +2,11 @@
 // a change to a hidden service is neither sent to them nor even regenerated for them.
 import type { Proxy } from '../model/proxy.ts';
 import type { PushContext } from '../model/push-context.ts';
+import { ruleKey } from '../model/rules.ts';
 import { scopedPush } from '../model/sidecar-scope.ts';
 import { outboundTargetByName } from './generate/outbound.ts';
 import type { PushScope, TypeScope } from './server/push-scope.ts';
+import { FULL_SCOPE } from './server/push-scope.ts';
 import type { ResourceTypeUrl } from './type-urls.ts';
 import { ENDPOINT_TYPE } from './type-urls.ts';
 
@@ -14,6 +16,8 @@ export interface ScopeOrigin {
   readonly hosts: ReadonlySet<string>;
   /** The push before the change: a service the proxy saw then still concerns it. */
   readonly previous: PushContext;
+  /** Set when Sidecars changed: the scope is full for proxies whose Sidecar changed, and this one for the others. */
+  readonly otherwise?: PushScope;
 }
 
 const origins = new WeakMap<PushScope, ScopeOrigin>();
@@ -22,6 +26,20 @@ const origins = new WeakMap<PushScope, ScopeOrigin>();
 export function withOrigin(scope: PushScope, origin: ScopeOrigin): PushScope {
   origins.set(scope, origin);
   return scope;
+}
+
+/** A full scope for the proxies whose Sidecar (which one, or its spec) changed; `others` for the rest. */
+export function withSidecarChange(others: PushScope, previous: PushContext): PushScope {
+  const full = new Map(FULL_SCOPE);
+  origins.set(full, { hosts: new Set(), previous, otherwise: others });
+  return full;
+}
+
+function sidecarChanged(previous: PushContext, push: PushContext, proxy: Proxy): boolean {
+  const [before, after] = [previous.sidecarFor(proxy), push.sidecarFor(proxy)];
+  if (before === after) return false;
+  if (!before || !after) return true;
+  return ruleKey(before.meta) !== ruleKey(after.meta) || JSON.stringify(before.spec) !== JSON.stringify(after.spec);
 }
 
 function sees(view: PushContext, host: string): boolean {
@@ -40,14 +58,17 @@ function concerns(host: string, push: PushContext, proxy: Proxy, views: readonly
 }
 
 /**
- * Narrows `scope` to what `proxy` may see. Without a Sidecar the scope is returned as is. EDS
+ * Narrows `scope` to what `proxy` may see. After a Sidecar change, a proxy whose Sidecar changed
+ * gets the full scope and the others what the other changes concern. Without a Sidecar the rest
+ * of the scope is returned as is. EDS
  * names are kept when the proxy sees their cluster now or saw it before; whole-set types only
  * when one of the changed hosts concerns the proxy (always, when the hosts are not known).
  */
 export function scopeForProxy(scope: PushScope, push: PushContext, proxy: Proxy): PushScope {
+  const origin = origins.get(scope);
+  if (origin?.otherwise) return sidecarChanged(origin.previous, push, proxy) ? scope : scopeForProxy(origin.otherwise, push, proxy);
   const visible = scopedPush(push, proxy);
   if (visible === push) return scope;
-  const origin = origins.get(scope);
   const views = origin ? [visible, scopedPush(origin.previous, proxy)] : [visible];
   const anyConcerns = !origin || [...origin.hosts].some((host) => concerns(host, push, proxy, views));
   const everyCluster = outboundTargetByName(push);
