@@ -12,6 +12,7 @@ import { scopedPush } from '../src/model/sidecar-scope.ts';
 import type { SourceSnapshot } from '../src/model/store.ts';
 import { computeChangeScope } from '../src/push/change-scope.ts';
 import { convertObjects } from '../src/sources/kube-objects.ts';
+import { readMeshConfig } from '../src/sources/mesh-config-file.ts';
 import { loadDirectory } from '../src/sources/yaml-source.ts';
 import type { JsonObject } from '../src/xds/proto-json.ts';
 import { scopeForProxy } from '../src/xds/proxy-scope.ts';
@@ -122,6 +123,13 @@ describe('which Sidecar applies: workload selector, then the namespace, then the
   it('without a namespace Sidecar, the root namespace default applies; with a different rootNamespace it does not', () => {
     assert.equal(applied(meshWith([root, forProductpage]), REVIEWS), 'istio-system/default');
     assert.equal(applied(meshWith([root], { ...DEFAULT_MESH_CONFIG, rootNamespace: 'mesh-admin' }), REVIEWS), undefined);
+  });
+
+  it('reads rootNamespace from the MeshConfig file, and refuses one that is not a namespace name', () => {
+    assert.equal(readMeshConfig({ rootNamespace: 'mesh-admin' }, 'mesh.yaml').meshConfig?.rootNamespace, 'mesh-admin');
+    const bad = readMeshConfig({ rootNamespace: 'Mesh_Admin' }, 'mesh.yaml');
+    assert.equal(bad.meshConfig, undefined);
+    assert.deepEqual(bad.issues.map((i) => [i.code, i.path]), [['MP_MESH_CONFIG_INVALID', 'rootNamespace']]);
   });
 
   it('gateways and proxies without a namespace are not scoped', () => {
