@@ -70,7 +70,10 @@ class Proxy {
       this.#mode === 'delta'
         ? deltaRequest({ ...(nodeId ? { nodeId } : {}), typeUrl, subscribe: names, unsubscribe, nonce })
         : sotwRequest({ ...(nodeId ? { nodeId } : {}), typeUrl, names, version, nonce });
-    this.#stream.write(frame(body));
+    // One writev of the parts: the shared names block is handed to the socket, not copied.
+    this.#stream.cork();
+    for (const part of frame(body)) if (part.length > 0) this.#stream.write(part);
+    this.#stream.uncork();
   }
 
   #onMessage(message: Buffer): void {

@@ -129,14 +129,15 @@ function namesBlock(names: readonly string[]): Buffer {
   return block;
 }
 
-export function sotwRequest(o: { nodeId?: string; typeUrl: string; names: readonly string[]; version: string; nonce: string }): Buffer {
-  return Buffer.concat([
+/** A DiscoveryRequest as the parts of its encoding: the names block is shared between ACKs, not copied. */
+export function sotwRequest(o: { nodeId?: string; typeUrl: string; names: readonly string[]; version: string; nonce: string }): Buffer[] {
+  return [
     strField(1, o.version),
     o.nodeId ? bytesField(2, node(o.nodeId)) : Buffer.alloc(0),
     namesBlock(o.names),
     strField(4, o.typeUrl),
     strField(5, o.nonce),
-  ]);
+  ];
 }
 
 export function deltaRequest(o: { nodeId?: string; typeUrl: string; subscribe: readonly string[]; unsubscribe: readonly string[]; nonce: string }): Buffer {
@@ -149,11 +150,12 @@ export function deltaRequest(o: { nodeId?: string; typeUrl: string; subscribe: r
   ]);
 }
 
-/** gRPC length-prefixed message framing. */
-export function frame(message: Buffer): Buffer {
+/** gRPC length-prefixed message framing, as parts to write in order. */
+export function frame(message: Buffer | readonly Buffer[]): Buffer[] {
+  const parts = Buffer.isBuffer(message) ? [message] : message;
   const header = Buffer.alloc(5);
-  header.writeUInt32BE(message.length, 1);
-  return Buffer.concat([header, message]);
+  header.writeUInt32BE(parts.reduce((n, p) => n + p.length, 0), 1);
+  return [header, ...parts];
 }
 
 /** Splits a byte stream into gRPC messages; a message is joined from its chunks once, when complete. */

@@ -5,6 +5,8 @@ import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { selectSources } from '../src/sources/kube/select.ts';
+import { CLUSTER_TYPE } from '../src/xds/type-urls.ts';
+import { RawAdsClient } from './support/ads-client.ts';
 import { startBackends, type Backend } from './support/backends.ts';
 import { FakeKubeApi, istioCrds, ROUTE_RULE_CRD } from './support/fake-kube-api.ts';
 import { objectsFromDirectory, startMeshpilotOnKube, type KubeMeshpilot } from './support/fake-kube-api-meshpilot.ts';
@@ -86,6 +88,23 @@ describe('BookInfo in a cluster, served from the Kubernetes API', () => {
     assert.equal(configz.rejected[0].source.location, '/apis/networking.istio.io/v1/namespaces/default/virtualservices/reviews');
     assert.equal(configz.rejected[0].errors[0]?.code, 'MP_RULE_INVALID');
     assert.ok(configz.rules.some((r) => r.kind === 'VirtualService' && r.name === 'reviews' && r.applied), 'the last good reviews routing is still applied');
+  });
+
+  it("reads a Sidecar from the cluster and limits productpage's proxy to what it lists", async () => {
+    api.apply(rule('Sidecar', 'productpage', 'default', { workloadSelector: { labels: { app: 'productpage' } }, egress: [{ hosts: ['./details.default.svc.cluster.local'] }] }));
+    await eventually(async () => {
+      const configz = await json<Configz>(meshpilot, '/debug/configz');
+      const sidecar = configz.rules.find((r) => r.kind === 'Sidecar');
+      return sidecar?.applied && sidecar.source.location === '/apis/networking.istio.io/v1/namespaces/default/sidecars/productpage' ? true : undefined;
+    }, 5000, 'the Sidecar in /debug/configz');
+    const client = new RawAdsClient(meshpilot.xdsPort, 'sidecar~10.244.1.9~productpage-v1-0.default~default.svc.cluster.local', { LABELS: { app: 'productpage' } });
+    try {
+      client.send({ typeUrl: CLUSTER_TYPE });
+      const clusters = (await client.next((r) => r.type_url === CLUSTER_TYPE)).resources.map((c) => c['name'] as string);
+      assert.deepEqual(clusters.filter((name) => name.startsWith('outbound|')), ['outbound|9080||details.default.svc.cluster.local', 'outbound|9080|v1|details.default.svc.cluster.local']);
+    } finally {
+      client.close();
+    }
   });
 });
 
@@ -179,7 +198,7 @@ describe('Istio CRDs at the version the cluster serves', () => {
       await ready(meshpilot);
       const skipped = lines.filter((l) => l.msg.includes('not installed'));
       assert.equal(skipped.length, 1, 'one line for all missing CRDs');
-      assert.deepEqual(skipped[0]?.kinds, ['VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry']);
+      assert.deepEqual(skipped[0]?.kinds, ['VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'Sidecar']);
       assert.ok(api.requests.some((r) => r.path === '/apis/config.istio.io/v1alpha2/routerules' && r.query['watch'] === 'true'), 'RouteRule is watched');
       const registry = await json<Registry>(meshpilot, '/debug/registryz');
       assert.equal(registry.services.length, 4);

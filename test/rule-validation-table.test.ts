@@ -1,4 +1,4 @@
-// Fifty mistakes users make in Istio rules: each is reported with its stable code and the path
+// Sixty mistakes users make in Istio rules: each is reported with its stable code and the path
 // to the field, the rule is not applied, and what proxies are served does not change at all.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -32,6 +32,8 @@ const vs = (http: unknown[], extra: Record<string, unknown> = {}): K8sObject => 
 const vsRoute = (route: Record<string, unknown>): K8sObject => vs([{ route: toRatings, ...route }]);
 const dr = (spec: Record<string, unknown>): K8sObject => rule('DestinationRule', 'broken', NS, { host: 'ratings', ...spec });
 const drPolicy = (trafficPolicy: unknown): K8sObject => dr({ trafficPolicy });
+const sidecar = (spec: unknown): K8sObject => rule('Sidecar', 'broken', NS, spec);
+const egress = (listener: Record<string, unknown>): K8sObject => sidecar({ egress: [listener] });
 
 interface Mistake {
   readonly what: string;
@@ -117,6 +119,20 @@ const MISTAKES: readonly Mistake[] = [
     code: 'MP_RULE_INVALID',
     path: 'spec.subsets[0].trafficPolicy.loadBalancer.simple',
   },
+  { what: 'a Sidecar host without its namespace part', object: egress({ hosts: ['reviews'] }), code: 'MP_RULE_INVALID', path: 'spec.egress[0].hosts[0]' },
+  { what: 'a Sidecar host whose namespace is not a namespace', object: egress({ hosts: ['Book_Info/*'] }), code: 'MP_RULE_INVALID', path: 'spec.egress[0].hosts[0]' },
+  { what: 'an empty Sidecar egress list', object: sidecar({ egress: [] }), code: 'MP_RULE_INVALID', path: 'spec.egress' },
+  { what: 'a Sidecar that sets nothing', object: sidecar({}), code: 'MP_RULE_INVALID', path: 'spec.egress' },
+  { what: 'a Sidecar egress listener without hosts', object: egress({ port: { number: 9080 } }), code: 'MP_RULE_INVALID', path: 'spec.egress[0].hosts' },
+  { what: 'a Sidecar egress port 70000', object: egress({ port: { number: 70000 }, hosts: ['./*'] }), code: 'MP_RULE_INVALID', path: 'spec.egress[0].port.number' },
+  {
+    what: 'two Sidecar egress listeners without a port',
+    object: sidecar({ egress: [{ hosts: ['./*'] }, { hosts: ['istio-system/*'] }] }),
+    code: 'MP_RULE_INVALID',
+    path: 'spec.egress[1]',
+  },
+  { what: 'a Sidecar workloadSelector without labels', object: sidecar({ workloadSelector: { labels: {} }, egress: [{ hosts: ['./*'] }] }), code: 'MP_RULE_INVALID', path: 'spec.workloadSelector.labels' },
+  { what: 'an unknown Sidecar outbound traffic mode', object: sidecar({ egress: [{ hosts: ['./*'] }], outboundTrafficPolicy: { mode: 'DENY_ALL' } }), code: 'MP_RULE_INVALID', path: 'spec.outboundTrafficPolicy.mode' },
 ];
 
 function served(objects: readonly K8sObject[]): string[] {

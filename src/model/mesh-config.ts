@@ -20,6 +20,8 @@ export interface MeshConfig {
   readonly outboundTrafficPolicy: OutboundTrafficMode;
   /** Connect timeout of every outbound cluster, as a proto3 JSON duration (`10s`). */
   readonly connectTimeout: string;
+  /** Namespace whose Sidecar without workloadSelector is every namespace's default; `istio-system` when unset. */
+  readonly rootNamespace?: string;
   /** Where the settings came from (a file path), or `defaults`. */
   readonly source: string;
 }
@@ -30,6 +32,12 @@ export const DEFAULT_MESH_CONFIG: MeshConfig = {
   connectTimeout: '10s',
   source: 'defaults',
 };
+
+export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
+
+export function rootNamespaceOf(mesh: MeshConfig): string {
+  return mesh.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
+}
 
 /** Envoy command operators for a TEXT log line when `accessLogFormat` is empty. */
 export const DEFAULT_TEXT_ACCESS_LOG_FORMAT =

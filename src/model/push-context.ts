@@ -1,14 +1,16 @@
 // The immutable snapshot every generator reads: services, endpoints and rules with their
 // indexes, short hosts resolved as Istio resolves them, and each rule's problems.
 import type { MeshConfig } from './mesh-config.ts';
-import { DEFAULT_MESH_CONFIG } from './mesh-config.ts';
+import { DEFAULT_MESH_CONFIG, rootNamespaceOf } from './mesh-config.ts';
+import type { Proxy } from './proxy.ts';
 import type { RejectedObject, SourceSnapshot } from './store.ts';
 import { indexDestinationRules, mostSpecificMatch } from './destination-rules.ts';
 import { referenceIssues, type DestinationRef } from './rule-references.ts';
-import type { Destination, DestinationRule, HttpRoute, Rule, TcpRoute, ValidationIssue, VirtualService } from './rules.ts';
-import { isDestinationRule, isVirtualService, ruleKey } from './rules.ts';
+import type { Destination, DestinationRule, HttpRoute, Rule, Sidecar, TcpRoute, ValidationIssue, VirtualService } from './rules.ts';
+import { isDestinationRule, isSidecar, isVirtualService, ruleKey } from './rules.ts';
 import type { Endpoint, Service } from './service.ts';
 import { resolveShortName } from './service.ts';
+import { indexSidecars } from './sidecar.ts';
 
 export interface ResolvedDestination extends Destination {
   /** FQDN of the destination host. */
@@ -48,6 +50,8 @@ export interface PushContext {
   /** The DestinationRule a proxy in `proxyNamespace` applies to `host`, by Istio's precedence. */
   destinationRuleFor(host: string, proxyNamespace: string | undefined): DestinationRule | undefined;
   readonly ruleStatus: ReadonlyMap<string, RuleStatus>;
+  /** The Sidecar that limits what `proxy` sees (Istio's precedence); undefined when none applies. */
+  sidecarFor(proxy: Pick<Proxy, 'type' | 'namespace' | 'labels' | 'ipAddresses'>): Sidecar | undefined;
   readonly rejected: readonly RejectedObject[];
   /** Mesh-wide settings (`--mesh-config`), Istio's defaults when none is given. */
   readonly meshConfig: MeshConfig;
@@ -154,8 +158,8 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
     ruleStatus.set(ruleKey(rule.meta), { rule, issues, applied: claimed > 0 });
   }
   coverWildcardHosts(virtualServiceByHost, services);
+  const sidecars = indexSidecars(rules.filter(isSidecar), rootNamespaceOf(meshConfig), snapshot.endpoints, ruleStatus);
 
-  const memo = new Map<string, unknown>();
   return {
     sequence: ++sequence,
     builtAt: new Date(),
@@ -169,14 +173,21 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
       return destinationRules.lookup(host, proxyNamespace ?? service?.namespace ?? '', service?.namespace ?? '');
     },
     ruleStatus,
+    sidecarFor: (proxy) => sidecars.forProxy(proxy),
     rejected: snapshot.rejected,
     meshConfig,
-    memo<T>(key: string, build: () => T): T {
-      if (memo.has(key)) return memo.get(key) as T;
-      const value = build();
-      memo.set(key, value);
-      return value;
-    },
+    memo: memoizer(),
+  };
+}
+
+/** A per-snapshot memo: each key is built once. */
+export function memoizer(): <T>(key: string, build: () => T) => T {
+  const memo = new Map<string, unknown>();
+  return <T>(key: string, build: () => T): T => {
+    if (memo.has(key)) return memo.get(key) as T;
+    const value = build();
+    memo.set(key, value);
+    return value;
   };
 }
 

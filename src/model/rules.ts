@@ -1,8 +1,9 @@
 // Istio traffic rules as meshpilot holds them: the spec as the user wrote it (Istio's field
 // names), plus where it came from. Short hosts are resolved when the PushContext is built.
+import type { OutboundTrafficMode } from './mesh-config.ts';
 import type { SourceRef } from './service.ts';
 
-export type RuleKind = 'VirtualService' | 'DestinationRule';
+export type RuleKind = 'VirtualService' | 'DestinationRule' | 'Sidecar';
 
 export interface StringMatch {
   readonly exact?: string;
@@ -246,7 +247,27 @@ export interface DestinationRule {
   readonly spec: DestinationRuleSpec;
 }
 
-export type Rule = VirtualService | DestinationRule;
+/** Istio's IstioEgressListener: which hosts (`namespace/dnsName`) a proxy may reach, optionally on one port. */
+export interface SidecarEgressListener {
+  readonly port?: { readonly number: number; readonly protocol?: string; readonly name?: string };
+  readonly bind?: string;
+  readonly captureMode?: string;
+  readonly hosts: readonly string[];
+}
+
+export interface SidecarSpec {
+  readonly workloadSelector?: { readonly labels?: Readonly<Record<string, string>> };
+  readonly egress?: readonly SidecarEgressListener[];
+  readonly ingress?: readonly unknown[];
+  readonly outboundTrafficPolicy?: { readonly mode?: OutboundTrafficMode };
+}
+
+export interface Sidecar {
+  readonly meta: RuleMeta & { readonly kind: 'Sidecar' };
+  readonly spec: SidecarSpec;
+}
+
+export type Rule = VirtualService | DestinationRule | Sidecar;
 
 /** A problem with an object, with a stable code and the path to the field. */
 export interface ValidationIssue {
@@ -267,4 +288,8 @@ export function isVirtualService(rule: Rule): rule is VirtualService {
 
 export function isDestinationRule(rule: Rule): rule is DestinationRule {
   return rule.meta.kind === 'DestinationRule';
+}
+
+export function isSidecar(rule: Rule): rule is Sidecar {
+  return rule.meta.kind === 'Sidecar';
 }

@@ -9,6 +9,7 @@ import { parseProxy } from '../model/proxy.ts';
 import type { SourceSnapshot } from '../model/store.ts';
 import { generate } from '../xds/generate/index.ts';
 import { outboundTargets } from '../xds/generate/outbound.ts';
+import { withOrigin, withSidecarChange } from '../xds/proxy-scope.ts';
 import type { PushScope, TypeScope } from '../xds/server/push-scope.ts';
 import { FULL_SCOPE } from '../xds/server/push-scope.ts';
 import type { ResourceTypeUrl } from '../xds/type-urls.ts';
@@ -47,7 +48,10 @@ function ruleHosts(rule: Rule): string[] {
   const ns = rule.meta.namespace;
   if (isDestinationRule(rule)) return [resolveShortName(rule.spec.host, ns)];
   if (!isVirtualService(rule)) return [];
-  const destinations = (rule.spec.http ?? []).flatMap((h) => (h.route ?? []).map((r) => r.destination.host));
+  const destinations = [
+    ...(rule.spec.http ?? []).flatMap((h) => [...(h.route ?? []).map((r) => r.destination.host), ...(h.mirror ? [h.mirror.host] : [])]),
+    ...(rule.spec.tcp ?? []).flatMap((t) => (t.route ?? []).map((r) => r.destination.host)),
+  ];
   return [...rule.spec.hosts, ...destinations].map((host) => resolveShortName(host, ns));
 }
 
@@ -89,8 +93,14 @@ export function computeChangeScope(
   const beforeRules = new Map([...before.ruleStatus].map(([key, status]) => [key, status.rule]));
   const afterRules = new Map([...after.ruleStatus].map(([key, status]) => [key, status.rule]));
   const rules = changedKeys(beforeRules, afterRules, (a, b) => a === b || sameJson(a.spec, b.spec));
+  let sidecars = 0;
   for (const key of rules) {
     const rule = afterRules.get(key) ?? beforeRules.get(key);
+    // A Sidecar change is a full comparison, but only for the proxies whose Sidecar changed (src/xds/proxy-scope.ts).
+    if (rule?.meta.kind === 'Sidecar') {
+      if (sidecars++ === 0) kinds.push('Sidecar');
+      continue;
+    }
     if (!rule || !SCOPED_RULE_KINDS.has(rule.meta.kind)) return { scope: FULL_SCOPE, kinds: ['full', `rule ${key}`] };
     kinds.push(rule.meta.kind);
     for (const r of [afterRules.get(key), beforeRules.get(key)]) {
@@ -98,14 +108,16 @@ export function computeChangeScope(
     }
   }
   // Whole-set types are compared per proxy against what it holds, which is cheap when nothing differs.
-  if (services.size > 0 || rules.size > 0) {
+  if (services.size > 0 || rules.size > sidecars) {
     scope.set(CLUSTER_TYPE, 'all');
     scope.set(LISTENER_TYPE, 'all');
     scope.set(ROUTE_TYPE, 'all');
   }
   const edsNames = changedAssignments(before, after, edsHosts);
   if (edsNames.size > 0) scope.set(ENDPOINT_TYPE, edsNames);
-  return { scope, kinds };
+  // Proxies under a Sidecar skip changes to hosts they cannot see (src/xds/proxy-scope.ts).
+  const hostScope = withOrigin(scope, { hosts: edsHosts, previous: before });
+  return { scope: sidecars > 0 ? withSidecarChange(hostScope, before) : hostScope, kinds };
 }
 
 /** ClusterLoadAssignments of `hosts` whose bytes differ between the two pushes. */

@@ -1,11 +1,12 @@
 // Istio VirtualService and DestinationRule objects into rule models, validated as Istio's
 // admission webhook would: each problem names its field and says how to fix it.
-import type { DestinationRule, DestinationRuleSpec, Rule, RuleKind, ValidationIssue, VirtualService, VirtualServiceSpec } from '../model/rules.ts';
+import type { DestinationRuleSpec, Rule, RuleKind, SidecarSpec, ValidationIssue, VirtualServiceSpec } from '../model/rules.ts';
 import type { SourceRef } from '../model/service.ts';
 import type { Fields } from './object-fields.ts';
 import { describeType, isDns1123Label, isFields, isIpAddress, isPortNumber, isWildcardDomain, readMeta } from './object-fields.ts';
 import { checkBoolean, checkStringMatch, checkUnknownFields, isHeaderName, IssueList, mapAt, mapsIn, stringsIn } from './istio-fields.ts';
 import { checkHeaders, checkHttpRoutePolicies } from './istio-route-policy.ts';
+import { validateSidecarSpec } from './istio-sidecar.ts';
 import { checkTrafficPolicy } from './istio-traffic-policy.ts';
 
 export { checkRe2Regex } from './istio-fields.ts';
@@ -245,6 +246,12 @@ export interface RuleConversion {
   readonly issues: readonly ValidationIssue[];
 }
 
+const SPEC_VALIDATORS: Readonly<Record<RuleKind, (spec: unknown) => ValidationIssue[]>> = {
+  VirtualService: validateVirtualServiceSpec,
+  DestinationRule: validateDestinationRuleSpec,
+  Sidecar: validateSidecarSpec,
+};
+
 /** Validates and converts one rule object; the spec is kept exactly as written. */
 export function convertIstioRule(kind: RuleKind, object: Fields, source: SourceRef): RuleConversion {
   const meta = readMeta(object);
@@ -253,7 +260,7 @@ export function convertIstioRule(kind: RuleKind, object: Fields, source: SourceR
     issues.push({ code: 'MP_OBJECT_INVALID', severity: 'error', path: 'metadata.name', message: 'is missing: give the rule a name (metadata.name)' });
   }
   const spec = object['spec'];
-  issues.push(...(kind === 'VirtualService' ? validateVirtualServiceSpec(spec) : validateDestinationRuleSpec(spec)));
+  issues.push(...SPEC_VALIDATORS[kind](spec));
   if (meta.name === undefined || issues.some((issue) => issue.severity === 'error')) return { issues };
   const warnings = issues.filter((issue) => issue.severity === 'warning');
   const ruleMeta = {
@@ -263,9 +270,11 @@ export function convertIstioRule(kind: RuleKind, object: Fields, source: SourceR
     ...(meta.creationTimestamp !== undefined ? { creationTimestamp: meta.creationTimestamp } : {}),
     ...(warnings.length > 0 ? { warnings } : {}),
   };
-  const rule: VirtualService | DestinationRule =
+  const rule: Rule =
     kind === 'VirtualService'
       ? { meta: { ...ruleMeta, kind }, spec: spec as VirtualServiceSpec }
-      : { meta: { ...ruleMeta, kind }, spec: spec as DestinationRuleSpec };
+      : kind === 'DestinationRule'
+        ? { meta: { ...ruleMeta, kind }, spec: spec as DestinationRuleSpec }
+        : { meta: { ...ruleMeta, kind }, spec: spec as SidecarSpec };
   return { rule, issues };
 }

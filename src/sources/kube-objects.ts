@@ -98,6 +98,11 @@ const SUPPORTED_KINDS: Readonly<Record<string, KindSupport>> = {
     versions: ISTIO_NETWORKING_VERSIONS,
     parse: (input, object, _kind, meta) => parseRule(input, object, 'DestinationRule', meta),
   },
+  Sidecar: {
+    group: ISTIO_NETWORKING_GROUP,
+    versions: ISTIO_NETWORKING_VERSIONS,
+    parse: (input, object, _kind, meta) => parseRule(input, object, 'Sidecar', meta),
+  },
   ServiceEntry: { group: ISTIO_NETWORKING_GROUP, versions: ISTIO_NETWORKING_VERSIONS, parse: parseServiceEntry },
   WorkloadEntry: { group: ISTIO_NETWORKING_GROUP, versions: ISTIO_NETWORKING_VERSIONS, parse: parseWorkloadEntry },
   RouteRule: { group: LEGACY_CONFIG_GROUP, versions: ['v1alpha2'], parse: parseRouteRule },

@@ -7,7 +7,7 @@ import type { AccessLogConfig, MeshConfig, OutboundTrafficMode } from '../model/
 import { DEFAULT_JSON_ACCESS_LOG_FORMAT, DEFAULT_MESH_CONFIG, DEFAULT_TEXT_ACCESS_LOG_FORMAT } from '../model/mesh-config.ts';
 import type { ValidationIssue } from '../model/rules.ts';
 import type { Fields } from './object-fields.ts';
-import { describeType, fieldsOf, isFields, stringField } from './object-fields.ts';
+import { describeType, fieldsOf, isDns1123Label, isFields, stringField } from './object-fields.ts';
 
 const GO_DURATION = /^(\d+(?:\.\d+)?)(h|m|s|ms)$/;
 const UNIT_MS: Readonly<Record<string, number>> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
@@ -89,6 +89,16 @@ function readConnectTimeout(mesh: Fields, issues: MeshIssues): string {
   return protoDuration(ms);
 }
 
+function readRootNamespace(mesh: Fields, issues: MeshIssues): string | undefined {
+  const value = mesh['rootNamespace'];
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string' || !isDns1123Label(value)) {
+    issues.error('rootNamespace', `must be a namespace name (a DNS label), got ${describeType(value)}: e.g. rootNamespace: istio-system`);
+    return undefined;
+  }
+  return value;
+}
+
 /** The MeshConfig inside whatever wrapper the file uses. */
 function unwrap(document: unknown): { mesh: unknown; prefix: string } {
   if (!isFields(document)) return { mesh: document, prefix: '' };
@@ -115,11 +125,13 @@ export function readMeshConfig(document: unknown, source: string): MeshConfigRea
   }
   const fields = fieldsOf(mesh);
   const accessLog = readAccessLog(fields, issues);
+  const rootNamespace = readRootNamespace(fields, issues);
   const meshConfig: MeshConfig = {
     ...(accessLog ? { accessLog } : {}),
     tracingSampling: readSampling(fields, issues),
     outboundTrafficPolicy: readOutboundPolicy(fields, issues),
     connectTimeout: readConnectTimeout(fields, issues),
+    ...(rootNamespace ? { rootNamespace } : {}),
     source,
   };
   const found = issues.issues.map((issue) => ({ ...issue, path: prefix + issue.path }));

@@ -32,6 +32,7 @@ export function istioCrds(versions: readonly string[] = ['v1', 'v1beta1', 'v1alp
     ['DestinationRule', 'destinationrules'],
     ['ServiceEntry', 'serviceentries'],
     ['WorkloadEntry', 'workloadentries'],
+    ['Sidecar', 'sidecars'],
   ].map(([kind = '', plural = '']) => ({ group: 'networking.istio.io', versions, plural, kind, namespaced: true }));
 }
 

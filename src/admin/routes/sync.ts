@@ -1,6 +1,8 @@
 // /debug/syncz, /debug/adsz and /debug/config_dump: what each connected proxy asked for, was
 // sent and said back.
 import type { FastifyInstance } from 'fastify';
+import type { Proxy } from '../../model/proxy.ts';
+import type { PushContext } from '../../model/push-context.ts';
 import { buildConfigDump, type DumpedType } from '../../xds/config-dump.ts';
 import type { WatchState, XdsConnection } from '../../xds/server/connection.ts';
 import { syncStatus } from '../../xds/server/connection.ts';
@@ -96,6 +98,7 @@ const adsConnection = {
     namespace: nullableString,
     ipAddresses: { type: 'array', items: { type: 'string' } },
     labels: { type: 'object', additionalProperties: { type: 'string' } },
+    sidecar: { type: ['string', 'null'], description: 'namespace/name of the Sidecar resource that limits what this proxy is sent; null when none applies' },
     node: {
       type: ['object', 'null'],
       properties: {
@@ -122,6 +125,12 @@ const adsConnection = {
   },
 } as const;
 
+/** `namespace/name` of the Sidecar that scopes the proxy, or null. */
+function effectiveSidecar(push: PushContext | undefined, proxy: Proxy | undefined): string | null {
+  const sidecar = push && proxy ? push.sidecarFor(proxy) : undefined;
+  return sidecar ? `${sidecar.meta.namespace}/${sidecar.meta.name}` : null;
+}
+
 export function registerSyncRoutes(app: FastifyInstance, views: AdminViews): void {
   app.get('/debug/syncz', {
     schema: {
@@ -137,26 +146,30 @@ export function registerSyncRoutes(app: FastifyInstance, views: AdminViews): voi
       summary: 'Every ADS connection: address, node, metadata, connected since, watches',
       response: { 200: { type: 'object', properties: { connections: { type: 'array', items: adsConnection } } } },
     },
-    handler: () => ({
-      connections: views.connections().map((c) => ({
-        connectionId: c.id,
-        peer: c.peer,
-        connectedAt: c.connectedAt.toISOString(),
-        proxy: c.proxy?.id ?? null,
-        proxyType: c.proxy?.type ?? null,
-        generator: c.proxy?.generator ?? null,
-        namespace: c.proxy?.namespace ?? null,
-        ipAddresses: c.proxy?.ipAddresses ?? [],
-        labels: c.proxy?.labels ?? {},
-        node: c.node ? { ...c.node, locality: c.node.locality ?? {} } : null,
-        watches: Object.fromEntries(
-          PUSH_ORDER.filter((t) => c.watches.has(t)).map((t) => {
-            const w = c.watches.get(t);
-            return [SHORT_TYPE[t], { subscribed: w?.names ?? '*', requests: w?.requests ?? 0, status: syncStatus(w), resourceNames: (w?.sent?.resources ?? []).map((r) => r.name) }];
-          }),
-        ),
-      })),
-    }),
+    handler: () => {
+      const push = views.currentPush();
+      return {
+        connections: views.connections().map((c) => ({
+          connectionId: c.id,
+          peer: c.peer,
+          connectedAt: c.connectedAt.toISOString(),
+          proxy: c.proxy?.id ?? null,
+          proxyType: c.proxy?.type ?? null,
+          generator: c.proxy?.generator ?? null,
+          namespace: c.proxy?.namespace ?? null,
+          ipAddresses: c.proxy?.ipAddresses ?? [],
+          labels: c.proxy?.labels ?? {},
+          sidecar: effectiveSidecar(push, c.proxy),
+          node: c.node ? { ...c.node, locality: c.node.locality ?? {} } : null,
+          watches: Object.fromEntries(
+            PUSH_ORDER.filter((t) => c.watches.has(t)).map((t) => {
+              const w = c.watches.get(t);
+              return [SHORT_TYPE[t], { subscribed: w?.names ?? '*', requests: w?.requests ?? 0, status: syncStatus(w), resourceNames: (w?.sent?.resources ?? []).map((r) => r.name) }];
+            }),
+          ),
+        })),
+      };
+    },
   });
 
   app.get<{ Querystring: { proxyID: string } }>('/debug/config_dump', {

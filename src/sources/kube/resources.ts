@@ -28,6 +28,7 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
   istio('DestinationRule', 'destinationrules'),
   istio('ServiceEntry', 'serviceentries'),
   istio('WorkloadEntry', 'workloadentries'),
+  istio('Sidecar', 'sidecars'),
   { kind: 'RouteRule', group: 'config.istio.io', versions: ['v1alpha2'], plural: 'routerules', namespaced: true, optional: true },
 ];
 

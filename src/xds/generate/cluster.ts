@@ -1,6 +1,7 @@
 // CDS: one EDS cluster per service port and per subset, plus Istio's two catch-all clusters.
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
+import { scopedPush } from '../../model/sidecar-scope.ts';
 import type { JsonObject } from '../proto-json.ts';
 import type { EnvoyResource } from '../resource.ts';
 import { internResource } from '../resource.ts';
@@ -84,17 +85,19 @@ export function clusterWithPolicy(
 }
 
 export function buildClusters(push: PushContext, proxy: Proxy): readonly EnvoyResource[] {
+  // Outbound clusters are what the proxy's Sidecar lets it see; inbound ones are its own workload's.
+  const visible = scopedPush(push, proxy);
   // DestinationRules are looked up from the proxy's namespace first.
-  const outbound = push.memo(`cds:${proxy.generator}:${proxy.namespace ?? ''}`, () => {
-    const built = outboundTargets(push).flatMap((t) => {
-      const json = clusterWithPolicy(push, t, proxy.namespace, proxy.generator, ignoreNotes);
-      return json ? [internResource(push.sequence, CLUSTER_TYPE, t.clusterName, json)] : [];
+  const outbound = visible.memo(`cds:${proxy.generator}:${proxy.namespace ?? ''}`, () => {
+    const built = outboundTargets(visible).flatMap((t) => {
+      const json = clusterWithPolicy(visible, t, proxy.namespace, proxy.generator, ignoreNotes);
+      return json ? [internResource(visible.sequence, CLUSTER_TYPE, t.clusterName, json)] : [];
     });
     if (proxy.generator === 'grpc') return built;
-    const catchAll = catchAllClusters(push.meshConfig.connectTimeout);
-    return [...built, ...catchAll.map((c) => internResource(push.sequence, CLUSTER_TYPE, c['name'] as string, c))];
+    const catchAll = catchAllClusters(visible.meshConfig.connectTimeout);
+    return [...built, ...catchAll.map((c) => internResource(visible.sequence, CLUSTER_TYPE, c['name'] as string, c))];
   });
   // One array per distinct set, so every proxy that gets the same clusters shares the list (and its encoding).
   const inbound = buildInboundClusters(push, proxy);
-  return push.memo(`cds-set:${proxy.generator}:${proxy.namespace ?? ''}:${inbound.map((c) => c.name).join(',')}`, () => [...outbound, ...inbound]);
+  return visible.memo(`cds-set:${proxy.generator}:${proxy.namespace ?? ''}:${inbound.map((c) => c.name).join(',')}`, () => [...outbound, ...inbound]);
 }

@@ -1,6 +1,8 @@
 // EDS: one ClusterLoadAssignment per EDS cluster, endpoints grouped by locality.
 import type { PushContext } from '../../model/push-context.ts';
+import type { Proxy } from '../../model/proxy.ts';
 import type { Endpoint } from '../../model/service.ts';
+import { scopedPush } from '../../model/sidecar-scope.ts';
 import { labelsMatch } from '../../model/service.ts';
 import type { JsonObject } from '../proto-json.ts';
 import type { EnvoyResource } from '../resource.ts';
@@ -62,4 +64,12 @@ export function buildLoadAssignments(push: PushContext, names: readonly string[]
   return targets.map((target) =>
     push.memo(`eds:${target.clusterName}`, () => internResource(push.sequence, ENDPOINT_TYPE, target.clusterName, buildLoadAssignment(push, target))),
   );
+}
+
+/** A proxy's load assignments: only those of clusters its Sidecar lets it see, built from the whole push and shared. */
+export function buildProxyLoadAssignments(push: PushContext, proxy: Proxy, names: readonly string[] | undefined): EnvoyResource[] {
+  const visible = scopedPush(push, proxy);
+  if (visible === push) return buildLoadAssignments(push, names);
+  const allowed = outboundTargetByName(visible);
+  return buildLoadAssignments(push, (names ?? [...allowed.keys()]).filter((name) => allowed.has(name)));
 }

@@ -2,7 +2,7 @@
 // the generators use with a note collector, so the report never drifts from what is sent.
 import type { PushContext } from '../../model/push-context.ts';
 import type { Rule, ValidationIssue } from '../../model/rules.ts';
-import { isVirtualService, ruleKey } from '../../model/rules.ts';
+import { isDestinationRule, isVirtualService, ruleKey } from '../../model/rules.ts';
 import { resolveShortName } from '../../model/service.ts';
 import { hostMatches } from '../../model/destination-rules.ts';
 import { clusterWithPolicy } from './cluster.ts';
@@ -31,7 +31,7 @@ function virtualServiceNotes(push: PushContext, rule: Rule, notes: NoteSink): vo
 }
 
 function destinationRuleNotes(push: PushContext, rule: Rule, notes: NoteSink): void {
-  if (isVirtualService(rule)) return;
+  if (!isDestinationRule(rule)) return;
   const host = resolveShortName(rule.spec.host, rule.meta.namespace);
   for (const target of outboundTargets(push)) {
     if (!hostMatches(host, target.service.hostname)) continue;

@@ -5,7 +5,7 @@ import type { EnvoyResource } from '../resource.ts';
 import type { ResourceTypeUrl } from '../type-urls.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../type-urls.ts';
 import { buildClusters } from './cluster.ts';
-import { buildLoadAssignments } from './endpoint.ts';
+import { buildProxyLoadAssignments } from './endpoint.ts';
 import { buildListeners } from './listener.ts';
 import { buildRouteConfigs } from './route.ts';
 
@@ -20,7 +20,7 @@ function filterNames(resources: readonly EnvoyResource[], names: readonly string
 
 export const GENERATORS: Readonly<Record<ResourceTypeUrl, Generator>> = {
   [CLUSTER_TYPE]: (push, proxy, names) => filterNames(buildClusters(push, proxy), names),
-  [ENDPOINT_TYPE]: (push, _proxy, names) => buildLoadAssignments(push, names),
+  [ENDPOINT_TYPE]: buildProxyLoadAssignments,
   [LISTENER_TYPE]: buildListeners,
   [ROUTE_TYPE]: buildRouteConfigs,
 };

@@ -2,6 +2,7 @@
 import type { MeshConfig } from '../../model/mesh-config.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
+import { scopedPush } from '../../model/sidecar-scope.ts';
 import type { Protocol, Service } from '../../model/service.ts';
 import { isHttpProtocol } from '../../model/service.ts';
 import type { JsonObject } from '../proto-json.ts';
@@ -202,11 +203,13 @@ function outboundListeners(push: PushContext): EnvoyResource[] {
 
 /** A sidecar's listeners: the outbound ones every sidecar shares, and virtualInbound for its own workload. */
 function sidecarListeners(push: PushContext, proxy: Proxy): readonly EnvoyResource[] {
-  // virtualInbound depends only on the workload's ports: proxies with the same ones share the list (and its encoding).
+  // Outbound listeners are what the proxy's Sidecar lets it see; virtualInbound depends only on the
+  // workload's ports. Proxies alike in both share the list (and its encoding).
+  const visible = scopedPush(push, proxy);
   const inboundKey = inboundPorts(push, proxy).map((p) => `${p.clusterName}/${p.servicePort.port}`).join(',');
-  return push.memo(`lds:sidecar:${inboundKey}`, () => {
+  return visible.memo(`lds:sidecar:${inboundKey}`, () => {
     const inbound = internResource(push.sequence, LISTENER_TYPE, VIRTUAL_INBOUND_LISTENER, virtualInbound(push, proxy));
-    return [...outboundListeners(push), inbound].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return [...outboundListeners(visible), inbound].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   });
 }
 
@@ -235,7 +238,7 @@ export function buildListeners(push: PushContext, proxy: Proxy, names: readonly 
       continue;
     }
     const target = parseHostPort(name);
-    if (!target || !resolveTargetHost(push, target.host, target.port, proxy.namespace)) continue;
+    if (!target || !resolveTargetHost(scopedPush(push, proxy), target.host, target.port, proxy.namespace)) continue;
     out.push(push.memo(`lds:grpc:${name}`, () => internResource(push.sequence, LISTENER_TYPE, name, grpcApiListener(name))));
   }
   return out;

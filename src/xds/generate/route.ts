@@ -1,6 +1,7 @@
 // RDS: sidecars get one RouteConfiguration per port ("9080"); proxyless gRPC one per target ("host:port").
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
+import { scopedPush } from '../../model/sidecar-scope.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
 import { DEFAULT_DOMAIN_SUFFIX, isHttpProtocol } from '../../model/service.ts';
 import type { OutboundTrafficMode } from '../../model/mesh-config.ts';
@@ -89,7 +90,9 @@ function routeCallerKey(push: PushContext, proxy: Proxy): string {
 }
 
 /** Route configurations a proxy may ask for; `names` undefined means all a sidecar has. */
-export function buildRouteConfigs(push: PushContext, proxy: Proxy, names: readonly string[] | undefined): readonly EnvoyResource[] {
+export function buildRouteConfigs(root: PushContext, proxy: Proxy, names: readonly string[] | undefined): readonly EnvoyResource[] {
+  // Virtual hosts only for what the proxy's Sidecar lets it see.
+  const push = scopedPush(root, proxy);
   const wanted = names ?? httpPortsOf(push).map(routeConfigName);
   const callerKey = routeCallerKey(push, proxy);
   // Callers that see the same routes and ask for the same names share one list (and its encoding).
