@@ -146,6 +146,8 @@ async function measure(s: Scenario, server: ChildProcess, clients: ChildProcess)
     endpointsPerService: s.endpoints,
     proxies: s.proxies,
     initialSyncMs,
+    // meshpilot's CPU from serving the first proxy to the last one synced (start-up excluded).
+    initialSyncCpuSeconds: Math.round((afterSync.cpuSeconds - ready.cpuSeconds) * 10) / 10,
     floorMs,
     syncOverFloor: Math.round((initialSyncMs / floorMs) * 100) / 100,
     floor: { encodeMs: Math.round(encode.ms), writeMs: Math.round(writeMs), distinctResources: encode.distinct, bytesPerProxy: bytesPerSocket },

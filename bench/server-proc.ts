@@ -24,7 +24,7 @@ export type ServerMessage =
   | { type: 'stop' };
 
 export type ServerReport =
-  | { type: 'ready'; port: number; startRss: number }
+  | { type: 'ready'; port: number; startRss: number; cpuSeconds: number }
   | { type: 'mutated'; at: number; marker: string }
   | { type: 'stats'; peakRss: number; peakHeap: number; memory: NodeJS.MemoryUsage; cpuSeconds: number; bytesSent: number; connections: number; pushes: number; maxQueued: number; pushLog: unknown[] }
   | { type: 'floor-encode'; ms: number; distinct: number; bytesPerProxy: number }
@@ -36,6 +36,11 @@ const report = (r: ServerReport): void => {
 };
 
 const [services = '50', endpoints = '10'] = process.argv.slice(2);
+
+function numberFromEnv<K extends string>(name: string, key: K): Partial<Record<K, number>> {
+  const value = process.env[name];
+  return value === undefined ? {} : ({ [key]: Number(value) } as Partial<Record<K, number>>);
+}
 const mesh = new SyntheticMesh(meshShape(Number(services), Number(endpoints)));
 const dir = await mkdtemp(join(tmpdir(), 'meshpilot-bench-'));
 const running = await serve({
@@ -48,6 +53,10 @@ const running = await serve({
   debounceQuietMs: 100,
   debounceMaxMs: 10_000,
   log: pino({ level: 'silent' }),
+  // Tuning experiments: MESHPILOT_BENCH_HIGH_WATER / MESHPILOT_BENCH_TOTAL_HIGH_WATER / MESHPILOT_BENCH_CONCURRENCY.
+  ...numberFromEnv('MESHPILOT_BENCH_HIGH_WATER', 'xdsHighWaterBytes'),
+  ...numberFromEnv('MESHPILOT_BENCH_TOTAL_HIGH_WATER', 'xdsTotalHighWaterBytes'),
+  ...numberFromEnv('MESHPILOT_BENCH_CONCURRENCY', 'pushConcurrency'),
 });
 running.store.publish('bench', mesh.snapshot(), 'synthetic mesh');
 running.pushController.flush();
@@ -58,7 +67,9 @@ setInterval(() => {
   peakRss = Math.max(peakRss, process.memoryUsage.rss());
 }, 25).unref();
 setInterval(() => {
-  peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
+  const m = process.memoryUsage();
+  peakHeap = Math.max(peakHeap, m.heapUsed);
+  if (process.env['MESHPILOT_BENCH_TRACE']) process.stderr.write(`mem rss=${m.rss >> 20} heapTotal=${m.heapTotal >> 20} heapUsed=${m.heapUsed >> 20} external=${m.external >> 20} conns=${running.adsServer.connections().length}\n`);
 }, 250).unref();
 let pushes = 0;
 const pushLog: { sequence: number; durationMs: number; scope: unknown; at: number; drainedAt?: number }[] = [];
@@ -186,4 +197,5 @@ process.on('message', (message: ServerMessage) => {
   }
 });
 
-report({ type: 'ready', port: running.xdsPort, startRss: process.memoryUsage.rss() });
+const startCpu = process.cpuUsage();
+report({ type: 'ready', port: running.xdsPort, startRss: process.memoryUsage.rss(), cpuSeconds: (startCpu.user + startCpu.system) / 1e6 });

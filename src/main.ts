@@ -37,6 +37,8 @@ export interface ServeOptions {
   readonly pushConcurrency?: number;
   /** Unwritten bytes per xDS stream above which meshpilot waits for the proxy to read. */
   readonly xdsHighWaterBytes?: number;
+  /** Unwritten bytes across all xDS streams above which streams wait their turn (bounds memory). */
+  readonly xdsTotalHighWaterBytes?: number;
   /** Tests pass their own logger. */
   readonly log?: Logger;
   /** What feeds the model (default: the directory only). With both, the directory wins a clash. */
@@ -90,6 +92,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     scheduler: pushQueue,
     events: fanOutEvents(metrics.events, nacks.events, convergence.events),
     ...(options.xdsHighWaterBytes !== undefined ? { highWaterBytes: options.xdsHighWaterBytes } : {}),
+    ...(options.xdsTotalHighWaterBytes !== undefined ? { totalHighWaterBytes: options.xdsTotalHighWaterBytes } : {}),
   });
 
   const pushController: PushController = new PushController({

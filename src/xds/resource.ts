@@ -72,7 +72,8 @@ class ResourceInterner {
       this.#previous = this.#current;
       this.#current = new Map();
     }
-    const key = `${typeUrl}\u0000${name}\u0000${JSON.stringify(json)}`;
+    // A digest of the JSON, not the JSON itself: a route configuration's text can be half a megabyte.
+    const key = `${typeUrl}\u0000${name}\u0000${createHash('sha1').update(JSON.stringify(json)).digest('base64')}`;
     let resource = this.#current.get(key);
     if (resource) return resource;
     resource = this.#previous.get(key) ?? new EnvoyResource(typeUrl, name, json);

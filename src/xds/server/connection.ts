@@ -50,7 +50,8 @@ export interface ConnectionOptions {
   readonly onWritable?: (connection: XdsConnection) => void;
 }
 
-const DEFAULT_HIGH_WATER_BYTES = 256 * 1024;
+// Whole sets are shared buffers, so a stream may have a few responses in flight without copying any.
+const DEFAULT_HIGH_WATER_BYTES = 4 * 1024 * 1024;
 
 // Set versions are hashes over every resource: computed once per shared resource list.
 const setVersions = new WeakMap<readonly EnvoyResource[], string>();
@@ -589,10 +590,7 @@ export class XdsConnection {
   #write(bytes: Buffer): void {
     const size = bytes.length;
     const budget = this.#options.budget;
-    if (budget) {
-      budget.inFlight += size;
-      budget.maxInFlight = Math.max(budget.maxInFlight, budget.inFlight);
-    }
+    budget?.take(bytes);
     this.inFlightBytes += size;
     this.maxInFlightBytes = Math.max(this.maxInFlightBytes, this.inFlightBytes);
     this.bytesSent += size;
@@ -601,7 +599,7 @@ export class XdsConnection {
     this.#options.write(bytes, () => {
       this.inFlightBytes -= size;
       if (budget) {
-        budget.inFlight -= size;
+        budget.release(bytes);
         if (budget.waiting.size > 0 && budget.inFlight < budget.limit / 2) {
           const waiting = [...budget.waiting];
           budget.waiting.clear();

@@ -82,14 +82,35 @@ export interface ConnectionEvents {
   onConverged?(connection: XdsConnection, typeUrl: ResourceTypeUrl, ms: number, pushSequence: number): void;
 }
 
-/** Unwritten bytes across every stream; connections over the limit wait their turn. */
+/**
+ * Unwritten bytes across every stream; connections over the limit wait their turn. A buffer that
+ * many streams are writing at once (a whole set shared between them) is memory once, and counts once.
+ */
 export class WriteBudget {
   inFlight = 0;
   maxInFlight = 0;
   readonly limit: number;
   readonly waiting = new Set<XdsConnection>();
+  readonly #writers = new Map<Buffer, number>();
   constructor(limit: number) {
     this.limit = limit;
   }
-}
 
+  take(bytes: Buffer): void {
+    const writers = this.#writers.get(bytes) ?? 0;
+    this.#writers.set(bytes, writers + 1);
+    if (writers > 0) return;
+    this.inFlight += bytes.length;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+  }
+
+  release(bytes: Buffer): void {
+    const writers = (this.#writers.get(bytes) ?? 1) - 1;
+    if (writers > 0) {
+      this.#writers.set(bytes, writers);
+      return;
+    }
+    this.#writers.delete(bytes);
+    this.inFlight -= bytes.length;
+  }
+}
