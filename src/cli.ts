@@ -11,7 +11,7 @@ import { registerExplainCommand } from './commands/explain.ts';
 import { registerPreviewCommand } from './commands/preview.ts';
 import { registerProxyConfigCommand } from './commands/proxy-config.ts';
 import { registerProxyStatusCommand } from './commands/proxy-status.ts';
-import { inCluster } from './sources/kube/kube-api.ts';
+import { inCluster } from './sources/kube/in-cluster.ts';
 import { parseNamespaces, selectSources, SOURCE_KINDS, type SourceKind } from './sources/kube/select.ts';
 
 function port(value: string): number {

@@ -10,9 +10,7 @@ import { ConvergenceTracker } from './push/convergence.ts';
 import { PushController } from './push/push-controller.ts';
 import { PushQueue } from './push/push-queue.ts';
 import { loadMeshConfigFile } from './sources/mesh-config-file.ts';
-import { connect } from './sources/kube/kube-api.ts';
 import type { KubeSourceTuning } from './sources/kube/kube-source.ts';
-import { KubeSource } from './sources/kube/kube-source.ts';
 import type { SourceKind } from './sources/kube/select.ts';
 import { YamlSource } from './sources/yaml-source.ts';
 import { generate } from './xds/generate/index.ts';
@@ -107,9 +105,11 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
   });
   const sources = options.sources ?? ['file'];
   const yamlSource = sources.includes('file') ? new YamlSource({ dir: options.configDir, store, log: log.child({ component: 'yaml-source' }) }) : undefined;
-  const kubeSource = sources.includes('kube')
-    ? new KubeSource({
-        connection: connect(options.kubeconfig),
+  // The Kubernetes client is loaded only when it is used: importing it costs over 100 MB.
+  const kube = sources.includes('kube') ? await Promise.all([import('./sources/kube/kube-source.ts'), import('./sources/kube/kube-api.ts')]) : undefined;
+  const kubeSource = kube
+    ? new kube[0].KubeSource({
+        connection: kube[1].connect(options.kubeconfig),
         store,
         log: log.child({ component: 'kube-source' }),
         ...(options.namespaces ? { namespaces: options.namespaces } : {}),

@@ -6,12 +6,7 @@ import https from 'node:https';
 import { KubeConfig } from '@kubernetes/client-node';
 import { MeshpilotError } from '../../errors.ts';
 
-const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
-
-/** True inside a pod with a mounted service account, where the in-cluster config applies. */
-export function inCluster(env: NodeJS.ProcessEnv = process.env): boolean {
-  return !!env['KUBERNETES_SERVICE_HOST'] && !!env['KUBERNETES_SERVICE_PORT'] && existsSync(SERVICE_ACCOUNT_TOKEN);
-}
+import { inCluster } from './in-cluster.ts';
 
 /**
  * A KubeConfig whose watch requests give up when the API server sends no response headers in
