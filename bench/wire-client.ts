@@ -1,12 +1,6 @@
 // Just enough protobuf and gRPC framing for thousands of lightweight xDS clients in one process:
 // requests are assembled by hand, responses are read field by field without decoding resources.
 
-export interface Field {
-  readonly field: number;
-  readonly wire: number;
-  readonly value: number | Buffer;
-}
-
 function readVarint(buf: Buffer, offset: number): [number, number] {
   let result = 0;
   let shift = 1;
@@ -15,29 +9,6 @@ function readVarint(buf: Buffer, offset: number): [number, number] {
     result += (byte & 0x7f) * shift;
     if (byte < 0x80) return [result, offset];
     shift *= 128;
-  }
-}
-
-export function* fields(buf: Buffer): Generator<Field> {
-  let offset = 0;
-  while (offset < buf.length) {
-    const [tag, next] = readVarint(buf, offset);
-    offset = next;
-    const field = Math.floor(tag / 8);
-    const wire = tag & 7;
-    if (wire === 0) {
-      const [value, after] = readVarint(buf, offset);
-      offset = after;
-      yield { field, wire, value };
-    } else if (wire === 2) {
-      const [length, after] = readVarint(buf, offset);
-      yield { field, wire, value: buf.subarray(after, after + length) };
-      offset = after + length;
-    } else if (wire === 1) {
-      offset += 8;
-    } else if (wire === 5) {
-      offset += 4;
-    } else throw new Error(`unexpected wire type ${wire}`);
   }
 }
 
@@ -68,14 +39,40 @@ export interface ParsedResponse {
   readonly removed: string[];
 }
 
-function resourceName(any: Buffer): string {
-  for (const f of fields(any)) {
-    if (f.field === 2 && Buffer.isBuffer(f.value)) {
-      for (const inner of fields(f.value)) if (inner.field === 1 && Buffer.isBuffer(inner.value)) return inner.value.toString();
-      return '';
-    }
+/**
+ * Visits each field of buf[start, end) by offsets, without a Buffer per field: a client reads
+ * thousands of resources per response. `value` is the varint, or -1 for length-delimited fields.
+ */
+function scan(buf: Buffer, start: number, end: number, visit: (field: number, from: number, to: number) => boolean | undefined): void {
+  let offset = start;
+  while (offset < end) {
+    const [tag, afterTag] = readVarint(buf, offset);
+    const field = Math.floor(tag / 8);
+    const wire = tag & 7;
+    if (wire === 2) {
+      const [length, from] = readVarint(buf, afterTag);
+      offset = from + length;
+      if (visit(field, from, offset) === false) return;
+    } else if (wire === 0) offset = readVarint(buf, afterTag)[1];
+    else if (wire === 1) offset = afterTag + 8;
+    else if (wire === 5) offset = afterTag + 4;
+    else throw new Error(`unexpected wire type ${wire}`);
   }
-  return '';
+}
+
+/** The name (field 1) of the message inside an Any (value is field 2) at buf[from, to). */
+function resourceName(buf: Buffer, from: number, to: number): string {
+  let name = '';
+  scan(buf, from, to, (field, valueFrom, valueTo) => {
+    if (field !== 2) return true;
+    scan(buf, valueFrom, valueTo, (inner, nameFrom, nameTo) => {
+      if (inner !== 1) return true;
+      name = buf.toString('utf8', nameFrom, nameTo);
+      return false;
+    });
+    return false;
+  });
+  return name;
 }
 
 /** `withNames`: read each resource's name too (Envoy-like clients need them for CDS and LDS only). */
@@ -84,15 +81,14 @@ export function parseSotwResponse(buf: Buffer, withNames = true): ParsedResponse
   let nonce = '';
   let version = '';
   const names: string[] = [];
-  for (const f of fields(buf)) {
-    if (!Buffer.isBuffer(f.value)) continue;
-    if (f.field === 1) version = f.value.toString();
-    else if (f.field === 2) {
-      if (withNames) names.push(resourceName(f.value));
-    }
-    else if (f.field === 4) typeUrl = f.value.toString();
-    else if (f.field === 5) nonce = f.value.toString();
-  }
+  scan(buf, 0, buf.length, (field, from, to) => {
+    if (field === 1) version = buf.toString('utf8', from, to);
+    else if (field === 2) {
+      if (withNames) names.push(resourceName(buf, from, to));
+    } else if (field === 4) typeUrl = buf.toString('utf8', from, to);
+    else if (field === 5) nonce = buf.toString('utf8', from, to);
+    return true;
+  });
   return { typeUrl, nonce, version, names, removed: [] };
 }
 
@@ -102,15 +98,19 @@ export function parseDeltaResponse(buf: Buffer): ParsedResponse {
   let version = '';
   const names: string[] = [];
   const removed: string[] = [];
-  for (const f of fields(buf)) {
-    if (!Buffer.isBuffer(f.value)) continue;
-    if (f.field === 1) version = f.value.toString();
-    else if (f.field === 2) {
-      for (const r of fields(f.value)) if (r.field === 3 && Buffer.isBuffer(r.value)) names.push(r.value.toString());
-    } else if (f.field === 4) typeUrl = f.value.toString();
-    else if (f.field === 5) nonce = f.value.toString();
-    else if (f.field === 6) removed.push(f.value.toString());
-  }
+  scan(buf, 0, buf.length, (field, from, to) => {
+    if (field === 1) version = buf.toString('utf8', from, to);
+    else if (field === 2) {
+      // Resource { version = 1; resource = 2; name = 3 }
+      scan(buf, from, to, (inner, nameFrom, nameTo) => {
+        if (inner === 3) names.push(buf.toString('utf8', nameFrom, nameTo));
+        return true;
+      });
+    } else if (field === 4) typeUrl = buf.toString('utf8', from, to);
+    else if (field === 5) nonce = buf.toString('utf8', from, to);
+    else if (field === 6) removed.push(buf.toString('utf8', from, to));
+    return true;
+  });
   return { typeUrl, nonce, version, names, removed };
 }
 
