@@ -14,7 +14,7 @@ export type ClientMessage =
   | { type: 'stop' };
 
 export type ClientReport =
-  | { type: 'synced'; at: number; startedAt: number; bytesReceived: number }
+  | { type: 'synced'; at: number; startedAt: number; bytesReceived: number; cpuSeconds: number }
   | { type: 'seen'; id: string; times: number[]; missing: number }
   | { type: 'sink-ready'; port: number }
   | { type: 'sink-done'; at: number };
@@ -138,6 +138,7 @@ let sink: net.Server | undefined;
 
 function start(message: Extract<ClientMessage, { type: 'start' }>): void {
   const startedAt = now();
+  const startCpu = process.cpuUsage();
   let synced = 0;
   for (let i = 0; i < message.proxies; i++) {
     // One connection per proxy, as every Envoy has its own.
@@ -150,7 +151,10 @@ function start(message: Extract<ClientMessage, { type: 'start' }>): void {
     sessions.push(session);
     const proxy = new Proxy(session, i, message.mode, `ns-${i % message.namespaces}`);
     proxy.onSynced = () => {
-      if (++synced === message.proxies) send({ type: 'synced', at: now(), startedAt, bytesReceived });
+      if (++synced === message.proxies) {
+        const cpu = process.cpuUsage(startCpu);
+        send({ type: 'synced', at: now(), startedAt, bytesReceived, cpuSeconds: (cpu.user + cpu.system) / 1e6 });
+      }
     };
     proxies.push(proxy);
   }
