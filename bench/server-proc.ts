@@ -137,6 +137,7 @@ function floorWrite(message: Extract<ServerMessage, { type: 'floor-write' }>): v
 }
 
 process.on('message', (message: ServerMessage) => {
+  if (process.env['MESHPILOT_BENCH_TRACE']) process.stderr.write(`message ${message.type}\n`);
   switch (message.type) {
     case 'endpoint': {
       const marker = mesh.moveEndpoint(message.index);

@@ -71,6 +71,10 @@ interface SharedResponse {
   /** Set once a second stream is sent the same list in the same push. */
   readonly encoded?: { readonly nonce: string; readonly bytes: Buffer };
 }
+/** Changes of a few resources are shared by content within one push; larger ones are rare and encoded per stream. */
+const PARTIAL_SHARING_LIMIT = 64;
+let partialResponses: { sequence: number; byKey: Map<string, { readonly nonce: string; readonly bytes: Buffer } | undefined> } = { sequence: -1, byKey: new Map() };
+
 /** By list, then by `mode:typeUrl`. */
 const sharedResponses = new WeakMap<readonly EnvoyResource[], Map<string, SharedResponse>>();
 
@@ -454,7 +458,7 @@ export class XdsConnection {
     out: { resources: readonly EnvoyResource[]; whole: readonly EnvoyResource[] | undefined; version: string; sourceAt: number | undefined; started: number },
   ): void {
     const { resources, whole, version, sourceAt, started } = out;
-    const { nonce, bytes } = whole ? this.#sharedResponse(typeUrl, watch, push, whole, version) : this.#encodeSotw(typeUrl, resources, version);
+    const { nonce, bytes } = whole ? this.#sharedResponse(typeUrl, watch, push, whole, version) : this.#sharedPartial(typeUrl, watch, push, resources, [], version);
     this.#record(typeUrl, watch, push, { version, nonce, count: resources.length, removed: [], sourceAt, whole, started }, bytes);
   }
 
@@ -494,6 +498,37 @@ export class XdsConnection {
     return fresh;
   }
 
+  /**
+   * The same few changed resources go to many streams in one push (a route configuration after a
+   * VirtualService change, one load assignment after an endpoint moves): encoded once for them all.
+   */
+  #sharedPartial(
+    typeUrl: ResourceTypeUrl,
+    watch: WatchState,
+    push: PushContext,
+    resources: readonly EnvoyResource[],
+    removed: readonly string[],
+    version: string,
+  ): { nonce: string; bytes: Buffer } {
+    const encode = (): { nonce: string; bytes: Buffer } =>
+      this.mode === 'delta' ? this.#encodeDelta(typeUrl, resources, removed, version) : this.#encodeSotw(typeUrl, resources, version);
+    if (resources.length + removed.length > PARTIAL_SHARING_LIMIT) return encode();
+    if (partialResponses.sequence !== push.sequence) partialResponses = { sequence: push.sequence, byKey: new Map() };
+    const key = [this.mode, typeUrl, this.#options.controlPlaneId, version, ...resources.map((r) => `${r.name}\u0000${r.version}`), '', ...removed].join('\u0001');
+    const cached = partialResponses.byKey.get(key);
+    const seen = watch.sharedNonces?.sequence === push.sequence ? watch.sharedNonces.nonces : undefined;
+    if (cached && !seen?.has(cached.nonce)) {
+      this.#rememberShared(watch, push, cached.nonce);
+      return cached;
+    }
+    const fresh = encode();
+    // Kept from the second stream on, as whole sets are.
+    if (cached === undefined && partialResponses.byKey.has(key)) partialResponses.byKey.set(key, fresh);
+    else if (!partialResponses.byKey.has(key)) partialResponses.byKey.set(key, undefined);
+    this.#rememberShared(watch, push, fresh.nonce);
+    return fresh;
+  }
+
   #rememberShared(watch: WatchState, push: PushContext, nonce: string): void {
     if (watch.sharedNonces?.sequence !== push.sequence) watch.sharedNonces = { sequence: push.sequence, nonces: new Set() };
     watch.sharedNonces.nonces.add(nonce);
@@ -523,7 +558,7 @@ export class XdsConnection {
     const whole = scope === 'all' && removed.length === 0 && updated.length === generated.length ? generated : undefined;
     if (whole) watch.held.replaceAll(whole);
     else this.#hold(watch, updated, removed);
-    const { nonce, bytes } = whole ? this.#sharedResponse(typeUrl, watch, push, whole, version) : this.#encodeDelta(typeUrl, updated, removed, version);
+    const { nonce, bytes } = whole ? this.#sharedResponse(typeUrl, watch, push, whole, version) : this.#sharedPartial(typeUrl, watch, push, updated, removed, version);
     this.#record(typeUrl, watch, push, { version, nonce, count: updated.length, removed, sourceAt, whole: undefined, started }, bytes);
   }
 

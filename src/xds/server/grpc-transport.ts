@@ -123,11 +123,9 @@ export class GrpcCall {
         this.#need = 5 + length;
       }
       if (this.#pendingBytes < this.#need) return;
-      const joined = this.#pending.length === 1 ? (this.#pending[0] as Buffer) : Buffer.concat(this.#pending, this.#pendingBytes);
-      const message = joined.subarray(5, this.#need);
-      const rest = joined.subarray(this.#need);
-      this.#pending = rest.length > 0 ? [rest] : [];
-      this.#pendingBytes = rest.length;
+      const { message, rest } = takeMessage(this.#pending, this.#need);
+      this.#pending = rest;
+      this.#pendingBytes -= this.#need;
       this.#need = -1;
       if (this.#closed) return;
       this.onMessage?.(message);
@@ -140,6 +138,33 @@ export class GrpcCall {
     this.end(status, message);
     this.#close(message);
   }
+}
+
+// A message that arrived in several chunks is joined here, not in a new buffer: an EDS ACK
+// repeats tens of kilobytes of names, and thousands of them would otherwise be garbage. The
+// message is read synchronously by the handler (which copies what it keeps), then overwritten.
+let scratch = Buffer.allocUnsafe(64 * 1024);
+
+/** The first `need` bytes of `chunks` (a 5-byte prefix and the message) and what follows them. */
+function takeMessage(chunks: readonly Buffer[], need: number): { message: Buffer; rest: Buffer[] } {
+  const first = chunks[0] as Buffer;
+  if (first.length >= need) {
+    return { message: first.subarray(5, need), rest: first.length > need ? [first.subarray(need), ...chunks.slice(1)] : chunks.slice(1) };
+  }
+  if (scratch.length < need) scratch = Buffer.allocUnsafe(Math.max(need, scratch.length * 2));
+  let offset = 0;
+  const rest: Buffer[] = [];
+  for (const chunk of chunks) {
+    if (offset === need) {
+      rest.push(chunk);
+      continue;
+    }
+    const take = Math.min(chunk.length, need - offset);
+    chunk.copy(scratch, offset, 0, take);
+    offset += take;
+    if (take < chunk.length) rest.push(chunk.subarray(take));
+  }
+  return { message: scratch.subarray(5, need), rest };
 }
 
 export class GrpcTransport {
