@@ -156,10 +156,11 @@ export class XdsConnection {
       if (wire && !watch.wildcard && wire.equals(request.namesSpan)) return;
       if (watch.namesDigest === request.namesDigest) return;
     }
-    this.#maybeGrpc(typeUrl, request.resourceNames);
-    const wildcard = this.#sotwWildcard(typeUrl, request.resourceNames, watch);
-    const explicit = wildcard ? [] : request.resourceNames;
-    if (watch && watch.wildcard === wildcard && sameNames(watch.subscription, explicit)) {
+    // Names are read only where needed: a new EDS subscription found by its digest is not read at all.
+    if (typeUrl === LISTENER_TYPE) this.#maybeGrpc(typeUrl, request.resourceNames);
+    const wildcard = WILDCARD_TYPES.has(typeUrl) && this.#sotwWildcard(typeUrl, request.resourceNames, watch);
+    const explicit = (): readonly string[] => (wildcard ? [] : request.resourceNames);
+    if (watch && watch.wildcard === wildcard && sameNames(watch.subscription, explicit())) {
       watch.namesDigest = request.namesDigest;
       return;
     }
@@ -309,7 +310,7 @@ export class XdsConnection {
     return watch;
   }
 
-  #resubscribe(watch: WatchState, names: Iterable<string>, wildcard: boolean, request?: { digest: string; wire: Buffer }): void {
+  #resubscribe(watch: WatchState, names: Iterable<string> | (() => Iterable<string>), wildcard: boolean, request?: { digest: string; wire: Buffer }): void {
     const next = this.#options.subscriptions.acquire(names, request?.digest, request?.wire);
     this.#options.subscriptions.release(watch.subscription);
     watch.subscription = next;

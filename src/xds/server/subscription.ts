@@ -24,15 +24,16 @@ export class SubscriptionPool {
 
   /**
    * The shared subscription for these names (duplicates dropped, order ignored). `digest`
-   * identifies the request bytes the names came from: a list seen before is found without sorting.
+   * identifies the request bytes the names came from: a list seen before is found without sorting
+   * (or, when `names` is a function, without reading them at all).
    */
-  acquire(names: Iterable<string>, digest?: string, wire?: Buffer): Subscription {
+  acquire(names: Iterable<string> | (() => Iterable<string>), digest?: string, wire?: Buffer): Subscription {
     const known = digest ? this.#byDigest.get(digest) : undefined;
     if (known) {
       known.refs++;
       return known.subscription;
     }
-    const entry = this.#entry(names, wire);
+    const entry = this.#entry(typeof names === 'function' ? names() : names, wire);
     if (!entry) return EMPTY_SUBSCRIPTION;
     entry.refs++;
     if (digest) {
