@@ -1,6 +1,7 @@
 // One xDS stream's state machine, per Envoy's xds_protocol, for both variants: SotW and Delta.
 // Subscriptions, what the client holds, nonces, ACK/NACK, and what is still to be sent.
 // Transport-agnostic: it is handed requests and a function that writes encoded responses.
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
@@ -77,6 +78,17 @@ let partialResponses: { sequence: number; byKey: Map<string, { readonly nonce: s
 
 /** By list, then by `mode:typeUrl`. */
 const sharedResponses = new WeakMap<readonly EnvoyResource[], Map<string, SharedResponse>>();
+
+// The names in a list, for lists that many streams are sent (a namespace's clusters, say).
+const listNames = new WeakMap<readonly EnvoyResource[], ReadonlySet<string>>();
+function namesOf(resources: readonly EnvoyResource[]): ReadonlySet<string> {
+  let names = listNames.get(resources);
+  if (!names) {
+    names = new Set(resources.map((r) => r.name));
+    listNames.set(resources, names);
+  }
+  return names;
+}
 
 const assignmentLists = new WeakMap<Subscription, { sequence: number; resources: readonly EnvoyResource[] }>();
 function sharedAssignments(push: PushContext, subscription: Subscription, build: () => readonly EnvoyResource[]): readonly EnvoyResource[] {
@@ -222,11 +234,16 @@ export class XdsConnection {
       }
     }
     if (!existing) for (const [name, version] of request.initialVersions) watch.held.set(name, version);
-    this.#resubscribe(watch, names, wildcard);
+    // A first request's list is what other proxies like it sent: found by its digest, not sorted again.
+    const firstList = !existing && request.unsubscribe.length === 0 && request.subscribe.length > 0;
+    const digest = firstList ? `delta\n${createHash('sha1').update(request.subscribe.join('\n')).digest('base64')}` : undefined;
+    this.#resubscribe(watch, names, wildcard, digest ? { digest } : undefined);
     if (!existing) {
       // A new (or reconnected) stream: compare everything with what the client says it holds.
       this.#enqueueType(watch, 'all', undefined);
-      for (const name of names) if (!watch.held.has(name)) (watch.announce ??= new Set()).add(name);
+      // Every name it asked for is answered: sent, or in removed_resources when it does not exist.
+      if (watch.held.size === 0) watch.announce = names.size > 0 ? names : undefined;
+      else for (const name of names) if (!watch.held.has(name)) (watch.announce ??= new Set()).add(name);
     } else if (added.includes('*')) {
       this.#enqueueType(watch, 'all', undefined);
     } else if (added.length > 0) {
@@ -310,7 +327,7 @@ export class XdsConnection {
     return watch;
   }
 
-  #resubscribe(watch: WatchState, names: Iterable<string> | (() => Iterable<string>), wildcard: boolean, request?: { digest: string; wire: Buffer }): void {
+  #resubscribe(watch: WatchState, names: Iterable<string> | (() => Iterable<string>), wildcard: boolean, request?: { digest: string; wire?: Buffer }): void {
     const next = this.#options.subscriptions.acquire(names, request?.digest, request?.wire);
     this.#options.subscriptions.release(watch.subscription);
     watch.subscription = next;
@@ -401,11 +418,13 @@ export class XdsConnection {
     watch: WatchState,
     push: PushContext,
     scope: TypeScope,
-  ): { updated: EnvoyResource[]; removed: string[]; generated: readonly EnvoyResource[] } {
+  ): { updated: readonly EnvoyResource[]; removed: string[]; generated: readonly EnvoyResource[] } {
     let generated: readonly EnvoyResource[];
     let universe: Iterable<string>;
     if (scope === 'all') {
       generated = this.#generateAll(typeUrl, watch, push);
+      // A client that holds nothing yet (a first subscription) is sent all of it: no comparison to make.
+      if (watch.held.size === 0) return { updated: generated, removed: [], generated };
       universe = watch.held.keys();
     } else {
       const candidates = [...scope].filter((n) => watch.wildcard || watch.subscription.set.has(n) || watch.held.has(n));
@@ -444,9 +463,10 @@ export class XdsConnection {
       return;
     }
     // EDS and RDS changes go out as just the changed resources (xds_protocol allows it for these types).
-    const { updated } = this.#changes(typeUrl, watch, push, scope);
+    const { updated, generated } = this.#changes(typeUrl, watch, push, scope);
     if (updated.length === 0) return;
-    this.#hold(watch, updated, []);
+    if (updated === generated) watch.held.replaceAll(generated);
+    else this.#hold(watch, updated, []);
     const version = versionOfSet(updated);
     watch.setVersion = undefined;
     this.#writeSotw(typeUrl, watch, push, { resources: updated, whole: undefined, version, sourceAt, started });
@@ -546,7 +566,7 @@ export class XdsConnection {
     const { updated, removed, generated } = this.#changes(typeUrl, watch, push, scope);
     // xds_protocol: a subscribed name that does not exist is answered in removed_resources.
     if (watch.announce) {
-      const sending = new Set(updated.map((r) => r.name));
+      const sending = updated === generated ? namesOf(generated) : new Set(updated.map((r) => r.name));
       const gone = new Set(removed);
       for (const name of watch.announce) {
         if (!sending.has(name) && !gone.has(name) && !watch.held.has(name)) removed.push(name);
