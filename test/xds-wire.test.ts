@@ -10,7 +10,7 @@ import { HeldResources } from '../src/xds/server/held.ts';
 import { decodeDiscoveryRequest, encodeDiscoveryRequestJson, encodeDiscoveryResponse } from '../src/xds/server/messages.ts';
 import { SubscriptionPool } from '../src/xds/server/subscription.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE } from '../src/xds/type-urls.ts';
-import { MeshDir, service, toYaml } from './support/mesh-dir.ts';
+import { MeshDir, eventually, service, toYaml } from './support/mesh-dir.ts';
 import { startMeshpilot } from './support/meshpilot.ts';
 
 const cluster = (name: string, timeout = '1s'): EnvoyResource => new EnvoyResource(CLUSTER_TYPE, name, { name, type: 'EDS', connect_timeout: timeout, eds_cluster_config: { eds_config: { ads: {} } } });
@@ -237,5 +237,58 @@ describe('the xDS port speaks gRPC', () => {
     const response = messageToJson(type, type.decode(result.data.subarray(5, 5 + length))) as { resources: { name: string }[]; type_url: string };
     assert.equal(response.type_url, CLUSTER_TYPE);
     assert.ok(response.resources.some((r) => r.name === 'outbound|9080||reviews.default.svc.cluster.local'));
+  });
+});
+
+describe('requests that arrive in pieces', () => {
+  it('reads a subscription of thousands of names split across writes, and two requests in one write', async (t) => {
+    const dir = await MeshDir.create();
+    await dir.write('mesh.yaml', toYaml([service('reviews', 'default', [{ name: 'http', port: 9080, targetPort: 9080 }], '10.96.0.10')]));
+    const meshpilot = await startMeshpilot(dir.path);
+    t.after(async () => {
+      await meshpilot.close();
+      await dir.remove();
+    });
+    const wanted = 'outbound|9080||reviews.default.svc.cluster.local';
+    const names = [...Array.from({ length: 3000 }, (_, i) => `outbound|9080||missing-${i}.default.svc.cluster.local`), wanted];
+    const first = encodeDiscoveryRequestJson({ node: { id: 'sidecar~10.0.0.9~x.default~default.svc.cluster.local' }, type_url: ENDPOINT_TYPE, resource_names: names });
+    const prefix = (message: Buffer): Buffer => {
+      const out = Buffer.alloc(5 + message.length);
+      out.writeUInt32BE(message.length, 1);
+      message.copy(out, 5);
+      return out;
+    };
+    const session = http2.connect(`http://127.0.0.1:${meshpilot.xdsPort}`);
+    t.after(() => session.close());
+    const stream = session.request({ ':method': 'POST', ':path': '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources', 'content-type': 'application/grpc', te: 'trailers' });
+    const type = messageType('envoy.service.discovery.v3.DiscoveryResponse');
+    const responses: { resources: { cluster_name: string }[]; nonce: string; version_info: string }[] = [];
+    let pending = Buffer.alloc(0);
+    stream.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
+        const length = pending.readUInt32BE(1);
+        responses.push(messageToJson(type, type.decode(pending.subarray(5, 5 + length))) as never);
+        pending = pending.subarray(5 + length);
+      }
+    });
+    const whole = prefix(first);
+    assert.ok(whole.length > 100_000, 'larger than any single HTTP/2 frame');
+    // In three pieces, each its own write, so the server sees the message in several chunks.
+    const cuts = [0, 3, Math.floor(whole.length / 2), whole.length];
+    for (let i = 0; i < 3; i++) {
+      stream.write(whole.subarray(cuts[i], cuts[i + 1]));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const answered = await eventually(() => responses[0]);
+    assert.deepEqual(answered.resources.map((r) => r.cluster_name), [wanted]);
+    // An ACK and a narrower subscription in one write: both are read, in order.
+    const ack = encodeDiscoveryRequestJson({ type_url: ENDPOINT_TYPE, resource_names: names, version_info: answered.version_info, response_nonce: answered.nonce });
+    const narrower = encodeDiscoveryRequestJson({ type_url: ENDPOINT_TYPE, resource_names: [wanted], version_info: answered.version_info, response_nonce: answered.nonce });
+    stream.write(Buffer.concat([prefix(ack), prefix(narrower)]));
+    const connection = await eventually(() => meshpilot.adsServer.connections().find((c) => c.watches.get(ENDPOINT_TYPE)?.names?.length === 1));
+    assert.deepEqual(connection.watches.get(ENDPOINT_TYPE)?.names, [wanted]);
+    assert.equal(connection.watches.get(ENDPOINT_TYPE)?.requests, 3);
+    stream.close();
   });
 });
