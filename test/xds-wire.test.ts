@@ -259,7 +259,9 @@ describe('requests that arrive in pieces', () => {
       return out;
     };
     const session = http2.connect(`http://127.0.0.1:${meshpilot.xdsPort}`);
-    t.after(() => session.close());
+    t.after(() => {
+      session.close();
+    });
     const stream = session.request({ ':method': 'POST', ':path': '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources', 'content-type': 'application/grpc', te: 'trailers' });
     const type = messageType('envoy.service.discovery.v3.DiscoveryResponse');
     const responses: { resources: { cluster_name: string }[]; nonce: string; version_info: string }[] = [];
