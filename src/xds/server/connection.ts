@@ -14,19 +14,19 @@ import { versionOfSet } from '../resource.ts';
 import type { ResourceTypeUrl, ShortType } from '../type-urls.ts';
 import { ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, SHORT_TYPE, WILDCARD_TYPES, isResourceTypeUrl } from '../type-urls.ts';
 import type { DeltaDiscoveryRequest, DiscoveryRequest, NodeInfo } from './messages.ts';
-import { encodeDeltaDiscoveryResponse, encodeDiscoveryResponse } from './messages.ts';
 import type { PushScope, TypeScope } from './push-scope.ts';
 import { mergeTypeScope } from './push-scope.ts';
 import type { Subscription, SubscriptionPool } from './subscription.ts';
 import { EMPTY_SUBSCRIPTION } from './subscription.ts';
 import { HeldResources } from './held.ts';
-import type { AckRecord, ConnectionEvents, NackRecord, SentResponse, SyncStatus, WatchState, WriteBudget } from './watch-state.ts';
+import type { AckRecord, ConnectionEvents, NackRecord, SentResponse, StreamMode, SyncStatus, WatchState, WriteBudget } from './watch-state.ts';
+import { ResponseEncoder, namesOf, setVersionOf, sharedAssignments } from './response-cache.ts';
 import { syncStatus } from './watch-state.ts';
 
 export type { AckRecord, ConnectionEvents, NackRecord, SentResponse, SyncStatus, WatchState } from './watch-state.ts';
 export { WriteBudget, syncStatus } from './watch-state.ts';
 
-export type StreamMode = 'sotw' | 'delta';
+export type { StreamMode } from './watch-state.ts';
 
 export interface ConnectionOptions {
   readonly id: string;
@@ -54,51 +54,6 @@ export interface ConnectionOptions {
 // Whole sets are shared buffers, so a stream may have a few responses in flight without copying any.
 const DEFAULT_HIGH_WATER_BYTES = 4 * 1024 * 1024;
 
-// Set versions are hashes over every resource: computed once per shared resource list.
-const setVersions = new WeakMap<readonly EnvoyResource[], string>();
-function setVersionOf(resources: readonly EnvoyResource[]): string {
-  let version = setVersions.get(resources);
-  if (version === undefined) {
-    version = versionOfSet(resources);
-    setVersions.set(resources, version);
-  }
-  return version;
-}
-
-interface SharedResponse {
-  readonly sequence: number;
-  readonly version: string;
-  readonly controlPlaneId: string;
-  /** Set once a second stream is sent the same list in the same push. */
-  readonly encoded?: { readonly nonce: string; readonly bytes: Buffer };
-}
-/** Changes of a few resources are shared by content within one push; larger ones are rare and encoded per stream. */
-const PARTIAL_SHARING_LIMIT = 64;
-let partialResponses: { sequence: number; byKey: Map<string, { readonly nonce: string; readonly bytes: Buffer } | undefined> } = { sequence: -1, byKey: new Map() };
-
-/** By list, then by `mode:typeUrl`. */
-const sharedResponses = new WeakMap<readonly EnvoyResource[], Map<string, SharedResponse>>();
-
-// The names in a list, for lists that many streams are sent (a namespace's clusters, say).
-const listNames = new WeakMap<readonly EnvoyResource[], ReadonlySet<string>>();
-function namesOf(resources: readonly EnvoyResource[]): ReadonlySet<string> {
-  let names = listNames.get(resources);
-  if (!names) {
-    names = new Set(resources.map((r) => r.name));
-    listNames.set(resources, names);
-  }
-  return names;
-}
-
-const assignmentLists = new WeakMap<Subscription, { sequence: number; resources: readonly EnvoyResource[] }>();
-function sharedAssignments(push: PushContext, subscription: Subscription, build: () => readonly EnvoyResource[]): readonly EnvoyResource[] {
-  const cached = assignmentLists.get(subscription);
-  if (cached?.sequence === push.sequence) return cached.resources;
-  const resources = build();
-  assignmentLists.set(subscription, { sequence: push.sequence, resources });
-  return resources;
-}
-
 /** A gRPC library identifies itself in the node's user agent; Envoy says "envoy". */
 function looksLikeGrpc(node: NodeInfo): boolean {
   return /grpc/i.test(node.userAgentName);
@@ -122,6 +77,7 @@ export class XdsConnection {
   #log: Logger;
   readonly #options: ConnectionOptions;
   readonly #highWater: number;
+  readonly #encoder: ResponseEncoder;
 
   constructor(options: ConnectionOptions) {
     this.id = options.id;
@@ -130,6 +86,7 @@ export class XdsConnection {
     this.#options = options;
     this.#log = options.log;
     this.#highWater = options.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
+    this.#encoder = new ResponseEncoder(options.mode, options.controlPlaneId, options.nextNonce);
   }
 
   get log(): Logger {
@@ -479,80 +436,8 @@ export class XdsConnection {
     out: { resources: readonly EnvoyResource[]; whole: readonly EnvoyResource[] | undefined; version: string; sourceAt: number | undefined; started: number },
   ): void {
     const { resources, whole, version, sourceAt, started } = out;
-    const { nonce, bytes } = whole ? this.#sharedResponse(typeUrl, watch, push, whole, version) : this.#sharedPartial(typeUrl, watch, push, resources, [], version);
+    const { nonce, bytes } = whole ? this.#encoder.whole(typeUrl, watch, push, whole, version) : this.#encoder.partial(typeUrl, watch, push, resources, [], version);
     this.#record(typeUrl, watch, push, { version, nonce, count: resources.length, removed: [], sourceAt, whole, started }, bytes);
-  }
-
-  #encodeDelta(typeUrl: ResourceTypeUrl, resources: readonly EnvoyResource[], removed: readonly string[], version: string): { nonce: string; bytes: Buffer } {
-    const nonce = this.#options.nextNonce();
-    const controlPlaneId = this.#options.controlPlaneId;
-    return { nonce, bytes: encodeDeltaDiscoveryResponse({ systemVersionInfo: version, typeUrl, nonce, resources, removed, controlPlaneId }) };
-  }
-
-  #encodeSotw(typeUrl: ResourceTypeUrl, resources: readonly EnvoyResource[], version: string): { nonce: string; bytes: Buffer } {
-    const nonce = this.#options.nextNonce();
-    return { nonce, bytes: encodeDiscoveryResponse({ versionInfo: version, typeUrl, nonce, resources, controlPlaneId: this.#options.controlPlaneId }) };
-  }
-
-  /**
-   * A whole set that other streams are sent in the same push is encoded once, nonce included:
-   * a nonce only has to be unique within a stream, and one stream never gets the same one twice.
-   */
-  #sharedResponse(typeUrl: ResourceTypeUrl, watch: WatchState, push: PushContext, whole: readonly EnvoyResource[], version: string): { nonce: string; bytes: Buffer } {
-    let byType = sharedResponses.get(whole);
-    if (!byType) {
-      byType = new Map();
-      sharedResponses.set(whole, byType);
-    }
-    const key = `${this.mode}:${typeUrl}`;
-    const cached = byType.get(key);
-    const current = cached?.sequence === push.sequence && cached.version === version && cached.controlPlaneId === this.#options.controlPlaneId ? cached : undefined;
-    const seen = watch.sharedNonces?.sequence === push.sequence ? watch.sharedNonces.nonces : undefined;
-    if (current?.encoded && !seen?.has(current.encoded.nonce)) {
-      this.#rememberShared(watch, push, current.encoded.nonce);
-      return current.encoded;
-    }
-    const fresh = this.mode === 'delta' ? this.#encodeDelta(typeUrl, whole, [], version) : this.#encodeSotw(typeUrl, whole, version);
-    // Kept from the second stream on: a list only one stream gets (its own RDS, say) keeps no bytes alive.
-    byType.set(key, { sequence: push.sequence, version, controlPlaneId: this.#options.controlPlaneId, ...(current ? { encoded: fresh } : {}) });
-    this.#rememberShared(watch, push, fresh.nonce);
-    return fresh;
-  }
-
-  /**
-   * The same few changed resources go to many streams in one push (a route configuration after a
-   * VirtualService change, one load assignment after an endpoint moves): encoded once for them all.
-   */
-  #sharedPartial(
-    typeUrl: ResourceTypeUrl,
-    watch: WatchState,
-    push: PushContext,
-    resources: readonly EnvoyResource[],
-    removed: readonly string[],
-    version: string,
-  ): { nonce: string; bytes: Buffer } {
-    const encode = (): { nonce: string; bytes: Buffer } =>
-      this.mode === 'delta' ? this.#encodeDelta(typeUrl, resources, removed, version) : this.#encodeSotw(typeUrl, resources, version);
-    if (resources.length + removed.length > PARTIAL_SHARING_LIMIT) return encode();
-    if (partialResponses.sequence !== push.sequence) partialResponses = { sequence: push.sequence, byKey: new Map() };
-    const key = [this.mode, typeUrl, this.#options.controlPlaneId, version, ...resources.map((r) => `${r.name}\u0000${r.version}`), '', ...removed].join('\u0001');
-    const cached = partialResponses.byKey.get(key);
-    const seen = watch.sharedNonces?.sequence === push.sequence ? watch.sharedNonces.nonces : undefined;
-    if (cached && !seen?.has(cached.nonce)) {
-      this.#rememberShared(watch, push, cached.nonce);
-      return cached;
-    }
-    const fresh = encode();
-    // Kept from the second stream on, as whole sets are.
-    if (cached === undefined && partialResponses.byKey.has(key)) partialResponses.byKey.set(key, fresh);
-    else if (!partialResponses.byKey.has(key)) partialResponses.byKey.set(key, undefined);
-    this.#rememberShared(watch, push, fresh.nonce);
-    return fresh;
-  }
-
-  #rememberShared(watch: WatchState, push: PushContext, nonce: string): void {
-    if (watch.sharedNonces?.sequence !== push.sequence) watch.sharedNonces = { sequence: push.sequence, nonces: new Set() };
-    watch.sharedNonces.nonces.add(nonce);
   }
 
   #sendDelta(typeUrl: ResourceTypeUrl, watch: WatchState): void {
@@ -579,7 +464,7 @@ export class XdsConnection {
     const whole = scope === 'all' && removed.length === 0 && updated.length === generated.length ? generated : undefined;
     if (whole) watch.held.replaceAll(whole);
     else this.#hold(watch, updated, removed);
-    const { nonce, bytes } = whole ? this.#sharedResponse(typeUrl, watch, push, whole, version) : this.#sharedPartial(typeUrl, watch, push, updated, removed, version);
+    const { nonce, bytes } = whole ? this.#encoder.whole(typeUrl, watch, push, whole, version) : this.#encoder.partial(typeUrl, watch, push, updated, removed, version);
     this.#record(typeUrl, watch, push, { version, nonce, count: updated.length, removed, sourceAt, whole: undefined, started }, bytes);
   }
 

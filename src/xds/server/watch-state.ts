@@ -7,6 +7,8 @@ import type { XdsConnection } from './connection.ts';
 import type { TypeScope } from './push-scope.ts';
 import type { Subscription } from './subscription.ts';
 
+export type StreamMode = 'sotw' | 'delta';
+
 export interface SentResponse {
   readonly version: string;
   readonly nonce: string;
