@@ -11,7 +11,7 @@ import { parseHostPort } from '../generate/names.ts';
 import { scopeForProxy } from '../proxy-scope.ts';
 import type { EnvoyResource } from '../resource.ts';
 import { versionOfSet } from '../resource.ts';
-import type { ResourceTypeUrl, ShortType } from '../type-urls.ts';
+import type { ResourceTypeUrl } from '../type-urls.ts';
 import { ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, SHORT_TYPE, WILDCARD_TYPES, isResourceTypeUrl } from '../type-urls.ts';
 import type { DeltaDiscoveryRequest, DiscoveryRequest, NodeInfo } from './messages.ts';
 import type { PushScope, TypeScope } from './push-scope.ts';
@@ -19,9 +19,8 @@ import { mergeTypeScope } from './push-scope.ts';
 import type { Subscription, SubscriptionPool } from './subscription.ts';
 import { EMPTY_SUBSCRIPTION } from './subscription.ts';
 import { HeldResources } from './held.ts';
-import type { AckRecord, ConnectionEvents, NackRecord, SentResponse, StreamMode, SyncStatus, WatchState, WriteBudget } from './watch-state.ts';
+import type { AckRecord, ConnectionEvents, NackRecord, SentResponse, StreamMode, WatchState, WriteBudget } from './watch-state.ts';
 import { ResponseEncoder, namesOf, setVersionOf, sharedAssignments } from './response-cache.ts';
-import { syncStatus } from './watch-state.ts';
 
 export type { AckRecord, ConnectionEvents, NackRecord, SentResponse, SyncStatus, WatchState } from './watch-state.ts';
 export { WriteBudget, syncStatus } from './watch-state.ts';
@@ -248,15 +247,6 @@ export class XdsConnection {
     const watch = this.watches.get(typeUrl);
     if (!this.proxy || !watch) return [];
     return this.#generateAll(typeUrl, watch, push);
-  }
-
-  shortStatus(): Record<ShortType, SyncStatus> {
-    return {
-      cds: syncStatus(this.watches.get(PUSH_ORDER[0] as ResourceTypeUrl)),
-      eds: syncStatus(this.watches.get(PUSH_ORDER[1] as ResourceTypeUrl)),
-      lds: syncStatus(this.watches.get(PUSH_ORDER[2] as ResourceTypeUrl)),
-      rds: syncStatus(this.watches.get(PUSH_ORDER[3] as ResourceTypeUrl)),
-    };
   }
 
   /** Releases shared state; the transport calls it when the stream ends. */
