@@ -20,6 +20,12 @@ function port(value: string): number {
   return n;
 }
 
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`"${value}" is not a positive whole number`);
+  return n;
+}
+
 function milliseconds(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`"${value}" is not a number of milliseconds`);
@@ -48,16 +54,24 @@ program
   .addOption(
     new Option('--debounce-max-ms <ms>', 'push at the latest this long after the first change').default(d.debounceMaxMs).argParser(milliseconds).env('MESHPILOT_DEBOUNCE_MAX_MS'),
   )
+  .addOption(new Option('--push-concurrency <n>', 'proxies sent their pending updates per turn of the event loop').default(d.pushConcurrency).argParser(positiveInteger).env('MESHPILOT_PUSH_CONCURRENCY'))
+  .addOption(
+    new Option('--xds-stream-buffer <bytes>', 'unwritten bytes on one xDS stream above which it waits for its proxy to read').default(d.xdsHighWaterBytes).argParser(positiveInteger).env('MESHPILOT_XDS_STREAM_BUFFER'),
+  )
+  .addOption(
+    new Option('--xds-total-buffer <bytes>', 'unwritten bytes across all xDS streams above which streams wait their turn').default(d.xdsTotalHighWaterBytes).argParser(positiveInteger).env('MESHPILOT_XDS_TOTAL_BUFFER'),
+  )
   .addOption(new Option('--source <kind>', 'where services and rules come from: file (--config-dir) or kube (the Kubernetes API)').choices(SOURCE_KINDS).env('MESHPILOT_SOURCE'))
   .addOption(new Option('--kubeconfig <file>', 'watch the cluster this kubeconfig points at (in a pod: its service account)').env('MESHPILOT_KUBECONFIG'))
   .addOption(new Option('--namespaces <list>', 'comma-separated namespaces to watch (default: all)').argParser(parseNamespaces).env('MESHPILOT_NAMESPACES'))
-  .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[] }, command: Command) => {
+  .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; pushConcurrency: number; xdsStreamBuffer: number; xdsTotalBuffer: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[] }, command: Command) => {
     const log = createLogger(flags.logLevel);
     let running: Awaited<ReturnType<typeof serve>>;
     try {
       const configDirGiven = command.getOptionValueSource('configDir') !== 'default';
       const sources = selectSources({ source: flags.source, kubeconfig: flags.kubeconfig, configDirGiven, inCluster: inCluster() });
-      running = await serve({ ...flags, sources, log });
+      const { xdsStreamBuffer, xdsTotalBuffer, ...rest } = flags;
+      running = await serve({ ...rest, xdsHighWaterBytes: xdsStreamBuffer, xdsTotalHighWaterBytes: xdsTotalBuffer, sources, log });
     } catch (error) {
       log.fatal({ err: error }, error instanceof Error ? error.message : String(error));
       process.exit(1);

@@ -8,14 +8,15 @@ import { MeshpilotMetrics } from './metrics.ts';
 import { ConfigStore } from './model/store.ts';
 import { ConvergenceTracker } from './push/convergence.ts';
 import { PushController } from './push/push-controller.ts';
-import { PushQueue } from './push/push-queue.ts';
+import { DEFAULT_PUSH_CONCURRENCY, PushQueue } from './push/push-queue.ts';
 import { loadMeshConfigFile } from './sources/mesh-config-file.ts';
 import type { KubeSourceTuning } from './sources/kube/kube-source.ts';
 import type { SourceKind } from './sources/kube/select.ts';
 import { YamlSource } from './sources/yaml-source.ts';
 import { generate } from './xds/generate/index.ts';
 import { envoyRoot } from './xds/protos.ts';
-import { AdsServer } from './xds/server/ads-server.ts';
+import { AdsServer, DEFAULT_TOTAL_HIGH_WATER_BYTES } from './xds/server/ads-server.ts';
+import { DEFAULT_HIGH_WATER_BYTES } from './xds/server/connection.ts';
 import { fanOutEvents } from './xds/server/connection-events.ts';
 
 export interface ServeOptions {
@@ -57,6 +58,9 @@ export const DEFAULT_SERVE_OPTIONS: Omit<ServeOptions, 'log'> = {
   logLevel: 'info',
   debounceQuietMs: 100,
   debounceMaxMs: 10_000,
+  pushConcurrency: DEFAULT_PUSH_CONCURRENCY,
+  xdsHighWaterBytes: DEFAULT_HIGH_WATER_BYTES,
+  xdsTotalHighWaterBytes: DEFAULT_TOTAL_HIGH_WATER_BYTES,
 };
 
 export interface RunningMeshpilot {
@@ -81,7 +85,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
 
   const metrics = new MeshpilotMetrics({ connections: () => adsServer.connections(), currentPush: () => pushController.current() });
   const nacks = new NackLedger({ currentPush: () => pushController.current() });
-  const pushQueue = new PushQueue({ concurrency: options.pushConcurrency ?? 100 });
+  const pushQueue = new PushQueue({ concurrency: options.pushConcurrency ?? DEFAULT_PUSH_CONCURRENCY });
   const convergence = new ConvergenceTracker();
   const adsServer: AdsServer = new AdsServer({
     generate,

@@ -79,4 +79,18 @@ describe('meshpilot serve, as the README starts it', () => {
     assert.notEqual(code, 0);
     assert.match(err, /"many" is not a port number/);
   });
+
+  it('rejects push tuning that would stall pushes, from a flag or its environment variable', async () => {
+    for (const [args, env] of [
+      [['--push-concurrency', '0'], {}],
+      [[], { MESHPILOT_XDS_STREAM_BUFFER: '-5' }],
+    ] as const) {
+      const child = spawn(process.execPath, [BIN, 'serve', '--xds-port', '0', '--admin-port', '0', ...args], { cwd: ROOT, env: { ...process.env, ...env } });
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const { code } = await exitOf(child);
+      assert.notEqual(code, 0);
+      assert.match(err, /is not a positive whole number/);
+    }
+  });
 });

@@ -10,6 +10,8 @@ export interface PushQueueOptions {
   readonly concurrency: number;
 }
 
+export const DEFAULT_PUSH_CONCURRENCY = 100;
+
 export class PushQueue implements ConnectionScheduler {
   readonly #queued = new Set<XdsConnection>();
   readonly #concurrency: number;
@@ -18,7 +20,7 @@ export class PushQueue implements ConnectionScheduler {
   /** Largest number of connections waiting at once. */
   maxQueued = 0;
 
-  constructor(options: PushQueueOptions = { concurrency: 100 }) {
+  constructor(options: PushQueueOptions = { concurrency: DEFAULT_PUSH_CONCURRENCY }) {
     this.#concurrency = Math.max(1, options.concurrency);
   }
 

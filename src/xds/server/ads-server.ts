@@ -37,6 +37,9 @@ const SERVICES: readonly ServiceSpec[] = [
 let nonceCounter = 0;
 const nextNonce = (): string => (++nonceCounter).toString(36);
 
+/** Unwritten bytes across all streams (a buffer shared by many counts once) above which streams wait their turn. */
+export const DEFAULT_TOTAL_HIGH_WATER_BYTES = 64 * 1024 * 1024;
+
 /** Who decides when a connection with pending changes gets to send them (the push queue). */
 export interface ConnectionScheduler {
   schedule(connection: XdsConnection): void;
@@ -77,7 +80,7 @@ export class AdsServer {
     this.#options = options;
     this.#log = options.log;
     this.#scheduler = options.scheduler ?? IMMEDIATE;
-    this.budget = new WriteBudget(options.totalHighWaterBytes ?? 64 * 1024 * 1024);
+    this.budget = new WriteBudget(options.totalHighWaterBytes ?? DEFAULT_TOTAL_HIGH_WATER_BYTES);
     this.#transport = new GrpcTransport({ log: options.log });
     for (const spec of SERVICES) {
       this.#transport.handle(`/${spec.service}/${spec.sotw}`, (call) => {

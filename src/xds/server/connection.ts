@@ -51,7 +51,7 @@ export interface ConnectionOptions {
 }
 
 // Whole sets are shared buffers, so a stream may have a few responses in flight without copying any.
-const DEFAULT_HIGH_WATER_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_HIGH_WATER_BYTES = 4 * 1024 * 1024;
 
 /** A gRPC library identifies itself in the node's user agent; Envoy says "envoy". */
 function looksLikeGrpc(node: NodeInfo): boolean {
