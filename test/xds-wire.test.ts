@@ -7,7 +7,7 @@ import { messageToJson } from '../src/xds/proto-json.ts';
 import { messageType } from '../src/xds/protos.ts';
 import { EnvoyResource, internResource, versionOfSet } from '../src/xds/resource.ts';
 import { HeldResources } from '../src/xds/server/held.ts';
-import { decodeDiscoveryRequest, encodeDiscoveryRequestJson, encodeDiscoveryResponse } from '../src/xds/server/messages.ts';
+import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, encodeDeltaDiscoveryRequestJson, encodeDiscoveryRequestJson, encodeDiscoveryResponse } from '../src/xds/server/messages.ts';
 import { SubscriptionPool } from '../src/xds/server/subscription.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE } from '../src/xds/type-urls.ts';
 import { MeshDir, eventually, service, toYaml } from './support/mesh-dir.ts';
@@ -55,6 +55,36 @@ describe('reading DiscoveryRequests', () => {
   it('rejects a truncated request instead of guessing', () => {
     const bytes = encodeDiscoveryRequestJson({ resource_names: ['abcdef'], type_url: ENDPOINT_TYPE });
     assert.throws(() => decodeDiscoveryRequest(bytes.subarray(0, bytes.length - 3)));
+  });
+});
+
+describe('reading DeltaDiscoveryRequests', () => {
+  it('reads subscriptions, initial versions, nonces, errors and the node as protobufjs does', () => {
+    const json = {
+      node: { id: 'sidecar~10.0.0.1~a.default~default.svc.cluster.local', user_agent_name: 'envoy' },
+      type_url: ENDPOINT_TYPE,
+      resource_names_subscribe: ['outbound|9080||reviews.default.svc.cluster.local', 'ünïcode|80'],
+      resource_names_unsubscribe: ['outbound|9080|v1|reviews.default.svc.cluster.local'],
+      initial_resource_versions: { 'outbound|9080||reviews.default.svc.cluster.local': 'abc123', other: '' },
+      response_nonce: '7',
+      error_detail: { code: -2, message: 'rejected ✓' },
+    };
+    const bytes = encodeDeltaDiscoveryRequestJson(json);
+    const type = messageType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
+    const reference = messageToJson(type, type.decode(bytes)) as typeof json;
+    const fast = decodeDeltaDiscoveryRequest(bytes);
+    assert.equal(fast.typeUrl, reference.type_url);
+    assert.deepEqual(fast.subscribe, reference.resource_names_subscribe);
+    assert.deepEqual(fast.unsubscribe, reference.resource_names_unsubscribe);
+    assert.deepEqual(Object.fromEntries(fast.initialVersions), reference.initial_resource_versions);
+    assert.equal(fast.responseNonce, reference.response_nonce);
+    assert.deepEqual(fast.errorDetail, reference.error_detail);
+    const node = fast.node;
+    assert.ok(node, 'the node is read');
+    assert.equal(node.id, reference.node.id);
+    assert.equal(node.userAgentName, 'envoy');
+    const ack = decodeDeltaDiscoveryRequest(encodeDeltaDiscoveryRequestJson({ type_url: CLUSTER_TYPE, response_nonce: '8' }));
+    assert.deepEqual([ack.subscribe, ack.unsubscribe, ack.initialVersions.size, ack.errorDetail, ack.node], [[], [], 0, undefined, undefined]);
   });
 });
 

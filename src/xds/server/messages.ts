@@ -74,22 +74,21 @@ function readVarint(bytes: Uint8Array, offset: number): [number, number] {
 }
 
 /** Visits each top-level field: `body` is set for length-delimited ones, `value` for varints. */
-function eachField(bytes: Uint8Array, visit: (field: number, start: number, end: number, value: number, tagStart: number) => void): void {
+function eachField(bytes: Uint8Array, visit: (field: number, start: number, end: number, value: number, delimited: boolean) => void): void {
   let offset = 0;
   while (offset < bytes.length) {
     const [tag, afterTag] = readVarint(bytes, offset);
     const field = Math.floor(tag / 8);
     const wire = tag & 7;
-    const start = offset;
     if (wire === 0) {
       const [value, next] = readVarint(bytes, afterTag);
       offset = next;
-      visit(field, afterTag, offset, value, start);
+      visit(field, afterTag, offset, value, false);
     } else if (wire === 2) {
       const [length, bodyStart] = readVarint(bytes, afterTag);
       offset = bodyStart + length;
       if (offset > bytes.length) throw new Error('truncated field');
-      visit(field, bodyStart, offset, 0, start);
+      visit(field, bodyStart, offset, 0, true);
     } else if (wire === 1) offset = afterTag + 8;
     else if (wire === 5) offset = afterTag + 4;
     else throw new Error(`unsupported wire type ${wire}`);
@@ -224,30 +223,41 @@ export interface DeltaDiscoveryRequest {
   readonly errorDetail?: { readonly code: number; readonly message: string };
 }
 
-function stringList(value: Json | undefined): string[] {
-  return Array.isArray(value) ? value.map(String) : [];
-}
 
-function errorDetailOf(error: Json | undefined): { errorDetail: { code: number; message: string } } | Record<string, never> {
-  if (error === undefined) return {};
-  const record = asRecord(error);
-  return { errorDetail: { code: typeof record['code'] === 'number' ? record['code'] : 0, message: asString(record['message']) } };
-}
 
+/** DeltaDiscoveryRequest, read by hand like DiscoveryRequest: a first subscription names thousands of resources. */
 export function decodeDeltaDiscoveryRequest(bytes: Uint8Array): DeltaDiscoveryRequest {
-  deltaRequestType ??= messageType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
-  const json = asRecord(messageToJson(deltaRequestType, deltaRequestType.decode(bytes)));
-  const node = decodeNode(json['node']);
-  const initial = asRecord(json['initial_resource_versions']);
-  return {
-    ...(node ? { node } : {}),
-    typeUrl: asString(json['type_url']),
-    subscribe: stringList(json['resource_names_subscribe']),
-    unsubscribe: stringList(json['resource_names_unsubscribe']),
-    initialVersions: new Map(Object.entries(initial).map(([name, version]) => [name, asString(version)])),
-    responseNonce: asString(json['response_nonce']),
-    ...errorDetailOf(json['error_detail']),
-  };
+  let node: NodeInfo | undefined;
+  let typeUrl = '';
+  let responseNonce = '';
+  let errorDetail: { code: number; message: string } | undefined;
+  const subscribe: string[] = [];
+  const unsubscribe: string[] = [];
+  const initialVersions = new Map<string, string>();
+  eachField(bytes, (field, start, end, _value, delimited) => {
+    if (!delimited) return; // every field used here is length-delimited
+    const text = (): string => utf8.decode(bytes.subarray(start, end));
+    if (field === 3) subscribe.push(text());
+    else if (field === 4) unsubscribe.push(text());
+    else if (field === 2) typeUrl = text();
+    else if (field === 6) responseNonce = text();
+    else if (field === 5) {
+      // map<string, string> entry { key = 1; value = 2; }
+      let key = '';
+      let version = '';
+      eachField(bytes.subarray(start, end), (entryField, from, to) => {
+        const value = utf8.decode(bytes.subarray(start + from, start + to));
+        if (entryField === 1) key = value;
+        else if (entryField === 2) version = value;
+      });
+      initialVersions.set(key, version);
+    } else if (field === 1) {
+      nodeType ??= messageType('envoy.config.core.v3.Node');
+      node = decodeNode(messageToJson(nodeType, nodeType.decode(bytes.subarray(start, end))));
+    } else if (field === 7) errorDetail = decodeStatus(bytes.subarray(start, end));
+    // resource locators (8, 9) and fields from newer protos: not used
+  });
+  return { ...(node ? { node } : {}), typeUrl, subscribe, unsubscribe, initialVersions, responseNonce, ...(errorDetail ? { errorDetail } : {}) };
 }
 
 export interface DeltaResponseFields {
