@@ -7,9 +7,10 @@ import { messageToJson } from '../src/xds/proto-json.ts';
 import { messageType } from '../src/xds/protos.ts';
 import { EnvoyResource, internResource, versionOfSet } from '../src/xds/resource.ts';
 import { HeldResources } from '../src/xds/server/held.ts';
-import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, encodeDeltaDiscoveryRequestJson, encodeDiscoveryRequestJson, encodeDiscoveryResponse } from '../src/xds/server/messages.ts';
+import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, encodeDeltaDiscoveryRequestJson, encodeDiscoveryRequestJson } from '../src/xds/server/messages.ts';
 import { SubscriptionPool } from '../src/xds/server/subscription.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE } from '../src/xds/type-urls.ts';
+import { RawAdsClient } from './support/ads-client.ts';
 import { MeshDir, eventually, service, toYaml } from './support/mesh-dir.ts';
 import { startMeshpilot } from './support/meshpilot.ts';
 
@@ -112,13 +113,34 @@ describe('resources shared across pushes', () => {
     assert.notEqual(changed.version, first.version);
   });
 
-  it('respond with the same bytes for the same list, whatever the stream', () => {
-    const list = [cluster('a'), cluster('b')];
-    const response = (nonce: string): Buffer => encodeDiscoveryResponse({ versionInfo: versionOfSet(list), typeUrl: CLUSTER_TYPE, nonce, resources: list, controlPlaneId: 'cp' });
-    const type = messageType('envoy.service.discovery.v3.DiscoveryResponse');
-    const decoded = messageToJson(type, type.decode(response('n1'))) as { resources: { name: string }[]; nonce: string };
-    assert.deepEqual(decoded.resources.map((r) => r.name), ['a', 'b']);
-    assert.equal(decoded.nonce, 'n1');
+  it('are one response for proxies alike (kept from the second proxy on), and never repeat a nonce on a stream', async (t) => {
+    const dir = await MeshDir.create();
+    const reviews = service('reviews', 'default', [{ name: 'http', port: 9080, targetPort: 9080 }], '10.96.0.10');
+    await dir.write('mesh.yaml', toYaml([reviews]));
+    const meshpilot = await startMeshpilot(dir.path);
+    const clients = [21, 22, 23].map((ip) => new RawAdsClient(meshpilot.xdsPort, `sidecar~10.0.0.${ip}~p${ip}.default~default.svc.cluster.local`));
+    t.after(async () => {
+      for (const c of clients) c.close();
+      await meshpilot.close();
+      await dir.remove();
+    });
+    const seen = clients.map(() => new Set<string>());
+    let from = clients.map(() => 0);
+    for (let round = 0; round < 3; round++) {
+      if (round === 0) for (const c of clients) c.send({ typeUrl: CLUSTER_TYPE });
+      // Each later round is a push whose CDS every proxy is sent.
+      else await dir.write('mesh.yaml', toYaml([reviews, service(`extra-${round}`, 'default', [{ name: 'http', port: 8080, targetPort: 8080 }], `10.96.0.${20 + round}`)]));
+      const responses = await Promise.all(clients.map((c, i) => c.next((r) => r.type_url === CLUSTER_TYPE, from[i], 10_000)));
+      from = clients.map((c) => c.responses.length);
+      const [, second, third] = responses;
+      assert.equal(second?.nonce, third?.nonce, `round ${round}: the second and third proxy get one encoded response`);
+      assert.equal(new Set(responses.map((r) => r.version_info)).size, 1);
+      responses.forEach((r, i) => {
+        assert.ok(!seen[i]?.has(r.nonce), `round ${round}: proxy ${i} was sent nonce ${r.nonce} before`);
+        seen[i]?.add(r.nonce);
+        clients[i]?.ack(r);
+      });
+    }
   });
 });
 

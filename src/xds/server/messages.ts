@@ -73,22 +73,31 @@ function readVarint(bytes: Uint8Array, offset: number): [number, number] {
   }
 }
 
-/** Visits each top-level field: `body` is set for length-delimited ones, `value` for varints. */
-function eachField(bytes: Uint8Array, visit: (field: number, start: number, end: number, value: number, delimited: boolean) => void): void {
+/**
+ * Visits each top-level field: `start`/`end` bound a length-delimited body (or a varint's bytes,
+ * with its `value`), `tagStart` is where the field begins. Tags and most lengths are one byte,
+ * read without the general varint reader: an EDS ACK repeats thousands of names.
+ */
+function eachField(bytes: Uint8Array, visit: (field: number, start: number, end: number, value: number, delimited: boolean, tagStart: number) => void): void {
   let offset = 0;
   while (offset < bytes.length) {
-    const [tag, afterTag] = readVarint(bytes, offset);
+    const tagStart = offset;
+    let tag = bytes[offset] as number;
+    let afterTag = offset + 1;
+    if (tag >= 0x80) [tag, afterTag] = readVarint(bytes, offset);
     const field = Math.floor(tag / 8);
     const wire = tag & 7;
     if (wire === 0) {
       const [value, next] = readVarint(bytes, afterTag);
       offset = next;
-      visit(field, afterTag, offset, value, false);
+      visit(field, afterTag, offset, value, false, tagStart);
     } else if (wire === 2) {
-      const [length, bodyStart] = readVarint(bytes, afterTag);
-      offset = bodyStart + length;
+      let length = afterTag < bytes.length ? (bytes[afterTag] as number) : 0x80;
+      let start = afterTag + 1;
+      if (length >= 0x80) [length, start] = readVarint(bytes, afterTag);
+      offset = start + length;
       if (offset > bytes.length) throw new Error('truncated field');
-      visit(field, bodyStart, offset, 0, true);
+      visit(field, start, offset, 0, true, tagStart);
     } else if (wire === 1) offset = afterTag + 8;
     else if (wire === 5) offset = afterTag + 4;
     else throw new Error(`unsupported wire type ${wire}`);
@@ -110,26 +119,8 @@ export function decodeDiscoveryRequest(bytes: Uint8Array): DiscoveryRequest {
   let errorDetail: { code: number; message: string } | undefined;
   const nameRanges: number[] = [];
   let namesStart = 0;
-  let offset = 0;
-  // A plain loop, no callback per field: an EDS ACK repeats thousands of names.
-  while (offset < bytes.length) {
-    const tagStart = offset;
-    // Tags and most lengths are one byte: read those without the general varint reader.
-    let tag = bytes[offset] as number;
-    let afterTag = offset + 1;
-    if (tag >= 0x80) [tag, afterTag] = readVarint(bytes, offset);
-    const field = Math.floor(tag / 8);
-    const wire = tag & 7;
-    if (wire !== 2) {
-      offset = skipNonDelimited(bytes, wire, afterTag);
-      continue;
-    }
-    let length = afterTag < bytes.length ? (bytes[afterTag] as number) : 0x80;
-    let start = afterTag + 1;
-    if (length >= 0x80) [length, start] = readVarint(bytes, afterTag);
-    const end = start + length;
-    if (end > bytes.length) throw new Error('truncated field');
-    offset = end;
+  eachField(bytes, (field, start, end, _value, delimited, tagStart) => {
+    if (!delimited) return; // every field used here is length-delimited
     if (field === 3) {
       if (nameRanges.length === 0) namesStart = tagStart;
       nameRanges.push(start, end);
@@ -141,7 +132,7 @@ export function decodeDiscoveryRequest(bytes: Uint8Array): DiscoveryRequest {
       node = decodeNode(messageToJson(nodeType, nodeType.decode(bytes.subarray(start, end))));
     } else if (field === 6) errorDetail = decodeStatus(bytes.subarray(start, end));
     // other fields (resource_locators, newer protos): not used
-  }
+  });
   const namesSpan = nameRanges.length === 0 ? EMPTY : Buffer.from(bytes.buffer, bytes.byteOffset + namesStart, (nameRanges.at(-1) as number) - namesStart);
   let names: string[] | undefined;
   let digest: string | undefined;
@@ -168,13 +159,6 @@ export function decodeDiscoveryRequest(bytes: Uint8Array): DiscoveryRequest {
 }
 
 const EMPTY = Buffer.alloc(0);
-
-function skipNonDelimited(bytes: Uint8Array, wire: number, offset: number): number {
-  if (wire === 0) return readVarint(bytes, offset)[1];
-  if (wire === 1) return offset + 8;
-  if (wire === 5) return offset + 4;
-  throw new Error(`unsupported wire type ${wire}`);
-}
 
 /** An int32 varint: its low 32 bits, as a signed number (negative values take 10 bytes on the wire). */
 function int32Varint(bytes: Uint8Array, start: number, end: number): number {
