@@ -17,6 +17,8 @@ export interface BootstrapOptions {
   readonly adminPort: number;
   /** Envoy's service cluster (`--service-cluster`), for stats and tracing. */
   readonly cluster?: string;
+  /** Delta xDS (`DELTA_GRPC`): Envoy is sent only what changed, and says what it has on reconnect. */
+  readonly delta?: boolean;
 }
 
 function splitAddress(address: string): { host: string; port: number } {
@@ -33,6 +35,11 @@ function isIp(host: string): boolean {
   return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(':');
 }
 
+function defaultServiceCluster(podName: string | undefined, namespace: string | undefined): string {
+  if (!podName) return 'meshpilot-proxy';
+  return namespace ? `${podName}.${namespace}` : podName;
+}
+
 /** The bootstrap as proto3 JSON (`envoy.config.bootstrap.v3.Bootstrap`). */
 export function buildBootstrap(options: BootstrapOptions): Record<string, unknown> {
   const { host, port } = splitAddress(options.xdsAddress);
@@ -41,12 +48,13 @@ export function buildBootstrap(options: BootstrapOptions): Record<string, unknow
   return {
     node: {
       id: options.nodeId,
-      ...(options.cluster ? { cluster: options.cluster } : {}),
+      // Envoy refuses ADS without a service cluster; Istio's default is the pod's `name.namespace`.
+      cluster: options.cluster ?? defaultServiceCluster(proxy.podName, proxy.namespace),
       ...(proxy.namespace ? { metadata: { NAMESPACE: proxy.namespace } } : {}),
     },
     dynamic_resources: {
       ads_config: {
-        api_type: 'GRPC',
+        api_type: options.delta ? 'DELTA_GRPC' : 'GRPC',
         transport_api_version: 'V3',
         grpc_services: [{ envoy_grpc: { cluster_name: XDS_CLUSTER } }],
         set_node_on_first_message_only: true,
@@ -94,8 +102,9 @@ export function registerBootstrapCommand(program: Command): void {
     .addOption(new Option('--xds-address <host:port>', "meshpilot's plaintext xDS address").default(DEFAULT_XDS_ADDRESS))
     .addOption(new Option('--cluster <name>', 'Envoy service cluster name (node.cluster)'))
     .addOption(new Option('--admin-port <port>', "Envoy's admin port, bound to 127.0.0.1").default(15000).argParser(portNumber))
+    .addOption(new Option('--delta', 'use Delta xDS (DELTA_GRPC) instead of state of the world'))
     .addOption(new Option('--output <format>', 'yaml or json').default('yaml').choices(['yaml', 'json']))
-    .action((flags: { nodeId: string; xdsAddress: string; cluster?: string; adminPort: number; output: 'yaml' | 'json' }) => {
+    .action((flags: { nodeId: string; xdsAddress: string; cluster?: string; adminPort: number; delta?: boolean; output: 'yaml' | 'json' }) => {
       let bootstrap: Record<string, unknown>;
       try {
         bootstrap = buildBootstrap(flags);

