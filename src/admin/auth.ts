@@ -19,22 +19,48 @@ export function checkAdminAccess(host: string, token: string | undefined): void 
   );
 }
 
-/** Paths that show config or run preview; health, /metrics, /docs and the UI's static files stay open. */
-function needsToken(url: string): boolean {
-  return url.startsWith('/debug/') || url === '/debug' || url.startsWith('/ui/api/');
+/** Routes that show config or run preview; health, /metrics, /docs and the UI's static files stay open. */
+function needsToken(route: string): boolean {
+  return route === '/debug' || route.startsWith('/debug/') || route.startsWith('/ui/api/');
+}
+
+const UNRESERVED_ESCAPE = /%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE]|2[fF])/;
+
+/**
+ * Why a request target is refused before routing: absolute-form (`GET http://host/path`) and
+ * paths that are not in normal form (escaped unreserved characters or `/`, dot segments, empty
+ * segments), since the router would decode them into a route other checks never saw.
+ */
+export function nonNormalTarget(target: string): string | undefined {
+  if (!target.startsWith('/')) return 'the request target must be a path (origin-form), not an absolute URL';
+  const path = target.split('?', 1)[0] ?? '';
+  if (UNRESERVED_ESCAPE.test(path)) return 'the path escapes a character that needs no escaping';
+  if (path.includes('//')) return 'the path has an empty segment';
+  if (/(^|\/)\.\.?(\/|$)/.test(path) || /%2e/i.test(path)) return 'the path has a dot segment';
+  return undefined;
 }
 
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
 
-export function registerBearerAuth(app: FastifyInstance, token: string | undefined): void {
-  if (token === undefined || token === '') return;
-  const expected = digest(token);
+/**
+ * Refuses non-normal request targets, and with a token, guards the routes that need it. The
+ * decision is made on the route the router matched, never on the raw URL.
+ */
+export function registerAdminAccess(app: FastifyInstance, token: string | undefined): void {
+  const expected = token === undefined || token === '' ? undefined : digest(token);
   app.addHook('onRequest', async (request, reply) => {
-    if (!needsToken(request.url)) return;
+    const refused = nonNormalTarget(request.raw.url ?? '');
+    if (refused !== undefined) {
+      await sendError(reply, 400, 'MP_BAD_REQUEST', `${refused}: request ${JSON.stringify((request.raw.url ?? '').slice(0, 200))} by its plain path, e.g. /debug/configz`);
+      return reply;
+    }
+    if (expected === undefined) return;
+    const route = request.routeOptions.url;
+    if (route === undefined || !needsToken(route)) return;
     const header = request.headers.authorization ?? '';
     const given = header.startsWith('Bearer ') ? header.slice('Bearer '.length) : '';
     if (given !== '' && timingSafeEqual(digest(given), expected)) return;
-    await sendError(reply, 401, 'MP_UNAUTHORIZED', `${request.url.split('?')[0] ?? ''} needs "Authorization: Bearer <token>" with the --admin-token of this meshpilot`);
+    await sendError(reply, 401, 'MP_UNAUTHORIZED', `${route} needs "Authorization: Bearer <token>" with the --admin-token of this meshpilot`);
     return reply;
   });
 }

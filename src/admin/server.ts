@@ -5,7 +5,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { MeshpilotMetrics } from '../metrics.ts';
-import { registerBearerAuth } from './auth.ts';
+import { registerAdminAccess } from './auth.ts';
 import { sendError } from './errors.ts';
 import { registerConfigRoutes } from './routes/config.ts';
 import { registerExplainRoutes } from './routes/explain.ts';
@@ -42,7 +42,7 @@ export async function buildAdminApp(views: AdminViews, log: Logger, options: Adm
     return sendError(reply, 500, 'MP_INTERNAL', error.message);
   });
   app.setNotFoundHandler((request, reply) => sendError(reply, 404, 'MP_NOT_FOUND', `no admin path ${request.method} ${request.url.split('?')[0] ?? ''}: see /docs`));
-  registerBearerAuth(app, options.token);
+  registerAdminAccess(app, options.token);
   await app.register(swagger, {
     openapi: {
       info: { title: 'meshpilot admin API', version: '1', description: 'Read-only views of what meshpilot knows and sends, plus explain and preview.' },
