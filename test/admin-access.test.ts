@@ -2,7 +2,13 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { nonNormalTarget } from '../src/admin/auth.ts';
+import { pino } from 'pino';
+import { isLoopbackHostHeader, nonNormalTarget } from '../src/admin/auth.ts';
+import { buildAdminApp } from '../src/admin/server.ts';
+import { readAdminToken } from '../src/admin/token-file.ts';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { MeshDir } from './support/mesh-dir.ts';
 import { startMeshpilot, type TestMeshpilot } from './support/meshpilot.ts';
 
@@ -104,6 +110,81 @@ describe('request targets in normal form', () => {
   it('refuses absolute-form, escaped unreserved characters, dot and empty segments', () => {
     for (const bad of ['http://x/debug', '/%64ebug', '/a%2Fb', '/a/./b', '/a/../b', '/a/..', '/a//b', '/a/%2e%2E/b', '*']) {
       assert.ok(nonNormalTarget(bad), bad);
+    }
+  });
+});
+
+describe('who may read /debug', () => {
+  const views = { currentPush: () => undefined, lastPush: () => undefined, connections: () => [], ready: () => true };
+  const log = pino({ level: 'silent' });
+
+  it('bound to all addresses without a token: health and metrics for everyone, /debug only for loopback clients', async () => {
+    const app = await buildAdminApp(views, log, { access: { host: '0.0.0.0' } });
+    try {
+      const remote = { remoteAddress: '192.0.2.40', headers: { host: 'meshpilot.meshpilot-system.svc:15014' } };
+      assert.equal((await app.inject({ url: '/healthz', ...remote })).statusCode, 200);
+      assert.equal((await app.inject({ url: '/ready', ...remote })).statusCode, 200);
+      const denied = await app.inject({ url: '/debug/configz', ...remote });
+      assert.equal(denied.statusCode, 401);
+      assert.match(denied.body, /MP_UNAUTHORIZED.*loopback clients/);
+      assert.equal((await app.inject({ url: '/debug/configz', remoteAddress: '127.0.0.1' })).statusCode, 200);
+      assert.equal((await app.inject({ url: '/debug/configz', remoteAddress: '::ffff:127.0.0.1' })).statusCode, 200);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('with a token, a remote client with the token reads /debug', async () => {
+    const app = await buildAdminApp(views, log, { access: { host: '0.0.0.0', token: 't0ken' } });
+    try {
+      assert.equal((await app.inject({ url: '/debug/configz', remoteAddress: '192.0.2.40', headers: { authorization: 'Bearer t0ken' } })).statusCode, 200);
+      assert.equal((await app.inject({ url: '/debug/configz', remoteAddress: '127.0.0.1' })).statusCode, 401);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('bound to loopback, a foreign Host header (DNS rebinding) is refused', async () => {
+    const app = await buildAdminApp(views, log, { access: { host: '127.0.0.1' } });
+    try {
+      const rebound = await app.inject({ url: '/debug/configz', remoteAddress: '127.0.0.1', headers: { host: 'attacker.example:15014' } });
+      assert.equal(rebound.statusCode, 403);
+      assert.match(rebound.body, /not a loopback name/);
+      assert.equal((await app.inject({ url: '/debug/configz', remoteAddress: '127.0.0.1', headers: { host: 'localhost:15014' } })).statusCode, 200);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('preview takes YAML or JSON only: a text/plain POST, which a foreign page may send without a preflight, is refused', async () => {
+    const app = await buildAdminApp(views, log, { access: { host: '127.0.0.1' } });
+    try {
+      const csrf = await app.inject({ method: 'POST', url: '/debug/preview', remoteAddress: '127.0.0.1', headers: { host: '127.0.0.1', 'content-type': 'text/plain' }, payload: 'kind: List' });
+      assert.equal(csrf.statusCode, 415);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('Host headers that name loopback', () => {
+    for (const ok of ['localhost', 'localhost:15014', '127.0.0.1:15014', '127.3.4.5', '[::1]:15014', 'LOCALHOST']) assert.ok(isLoopbackHostHeader(ok), ok);
+    for (const bad of [undefined, '', 'example.com', '127.0.0.1.nip.io', 'localhost.example', '[::2]:1', '0.0.0.0']) assert.ok(!isLoopbackHostHeader(bad), String(bad));
+  });
+});
+
+describe('--admin-token-file', () => {
+  it('reads the token from a file, and explains what is wrong with a bad one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'meshpilot-token-'));
+    try {
+      await writeFile(join(dir, 'token'), 'abc123\n');
+      assert.equal(await readAdminToken(undefined, join(dir, 'token')), 'abc123');
+      await writeFile(join(dir, 'empty'), '\n');
+      await assert.rejects(readAdminToken(undefined, join(dir, 'empty')), /MP_CONFIG: --admin-token-file .* is empty/);
+      await assert.rejects(readAdminToken(undefined, join(dir, 'missing')), /MP_CONFIG: --admin-token-file .* cannot be read/);
+      await assert.rejects(readAdminToken('x', join(dir, 'token')), /MP_CONFIG: --admin-token and --admin-token-file are both set/);
+      assert.equal(await readAdminToken('', undefined), undefined);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
