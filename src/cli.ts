@@ -45,7 +45,8 @@ program
   .addOption(new Option('--xds-port <port>', 'plaintext xDS port').default(d.xdsPort).argParser(port).env('MESHPILOT_XDS_PORT'))
   .addOption(new Option('--admin-host <address>', 'address the admin API binds').default(d.adminHost).env('MESHPILOT_ADMIN_HOST'))
   .addOption(new Option('--admin-port <port>', 'admin API and /metrics port').default(d.adminPort).argParser(port).env('MESHPILOT_ADMIN_PORT'))
-  .addOption(new Option('--admin-token <token>', 'bearer token required for /debug/*, the UI data and preview').env('MESHPILOT_ADMIN_TOKEN'))
+  .addOption(new Option('--admin-token <token>', 'bearer token required for /debug/*, the UI data and preview (prefer --admin-token-file)').env('MESHPILOT_ADMIN_TOKEN'))
+  .addOption(new Option('--admin-token-file <file>', 'file holding the admin bearer token (e.g. a mounted Secret)').env('MESHPILOT_ADMIN_TOKEN_FILE'))
   .addOption(new Option('--log-level <level>', 'log level').default(d.logLevel).choices(LOG_LEVELS).env('MESHPILOT_LOG_LEVEL'))
   .addOption(new Option('--mesh-config <file>', 'Istio MeshConfig YAML (access log, tracing, outboundTrafficPolicy, connectTimeout)').env('MESHPILOT_MESH_CONFIG'))
   .addOption(
@@ -64,7 +65,7 @@ program
   .addOption(new Option('--source <kind>', 'where services and rules come from: file (--config-dir) or kube (the Kubernetes API)').choices(SOURCE_KINDS).env('MESHPILOT_SOURCE'))
   .addOption(new Option('--kubeconfig <file>', 'watch the cluster this kubeconfig points at (in a pod: its service account)').env('MESHPILOT_KUBECONFIG'))
   .addOption(new Option('--namespaces <list>', 'comma-separated namespaces to watch (default: all)').argParser(parseNamespaces).env('MESHPILOT_NAMESPACES'))
-  .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; pushConcurrency: number; xdsStreamBuffer: number; xdsTotalBuffer: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[] }, command: Command) => {
+  .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; adminTokenFile?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; pushConcurrency: number; xdsStreamBuffer: number; xdsTotalBuffer: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[] }, command: Command) => {
     const log = createLogger(flags.logLevel);
     let running: Awaited<ReturnType<typeof serve>>;
     try {

@@ -1,6 +1,7 @@
 // Wires the house together: sources -> store -> push controller -> ADS server, plus the admin API.
 import type { LevelWithSilent } from 'pino';
-import { checkAdminAccess } from './admin/auth.ts';
+import { adminAccessNotice } from './admin/auth.ts';
+import { readAdminToken } from './admin/token-file.ts';
 import { NackLedger } from './admin/nack-ledger.ts';
 import { buildAdminApp, startAdminServer } from './admin/server.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -30,8 +31,10 @@ export interface ServeOptions {
   readonly debounceMaxMs: number;
   /** Istio MeshConfig file (`--mesh-config`); Istio's defaults when absent. */
   readonly meshConfig?: string;
-  /** Bearer token for /debug/* and the UI's data; required when --admin-host is not loopback. */
+  /** Bearer token for /debug/* and the UI's data; without one, only loopback clients read them. */
   readonly adminToken?: string;
+  /** A file holding the token (a mounted Secret), so it never shows in `ps`. */
+  readonly adminTokenFile?: string;
   /** Proxies sent to per event-loop turn by the push queue. */
   readonly pushConcurrency?: number;
   /** Unwritten bytes per xDS stream above which meshpilot waits for the proxy to read. */
@@ -78,7 +81,9 @@ export interface RunningMeshpilot {
 
 export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
   const log = options.log ?? createLogger(options.logLevel);
-  checkAdminAccess(options.adminHost, options.adminToken);
+  const adminToken = await readAdminToken(options.adminToken, options.adminTokenFile);
+  const adminNotice = adminAccessNotice({ host: options.adminHost, token: adminToken });
+  if (adminNotice) log.warn(adminNotice);
   envoyRoot(); // load the protos before anything can need them
   const meshConfig = options.meshConfig ? await loadMeshConfigFile(options.meshConfig) : undefined;
   const store = new ConfigStore();
@@ -146,7 +151,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
       nacks: () => nacks,
     },
     log,
-    { metrics, ...(options.adminToken ? { token: options.adminToken } : {}) },
+    { metrics, access: { host: options.adminHost, ...(adminToken !== undefined ? { token: adminToken } : {}) } },
   );
   const adminPort = await startAdminServer(admin, options.adminHost, options.adminPort);
   log.info({ xdsPort, adminPort, sources, ...(yamlSource ? { configDir: options.configDir } : {}), ...(kubeSource ? { kubernetes: kubeSource.sourceId } : {}) }, 'meshpilot is serving');

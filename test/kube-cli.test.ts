@@ -2,11 +2,12 @@
 // `meshpilot serve --kubeconfig FILE` command watching it.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
+import { parse } from 'yaml';
 import { eventually } from './support/mesh-dir.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -83,6 +84,32 @@ describe('meshpilot serve --kubeconfig against the fake API server started alone
     const configz = (await (await fetch(`${admin}/debug/configz`)).json()) as { rules: { applied: boolean }[] };
     assert.equal(configz.rules.filter((r) => r.applied).length, 8);
     assert.equal(await stop(meshpilot), 0);
+  });
+
+  it("deploy/'s container command line, exactly as the Deployment runs it, starts and answers the kubelet's probes and Prometheus without a token", async () => {
+    interface Container { args: string[]; readinessProbe: { httpGet: { path: string } }; livenessProbe: { httpGet: { path: string } } }
+    const deployment = parse(await readFile(join(ROOT, 'deploy/03-deployment.yaml'), 'utf8')) as { spec: { template: { spec: { containers: Container[] } } } };
+    const container = deployment.spec.template.spec.containers[0];
+    assert.ok(container);
+    const dockerfile = await readFile(join(ROOT, 'Dockerfile'), 'utf8');
+    const entrypoint = JSON.parse(/^ENTRYPOINT (.*)$/m.exec(dockerfile)?.[1] ?? '[]') as string[];
+    assert.deepEqual(entrypoint.slice(0, 1), ['node']);
+    // Ports come from the environment so the test can pick free ones; the arguments are the manifest's.
+    const serving = await launch([...entrypoint.slice(1), ...container.args], (line) => line.includes('"meshpilot is serving"'), {
+      KUBECONFIG: join(dir, 'kubeconfig'),
+      MESHPILOT_XDS_PORT: '0',
+      MESHPILOT_ADMIN_PORT: '0',
+      MESHPILOT_LOG_LEVEL: 'info',
+    });
+    try {
+      const adminUrl = `http://127.0.0.1:${(JSON.parse(serving.line) as { adminPort: number }).adminPort}`;
+      await eventually(async () => ((await fetch(`${adminUrl}${container.readinessProbe.httpGet.path}`)).status === 200 ? true : undefined), 10_000, 'readiness probe');
+      assert.equal((await fetch(`${adminUrl}${container.livenessProbe.httpGet.path}`)).status, 200);
+      assert.equal((await fetch(`${adminUrl}/metrics`)).status, 200);
+      assert.ok(serving.output.some((l) => l.includes('only loopback clients')), 'it says who may read /debug');
+    } finally {
+      assert.equal(await stop(serving.child), 0);
+    }
   });
 
   it('refuses --kubeconfig with --source file, naming both flags', async () => {

@@ -5,7 +5,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { MeshpilotMetrics } from '../metrics.ts';
-import { registerBearerAuth } from './auth.ts';
+import { registerAdminAccess, type AdminAccess } from './auth.ts';
 import { sendError } from './errors.ts';
 import { registerConfigRoutes } from './routes/config.ts';
 import { registerExplainRoutes } from './routes/explain.ts';
@@ -20,19 +20,21 @@ import { registerUiRoutes } from './routes/ui.ts';
 import type { AdminViews } from './views.ts';
 
 export interface AdminOptions {
-  /** Bearer token required for /debug/* and the UI's data. */
-  readonly token?: string;
+  /** Where the admin API binds and its bearer token: who may read /debug/* and the UI's data. */
+  readonly access: AdminAccess;
   readonly metrics?: MeshpilotMetrics;
 }
 
 /** Preview bodies are rule YAML; a few MB is already far more than any rule set. */
 const BODY_LIMIT = 4 * 1024 * 1024;
 
-export async function buildAdminApp(views: AdminViews, log: Logger, options: AdminOptions = {}): Promise<FastifyInstance> {
+export async function buildAdminApp(views: AdminViews, log: Logger, options: AdminOptions): Promise<FastifyInstance> {
   // Per-request lines are noise for an admin API polled by probes: only warnings and errors.
   const loggerInstance: FastifyBaseLogger = log.child({ component: 'admin' }, { level: log.levelVal > 40 ? log.level : 'warn' });
   const app = Fastify({ loggerInstance, bodyLimit: BODY_LIMIT });
-  app.addContentTypeParser(['text/yaml', 'application/yaml', 'application/x-yaml', 'text/plain'], { parseAs: 'string' }, (_request, body, done) => {
+  // Not text/plain (fastify's default): a page on another origin may POST that without a CORS preflight.
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser(['text/yaml', 'application/yaml', 'application/x-yaml'], { parseAs: 'string' }, (_request, body, done) => {
     done(null, body);
   });
   app.setErrorHandler((error: FastifyError, _request, reply) => {
@@ -42,7 +44,7 @@ export async function buildAdminApp(views: AdminViews, log: Logger, options: Adm
     return sendError(reply, 500, 'MP_INTERNAL', error.message);
   });
   app.setNotFoundHandler((request, reply) => sendError(reply, 404, 'MP_NOT_FOUND', `no admin path ${request.method} ${request.url.split('?')[0] ?? ''}: see /docs`));
-  registerBearerAuth(app, options.token);
+  registerAdminAccess(app, options.access);
   await app.register(swagger, {
     openapi: {
       info: { title: 'meshpilot admin API', version: '1', description: 'Read-only views of what meshpilot knows and sends, plus explain and preview.' },
@@ -60,7 +62,7 @@ export async function buildAdminApp(views: AdminViews, log: Logger, options: Adm
   registerPreviewRoutes(app, views);
   registerGraphRoutes(app, views);
   if (options.metrics) registerMetricsRoute(app, options.metrics);
-  registerUiRoutes(app, options.token !== undefined && options.token !== '');
+  registerUiRoutes(app, options.access.token !== undefined && options.access.token !== '');
   return app;
 }
 

@@ -90,14 +90,23 @@ export function isHidden(name: string): boolean {
   return name.startsWith('.');
 }
 
-/** Recursive, sorted, skipping dotfiles and dot-directories; follows symlinks (ConfigMap mounts use them). */
+/** Whether `real` (a resolved path) is `root` or below it. */
+function isInside(root: string, real: string): boolean {
+  return real === root || real.startsWith(root.endsWith(path.sep) ? root : `${root}${path.sep}`);
+}
+
+/**
+ * Recursive, sorted, skipping dotfiles and dot-directories; follows symlinks that stay inside the
+ * directory (ConfigMap mounts link `file.yaml -> ..data/file.yaml`), never those that leave it.
+ */
 export async function listConfigFiles(dir: string): Promise<DirectoryListing> {
   const files: string[] = [];
   const directories: string[] = [];
   const visited = new Set<string>();
+  const root = await realpath(dir);
   const walk = async (absolute: string, relative: string): Promise<void> => {
     const real = await realpath(absolute);
-    if (visited.has(real)) return;
+    if (visited.has(real) || !isInside(root, real)) return;
     visited.add(real);
     directories.push(absolute);
     for (const entry of await readdir(absolute, { withFileTypes: true })) {
@@ -132,7 +141,12 @@ function ignoreVanished(error: unknown): void {
 async function readConfigFile(dir: string, file: string): Promise<FileRead | undefined> {
   let text: string;
   try {
-    text = await readFile(path.join(dir, file), 'utf8');
+    const real = await realpath(path.join(dir, file));
+    if (!isInside(await realpath(dir), real)) {
+      const message = 'is a link to a file outside the config directory and was not read: copy the file into the directory, or link to one inside it';
+      return { file, result: { ok: false, rejected: { source: { origin: 'file', location: file }, object: 'file', issues: [{ code: 'MP_FILE_REFUSED', severity: 'error', path: '', message }], keptLastGood: false } } };
+    }
+    text = await readFile(real, 'utf8');
   } catch (error) {
     if (errorCode(error) === 'ENOENT') return undefined;
     const reason = error instanceof Error ? error.message : String(error);

@@ -32,8 +32,12 @@ export function describeType(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a map';
+  if (typeof value === 'string' && value.length > MAX_ECHOED) return `a string of ${value.length} characters starting ${JSON.stringify(value.slice(0, MAX_ECHOED))}`;
   return `${typeof value} ${JSON.stringify(value)}`;
 }
+
+/** Errors quote at most this much of what a user wrote, so a misplaced file is never echoed whole. */
+const MAX_ECHOED = 32;
 
 export interface ObjectMeta {
   readonly name?: string;
