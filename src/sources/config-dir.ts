@@ -20,6 +20,10 @@ export interface FileRead {
 }
 
 const CONFIG_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
+/** A config file larger than this is refused before it is read (YAML costs ~100x its size in memory). */
+export const MAX_FILE_BYTES = 16 * 1024 * 1024;
+/** Kubernetes' own limit on one object (etcd's request size); a larger document is refused. */
+export const MAX_OBJECT_BYTES = 1536 * 1024;
 /** Cap on list nesting, so a hostile `List` of `List`s cannot recurse forever. */
 const MAX_LIST_DEPTH = 8;
 
@@ -52,6 +56,14 @@ function expandLists(object: unknown, source: SourceRef, position: string, depth
   });
 }
 
+function isList(value: unknown): boolean {
+  return isFields(value) && Array.isArray(value['items']) && (stringField(value, 'kind') ?? '').endsWith('List');
+}
+
+function mebibytes(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
 /** Parses one file's text (multi-document YAML or JSON); any syntax error fails the whole file. */
 export function readObjectsFromText(text: string, location: string): TextReadResult {
   const source: SourceRef = { origin: 'file', location };
@@ -74,6 +86,11 @@ export function readObjectsFromText(text: string, location: string): TextReadRes
       return parseFailure(source, position, `${position}: ${reason}: fix the YAML; nothing from this file changed what is served`);
     }
     if (value === null || value === undefined) continue;
+    const size = document.range[2] - document.range[0];
+    if (size > MAX_OBJECT_BYTES && !isList(value)) {
+      const message = `is ${mebibytes(size)}, over the ${mebibytes(MAX_OBJECT_BYTES)} Kubernetes allows one object: split it; nothing from this file changed what is served`;
+      return { ok: false, rejected: { source, object: position, issues: [{ code: 'MP_OBJECT_INVALID', severity: 'error', path: '', message }], keptLastGood: false } };
+    }
     // Random bytes often parse as one YAML scalar: a file like that is broken, not emptied.
     if (!isFields(value)) {
       return {
@@ -159,6 +176,10 @@ async function readConfigFile(dir: string, file: string): Promise<FileRead | und
     const real = await realpath(path.join(dir, file));
     if (!isInside(await realpath(dir), real)) {
       return { file, result: refusedFile(file, 'is a link to a file outside the config directory and was not read: copy the file into the directory, or link to one inside it') };
+    }
+    const { size } = await stat(real);
+    if (size > MAX_FILE_BYTES) {
+      return { file, result: refusedFile(file, `is ${mebibytes(size)}, over the ${mebibytes(MAX_FILE_BYTES)} a config file may be: split it into several files (its last good objects are still served)`) };
     }
     text = await readFile(real, 'utf8');
   } catch (error) {
