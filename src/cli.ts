@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { LevelWithSilent } from 'pino';
 import { registerBootstrapCommand } from './commands/bootstrap.ts';
 import { LOG_LEVELS, createLogger } from './log.ts';
+import { LogSink } from './log-sink.ts';
 import { registerAnalyzeCommand } from './commands/analyze.ts';
 import { registerRenderCommand } from './commands/render.ts';
 import { DEFAULT_SERVE_OPTIONS, serve } from './main.ts';
@@ -66,16 +67,21 @@ program
   .addOption(new Option('--kubeconfig <file>', 'watch the cluster this kubeconfig points at (in a pod: its service account)').env('MESHPILOT_KUBECONFIG'))
   .addOption(new Option('--namespaces <list>', 'comma-separated namespaces to watch (default: all)').argParser(parseNamespaces).env('MESHPILOT_NAMESPACES'))
   .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; adminTokenFile?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; pushConcurrency: number; xdsStreamBuffer: number; xdsTotalBuffer: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[] }, command: Command) => {
-    const log = createLogger(flags.logLevel);
+    const logSink = new LogSink();
+    const log = createLogger(flags.logLevel, logSink);
+    const exit = (code: number): never => {
+      logSink.flushSync();
+      process.exit(code);
+    };
     let running: Awaited<ReturnType<typeof serve>>;
     try {
       const configDirGiven = command.getOptionValueSource('configDir') !== 'default';
       const sources = selectSources({ source: flags.source, kubeconfig: flags.kubeconfig, configDirGiven, inCluster: inCluster() });
       const { xdsStreamBuffer, xdsTotalBuffer, ...rest } = flags;
-      running = await serve({ ...rest, xdsHighWaterBytes: xdsStreamBuffer, xdsTotalHighWaterBytes: xdsTotalBuffer, sources, log });
+      running = await serve({ ...rest, xdsHighWaterBytes: xdsStreamBuffer, xdsTotalHighWaterBytes: xdsTotalBuffer, sources, log, droppedLogLines: () => logSink.droppedLines });
     } catch (error) {
       log.fatal({ err: error }, error instanceof Error ? error.message : String(error));
-      process.exit(1);
+      exit(1);
     }
     let stopping = false;
     const stop = (signal: string): void => {
@@ -83,12 +89,12 @@ program
       stopping = true;
       log.info({ signal }, 'shutting down');
       // A stuck close must not keep a terminating pod alive.
-      setTimeout(() => process.exit(1), 5000).unref();
+      setTimeout(() => exit(1), 5000).unref();
       running.close().then(
-        () => process.exit(0),
+        () => exit(0),
         (error: unknown) => {
           log.error({ err: error }, 'error while shutting down');
-          process.exit(1);
+          exit(1);
         },
       );
     };

@@ -2,7 +2,7 @@
 
 export const ERROR_CODES = {
   MP_YAML_PARSE: 'A file is not valid YAML; nothing from it changed what is served.',
-  MP_FILE_REFUSED: 'A file in the config directory was not read: it links outside the directory.',
+  MP_FILE_REFUSED: 'A file or directory in the config directory was not used: it links outside the directory, is over the size limit, cannot be listed, or became empty while it held objects (those stay served).',
   MP_OBJECT_INVALID: 'A Kubernetes object is missing a required field or has a value of the wrong type.',
   MP_RULE_INVALID: 'An Istio rule breaks the traffic API schema or its semantics and is not applied.',
   MP_RULE_CONFLICT: 'Two rules claim the same thing; the older one wins, as in Istio.',

@@ -43,6 +43,8 @@ export interface ServeOptions {
   readonly xdsTotalHighWaterBytes?: number;
   /** Tests pass their own logger. */
   readonly log?: Logger;
+  /** Log lines the logger's sink dropped, for /metrics. */
+  readonly droppedLogLines?: () => number;
   /** What feeds the model (default: the directory only). With both, the directory wins a clash. */
   readonly sources?: readonly SourceKind[];
   /** Kubernetes source: a kubeconfig file; without one, the pod's service account or KUBECONFIG. */
@@ -88,7 +90,11 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
   const meshConfig = options.meshConfig ? await loadMeshConfigFile(options.meshConfig) : undefined;
   const store = new ConfigStore();
 
-  const metrics = new MeshpilotMetrics({ connections: () => adsServer.connections(), currentPush: () => pushController.current() });
+  const metrics = new MeshpilotMetrics({
+    connections: () => adsServer.connections(),
+    currentPush: () => pushController.current(),
+    ...(options.droppedLogLines ? { droppedLogLines: options.droppedLogLines } : {}),
+  });
   const nacks = new NackLedger({ currentPush: () => pushController.current() });
   const pushQueue = new PushQueue({ concurrency: options.pushConcurrency ?? DEFAULT_PUSH_CONCURRENCY });
   const convergence = new ConvergenceTracker();

@@ -10,6 +10,8 @@ import { SHORT_TYPE, TYPE_BY_SHORT } from './xds/type-urls.ts';
 export interface MetricsSources {
   connections(): readonly XdsConnection[];
   currentPush(): PushContext | undefined;
+  /** Log lines dropped because the log could not be written (full disk, gone reader). */
+  droppedLogLines?(): number;
 }
 
 /** A response sent this long after its push was built still counts as part of that push. */
@@ -58,6 +60,14 @@ export class MeshpilotMetrics {
       registers,
       collect() {
         this.set(sources.connections().length);
+      },
+    });
+    new Gauge({
+      name: 'meshpilot_log_dropped_lines',
+      help: 'Log lines dropped since start because the log could not be written (full disk, closed pipe, a reader that stopped).',
+      registers,
+      collect() {
+        this.set(sources.droppedLogLines?.() ?? 0);
       },
     });
     new Gauge({

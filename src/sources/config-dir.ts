@@ -7,7 +7,7 @@ import type { SourceRef } from '../model/service.ts';
 import type { RejectedObject } from '../model/store.ts';
 import type { AcceptedObject, ConvertedObjects, ParsedObject, SourcedObject } from './kube-objects.ts';
 import { assembleObjects, isAccepted, parseObject } from './kube-objects.ts';
-import { isFields, stringField } from './object-fields.ts';
+import { describeType, isFields, stringField } from './object-fields.ts';
 
 export type TextReadResult =
   | { readonly ok: true; readonly objects: readonly SourcedObject[] }
@@ -20,6 +20,10 @@ export interface FileRead {
 }
 
 const CONFIG_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
+/** A config file larger than this is refused before it is read (YAML costs ~100x its size in memory). */
+export const MAX_FILE_BYTES = 16 * 1024 * 1024;
+/** Kubernetes' own limit on one object (etcd's request size); a larger document is refused. */
+export const MAX_OBJECT_BYTES = 1536 * 1024;
 /** Cap on list nesting, so a hostile `List` of `List`s cannot recurse forever. */
 const MAX_LIST_DEPTH = 8;
 
@@ -52,6 +56,14 @@ function expandLists(object: unknown, source: SourceRef, position: string, depth
   });
 }
 
+function isList(value: unknown): boolean {
+  return isFields(value) && Array.isArray(value['items']) && (stringField(value, 'kind') ?? '').endsWith('List');
+}
+
+function mebibytes(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
 /** Parses one file's text (multi-document YAML or JSON); any syntax error fails the whole file. */
 export function readObjectsFromText(text: string, location: string): TextReadResult {
   const source: SourceRef = { origin: 'file', location };
@@ -74,6 +86,23 @@ export function readObjectsFromText(text: string, location: string): TextReadRes
       return parseFailure(source, position, `${position}: ${reason}: fix the YAML; nothing from this file changed what is served`);
     }
     if (value === null || value === undefined) continue;
+    const size = document.range[2] - document.range[0];
+    if (size > MAX_OBJECT_BYTES && !isList(value)) {
+      const message = `is ${mebibytes(size)}, over the ${mebibytes(MAX_OBJECT_BYTES)} Kubernetes allows one object: split it; nothing from this file changed what is served`;
+      return { ok: false, rejected: { source, object: position, issues: [{ code: 'MP_OBJECT_INVALID', severity: 'error', path: '', message }], keptLastGood: false } };
+    }
+    // Random bytes often parse as one YAML scalar: a file like that is broken, not emptied.
+    if (!isFields(value)) {
+      return {
+        ok: false,
+        rejected: {
+          source,
+          object: position,
+          issues: [{ code: 'MP_OBJECT_INVALID', severity: 'error', path: '', message: `is not a Kubernetes object (got ${describeType(value)}): each document must be a map with apiVersion, kind and metadata; nothing from this file changed what is served` }],
+          keptLastGood: false,
+        },
+      };
+    }
     objects.push(...expandLists(value, source, position));
   }
   return { ok: true, objects };
@@ -84,6 +113,8 @@ export interface DirectoryListing {
   readonly files: readonly string[];
   /** Absolute paths of the dir and every subdirectory read (what to watch). */
   readonly directories: readonly string[];
+  /** Subdirectories (relative, `/`-separated) that could not be listed, and why. */
+  readonly unreadable: readonly { readonly directory: string; readonly reason: string }[];
 }
 
 export function isHidden(name: string): boolean {
@@ -102,6 +133,7 @@ function isInside(root: string, real: string): boolean {
 export async function listConfigFiles(dir: string): Promise<DirectoryListing> {
   const files: string[] = [];
   const directories: string[] = [];
+  const unreadable: { directory: string; reason: string }[] = [];
   const visited = new Set<string>();
   const root = await realpath(dir);
   const walk = async (absolute: string, relative: string): Promise<void> => {
@@ -120,22 +152,22 @@ export async function listConfigFiles(dir: string): Promise<DirectoryListing> {
         isDirectory = target?.isDirectory() ?? false;
         isFile = target?.isFile() ?? false;
       }
-      if (isDirectory) await walk(entryPath, entryRelative).catch(ignoreVanished);
+      if (isDirectory) {
+        await walk(entryPath, entryRelative).catch((error: unknown) => {
+          // One unreadable subdirectory must not stop the rest of the tree from applying.
+          if (errorCode(error) !== 'ENOENT') unreadable.push({ directory: entryRelative, reason: error instanceof Error ? error.message : String(error) });
+        });
+      }
       else if (isFile && CONFIG_EXTENSIONS.has(path.extname(entry.name).toLowerCase())) files.push(entryRelative);
     }
   };
   await walk(dir, '');
   files.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  return { files, directories };
+  return { files, directories, unreadable };
 }
 
 export function errorCode(error: unknown): string | undefined {
   return error instanceof Error && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
-}
-
-/** A file or directory deleted while the tree was being read is simply no longer there. */
-function ignoreVanished(error: unknown): void {
-  if (errorCode(error) !== 'ENOENT') throw error;
 }
 
 async function readConfigFile(dir: string, file: string): Promise<FileRead | undefined> {
@@ -143,8 +175,11 @@ async function readConfigFile(dir: string, file: string): Promise<FileRead | und
   try {
     const real = await realpath(path.join(dir, file));
     if (!isInside(await realpath(dir), real)) {
-      const message = 'is a link to a file outside the config directory and was not read: copy the file into the directory, or link to one inside it';
-      return { file, result: { ok: false, rejected: { source: { origin: 'file', location: file }, object: 'file', issues: [{ code: 'MP_FILE_REFUSED', severity: 'error', path: '', message }], keptLastGood: false } } };
+      return { file, result: refusedFile(file, 'is a link to a file outside the config directory and was not read: copy the file into the directory, or link to one inside it') };
+    }
+    const { size } = await stat(real);
+    if (size > MAX_FILE_BYTES) {
+      return { file, result: refusedFile(file, `is ${mebibytes(size)}, over the ${mebibytes(MAX_FILE_BYTES)} a config file may be: split it into several files (its last good objects are still served)`) };
     }
     text = await readFile(real, 'utf8');
   } catch (error) {
@@ -158,7 +193,15 @@ async function readConfigFile(dir: string, file: string): Promise<FileRead | und
 export async function readDirectory(dir: string): Promise<{ listing: DirectoryListing; reads: FileRead[] }> {
   const listing = await listConfigFiles(dir);
   const reads = await Promise.all(listing.files.map((file) => readConfigFile(dir, file)));
-  return { listing, reads: reads.filter((read): read is FileRead => read !== undefined) };
+  const unreadable = listing.unreadable.map(({ directory, reason }): FileRead => ({
+    file: `${directory}/`,
+    result: refusedFile(`${directory}/`, `cannot be listed (${reason}): fix its permissions; the files last read from it are still served`),
+  }));
+  return { listing, reads: [...reads.filter((read): read is FileRead => read !== undefined), ...unreadable] };
+}
+
+function refusedFile(file: string, message: string): TextReadResult {
+  return { ok: false, rejected: { source: { origin: 'file', location: file }, object: 'file', issues: [{ code: 'MP_FILE_REFUSED', severity: 'error', path: '', message }], keptLastGood: false } };
 }
 
 /** What a directory held at its last good reads; the input for keeping last good state. */
@@ -175,7 +218,8 @@ export const EMPTY_DIRECTORY_STATE: DirectoryState = { files: new Map(), objects
  * Applies the last-good rules to fresh reads: a file that fails to parse keeps its previous
  * objects; an object that fails validation keeps its previous version. Pure.
  */
-export function applyLastGood(previous: DirectoryState, reads: readonly FileRead[]): { state: DirectoryState; parsed: ParsedObject[] } {
+export function applyLastGood(previous: DirectoryState, fresh: readonly FileRead[]): { state: DirectoryState; parsed: ParsedObject[] } {
+  const reads = [...fresh.map(emptiedAsRefused(previous)), ...filesUnderUnreadable(previous, fresh)];
   const perFile = reads.map(({ file, result }): { file: string; parsed: ParsedObject[]; hasLastGood: boolean } => {
     if (result.ok) return { file, parsed: result.objects.map(parseObject), hasLastGood: true };
     const kept = previous.files.get(file);
@@ -206,6 +250,25 @@ export function applyLastGood(previous: DirectoryState, reads: readonly FileRead
     if (entry.hasLastGood) files.set(entry.file, fileObjects);
   }
   return { state: { files, objects }, parsed };
+}
+
+/** A file that held objects and now holds none is more likely being rewritten than meant to delete them. */
+function emptiedAsRefused(previous: DirectoryState): (read: FileRead) => FileRead {
+  return (read) => {
+    const before = previous.files.get(read.file)?.length ?? 0;
+    if (!read.result.ok || read.result.objects.length > 0 || before === 0) return read;
+    return { file: read.file, result: refusedFile(read.file, `is empty but held ${before} object${before === 1 ? '' : 's'}: they are still served; delete the file to remove them`) };
+  };
+}
+
+/** The files last read under a directory that cannot be listed now, kept as they were. */
+function filesUnderUnreadable(previous: DirectoryState, reads: readonly FileRead[]): FileRead[] {
+  const unreadable = reads.filter((r) => r.file.endsWith('/')).map((r) => r.file);
+  if (unreadable.length === 0) return [];
+  const present = new Set(reads.map((r) => r.file));
+  return [...previous.files.keys()]
+    .filter((file) => !present.has(file) && unreadable.some((dir) => file.startsWith(dir)))
+    .map((file) => ({ file, result: refusedFile(file, 'is in a directory that cannot be listed now: its last good objects are still served') }));
 }
 
 /** Reads and converts a directory once, without history (for `meshpilot render` and tests). */

@@ -11,6 +11,7 @@ import type { DirectoryState } from './config-dir.ts';
 import { applyLastGood, EMPTY_DIRECTORY_STATE, errorCode, isHidden, readDirectory } from './config-dir.ts';
 import type { ConvertedObjects } from './kube-objects.ts';
 import { assembleObjects } from './kube-objects.ts';
+import { ProblemLog, type LoggedProblem } from './problem-log.ts';
 
 export type { DirectoryListing, DirectoryState, FileRead, TextReadResult } from './config-dir.ts';
 export { applyLastGood, listConfigFiles, loadDirectory, readDirectory, readObjectsFromText } from './config-dir.ts';
@@ -40,7 +41,7 @@ export class YamlSource {
   readonly #changedFiles = new Set<string>();
   #state: DirectoryState = EMPTY_DIRECTORY_STATE;
   #published: string | undefined;
-  #loggedRejections = new Set<string>();
+  readonly #problemLog: ProblemLog;
   #timer: NodeJS.Timeout | undefined;
   #burstStartedAt: number | undefined;
   #reloading: Promise<void> | undefined;
@@ -54,6 +55,7 @@ export class YamlSource {
     this.#store = options.store;
     this.#quietMs = options.quietMs ?? 75;
     this.#log = options.log.child({ source: this.sourceId });
+    this.#problemLog = new ProblemLog(this.#log);
   }
 
   /** Reads the directory, publishes the first snapshot, then watches for changes. */
@@ -205,33 +207,28 @@ export class YamlSource {
 
   /** One warn line per rejected object or rule warning, logged when it first appears (no floods). */
   #logRejections(converted: ConvertedObjects): void {
-    const current = new Set<string>();
-    for (const rejected of converted.rejected) {
-      const signature = rejectionSignature(rejected);
-      current.add(signature);
-      if (this.#loggedRejections.has(signature)) continue;
+    const rejections = converted.rejected.map((rejected): LoggedProblem => {
       const first = rejected.issues.find((issue) => issue.severity === 'error') ?? rejected.issues[0];
       const code = first?.code ?? 'MP_OBJECT_INVALID';
       const field = first?.path ?? '';
       const more = rejected.issues.length > 1 ? ` (and ${rejected.issues.length - 1} more)` : '';
       const kept = rejected.keptLastGood ? '; still serving its last good version' : '';
-      this.#log.warn(
-        { code, file: rejected.source.location, object: rejected.object, field, keptLastGood: rejected.keptLastGood, issues: rejected.issues },
-        `${code}: ${rejected.object} in ${rejected.source.location}${field ? `: ${field}` : ''}: ${first?.message ?? 'rejected'}${more}${kept}`,
-      );
-    }
-    for (const rule of converted.rules) {
-      for (const warning of rule.meta.warnings ?? []) {
+      return {
+        signature: rejectionSignature(rejected),
+        fields: { code, file: rejected.source.location, object: rejected.object, field, keptLastGood: rejected.keptLastGood, issues: rejected.issues },
+        message: `${code}: ${rejected.object} in ${rejected.source.location}${field ? `: ${field}` : ''}: ${first?.message ?? 'rejected'}${more}${kept}`,
+      };
+    });
+    const warnings = converted.rules.flatMap((rule) =>
+      (rule.meta.warnings ?? []).map((warning): LoggedProblem => {
         const object = `${rule.meta.kind} ${rule.meta.namespace}/${rule.meta.name}`;
-        const signature = JSON.stringify([rule.meta.source.location, object, warning]);
-        current.add(signature);
-        if (this.#loggedRejections.has(signature)) continue;
-        this.#log.warn(
-          { code: warning.code, file: rule.meta.source.location, object, field: warning.path, severity: 'warning' },
-          `${warning.code}: ${object} in ${rule.meta.source.location}: ${warning.path}: ${warning.message}`,
-        );
-      }
-    }
-    this.#loggedRejections = current;
+        return {
+          signature: JSON.stringify([rule.meta.source.location, object, warning]),
+          fields: { code: warning.code, file: rule.meta.source.location, object, field: warning.path, severity: 'warning' },
+          message: `${warning.code}: ${object} in ${rule.meta.source.location}: ${warning.path}: ${warning.message}`,
+        };
+      }),
+    );
+    this.#problemLog.report([...rejections, ...warnings]);
   }
 }

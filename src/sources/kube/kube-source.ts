@@ -12,6 +12,7 @@ import type { InformerTuning } from './resilient-informer.ts';
 import { DEFAULT_INFORMER_TUNING, ResilientInformer } from './resilient-informer.ts';
 import type { WatchedResource } from './resources.ts';
 import { apiVersionOf, collectionPath, objectPath, WATCHED_RESOURCES } from './resources.ts';
+import { ProblemLog } from '../problem-log.ts';
 
 export interface KubeSourceTuning extends InformerTuning {
   /** Changes arriving within this window are published together (a relist is one publish). */
@@ -69,7 +70,7 @@ export class KubeSource {
   #synced = false;
   #stopped = false;
   #published: string | undefined;
-  #loggedRejections = new Set<string>();
+  readonly #problemLog: ProblemLog;
   #markSynced: () => void = () => undefined;
 
   constructor(options: KubeSourceOptions) {
@@ -79,6 +80,7 @@ export class KubeSource {
     this.#namespaces = options.namespaces && options.namespaces.length > 0 ? options.namespaces : undefined;
     this.#tuning = { ...DEFAULT_KUBE_SOURCE_TUNING, ...options.tuning };
     this.#log = options.log.child({ source: this.sourceId });
+    this.#problemLog = new ProblemLog(this.#log);
     this.whenSynced = new Promise((resolve) => {
       this.#markSynced = resolve;
     });
@@ -298,19 +300,15 @@ export class KubeSource {
 
   /** One warning per rejected object when it first appears, naming its API path and field. */
   #logRejections(rejected: readonly RejectedObject[]): void {
-    const current = new Set<string>();
-    for (const object of rejected) {
-      const signature = JSON.stringify([object.source.location, object.issues]);
-      current.add(signature);
-      if (this.#loggedRejections.has(signature)) continue;
+    this.#problemLog.report(rejected.map((object) => {
       const first = object.issues.find((issue) => issue.severity === 'error') ?? object.issues[0];
       const code = first?.code ?? 'MP_OBJECT_INVALID';
       const kept = object.keptLastGood ? '; still serving its last good version' : '';
-      this.#log.warn(
-        { code, object: object.object, path: object.source.location, field: first?.path, keptLastGood: object.keptLastGood },
-        `${code}: ${object.object} (${object.source.location})${first?.path ? `: ${first.path}` : ''}: ${first?.message ?? 'rejected'}${kept}`,
-      );
-    }
-    this.#loggedRejections = current;
+      return {
+        signature: JSON.stringify([object.source.location, object.issues]),
+        fields: { code, object: object.object, path: object.source.location, field: first?.path, keptLastGood: object.keptLastGood },
+        message: `${code}: ${object.object} (${object.source.location})${first?.path ? `: ${first.path}` : ''}: ${first?.message ?? 'rejected'}${kept}`,
+      };
+    }));
   }
 }
