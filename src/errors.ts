@@ -10,6 +10,7 @@ export const ERROR_CODES = {
   MP_GRPC_DEGRADED: 'Part of a rule is something proxyless gRPC does not implement; gRPC clients get the rest, as the warning says.',
   MP_KIND_UNSUPPORTED: 'The object kind is not one meshpilot reads; it is ignored.',
   MP_XDS_NACK: 'A proxy rejected a resource it was sent.',
+  MP_XDS_KEEPALIVE: 'A proxy did not answer a keepalive PING in time; its connection was closed (it reconnects).',
   MP_XDS_BAD_REQUEST: 'A proxy sent a discovery request meshpilot cannot serve.',
   MP_CONFIG: 'A command-line flag or environment variable has an invalid value.',
   MP_NOT_FOUND: 'The admin API has no such proxy or object.',

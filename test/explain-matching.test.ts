@@ -49,6 +49,14 @@ describe("Envoy's route matching", () => {
     assert.equal(routeMismatch({ prefix: '/API', case_sensitive: false }, facts('/api/x')), undefined);
   });
 
+  it("matches regexes as RE2 does: inline flags work, and a pattern that backtracks forever in JavaScript answers at once", () => {
+    assert.equal(routeMismatch({ safe_regex: { regex: '(?i)/ITEMS/[0-9]+' } }, facts('/items/7')), undefined);
+    assert.equal(routeMismatch({ prefix: '/', headers: [{ name: 'x-id', safe_regex_match: { regex: '\\Aab\\z' } }] }, facts('/', { 'x-id': 'ab' })), undefined);
+    // (a+)+$ against 50,000 a's and a b: exponential for a backtracking engine, linear for RE2.
+    assert.ok(routeMismatch({ safe_regex: { regex: '/(a+)+$' } }, facts(`/${'a'.repeat(50_000)}b`)));
+    assert.equal(routeMismatch({ safe_regex: { regex: '/(a+)+$' } }, facts(`/${'a'.repeat(50_000)}`)), undefined);
+  });
+
   it('requires every header matcher, honours invert_match and present_match, and sees :method', () => {
     const match: JsonObject = { prefix: '/', headers: [{ name: 'end-user', string_match: { exact: 'jason' } }, { name: ':method', exact_match: 'POST' }] };
     assert.equal(routeMismatch(match, facts('/', { 'end-user': 'jason' }, 'POST')), undefined);

@@ -296,8 +296,15 @@ void describe('VirtualService validation', () => {
     const issues = issuesOf(virtualService({ hosts: ['reviews'], http: [{ match: [{ uri: { regex: '/api/(v1|v2' } }, { headers: { ua: { regex: '(?i).*firefox.*' } } }], route: [route('v1')] }] }));
     assert.deepEqual(issues.map((i) => i.path), ['spec.http[0].match[0].uri.regex']);
     assert.match(issues[0]?.message ?? '', /does not compile as an RE2 regex/);
-    assert.match(checkRe2Regex('(?=x)') ?? '', /no lookahead/);
+    assert.match(checkRe2Regex('(?=x)') ?? '', /unsupported Perl syntax/);
     assert.equal(checkRe2Regex('(?P<version>v[0-9]+)'), undefined);
+  });
+
+  void it('RE2 decides what a regex is, as in Envoy: repeat counts over 1000, backreferences and huge programs are refused', () => {
+    assert.match(checkRe2Regex('a{2000}') ?? '', /invalid repeat count/);
+    assert.match(checkRe2Regex('(a)\\1') ?? '', /invalid escape/);
+    assert.match(checkRe2Regex('[a-z]{1000}'.repeat(40)) ?? '', /over the 32768 Envoy accepts/);
+    for (const ok of ['(?i).*firefox.*', '\\Aabc\\z', '(?U)a+', '[[:alpha:]]+', '\\pL+', '(a+)+$']) assert.equal(checkRe2Regex(ok), undefined, ok);
   });
 
   void it('an unknown field is a warning with a spelling hint, and the rule is still served', () => {

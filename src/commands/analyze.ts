@@ -9,10 +9,11 @@ import type { ValidationIssue } from '../model/rules.ts';
 import { loadDirectory } from '../sources/config-dir.ts';
 import { readMeshConfig } from '../sources/mesh-config-file.ts';
 import { requireDirectory } from './render.ts';
+import type { ErrorCode } from '../errors.ts';
 
 export interface Finding {
   readonly severity: 'error' | 'warning';
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly file: string;
   readonly object: string;
   readonly path: string;

@@ -5,6 +5,7 @@ import { InvalidArgumentError, Option } from 'commander';
 import { stringify } from 'yaml';
 import { MeshpilotError } from '../errors.ts';
 import { parseProxy } from '../model/proxy.ts';
+import { RE2_MAX_PROGRAM_SIZE } from '../re2.ts';
 
 export const DEFAULT_XDS_ADDRESS = 'meshpilot.meshpilot-system.svc:15010';
 /** The static cluster that carries the ADS stream; named as Istio names it. */
@@ -81,6 +82,14 @@ export function buildBootstrap(options: BootstrapOptions): Record<string, unknow
             endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: port } } } }] }],
           },
         },
+      ],
+    },
+    // Istio's runtime defaults: regexes up to RE2 program size 32768 (Envoy's own default is 100,
+    // which refuses ordinary Istio regexes), and no global connection cap warning.
+    layered_runtime: {
+      layers: [
+        { name: 'global config', static_layer: { 're2.max_program_size.error_level': String(RE2_MAX_PROGRAM_SIZE), 'overload.global_downstream_max_connections': '2147483647' } },
+        { name: 'admin', admin_layer: {} },
       ],
     },
     // Envoy's admin API can change the proxy's state: loopback only.

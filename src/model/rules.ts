@@ -2,6 +2,7 @@
 // names), plus where it came from. Short hosts are resolved when the PushContext is built.
 import type { OutboundTrafficMode } from './mesh-config.ts';
 import type { SourceRef } from './service.ts';
+import type { ErrorCode } from '../errors.ts';
 
 export type RuleKind = 'VirtualService' | 'DestinationRule' | 'Sidecar';
 
@@ -271,7 +272,7 @@ export type Rule = VirtualService | DestinationRule | Sidecar;
 
 /** A problem with an object, with a stable code and the path to the field. */
 export interface ValidationIssue {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly severity: 'error' | 'warning';
   /** Field path inside the object, e.g. `spec.http[0].route[1].weight`. */
   readonly path: string;

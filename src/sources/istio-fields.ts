@@ -5,6 +5,7 @@ import type { ErrorCode } from '../errors.ts';
 import type { ValidationIssue } from '../model/rules.ts';
 import type { Fields } from './object-fields.ts';
 import { describeType, isFields } from './object-fields.ts';
+import { re2Problem } from '../re2.ts';
 
 const STRING_MATCH_FIELDS = ['exact', 'prefix', 'regex'];
 
@@ -73,24 +74,9 @@ export function stringsIn(value: unknown, path: string, issues: IssueList): [num
   return out;
 }
 
-/**
- * Istio compiles regexes with RE2; JS RegExp is the approximation here. RE2's inline flags and
- * `(?P<name>` are rewritten so valid RE2 is not refused, and what RE2 lacks is refused.
- */
+/** Istio and Envoy compile regexes with RE2: what RE2 (with Envoy's program-size limit) refuses is an error. */
 export function checkRe2Regex(pattern: string): string | undefined {
-  if (/\(\?<?[=!]/.test(pattern)) return 'RE2 has no lookahead or lookbehind';
-  if (/\\[1-9]/.test(pattern)) return 'RE2 has no backreferences';
-  const jsPattern = pattern
-    .replace(/\(\?P</g, '(?<')
-    .replace(/\(\?[imsU]+\)/g, '')
-    .replace(/\(\?[imsU-]+:/g, '(?:')
-    .replace(/\\[Az]/g, '');
-  try {
-    new RegExp(jsPattern, 'u');
-    return undefined;
-  } catch (error) {
-    return error instanceof Error ? error.message.replace(/^Invalid regular expression: /, '') : String(error);
-  }
+  return re2Problem(pattern);
 }
 
 /** `exactlyOne` for uri; headers allow `{}`, Istio's way of saying "the header is present". */

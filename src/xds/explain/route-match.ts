@@ -2,6 +2,7 @@
 // matchers. Pure functions over the proto3 JSON the proxy was sent.
 import type { Json, JsonObject } from '../proto-json.ts';
 import { asObject, asObjects, str } from '../attribution.ts';
+import { re2FullMatch } from '../../re2.ts';
 
 export interface RequestFacts {
   readonly authority: string;
@@ -37,13 +38,9 @@ export function selectVirtualHost(virtualHosts: readonly JsonObject[], authority
   return best && { virtualHost: best.virtualHost, domain: best.domain, match: best.match };
 }
 
-/** RE2 full-match, approximated by a JavaScript regex anchored at both ends. */
+/** RE2 full match in linear time, as Envoy's `safe_regex` matches. */
 function fullMatch(regex: string, value: string): boolean {
-  try {
-    return new RegExp(`^(?:${regex})$`).test(value);
-  } catch {
-    return false;
-  }
+  return re2FullMatch(regex, value);
 }
 
 function regexOf(value: Json | undefined): string | undefined {
