@@ -1,6 +1,7 @@
 // Field-level checks shared by the Istio rule validators: each problem gets the path of its
 // field and a message that says how to fix it.
 import { parseDuration } from '../model/duration.ts';
+import { checkRe2Regex } from '../model/re2.ts';
 import type { ErrorCode } from '../errors.ts';
 import type { ValidationIssue } from '../model/rules.ts';
 import type { Fields } from './object-fields.ts';
@@ -71,26 +72,6 @@ export function stringsIn(value: unknown, path: string, issues: IssueList): [num
     else issues.error(`${path}[${index}]`, `must be a string, got ${describeType(entry)}: quote it`);
   });
   return out;
-}
-
-/**
- * Istio compiles regexes with RE2; JS RegExp is the approximation here. RE2's inline flags and
- * `(?P<name>` are rewritten so valid RE2 is not refused, and what RE2 lacks is refused.
- */
-export function checkRe2Regex(pattern: string): string | undefined {
-  if (/\(\?<?[=!]/.test(pattern)) return 'RE2 has no lookahead or lookbehind';
-  if (/\\[1-9]/.test(pattern)) return 'RE2 has no backreferences';
-  const jsPattern = pattern
-    .replace(/\(\?P</g, '(?<')
-    .replace(/\(\?[imsU]+\)/g, '')
-    .replace(/\(\?[imsU-]+:/g, '(?:')
-    .replace(/\\[Az]/g, '');
-  try {
-    new RegExp(jsPattern, 'u');
-    return undefined;
-  } catch (error) {
-    return error instanceof Error ? error.message.replace(/^Invalid regular expression: /, '') : String(error);
-  }
 }
 
 /** `exactlyOne` for uri; headers allow `{}`, Istio's way of saying "the header is present". */
