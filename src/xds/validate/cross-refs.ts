@@ -1,7 +1,9 @@
 // Envoy's rules that span resources (a route's cluster must exist, an EDS cluster needs its
 // ClusterLoadAssignment, domains are unique per RouteConfiguration, ...), which no single
 // message's validate.rules can express. Input is the proto3 JSON a proxy would receive.
-import { isIP, isIPv6 } from 'node:net';
+import { isIP } from 'node:net';
+import { canonicalIp } from '../../model/address.ts';
+import { isPrime } from '../../model/prime.ts';
 import { checkRe2Regex } from '../../model/re2.ts';
 import { parseDurationJson, ProtoJsonError, type Json, type JsonObject } from '../proto-json.ts';
 import { envoyRoot } from '../protos.ts';
@@ -252,11 +254,6 @@ function checkFilterChain(ctx: Context, chain: JsonObject, path: string): void {
   });
 }
 
-/** `2001:db8:0::1` and `2001:db8::1` are one address to the kernel, and so to Envoy. */
-function canonicalIp(address: string): string {
-  return isIPv6(address) ? new URL(`http://[${address}]`).hostname : address;
-}
-
 function listenerAddresses(listener: JsonObject): { key: string; path: string }[] {
   const candidates = [{ address: asObject(listener['address']), path: 'address' }];
   objects(listener['additional_addresses']).forEach((extra, i) => {
@@ -301,12 +298,6 @@ function checkListener(ctx: Context, listener: JsonObject, bound: Map<string, st
     if (owner === undefined) bound.set(key, here);
     else report(ctx, here, 'listener.address', `${key} is already the address of ${owner}; Envoy refuses two listeners on one address`);
   }
-}
-
-function isPrime(n: number): boolean {
-  if (!Number.isInteger(n) || n < 2) return false;
-  for (let d = 2; d * d <= n; d++) if (n % d === 0) return false;
-  return true;
 }
 
 function checkLoadBalancing(ctx: Context, cluster: JsonObject, name: string | undefined): void {
