@@ -2,8 +2,12 @@
 // static bootstrap through `envoy --mode validate`, and live over ADS (SotW and Delta), where it
 // must reject nothing and hold exactly what meshpilot's /debug/config_dump says it was sent.
 import assert from 'node:assert/strict';
+import { cp } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { buildPushContext } from '../src/model/push-context.ts';
 import { parseProxy } from '../src/model/proxy.ts';
+import { loadDirectory } from '../src/sources/config-dir.ts';
 import type { JsonObject } from '../src/xds/proto-json.ts';
 import { EnvoyResource } from '../src/xds/resource.ts';
 import { buildConfigDump } from '../src/xds/config-dump.ts';
@@ -14,7 +18,9 @@ import { heldConfig, heldDifferences } from './support/envoy-dump.ts';
 import { staticBootstrap } from './support/envoy-static.ts';
 import { fixturePush, fixtures, fixtureWorkloads, type Fixture, type Workload } from './support/fixture-workloads.ts';
 import { limiter } from './support/limit.ts';
+import { MeshDir, rule } from './support/mesh-dir.ts';
 import { startMeshpilot, type TestMeshpilot } from './support/meshpilot.ts';
+import { FIXTURES } from './support/rendered.ts';
 
 /** Envoy processes at once: the machine has two cores, and meshpilot runs in this process. */
 const validating = limiter(2);
@@ -76,6 +82,26 @@ describe('envoy --mode validate accepts what each workload of every fixture is s
       t.diagnostic(`${workloads.length} workloads validated`);
     });
   }
+
+  it("accepts a route regex over Envoy's default RE2 budget of 100 with the runtime meshpilot's bootstrap sets, as Istio's does", async (t) => {
+    const bin = await requireEnvoy(t);
+    if (!bin) return;
+    const dir = await MeshDir.create();
+    t.after(() => dir.remove());
+    await cp(join(FIXTURES, 'bookinfo', 'services.yaml'), join(dir.path, 'services.yaml'));
+    const greek = '/(alpha|beta|gamma|delta|epsilon|zeta|eta|theta|iota|kappa|lambda|mu|nu|xi|omicron|pi|rho|sigma|tau|upsilon|phi|chi|psi|omega)/[0-9]+/(details|reviews|ratings)';
+    await dir.write('reviews.yaml', [rule('VirtualService', 'reviews', 'default', { hosts: ['reviews'], http: [{ match: [{ uri: { regex: greek } }], route: [{ destination: { host: 'reviews' } }] }] })]);
+    const push = buildPushContext(await loadDirectory(dir.path));
+    const [productpage] = (await fixtureWorkloads({ name: 'bookinfo', dir: join(FIXTURES, 'bookinfo') })).filter((w) => w.name.startsWith('productpage'));
+    assert.ok(productpage);
+    const bootstrap = staticBootstrap(productpage.nodeId, renderForProxy(push, parseProxy(productpage.nodeId)));
+    assert.ok(JSON.stringify(bootstrap).includes(JSON.stringify(greek)));
+    const accepted = await validateBootstrap(bin, bootstrap);
+    assert.equal(accepted.ok, true, accepted.output);
+    const { layered_runtime: _runtime, ...withEnvoyDefaults } = bootstrap;
+    const refused = await validateBootstrap(bin, withEnvoyDefaults);
+    assert.match(refused.output, /RE2 program size of \d+ > max program size of 100/);
+  });
 
   it("refuses two listeners on one address, in Envoy's words (the check can fail)", async (t) => {
     const bin = await requireEnvoy(t);

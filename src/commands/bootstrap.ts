@@ -40,6 +40,20 @@ function defaultServiceCluster(podName: string | undefined, namespace: string | 
   return namespace ? `${podName}.${namespace}` : podName;
 }
 
+/**
+ * Envoy's runtime as Istio's bootstrap sets it: a regex may compile to an RE2 program of up to
+ * 32768 instructions (Envoy's default refuses more than 100, so a route matching a few words
+ * would be rejected); the admin layer keeps `/runtime_modify` working.
+ */
+export const BOOTSTRAP_RUNTIME: Readonly<Record<string, unknown>> = {
+  layered_runtime: {
+    layers: [
+      { name: 'meshpilot', static_layer: { 're2.max_program_size.error_level': 32768 } },
+      { name: 'admin', admin_layer: {} },
+    ],
+  },
+};
+
 /** The bootstrap as proto3 JSON (`envoy.config.bootstrap.v3.Bootstrap`). */
 export function buildBootstrap(options: BootstrapOptions): Record<string, unknown> {
   const { host, port } = splitAddress(options.xdsAddress);
@@ -85,6 +99,7 @@ export function buildBootstrap(options: BootstrapOptions): Record<string, unknow
     },
     // Envoy's admin API can change the proxy's state: loopback only.
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: options.adminPort } } },
+    ...BOOTSTRAP_RUNTIME,
   };
 }
 

@@ -1,6 +1,7 @@
 // A proxy's rendered xDS resources as one static Envoy bootstrap, so `envoy --mode validate`
 // judges exactly what meshpilot would send: EDS clusters carry their ClusterLoadAssignment
 // inline and listeners their RouteConfiguration; every other field stays as generated. Pure.
+import { BOOTSTRAP_RUNTIME } from '../../src/commands/bootstrap.ts';
 import { asObject, str } from '../../src/xds/attribution.ts';
 import type { Json, JsonObject } from '../../src/xds/proto-json.ts';
 import type { RenderedResources } from '../../src/xds/render.ts';
@@ -47,6 +48,8 @@ export function staticBootstrap(nodeId: string, rendered: RenderedResources): Js
   return {
     node: { id: nodeId, cluster: 'meshpilot-static' },
     ...(LOOPBACK_DNS as JsonObject),
+    // The runtime `meshpilot bootstrap` gives every sidecar (RE2 program size).
+    ...(BOOTSTRAP_RUNTIME as JsonObject),
     static_resources: {
       clusters: rendered[CLUSTER_TYPE].map((c) => staticCluster(c.json, endpoints)),
       listeners: rendered[LISTENER_TYPE].map((l) => inlineRoutes(l.json, routes)),
