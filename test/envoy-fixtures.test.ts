@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { cp } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { buildPushContext } from '../src/model/push-context.ts';
 import { parseProxy } from '../src/model/proxy.ts';
 import { loadDirectory } from '../src/sources/config-dir.ts';
@@ -83,24 +83,46 @@ describe('envoy --mode validate accepts what each workload of every fixture is s
     });
   }
 
-  it("accepts a route regex over Envoy's default RE2 budget of 100 with the runtime meshpilot's bootstrap sets, as Istio's does", async (t) => {
-    const bin = await requireEnvoy(t);
-    if (!bin) return;
+  /** productpage's static bootstrap with BookInfo's services and one VirtualService for reviews. */
+  async function withReviewsRoute(t: TestContext, http: unknown[]): Promise<JsonObject> {
     const dir = await MeshDir.create();
     t.after(() => dir.remove());
     await cp(join(FIXTURES, 'bookinfo', 'services.yaml'), join(dir.path, 'services.yaml'));
-    const greek = '/(alpha|beta|gamma|delta|epsilon|zeta|eta|theta|iota|kappa|lambda|mu|nu|xi|omicron|pi|rho|sigma|tau|upsilon|phi|chi|psi|omega)/[0-9]+/(details|reviews|ratings)';
-    await dir.write('reviews.yaml', [rule('VirtualService', 'reviews', 'default', { hosts: ['reviews'], http: [{ match: [{ uri: { regex: greek } }], route: [{ destination: { host: 'reviews' } }] }] })]);
+    await dir.write('reviews.yaml', [rule('VirtualService', 'reviews', 'default', { hosts: ['reviews'], http })]);
     const push = buildPushContext(await loadDirectory(dir.path));
+    assert.deepEqual([...push.ruleStatus.values()].flatMap((s) => s.issues), []);
     const [productpage] = (await fixtureWorkloads({ name: 'bookinfo', dir: join(FIXTURES, 'bookinfo') })).filter((w) => w.name.startsWith('productpage'));
     assert.ok(productpage);
-    const bootstrap = staticBootstrap(productpage.nodeId, renderForProxy(push, parseProxy(productpage.nodeId)));
+    return staticBootstrap(productpage.nodeId, renderForProxy(push, parseProxy(productpage.nodeId)));
+  }
+
+  it("accepts a route regex over Envoy's default RE2 budget of 100 with the runtime meshpilot's bootstrap sets, as Istio's does", async (t) => {
+    const bin = await requireEnvoy(t);
+    if (!bin) return;
+    const greek = '/(alpha|beta|gamma|delta|epsilon|zeta|eta|theta|iota|kappa|lambda|mu|nu|xi|omicron|pi|rho|sigma|tau|upsilon|phi|chi|psi|omega)/[0-9]+/(details|reviews|ratings)';
+    const bootstrap = await withReviewsRoute(t, [{ match: [{ uri: { regex: greek } }], route: [{ destination: { host: 'reviews' } }] }]);
     assert.ok(JSON.stringify(bootstrap).includes(JSON.stringify(greek)));
     const accepted = await validateBootstrap(bin, bootstrap);
     assert.equal(accepted.ok, true, accepted.output);
     const { layered_runtime: _runtime, ...withEnvoyDefaults } = bootstrap;
     const refused = await validateBootstrap(bin, withEnvoyDefaults);
     assert.match(refused.output, /RE2 program size of \d+ > max program size of 100/);
+  });
+
+  it('accepts an empty prefix (any value) on headers, query parameters and CORS origins, sent as "present"', async (t) => {
+    const bin = await requireEnvoy(t);
+    if (!bin) return;
+    const anyValue = { prefix: '' };
+    const bootstrap = await withReviewsRoute(t, [{
+      match: [{ headers: { 'x-user': anyValue }, queryParams: { q: anyValue }, authority: anyValue }],
+      corsPolicy: { allowOrigins: [anyValue] },
+      route: [{ destination: { host: 'reviews' } }],
+    }]);
+    const text = JSON.stringify(bootstrap);
+    assert.ok(text.includes('{"name":"x-user","present_match":true}') && text.includes('{"name":"q","present_match":true}'), 'sent as present_match');
+    assert.ok(!text.includes('"prefix":""'));
+    const verdict = await validateBootstrap(bin, bootstrap);
+    assert.equal(verdict.ok, true, verdict.output);
   });
 
   it("refuses two listeners on one address, in Envoy's words (the check can fail)", async (t) => {
