@@ -33,7 +33,7 @@ interface ConfigzRule {
   rejectedBy: { proxy: string; type: string; resource: string; message: string }[];
 }
 
-describe('a DestinationRule that only real Envoy refuses: a CA file the sidecar does not have', () => {
+for (const delta of [false, true]) describe(`a DestinationRule that only real Envoy refuses, ${delta ? 'Delta' : 'SotW'}: a CA file the sidecar does not have`, () => {
   let dir: MeshDir | undefined;
   let meshpilot: TestMeshpilot | undefined;
   let envoy: RunningEnvoy | undefined;
@@ -52,7 +52,7 @@ describe('a DestinationRule that only real Envoy refuses: a CA file the sidecar 
     await mesh.write('ratings-rule.yaml', ratingsRule());
     const server = await startMeshpilot(mesh.path);
     meshpilot = server;
-    envoy = await startEnvoy({ bootstrap: adsBootstrap({ nodeId: PRODUCTPAGE, xdsHost: '127.0.0.1', xdsPort: server.xdsPort }) });
+    envoy = await startEnvoy({ bootstrap: adsBootstrap({ nodeId: PRODUCTPAGE, xdsHost: '127.0.0.1', xdsPort: server.xdsPort, delta }) });
     await eventually(async () => ((await sync()).cds.status === 'SYNCED' && (await sync()).rds.status === 'SYNCED') || undefined, 15_000, 'productpage SYNCED');
   });
 
