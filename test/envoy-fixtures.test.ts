@@ -61,16 +61,22 @@ describe('what the real-Envoy checks read and write', () => {
   });
 });
 
+/** The other Envoys meshpilot serves: a gateway (`router~`, never scoped by a Sidecar) and an id without Istio's form. */
+const OTHER_PROXIES: readonly Workload[] = [
+  { name: 'gateway', nodeId: 'router~10.244.9.9~ingressgateway-0.istio-system~istio-system.svc.cluster.local' },
+  { name: 'plain Envoy', nodeId: 'edge-envoy-1' },
+];
+
 describe('envoy --mode validate accepts what each workload of every fixture is sent', { concurrency: true }, () => {
   for (const fixture of fixtures()) {
-    it(`${fixture.name}${fixture.meshConfig ? ' (with its MeshConfig)' : ''}: every workload's sidecar config`, async (t) => {
+    it(`${fixture.name}${fixture.meshConfig ? ' (with its MeshConfig)' : ''}: every workload's sidecar config, and a gateway's and a plain Envoy's`, async (t) => {
       const bin = await requireEnvoy(t);
       if (!bin) return;
       const push = await fixturePush(fixture);
       const workloads = await fixtureWorkloads(fixture);
       assert.ok(workloads.length > 0, `${fixture.name} has no Pod or WorkloadEntry to run a sidecar for`);
       const refusals = await Promise.all(
-        workloads.map((workload) =>
+        [...workloads, ...OTHER_PROXIES].map((workload) =>
           validating(async () => {
             const bootstrap = staticBootstrap(workload.nodeId, renderForProxy(push, parseProxy(workload.nodeId)));
             const verdict = await validateBootstrap(bin, bootstrap);
@@ -79,7 +85,7 @@ describe('envoy --mode validate accepts what each workload of every fixture is s
         ),
       );
       assert.deepEqual(refusals.filter((r) => r !== undefined), []);
-      t.diagnostic(`${workloads.length} workloads validated`);
+      t.diagnostic(`${workloads.length} workloads and ${OTHER_PROXIES.length} other proxies validated`);
     });
   }
 
