@@ -26,6 +26,13 @@ function ratingsRule(tls?: JsonObject): string {
   })]);
 }
 
+/** The version_info Envoy's config_dump shows for one of its dynamic clusters. */
+async function clusterVersion(envoy: RunningEnvoy, name: string): Promise<string | undefined> {
+  const clusters = (await envoy.configDump()).configs.find((c) => c['@type'] === 'type.googleapis.com/envoy.admin.v3.ClustersConfigDump');
+  const entries = (clusters?.['dynamic_active_clusters'] ?? []) as { version_info?: string; cluster?: { name?: string } }[];
+  return entries.find((e) => e.cluster?.name === name)?.version_info;
+}
+
 interface ConfigzRule {
   kind: string;
   namespace: string;
@@ -37,6 +44,7 @@ for (const delta of [false, true]) describe(`a DestinationRule that only real En
   let dir: MeshDir | undefined;
   let meshpilot: TestMeshpilot | undefined;
   let envoy: RunningEnvoy | undefined;
+  let goodVersion: string | undefined;
   const stat = async (name: string): Promise<number> => (await envoy?.stats({ filter: `^${name.replace(/\./g, '\\.')}$` }))?.get(name) ?? 0;
   const sync = async () => {
     const types = await meshpilot?.proxySync(PRODUCTPAGE);
@@ -66,6 +74,7 @@ for (const delta of [false, true]) describe(`a DestinationRule that only real En
     if (!(await requireEnvoy(t)) || !envoy || !dir || !meshpilot) return;
     const heldBefore = heldConfig((await envoy.configDump()) as JsonObject).clusters.get(RATINGS);
     assert.ok(heldBefore && !('transport_socket' in heldBefore), 'ratings is plain text before the change');
+    goodVersion = await clusterVersion(envoy, RATINGS);
 
     await dir.write('ratings-rule.yaml', ratingsRule({ mode: 'SIMPLE', caCertificates: MISSING_CA }));
     const cds = await eventually(async () => ((await sync()).cds.status === 'ERROR' ? (await sync()).cds : undefined), 15_000, 'a CDS NACK');
@@ -85,6 +94,7 @@ for (const delta of [false, true]) describe(`a DestinationRule that only real En
     assert.equal(await stat('cluster_manager.cds.update_rejected'), 1);
     const held = heldConfig((await envoy.configDump()) as JsonObject).clusters.get(RATINGS);
     assert.ok(held && !('transport_socket' in held), 'Envoy still holds the plain-text ratings cluster');
+    assert.equal(await clusterVersion(envoy, RATINGS), goodVersion, 'at the version it last accepted');
     const nackedNonce = (await sync()).cds.sent?.nonce;
 
     // An unrelated change is pushed and applied: routes for details. Its ACK is the signal that pushes flow.
