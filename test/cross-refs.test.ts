@@ -172,12 +172,54 @@ void describe('cross-resource checks', () => {
     ]);
   });
 
-  void test('two listeners on 0.0.0.0:9080 collide unless one does not bind', () => {
+  void test('two listeners on 0.0.0.0:9080 collide, binding or not, and so do two spellings of one IPv6 address', () => {
     const set = bookinfo();
     set.listeners.push(listener('virtualInbound', 9080));
     assert.deepEqual(pairs(checkCrossReferences(set)), [['listener "virtualInbound" address', 'listener.address']]);
-    set.listeners[1] = listener('virtualInbound', 9080, hcm(), { bind_to_port: false });
-    assert.deepEqual(checkCrossReferences(set), []);
+    // Envoy 1.40 refuses the duplicate address even when neither listener binds it.
+    set.listeners = [listener('0.0.0.0_9080', 9080, hcm(), { bind_to_port: false }), listener('twin', 9080, hcm(), { bind_to_port: false })];
+    assert.deepEqual(pairs(checkCrossReferences(set)), [['listener "twin" address', 'listener.address']]);
+    const v6 = (name: string, address: string): JsonObject => listener(name, 5432, hcm(), { address: { socket_address: { address, port_value: 5432 } }, bind_to_port: false });
+    set.listeners = [listener('0.0.0.0_9080', 9080), v6('2001:db8::1_5432', '2001:db8::1'), v6('2001:db8:0::1_5432', '2001:db8:0::1')];
+    assert.deepEqual(pairs(checkCrossReferences(set)), [['listener "2001:db8:0::1_5432" address', 'listener.address']]);
+  });
+
+  void test('routes may not set or remove pseudo-headers or host, as Envoy refuses', () => {
+    const set = withRoutes([{
+      match: { prefix: '/' },
+      route: { cluster: REVIEWS },
+      request_headers_to_add: [{ header: { key: 'Host', value: 'x' } }, { header: { key: 'x-version', value: 'v2' } }],
+      response_headers_to_remove: [':status'],
+    }]);
+    const base = 'route "9080" virtual_hosts[0].routes[0]';
+    const violations = checkCrossReferences(set);
+    assert.deepEqual(pairs(violations), [[`${base}.request_headers_to_add[0]`, 'headers.modifiable'], [`${base}.response_headers_to_remove[0]`, 'headers.modifiable']]);
+    assert.match(violations[0]?.message ?? '', /:-prefixed or host headers may not be modified/);
+  });
+
+  void test('every regex compiles in RE2: matchers, header matchers and rewrites', () => {
+    const set = withRoutes([
+      { match: { safe_regex: { regex: '/a{1001}' } }, route: { cluster: REVIEWS } },
+      { match: { prefix: '/', headers: [{ name: 'x', string_match: { safe_regex: { regex: '(?=lookahead)' } } }] }, route: { cluster: REVIEWS } },
+      { match: { prefix: '/' }, route: { cluster: REVIEWS, regex_rewrite: { pattern: { regex: '[[:alpha:]]+\\pN' }, substitution: '/' } } },
+    ]);
+    const base = 'route "9080" virtual_hosts[0].routes';
+    assert.deepEqual(pairs(checkCrossReferences(set)), [
+      [`${base}[0].match.safe_regex.regex`, 'regex.re2'],
+      [`${base}[1].match.headers[0].string_match.safe_regex.regex`, 'regex.re2'],
+    ]);
+  });
+
+  void test('endpoints of EDS and STATIC clusters are IP addresses', () => {
+    const set = bookinfo();
+    const unix = assignment(RATINGS);
+    (((unix['endpoints'] as JsonObject[])[0]?.['lb_endpoints'] as JsonObject[])[0] as JsonObject)['endpoint'] = { address: { socket_address: { address: 'unix:///var/run/sock', port_value: 80 } } };
+    set.endpoints = [assignment(REVIEWS), unix];
+    set.clusters.push({ name: 'static', type: 'STATIC', connect_timeout: '1s', load_assignment: { cluster_name: 'static', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 'db.example.com', port_value: 5432 } } } }] }] } });
+    assert.deepEqual(pairs(checkCrossReferences(set)), [
+      [`endpoints "${RATINGS}" endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address`, 'endpoint.ip'],
+      ['cluster "static" load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address', 'endpoint.ip'],
+    ]);
   });
 
   void test('a filter chain without filters, a listener without chains, and a repeated match are rejected', () => {

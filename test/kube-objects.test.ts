@@ -298,6 +298,9 @@ void describe('VirtualService validation', () => {
     assert.match(issues[0]?.message ?? '', /does not compile as an RE2 regex/);
     assert.match(checkRe2Regex('(?=x)') ?? '', /unsupported Perl syntax/);
     assert.equal(checkRe2Regex('(?P<version>v[0-9]+)'), undefined);
+    // RE2 syntax JS lacks is still RE2: POSIX classes, one-letter and script Unicode classes.
+    for (const valid of ['[[:alpha:]]+', '\\pN+', '\\p{Greek}', '[0-9]{1000}']) assert.equal(checkRe2Regex(valid), undefined, valid);
+    assert.match(checkRe2Regex('(a{100}){11}') ?? '', /invalid repeat count/);
   });
 
   void it('RE2 decides what a regex is, as in Envoy: repeat counts over 1000, backreferences and huge programs are refused', () => {

@@ -122,6 +122,7 @@ describe('MeshConfig files', () => {
     ['an unknown outbound mode', { outboundTrafficPolicy: { mode: 'DENY' } }, 'outboundTrafficPolicy.mode', /ALLOW_ANY or REGISTRY_ONLY/],
     ['a sampling rate above 100', { defaultConfig: { tracing: { sampling: 150 } } }, 'defaultConfig.tracing.sampling', /0 to 100/],
     ['a connect timeout that is not a duration', { connectTimeout: 'soon' }, 'connectTimeout', /positive duration/],
+    ['a connect timeout Envoy cannot hold', { connectTimeout: '10000000000s' }, 'connectTimeout', /longer than Envoy accepts/],
     ['an unknown log encoding', { accessLogFile: '/dev/stdout', accessLogEncoding: 'XML' }, 'accessLogEncoding', /TEXT or JSON/],
     ['a JSON log format that is not JSON', { accessLogFile: '/dev/stdout', accessLogEncoding: 'JSON', accessLogFormat: '{code: %RESPONSE_CODE%}' }, 'accessLogFormat', /not a JSON object/],
   ];

@@ -123,6 +123,17 @@ describe('resolutions and locations', () => {
     assert.equal(push.serviceByHost.get('*.wikipedia.org')?.meshExternal, true);
   });
 
+  it('one IPv6 address written two ways is one listener, as Envoy sees it', () => {
+    const tcp = [{ number: 5432, name: 'tcp', protocol: 'TCP' }];
+    const push = pushOf([
+      serviceEntry('a', { hosts: ['a.example.com'], addresses: ['2001:db8::1'], ports: tcp, resolution: 'STATIC', endpoints: [{ address: '192.0.2.5' }] }),
+      serviceEntry('b', { hosts: ['b.example.com'], addresses: ['2001:DB8:0::1'], ports: tcp, resolution: 'STATIC', endpoints: [{ address: '192.0.2.6' }] }),
+    ]);
+    const rendered = renderForProxy(push, SIDECAR);
+    assert.deepEqual(violations(rendered), []);
+    assert.deepEqual(rendered[LISTENER_TYPE].map((l) => l.name).filter((n) => n.startsWith('2001')), ['2001:db8::1_5432']);
+  });
+
   it('a wildcard NONE entry is left out for gRPC, which has no ORIGINAL_DST', () => {
     const push = pushOf([serviceEntry('wiki', { hosts: ['*.wikipedia.org'], ports, resolution: 'NONE' })]);
     assert.deepEqual(renderForProxy(push, GRPC, ['*.wikipedia.org:443'])[CLUSTER_TYPE], []);
@@ -184,7 +195,9 @@ describe('ServiceEntry and WorkloadEntry mistakes', () => {
     ['both workloadSelector and endpoints', serviceEntry('e', { hosts: ['a.example.com'], ports, resolution: 'STATIC', workloadSelector: { labels: { app: 'a' } }, endpoints: [{ address: '10.0.0.1' }] }), 'spec.workloadSelector', /cannot be used together/],
     ['an endpoint port naming no port of the entry', serviceEntry('e', { hosts: ['a.example.com'], ports, resolution: 'STATIC', endpoints: [{ address: '10.0.0.1', ports: { https: 8443 } }] }), 'spec.endpoints[0].ports.https', /use one of tls/],
     ['an address that is not an IP or CIDR', serviceEntry('e', { hosts: ['a.example.com'], ports, addresses: ['example'] }), 'spec.addresses[0]', /not an IP address or CIDR/],
+    ['a Unix socket endpoint, which Envoy refuses as an IP', serviceEntry('e', { hosts: ['a.example.com'], ports, resolution: 'STATIC', endpoints: [{ address: 'unix:///var/run/a.sock' }] }), 'spec.endpoints[0].address', /Unix domain socket/],
     ['a WorkloadEntry without an address', workloadEntry('vm', { labels: { app: 'a' } }), 'spec.address', /is required/],
+    ['a WorkloadEntry on a Unix socket', workloadEntry('vm', { address: 'unix:///var/run/vm.sock' }), 'spec.address', /Unix domain socket/],
     ['a WorkloadEntry port that is not a number', workloadEntry('vm', { address: '10.0.0.1', ports: { http: 'eighty' } }), 'spec.ports.http', /port number/],
   ];
   for (const [what, object, path, message] of mistakes) {

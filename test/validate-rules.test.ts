@@ -193,6 +193,16 @@ void describe('Envoy validate.rules checks', () => {
     assert.deepEqual(checkValidateRules(type, bytes).map((v) => v.rule), ['string.min_len', 'duration.gt']);
   });
 
+  void test('beyond validate.rules, as real Envoy refuses them: a duration past int64 nanoseconds and a uint32 that does not fit', () => {
+    const huge = checkResourceJson(CLUSTER_TYPE, cluster({ connect_timeout: '10000000000s' }));
+    assert.deepEqual(rulesAt(huge, 'connect_timeout'), ['envoy.duration']);
+    assert.match(huge[0]?.message ?? '', /Duration out-of-range/);
+    assert.deepEqual(checkResourceJson(CLUSTER_TYPE, cluster({ connect_timeout: '9223372036s' })), []);
+    const keepalive = checkResourceJson(CLUSTER_TYPE, cluster({ upstream_connection_options: { tcp_keepalive: { keepalive_time: 4_294_967_296 } } }));
+    assert.deepEqual(keepalive.map((v) => v.rule), ['proto3_json']);
+    assert.match(keepalive[0]?.message ?? '', /out of range for uint32/);
+  });
+
   void test('JSON that does not even convert is reported as a violation, not thrown', () => {
     const violations = checkResourceJson(CLUSTER_TYPE, cluster({ conect_timeout: '1s' }));
     assert.deepEqual(violations.map((v) => [v.path, v.rule]), [['conect_timeout', 'proto3_json']]);

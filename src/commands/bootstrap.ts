@@ -5,7 +5,7 @@ import { InvalidArgumentError, Option } from 'commander';
 import { stringify } from 'yaml';
 import { MeshpilotError } from '../errors.ts';
 import { parseProxy } from '../model/proxy.ts';
-import { RE2_MAX_PROGRAM_SIZE } from '../re2.ts';
+import { RE2_MAX_PROGRAM_SIZE } from '../model/re2.ts';
 
 export const DEFAULT_XDS_ADDRESS = 'meshpilot.meshpilot-system.svc:15010';
 /** The static cluster that carries the ADS stream; named as Istio names it. */
@@ -40,6 +40,20 @@ function defaultServiceCluster(podName: string | undefined, namespace: string | 
   if (!podName) return 'meshpilot-proxy';
   return namespace ? `${podName}.${namespace}` : podName;
 }
+
+/**
+ * Envoy's runtime as Istio's bootstrap sets it: a regex may compile to an RE2 program of up to
+ * 32768 instructions (Envoy's default refuses more than 100, so a route matching a few words
+ * would be rejected), no global connection cap; the admin layer keeps `/runtime_modify` working.
+ */
+export const BOOTSTRAP_RUNTIME: Readonly<Record<string, unknown>> = {
+  layered_runtime: {
+    layers: [
+      { name: 'global config', static_layer: { 're2.max_program_size.error_level': String(RE2_MAX_PROGRAM_SIZE), 'overload.global_downstream_max_connections': '2147483647' } },
+      { name: 'admin', admin_layer: {} },
+    ],
+  },
+};
 
 /** The bootstrap as proto3 JSON (`envoy.config.bootstrap.v3.Bootstrap`). */
 export function buildBootstrap(options: BootstrapOptions): Record<string, unknown> {
@@ -84,16 +98,9 @@ export function buildBootstrap(options: BootstrapOptions): Record<string, unknow
         },
       ],
     },
-    // Istio's runtime defaults: regexes up to RE2 program size 32768 (Envoy's own default is 100,
-    // which refuses ordinary Istio regexes), and no global connection cap warning.
-    layered_runtime: {
-      layers: [
-        { name: 'global config', static_layer: { 're2.max_program_size.error_level': String(RE2_MAX_PROGRAM_SIZE), 'overload.global_downstream_max_connections': '2147483647' } },
-        { name: 'admin', admin_layer: {} },
-      ],
-    },
     // Envoy's admin API can change the proxy's state: loopback only.
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: options.adminPort } } },
+    ...BOOTSTRAP_RUNTIME,
   };
 }
 

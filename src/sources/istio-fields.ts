@@ -1,11 +1,11 @@
 // Field-level checks shared by the Istio rule validators: each problem gets the path of its
 // field and a message that says how to fix it.
 import { parseDuration } from '../model/duration.ts';
+import { checkRe2Regex } from '../model/re2.ts';
 import type { ErrorCode } from '../errors.ts';
 import type { ValidationIssue } from '../model/rules.ts';
 import type { Fields } from './object-fields.ts';
 import { describeType, isFields } from './object-fields.ts';
-import { re2Problem } from '../re2.ts';
 
 const STRING_MATCH_FIELDS = ['exact', 'prefix', 'regex'];
 
@@ -74,11 +74,6 @@ export function stringsIn(value: unknown, path: string, issues: IssueList): [num
   return out;
 }
 
-/** Istio and Envoy compile regexes with RE2: what RE2 (with Envoy's program-size limit) refuses is an error. */
-export function checkRe2Regex(pattern: string): string | undefined {
-  return re2Problem(pattern);
-}
-
 /** `exactlyOne` for uri; headers allow `{}`, Istio's way of saying "the header is present". */
 export function checkStringMatch(value: unknown, path: string, exactlyOne: boolean, issues: IssueList): void {
   if (value === null || value === undefined) {
@@ -109,14 +104,20 @@ export function checkStringMatch(value: unknown, path: string, exactlyOne: boole
 
 
 /** A Go-style duration ("1s", "100ms"); Istio refuses anything under a millisecond where a time is required. */
-export function checkDuration(value: unknown, path: string, issues: IssueList, options: { allowZero?: boolean } = {}): void {
+/** Envoy holds durations as int64 nanoseconds; a longer one is refused ("Duration out-of-range"). */
+export const MAX_DURATION_SECONDS = 9_223_372_036;
+
+export function checkDuration(value: unknown, path: string, issues: IssueList, options: { allowZero?: boolean; maxSeconds?: number } = {}): void {
   if (value === undefined) return;
   const text = typeof value === 'string' ? value : undefined;
   const nanos = text === undefined ? undefined : parseDuration(text);
+  const maxSeconds = options.maxSeconds ?? MAX_DURATION_SECONDS;
   if (nanos === undefined) {
     issues.error(path, `${describeType(value)} is not a duration: write a number with a unit, e.g. "1s", "250ms" or "1m"`);
   } else if (nanos < 1_000_000n && !(options.allowZero && nanos === 0n)) {
     issues.error(path, `"${text ?? ''}" is shorter than 1ms: use a duration of at least 1ms`);
+  } else if (nanos >= (BigInt(maxSeconds) + 1n) * 1_000_000_000n) {
+    issues.error(path, `"${text ?? ''}" is longer than Envoy accepts here (at most ${maxSeconds}s): use a shorter duration`);
   }
 }
 

@@ -9,7 +9,7 @@ import { checkHeaders, checkHttpRoutePolicies } from './istio-route-policy.ts';
 import { validateSidecarSpec } from './istio-sidecar.ts';
 import { checkTrafficPolicy } from './istio-traffic-policy.ts';
 
-export { checkRe2Regex } from './istio-fields.ts';
+export { checkRe2Regex } from '../model/re2.ts';
 
 export const ISTIO_NETWORKING_GROUP = 'networking.istio.io';
 export const ISTIO_NETWORKING_VERSIONS: readonly string[] = ['v1', 'v1beta1', 'v1alpha3'];

@@ -78,6 +78,12 @@ function checkFault(value: unknown, path: string, issues: IssueList): void {
   }
 }
 
+const HOST_REFUSED = 'Envoy does not let a route set or remove the host header: to change where a request goes, use rewrite.authority';
+
+function isHostHeader(name: string): boolean {
+  return name.toLowerCase() === 'host';
+}
+
 function checkHeaderOperations(value: unknown, path: string, issues: IssueList): void {
   const operations = mapAt(value, path, 'request: { set: { x-version: v2 } }', issues);
   if (!operations) return;
@@ -86,11 +92,13 @@ function checkHeaderOperations(value: unknown, path: string, issues: IssueList):
     const entries = mapAt(operations[key], `${path}.${key}`, `${key}: { x-version: v2 }`, issues);
     for (const [name, header] of Object.entries(entries ?? {})) {
       if (!isHeaderName(name) || name.startsWith(':')) issues.error(`${path}.${key}.${name}`, `"${name}" is not a header Envoy lets a route set: use letters, digits and hyphens, no pseudo-headers`);
+      else if (isHostHeader(name)) issues.error(`${path}.${key}.${name}`, HOST_REFUSED);
       if (typeof header !== 'string') issues.error(`${path}.${key}.${name}`, `must be a string, got ${describeType(header)}: quote it`);
     }
   }
   for (const [index, name] of stringsIn(operations['remove'], `${path}.remove`, issues)) {
     if (!isHeaderName(name)) issues.error(`${path}.remove[${index}]`, `"${name}" is not a valid header name: use letters, digits and hyphens`);
+    else if (isHostHeader(name)) issues.error(`${path}.remove[${index}]`, HOST_REFUSED);
   }
 }
 

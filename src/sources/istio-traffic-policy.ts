@@ -1,5 +1,6 @@
 // Validation of a DestinationRule trafficPolicy (load balancer, connection pool, outlier
 // detection, TLS, port-level settings), at the top level and in each subset.
+import { isPrime } from '../model/prime.ts';
 import { describeType, isPortNumber } from './object-fields.ts';
 import { checkBoolean, checkDuration, checkEnum, checkInteger, checkUnknownFields, IssueList, mapAt, mapsIn, stringsIn } from './istio-fields.ts';
 
@@ -40,7 +41,13 @@ function checkLoadBalancer(value: unknown, path: string, issues: IssueList): voi
   if (ring) checkInteger(ring['minimumRingSize'], `${hashPath}.ringHash.minimumRingSize`, issues, 1, 8_388_608);
   checkInteger(hash['minimumRingSize'], `${hashPath}.minimumRingSize`, issues, 1, 8_388_608);
   const maglev = mapAt(hash['maglev'], `${hashPath}.maglev`, 'maglev: { tableSize: 65537 }', issues);
-  if (maglev) checkInteger(maglev['tableSize'], `${hashPath}.maglev.tableSize`, issues, 1, 5_000_011);
+  if (maglev) {
+    checkInteger(maglev['tableSize'], `${hashPath}.maglev.tableSize`, issues, 1, 5_000_011);
+    const size = maglev['tableSize'];
+    if (typeof size === 'number' && Number.isInteger(size) && size >= 1 && !isPrime(size)) {
+      issues.error(`${hashPath}.maglev.tableSize`, `${size} is not a prime number, which Envoy requires of a Maglev table: use a prime such as 65537`);
+    }
+  }
 }
 
 function checkConnectionPool(value: unknown, path: string, issues: IssueList): void {
@@ -57,8 +64,9 @@ function checkConnectionPool(value: unknown, path: string, issues: IssueList): v
     if (keepalive) {
       checkUnknownFields(keepalive, ['probes', 'time', 'interval'], `${path}.tcp.tcpKeepalive`, 'TCP keepalive', issues);
       checkInteger(keepalive['probes'], `${path}.tcp.tcpKeepalive.probes`, issues, 1);
-      checkDuration(keepalive['time'], `${path}.tcp.tcpKeepalive.time`, issues);
-      checkDuration(keepalive['interval'], `${path}.tcp.tcpKeepalive.interval`, issues);
+      // Envoy takes keepalive times as uint32 seconds.
+      checkDuration(keepalive['time'], `${path}.tcp.tcpKeepalive.time`, issues, { maxSeconds: 4_294_967_295 });
+      checkDuration(keepalive['interval'], `${path}.tcp.tcpKeepalive.interval`, issues, { maxSeconds: 4_294_967_295 });
     }
   }
   const http = mapAt(pool['http'], `${path}.http`, 'http: { http1MaxPendingRequests: 10 }', issues);

@@ -8,6 +8,7 @@ import { DEFAULT_JSON_ACCESS_LOG_FORMAT, DEFAULT_MESH_CONFIG, DEFAULT_TEXT_ACCES
 import type { ValidationIssue } from '../model/rules.ts';
 import type { Fields } from './object-fields.ts';
 import { describeType, fieldsOf, isDns1123Label, isFields, stringField } from './object-fields.ts';
+import { MAX_DURATION_SECONDS } from './istio-fields.ts';
 
 const GO_DURATION = /^(\d+(?:\.\d+)?)(h|m|s|ms)$/;
 const UNIT_MS: Readonly<Record<string, number>> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
@@ -84,6 +85,10 @@ function readConnectTimeout(mesh: Fields, issues: MeshIssues): string {
   const ms = typeof value === 'string' ? parseGoDuration(value) : undefined;
   if (ms === undefined || ms <= 0) {
     issues.error('connectTimeout', `must be a positive duration such as 10s or 500ms, got ${describeType(value)}`);
+    return DEFAULT_MESH_CONFIG.connectTimeout;
+  }
+  if (ms > MAX_DURATION_SECONDS * 1000) {
+    issues.error('connectTimeout', `${describeType(value)} is longer than Envoy accepts (at most ${MAX_DURATION_SECONDS}s): use a shorter duration`);
     return DEFAULT_MESH_CONFIG.connectTimeout;
   }
   return protoDuration(ms);

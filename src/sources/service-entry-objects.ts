@@ -1,5 +1,6 @@
 // Istio ServiceEntry and WorkloadEntry objects: services outside Kubernetes (or VMs inside the
 // mesh) become model Services with a resolution, and their workloads become endpoints. Pure.
+import { canonicalIp } from '../model/address.ts';
 import type { Endpoint, Locality, Protocol, Service, ServicePort, ServiceResolution } from '../model/service.ts';
 import { labelsMatch, selectProtocol } from '../model/service.ts';
 import type { PodIndex } from './kube-endpoints.ts';
@@ -46,8 +47,10 @@ function isCidr(value: string): boolean {
 }
 
 function isUnixAddress(value: string): boolean {
-  return value.startsWith('unix://') && value.length > 'unix://'.length;
+  return value.startsWith('unix://');
 }
+
+const UNIX_REFUSED = 'is a Unix domain socket, which meshpilot does not serve (Envoy refuses it as an IP endpoint): give the workload an IP address';
 
 /** `region/zone/subzone`, as WorkloadEntry writes a locality. */
 function readLocality(value: string): Locality {
@@ -152,7 +155,11 @@ function readEnum<T extends string>(spec: Fields, field: string, allowed: readon
 }
 
 function checkEndpointAddress(resolution: ServiceResolution, address: string, path: string, problems: ObjectProblems): void {
-  if (isIpAddress(address) || isUnixAddress(address)) return;
+  if (isIpAddress(address)) return;
+  if (isUnixAddress(address)) {
+    problems.error(path, `"${address}" ${UNIX_REFUSED}`, 'MP_RULE_INVALID');
+    return;
+  }
   if (resolution === 'DNS' || resolution === 'DNS_ROUND_ROBIN') {
     if (!isWildcardDomain(address) || address.includes('*')) problems.error(path, `"${address}" is neither an IP address nor a DNS name`, 'MP_RULE_INVALID');
     return;
@@ -178,7 +185,7 @@ export function parseServiceEntry(input: SourcedObject, object: Fields, kind: st
   }
   const addresses: string[] = [];
   (Array.isArray(spec['addresses']) ? (spec['addresses'] as unknown[]) : []).forEach((address, index) => {
-    if (typeof address === 'string' && (isIpAddress(address) || isCidr(address))) addresses.push(address);
+    if (typeof address === 'string' && (isIpAddress(address) || isCidr(address))) addresses.push(canonicalIp(address));
     else problems.error(`spec.addresses[${index}]`, `${describeType(address)} is not an IP address or CIDR block`, 'MP_RULE_INVALID');
   });
   const ports = readPorts(spec, problems);
@@ -236,7 +243,9 @@ export function parseWorkloadEntry(input: SourcedObject, object: Fields, kind: s
   const problems = new ObjectProblems();
   requireName(meta, problems, 'WorkloadEntry');
   const workload = readWorkload(object['spec'], 'spec', meta.namespace, problems, undefined);
-  if (workload && !isIpAddress(workload.address) && !isUnixAddress(workload.address) && !isWildcardDomain(workload.address)) {
+  if (workload && isUnixAddress(workload.address)) {
+    problems.error('spec.address', `"${workload.address}" ${UNIX_REFUSED}`, 'MP_RULE_INVALID');
+  } else if (workload && !isIpAddress(workload.address) && !isWildcardDomain(workload.address)) {
     problems.error('spec.address', `"${workload.address}" is neither an IP address nor a DNS name`, 'MP_RULE_INVALID');
   }
   if (!workload || problems.issues.length > 0 || meta.name === undefined) return rejectedObject(input, kind, meta, problems.issues);

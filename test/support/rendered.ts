@@ -1,6 +1,7 @@
 // Reading a proxy's rendered config the way a user reads a config_dump: by names.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import type { MeshConfig } from '../../src/model/mesh-config.ts';
 import { buildPushContext, type PushContext } from '../../src/model/push-context.ts';
 import { parseProxy } from '../../src/model/proxy.ts';
 import { loadDirectory } from '../../src/sources/yaml-source.ts';
@@ -14,10 +15,10 @@ export const FIXTURES = new URL('../../fixtures/', import.meta.url).pathname;
 export const SIDECAR = parseProxy('sidecar~10.244.0.20~productpage-v1-6b746f74dc-9stvs.default~default.svc.cluster.local');
 export const GRPC = parseProxy('sidecar~10.244.0.21~grpc-client-0.default~default.svc.cluster.local', { GENERATOR: 'grpc' });
 
-export async function loadFixture(name: string): Promise<PushContext> {
+export async function loadFixture(name: string, meshConfig?: MeshConfig): Promise<PushContext> {
   const converted = await loadDirectory(join(FIXTURES, name));
   assert.deepEqual(converted.rejected, [], `fixture ${name} has rejected objects`);
-  return buildPushContext(converted);
+  return buildPushContext(converted, meshConfig);
 }
 
 export class Rendered {

@@ -2,7 +2,7 @@
 // matchers. Pure functions over the proto3 JSON the proxy was sent.
 import type { Json, JsonObject } from '../proto-json.ts';
 import { asObject, asObjects, str } from '../attribution.ts';
-import { re2FullMatch } from '../../re2.ts';
+import { re2FullMatch } from '../../model/re2.ts';
 
 export interface RequestFacts {
   readonly authority: string;

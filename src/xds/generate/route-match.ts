@@ -19,6 +19,8 @@ export const ignoreNotes: NoteSink = () => undefined;
 
 export function stringMatcher(match: StringMatch): JsonObject {
   if (match.exact !== undefined) return { exact: match.exact };
+  // Envoy refuses an empty prefix (StringMatcher.prefix has min_len 1); it means "any value".
+  if (match.prefix === '') return { safe_regex: { regex: '.*' } };
   if (match.prefix !== undefined) return { prefix: match.prefix };
   return { safe_regex: { regex: match.regex ?? '' } };
 }
@@ -29,8 +31,8 @@ function isEmptyMatch(match: StringMatch): boolean {
 
 function headerMatcher(name: string, value: StringMatch, dialect: RouteDialect, invert: boolean): JsonObject {
   const inverted: JsonObject = invert ? { invert_match: true } : {};
-  // `{}` means "present" (or, under withoutHeaders, "absent").
-  if (isEmptyMatch(value)) return { name, present_match: true, ...inverted };
+  // `{}` means "present" (or, under withoutHeaders, "absent"); so does `prefix: ""`, which any value has.
+  if (isEmptyMatch(value) || value.prefix === '') return { name, present_match: true, ...inverted };
   if (dialect === 'envoy') return { name, string_match: stringMatcher(value), ...inverted };
   // gRPC clients before 1.53 (C-core) reject string_match; the older fields work in every version.
   if (value.exact !== undefined) return { name, exact_match: value.exact, ...inverted };
@@ -81,8 +83,8 @@ export function routeMatch(match: HttpMatchRequest | undefined, dialect: RouteDi
       return undefined;
     }
     out['query_parameters'] = query.map(([name, value]): JsonObject =>
-      // Istio reads `exact: ""` as "the parameter is present".
-      isEmptyMatch(value) || value.exact === '' ? { name, present_match: true } : { name, string_match: stringMatcher(value) },
+      // Istio reads `exact: ""` as "the parameter is present"; `prefix: ""` is the same.
+      isEmptyMatch(value) || value.exact === '' || value.prefix === '' ? { name, present_match: true } : { name, string_match: stringMatcher(value) },
     );
   }
   return out;

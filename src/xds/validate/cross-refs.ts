@@ -1,6 +1,10 @@
 // Envoy's rules that span resources (a route's cluster must exist, an EDS cluster needs its
 // ClusterLoadAssignment, domains are unique per RouteConfiguration, ...), which no single
 // message's validate.rules can express. Input is the proto3 JSON a proxy would receive.
+import { isIP } from 'node:net';
+import { canonicalIp } from '../../model/address.ts';
+import { isPrime } from '../../model/prime.ts';
+import { checkRe2Regex } from '../../model/re2.ts';
 import { parseDurationJson, ProtoJsonError, type Json, type JsonObject } from '../proto-json.ts';
 import { envoyRoot } from '../protos.ts';
 import { HTTP_CONNECTION_MANAGER_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE } from '../type-urls.ts';
@@ -91,6 +95,7 @@ function checkWeightedClusters(ctx: Context, weighted: JsonObject, path: string)
   let sum = 0;
   clusters.forEach((cluster, i) => {
     checkClusterRef(ctx, `${path}.clusters[${i}].name`, asString(cluster['name']));
+    checkHeaderOperations(ctx, cluster, `${path}.clusters[${i}]`);
     sum += asNumber(cluster['weight']) ?? 0;
   });
   const total = asNumber(weighted['total_weight']);
@@ -110,13 +115,49 @@ function checkRouteAction(ctx: Context, action: JsonObject, path: string): void 
   });
 }
 
+const HEADER_LISTS = ['request_headers_to_add', 'response_headers_to_add', 'request_headers_to_remove', 'response_headers_to_remove'];
+
+/** Envoy's HeaderParser refuses to add, set or remove pseudo-headers and `host` (any case). */
+function checkHeaderOperations(ctx: Context, owner: JsonObject, path: string): void {
+  for (const list of HEADER_LISTS) {
+    const items = Array.isArray(owner[list]) ? owner[list] : [];
+    items.forEach((item, i) => {
+      const name = typeof item === 'string' ? item : asString(asObject(asObject(item)?.['header'])?.['key']);
+      if (name === undefined || (!name.startsWith(':') && name.toLowerCase() !== 'host')) return;
+      const verb = list.endsWith('_remove') ? 'removed' : 'modified';
+      report(ctx, at(path, `${list}[${i}]`), 'headers.modifiable', `${JSON.stringify(name)}: :-prefixed or host headers may not be ${verb}`);
+    });
+  }
+}
+
+/** Every RegexMatcher below `json` (string, header and query matchers, regex rewrites) compiles as RE2. */
+function checkRegexes(ctx: Context, json: Json | undefined, path: string): void {
+  if (Array.isArray(json)) {
+    json.forEach((item, i) => {
+      checkRegexes(ctx, item, `${path}[${i}]`);
+    });
+    return;
+  }
+  const object = asObject(json);
+  if (!object) return;
+  for (const [key, value] of Object.entries(object)) {
+    const regex = key === 'safe_regex' || (key === 'pattern' && path.endsWith('regex_rewrite')) ? asString(asObject(value)?.['regex']) : undefined;
+    const problem = regex === undefined ? undefined : checkRe2Regex(regex);
+    if (problem) report(ctx, at(path, `${key}.regex`), 'regex.re2', `regex ${JSON.stringify(regex)} does not compile in RE2: ${problem}`);
+    else checkRegexes(ctx, value, at(path, key));
+  }
+}
+
 /** One RouteConfiguration, sent over RDS or inline in an HttpConnectionManager; `path` names where it sits. */
 function checkRouteConfiguration(ctx: Context, config: JsonObject, path: string): void {
   const configName = asString(config['name']) ?? '';
   const vhostNames = new Map<string, number>();
   const domains = new Map<string, string>();
+  checkHeaderOperations(ctx, config, path);
+  checkRegexes(ctx, config['virtual_hosts'], at(path, 'virtual_hosts'));
   objects(config['virtual_hosts']).forEach((vhost, v) => {
     const vhostPath = at(path, `virtual_hosts[${v}]`);
+    checkHeaderOperations(ctx, vhost, vhostPath);
     const vhostName = asString(vhost['name']) ?? '';
     const firstVhost = vhostNames.get(vhostName);
     if (firstVhost === undefined) vhostNames.set(vhostName, v);
@@ -133,6 +174,7 @@ function checkRouteConfiguration(ctx: Context, config: JsonObject, path: string)
       else report(ctx, domainPath, 'unique.domain', `only unique values for domains are permitted: duplicate entry of domain ${key} in route ${JSON.stringify(configName)} (also at ${first})`);
     });
     objects(vhost['routes']).forEach((route, r) => {
+      checkHeaderOperations(ctx, route, `${vhostPath}.routes[${r}]`);
       const action = asObject(route['route']);
       if (action) checkRouteAction(ctx, action, `${vhostPath}.routes[${r}].route`);
     });
@@ -225,7 +267,7 @@ function listenerAddresses(listener: JsonObject): { key: string; path: string }[
     // Port 0 asks the kernel for a fresh ephemeral port, so it cannot collide.
     if (!socket || port === undefined || port === 0) return [];
     const protocol = enumName('envoy.config.core.v3.SocketAddress.Protocol', socket['protocol']);
-    return [{ key: `${protocol} ${asString(socket['address']) ?? ''}:${port}`, path }];
+    return [{ key: `${protocol} ${canonicalIp(asString(socket['address']) ?? '')}:${port}`, path }];
   });
 }
 
@@ -249,19 +291,13 @@ function checkListener(ctx: Context, listener: JsonObject, bound: Map<string, st
     else report(ctx, where('listener', name, `filter_chains[${i}].filter_chain_match`), 'filter_chain.unique_match', `multiple filter chains with the same matching rules (also filter_chains[${first}])`);
   });
   if (defaultChain) checkFilterChain(ctx, defaultChain, where('listener', name, 'default_filter_chain'));
-  if (listener['bind_to_port'] === false) return;
+  // Envoy refuses a second listener on an address even when neither binds it (bind_to_port: false).
   for (const { key, path } of listenerAddresses(listener)) {
     const owner = bound.get(key);
     const here = where('listener', name, path);
     if (owner === undefined) bound.set(key, here);
-    else report(ctx, here, 'listener.address', `${key} is already bound by ${owner}`);
+    else report(ctx, here, 'listener.address', `${key} is already the address of ${owner}; Envoy refuses two listeners on one address`);
   }
-}
-
-function isPrime(n: number): boolean {
-  if (!Number.isInteger(n) || n < 2) return false;
-  for (let d = 2; d * d <= n; d++) if (n % d === 0) return false;
-  return true;
 }
 
 function checkLoadBalancing(ctx: Context, cluster: JsonObject, name: string | undefined): void {
@@ -287,6 +323,18 @@ function checkLoadBalancing(ctx: Context, cluster: JsonObject, name: string | un
   }
 }
 
+/** Endpoints of EDS and STATIC clusters are IP addresses: Envoy resolves no names there ("malformed IP address"). */
+function checkEndpointAddresses(ctx: Context, assignment: JsonObject, path: string): void {
+  objects(assignment['endpoints']).forEach((locality, l) => {
+    objects(locality['lb_endpoints']).forEach((lb, e) => {
+      const socket = asObject(asObject(asObject(lb['endpoint'])?.['address'])?.['socket_address']);
+      const address = asString(socket?.['address']);
+      if (!socket || address === undefined || socket['resolver_name'] !== undefined || isIP(address) !== 0) return;
+      report(ctx, at(path, `endpoints[${l}].lb_endpoints[${e}].endpoint.address.socket_address.address`), 'endpoint.ip', `malformed IP address: ${address}; only DNS clusters resolve names`);
+    });
+  });
+}
+
 function checkCluster(ctx: Context, cluster: JsonObject, assignments: ReadonlySet<string>): void {
   const name = asString(cluster['name']);
   const timeout = asString(cluster['connect_timeout']);
@@ -302,6 +350,8 @@ function checkCluster(ctx: Context, cluster: JsonObject, assignments: ReadonlySe
     }
   }
   checkLoadBalancing(ctx, cluster, name);
+  const loadAssignment = asObject(cluster['load_assignment']);
+  if (loadAssignment && enumName('envoy.config.cluster.v3.Cluster.DiscoveryType', cluster['type']) === 'STATIC') checkEndpointAddresses(ctx, loadAssignment, where('cluster', name, 'load_assignment'));
   if (enumName('envoy.config.cluster.v3.Cluster.DiscoveryType', cluster['type']) === 'EDS' && cluster['cluster_type'] === undefined) {
     const serviceName = asString(asObject(cluster['eds_cluster_config'])?.['service_name']);
     const wanted = serviceName !== undefined && serviceName !== '' ? serviceName : name ?? '';
@@ -330,6 +380,7 @@ export function checkCrossReferences(set: XdsResourceSet): RuleViolation[] {
   checkUniqueNames(ctx, 'listener', set.listeners, 'name');
   checkUniqueNames(ctx, 'route', set.routes, 'name');
   const assignments = new Set(set.endpoints.flatMap((e) => asString(e['cluster_name']) ?? []));
+  for (const assignment of set.endpoints) checkEndpointAddresses(ctx, assignment, where('endpoints', asString(assignment['cluster_name']), ''));
   for (const cluster of set.clusters) checkCluster(ctx, cluster, assignments);
   const bound = new Map<string, string>();
   for (const listener of set.listeners) checkListener(ctx, listener, bound);

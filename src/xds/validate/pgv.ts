@@ -35,6 +35,8 @@ const WRAPPER_FAMILY: Readonly<Record<string, string>> = {
   '.google.protobuf.BytesValue': 'bytes',
 };
 const FLOAT_TYPES = new Set(['double', 'float']);
+const MAX_ENVOY_DURATION_SECONDS = 9_223_372_036n;
+const MAX_ENVOY_DURATION_NANOS = (MAX_ENVOY_DURATION_SECONDS + 1n) * 1_000_000_000n - 1n;
 const LONG_KEY_TYPES = new Set(['int64', 'uint64', 'sint64', 'fixed64', 'sfixed64']);
 
 function mergeRules(into: Record<string, unknown>, from: Rules): void {
@@ -195,6 +197,10 @@ function checkValue(slot: Slot, value: unknown, present: boolean, rules: Rules |
     const r = sub(rules, family);
     const nanos = toNanos(message);
     if (r && nanos !== undefined) checkTimeRules(nanos, r, reporter(walk, path, `${prefix}${family}`), family === 'timestamp');
+    // Not a validate.rules rule: Envoy converts durations to int64 nanoseconds and refuses larger ones.
+    if (family === 'duration' && nanos !== undefined && nanos > MAX_ENVOY_DURATION_NANOS) {
+      walk.out.push({ path, rule: 'envoy.duration', message: `Duration out-of-range: Envoy holds durations as int64 nanoseconds, at most ${MAX_ENVOY_DURATION_SECONDS}s` });
+    }
     return;
   }
   if (sub(rules, 'message')?.['skip'] === true) return;

@@ -31,7 +31,7 @@ function compile(pattern: string): Compiled {
 }
 
 /** Why RE2 (as Envoy configures it) refuses `pattern`, or undefined when it compiles. */
-export function re2Problem(pattern: string): string | undefined {
+export function checkRe2Regex(pattern: string): string | undefined {
   const compiled = compile(pattern);
   return 'error' in compiled ? compiled.error : undefined;
 }
