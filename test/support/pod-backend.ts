@@ -31,8 +31,9 @@ export interface SeenRequest {
  * Per-request misbehaviour, by request header:
  * `x-fail-first: KEY` fails the first attempt of KEY with 503; `x-fail-times: N` with
  * `x-attempt-key: KEY` fails N attempts; `x-fail-with: reset` fails by closing the connection
- * instead; `x-status: N` answers N; `x-delay-ms: N` answers after N ms; `x-close: 1` closes the
- * connection without an answer.
+ * instead; `x-status: N` answers N; `x-delay-ms: N` answers after N ms, `x-delay-first-ms: N`
+ * only the first attempt of its key; `x-close: 1` closes the connection without an answer.
+ * Answers carry `x-served-by: POD` and `x-internal: 1` (a header a rule may remove).
  */
 const { values } = parseArgs({
   options: { pod: { type: 'string' }, namespace: { type: 'string', default: 'default' }, http: { type: 'string', default: '' }, tcp: { type: 'string', default: '' } },
@@ -56,6 +57,8 @@ function answer(port: number) {
     request.resume();
     request.once('end', () => {
       const key = header(request, 'x-attempt-key') ?? header(request, 'x-fail-first');
+      // A response closed early (per-try timeout) must not end the process.
+      response.on('error', () => undefined);
       const attempt = key === undefined ? 1 : (attempts.get(key) ?? 0) + 1;
       if (key !== undefined) attempts.set(key, attempt);
       const headers = Object.fromEntries(Object.entries(request.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : (v ?? '')]));
@@ -68,9 +71,10 @@ function answer(port: number) {
         return;
       }
       const status = failing ? 503 : Number(header(request, 'x-status') ?? mode.status ?? 200);
-      const delayMs = Number(header(request, 'x-delay-ms') ?? mode.delayMs ?? 0);
+      const delayFirst = attempt === 1 ? Number(header(request, 'x-delay-first-ms') ?? 0) : 0;
+      const delayMs = Math.max(delayFirst, Number(header(request, 'x-delay-ms') ?? mode.delayMs ?? 0));
       const send = (): void => {
-        response.writeHead(status, { 'content-type': 'application/json', 'x-served-by': pod });
+        response.writeHead(status, { 'content-type': 'application/json', 'x-served-by': pod, 'x-internal': '1' });
         response.end(JSON.stringify(seen));
       };
       if (delayMs > 0) setTimeout(send, delayMs);

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { adsBootstrap, startEnvoy, type RunningEnvoy } from './envoy.ts';
+import { after, afterEach, before, type TestContext } from 'node:test';
+import { adsBootstrap, envoyBinary, requireEnvoy, startEnvoy, type RunningEnvoy } from './envoy.ts';
 import { MeshDir, endpointSlice, eventually, pod, service, toYaml, type K8sObject } from './mesh-dir.ts';
 import { startMeshpilot, type TestMeshpilot } from './meshpilot.ts';
 import { PROXY_ADMIN_PORT, PROXY_UID, PodNetwork, type Pod } from './netns.ts';
@@ -46,7 +47,7 @@ function workloads(pods: Record<string, Pod>): K8sObject[] {
     endpointSlice('productpage', NS, http, [{ name: 'productpage-0', ip: ip('productpage') }]),
     endpointSlice('reviews', NS, http, REVIEWS.map((name) => ({ name: `${name}-0`, ip: ip(name) }))),
     endpointSlice('ratings', NS, http, [{ name: 'ratings-0', ip: ip('ratings') }]),
-    endpointSlice('tcp-echo', NS, { name: 'tcp', port: TCP_PORT }, [{ name: 'ratings-0', ip: ip('ratings') }]),
+    endpointSlice('tcp-echo', NS, { name: 'tcp', port: TCP_PORT }, REVIEWS.map((name) => ({ name: `${name}-0`, ip: ip(name) }))),
     endpointSlice('cart', 'shop', http, [{ name: 'cart-0', ip: ip('cart') }]),
   ];
 }
@@ -94,8 +95,8 @@ export class SidecarMesh {
         return PodBackend.start(network, p, namespace, ports);
       };
       const started = await Promise.all([
-        ...REVIEWS.map((name) => backendOf(name, NS, { http: [HTTP_PORT] })),
-        backendOf('ratings', NS, { http: [HTTP_PORT], tcp: [TCP_PORT] }),
+        ...REVIEWS.map((name) => backendOf(name, NS, { http: [HTTP_PORT], tcp: [TCP_PORT] })),
+        backendOf('ratings', NS, { http: [HTTP_PORT] }),
         backendOf('cart', 'shop', { http: [HTTP_PORT] }),
         backendOf('external', 'external', { http: [80, 8081] }),
       ]);
@@ -193,6 +194,25 @@ export class SidecarMesh {
     await this.network.close();
     await this.dir.remove();
   }
+}
+
+/**
+ * One mesh for a test file's suite: started before its tests when Envoy is installed, checked
+ * for rejected updates after each, removed after all. Each test asks for it with its context
+ * (skipped without Envoy, except in CI, as `requireEnvoy` does).
+ */
+export function useSidecarMesh(options: SidecarMeshOptions = {}): (t: TestContext) => Promise<SidecarMesh | undefined> {
+  let mesh: SidecarMesh | undefined;
+  before(async () => {
+    if (await envoyBinary()) mesh = await SidecarMesh.start(options);
+  });
+  after(async () => {
+    await mesh?.close();
+  });
+  afterEach(async () => {
+    await mesh?.assertNothingRejected();
+  });
+  return async (t) => ((await requireEnvoy(t)) ? mesh : undefined);
 }
 
 /** Which backend answered each request (`x-served-by`), counted. */
