@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { rule, type K8sObject } from './support/mesh-dir.ts';
-import { HTTP_PORT, NS, VIP, servedBy, statuses, useSidecarMesh, type SidecarMesh } from './support/sidecar-mesh.ts';
+import { HTTP_PORT, NS, VIP, servedBy, statuses, testRows, useSidecarMesh, type SidecarMesh } from './support/sidecar-mesh.ts';
 
 const REVIEWS_HOST = 'reviews.default.svc.cluster.local';
 const reviewsSubsets = rule('DestinationRule', 'reviews', NS, { host: 'reviews', subsets: ['v1', 'v2', 'v3'].map((v) => ({ name: v, labels: { version: v } })) });
@@ -23,7 +23,7 @@ function assertShare(count: number, n: number, p: number, what: string, sigmas =
 describe('Istio routing rules through real Envoy sidecars with iptables capture', () => {
   const meshFor = useSidecarMesh();
 
-  const rows: { name: string; rules: K8sObject[]; check: (mesh: SidecarMesh) => Promise<void> }[] = [
+  testRows(meshFor, [
     {
       name: 'BookInfo: end-user jason reaches reviews v2, everyone else is split 50/50 between v1 and v3',
       rules: reviewsRoutes([{ match: [{ headers: { 'end-user': { exact: 'jason' } } }], route: [to('v2')] }, { route: [to('v1', 50), to('v3', 50)] }]),
@@ -34,25 +34,16 @@ describe('Istio routing rules through real Envoy sidecars with iptables capture'
         assertShare(others['reviews-v1'] ?? 0, 300, 0.5, 'reviews v1');
       },
     },
-    {
-      name: 'an 80/20 canary lands within tolerance',
-      rules: reviewsRoutes([{ route: [to('v1', 80), to('v3', 20)] }]),
-      check: async (mesh) => {
-        const split = servedBy(await mesh.call({ count: 400, concurrency: 8 }));
-        assert.equal((split['reviews-v1'] ?? 0) + (split['reviews-v3'] ?? 0), 400, JSON.stringify(split));
-        assertShare(split['reviews-v3'] ?? 0, 400, 0.2, 'reviews v3');
-      },
-    },
-    {
-      name: 'a 95/5 canary lands within tolerance',
-      rules: reviewsRoutes([{ route: [to('v1', 95), to('v3', 5)] }]),
-      check: async (mesh) => {
+    ...[{ stable: 80, canary: 20 }, { stable: 95, canary: 5 }].map(({ stable, canary }) => ({
+      name: `a ${stable}/${canary} canary lands within tolerance`,
+      rules: reviewsRoutes([{ route: [to('v1', stable), to('v3', canary)] }]),
+      check: async (mesh: SidecarMesh) => {
         const split = servedBy(await mesh.call({ count: 400, concurrency: 8 }));
         assert.equal((split['reviews-v1'] ?? 0) + (split['reviews-v3'] ?? 0), 400, JSON.stringify(split));
         assert.ok((split['reviews-v3'] ?? 0) > 0, 'the canary gets some traffic');
-        assertShare(split['reviews-v3'] ?? 0, 400, 0.05, 'reviews v3');
+        assertShare(split['reviews-v3'] ?? 0, 400, canary / 100, 'reviews v3');
       },
-    },
+    })),
     {
       name: 'legacy RouteRules: testers (cookie user=tester) always get the canary, others 95/5',
       rules: [
@@ -201,16 +192,7 @@ describe('Istio routing rules through real Envoy sidecars with iptables capture'
         assert.equal(copy.host, `reviews-shadow:${HTTP_PORT}`);
       },
     },
-  ];
-
-  for (const row of rows) {
-    it(row.name, async (t) => {
-      const mesh = await meshFor(t);
-      if (!mesh) return;
-      await mesh.applyRules(row.rules);
-      await row.check(mesh);
-    });
-  }
+  ]);
 
   it('an edited rule changes what the next request does, with no Envoy restart', async (t) => {
     const mesh = await meshFor(t);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { after, afterEach, before, type TestContext } from 'node:test';
+import { after, afterEach, before, it, type TestContext } from 'node:test';
 import { adsBootstrap, envoyBinary, requireEnvoy, startEnvoy, type RunningEnvoy } from './envoy.ts';
 import { MeshDir, endpointSlice, eventually, pod, service, toYaml, type K8sObject } from './mesh-dir.ts';
 import { startMeshpilot, type TestMeshpilot } from './meshpilot.ts';
@@ -104,7 +104,15 @@ export class SidecarMesh {
       const envoyOf = (p: Pod, labels: Record<string, string>) => {
         const bootstrap = adsBootstrap({ nodeId: nodeId(p), xdsHost: network.hostIp, xdsPort: meshpilot.xdsPort, adminHost: p.ip, metadata: { NAMESPACE: NS, LABELS: labels } });
         (bootstrap['admin'] as { address: { socket_address: { port_value: number } } }).address.socket_address.port_value = PROXY_ADMIN_PORT;
-        return startEnvoy({ bootstrap, netns: p.netns, uid: PROXY_UID, stdoutPipe: true }).then((envoy) => {
+        return startEnvoy({
+          bootstrap,
+          netns: p.netns,
+          uid: PROXY_UID,
+          stdoutPipe: true,
+          logLevel: process.env['MESHPILOT_ENVOY_LOG_LEVEL'] ?? 'warning',
+          // Access log lines within 100 ms rather than Envoy's default 10 s.
+          args: ['--file-flush-interval-msec', '100'],
+        }).then((envoy) => {
           undo.push(() => envoy.stop());
           return envoy;
         });
@@ -213,6 +221,25 @@ export function useSidecarMesh(options: SidecarMeshOptions = {}): (t: TestContex
     await mesh?.assertNothingRejected();
   });
   return async (t) => ((await requireEnvoy(t)) ? mesh : undefined);
+}
+
+/** A table row: the rules in force, and what a user then sees. */
+export interface RuleRow {
+  readonly name: string;
+  readonly rules: K8sObject[];
+  readonly check: (mesh: SidecarMesh) => Promise<void>;
+}
+
+/** Each row as a test: its rules written and ACKed by every Envoy, then its checks. */
+export function testRows(meshFor: (t: TestContext) => Promise<SidecarMesh | undefined>, rows: readonly RuleRow[]): void {
+  for (const row of rows) {
+    it(row.name, async (t) => {
+      const mesh = await meshFor(t);
+      if (!mesh) return;
+      await mesh.applyRules(row.rules);
+      await row.check(mesh);
+    });
+  }
 }
 
 /** Which backend answered each request (`x-served-by`), counted. */
