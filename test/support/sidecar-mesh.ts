@@ -9,7 +9,7 @@ import { after, afterEach, before, it, type TestContext } from 'node:test';
 import { adsBootstrap, envoyBinary, requireEnvoy, startEnvoy, type RunningEnvoy } from './envoy.ts';
 import { MeshDir, endpointSlice, eventually, pod, service, toYaml, type K8sObject } from './mesh-dir.ts';
 import { startMeshpilot, type TestMeshpilot } from './meshpilot.ts';
-import { PROXY_ADMIN_PORT, PROXY_UID, PodNetwork, type Pod } from './netns.ts';
+import { PROXY_ADMIN_PORT, PROXY_UID, PodNetwork, netnsUnsupported, requireNetns, type Pod } from './netns.ts';
 import { PodBackend, PodClient } from './pod-apps.ts';
 import type { HttpBatch, HttpResult } from './pod-client.ts';
 
@@ -207,12 +207,12 @@ export class SidecarMesh {
 /**
  * One mesh for a test file's suite: started before its tests when Envoy is installed, checked
  * for rejected updates after each, removed after all. Each test asks for it with its context
- * (skipped without Envoy, except in CI, as `requireEnvoy` does).
+ * (skipped without Envoy or without root and iproute2/iptables, except in CI, where that fails).
  */
 export function useSidecarMesh(options: SidecarMeshOptions = {}): (t: TestContext) => Promise<SidecarMesh | undefined> {
   let mesh: SidecarMesh | undefined;
   before(async () => {
-    if (await envoyBinary()) mesh = await SidecarMesh.start(options);
+    if ((await envoyBinary()) && (await netnsUnsupported()) === undefined) mesh = await SidecarMesh.start(options);
   });
   after(async () => {
     await mesh?.close();
@@ -220,7 +220,7 @@ export function useSidecarMesh(options: SidecarMeshOptions = {}): (t: TestContex
   afterEach(async () => {
     await mesh?.assertNothingRejected();
   });
-  return async (t) => ((await requireEnvoy(t)) ? mesh : undefined);
+  return async (t) => ((await requireEnvoy(t)) && (await requireNetns(t)) ? mesh : undefined);
 }
 
 /** A table row: the rules in force, and what a user then sees. */
