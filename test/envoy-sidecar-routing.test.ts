@@ -90,9 +90,10 @@ describe('Istio routing rules through real Envoy sidecars with iptables capture'
       name: 'retries on 5xx,reset,connect-failure,retriable-4xx: a first attempt that fails is retried and succeeds',
       rules: reviewsRoutes([{ retries: { attempts: 3, retryOn: '5xx,reset,connect-failure,retriable-4xx' }, route: [to('v1')] }]),
       check: async (mesh) => {
-        for (const failWith of ['503', 'reset']) {
+        const failures: Record<string, Record<string, string>> = { '503': {}, '409': { 'x-fail-status': '409' }, reset: { 'x-fail-with': 'reset' } };
+        for (const [failWith, how] of Object.entries(failures)) {
           const key = `retry-${failWith}`;
-          const result = await mesh.callOnce({ headers: { 'x-fail-first': key, ...(failWith === 'reset' ? { 'x-fail-with': 'reset' } : {}) } });
+          const result = await mesh.callOnce({ headers: { 'x-fail-first': key, ...how } });
           assert.equal(result.status, 200, `${failWith}: ${JSON.stringify(result)}`);
           assert.equal((result.body as { attempt: number }).attempt, 2);
           assert.equal(mesh.backend('reviews-v1').seen.filter((s) => s.headers['x-fail-first'] === key).length, 2);

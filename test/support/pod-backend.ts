@@ -30,8 +30,8 @@ export interface SeenRequest {
 /**
  * Per-request misbehaviour, by request header:
  * `x-fail-first: KEY` fails the first attempt of KEY with 503; `x-fail-times: N` with
- * `x-attempt-key: KEY` fails N attempts; `x-fail-with: reset` fails by closing the connection
- * instead; `x-status: N` answers N; `x-delay-ms: N` answers after N ms, `x-delay-first-ms: N`
+ * `x-attempt-key: KEY` fails N attempts, with 503 or `x-fail-status`; `x-fail-with: reset` fails by
+ * closing the connection instead; `x-status: N` answers N; `x-delay-ms: N` answers after N ms, `x-delay-first-ms: N`
  * only the first attempt of its key; `x-close: 1` closes the connection without an answer.
  * Answers carry `x-served-by: POD` and `x-internal: 1` (a header a rule may remove).
  */
@@ -70,7 +70,7 @@ function answer(port: number) {
         request.socket.destroy();
         return;
       }
-      const status = failing ? 503 : Number(header(request, 'x-status') ?? mode.status ?? 200);
+      const status = failing ? Number(header(request, 'x-fail-status') ?? 503) : Number(header(request, 'x-status') ?? mode.status ?? 200);
       const delayFirst = attempt === 1 ? Number(header(request, 'x-delay-first-ms') ?? 0) : 0;
       const delayMs = Math.max(delayFirst, Number(header(request, 'x-delay-ms') ?? mode.delayMs ?? 0));
       const send = (): void => {
