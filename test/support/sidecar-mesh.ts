@@ -62,9 +62,9 @@ export class SidecarMesh {
     readonly meshpilot: TestMeshpilot,
     readonly pods: Readonly<Record<string, Pod>>,
     readonly backends: Readonly<Record<string, PodBackend>>,
-    /** productpage's sidecar, the one every outbound request goes through. */
+    /** productpage's sidecar (SotW xDS), the one every outbound request goes through. */
     readonly productpageProxy: RunningEnvoy,
-    /** reviews-v2's sidecar: requests to it arrive through virtualInbound. */
+    /** reviews-v2's sidecar (Delta xDS): requests to it arrive through virtualInbound. */
     readonly reviewsV2Proxy: RunningEnvoy,
     readonly client: PodClient,
   ) {}
@@ -101,8 +101,8 @@ export class SidecarMesh {
         backendOf('external', 'external', { http: [80, 8081] }),
       ]);
       const backends = Object.fromEntries(started.map((b) => [b.name, b]));
-      const envoyOf = (p: Pod, labels: Record<string, string>) => {
-        const bootstrap = adsBootstrap({ nodeId: nodeId(p), xdsHost: network.hostIp, xdsPort: meshpilot.xdsPort, adminHost: p.ip, metadata: { NAMESPACE: NS, LABELS: labels } });
+      const envoyOf = (p: Pod, labels: Record<string, string>, delta: boolean) => {
+        const bootstrap = adsBootstrap({ nodeId: nodeId(p), xdsHost: network.hostIp, xdsPort: meshpilot.xdsPort, adminHost: p.ip, delta, metadata: { NAMESPACE: NS, LABELS: labels } });
         (bootstrap['admin'] as { address: { socket_address: { port_value: number } } }).address.socket_address.port_value = PROXY_ADMIN_PORT;
         return startEnvoy({
           bootstrap,
@@ -118,8 +118,9 @@ export class SidecarMesh {
         });
       };
       const [productpageProxy, reviewsV2Proxy, client] = await Promise.all([
-        envoyOf(pods['productpage'] ?? assert.fail(), { app: 'productpage', version: 'v1' }),
-        envoyOf(pods['reviews-v2'] ?? assert.fail(), { app: 'reviews', version: 'v2' }),
+        envoyOf(pods['productpage'] ?? assert.fail(), { app: 'productpage', version: 'v1' }, false),
+        // One sidecar on each xDS variant: every rule change reaches a SotW and a Delta Envoy.
+        envoyOf(pods['reviews-v2'] ?? assert.fail(), { app: 'reviews', version: 'v2' }, true),
         PodClient.start(network, pods['productpage'] ?? assert.fail()),
       ]);
       const mesh = new SidecarMesh(network, dir, meshpilot, pods, backends, productpageProxy, reviewsV2Proxy, client);
