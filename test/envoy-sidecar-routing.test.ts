@@ -235,6 +235,14 @@ describe('Istio routing rules through real Envoy sidecars with iptables capture'
     assert.equal(result.headers?.['x-served-by'], 'ratings');
     await mesh.productpageProxy.waitForStat(cluster, before + 1);
   });
+
+  it('without a sidecar nothing answers a VIP: an uncaptured connection never leaves the bridge', async (t) => {
+    const mesh = await meshFor(t);
+    if (!mesh) return;
+    const probe = `require('net').connect(${HTTP_PORT}, '${VIP.reviews}').on('connect', () => { console.log('connected'); process.exit(0); }).on('error', (e) => { console.log(e.code); process.exit(0); }); setTimeout(() => { console.log('timeout'); process.exit(0); }, 5000);`;
+    const outcome = (await mesh.network.exec(mesh.pod('reviews-v1'), process.execPath, ['-e', probe])).trim();
+    assert.ok(['EHOSTUNREACH', 'timeout'].includes(outcome), outcome);
+  });
 });
 
 function routeRule(name: string, precedence: number, match: unknown, route: unknown[]): K8sObject {

@@ -214,6 +214,12 @@ export class PodNetwork {
     }
   }
 
+  /** Runs `command args` inside the pod to its end. */
+  async exec(pod: Pod, command: string, args: readonly string[]): Promise<string> {
+    const { stdout } = await run('ip', ['netns', 'exec', pod.netns, command, ...args]);
+    return stdout;
+  }
+
   /** Starts `command args` inside the pod (as root unless `uid` is given); stopped by `close()`. */
   spawn(pod: Pod, command: string, args: readonly string[], options: { uid?: number } & SpawnOptions = {}): PodProcess {
     let full = [command, ...args];
