@@ -67,7 +67,11 @@ async function removeStaleLeftovers(): Promise<void> {
     return Number.isInteger(pid) && pid > 0 && pid !== process.pid && !pidAlive(pid);
   };
   const namespaces = (await ip('netns', 'list')).split('\n').map((l) => l.split(' ')[0] ?? '').filter(Boolean);
-  for (const ns of namespaces.filter(stalePid)) await ip('netns', 'del', ns).catch(() => undefined);
+  for (const ns of namespaces.filter(stalePid)) {
+    // Envoys of a killed test outlive it: end what still runs inside before removing the namespace.
+    await killAllIn(ns);
+    await ip('netns', 'del', ns).catch(() => undefined);
+  }
   const links = (await readdir('/sys/class/net')).filter(stalePid);
   for (const link of links) await ip('link', 'del', link).catch(() => undefined);
 }
@@ -104,6 +108,18 @@ export async function requireNetns(t: TestContext): Promise<boolean> {
   if (process.env['CI'] === 'true') throw new Error(`${why} (CI must run the sidecar suite)`);
   t.skip(why);
   return false;
+}
+
+/** SIGKILLs every process in a namespace (`ip netns pids`). */
+async function killAllIn(netns: string): Promise<void> {
+  const pids = (await ip('netns', 'pids', netns).catch(() => '')).split('\n').map(Number).filter((pid) => pid > 0);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
 }
 
 export interface Pod {
@@ -240,7 +256,10 @@ export class PodNetwork {
     if (this.#closed) return;
     this.#closed = true;
     await Promise.all([...this.#children].map((child) => stopChild(child)));
-    for (const pod of this.pods.values()) await ip('netns', 'del', pod.netns).catch(() => undefined);
+    for (const pod of this.pods.values()) {
+      await killAllIn(pod.netns);
+      await ip('netns', 'del', pod.netns).catch(() => undefined);
+    }
     for (const link of (await readdir('/sys/class/net')).filter((l) => l.startsWith(this.#prefix))) {
       await ip('link', 'del', link).catch(() => undefined);
     }
@@ -254,7 +273,7 @@ export class PodNetwork {
     this.#closed = true;
     for (const child of this.#children) child.kill('SIGKILL');
     const sh = [
-      ...[...this.pods.values()].map((p) => `ip netns del ${p.netns}`),
+      ...[...this.pods.values()].map((p) => `kill -9 $(ip netns pids ${p.netns}) 2>/dev/null; ip netns del ${p.netns}`),
       `for l in /sys/class/net/${this.#prefix}*; do ip link del "$(basename "$l")"; done`,
       `rm -f ${slotFile(this.slot)}`,
     ].join('; ');
