@@ -94,13 +94,6 @@ export class SidecarMesh {
         const p = pods[name] ?? assert.fail(`no pod ${name}`);
         return PodBackend.start(network, p, namespace, ports);
       };
-      const started = await Promise.all([
-        ...REVIEWS.map((name) => backendOf(name, NS, { http: [HTTP_PORT], tcp: [TCP_PORT] })),
-        backendOf('ratings', NS, { http: [HTTP_PORT] }),
-        backendOf('cart', 'shop', { http: [HTTP_PORT] }),
-        backendOf('external', 'external', { http: [80, 8081] }),
-      ]);
-      const backends = Object.fromEntries(started.map((b) => [b.name, b]));
       const envoyOf = (p: Pod, labels: Record<string, string>, delta: boolean) => {
         const bootstrap = adsBootstrap({ nodeId: nodeId(p), xdsHost: network.hostIp, xdsPort: meshpilot.xdsPort, adminHost: p.ip, delta, metadata: { NAMESPACE: NS, LABELS: labels } });
         (bootstrap['admin'] as { address: { socket_address: { port_value: number } } }).address.socket_address.port_value = PROXY_ADMIN_PORT;
@@ -117,12 +110,20 @@ export class SidecarMesh {
           return envoy;
         });
       };
-      const [productpageProxy, reviewsV2Proxy, client] = await Promise.all([
+      // Applications and sidecars start side by side, as a pod's containers do.
+      const [productpageProxy, reviewsV2Proxy, client, started] = await Promise.all([
         envoyOf(pods['productpage'] ?? assert.fail(), { app: 'productpage', version: 'v1' }, false),
         // One sidecar on each xDS variant: every rule change reaches a SotW and a Delta Envoy.
         envoyOf(pods['reviews-v2'] ?? assert.fail(), { app: 'reviews', version: 'v2' }, true),
         PodClient.start(network, pods['productpage'] ?? assert.fail()),
+        Promise.all([
+          ...REVIEWS.map((name) => backendOf(name, NS, { http: [HTTP_PORT], tcp: [TCP_PORT] })),
+          backendOf('ratings', NS, { http: [HTTP_PORT] }),
+          backendOf('cart', 'shop', { http: [HTTP_PORT] }),
+          backendOf('external', 'external', { http: [80, 8081] }),
+        ]),
       ]);
+      const backends = Object.fromEntries(started.map((b) => [b.name, b]));
       const mesh = new SidecarMesh(network, dir, meshpilot, pods, backends, productpageProxy, reviewsV2Proxy, client);
       await mesh.waitSynced();
       for (const proxy of mesh.proxies) await proxy.waitForStat('listener_manager.total_listeners_active', 3);
