@@ -64,6 +64,27 @@ describe('Delta xDS protocol', () => {
       },
     },
     {
+      name: "a changed cluster is followed by its endpoints again, unchanged, since Envoy warms it until they arrive",
+      run: async () => {
+        const delta = connect('sidecar~10.244.0.61~details-v1-0.default~default.svc.cluster.local');
+        delta.send({ typeUrl: CLUSTER_TYPE });
+        delta.ack(await delta.next((r) => r.type_url === CLUSTER_TYPE));
+        delta.send({ typeUrl: ENDPOINT_TYPE, subscribe: [RATINGS, REVIEWS] });
+        const eds = await delta.next((r) => r.type_url === ENDPOINT_TYPE);
+        delta.ack(eds);
+        const before = delta.responses.length;
+        await dir.write('ratings-outliers.yaml', [
+          { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'ratings-outliers', namespace: 'default' }, spec: { host: 'ratings', trafficPolicy: { outlierDetection: { consecutive5xxErrors: 3 } } } },
+        ]);
+        const again = await delta.next((r) => r.type_url === ENDPOINT_TYPE, before);
+        assert.deepEqual(delta.responses.slice(before).map((r) => r.type_url), [CLUSTER_TYPE, ENDPOINT_TYPE]);
+        assert.deepEqual(names(again), [RATINGS]);
+        assert.deepEqual(again.resources, eds.resources.filter((r) => r.name === RATINGS));
+        await dir.write('ratings-outliers.yaml', '');
+        await delta.next((r) => r.type_url === ENDPOINT_TYPE, before + 2);
+      },
+    },
+    {
       name: '"*" subscribes LDS explicitly and gets the same listeners as the SotW wildcard',
       run: async () => {
         const delta = connect();

@@ -129,6 +129,29 @@ describe('SotW ADS protocol', () => {
     assert.deepEqual(await ads.quiet(SILENCE_MS * 2, settled), []);
   });
 
+  it("re-sends a changed cluster's unchanged endpoints right after it, since Envoy warms the cluster until they arrive", async () => {
+    const ratings = 'outbound|9080||ratings.default.svc.cluster.local';
+    const ads = connect('sidecar~10.244.0.53~details-v1-0.default~default.svc.cluster.local');
+    ads.send({ typeUrl: CLUSTER_TYPE });
+    ads.ack(await ads.next((r) => r.type_url === CLUSTER_TYPE));
+    ads.send({ typeUrl: ENDPOINT_TYPE, names: [ratings, REVIEWS] });
+    const eds = await ads.next((r) => r.type_url === ENDPOINT_TYPE);
+    ads.ack(eds, [ratings, REVIEWS]);
+    assert.deepEqual(await ads.quiet(SILENCE_MS, ads.responses.length), []);
+
+    const before = ads.responses.length;
+    await dir.write('ratings-outliers.yaml', [
+      { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'ratings-outliers', namespace: 'default' }, spec: { host: 'ratings', trafficPolicy: { outlierDetection: { consecutive5xxErrors: 3 } } } },
+    ]);
+    const again = await ads.next((r) => r.type_url === ENDPOINT_TYPE, before);
+    assert.deepEqual(ads.responses.slice(before).map((r) => r.type_url), [CLUSTER_TYPE, ENDPOINT_TYPE]);
+    assert.deepEqual(names(again), [ratings]);
+    assert.deepEqual(again.resources, eds.resources.filter((r) => r['cluster_name'] === ratings));
+    ads.ack(again, [ratings, REVIEWS]);
+    await dir.write('ratings-outliers.yaml', '');
+    await ads.next((r) => r.type_url === ENDPOINT_TYPE, before + 2);
+  });
+
   it('gives a second meshpilot on the same files the same versions (content hashes)', async () => {
     const other = await startMeshpilot(dir.path);
     try {

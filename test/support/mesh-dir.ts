@@ -46,7 +46,7 @@ export function endpointSlice(
   };
 }
 
-export function rule(kind: 'VirtualService' | 'DestinationRule' | 'Sidecar', name: string, namespace: string, spec: unknown): K8sObject {
+export function rule(kind: 'VirtualService' | 'DestinationRule' | 'Sidecar' | 'ServiceEntry', name: string, namespace: string, spec: unknown): K8sObject {
   return { apiVersion: 'networking.istio.io/v1', kind, metadata: { name, namespace }, spec };
 }
 

@@ -12,7 +12,7 @@ import { scopeForProxy } from '../proxy-scope.ts';
 import type { EnvoyResource } from '../resource.ts';
 import { versionOfSet } from '../resource.ts';
 import type { ResourceTypeUrl } from '../type-urls.ts';
-import { ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, SHORT_TYPE, WILDCARD_TYPES, isResourceTypeUrl } from '../type-urls.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, SHORT_TYPE, WILDCARD_TYPES, isResourceTypeUrl } from '../type-urls.ts';
 import type { DeltaDiscoveryRequest, DiscoveryRequest, NodeInfo } from './messages.ts';
 import type { PushScope, TypeScope } from './push-scope.ts';
 import { mergeTypeScope } from './push-scope.ts';
@@ -136,8 +136,10 @@ export class XdsConnection {
     state.namesDigest = request.namesDigest;
     this.#resubscribe(state, explicit, wildcard, wildcard ? undefined : { digest: request.namesDigest, wire: request.namesSpan });
     for (const name of [...state.held.keys()]) if (!wildcard && !state.subscription.set.has(name)) state.held.delete(name);
-    if (this.#mayWrite()) this.#sendSotw(typeUrl, state, 'all', true);
-    else {
+    if (this.#mayWrite()) {
+      this.#sendSotw(typeUrl, state, 'all', true);
+      if (typeUrl === CLUSTER_TYPE) this.#sendPendingEndpoints();
+    } else {
       // Sent whole when the client reads again (and so shared with other streams, like any whole set).
       state.resendWhole = true;
       this.#enqueueType(state, 'all', undefined);
@@ -211,7 +213,10 @@ export class XdsConnection {
       this.#enqueueType(watch, new Set(added), undefined);
     }
     if (!wildcard && names.size === 0) watch.held.clear();
-    if (watch.pending !== undefined && this.#mayWrite()) this.#sendDelta(typeUrl, watch);
+    if (watch.pending !== undefined && this.#mayWrite()) {
+      this.#sendDelta(typeUrl, watch);
+      if (typeUrl === CLUSTER_TYPE) this.#sendPendingEndpoints();
+    }
   }
 
   /** Merges what a push may have changed into this connection's pending work. */
@@ -405,8 +410,10 @@ export class XdsConnection {
       // Nothing to say yet about named resources that do not exist; they are sent when they appear.
       if (!watch.sent && resources.length === 0 && !WILDCARD_TYPES.has(typeUrl)) return;
       if (!WILDCARD_TYPES.has(typeUrl)) watch.held.replaceAll(resources);
+      const before = typeUrl === CLUSTER_TYPE ? new Map((watch.sent?.resources ?? []).map((r) => [r.name, r.version])) : undefined;
       watch.setVersion = version;
       this.#writeSotw(typeUrl, watch, push, { resources, whole: resources, version, sourceAt, started });
+      if (before) this.#rewarmEndpoints(resources.filter((r) => before.get(r.name) !== r.version));
       return;
     }
     // EDS and RDS changes go out as just the changed resources (xds_protocol allows it for these types).
@@ -456,6 +463,28 @@ export class XdsConnection {
     else this.#hold(watch, updated, removed);
     const { nonce, bytes } = whole ? this.#encoder.whole(typeUrl, watch, push, whole, version) : this.#encoder.partial(typeUrl, watch, push, updated, removed, version);
     this.#record(typeUrl, watch, push, { version, nonce, count: updated.length, removed, sourceAt, whole: undefined, started }, bytes);
+    if (typeUrl === CLUSTER_TYPE) this.#rewarmEndpoints(updated);
+  }
+
+  /**
+   * Envoy warms every cluster it is sent changed (or anew) and uses it only once that cluster's
+   * endpoints arrive, even if they did not change: queue them again, after the clusters.
+   */
+  #rewarmEndpoints(clusters: readonly EnvoyResource[]): void {
+    const eds = this.watches.get(ENDPOINT_TYPE);
+    if (!eds || clusters.length === 0) return;
+    const names = clusters.map((c) => c.name).filter((name) => eds.held.has(name));
+    if (names.length === 0) return;
+    for (const name of names) eds.held.delete(name);
+    this.#enqueueType(eds, new Set(names), undefined);
+  }
+
+  /** Endpoints queued by `#rewarmEndpoints` outside a push: sent right after the clusters. */
+  #sendPendingEndpoints(): void {
+    const eds = this.watches.get(ENDPOINT_TYPE);
+    if (eds?.pending === undefined || !this.#mayWrite()) return;
+    if (this.mode === 'delta') this.#sendDelta(ENDPOINT_TYPE, eds);
+    else this.#sendSotw(ENDPOINT_TYPE, eds, eds.pending, false);
   }
 
   #hold(watch: WatchState, updated: readonly EnvoyResource[], removed: readonly string[]): void {
