@@ -2,7 +2,7 @@
 // capture, Envoy as uid 1337 in productpage and reviews-v2, plain applications elsewhere, and
 // meshpilot serving the YAML directory on the bridge. Rules change by rewriting one file.
 import assert from 'node:assert/strict';
-import { rename, writeFile } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { after, afterEach, before, it, type TestContext } from 'node:test';
@@ -156,9 +156,15 @@ export class SidecarMesh {
     if (text === this.#rulesText) return;
     this.#rulesText = text;
     const before = this.meshpilot.pushController.lastPush()?.sequence ?? 0;
-    const temp = join(this.dir.path, '.rules.yaml.next');
-    await writeFile(temp, text);
-    await rename(temp, join(this.dir.path, 'rules.yaml'));
+    const file = join(this.dir.path, 'rules.yaml');
+    if (objects.length === 0) {
+      // Deleting the file is how its objects are removed (an emptied file keeps its last good objects).
+      await rm(file, { force: true });
+    } else {
+      const temp = join(this.dir.path, '.rules.yaml.next');
+      await writeFile(temp, text);
+      await rename(temp, file);
+    }
     await eventually(() => ((this.meshpilot.pushController.lastPush()?.sequence ?? 0) > before ? true : undefined), 10_000, 'the push of the new rules');
     await this.waitSynced();
   }
