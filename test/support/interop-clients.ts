@@ -117,10 +117,13 @@ async function runCli(command: string, args: string[], options: RunOptions, env:
 const PYTHON = process.env['MESHPILOT_PYTHON'] ?? 'python3';
 const PY_CLIENT = new URL('../interop/xds_client.py', import.meta.url).pathname;
 
-/** gRPC C-core through grpcio; `pythonPath` puts another grpcio (e.g. an old one in a --target dir) first. */
+/** Where .ci/run installs grpcio 1.51.3 (`pip install --target`), the last C-core before 1.52. */
+export const OLD_GRPCIO_DIR = process.env['MESHPILOT_OLD_GRPCIO'] ?? join(tmpdir(), 'meshpilot-grpcio-1.51.3');
+
+/** gRPC C-core through grpcio; `pythonPath` puts another grpcio (the old one in OLD_GRPCIO_DIR) first. */
 export function grpcCore(pythonPath?: string): XdsCaller {
   return {
-    client: 'grpc-core',
+    client: pythonPath ? 'grpc-core-1.51' : 'grpc-core',
     run: (options) => runCli(PYTHON, [PY_CLIENT], options, pythonPath ? { PYTHONPATH: pythonPath } : {}),
   };
 }

@@ -34,6 +34,7 @@ export type InteropRule = keyof typeof INTEROP_RULES;
 export const INTEROP_CLIENTS = {
   'grpc-js': 'grpc-js-xds',
   'grpc-core': 'gRPC C-core',
+  'grpc-core-1.51': 'gRPC C-core before 1.52',
   'grpc-go': 'grpc-go',
   envoy: 'Envoy',
 } as const;
