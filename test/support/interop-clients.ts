@@ -71,6 +71,8 @@ export const grpcJs: XdsCaller = {
     const caller = new GrpcXdsCaller(options.target, options);
     const calls: CallOutcome[] = [];
     try {
+      // As the child-process clients do: calls are made once the channel settles, or anyway.
+      if ((options.readyTimeoutMs ?? 20_000) > 0) await caller.settled(options.readyTimeoutMs ?? 20_000);
       for (let i = 0; i < options.count; i++) {
         if (i > 0 && options.intervalMs) await new Promise((resolve) => setTimeout(resolve, options.intervalMs));
         const cycle = options.headerCycle;
