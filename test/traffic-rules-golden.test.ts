@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { JsonObject } from '../src/xds/proto-json.ts';
-import { connectionManager, renderGrpc, renderSidecar } from './support/rendered.ts';
+import { parseProxy } from '../src/model/proxy.ts';
+import { renderForProxy } from '../src/xds/render.ts';
+import { GRPC, Rendered, connectionManager, loadFixture, renderGrpc, renderSidecar } from './support/rendered.ts';
 
 const REVIEWS = 'reviews.default.svc.cluster.local';
 const RATINGS = 'ratings.default.svc.cluster.local';
@@ -193,6 +195,22 @@ describe('circuit breakers: connectionPool, outlierDetection and LEAST_REQUEST',
     // Source IP hashing becomes the gRPC channel's id: one client stays on one backend.
     const [productpage] = grpc.routes(`${PRODUCTPAGE}:9080`, `${PRODUCTPAGE}:9080`);
     assert.deepEqual(action(productpage)['hash_policy'], [{ filter_state: { key: 'io.grpc.channel_id' } }]);
+  });
+
+  it('gives gRPC C-core before 1.52, known by its user agent, round robin where it would crash on a ring hash', async () => {
+    const push = await loadFixture('circuit-breakers');
+    const agent = (version: string) => ({ userAgentName: 'gRPC C-core linux Python', userAgentVersion: version });
+    const old = parseProxy(GRPC.id, GRPC.metadata, agent('C-core 29.0.0 Python 1.51.3'));
+    assert.deepEqual(old.grpcLimits, ['ring-hash-crashes']);
+    const oldClusters = new Rendered(renderForProxy(push, old, [`${DETAILS}:9080`]));
+    assert.equal(oldClusters.cluster(`outbound|9080|v1|${DETAILS}`)['lb_policy'], 'ROUND_ROBIN');
+    assert.equal(oldClusters.cluster(`outbound|9080|v1|${DETAILS}`)['ring_hash_lb_config'], undefined);
+    // A current C-core, and every other client, still gets the ring hash (after the old one, from the same push).
+    for (const current of [agent('C-core 30.1.0 Python 1.53.0'), agent('C-core 58.0.0 Python 1.85.3'), { userAgentName: 'gRPC Go', userAgentVersion: '1.85.0' }, undefined]) {
+      const proxy = parseProxy(GRPC.id, GRPC.metadata, current);
+      assert.deepEqual(proxy.grpcLimits, []);
+      assert.equal(new Rendered(renderForProxy(push, proxy, [`${DETAILS}:9080`])).cluster(`outbound|9080|v1|${DETAILS}`)['lb_policy'], 'RING_HASH');
+    }
   });
 
   it('gives a gRPC client failure-percentage ejection and only the max_requests breaker', async () => {

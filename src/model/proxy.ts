@@ -5,6 +5,9 @@ export type ProxyType = 'sidecar' | 'router' | 'unknown';
 /** Which generator family serves the proxy: full Envoy config, or what proxyless gRPC accepts. */
 export type ProxyGenerator = 'envoy' | 'grpc';
 
+/** Something a proxyless gRPC client is known to mishandle, recognised by its node's user agent. */
+export type GrpcClientLimit = 'ring-hash-crashes';
+
 export interface Proxy {
   readonly id: string;
   readonly type: ProxyType;
@@ -15,6 +18,23 @@ export interface Proxy {
   readonly generator: ProxyGenerator;
   readonly labels: Readonly<Record<string, string>>;
   readonly metadata: Readonly<Record<string, unknown>>;
+  /** What this gRPC client must not be sent (empty for Envoy and for current gRPC). */
+  readonly grpcLimits: readonly GrpcClientLimit[];
+}
+
+export interface UserAgent {
+  readonly userAgentName: string;
+  readonly userAgentVersion: string;
+}
+
+/**
+ * gRPC C-core before 1.52 (its core version 29 and below; grpcio 1.51 and Debian 12's
+ * python3-grpcio say "C-core 29.0.0 Python 1.51.x") crashes on a RING_HASH cluster.
+ */
+export function grpcClientLimits(agent: UserAgent | undefined): readonly GrpcClientLimit[] {
+  if (!agent || !/C-core/.test(agent.userAgentName)) return [];
+  const core = /C-core (\d+)\./.exec(agent.userAgentVersion);
+  return core && Number(core[1]) < 30 ? ['ring-hash-crashes'] : [];
 }
 
 const PROXY_TYPES = new Set<string>(['sidecar', 'router']);
@@ -28,8 +48,9 @@ function stringRecord(value: unknown): Record<string, string> {
  * Parses Istio's node id `TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.DOMAIN`. Any other id is still a
  * valid proxy: it gets type `unknown` and whatever the metadata says (NAMESPACE, LABELS, GENERATOR).
  */
-export function parseProxy(nodeId: string, metadata: Readonly<Record<string, unknown>> = {}): Proxy {
+export function parseProxy(nodeId: string, metadata: Readonly<Record<string, unknown>> = {}, agent?: UserAgent): Proxy {
   const parts = nodeId.split('~');
+  const grpcLimits = grpcClientLimits(agent);
   const generator = metadata['GENERATOR'] === 'grpc' ? 'grpc' : 'envoy';
   const labels = stringRecord(metadata['LABELS']);
   const metaNamespace = typeof metadata['NAMESPACE'] === 'string' ? metadata['NAMESPACE'] : undefined;
@@ -51,6 +72,7 @@ export function parseProxy(nodeId: string, metadata: Readonly<Record<string, unk
       generator,
       labels,
       metadata,
+      grpcLimits,
     };
   }
   return {
@@ -61,5 +83,6 @@ export function parseProxy(nodeId: string, metadata: Readonly<Record<string, unk
     generator,
     labels,
     metadata,
+    grpcLimits,
   };
 }

@@ -1,9 +1,10 @@
-#!/usr/bin/python3
-"""A second, independent xDS client for meshpilot's interop tests.
+#!/usr/bin/env python3
+"""gRPC C-core's xDS client for meshpilot's interop tests.
 
-Uses gRPC C-core (Debian's python3-grpcio, which is built with the xDS resolver and
-xDS LB policies) to call /meshpilot.test.Echo/Whoami through an xds:/// target and
-prints one JSON line: {"counts": {"<backend name>": n, ...}, "errors": {"<CODE>: <details>": n}}.
+Uses gRPC C-core (PyPI's grpcio wheel, built with the xDS resolver and xDS LB policies)
+to call /meshpilot.test.Echo/Whoami through an xds:/// target and prints one JSON line:
+{"counts": {"<backend name>": n}, "errors": {"<CODE>: <details>": n},
+ "calls": [{"backend": "<name>", "ms": t} or {"error": "<CODE>: <details>", "ms": t}, ...]}.
 
 The xDS bootstrap comes from GRPC_XDS_BOOTSTRAP_CONFIG (JSON text) or GRPC_XDS_BOOTSTRAP
 (a file), read by C-core itself. Stdlib + grpc only; no generated stubs (raw bytes).
@@ -17,6 +18,7 @@ import json
 import os
 import sys
 import threading
+import time
 
 METHOD = '/meshpilot.test.Echo/Whoami'
 
@@ -26,16 +28,9 @@ def _import_grpc():
         import grpc  # noqa: PLC0415
         return grpc
     except ImportError:
-        pass
-    # Debian's grpc lives in /usr/lib/python3/dist-packages, visible only to /usr/bin/python3.
-    # If we were started by another interpreter (pyenv, venv), hand over to the system one.
-    system_python = '/usr/bin/python3'
-    if os.path.realpath(sys.executable) != os.path.realpath(system_python) and os.path.exists(system_python) \
-            and not os.environ.get('MESHPILOT_INTEROP_REEXEC'):
-        os.environ['MESHPILOT_INTEROP_REEXEC'] = '1'
-        os.execv(system_python, [system_python, os.path.abspath(__file__), *sys.argv[1:]])
-    print('xds_client: cannot import grpc; install the Debian package python3-grpcio', file=sys.stderr)
-    sys.exit(3)
+        print(f'xds_client: {sys.executable} cannot import grpc; python3 -m pip install grpcio (.ci/run pins the version)',
+              file=sys.stderr)
+        sys.exit(3)
 
 
 def parse_args(argv):
@@ -51,11 +46,14 @@ def parse_args(argv):
                              '(default 20000; an unknown listener takes C-core 15 s to report; 0 = do not wait)')
     parser.add_argument('--verbose', action='store_true', help='log channel states to stderr')
     parser.add_argument('--method', default=METHOD, help=f'full method path (default {METHOD})')
+    parser.add_argument('--interval-ms', type=int, default=0, help='pause between calls (default 0)')
+    parser.add_argument('--header-cycle', metavar='K:V1,V2,...',
+                        help='call i also sends K with value V[i mod n], e.g. x-user:alice,bob')
     args = parser.parse_args(argv)
     if not args.target.startswith('xds:'):
         parser.error('--target must be an xds: URI, e.g. xds:///name:port')
-    if args.count < 0 or args.timeout_ms <= 0 or args.ready_timeout_ms < 0:
-        parser.error('--count and --ready-timeout-ms must be >= 0, --timeout-ms > 0')
+    if args.count < 0 or args.timeout_ms <= 0 or args.ready_timeout_ms < 0 or args.interval_ms < 0:
+        parser.error('--count, --interval-ms and --ready-timeout-ms must be >= 0, --timeout-ms > 0')
     metadata = []
     for header in args.header:
         key, sep, value = header.partition(':')
@@ -64,6 +62,13 @@ def parse_args(argv):
             parser.error(f'--header must look like key:value, got {header!r}')
         metadata.append((key, value.strip()))
     args.metadata = tuple(metadata)
+    args.cycle = []
+    if args.header_cycle:
+        key, sep, values = args.header_cycle.partition(':')
+        key = key.strip().lower()
+        if not sep or not key or key.startswith(':') or not values:
+            parser.error(f'--header-cycle must look like key:v1,v2, got {args.header_cycle!r}')
+        args.cycle = [(key, v.strip()) for v in values.split(',')]
     if not os.environ.get('GRPC_XDS_BOOTSTRAP_CONFIG') and not os.environ.get('GRPC_XDS_BOOTSTRAP'):
         parser.error('set GRPC_XDS_BOOTSTRAP_CONFIG (JSON text) or GRPC_XDS_BOOTSTRAP (file path)')
     return args
@@ -102,33 +107,41 @@ def error_key(grpc, err):
     return f'{name}: {details}'
 
 
+def call_once(grpc, call, args, metadata):
+    """One call: ('backend', name) or ('error', key)."""
+    try:
+        body = call(b'', timeout=args.timeout_ms / 1000, metadata=metadata)
+    except grpc.RpcError as err:
+        return 'error', error_key(grpc, err)
+    try:
+        name = json.loads(body.decode('utf-8'))['name']
+        if not isinstance(name, str):
+            raise TypeError('name is not a string')
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        return 'error', f'BAD_RESPONSE: {exc}: {body[:200]!r}'
+    return 'backend', name
+
+
 def main(argv):
     args = parse_args(argv)
     grpc = _import_grpc()
-    counts, errors = {}, {}
+    counts, errors, calls = {}, {}, []
     channel = grpc.insecure_channel(args.target)
     try:
         call = channel.unary_unary(args.method, request_serializer=None, response_deserializer=None)
         wait_ready(grpc, channel, args.ready_timeout_ms / 1000, args.verbose)
-        for _ in range(args.count):
-            try:
-                body = call(b'', timeout=args.timeout_ms / 1000, metadata=args.metadata)
-            except grpc.RpcError as err:
-                key = error_key(grpc, err)
-                errors[key] = errors.get(key, 0) + 1
-                continue
-            try:
-                name = json.loads(body.decode('utf-8'))['name']
-                if not isinstance(name, str):
-                    raise TypeError('name is not a string')
-            except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-                key = f'BAD_RESPONSE: {exc}: {body[:200]!r}'
-                errors[key] = errors.get(key, 0) + 1
-                continue
-            counts[name] = counts.get(name, 0) + 1
+        for i in range(args.count):
+            if i > 0 and args.interval_ms:
+                time.sleep(args.interval_ms / 1000)
+            metadata = args.metadata + ((args.cycle[i % len(args.cycle)],) if args.cycle else ())
+            started = time.monotonic()
+            kind, value = call_once(grpc, call, args, metadata)
+            calls.append({kind: value, 'ms': round((time.monotonic() - started) * 1000)})
+            tally = counts if kind == 'backend' else errors
+            tally[value] = tally.get(value, 0) + 1
     finally:
         channel.close()
-    sys.stdout.write(json.dumps({'counts': counts, 'errors': errors}, sort_keys=True) + '\n')
+    sys.stdout.write(json.dumps({'counts': counts, 'errors': errors, 'calls': calls}, sort_keys=True) + '\n')
     sys.stdout.flush()
     return 0
 

@@ -25,6 +25,8 @@ export interface Backend {
   readonly host: string;
   readonly port: number;
   readonly calls: number;
+  /** Calls that carried `x-caller: <caller>`, so concurrent clients can each count their own. */
+  callsFrom(caller: string): number;
   close(): Promise<void>;
 }
 
@@ -46,12 +48,15 @@ export function rawMethod(path: string, streaming = false): grpc.MethodDefinitio
 export async function startBackend(name: string, host: string, port = 0, behaviour: BackendBehaviour = {}): Promise<Backend> {
   const server = new grpc.Server();
   let calls = 0;
+  const callers = new Map<string, number>();
   let boundPort = port;
   server.addService(
     { Whoami: rawMethod(WHOAMI_PATH) },
     {
       Whoami: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
         calls++;
+        const caller = call.metadata.get('x-caller')[0];
+        if (typeof caller === 'string') callers.set(caller, (callers.get(caller) ?? 0) + 1);
         const retried = call.metadata.get('grpc-previous-rpc-attempts').length > 0;
         const answer = (): void => {
           if (behaviour.failing || (behaviour.failFirstAttempt && !retried)) {
@@ -79,6 +84,7 @@ export async function startBackend(name: string, host: string, port = 0, behavio
     get calls() {
       return calls;
     },
+    callsFrom: (caller) => callers.get(caller) ?? 0,
     close: () =>
       new Promise<void>((resolve) => {
         server.tryShutdown(() => {

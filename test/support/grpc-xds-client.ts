@@ -64,6 +64,23 @@ export class GrpcXdsCaller {
     return counts;
   }
 
+  /** Waits until the channel is READY or TRANSIENT_FAILURE (asking it to connect), or `timeoutMs` passes. */
+  async settled(timeoutMs: number): Promise<grpc.connectivityState> {
+    const channel = this.#client.getChannel();
+    const deadline = Date.now() + timeoutMs;
+    let state = channel.getConnectivityState(true);
+    while (state !== grpc.connectivityState.READY && state !== grpc.connectivityState.TRANSIENT_FAILURE && Date.now() < deadline) {
+      const from = state;
+      await new Promise<void>((resolve) => {
+        channel.watchConnectivityState(from, deadline, () => {
+          resolve();
+        });
+      });
+      state = channel.getConnectivityState(false);
+    }
+    return state;
+  }
+
   close(): void {
     this.#client.close();
   }

@@ -98,6 +98,7 @@ const adsConnection = {
     namespace: nullableString,
     ipAddresses: { type: 'array', items: { type: 'string' } },
     labels: { type: 'object', additionalProperties: { type: 'string' } },
+    grpcLimits: { type: 'array', items: { type: 'string' }, description: "what this gRPC client's user agent says it must not be sent (ring-hash-crashes: round robin instead)" },
     sidecar: { type: ['string', 'null'], description: 'namespace/name of the Sidecar resource that limits what this proxy is sent; null when none applies' },
     node: {
       type: ['object', 'null'],
@@ -159,6 +160,7 @@ export function registerSyncRoutes(app: FastifyInstance, views: AdminViews): voi
           namespace: c.proxy?.namespace ?? null,
           ipAddresses: c.proxy?.ipAddresses ?? [],
           labels: c.proxy?.labels ?? {},
+          grpcLimits: c.proxy?.grpcLimits ?? [],
           sidecar: effectiveSidecar(push, c.proxy),
           node: c.node ? { ...c.node, locality: c.node.locality ?? {} } : null,
           watches: Object.fromEntries(

@@ -1,6 +1,6 @@
 // CDS: one EDS cluster per service port and per subset, plus Istio's two catch-all clusters.
 import type { PushContext } from '../../model/push-context.ts';
-import type { Proxy } from '../../model/proxy.ts';
+import type { GrpcClientLimit, Proxy } from '../../model/proxy.ts';
 import { scopedPush } from '../../model/sidecar-scope.ts';
 import type { JsonObject } from '../proto-json.ts';
 import type { EnvoyResource } from '../resource.ts';
@@ -76,11 +76,17 @@ export function clusterWithPolicy(
   namespace: string | undefined,
   dialect: RouteDialect,
   notes: NoteSink,
+  grpcLimits: readonly GrpcClientLimit[] = [],
 ): JsonObject | undefined {
   const cluster = dialect === 'grpc' ? grpcCluster(target) : sidecarCluster(target, push.meshConfig.connectTimeout);
   const rule = push.destinationRuleFor(target.service.hostname, namespace);
   const sni = `outbound_.${target.port.port}_.${target.subset?.name ?? ''}_.${target.service.hostname}`;
   applyTrafficPolicy(cluster, { rule, subset: target.subset?.name, port: target.port.port, sni }, dialect, notes);
+  if (grpcLimits.includes('ring-hash-crashes') && cluster['lb_policy'] === 'RING_HASH') {
+    // The client would crash on the ring hash; round robin keeps it calling, without stickiness.
+    cluster['lb_policy'] = 'ROUND_ROBIN';
+    delete cluster['ring_hash_lb_config'];
+  }
   return applyResolution(push, target, cluster, dialect);
 }
 
@@ -88,9 +94,10 @@ export function buildClusters(push: PushContext, proxy: Proxy): readonly EnvoyRe
   // Outbound clusters are what the proxy's Sidecar lets it see; inbound ones are its own workload's.
   const visible = scopedPush(push, proxy);
   // DestinationRules are looked up from the proxy's namespace first.
-  const outbound = visible.memo(`cds:${proxy.generator}:${proxy.namespace ?? ''}`, () => {
+  const kind = [proxy.generator, ...proxy.grpcLimits].join('+');
+  const outbound = visible.memo(`cds:${kind}:${proxy.namespace ?? ''}`, () => {
     const built = outboundTargets(visible).flatMap((t) => {
-      const json = clusterWithPolicy(visible, t, proxy.namespace, proxy.generator, ignoreNotes);
+      const json = clusterWithPolicy(visible, t, proxy.namespace, proxy.generator, ignoreNotes, proxy.grpcLimits);
       return json ? [internResource(visible.sequence, CLUSTER_TYPE, t.clusterName, json)] : [];
     });
     if (proxy.generator === 'grpc') return built;
@@ -99,5 +106,5 @@ export function buildClusters(push: PushContext, proxy: Proxy): readonly EnvoyRe
   });
   // One array per distinct set, so every proxy that gets the same clusters shares the list (and its encoding).
   const inbound = buildInboundClusters(push, proxy);
-  return visible.memo(`cds-set:${proxy.generator}:${proxy.namespace ?? ''}:${inbound.map((c) => c.name).join(',')}`, () => [...outbound, ...inbound]);
+  return visible.memo(`cds-set:${kind}:${proxy.namespace ?? ''}:${inbound.map((c) => c.name).join(',')}`, () => [...outbound, ...inbound]);
 }

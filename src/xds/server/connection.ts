@@ -297,9 +297,9 @@ export class XdsConnection {
     const id = node?.id && node.id.length > 0 ? node.id : `anonymous-${this.id}`;
     const metadata = { ...(node?.metadata ?? {}) };
     if (node && metadata['GENERATOR'] === undefined && looksLikeGrpc(node)) metadata['GENERATOR'] = 'grpc';
-    this.proxy = parseProxy(id, metadata);
+    this.proxy = parseProxy(id, metadata, node);
     this.#log = this.#log.child({ proxy: id });
-    this.#log.info({ peer: this.peer, mode: this.mode, generator: this.proxy.generator, userAgent: node?.userAgentName }, 'proxy connected');
+    this.#log.info({ peer: this.peer, mode: this.mode, generator: this.proxy.generator, userAgent: node?.userAgentName, grpcLimits: this.proxy.grpcLimits }, 'proxy connected');
   }
 
   /** A client that asks for `host:port` listeners by name is a proxyless gRPC client. */
@@ -307,7 +307,7 @@ export class XdsConnection {
     if (typeUrl !== LISTENER_TYPE || !this.proxy || this.proxy.generator === 'grpc') return;
     const explicit = names.filter((n) => n !== '*');
     if (explicit.length > 0 && explicit.every((n) => parseHostPort(n) !== undefined)) {
-      this.proxy = parseProxy(this.proxy.id, { ...this.proxy.metadata, GENERATOR: 'grpc' });
+      this.proxy = parseProxy(this.proxy.id, { ...this.proxy.metadata, GENERATOR: 'grpc' }, this.node);
     }
   }
 

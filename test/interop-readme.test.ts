@@ -1,0 +1,44 @@
+// The README's interop table is exactly what the results the tests recorded render to, so it
+// never claims a cell no test proved; and a missing cell renders as "—", never as green.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { README_END, README_START, readInteropResults, renderInteropTable, withInteropTable } from './support/interop-results.ts';
+
+describe('the interop table', () => {
+  it('in README.md is what test/interop/results renders to (npm run interop-table -- --write)', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    assert.equal(readme, withInteropTable(readme, renderInteropTable(readInteropResults())));
+  });
+
+  it('names every proving test file that still exists', () => {
+    for (const results of readInteropResults()) assert.doesNotThrow(() => readFileSync(new URL(`../${results.source}`, import.meta.url)), results.source);
+  });
+
+  it('shows a cell only for what was recorded, a dash for the rest, and notes under the table', () => {
+    const table = renderInteropTable([
+      {
+        source: 'test/a.test.ts',
+        versions: { 'grpc-go': '1.85.0' },
+        cells: [
+          { rule: 'header-match', client: 'grpc-go', verdict: 'pass' },
+          { rule: 'least-request', client: 'grpc-go', verdict: 'degraded', note: 'served as ROUND_ROBIN' },
+        ],
+      },
+      { source: 'test/b.test.ts', versions: {}, cells: [{ rule: 'header-match', client: 'envoy', verdict: 'fail', note: 'no route' }] },
+    ]);
+    const rows = table.split('\n');
+    assert.equal(rows[0], '| rule | grpc-go (1.85.0) | Envoy |');
+    assert.equal(rows.find((r) => r.startsWith('| header match')), '| header match (`end-user: jason` → v2) | ✅ | ❌ [1] |');
+    assert.equal(rows.find((r) => r.startsWith('| LEAST_REQUEST')), '| LEAST_REQUEST | ⚠️ [2] | — |');
+    assert.equal(rows.find((r) => r.startsWith('| fault abort')), '| fault abort (gRPC status) | — | — |');
+    assert.ok(rows.includes('1. no route') && rows.includes('2. served as ROUND_ROBIN'));
+  });
+
+  it('refuses two test files disagreeing on one cell, and a README without its markers', () => {
+    const cell = (verdict: 'pass' | 'fail') => ({ source: `test/${verdict}.test.ts`, versions: {}, cells: [{ rule: 'retries' as const, client: 'envoy' as const, verdict, note: 'x' }] });
+    assert.throws(() => renderInteropTable([cell('pass'), cell('fail')]), /retries × envoy is both pass and fail/);
+    assert.throws(() => withInteropTable('# no table here\n', ''), new RegExp(README_START.slice(0, 20)));
+    assert.equal(withInteropTable(`a\n${README_START}\nold\n${README_END}\nb`, 'new\n'), `a\n${README_START}\nnew\n${README_END}\nb`);
+  });
+});
