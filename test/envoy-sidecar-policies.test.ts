@@ -48,6 +48,7 @@ describe('Istio policies, egress and MeshConfig through real Envoy sidecars with
     },
     {
       name: 'outlier detection ejects the endpoint that keeps failing, and brings it back after baseEjectionTime',
+      interop: 'outlier-ejection',
       rules: [allReviews, reviewsPolicy({ outlierDetection: { consecutive5xxErrors: 2, interval: '200ms', baseEjectionTime: '2s', maxEjectionPercent: 100 } })],
       check: async (mesh) => {
         const failing = mesh.backend('reviews-v3');
@@ -73,6 +74,7 @@ describe('Istio policies, egress and MeshConfig through real Envoy sidecars with
     },
     {
       name: 'LEAST_REQUEST sends less to the endpoint that is busy answering slowly',
+      interop: 'least-request',
       rules: [allReviews, reviewsPolicy({ loadBalancer: { simple: 'LEAST_REQUEST' } })],
       check: async (mesh) => {
         const slow = mesh.backend('reviews-v1');
@@ -90,6 +92,7 @@ describe('Istio policies, egress and MeshConfig through real Envoy sidecars with
     },
     {
       name: 'consistent hashing on a header keeps each user on one endpoint',
+      interop: 'consistent-hash',
       rules: [allReviews, reviewsPolicy({ loadBalancer: { consistentHash: { httpHeaderName: 'x-user' } } })],
       check: async (mesh) => {
         const used = new Set<string>();
@@ -156,6 +159,7 @@ describe('Istio policies, egress and MeshConfig through real Envoy sidecars with
     },
     {
       name: "a Sidecar that keeps productpage to its own namespace hides shop's cart: its request goes to passthrough, not to cart",
+      interop: 'sidecar-hides-namespace',
       rules: [sidecar({ egress: [{ hosts: ['./*'] }] })],
       check: async (mesh) => {
         const cart = mesh.backend('cart');

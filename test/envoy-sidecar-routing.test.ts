@@ -3,6 +3,7 @@
 // what the application got and which backend saw what. One mesh for the file; rows rewrite rules.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { recordInterop } from './support/interop-results.ts';
 import { rule, type K8sObject } from './support/mesh-dir.ts';
 import { HTTP_PORT, NS, VIP, servedBy, statuses, testRows, useSidecarMesh, type SidecarMesh } from './support/sidecar-mesh.ts';
 
@@ -26,6 +27,7 @@ describe('Istio routing rules through real Envoy sidecars with iptables capture'
   testRows(meshFor, [
     {
       name: 'BookInfo: end-user jason reaches reviews v2, everyone else is split 50/50 between v1 and v3',
+      interop: 'header-match',
       rules: reviewsRoutes([{ match: [{ headers: { 'end-user': { exact: 'jason' } } }], route: [to('v2')] }, { route: [to('v1', 50), to('v3', 50)] }]),
       check: async (mesh) => {
         assert.deepEqual(servedBy(await mesh.call({ headers: { 'end-user': 'jason' }, count: 20, concurrency: 4 })), { 'reviews-v2': 20 });
@@ -34,8 +36,19 @@ describe('Istio routing rules through real Envoy sidecars with iptables capture'
         assertShare(others['reviews-v1'] ?? 0, 300, 0.5, 'reviews v1');
       },
     },
+    {
+      name: 'a header presence match ({}) sends any value of the header to v3, and requests without it to v1',
+      interop: 'header-present',
+      rules: reviewsRoutes([{ match: [{ headers: { 'x-canary': {} } }], route: [to('v3')] }, { route: [to('v1')] }]),
+      check: async (mesh) => {
+        assert.deepEqual(servedBy(await mesh.call({ headers: { 'x-canary': 'anything' }, count: 10, concurrency: 2 })), { 'reviews-v3': 10 });
+        assert.deepEqual(servedBy(await mesh.call({ headers: { 'x-canary': '' }, count: 5 })), { 'reviews-v3': 5 });
+        assert.deepEqual(servedBy(await mesh.call({ count: 10, concurrency: 2 })), { 'reviews-v1': 10 });
+      },
+    },
     ...[{ stable: 80, canary: 20 }, { stable: 95, canary: 5 }].map(({ stable, canary }) => ({
       name: `a ${stable}/${canary} canary lands within tolerance`,
+      ...(stable === 80 ? { interop: 'weighted-split' as const } : {}),
       rules: reviewsRoutes([{ route: [to('v1', stable), to('v3', canary)] }]),
       check: async (mesh: SidecarMesh) => {
         const split = servedBy(await mesh.call({ count: 400, concurrency: 8 }));
@@ -59,6 +72,8 @@ describe('Istio routing rules through real Envoy sidecars with iptables capture'
     },
     {
       name: 'a fault delay holds the request for its fixed delay, only for the requests it matches',
+      interop: 'fault-delay',
+      interopNote: 'HTTP: the delay is observed on the request; an HTTP client has no gRPC deadline',
       rules: reviewsRoutes([
         { match: [{ headers: { 'x-test': { exact: 'slow' } } }], fault: { delay: { fixedDelay: '700ms', percentage: { value: 100 } } }, route: [to('v1')] },
         { route: [to('v1')] },
@@ -76,6 +91,8 @@ describe('Istio routing rules through real Envoy sidecars with iptables capture'
     },
     {
       name: 'a fault abort answers its status for its percentage of requests, which never reach the backend',
+      interop: 'fault-abort',
+      interopNote: 'HTTP: the abort answers its HTTP status',
       rules: reviewsRoutes([{ fault: { abort: { httpStatus: 418, percentage: { value: 30 } } }, route: [to('v1')] }]),
       check: async (mesh) => {
         const seen = mesh.backend('reviews-v1').seen.length;
@@ -88,6 +105,7 @@ describe('Istio routing rules through real Envoy sidecars with iptables capture'
     },
     {
       name: 'retries on 5xx,reset,connect-failure,retriable-4xx: a first attempt that fails is retried and succeeds',
+      interop: 'retries',
       rules: reviewsRoutes([{ retries: { attempts: 3, retryOn: '5xx,reset,connect-failure,retriable-4xx' }, route: [to('v1')] }]),
       check: async (mesh) => {
         const failures: Record<string, Record<string, string>> = { '503': {}, '409': { 'x-fail-status': '409' }, reset: { 'x-fail-with': 'reset' } };
@@ -111,6 +129,7 @@ describe('Istio routing rules through real Envoy sidecars with iptables capture'
     },
     {
       name: 'a route timeout answers 504 when the backend is slower, and leaves fast requests alone',
+      interop: 'route-timeout',
       rules: reviewsRoutes([{ timeout: '300ms', retries: { attempts: 0 }, route: [to('v1')] }]),
       check: async (mesh) => {
         const slow = await mesh.callOnce({ headers: { 'x-delay-ms': '2000' } });
@@ -205,6 +224,7 @@ describe('Istio routing rules through real Envoy sidecars with iptables capture'
     assert.deepEqual(servedBy(await mesh.call({ count: 5 })), { 'reviews-v3': 5 });
     assert.equal(mesh.productpageProxy.process.pid, pid);
     assert.equal(mesh.productpageProxy.process.exitCode, null);
+    recordInterop('split-change-live', 'envoy', 'pass', 'a route edited live: the next request follows it, with no restart');
   });
 
   it("a request to reviews-v2's pod arrives through its sidecar's virtualInbound and inbound cluster", async (t) => {

@@ -6,12 +6,13 @@ import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { after, afterEach, before, it, type TestContext } from 'node:test';
-import { adsBootstrap, envoyBinary, requireEnvoy, startEnvoy, type RunningEnvoy } from './envoy.ts';
+import { adsBootstrap, envoyBinary, envoyVersion, requireEnvoy, startEnvoy, type RunningEnvoy } from './envoy.ts';
 import { MeshDir, endpointSlice, eventually, pod, service, toYaml, type K8sObject } from './mesh-dir.ts';
 import { startMeshpilot, type TestMeshpilot } from './meshpilot.ts';
 import { PROXY_ADMIN_PORT, PROXY_UID, PodNetwork, netnsUnsupported, requireNetns, type Pod } from './netns.ts';
 import { PodBackend, PodClient } from './pod-apps.ts';
 import type { HttpBatch, HttpResult } from './pod-client.ts';
+import { recordInterop, recordInteropVersion, type InteropRule } from './interop-results.ts';
 
 export const NS = 'default';
 /** Service VIPs (203.0.113.0/26, owned by no interface: only a sidecar's capture answers them). */
@@ -219,13 +220,19 @@ export class SidecarMesh {
 export function useSidecarMesh(options: SidecarMeshOptions = {}): (t: TestContext) => Promise<SidecarMesh | undefined> {
   let mesh: SidecarMesh | undefined;
   before(async () => {
-    if ((await envoyBinary()) && (await netnsUnsupported()) === undefined) mesh = await SidecarMesh.start(options);
+    const bin = await envoyBinary();
+    if (bin && (await netnsUnsupported()) === undefined) {
+      mesh = await SidecarMesh.start(options);
+      recordInteropVersion('envoy', await envoyVersion(bin));
+    }
   });
   after(async () => {
     await mesh?.close();
   });
   afterEach(async () => {
-    await mesh?.assertNothingRejected();
+    if (!mesh) return;
+    await mesh.assertNothingRejected();
+    recordInterop('no-nack', 'envoy', 'pass');
   });
   return async (t) => ((await requireEnvoy(t)) && (await requireNetns(t)) ? mesh : undefined);
 }
@@ -235,6 +242,9 @@ export interface RuleRow {
   readonly name: string;
   readonly rules: K8sObject[];
   readonly check: (mesh: SidecarMesh) => Promise<void>;
+  /** The interop table's row this proves for Envoy, with a note where Envoy's form differs. */
+  readonly interop?: InteropRule;
+  readonly interopNote?: string;
 }
 
 /** Each row as a test: its rules written and ACKed by every Envoy, then its checks. */
@@ -245,6 +255,8 @@ export function testRows(meshFor: (t: TestContext) => Promise<SidecarMesh | unde
       if (!mesh) return;
       await mesh.applyRules(row.rules);
       await row.check(mesh);
+      await mesh.assertNothingRejected();
+      if (row.interop) recordInterop(row.interop, 'envoy', 'pass', row.interopNote);
     });
   }
 }
