@@ -199,3 +199,7 @@ process.on('message', (message: ClientMessage) => {
     process.exit(0);
   }
 });
+// The harness is gone: nothing will ask this process for anything again.
+process.on('disconnect', () => {
+  process.exit(1);
+});

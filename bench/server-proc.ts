@@ -10,8 +10,10 @@ import { serve } from '../src/main.ts';
 import { parseProxy } from '../src/model/proxy.ts';
 import { generate } from '../src/xds/generate/index.ts';
 import { EnvoyResource } from '../src/xds/resource.ts';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
-import { SyntheticMesh, meshShape } from './synthetic-mesh.ts';
+import type { XdsConnection } from '../src/xds/server/connection.ts';
+import { syncStatus } from '../src/xds/server/watch-state.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE } from '../src/xds/type-urls.ts';
+import { SyntheticMesh, burstIndex, meshShape } from './synthetic-mesh.ts';
 
 export type ServerMessage =
   | { type: 'endpoint'; index: number }
@@ -21,14 +23,33 @@ export type ServerMessage =
   | { type: 'floor-encode' }
   | { type: 'floor-write'; port: number; sockets: number; bytesPerSocket: number }
   | { type: 'heap-snapshot' }
+  /** Keep the ACK times of these proxies (the real Envoys), to report them per proxy. */
+  | { type: 'track'; proxyIds: string[] }
+  | { type: 'proxy-state'; afterSequence: number }
   | { type: 'stop' };
+
+/** A tracked proxy as meshpilot sees it; times are epoch ms. */
+export interface TrackedProxy {
+  readonly id: string;
+  readonly connections: number;
+  readonly connectedAt?: number;
+  /** Every type sent and ACKed, nothing pending, EDS and RDS subscribed to something. */
+  readonly synced: boolean;
+  /** The last ACK of the initial sync (the latest ACK of any type while synced). */
+  readonly lastAckAt?: number;
+  /** The last ACK of a response carrying a change from a push after `afterSequence`. */
+  readonly changeAckedAt?: number;
+  readonly nacks: number;
+}
 
 export type ServerReport =
   | { type: 'ready'; port: number; startRss: number; cpuSeconds: number }
-  | { type: 'mutated'; at: number; marker: string }
+  /** `sequence`: the push current at the change, which the push carrying it follows. */
+  | { type: 'mutated'; at: number; marker: string; sequence: number }
   | { type: 'stats'; peakRss: number; peakHeap: number; memory: NodeJS.MemoryUsage; cpuSeconds: number; bytesSent: number; connections: number; pushes: number; maxQueued: number; pushLog: unknown[] }
   | { type: 'floor-encode'; ms: number; distinct: number; bytesPerProxy: number }
-  | { type: 'floor-write'; startedAt: number };
+  | { type: 'floor-write'; startedAt: number }
+  | { type: 'proxy-state'; proxies: TrackedProxy[] };
 
 const now = (): number => performance.timeOrigin + performance.now();
 const report = (r: ServerReport): void => {
@@ -90,6 +111,49 @@ running.pushController.onPush(() => {
 function publish(reason: string): void {
   running.store.publish('bench', mesh.snapshot(), reason);
 }
+const pushSequence = (): number => running.pushController.current()?.sequence ?? 0;
+
+const tracked = new Set<string>();
+const changeAcks = new Map<string, { at: number; pushSequence: number }[]>();
+running.convergence.onSample((sample) => {
+  if (sample.proxyId === undefined || !tracked.has(sample.proxyId)) return;
+  const acks = changeAcks.get(sample.proxyId) ?? [];
+  acks.push({ at: now(), pushSequence: sample.pushSequence });
+  changeAcks.set(sample.proxyId, acks);
+});
+
+function isSynced(connection: XdsConnection): boolean {
+  if (connection.pendingTypes().length > 0) return false;
+  return PUSH_ORDER.every((typeUrl) => {
+    const watch = connection.watches.get(typeUrl);
+    if (!watch || syncStatus(watch) !== 'SYNCED') return false;
+    return typeUrl === CLUSTER_TYPE || typeUrl === LISTENER_TYPE || watch.subscription.names.length > 0;
+  });
+}
+
+function proxyState(afterSequence: number): TrackedProxy[] {
+  const byProxy = new Map<string, XdsConnection[]>();
+  for (const connection of running.adsServer.connections()) {
+    const id = connection.proxy?.id;
+    if (id !== undefined && tracked.has(id)) byProxy.set(id, [...(byProxy.get(id) ?? []), connection]);
+  }
+  return [...tracked].map((id) => {
+    const connections = byProxy.get(id) ?? [];
+    const connection = connections[0];
+    const watches = connection ? [...connection.watches.values()] : [];
+    const acks = watches.flatMap((w) => (w.acked ? [w.acked.at.getTime()] : []));
+    const changeAcked = (changeAcks.get(id) ?? []).filter((a) => a.pushSequence > afterSequence).map((a) => a.at);
+    return {
+      id,
+      connections: connections.length,
+      ...(connection ? { connectedAt: connection.connectedAt.getTime() } : {}),
+      synced: connections.length === 1 && connection !== undefined && isSynced(connection),
+      ...(acks.length > 0 ? { lastAckAt: Math.max(...acks) } : {}),
+      ...(changeAcked.length > 0 ? { changeAckedAt: Math.max(...changeAcked) } : {}),
+      nacks: watches.filter((w) => w.nack !== undefined).length,
+    };
+  });
+}
 
 /** Each distinct resource the proxies get, encoded once from fresh objects. */
 function floorEncode(): void {
@@ -141,27 +205,30 @@ process.on('message', (message: ServerMessage) => {
   switch (message.type) {
     case 'endpoint': {
       const marker = mesh.moveEndpoint(message.index);
+      const sequence = pushSequence();
       const at = now();
       publish('endpoint moved');
-      report({ type: 'mutated', at, marker });
+      report({ type: 'mutated', at, marker, sequence });
       break;
     }
     case 'canary': {
       mesh.setCanary(message.index, 70, message.marker);
+      const sequence = pushSequence();
       const at = now();
       publish('canary moved');
-      report({ type: 'mutated', at, marker: message.marker });
+      report({ type: 'mutated', at, marker: message.marker, sequence });
       break;
     }
     case 'burst': {
       let done = 0;
       const timer = setInterval(() => {
-        const marker = mesh.moveEndpoint((done * 7) % mesh.shape.services);
+        const marker = mesh.moveEndpoint(burstIndex(done, mesh.shape.services));
+        const sequence = pushSequence();
         const at = now();
         publish('burst');
         if (++done === message.count) {
           clearInterval(timer);
-          report({ type: 'mutated', at, marker });
+          report({ type: 'mutated', at, marker, sequence });
         }
       }, message.overMs / message.count);
       break;
@@ -192,6 +259,12 @@ process.on('message', (message: ServerMessage) => {
     case 'floor-write':
       floorWrite(message);
       break;
+    case 'track':
+      for (const id of message.proxyIds) tracked.add(id);
+      break;
+    case 'proxy-state':
+      report({ type: 'proxy-state', proxies: proxyState(message.afterSequence) });
+      break;
     case 'stop':
       void running.close().then(() => process.exit(0));
       break;
@@ -200,3 +273,7 @@ process.on('message', (message: ServerMessage) => {
 
 const startCpu = process.cpuUsage();
 report({ type: 'ready', port: running.xdsPort, startRss: process.memoryUsage.rss(), cpuSeconds: (startCpu.user + startCpu.system) / 1e6 });
+// The harness is gone: nothing will ask this process for anything again.
+process.on('disconnect', () => {
+  process.exit(1);
+});
