@@ -57,7 +57,8 @@ let versionText: Promise<string> | undefined;
 
 /** `1.40.0`, from `envoy --version`. */
 export function envoyVersion(bin: string): Promise<string> {
-  versionText ??= run(bin, ['--version']).then(({ stdout }) => /\/(\d+\.\d+\.\d+)\//.exec(stdout)?.[1] ?? stdout.trim());
+  // `<path>  version: <commit>/1.40.0/Clean/RELEASE/BoringSSL`: the path may hold numbers too (pyenv's 3.11.7).
+  versionText ??= run(bin, ['--version']).then(({ stdout }) => /version: [0-9a-f]+\/(\d+\.\d+\.\d+)\//.exec(stdout)?.[1] ?? stdout.trim());
   return versionText;
 }
 
