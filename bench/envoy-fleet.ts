@@ -5,17 +5,23 @@ import type { EnvoyMessage, EnvoyReport, EnvoySync } from './envoys-proc.ts';
 import { expect, formatConvergence, percentiles, type Convergence } from './harness.ts';
 import type { ServerMessage, ServerReport, TrackedProxy } from './server-proc.ts';
 
+/** Per Envoy: until meshpilot had its ACK, and until it applied the update by its own clock. */
+export interface EnvoyTimes {
+  readonly ack: Convergence;
+  readonly applied: Convergence;
+}
+
 export interface EnvoyResults {
   readonly envoys: number;
-  /** Per Envoy, from its connection to meshpilot to its last ACK of the initial config. */
-  readonly initialSync: Convergence;
+  /** Per Envoy, from its connection to meshpilot to its last ACK (and last update applied) of the initial config. */
+  readonly initialSync: EnvoyTimes;
   /** From launching the Envoys until the last one holds the whole config. */
   readonly allSyncedMs: number;
   /** What each holds then (the same for all: the range is printed if they differ). */
   readonly held: { clusters: string; listeners: string; routeConfigs: string };
-  readonly endpointChange?: Convergence;
-  readonly virtualServiceChange?: Convergence;
-  readonly burst100?: Convergence;
+  readonly endpointChange?: EnvoyTimes;
+  readonly virtualServiceChange?: EnvoyTimes;
+  readonly burst100?: EnvoyTimes;
   readonly rssSumMB: number;
   readonly peakRssSumMB: number;
   readonly rssEachMaxMB: number;
@@ -82,9 +88,13 @@ export class EnvoyFleet {
     this.#send({ type: 'confirm-sync' });
     const held: readonly EnvoySync[] = (await confirmed).envoys;
     const lastAcks = proxies.map((p) => p.lastAckAt ?? NaN);
+    const initialSync: EnvoyTimes = {
+      ack: percentiles(proxies.map((p) => (p.lastAckAt ?? NaN) - (p.connectedAt ?? NaN)), 0),
+      applied: percentiles(proxies.map((p, i) => (held[i]?.appliedAt ?? NaN) - (p.connectedAt ?? NaN)), 0),
+    };
     this.#results = {
       ...this.#results,
-      initialSync: percentiles(proxies.map((p) => (p.lastAckAt ?? NaN) - (p.connectedAt ?? NaN)), 0),
+      initialSync,
       allSyncedMs: Math.round(Math.max(...lastAcks) - this.#startedAt),
       held: { clusters: range(held.map((h) => h.clusters)), listeners: range(held.map((h) => h.listeners)), routeConfigs: range(held.map((h) => h.routeConfigs)) },
     };
@@ -98,12 +108,15 @@ export class EnvoyFleet {
   }
 
   /** After a change made at `at` (after push `sequence`): each Envoy's ACK of it, confirmed by its counter. */
-  async after(id: 'endpointChange' | 'virtualServiceChange' | 'burst100', at: number, sequence: number): Promise<Convergence> {
+  async after(id: 'endpointChange' | 'virtualServiceChange' | 'burst100', at: number, sequence: number): Promise<EnvoyTimes> {
     const proxies = await this.#waitForProxies(sequence, 'ACKing the change', (p) => p.synced && p.changeAckedAt !== undefined, 60_000);
     const confirmed = expect<EnvoyReport, 'confirmed'>(this.#proc, 'confirmed', 60_000);
     this.#send({ type: 'confirm', id });
-    await confirmed;
-    const result = percentiles(proxies.map((p) => (p.changeAckedAt ?? NaN) - at), 0);
+    const { appliedAt } = await confirmed;
+    const result: EnvoyTimes = {
+      ack: percentiles(proxies.map((p) => (p.changeAckedAt ?? NaN) - at), 0),
+      applied: percentiles(appliedAt.map((t) => t - at), 0),
+    };
     this.#results = { ...this.#results, [id]: result };
     return result;
   }
@@ -142,7 +155,8 @@ export const ENVOY_TABLE_HEADER = [
 ];
 
 export function envoyRow(scenario: string, mode: string, r: EnvoyResults): string {
-  const conv = (c: Convergence | undefined): string => (c ? formatConvergence(c) : '-');
+  // meshpilot's ACK times, and in brackets the latest Envoy applied it by its own clock.
+  const conv = (c: EnvoyTimes | undefined): string => (c ? `${formatConvergence(c.ack)} (${c.applied.max})` : '-');
   return `| ${[
     scenario, mode, r.envoys, conv(r.initialSync), r.allSyncedMs, conv(r.endpointChange), conv(r.virtualServiceChange), conv(r.burst100),
     r.held.clusters, `${r.rssSumMB} (${r.peakRssSumMB}) / ${r.rssEachMaxMB}`, r.cpuSeconds, r.rejected,

@@ -1,6 +1,7 @@
 // The benchmark's real Envoys, in their own process: N sidecars against meshpilot, one worker
-// thread each, admin API on loopback. meshpilot's ACKs time them; their own stats confirm, read
-// once per step (a /stats read costs Envoy's main thread milliseconds, so polling would skew them).
+// thread each, admin API on loopback. meshpilot's ACKs time them; their own stats confirm and
+// stamp each update (update_time), read once per step: a /stats read costs Envoy's main thread
+// milliseconds, so polling would skew what it measures.
 import { adsBootstrap, startEnvoy, type RunningEnvoy } from '../test/support/envoy.ts';
 
 export type EnvoyMessage =
@@ -8,12 +9,14 @@ export type EnvoyMessage =
   | { type: 'confirm-sync' }
   /** Read a counter (the sum of the stats matching `counter`) on every Envoy, before a change. */
   | { type: 'baseline'; id: string; counter: string }
-  /** Wait until that counter has grown on every Envoy. */
+  /** Wait until that counter has grown on every Envoy; report when each applied it, by its clock. */
   | { type: 'confirm'; id: string }
   | { type: 'usage' }
   | { type: 'stop' };
 
 export interface EnvoySync {
+  /** Envoy's own stamp (epoch ms) of the last CDS, EDS, LDS or RDS update it applied. */
+  readonly appliedAt: number;
   readonly clusters: number;
   readonly listeners: number;
   readonly routeConfigs: number;
@@ -23,7 +26,8 @@ export type EnvoyReport =
   | { type: 'started'; startedAt: number; nodeIds: string[] }
   | { type: 'sync-confirmed'; envoys: EnvoySync[] }
   | { type: 'baseline-taken'; id: string }
-  | { type: 'confirmed'; id: string }
+  /** `appliedAt`: per Envoy, its `update_time` stamp (epoch ms) of the update. */
+  | { type: 'confirmed'; id: string; appliedAt: number[] }
   | { type: 'usage'; rssBytes: number[]; cpuSeconds: number[]; peakRssSumBytes: number; rejected: Record<string, Record<string, number>> }
   | { type: 'failed'; message: string };
 
@@ -47,6 +51,7 @@ const STATS_CONFIG = {
         { prefix: 'control_plane.' },
         { suffix: '.update_success' },
         { suffix: '.update_rejected' },
+        { suffix: '.update_time' },
       ],
     },
   },
@@ -92,6 +97,14 @@ async function counter(envoy: RunningEnvoy, filter: string): Promise<number> {
   return sum;
 }
 
+/** The latest of the stamps matching `filter`: when Envoy last applied one of those updates. */
+async function latest(envoy: RunningEnvoy, filter: string): Promise<number> {
+  return Math.max(0, ...(await envoy.stats({ filter })).values());
+}
+
+/** Each subscription's `update_success` counter has an `update_time` gauge beside it. */
+const stampOf = (counterFilter: string): string => counterFilter.replace('update_success', 'update_time');
+
 const SYNC_FILTER =
   '^cluster_manager\\.(cds\\.update_success|warming_clusters|active_clusters)$|^listener_manager\\.(lds\\.update_success|total_listeners_warming|total_listeners_active)$|\\.rds\\.[^.]+\\.update_success$';
 
@@ -107,7 +120,13 @@ async function holdsConfig(envoy: RunningEnvoy): Promise<EnvoySync | undefined> 
     get('listener_manager.total_listeners_warming') === 0 &&
     routes.length > 0 &&
     routes.every(([, value]) => value > 0);
-  return applied ? { clusters: get('cluster_manager.active_clusters'), listeners: get('listener_manager.total_listeners_active'), routeConfigs: routes.length } : undefined;
+  if (!applied) return undefined;
+  return {
+    appliedAt: await latest(envoy, 'update_time$'),
+    clusters: get('cluster_manager.active_clusters'),
+    listeners: get('listener_manager.total_listeners_active'),
+    routeConfigs: routes.length,
+  };
 }
 
 async function confirmSync(): Promise<void> {
@@ -124,12 +143,13 @@ async function baseline(message: Extract<EnvoyMessage, { type: 'baseline' }>): P
 async function confirm(message: Extract<EnvoyMessage, { type: 'confirm' }>): Promise<void> {
   const taken = baselines.get(message.id);
   if (!taken) throw new Error(`no baseline for ${message.id}`);
-  await Promise.all(
-    envoys.map((e, i) =>
-      e.waitFor(`${taken.counter} to grow past ${taken.values[i] ?? 0}`, async () => (await counter(e, taken.counter)) > (taken.values[i] ?? 0), 30_000),
-    ),
+  const appliedAt = await Promise.all(
+    envoys.map(async (e, i) => {
+      await e.waitFor(`${taken.counter} to grow past ${taken.values[i] ?? 0}`, async () => (await counter(e, taken.counter)) > (taken.values[i] ?? 0), 30_000);
+      return latest(e, stampOf(taken.counter));
+    }),
   );
-  send({ type: 'confirmed', id: message.id });
+  send({ type: 'confirmed', id: message.id, appliedAt });
 }
 
 async function usage(): Promise<void> {

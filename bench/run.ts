@@ -6,7 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { ClientMessage, ClientReport } from './clients-proc.ts';
 import { exactStat } from '../test/support/envoy.ts';
-import { ENVOY_TABLE_HEADER, EnvoyFleet, envoyRow, type EnvoyResults } from './envoy-fleet.ts';
+import { ENVOY_TABLE_HEADER, EnvoyFleet, envoyRow, type EnvoyResults, type EnvoyTimes } from './envoy-fleet.ts';
 import { expect, formatConvergence, percentiles, type Convergence } from './harness.ts';
 import type { ServerMessage, ServerReport } from './server-proc.ts';
 import { PORT, burstIndex, hostOf, meshShape } from './synthetic-mesh.ts';
@@ -84,7 +84,7 @@ async function converge(
   mutation: ServerMessage,
   marker?: string,
   probe?: EnvoyProbe,
-): Promise<{ light: Convergence; envoys?: Convergence }> {
+): Promise<{ light: Convergence; envoys?: EnvoyTimes }> {
   if (probe) await probe.fleet.before(probe.id, probe.counter);
   // The marker is known before the change for a VirtualService; an endpoint's new address comes back from the server.
   const seen = expect<ClientReport, 'seen'>(clients, 'seen', 60_000);
@@ -222,7 +222,7 @@ for (const scenario of SCENARIOS) {
     process.exitCode = 1;
   }
 }
-if (envoyRows.length > 0) console.log(['', 'Real Envoys, beside the light clients above (convergence: from the change to the Envoy\'s ACK):', ...ENVOY_TABLE_HEADER, ...envoyRows].join('\n'));
+if (envoyRows.length > 0) console.log(['', 'Real Envoys, beside the light clients above (p50/p99/max until meshpilot has the Envoy\'s ACK; in brackets, the last Envoy applied it, by its own update_time):', ...ENVOY_TABLE_HEADER, ...envoyRows].join('\n'));
 const file = `.bench/results${quick ? '-quick' : ''}.json`;
 await writeFile(file, JSON.stringify({ at: new Date().toISOString(), node: process.version, results }, null, 2));
 console.log(`\nwritten to ${file}`);
