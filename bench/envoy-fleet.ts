@@ -1,6 +1,7 @@
 // The driver's side of the real Envoys: starts them beside the light clients, and times each one
 // by meshpilot's record of its ACKs, once its own stats confirm it holds what was sent.
 import type { ChildProcess } from 'node:child_process';
+import { exactStat } from '../test/support/envoy.ts';
 import type { EnvoyMessage, EnvoyReport, EnvoySync } from './envoys-proc.ts';
 import { expect, formatConvergence, percentiles, type Convergence } from './harness.ts';
 import type { ServerMessage, ServerReport, TrackedProxy } from './server-proc.ts';
@@ -28,6 +29,11 @@ export interface EnvoyResults {
   readonly cpuSeconds: number;
   readonly rejected: number;
 }
+
+/** The counter an endpoint change moves: the EDS subscription of the service's cluster. */
+export const edsCounter = (host: string, port: number): string => exactStat(`cluster.outbound|${port}||${host}.update_success`);
+/** The counter a route change moves: the RDS subscription of the port's route configuration. */
+export const rdsCounter = (port: number): string => `\\.rds\\.${port}\\.update_success$`;
 
 const MB = 2 ** 20;
 const range = (values: readonly number[]): string => {

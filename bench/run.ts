@@ -3,10 +3,10 @@
 // process drives changes and measures.
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { ClientMessage, ClientReport } from './clients-proc.ts';
-import { exactStat } from '../test/support/envoy.ts';
-import { ENVOY_TABLE_HEADER, EnvoyFleet, envoyRow, type EnvoyResults, type EnvoyTimes } from './envoy-fleet.ts';
+import { ENVOY_TABLE_HEADER, EnvoyFleet, edsCounter, envoyRow, rdsCounter, type EnvoyResults, type EnvoyTimes } from './envoy-fleet.ts';
 import { expect, formatConvergence, percentiles, type Convergence } from './harness.ts';
 import type { ServerMessage, ServerReport } from './server-proc.ts';
 import { PORT, burstIndex, hostOf, meshShape } from './synthetic-mesh.ts';
@@ -60,7 +60,7 @@ function spawnChild(file: string, args: string[], execArgv: string[]): ChildProc
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     for (const child of children) child.kill('SIGTERM');
-    process.exit(130);
+    process.exit(128 + constants.signals[signal]);
   });
 }
 
@@ -71,11 +71,8 @@ const toClients = (child: ChildProcess, m: ClientMessage): void => {
   child.send(m);
 };
 
-/** A change's counter on the Envoys: the EDS cluster of a service, or the route configuration of the port. */
+/** The Envoys, and the counter on them that a change must move. */
 type EnvoyProbe = { fleet: EnvoyFleet; id: 'endpointChange' | 'virtualServiceChange' | 'burst100'; counter: string } | undefined;
-
-const edsCounter = (host: string): string => exactStat(`cluster.outbound|${PORT}||${host}.update_success`);
-const rdsCounter = `\\.rds\\.${PORT}\\.update_success$`;
 
 async function converge(
   server: ChildProcess,
@@ -139,15 +136,15 @@ async function measure(s: Scenario, server: ChildProcess, clients: ChildProcess,
 
   const moved = Math.floor(s.services / 2) + 1;
   const probe = (id: NonNullable<EnvoyProbe>['id'], counter: string): EnvoyProbe => (fleet ? { fleet, id, counter } : undefined);
-  const endpoint = await converge(server, clients, 'endpoint', { type: 'endpoint', index: moved }, undefined, probe('endpointChange', edsCounter(hostOf(shape, moved))));
+  const endpoint = await converge(server, clients, 'endpoint', { type: 'endpoint', index: moved }, undefined, probe('endpointChange', edsCounter(hostOf(shape, moved), PORT)));
   toServer(server, { type: 'stats' });
   const afterEndpoint = await expect<ServerReport, 'stats'>(server, 'stats');
   await new Promise((resolve) => setTimeout(resolve, 300));
-  const canary = await converge(server, clients, 'canary', { type: 'canary', index: 0, marker: 'bench-canary-1' }, 'bench-canary-1', probe('virtualServiceChange', rdsCounter));
+  const canary = await converge(server, clients, 'canary', { type: 'canary', index: 0, marker: 'bench-canary-1' }, 'bench-canary-1', probe('virtualServiceChange', rdsCounter(PORT)));
   await new Promise((resolve) => setTimeout(resolve, 300));
   const burstCount = 100;
   const lastMoved = burstIndex(burstCount - 1, s.services);
-  const burst = await converge(server, clients, 'burst', { type: 'burst', count: burstCount, overMs: 1000 }, undefined, probe('burst100', edsCounter(hostOf(shape, lastMoved))));
+  const burst = await converge(server, clients, 'burst', { type: 'burst', count: burstCount, overMs: 1000 }, undefined, probe('burst100', edsCounter(hostOf(shape, lastMoved), PORT)));
   const envoys = await fleet?.finish();
 
   toServer(server, { type: 'stats' });
