@@ -5,7 +5,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeHeapSnapshot } from 'node:v8';
-import { pino } from 'pino';
+import { pino, type LevelWithSilent } from 'pino';
 import { serve } from '../src/main.ts';
 import { parseProxy } from '../src/model/proxy.ts';
 import { generate } from '../src/xds/generate/index.ts';
@@ -62,6 +62,7 @@ function numberFromEnv<K extends string>(name: string, key: K): Partial<Record<K
   const value = process.env[name];
   return value === undefined ? {} : ({ [key]: Number(value) } as Partial<Record<K, number>>);
 }
+const benchLogLevel = (process.env['MESHPILOT_BENCH_LOG'] ?? 'silent') as LevelWithSilent;
 const mesh = new SyntheticMesh(meshShape(Number(services), Number(endpoints)));
 const dir = await mkdtemp(join(tmpdir(), 'meshpilot-bench-'));
 const running = await serve({
@@ -70,10 +71,11 @@ const running = await serve({
   xdsPort: 0,
   adminHost: '127.0.0.1',
   adminPort: 0,
-  logLevel: 'silent',
+  logLevel: benchLogLevel,
   debounceQuietMs: 100,
   debounceMaxMs: 10_000,
-  log: pino({ level: 'silent' }),
+  // MESHPILOT_BENCH_LOG=warn shows what meshpilot warns about under load (dropped peers, NACKs), on stderr.
+  log: pino({ level: benchLogLevel }, pino.destination(2)),
   // Tuning experiments: MESHPILOT_BENCH_HIGH_WATER / MESHPILOT_BENCH_TOTAL_HIGH_WATER / MESHPILOT_BENCH_CONCURRENCY.
   ...numberFromEnv('MESHPILOT_BENCH_HIGH_WATER', 'xdsHighWaterBytes'),
   ...numberFromEnv('MESHPILOT_BENCH_TOTAL_HIGH_WATER', 'xdsTotalHighWaterBytes'),
