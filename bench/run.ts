@@ -43,8 +43,8 @@ const SCENARIOS: readonly Scenario[] = quick
       { name: '1000 svc x 10 ep / 1000 proxies', services: 1000, endpoints: 10, proxies: 1000, mode: 'delta' },
       { name: '1000 svc x 10 ep / 2000 proxies', services: 1000, endpoints: 10, proxies: 2000, mode: 'sotw' },
       { name: '1000 svc x 10 ep / 2000 proxies', services: 1000, endpoints: 10, proxies: 2000, mode: 'delta' },
-      { name: `1000 svc x 10 ep / 1000 light + ${envoyCount(30)} Envoy`, services: 1000, endpoints: 10, proxies: 1000, envoys: envoyCount(30), mode: 'sotw' },
-      { name: `1000 svc x 10 ep / 1000 light + ${envoyCount(30)} Envoy`, services: 1000, endpoints: 10, proxies: 1000, envoys: envoyCount(30), mode: 'delta' },
+      { name: `1000 svc x 10 ep / 1000 light + ${envoyCount(50)} Envoy`, services: 1000, endpoints: 10, proxies: 1000, envoys: envoyCount(50), mode: 'sotw' },
+      { name: `1000 svc x 10 ep / 1000 light + ${envoyCount(50)} Envoy`, services: 1000, endpoints: 10, proxies: 1000, envoys: envoyCount(50), mode: 'delta' },
     ];
 
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
