@@ -14,7 +14,7 @@ export interface EnvoyTimes {
 
 export interface EnvoyResults {
   readonly envoys: number;
-  /** Per Envoy, from its connection to meshpilot to its last ACK (and last update applied) of the initial config. */
+  /** Per Envoy, from its first connection to meshpilot to its last ACK (and last update applied) of the initial config. */
   readonly initialSync: EnvoyTimes;
   /** From launching the Envoys until the last one holds the whole config. */
   readonly allSyncedMs: number;
@@ -28,6 +28,8 @@ export interface EnvoyResults {
   readonly rssEachMaxMB: number;
   readonly cpuSeconds: number;
   readonly rejected: number;
+  /** Envoys meshpilot dropped (a keepalive PING unanswered while busy) that connected again. */
+  readonly reconnects: number;
 }
 
 /** The counter an endpoint change moves: the EDS subscription of the service's cluster. */
@@ -48,6 +50,7 @@ export class EnvoyFleet {
   readonly #count: number;
   #startedAt = 0;
   #results: Record<string, unknown> = {};
+  #reconnects = 0;
 
   constructor(proc: ChildProcess, server: ChildProcess, count: number) {
     this.#proc = proc;
@@ -90,13 +93,14 @@ export class EnvoyFleet {
 
   async initialSync(): Promise<void> {
     const proxies = await this.#waitForProxies(0, 'in sync', (p) => p.synced, 300_000);
+    this.#reconnects = proxies.reduce((n, p) => n + p.reconnects, 0);
     const confirmed = expect<EnvoyReport, 'sync-confirmed'>(this.#proc, 'sync-confirmed', 120_000);
     this.#send({ type: 'confirm-sync' });
     const held: readonly EnvoySync[] = (await confirmed).envoys;
     const lastAcks = proxies.map((p) => p.lastAckAt ?? NaN);
     const initialSync: EnvoyTimes = {
-      ack: percentiles(proxies.map((p) => (p.lastAckAt ?? NaN) - (p.connectedAt ?? NaN)), 0),
-      applied: percentiles(proxies.map((p, i) => (held[i]?.appliedAt ?? NaN) - (p.connectedAt ?? NaN)), 0),
+      ack: percentiles(proxies.map((p) => (p.lastAckAt ?? NaN) - (p.firstConnectedAt ?? NaN)), 0),
+      applied: percentiles(proxies.map((p, i) => (held[i]?.appliedAt ?? NaN) - (p.firstConnectedAt ?? NaN)), 0),
     };
     this.#results = {
       ...this.#results,
@@ -119,6 +123,7 @@ export class EnvoyFleet {
     const confirmed = expect<EnvoyReport, 'confirmed'>(this.#proc, 'confirmed', 60_000);
     this.#send({ type: 'confirm', id });
     const { appliedAt } = await confirmed;
+    this.#reconnects = proxies.reduce((n, p) => n + p.reconnects, 0);
     const result: EnvoyTimes = {
       ack: percentiles(proxies.map((p) => (p.changeAckedAt ?? NaN) - at), 0),
       applied: percentiles(appliedAt.map((t) => t - at), 0),
@@ -142,6 +147,7 @@ export class EnvoyFleet {
       rssEachMaxMB: Math.round(Math.max(...rssBytes) / MB),
       cpuSeconds: Math.round(cpuSeconds.reduce((n, c) => n + c, 0) * 10) / 10,
       rejected: rejectedCount,
+      reconnects: this.#reconnects,
     };
   }
 
@@ -156,8 +162,8 @@ export class EnvoyFleet {
 }
 
 export const ENVOY_TABLE_HEADER = [
-  '| scenario | mode | Envoys | initial sync p50/p99/max ms | all synced ms | endpoint p50/p99/max ms | VirtualService p50/p99/max ms | burst of 100 p50/p99/max ms | clusters each | RSS MB sum (peak) / each | CPU s | rejected |',
-  '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  '| scenario | mode | Envoys | initial sync p50/p99/max ms | all synced ms | endpoint p50/p99/max ms | VirtualService p50/p99/max ms | burst of 100 p50/p99/max ms | clusters each | RSS MB sum (peak) / each | CPU s | rejected | reconnects |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
 ];
 
 export function envoyRow(scenario: string, mode: string, r: EnvoyResults): string {
@@ -165,6 +171,6 @@ export function envoyRow(scenario: string, mode: string, r: EnvoyResults): strin
   const conv = (c: EnvoyTimes | undefined): string => (c ? `${formatConvergence(c.ack)} (${c.applied.max})` : '-');
   return `| ${[
     scenario, mode, r.envoys, conv(r.initialSync), r.allSyncedMs, conv(r.endpointChange), conv(r.virtualServiceChange), conv(r.burst100),
-    r.held.clusters, `${r.rssSumMB} (${r.peakRssSumMB}) / ${r.rssEachMaxMB}`, r.cpuSeconds, r.rejected,
+    r.held.clusters, `${r.rssSumMB} (${r.peakRssSumMB}) / ${r.rssEachMaxMB}`, r.cpuSeconds, r.rejected, r.reconnects,
   ].join(' | ')} |`;
 }

@@ -32,7 +32,10 @@ export type ServerMessage =
 export interface TrackedProxy {
   readonly id: string;
   readonly connections: number;
-  readonly connectedAt?: number;
+  /** Its first connection's start, though meshpilot may have dropped it since (a missed keepalive). */
+  readonly firstConnectedAt?: number;
+  /** Connections after the first. */
+  readonly reconnects: number;
   /** Every type sent and ACKed, nothing pending, EDS and RDS subscribed to something. */
   readonly synced: boolean;
   /** The last ACK of the initial sync (the latest ACK of any type while synced). */
@@ -116,6 +119,8 @@ function publish(reason: string): void {
 const pushSequence = (): number => running.pushController.current()?.sequence ?? 0;
 
 const tracked = new Set<string>();
+// Seen by each look at the tracked proxies: a first connection lives for seconds at least (a keepalive timeout), looks come every 50 ms.
+const connectionsSeen = new Map<string, { first: number; ids: Set<string> }>();
 const changeAcks = new Map<string, { at: number; pushSequence: number }[]>();
 running.convergence.onSample((sample) => {
   if (sample.proxyId === undefined || !tracked.has(sample.proxyId)) return;
@@ -145,10 +150,18 @@ function proxyState(afterSequence: number): TrackedProxy[] {
     const watches = connection ? [...connection.watches.values()] : [];
     const acks = watches.flatMap((w) => (w.acked ? [w.acked.at.getTime()] : []));
     const changeAcked = (changeAcks.get(id) ?? []).filter((a) => a.pushSequence > afterSequence).map((a) => a.at);
+    for (const c of connections) {
+      const seen = connectionsSeen.get(id) ?? { first: c.connectedAt.getTime(), ids: new Set<string>() };
+      seen.first = Math.min(seen.first, c.connectedAt.getTime());
+      seen.ids.add(c.id);
+      connectionsSeen.set(id, seen);
+    }
+    const seen = connectionsSeen.get(id);
     return {
       id,
       connections: connections.length,
-      ...(connection ? { connectedAt: connection.connectedAt.getTime() } : {}),
+      ...(seen ? { firstConnectedAt: seen.first } : {}),
+      reconnects: Math.max(0, (seen?.ids.size ?? 0) - 1),
       synced: connections.length === 1 && connection !== undefined && isSynced(connection),
       ...(acks.length > 0 ? { lastAckAt: Math.max(...acks) } : {}),
       ...(changeAcked.length > 0 ? { changeAckedAt: Math.max(...changeAcked) } : {}),
