@@ -133,8 +133,10 @@ function isSynced(connection: XdsConnection): boolean {
   if (connection.pendingTypes().length > 0) return false;
   return PUSH_ORDER.every((typeUrl) => {
     const watch = connection.watches.get(typeUrl);
-    if (!watch || syncStatus(watch) !== 'SYNCED') return false;
-    return typeUrl === CLUSTER_TYPE || typeUrl === LISTENER_TYPE || watch.subscription.names.length > 0;
+    if (!watch) return false;
+    // A Delta client that reconnects holding everything (initial_resource_versions) is sent nothing for that type.
+    const upToDate = syncStatus(watch) === 'SYNCED' || (connection.mode === 'delta' && watch.sent === undefined && watch.held.size > 0);
+    return upToDate && (typeUrl === CLUSTER_TYPE || typeUrl === LISTENER_TYPE || watch.subscription.names.length > 0);
   });
 }
 
