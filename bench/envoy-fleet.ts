@@ -49,7 +49,8 @@ export class EnvoyFleet {
   readonly #server: ChildProcess;
   readonly #count: number;
   #startedAt = 0;
-  #results: Record<string, unknown> = {};
+  #sync: Pick<EnvoyResults, 'initialSync' | 'allSyncedMs' | 'held'> | undefined;
+  #changes: Pick<EnvoyResults, 'endpointChange' | 'virtualServiceChange' | 'burst100'> = {};
   #reconnects = 0;
 
   constructor(proc: ChildProcess, server: ChildProcess, count: number) {
@@ -102,8 +103,7 @@ export class EnvoyFleet {
       ack: percentiles(proxies.map((p) => (p.lastAckAt ?? NaN) - (p.firstConnectedAt ?? NaN)), 0),
       applied: percentiles(proxies.map((p, i) => (held[i]?.appliedAt ?? NaN) - (p.firstConnectedAt ?? NaN)), 0),
     };
-    this.#results = {
-      ...this.#results,
+    this.#sync = {
       initialSync,
       allSyncedMs: Math.round(Math.max(...lastAcks) - this.#startedAt),
       held: { clusters: range(held.map((h) => h.clusters)), listeners: range(held.map((h) => h.listeners)), routeConfigs: range(held.map((h) => h.routeConfigs)) },
@@ -128,7 +128,7 @@ export class EnvoyFleet {
       ack: percentiles(proxies.map((p) => (p.changeAckedAt ?? NaN) - at), 0),
       applied: percentiles(appliedAt.map((t) => t - at), 0),
     };
-    this.#results = { ...this.#results, [id]: result };
+    this.#changes = { ...this.#changes, [id]: result };
     return result;
   }
 
@@ -139,9 +139,11 @@ export class EnvoyFleet {
     const { rssBytes, cpuSeconds, peakRssSumBytes, rejected } = await usage;
     const rejectedCount = Object.values(rejected).reduce((n, byStat) => n + Object.values(byStat).reduce((m, v) => m + v, 0), 0);
     if (rejectedCount > 0) throw new Error(`Envoy rejected updates: ${JSON.stringify(rejected)}`);
+    if (!this.#sync) throw new Error('the Envoys were never in sync');
     return {
       envoys: this.#count,
-      ...(this.#results as Pick<EnvoyResults, 'initialSync' | 'allSyncedMs' | 'held' | 'endpointChange' | 'virtualServiceChange' | 'burst100'>),
+      ...this.#sync,
+      ...this.#changes,
       rssSumMB: Math.round(rssBytes.reduce((n, b) => n + b, 0) / MB),
       peakRssSumMB: Math.round(peakRssSumBytes / MB),
       rssEachMaxMB: Math.round(Math.max(...rssBytes) / MB),
