@@ -17,7 +17,9 @@ export type ClientReport =
   | { type: 'synced'; at: number; startedAt: number; bytesReceived: number; cpuSeconds: number }
   | { type: 'seen'; id: string; times: number[]; missing: number }
   | { type: 'sink-ready'; port: number }
-  | { type: 'sink-done'; at: number };
+  | { type: 'sink-done'; at: number }
+  /** meshpilot closed light clients' connections (they do not reconnect): the scenario cannot finish. */
+  | { type: 'failed'; message: string };
 
 const now = (): number => performance.timeOrigin + performance.now();
 const send = (report: ClientReport): void => {
@@ -133,6 +135,8 @@ function isFollowed(message: Buffer): boolean {
 }
 
 const sessions: http2.ClientHttp2Session[] = [];
+let stopping = false;
+let closed = 0;
 const proxies: Proxy[] = [];
 let sink: net.Server | undefined;
 
@@ -148,6 +152,9 @@ function start(message: Extract<ClientMessage, { type: 'start' }>): void {
       session.setLocalWindowSize(ENVOY_WINDOW);
     });
     session.on('error', () => undefined);
+    session.on('close', () => {
+      if (!stopping && closed++ === 0) send({ type: 'failed', message: 'meshpilot closed a light client connection, most likely for a keepalive PING unanswered in 10 s on a busy machine (MESHPILOT_BENCH_LOG=warn shows it)' });
+    });
     sessions.push(session);
     const proxy = new Proxy(session, i, message.mode, `ns-${i % message.namespaces}`);
     proxy.onSynced = () => {
@@ -193,9 +200,14 @@ process.on('message', (message: ClientMessage) => {
   else if (message.type === 'watch') watch(message);
   else if (message.type === 'sink') startSink(message);
   else {
+    stopping = true;
     for (const p of proxies) p.close();
     for (const s of sessions) s.destroy();
     sink?.close();
     process.exit(0);
   }
+});
+// The harness is gone: nothing will ask this process for anything again.
+process.on('disconnect', () => {
+  process.exit(1);
 });

@@ -1,16 +1,24 @@
 // `npm run bench [-- --quick] [-- --profile]`: for each scenario, meshpilot runs in one child
-// process and P lightweight xDS clients in another; this process drives changes and measures.
+// process, P lightweight xDS clients in another and, in some, N real Envoys under a third; this
+// process drives changes and measures.
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { ClientMessage, ClientReport } from './clients-proc.ts';
+import { ENVOY_TABLE_HEADER, EnvoyFleet, edsCounter, envoyRow, rdsCounter, type EnvoyResults, type EnvoyTimes } from './envoy-fleet.ts';
+import { expect, formatConvergence, percentiles, type Convergence } from './harness.ts';
 import type { ServerMessage, ServerReport } from './server-proc.ts';
+import { PORT, burstIndex, hostOf, meshShape } from './synthetic-mesh.ts';
 
 interface Scenario {
   readonly name: string;
   readonly services: number;
   readonly endpoints: number;
+  /** Lightweight clients. */
   readonly proxies: number;
+  /** Real Envoys beside them, measured apart. */
+  readonly envoys?: number;
   readonly mode: 'sotw' | 'delta';
 }
 
@@ -18,12 +26,15 @@ const quick = process.argv.includes('--quick');
 const profile = process.argv.includes('--profile');
 const heapSnapshot = process.argv.includes('--heap-snapshot');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+const envoysFlag = process.argv.find((a) => a.startsWith('--envoys='))?.slice('--envoys='.length);
+const envoyCount = (n: number): number => (envoysFlag === undefined ? n : Number(envoysFlag));
 
 const SCENARIOS: readonly Scenario[] = quick
   ? [
       { name: '50 svc / 100 proxies', services: 50, endpoints: 10, proxies: 100, mode: 'sotw' },
       { name: '50 svc / 100 proxies', services: 50, endpoints: 10, proxies: 100, mode: 'delta' },
       { name: '300 svc x 10 ep / 300 proxies', services: 300, endpoints: 10, proxies: 300, mode: 'sotw' },
+      { name: `50 svc / 100 light + ${envoyCount(5)} Envoy`, services: 50, endpoints: 10, proxies: 100, envoys: envoyCount(5), mode: 'sotw' },
     ]
   : [
       { name: '50 svc / 100 proxies', services: 50, endpoints: 10, proxies: 100, mode: 'sotw' },
@@ -32,24 +43,24 @@ const SCENARIOS: readonly Scenario[] = quick
       { name: '1000 svc x 10 ep / 1000 proxies', services: 1000, endpoints: 10, proxies: 1000, mode: 'delta' },
       { name: '1000 svc x 10 ep / 2000 proxies', services: 1000, endpoints: 10, proxies: 2000, mode: 'sotw' },
       { name: '1000 svc x 10 ep / 2000 proxies', services: 1000, endpoints: 10, proxies: 2000, mode: 'delta' },
+      { name: `1000 svc x 10 ep / 1000 light + ${envoyCount(50)} Envoy`, services: 1000, endpoints: 10, proxies: 1000, envoys: envoyCount(50), mode: 'sotw' },
+      { name: `1000 svc x 10 ep / 1000 light + ${envoyCount(50)} Envoy`, services: 1000, endpoints: 10, proxies: 1000, envoys: envoyCount(50), mode: 'delta' },
     ];
 
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
 
-/** Waits for the next message of `type` from a child. */
-function expect<T extends { type: string }, K extends T['type']>(child: ChildProcess, type: K, timeoutMs = 120_000): Promise<Extract<T, { type: K }>> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.off('message', listener);
-      reject(new Error(`no "${type}" from the child within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const listener = (message: T): void => {
-      if (message.type !== type) return;
-      clearTimeout(timer);
-      child.off('message', listener);
-      resolve(message as Extract<T, { type: K }>);
-    };
-    child.on('message', listener);
+// Interrupted: the children go too (the Envoys' process stops its Envoys as it exits).
+const children = new Set<ChildProcess>();
+function spawnChild(file: string, args: string[], execArgv: string[]): ChildProcess {
+  const child = fork(here(file), args, { execArgv });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    for (const child of children) child.kill('SIGTERM');
+    process.exit(128 + constants.signals[signal]);
   });
 }
 
@@ -60,39 +71,40 @@ const toClients = (child: ChildProcess, m: ClientMessage): void => {
   child.send(m);
 };
 
-interface Convergence {
-  p50: number;
-  p99: number;
-  max: number;
-  missing: number;
-}
+/** The Envoys, and the counter on them that a change must move. */
+type EnvoyProbe = { fleet: EnvoyFleet; id: 'endpointChange' | 'virtualServiceChange' | 'burst100'; counter: string } | undefined;
 
-function percentiles(values: number[], missing: number): Convergence {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (q: number): number => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN);
-  return { p50: at(0.5), p99: at(0.99), max: Math.round(sorted.at(-1) ?? NaN), missing };
-}
-
-async function converge(server: ChildProcess, clients: ChildProcess, id: string, mutation: ServerMessage, marker?: string): Promise<Convergence> {
+async function converge(
+  server: ChildProcess,
+  clients: ChildProcess,
+  id: string,
+  mutation: ServerMessage,
+  marker?: string,
+  probe?: EnvoyProbe,
+): Promise<{ light: Convergence; envoys?: EnvoyTimes }> {
+  if (probe) await probe.fleet.before(probe.id, probe.counter);
   // The marker is known before the change for a VirtualService; an endpoint's new address comes back from the server.
   const seen = expect<ClientReport, 'seen'>(clients, 'seen', 60_000);
   if (marker) toClients(clients, { type: 'watch', id, marker });
   const mutated = expect<ServerReport, 'mutated'>(server, 'mutated');
   toServer(server, mutation);
-  const { at, marker: reported } = await mutated;
+  const { at, marker: reported, sequence } = await mutated;
   if (!marker) toClients(clients, { type: 'watch', id, marker: `"${reported}"`.slice(1, -1) });
   const result = await seen;
-  return percentiles(result.times.map((t) => t - at), result.missing);
+  const light = percentiles(result.times.map((t) => t - at), result.missing);
+  return probe ? { light, envoys: await probe.fleet.after(probe.id, at, sequence) } : { light };
 }
 
 async function runScenario(s: Scenario): Promise<Record<string, unknown>> {
   const execArgv = ['--import', 'tsx', '--max-old-space-size=2048', ...(profile ? ['--cpu-prof', '--cpu-prof-dir=.bench/profiles'] : [])];
-  const server = fork(here('./server-proc.ts'), [String(s.services), String(s.endpoints)], { execArgv });
+  const server = spawnChild('./server-proc.ts', [String(s.services), String(s.endpoints)], execArgv);
   const clientsArgv = ['--import', 'tsx', '--max-old-space-size=4096', ...(profile ? ['--cpu-prof', '--cpu-prof-dir=.bench/profiles/clients'] : [])];
-  const clients = fork(here('./clients-proc.ts'), [], { execArgv: clientsArgv });
+  const clients = spawnChild('./clients-proc.ts', [], clientsArgv);
+  const fleet = s.envoys ? new EnvoyFleet(spawnChild('./envoys-proc.ts', [], ['--import', 'tsx']), server, s.envoys) : undefined;
   try {
-    return await measure(s, server, clients);
+    return await measure(s, server, clients, fleet);
   } finally {
+    await fleet?.stop();
     // A clean exit lets --cpu-prof write its profile; a child that does not leave in time is killed.
     const exited = new Promise((resolve) => server.once('exit', resolve));
     if (server.connected) toServer(server, { type: 'stop' });
@@ -103,14 +115,25 @@ async function runScenario(s: Scenario): Promise<Record<string, unknown>> {
   }
 }
 
-async function measure(s: Scenario, server: ChildProcess, clients: ChildProcess): Promise<Record<string, unknown>> {
+async function measure(s: Scenario, server: ChildProcess, clients: ChildProcess, fleet: EnvoyFleet | undefined): Promise<Record<string, unknown>> {
   const ready = await expect<ServerReport, 'ready'>(server, 'ready');
   const synced = expect<ClientReport, 'synced'>(clients, 'synced', 300_000);
-  toClients(clients, { type: 'start', port: ready.port, proxies: s.proxies, mode: s.mode, namespaces: Math.max(1, Math.ceil(s.services / 100)) });
+  const shape = meshShape(s.services, s.endpoints);
+  toClients(clients, { type: 'start', port: ready.port, proxies: s.proxies, mode: s.mode, namespaces: shape.namespaces });
   const sync = await synced;
   const initialSyncMs = Math.round(sync.at - sync.startedAt);
   toServer(server, { type: 'stats' });
   const afterSync = await expect<ServerReport, 'stats'>(server, 'stats');
+  // The Envoys join a mesh that already serves the light clients, all at once: the light clients'
+  // figures stay comparable with the other scenarios', and 1000 light clients and N Envoys syncing
+  // together on two cores leave peers too busy to answer meshpilot's keepalive PINGs.
+  let beforeChanges = afterSync;
+  if (fleet) {
+    await fleet.start(ready.port, s.mode, shape.namespaces);
+    await fleet.initialSync();
+    toServer(server, { type: 'stats' });
+    beforeChanges = await expect<ServerReport, 'stats'>(server, 'stats');
+  }
   if (heapSnapshot) {
     toServer(server, { type: 'heap-snapshot' });
     const { file } = await expect<{ type: 'heap-snapshot'; file: string }, 'heap-snapshot'>(server, 'heap-snapshot', 600_000);
@@ -118,13 +141,18 @@ async function measure(s: Scenario, server: ChildProcess, clients: ChildProcess)
   }
   await new Promise((resolve) => setTimeout(resolve, 500));
 
-  const endpoint = await converge(server, clients, 'endpoint', { type: 'endpoint', index: Math.floor(s.services / 2) + 1 });
+  const moved = Math.floor(s.services / 2) + 1;
+  const probe = (id: NonNullable<EnvoyProbe>['id'], counter: string): EnvoyProbe => (fleet ? { fleet, id, counter } : undefined);
+  const endpoint = await converge(server, clients, 'endpoint', { type: 'endpoint', index: moved }, undefined, probe('endpointChange', edsCounter(hostOf(shape, moved), PORT)));
   toServer(server, { type: 'stats' });
   const afterEndpoint = await expect<ServerReport, 'stats'>(server, 'stats');
   await new Promise((resolve) => setTimeout(resolve, 300));
-  const canary = await converge(server, clients, 'canary', { type: 'canary', index: 0, marker: 'bench-canary-1' }, 'bench-canary-1');
+  const canary = await converge(server, clients, 'canary', { type: 'canary', index: 0, marker: 'bench-canary-1' }, 'bench-canary-1', probe('virtualServiceChange', rdsCounter(PORT)));
   await new Promise((resolve) => setTimeout(resolve, 300));
-  const burst = await converge(server, clients, 'burst', { type: 'burst', count: 100, overMs: 1000 });
+  const burstCount = 100;
+  const lastMoved = burstIndex(burstCount - 1, s.services);
+  const burst = await converge(server, clients, 'burst', { type: 'burst', count: burstCount, overMs: 1000 }, undefined, probe('burst100', edsCounter(hostOf(shape, lastMoved), PORT)));
+  const envoys = await fleet?.finish();
 
   toServer(server, { type: 'stats' });
   const stats = await expect<ServerReport, 'stats'>(server, 'stats');
@@ -153,9 +181,10 @@ async function measure(s: Scenario, server: ChildProcess, clients: ChildProcess)
     floorMs,
     syncOverFloor: Math.round((initialSyncMs / floorMs) * 100) / 100,
     floor: { encodeMs: Math.round(encode.ms), writeMs: Math.round(writeMs), distinctResources: encode.distinct, bytesPerProxy: bytesPerSocket },
-    endpointChange: { ...endpoint, bytesSent: afterEndpoint.bytesSent - afterSync.bytesSent },
-    virtualServiceChange: canary,
-    burst100: burst,
+    endpointChange: { ...endpoint.light, bytesSent: afterEndpoint.bytesSent - beforeChanges.bytesSent },
+    virtualServiceChange: canary.light,
+    burst100: burst.light,
+    ...(envoys ? { envoys } : {}),
     peakRssMB: Math.round(stats.peakRss / 2 ** 20),
     peakHeapMB: Math.round(stats.peakHeap / 2 ** 20),
     memoryAfterMB: Object.fromEntries(Object.entries(stats.memory).map(([k, v]) => [k, Math.round(v / 2 ** 20)])),
@@ -168,7 +197,7 @@ async function measure(s: Scenario, server: ChildProcess, clients: ChildProcess)
 
 function row(r: Record<string, unknown>): string {
   const c = (k: string): Convergence => r[k] as Convergence;
-  const conv = (x: Convergence): string => `${x.p50}/${x.p99}/${x.max}${x.missing > 0 ? ` (${x.missing} missing)` : ''}`;
+  const conv = formatConvergence;
   return [
     r['scenario'], r['mode'], r['initialSyncMs'], `${String(r['initialSyncCpuSeconds'])}/${String(r['initialSyncClientsCpuSeconds'])}`, r['floorMs'], r['syncOverFloor'],
     conv(c('endpointChange')), conv(c('virtualServiceChange')), conv(c('burst100')),
@@ -178,6 +207,7 @@ function row(r: Record<string, unknown>): string {
 
 await mkdir('.bench', { recursive: true });
 const results: Record<string, unknown>[] = [];
+const envoyRows: string[] = [];
 console.log('| scenario | mode | initial sync ms | sync CPU s meshpilot/clients | floor ms | sync/floor | endpoint p50/p99/max ms | VirtualService p50/p99/max ms | burst of 100 p50/p99/max ms | peak RSS MB | CPU s | sent MB |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const scenario of SCENARIOS) {
@@ -186,13 +216,16 @@ for (const scenario of SCENARIOS) {
     const result = await runScenario(scenario);
     results.push(result);
     console.log(`| ${row(result)} |`);
+    if (result['envoys']) envoyRows.push(envoyRow(scenario.name, scenario.mode, result['envoys'] as EnvoyResults));
   } catch (error) {
     // Report the shortfall and go on with the next scenario.
     const message = error instanceof Error ? error.message : String(error);
     results.push({ scenario: scenario.name, mode: scenario.mode, proxies: scenario.proxies, error: message });
     console.log(`| ${scenario.name} | ${scenario.mode} | failed: ${message} |`);
+    process.exitCode = 1;
   }
 }
+if (envoyRows.length > 0) console.log(['', 'Real Envoys, beside the light clients above (p50/p99/max until meshpilot has the Envoy\'s ACK; in brackets, the last Envoy applied it, by its own update_time):', ...ENVOY_TABLE_HEADER, ...envoyRows].join('\n'));
 const file = `.bench/results${quick ? '-quick' : ''}.json`;
 await writeFile(file, JSON.stringify({ at: new Date().toISOString(), node: process.version, results }, null, 2));
 console.log(`\nwritten to ${file}`);

@@ -5,13 +5,15 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeHeapSnapshot } from 'node:v8';
-import { pino } from 'pino';
+import { pino, type LevelWithSilent } from 'pino';
 import { serve } from '../src/main.ts';
 import { parseProxy } from '../src/model/proxy.ts';
 import { generate } from '../src/xds/generate/index.ts';
 import { EnvoyResource } from '../src/xds/resource.ts';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
-import { SyntheticMesh, meshShape } from './synthetic-mesh.ts';
+import type { XdsConnection } from '../src/xds/server/connection.ts';
+import { syncStatus } from '../src/xds/server/watch-state.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE } from '../src/xds/type-urls.ts';
+import { SyntheticMesh, burstIndex, meshShape } from './synthetic-mesh.ts';
 
 export type ServerMessage =
   | { type: 'endpoint'; index: number }
@@ -21,14 +23,36 @@ export type ServerMessage =
   | { type: 'floor-encode' }
   | { type: 'floor-write'; port: number; sockets: number; bytesPerSocket: number }
   | { type: 'heap-snapshot' }
+  /** Keep the ACK times of these proxies (the real Envoys), to report them per proxy. */
+  | { type: 'track'; proxyIds: string[] }
+  | { type: 'proxy-state'; afterSequence: number }
   | { type: 'stop' };
+
+/** A tracked proxy as meshpilot sees it; times are epoch ms. */
+export interface TrackedProxy {
+  readonly id: string;
+  readonly connections: number;
+  /** Its first connection's start, though meshpilot may have dropped it since (a missed keepalive). */
+  readonly firstConnectedAt?: number;
+  /** Connections after the first. */
+  readonly reconnects: number;
+  /** Every type sent and ACKed, nothing pending, EDS and RDS subscribed to something. */
+  readonly synced: boolean;
+  /** The last ACK of the initial sync (the latest ACK of any type while synced). */
+  readonly lastAckAt?: number;
+  /** The last ACK of a response carrying a change from a push after `afterSequence`. */
+  readonly changeAckedAt?: number;
+  readonly nacks: number;
+}
 
 export type ServerReport =
   | { type: 'ready'; port: number; startRss: number; cpuSeconds: number }
-  | { type: 'mutated'; at: number; marker: string }
+  /** `sequence`: the push current at the change, which the push carrying it follows. */
+  | { type: 'mutated'; at: number; marker: string; sequence: number }
   | { type: 'stats'; peakRss: number; peakHeap: number; memory: NodeJS.MemoryUsage; cpuSeconds: number; bytesSent: number; connections: number; pushes: number; maxQueued: number; pushLog: unknown[] }
   | { type: 'floor-encode'; ms: number; distinct: number; bytesPerProxy: number }
-  | { type: 'floor-write'; startedAt: number };
+  | { type: 'floor-write'; startedAt: number }
+  | { type: 'proxy-state'; proxies: TrackedProxy[] };
 
 const now = (): number => performance.timeOrigin + performance.now();
 const report = (r: ServerReport): void => {
@@ -41,6 +65,7 @@ function numberFromEnv<K extends string>(name: string, key: K): Partial<Record<K
   const value = process.env[name];
   return value === undefined ? {} : ({ [key]: Number(value) } as Partial<Record<K, number>>);
 }
+const benchLogLevel = (process.env['MESHPILOT_BENCH_LOG'] ?? 'silent') as LevelWithSilent;
 const mesh = new SyntheticMesh(meshShape(Number(services), Number(endpoints)));
 const dir = await mkdtemp(join(tmpdir(), 'meshpilot-bench-'));
 const running = await serve({
@@ -49,10 +74,11 @@ const running = await serve({
   xdsPort: 0,
   adminHost: '127.0.0.1',
   adminPort: 0,
-  logLevel: 'silent',
+  logLevel: benchLogLevel,
   debounceQuietMs: 100,
   debounceMaxMs: 10_000,
-  log: pino({ level: 'silent' }),
+  // MESHPILOT_BENCH_LOG=warn shows what meshpilot warns about under load (dropped peers, NACKs), on stderr.
+  log: pino({ level: benchLogLevel }, pino.destination(2)),
   // Tuning experiments: MESHPILOT_BENCH_HIGH_WATER / MESHPILOT_BENCH_TOTAL_HIGH_WATER / MESHPILOT_BENCH_CONCURRENCY.
   ...numberFromEnv('MESHPILOT_BENCH_HIGH_WATER', 'xdsHighWaterBytes'),
   ...numberFromEnv('MESHPILOT_BENCH_TOTAL_HIGH_WATER', 'xdsTotalHighWaterBytes'),
@@ -89,6 +115,61 @@ running.pushController.onPush(() => {
 
 function publish(reason: string): void {
   running.store.publish('bench', mesh.snapshot(), reason);
+}
+const pushSequence = (): number => running.pushController.current()?.sequence ?? 0;
+
+const tracked = new Set<string>();
+// Seen by each look at the tracked proxies: a first connection lives for seconds at least (a keepalive timeout), looks come every 50 ms.
+const connectionsSeen = new Map<string, { first: number; ids: Set<string> }>();
+const changeAcks = new Map<string, { at: number; pushSequence: number }[]>();
+running.convergence.onSample((sample) => {
+  if (sample.proxyId === undefined || !tracked.has(sample.proxyId)) return;
+  const acks = changeAcks.get(sample.proxyId) ?? [];
+  acks.push({ at: now(), pushSequence: sample.pushSequence });
+  changeAcks.set(sample.proxyId, acks);
+});
+
+function isSynced(connection: XdsConnection): boolean {
+  if (connection.pendingTypes().length > 0) return false;
+  return PUSH_ORDER.every((typeUrl) => {
+    const watch = connection.watches.get(typeUrl);
+    if (!watch) return false;
+    // A Delta client that reconnects holding everything (initial_resource_versions) is sent nothing for that type.
+    const upToDate = syncStatus(watch) === 'SYNCED' || (connection.mode === 'delta' && watch.sent === undefined && watch.held.size > 0);
+    return upToDate && (typeUrl === CLUSTER_TYPE || typeUrl === LISTENER_TYPE || watch.subscription.names.length > 0);
+  });
+}
+
+function proxyState(afterSequence: number): TrackedProxy[] {
+  const byProxy = new Map<string, XdsConnection[]>();
+  for (const connection of running.adsServer.connections()) {
+    const id = connection.proxy?.id;
+    if (id !== undefined && tracked.has(id)) byProxy.set(id, [...(byProxy.get(id) ?? []), connection]);
+  }
+  return [...tracked].map((id) => {
+    const connections = byProxy.get(id) ?? [];
+    const connection = connections[0];
+    const watches = connection ? [...connection.watches.values()] : [];
+    const acks = watches.flatMap((w) => (w.acked ? [w.acked.at.getTime()] : []));
+    const changeAcked = (changeAcks.get(id) ?? []).filter((a) => a.pushSequence > afterSequence).map((a) => a.at);
+    for (const c of connections) {
+      const seen = connectionsSeen.get(id) ?? { first: c.connectedAt.getTime(), ids: new Set<string>() };
+      seen.first = Math.min(seen.first, c.connectedAt.getTime());
+      seen.ids.add(c.id);
+      connectionsSeen.set(id, seen);
+    }
+    const seen = connectionsSeen.get(id);
+    return {
+      id,
+      connections: connections.length,
+      ...(seen ? { firstConnectedAt: seen.first } : {}),
+      reconnects: Math.max(0, (seen?.ids.size ?? 0) - 1),
+      synced: connections.length === 1 && connection !== undefined && isSynced(connection),
+      ...(acks.length > 0 ? { lastAckAt: Math.max(...acks) } : {}),
+      ...(changeAcked.length > 0 ? { changeAckedAt: Math.max(...changeAcked) } : {}),
+      nacks: watches.filter((w) => w.nack !== undefined).length,
+    };
+  });
 }
 
 /** Each distinct resource the proxies get, encoded once from fresh objects. */
@@ -141,27 +222,30 @@ process.on('message', (message: ServerMessage) => {
   switch (message.type) {
     case 'endpoint': {
       const marker = mesh.moveEndpoint(message.index);
+      const sequence = pushSequence();
       const at = now();
       publish('endpoint moved');
-      report({ type: 'mutated', at, marker });
+      report({ type: 'mutated', at, marker, sequence });
       break;
     }
     case 'canary': {
       mesh.setCanary(message.index, 70, message.marker);
+      const sequence = pushSequence();
       const at = now();
       publish('canary moved');
-      report({ type: 'mutated', at, marker: message.marker });
+      report({ type: 'mutated', at, marker: message.marker, sequence });
       break;
     }
     case 'burst': {
       let done = 0;
       const timer = setInterval(() => {
-        const marker = mesh.moveEndpoint((done * 7) % mesh.shape.services);
+        const marker = mesh.moveEndpoint(burstIndex(done, mesh.shape.services));
+        const sequence = pushSequence();
         const at = now();
         publish('burst');
         if (++done === message.count) {
           clearInterval(timer);
-          report({ type: 'mutated', at, marker });
+          report({ type: 'mutated', at, marker, sequence });
         }
       }, message.overMs / message.count);
       break;
@@ -192,6 +276,12 @@ process.on('message', (message: ServerMessage) => {
     case 'floor-write':
       floorWrite(message);
       break;
+    case 'track':
+      for (const id of message.proxyIds) tracked.add(id);
+      break;
+    case 'proxy-state':
+      report({ type: 'proxy-state', proxies: proxyState(message.afterSequence) });
+      break;
     case 'stop':
       void running.close().then(() => process.exit(0));
       break;
@@ -200,3 +290,7 @@ process.on('message', (message: ServerMessage) => {
 
 const startCpu = process.cpuUsage();
 report({ type: 'ready', port: running.xdsPort, startRss: process.memoryUsage.rss(), cpuSeconds: (startCpu.user + startCpu.system) / 1e6 });
+// The harness is gone: nothing will ask this process for anything again.
+process.on('disconnect', () => {
+  process.exit(1);
+});

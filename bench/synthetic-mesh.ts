@@ -91,6 +91,11 @@ export function virtualService(shape: MeshShape, index: number, v1Weight = 90, m
   };
 }
 
+/** The service whose endpoint the `step`-th change of a burst moves. */
+export function burstIndex(step: number, services: number): number {
+  return (step * 7) % services;
+}
+
 /** A mutable synthetic mesh: change one thing, publish the new snapshot. */
 export class SyntheticMesh {
   readonly shape: MeshShape;

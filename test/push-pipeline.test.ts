@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { cp } from 'node:fs/promises';
 import { after, before, describe, it, mock } from 'node:test';
 import { SyntheticMesh, hostOf, meshShape } from '../bench/synthetic-mesh.ts';
+import type { ConvergenceSample } from '../src/push/convergence.ts';
 import { Debouncer } from '../src/push/debounce.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
 import { RawAdsClient } from './support/ads-client.ts';
@@ -115,6 +116,20 @@ describe('scoped pushes', () => {
     const pushed = sotw.client.responses.slice(before);
     // 20 service clusters, plus the v1 subset cluster of the 10 of them that have subsets.
     assert.deepEqual(pushed.map((r) => [r.type_url, r.resources.length]), [[ENDPOINT_TYPE, 30]]);
+  });
+
+  it("records who ACKed a change: the proxy's node id, the type, and the push that carried it", async () => {
+    const sotw = follow(new SotwFollower(meshpilot.xdsPort, node(6)));
+    await synced(sotw);
+    const samples: ConvergenceSample[] = [];
+    const stop = meshpilot.convergence.onSample((sample) => samples.push(sample));
+    mesh.moveEndpoint(17);
+    meshpilot.store.publish('synthetic', mesh.snapshot(), 'endpoint moved');
+    const mine = await eventually(() => samples.find((s) => s.proxyId === node(6)), 10_000, "client 6's ACK of the moved endpoint");
+    stop();
+    assert.equal(mine.typeUrl, ENDPOINT_TYPE);
+    assert.equal(mine.pushSequence, meshpilot.pushController.current()?.sequence);
+    assert.ok(mine.ms > 0, `${mine.ms} ms from the change to the ACK`);
   });
 
   it('brings a Delta client to exactly what a SotW client holds, before and after changes', async () => {

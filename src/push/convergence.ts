@@ -1,6 +1,7 @@
 // Convergence: time from a source change (as the push controller first saw it) to each
 // proxy's ACK of the response carrying it. Keeps a bounded window of recent samples.
 import type { ConnectionEvents } from '../xds/server/connection.ts';
+import type { ResourceTypeUrl } from '../xds/type-urls.ts';
 
 export interface ConvergenceSummary {
   readonly count: number;
@@ -9,28 +10,37 @@ export interface ConvergenceSummary {
   readonly max: number;
 }
 
+/** One proxy's ACK of a response that carried a source change. */
+export interface ConvergenceSample {
+  readonly ms: number;
+  readonly pushSequence: number;
+  readonly proxyId?: string;
+  readonly typeUrl?: ResourceTypeUrl;
+}
+
 export class ConvergenceTracker {
   readonly #samples: number[] = [];
   readonly #limit: number;
-  readonly #listeners = new Set<(ms: number, pushSequence: number) => void>();
+  readonly #listeners = new Set<(sample: ConvergenceSample) => void>();
 
   constructor(limit = 10_000) {
     this.#limit = limit;
   }
 
   readonly events: ConnectionEvents = {
-    onConverged: (_connection, _typeUrl, ms, pushSequence) => {
-      this.record(ms, pushSequence);
+    onConverged: (connection, typeUrl, ms, pushSequence) => {
+      this.record({ ms, pushSequence, typeUrl, ...(connection.proxy ? { proxyId: connection.proxy.id } : {}) });
     },
   };
 
-  record(ms: number, pushSequence: number): void {
-    this.#samples.push(ms);
+  record(sample: ConvergenceSample): void {
+    this.#samples.push(sample.ms);
     if (this.#samples.length > this.#limit) this.#samples.splice(0, this.#samples.length - this.#limit);
-    for (const listener of this.#listeners) listener(ms, pushSequence);
+    for (const listener of this.#listeners) listener(sample);
   }
 
-  onSample(listener: (ms: number, pushSequence: number) => void): () => void {
+  /** Each sample as it is recorded, with the proxy and type it came from. */
+  onSample(listener: (sample: ConvergenceSample) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }

