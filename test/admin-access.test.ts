@@ -188,3 +188,40 @@ describe('--admin-token-file', () => {
     }
   });
 });
+
+describe('bounded admin requests', () => {
+  let dir: MeshDir;
+  let meshpilot: TestMeshpilot;
+
+  before(async () => {
+    dir = await MeshDir.create();
+    meshpilot = await startMeshpilot(dir.path);
+  });
+
+  after(async () => {
+    await meshpilot.close();
+    await dir.remove();
+  });
+
+  const preview = (body: string): Promise<Response> => meshpilot.admin('/debug/preview', { method: 'POST', headers: { 'content-type': 'application/yaml' }, body });
+
+  it('a preview of thousands of documents is refused before any work, saying what preview is for', async () => {
+    const documents = Array.from({ length: 5000 }, (_, i) => `apiVersion: v1\nkind: Service\nmetadata: {name: s${i}}\nspec: {ports: [{port: 80}]}\n`).join('---\n');
+    const response = await preview(documents);
+    assert.equal(response.status, 413);
+    assert.match(await response.text(), /MP_BAD_REQUEST.*5000 documents; preview takes at most 1000/);
+  });
+
+  it('a preview body over the size limit is refused', async () => {
+    const response = await preview(`# ${'x'.repeat(3 * 1024 * 1024)}\n`);
+    assert.equal(response.status, 413);
+  });
+
+  it('a List hiding thousands of objects in one document is refused too', async () => {
+    const items = Array.from({ length: 1500 }, (_, i) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name: `s${i}`, namespace: 'default' }, spec: { ports: [{ port: 80 }] } }));
+    const response = await preview(JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
+    const body = (await response.json()) as { valid: boolean; errors: { message: string }[] };
+    assert.equal(body.valid, false);
+    assert.match(body.errors[0]?.message ?? '', /1500 objects; preview takes at most 1000/);
+  });
+});

@@ -44,6 +44,20 @@ export interface PreviewResult {
 }
 
 const PREVIEW_LOCATION = 'preview';
+/** A preview is a change someone is about to apply: rules, not a cluster dump. */
+export const MAX_PREVIEW_BYTES = 1024 * 1024;
+export const MAX_PREVIEW_OBJECTS = 1000;
+/** Proxies rendered between two turns of the event loop, so pushes and ACKs keep flowing. */
+const PROXIES_PER_TURN = 20;
+
+/** Why a preview body is refused before any work, or undefined. */
+export function previewTooLarge(yaml: string): string | undefined {
+  const bytes = Buffer.byteLength(yaml, 'utf8');
+  if (bytes > MAX_PREVIEW_BYTES) return `the YAML is ${bytes} bytes; preview takes at most ${MAX_PREVIEW_BYTES}: preview the objects you change, not a whole dump`;
+  const documents = (yaml.match(/^---/gm) ?? []).length + 1;
+  if (documents > MAX_PREVIEW_OBJECTS) return `the YAML has ${documents} documents; preview takes at most ${MAX_PREVIEW_OBJECTS}: preview the objects you change`;
+  return undefined;
+}
 
 function keyedRules(rules: readonly Rule[]): Map<string, Rule> {
   return new Map(rules.map((r) => [ruleKey(r.meta), r]));
@@ -99,8 +113,12 @@ function renderFor(connection: XdsConnection, push: PushContext): Map<ResourceTy
   return out;
 }
 
-export function previewYaml(current: SourceSnapshot, connections: readonly XdsConnection[], yaml: string): PreviewResult {
+export async function previewYaml(current: SourceSnapshot, connections: readonly XdsConnection[], yaml: string): Promise<PreviewResult> {
   const { snapshot, objects, rejected } = overlaySnapshot(current, yaml);
+  if (objects.length > MAX_PREVIEW_OBJECTS) {
+    const message = `the YAML holds ${objects.length} objects; preview takes at most ${MAX_PREVIEW_OBJECTS}: preview the objects you change`;
+    return { valid: false, objects: [], errors: [{ code: 'MP_BAD_REQUEST', severity: 'error', path: '', message, object: 'preview' }], warnings: [], proxies: [], unaffectedProxies: connections.length };
+  }
   const errors: PreviewProblem[] = [];
   const warnings: PreviewProblem[] = [];
   for (const r of rejected) {
@@ -120,7 +138,8 @@ export function previewYaml(current: SourceSnapshot, connections: readonly XdsCo
     for (const issue of [...(status.rule.meta.warnings ?? []), ...status.issues]) (issue.severity === 'error' ? errors : warnings).push({ ...issue, object });
   }
   const proxies: ProxyPreview[] = [];
-  for (const connection of connections) {
+  for (const [index, connection] of connections.entries()) {
+    if (index > 0 && index % PROXIES_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
     if (!connection.proxy) continue;
     const types: Partial<Record<ShortType, ResourceChanges>> = {};
     for (const [typeUrl, after] of renderFor(connection, push)) {

@@ -60,7 +60,7 @@ export const proxyQuery = {
 } as const;
 
 /** Error responses every debug route may give. */
-export const errorResponses = { 400: errorResponse, 401: errorResponse, 404: errorResponse } as const;
+export const errorResponses = { 400: errorResponse, 401: errorResponse, 404: errorResponse, 413: errorResponse } as const;
 
 /** An endpoint as a load assignment serves it. */
 export const servedEndpoint = {

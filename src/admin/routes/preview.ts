@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { EMPTY_SNAPSHOT } from '../../model/store.ts';
 import { sendError } from '../errors.ts';
-import { previewYaml } from '../preview.ts';
+import { MAX_PREVIEW_BYTES, previewTooLarge, previewYaml } from '../preview.ts';
 import { anyValue, errorResponses, issue } from '../schemas.ts';
 import type { AdminViews } from '../views.ts';
 
@@ -56,6 +56,8 @@ const previewResponse = {
 
 export function registerPreviewRoutes(app: FastifyInstance, views: AdminViews): void {
   app.post<{ Body: unknown }>('/debug/preview', {
+    // JSON's quoting can double the YAML's size; the YAML itself is checked below.
+    bodyLimit: 2 * MAX_PREVIEW_BYTES + 1024,
     schema: {
       summary: 'What applying YAML would change for each connected proxy, without applying it',
       description: 'Body: the YAML (Content-Type text/yaml), or JSON {"yaml": "..."}. Answers validation problems and, per affected proxy and type, resources added, removed and changed with field-level changes.',
@@ -67,6 +69,8 @@ export function registerPreviewRoutes(app: FastifyInstance, views: AdminViews): 
       if (yaml === undefined || yaml.trim() === '') {
         return sendError(reply, 400, 'MP_BAD_REQUEST', 'send the YAML to preview as the body (Content-Type: text/yaml) or as JSON {"yaml": "..."}');
       }
+      const tooLarge = previewTooLarge(yaml);
+      if (tooLarge !== undefined) return sendError(reply, 413, 'MP_BAD_REQUEST', tooLarge);
       return previewYaml(views.snapshot?.() ?? EMPTY_SNAPSHOT, views.connections(), yaml);
     },
   });
