@@ -80,7 +80,7 @@ describe('Delta xDS protocol', () => {
         assert.deepEqual(delta.responses.slice(before).map((r) => r.type_url), [CLUSTER_TYPE, ENDPOINT_TYPE]);
         assert.deepEqual(names(again), [RATINGS]);
         assert.deepEqual(again.resources, eds.resources.filter((r) => r.name === RATINGS));
-        await dir.write('ratings-outliers.yaml', '');
+        await dir.delete('ratings-outliers.yaml');
         await delta.next((r) => r.type_url === ENDPOINT_TYPE, before + 2);
       },
     },

@@ -148,7 +148,7 @@ describe('SotW ADS protocol', () => {
     assert.deepEqual(names(again), [ratings]);
     assert.deepEqual(again.resources, eds.resources.filter((r) => r['cluster_name'] === ratings));
     ads.ack(again, [ratings, REVIEWS]);
-    await dir.write('ratings-outliers.yaml', '');
+    await dir.delete('ratings-outliers.yaml');
     await ads.next((r) => r.type_url === ENDPOINT_TYPE, before + 2);
   });
 

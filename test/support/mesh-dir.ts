@@ -68,6 +68,11 @@ export class MeshDir {
     await writeFile(join(this.path, file), typeof content === 'string' ? content : toYaml(content));
   }
 
+  /** Deletes one file: how a user removes the objects it held (an emptied file keeps them). */
+  async delete(file: string): Promise<void> {
+    await rm(join(this.path, file), { force: true });
+  }
+
   async remove(): Promise<void> {
     await rm(this.path, { recursive: true, force: true });
   }
