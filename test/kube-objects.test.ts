@@ -300,14 +300,21 @@ void describe('VirtualService validation', () => {
     assert.equal(checkRe2Regex('(?P<version>v[0-9]+)'), undefined);
   });
 
-  void it('an unknown field is a warning with a spelling hint, and the rule is still served', () => {
+  void it('an unknown field is an error with a spelling hint, and the rule is not served', () => {
     const { rules, rejected } = convertObjects(sourced(virtualService({ hosts: ['reviews'], http: [{ route: [route('v1')], timeot: '5s' }] })));
+    assert.deepEqual(rules, []);
+    const issues = rejected[0]?.issues ?? [];
+    assert.equal(issues.length, 1);
+    assert.equal(issues[0]?.severity, 'error');
+    assert.equal(issues[0].code, 'MP_RULE_INVALID');
+    assert.equal(issues[0].path, 'spec.http[0].timeot');
+    assert.match(issues[0].message, /did you mean "timeout"/);
+  });
+
+  void it('a valid Istio field meshpilot does not implement is an MP_UNSUPPORTED warning naming it, and the rule is served', () => {
+    const { rules, rejected } = convertObjects(sourced(virtualService({ hosts: ['reviews'], http: [{ route: [route('v1')], retries: { attempts: 2, backoff: '1s' } }] })));
     assert.deepEqual(rejected, []);
-    const warnings = rules[0]?.meta.warnings ?? [];
-    assert.equal(warnings.length, 1);
-    assert.equal(warnings[0]?.severity, 'warning');
-    assert.equal(warnings[0].path, 'spec.http[0].timeot');
-    assert.match(warnings[0].message, /did you mean "timeout"/);
+    assert.deepEqual((rules[0]?.meta.warnings ?? []).map((w) => [w.code, w.severity, w.path]), [['MP_UNSUPPORTED', 'warning', 'spec.http[0].retries.backoff']]);
   });
 
   void it('the mesh wildcard host is refused, but a gateway may use it', () => {

@@ -3,7 +3,7 @@
 import type { MeshConfig } from './mesh-config.ts';
 import { DEFAULT_MESH_CONFIG, rootNamespaceOf } from './mesh-config.ts';
 import type { Proxy } from './proxy.ts';
-import type { RejectedObject, SourceSnapshot } from './store.ts';
+import type { ObjectWarnings, RejectedObject, SourceSnapshot } from './store.ts';
 import { indexDestinationRules, mostSpecificMatch } from './destination-rules.ts';
 import { referenceIssues, type DestinationRef } from './rule-references.ts';
 import type { Destination, DestinationRule, HttpRoute, Rule, Sidecar, TcpRoute, ValidationIssue, VirtualService } from './rules.ts';
@@ -53,6 +53,8 @@ export interface PushContext {
   /** The Sidecar that limits what `proxy` sees (Istio's precedence); undefined when none applies. */
   sidecarFor(proxy: Pick<Proxy, 'type' | 'namespace' | 'labels' | 'ipAddresses'>): Sidecar | undefined;
   readonly rejected: readonly RejectedObject[];
+  /** Served objects other than rules, with their warnings. */
+  readonly objectWarnings: readonly ObjectWarnings[];
   /** Mesh-wide settings (`--mesh-config`), Istio's defaults when none is given. */
   readonly meshConfig: MeshConfig;
   /** Per-snapshot memo for generator output shared by many proxies. */
@@ -175,6 +177,7 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
     ruleStatus,
     sidecarFor: (proxy) => sidecars.forProxy(proxy),
     rejected: snapshot.rejected,
+    objectWarnings: snapshot.warnings ?? [],
     meshConfig,
     memo: memoizer(),
   };

@@ -180,7 +180,7 @@ export class YamlSource {
     const { state, parsed } = applyLastGood(this.#state, read.reads);
     this.#state = state;
     const converted = assembleObjects(parsed);
-    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected };
+    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected, warnings: converted.warnings };
     const signature = JSON.stringify(snapshot);
     if (signature === this.#published) {
       this.#log.debug({ reason }, 'files changed but the config they describe did not');
@@ -220,15 +220,18 @@ export class YamlSource {
         `${code}: ${rejected.object} in ${rejected.source.location}${field ? `: ${field}` : ''}: ${first?.message ?? 'rejected'}${more}${kept}`,
       );
     }
-    for (const rule of converted.rules) {
-      for (const warning of rule.meta.warnings ?? []) {
-        const object = `${rule.meta.kind} ${rule.meta.namespace}/${rule.meta.name}`;
-        const signature = JSON.stringify([rule.meta.source.location, object, warning]);
+    const warned = [
+      ...converted.rules.map((rule) => ({ object: `${rule.meta.kind} ${rule.meta.namespace}/${rule.meta.name}`, source: rule.meta.source, issues: rule.meta.warnings ?? [] })),
+      ...converted.warnings,
+    ];
+    for (const { object, source, issues } of warned) {
+      for (const warning of issues) {
+        const signature = JSON.stringify([source.location, object, warning]);
         current.add(signature);
         if (this.#loggedRejections.has(signature)) continue;
         this.#log.warn(
-          { code: warning.code, file: rule.meta.source.location, object, field: warning.path, severity: 'warning' },
-          `${warning.code}: ${object} in ${rule.meta.source.location}: ${warning.path}: ${warning.message}`,
+          { code: warning.code, file: source.location, object, field: warning.path, severity: 'warning' },
+          `${warning.code}: ${object} in ${source.location}: ${warning.path}: ${warning.message}`,
         );
       }
     }

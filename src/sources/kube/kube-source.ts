@@ -273,7 +273,7 @@ export class KubeSource {
       }
     }
     const converted = assembleObjects(parsed);
-    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected };
+    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected, warnings: converted.warnings };
     const signature = JSON.stringify(snapshot);
     if (signature === this.#published) {
       this.#log.debug({ reasons }, 'objects changed but the config they describe did not');
