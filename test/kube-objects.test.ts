@@ -115,13 +115,15 @@ void describe('Services', () => {
     assert.deepEqual(rejected.map((r) => [r.object, r.issues[0]?.path]), [['document 1', 'kind'], ['document 2', '']]);
   });
 
-  void it('the same object twice is served once, and the second copy is reported', () => {
+  void it('the same object twice is served once, and both files are told', () => {
     const first = { object: service('catalog', [{ name: 'http', port: 80 }]), source: { origin: 'file' as const, location: 'a.yaml' } };
     const second = { object: service('catalog', [{ name: 'http', port: 81 }]), source: { origin: 'file' as const, location: 'b.yaml' } };
-    const { services, rejected } = convertObjects([first, second]);
+    const { services, rejected, warnings } = convertObjects([first, second]);
     assert.deepEqual(services.map((s) => s.ports[0]?.port), [80]);
     assert.equal(rejected[0]?.source.location, 'b.yaml');
-    assert.match(rejected[0].issues[0]?.message ?? '', /defined twice, also in a\.yaml/);
+    assert.match(rejected[0].issues[0]?.message ?? '', /defined twice, here and in a\.yaml/);
+    assert.equal(warnings[0]?.source.location, 'a.yaml');
+    assert.match(warnings[0].issues[0]?.message ?? '', /defined twice, here and in b\.yaml: this one is served/);
   });
 
   void it('kinds meshpilot does not read are counted, not reported, and a Knative Service is not a Kubernetes Service', () => {

@@ -5,9 +5,8 @@ import { describe, it } from 'node:test';
 import { buildPushContext } from '../src/model/push-context.ts';
 import type { ValidationIssue } from '../src/model/rules.ts';
 import { convertObjects } from '../src/sources/kube-objects.ts';
-import { renderForProxy } from '../src/xds/render.ts';
 import { endpointSlice, pod, rule, service, type K8sObject } from './support/mesh-dir.ts';
-import { GRPC, SIDECAR } from './support/rendered.ts';
+import { servedVersions } from './support/rendered.ts';
 
 const NS = 'default';
 const base: K8sObject[] = [
@@ -137,10 +136,7 @@ const MISTAKES: readonly Mistake[] = [
 
 function served(objects: readonly K8sObject[]): string[] {
   const push = buildPushContext(convertObjects(objects.map((object) => ({ object, source: { origin: 'file', location: 'rules.yaml' } }))));
-  const targets = ['reviews.default.svc.cluster.local:9080', 'ratings.default.svc.cluster.local:9080'];
-  return [renderForProxy(push, SIDECAR), renderForProxy(push, GRPC, targets)].flatMap((rendered) =>
-    Object.values(rendered).flatMap((resources) => resources.map((r) => `${r.typeUrl} ${r.name} ${r.version}`)),
-  );
+  return servedVersions(push, ['reviews.default.svc.cluster.local:9080', 'ratings.default.svc.cluster.local:9080']);
 }
 
 /** Every issue reported for the object, from the source (rejected) or the model (rule status), and whether it is applied. */

@@ -200,7 +200,7 @@ export const EMPTY_DIRECTORY_STATE: DirectoryState = { files: new Map(), objects
 export function applyLastGood(previous: DirectoryState, fresh: readonly FileRead[]): { state: DirectoryState; parsed: ParsedObject[] } {
   const reads = [...fresh.map(emptiedAsRefused(previous)), ...filesUnderUnreadable(previous, fresh)];
   const perFile = reads.map(({ file, result }): { file: string; parsed: ParsedObject[]; hasLastGood: boolean } => {
-    if (result.ok) return { file, parsed: result.objects.map(parseObject), hasLastGood: true };
+    if (result.ok) return { file, parsed: keepVanishedWhileBroken(previous.files.get(file) ?? [], result.objects.map(parseObject)), hasLastGood: true };
     const kept = previous.files.get(file);
     const rejected: ParsedObject = { type: 'rejected', source: result.rejected.source, rejected: { ...result.rejected, keptLastGood: kept !== undefined } };
     // A file that has never parsed has no last good state to keep.
@@ -228,7 +228,43 @@ export function applyLastGood(previous: DirectoryState, fresh: readonly FileRead
     for (const object of fileObjects) if (!objects.has(object.key)) objects.set(object.key, object);
     if (entry.hasLastGood) files.set(entry.file, fileObjects);
   }
-  return { state: { files, objects }, parsed };
+  return { state: { files, objects }, parsed: servedBeforeFirst(previous, parsed) };
+}
+
+function hasErrors(parsed: ParsedObject): boolean {
+  return parsed.type === 'rejected' && parsed.rejected.issues.some((issue) => issue.severity === 'error');
+}
+
+/**
+ * While a file holds an object in error, the objects that vanished from it stay: a truncated
+ * write or a mangled name is not a deletion (deletions apply once the file reads clean).
+ */
+function keepVanishedWhileBroken(before: readonly AcceptedObject[], parsed: ParsedObject[]): ParsedObject[] {
+  if (before.length === 0 || !parsed.some(hasErrors)) return parsed;
+  const present = new Set(parsed.map((object) => (object.type === 'ignored' ? undefined : object.key)));
+  const vanished = before.filter((object) => !present.has(object.key));
+  if (vanished.length === 0) return parsed;
+  const marked = parsed.map((object): ParsedObject =>
+    object.type === 'rejected' && object.key === undefined ? { ...object, rejected: { ...object.rejected, keptLastGood: true } } : object,
+  );
+  return [...vanished, ...marked];
+}
+
+/** Of two copies of one object in different files, the one served before stays served (else the first file's). */
+function servedBeforeFirst(previous: DirectoryState, parsed: ParsedObject[]): ParsedObject[] {
+  const copies = new Map<string, number[]>();
+  parsed.forEach((object, index) => {
+    if (isAccepted(object)) copies.set(object.key, [...(copies.get(object.key) ?? []), index]);
+  });
+  const out = [...parsed];
+  for (const [key, indexes] of copies) {
+    const [first] = indexes;
+    const servedAt = previous.objects.get(key)?.source.location;
+    const served = indexes.find((index) => out[index]?.source.location === servedAt);
+    if (indexes.length < 2 || first === undefined || served === undefined || served === first) continue;
+    [out[first], out[served]] = [out[served] as ParsedObject, out[first] as ParsedObject];
+  }
+  return out;
 }
 
 /** A file that held objects and now holds none is more likely being rewritten than meant to delete them. */

@@ -191,29 +191,48 @@ function objectWarnings(parsed: AcceptedObject, issues: readonly ValidationIssue
   return { source: parsed.source, object: `${kind} ${namespace}/${name}`, kind, namespace, name, issues };
 }
 
-/** Kubernetes has one object per kind/namespace/name; a second one in the input is a mistake. */
-function duplicateOf(parsed: AcceptedObject, first: AcceptedObject): RejectedObject {
+/** Kubernetes has one object per kind/namespace/name; a second one in the input is a mistake, reported in both places. */
+function duplicateOf(parsed: AcceptedObject, first: AcceptedObject): { rejected: RejectedObject; served: ObjectWarnings } {
   const [kind = '', namespace = '', name = ''] = parsed.key.split('/');
+  const object = `${kind} ${namespace}/${name}`;
   return {
-    source: parsed.source,
-    object: `${kind} ${namespace}/${name}`,
-    kind,
-    namespace,
-    name,
-    issues: [
-      {
-        code: 'MP_OBJECT_INVALID',
-        severity: 'error',
-        path: 'metadata.name',
-        message: `is defined twice, also in ${first.source.location}: rename or remove one (the one in ${first.source.location} is served)`,
-      },
-    ],
-    keptLastGood: false,
+    rejected: {
+      source: parsed.source,
+      object,
+      kind,
+      namespace,
+      name,
+      issues: [
+        {
+          code: 'MP_OBJECT_INVALID',
+          severity: 'error',
+          path: 'metadata.name',
+          message: `is defined twice, here and in ${first.source.location}: rename or remove one (the one in ${first.source.location} is served, this one is not)`,
+        },
+      ],
+      keptLastGood: false,
+    },
+    served: {
+      source: first.source,
+      object,
+      kind,
+      namespace,
+      name,
+      issues: [
+        {
+          code: 'MP_OBJECT_INVALID',
+          severity: 'warning',
+          path: 'metadata.name',
+          message: `is defined twice, here and in ${parsed.source.location}: this one is served and the other is not; rename or remove one`,
+        },
+      ],
+    },
   };
 }
 
 export function assembleObjects(parsedObjects: readonly ParsedObject[]): ConvertedObjects {
   const rejected: RejectedObject[] = [];
+  const warnings: ObjectWarnings[] = [];
   const ignored: Record<string, number> = {};
   const accepted = new Map<string, AcceptedObject>();
   for (const parsed of parsedObjects) {
@@ -221,11 +240,14 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[]): Convert
     else if (parsed.type === 'ignored') ignored[parsed.reason] = (ignored[parsed.reason] ?? 0) + 1;
     else {
       const first = accepted.get(parsed.key);
-      if (first) rejected.push(duplicateOf(parsed, first));
+      if (first) {
+        const duplicate = duplicateOf(parsed, first);
+        rejected.push(duplicate.rejected);
+        warnings.push(duplicate.served);
+      }
       else accepted.set(parsed.key, parsed);
     }
   }
-  const warnings: ObjectWarnings[] = [];
   const services = new Map<string, Service>();
   const pods: PodInfo[] = [];
   const rules: Rule[] = [];
