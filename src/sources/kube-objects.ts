@@ -193,40 +193,14 @@ function objectWarnings(parsed: AcceptedObject, issues: readonly ValidationIssue
 
 /** Kubernetes has one object per kind/namespace/name; a second one in the input is a mistake, reported in both places. */
 function duplicateOf(parsed: AcceptedObject, first: AcceptedObject): { rejected: RejectedObject; served: ObjectWarnings } {
-  const [kind = '', namespace = '', name = ''] = parsed.key.split('/');
-  const object = `${kind} ${namespace}/${name}`;
+  const twice = (severity: 'error' | 'warning', message: string): ValidationIssue[] => [{ code: 'MP_OBJECT_INVALID', severity, path: 'metadata.name', message }];
+  const elsewhere = first.source.location;
   return {
     rejected: {
-      source: parsed.source,
-      object,
-      kind,
-      namespace,
-      name,
-      issues: [
-        {
-          code: 'MP_OBJECT_INVALID',
-          severity: 'error',
-          path: 'metadata.name',
-          message: `is defined twice, here and in ${first.source.location}: rename or remove one (the one in ${first.source.location} is served, this one is not)`,
-        },
-      ],
+      ...objectWarnings(parsed, twice('error', `is defined twice, here and in ${elsewhere}: rename or remove one (the one in ${elsewhere} is served, this one is not)`)),
       keptLastGood: false,
     },
-    served: {
-      source: first.source,
-      object,
-      kind,
-      namespace,
-      name,
-      issues: [
-        {
-          code: 'MP_OBJECT_INVALID',
-          severity: 'warning',
-          path: 'metadata.name',
-          message: `is defined twice, here and in ${parsed.source.location}: this one is served and the other is not; rename or remove one`,
-        },
-      ],
-    },
+    served: objectWarnings(first, twice('warning', `is defined twice, here and in ${parsed.source.location}: this one is served and the other is not; rename or remove one`)),
   };
 }
 
