@@ -103,6 +103,19 @@ function destinationRefs(vs: ResolvedVirtualService): DestinationRef[] {
   return refs;
 }
 
+function referenceIssuesOf(
+  vs: ResolvedVirtualService,
+  serviceByHost: ReadonlyMap<string, Service>,
+  destinationRuleFor: (host: string, proxyNamespace: string | undefined) => DestinationRule | undefined,
+): ValidationIssue[] {
+  return referenceIssues(destinationRefs(vs), serviceByHost, (host) => destinationRuleFor(host, vs.rule.meta.namespace));
+}
+
+/** What `rule` refers to that `push` lacks (the rule need not be part of `push`). */
+export function virtualServiceReferenceIssues(push: PushContext, rule: VirtualService): ValidationIssue[] {
+  return referenceIssuesOf(resolveVirtualService(rule), push.serviceByHost, (host, proxyNamespace) => push.destinationRuleFor(host, proxyNamespace));
+}
+
 /** A service no VirtualService names exactly takes the most specific wildcard rule that covers it. */
 function coverWildcardHosts(byHost: Map<string, ResolvedVirtualService>, services: readonly Service[]): void {
   const wildcards = new Map([...byHost].filter(([host]) => host.startsWith('*')));
@@ -140,12 +153,15 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
   }
 
   const virtualServiceByHost = new Map<string, ResolvedVirtualService>();
+  const destinationRuleFor = (host: string, proxyNamespace: string | undefined): DestinationRule | undefined => {
+    const service = serviceByHost.get(host);
+    return destinationRules.lookup(host, proxyNamespace ?? service?.namespace ?? '', service?.namespace ?? '');
+  };
   for (const rule of rules.filter(isVirtualService)) {
     const resolved = resolveVirtualService(rule);
-    const issues = referenceIssues(destinationRefs(resolved), serviceByHost, (host) =>
-      destinationRules.lookup(host, rule.meta.namespace, serviceByHost.get(host)?.namespace ?? ''),
-    );
-    const usable = appliesToMesh(rule) && !issues.some((issue) => issue.severity === 'error');
+    const issues = referenceIssuesOf(resolved, serviceByHost, destinationRuleFor);
+    // As in Istio, a broken reference does not unbind the rule: its route names a cluster that does not exist, so it fails closed.
+    const usable = appliesToMesh(rule);
     let claimed = 0;
     resolved.hosts.forEach((host, i) => {
       if (!usable) return;
@@ -170,10 +186,7 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
     endpointsByHost,
     virtualServiceByHost,
     destinationRuleByHost,
-    destinationRuleFor: (host, proxyNamespace) => {
-      const service = serviceByHost.get(host);
-      return destinationRules.lookup(host, proxyNamespace ?? service?.namespace ?? '', service?.namespace ?? '');
-    },
+    destinationRuleFor,
     ruleStatus,
     sidecarFor: (proxy) => sidecars.forProxy(proxy),
     rejected: snapshot.rejected,

@@ -8,6 +8,7 @@ import type { RejectedObject } from '../model/store.ts';
 import type { AcceptedObject, ConvertedObjects, ParsedObject, SourcedObject } from './kube-objects.ts';
 import { assembleObjects, isAccepted, parseObject } from './kube-objects.ts';
 import { describeType, isFields, stringField } from './object-fields.ts';
+import { guardReferences } from './reference-guard.ts';
 
 export type TextReadResult =
   | { readonly ok: true; readonly objects: readonly SourcedObject[] }
@@ -208,7 +209,6 @@ export function applyLastGood(previous: DirectoryState, fresh: readonly FileRead
   });
   const acceptedKeys = new Set(perFile.flatMap(({ parsed }) => parsed.filter(isAccepted).map((object) => object.key)));
   const files = new Map<string, AcceptedObject[]>();
-  const objects = new Map<string, AcceptedObject>();
   const parsed: ParsedObject[] = [];
   for (const entry of perFile) {
     const fileObjects: AcceptedObject[] = [];
@@ -225,10 +225,17 @@ export function applyLastGood(previous: DirectoryState, fresh: readonly FileRead
       parsed.push(object);
       if (isAccepted(object)) fileObjects.push(object);
     }
-    for (const object of fileObjects) if (!objects.has(object.key)) objects.set(object.key, object);
     if (entry.hasLastGood) files.set(entry.file, fileObjects);
   }
-  return { state: { files, objects }, parsed: servedBeforeFirst(previous, parsed) };
+  const guarded = guardReferences(servedBeforeFirst(previous, parsed), {
+    lastServed: (key) => previous.objects.get(key),
+    firstRead: previous === EMPTY_DIRECTORY_STATE,
+  });
+  // What is remembered as served is what the guard let through (an edit it held back is not).
+  const served = new Map<string, AcceptedObject>();
+  for (const object of guarded) if (isAccepted(object) && !served.has(object.key)) served.set(object.key, object);
+  for (const [file, fileObjects] of files) files.set(file, fileObjects.flatMap((object) => served.get(object.key) ?? []));
+  return { state: { files, objects: served }, parsed: guarded };
 }
 
 function hasErrors(parsed: ParsedObject): boolean {

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { ConfigStore, RejectedObject, SourceSnapshot } from '../../model/store.ts';
 import type { AcceptedObject, ParsedObject } from '../kube-objects.ts';
 import { assembleObjects, isAccepted, parseObject } from '../kube-objects.ts';
+import { guardReferences } from '../reference-guard.ts';
 import type { Discovery, ServedResource } from './discovery.ts';
 import { discover } from './discovery.ts';
 import type { KubeConnection } from './kube-api.ts';
@@ -69,6 +70,8 @@ export class KubeSource {
   #synced = false;
   #stopped = false;
   #published: string | undefined;
+  /** What each object was when last published, for edits that break a reference. */
+  #served = new Map<string, AcceptedObject>();
   #loggedRejections = new Set<string>();
   #markSynced: () => void = () => undefined;
 
@@ -272,7 +275,9 @@ export class KubeSource {
         parsed.push(entry.parsed);
       }
     }
-    const converted = assembleObjects(parsed);
+    const guarded = guardReferences(parsed, { lastServed: (key) => this.#served.get(key), firstRead: this.#served.size === 0 && this.#published === undefined });
+    this.#served = new Map(guarded.filter(isAccepted).map((object) => [object.key, object]));
+    const converted = assembleObjects(guarded);
     const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected, warnings: converted.warnings };
     const signature = JSON.stringify(snapshot);
     if (signature === this.#published) {
