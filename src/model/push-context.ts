@@ -11,6 +11,7 @@ import { isDestinationRule, isSidecar, isVirtualService, ruleKey } from './rules
 import type { Endpoint, Service } from './service.ts';
 import { resolveShortName } from './service.ts';
 import { indexSidecars } from './sidecar.ts';
+import { ineffectiveRuleIssues } from './ineffective-rules.ts';
 
 export interface ResolvedDestination extends Destination {
   /** FQDN of the destination host. */
@@ -177,6 +178,10 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
   }
   coverWildcardHosts(virtualServiceByHost, services);
   const sidecars = indexSidecars(rules.filter(isSidecar), rootNamespaceOf(meshConfig), snapshot.endpoints, ruleStatus);
+  for (const [key, status] of ruleStatus) {
+    const ineffective = ineffectiveRuleIssues(status.rule, services, endpointsByHost, rootNamespaceOf(meshConfig));
+    if (ineffective.length > 0) ruleStatus.set(key, { ...status, issues: [...status.issues, ...ineffective] });
+  }
 
   return {
     sequence: ++sequence,
