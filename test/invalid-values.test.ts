@@ -74,6 +74,11 @@ const CASES: readonly Case[] = [
     expect: { severity: 'error', code: 'MP_OBJECT_INVALID', file: 'x.yaml', object: 'VirtualServce default/ratings', path: 'kind', message: /did you mean "VirtualService"/ },
   },
   {
+    what: 'kind: RouteRul in config.istio.io',
+    files: { 'x.yaml': [{ apiVersion: 'config.istio.io/v1alpha2', kind: 'RouteRul', metadata: { name: 'canary', namespace: NS }, spec: { destination: { name: 'reviews' } } }] },
+    expect: { severity: 'error', code: 'MP_OBJECT_INVALID', file: 'x.yaml', object: 'RouteRul default/canary', path: 'kind', message: /did you mean "RouteRule"/ },
+  },
+  {
     what: 'kind: Servce in v1',
     files: { 'x.yaml': [{ ...service('other', NS, [{ name: 'http', port: 9080, targetPort: 9080 }], '10.96.0.32'), kind: 'Servce' }] },
     expect: { severity: 'error', code: 'MP_OBJECT_INVALID', file: 'x.yaml', object: 'Servce default/other', path: 'kind', message: /did you mean "Service"/ },

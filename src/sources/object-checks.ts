@@ -16,7 +16,14 @@ const OTHER_KINDS: Readonly<Record<string, readonly string[]>> = {
   'security.istio.io': ['PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication'],
   'telemetry.istio.io': ['Telemetry'],
   'extensions.istio.io': ['WasmPlugin'],
-  'config.istio.io': ['DestinationPolicy', 'EgressRule', 'IngressRule'],
+  // Istio 0.x routing next to Mixer's configuration kinds (templates and adapters) of Istio 1.0 to 1.4.
+  'config.istio.io': [
+    'DestinationPolicy', 'EgressRule', 'IngressRule', 'attributemanifest', 'rule', 'handler', 'instance', 'template', 'adapter', 'HTTPAPISpec',
+    'HTTPAPISpecBinding', 'QuotaSpec', 'QuotaSpecBinding', 'apikey', 'authorization', 'bypass', 'checknothing', 'circonus', 'cloudwatch', 'denier',
+    'dogstatsd', 'edge', 'fluentd', 'kubernetesenv', 'kubernetes', 'listchecker', 'listentry', 'logentry', 'memquota', 'metric', 'noop', 'opa',
+    'prometheus', 'quota', 'rbac', 'redisquota', 'reportnothing', 'servicecontrol', 'servicecontrolreport', 'signalfx', 'solarwinds', 'stackdriver',
+    'statsd', 'stdio', 'tracespan', 'zipkin',
+  ],
 };
 
 /** Istio kinds a mesh's YAML carries that meshpilot does not implement: each one is reported. */
@@ -31,19 +38,11 @@ export function judgeUnreadKind(group: string, kind: string, readKinds: readonly
   if (others === undefined) return undefined;
   if (others.includes(kind)) {
     if (!ISTIO_GROUPS.has(group)) return undefined;
-    return unsupportedKind(group, kind);
+    return { code: 'MP_UNSUPPORTED', severity: 'warning', path: 'kind', message: `${group} ${kind} is not implemented by meshpilot: it is not applied` };
   }
-  // config.istio.io also held Mixer's many adapter kinds; only names close to RouteRule are mistakes there.
   const suggestion = closest(kind, [...readKinds, ...others]);
-  if (group === 'config.istio.io' && suggestion === undefined) {
-    return unsupportedKind(group, kind);
-  }
   const fix = suggestion ? `did you mean "${suggestion}"?` : `use one of ${[...readKinds, ...others].join(', ')}`;
-  return { code: 'MP_OBJECT_INVALID', severity: 'error', path: 'kind', message: `"${kind}" is not a kind of ${group || 'the core API group (v1)'}: ${fix}` };
-}
-
-function unsupportedKind(group: string, kind: string): ValidationIssue {
-  return { code: 'MP_UNSUPPORTED', severity: 'warning', path: 'kind', message: `${group} ${kind} is not implemented by meshpilot: it is not applied` };
+  return { code: 'MP_OBJECT_INVALID', severity: 'error', path: 'kind', message: `${quoted(kind)} is not a kind of ${group || 'the core API group (v1)'}: ${fix}` };
 }
 
 const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
