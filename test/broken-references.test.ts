@@ -10,8 +10,8 @@ import { buildPushContext } from '../src/model/push-context.ts';
 import { loadDirectory } from '../src/sources/config-dir.ts';
 import { CLUSTER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
 import { renderForProxy } from '../src/xds/render.ts';
-import { FakeKubeApi, istioCrds } from './support/fake-kube-api.ts';
-import { startMeshpilotOnKube, type KubeMeshpilot } from './support/fake-kube-api-meshpilot.ts';
+import type { FakeKubeApi } from './support/fake-kube-api.ts';
+import { startClusterMesh, type KubeMeshpilot } from './support/fake-kube-api-meshpilot.ts';
 import { MeshDir, endpointSlice, eventually, pod, rule, service, type K8sObject } from './support/mesh-dir.ts';
 import { startMeshpilot, type TestMeshpilot } from './support/meshpilot.ts';
 import { SIDECAR, servedVersions } from './support/rendered.ts';
@@ -133,11 +133,7 @@ describe('a broken reference from the Kubernetes API', () => {
   let api: FakeKubeApi;
   let meshpilot: KubeMeshpilot;
   before(async () => {
-    api = await FakeKubeApi.start();
-    for (const crd of istioCrds()) api.installCrd(crd);
-    api.applyAll([...MESH, subsets(['v1', 'v2']), jasonTo('v2')]);
-    meshpilot = await startMeshpilotOnKube(api);
-    await eventually(async () => ((await meshpilot.admin('/ready')).status === 200 ? true : undefined), 10_000, '/ready');
+    ({ api, meshpilot } = await startClusterMesh([...MESH, subsets(['v1', 'v2']), jasonTo('v2')]));
   });
   after(async () => {
     await meshpilot.close();

@@ -2,9 +2,11 @@
 // field, what proxies get does not change, and `meshpilot analyze` says exactly what a freshly
 // started `meshpilot serve` says about the same directory.
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { analyzeDirectory, type Finding } from '../src/commands/analyze.ts';
 import { buildPushContext } from '../src/model/push-context.ts';
+import type { FakeKubeApi } from './support/fake-kube-api.ts';
+import { startClusterMesh, type KubeMeshpilot } from './support/fake-kube-api-meshpilot.ts';
 import { MeshDir, endpointSlice, eventually, pod, rule, service, type K8sObject } from './support/mesh-dir.ts';
 import { startMeshpilot, type TestMeshpilot } from './support/meshpilot.ts';
 import { servedVersions } from './support/rendered.ts';
@@ -119,7 +121,7 @@ interface Configz {
 }
 
 /** Every problem /debug/configz shows, as analyze lines (what gRPC clients lose is not a config problem, so it is left out). */
-async function serveFindings(meshpilot: TestMeshpilot): Promise<string[]> {
+async function serveFindings(meshpilot: TestMeshpilot | KubeMeshpilot): Promise<string[]> {
   const configz = (await (await meshpilot.admin('/debug/configz')).json()) as Configz;
   const lines = (severity: string, file: string, object: string, issues: Issue[]): string[] =>
     issues.filter((i) => i.code !== 'MP_GRPC_DEGRADED').map((i) => `${severity} ${i.code} ${file} ${object} ${i.path}: ${i.message}`);
@@ -133,7 +135,7 @@ async function serveFindings(meshpilot: TestMeshpilot): Promise<string[]> {
   ].sort();
 }
 
-function served(meshpilot: TestMeshpilot): string[] {
+function served(meshpilot: TestMeshpilot | KubeMeshpilot): string[] {
   return servedVersions(buildPushContext(meshpilot.store.current()), TARGETS);
 }
 
@@ -172,6 +174,36 @@ describe('invalid values are reported, never served silently, and analyze agrees
         await serveFindings(fresh),
         'analyze lists exactly what a freshly started serve reports',
       );
+    });
+  }
+});
+
+describe('the same from the Kubernetes API (the same converters)', () => {
+  let api: FakeKubeApi;
+  let meshpilot: KubeMeshpilot;
+  before(async () => {
+    ({ api, meshpilot } = await startClusterMesh(BASE));
+  });
+  after(async () => {
+    await meshpilot.close();
+    await api.close();
+  });
+
+  const cases: readonly [string, K8sObject, string, string][] = [
+    ['an EndpointSlice address not-an-ip', slice({ endpoints: [{ addresses: ['not-an-ip'] }] }), 'EndpointSlice default/ratings-abcde', 'endpoints[0].addresses[0]'],
+    [
+      'match: [{bogus: 1}] in the reviews VirtualService',
+      rule('VirtualService', 'reviews', NS, { hosts: ['reviews'], http: [{ match: [{ bogus: 1 }], route: [{ destination: { host: 'reviews', subset: 'v2' } }] }] }),
+      'VirtualService default/reviews',
+      'spec.http[0].match[0].bogus',
+    ],
+  ];
+  for (const [what, object, name, path] of cases) {
+    it(`${what}: reported at ${path}, and what is served stays as it was`, async () => {
+      const before = served(meshpilot);
+      api.apply(object);
+      await eventually(async () => ((await serveFindings(meshpilot)).some((line) => line.includes(` ${name} ${path}:`)) ? true : undefined), 10_000, `${path} reported`);
+      assert.deepEqual(served(meshpilot), before);
     });
   }
 });

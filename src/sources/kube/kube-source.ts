@@ -2,7 +2,7 @@
 // directory, and every change is published to the config store as one complete snapshot.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { ConfigStore, RejectedObject, SourceSnapshot } from '../../model/store.ts';
+import type { ConfigStore, ObjectWarnings, RejectedObject, SourceSnapshot } from '../../model/store.ts';
 import type { AcceptedObject, ParsedObject } from '../kube-objects.ts';
 import { assembleObjects, isAccepted, parseObject } from '../kube-objects.ts';
 import { guardReferences } from '../reference-guard.ts';
@@ -285,7 +285,10 @@ export class KubeSource {
       return;
     }
     this.#published = signature;
-    this.#logRejections(converted.rejected);
+    this.#logRejections(converted.rejected, [
+      ...converted.rules.map((rule) => ({ object: `${rule.meta.kind} ${rule.meta.namespace}/${rule.meta.name}`, source: rule.meta.source, issues: rule.meta.warnings ?? [] })),
+      ...converted.warnings,
+    ]);
     const reason = reasons.length > MAX_REASONS ? `${reasons.slice(0, MAX_REASONS).join(', ')} and ${reasons.length - MAX_REASONS} more` : reasons.join(', ');
     this.#store.publish(this.sourceId, snapshot, reason);
     this.#log.info(
@@ -301,9 +304,20 @@ export class KubeSource {
     );
   }
 
-  /** One warning per rejected object when it first appears, naming its API path and field. */
-  #logRejections(rejected: readonly RejectedObject[]): void {
+  /** One warning per rejected object, and per warning about a served one, when it first appears, naming its API path and field. */
+  #logRejections(rejected: readonly RejectedObject[], warned: readonly Pick<ObjectWarnings, 'object' | 'source' | 'issues'>[]): void {
     const current = new Set<string>();
+    for (const object of warned) {
+      for (const warning of object.issues) {
+        const signature = JSON.stringify([object.source.location, warning]);
+        current.add(signature);
+        if (this.#loggedRejections.has(signature)) continue;
+        this.#log.warn(
+          { code: warning.code, object: object.object, path: object.source.location, field: warning.path, severity: 'warning' },
+          `${warning.code}: ${object.object} (${object.source.location}): ${warning.path}: ${warning.message}`,
+        );
+      }
+    }
     for (const object of rejected) {
       const signature = JSON.stringify([object.source.location, object.issues]);
       current.add(signature);
