@@ -3,10 +3,10 @@
 export const ERROR_CODES = {
   MP_YAML_PARSE: 'A file is not valid YAML; nothing from it changed what is served.',
   MP_FILE_REFUSED: 'A file or directory in the config directory was not used: it links outside the directory, cannot be listed, or became empty while it held objects (those stay served).',
-  MP_OBJECT_INVALID: 'A Kubernetes object is missing a required field or has a value of the wrong type.',
+  MP_OBJECT_INVALID: 'An object is missing a required field, has a value of the wrong type or an invalid one, a field or kind Kubernetes does not define, or is defined twice.',
   MP_RULE_INVALID: 'An Istio rule breaks the traffic API schema or its semantics and is not applied.',
   MP_RULE_CONFLICT: 'Two rules claim the same thing; the older one wins, as in Istio.',
-  MP_REF_UNKNOWN: 'A rule refers to a service, port or subset that does not exist.',
+  MP_REF_UNKNOWN: 'A rule refers to a service, port or subset that does not exist; an edit that does so keeps the last good version, and a route broken by another change fails closed.',
   MP_GRPC_DEGRADED: 'Part of a rule is something proxyless gRPC does not implement; gRPC clients get the rest, as the warning says.',
   MP_UNSUPPORTED: 'A valid Istio kind or field that meshpilot does not implement; it has no effect, as the warning says.',
   MP_RULE_INEFFECTIVE: 'A valid rule that changes nothing as written (a Sidecar hiding every service, a subset selecting no pod, a VirtualService bound only to gateways).',
