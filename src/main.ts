@@ -78,6 +78,8 @@ export interface RunningMeshpilot {
   readonly pushQueue: PushQueue;
   readonly convergence: ConvergenceTracker;
   readonly log: Logger;
+  /** Re-reads the config directory now (what a file change triggers), resolving once it is published. */
+  reloadConfig(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -172,6 +174,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     pushQueue,
     convergence,
     log,
+    reloadConfig: () => yamlSource?.reload() ?? Promise.resolve(),
     async close() {
       closed = true;
       pushController.stop();

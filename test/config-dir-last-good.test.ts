@@ -82,3 +82,22 @@ describe('an unreadable subdirectory', () => {
     assert.ok(second.parsed.some((p) => p.type === 'rejected' && p.source.location === 'team/d.yaml' && p.rejected.keptLastGood));
   });
 });
+
+describe('a file holding an object in error', () => {
+  const read = (text: string): ReturnType<typeof applyLastGood> => applyLastGood(EMPTY_DIRECTORY_STATE, [{ file: 'svc.yaml', result: readObjectsFromText(text, 'svc.yaml') }]);
+
+  it('keeps the objects that vanished from it: a mangled name or a cut-off write is not a deletion', () => {
+    const first = read(toYaml([svc('alpha', '198.51.100.1'), svc('beta', '198.51.100.2')]));
+    const mangled = toYaml([svc('alpha', '198.51.100.1'), { ...svc('beta', '198.51.100.2'), metadata: { name: 7 } }]);
+    const { parsed } = applyLastGood(first.state, [{ file: 'svc.yaml', result: readObjectsFromText(mangled, 'svc.yaml') }]);
+    const converted = assembleObjects(parsed);
+    assert.deepEqual(converted.services.map((s) => s.name), ['alpha', 'beta']);
+    assert.deepEqual(converted.rejected.map((r) => [r.object, r.keptLastGood, r.issues[0]?.path]), [['Service in document 2', true, 'metadata.name']]);
+  });
+
+  it('once the file reads clean, what it no longer holds is removed', () => {
+    const first = read(toYaml([svc('alpha', '198.51.100.1'), svc('beta', '198.51.100.2')]));
+    const { parsed } = applyLastGood(first.state, [{ file: 'svc.yaml', result: readObjectsFromText(toYaml([svc('alpha', '198.51.100.1')]), 'svc.yaml') }]);
+    assert.deepEqual(assembleObjects(parsed).services.map((s) => s.name), ['alpha']);
+  });
+});

@@ -115,13 +115,15 @@ void describe('Services', () => {
     assert.deepEqual(rejected.map((r) => [r.object, r.issues[0]?.path]), [['document 1', 'kind'], ['document 2', '']]);
   });
 
-  void it('the same object twice is served once, and the second copy is reported', () => {
+  void it('the same object twice is served once, and both files are told', () => {
     const first = { object: service('catalog', [{ name: 'http', port: 80 }]), source: { origin: 'file' as const, location: 'a.yaml' } };
     const second = { object: service('catalog', [{ name: 'http', port: 81 }]), source: { origin: 'file' as const, location: 'b.yaml' } };
-    const { services, rejected } = convertObjects([first, second]);
+    const { services, rejected, warnings } = convertObjects([first, second]);
     assert.deepEqual(services.map((s) => s.ports[0]?.port), [80]);
     assert.equal(rejected[0]?.source.location, 'b.yaml');
-    assert.match(rejected[0].issues[0]?.message ?? '', /defined twice, also in a\.yaml/);
+    assert.match(rejected[0].issues[0]?.message ?? '', /defined twice, here and in a\.yaml/);
+    assert.equal(warnings[0]?.source.location, 'a.yaml');
+    assert.match(warnings[0].issues[0]?.message ?? '', /defined twice, here and in b\.yaml: this one is served/);
   });
 
   void it('kinds meshpilot does not read are counted, not reported, and a Knative Service is not a Kubernetes Service', () => {
@@ -310,14 +312,21 @@ void describe('VirtualService validation', () => {
     for (const ok of ['(?i).*firefox.*', '\\Aabc\\z', '(?U)a+', '[[:alpha:]]+', '\\pL+', '(a+)+$']) assert.equal(checkRe2Regex(ok), undefined, ok);
   });
 
-  void it('an unknown field is a warning with a spelling hint, and the rule is still served', () => {
+  void it('an unknown field is an error with a spelling hint, and the rule is not served', () => {
     const { rules, rejected } = convertObjects(sourced(virtualService({ hosts: ['reviews'], http: [{ route: [route('v1')], timeot: '5s' }] })));
+    assert.deepEqual(rules, []);
+    const issues = rejected[0]?.issues ?? [];
+    assert.equal(issues.length, 1);
+    assert.equal(issues[0]?.severity, 'error');
+    assert.equal(issues[0].code, 'MP_RULE_INVALID');
+    assert.equal(issues[0].path, 'spec.http[0].timeot');
+    assert.match(issues[0].message, /did you mean "timeout"/);
+  });
+
+  void it('a valid Istio field meshpilot does not implement is an MP_UNSUPPORTED warning naming it, and the rule is served', () => {
+    const { rules, rejected } = convertObjects(sourced(virtualService({ hosts: ['reviews'], http: [{ route: [route('v1')], retries: { attempts: 2, backoff: '1s' } }] })));
     assert.deepEqual(rejected, []);
-    const warnings = rules[0]?.meta.warnings ?? [];
-    assert.equal(warnings.length, 1);
-    assert.equal(warnings[0]?.severity, 'warning');
-    assert.equal(warnings[0].path, 'spec.http[0].timeot');
-    assert.match(warnings[0].message, /did you mean "timeout"/);
+    assert.deepEqual((rules[0]?.meta.warnings ?? []).map((w) => [w.code, w.severity, w.path]), [['MP_UNSUPPORTED', 'warning', 'spec.http[0].retries.backoff']]);
   });
 
   void it('the mesh wildcard host is refused, but a gateway may use it', () => {

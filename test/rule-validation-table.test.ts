@@ -5,9 +5,10 @@ import { describe, it } from 'node:test';
 import { buildPushContext } from '../src/model/push-context.ts';
 import type { ValidationIssue } from '../src/model/rules.ts';
 import { convertObjects } from '../src/sources/kube-objects.ts';
-import { renderForProxy } from '../src/xds/render.ts';
 import { endpointSlice, pod, rule, service, type K8sObject } from './support/mesh-dir.ts';
-import { GRPC, SIDECAR } from './support/rendered.ts';
+import { renderForProxy } from '../src/xds/render.ts';
+import { CLUSTER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
+import { servedVersions, SIDECAR } from './support/rendered.ts';
 
 const NS = 'default';
 const base: K8sObject[] = [
@@ -91,8 +92,6 @@ const MISTAKES: readonly Mistake[] = [
     code: 'MP_RULE_INVALID',
     path: 'spec.tcp[0].route',
   },
-  { what: 'a subset no DestinationRule defines', object: vs([{ route: [{ destination: { host: 'reviews', subset: 'v9' } }] }]), code: 'MP_REF_UNKNOWN', path: 'spec.http[0].route[0].destination.subset' },
-  { what: 'a port the service does not have', object: vs([{ route: [{ destination: { host: 'ratings', port: { number: 9999 } } }] }]), code: 'MP_REF_UNKNOWN', path: 'spec.http[0].route[0].destination.port.number' },
   {
     what: 'a second, newer VirtualService for reviews',
     object: { ...rule('VirtualService', 'reviews-again', NS, { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews', subset: 'v2' } }] }] }), metadata: { name: 'reviews-again', namespace: NS, creationTimestamp: '2030-01-01T00:00:00Z' } },
@@ -144,10 +143,7 @@ const MISTAKES: readonly Mistake[] = [
 
 function served(objects: readonly K8sObject[]): string[] {
   const push = buildPushContext(convertObjects(objects.map((object) => ({ object, source: { origin: 'file', location: 'rules.yaml' } }))));
-  const targets = ['reviews.default.svc.cluster.local:9080', 'ratings.default.svc.cluster.local:9080'];
-  return [renderForProxy(push, SIDECAR), renderForProxy(push, GRPC, targets)].flatMap((rendered) =>
-    Object.values(rendered).flatMap((resources) => resources.map((r) => `${r.typeUrl} ${r.name} ${r.version}`)),
-  );
+  return servedVersions(push, ['reviews.default.svc.cluster.local:9080', 'ratings.default.svc.cluster.local:9080']);
 }
 
 /** Every issue reported for the object, from the source (rejected) or the model (rule status), and whether it is applied. */
@@ -159,6 +155,45 @@ function outcome(objects: readonly K8sObject[], name: string): { issues: Validat
   assert.ok(status, `${name} is neither rejected nor known`);
   return { issues: [...status.issues], applied: status.applied };
 }
+
+const BROKEN_REFERENCES: readonly (Mistake & { readonly cluster: string })[] = [
+  {
+    what: 'a subset no DestinationRule defines',
+    object: vs([{ route: [{ destination: { host: 'reviews', subset: 'v9' } }] }]),
+    code: 'MP_REF_UNKNOWN',
+    path: 'spec.http[0].route[0].destination.subset',
+    cluster: 'outbound|9080|v9|reviews.default.svc.cluster.local',
+  },
+  {
+    what: 'a port the service does not have',
+    object: vs([{ route: [{ destination: { host: 'ratings', port: { number: 9999 } } }] }]),
+    code: 'MP_REF_UNKNOWN',
+    path: 'spec.http[0].route[0].destination.port.number',
+    cluster: 'outbound|9999||ratings.default.svc.cluster.local',
+  },
+];
+
+/** The clusters the sidecar's routes to ratings name, and the clusters it is given. */
+function ratingsRoute(objects: readonly K8sObject[]): { routedTo: string[]; clusters: string[] } {
+  const rendered = renderForProxy(buildPushContext(convertObjects(objects.map((object) => ({ object, source: { origin: 'file', location: 'rules.yaml' } })))), SIDECAR);
+  const config = rendered[ROUTE_TYPE].find((r) => r.name === '9080')?.json as { virtual_hosts: { name: string; routes: { route?: { cluster?: string } }[] }[] };
+  const host = config.virtual_hosts.find((h) => h.name.startsWith('ratings.default.svc.cluster.local'));
+  return { routedTo: (host?.routes ?? []).map((r) => r.route?.cluster ?? ''), clusters: rendered[CLUSTER_TYPE].map((c) => c.name) };
+}
+
+describe('a reference broken at the first read fails its route closed, as in Istio', () => {
+  for (const mistake of BROKEN_REFERENCES) {
+    it(`${mistake.what}: ${mistake.code} at ${mistake.path}, and the route answers 503 instead of reaching every version`, () => {
+      const objects = [...base, mistake.object];
+      const { issues, applied } = outcome(objects, 'broken');
+      assert.ok(issues.some((issue) => issue.code === mistake.code && issue.path === mistake.path && issue.severity === 'error'), JSON.stringify(issues));
+      assert.equal(applied, true, 'the rule stays bound to its host');
+      const { routedTo, clusters } = ratingsRoute(objects);
+      assert.deepEqual(routedTo, [mistake.cluster]);
+      assert.ok(!clusters.includes(mistake.cluster), 'the cluster it names is not served, so Envoy answers 503');
+    });
+  }
+});
 
 describe('invalid rules are reported and never change what is served', () => {
   const baseline = served(base);

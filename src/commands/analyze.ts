@@ -40,7 +40,7 @@ export async function analyzeDirectory(dir: string, meshConfigFile?: string): Pr
   await requireDirectory(dir, 'analyze');
   const converted = await loadDirectory(dir);
   const push = buildPushContext(converted);
-  const findings: Finding[] = converted.rejected.flatMap((r) => r.issues.map((issue) => finding(issue, r.source.location, r.object)));
+  const findings: Finding[] = [...converted.rejected, ...converted.warnings].flatMap((r) => r.issues.map((issue) => finding(issue, r.source.location, r.object)));
   for (const { rule, issues } of push.ruleStatus.values()) {
     const object = `${rule.meta.kind} ${rule.meta.namespace}/${rule.meta.name}`;
     for (const issue of [...(rule.meta.warnings ?? []), ...issues]) findings.push(finding(issue, rule.meta.source.location, object));

@@ -3,7 +3,7 @@
 import type { MeshConfig } from './mesh-config.ts';
 import { DEFAULT_MESH_CONFIG, rootNamespaceOf } from './mesh-config.ts';
 import type { Proxy } from './proxy.ts';
-import type { RejectedObject, SourceSnapshot } from './store.ts';
+import type { ObjectWarnings, RejectedObject, SourceSnapshot } from './store.ts';
 import { indexDestinationRules, mostSpecificMatch } from './destination-rules.ts';
 import { referenceIssues, type DestinationRef } from './rule-references.ts';
 import type { Destination, DestinationRule, HttpRoute, Rule, Sidecar, TcpRoute, ValidationIssue, VirtualService } from './rules.ts';
@@ -11,6 +11,7 @@ import { isDestinationRule, isSidecar, isVirtualService, ruleKey } from './rules
 import type { Endpoint, Service } from './service.ts';
 import { resolveShortName } from './service.ts';
 import { indexSidecars } from './sidecar.ts';
+import { ineffectiveRuleIssues } from './ineffective-rules.ts';
 
 export interface ResolvedDestination extends Destination {
   /** FQDN of the destination host. */
@@ -53,6 +54,8 @@ export interface PushContext {
   /** The Sidecar that limits what `proxy` sees (Istio's precedence); undefined when none applies. */
   sidecarFor(proxy: Pick<Proxy, 'type' | 'namespace' | 'labels' | 'ipAddresses'>): Sidecar | undefined;
   readonly rejected: readonly RejectedObject[];
+  /** Served objects other than rules, with their warnings. */
+  readonly objectWarnings: readonly ObjectWarnings[];
   /** Mesh-wide settings (`--mesh-config`), Istio's defaults when none is given. */
   readonly meshConfig: MeshConfig;
   /** Per-snapshot memo for generator output shared by many proxies. */
@@ -101,6 +104,19 @@ function destinationRefs(vs: ResolvedVirtualService): DestinationRef[] {
   return refs;
 }
 
+function referenceIssuesOf(
+  vs: ResolvedVirtualService,
+  serviceByHost: ReadonlyMap<string, Service>,
+  destinationRuleFor: (host: string, proxyNamespace: string | undefined) => DestinationRule | undefined,
+): ValidationIssue[] {
+  return referenceIssues(destinationRefs(vs), serviceByHost, (host) => destinationRuleFor(host, vs.rule.meta.namespace));
+}
+
+/** What `rule` refers to that `push` lacks (the rule need not be part of `push`). */
+export function virtualServiceReferenceIssues(push: PushContext, rule: VirtualService): ValidationIssue[] {
+  return referenceIssuesOf(resolveVirtualService(rule), push.serviceByHost, (host, proxyNamespace) => push.destinationRuleFor(host, proxyNamespace));
+}
+
 /** A service no VirtualService names exactly takes the most specific wildcard rule that covers it. */
 function coverWildcardHosts(byHost: Map<string, ResolvedVirtualService>, services: readonly Service[]): void {
   const wildcards = new Map([...byHost].filter(([host]) => host.startsWith('*')));
@@ -138,12 +154,15 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
   }
 
   const virtualServiceByHost = new Map<string, ResolvedVirtualService>();
+  const destinationRuleFor = (host: string, proxyNamespace: string | undefined): DestinationRule | undefined => {
+    const service = serviceByHost.get(host);
+    return destinationRules.lookup(host, proxyNamespace ?? service?.namespace ?? '', service?.namespace ?? '');
+  };
   for (const rule of rules.filter(isVirtualService)) {
     const resolved = resolveVirtualService(rule);
-    const issues = referenceIssues(destinationRefs(resolved), serviceByHost, (host) =>
-      destinationRules.lookup(host, rule.meta.namespace, serviceByHost.get(host)?.namespace ?? ''),
-    );
-    const usable = appliesToMesh(rule) && !issues.some((issue) => issue.severity === 'error');
+    const issues = referenceIssuesOf(resolved, serviceByHost, destinationRuleFor);
+    // As in Istio, a broken reference does not unbind the rule: its route names a cluster that does not exist, so it fails closed.
+    const usable = appliesToMesh(rule);
     let claimed = 0;
     resolved.hosts.forEach((host, i) => {
       if (!usable) return;
@@ -159,6 +178,10 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
   }
   coverWildcardHosts(virtualServiceByHost, services);
   const sidecars = indexSidecars(rules.filter(isSidecar), rootNamespaceOf(meshConfig), snapshot.endpoints, ruleStatus);
+  for (const [key, status] of ruleStatus) {
+    const ineffective = ineffectiveRuleIssues(status.rule, services, endpointsByHost, rootNamespaceOf(meshConfig));
+    if (ineffective.length > 0) ruleStatus.set(key, { ...status, issues: [...status.issues, ...ineffective] });
+  }
 
   return {
     sequence: ++sequence,
@@ -168,13 +191,11 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
     endpointsByHost,
     virtualServiceByHost,
     destinationRuleByHost,
-    destinationRuleFor: (host, proxyNamespace) => {
-      const service = serviceByHost.get(host);
-      return destinationRules.lookup(host, proxyNamespace ?? service?.namespace ?? '', service?.namespace ?? '');
-    },
+    destinationRuleFor,
     ruleStatus,
     sidecarFor: (proxy) => sidecars.forProxy(proxy),
     rejected: snapshot.rejected,
+    objectWarnings: snapshot.warnings ?? [],
     meshConfig,
     memo: memoizer(),
   };

@@ -1,6 +1,6 @@
 // Cross-object checks of a VirtualService: what its destinations name must exist. A missing
 // service is a warning (it may appear later, and Istio routes to it anyway); a missing port or
-// subset of an existing service is an error, so the rule is not applied rather than black-holing.
+// subset of an existing service is an error: the route fails closed (503), as in Istio.
 import type { Destination, DestinationRule, ValidationIssue } from './rules.ts';
 import type { Service } from './service.ts';
 
@@ -34,7 +34,7 @@ export function referenceIssues(
         code: 'MP_REF_UNKNOWN',
         severity: 'error',
         path: `${path}.port.number`,
-        message: `service "${host}" has no port ${port.number}: use one of ${service.ports.map((p) => p.port).join(', ')}`,
+        message: `service "${host}" has no port ${port.number}: requests routed here fail with 503; use one of ${service.ports.map((p) => p.port).join(', ')}`,
       });
     }
     if (!port && service.ports.length > 1) {
@@ -50,7 +50,7 @@ export function referenceIssues(
         code: 'MP_REF_UNKNOWN',
         severity: 'error',
         path: `${path}.subset`,
-        message: `no DestinationRule defines subset "${subset}" for "${host}": add it to the DestinationRule's subsets (the rule is not applied until then)`,
+        message: `no DestinationRule defines subset "${subset}" for "${host}": requests routed here fail with 503 until it is added to the DestinationRule's subsets`,
       });
     }
   }

@@ -94,6 +94,7 @@ function buildScopedPush(push: PushContext, visibility: SidecarVisibility): Push
     // Already scoped: scoping it again must not narrow it further.
     sidecarFor: () => undefined,
     rejected: push.rejected,
+    objectWarnings: push.objectWarnings,
     meshConfig: scopedMeshConfig(push.meshConfig, visibility.sidecar),
     memo: memoizer(),
   };

@@ -17,11 +17,24 @@ export interface RejectedObject {
   readonly keptLastGood: boolean;
 }
 
+/** A served object with something to say about it: a field meshpilot ignores, a host an older entry owns. */
+export interface ObjectWarnings {
+  readonly source: SourceRef;
+  /** `Kind namespace/name`. */
+  readonly object: string;
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly issues: readonly ValidationIssue[];
+}
+
 export interface SourceSnapshot {
   readonly services: readonly Service[];
   readonly endpoints: readonly Endpoint[];
   readonly rules: readonly Rule[];
   readonly rejected: readonly RejectedObject[];
+  /** Served objects that are not rules, with their warnings (rules carry theirs in `meta.warnings`). */
+  readonly warnings?: readonly ObjectWarnings[];
 }
 
 export const EMPTY_SNAPSHOT: SourceSnapshot = { services: [], endpoints: [], rules: [], rejected: [] };
@@ -72,6 +85,7 @@ export class ConfigStore {
     const rules = new Map<string, Rule>();
     const endpoints: Endpoint[] = [];
     const rejected: RejectedObject[] = [];
+    const warnings: ObjectWarnings[] = [];
     ordered.forEach((snapshot, index) => {
       for (const service of snapshot.services) if (!services.has(service.hostname)) services.set(service.hostname, service);
       for (const rule of snapshot.rules) if (!rules.has(ruleKey(rule.meta))) rules.set(ruleKey(rule.meta), rule);
@@ -82,7 +96,8 @@ export class ConfigStore {
         if (owner === undefined || owner === index) endpoints.push(endpoint);
       }
       rejected.push(...snapshot.rejected);
+      warnings.push(...(snapshot.warnings ?? []));
     });
-    return { services: [...services.values()], endpoints, rules: [...rules.values()], rejected };
+    return { services: [...services.values()], endpoints, rules: [...rules.values()], rejected, warnings };
   }
 }

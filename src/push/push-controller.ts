@@ -38,6 +38,7 @@ export interface PushRecord {
 
 export class PushController {
   readonly #store: ConfigStore;
+  #loggedIssues = new Set<string>();
   readonly #target: PushTarget;
   readonly #log: Logger;
   readonly #debouncer: Debouncer<TimedChange>;
@@ -98,6 +99,7 @@ export class PushController {
     const { scope, kinds } = computeChangeScope(this.#current, push, this.#snapshot, snapshot);
     this.#current = push;
     this.#snapshot = snapshot;
+    this.#logRuleIssues(push);
     if (!scopeIsEmpty(scope)) {
       if (this.#target.pushScoped) this.#target.pushScoped(scope, sourceAt);
       else this.#target.pushAll();
@@ -110,5 +112,23 @@ export class PushController {
       'push',
     );
     for (const listener of this.#listeners) listener(push);
+  }
+
+  /** What only the whole model can see (references, conflicts, ineffective rules): one log line when it first appears. */
+  #logRuleIssues(push: PushContext): void {
+    const current = new Set<string>();
+    for (const { rule, issues, applied } of push.ruleStatus.values()) {
+      const object = `${rule.meta.kind} ${rule.meta.namespace}/${rule.meta.name}`;
+      for (const issue of issues) {
+        const signature = JSON.stringify([object, issue]);
+        current.add(signature);
+        if (this.#loggedIssues.has(signature)) continue;
+        this.#log.warn(
+          { code: issue.code, object, file: rule.meta.source.location, field: issue.path, severity: issue.severity, applied },
+          `${issue.code}: ${object} in ${rule.meta.source.location}: ${issue.path}: ${issue.message}`,
+        );
+      }
+    }
+    this.#loggedIssues = current;
   }
 }

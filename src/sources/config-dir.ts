@@ -8,6 +8,7 @@ import type { RejectedObject } from '../model/store.ts';
 import type { AcceptedObject, ConvertedObjects, ParsedObject, SourcedObject } from './kube-objects.ts';
 import { assembleObjects, isAccepted, parseObject } from './kube-objects.ts';
 import { describeType, isFields, stringField } from './object-fields.ts';
+import { guardReferences } from './reference-guard.ts';
 
 export type TextReadResult =
   | { readonly ok: true; readonly objects: readonly SourcedObject[] }
@@ -221,7 +222,7 @@ export const EMPTY_DIRECTORY_STATE: DirectoryState = { files: new Map(), objects
 export function applyLastGood(previous: DirectoryState, fresh: readonly FileRead[]): { state: DirectoryState; parsed: ParsedObject[] } {
   const reads = [...fresh.map(emptiedAsRefused(previous)), ...filesUnderUnreadable(previous, fresh)];
   const perFile = reads.map(({ file, result }): { file: string; parsed: ParsedObject[]; hasLastGood: boolean } => {
-    if (result.ok) return { file, parsed: result.objects.map(parseObject), hasLastGood: true };
+    if (result.ok) return { file, parsed: keepVanishedWhileBroken(previous.files.get(file) ?? [], result.objects.map(parseObject)), hasLastGood: true };
     const kept = previous.files.get(file);
     const rejected: ParsedObject = { type: 'rejected', source: result.rejected.source, rejected: { ...result.rejected, keptLastGood: kept !== undefined } };
     // A file that has never parsed has no last good state to keep.
@@ -229,7 +230,6 @@ export function applyLastGood(previous: DirectoryState, fresh: readonly FileRead
   });
   const acceptedKeys = new Set(perFile.flatMap(({ parsed }) => parsed.filter(isAccepted).map((object) => object.key)));
   const files = new Map<string, AcceptedObject[]>();
-  const objects = new Map<string, AcceptedObject>();
   const parsed: ParsedObject[] = [];
   for (const entry of perFile) {
     const fileObjects: AcceptedObject[] = [];
@@ -246,10 +246,53 @@ export function applyLastGood(previous: DirectoryState, fresh: readonly FileRead
       parsed.push(object);
       if (isAccepted(object)) fileObjects.push(object);
     }
-    for (const object of fileObjects) if (!objects.has(object.key)) objects.set(object.key, object);
     if (entry.hasLastGood) files.set(entry.file, fileObjects);
   }
-  return { state: { files, objects }, parsed };
+  const guarded = guardReferences(servedBeforeFirst(previous, parsed), {
+    lastServed: (key) => previous.objects.get(key),
+    firstRead: previous === EMPTY_DIRECTORY_STATE,
+  });
+  // What is remembered as served is what the guard let through (an edit it held back is not).
+  const served = new Map<string, AcceptedObject>();
+  for (const object of guarded) if (isAccepted(object) && !served.has(object.key)) served.set(object.key, object);
+  for (const [file, fileObjects] of files) files.set(file, fileObjects.flatMap((object) => served.get(object.key) ?? []));
+  return { state: { files, objects: served }, parsed: guarded };
+}
+
+function hasErrors(parsed: ParsedObject): boolean {
+  return parsed.type === 'rejected' && parsed.rejected.issues.some((issue) => issue.severity === 'error');
+}
+
+/**
+ * While a file holds an object in error, the objects that vanished from it stay: a truncated
+ * write or a mangled name is not a deletion (deletions apply once the file reads clean).
+ */
+function keepVanishedWhileBroken(before: readonly AcceptedObject[], parsed: ParsedObject[]): ParsedObject[] {
+  if (before.length === 0 || !parsed.some(hasErrors)) return parsed;
+  const present = new Set(parsed.map((object) => (object.type === 'ignored' ? undefined : object.key)));
+  const vanished = before.filter((object) => !present.has(object.key));
+  if (vanished.length === 0) return parsed;
+  const marked = parsed.map((object): ParsedObject =>
+    object.type === 'rejected' && object.key === undefined ? { ...object, rejected: { ...object.rejected, keptLastGood: true } } : object,
+  );
+  return [...vanished, ...marked];
+}
+
+/** Of two copies of one object in different files, the one served before stays served (else the first file's). */
+function servedBeforeFirst(previous: DirectoryState, parsed: ParsedObject[]): ParsedObject[] {
+  const copies = new Map<string, number[]>();
+  parsed.forEach((object, index) => {
+    if (isAccepted(object)) copies.set(object.key, [...(copies.get(object.key) ?? []), index]);
+  });
+  const out = [...parsed];
+  for (const [key, indexes] of copies) {
+    const [first] = indexes;
+    const servedAt = previous.objects.get(key)?.source.location;
+    const served = indexes.find((index) => out[index]?.source.location === servedAt);
+    if (indexes.length < 2 || first === undefined || served === undefined || served === first) continue;
+    [out[first], out[served]] = [out[served] as ParsedObject, out[first] as ParsedObject];
+  }
+  return out;
 }
 
 /** A file that held objects and now holds none is more likely being rewritten than meant to delete them. */

@@ -18,30 +18,8 @@ export class IssueList {
     this.issues.push({ code: this.code, severity: 'error', path, message });
   }
 
-  warn(path: string, message: string): void {
-    this.issues.push({ code: this.code, severity: 'warning', path, message });
-  }
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
-    }
-    previous = current;
-  }
-  return previous[b.length] ?? 0;
-}
-
-export function checkUnknownFields(fields: Fields, known: readonly string[], path: string, what: string, issues: IssueList): void {
-  for (const key of Object.keys(fields)) {
-    if (known.includes(key)) continue;
-    const suggestion = known.find((candidate) => editDistance(candidate.toLowerCase(), key.toLowerCase()) <= 2);
-    const fix = suggestion ? `did you mean "${suggestion}"?` : `remove it (known fields: ${known.join(', ')})`;
-    issues.warn(`${path}.${key}`, `unknown field "${key}" in ${what} is ignored: ${fix}`);
+  warn(path: string, message: string, code: ErrorCode = this.code): void {
+    this.issues.push({ code, severity: 'warning', path, message });
   }
 }
 
@@ -84,7 +62,6 @@ export function checkStringMatch(value: unknown, path: string, exactlyOne: boole
     issues.error(path, `must be a map with one of exact, prefix or regex, got ${describeType(value)}: write e.g. { exact: ${JSON.stringify(value)} }`);
     return;
   }
-  checkUnknownFields(value, STRING_MATCH_FIELDS, path, 'a string match', issues);
   const present = STRING_MATCH_FIELDS.filter((key) => value[key] !== undefined);
   if (present.length > 1) {
     issues.error(path, `has ${present.join(' and ')}, but a match takes exactly one: keep one of exact, prefix or regex`);
@@ -103,6 +80,9 @@ export function checkStringMatch(value: unknown, path: string, exactlyOne: boole
 }
 
 
+/** google.protobuf.Duration's range, which Envoy's durations share. */
+const MAX_DURATION_NANOS = 315_576_000_000n * 1_000_000_000n;
+
 /** A Go-style duration ("1s", "100ms"); Istio refuses anything under a millisecond where a time is required. */
 /** Envoy holds durations as int64 nanoseconds; a longer one is refused ("Duration out-of-range"). */
 export const MAX_DURATION_SECONDS = 9_223_372_036;
@@ -114,6 +94,8 @@ export function checkDuration(value: unknown, path: string, issues: IssueList, o
   const maxSeconds = options.maxSeconds ?? MAX_DURATION_SECONDS;
   if (nanos === undefined) {
     issues.error(path, `${describeType(value)} is not a duration: write a number with a unit, e.g. "1s", "250ms" or "1m"`);
+  } else if (nanos > MAX_DURATION_NANOS) {
+    issues.error(path, `"${text ?? ''}" is longer than protobuf's largest duration (315576000000s, about 10,000 years): use a shorter one`);
   } else if (nanos < 1_000_000n && !(options.allowZero && nanos === 0n)) {
     issues.error(path, `"${text ?? ''}" is shorter than 1ms: use a duration of at least 1ms`);
   } else if (nanos >= (BigInt(maxSeconds) + 1n) * 1_000_000_000n) {
@@ -136,7 +118,6 @@ export function checkPercent(value: unknown, path: string, issues: IssueList): v
     issues.error(path, `must be a map like { value: 50 }, got ${describeType(value)}: wrap the number in value`);
     return;
   }
-  checkUnknownFields(value, ['value'], path, 'a percentage', issues);
   const number = value['value'];
   if (typeof number !== 'number' || number < 0 || number > 100) {
     issues.error(`${path}.value`, `must be a number from 0 to 100, got ${describeType(number)}: give the percentage of requests`);

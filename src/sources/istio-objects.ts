@@ -4,7 +4,8 @@ import type { DestinationRuleSpec, Rule, RuleKind, SidecarSpec, ValidationIssue,
 import type { SourceRef } from '../model/service.ts';
 import type { Fields } from './object-fields.ts';
 import { describeType, isDns1123Label, isFields, isIpAddress, isPortNumber, isWildcardDomain, readMeta } from './object-fields.ts';
-import { checkBoolean, checkStringMatch, checkUnknownFields, isHeaderName, IssueList, mapAt, mapsIn, stringsIn } from './istio-fields.ts';
+import { checkBoolean, checkStringMatch, isHeaderName, IssueList, mapAt, mapsIn, stringsIn } from './istio-fields.ts';
+import { checkIstioFields } from './istio-schema.ts';
 import { checkHeaders, checkHttpRoutePolicies } from './istio-route-policy.ts';
 import { validateSidecarSpec } from './istio-sidecar.ts';
 import { checkTrafficPolicy } from './istio-traffic-policy.ts';
@@ -14,23 +15,7 @@ export { checkRe2Regex } from '../model/re2.ts';
 export const ISTIO_NETWORKING_GROUP = 'networking.istio.io';
 export const ISTIO_NETWORKING_VERSIONS: readonly string[] = ['v1', 'v1beta1', 'v1alpha3'];
 
-const VIRTUAL_SERVICE_FIELDS = ['hosts', 'gateways', 'http', 'tls', 'tcp', 'exportTo'];
-const HTTP_ROUTE_FIELDS = [
-  'name', 'match', 'route', 'redirect', 'directResponse', 'delegate', 'rewrite', 'timeout', 'retries', 'fault',
-  'mirror', 'mirrors', 'mirrorPercent', 'mirrorPercentage', 'corsPolicy', 'headers',
-];
-const HTTP_MATCH_FIELDS = [
-  'name', 'uri', 'scheme', 'method', 'authority', 'headers', 'port', 'sourceLabels', 'gateways', 'queryParams',
-  'ignoreUriCase', 'withoutHeaders', 'sourceNamespace', 'statPrefix',
-];
-const ROUTE_DESTINATION_FIELDS = ['destination', 'weight', 'headers'];
-const DESTINATION_FIELDS = ['host', 'subset', 'port'];
-const PORT_SELECTOR_FIELDS = ['number'];
-const DESTINATION_RULE_FIELDS = ['host', 'trafficPolicy', 'subsets', 'exportTo', 'workloadSelector'];
-const SUBSET_FIELDS = ['name', 'labels', 'trafficPolicy'];
-
 function checkMatch(match: Fields, path: string, issues: IssueList): void {
-  checkUnknownFields(match, HTTP_MATCH_FIELDS, path, 'an HTTP match', issues);
   if (match['uri'] !== undefined) checkStringMatch(match['uri'], `${path}.uri`, true, issues);
   for (const key of ['scheme', 'method', 'authority']) {
     if (match[key] !== undefined) checkStringMatch(match[key], `${path}.${key}`, true, issues);
@@ -82,7 +67,6 @@ function checkDestination(value: unknown, path: string, issues: IssueList): void
     issues.error(path, value === undefined ? 'is missing: add destination: { host: <service> }' : `must be a map, got ${describeType(value)}: write destination: { host: <service> }`);
     return;
   }
-  checkUnknownFields(value, DESTINATION_FIELDS, path, 'a destination', issues);
   const host = value['host'];
   if (typeof host !== 'string') {
     issues.error(`${path}.host`, host === undefined ? 'is missing: name the service to send traffic to, e.g. host: reviews' : `must be a string, got ${describeType(host)}: quote it`);
@@ -98,7 +82,6 @@ function checkDestination(value: unknown, path: string, issues: IssueList): void
     if (!isFields(port)) {
       issues.error(`${path}.port`, `must be a map, got ${describeType(port)}: write port: { number: 9080 }`);
     } else {
-      checkUnknownFields(port, PORT_SELECTOR_FIELDS, `${path}.port`, 'a port selector', issues);
       if (!isPortNumber(port['number'])) {
         issues.error(`${path}.port.number`, `must be a port number 1..65535, got ${describeType(port['number'])}: write the service port, e.g. number: 9080`);
       }
@@ -112,7 +95,6 @@ function checkRouteDestinations(routeValue: unknown, path: string, issues: Issue
   let weightsValid = true;
   for (const [index, destination] of destinations) {
     const itemPath = `${path}[${index}]`;
-    checkUnknownFields(destination, ROUTE_DESTINATION_FIELDS, itemPath, 'a route destination', issues);
     checkDestination(destination['destination'], `${itemPath}.destination`, issues);
     checkHeaders(destination['headers'], `${itemPath}.headers`, issues);
     const weight = destination['weight'];
@@ -133,7 +115,6 @@ function checkRouteDestinations(routeValue: unknown, path: string, issues: Issue
 }
 
 function checkHttpRoute(route: Fields, path: string, issues: IssueList): void {
-  checkUnknownFields(route, HTTP_ROUTE_FIELDS, path, 'an HTTP route', issues);
   for (const [index, match] of mapsIn(route['match'], `${path}.match`, 'match', issues)) {
     checkMatch(match, `${path}.match[${index}]`, issues);
   }
@@ -151,10 +132,8 @@ function checkHttpRoute(route: Fields, path: string, issues: IssueList): void {
 }
 
 function checkTcpRoute(route: Fields, path: string, issues: IssueList): void {
-  checkUnknownFields(route, ['match', 'route'], path, 'a TCP route', issues);
   for (const [index, match] of mapsIn(route['match'], `${path}.match`, 'match', issues)) {
     const matchPath = `${path}.match[${index}]`;
-    checkUnknownFields(match, ['destinationSubnets', 'port', 'sourceLabels', 'gateways', 'sourceNamespace'], matchPath, 'a TCP match', issues);
     if (match['port'] !== undefined && !isPortNumber(match['port'])) {
       issues.error(`${matchPath}.port`, `must be a port number 1..65535, got ${describeType(match['port'])}: fix the number`);
     }
@@ -173,7 +152,7 @@ export function validateVirtualServiceSpec(spec: unknown): ValidationIssue[] {
     issues.error('spec', `${spec === undefined ? 'is missing' : `must be a map, got ${describeType(spec)}`}: add spec with hosts and http routes`);
     return issues.issues;
   }
-  checkUnknownFields(spec, VIRTUAL_SERVICE_FIELDS, 'spec', 'a VirtualService spec', issues);
+  issues.issues.push(...checkIstioFields(spec, 'VirtualService', 'spec', 'MP_RULE_INVALID'));
   const gateways = stringsIn(spec['gateways'], 'spec.gateways', issues).map(([, gateway]) => gateway);
   const appliesToMesh = gateways.length === 0 || gateways.includes('mesh');
   const hostsValue = spec['hosts'];
@@ -196,7 +175,6 @@ export function validateVirtualServiceSpec(spec: unknown): ValidationIssue[] {
   for (const [index, route] of mapsIn(spec['tcp'], 'spec.tcp', 'TCP route', issues)) {
     checkTcpRoute(route, `spec.tcp[${index}]`, issues);
   }
-  if (spec['tls'] !== undefined) issues.warn('spec.tls', 'TLS routes (by SNI) are not supported by meshpilot yet: they are ignored');
   stringsIn(spec['exportTo'], 'spec.exportTo', issues);
   return issues.issues;
 }
@@ -207,7 +185,7 @@ export function validateDestinationRuleSpec(spec: unknown): ValidationIssue[] {
     issues.error('spec', `${spec === undefined ? 'is missing' : `must be a map, got ${describeType(spec)}`}: add spec with host and subsets`);
     return issues.issues;
   }
-  checkUnknownFields(spec, DESTINATION_RULE_FIELDS, 'spec', 'a DestinationRule spec', issues);
+  issues.issues.push(...checkIstioFields(spec, 'DestinationRule', 'spec', 'MP_RULE_INVALID'));
   const host = spec['host'];
   if (typeof host !== 'string' || host === '') {
     issues.error('spec.host', host === undefined || host === '' ? 'is required: name the service this rule configures, e.g. host: reviews' : `must be a string, got ${describeType(host)}: quote it`);
@@ -217,7 +195,6 @@ export function validateDestinationRuleSpec(spec: unknown): ValidationIssue[] {
   const seen = new Map<string, number>();
   for (const [index, subset] of mapsIn(spec['subsets'], 'spec.subsets', 'subset', issues)) {
     const path = `spec.subsets[${index}]`;
-    checkUnknownFields(subset, SUBSET_FIELDS, path, 'a subset', issues);
     const name = subset['name'];
     if (typeof name !== 'string' || name === '') {
       issues.error(`${path}.name`, 'is required: give the subset a name routes can refer to, e.g. name: v1');

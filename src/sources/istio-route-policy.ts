@@ -8,7 +8,6 @@ import {
   checkInteger,
   checkPercent,
   checkStringMatch,
-  checkUnknownFields,
   isHeaderName,
   IssueList,
   mapAt,
@@ -31,7 +30,6 @@ const REDIRECT_CODES = [301, 302, 303, 307, 308];
 function checkRetries(value: unknown, path: string, issues: IssueList): void {
   const retries = mapAt(value, path, 'retries: { attempts: 3, perTryTimeout: 2s, retryOn: "5xx,connect-failure" }', issues);
   if (!retries) return;
-  checkUnknownFields(retries, ['attempts', 'perTryTimeout', 'retryOn', 'retryRemoteLocalities', 'retryIgnorePreviousHosts', 'backoff'], path, 'retries', issues);
   checkInteger(retries['attempts'], `${path}.attempts`, issues, 0, 2_147_483_647);
   checkDuration(retries['perTryTimeout'], `${path}.perTryTimeout`, issues);
   checkBoolean(retries['retryRemoteLocalities'], `${path}.retryRemoteLocalities`, issues);
@@ -51,13 +49,11 @@ function checkRetries(value: unknown, path: string, issues: IssueList): void {
 function checkFault(value: unknown, path: string, issues: IssueList): void {
   const fault = mapAt(value, path, 'fault: { delay: { fixedDelay: 7s, percentage: { value: 100 } } }', issues);
   if (!fault) return;
-  checkUnknownFields(fault, ['delay', 'abort'], path, 'a fault', issues);
   if (fault['delay'] === undefined && fault['abort'] === undefined) {
     issues.error(path, 'injects nothing: give it a delay, an abort, or both');
   }
   const delay = mapAt(fault['delay'], `${path}.delay`, 'delay: { fixedDelay: 7s, percentage: { value: 100 } }', issues);
   if (delay) {
-    checkUnknownFields(delay, ['fixedDelay', 'exponentialDelay', 'percentage', 'percent'], `${path}.delay`, 'a fault delay', issues);
     if (delay['fixedDelay'] === undefined) issues.error(`${path}.delay.fixedDelay`, 'is required: say how long to delay, e.g. fixedDelay: 5s');
     checkDuration(delay['fixedDelay'], `${path}.delay.fixedDelay`, issues);
     checkPercent(delay['percentage'], `${path}.delay.percentage`, issues);
@@ -65,7 +61,6 @@ function checkFault(value: unknown, path: string, issues: IssueList): void {
   }
   const abort = mapAt(fault['abort'], `${path}.abort`, 'abort: { httpStatus: 503, percentage: { value: 10 } }', issues);
   if (abort) {
-    checkUnknownFields(abort, ['httpStatus', 'grpcStatus', 'http2Error', 'percentage'], `${path}.abort`, 'a fault abort', issues);
     const http = abort['httpStatus'];
     const grpc = abort['grpcStatus'];
     if (http === undefined && grpc === undefined) issues.error(`${path}.abort`, 'needs httpStatus or grpcStatus: say what error to return, e.g. httpStatus: 503');
@@ -87,7 +82,6 @@ function isHostHeader(name: string): boolean {
 function checkHeaderOperations(value: unknown, path: string, issues: IssueList): void {
   const operations = mapAt(value, path, 'request: { set: { x-version: v2 } }', issues);
   if (!operations) return;
-  checkUnknownFields(operations, ['set', 'add', 'remove'], path, 'header operations', issues);
   for (const key of ['set', 'add']) {
     const entries = mapAt(operations[key], `${path}.${key}`, `${key}: { x-version: v2 }`, issues);
     for (const [name, header] of Object.entries(entries ?? {})) {
@@ -105,7 +99,6 @@ function checkHeaderOperations(value: unknown, path: string, issues: IssueList):
 export function checkHeaders(value: unknown, path: string, issues: IssueList): void {
   const headers = mapAt(value, path, 'headers: { request: { set: { x-version: v2 } } }', issues);
   if (!headers) return;
-  checkUnknownFields(headers, ['request', 'response'], path, 'headers', issues);
   checkHeaderOperations(headers['request'], `${path}.request`, issues);
   checkHeaderOperations(headers['response'], `${path}.response`, issues);
 }
@@ -113,7 +106,6 @@ export function checkHeaders(value: unknown, path: string, issues: IssueList): v
 function checkCors(value: unknown, path: string, issues: IssueList): void {
   const cors = mapAt(value, path, 'corsPolicy: { allowOrigins: [{ exact: https://example.com }] }', issues);
   if (!cors) return;
-  checkUnknownFields(cors, ['allowOrigin', 'allowOrigins', 'allowMethods', 'allowHeaders', 'exposeHeaders', 'maxAge', 'allowCredentials', 'unmatchedPreflights'], path, 'a CORS policy', issues);
   for (const [index, origin] of mapsIn(cors['allowOrigins'], `${path}.allowOrigins`, 'string match', issues)) {
     checkStringMatch(origin, `${path}.allowOrigins[${index}]`, true, issues);
   }
@@ -125,7 +117,6 @@ function checkCors(value: unknown, path: string, issues: IssueList): void {
 function checkRedirect(value: unknown, path: string, issues: IssueList): void {
   const redirect = mapAt(value, path, 'redirect: { uri: /v1/bookinfo, authority: newratings.default.svc.cluster.local }', issues);
   if (!redirect) return;
-  checkUnknownFields(redirect, ['uri', 'authority', 'port', 'derivePort', 'scheme', 'redirectCode'], path, 'a redirect', issues);
   const code = redirect['redirectCode'];
   if (code !== undefined && (typeof code !== 'number' || !REDIRECT_CODES.includes(code))) {
     issues.error(`${path}.redirectCode`, `${describeType(code)} is not a redirect code Envoy can send: use one of ${REDIRECT_CODES.join(', ')}`);
@@ -136,7 +127,6 @@ function checkRedirect(value: unknown, path: string, issues: IssueList): void {
 function checkRewrite(value: unknown, path: string, issues: IssueList): void {
   const rewrite = mapAt(value, path, 'rewrite: { uri: /v1/bookinfo }', issues);
   if (!rewrite) return;
-  checkUnknownFields(rewrite, ['uri', 'authority', 'uriRegexRewrite'], path, 'a rewrite', issues);
   if (rewrite['uri'] === undefined && rewrite['authority'] === undefined && rewrite['uriRegexRewrite'] === undefined) {
     issues.error(path, 'rewrites nothing: give it uri or authority');
   }
@@ -157,9 +147,6 @@ export function checkHttpRoutePolicies(route: Fields, path: string, issues: Issu
   checkRewrite(route['rewrite'], `${path}.rewrite`, issues);
   if (route['redirect'] !== undefined && route['rewrite'] !== undefined) {
     issues.error(`${path}.rewrite`, 'a route cannot both redirect and rewrite: keep one of them');
-  }
-  if (route['delegate'] !== undefined) {
-    issues.warn(`${path}.delegate`, 'delegation is not supported by meshpilot: this route is ignored; inline the delegated routes');
   }
   if (route['directResponse'] !== undefined && isFields(route['directResponse'])) {
     checkInteger(route['directResponse']['status'], `${path}.directResponse.status`, issues, 200, 599);

@@ -4,11 +4,9 @@ import type { ValidationIssue } from '../model/rules.ts';
 import { parseEgressHost } from '../model/sidecar.ts';
 import type { Fields } from './object-fields.ts';
 import { describeType, isDns1123Label, isFields, isPortNumber, isWildcardDomain } from './object-fields.ts';
-import { checkEnum, checkUnknownFields, IssueList, mapAt, mapsIn, stringsIn } from './istio-fields.ts';
+import { checkEnum, IssueList, mapAt, mapsIn, stringsIn } from './istio-fields.ts';
+import { checkIstioFields } from './istio-schema.ts';
 
-const SIDECAR_FIELDS = ['workloadSelector', 'ingress', 'egress', 'outboundTrafficPolicy', 'inboundConnectionPool'];
-const EGRESS_FIELDS = ['port', 'bind', 'captureMode', 'hosts'];
-const PORT_FIELDS = ['number', 'protocol', 'name', 'targetPort'];
 const HOST_EXAMPLE = 'e.g. ./*, istio-system/* or bookinfo/reviews.bookinfo.svc.cluster.local';
 
 function checkEgressHost(host: string, path: string, issues: IssueList): void {
@@ -31,7 +29,6 @@ function checkEgressHost(host: string, path: string, issues: IssueList): void {
 function checkPort(value: unknown, path: string, issues: IssueList): number | undefined {
   const port = mapAt(value, path, 'port: { number: 9080, protocol: HTTP, name: http }', issues);
   if (!port) return undefined;
-  checkUnknownFields(port, PORT_FIELDS, path, 'a Sidecar port', issues);
   if (!isPortNumber(port['number'])) {
     issues.error(`${path}.number`, `must be a port number 1..65535, got ${describeType(port['number'])}: give the service port this listener is for, e.g. number: 9080`);
     return undefined;
@@ -43,18 +40,12 @@ function checkPort(value: unknown, path: string, issues: IssueList): number | un
 }
 
 function checkEgress(listener: Fields, path: string, issues: IssueList): number | undefined {
-  checkUnknownFields(listener, EGRESS_FIELDS, path, 'a Sidecar egress listener', issues);
   const hostsValue = listener['hosts'];
   const hosts = stringsIn(hostsValue, `${path}.hosts`, issues);
   if (hostsValue === undefined || hostsValue === null || (Array.isArray(hostsValue) && hostsValue.length === 0)) {
     issues.error(`${path}.hosts`, `is empty: list the hosts this proxy may reach as namespace/host (${HOST_EXAMPLE})`);
   }
   for (const [index, host] of hosts) checkEgressHost(host, `${path}.hosts[${index}]`, issues);
-  for (const key of ['bind', 'captureMode']) {
-    if (listener[key] !== undefined) {
-      issues.warn(`${path}.${key}`, `is not supported by meshpilot and is ignored: outbound traffic is captured by iptables and handed to the listener of its port, as without ${key}`);
-    }
-  }
   return listener['port'] === undefined ? undefined : checkPort(listener['port'], `${path}.port`, issues);
 }
 
@@ -90,10 +81,9 @@ export function validateSidecarSpec(spec: unknown): ValidationIssue[] {
     issues.error('spec', `${spec === undefined ? 'is missing' : `must be a map, got ${describeType(spec)}`}: add spec with egress hosts, e.g. egress: [{ hosts: ["./*", "istio-system/*"] }]`);
     return issues.issues;
   }
-  checkUnknownFields(spec, SIDECAR_FIELDS, 'spec', 'a Sidecar spec', issues);
+  issues.issues.push(...checkIstioFields(spec, 'Sidecar', 'spec', 'MP_RULE_INVALID'));
   const selector = mapAt(spec['workloadSelector'], 'spec.workloadSelector', 'workloadSelector: { labels: { app: productpage } }', issues);
   if (selector) {
-    checkUnknownFields(selector, ['labels'], 'spec.workloadSelector', 'a workload selector', issues);
     const labels = mapAt(selector['labels'], 'spec.workloadSelector.labels', 'labels: { app: productpage }', issues);
     if (!labels || Object.keys(labels).length === 0) {
       issues.error('spec.workloadSelector.labels', 'is empty: name the pod labels this Sidecar applies to (e.g. labels: { app: productpage }), or remove workloadSelector to apply it to the whole namespace');
@@ -106,15 +96,9 @@ export function validateSidecarSpec(spec: unknown): ValidationIssue[] {
     issues.error('spec.egress', 'is missing, and nothing else is set: add egress hosts, e.g. egress: [{ hosts: ["./*", "istio-system/*"] }]');
   }
   if (spec['egress'] !== undefined) checkEgressListeners(spec['egress'], issues);
-  if (spec['ingress'] !== undefined) {
-    issues.warn('spec.ingress', 'ingress listeners are not supported by meshpilot and are ignored: inbound traffic is configured from the services whose endpoints are this workload');
-  }
-  if (spec['inboundConnectionPool'] !== undefined) issues.warn('spec.inboundConnectionPool', 'is not supported by meshpilot and is ignored');
   const policy = mapAt(spec['outboundTrafficPolicy'], 'spec.outboundTrafficPolicy', 'outboundTrafficPolicy: { mode: REGISTRY_ONLY }', issues);
   if (policy) {
-    checkUnknownFields(policy, ['mode', 'egressProxy'], 'spec.outboundTrafficPolicy', 'an outbound traffic policy', issues);
     checkEnum(policy['mode'], ['ALLOW_ANY', 'REGISTRY_ONLY'], 'spec.outboundTrafficPolicy.mode', issues);
-    if (policy['egressProxy'] !== undefined) issues.warn('spec.outboundTrafficPolicy.egressProxy', 'is not supported by meshpilot and is ignored: unknown destinations are passed through (ALLOW_ANY)');
   }
   return issues.issues;
 }

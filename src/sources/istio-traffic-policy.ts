@@ -2,7 +2,7 @@
 // detection, TLS, port-level settings), at the top level and in each subset.
 import { isPrime } from '../model/prime.ts';
 import { describeType, isPortNumber } from './object-fields.ts';
-import { checkBoolean, checkDuration, checkEnum, checkInteger, checkUnknownFields, IssueList, mapAt, mapsIn, stringsIn } from './istio-fields.ts';
+import { checkBoolean, checkDuration, checkEnum, checkInteger, IssueList, mapAt, mapsIn, stringsIn } from './istio-fields.ts';
 
 const SIMPLE_LB = ['UNSPECIFIED', 'ROUND_ROBIN', 'LEAST_REQUEST', 'LEAST_CONN', 'RANDOM', 'PASSTHROUGH'];
 const HASH_KEYS = ['httpHeaderName', 'httpCookie', 'useSourceIp', 'httpQueryParameterName'];
@@ -13,7 +13,6 @@ const MAX_INT32 = 2_147_483_647;
 function checkLoadBalancer(value: unknown, path: string, issues: IssueList): void {
   const lb = mapAt(value, path, 'loadBalancer: { simple: LEAST_REQUEST }', issues);
   if (!lb) return;
-  checkUnknownFields(lb, ['simple', 'consistentHash', 'localityLbSetting', 'warmupDurationSecs', 'warmup'], path, 'a load balancer', issues);
   if (lb['simple'] !== undefined && lb['consistentHash'] !== undefined) {
     issues.error(path, 'has both simple and consistentHash: a load balancer is one or the other; keep one');
   }
@@ -21,7 +20,6 @@ function checkLoadBalancer(value: unknown, path: string, issues: IssueList): voi
   const hashPath = `${path}.consistentHash`;
   const hash = mapAt(lb['consistentHash'], hashPath, 'consistentHash: { httpHeaderName: x-user }', issues);
   if (!hash) return;
-  checkUnknownFields(hash, [...HASH_KEYS, 'ringHash', 'maglev', 'minimumRingSize'], hashPath, 'a consistent hash', issues);
   const keys = HASH_KEYS.filter((key) => hash[key] !== undefined && hash[key] !== false);
   if (keys.length === 0) issues.error(hashPath, `hashes on nothing: set one of ${HASH_KEYS.join(', ')}`);
   if (keys.length > 1) issues.error(hashPath, `hashes on ${keys.join(' and ')}: set exactly one of them`);
@@ -32,7 +30,6 @@ function checkLoadBalancer(value: unknown, path: string, issues: IssueList): voi
   checkBoolean(hash['useSourceIp'], `${hashPath}.useSourceIp`, issues);
   const cookie = mapAt(hash['httpCookie'], `${hashPath}.httpCookie`, 'httpCookie: { name: user, ttl: 0s }', issues);
   if (cookie) {
-    checkUnknownFields(cookie, ['name', 'path', 'ttl', 'attributes'], `${hashPath}.httpCookie`, 'an HTTP cookie', issues);
     if (typeof cookie['name'] !== 'string' || cookie['name'] === '') issues.error(`${hashPath}.httpCookie.name`, 'is required: name the cookie to hash on');
     checkDuration(cookie['ttl'], `${hashPath}.httpCookie.ttl`, issues, { allowZero: true });
   }
@@ -53,16 +50,13 @@ function checkLoadBalancer(value: unknown, path: string, issues: IssueList): voi
 function checkConnectionPool(value: unknown, path: string, issues: IssueList): void {
   const pool = mapAt(value, path, 'connectionPool: { tcp: { maxConnections: 100 } }', issues);
   if (!pool) return;
-  checkUnknownFields(pool, ['tcp', 'http'], path, 'a connection pool', issues);
   const tcp = mapAt(pool['tcp'], `${path}.tcp`, 'tcp: { maxConnections: 100, connectTimeout: 30ms }', issues);
   if (tcp) {
-    checkUnknownFields(tcp, ['maxConnections', 'connectTimeout', 'tcpKeepalive', 'maxConnectionDuration', 'idleTimeout'], `${path}.tcp`, 'TCP settings', issues);
     checkInteger(tcp['maxConnections'], `${path}.tcp.maxConnections`, issues, 1, MAX_INT32);
     checkDuration(tcp['connectTimeout'], `${path}.tcp.connectTimeout`, issues);
     checkDuration(tcp['maxConnectionDuration'], `${path}.tcp.maxConnectionDuration`, issues);
     const keepalive = mapAt(tcp['tcpKeepalive'], `${path}.tcp.tcpKeepalive`, 'tcpKeepalive: { time: 7200s, interval: 75s }', issues);
     if (keepalive) {
-      checkUnknownFields(keepalive, ['probes', 'time', 'interval'], `${path}.tcp.tcpKeepalive`, 'TCP keepalive', issues);
       checkInteger(keepalive['probes'], `${path}.tcp.tcpKeepalive.probes`, issues, 1);
       // Envoy takes keepalive times as uint32 seconds.
       checkDuration(keepalive['time'], `${path}.tcp.tcpKeepalive.time`, issues, { maxSeconds: 4_294_967_295 });
@@ -71,8 +65,6 @@ function checkConnectionPool(value: unknown, path: string, issues: IssueList): v
   }
   const http = mapAt(pool['http'], `${path}.http`, 'http: { http1MaxPendingRequests: 10 }', issues);
   if (http) {
-    const fields = ['http1MaxPendingRequests', 'http2MaxRequests', 'maxRequestsPerConnection', 'maxRetries', 'idleTimeout', 'h2UpgradePolicy', 'useClientProtocol', 'maxConcurrentStreams'];
-    checkUnknownFields(http, fields, `${path}.http`, 'HTTP settings', issues);
     for (const key of ['http1MaxPendingRequests', 'http2MaxRequests', 'maxRetries', 'maxConcurrentStreams']) {
       checkInteger(http[key], `${path}.http.${key}`, issues, 1, MAX_INT32);
     }
@@ -86,11 +78,6 @@ function checkConnectionPool(value: unknown, path: string, issues: IssueList): v
 function checkOutlierDetection(value: unknown, path: string, issues: IssueList): void {
   const od = mapAt(value, path, 'outlierDetection: { consecutive5xxErrors: 5, interval: 10s }', issues);
   if (!od) return;
-  const fields = [
-    'consecutiveErrors', 'consecutive5xxErrors', 'consecutiveGatewayErrors', 'splitExternalLocalOriginErrors', 'consecutiveLocalOriginFailures',
-    'interval', 'baseEjectionTime', 'maxEjectionPercent', 'minHealthPercent',
-  ];
-  checkUnknownFields(od, fields, path, 'outlier detection', issues);
   for (const key of ['consecutiveErrors', 'consecutive5xxErrors', 'consecutiveGatewayErrors', 'consecutiveLocalOriginFailures']) {
     checkInteger(od[key], `${path}.${key}`, issues, 0);
   }
@@ -107,8 +94,6 @@ function checkOutlierDetection(value: unknown, path: string, issues: IssueList):
 function checkTls(value: unknown, path: string, issues: IssueList): void {
   const tls = mapAt(value, path, 'tls: { mode: ISTIO_MUTUAL }', issues);
   if (!tls) return;
-  const fields = ['mode', 'clientCertificate', 'privateKey', 'caCertificates', 'credentialName', 'subjectAltNames', 'sni', 'insecureSkipVerify', 'caCrl'];
-  checkUnknownFields(tls, fields, path, 'TLS settings', issues);
   checkEnum(tls['mode'], TLS_MODES, `${path}.mode`, issues);
   stringsIn(tls['subjectAltNames'], `${path}.subjectAltNames`, issues);
   if (tls['mode'] === 'MUTUAL' && tls['credentialName'] === undefined) {
@@ -135,12 +120,10 @@ function checkPolicyComponents(policy: Readonly<Record<string, unknown>>, path: 
 export function checkTrafficPolicy(value: unknown, path: string, issues: IssueList): void {
   const policy = mapAt(value, path, 'trafficPolicy: { loadBalancer: { simple: ROUND_ROBIN } }', issues);
   if (!policy) return;
-  checkUnknownFields(policy, ['loadBalancer', 'connectionPool', 'outlierDetection', 'tls', 'portLevelSettings', 'tunnel', 'proxyProtocol', 'retryBudget'], path, 'a traffic policy', issues);
   checkPolicyComponents(policy, path, issues);
   const seen = new Map<number, number>();
   for (const [index, setting] of mapsIn(policy['portLevelSettings'], `${path}.portLevelSettings`, 'port traffic policy', issues)) {
     const settingPath = `${path}.portLevelSettings[${index}]`;
-    checkUnknownFields(setting, ['port', 'loadBalancer', 'connectionPool', 'outlierDetection', 'tls'], settingPath, 'a port traffic policy', issues);
     const port = mapAt(setting['port'], `${settingPath}.port`, 'port: { number: 9080 }', issues);
     const number = port?.['number'];
     if (!isPortNumber(number)) {

@@ -3,14 +3,46 @@
 import type { Endpoint, Service } from '../model/service.ts';
 import { serviceHostname } from '../model/service.ts';
 import type { Fields, ObjectMeta } from './object-fields.ts';
-import { arrayField, describeType, fieldsOf, isFields, isPortNumber, stringField } from './object-fields.ts';
+import type { KubeFields } from './known-fields.ts';
+import { checkKubeFields, KUBE_FIELDS } from './known-fields.ts';
+import { describeType, fieldsOf, isFields, isIpAddress, isPortNumber, stringField } from './object-fields.ts';
 import type { EndpointGroup, EndpointSet, GroupEndpoint, GroupPort, ParsedObject, PodInfo, SourcedObject, TargetRef } from './parsed-object.ts';
 import { objectKey, ObjectProblems, rejectedObject, requireName } from './parsed-object.ts';
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
-function readTargetRef(value: unknown): TargetRef | undefined {
-  if (!isFields(value)) return undefined;
+/** The maps of a list field, each checked against its Kubernetes fields; a non-list or non-map entry is an error. */
+function entriesOf(value: unknown, path: string, fields: KubeFields, problems: ObjectProblems): [number, Fields][] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) {
+    problems.error(path, `must be a list, got ${describeType(value)}: write each entry as a list item ("- ...")`);
+    return [];
+  }
+  const out: [number, Fields][] = [];
+  value.forEach((entry: unknown, index) => {
+    if (!isFields(entry)) {
+      problems.error(`${path}[${index}]`, `must be a map (${fields.what}), got ${describeType(entry)}`);
+      return;
+    }
+    problems.issues.push(...checkKubeFields(entry, fields, `${path}[${index}]`));
+    out.push([index, entry]);
+  });
+  return out;
+}
+
+function checkAddress(address: unknown, path: string, problems: ObjectProblems): address is string {
+  if (typeof address === 'string' && isIpAddress(address)) return true;
+  problems.error(path, `${describeType(address)} is not an IP address: write the endpoint's IPv4 or IPv6 address`);
+  return false;
+}
+
+function readTargetRef(value: unknown, path: string, problems: ObjectProblems): TargetRef | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isFields(value)) {
+    problems.error(path, `must be a map naming an object, got ${describeType(value)}`);
+    return undefined;
+  }
+  problems.issues.push(...checkKubeFields(value, KUBE_FIELDS.objectReference, path));
   const name = stringField(value, 'name');
   if (name === undefined) return undefined;
   const kind = stringField(value, 'kind');
@@ -20,8 +52,7 @@ function readTargetRef(value: unknown): TargetRef | undefined {
 
 function readGroupPorts(value: unknown, path: string, problems: ObjectProblems): GroupPort[] {
   const ports: GroupPort[] = [];
-  for (const [index, entry] of (Array.isArray(value) ? (value as unknown[]) : []).entries()) {
-    const portFields = fieldsOf(entry);
+  for (const [index, portFields] of entriesOf(value, path, KUBE_FIELDS.endpointPort, problems)) {
     const port = portFields['port'];
     if (port !== undefined && port !== null && !isPortNumber(port)) {
       problems.error(`${path}[${index}].port`, `must be a port number 1..65535, got ${describeType(port)}: fix the endpoint port`);
@@ -40,25 +71,34 @@ export function parseEndpointSlice(input: SourcedObject, object: Fields, kind: s
   if (stringField(object, 'addressType') === 'FQDN') return { type: 'ignored', source: input.source, reason: 'EndpointSlice with addressType FQDN' };
   const problems = new ObjectProblems();
   requireName(meta, problems, 'EndpointSlice');
+  const addressType = object['addressType'];
+  if (addressType !== undefined && addressType !== 'IPv4' && addressType !== 'IPv6') {
+    problems.error('addressType', `${describeType(addressType)} is not an address type: use IPv4, IPv6 or FQDN`);
+  }
   const ports = readGroupPorts(object['ports'], 'ports', problems);
   const endpoints: GroupEndpoint[] = [];
-  for (const [index, entry] of arrayField(object, 'endpoints').entries()) {
-    const endpoint = fieldsOf(entry);
+  for (const [index, endpoint] of entriesOf(object['endpoints'], 'endpoints', KUBE_FIELDS.sliceEndpoint, problems)) {
     const addresses = endpoint['addresses'];
-    if (!Array.isArray(addresses) || !addresses.every((address) => typeof address === 'string')) {
+    if (!Array.isArray(addresses) || addresses.length === 0) {
       problems.error(`endpoints[${index}].addresses`, `must be a list of IP addresses, got ${describeType(addresses)}: list the endpoint's addresses`);
       continue;
     }
+    if (!addresses.every((address: unknown, i) => checkAddress(address, `endpoints[${index}].addresses[${i}]`, problems))) continue;
     const zone = stringField(endpoint, 'zone') ?? stringField(fieldsOf(endpoint['topology']), 'topology.kubernetes.io/zone');
-    const targetRef = readTargetRef(endpoint['targetRef']);
+    const targetRef = readTargetRef(endpoint['targetRef'], `endpoints[${index}].targetRef`, problems);
+    const conditions = endpoint['conditions'];
+    if (conditions !== undefined && conditions !== null && !isFields(conditions)) problems.error(`endpoints[${index}].conditions`, `must be a map, got ${describeType(conditions)}`);
+    const ready = fieldsOf(conditions)['ready'];
+    if (isFields(conditions)) problems.issues.push(...checkKubeFields(conditions, KUBE_FIELDS.endpointConditions, `endpoints[${index}].conditions`));
+    if (ready !== undefined && ready !== null && typeof ready !== 'boolean') problems.error(`endpoints[${index}].conditions.ready`, `must be true or false, got ${describeType(ready)}`);
     endpoints.push({
       addresses,
-      ready: fieldsOf(endpoint['conditions'])['ready'] !== false,
+      ready: ready !== false,
       ...(zone !== undefined ? { zone } : {}),
       ...(targetRef ? { targetRef } : {}),
     });
   }
-  if (problems.issues.length > 0 || meta.name === undefined) return rejectedObject(input, kind, meta, problems.issues);
+  if (problems.hasErrors() || meta.name === undefined) return rejectedObject(input, kind, meta, problems.issues);
   const group: EndpointGroup = { namespace: meta.namespace, serviceName, sets: [{ ports, endpoints }] };
   return { type: 'endpointSlice', key: objectKey(kind, meta.namespace, meta.name), source: input.source, group };
 }
@@ -67,25 +107,24 @@ export function parseLegacyEndpoints(input: SourcedObject, object: Fields, kind:
   const problems = new ObjectProblems();
   requireName(meta, problems, 'Endpoints object');
   const sets: EndpointSet[] = [];
-  for (const [subsetIndex, subsetValue] of arrayField(object, 'subsets').entries()) {
-    const subset = fieldsOf(subsetValue);
+  for (const [subsetIndex, subset] of entriesOf(object['subsets'], 'subsets', KUBE_FIELDS.endpointSubset, problems)) {
     const ports = readGroupPorts(subset['ports'], `subsets[${subsetIndex}].ports`, problems);
     const endpoints: GroupEndpoint[] = [];
     for (const [field, ready] of [['addresses', true], ['notReadyAddresses', false]] as const) {
-      for (const [index, addressValue] of arrayField(subset, field).entries()) {
-        const address = fieldsOf(addressValue);
-        const ip = stringField(address, 'ip');
+      for (const [index, address] of entriesOf(subset[field], `subsets[${subsetIndex}].${field}`, KUBE_FIELDS.endpointAddress, problems)) {
+        const ip = address['ip'];
         if (ip === undefined || ip === '') {
           problems.error(`subsets[${subsetIndex}].${field}[${index}].ip`, 'is missing: give each address its ip');
           continue;
         }
-        const targetRef = readTargetRef(address['targetRef']);
+        if (!checkAddress(ip, `subsets[${subsetIndex}].${field}[${index}].ip`, problems)) continue;
+        const targetRef = readTargetRef(address['targetRef'], `subsets[${subsetIndex}].${field}[${index}].targetRef`, problems);
         endpoints.push({ addresses: [ip], ready, ...(targetRef ? { targetRef } : {}) });
       }
     }
     sets.push({ ports, endpoints });
   }
-  if (problems.issues.length > 0 || meta.name === undefined) return rejectedObject(input, kind, meta, problems.issues);
+  if (problems.hasErrors() || meta.name === undefined) return rejectedObject(input, kind, meta, problems.issues);
   const group: EndpointGroup = { namespace: meta.namespace, serviceName: meta.name, sets };
   return { type: 'endpoints', key: objectKey(kind, meta.namespace, meta.name), source: input.source, group };
 }
@@ -96,15 +135,22 @@ export function parsePod(input: SourcedObject, object: Fields, kind: string, met
     requireName(meta, problems, 'Pod');
     return rejectedObject(input, kind, meta, problems.issues);
   }
-  const status = fieldsOf(object['status']);
+  const problems = new ObjectProblems();
+  const statusValue = object['status'];
+  if (statusValue !== undefined && statusValue !== null && !isFields(statusValue)) problems.error('status', `must be a map, got ${describeType(statusValue)}`);
+  const status = fieldsOf(statusValue);
+  problems.issues.push(...checkKubeFields(status, KUBE_FIELDS.podStatus, 'status'));
   const ips = new Set<string>();
-  const podIp = stringField(status, 'podIP');
-  if (podIp) ips.add(podIp);
-  for (const entry of arrayField(status, 'podIPs')) {
-    const ip = stringField(fieldsOf(entry), 'ip');
-    if (ip) ips.add(ip);
+  const podIp = status['podIP'];
+  if (podIp !== undefined && podIp !== null && podIp !== '' && checkAddress(podIp, 'status.podIP', problems)) ips.add(podIp);
+  for (const [index, entry] of entriesOf(status['podIPs'], 'status.podIPs', KUBE_FIELDS.podIp, problems)) {
+    if (checkAddress(entry['ip'], `status.podIPs[${index}].ip`, problems)) ips.add(entry['ip']);
   }
-  const phase = stringField(status, 'phase');
+  const phase = status['phase'];
+  if (phase !== undefined && phase !== null && (typeof phase !== 'string' || !['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown'].includes(phase))) {
+    problems.error('status.phase', `${describeType(phase)} is not a Pod phase: Pending, Running, Succeeded, Failed or Unknown`);
+  }
+  if (problems.hasErrors()) return rejectedObject(input, kind, meta, problems.issues);
   const pod: PodInfo = {
     namespace: meta.namespace,
     name: meta.name,

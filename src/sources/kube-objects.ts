@@ -1,14 +1,16 @@
 // Parsed Kubernetes and Istio objects into model objects. Pure: the YAML directory and the
 // Kubernetes informers both feed it already-parsed objects and publish what it returns.
-import type { Rule, RuleKind } from '../model/rules.ts';
+import type { Rule, RuleKind, ValidationIssue } from '../model/rules.ts';
 import { ruleKey } from '../model/rules.ts';
 import type { Endpoint, Service, ServicePort } from '../model/service.ts';
 import { selectProtocol, serviceHostname } from '../model/service.ts';
-import type { RejectedObject } from '../model/store.ts';
+import type { ObjectWarnings, RejectedObject } from '../model/store.ts';
 import { convertIstioRule, ISTIO_NETWORKING_GROUP, ISTIO_NETWORKING_VERSIONS } from './istio-objects.ts';
 import { endpointIdentity, endpointsOfGroup, indexPods, parseEndpointSlice, parseLegacyEndpoints, parsePod } from './kube-endpoints.ts';
 import type { Fields, ObjectMeta } from './object-fields.ts';
-import { arrayField, describeType, fieldsOf, isFields, isPortNumber, readMeta, stringField } from './object-fields.ts';
+import { checkKubeFields, KUBE_FIELDS } from './known-fields.ts';
+import { checkEnvelope, judgeUnreadKind } from './object-checks.ts';
+import { arrayField, describeType, fieldsOf, isFields, isIpAddress, isPortNumber, readMeta, stringField } from './object-fields.ts';
 import type { AcceptedObject, ConvertedObjects, EndpointGroup, ParsedObject, PodInfo, SourcedObject } from './parsed-object.ts';
 import { objectKey, ObjectProblems, rejectedObject, requireName } from './parsed-object.ts';
 import type { RouteRuleInfo } from './route-rule-objects.ts';
@@ -25,6 +27,7 @@ function readServicePort(value: unknown, path: string, problems: ObjectProblems)
     problems.error(path, `must be a map, got ${describeType(value)}: write e.g. { name: http, port: 9080 }`);
     return undefined;
   }
+  problems.issues.push(...checkKubeFields(value, KUBE_FIELDS.servicePort, path));
   const port = value['port'];
   if (!isPortNumber(port)) {
     problems.error(`${path}.port`, `must be a port number 1..65535, got ${describeType(port)}: write the port the service listens on`);
@@ -35,6 +38,11 @@ function readServicePort(value: unknown, path: string, problems: ObjectProblems)
     problems.error(`${path}.targetPort`, `must be a port number or a container port name, got ${describeType(targetPort)}: fix it or remove it to use ${port}`);
     return undefined;
   }
+  for (const key of ['name', 'protocol', 'appProtocol']) {
+    if (value[key] !== undefined && value[key] !== null && typeof value[key] !== 'string') problems.error(`${path}.${key}`, `must be a string, got ${describeType(value[key])}: quote it`);
+  }
+  const protocol = value['protocol'];
+  if (typeof protocol === 'string' && !['TCP', 'UDP', 'SCTP'].includes(protocol)) problems.error(`${path}.protocol`, `${describeType(protocol)} is not TCP, UDP or SCTP: Kubernetes takes one of those (the application protocol goes in appProtocol or the port name)`);
   const name = stringField(value, 'name') ?? '';
   return {
     name,
@@ -47,7 +55,14 @@ function readServicePort(value: unknown, path: string, problems: ObjectProblems)
 function parseService(input: SourcedObject, object: Fields, kind: string, meta: ObjectMeta): ParsedObject {
   const problems = new ObjectProblems();
   requireName(meta, problems, 'Service');
-  const spec = fieldsOf(object['spec']);
+  const specValue = object['spec'];
+  if (specValue !== undefined && specValue !== null && !isFields(specValue)) problems.error('spec', `must be a map, got ${describeType(specValue)}: write spec: { ports: [...] }`);
+  const spec = fieldsOf(specValue);
+  problems.issues.push(...checkKubeFields(spec, KUBE_FIELDS.serviceSpec, 'spec'));
+  const clusterIpValue = spec['clusterIP'];
+  if (clusterIpValue !== undefined && clusterIpValue !== null && (typeof clusterIpValue !== 'string' || !(clusterIpValue === '' || clusterIpValue === 'None' || isIpAddress(clusterIpValue)))) {
+    problems.error('spec.clusterIP', `${describeType(clusterIpValue)} is not an IP address: write the ClusterIP (e.g. 10.96.0.10), "None" for a headless Service, or leave it out`);
+  }
   const portsValue = spec['ports'];
   if (portsValue !== undefined && portsValue !== null && !Array.isArray(portsValue)) {
     problems.error('spec.ports', `must be a list, got ${describeType(portsValue)}: write each port as a list item ("- port: 9080")`);
@@ -55,7 +70,7 @@ function parseService(input: SourcedObject, object: Fields, kind: string, meta: 
   const ports = arrayField(spec, 'ports')
     .map((port, index) => readServicePort(port, `spec.ports[${index}]`, problems))
     .filter((port): port is ServicePort => port !== undefined);
-  if (problems.issues.length > 0 || meta.name === undefined) return rejectedObject(input, kind, meta, problems.issues);
+  if (problems.hasErrors() || meta.name === undefined) return rejectedObject(input, kind, meta, problems.issues);
   const clusterIp = stringField(spec, 'clusterIP');
   const service: Service = {
     hostname: serviceHostname(meta.name, meta.namespace),
@@ -129,7 +144,12 @@ export function parseObject(input: SourcedObject): ParsedObject {
   const group = slash >= 0 ? apiVersion.slice(0, slash) : '';
   const version = slash >= 0 ? apiVersion.slice(slash + 1) : apiVersion;
   const support = SUPPORTED_KINDS[kind];
-  if (!support || support.group !== group) return { type: 'ignored', source: input.source, reason: `${apiVersion} ${kind}` };
+  if (!support || support.group !== group) {
+    const readKinds = Object.entries(SUPPORTED_KINDS).filter(([, s]) => s.group === group).map(([name]) => name);
+    const issue = judgeUnreadKind(group, kind, readKinds);
+    if (issue) return rejectedObject(input, kind, meta, [issue]);
+    return { type: 'ignored', source: input.source, reason: `${apiVersion} ${kind}` };
+  }
   if (!support.versions.includes(version)) {
     const prefix = support.group ? `${support.group}/` : '';
     return rejectedObject(input, kind, meta, [
@@ -141,6 +161,8 @@ export function parseObject(input: SourcedObject): ParsedObject {
       },
     ]);
   }
+  const envelope = checkEnvelope(object, kind);
+  if (envelope.length > 0) return rejectedObject(input, kind, meta, envelope);
   return support.parse(input, object, kind, meta);
 }
 
@@ -148,29 +170,43 @@ function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Kubernetes has one object per kind/namespace/name; a second one in the input is a mistake. */
-function duplicateOf(parsed: AcceptedObject, first: AcceptedObject): RejectedObject {
-  const [kind = '', namespace = '', name = ''] = parsed.key.split('/');
+/** Istio's order for entries that claim one host: oldest creation time, then namespace/name. */
+function olderEntryFirst(a: ServiceEntryInfo, b: ServiceEntryInfo): number {
+  const at = a.creationTimestamp ?? '';
+  const bt = b.creationTimestamp ?? '';
+  return at !== bt ? compare(at, bt) : compare(`${a.namespace}/${a.name}`, `${b.namespace}/${b.name}`);
+}
+
+function hostTakenBy(host: string, index: number, owner: ServiceEntryInfo): ValidationIssue {
   return {
-    source: parsed.source,
-    object: `${kind} ${namespace}/${name}`,
-    kind,
-    namespace,
-    name,
-    issues: [
-      {
-        code: 'MP_OBJECT_INVALID',
-        severity: 'error',
-        path: 'metadata.name',
-        message: `is defined twice, also in ${first.source.location}: rename or remove one (the one in ${first.source.location} is served)`,
-      },
-    ],
-    keptLastGood: false,
+    code: 'MP_RULE_CONFLICT',
+    severity: 'warning',
+    path: `spec.hosts[${index}]`,
+    message: `host "${host}" is already defined by ServiceEntry ${owner.namespace}/${owner.name}, which is older and wins: this entry's ports and endpoints for it are not used; merge the two entries or remove the host from one`,
+  };
+}
+
+function objectWarnings(parsed: AcceptedObject, issues: readonly ValidationIssue[]): ObjectWarnings {
+  const [kind = '', namespace = '', name = ''] = parsed.key.split('/');
+  return { source: parsed.source, object: `${kind} ${namespace}/${name}`, kind, namespace, name, issues };
+}
+
+/** Kubernetes has one object per kind/namespace/name; a second one in the input is a mistake, reported in both places. */
+function duplicateOf(parsed: AcceptedObject, first: AcceptedObject): { rejected: RejectedObject; served: ObjectWarnings } {
+  const twice = (severity: 'error' | 'warning', message: string): ValidationIssue[] => [{ code: 'MP_OBJECT_INVALID', severity, path: 'metadata.name', message }];
+  const elsewhere = first.source.location;
+  return {
+    rejected: {
+      ...objectWarnings(parsed, twice('error', `is defined twice, here and in ${elsewhere}: rename or remove one (the one in ${elsewhere} is served, this one is not)`)),
+      keptLastGood: false,
+    },
+    served: objectWarnings(first, twice('warning', `is defined twice, here and in ${parsed.source.location}: this one is served and the other is not; rename or remove one`)),
   };
 }
 
 export function assembleObjects(parsedObjects: readonly ParsedObject[]): ConvertedObjects {
   const rejected: RejectedObject[] = [];
+  const warnings: ObjectWarnings[] = [];
   const ignored: Record<string, number> = {};
   const accepted = new Map<string, AcceptedObject>();
   for (const parsed of parsedObjects) {
@@ -178,7 +214,11 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[]): Convert
     else if (parsed.type === 'ignored') ignored[parsed.reason] = (ignored[parsed.reason] ?? 0) + 1;
     else {
       const first = accepted.get(parsed.key);
-      if (first) rejected.push(duplicateOf(parsed, first));
+      if (first) {
+        const duplicate = duplicateOf(parsed, first);
+        rejected.push(duplicate.rejected);
+        warnings.push(duplicate.served);
+      }
       else accepted.set(parsed.key, parsed);
     }
   }
@@ -199,6 +239,9 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[]): Convert
     else if (parsed.type === 'workloadEntry') workloadEntries.push(parsed.workload);
     else if (parsed.type === 'routeRule') routeRules.push(parsed.routeRule);
     else legacy.push(parsed.group);
+    if ((parsed.type === 'serviceEntry' || parsed.type === 'workloadEntry') && parsed.warnings && parsed.warnings.length > 0) {
+      warnings.push(objectWarnings(parsed, parsed.warnings));
+    }
   }
   const podIndex = indexPods(pods);
   const slicedServices = new Set(slices.map((group) => serviceHostname(group.serviceName, group.namespace)));
@@ -213,10 +256,22 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[]): Convert
       if (!existing || (!existing.ready && endpoint.ready)) endpoints.set(identity, endpoint);
     }
   }
-  // Kubernetes owns a hostname it has; among ServiceEntries the first (by namespace/name) does.
-  for (const entry of serviceEntries.sort((a, b) => compare(`${a.namespace}/${a.name}`, `${b.namespace}/${b.name}`))) {
+  // Kubernetes owns a hostname it has; among ServiceEntries the oldest does, as in Istio, and the others are told.
+  const entryOwner = new Map<string, ServiceEntryInfo>();
+  for (const entry of serviceEntries.sort(olderEntryFirst)) {
     const owned = entry.services.filter((service) => !services.has(service.hostname));
-    for (const service of owned) services.set(service.hostname, service);
+    const conflicts: ValidationIssue[] = [];
+    entry.services.forEach((service, index) => {
+      const owner = entryOwner.get(service.hostname);
+      if (owner) conflicts.push(hostTakenBy(service.hostname, index, owner));
+    });
+    for (const service of owned) {
+      services.set(service.hostname, service);
+      entryOwner.set(service.hostname, entry);
+    }
+    if (conflicts.length > 0) {
+      warnings.push({ source: entry.source, object: `ServiceEntry ${entry.namespace}/${entry.name}`, kind: 'ServiceEntry', namespace: entry.namespace, name: entry.name, issues: conflicts });
+    }
     const ownedHosts = new Set(owned.map((service) => service.hostname));
     for (const endpoint of serviceEntryEndpoints(entry, workloadEntries, podIndex)) {
       if (ownedHosts.has(endpoint.serviceHostname)) endpoints.set(endpointIdentity(endpoint), endpoint);
@@ -227,6 +282,7 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[]): Convert
     endpoints: [...endpoints.entries()].sort(([a], [b]) => compare(a, b)).map(([, endpoint]) => endpoint),
     rules: convertRouteRules(routeRules, rules).sort((a, b) => compare(ruleKey(a.meta), ruleKey(b.meta))),
     rejected,
+    warnings,
     ignored,
   };
 }

@@ -1,4 +1,5 @@
 // Typed reads of untyped parsed objects (YAML, JSON, API responses), shared by the converters.
+import { isIP } from 'node:net';
 
 export type Fields = Readonly<Record<string, unknown>>;
 
@@ -78,10 +79,7 @@ export function isWildcardDomain(host: string): boolean {
 }
 
 export function isIpAddress(value: string): boolean {
-  if (/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(value)) {
-    return value.split('.').every((octet) => Number(octet) <= 255);
-  }
-  return value.includes(':') && /^[0-9a-fA-F:.]+$/.test(value);
+  return isIP(value) !== 0;
 }
 
 export function isPortNumber(value: unknown): value is number {

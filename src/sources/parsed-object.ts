@@ -2,7 +2,7 @@
 import type { ErrorCode } from '../errors.ts';
 import type { Rule, ValidationIssue } from '../model/rules.ts';
 import type { Service, SourceRef } from '../model/service.ts';
-import type { RejectedObject, SourceSnapshot } from '../model/store.ts';
+import type { ObjectWarnings, RejectedObject, SourceSnapshot } from '../model/store.ts';
 import type { ObjectMeta } from './object-fields.ts';
 import type { RouteRuleInfo } from './route-rule-objects.ts';
 import type { ServiceEntryInfo, WorkloadInfo } from './service-entry-objects.ts';
@@ -61,8 +61,8 @@ export type ParsedObject =
   | { readonly type: 'endpointSlice' | 'endpoints'; readonly key: string; readonly source: SourceRef; readonly group: EndpointGroup }
   | { readonly type: 'pod'; readonly key: string; readonly source: SourceRef; readonly pod: PodInfo }
   | { readonly type: 'rule'; readonly key: string; readonly source: SourceRef; readonly rule: Rule }
-  | { readonly type: 'serviceEntry'; readonly key: string; readonly source: SourceRef; readonly entry: ServiceEntryInfo }
-  | { readonly type: 'workloadEntry'; readonly key: string; readonly source: SourceRef; readonly workload: WorkloadInfo }
+  | { readonly type: 'serviceEntry'; readonly key: string; readonly source: SourceRef; readonly entry: ServiceEntryInfo; readonly warnings?: readonly ValidationIssue[] }
+  | { readonly type: 'workloadEntry'; readonly key: string; readonly source: SourceRef; readonly workload: WorkloadInfo; readonly warnings?: readonly ValidationIssue[] }
   | { readonly type: 'routeRule'; readonly key: string; readonly source: SourceRef; readonly routeRule: RouteRuleInfo }
   | { readonly type: 'rejected'; readonly key?: string; readonly source: SourceRef; readonly rejected: RejectedObject }
   | { readonly type: 'ignored'; readonly source: SourceRef; readonly reason: string };
@@ -70,6 +70,7 @@ export type ParsedObject =
 export type AcceptedObject = Exclude<ParsedObject, { type: 'rejected' | 'ignored' }>;
 
 export interface ConvertedObjects extends SourceSnapshot {
+  readonly warnings: readonly ObjectWarnings[];
   /** How many objects were skipped, by reason (mostly kinds meshpilot does not read). */
   readonly ignored: Readonly<Record<string, number>>;
 }
@@ -88,6 +89,14 @@ export class ObjectProblems {
   readonly issues: ValidationIssue[] = [];
   error(path: string, message: string, code: ErrorCode = 'MP_OBJECT_INVALID'): void {
     this.issues.push({ code, severity: 'error', path, message });
+  }
+
+  hasErrors(): boolean {
+    return this.issues.some((issue) => issue.severity === 'error');
+  }
+
+  warnings(): ValidationIssue[] {
+    return this.issues.filter((issue) => issue.severity === 'warning');
   }
 }
 

@@ -9,6 +9,7 @@ import { DEFAULT_DOMAIN_SUFFIX, resolveShortName } from '../model/service.ts';
 import { checkRe2Regex } from './istio-objects.ts';
 import type { Fields, ObjectMeta } from './object-fields.ts';
 import { describeType, fieldsOf, isDns1123Label, isFields, isWildcardDomain, stringMap } from './object-fields.ts';
+import { checkIstioFields } from './istio-schema.ts';
 import type { ParsedObject, SourcedObject } from './parsed-object.ts';
 import { objectKey, ObjectProblems, rejectedObject, requireName } from './parsed-object.ts';
 
@@ -34,11 +35,6 @@ export interface RouteRuleInfo {
   readonly warnings: readonly ValidationIssue[];
 }
 
-/** Fields RouteRule had that are not converted: they are reported, never silently dropped. */
-const UNCONVERTED_FIELDS = [
-  'redirect', 'rewrite', 'websocketUpgrade', 'httpReqTimeout', 'httpReqRetries', 'httpFault', 'l4Fault', 'mirror',
-  'corsPolicy', 'appendHeaders',
-];
 /** Header names v1alpha2 used for request properties that HTTP/2 carries as pseudo-headers. */
 const PSEUDO_HEADERS = new Set(['scheme', 'method', 'authority']);
 
@@ -83,6 +79,11 @@ function readStringMatch(value: unknown, path: string, problems: ObjectProblems)
 function readMatch(value: unknown, problems: ObjectProblems): HttpMatchRequest | undefined {
   if (value === undefined || value === null) return undefined;
   const match = fieldsOf(value);
+  const request = match['request'];
+  const headersValue = fieldsOf(request)['headers'];
+  for (const [path, part] of [['spec.match', value], ['spec.match.request', request], ['spec.match.request.headers', headersValue]] as const) {
+    if (part !== undefined && part !== null && !isFields(part)) problems.error(path, `must be a map, got ${describeType(part)}: write e.g. match: { request: { headers: { cookie: { regex: "^(.*?;)?(user=jason)(;.*)?$" } } } }`, 'MP_RULE_INVALID');
+  }
   if (match['source'] !== undefined) {
     problems.error('spec.match.source', 'matching on the calling service is not converted: write a VirtualService with match sourceLabels instead', 'MP_RULE_INVALID');
   }
@@ -110,6 +111,7 @@ function readRoutes(spec: Fields, host: string | undefined, namespace: string, p
   let total = 0;
   value.forEach((entry: unknown, index) => {
     const path = `spec.route[${index}]`;
+    if (!isFields(entry)) problems.error(path, `must be a map, got ${describeType(entry)}: write e.g. { labels: { version: v1 }, weight: 100 }`, 'MP_RULE_INVALID');
     const route = fieldsOf(entry);
     const target = route['destination'] === undefined ? host : readIstioService(route['destination'], `${path}.destination`, namespace, problems);
     const labels = route['labels'];
@@ -134,6 +136,8 @@ export function parseRouteRule(input: SourcedObject, object: Fields, kind: strin
   const problems = new ObjectProblems();
   requireName(meta, problems, 'RouteRule');
   const spec = fieldsOf(object['spec']);
+  // Fields RouteRule had that are not converted are reported (MP_UNSUPPORTED), never silently dropped.
+  problems.issues.push(...checkIstioFields(object['spec'], 'RouteRule', 'spec', 'MP_RULE_INVALID'));
   const host = readIstioService(spec['destination'], 'spec.destination', meta.namespace, problems);
   const precedence = spec['precedence'] ?? 0;
   if (typeof precedence !== 'number' || !Number.isInteger(precedence)) {
@@ -141,15 +145,10 @@ export function parseRouteRule(input: SourcedObject, object: Fields, kind: strin
   }
   const match = readMatch(spec['match'], problems);
   const routes = readRoutes(spec, host, meta.namespace, problems);
-  if (problems.issues.length > 0 || meta.name === undefined || host === undefined || typeof precedence !== 'number') {
+  if (problems.hasErrors() || meta.name === undefined || host === undefined || typeof precedence !== 'number') {
     return rejectedObject(input, kind, meta, problems.issues);
   }
-  const warnings: ValidationIssue[] = UNCONVERTED_FIELDS.filter((field) => spec[field] !== undefined).map((field) => ({
-    code: 'MP_RULE_INVALID',
-    severity: 'warning',
-    path: `spec.${field}`,
-    message: `RouteRule ${field} is not converted and has no effect: move it to a VirtualService`,
-  }));
+  const warnings: ValidationIssue[] = problems.warnings();
   const routeRule: RouteRuleInfo = {
     namespace: meta.namespace,
     name: meta.name,

@@ -1,11 +1,12 @@
 // Istio ServiceEntry and WorkloadEntry objects: services outside Kubernetes (or VMs inside the
 // mesh) become model Services with a resolution, and their workloads become endpoints. Pure.
 import { canonicalIp } from '../model/address.ts';
-import type { Endpoint, Locality, Protocol, Service, ServicePort, ServiceResolution } from '../model/service.ts';
+import type { Endpoint, Locality, Protocol, Service, ServicePort, ServiceResolution, SourceRef } from '../model/service.ts';
 import { labelsMatch, selectProtocol } from '../model/service.ts';
 import type { PodIndex } from './kube-endpoints.ts';
 import type { Fields, ObjectMeta } from './object-fields.ts';
 import { describeType, fieldsOf, isFields, isIpAddress, isPortNumber, isWildcardDomain, stringMap } from './object-fields.ts';
+import { checkIstioFields } from './istio-schema.ts';
 import type { ParsedObject, SourcedObject } from './parsed-object.ts';
 import { objectKey, ObjectProblems, rejectedObject, requireName } from './parsed-object.ts';
 
@@ -25,6 +26,8 @@ export interface WorkloadInfo {
 export interface ServiceEntryInfo {
   readonly namespace: string;
   readonly name: string;
+  readonly source: SourceRef;
+  readonly creationTimestamp?: string;
   readonly services: readonly Service[];
   readonly resolution: ServiceResolution;
   readonly endpoints: readonly WorkloadInfo[];
@@ -51,6 +54,17 @@ function isUnixAddress(value: string): boolean {
 }
 
 const UNIX_REFUSED = 'is a Unix domain socket, which meshpilot does not serve (Envoy refuses it as an IP endpoint): give the workload an IP address';
+
+function checkStringLabels(value: unknown, path: string, problems: ObjectProblems): void {
+  if (value === undefined || value === null) return;
+  if (!isFields(value)) {
+    problems.error(path, `must be a map of label to string value, got ${describeType(value)}`, 'MP_RULE_INVALID');
+    return;
+  }
+  for (const [key, label] of Object.entries(value)) {
+    if (typeof label !== 'string') problems.error(`${path}.${key}`, `must be a string, got ${describeType(label)}: quote it`, 'MP_RULE_INVALID');
+  }
+}
 
 /** `region/zone/subzone`, as WorkloadEntry writes a locality. */
 function readLocality(value: string): Locality {
@@ -89,6 +103,10 @@ function readWorkload(
   const weight = value['weight'];
   if (weight !== undefined && (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0 || weight > 4_294_967_295)) {
     problems.error(`${path}.weight`, `must be a whole number 0..4294967295, got ${describeType(weight)}`, 'MP_RULE_INVALID');
+  }
+  checkStringLabels(value['labels'], `${path}.labels`, problems);
+  if (value['locality'] !== undefined && typeof value['locality'] !== 'string') {
+    problems.error(`${path}.locality`, `must be a string region/zone/subzone, got ${describeType(value['locality'])}`, 'MP_RULE_INVALID');
   }
   const locality = typeof value['locality'] === 'string' ? readLocality(value['locality']) : undefined;
   return {
@@ -172,6 +190,13 @@ export function parseServiceEntry(input: SourcedObject, object: Fields, kind: st
   requireName(meta, problems, 'ServiceEntry');
   const spec = fieldsOf(object['spec']);
   if (!isFields(object['spec'])) problems.error('spec', 'is missing: add spec with hosts, ports and resolution', 'MP_RULE_INVALID');
+  problems.issues.push(...checkIstioFields(object['spec'], 'ServiceEntry', 'spec', 'MP_RULE_INVALID'));
+  for (const field of ['addresses', 'endpoints', 'exportTo', 'subjectAltNames']) {
+    const value = spec[field];
+    if (value !== undefined && value !== null && !Array.isArray(value)) {
+      problems.error(`spec.${field}`, `must be a list, got ${describeType(value)}: write it as a YAML list ("- ...")`, 'MP_RULE_INVALID');
+    }
+  }
   const hostsValue = spec['hosts'];
   const hosts: string[] = [];
   if (!Array.isArray(hostsValue) || hostsValue.length === 0) {
@@ -192,6 +217,10 @@ export function parseServiceEntry(input: SourcedObject, object: Fields, kind: st
   const resolution = readEnum(spec, 'resolution', RESOLUTIONS, 'NONE', problems);
   const location = readEnum(spec, 'location', LOCATIONS, 'MESH_EXTERNAL', problems);
   const selectorValue = spec['workloadSelector'];
+  if (selectorValue !== undefined && selectorValue !== null && !isFields(selectorValue)) {
+    problems.error('spec.workloadSelector', `must be a map, got ${describeType(selectorValue)}: write workloadSelector: { labels: { app: vm } }`, 'MP_RULE_INVALID');
+  }
+  if (isFields(selectorValue)) checkStringLabels(selectorValue['labels'], 'spec.workloadSelector.labels', problems);
   const workloadSelector = isFields(selectorValue) ? stringMap(selectorValue['labels']) : undefined;
   const endpointsValue = spec['endpoints'];
   if (workloadSelector && Array.isArray(endpointsValue) && endpointsValue.length > 0) {
@@ -215,7 +244,7 @@ export function parseServiceEntry(input: SourcedObject, object: Fields, kind: st
       }
     });
   }
-  if (problems.issues.length > 0 || meta.name === undefined) return rejectedObject(input, kind, meta, problems.issues);
+  if (problems.hasErrors() || meta.name === undefined) return rejectedObject(input, kind, meta, problems.issues);
   const vip = addresses.find((address) => !isCidr(address));
   const services = hosts.map((hostname): Service => ({
     hostname,
@@ -231,24 +260,27 @@ export function parseServiceEntry(input: SourcedObject, object: Fields, kind: st
   const entry: ServiceEntryInfo = {
     namespace: meta.namespace,
     name: meta.name,
+    source: input.source,
+    ...(meta.creationTimestamp !== undefined ? { creationTimestamp: meta.creationTimestamp } : {}),
     services,
     resolution,
     endpoints,
     ...(workloadSelector ? { workloadSelector } : {}),
   };
-  return { type: 'serviceEntry', key: objectKey(kind, meta.namespace, meta.name), source: input.source, entry };
+  return { type: 'serviceEntry', key: objectKey(kind, meta.namespace, meta.name), source: input.source, entry, warnings: problems.warnings() };
 }
 
 export function parseWorkloadEntry(input: SourcedObject, object: Fields, kind: string, meta: ObjectMeta): ParsedObject {
   const problems = new ObjectProblems();
   requireName(meta, problems, 'WorkloadEntry');
+  problems.issues.push(...checkIstioFields(object['spec'], 'WorkloadEntry', 'spec', 'MP_RULE_INVALID'));
   const workload = readWorkload(object['spec'], 'spec', meta.namespace, problems, undefined);
   if (workload && isUnixAddress(workload.address)) {
     problems.error('spec.address', `"${workload.address}" ${UNIX_REFUSED}`, 'MP_RULE_INVALID');
   } else if (workload && !isIpAddress(workload.address) && !isWildcardDomain(workload.address)) {
     problems.error('spec.address', `"${workload.address}" is neither an IP address nor a DNS name`, 'MP_RULE_INVALID');
   }
-  if (!workload || problems.issues.length > 0 || meta.name === undefined) return rejectedObject(input, kind, meta, problems.issues);
+  if (!workload || problems.hasErrors() || meta.name === undefined) return rejectedObject(input, kind, meta, problems.issues);
   // A WorkloadEntry's own labels are what selectors see, as for a Pod.
   const labels = { ...meta.labels, ...workload.labels };
   return {
@@ -256,6 +288,7 @@ export function parseWorkloadEntry(input: SourcedObject, object: Fields, kind: s
     key: objectKey(kind, meta.namespace, meta.name),
     source: input.source,
     workload: { ...workload, labels, workload: `${meta.namespace}/${meta.name}` },
+    warnings: problems.warnings(),
   };
 }
 

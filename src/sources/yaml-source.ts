@@ -182,7 +182,7 @@ export class YamlSource {
     const { state, parsed } = applyLastGood(this.#state, read.reads);
     this.#state = state;
     const converted = assembleObjects(parsed);
-    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected };
+    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected, warnings: converted.warnings };
     const signature = JSON.stringify(snapshot);
     if (signature === this.#published) {
       this.#log.debug({ reason }, 'files changed but the config they describe did not');
@@ -219,15 +219,16 @@ export class YamlSource {
         message: `${code}: ${rejected.object} in ${rejected.source.location}${field ? `: ${field}` : ''}: ${first?.message ?? 'rejected'}${more}${kept}`,
       };
     });
-    const warnings = converted.rules.flatMap((rule) =>
-      (rule.meta.warnings ?? []).map((warning): LoggedProblem => {
-        const object = `${rule.meta.kind} ${rule.meta.namespace}/${rule.meta.name}`;
-        return {
-          signature: JSON.stringify([rule.meta.source.location, object, warning]),
-          fields: { code: warning.code, file: rule.meta.source.location, object, field: warning.path, severity: 'warning' },
-          message: `${warning.code}: ${object} in ${rule.meta.source.location}: ${warning.path}: ${warning.message}`,
-        };
-      }),
+    const warned = [
+      ...converted.rules.map((rule) => ({ object: `${rule.meta.kind} ${rule.meta.namespace}/${rule.meta.name}`, source: rule.meta.source, issues: rule.meta.warnings ?? [] })),
+      ...converted.warnings,
+    ];
+    const warnings = warned.flatMap(({ object, source, issues }) =>
+      issues.map((warning): LoggedProblem => ({
+        signature: JSON.stringify([source.location, object, warning]),
+        fields: { code: warning.code, file: source.location, object, field: warning.path, severity: 'warning' },
+        message: `${warning.code}: ${object} in ${source.location}: ${warning.path}: ${warning.message}`,
+      })),
     );
     this.#problemLog.report([...rejections, ...warnings]);
   }

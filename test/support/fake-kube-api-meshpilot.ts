@@ -9,7 +9,8 @@ import type { KubeSourceTuning } from '../../src/sources/kube/kube-source.ts';
 import type { SourceKind } from '../../src/sources/kube/select.ts';
 import { listConfigFiles, readObjectsFromText } from '../../src/sources/config-dir.ts';
 import { readFile } from 'node:fs/promises';
-import type { FakeKubeApi, KubeObject } from './fake-kube-api.ts';
+import { FakeKubeApi, istioCrds, type KubeObject } from './fake-kube-api.ts';
+import { eventually } from './mesh-dir.ts';
 import { startMeshpilot } from './meshpilot.ts';
 
 export const FAST_KUBE_TUNING: Partial<KubeSourceTuning> = {
@@ -52,6 +53,16 @@ export async function startMeshpilotOnKube(api: FakeKubeApi, options: KubeMeshpi
       await rm(dir, { recursive: true, force: true });
     },
   });
+}
+
+/** A fake cluster with the Istio CRDs holding `objects`, and a meshpilot that has listed it and is ready. */
+export async function startClusterMesh(objects: readonly KubeObject[]): Promise<{ api: FakeKubeApi; meshpilot: KubeMeshpilot }> {
+  const api = await FakeKubeApi.start();
+  for (const crd of istioCrds()) api.installCrd(crd);
+  api.applyAll([...objects]);
+  const meshpilot = await startMeshpilotOnKube(api);
+  await eventually(async () => ((await meshpilot.admin('/ready')).status === 200 ? true : undefined), 10_000, '/ready');
+  return { api, meshpilot };
 }
 
 /** Every object in a directory of YAML (as `kubectl get -o yaml` prints them), for loading into the fake. */

@@ -102,3 +102,10 @@ export function firstFilter(chain: JsonObject | undefined): JsonObject {
   const filters = (chain?.['filters'] ?? []) as JsonObject[];
   return (filters[0]?.['typed_config'] ?? {}) as JsonObject;
 }
+
+/** What a sidecar and a proxyless gRPC client are served, as type, name and content version of each resource. */
+export function servedVersions(push: PushContext, grpcTargets: readonly string[]): string[] {
+  return [renderForProxy(push, SIDECAR), renderForProxy(push, GRPC, grpcTargets)].flatMap((rendered) =>
+    Object.values(rendered).flatMap((resources) => resources.map((r) => `${r.typeUrl} ${r.name} ${r.version}`)),
+  );
+}

@@ -54,6 +54,14 @@ const configz = {
         },
       },
     },
+    objectWarnings: {
+      type: 'array',
+      description: 'served objects other than rules (ServiceEntry, WorkloadEntry) with their warnings',
+      items: {
+        type: 'object',
+        properties: { object: { type: 'string' }, kind: { type: 'string' }, namespace: { type: 'string' }, name: { type: 'string' }, source: anyObject, warnings: { type: 'array', items: issue } },
+      },
+    },
     nacks: { type: 'array', items: nackAttribution, description: 'every current NACK with the resources and rules it names' },
   },
 } as const;
@@ -64,7 +72,7 @@ export function registerConfigRoutes(app: FastifyInstance, views: AdminViews): v
     handler: () => {
       const push = views.currentPush();
       const nacks = views.nacks?.().active(views.connections()) ?? [];
-      if (!push) return { rules: [], rejected: [], nacks: [] };
+      if (!push) return { rules: [], rejected: [], objectWarnings: [], nacks: [] };
       const rejectedByRule = new Map<string, Record<string, unknown>[]>();
       for (const nack of nacks) {
         for (const resource of nack.resources) {
@@ -104,6 +112,7 @@ export function registerConfigRoutes(app: FastifyInstance, views: AdminViews): v
           errors: r.issues.filter((i) => i.severity === 'error'),
           warnings: r.issues.filter((i) => i.severity === 'warning'),
         })),
+        objectWarnings: push.objectWarnings.map((w) => ({ object: w.object, kind: w.kind, namespace: w.namespace, name: w.name, source: w.source, warnings: w.issues })),
         nacks: nacks.map((n) => ({ ...n, at: n.at.toISOString() })),
       };
     },

@@ -2,9 +2,10 @@
 // directory, and every change is published to the config store as one complete snapshot.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { ConfigStore, RejectedObject, SourceSnapshot } from '../../model/store.ts';
+import type { ConfigStore, ObjectWarnings, RejectedObject, SourceSnapshot } from '../../model/store.ts';
 import type { AcceptedObject, ParsedObject } from '../kube-objects.ts';
 import { assembleObjects, isAccepted, parseObject } from '../kube-objects.ts';
+import { guardReferences } from '../reference-guard.ts';
 import type { Discovery, ServedResource } from './discovery.ts';
 import { discover } from './discovery.ts';
 import type { KubeConnection } from './kube-api.ts';
@@ -12,7 +13,7 @@ import type { InformerTuning } from './resilient-informer.ts';
 import { DEFAULT_INFORMER_TUNING, ResilientInformer } from './resilient-informer.ts';
 import type { WatchedResource } from './resources.ts';
 import { apiVersionOf, collectionPath, objectPath, WATCHED_RESOURCES } from './resources.ts';
-import { ProblemLog } from '../problem-log.ts';
+import { ProblemLog, type LoggedProblem } from '../problem-log.ts';
 
 export interface KubeSourceTuning extends InformerTuning {
   /** Changes arriving within this window are published together (a relist is one publish). */
@@ -71,6 +72,8 @@ export class KubeSource {
   #stopped = false;
   #published: string | undefined;
   readonly #problemLog: ProblemLog;
+  /** What each object was when last published, for edits that break a reference. */
+  #served = new Map<string, AcceptedObject>();
   #markSynced: () => void = () => undefined;
 
   constructor(options: KubeSourceOptions) {
@@ -274,15 +277,20 @@ export class KubeSource {
         parsed.push(entry.parsed);
       }
     }
-    const converted = assembleObjects(parsed);
-    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected };
+    const guarded = guardReferences(parsed, { lastServed: (key) => this.#served.get(key), firstRead: this.#served.size === 0 && this.#published === undefined });
+    this.#served = new Map(guarded.filter(isAccepted).map((object) => [object.key, object]));
+    const converted = assembleObjects(guarded);
+    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected, warnings: converted.warnings };
     const signature = JSON.stringify(snapshot);
     if (signature === this.#published) {
       this.#log.debug({ reasons }, 'objects changed but the config they describe did not');
       return;
     }
     this.#published = signature;
-    this.#logRejections(converted.rejected);
+    this.#logRejections(converted.rejected, [
+      ...converted.rules.map((rule) => ({ object: `${rule.meta.kind} ${rule.meta.namespace}/${rule.meta.name}`, source: rule.meta.source, issues: rule.meta.warnings ?? [] })),
+      ...converted.warnings,
+    ]);
     const reason = reasons.length > MAX_REASONS ? `${reasons.slice(0, MAX_REASONS).join(', ')} and ${reasons.length - MAX_REASONS} more` : reasons.join(', ');
     this.#store.publish(this.sourceId, snapshot, reason);
     this.#log.info(
@@ -298,9 +306,16 @@ export class KubeSource {
     );
   }
 
-  /** One warning per rejected object when it first appears, naming its API path and field. */
-  #logRejections(rejected: readonly RejectedObject[]): void {
-    this.#problemLog.report(rejected.map((object) => {
+  /** One warning per rejected object, and per warning about a served one, when it first appears, naming its API path and field. */
+  #logRejections(rejected: readonly RejectedObject[], warned: readonly Pick<ObjectWarnings, 'object' | 'source' | 'issues'>[]): void {
+    const warnings = warned.flatMap((object) =>
+      object.issues.map((warning): LoggedProblem => ({
+        signature: JSON.stringify([object.source.location, warning]),
+        fields: { code: warning.code, object: object.object, path: object.source.location, field: warning.path, severity: 'warning' },
+        message: `${warning.code}: ${object.object} (${object.source.location}): ${warning.path}: ${warning.message}`,
+      })),
+    );
+    const rejections = rejected.map((object): LoggedProblem => {
       const first = object.issues.find((issue) => issue.severity === 'error') ?? object.issues[0];
       const code = first?.code ?? 'MP_OBJECT_INVALID';
       const kept = object.keptLastGood ? '; still serving its last good version' : '';
@@ -309,6 +324,7 @@ export class KubeSource {
         fields: { code, object: object.object, path: object.source.location, field: first?.path, keptLastGood: object.keptLastGood },
         message: `${code}: ${object.object} (${object.source.location})${first?.path ? `: ${first.path}` : ''}: ${first?.message ?? 'rejected'}${kept}`,
       };
-    }));
+    });
+    this.#problemLog.report([...warnings, ...rejections]);
   }
 }
