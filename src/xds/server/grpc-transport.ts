@@ -4,6 +4,7 @@
 // the same buffer, not a thousand copies of it.
 import http2 from 'node:http2';
 import type { Logger } from 'pino';
+import type { Socket } from 'node:net';
 
 /** gRPC status codes used here (grpc/doc/statuscodes.md). */
 export const GrpcStatus = {
@@ -171,6 +172,8 @@ export class GrpcTransport {
   readonly #server: http2.Http2Server;
   readonly #handlers = new Map<string, (call: GrpcCall) => void>();
   readonly #sessions = new Set<http2.ServerHttp2Session>();
+  /** Every accepted socket, also those whose HTTP/2 session has not started yet. */
+  readonly #sockets = new Set<Socket>();
   readonly #options: GrpcTransportOptions;
 
   constructor(options: GrpcTransportOptions) {
@@ -180,6 +183,10 @@ export class GrpcTransport {
       settings: { maxConcurrentStreams: 1024, initialWindowSize: 1 << 20 },
       // Responses are large (a whole mesh's clusters): room for several in flight per session.
       maxSessionMemory: 64,
+    });
+    this.#server.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
     });
     this.#server.on('session', (session) => {
       this.#track(session);
@@ -217,6 +224,8 @@ export class GrpcTransport {
       });
     });
     for (const session of this.#sessions) session.destroy();
+    // A connection accepted just before close may have no session yet; it must not hold close open.
+    for (const socket of this.#sockets) socket.destroy();
     await closed;
   }
 
