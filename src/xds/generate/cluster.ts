@@ -12,7 +12,7 @@ import { buildInboundClusters } from './inbound.ts';
 import { BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER } from './names.ts';
 import type { OutboundTarget } from './outbound.ts';
 import { outboundTargets } from './outbound.ts';
-import { applyTrafficPolicy } from './cluster-traffic-policy.ts';
+import { applyTrafficPolicy, defaultCircuitBreakers } from './cluster-traffic-policy.ts';
 import { ignoreNotes, type NoteSink, type RouteDialect } from './route-match.ts';
 
 function usesHttp2(target: OutboundTarget): boolean {
@@ -30,6 +30,7 @@ function sidecarCluster(target: OutboundTarget, connectTimeout: string): JsonObj
     },
     connect_timeout: connectTimeout,
     lb_policy: 'ROUND_ROBIN',
+    circuit_breakers: defaultCircuitBreakers(),
     metadata: {
       filter_metadata: {
         istio: {
@@ -62,7 +63,7 @@ function grpcCluster(target: OutboundTarget): JsonObject {
 function catchAllClusters(connectTimeout: string): readonly JsonObject[] {
   return [
     { name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: connectTimeout },
-    { name: PASSTHROUGH_CLUSTER, type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: connectTimeout },
+    { name: PASSTHROUGH_CLUSTER, type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: connectTimeout, circuit_breakers: defaultCircuitBreakers() },
   ];
 }
 

@@ -9,6 +9,7 @@ import type { EnvoyResource } from '../resource.ts';
 import { internResource } from '../resource.ts';
 import { CLUSTER_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE } from '../type-urls.ts';
 import { socketAddress, typed } from './common.ts';
+import { defaultCircuitBreakers } from './cluster-traffic-policy.ts';
 import { INBOUND_PASSTHROUGH_BIND_ADDRESS, INBOUND_PASSTHROUGH_CLUSTER, clusterName } from './names.ts';
 
 /** Where the application listens, as seen from its sidecar. */
@@ -92,6 +93,7 @@ function inboundCluster(inbound: InboundPort, connectTimeout: string): JsonObjec
     type: 'STATIC',
     connect_timeout: connectTimeout,
     lb_policy: 'ROUND_ROBIN',
+    circuit_breakers: defaultCircuitBreakers(),
     load_assignment: {
       cluster_name: inbound.clusterName,
       endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(APPLICATION_ADDRESS, inbound.port) } }] }],
@@ -114,6 +116,7 @@ function inboundPassthroughCluster(connectTimeout: string): JsonObject {
     type: 'ORIGINAL_DST',
     lb_policy: 'CLUSTER_PROVIDED',
     connect_timeout: connectTimeout,
+    circuit_breakers: defaultCircuitBreakers(),
     upstream_bind_config: { source_address: { address: INBOUND_PASSTHROUGH_BIND_ADDRESS, port_value: 0 } },
   };
 }
