@@ -184,3 +184,25 @@ describe('proxyless gRPC: what it cannot do is left out and reported', () => {
     assert.ok((await degradations('DestinationRule', 'reviews')).includes('MP_GRPC_DEGRADED spec.trafficPolicy.loadBalancer.warmup'));
   });
 });
+
+describe('names and metadata Istio tools read', () => {
+  it('names inbound clusters by the workload port alone and the inbound passthrough InboundPassthroughCluster', async () => {
+    const names = (await sidecar()).resources['type.googleapis.com/envoy.config.cluster.v3.Cluster'].map((c) => c.name);
+    assert.ok(names.includes('inbound|9080||'), names.join(', '));
+    assert.ok(names.includes('InboundPassthroughCluster'));
+    assert.ok(!names.some((n) => n.startsWith('inbound|') && !n.endsWith('||')));
+  });
+
+  it('records the DestinationRule behind a cluster, and marks a service outside the mesh external', async () => {
+    const rendered = await sidecar();
+    const istio = (name: string): JsonObject => ((rendered.cluster(name)['metadata'] as JsonObject)['filter_metadata'] as JsonObject)['istio'] as JsonObject;
+    assert.deepEqual(istio(`outbound|9080|v2|${REVIEWS}`), {
+      services: [{ host: REVIEWS, name: 'reviews', namespace: 'default' }],
+      subset: 'v2',
+      config: '/apis/networking.istio.io/v1/namespaces/default/destination-rule/reviews',
+    });
+    assert.equal(istio('outbound|80||edition.cnn.com')['external'], true);
+    assert.equal(istio('outbound|80||edition.cnn.com')['config'], '/apis/networking.istio.io/v1/namespaces/default/destination-rule/edition-cnn');
+    assert.equal(istio(`outbound|9080||${RATINGS}`)['external'], undefined);
+  });
+});

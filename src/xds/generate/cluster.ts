@@ -1,7 +1,9 @@
 // CDS: one EDS cluster per service port and per subset, plus Istio's two catch-all clusters.
 import type { PushContext } from '../../model/push-context.ts';
 import type { GrpcClientLimit, Proxy } from '../../model/proxy.ts';
+import type { DestinationRule } from '../../model/rules.ts';
 import { scopedPush } from '../../model/sidecar-scope.ts';
+import { configPath } from '../attribution.ts';
 import type { JsonObject } from '../proto-json.ts';
 import type { EnvoyResource } from '../resource.ts';
 import { internResource } from '../resource.ts';
@@ -67,6 +69,13 @@ function catchAllClusters(connectTimeout: string): readonly JsonObject[] {
   ];
 }
 
+/** As Istio's cluster_builder.go: the DestinationRule behind the cluster, and whether the service is outside the mesh. */
+function addIstioMetadata(cluster: JsonObject, target: OutboundTarget, rule: DestinationRule | undefined): void {
+  const istio = ((cluster['metadata'] as JsonObject)['filter_metadata'] as JsonObject)['istio'] as JsonObject;
+  if (target.service.meshExternal) istio['external'] = true;
+  if (rule) istio['config'] = configPath(rule.meta);
+}
+
 /**
  * The cluster with its DestinationRule's traffic policy, as a proxy in `namespace` sees the rule,
  * shaped by the service's resolution; undefined when the client cannot be given one.
@@ -83,6 +92,7 @@ export function clusterWithPolicy(
   const rule = push.destinationRuleFor(target.service.hostname, namespace);
   const sni = `outbound_.${target.port.port}_.${target.subset?.name ?? ''}_.${target.service.hostname}`;
   applyTrafficPolicy(cluster, { rule, subset: target.subset?.name, port: target.port.port, sni }, dialect, notes);
+  if (dialect === 'envoy') addIstioMetadata(cluster, target, rule);
   if (grpcLimits.includes('ring-hash-crashes') && cluster['lb_policy'] === 'RING_HASH') {
     // The client would crash on the ring hash; round robin keeps it calling, without stickiness.
     cluster['lb_policy'] = 'ROUND_ROBIN';
