@@ -51,6 +51,15 @@ describe("Istio's defaults on every cluster and route", () => {
     assert.equal(rendered.cluster('BlackHoleCluster')['circuit_breakers'], undefined);
   });
 
+  it('balances by least request unless the rule says otherwise, as Istio does since 1.14; inbound clusters keep round robin', async () => {
+    const rendered = await sidecar();
+    assert.equal(rendered.cluster(`outbound|9080||${RATINGS}`)['lb_policy'], 'LEAST_REQUEST');
+    assert.equal(rendered.cluster(`outbound|9080|v2|${REVIEWS}`)['lb_policy'], 'ROUND_ROBIN');
+    assert.equal(rendered.cluster('inbound|9080||')['lb_policy'], 'ROUND_ROBIN');
+    const grpc = new Rendered(renderForProxy(await loadFixture('istio-fidelity'), GRPC, [`${RATINGS}:9080`]));
+    assert.equal(grpc.cluster(`outbound|9080||${RATINGS}`)['lb_policy'], 'ROUND_ROBIN');
+  });
+
   it('turns the panic threshold off with outlier detection and ignores the deprecated consecutiveErrors', async () => {
     const ratings = (await sidecar()).cluster(`outbound|9080||${RATINGS}`);
     assert.deepEqual(ratings['outlier_detection'], { enforcing_success_rate: 0 });

@@ -82,10 +82,16 @@ function applyLoadBalancer(cluster: JsonObject, policy: PolicyFields, dialect: R
   const simple = lb.simple ?? 'UNSPECIFIED';
   const slowStart = slowStartConfig(lb);
   if (slowStart && dialect === 'grpc') notes(`${path}.loadBalancer.warmup`, 'gRPC clients have no slow start: ignored for proxyless gRPC');
-  if (simple === 'UNSPECIFIED' || simple === 'ROUND_ROBIN') {
-    if (slowStart && dialect === 'envoy') cluster['round_robin_lb_config'] = { slow_start_config: slowStart };
+  if (dialect === 'envoy' && simple === 'ROUND_ROBIN') {
+    cluster['lb_policy'] = 'ROUND_ROBIN';
+    if (slowStart) cluster['round_robin_lb_config'] = { slow_start_config: slowStart };
     return;
   }
+  if (dialect === 'envoy' && simple === 'UNSPECIFIED') {
+    if (slowStart) cluster['least_request_lb_config'] = { slow_start_config: slowStart };
+    return;
+  }
+  if (simple === 'UNSPECIFIED' || simple === 'ROUND_ROBIN') return;
   if (dialect === 'grpc') {
     // A gRPC client NACKs a cluster with a policy it lacks; round robin is the predictable fallback.
     notes(`${path}.loadBalancer.simple`, `gRPC clients implement ROUND_ROBIN and ring hash only: ${simple} is served to proxyless gRPC as ROUND_ROBIN`);

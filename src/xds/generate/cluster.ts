@@ -31,7 +31,8 @@ function sidecarCluster(target: OutboundTarget, connectTimeout: string): JsonObj
       service_name: target.clusterName,
     },
     connect_timeout: connectTimeout,
-    lb_policy: 'ROUND_ROBIN',
+    // Istio's default algorithm (cluster_traffic_policy.go defaultLBAlgorithm).
+    lb_policy: 'LEAST_REQUEST',
     circuit_breakers: defaultCircuitBreakers(),
     metadata: {
       filter_metadata: {
