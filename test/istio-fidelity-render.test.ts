@@ -169,6 +169,18 @@ describe('TLS origination to external hosts (tls.mode SIMPLE)', () => {
   });
 });
 
+describe('TLS origination to a ServiceEntry that names its certificate', () => {
+  it("checks the ServiceEntry's subjectAltNames when the rule names none, still with auto SNI", async () => {
+    const legacy = (await sidecar()).cluster('outbound|80||legacy.partner.example.com');
+    assert.deepEqual((tlsContext(legacy)['common_tls_context'] as JsonObject)['validation_context'], {
+      trusted_ca: { filename: '/etc/ssl/certs/ca-certificates.crt' },
+      match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: 'gateway.partner.example.com' } }],
+    });
+    assert.equal(tlsContext(legacy)['sni'], undefined);
+    assert.deepEqual(protocolOptions(legacy)['upstream_http_protocol_options'], { auto_sni: true, auto_san_validation: true });
+  });
+});
+
 describe('proxyless gRPC: what it cannot do is left out and reported', () => {
   async function degradations(kind: 'VirtualService' | 'DestinationRule', name: string): Promise<string[]> {
     const push = await loadFixture('istio-fidelity');

@@ -191,6 +191,7 @@ export function parseServiceEntry(input: SourcedObject, object: Fields, kind: st
   const ports = readPorts(spec, problems);
   const resolution = readEnum(spec, 'resolution', RESOLUTIONS, 'NONE', problems);
   const location = readEnum(spec, 'location', LOCATIONS, 'MESH_EXTERNAL', problems);
+  const sans = Array.isArray(spec['subjectAltNames']) ? (spec['subjectAltNames'] as unknown[]).filter((san): san is string => typeof san === 'string') : [];
   const selectorValue = spec['workloadSelector'];
   const workloadSelector = isFields(selectorValue) ? stringMap(selectorValue['labels']) : undefined;
   const endpointsValue = spec['endpoints'];
@@ -227,6 +228,7 @@ export function parseServiceEntry(input: SourcedObject, object: Fields, kind: st
     source: input.source,
     resolution,
     meshExternal: location === 'MESH_EXTERNAL',
+    ...(sans.length > 0 ? { subjectAltNames: sans } : {}),
   }));
   const entry: ServiceEntryInfo = {
     namespace: meta.namespace,

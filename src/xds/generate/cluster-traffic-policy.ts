@@ -262,7 +262,10 @@ function isHttp2Cluster(cluster: JsonObject): boolean {
  * host; the server certificate checked against caCertificates or the system trust store (unless
  * insecureSkipVerify), for the SANs given, else (auto_san_validation) for the host it was asked for.
  */
-function originationContext(cluster: JsonObject, tls: ClientTlsSettings, sans: JsonObject[]): JsonObject {
+function originationContext(cluster: JsonObject, tls: ClientTlsSettings, serviceSans: readonly string[]): JsonObject {
+  // A ServiceEntry's subjectAltNames stand in when the rule names none (Istio's constructUpstreamTLS).
+  const names = tls.subjectAltNames?.length ? tls.subjectAltNames : serviceSans;
+  const sans: JsonObject[] = names.map((san) => ({ san_type: 'DNS', matcher: { exact: san } }));
   const common: JsonObject = {};
   if (tls.credentialName) {
     if (tls.mode === 'MUTUAL') common['tls_certificate_sds_secret_configs'] = [{ name: `kubernetes://${tls.credentialName}`, sds_config: SDS_CONFIG }];
@@ -277,22 +280,22 @@ function originationContext(cluster: JsonObject, tls: ClientTlsSettings, sans: J
   }
   if (isHttp2Cluster(cluster)) common['alpn_protocols'] = ['h2'];
   const autoSni = !tls.sni;
-  const autoSan = autoSni && sans.length === 0 && tls.insecureSkipVerify !== true;
+  const autoSan = autoSni && !tls.subjectAltNames?.length && tls.insecureSkipVerify !== true;
   // auto_san_validation is only ever set with auto_sni.
   if (autoSni) protocolOptions(cluster)['upstream_http_protocol_options'] = { auto_sni: true, ...(autoSan ? { auto_san_validation: true } : {}) };
   return { common_tls_context: common, ...(tls.sni ? { sni: tls.sni } : {}) };
 }
 
-function applyTls(cluster: JsonObject, policy: PolicyFields, istioSni: string, dialect: RouteDialect, notes: NoteSink, path: string): void {
+function applyTls(cluster: JsonObject, policy: PolicyFields, target: ClusterPolicyTarget, dialect: RouteDialect, notes: NoteSink, path: string): void {
   const tls = policy.tls;
   if (!tls || tls.mode === undefined || tls.mode === 'DISABLE') return;
   if (dialect === 'grpc') {
     notes(`${path}.tls`, `TLS mode ${tls.mode} needs certificate providers in the gRPC client's bootstrap: proxyless gRPC connects in plaintext`);
     return;
   }
-  const sans: JsonObject[] = (tls.subjectAltNames ?? []).map((san) => ({ san_type: 'DNS', matcher: { exact: san } }));
   let context: JsonObject;
   if (tls.mode === 'ISTIO_MUTUAL') {
+    const sans: JsonObject[] = (tls.subjectAltNames ?? []).map((san) => ({ san_type: 'DNS', matcher: { exact: san } }));
     const common: JsonObject = {
       tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: SDS_CONFIG }],
       combined_validation_context: {
@@ -301,9 +304,9 @@ function applyTls(cluster: JsonObject, policy: PolicyFields, istioSni: string, d
       },
       alpn_protocols: ['istio-peer-exchange', 'istio'],
     };
-    context = { common_tls_context: common, sni: tls.sni ?? istioSni };
+    context = { common_tls_context: common, sni: tls.sni ?? target.sni };
   } else {
-    context = originationContext(cluster, tls, sans);
+    context = originationContext(cluster, tls, target.serviceSubjectAltNames ?? []);
   }
   cluster['transport_socket'] = { name: 'envoy.transport_sockets.tls', typed_config: typed(UPSTREAM_TLS_CONTEXT_TYPE, context) };
 }
@@ -314,6 +317,8 @@ export interface ClusterPolicyTarget {
   readonly port: number;
   /** Istio's SNI for ISTIO_MUTUAL: `outbound_.9080_.v1_.reviews.default.svc.cluster.local`. */
   readonly sni: string;
+  /** The ServiceEntry's subjectAltNames, for SIMPLE and MUTUAL when the rule gives none. */
+  readonly serviceSubjectAltNames?: readonly string[];
 }
 
 /** Applies the effective policy to a cluster built without one (mutates `cluster`). */
@@ -323,7 +328,7 @@ export function applyTrafficPolicy(cluster: JsonObject, target: ClusterPolicyTar
   applyLoadBalancer(cluster, policy, dialect, notes, path);
   applyConnectionPool(cluster, policy, dialect, notes, path);
   applyOutlierDetection(cluster, policy, dialect, notes, path);
-  applyTls(cluster, policy, target.sni, dialect, notes, path);
+  applyTls(cluster, policy, target, dialect, notes, path);
 }
 
 /** The route hash policy a consistent-hash load balancer needs, or undefined when it has none. */

@@ -92,7 +92,8 @@ export function clusterWithPolicy(
   const cluster = dialect === 'grpc' ? grpcCluster(target) : sidecarCluster(target, push.meshConfig.connectTimeout);
   const rule = push.destinationRuleFor(target.service.hostname, namespace);
   const sni = `outbound_.${target.port.port}_.${target.subset?.name ?? ''}_.${target.service.hostname}`;
-  applyTrafficPolicy(cluster, { rule, subset: target.subset?.name, port: target.port.port, sni }, dialect, notes);
+  const serviceSubjectAltNames = target.service.subjectAltNames;
+  applyTrafficPolicy(cluster, { rule, subset: target.subset?.name, port: target.port.port, sni, ...(serviceSubjectAltNames ? { serviceSubjectAltNames } : {}) }, dialect, notes);
   if (dialect === 'envoy') addIstioMetadata(cluster, target, rule);
   if (grpcLimits.includes('ring-hash-crashes') && cluster['lb_policy'] === 'RING_HASH') {
     // The client would crash on the ring hash; round robin keeps it calling, without stickiness.
