@@ -111,8 +111,8 @@ describe('Istio policies, egress and MeshConfig through real Envoy sidecars with
         rule('VirtualService', 'tcp-echo', NS, { hosts: ['tcp-echo'], tcp: [{ match: [{ port: TCP_PORT }], route: [{ destination: { host: 'tcp-echo', subset: 'v2', port: { number: TCP_PORT } } }] }] }),
       ],
       check: async (mesh) => {
-        const inbound = `cluster.inbound|${TCP_PORT}||tcp-echo.default.svc.cluster.local.upstream_cx_total`;
-        const before = (await mesh.reviewsV2Proxy.stats({ filter: 'tcp-echo' })).get(inbound) ?? 0;
+        const inbound = `cluster.inbound|${TCP_PORT}||.upstream_cx_total`;
+        const before = (await mesh.reviewsV2Proxy.stats({ filter: 'inbound' })).get(inbound) ?? 0;
         for (let i = 0; i < 6; i++) {
           assert.deepEqual(await mesh.client.tcp({ address: VIP.tcpEcho, port: TCP_PORT, message: `hello ${i}` }), { reply: `reviews-v2 hello ${i}` });
         }

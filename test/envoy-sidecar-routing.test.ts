@@ -7,7 +7,6 @@ import { recordInterop } from './support/interop-results.ts';
 import { rule, type K8sObject } from './support/mesh-dir.ts';
 import { HTTP_PORT, NS, VIP, servedBy, statuses, testRows, useSidecarMesh, type SidecarMesh } from './support/sidecar-mesh.ts';
 
-const REVIEWS_HOST = 'reviews.default.svc.cluster.local';
 const reviewsSubsets = rule('DestinationRule', 'reviews', NS, { host: 'reviews', subsets: ['v1', 'v2', 'v3'].map((v) => ({ name: v, labels: { version: v } })) });
 const to = (subset: string, weight?: number) => ({ destination: { host: 'reviews', subset }, ...(weight === undefined ? {} : { weight }) });
 
@@ -231,7 +230,7 @@ describe('Istio routing rules through real Envoy sidecars with iptables capture'
     const mesh = await meshFor(t);
     if (!mesh) return;
     await mesh.applyRules(reviewsRoutes([{ route: [to('v2')] }]));
-    const inboundCluster = `cluster.inbound|${HTTP_PORT}||${REVIEWS_HOST}.upstream_rq_total`;
+    const inboundCluster = `cluster.inbound|${HTTP_PORT}||.upstream_rq_total`;
     const listener = 'listener.0.0.0.0_15006.downstream_cx_total';
     const read = async () => {
       const stats = await mesh.reviewsV2Proxy.stats({ filter: '(inbound\\|9080|0\\.0\\.0\\.0_15006\\.downstream_cx_total)' });

@@ -55,7 +55,7 @@ describe('the RouteRule canary fixture, as productpage\'s Envoy sidecar receives
       headers: [{ name: 'cookie', string_match: { safe_regex: { regex: '^(.*?;)?(user=tester)(;.*)?$' } } }],
     });
     const { retry_policy: retries, ...action } = routes[0]['route'] as JsonObject;
-    assert.deepEqual(action, { cluster: CANARY, timeout: '0s' });
+    assert.deepEqual(action, { cluster: CANARY, timeout: '0s', max_grpc_timeout: '0s' });
     // A rule without retries gets Istio's default sidecar retry policy.
     assert.equal((retries as JsonObject)['num_retries'], 2);
   });
@@ -67,6 +67,7 @@ describe('the RouteRule canary fixture, as productpage\'s Envoy sidecar receives
     assert.deepEqual(action, {
       weighted_clusters: { clusters: [{ name: CURRENT, weight: 95 }, { name: CANARY, weight: 5 }] },
       timeout: '0s',
+      max_grpc_timeout: '0s',
     });
   });
 

@@ -46,7 +46,7 @@ describe('the ratings pod\'s sidecar', () => {
     assert.deepEqual(inbound['listener_filters'], [{ name: 'envoy.filters.listener.original_dst', typed_config: { '@type': ORIGINAL_DST } }]);
   });
 
-  it('picks a filter chain by the workload port the caller dialled, and forwards HTTP to inbound|8080||ratings', () => {
+  it('picks a filter chain by the workload port the caller dialled, and forwards HTTP to inbound|8080|| with Istio\'s inbound route', () => {
     const inbound = resource(renderForProxy(shop(), RATINGS_POD), LISTENER_TYPE, 'virtualInbound');
     const http = chains(inbound).find((c) => c['name'] === '0.0.0.0_8080');
     assert.deepEqual(http?.['filter_chain_match'], { destination_port: 8080 });
@@ -56,27 +56,36 @@ describe('the ratings pod\'s sidecar', () => {
     const routeConfig = hcm['route_config'] as JsonObject;
     const [vhost] = routeConfig['virtual_hosts'] as JsonObject[];
     assert.deepEqual(vhost?.['domains'], ['*']);
-    assert.deepEqual((vhost['routes'] as JsonObject[])[0]?.['route'], { cluster: 'inbound|8080||ratings.shop.svc.cluster.local', timeout: '0s' });
+    assert.equal(routeConfig['name'], 'inbound|8080||');
+    const [route] = vhost['routes'] as JsonObject[];
+    // No timeout, the grpc-timeout header unbounded, requests reset before the application saw them retried.
+    assert.deepEqual(route?.['route'], {
+      cluster: 'inbound|8080||',
+      timeout: '0s',
+      max_stream_duration: { max_stream_duration: '0s', grpc_timeout_header_max: '0s' },
+      retry_policy: { retry_on: 'reset-before-request', num_retries: 2 },
+    });
+    assert.deepEqual(route['decorator'], { operation: 'ratings.shop.svc.cluster.local:9080/*' });
   });
 
   it('proxies a TCP port byte for byte and passes unknown ports through from 127.0.0.6', () => {
     const rendered = renderForProxy(shop(), RATINGS_POD);
     const inbound = resource(rendered, LISTENER_TYPE, 'virtualInbound');
     const tcp = chains(inbound).find((c) => c['name'] === '0.0.0.0_9100');
-    assert.equal(firstFilter(tcp)['cluster'], 'inbound|9100||ratings.shop.svc.cluster.local');
+    assert.equal(firstFilter(tcp)['cluster'], 'inbound|9100||');
     const catchAll = chains(inbound).at(-1);
     assert.equal(catchAll?.['filter_chain_match'], undefined);
-    assert.equal(firstFilter(catchAll)['cluster'], 'InboundPassthroughClusterIpv4');
-    const passthrough = resource(rendered, CLUSTER_TYPE, 'InboundPassthroughClusterIpv4');
+    assert.equal(firstFilter(catchAll)['cluster'], 'InboundPassthroughCluster');
+    const passthrough = resource(rendered, CLUSTER_TYPE, 'InboundPassthroughCluster');
     assert.equal(passthrough['type'], 'ORIGINAL_DST');
     assert.deepEqual(passthrough['upstream_bind_config'], { source_address: { address: '127.0.0.6', port_value: 0 } });
   });
 
   it('delivers inbound requests to the application on localhost at its own port', () => {
-    const cluster = resource(renderForProxy(shop(), RATINGS_POD), CLUSTER_TYPE, 'inbound|8080||ratings.shop.svc.cluster.local');
+    const cluster = resource(renderForProxy(shop(), RATINGS_POD), CLUSTER_TYPE, 'inbound|8080||');
     assert.equal(cluster['type'], 'STATIC');
     assert.deepEqual(cluster['load_assignment'], {
-      cluster_name: 'inbound|8080||ratings.shop.svc.cluster.local',
+      cluster_name: 'inbound|8080||',
       endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: 8080 } } } }] }],
     });
   });
@@ -92,7 +101,7 @@ describe('other proxies', () => {
   it('a proxy whose IP no endpoint has is found by its labels in its namespace', () => {
     const vm = parseProxy('sidecar~192.168.1.50~ratings-vm.shop~shop.svc.cluster.local', { LABELS: { app: 'ratings', version: 'v1' } });
     const names = renderForProxy(shop(), vm)[CLUSTER_TYPE].map((c) => c.name).filter((n) => n.startsWith('inbound|'));
-    assert.deepEqual(names, ['inbound|8080||ratings.shop.svc.cluster.local', 'inbound|9100||ratings.shop.svc.cluster.local']);
+    assert.deepEqual(names, ['inbound|8080||', 'inbound|9100||']);
   });
 
   it('a proxy that serves no service only has the passthrough chain, and a gRPC client has no inbound side at all', () => {

@@ -80,6 +80,9 @@ function resolveVirtualService(rule: VirtualService): ResolvedVirtualService {
     ...route,
     ...(route.route ? { route: route.route.map((d) => ({ ...d, destination: resolveDestination(d.destination, namespace) })) } : {}),
     ...(route.mirror ? { mirror: resolveDestination(route.mirror, namespace) } : {}),
+    ...(route.mirrors
+      ? { mirrors: route.mirrors.map((m) => (m.destination ? { ...m, destination: resolveDestination(m.destination, namespace) } : m)) }
+      : {}),
   }));
   const tcp = (rule.spec.tcp ?? []).map((route): TcpRoute =>
     route.route ? { ...route, route: route.route.map((d) => ({ ...d, destination: resolveDestination(d.destination, namespace) })) } : route,
@@ -97,6 +100,9 @@ function destinationRefs(vs: ResolvedVirtualService): DestinationRef[] {
   vs.http.forEach((route, i) => {
     route.route?.forEach((target, j) => refs.push({ destination: target.destination, path: `spec.http[${i}].route[${j}].destination` }));
     if (route.mirror) refs.push({ destination: route.mirror, path: `spec.http[${i}].mirror` });
+    route.mirrors?.forEach((m, j) => {
+      if (m.destination) refs.push({ destination: m.destination, path: `spec.http[${i}].mirrors[${j}].destination` });
+    });
   });
   vs.tcp.forEach((route, i) => {
     route.route?.forEach((target, j) => refs.push({ destination: target.destination, path: `spec.tcp[${i}].route[${j}].destination` }));

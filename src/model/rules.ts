@@ -67,6 +67,18 @@ export interface HttpRedirect {
 export interface HttpRewrite {
   readonly uri?: string;
   readonly authority?: string;
+  readonly uriRegexRewrite?: { readonly match?: string; readonly rewrite?: string };
+}
+
+/** A fixed response instead of forwarding: `body` is a string or base64 `bytes`. */
+export interface HttpDirectResponse {
+  readonly status: number;
+  readonly body?: { readonly string?: string; readonly bytes?: string };
+}
+
+export interface HttpMirrorPolicy {
+  readonly destination?: Destination;
+  readonly percentage?: Percent;
 }
 
 export interface HttpRetry {
@@ -74,6 +86,9 @@ export interface HttpRetry {
   readonly perTryTimeout?: string;
   readonly retryOn?: string;
   readonly retryRemoteLocalities?: boolean;
+  readonly retryIgnorePreviousHosts?: boolean;
+  /** Base interval of Envoy's exponential back-off between retries. */
+  readonly backoff?: string;
 }
 
 /** Istio's `Percent`: a double from 0 to 100. */
@@ -100,12 +115,16 @@ export interface HttpRoute {
   readonly match?: readonly HttpMatchRequest[];
   readonly route?: readonly HttpRouteDestination[];
   readonly redirect?: HttpRedirect;
+  readonly directResponse?: HttpDirectResponse;
   readonly rewrite?: HttpRewrite;
   readonly timeout?: string;
   readonly retries?: HttpRetry;
   readonly fault?: HttpFaultInjection;
   readonly mirror?: Destination;
   readonly mirrorPercentage?: Percent;
+  /** Deprecated in Istio for mirrorPercentage: a whole percentage. */
+  readonly mirrorPercent?: number;
+  readonly mirrors?: readonly HttpMirrorPolicy[];
   readonly corsPolicy?: CorsPolicy;
   readonly headers?: Headers;
 }
@@ -152,6 +171,9 @@ export interface ConsistentHashLb {
 export interface LoadBalancerSettings {
   readonly simple?: SimpleLb;
   readonly consistentHash?: ConsistentHashLb;
+  /** Deprecated in Istio for `warmup`: the slow-start window. */
+  readonly warmupDurationSecs?: string;
+  readonly warmup?: { readonly duration?: string; readonly minimumPercent?: number; readonly aggression?: number };
 }
 
 export interface ConnectionPoolSettings {

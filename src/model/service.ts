@@ -45,6 +45,8 @@ export interface Service {
   readonly resolution?: ServiceResolution;
   /** ServiceEntry `location: MESH_EXTERNAL`: the endpoints run outside the mesh (no sidecar). */
   readonly meshExternal?: boolean;
+  /** ServiceEntry `subjectAltNames`: the names its servers' certificates must carry. */
+  readonly subjectAltNames?: readonly string[];
 }
 
 /** ServiceEntry resolution, as Istio names it. */

@@ -24,7 +24,11 @@ export interface SidecarVisibility {
 /** Where a VirtualService sends traffic (hosts already qualified when the push was built). */
 function destinationsOf(vs: ResolvedVirtualService): Destination[] {
   return [
-    ...vs.http.flatMap((route) => [...(route.route ?? []).map((d) => d.destination), ...(route.mirror ? [route.mirror] : [])]),
+    ...vs.http.flatMap((route) => [
+      ...(route.route ?? []).map((d) => d.destination),
+      ...(route.mirror ? [route.mirror] : []),
+      ...(route.mirrors ?? []).flatMap((m) => (m.destination ? [m.destination] : [])),
+    ]),
     ...vs.tcp.flatMap((route) => (route.route ?? []).map((d) => d.destination)),
   ];
 }

@@ -216,6 +216,7 @@ export function parseServiceEntry(input: SourcedObject, object: Fields, kind: st
   const ports = readPorts(spec, problems);
   const resolution = readEnum(spec, 'resolution', RESOLUTIONS, 'NONE', problems);
   const location = readEnum(spec, 'location', LOCATIONS, 'MESH_EXTERNAL', problems);
+  const sans = Array.isArray(spec['subjectAltNames']) ? (spec['subjectAltNames'] as unknown[]).filter((san): san is string => typeof san === 'string') : [];
   const selectorValue = spec['workloadSelector'];
   if (selectorValue !== undefined && selectorValue !== null && !isFields(selectorValue)) {
     problems.error('spec.workloadSelector', `must be a map, got ${describeType(selectorValue)}: write workloadSelector: { labels: { app: vm } }`, 'MP_RULE_INVALID');
@@ -256,6 +257,7 @@ export function parseServiceEntry(input: SourcedObject, object: Fields, kind: st
     source: input.source,
     resolution,
     meshExternal: location === 'MESH_EXTERNAL',
+    ...(sans.length > 0 ? { subjectAltNames: sans } : {}),
   }));
   const entry: ServiceEntryInfo = {
     namespace: meta.namespace,

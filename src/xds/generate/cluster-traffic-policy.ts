@@ -2,13 +2,25 @@
 // its port-level settings, overridden by the subset's, then by the subset's port-level settings.
 // Proxyless gRPC gets only what it implements; the rest degrades predictably and is noted.
 import { parseDuration, toDurationJson } from '../../model/duration.ts';
-import type { ConsistentHashLb, DestinationRule, OutlierDetection, PortTrafficPolicy, TrafficPolicy } from '../../model/rules.ts';
+import type { ClientTlsSettings, ConsistentHashLb, DestinationRule, LoadBalancerSettings, OutlierDetection, PortTrafficPolicy, TrafficPolicy } from '../../model/rules.ts';
 import type { JsonObject } from '../proto-json.ts';
 import { HTTP_PROTOCOL_OPTIONS_TYPE, UPSTREAM_TLS_CONTEXT_TYPE } from '../type-urls.ts';
 import { typed } from './common.ts';
 import type { NoteSink, RouteDialect } from './route-match.ts';
 
 const MAX_UINT32 = 4_294_967_295;
+
+/**
+ * Istio's thresholds for every cluster without a connectionPool (cluster_traffic_policy.go): no
+ * limit, so Envoy's 1024-connection defaults never throttle a busy service, with remaining counts.
+ */
+export function defaultCircuitBreakers(): JsonObject {
+  return {
+    thresholds: [
+      { max_connections: MAX_UINT32, max_pending_requests: MAX_UINT32, max_requests: MAX_UINT32, max_retries: MAX_UINT32, track_remaining: true },
+    ],
+  };
+}
 /** gRPC's ring hash refuses rings above 8M entries (A42). */
 const GRPC_MAX_RING_SIZE = 8_388_608;
 const SDS_CONFIG: JsonObject = {
@@ -68,13 +80,27 @@ function applyLoadBalancer(cluster: JsonObject, policy: PolicyFields, dialect: R
     return;
   }
   const simple = lb.simple ?? 'UNSPECIFIED';
+  const slowStart = slowStartConfig(lb);
+  if (slowStart && dialect === 'grpc') notes(`${path}.loadBalancer.warmup`, 'gRPC clients have no slow start: ignored for proxyless gRPC');
+  if (dialect === 'envoy' && simple === 'ROUND_ROBIN') {
+    cluster['lb_policy'] = 'ROUND_ROBIN';
+    if (slowStart) cluster['round_robin_lb_config'] = { slow_start_config: slowStart };
+    return;
+  }
+  if (dialect === 'envoy' && simple === 'UNSPECIFIED') {
+    if (slowStart) cluster['least_request_lb_config'] = { slow_start_config: slowStart };
+    return;
+  }
   if (simple === 'UNSPECIFIED' || simple === 'ROUND_ROBIN') return;
   if (dialect === 'grpc') {
     // A gRPC client NACKs a cluster with a policy it lacks; round robin is the predictable fallback.
     notes(`${path}.loadBalancer.simple`, `gRPC clients implement ROUND_ROBIN and ring hash only: ${simple} is served to proxyless gRPC as ROUND_ROBIN`);
     return;
   }
-  if (simple === 'LEAST_REQUEST' || simple === 'LEAST_CONN') cluster['lb_policy'] = 'LEAST_REQUEST';
+  if (simple === 'LEAST_REQUEST' || simple === 'LEAST_CONN') {
+    cluster['lb_policy'] = 'LEAST_REQUEST';
+    if (slowStart) cluster['least_request_lb_config'] = { slow_start_config: slowStart };
+  }
   else if (simple === 'RANDOM') cluster['lb_policy'] = 'RANDOM';
   else {
     // PASSTHROUGH: connect to the address the caller asked for, as Istio does.
@@ -82,6 +108,18 @@ function applyLoadBalancer(cluster: JsonObject, policy: PolicyFields, dialect: R
     cluster['lb_policy'] = 'CLUSTER_PROVIDED';
     delete cluster['eds_cluster_config'];
   }
+}
+
+/** Istio's slow start: `warmup` (aggression 1 and 10% unless set), else the deprecated `warmupDurationSecs`. */
+function slowStartConfig(lb: LoadBalancerSettings): JsonObject | undefined {
+  if (lb.warmup?.duration) {
+    return {
+      slow_start_window: toDurationJson(lb.warmup.duration),
+      aggression: { default_value: lb.warmup.aggression ?? 1, runtime_key: '(' },
+      min_weight_percent: { value: lb.warmup.minimumPercent ?? 10 },
+    };
+  }
+  return lb.warmupDurationSecs ? { slow_start_window: toDurationJson(lb.warmupDurationSecs) } : undefined;
 }
 
 function protocolOptions(cluster: JsonObject): JsonObject {
@@ -104,13 +142,15 @@ function applyConnectionPool(cluster: JsonObject, policy: PolicyFields, dialect:
     return;
   }
   const { tcp, http } = pool;
+  // As in Istio, 0 cannot be told from unset: only positive limits replace the defaults.
+  const limit = (value: number | undefined): number => (value !== undefined && value > 0 ? value : MAX_UINT32);
   cluster['circuit_breakers'] = {
     thresholds: [
       {
-        max_connections: tcp?.maxConnections ?? MAX_UINT32,
-        max_pending_requests: http?.http1MaxPendingRequests ?? MAX_UINT32,
-        max_requests: http?.http2MaxRequests ?? MAX_UINT32,
-        max_retries: http?.maxRetries ?? MAX_UINT32,
+        max_connections: limit(tcp?.maxConnections),
+        max_pending_requests: limit(http?.http1MaxPendingRequests),
+        max_requests: limit(http?.http2MaxRequests),
+        max_retries: limit(http?.maxRetries),
         track_remaining: true,
       },
     ],
@@ -148,7 +188,8 @@ function applyConnectionPool(cluster: JsonObject, policy: PolicyFields, dialect:
 /** Istio's mapping: consecutive error counts enforced at 100%, success-rate ejection off. */
 function envoyOutlierDetection(od: OutlierDetection): JsonObject {
   const out: JsonObject = { enforcing_success_rate: 0 };
-  const fivexx = od.consecutive5xxErrors ?? od.consecutiveErrors;
+  // The deprecated consecutiveErrors is ignored, as Istio ignores it.
+  const fivexx = od.consecutive5xxErrors;
   if (fivexx !== undefined) {
     out['consecutive_5xx'] = fivexx;
     out['enforcing_consecutive_5xx'] = fivexx > 0 ? 100 : 0;
@@ -177,7 +218,7 @@ function envoyOutlierDetection(od: OutlierDetection): JsonObject {
  */
 function grpcOutlierDetection(od: OutlierDetection, notes: NoteSink, path: string): JsonObject {
   const out: JsonObject = { enforcing_success_rate: 0 };
-  const volume = od.consecutive5xxErrors ?? od.consecutiveGatewayErrors ?? od.consecutiveErrors;
+  const volume = od.consecutive5xxErrors ?? od.consecutiveGatewayErrors;
   if (volume !== undefined && volume > 0) {
     out['failure_percentage_threshold'] = 85;
     out['enforcing_failure_percentage'] = 100;
@@ -203,45 +244,71 @@ function applyOutlierDetection(cluster: JsonObject, policy: PolicyFields, dialec
     return;
   }
   cluster['outlier_detection'] = envoyOutlierDetection(od);
-  if (od.minHealthPercent !== undefined && od.minHealthPercent >= 0) {
-    cluster['common_lb_config'] = { healthy_panic_threshold: { value: od.minHealthPercent } };
-  }
+  // Istio turns Envoy's 50% panic threshold off with outlier detection unless minHealthPercent sets one.
+  const panic = od.minHealthPercent ?? 0;
+  if (panic >= 0) cluster['common_lb_config'] = { ...(cluster['common_lb_config'] as JsonObject | undefined), healthy_panic_threshold: { value: panic } };
 }
 
-function applyTls(cluster: JsonObject, policy: PolicyFields, sni: string, dialect: RouteDialect, notes: NoteSink, path: string): void {
-  const tls = policy.tls;
-  if (!tls || tls.mode === undefined || tls.mode === 'DISABLE') return;
-  if (dialect === 'grpc') {
-    notes(`${path}.tls`, `TLS mode ${tls.mode} needs certificate providers in the gRPC client's bootstrap: proxyless gRPC connects in plaintext`);
-    return;
-  }
+/** Where Envoy finds the system's trusted CAs (Istio's proxy image and Debian/Ubuntu keep them here). */
+export const SYSTEM_TRUST_STORE = '/etc/ssl/certs/ca-certificates.crt';
+
+function isHttp2Cluster(cluster: JsonObject): boolean {
+  const options = (cluster['typed_extension_protocol_options'] as JsonObject | undefined)?.['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'] as JsonObject | undefined;
+  return (options?.['explicit_http_config'] as JsonObject | undefined)?.['http2_protocol_options'] !== undefined;
+}
+
+/**
+ * SIMPLE and MUTUAL as Istio's cluster_tls.go: the SNI the user set, else auto_sni from the request's
+ * host; the server certificate checked against caCertificates or the system trust store (unless
+ * insecureSkipVerify), for the SANs given, else (auto_san_validation) for the host it was asked for.
+ */
+function originationContext(cluster: JsonObject, tls: ClientTlsSettings, serviceSans: readonly string[]): JsonObject {
+  // A ServiceEntry's subjectAltNames stand in when the rule names none (Istio's constructUpstreamTLS).
+  const names = tls.subjectAltNames?.length ? tls.subjectAltNames : serviceSans;
+  const sans: JsonObject[] = names.map((san) => ({ san_type: 'DNS', matcher: { exact: san } }));
   const common: JsonObject = {};
-  const sans = (tls.subjectAltNames ?? []).map((san) => ({ san_type: 'DNS', matcher: { exact: san } }));
-  if (tls.mode === 'ISTIO_MUTUAL') {
-    common['tls_certificate_sds_secret_configs'] = [{ name: 'default', sds_config: SDS_CONFIG }];
-    common['combined_validation_context'] = {
-      default_validation_context: sans.length > 0 ? { match_typed_subject_alt_names: sans } : {},
-      validation_context_sds_secret_config: { name: 'ROOTCA', sds_config: SDS_CONFIG },
-    };
-    common['alpn_protocols'] = ['istio-peer-exchange', 'istio'];
-  } else if (tls.credentialName) {
+  if (tls.credentialName) {
     if (tls.mode === 'MUTUAL') common['tls_certificate_sds_secret_configs'] = [{ name: `kubernetes://${tls.credentialName}`, sds_config: SDS_CONFIG }];
     common['validation_context_sds_secret_config'] = { name: `kubernetes://${tls.credentialName}-cacert`, sds_config: SDS_CONFIG };
   } else {
     if (tls.mode === 'MUTUAL' && tls.clientCertificate && tls.privateKey) {
       common['tls_certificates'] = [{ certificate_chain: { filename: tls.clientCertificate }, private_key: { filename: tls.privateKey } }];
     }
-    if (tls.caCertificates || sans.length > 0) {
-      common['validation_context'] = {
-        ...(tls.caCertificates ? { trusted_ca: { filename: tls.caCertificates } } : {}),
-        ...(sans.length > 0 ? { match_typed_subject_alt_names: sans } : {}),
-      };
-    }
+    common['validation_context'] = tls.insecureSkipVerify
+      ? {}
+      : { trusted_ca: { filename: tls.caCertificates ?? SYSTEM_TRUST_STORE }, ...(sans.length > 0 ? { match_typed_subject_alt_names: sans } : {}) };
   }
-  cluster['transport_socket'] = {
-    name: 'envoy.transport_sockets.tls',
-    typed_config: typed(UPSTREAM_TLS_CONTEXT_TYPE, { common_tls_context: common, sni: tls.sni ?? sni }),
-  };
+  if (isHttp2Cluster(cluster)) common['alpn_protocols'] = ['h2'];
+  const autoSni = !tls.sni;
+  const autoSan = autoSni && !tls.subjectAltNames?.length && tls.insecureSkipVerify !== true;
+  // auto_san_validation is only ever set with auto_sni.
+  if (autoSni) protocolOptions(cluster)['upstream_http_protocol_options'] = { auto_sni: true, ...(autoSan ? { auto_san_validation: true } : {}) };
+  return { common_tls_context: common, ...(tls.sni ? { sni: tls.sni } : {}) };
+}
+
+function applyTls(cluster: JsonObject, policy: PolicyFields, target: ClusterPolicyTarget, dialect: RouteDialect, notes: NoteSink, path: string): void {
+  const tls = policy.tls;
+  if (!tls || tls.mode === undefined || tls.mode === 'DISABLE') return;
+  if (dialect === 'grpc') {
+    notes(`${path}.tls`, `TLS mode ${tls.mode} needs certificate providers in the gRPC client's bootstrap: proxyless gRPC connects in plaintext`);
+    return;
+  }
+  let context: JsonObject;
+  if (tls.mode === 'ISTIO_MUTUAL') {
+    const sans: JsonObject[] = (tls.subjectAltNames ?? []).map((san) => ({ san_type: 'DNS', matcher: { exact: san } }));
+    const common: JsonObject = {
+      tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: SDS_CONFIG }],
+      combined_validation_context: {
+        default_validation_context: sans.length > 0 ? { match_typed_subject_alt_names: sans } : {},
+        validation_context_sds_secret_config: { name: 'ROOTCA', sds_config: SDS_CONFIG },
+      },
+      alpn_protocols: ['istio-peer-exchange', 'istio'],
+    };
+    context = { common_tls_context: common, sni: tls.sni ?? target.sni };
+  } else {
+    context = originationContext(cluster, tls, target.serviceSubjectAltNames ?? []);
+  }
+  cluster['transport_socket'] = { name: 'envoy.transport_sockets.tls', typed_config: typed(UPSTREAM_TLS_CONTEXT_TYPE, context) };
 }
 
 export interface ClusterPolicyTarget {
@@ -250,6 +317,8 @@ export interface ClusterPolicyTarget {
   readonly port: number;
   /** Istio's SNI for ISTIO_MUTUAL: `outbound_.9080_.v1_.reviews.default.svc.cluster.local`. */
   readonly sni: string;
+  /** The ServiceEntry's subjectAltNames, for SIMPLE and MUTUAL when the rule gives none. */
+  readonly serviceSubjectAltNames?: readonly string[];
 }
 
 /** Applies the effective policy to a cluster built without one (mutates `cluster`). */
@@ -259,7 +328,7 @@ export function applyTrafficPolicy(cluster: JsonObject, target: ClusterPolicyTar
   applyLoadBalancer(cluster, policy, dialect, notes, path);
   applyConnectionPool(cluster, policy, dialect, notes, path);
   applyOutlierDetection(cluster, policy, dialect, notes, path);
-  applyTls(cluster, policy, target.sni, dialect, notes, path);
+  applyTls(cluster, policy, target, dialect, notes, path);
 }
 
 /** The route hash policy a consistent-hash load balancer needs, or undefined when it has none. */

@@ -1,7 +1,9 @@
 // CDS: one EDS cluster per service port and per subset, plus Istio's two catch-all clusters.
 import type { PushContext } from '../../model/push-context.ts';
 import type { GrpcClientLimit, Proxy } from '../../model/proxy.ts';
+import type { DestinationRule } from '../../model/rules.ts';
 import { scopedPush } from '../../model/sidecar-scope.ts';
+import { configPath } from '../attribution.ts';
 import type { JsonObject } from '../proto-json.ts';
 import type { EnvoyResource } from '../resource.ts';
 import { internResource } from '../resource.ts';
@@ -12,7 +14,7 @@ import { buildInboundClusters } from './inbound.ts';
 import { BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER } from './names.ts';
 import type { OutboundTarget } from './outbound.ts';
 import { outboundTargets } from './outbound.ts';
-import { applyTrafficPolicy } from './cluster-traffic-policy.ts';
+import { applyTrafficPolicy, defaultCircuitBreakers } from './cluster-traffic-policy.ts';
 import { ignoreNotes, type NoteSink, type RouteDialect } from './route-match.ts';
 
 function usesHttp2(target: OutboundTarget): boolean {
@@ -29,7 +31,9 @@ function sidecarCluster(target: OutboundTarget, connectTimeout: string): JsonObj
       service_name: target.clusterName,
     },
     connect_timeout: connectTimeout,
-    lb_policy: 'ROUND_ROBIN',
+    // Istio's default algorithm (cluster_traffic_policy.go defaultLBAlgorithm).
+    lb_policy: 'LEAST_REQUEST',
+    circuit_breakers: defaultCircuitBreakers(),
     metadata: {
       filter_metadata: {
         istio: {
@@ -62,8 +66,15 @@ function grpcCluster(target: OutboundTarget): JsonObject {
 function catchAllClusters(connectTimeout: string): readonly JsonObject[] {
   return [
     { name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: connectTimeout },
-    { name: PASSTHROUGH_CLUSTER, type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: connectTimeout },
+    { name: PASSTHROUGH_CLUSTER, type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: connectTimeout, circuit_breakers: defaultCircuitBreakers() },
   ];
+}
+
+/** As Istio's cluster_builder.go: the DestinationRule behind the cluster, and whether the service is outside the mesh. */
+function addIstioMetadata(cluster: JsonObject, target: OutboundTarget, rule: DestinationRule | undefined): void {
+  const istio = ((cluster['metadata'] as JsonObject)['filter_metadata'] as JsonObject)['istio'] as JsonObject;
+  if (target.service.meshExternal) istio['external'] = true;
+  if (rule) istio['config'] = configPath(rule.meta);
 }
 
 /**
@@ -81,7 +92,9 @@ export function clusterWithPolicy(
   const cluster = dialect === 'grpc' ? grpcCluster(target) : sidecarCluster(target, push.meshConfig.connectTimeout);
   const rule = push.destinationRuleFor(target.service.hostname, namespace);
   const sni = `outbound_.${target.port.port}_.${target.subset?.name ?? ''}_.${target.service.hostname}`;
-  applyTrafficPolicy(cluster, { rule, subset: target.subset?.name, port: target.port.port, sni }, dialect, notes);
+  const serviceSubjectAltNames = target.service.subjectAltNames;
+  applyTrafficPolicy(cluster, { rule, subset: target.subset?.name, port: target.port.port, sni, ...(serviceSubjectAltNames ? { serviceSubjectAltNames } : {}) }, dialect, notes);
+  if (dialect === 'envoy') addIstioMetadata(cluster, target, rule);
   if (grpcLimits.includes('ring-hash-crashes') && cluster['lb_policy'] === 'RING_HASH') {
     // The client would crash on the ring hash; round robin keeps it calling, without stickiness.
     cluster['lb_policy'] = 'ROUND_ROBIN';

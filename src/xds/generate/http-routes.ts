@@ -1,11 +1,11 @@
 // VirtualService http routes -> Envoy routes, shared by sidecar and proxyless gRPC route configs.
 import type { PushContext, ResolvedVirtualService } from '../../model/push-context.ts';
-import type { HttpRoute, HttpRouteDestination } from '../../model/rules.ts';
+import type { Destination, HttpDirectResponse, HttpRoute, HttpRouteDestination, Percent } from '../../model/rules.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
 import { istioConfigMetadata } from '../attribution.ts';
 import type { JsonObject } from '../proto-json.ts';
 import { effectivePolicy, routeHashPolicy } from './cluster-traffic-policy.ts';
-import { clusterName } from './names.ts';
+import { clusterName, parseClusterName } from './names.ts';
 import { ignoreNotes, matchApplies, routeMatch, type NoteSink, type RouteCaller, type RouteDialect } from './route-match.ts';
 import {
   CORS_FILTER,
@@ -74,28 +74,56 @@ function forwardAction(t: Translation, route: HttpRoute, path: string): JsonObje
     };
   }
   Object.assign(action, timeoutFields(route.timeout, t.dialect));
-  const retries = retryPolicy(route.retries, t.dialect, t.notes, path);
-  if (retries) action['retry_policy'] = retries;
   const hash = hashPolicy(t, weighted);
+  // Istio keeps retries on the hashed host only when the route has a single destination.
+  const retries = retryPolicy(route.retries, t.dialect, t.notes, path, targets.length === 1 && hash !== undefined);
+  if (retries) action['retry_policy'] = retries;
   if (hash) action['hash_policy'] = hash;
   if (!envoy) return action;
-  if (route.rewrite?.uri !== undefined) action['prefix_rewrite'] = route.rewrite.uri;
+  const regexRewrite = route.rewrite?.uriRegexRewrite;
+  if (regexRewrite) action['regex_rewrite'] = { pattern: { regex: regexRewrite.match ?? '' }, substitution: regexRewrite.rewrite ?? '' };
+  else if (route.rewrite?.uri) action['prefix_rewrite'] = route.rewrite.uri;
   if (route.rewrite?.authority) action['host_rewrite_literal'] = route.rewrite.authority;
-  if (route.mirror) {
-    action['request_mirror_policies'] = [
-      {
-        cluster: clusterName(destinationPort(t.push, route.mirror, t.port), route.mirror.host, route.mirror.subset ?? ''),
-        runtime_fraction: { default_value: fractionalPercent(route.mirrorPercentage) },
-        trace_sampled: false,
-      },
-    ];
-  }
+  const mirrors = mirrorPolicies(t, route);
+  if (mirrors.length > 0) action['request_mirror_policies'] = mirrors;
   return action;
+}
+
+/** `mirror` then each of `mirrors`, as Istio lists them; a 0% mirror is left out. */
+function mirrorPolicies(t: Translation, route: HttpRoute): JsonObject[] {
+  const all: { destination: Destination; percentage: Percent | undefined; legacy?: number }[] = [];
+  if (route.mirror) all.push({ destination: route.mirror, percentage: route.mirrorPercentage, legacy: route.mirrorPercent });
+  for (const mirror of route.mirrors ?? []) if (mirror.destination) all.push({ destination: mirror.destination, percentage: mirror.percentage });
+  return all
+    .filter(({ percentage, legacy }) => (percentage?.value ?? legacy ?? 100) > 0)
+    .map(({ destination, percentage, legacy }) => ({
+      cluster: clusterName(destinationPort(t.push, destination, t.port), destination.host, destination.subset ?? ''),
+      runtime_fraction: { default_value: fractionalPercent(percentage, legacy) },
+      trace_sampled: false,
+    }));
+}
+
+/** Istio's tracing span name: `host:port/path` for one destination, else `rule:port/path`. */
+function routeOperation(match: JsonObject, action: JsonObject | undefined, ruleName: string, port: number): string {
+  const regex = match['safe_regex'] as { regex?: string } | undefined;
+  const path =
+    typeof match['prefix'] === 'string' ? `${match['prefix']}*` : typeof match['path'] === 'string' ? match['path'] : (regex?.regex ?? '/*');
+  const key = typeof action?.['cluster'] === 'string' ? parseClusterName(action['cluster']) : undefined;
+  return key ? `${key.host}:${String(key.port)}${path}` : `${ruleName}:${String(port)}${path}`;
+}
+
+/** Istio's fixed response: status and an inline string or (base64) bytes. */
+function directResponseAction(response: HttpDirectResponse): JsonObject {
+  const out: JsonObject = { status: response.status };
+  if (response.body?.string !== undefined) out['body'] = { inline_string: response.body.string };
+  else if (response.body?.bytes !== undefined) out['body'] = { inline_bytes: response.body.bytes };
+  return out;
 }
 
 /** What of a route a gRPC client cannot use, noted once per route. */
 function noteGrpcGaps(route: HttpRoute, notes: NoteSink, path: string): void {
   if (route.mirror) notes(`${path}.mirror`, 'gRPC clients do not mirror traffic: ignored for proxyless gRPC');
+  if (route.mirrors?.length) notes(`${path}.mirrors`, 'gRPC clients do not mirror traffic: ignored for proxyless gRPC');
   if (route.rewrite) notes(`${path}.rewrite`, 'gRPC clients cannot rewrite the method path or authority: ignored for proxyless gRPC');
   if (route.corsPolicy) notes(`${path}.corsPolicy`, 'CORS is for browsers: ignored for proxyless gRPC');
   if (hasHeaderOperations(route.headers) || (route.route ?? []).some((d) => hasHeaderOperations(d.headers))) {
@@ -109,6 +137,10 @@ function translateRoute(t: Translation, vs: ResolvedVirtualService, route: HttpR
     t.notes(`${path}.redirect`, 'gRPC clients cannot follow HTTP redirects: this route is left out for proxyless gRPC');
     return [];
   }
+  if (route.directResponse && t.dialect === 'grpc') {
+    t.notes(`${path}.directResponse`, 'gRPC clients cannot be given a fixed HTTP response: this route is left out for proxyless gRPC');
+    return [];
+  }
   if (t.dialect === 'grpc') noteGrpcGaps(route, t.notes, path);
   const matches = route.match && route.match.length > 0 ? route.match.map((m, i) => [m, i] as const) : [[undefined, 0] as const];
   const applicable = matches.filter(([match]) => matchApplies(match, t.port.port, t.caller));
@@ -117,6 +149,8 @@ function translateRoute(t: Translation, vs: ResolvedVirtualService, route: HttpR
   const body: JsonObject = {};
   if (route.redirect) {
     body['redirect'] = redirectAction(route.redirect);
+  } else if (route.directResponse) {
+    body['direct_response'] = directResponseAction(route.directResponse);
   } else {
     const action = forwardAction(t, route, path);
     if (!action) return [];
@@ -137,10 +171,12 @@ function translateRoute(t: Translation, vs: ResolvedVirtualService, route: HttpR
   for (const [match, i] of applicable) {
     const matchJson = routeMatch(match, t.dialect, t.notes, `${path}.match[${i}]`);
     if (!matchJson) continue;
+    const operation = routeOperation(matchJson, body['route'] as JsonObject | undefined, vs.rule.meta.name, t.port.port);
     out.push({
       name: route.name ?? match?.name ?? `${vs.rule.meta.namespace}/${vs.rule.meta.name}/http[${index}]`,
       match: matchJson,
       ...body,
+      ...(t.dialect === 'envoy' ? { decorator: { operation } } : {}),
       // Which rule and http route produced this route, as Istio records it (explain, NACK attribution).
       metadata: istioConfigMetadata(vs.rule.meta, index),
     });
@@ -159,14 +195,16 @@ function mergeHeaderFields(a: JsonObject, b: JsonObject): JsonObject {
 
 /** A service without a VirtualService: all of it, with Istio's default retries and its DestinationRule's hashing. */
 function defaultRoute(t: Translation, service: Service): JsonObject {
-  const retries = retryPolicy(undefined, t.dialect, t.notes, '');
   const hash = hashPolicy(t, [{ destination: { host: service.hostname, port: { number: t.port.port } } }]);
+  // Istio's default route keeps the previous-hosts predicate even when it hashes.
+  const retries = retryPolicy(undefined, t.dialect, t.notes, '');
   return {
     name: 'default',
     match: { prefix: '/' },
+    ...(t.dialect === 'envoy' ? { decorator: { operation: `${service.hostname}:${String(t.port.port)}/*` } } : {}),
     route: {
       cluster: clusterName(t.port.port, service.hostname),
-      timeout: '0s',
+      ...timeoutFields(undefined, t.dialect),
       ...(retries ? { retry_policy: retries } : {}),
       ...(hash ? { hash_policy: hash } : {}),
     },

@@ -9,13 +9,14 @@ import type { EnvoyResource } from '../resource.ts';
 import { internResource } from '../resource.ts';
 import { CLUSTER_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE } from '../type-urls.ts';
 import { socketAddress, typed } from './common.ts';
-import { INBOUND_PASSTHROUGH_BIND_ADDRESS, INBOUND_PASSTHROUGH_CLUSTER, clusterName } from './names.ts';
+import { defaultCircuitBreakers } from './cluster-traffic-policy.ts';
+import { INBOUND_PASSTHROUGH_BIND_ADDRESS, INBOUND_PASSTHROUGH_CLUSTER, inboundClusterName } from './names.ts';
 
 /** Where the application listens, as seen from its sidecar. */
 const APPLICATION_ADDRESS = '127.0.0.1';
 
 export interface InboundPort {
-  /** `inbound|8080||reviews.default.svc.cluster.local`: the port the workload listens on. */
+  /** `inbound|8080||`: the port the workload listens on. */
   readonly clusterName: string;
   readonly service: Service;
   readonly servicePort: ServicePort;
@@ -76,7 +77,7 @@ function portsOf(candidates: readonly Candidate[], serves: (candidate: Candidate
     if (!serves(candidate) || ports.has(endpoint.port)) continue;
     const servicePort = service.ports.find((p) => p.name === endpoint.servicePortName) ?? (service.ports.length === 1 ? service.ports[0] : undefined);
     if (!servicePort || servicePort.protocol === 'UDP') continue;
-    ports.set(endpoint.port, { clusterName: clusterName(endpoint.port, service.hostname, '', 'inbound'), service, servicePort, port: endpoint.port });
+    ports.set(endpoint.port, { clusterName: inboundClusterName(endpoint.port), service, servicePort, port: endpoint.port });
   }
   return [...ports.values()].sort((a, b) => a.port - b.port);
 }
@@ -92,6 +93,7 @@ function inboundCluster(inbound: InboundPort, connectTimeout: string): JsonObjec
     type: 'STATIC',
     connect_timeout: connectTimeout,
     lb_policy: 'ROUND_ROBIN',
+    circuit_breakers: defaultCircuitBreakers(),
     load_assignment: {
       cluster_name: inbound.clusterName,
       endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(APPLICATION_ADDRESS, inbound.port) } }] }],
@@ -114,6 +116,7 @@ function inboundPassthroughCluster(connectTimeout: string): JsonObject {
     type: 'ORIGINAL_DST',
     lb_policy: 'CLUSTER_PROVIDED',
     connect_timeout: connectTimeout,
+    circuit_breakers: defaultCircuitBreakers(),
     upstream_bind_config: { source_address: { address: INBOUND_PASSTHROUGH_BIND_ADDRESS, port_value: 0 } },
   };
 }

@@ -132,6 +132,26 @@ function sniListener(port: number, hosts: readonly string[], mesh: MeshConfig): 
   };
 }
 
+/**
+ * Istio's inbound default route (route.go BuildDefaultHTTPInboundRoute): no timeout, gRPC's
+ * grpc-timeout header unbounded, and requests reset before the application saw them retried
+ * (not for gRPC, whose streams that would break).
+ */
+function inboundRoute(inbound: InboundPort): JsonObject {
+  const grpc = inbound.servicePort.protocol === 'GRPC' || inbound.servicePort.protocol === 'GRPC-Web';
+  return {
+    name: 'default',
+    match: { prefix: '/' },
+    decorator: { operation: `${inbound.service.hostname}:${String(inbound.servicePort.port)}/*` },
+    route: {
+      cluster: inbound.clusterName,
+      timeout: '0s',
+      max_stream_duration: { max_stream_duration: '0s', grpc_timeout_header_max: '0s' },
+      ...(grpc ? {} : { retry_policy: { retry_on: 'reset-before-request', num_retries: 2 } }),
+    },
+  };
+}
+
 function inboundFilterChain(inbound: InboundPort, mesh: MeshConfig): JsonObject {
   const statPrefix = `inbound_0.0.0.0_${inbound.port}`;
   const chain = { name: `0.0.0.0_${inbound.port}`, filter_chain_match: { destination_port: inbound.port } };
@@ -143,7 +163,7 @@ function inboundFilterChain(inbound: InboundPort, mesh: MeshConfig): JsonObject 
       {
         name: `inbound|http|${inbound.port}`,
         domains: ['*'],
-        routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster: inbound.clusterName, timeout: '0s' } }],
+        routes: [inboundRoute(inbound)],
       },
     ],
     validate_clusters: false,

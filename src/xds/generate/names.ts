@@ -6,7 +6,7 @@ export const VIRTUAL_OUTBOUND_LISTENER = 'virtualOutbound';
 export const VIRTUAL_OUTBOUND_PORT = 15001;
 export const VIRTUAL_INBOUND_LISTENER = 'virtualInbound';
 export const VIRTUAL_INBOUND_PORT = 15006;
-export const INBOUND_PASSTHROUGH_CLUSTER = 'InboundPassthroughClusterIpv4';
+export const INBOUND_PASSTHROUGH_CLUSTER = 'InboundPassthroughCluster';
 /** Source address of inbound passthrough connections, which iptables lets through untouched. */
 export const INBOUND_PASSTHROUGH_BIND_ADDRESS = '127.0.0.6';
 
@@ -20,6 +20,11 @@ export interface ClusterKey {
 /** `outbound|9080|v1|reviews.default.svc.cluster.local` */
 export function clusterName(port: number, host: string, subset = '', direction: 'outbound' | 'inbound' = 'outbound'): string {
   return `${direction}|${port}|${subset}|${host}`;
+}
+
+/** `inbound|9080||`: Istio names an inbound cluster by the workload port alone. */
+export function inboundClusterName(port: number): string {
+  return clusterName(port, '', '', 'inbound');
 }
 
 export function parseClusterName(name: string): ClusterKey | undefined {

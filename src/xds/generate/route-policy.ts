@@ -4,7 +4,7 @@
 import { parseDuration, toDurationJson } from '../../model/duration.ts';
 import type { CorsPolicy, Headers, HeaderOperations, HttpFaultInjection, HttpRedirect, HttpRetry, Percent } from '../../model/rules.ts';
 import type { JsonObject } from '../proto-json.ts';
-import { CORS_POLICY_TYPE, FAULT_TYPE, PREVIOUS_HOSTS_TYPE } from '../type-urls.ts';
+import { CORS_POLICY_TYPE, FAULT_TYPE, PREVIOUS_HOSTS_TYPE, PREVIOUS_PRIORITIES_TYPE } from '../type-urls.ts';
 import { typed } from './common.ts';
 import { stringMatcher, type NoteSink, type RouteDialect } from './route-match.ts';
 
@@ -36,27 +36,40 @@ export function fractionalPercent(percent: Percent | undefined, legacyPercent?: 
   return { numerator: Math.round((percent?.value ?? 100) * 10_000), denominator: 'MILLION' };
 }
 
-function envoyRetryPolicy(retries: HttpRetry | undefined): JsonObject | undefined {
-  if (retries?.attempts === 0) return undefined;
-  const conditions = (retries?.retryOn ?? DEFAULT_RETRY_ON).split(',').map((c) => c.trim()).filter(Boolean);
-  // Numeric conditions are status codes Envoy retries through "retriable-status-codes".
-  const codes = conditions.filter((c) => /^\d+$/.test(c)).map(Number);
-  const named = conditions.filter((c) => !/^\d+$/.test(c));
-  if (codes.length > 0 && !named.includes('retriable-status-codes')) named.push('retriable-status-codes');
-  const policy: JsonObject = {
-    retry_on: named.join(','),
-    num_retries: retries?.attempts ?? DEFAULT_ATTEMPTS,
-    retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts', typed_config: typed(PREVIOUS_HOSTS_TYPE, {}) }],
-    host_selection_retry_max_attempts: '5',
-  };
+const PREVIOUS_HOSTS: JsonObject = { name: 'envoy.retry_host_predicates.previous_hosts', typed_config: typed(PREVIOUS_HOSTS_TYPE, {}) };
+
+/**
+ * Istio's retry policy (retry.go): unset means two retries on connection-level failures, away from
+ * hosts already tried unless the route hashes; `attempts` of 0 or less means none.
+ */
+function envoyRetryPolicy(retries: HttpRetry | undefined, hashes: boolean): JsonObject | undefined {
+  if (retries && (retries.attempts ?? 0) <= 0) return undefined;
+  const policy: JsonObject = { retry_on: DEFAULT_RETRY_ON, num_retries: retries?.attempts ?? DEFAULT_ATTEMPTS };
+  const previousHosts = retries?.retryIgnorePreviousHosts ?? !hashes;
+  if (previousHosts) policy['retry_host_predicate'] = [PREVIOUS_HOSTS];
+  policy['host_selection_retry_max_attempts'] = '5';
+  if (retries?.retryOn) {
+    const conditions = retries.retryOn.split(',').map((c) => c.trim()).filter(Boolean);
+    // Numeric conditions are status codes Envoy retries through "retriable-status-codes".
+    const codes = conditions.filter((c) => /^\d+$/.test(c)).map(Number);
+    const named = conditions.filter((c) => !/^\d+$/.test(c));
+    if (codes.length > 0 && !named.includes('retriable-status-codes')) named.push('retriable-status-codes');
+    policy['retry_on'] = named.join(',');
+    if (codes.length > 0) policy['retriable_status_codes'] = codes;
+  }
   if (retries?.perTryTimeout) policy['per_try_timeout'] = toDurationJson(retries.perTryTimeout);
-  if (codes.length > 0) policy['retriable_status_codes'] = codes;
-  else if (!retries?.retryOn) policy['retriable_status_codes'] = [503];
+  if (retries?.retryRemoteLocalities) {
+    policy['retry_priority'] = {
+      name: 'envoy.retry_priorities.previous_priorities',
+      typed_config: typed(PREVIOUS_PRIORITIES_TYPE, { update_frequency: 2 }),
+    };
+  }
+  if (retries?.backoff) policy['retry_back_off'] = { base_interval: toDurationJson(retries.backoff) };
   return policy;
 }
 
 function grpcRetryPolicy(retries: HttpRetry | undefined, notes: NoteSink, path: string): JsonObject | undefined {
-  if (retries?.attempts === 0) return undefined;
+  if (retries && (retries.attempts ?? 0) <= 0) return undefined;
   const conditions = (retries?.retryOn ?? DEFAULT_RETRY_ON).split(',').map((c) => c.trim()).filter(Boolean);
   const codes = new Set<string>();
   const dropped: string[] = [];
@@ -69,19 +82,26 @@ function grpcRetryPolicy(retries: HttpRetry | undefined, notes: NoteSink, path: 
     notes(`${path}.retries.retryOn`, `gRPC retries on gRPC status codes only: ${dropped.join(', ')} ignored for proxyless gRPC (connect-failure, refused-stream and reset count as unavailable)`);
   }
   if (retries?.perTryTimeout) notes(`${path}.retries.perTryTimeout`, 'gRPC clients have no per-try timeout: ignored for proxyless gRPC');
+  if (retries?.retryRemoteLocalities) notes(`${path}.retries.retryRemoteLocalities`, 'gRPC clients have no retry priorities: ignored for proxyless gRPC');
+  if (retries?.retryIgnorePreviousHosts) notes(`${path}.retries.retryIgnorePreviousHosts`, 'gRPC clients have no retry host predicates: ignored for proxyless gRPC');
   // An empty retry_on would be a policy that never retries; leave it out instead.
   if (codes.size === 0) return undefined;
-  return { retry_on: [...codes].join(','), num_retries: retries?.attempts ?? DEFAULT_ATTEMPTS };
+  const policy: JsonObject = { retry_on: [...codes].join(','), num_retries: retries?.attempts ?? DEFAULT_ATTEMPTS };
+  // gRPC backs off exponentially from base_interval (A44), as Envoy does.
+  if (retries?.backoff) policy['retry_back_off'] = { base_interval: toDurationJson(retries.backoff) };
+  return policy;
 }
 
-export function retryPolicy(retries: HttpRetry | undefined, dialect: RouteDialect, notes: NoteSink, path: string): JsonObject | undefined {
-  return dialect === 'envoy' ? envoyRetryPolicy(retries) : grpcRetryPolicy(retries, notes, path);
+/** `hashes`: the route has a consistent-hash policy, so retries may go back to the same host. */
+export function retryPolicy(retries: HttpRetry | undefined, dialect: RouteDialect, notes: NoteSink, path: string, hashes = false): JsonObject | undefined {
+  return dialect === 'envoy' ? envoyRetryPolicy(retries, hashes) : grpcRetryPolicy(retries, notes, path);
 }
 
 /** Envoy's `timeout`, or gRPC's max_stream_duration (A31); "0s" and absent both mean no timeout. */
 export function timeoutFields(timeout: string | undefined, dialect: RouteDialect): JsonObject {
   const value = timeout ? toDurationJson(timeout) : '0s';
-  if (dialect === 'envoy') return { timeout: value };
+  // Istio (route.go setTimeout) lets a gRPC caller's grpc-timeout header apply, up to the route's timeout.
+  if (dialect === 'envoy') return { timeout: value, max_grpc_timeout: value };
   return value === '0s' ? { timeout: '0s' } : { timeout: '0s', max_stream_duration: { max_stream_duration: value } };
 }
 

@@ -26,6 +26,8 @@ export function serviceDomains(service: Service, port: number, proxyNamespace: s
   return base.flatMap((name) => [name, `${name}:${port}`]);
 }
 
+const MAX_DIRECT_RESPONSE_BODY = 1024 * 1024;
+
 function httpPortsOf(push: PushContext): number[] {
   return push.memo('http-ports', () => {
     const ports = new Set<number>();
@@ -51,7 +53,8 @@ function sidecarRouteConfig(push: PushContext, port: number, caller: RouteCaller
     });
   }
   virtualHosts.push(catchAllVirtualHost(push.meshConfig.outboundTrafficPolicy));
-  return { name: routeConfigName(port), virtual_hosts: virtualHosts, validate_clusters: false };
+  // Istio allows direct_response bodies up to 1 MiB (Envoy's own default is 4 KiB).
+  return { name: routeConfigName(port), virtual_hosts: virtualHosts, validate_clusters: false, max_direct_response_body_size_bytes: MAX_DIRECT_RESPONSE_BODY };
 }
 
 /** Hosts outside the registry: passed through (ALLOW_ANY) or refused with 502, as Istio's `block_all` does (REGISTRY_ONLY). */
