@@ -110,7 +110,7 @@ describe('unknown fields are errors at every depth', () => {
 
 describe('valid Istio fields meshpilot does not implement are MP_UNSUPPORTED warnings', () => {
   const UNSUPPORTED: readonly (readonly [unknown, string])[] = [
-    [vs([{ route: toV1, retries: { attempts: 2, retryIgnorePreviousHosts: true } }]), 'spec.http[0].retries.retryIgnorePreviousHosts'],
+    [dr({ trafficPolicy: { proxyProtocol: { version: 'V1' } } }), 'spec.trafficPolicy.proxyProtocol'],
     [vs([{ match: [{ statPrefix: 'x' }], route: toV1 }]), 'spec.http[0].match[0].statPrefix'],
     [net('VirtualService', { hosts: ['reviews'], tls: [{ match: [{ sniHosts: ['reviews'] }], route: toV1 }] }), 'spec.tls'],
     [dr({ trafficPolicy: { loadBalancer: { simple: 'ROUND_ROBIN', localityLbSetting: { enabled: true, failover: [{ from: 'a', to: 'b' }] } } } }), 'spec.trafficPolicy.loadBalancer.localityLbSetting'],

@@ -53,10 +53,7 @@ const MESSAGES: Readonly<Record<string, MessageSchema>> = {
       headers: one('Headers'),
     },
     unsupported: {
-      directResponse: IGNORED,
       delegate: 'delegation is not implemented by meshpilot: this route is ignored; inline the delegated routes',
-      mirrors: `${IGNORED}: use mirror and mirrorPercentage`,
-      mirrorPercent: `${IGNORED}: use mirrorPercentage`,
     },
   },
   Delegate: { what: 'a delegate', fields: scalars('name', 'namespace') },
@@ -93,13 +90,12 @@ const MESSAGES: Readonly<Record<string, MessageSchema>> = {
   },
   HTTPDirectResponse: { what: 'a direct response', fields: { status: 0, body: one('HTTPBody') } },
   HTTPBody: { what: 'a response body', fields: scalars('string', 'bytes') },
-  HTTPRewrite: { what: 'a rewrite', fields: { ...scalars('uri', 'authority'), uriRegexRewrite: one('RegexRewrite') }, unsupported: { uriRegexRewrite: IGNORED } },
+  HTTPRewrite: { what: 'a rewrite', fields: { ...scalars('uri', 'authority'), uriRegexRewrite: one('RegexRewrite') } },
   RegexRewrite: { what: 'a regex rewrite', fields: scalars('match', 'rewrite') },
   StringMatch: { what: 'a string match', fields: scalars('exact', 'prefix', 'regex') },
   HTTPRetry: {
     what: 'retries',
     fields: scalars('attempts', 'perTryTimeout', 'retryOn', 'retryRemoteLocalities', 'retryIgnorePreviousHosts', 'backoff'),
-    unsupported: { retryIgnorePreviousHosts: `${IGNORED}: previous hosts are always avoided`, backoff: `${IGNORED}: Envoy's default backoff applies` },
   },
   CorsPolicy: {
     what: 'a CORS policy',
@@ -159,7 +155,7 @@ const MESSAGES: Readonly<Record<string, MessageSchema>> = {
       zoneAwareLbSetting: one('ZoneAwareLoadBalancerSetting'),
       warmup: one('WarmupConfiguration'),
     },
-    unsupported: { localityLbSetting: IGNORED, zoneAwareLbSetting: IGNORED, warmupDurationSecs: IGNORED, warmup: IGNORED },
+    unsupported: { localityLbSetting: IGNORED, zoneAwareLbSetting: IGNORED },
   },
   ConsistentHashLB: {
     what: 'a consistent hash',
@@ -196,7 +192,7 @@ const MESSAGES: Readonly<Record<string, MessageSchema>> = {
   ClientTLSSettings: {
     what: 'TLS settings',
     fields: scalars('mode', 'clientCertificate', 'privateKey', 'caCertificates', 'credentialName', 'subjectAltNames', 'sni', 'insecureSkipVerify', 'caCrl'),
-    unsupported: { insecureSkipVerify: IGNORED, caCrl: IGNORED },
+    unsupported: { caCrl: IGNORED },
   },
   LocalityLoadBalancerSetting: {
     what: 'a locality load balancer setting',
@@ -214,7 +210,7 @@ const MESSAGES: Readonly<Record<string, MessageSchema>> = {
       endpoints: list('WorkloadEntry'),
       workloadSelector: one('WorkloadSelector'),
     },
-    unsupported: { exportTo: `${IGNORED}: the entry is visible to every namespace`, subjectAltNames: IGNORED },
+    unsupported: { exportTo: `${IGNORED}: the entry is visible to every namespace` },
   },
   ServicePort: { what: 'a ServiceEntry port', fields: scalars('number', 'protocol', 'name', 'targetPort') },
   WorkloadEntry: {
