@@ -4,7 +4,7 @@
 // NACK in Envoy's own words, the rule behind it, Envoy serving the last good clusters, no resend
 // loop, and SYNCED again once the rule is fixed.
 import assert from 'node:assert/strict';
-import { cp } from 'node:fs/promises';
+import { cp, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { JsonObject } from '../src/xds/proto-json.ts';
@@ -99,10 +99,12 @@ for (const delta of [false, true]) describe(`a DestinationRule that only real En
 
     // An unrelated change is pushed and applied: routes for details. Its ACK is the signal that pushes flow.
     const rdsBefore = await stat('http.outbound_0.0.0.0_9080.rds.9080.update_success');
-    await dir.write('details-route.yaml', toYaml([rule('VirtualService', 'details', 'default', {
+    // The details VirtualService edited in place (a second object of the same name would be a duplicate).
+    const routes = (await readFile(join(dir.path, 'virtual-services.yaml'), 'utf8')).split(/^---$/m);
+    await dir.write('virtual-services.yaml', routes.map((doc) => (/name: details\b/.test(doc) ? `\n${toYaml([rule('VirtualService', 'details', 'default', {
       hosts: ['details'],
       http: [{ route: [{ destination: { host: 'details' } }], timeout: '3s' }],
-    })]));
+    })])}` : doc)).join('---'));
     await envoy.waitForStat('http.outbound_0.0.0.0_9080.rds.9080.update_success', rdsBefore + 1);
     await eventually(async () => ((await sync()).rds.status === 'SYNCED') || undefined, 10_000, 'the route change ACKed');
 
