@@ -324,9 +324,9 @@ void describe('VirtualService validation', () => {
   });
 
   void it('a valid Istio field meshpilot does not implement is an MP_UNSUPPORTED warning naming it, and the rule is served', () => {
-    const { rules, rejected } = convertObjects(sourced(virtualService({ hosts: ['reviews'], http: [{ route: [route('v1')], retries: { attempts: 2, backoff: '1s' } }] })));
+    const { rules, rejected } = convertObjects(sourced(virtualService({ hosts: ['reviews'], http: [{ match: [{ uri: { prefix: '/' }, statPrefix: 'reviews' }], route: [route('v1')] }] })));
     assert.deepEqual(rejected, []);
-    assert.deepEqual((rules[0]?.meta.warnings ?? []).map((w) => [w.code, w.severity, w.path]), [['MP_UNSUPPORTED', 'warning', 'spec.http[0].retries.backoff']]);
+    assert.deepEqual((rules[0]?.meta.warnings ?? []).map((w) => [w.code, w.severity, w.path]), [['MP_UNSUPPORTED', 'warning', 'spec.http[0].match[0].statPrefix']]);
   });
 
   void it('the mesh wildcard host is refused, but a gateway may use it', () => {
