@@ -131,6 +131,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
   const metrics = new MeshpilotMetrics({
     connections: () => adsServer.connections(),
     currentPush: () => pushController.current(),
+    transport: () => adsServer.transportStats(),
     ...(options.droppedLogLines ? { droppedLogLines: options.droppedLogLines } : {}),
   });
   const nacks = new NackLedger({ currentPush: () => pushController.current() });

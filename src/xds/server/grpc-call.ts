@@ -33,6 +33,8 @@ export interface ReceiveCounters {
   bufferedBytes: number;
   /** Bytes dropped because their call had already ended with an error. */
   discardedBytes: number;
+  /** Messages that arrived compressed (gzip or deflate). */
+  compressedMessages: number;
   /** Calls ended because of what the client sent (too large, bad compression, too slow), by status. */
   readonly refusedMessages: Map<number, number>;
 }
@@ -272,6 +274,7 @@ export class GrpcCall {
   /** The message uncompressed, bounded like any other; undefined when the call ended instead. */
   #decompress(message: Buffer): Buffer | undefined {
     const options = { maxOutputLength: this.#limits.maxMessageBytes };
+    this.#counters.compressedMessages++;
     try {
       return this.#encoding === 'gzip' ? zlib.gunzipSync(message, options) : zlib.inflateSync(message, options);
     } catch (error) {

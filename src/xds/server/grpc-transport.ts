@@ -86,7 +86,7 @@ export class GrpcTransport {
   readonly #limits: TransportLimits;
   readonly #callLimits: CallLimits;
   readonly #scratch = new Scratch();
-  readonly #counters: ReceiveCounters = { bufferedBytes: 0, discardedBytes: 0, refusedMessages: new Map() };
+  readonly #counters: ReceiveCounters = { bufferedBytes: 0, discardedBytes: 0, compressedMessages: 0, refusedMessages: new Map() };
   readonly #refused = new Map<'rate' | 'draining', number>();
   #sessionErrors = 0;
   #tooManyPings = 0;
