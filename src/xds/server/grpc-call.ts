@@ -173,8 +173,10 @@ export class GrpcCall {
     this.#stream.uncork();
   }
 
-  /** Ends the call with a status; OK is how a server going away tells clients to reconnect elsewhere. */
+  /** Ends the call with a status (nothing more is read); OK is how a server going away tells clients to reconnect elsewhere. */
   end(status: number = GrpcStatus.OK, message = ''): void {
+    this.#discarding = true;
+    this.#release();
     if (this.#stream.destroyed || this.#stream.writableEnded) return;
     this.#status = status;
     this.#statusMessage = message;
@@ -289,8 +291,6 @@ export class GrpcCall {
 
   /** Ends the call with an error status and reads nothing more from it. */
   #fail(status: number, message: string, counted = true): void {
-    this.#discarding = true;
-    this.#release();
     if (counted) this.#counters.refusedMessages.set(status, (this.#counters.refusedMessages.get(status) ?? 0) + 1);
     this.end(status, message);
     this.#close(message);

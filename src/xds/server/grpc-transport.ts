@@ -6,6 +6,7 @@
 // A response is written as the bytes the connection encoded, shared by many streams: nothing
 // is copied per stream (see GrpcCall.write).
 import http2 from 'node:http2';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { CallLimits, ReceiveBudget, ReceiveCounters } from './grpc-call.ts';
 import { GrpcCall, GrpcStatus, Scratch } from './grpc-call.ts';
@@ -82,6 +83,7 @@ export class GrpcTransport {
   readonly #server: http2.Http2Server;
   readonly #handlers = new Map<string, (call: GrpcCall) => void>();
   readonly #sessions = new Map<http2.ServerHttp2Session, SessionState>();
+  readonly #sockets = new Set<Socket>();
   readonly #log: Logger;
   readonly #limits: TransportLimits;
   readonly #callLimits: CallLimits;
@@ -106,6 +108,11 @@ export class GrpcTransport {
       settings: { maxConcurrentStreams: this.#limits.maxStreamsPerConnection, initialWindowSize: 1 << 20 },
       // Responses are large (a whole mesh's clusters): room for several in flight per session.
       maxSessionMemory: 64,
+    });
+    // The raw sockets, so close() can end a connection whose peer never finishes a graceful close.
+    this.#server.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
     });
     this.#server.on('session', (session) => {
       this.#track(session);
@@ -161,6 +168,7 @@ export class GrpcTransport {
     const deadline = Date.now() + graceMs;
     while (this.#sessions.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     for (const session of this.#sessions.keys()) session.destroy();
+    for (const socket of this.#sockets) socket.destroy();
     await closed;
   }
 
