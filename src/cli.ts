@@ -27,6 +27,19 @@ function positiveInteger(value: string): number {
   return n;
 }
 
+function nonNegative(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`"${value}" is not a number of 0 or more`);
+  return n;
+}
+
+/** A duration as Istio writes them (`30m`, `90s`, `1h`, `500ms`; a bare number is seconds), in milliseconds. */
+function duration(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!match) throw new InvalidArgumentError(`"${value}" is not a duration such as 30m, 90s or 0`);
+  return Number(match[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+}
+
 function milliseconds(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`"${value}" is not a number of milliseconds`);
@@ -63,10 +76,20 @@ program
   .addOption(
     new Option('--xds-total-buffer <bytes>', 'unwritten bytes across all xDS streams above which streams wait their turn').default(d.xdsTotalHighWaterBytes).argParser(positiveInteger).env('MESHPILOT_XDS_TOTAL_BUFFER'),
   )
+  .addOption(new Option('--xds-max-message-bytes <bytes>', 'largest xDS request message, before and after decompression').default(d.xdsMaxMessageBytes).argParser(positiveInteger).env('MESHPILOT_XDS_MAX_MESSAGE_BYTES'))
+  .addOption(
+    new Option('--xds-max-connection-buffer <bytes>', 'bytes of unfinished request messages one xDS connection may hold across its streams').default(d.xdsMaxConnectionBufferBytes).argParser(positiveInteger).env('MESHPILOT_XDS_MAX_CONNECTION_BUFFER'),
+  )
+  .addOption(new Option('--xds-max-streams <n>', 'streams one xDS connection may have open (advertised in SETTINGS)').default(d.xdsMaxStreamsPerConnection).argParser(positiveInteger).env('MESHPILOT_XDS_MAX_STREAMS'))
+  .addOption(
+    new Option('--xds-max-connection-age <duration>', 'send an xDS connection GOAWAY after this long, ±10%, so proxies rebalance across replicas (0: never)').default('30m').argParser(duration).env('MESHPILOT_XDS_MAX_CONNECTION_AGE'),
+  )
+  .addOption(new Option('--xds-stream-rate <n>', 'new xDS streams admitted per second; beyond, UNAVAILABLE and the client retries (0: no limit)').default(d.xdsStreamsPerSecond).argParser(nonNegative).env('MESHPILOT_XDS_STREAM_RATE'))
+  .addOption(new Option('--xds-stream-burst <n>', 'new xDS streams admitted at once above the rate').default(d.xdsStreamBurst).argParser(positiveInteger).env('MESHPILOT_XDS_STREAM_BURST'))
   .addOption(new Option('--source <kind>', 'where services and rules come from: file (--config-dir) or kube (the Kubernetes API)').choices(SOURCE_KINDS).env('MESHPILOT_SOURCE'))
   .addOption(new Option('--kubeconfig <file>', 'watch the cluster this kubeconfig points at (in a pod: its service account)').env('MESHPILOT_KUBECONFIG'))
   .addOption(new Option('--namespaces <list>', 'comma-separated namespaces to watch (default: all)').argParser(parseNamespaces).env('MESHPILOT_NAMESPACES'))
-  .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; adminTokenFile?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; pushConcurrency: number; xdsStreamBuffer: number; xdsTotalBuffer: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[] }, command: Command) => {
+  .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; adminTokenFile?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; pushConcurrency: number; xdsStreamBuffer: number; xdsTotalBuffer: number; xdsMaxMessageBytes: number; xdsMaxConnectionBuffer: number; xdsMaxStreams: number; xdsMaxConnectionAge: number | string; xdsStreamRate: number; xdsStreamBurst: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[] }, command: Command) => {
     const logSink = new LogSink();
     const log = createLogger(flags.logLevel, logSink);
     const exit = (code: number): never => {
@@ -77,8 +100,21 @@ program
     try {
       const configDirGiven = command.getOptionValueSource('configDir') !== 'default';
       const sources = selectSources({ source: flags.source, kubeconfig: flags.kubeconfig, configDirGiven, inCluster: inCluster() });
-      const { xdsStreamBuffer, xdsTotalBuffer, ...rest } = flags;
-      running = await serve({ ...rest, xdsHighWaterBytes: xdsStreamBuffer, xdsTotalHighWaterBytes: xdsTotalBuffer, sources, log, droppedLogLines: () => logSink.droppedLines });
+      const { xdsStreamBuffer, xdsTotalBuffer, xdsMaxConnectionBuffer, xdsMaxStreams, xdsMaxConnectionAge, xdsStreamRate, xdsStreamBurst, ...rest } = flags;
+      running = await serve({
+        ...rest,
+        xdsHighWaterBytes: xdsStreamBuffer,
+        xdsTotalHighWaterBytes: xdsTotalBuffer,
+        xdsMaxConnectionBufferBytes: xdsMaxConnectionBuffer,
+        xdsMaxStreamsPerConnection: xdsMaxStreams,
+        // commander hands a default through as given: '30m' is parsed here.
+        xdsMaxConnectionAgeMs: typeof xdsMaxConnectionAge === 'number' ? xdsMaxConnectionAge : duration(xdsMaxConnectionAge),
+        xdsStreamsPerSecond: xdsStreamRate,
+        xdsStreamBurst,
+        sources,
+        log,
+        droppedLogLines: () => logSink.droppedLines,
+      });
     } catch (error) {
       log.fatal({ err: error }, error instanceof Error ? error.message : String(error));
       exit(1);

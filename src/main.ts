@@ -17,6 +17,8 @@ import { YamlSource } from './sources/yaml-source.ts';
 import { generate } from './xds/generate/index.ts';
 import { envoyRoot } from './xds/protos.ts';
 import { AdsServer, DEFAULT_TOTAL_HIGH_WATER_BYTES } from './xds/server/ads-server.ts';
+import type { TransportLimits } from './xds/server/grpc-transport.ts';
+import { DEFAULT_TRANSPORT_LIMITS } from './xds/server/grpc-transport.ts';
 import { DEFAULT_HIGH_WATER_BYTES } from './xds/server/connection.ts';
 import { fanOutEvents } from './xds/server/connection-events.ts';
 
@@ -41,6 +43,21 @@ export interface ServeOptions {
   readonly xdsHighWaterBytes?: number;
   /** Unwritten bytes across all xDS streams above which streams wait their turn (bounds memory). */
   readonly xdsTotalHighWaterBytes?: number;
+  /** Largest xDS request message, before and after decompression. */
+  readonly xdsMaxMessageBytes?: number;
+  /** Bytes of unfinished request messages one xDS connection may hold across its streams. */
+  readonly xdsMaxConnectionBufferBytes?: number;
+  /** Streams one xDS connection may have open (advertised in SETTINGS). */
+  readonly xdsMaxStreamsPerConnection?: number;
+  /** A connection is sent GOAWAY after this long, ±10%, so proxies rebalance (0: never). */
+  readonly xdsMaxConnectionAgeMs?: number;
+  /** New xDS streams admitted per second, and the burst above it; beyond, UNAVAILABLE (0 or absent: no limit). */
+  readonly xdsStreamsPerSecond?: number;
+  readonly xdsStreamBurst?: number;
+  /** Timeouts and keepalive policy of the xDS transport (tests shorten them). */
+  readonly xdsTransportTuning?: Partial<Pick<TransportLimits, 'messageTimeoutMs' | 'drainGraceMs' | 'minPingIntervalMs' | 'keepaliveMs' | 'keepaliveTimeoutMs'>>;
+  /** A stream that sends no DiscoveryRequest within this long is closed. */
+  readonly xdsFirstRequestTimeoutMs?: number;
   /** Tests pass their own logger. */
   readonly log?: Logger;
   /** Log lines the logger's sink dropped, for /metrics. */
@@ -66,7 +83,28 @@ export const DEFAULT_SERVE_OPTIONS: Omit<ServeOptions, 'log'> = {
   pushConcurrency: DEFAULT_PUSH_CONCURRENCY,
   xdsHighWaterBytes: DEFAULT_HIGH_WATER_BYTES,
   xdsTotalHighWaterBytes: DEFAULT_TOTAL_HIGH_WATER_BYTES,
+  xdsMaxMessageBytes: DEFAULT_TRANSPORT_LIMITS.maxMessageBytes,
+  xdsMaxConnectionBufferBytes: DEFAULT_TRANSPORT_LIMITS.maxConnectionBufferBytes,
+  xdsMaxStreamsPerConnection: DEFAULT_TRANSPORT_LIMITS.maxStreamsPerConnection,
+  xdsMaxConnectionAgeMs: DEFAULT_TRANSPORT_LIMITS.maxConnectionAgeMs,
+  // Istio's PILOT_MAX_REQUESTS_PER_SECOND idea: a restart of every proxy at once is spread out.
+  xdsStreamsPerSecond: 100,
+  xdsStreamBurst: 200,
 };
+
+/** The transport's bounds from the serve options (absent ones keep the transport's defaults). */
+function transportLimits(options: ServeOptions): Partial<TransportLimits> {
+  const given: Record<string, number | undefined> = {
+    ...options.xdsTransportTuning,
+    maxMessageBytes: options.xdsMaxMessageBytes,
+    maxConnectionBufferBytes: options.xdsMaxConnectionBufferBytes,
+    maxStreamsPerConnection: options.xdsMaxStreamsPerConnection,
+    maxConnectionAgeMs: options.xdsMaxConnectionAgeMs,
+    streamsPerSecond: options.xdsStreamsPerSecond,
+    streamBurst: options.xdsStreamBurst,
+  };
+  return Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined));
+}
 
 export interface RunningMeshpilot {
   readonly xdsPort: number;
@@ -95,6 +133,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
   const metrics = new MeshpilotMetrics({
     connections: () => adsServer.connections(),
     currentPush: () => pushController.current(),
+    transport: () => adsServer.transportStats(),
     ...(options.droppedLogLines ? { droppedLogLines: options.droppedLogLines } : {}),
   });
   const nacks = new NackLedger({ currentPush: () => pushController.current() });
@@ -108,6 +147,8 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     events: fanOutEvents(metrics.events, nacks.events, convergence.events),
     ...(options.xdsHighWaterBytes !== undefined ? { highWaterBytes: options.xdsHighWaterBytes } : {}),
     ...(options.xdsTotalHighWaterBytes !== undefined ? { totalHighWaterBytes: options.xdsTotalHighWaterBytes } : {}),
+    transport: transportLimits(options),
+    ...(options.xdsFirstRequestTimeoutMs !== undefined ? { firstRequestTimeoutMs: options.xdsFirstRequestTimeoutMs } : {}),
   });
 
   const pushController: PushController = new PushController({

@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { PushContext } from './model/push-context.ts';
 import type { PushRecord } from './push/push-controller.ts';
 import type { ConnectionEvents, XdsConnection } from './xds/server/connection.ts';
+import type { TransportStats } from './xds/server/grpc-transport.ts';
 import { syncStatus } from './xds/server/connection.ts';
 import type { ShortType } from './xds/type-urls.ts';
 import { SHORT_TYPE, TYPE_BY_SHORT } from './xds/type-urls.ts';
@@ -12,6 +13,21 @@ export interface MetricsSources {
   currentPush(): PushContext | undefined;
   /** Log lines dropped because the log could not be written (full disk, gone reader). */
   droppedLogLines?(): number;
+  /** What the xDS transport counted (refusals, buffers, connection errors). */
+  transport?(): TransportStats;
+}
+
+/** A counter read from a running total kept elsewhere. */
+function counterFrom(registers: Registry[], name: string, help: string, read: () => number | undefined): void {
+  new Counter({
+    name,
+    help,
+    registers,
+    collect() {
+      this.reset();
+      this.inc(read() ?? 0);
+    },
+  });
 }
 
 /** A response sent this long after its push was built still counts as part of that push. */
@@ -68,6 +84,39 @@ export class MeshpilotMetrics {
       registers,
       collect() {
         this.set(sources.droppedLogLines?.() ?? 0);
+      },
+    });
+    const transport = (): TransportStats | undefined => sources.transport?.();
+    counterFrom(registers, 'meshpilot_xds_session_errors', 'xDS connections that failed (protocol errors, resets); each is logged once.', () => transport()?.sessionErrors);
+    counterFrom(registers, 'meshpilot_xds_too_many_pings', 'xDS connections closed with GOAWAY ENHANCE_YOUR_CALM for PINGing too often.', () => transport()?.tooManyPings);
+    counterFrom(registers, 'meshpilot_xds_max_age_goaways', 'xDS connections sent GOAWAY at their maximum age, so proxies rebalance.', () => transport()?.maxAgeGoaways);
+    counterFrom(registers, 'meshpilot_xds_discarded_bytes', 'Request bytes dropped because their call had already ended with an error.', () => transport()?.discardedBytes);
+    new Counter({
+      name: 'meshpilot_xds_refused_streams',
+      help: 'New xDS streams not served: over the admission rate, or on a connection being closed.',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const reason of ['rate', 'draining'] as const) this.labels(reason).inc(transport()?.refusedStreams.get(reason) ?? 0);
+      },
+    });
+    new Counter({
+      name: 'meshpilot_xds_refused_messages',
+      help: 'xDS calls ended because of what the client sent (too large, too slow, bad compression), by gRPC status code.',
+      labelNames: ['code'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [code, count] of transport()?.refusedMessages ?? []) this.labels(String(code)).inc(count);
+      },
+    });
+    new Gauge({
+      name: 'meshpilot_xds_receive_buffered_bytes',
+      help: 'Bytes of half-received xDS request messages held now, across all connections.',
+      registers,
+      collect() {
+        this.set(transport()?.bufferedBytes ?? 0);
       },
     });
     new Gauge({

@@ -242,7 +242,7 @@ describe('the xDS port speaks gRPC', () => {
     return Buffer.concat([prefix, message]);
   };
 
-  it('answers an unknown method with UNIMPLEMENTED, a browser with 415, a compressed message with UNIMPLEMENTED, and a bad message with INVALID_ARGUMENT', async (t) => {
+  it('answers an unknown method with UNIMPLEMENTED, a browser with 415, a message marked compressed without grpc-encoding with INTERNAL, and a bad message with INVALID_ARGUMENT', async (t) => {
     const dir = await MeshDir.create();
     const meshpilot = await startMeshpilot(dir.path);
     t.after(async () => {
@@ -260,8 +260,8 @@ describe('the xDS port speaks gRPC', () => {
 
     const request = encodeDiscoveryRequestJson({ node: { id: 'sidecar~10.0.0.9~x.default~default.svc.cluster.local' }, type_url: CLUSTER_TYPE });
     const compressed = await exchange(meshpilot.xdsPort, { ':path': ADS }, frame(1, request));
-    assert.equal(compressed.trailers['grpc-status'], '12');
-    assert.match(decodeURIComponent(String(compressed.trailers['grpc-message'])), /uncompressed/);
+    assert.equal(compressed.trailers['grpc-status'], '13');
+    assert.match(decodeURIComponent(String(compressed.trailers['grpc-message'])), /no grpc-encoding/);
 
     const garbage = await exchange(meshpilot.xdsPort, { ':path': ADS }, frame(0, Buffer.from([0x0a, 0x05, 0x41])));
     assert.equal(garbage.trailers['grpc-status'], '3');

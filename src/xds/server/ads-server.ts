@@ -13,7 +13,7 @@ import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './messages.
 import type { PushScope } from './push-scope.ts';
 import { FULL_SCOPE } from './push-scope.ts';
 import { SubscriptionPool } from './subscription.ts';
-import type { GrpcCall } from './grpc-transport.ts';
+import type { GrpcCall, TransportLimits, TransportStats } from './grpc-transport.ts';
 import { GrpcStatus, GrpcTransport } from './grpc-transport.ts';
 
 interface ServiceSpec {
@@ -62,12 +62,18 @@ export interface AdsServerOptions {
   readonly highWaterBytes?: number;
   /** Unwritten bytes across all streams above which streams wait their turn (bounds memory with many proxies). */
   readonly totalHighWaterBytes?: number;
+  /** Bounds of the gRPC transport (message size, buffers, streams, ages, rates). */
+  readonly transport?: Partial<TransportLimits>;
+  /** A stream that sends no DiscoveryRequest within this long is closed (it is not a proxy). */
+  readonly firstRequestTimeoutMs?: number;
 }
+
+/** Streams that say nothing are closed after this long. */
+export const DEFAULT_FIRST_REQUEST_TIMEOUT_MS = 30_000;
 
 export class AdsServer {
   readonly #transport: GrpcTransport;
   readonly #connections = new Map<string, XdsConnection>();
-  readonly #calls = new Map<string, GrpcCall>();
   readonly #subscriptions = new SubscriptionPool();
   readonly budget: WriteBudget;
   readonly #options: AdsServerOptions;
@@ -81,7 +87,7 @@ export class AdsServer {
     this.#log = options.log;
     this.#scheduler = options.scheduler ?? IMMEDIATE;
     this.budget = new WriteBudget(options.totalHighWaterBytes ?? DEFAULT_TOTAL_HIGH_WATER_BYTES);
-    this.#transport = new GrpcTransport({ log: options.log });
+    this.#transport = new GrpcTransport({ log: options.log, ...(options.transport ? { limits: options.transport } : {}) });
     for (const spec of SERVICES) {
       this.#transport.handle(`/${spec.service}/${spec.sotw}`, (call) => {
         this.#handleCall(call, 'sotw', spec.onlyType);
@@ -103,8 +109,14 @@ export class AdsServer {
     return this.#port;
   }
 
+  /** Proxies: streams that have sent a DiscoveryRequest. */
   connections(): XdsConnection[] {
-    return [...this.#connections.values()];
+    return [...this.#connections.values()].filter((c) => c.proxy !== undefined);
+  }
+
+  /** What the transport counts (buffers, refusals, errors), for /metrics and tests. */
+  transportStats(): TransportStats {
+    return this.#transport.stats();
   }
 
   /** Distinct subscriptions shared by the connected streams. */
@@ -129,12 +141,9 @@ export class AdsServer {
     this.pushScoped(FULL_SCOPE);
   }
 
-  /** Ends every stream with OK (clients reconnect, to another replica), waits for them up to `graceMs`, then stops. */
-  async close(graceMs = 2000): Promise<void> {
-    const deadline = Date.now() + graceMs;
-    for (const call of this.#calls.values()) call.end();
-    while (this.#calls.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-    await this.#transport.close();
+  /** GOAWAY to every connection, then every stream ends with OK (clients reconnect, to another replica); stops after `graceMs`. */
+  async close(graceMs?: number): Promise<void> {
+    await this.#transport.close(graceMs);
   }
 
   #handleCall(call: GrpcCall, mode: StreamMode, onlyType: ResourceTypeUrl | undefined): void {
@@ -161,15 +170,20 @@ export class AdsServer {
       ...(this.#options.events ? { events: this.#options.events } : {}),
     });
     this.#connections.set(id, connection);
-    this.#calls.set(id, call);
+    const silent = setTimeout(() => {
+      const seconds = (this.#options.firstRequestTimeoutMs ?? DEFAULT_FIRST_REQUEST_TIMEOUT_MS) / 1000;
+      call.end(GrpcStatus.UNAVAILABLE, `no DiscoveryRequest within ${seconds} s of opening the stream`);
+    }, this.#options.firstRequestTimeoutMs ?? DEFAULT_FIRST_REQUEST_TIMEOUT_MS);
+    silent.unref();
     call.onClose = (reason) => {
+      clearTimeout(silent);
       if (!this.#connections.delete(id)) return;
-      this.#calls.delete(id);
       this.budget.waiting.delete(connection);
       connection.close();
       connection.log.info({ reason }, 'proxy disconnected');
     };
     call.onMessage = (bytes) => {
+      clearTimeout(silent);
       let request: DiscoveryRequest | DeltaDiscoveryRequest;
       try {
         request = mode === 'delta' ? decodeDeltaDiscoveryRequest(bytes) : decodeDiscoveryRequest(bytes);

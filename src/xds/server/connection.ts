@@ -111,7 +111,7 @@ export class XdsConnection {
     if (request.responseNonce !== '') {
       if (!watch?.sent || watch.sent.nonce !== request.responseNonce) {
         // Answers a response that a newer one has superseded (xds_protocol: ignore it).
-        this.#log.debug({ type: SHORT_TYPE[typeUrl], nonce: request.responseNonce }, 'stale nonce ignored');
+        this.#log.debug({ type: SHORT_TYPE[typeUrl], nonce: clip(request.responseNonce, 100) }, 'stale nonce ignored');
         this.#options.events?.onStaleNonce?.(this, typeUrl);
         return;
       }
@@ -264,7 +264,7 @@ export class XdsConnection {
   #typeOf(url: string): ResourceTypeUrl | undefined {
     const typeUrl = url === '' && this.#options.onlyType ? this.#options.onlyType : url;
     if (!isResourceTypeUrl(typeUrl) || (this.#options.onlyType && typeUrl !== this.#options.onlyType)) {
-      this.#log.warn({ typeUrl, code: 'MP_XDS_BAD_REQUEST' }, 'MP_XDS_BAD_REQUEST: resource type not served on this stream; ignored');
+      this.#log.warn({ typeUrl: clip(typeUrl, 200), code: 'MP_XDS_BAD_REQUEST' }, 'MP_XDS_BAD_REQUEST: resource type not served on this stream; ignored');
       return undefined;
     }
     return typeUrl;
@@ -334,8 +334,8 @@ export class XdsConnection {
       const nack: NackRecord = { version: watch.sent?.version ?? '', nonce, at, code: errorDetail.code, message: errorDetail.message };
       watch.nack = nack;
       this.#log.warn(
-        { type: SHORT_TYPE[typeUrl], version: nack.version, nonce: nack.nonce, error: nack.message, code: 'MP_XDS_NACK' },
-        `MP_XDS_NACK: proxy rejected ${SHORT_TYPE[typeUrl]} version ${nack.version}: ${nack.message}`,
+        { type: SHORT_TYPE[typeUrl], version: nack.version, nonce: clip(nack.nonce, 100), error: clip(nack.message, 4096), code: 'MP_XDS_NACK' },
+        `MP_XDS_NACK: proxy rejected ${SHORT_TYPE[typeUrl]} version ${nack.version}: ${clip(nack.message, 4096)}`,
       );
       this.#options.events?.onNack?.(this, typeUrl, nack, watch.sent);
       return;
@@ -572,6 +572,11 @@ export class XdsConnection {
       }
     });
   }
+}
+
+/** What a client sent, cut to a length a log line can carry. */
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`;
 }
 
 function sameNames(subscription: Subscription, names: readonly string[]): boolean {

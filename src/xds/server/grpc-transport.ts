@@ -1,189 +1,115 @@
-// Just enough gRPC over node:http2 for the xDS streams: bidirectional streaming, no compression.
-// A response is written as the bytes the connection encoded, which many streams share, behind a
-// 5-byte prefix: nothing is copied per stream, so a thousand proxies cost a thousand writes of
-// the same buffer, not a thousand copies of it.
+// Just enough gRPC over node:http2 for the xDS streams, bounded under abuse. Per connection: a
+// stream limit advertised in SETTINGS, a cap on the bytes of unfinished messages across its
+// streams, keepalive PINGs both ways (a peer that floods PINGs is told to calm down, as grpc-go
+// does), and a maximum age after which it is sent GOAWAY so proxies spread over new replicas.
+// Per server: a rate of new streams, and a drain on close (GOAWAY first, then streams end).
+// A response is written as the bytes the connection encoded, shared by many streams: nothing
+// is copied per stream (see GrpcCall.write).
 import http2 from 'node:http2';
-import type { Logger } from 'pino';
 import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { CallLimits, ReceiveBudget, ReceiveCounters } from './grpc-call.ts';
+import { GrpcCall, GrpcStatus, Scratch } from './grpc-call.ts';
 
-/** gRPC status codes used here (grpc/doc/statuscodes.md). */
-export const GrpcStatus = {
-  OK: 0,
-  INVALID_ARGUMENT: 3,
-  RESOURCE_EXHAUSTED: 8,
-  UNIMPLEMENTED: 12,
-  INTERNAL: 13,
-} as const;
+export { GrpcCall, GrpcStatus } from './grpc-call.ts';
+
+export interface TransportLimits {
+  /** Largest request message, compressed or not (a subscription of many thousand names fits easily). */
+  readonly maxMessageBytes: number;
+  /** Bytes of unfinished messages one connection may hold across its streams. */
+  readonly maxConnectionBufferBytes: number;
+  /** Streams one connection may have open, advertised in SETTINGS. */
+  readonly maxStreamsPerConnection: number;
+  /** A message that has started arriving must complete within this long. */
+  readonly messageTimeoutMs: number;
+  /** A connection is sent GOAWAY after this long, ±10% (0: never). */
+  readonly maxConnectionAgeMs: number;
+  /** How long streams of a connection being closed have to end before it is dropped. */
+  readonly drainGraceMs: number;
+  /** New streams admitted per second across the server, and the burst above it (0: no limit). */
+  readonly streamsPerSecond: number;
+  readonly streamBurst: number;
+  /** A client PING sooner than this after the previous one, with nothing sent between, is a strike. */
+  readonly minPingIntervalMs: number;
+  /** PING every idle connection this often; a peer that does not answer within the timeout is dropped. */
+  readonly keepaliveMs: number;
+  readonly keepaliveTimeoutMs: number;
+}
+
+export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
+  maxMessageBytes: 4 << 20,
+  maxConnectionBufferBytes: 64 << 20,
+  maxStreamsPerConnection: 128,
+  messageTimeoutMs: 30_000,
+  maxConnectionAgeMs: 30 * 60_000,
+  drainGraceMs: 2000,
+  streamsPerSecond: 0,
+  streamBurst: 0,
+  // Istio's enforcement policy: Envoy's xDS keepalive PINGs every 30 s are welcome.
+  minPingIntervalMs: 15_000,
+  keepaliveMs: 30_000,
+  keepaliveTimeoutMs: 10_000,
+};
+
+/** grpc-go: more than this many PING strikes and the connection is told ENHANCE_YOUR_CALM. */
+const MAX_PING_STRIKES = 2;
 
 export interface GrpcTransportOptions {
   readonly log: Logger;
-  /** PING every idle session this often; a peer that does not answer within the timeout is dropped. */
-  readonly keepaliveMs?: number;
-  readonly keepaliveTimeoutMs?: number;
-  /** Largest request message accepted (a subscription of many thousand names fits easily). */
-  readonly maxMessageBytes?: number;
+  readonly limits?: Partial<TransportLimits>;
 }
 
-/** One bidirectional call. The handler sets `onMessage` and `onClose`. */
-export class GrpcCall {
-  readonly peer: string;
-  readonly path: string;
-  onMessage: ((message: Buffer) => void) | undefined;
-  onClose: ((reason: string) => void) | undefined;
-  readonly #stream: http2.ServerHttp2Stream;
-  #status: number = GrpcStatus.OK;
-  #statusMessage = '';
-  #closed = false;
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-  #need = -1;
-  readonly #maxMessageBytes: number;
-
-  constructor(stream: http2.ServerHttp2Stream, path: string, maxMessageBytes: number) {
-    this.#stream = stream;
-    this.path = path;
-    this.#maxMessageBytes = maxMessageBytes;
-    const socket = stream.session?.socket;
-    this.peer = socket ? `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}` : 'unknown';
-    stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
-    stream.on('wantTrailers', () => {
-      stream.sendTrailers({ 'grpc-status': String(this.#status), ...(this.#statusMessage ? { 'grpc-message': encodeURIComponent(this.#statusMessage) } : {}) });
-    });
-    stream.on('data', (chunk: Buffer) => {
-      this.#receive(chunk);
-    });
-    stream.on('end', () => {
-      // The client has said all it will: the call ends, as a unary-less xDS stream does.
-      this.#close('client closed the stream');
-      this.end();
-    });
-    stream.on('aborted', () => {
-      this.#close('stream cancelled');
-    });
-    stream.on('error', (error: Error) => {
-      this.#close(error.message);
-    });
-    stream.on('close', () => {
-      this.#close('stream closed');
-    });
-  }
-
-  get closed(): boolean {
-    return this.#closed || this.#stream.destroyed || this.#stream.closed;
-  }
-
-  /** Writes one message; `written` is called once the transport has taken the bytes (or the call is gone). */
-  write(message: Buffer, written: () => void): void {
-    if (this.closed || !this.#stream.writable) {
-      written();
-      return;
-    }
-    const prefix = Buffer.allocUnsafe(5);
-    prefix[0] = 0; // not compressed
-    prefix.writeUInt32BE(message.length, 1);
-    // Two writes in one cork go out as one writev: the shared message buffer itself is handed on.
-    this.#stream.cork();
-    this.#stream.write(prefix);
-    this.#stream.write(message, () => {
-      written();
-    });
-    this.#stream.uncork();
-  }
-
-  /** Ends the call with a status; OK is how a server going away tells clients to reconnect elsewhere. */
-  end(status: number = GrpcStatus.OK, message = ''): void {
-    if (this.#stream.destroyed || this.#stream.writableEnded) return;
-    this.#status = status;
-    this.#statusMessage = message;
-    this.#stream.end();
-  }
-
-  #close(reason: string): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#pending = [];
-    this.onClose?.(reason);
-  }
-
-  #receive(chunk: Buffer): void {
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.length;
-    for (;;) {
-      if (this.#need < 0) {
-        if (this.#pendingBytes < 5) return;
-        const head = (this.#pending[0] as Buffer).length >= 5 ? (this.#pending[0] as Buffer) : Buffer.concat(this.#pending, this.#pendingBytes);
-        if (head[0] !== 0) {
-          this.#fail(GrpcStatus.UNIMPLEMENTED, 'compressed messages are not supported; send them uncompressed');
-          return;
-        }
-        const length = head.readUInt32BE(1);
-        if (length > this.#maxMessageBytes) {
-          this.#fail(GrpcStatus.RESOURCE_EXHAUSTED, `message of ${length} bytes is larger than the limit of ${this.#maxMessageBytes}`);
-          return;
-        }
-        this.#need = 5 + length;
-      }
-      if (this.#pendingBytes < this.#need) return;
-      const { message, rest } = takeMessage(this.#pending, this.#need);
-      this.#pending = rest;
-      this.#pendingBytes -= this.#need;
-      this.#need = -1;
-      if (this.#closed) return;
-      this.onMessage?.(message);
-    }
-  }
-
-  #fail(status: number, message: string): void {
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    this.end(status, message);
-    this.#close(message);
-  }
+/** What the transport counts, for /metrics and tests. */
+export interface TransportStats extends ReceiveCounters {
+  readonly sessionErrors: number;
+  /** New streams not served, by why: over the rate, the connection draining. */
+  readonly refusedStreams: ReadonlyMap<'rate' | 'draining', number>;
+  readonly tooManyPings: number;
+  readonly maxAgeGoaways: number;
+  readonly connections: number;
+  /** The scratch space joining messages that arrived in pieces. */
+  readonly scratchBytes: number;
 }
 
-// A message that arrived in several chunks is joined here, not in a new buffer: an EDS ACK
-// repeats tens of kilobytes of names, and thousands of them would otherwise be garbage. The
-// message is read synchronously by the handler (which copies what it keeps), then overwritten.
-let scratch = Buffer.allocUnsafe(64 * 1024);
-
-/** The first `need` bytes of `chunks` (a 5-byte prefix and the message) and what follows them. */
-function takeMessage(chunks: readonly Buffer[], need: number): { message: Buffer; rest: Buffer[] } {
-  const first = chunks[0] as Buffer;
-  if (first.length >= need) {
-    return { message: first.subarray(5, need), rest: first.length > need ? [first.subarray(need), ...chunks.slice(1)] : chunks.slice(1) };
-  }
-  if (scratch.length < need) scratch = Buffer.allocUnsafe(Math.max(need, scratch.length * 2));
-  let offset = 0;
-  const rest: Buffer[] = [];
-  for (const chunk of chunks) {
-    if (offset === need) {
-      rest.push(chunk);
-      continue;
-    }
-    const take = Math.min(chunk.length, need - offset);
-    chunk.copy(scratch, offset, 0, take);
-    offset += take;
-    if (take < chunk.length) rest.push(chunk.subarray(take));
-  }
-  return { message: scratch.subarray(5, need), rest };
+interface SessionState {
+  readonly calls: Set<GrpcCall>;
+  readonly budget: ReceiveBudget;
+  draining: boolean;
+  pingStrikes: number;
+  lastPingAt: number | undefined;
 }
 
 export class GrpcTransport {
   readonly #server: http2.Http2Server;
   readonly #handlers = new Map<string, (call: GrpcCall) => void>();
-  readonly #sessions = new Set<http2.ServerHttp2Session>();
-  /** Every accepted socket, also those whose HTTP/2 session has not started yet. */
+  readonly #sessions = new Map<http2.ServerHttp2Session, SessionState>();
   readonly #sockets = new Set<Socket>();
-  readonly #options: GrpcTransportOptions;
+  readonly #log: Logger;
+  readonly #limits: TransportLimits;
+  readonly #callLimits: CallLimits;
+  readonly #scratch = new Scratch();
+  readonly #counters: ReceiveCounters = { bufferedBytes: 0, discardedBytes: 0, compressedMessages: 0, refusedMessages: new Map() };
+  readonly #refused = new Map<'rate' | 'draining', number>();
+  #sessionErrors = 0;
+  #tooManyPings = 0;
+  #maxAgeGoaways = 0;
+  #tokens: number;
+  #tokensAt = performance.now();
 
   constructor(options: GrpcTransportOptions) {
-    this.#options = options;
+    this.#log = options.log;
+    this.#limits = { ...DEFAULT_TRANSPORT_LIMITS, ...options.limits };
+    this.#callLimits = { maxMessageBytes: this.#limits.maxMessageBytes, messageTimeoutMs: this.#limits.messageTimeoutMs };
+    this.#tokens = this.#limits.streamBurst;
     this.#server = http2.createServer({
-      // Many proxies share a connection only behind a proxy; each stream here is one proxy's ADS.
-      settings: { maxConcurrentStreams: 1024, initialWindowSize: 1 << 20 },
+      // Each stream is one proxy's ADS; many share a connection only behind a proxy. Past the
+      // limit, node:http2 refuses a stream with REFUSED_STREAM until the client has acknowledged
+      // the SETTINGS, and treats it as a connection error after.
+      settings: { maxConcurrentStreams: this.#limits.maxStreamsPerConnection, initialWindowSize: 1 << 20 },
       // Responses are large (a whole mesh's clusters): room for several in flight per session.
       maxSessionMemory: 64,
     });
+    // The raw sockets, so close() can end a connection whose peer never finishes a graceful close.
     this.#server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
@@ -201,6 +127,18 @@ export class GrpcTransport {
     this.#handlers.set(path, handler);
   }
 
+  stats(): TransportStats {
+    return {
+      ...this.#counters,
+      sessionErrors: this.#sessionErrors,
+      refusedStreams: this.#refused,
+      tooManyPings: this.#tooManyPings,
+      maxAgeGoaways: this.#maxAgeGoaways,
+      connections: this.#sessions.size,
+      scratchBytes: this.#scratch.size,
+    };
+  }
+
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
       const onError = (error: Error): void => {
@@ -216,37 +154,98 @@ export class GrpcTransport {
     });
   }
 
-  /** Stops accepting and drops every session (calls should have been ended first). */
-  async close(): Promise<void> {
+  /**
+   * Stops accepting, sends every connection GOAWAY, then ends its streams with OK (clients
+   * reconnect, to another replica); connections still open after `graceMs` are dropped.
+   */
+  async close(graceMs = this.#limits.drainGraceMs): Promise<void> {
     const closed = new Promise<void>((resolve) => {
       this.#server.close(() => {
         resolve();
       });
     });
-    for (const session of this.#sessions) session.destroy();
-    // A connection accepted just before close may have no session yet; it must not hold close open.
+    for (const session of this.#sessions.keys()) this.#drain(session, GrpcStatus.OK, 'meshpilot is shutting down; reconnect');
+    const deadline = Date.now() + graceMs;
+    while (this.#sessions.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    for (const session of this.#sessions.keys()) session.destroy();
     for (const socket of this.#sockets) socket.destroy();
     await closed;
   }
 
+  /** GOAWAY (no new streams), then every stream of the session ends with `status`; dropped after the grace. */
+  #drain(session: http2.ServerHttp2Session, status: number, message: string): void {
+    const state = this.#sessions.get(session);
+    if (!state || state.draining) return;
+    state.draining = true;
+    if (!session.closed && !session.destroyed) session.close();
+    for (const call of state.calls) call.end(status, message);
+    setTimeout(() => {
+      if (!session.destroyed) session.destroy();
+    }, this.#limits.drainGraceMs).unref();
+  }
+
   #track(session: http2.ServerHttp2Session): void {
-    this.#sessions.add(session);
-    session.on('error', () => undefined); // reported per stream; a broken session just goes away
+    const state: SessionState = { calls: new Set(), budget: { bytes: 0, limit: this.#limits.maxConnectionBufferBytes, sentSincePing: false }, draining: false, pingStrikes: 0, lastPingAt: undefined };
+    this.#sessions.set(session, state);
+    let errorLogged = false;
+    session.on('error', (error: Error) => {
+      // Counted every time, logged once per connection: a broken peer must not flood the log.
+      this.#sessionErrors++;
+      if (errorLogged) return;
+      errorLogged = true;
+      this.#log.warn({ code: 'MP_XDS_SESSION_ERROR', err: error.message }, 'MP_XDS_SESSION_ERROR: an xDS connection failed; its streams end and its proxies reconnect');
+    });
+    session.on('ping', () => {
+      this.#onPing(session, state);
+    });
     // A connection-level window as large as a stream's, so many streams' ACKs never wait on it.
     try {
       session.setLocalWindowSize(8 << 20);
     } catch {
       // a session that is already closing
     }
-    const keepaliveMs = this.#options.keepaliveMs ?? 30_000;
-    const timeoutMs = this.#options.keepaliveTimeoutMs ?? 10_000;
+    const stopKeepalive = this.#keepalive(session);
+    const age = this.#limits.maxConnectionAgeMs;
+    const ageTimer = age > 0
+      ? setTimeout(() => {
+          this.#maxAgeGoaways++;
+          this.#drain(session, GrpcStatus.OK, 'connection reached its maximum age; reconnect');
+        }, age * (0.9 + Math.random() * 0.2))
+      : undefined;
+    ageTimer?.unref();
+    session.on('close', () => {
+      stopKeepalive();
+      clearTimeout(ageTimer);
+      this.#sessions.delete(session);
+    });
+  }
+
+  /** grpc-go's enforcement: PINGs more often than allowed, with nothing sent between, are strikes. */
+  #onPing(session: http2.ServerHttp2Session, state: SessionState): void {
+    const now = performance.now();
+    if (state.budget.sentSincePing) {
+      state.budget.sentSincePing = false;
+      state.pingStrikes = 0;
+    } else if (state.lastPingAt !== undefined && now - state.lastPingAt < this.#limits.minPingIntervalMs) {
+      state.pingStrikes++;
+    }
+    state.lastPingAt = now;
+    if (state.pingStrikes <= MAX_PING_STRIKES || state.draining) return;
+    this.#tooManyPings++;
+    this.#log.warn({ code: 'MP_XDS_TOO_MANY_PINGS' }, 'MP_XDS_TOO_MANY_PINGS: a peer sent PINGs more often than allowed; its connection is closed');
+    // The debug data grpc clients look for to slow their keepalive down.
+    session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, 0, Buffer.from('too_many_pings'));
+    this.#drain(session, GrpcStatus.UNAVAILABLE, 'too many pings');
+  }
+
+  #keepalive(session: http2.ServerHttp2Session): () => void {
     let timeout: NodeJS.Timeout | undefined;
-    const keepalive = setInterval(() => {
+    const interval = setInterval(() => {
       if (session.destroyed || timeout) return;
       timeout = setTimeout(() => {
-        this.#options.log.warn({ code: 'MP_XDS_KEEPALIVE' }, 'MP_XDS_KEEPALIVE: a peer did not answer a keepalive PING in time; its connection is closed');
+        this.#log.warn({ code: 'MP_XDS_KEEPALIVE' }, 'MP_XDS_KEEPALIVE: a peer did not answer a keepalive PING in time; its connection is closed');
         session.destroy();
-      }, timeoutMs);
+      }, this.#limits.keepaliveTimeoutMs);
       const sent = session.ping(() => {
         clearTimeout(timeout);
         timeout = undefined;
@@ -255,16 +254,34 @@ export class GrpcTransport {
         clearTimeout(timeout);
         timeout = undefined;
       }
-    }, keepaliveMs);
-    keepalive.unref();
-    session.on('close', () => {
-      clearInterval(keepalive);
+    }, this.#limits.keepaliveMs);
+    interval.unref();
+    return () => {
+      clearInterval(interval);
       clearTimeout(timeout);
-      this.#sessions.delete(session);
-    });
+    };
+  }
+
+  /** A token bucket: `streamsPerSecond` refill, `streamBurst` deep. */
+  #admit(): boolean {
+    const rate = this.#limits.streamsPerSecond;
+    if (rate <= 0) return true;
+    const now = performance.now();
+    this.#tokens = Math.min(Math.max(1, this.#limits.streamBurst), this.#tokens + ((now - this.#tokensAt) * rate) / 1000);
+    this.#tokensAt = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
   }
 
   #route(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    const state = this.#sessions.get(stream.session as http2.ServerHttp2Session);
+    if (!state || state.draining) {
+      // Arrived as GOAWAY went out: the client retries it on another connection.
+      this.#refused.set('draining', (this.#refused.get('draining') ?? 0) + 1);
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
     const path = headers[':path'] ?? '';
     const contentType = headers['content-type'] ?? '';
     if (headers[':method'] !== 'POST' || !contentType.startsWith('application/grpc')) {
@@ -274,10 +291,25 @@ export class GrpcTransport {
     }
     const handler = this.#handlers.get(path);
     if (!handler) {
-      // Trailers-only response: status in the headers, no body.
-      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(GrpcStatus.UNIMPLEMENTED), 'grpc-message': encodeURIComponent(`unknown method ${path}`) }, { endStream: true });
+      trailersOnly(stream, GrpcStatus.UNIMPLEMENTED, `unknown method ${path.slice(0, 200)}`);
       return;
     }
-    handler(new GrpcCall(stream, path, this.#options.maxMessageBytes ?? 64 << 20));
+    if (!this.#admit()) {
+      this.#refused.set('rate', (this.#refused.get('rate') ?? 0) + 1);
+      trailersOnly(stream, GrpcStatus.UNAVAILABLE, 'too many new xDS streams right now; retry with backoff');
+      return;
+    }
+    const call = new GrpcCall(stream, headers, { limits: this.#callLimits, budget: state.budget, counters: this.#counters, scratch: this.#scratch });
+    state.calls.add(call);
+    stream.on('close', () => {
+      state.calls.delete(call);
+    });
+    handler(call);
   }
+}
+
+/** A response that is only a status: in the headers, no body, and the stream reset if the client is still sending. */
+function trailersOnly(stream: http2.ServerHttp2Stream, status: number, message: string): void {
+  stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(status), 'grpc-message': encodeURIComponent(message) }, { endStream: true });
+  if (!stream.readableEnded) stream.close(http2.constants.NGHTTP2_NO_ERROR);
 }

@@ -17,6 +17,11 @@ export interface NodeInfo {
 }
 
 
+/** Resource names one request may carry (subscribed, unsubscribed and initial versions together). */
+export const MAX_RESOURCE_NAMES = 100_000;
+/** Longest node id accepted: Istio's are a few hundred bytes; the id is shown and logged as is. */
+export const MAX_NODE_ID_CHARS = 1024;
+
 let requestType: protobuf.Type | undefined;
 let deltaRequestType: protobuf.Type | undefined;
 
@@ -31,13 +36,16 @@ function asString(value: Json | undefined): string {
 export function decodeNode(json: Json | undefined): NodeInfo | undefined {
   if (json === undefined) return undefined;
   const node = asRecord(json);
+  const id = asString(node['id']);
+  if (id.length > MAX_NODE_ID_CHARS) throw new Error(`the node id is ${id.length} characters long; at most ${MAX_NODE_ID_CHARS} are accepted`);
   const locality = node['locality'];
   return {
-    id: asString(node['id']),
-    cluster: asString(node['cluster']),
+    id,
+    // Shown and logged as they are: kept to a length any real client stays within.
+    cluster: asString(node['cluster']).slice(0, MAX_NODE_ID_CHARS),
     metadata: asRecord(node['metadata']),
-    userAgentName: asString(node['user_agent_name']),
-    userAgentVersion: asString(node['user_agent_version']),
+    userAgentName: asString(node['user_agent_name']).slice(0, 256),
+    userAgentVersion: asString(node['user_agent_version']).slice(0, 256),
     ...(locality !== undefined ? { locality: asRecord(locality) } : {}),
   };
 }
@@ -104,6 +112,8 @@ function eachField(bytes: Uint8Array, visit: (field: number, start: number, end:
   }
 }
 
+const tooManyNames = (): Error => new Error(`the request names more than ${MAX_RESOURCE_NAMES} resources, the most one request may`);
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -124,6 +134,7 @@ export function decodeDiscoveryRequest(bytes: Uint8Array): DiscoveryRequest {
     if (field === 3) {
       if (nameRanges.length === 0) namesStart = tagStart;
       nameRanges.push(start, end);
+      if (nameRanges.length > 2 * MAX_RESOURCE_NAMES) throw tooManyNames();
     } else if (field === 1) versionInfo = utf8.decode(bytes.subarray(start, end));
     else if (field === 4) typeUrl = utf8.decode(bytes.subarray(start, end));
     else if (field === 5) responseNonce = utf8.decode(bytes.subarray(start, end));
@@ -218,8 +229,10 @@ export function decodeDeltaDiscoveryRequest(bytes: Uint8Array): DeltaDiscoveryRe
   const subscribe: string[] = [];
   const unsubscribe: string[] = [];
   const initialVersions = new Map<string, string>();
+  let count = 0;
   eachField(bytes, (field, start, end, _value, delimited) => {
     if (!delimited) return; // every field used here is length-delimited
+    if ((field === 3 || field === 4 || field === 5) && ++count > MAX_RESOURCE_NAMES) throw tooManyNames();
     const text = (): string => utf8.decode(bytes.subarray(start, end));
     if (field === 3) subscribe.push(text());
     else if (field === 4) unsubscribe.push(text());
