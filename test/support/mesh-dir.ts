@@ -1,7 +1,7 @@
 // Writes a Kubernetes-shaped config directory (what `kubectl get -o yaml` would show) for tests.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 
 export type K8sObject = Record<string, unknown>;
@@ -64,8 +64,12 @@ export class MeshDir {
     return new MeshDir(await mkdtemp(join(tmpdir(), 'meshpilot-test-')));
   }
 
+  /** Writes a file whole, as an editor saving by rename does: a reader never sees it half-written. */
   async write(file: string, content: string | K8sObject[]): Promise<void> {
-    await writeFile(join(this.path, file), typeof content === 'string' ? content : toYaml(content));
+    const target = join(this.path, file);
+    const temp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
+    await writeFile(temp, typeof content === 'string' ? content : toYaml(content));
+    await rename(temp, target);
   }
 
   /** Deletes one file: how a user removes the objects it held (an emptied file keeps them). */
