@@ -9,22 +9,7 @@ import type { ValidationIssue } from '../model/rules.ts';
 import type { Fields } from './object-fields.ts';
 import { describeType, fieldsOf, isDns1123Label, isFields, stringField } from './object-fields.ts';
 import { MAX_DURATION_SECONDS } from './istio-fields.ts';
-
-const GO_DURATION = /^(\d+(?:\.\d+)?)(h|m|s|ms)$/;
-const UNIT_MS: Readonly<Record<string, number>> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
-
-/** `10s`, `1.5s`, `250ms`, `1m` (Go durations, as Istio writes them) to milliseconds. */
-export function parseGoDuration(value: string): number | undefined {
-  const match = GO_DURATION.exec(value.trim());
-  if (!match?.[1] || !match[2]) return undefined;
-  return Math.round(Number(match[1]) * (UNIT_MS[match[2]] ?? 0));
-}
-
-function protoDuration(ms: number): string {
-  const seconds = Math.floor(ms / 1000);
-  const rest = ms % 1000;
-  return rest === 0 ? `${seconds}s` : `${seconds}.${String(rest).padStart(3, '0')}s`;
-}
+import { durationJson, parseDuration } from '../model/duration.ts';
 
 class MeshIssues {
   readonly issues: ValidationIssue[] = [];
@@ -82,16 +67,16 @@ function readOutboundPolicy(mesh: Fields, issues: MeshIssues): OutboundTrafficMo
 function readConnectTimeout(mesh: Fields, issues: MeshIssues): string {
   const value = mesh['connectTimeout'];
   if (value === undefined) return DEFAULT_MESH_CONFIG.connectTimeout;
-  const ms = typeof value === 'string' ? parseGoDuration(value) : undefined;
-  if (ms === undefined || ms <= 0) {
+  const nanos = typeof value === 'string' ? parseDuration(value.trim()) : undefined;
+  if (nanos === undefined || nanos <= 0n) {
     issues.error('connectTimeout', `must be a positive duration such as 10s or 500ms, got ${describeType(value)}`);
     return DEFAULT_MESH_CONFIG.connectTimeout;
   }
-  if (ms > MAX_DURATION_SECONDS * 1000) {
+  if (nanos > BigInt(MAX_DURATION_SECONDS) * 1_000_000_000n) {
     issues.error('connectTimeout', `${describeType(value)} is longer than Envoy accepts (at most ${MAX_DURATION_SECONDS}s): use a shorter duration`);
     return DEFAULT_MESH_CONFIG.connectTimeout;
   }
-  return protoDuration(ms);
+  return durationJson(nanos);
 }
 
 function readRootNamespace(mesh: Fields, issues: MeshIssues): string | undefined {
