@@ -1,7 +1,7 @@
 // The interop table: one meshpilot, one set of real backends, and real proxyless gRPC xDS
 // clients we did not write (grpc-js-xds; gRPC C-core from PyPI's grpcio, current and 1.51.3;
 // grpc-go), each calling through the same Istio rules. Every row is proven on real calls for every client at once, and
-// each cell goes to test/interop/results/e2e-interop.json for the README's table.
+// each cell goes to test/interop/last-run/e2e-interop.json, and from there to the README's table.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startBackend, startBackends, type Backend } from './support/backends.ts';

@@ -3,11 +3,12 @@
 // A test proves a cell on real calls, then records it:
 //   recordInterop('fault-abort', 'envoy', 'pass');
 //   recordInterop('least-request', 'grpc-go', 'degraded', 'gRPC has no LEAST_REQUEST: served as ROUND_ROBIN');
-// When the test process exits, its cells are written to test/interop/results/<test file>.json
-// (the whole file, so a cell no longer proven disappears). `npm run interop-table -- --write`
-// renders every results file into README.md; test/interop-readme.test.ts and .ci/run check that
-// README.md and the committed results are what the tests proved. A row a client has no cell for
-// renders as "—".
+// When the test process exits, its cells are written to test/interop/last-run/<test file>.json
+// (the whole file, so a cell no longer proven disappears; the directory is not committed).
+// `npm run interop-table -- --write` takes the last run into test/interop/results/ (committed)
+// and renders them into README.md; test/interop-readme.test.ts checks that README.md is what the
+// committed results give, and `npm run interop-table -- --compare` (in .ci/run, after each run)
+// that the last run proved what they say. A row a client has no cell for renders as "—".
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,7 +60,10 @@ export interface InteropResults {
 }
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** What the README's table shows: committed. */
 export const RESULTS_DIR = join(ROOT, 'test/interop/results');
+/** What the last test run proved: not committed. */
+export const LAST_RUN_DIR = process.env['MESHPILOT_INTEROP_LAST_RUN'] ?? join(ROOT, 'test/interop/last-run');
 
 const recorded = new Map<string, InteropCell>();
 const versions: Partial<Record<InteropClient, string>> = {};
@@ -71,6 +75,11 @@ function byTableOrder(a: InteropCell, b: InteropCell): number {
   return rules.indexOf(a.rule) - rules.indexOf(b.rule) || clients.indexOf(a.client) - clients.indexOf(b.client);
 }
 
+/** The results file of a test file: test/e2e-interop.test.ts -> e2e-interop.json. */
+export function resultsFileName(testFile: string): string {
+  return `${basename(testFile).replace(/\.test\.ts$/, '')}.json`;
+}
+
 function writeRecorded(): void {
   const testFile = process.argv[1];
   if (recorded.size === 0 || !testFile) return;
@@ -79,8 +88,8 @@ function writeRecorded(): void {
     versions: Object.fromEntries(Object.keys(INTEROP_CLIENTS).flatMap((c) => (versions[c as InteropClient] ? [[c, versions[c as InteropClient]]] : []))),
     cells: [...recorded.values()].sort(byTableOrder),
   };
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  writeFileSync(join(RESULTS_DIR, `${basename(testFile).replace(/\.test\.ts$/, '')}.json`), `${JSON.stringify(results, null, 2)}\n`);
+  mkdirSync(LAST_RUN_DIR, { recursive: true });
+  writeFileSync(join(LAST_RUN_DIR, resultsFileName(testFile)), `${JSON.stringify(results, null, 2)}\n`);
 }
 
 /** Records one cell of the interop table for the running test file; the last record of a (rule, client) wins. */
@@ -152,4 +161,45 @@ export function withInteropTable(readme: string, table: string): string {
   const end = readme.indexOf(README_END);
   if (start < 0 || end < start) throw new Error(`README.md lacks the markers ${README_START} … ${README_END}`);
   return `${readme.slice(0, start + README_START.length)}\n${table}${readme.slice(end)}`;
+}
+
+/** What a run proved against what is committed: `broken` means the README's table says something this run did not prove. */
+export interface InteropComparison {
+  readonly broken: readonly string[];
+  readonly notices: readonly string[];
+}
+
+/**
+ * Compares the last run's results with the committed ones, test file by test file. A committed
+ * cell that the run recorded with another verdict, or did not record, or whose test file did not
+ * run at all, is broken; other differences (a version, a note, a cell the README lacks) are
+ * notices, fixed by `npm run interop-table -- --write`.
+ */
+export function compareInteropResults(committed: readonly InteropResults[], run: readonly InteropResults[]): InteropComparison {
+  const broken: string[] = [];
+  const notices: string[] = [];
+  const runBySource = new Map(run.map((r) => [r.source, r]));
+  const cellsOf = (r: InteropResults) => new Map(r.cells.map((c) => [`${c.rule} × ${c.client}`, c]));
+  for (const was of committed) {
+    const now = runBySource.get(was.source);
+    if (!now) {
+      broken.push(`${was.source}: did not run (or recorded nothing), so none of its ${String(was.cells.length)} cells was proven`);
+      continue;
+    }
+    const nowCells = cellsOf(now);
+    for (const [key, cell] of cellsOf(was)) {
+      const proven = nowCells.get(key);
+      if (!proven) broken.push(`${was.source}: ${key} is ${cell.verdict} in the README, and this run did not record it`);
+      else if (proven.verdict !== cell.verdict) broken.push(`${was.source}: ${key} is ${cell.verdict} in the README, and this run recorded ${proven.verdict}${proven.note ? ` (${proven.note})` : ''}`);
+      else if ((proven.note ?? '') !== (cell.note ?? '')) notices.push(`${was.source}: ${key} note changed: "${cell.note ?? ''}" -> "${proven.note ?? ''}"`);
+      nowCells.delete(key);
+    }
+    for (const [key, cell] of nowCells) notices.push(`${was.source}: ${key} was recorded (${cell.verdict}) and is not in the README`);
+    for (const client of new Set([...Object.keys(was.versions), ...Object.keys(now.versions)]) as Set<InteropClient>) {
+      if (was.versions[client] !== now.versions[client]) notices.push(`${was.source}: ${client} version ${was.versions[client] ?? 'none'} in the README, ${now.versions[client] ?? 'none'} in this run`);
+    }
+  }
+  const committedSources = new Set(committed.map((r) => r.source));
+  for (const r of run) if (!committedSources.has(r.source)) notices.push(`${r.source}: recorded ${String(r.cells.length)} cells the README lacks`);
+  return { broken, notices };
 }

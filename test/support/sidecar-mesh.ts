@@ -234,7 +234,12 @@ export function useSidecarMesh(options: SidecarMeshOptions = {}): (t: TestContex
     await mesh.assertNothingRejected();
     recordInterop('no-nack', 'envoy', 'pass');
   });
-  return async (t) => ((await requireEnvoy(t)) && (await requireNetns(t)) ? mesh : undefined);
+  return async (t) => {
+    if (!(await requireEnvoy(t)) || !(await requireNetns(t))) return undefined;
+    // Envoy and pods are available, so a mesh that did not start is a failure, never a silent pass.
+    if (!mesh) throw new Error('the sidecar mesh did not start');
+    return mesh;
+  };
 }
 
 /** A table row: the rules in force, and what a user then sees. */
