@@ -104,8 +104,18 @@ describe('VirtualService fields rendered, not dropped', () => {
     assert.equal(action(legacy)['prefix_rewrite'], undefined);
   });
 
+  it('keeps weights relative, as Istio does: 1 and 3 are a quarter and three quarters', async () => {
+    const [canary] = (await sidecar()).routes('9080', `${REVIEWS}:9080`);
+    assert.deepEqual(action(canary)['weighted_clusters'], {
+      clusters: [
+        { name: `outbound|9080|v2|${REVIEWS}`, weight: 1 },
+        { name: `outbound|9080|v3|${REVIEWS}`, weight: 3 },
+      ],
+    });
+  });
+
   it('mirrors to every destination of mirrors[], each with its percentage (100% when unset)', async () => {
-    const [route] = (await sidecar()).routes('9080', `${REVIEWS}:9080`);
+    const [, route] = (await sidecar()).routes('9080', `${REVIEWS}:9080`);
     assert.deepEqual(action(route)['request_mirror_policies'], [
       { cluster: `outbound|9080|v2|${REVIEWS}`, runtime_fraction: { default_value: { numerator: 500_000, denominator: 'MILLION' } }, trace_sampled: false },
       { cluster: `outbound|9080|v3|${REVIEWS}`, runtime_fraction: { default_value: { numerator: 1_000_000, denominator: 'MILLION' } }, trace_sampled: false },
@@ -113,7 +123,7 @@ describe('VirtualService fields rendered, not dropped', () => {
   });
 
   it('backs off from 250 ms, prefers other localities and may retry the same host, as the retries ask', async () => {
-    const [route] = (await sidecar()).routes('9080', `${REVIEWS}:9080`);
+    const [, route] = (await sidecar()).routes('9080', `${REVIEWS}:9080`);
     assert.deepEqual(action(route)['retry_policy'], {
       retry_on: '5xx,retriable-status-codes',
       num_retries: 4,
@@ -192,13 +202,15 @@ describe('proxyless gRPC: what it cannot do is left out and reported', () => {
   it('leaves the directResponse route out for gRPC, and reports it with the mirrors and retry conditions it ignores', async () => {
     const grpc = new Rendered(renderForProxy(await loadFixture('istio-fidelity'), GRPC, [`${PRODUCTPAGE}:9080`, `${REVIEWS}:9080`]));
     assert.deepEqual(grpc.routes(`${PRODUCTPAGE}:9080`, `${PRODUCTPAGE}:9080`).map((r) => r['name']), ['legacy-api', 'default/productpage/http[2]']);
-    const [reviews] = grpc.routes(`${REVIEWS}:9080`, `${REVIEWS}:9080`);
+    const [canary, reviews] = grpc.routes(`${REVIEWS}:9080`, `${REVIEWS}:9080`);
+    // Relative weights are gRPC's too.
+    assert.deepEqual((action(canary)['weighted_clusters'] as { clusters: JsonObject[] }).clusters.map((c) => c['weight']), [1, 3]);
     assert.equal(action(reviews)['request_mirror_policies'], undefined);
     // 5xx and 503 are no gRPC status: nothing left to retry on.
     assert.equal(action(reviews)['retry_policy'], undefined);
     assert.ok((await degradations('VirtualService', 'productpage')).includes('MP_GRPC_DEGRADED spec.http[0].directResponse'));
     const reviewsNotes = await degradations('VirtualService', 'reviews');
-    for (const path of ['spec.http[0].mirrors', 'spec.http[0].retries.retryOn', 'spec.http[0].retries.retryRemoteLocalities']) assert.ok(reviewsNotes.includes(`MP_GRPC_DEGRADED ${path}`), path);
+    for (const path of ['spec.http[1].mirrors', 'spec.http[1].retries.retryOn', 'spec.http[1].retries.retryRemoteLocalities']) assert.ok(reviewsNotes.includes(`MP_GRPC_DEGRADED ${path}`), path);
   });
 
   it('reports slow start as something gRPC clients do not do', async () => {

@@ -244,17 +244,22 @@ void describe('Endpoints', () => {
 });
 
 void describe('VirtualService validation', () => {
-  void it('a VirtualService whose weights sum to 90 is rejected with its field path and the fix', () => {
-    const { rules, rejected } = convertObjects(sourced(virtualService({ hosts: ['reviews'], http: [{ route: [route('v1', 60), route('v3', 30)] }] })));
+  void it('weights are relative, as in Istio: 60 and 30 split 2:1, and 49 and 50 are valid', () => {
+    assert.deepEqual(issuesOf(virtualService({ hosts: ['reviews'], http: [{ route: [route('v1', 60), route('v3', 30)] }] })), []);
+    assert.deepEqual(issuesOf(virtualService({ hosts: ['reviews'], http: [{ route: [route('v1', 49), route('v2', 50)] }] })), []);
+    assert.deepEqual(issuesOf(virtualService({ hosts: ['reviews'], http: [{ route: [route('v1', 1000), route('v2', 3000)] }] })), []);
+  });
+
+  void it('several destinations whose weights sum to 0 are rejected with the field path and the fix', () => {
+    const { rules, rejected } = convertObjects(sourced(virtualService({ hosts: ['reviews'], http: [{ route: [route('v1', 0), route('v3', 0)] }] })));
     assert.deepEqual(rules, []);
-    assert.equal(rejected.length, 1);
     assert.equal(rejected[0]?.object, 'VirtualService default/reviews');
     assert.deepEqual(rejected[0].issues, [
       {
         code: 'MP_RULE_INVALID',
         severity: 'error',
         path: 'spec.http[0].route',
-        message: 'weights sum to 90, expected 100: make the weights of http[0].route add up to 100',
+        message: 'the weights of http[0].route sum to 0, so no destination gets traffic: give at least one destination a positive weight',
       },
     ]);
   });
@@ -263,13 +268,13 @@ void describe('VirtualService validation', () => {
     assert.deepEqual(issuesOf(virtualService({ hosts: ['reviews'], http: [{ route: [route('v1')] }] })), []);
     const issues = issuesOf(virtualService({ hosts: ['reviews'], http: [{ route: [route('v1'), route('v2')] }] }));
     assert.deepEqual(issues.map((i) => i.path), ['spec.http[0].route']);
-    assert.match(issues[0]?.message ?? '', /weights sum to 0, expected 100/);
+    assert.match(issues[0]?.message ?? '', /sum to 0/);
   });
 
-  void it('weights must be whole numbers from 0 to 100', () => {
-    const issues = issuesOf(virtualService({ hosts: ['reviews'], http: [{ route: [route('v1', 50.5), route('v2', 120), { ...(route('v3') as object), weight: '10' }] }] }));
+  void it('weights must be whole numbers from 0 up', () => {
+    const issues = issuesOf(virtualService({ hosts: ['reviews'], http: [{ route: [route('v1', 50.5), route('v2', -20), { ...(route('v3') as object), weight: '10' }] }] }));
     assert.deepEqual(issues.map((i) => i.path), ['spec.http[0].route[0].weight', 'spec.http[0].route[1].weight', 'spec.http[0].route[2].weight']);
-    assert.match(issues[1]?.message ?? '', /whole number from 0 to 100, got number 120/);
+    assert.match(issues[1]?.message ?? '', /whole number from 0 up, got number -20/);
   });
 
   void it('hosts must not be empty, and an http route needs a destination host', () => {

@@ -256,7 +256,7 @@ void describe('YamlSource', () => {
   void it('a broken VirtualService keeps its last good version, and the log names file, object, field and fix', async () => {
     await writeFile(path.join(dir, 'vs.yaml'), reviewsVs([50, 50]));
     await startSource();
-    await writeFile(path.join(dir, 'vs.yaml'), reviewsVs([60, 30]));
+    await writeFile(path.join(dir, 'vs.yaml'), reviewsVs([0, 0]));
     await eventually('the rejection to be published', () => store.current().rejected.length === 1);
     assert.deepEqual(weightsOf(store), [50, 50], 'the last good 50/50 split is still served');
     const [rejected] = store.current().rejected;
@@ -266,7 +266,7 @@ void describe('YamlSource', () => {
     const warn = captured.lines.find((line) => line.level === 40 && line['code'] === 'MP_RULE_INVALID');
     assert.ok(warn, 'one warn line for the rejected rule');
     assert.deepEqual([warn['file'], warn['object'], warn['field'], warn['keptLastGood']], ['vs.yaml', 'VirtualService default/reviews', 'spec.http[0].route', true]);
-    assert.match(warn.msg, /weights sum to 90, expected 100: make the weights of http\[0\]\.route add up to 100; still serving its last good version/);
+    assert.match(warn.msg, /the weights of http\[0\]\.route sum to 0, so no destination gets traffic: give at least one destination a positive weight; still serving its last good version/);
 
     await writeFile(path.join(dir, 'vs.yaml'), reviewsVs([90, 10]));
     await eventually('the fixed rule to be served', () => weightsOf(store)[0] === 90);
@@ -275,7 +275,7 @@ void describe('YamlSource', () => {
 
   void it('a broken object that never had a good version is simply not served', async () => {
     await startSource();
-    await writeFile(path.join(dir, 'vs.yaml'), reviewsVs([60, 30]));
+    await writeFile(path.join(dir, 'vs.yaml'), reviewsVs([0, 0]));
     await eventually('the rejection to be published', () => store.current().rejected.length === 1);
     assert.equal(store.current().rejected[0]?.keptLastGood, false);
     assert.deepEqual(store.current().rules, []);

@@ -89,6 +89,9 @@ function checkDestination(value: unknown, path: string, issues: IssueList): void
   }
 }
 
+/** Istio's weights are int32 and relative: each destination gets weight / (sum of weights). */
+const MAX_WEIGHT = 2 ** 31 - 1;
+
 function checkRouteDestinations(routeValue: unknown, path: string, issues: IssueList): void {
   const destinations = mapsIn(routeValue, path, 'route destination', issues);
   let total = 0;
@@ -99,18 +102,18 @@ function checkRouteDestinations(routeValue: unknown, path: string, issues: Issue
     checkHeaders(destination['headers'], `${itemPath}.headers`, issues);
     const weight = destination['weight'];
     if (weight === undefined) continue;
-    if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0 || weight > 100) {
-      issues.error(`${itemPath}.weight`, `must be a whole number from 0 to 100, got ${describeType(weight)}: give the percentage of traffic as an integer`);
+    if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0 || weight > MAX_WEIGHT) {
+      issues.error(`${itemPath}.weight`, `must be a whole number from 0 up, got ${describeType(weight)}: weights are relative (49 and 51 split 49:51)`);
       weightsValid = false;
     } else {
       total += weight;
     }
   }
   const count = Array.isArray(routeValue) ? routeValue.length : 0;
-  // Istio requires the split to be explicit once there is more than one destination.
-  if (weightsValid && count > 1 && total !== 100) {
+  // As Istio: with several destinations, at least one must get traffic; the split is relative.
+  if (weightsValid && count > 1 && total === 0) {
     const where = path.replace(/^spec\./, '');
-    issues.error(path, `weights sum to ${total}, expected 100: make the weights of ${where} add up to 100`);
+    issues.error(path, `the weights of ${where} sum to 0, so no destination gets traffic: give at least one destination a positive weight`);
   }
 }
 
