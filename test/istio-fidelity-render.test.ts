@@ -109,9 +109,16 @@ describe('VirtualService fields rendered, not dropped', () => {
     assert.deepEqual(action(canary)['weighted_clusters'], {
       clusters: [
         { name: `outbound|9080|v2|${REVIEWS}`, weight: 1 },
-        { name: `outbound|9080|v3|${REVIEWS}`, weight: 3 },
+        // A destination's host header is its own host rewrite, as Istio renders it.
+        { name: `outbound|9080|v3|${REVIEWS}`, weight: 3, host_rewrite_literal: 'reviews-canary.internal' },
       ],
     });
+  });
+
+  it('rewrites the host when a route sets :authority on the request, and never adds it as a header', async () => {
+    const [, , catchAll] = (await sidecar()).routes('9080', `${PRODUCTPAGE}:9080`);
+    assert.equal(action(catchAll)['host_rewrite_literal'], 'productpage.internal');
+    assert.deepEqual(catchAll?.['request_headers_to_add'], [{ header: { key: 'x-served-through', value: 'mesh' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }]);
   });
 
   it('mirrors to every destination of mirrors[], each with its percentage (100% when unset)', async () => {

@@ -99,7 +99,7 @@ function checkRouteDestinations(routeValue: unknown, path: string, issues: Issue
   for (const [index, destination] of destinations) {
     const itemPath = `${path}[${index}]`;
     checkDestination(destination['destination'], `${itemPath}.destination`, issues);
-    checkHeaders(destination['headers'], `${itemPath}.headers`, issues);
+    checkHeaders(destination['headers'], `${itemPath}.headers`, issues, 'destination');
     const weight = destination['weight'];
     if (weight === undefined) continue;
     if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0 || weight > MAX_WEIGHT) {

@@ -73,20 +73,32 @@ function checkFault(value: unknown, path: string, issues: IssueList): void {
   }
 }
 
-const HOST_REFUSED = 'Envoy does not let a route set or remove the host header: to change where a request goes, use rewrite.authority';
+const HOST_REFUSED = 'Envoy does not let a route remove the host header or set it on a response: to change where a request goes, set it on the request or use rewrite.authority';
 
 function isHostHeader(name: string): boolean {
   return name.toLowerCase() === 'host';
 }
 
-function checkHeaderOperations(value: unknown, path: string, issues: IssueList): void {
+/** As Istio: a request may have its authority set through `:authority` or `host`; it becomes a host rewrite. */
+export function isAuthorityHeader(name: string): boolean {
+  return isHostHeader(name) || name.toLowerCase() === ':authority';
+}
+
+/** Where header operations sit: a route's request may set `:authority` or `host`, a destination's only `host` (as Istio). */
+type HeaderPlace = 'route' | 'destination';
+
+function checkHeaderOperations(value: unknown, path: string, issues: IssueList, authority: HeaderPlace | undefined): void {
   const operations = mapAt(value, path, 'request: { set: { x-version: v2 } }', issues);
   if (!operations) return;
   for (const key of ['set', 'add']) {
     const entries = mapAt(operations[key], `${path}.${key}`, `${key}: { x-version: v2 }`, issues);
     for (const [name, header] of Object.entries(entries ?? {})) {
-      if (!isHeaderName(name) || name.startsWith(':')) issues.error(`${path}.${key}.${name}`, `"${name}" is not a header Envoy lets a route set: use letters, digits and hyphens, no pseudo-headers`);
-      else if (isHostHeader(name)) issues.error(`${path}.${key}.${name}`, HOST_REFUSED);
+      const rewritesAuthority = authority !== undefined && (isHostHeader(name) || (authority === 'route' && isAuthorityHeader(name)));
+      if (rewritesAuthority) {
+        // Istio turns it into host_rewrite_literal.
+      } else if (!isHeaderName(name) || name.startsWith(':')) {
+        issues.error(`${path}.${key}.${name}`, `"${name}" is not a header Envoy lets a route set: use letters, digits and hyphens, no pseudo-headers${authority === 'destination' ? ' (a destination rewrites the authority with host)' : ''}`);
+      } else if (isHostHeader(name)) issues.error(`${path}.${key}.${name}`, HOST_REFUSED);
       if (typeof header !== 'string') issues.error(`${path}.${key}.${name}`, `must be a string, got ${describeType(header)}: quote it`);
     }
   }
@@ -96,11 +108,25 @@ function checkHeaderOperations(value: unknown, path: string, issues: IssueList):
   }
 }
 
-export function checkHeaders(value: unknown, path: string, issues: IssueList): void {
+export function checkHeaders(value: unknown, path: string, issues: IssueList, place: HeaderPlace): void {
   const headers = mapAt(value, path, 'headers: { request: { set: { x-version: v2 } } }', issues);
   if (!headers) return;
-  checkHeaderOperations(headers['request'], `${path}.request`, issues);
-  checkHeaderOperations(headers['response'], `${path}.response`, issues);
+  checkHeaderOperations(headers['request'], `${path}.request`, issues, place);
+  checkHeaderOperations(headers['response'], `${path}.response`, issues, undefined);
+}
+
+/** As Istio: the authority is rewritten in one place only, rewrite.authority or one request header. */
+function checkAuthorityOnce(route: Fields, path: string, issues: IssueList): void {
+  const places: string[] = [];
+  const rewrite = route['rewrite'];
+  if (isFields(rewrite) && typeof rewrite['authority'] === 'string' && rewrite['authority'] !== '') places.push(`${path}.rewrite.authority`);
+  const request = isFields(route['headers']) ? route['headers']['request'] : undefined;
+  for (const key of ['set', 'add']) {
+    const entries = isFields(request) ? request[key] : undefined;
+    if (isFields(entries)) for (const name of Object.keys(entries)) if (isAuthorityHeader(name)) places.push(`${path}.headers.request.${key}.${name}`);
+  }
+  const [first, second] = places;
+  if (first !== undefined && second !== undefined) issues.error(second, `the authority is already rewritten by ${first}: rewrite it in one place only`);
 }
 
 function checkCors(value: unknown, path: string, issues: IssueList): void {
@@ -141,7 +167,8 @@ export function checkHttpRoutePolicies(route: Fields, path: string, issues: Issu
   if (route['mirrorPercentage'] !== undefined && route['mirror'] === undefined) {
     issues.error(`${path}.mirrorPercentage`, 'has no mirror to apply to: add mirror: { host: <service> } or remove it');
   }
-  checkHeaders(route['headers'], `${path}.headers`, issues);
+  checkHeaders(route['headers'], `${path}.headers`, issues, 'route');
+  checkAuthorityOnce(route, path, issues);
   checkCors(route['corsPolicy'], `${path}.corsPolicy`, issues);
   checkRedirect(route['redirect'], `${path}.redirect`, issues);
   checkRewrite(route['rewrite'], `${path}.rewrite`, issues);

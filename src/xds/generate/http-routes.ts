@@ -13,6 +13,7 @@ import {
   corsConfig,
   faultConfig,
   fractionalPercent,
+  authorityRewrite,
   hasHeaderOperations,
   headerFields,
   redirectAction,
@@ -70,6 +71,7 @@ function forwardAction(t: Translation, route: HttpRoute, path: string): JsonObje
         name: names[i] ?? '',
         weight: target.weight ?? 0,
         ...(envoy ? headerFields(target.headers) : {}),
+        ...(envoy && authorityRewrite(target.headers) !== undefined ? { host_rewrite_literal: authorityRewrite(target.headers) } : {}),
       })),
     };
   }
@@ -83,7 +85,9 @@ function forwardAction(t: Translation, route: HttpRoute, path: string): JsonObje
   const regexRewrite = route.rewrite?.uriRegexRewrite;
   if (regexRewrite) action['regex_rewrite'] = { pattern: { regex: regexRewrite.match ?? '' }, substitution: regexRewrite.rewrite ?? '' };
   else if (route.rewrite?.uri) action['prefix_rewrite'] = route.rewrite.uri;
-  if (route.rewrite?.authority) action['host_rewrite_literal'] = route.rewrite.authority;
+  // As Istio: rewrite.authority or the route's request authority header, else a single destination's host header.
+  const authority = route.rewrite?.authority ?? authorityRewrite(route.headers) ?? (weighted.length === 1 ? authorityRewrite(weighted[0]?.headers) : undefined);
+  if (authority) action['host_rewrite_literal'] = authority;
   const mirrors = mirrorPolicies(t, route);
   if (mirrors.length > 0) action['request_mirror_policies'] = mirrors;
   return action;

@@ -122,19 +122,37 @@ export function faultConfig(fault: HttpFaultInjection | undefined): JsonObject |
   return typed(FAULT_TYPE, body);
 }
 
-function headerOptions(operations: HeaderOperations | undefined): JsonObject[] {
+/** As Istio: `:authority` or `host` set on a request is a host rewrite, never a header to add. */
+function isAuthority(name: string): boolean {
+  const lower = name.toLowerCase();
+  return lower === 'host' || lower === ':authority';
+}
+
+function headerOptions(operations: HeaderOperations | undefined, skipAuthority: boolean): JsonObject[] {
   const out: JsonObject[] = [];
-  const sorted = (r: Readonly<Record<string, string>> | undefined): [string, string][] => Object.entries(r ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+  const sorted = (r: Readonly<Record<string, string>> | undefined): [string, string][] =>
+    Object.entries(r ?? {})
+      .filter(([key]) => !(skipAuthority && isAuthority(key)))
+      .sort(([a], [b]) => (a < b ? -1 : 1));
   for (const [key, value] of sorted(operations?.set)) out.push({ header: { key, value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' });
   for (const [key, value] of sorted(operations?.add)) out.push({ header: { key, value }, append_action: 'APPEND_IF_EXISTS_OR_ADD' });
   return out;
 }
 
+/** The authority a route's or destination's request headers rewrite to (`host_rewrite_literal`), if any. */
+export function authorityRewrite(headers: Headers | undefined): string | undefined {
+  for (const operations of [headers?.request?.set, headers?.request?.add]) {
+    const found = Object.entries(operations ?? {}).find(([key]) => isAuthority(key));
+    if (found) return found[1];
+  }
+  return undefined;
+}
+
 /** request/response header manipulation fields of a Route or a weighted ClusterWeight. */
 export function headerFields(headers: Headers | undefined): JsonObject {
   const out: JsonObject = {};
-  const requestAdd = headerOptions(headers?.request);
-  const responseAdd = headerOptions(headers?.response);
+  const requestAdd = headerOptions(headers?.request, true);
+  const responseAdd = headerOptions(headers?.response, false);
   if (requestAdd.length > 0) out['request_headers_to_add'] = requestAdd;
   if (headers?.request?.remove?.length) out['request_headers_to_remove'] = [...headers.request.remove];
   if (responseAdd.length > 0) out['response_headers_to_add'] = responseAdd;
@@ -143,7 +161,7 @@ export function headerFields(headers: Headers | undefined): JsonObject {
 }
 
 export function hasHeaderOperations(headers: Headers | undefined): boolean {
-  return Object.keys(headerFields(headers)).length > 0;
+  return Object.keys(headerFields(headers)).length > 0 || authorityRewrite(headers) !== undefined;
 }
 
 export function corsConfig(cors: CorsPolicy): JsonObject {
