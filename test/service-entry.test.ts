@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { buildPushContext, type PushContext } from '../src/model/push-context.ts';
 import { parseProxy } from '../src/model/proxy.ts';
-import { loadDirectory } from '../src/sources/config-dir.ts';
+import { loadDirectory, readObjectsFromText } from '../src/sources/config-dir.ts';
 import { convertObjects } from '../src/sources/kube-objects.ts';
 import type { JsonObject } from '../src/xds/proto-json.ts';
 import { renderForProxy } from '../src/xds/render.ts';
@@ -178,12 +178,45 @@ describe('resolutions and locations', () => {
   });
 });
 
+describe('YAML as Kubernetes reads it', () => {
+  it('takes an unquoted IPv6 address ending in :: in a flow list as the address, as Go does, and leaves real maps alone', () => {
+    const text = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: v6, namespace: default }
+spec:
+  hosts: [v6.example.com]
+  addresses: [192.0.2.10, 001:db8::, 2001:db8::]
+  ports: [{ number: 443, name: https, protocol: TLS }]
+  resolution: NONE
+  subjectAltNames: [a: b]
+`;
+    const read = readObjectsFromText(text, 'v6.yaml');
+    assert.ok(read.ok);
+    const spec = (read.objects[0]?.object as { spec: { addresses: unknown[]; subjectAltNames: unknown[] } } | undefined)?.spec;
+    assert.deepEqual(spec?.addresses, ['192.0.2.10', '001:db8::', '2001:db8::']);
+    // A pair with a space after its colon is a map in Go's reading too.
+    assert.deepEqual(spec.subjectAltNames, [{ a: 'b' }]);
+    const converted = convertObjects(read.objects);
+    assert.deepEqual(converted.rejected.filter((r) => r.object.includes('v6')).flatMap((r) => r.issues.map((i) => i.path)), ['spec.subjectAltNames[0]']);
+  });
+});
+
+describe('a ServiceEntry without ports', () => {
+  it('is valid, as in Istio, serves nothing, and says so with MP_RULE_INEFFECTIVE', () => {
+    const converted = convertObjects([{ object: serviceEntry('e', { hosts: ['a.example.com'], resolution: 'DNS' }), source: { origin: 'file', location: 'entries.yaml' } }]);
+    assert.deepEqual(converted.rejected, []);
+    const warnings = converted.warnings.flatMap((w) => w.issues);
+    assert.deepEqual(warnings.map((i) => [i.code, i.path]), [['MP_RULE_INEFFECTIVE', 'spec.ports']]);
+    assert.deepEqual(converted.services.flatMap((s) => s.ports), []);
+  });
+});
+
 describe('ServiceEntry and WorkloadEntry mistakes', () => {
   const ports = [{ number: 443, name: 'tls', protocol: 'TLS' }];
   const mistakes: [string, K8sObject, string, RegExp][] = [
     ['no hosts', serviceEntry('e', { ports }), 'spec.hosts', /is required/],
     ['the host "*"', serviceEntry('e', { hosts: ['*'], ports }), 'spec.hosts[0]', /not a valid host/],
-    ['no ports', serviceEntry('e', { hosts: ['a.example.com'] }), 'spec.ports', /is required/],
+    ['ports that are not a list', serviceEntry('e', { hosts: ['a.example.com'], ports: { https: 443 } }), 'spec.ports', /must be a list/],
     ['a port without a name', serviceEntry('e', { hosts: ['a.example.com'], ports: [{ number: 443 }] }), 'spec.ports[0].name', /is required/],
     ['a port number listed twice', serviceEntry('e', { hosts: ['a.example.com'], ports: [...ports, { number: 443, name: 'other' }] }), 'spec.ports[1]', /listed twice/],
     ['an unknown protocol', serviceEntry('e', { hosts: ['a.example.com'], ports: [{ number: 443, name: 'x', protocol: 'QUIC' }] }), 'spec.ports[0].protocol', /not a protocol/],

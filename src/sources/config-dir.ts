@@ -9,6 +9,7 @@ import type { AcceptedObject, ConvertedObjects, ParsedObject, SourcedObject } fr
 import { assembleObjects, isAccepted, parseObject } from './kube-objects.ts';
 import { describeType, isFields, stringField } from './object-fields.ts';
 import { guardReferences } from './reference-guard.ts';
+import { readFlowColonsAsGo } from './yaml-compat.ts';
 
 export type TextReadResult =
   | { readonly ok: true; readonly objects: readonly SourcedObject[] }
@@ -81,6 +82,7 @@ export function readObjectsFromText(text: string, location: string): TextReadRes
     if (document.contents === null) continue;
     let value: unknown;
     try {
+      readFlowColonsAsGo(document, text);
       value = document.toJS();
     } catch (cause) {
       const reason = cause instanceof Error ? cause.message : String(cause);

@@ -121,8 +121,18 @@ function readWorkload(
 
 function readPorts(spec: Fields, problems: ObjectProblems): ServicePort[] {
   const value = spec['ports'];
-  if (!Array.isArray(value) || value.length === 0) {
-    problems.error('spec.ports', 'is required: list the ports the hosts serve, e.g. ports: [{ number: 443, name: https, protocol: TLS }]', 'MP_RULE_INVALID');
+  if (value === undefined || (Array.isArray(value) && value.length === 0)) {
+    // Valid in Istio, and it makes nothing: no port, no listener and no cluster.
+    problems.issues.push({
+      code: 'MP_RULE_INEFFECTIVE',
+      severity: 'warning',
+      path: 'spec.ports',
+      message: 'is empty, so nothing is served for these hosts: list the ports they serve, e.g. ports: [{ number: 443, name: https, protocol: TLS }]',
+    });
+    return [];
+  }
+  if (!Array.isArray(value)) {
+    problems.error('spec.ports', `must be a list, got ${describeType(value)}: write e.g. ports: [{ number: 443, name: https, protocol: TLS }]`, 'MP_RULE_INVALID');
     return [];
   }
   const ports: ServicePort[] = [];
@@ -216,7 +226,11 @@ export function parseServiceEntry(input: SourcedObject, object: Fields, kind: st
   const ports = readPorts(spec, problems);
   const resolution = readEnum(spec, 'resolution', RESOLUTIONS, 'NONE', problems);
   const location = readEnum(spec, 'location', LOCATIONS, 'MESH_EXTERNAL', problems);
-  const sans = Array.isArray(spec['subjectAltNames']) ? (spec['subjectAltNames'] as unknown[]).filter((san): san is string => typeof san === 'string') : [];
+  const sans: string[] = [];
+  (Array.isArray(spec['subjectAltNames']) ? (spec['subjectAltNames'] as unknown[]) : []).forEach((san, index) => {
+    if (typeof san === 'string' && san !== '') sans.push(san);
+    else problems.error(`spec.subjectAltNames[${index}]`, `must be a name, got ${describeType(san)}: quote it if it holds a colon and a space`, 'MP_RULE_INVALID');
+  });
   const selectorValue = spec['workloadSelector'];
   if (selectorValue !== undefined && selectorValue !== null && !isFields(selectorValue)) {
     problems.error('spec.workloadSelector', `must be a map, got ${describeType(selectorValue)}: write workloadSelector: { labels: { app: vm } }`, 'MP_RULE_INVALID');
