@@ -82,6 +82,9 @@ program
   )
   .addOption(new Option('--xds-max-streams <n>', 'streams one xDS connection may have open (advertised in SETTINGS)').default(d.xdsMaxStreamsPerConnection).argParser(positiveInteger).env('MESHPILOT_XDS_MAX_STREAMS'))
   .addOption(
+    new Option('--xds-stall-time <duration>', 'an xDS write unfinished this long marks its proxy as not reading: its bytes stop holding other proxies back, and past --xds-total-buffer of such bytes the slowest streams are reset').default('5s').argParser(duration).env('MESHPILOT_XDS_STALL_TIME'),
+  )
+  .addOption(
     new Option('--xds-max-connection-age <duration>', 'send an xDS connection GOAWAY after this long, ±10%, so proxies rebalance across replicas (0: never)').default('30m').argParser(duration).env('MESHPILOT_XDS_MAX_CONNECTION_AGE'),
   )
   .addOption(new Option('--xds-stream-rate <n>', 'new xDS streams admitted per second; beyond, UNAVAILABLE and the client retries (0: no limit)').default(d.xdsStreamsPerSecond).argParser(nonNegative).env('MESHPILOT_XDS_STREAM_RATE'))
@@ -89,7 +92,7 @@ program
   .addOption(new Option('--source <kind>', 'where services and rules come from: file (--config-dir) or kube (the Kubernetes API)').choices(SOURCE_KINDS).env('MESHPILOT_SOURCE'))
   .addOption(new Option('--kubeconfig <file>', 'watch the cluster this kubeconfig points at (in a pod: its service account)').env('MESHPILOT_KUBECONFIG'))
   .addOption(new Option('--namespaces <list>', 'comma-separated namespaces to watch (default: all)').argParser(parseNamespaces).env('MESHPILOT_NAMESPACES'))
-  .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; adminTokenFile?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; pushConcurrency: number; xdsStreamBuffer: number; xdsTotalBuffer: number; xdsMaxMessageBytes: number; xdsMaxConnectionBuffer: number; xdsMaxStreams: number; xdsMaxConnectionAge: number | string; xdsStreamRate: number; xdsStreamBurst: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[] }, command: Command) => {
+  .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; adminTokenFile?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; pushConcurrency: number; xdsStreamBuffer: number; xdsTotalBuffer: number; xdsMaxMessageBytes: number; xdsMaxConnectionBuffer: number; xdsMaxStreams: number; xdsMaxConnectionAge: number | string; xdsStallTime: number | string; xdsStreamRate: number; xdsStreamBurst: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[] }, command: Command) => {
     const logSink = new LogSink();
     const log = createLogger(flags.logLevel, logSink);
     const exit = (code: number): never => {
@@ -100,7 +103,7 @@ program
     try {
       const configDirGiven = command.getOptionValueSource('configDir') !== 'default';
       const sources = selectSources({ source: flags.source, kubeconfig: flags.kubeconfig, configDirGiven, inCluster: inCluster() });
-      const { xdsStreamBuffer, xdsTotalBuffer, xdsMaxConnectionBuffer, xdsMaxStreams, xdsMaxConnectionAge, xdsStreamRate, xdsStreamBurst, ...rest } = flags;
+      const { xdsStreamBuffer, xdsTotalBuffer, xdsMaxConnectionBuffer, xdsMaxStreams, xdsMaxConnectionAge, xdsStallTime, xdsStreamRate, xdsStreamBurst, ...rest } = flags;
       running = await serve({
         ...rest,
         xdsHighWaterBytes: xdsStreamBuffer,
@@ -109,6 +112,7 @@ program
         xdsMaxStreamsPerConnection: xdsMaxStreams,
         // commander hands a default through as given: '30m' is parsed here.
         xdsMaxConnectionAgeMs: typeof xdsMaxConnectionAge === 'number' ? xdsMaxConnectionAge : duration(xdsMaxConnectionAge),
+        xdsStallMs: typeof xdsStallTime === 'number' ? xdsStallTime : duration(xdsStallTime),
         xdsStreamsPerSecond: xdsStreamRate,
         xdsStreamBurst,
         sources,

@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   MP_XDS_KEEPALIVE: 'A proxy did not answer a keepalive PING in time; its connection was closed (it reconnects).',
   MP_XDS_BAD_REQUEST: 'A proxy sent a discovery request meshpilot cannot serve.',
   MP_XDS_SESSION_ERROR: 'An xDS connection failed (an HTTP/2 protocol error, a reset); its streams ended and its proxies reconnect. Logged once per connection, counted in meshpilot_xds_session_errors.',
+  MP_XDS_SLOW_PROXY: 'A proxy stopped reading its xDS stream while the bytes waiting on such proxies were over --xds-total-buffer; its stream was reset (it reconnects) and counted in meshpilot_xds_slow_streams_reset.',
   MP_XDS_TOO_MANY_PINGS: 'A peer sent PINGs more often than every 15 s with nothing sent between; it was sent GOAWAY ENHANCE_YOUR_CALM (too_many_pings) and its connection closed.',
   MP_CONFIG: 'A command-line flag or environment variable has an invalid value.',
   MP_NOT_FOUND: 'The admin API has no such proxy or object.',

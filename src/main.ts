@@ -43,6 +43,8 @@ export interface ServeOptions {
   readonly xdsHighWaterBytes?: number;
   /** Unwritten bytes across all xDS streams above which streams wait their turn (bounds memory). */
   readonly xdsTotalHighWaterBytes?: number;
+  /** A write unfinished this long marks its xDS stream stalled: its bytes stop holding other proxies back. */
+  readonly xdsStallMs?: number;
   /** Largest xDS request message, before and after decompression. */
   readonly xdsMaxMessageBytes?: number;
   /** Bytes of unfinished request messages one xDS connection may hold across its streams. */
@@ -134,6 +136,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     connections: () => adsServer.connections(),
     currentPush: () => pushController.current(),
     transport: () => adsServer.transportStats(),
+    slowProxies: () => ({ parkedBytes: adsServer.budget.parked, reset: adsServer.slowStreamsReset }),
     ...(options.droppedLogLines ? { droppedLogLines: options.droppedLogLines } : {}),
   });
   const nacks = new NackLedger({ currentPush: () => pushController.current() });
@@ -149,6 +152,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     ...(options.xdsTotalHighWaterBytes !== undefined ? { totalHighWaterBytes: options.xdsTotalHighWaterBytes } : {}),
     transport: transportLimits(options),
     ...(options.xdsFirstRequestTimeoutMs !== undefined ? { firstRequestTimeoutMs: options.xdsFirstRequestTimeoutMs } : {}),
+    ...(options.xdsStallMs !== undefined ? { stallMs: options.xdsStallMs } : {}),
   });
 
   const pushController: PushController = new PushController({

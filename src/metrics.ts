@@ -15,6 +15,8 @@ export interface MetricsSources {
   droppedLogLines?(): number;
   /** What the xDS transport counted (refusals, buffers, connection errors). */
   transport?(): TransportStats;
+  /** Proxies that stopped reading: bytes parked for them, and streams reset for it. */
+  slowProxies?(): { readonly parkedBytes: number; readonly reset: number };
 }
 
 /** A counter read from a running total kept elsewhere. */
@@ -109,6 +111,23 @@ export class MeshpilotMetrics {
       collect() {
         this.reset();
         for (const [code, count] of transport()?.refusedMessages ?? []) this.labels(String(code)).inc(count);
+      },
+    });
+    counterFrom(registers, 'meshpilot_xds_slow_streams_reset', 'xDS streams reset because their proxy stopped reading while too many bytes waited on such proxies.', () => sources.slowProxies?.().reset);
+    new Gauge({
+      name: 'meshpilot_xds_stalled_streams',
+      help: 'xDS streams whose proxy has stopped reading: their unwritten bytes no longer hold other proxies back.',
+      registers,
+      collect() {
+        this.set(sources.connections().filter((c) => c.stalled).length);
+      },
+    });
+    new Gauge({
+      name: 'meshpilot_xds_parked_bytes',
+      help: 'Unwritten response bytes waiting on proxies that stopped reading.',
+      registers,
+      collect() {
+        this.set(sources.slowProxies?.().parkedBytes ?? 0);
       },
     });
     new Gauge({

@@ -216,7 +216,7 @@ describe("an operator's view of a running mesh", () => {
     const response = await meshpilot.admin('/debug/preview', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ yaml: toYaml([reviewsRoutes({ v1: 50, v3: 40 })]) }),
+      body: JSON.stringify({ yaml: toYaml([reviewsRoutes({ v1: 0, v3: 0 })]) }),
     });
     const preview = (await response.json()) as { valid: boolean; errors: { code: string; path: string; object: string }[]; proxies: unknown[] };
     assert.equal(preview.valid, false);

@@ -7,7 +7,8 @@ import type { GenerateFn } from '../generate/index.ts';
 import type { ResourceTypeUrl } from '../type-urls.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../type-urls.ts';
 import type { ConnectionEvents, StreamMode } from './connection.ts';
-import { WriteBudget, XdsConnection } from './connection.ts';
+import { WriteBudget, XdsConnection, wakeWaiting } from './connection.ts';
+import { DEFAULT_STALL_MS } from './write-budget.ts';
 import type { DeltaDiscoveryRequest, DiscoveryRequest } from './messages.ts';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './messages.ts';
 import type { PushScope } from './push-scope.ts';
@@ -66,6 +67,8 @@ export interface AdsServerOptions {
   readonly transport?: Partial<TransportLimits>;
   /** A stream that sends no DiscoveryRequest within this long is closed (it is not a proxy). */
   readonly firstRequestTimeoutMs?: number;
+  /** A write unfinished this long marks its stream stalled: its bytes leave the shared budget. */
+  readonly stallMs?: number;
 }
 
 /** Streams that say nothing are closed after this long. */
@@ -81,6 +84,9 @@ export class AdsServer {
   #scheduler: ConnectionScheduler;
   #connectionCounter = 0;
   #port: number | undefined;
+  #stallTimer: NodeJS.Timeout | undefined;
+  /** Streams reset because they stopped reading while parked bytes were over their cap. */
+  slowStreamsReset = 0;
 
   constructor(options: AdsServerOptions) {
     this.#options = options;
@@ -101,6 +107,11 @@ export class AdsServer {
   /** Binds `host:port` (port 0 picks a free one) and resolves with the bound port. */
   async listen(host: string, port: number): Promise<number> {
     this.#port = await this.#transport.listen(host, port);
+    const stallMs = this.#options.stallMs ?? DEFAULT_STALL_MS;
+    this.#stallTimer ??= setInterval(() => {
+      this.checkStalls(stallMs);
+    }, Math.max(50, stallMs / 4));
+    this.#stallTimer.unref();
     this.#log.info({ address: host, port: this.#port }, 'xDS server listening');
     return this.#port;
   }
@@ -143,7 +154,29 @@ export class AdsServer {
 
   /** GOAWAY to every connection, then every stream ends with OK (clients reconnect, to another replica); stops after `graceMs`. */
   async close(graceMs?: number): Promise<void> {
+    clearInterval(this.#stallTimer);
     await this.#transport.close(graceMs);
+  }
+
+  /**
+   * Parks the bytes of streams that stopped reading, so they hold no healthy stream back, and
+   * resets the streams stalled longest while parked bytes are over their cap.
+   */
+  checkStalls(stallMs: number): void {
+    const now = performance.now();
+    const stalled = [...this.#connections.values()].filter((c) => c.checkStall(now, stallMs));
+    let over = this.budget.parked - this.budget.parkedLimit;
+    if (over > 0) {
+      stalled.sort((a, b) => (a.oldestWriteAt ?? now) - (b.oldestWriteAt ?? now));
+      for (const connection of stalled) {
+        if (over <= 0) break;
+        const seconds = ((now - (connection.oldestWriteAt ?? now)) / 1000).toFixed(1);
+        connection.evict(`${connection.proxy?.id ?? connection.peer} has not read ${connection.inFlightBytes} bytes for ${seconds} s while ${this.budget.parked} bytes wait on proxies that stopped reading (cap ${this.budget.parkedLimit}): stream reset, the proxy reconnects`);
+        over -= connection.inFlightBytes;
+        this.slowStreamsReset++;
+      }
+    }
+    wakeWaiting(this.budget);
   }
 
   #handleCall(call: GrpcCall, mode: StreamMode, onlyType: ResourceTypeUrl | undefined): void {
@@ -165,6 +198,9 @@ export class AdsServer {
       log: this.#log.child({ conn: id }),
       onWritable: (c) => {
         this.#scheduler.schedule(c);
+      },
+      reset: () => {
+        call.reset();
       },
       ...(this.#options.highWaterBytes !== undefined ? { highWaterBytes: this.#options.highWaterBytes } : {}),
       ...(this.#options.events ? { events: this.#options.events } : {}),

@@ -19,11 +19,13 @@ import { mergeTypeScope } from './push-scope.ts';
 import type { Subscription, SubscriptionPool } from './subscription.ts';
 import { EMPTY_SUBSCRIPTION } from './subscription.ts';
 import { HeldResources } from './held.ts';
-import type { AckRecord, ConnectionEvents, NackRecord, SentResponse, StreamMode, WatchState, WriteBudget } from './watch-state.ts';
+import type { AckRecord, ConnectionEvents, NackRecord, SentResponse, StreamMode, WatchState } from './watch-state.ts';
+import type { WriteBudget } from './write-budget.ts';
 import { ResponseEncoder, namesOf, setVersionOf, sharedAssignments } from './response-cache.ts';
 
 export type { AckRecord, ConnectionEvents, NackRecord, SentResponse, SyncStatus, WatchState } from './watch-state.ts';
-export { WriteBudget, syncStatus } from './watch-state.ts';
+export { syncStatus } from './watch-state.ts';
+export { WriteBudget } from './write-budget.ts';
 
 export type { StreamMode } from './watch-state.ts';
 
@@ -48,6 +50,8 @@ export interface ConnectionOptions {
   readonly budget?: WriteBudget;
   /** Called when a blocked connection can send again. */
   readonly onWritable?: (connection: XdsConnection) => void;
+  /** Ends the stream at once, dropping what it has not written (a proxy that stopped reading). */
+  readonly reset?: (reason: string) => void;
 }
 
 // Whole sets are shared buffers, so a stream may have a few responses in flight without copying any.
@@ -73,6 +77,9 @@ export class XdsConnection {
   responsesSent = 0;
   #blocked = false;
   #closed = false;
+  /** Writes not finished yet, oldest first, with when each began (performance.now()). */
+  readonly #outstanding: { bytes: Buffer; at: number }[] = [];
+  #stalled = false;
   #log: Logger;
   readonly #options: ConnectionOptions;
   readonly #highWater: number;
@@ -95,6 +102,46 @@ export class XdsConnection {
   /** True while the client has not read what was already written (back-pressure). */
   get blocked(): boolean {
     return this.#blocked;
+  }
+
+  /** True while this stream's unwritten bytes are parked outside the shared budget (it stopped reading). */
+  get stalled(): boolean {
+    return this.#stalled;
+  }
+
+  /** When the oldest write still unfinished began (performance.now()), if any. */
+  get oldestWriteAt(): number | undefined {
+    return this.#outstanding[0]?.at;
+  }
+
+  /**
+   * Marks the stream stalled when its oldest write has waited `stallMs` or it is over its own
+   * high water, and reading again when neither holds; its bytes move out of (or back into) the
+   * shared budget. Returns whether it is stalled.
+   */
+  checkStall(now: number, stallMs: number): boolean {
+    const oldest = this.#outstanding[0]?.at;
+    const stalled = !this.#closed && (this.#blocked || (oldest !== undefined && now - oldest >= stallMs));
+    if (stalled !== this.#stalled) this.#setStalled(stalled);
+    return stalled;
+  }
+
+  /** The shared budget has room again: send what waits. */
+  wake(): void {
+    if (!this.#closed) this.#options.onWritable?.(this);
+  }
+
+  /** Resets the stream: the proxy stopped reading and the server needs the memory back. */
+  evict(reason: string): void {
+    if (this.#closed) return;
+    this.#log.warn({ code: 'MP_XDS_SLOW_PROXY', unwrittenBytes: this.inFlightBytes }, `MP_XDS_SLOW_PROXY: ${reason}`);
+    this.#options.reset?.(reason);
+  }
+
+  #setStalled(stalled: boolean): void {
+    this.#stalled = stalled;
+    const budget = this.#options.budget;
+    if (budget) for (const write of this.#outstanding) budget.stall(write.bytes, stalled);
   }
 
   /** Types with changes not yet sent (merged, never queued response by response). */
@@ -542,7 +589,7 @@ export class XdsConnection {
   #mayWrite(): boolean {
     if (this.#blocked) return false;
     const budget = this.#options.budget;
-    if (!budget || budget.inFlight < budget.limit) return true;
+    if (!budget || budget.hasRoom()) return true;
     budget.waiting.add(this);
     return false;
   }
@@ -550,28 +597,42 @@ export class XdsConnection {
   #write(bytes: Buffer): void {
     const size = bytes.length;
     const budget = this.#options.budget;
-    budget?.take(bytes);
+    budget?.take(bytes, this.#stalled);
+    const write = { bytes, at: performance.now() };
+    this.#outstanding.push(write);
     this.inFlightBytes += size;
     this.maxInFlightBytes = Math.max(this.maxInFlightBytes, this.inFlightBytes);
     this.bytesSent += size;
     this.responsesSent++;
-    if (this.inFlightBytes > this.#highWater) this.#blocked = true;
+    if (this.inFlightBytes > this.#highWater) {
+      this.#blocked = true;
+      if (!this.#stalled) this.#setStalled(true);
+    }
     this.#options.write(bytes, () => {
       this.inFlightBytes -= size;
-      if (budget) {
-        budget.release(bytes);
-        if (budget.waiting.size > 0 && budget.inFlight < budget.limit / 2) {
-          const waiting = [...budget.waiting];
-          budget.waiting.clear();
-          for (const c of waiting) if (!c.#closed) c.#options.onWritable?.(c);
-        }
-      }
+      // A stream's writes finish in order; the search only guards against a transport that does not.
+      const at = this.#outstanding.indexOf(write);
+      if (at >= 0) this.#outstanding.splice(at, 1);
+      budget?.release(bytes, this.#stalled);
       if (this.#blocked && this.inFlightBytes <= this.#highWater / 4 && !this.#closed) {
         this.#blocked = false;
+        // Reading again: its bytes count against the shared budget once more.
+        if (this.#stalled && this.#outstanding.length === 0) this.#setStalled(false);
         if (this.pendingTypes().length > 0) this.#options.onWritable?.(this);
+      } else if (this.#stalled && this.#outstanding.length === 0 && !this.#blocked) {
+        this.#setStalled(false);
       }
+      if (budget) wakeWaiting(budget);
     });
   }
+}
+
+/** Streams waiting for the shared budget go on once it has room again (below half, so they do not wake one write at a time). */
+export function wakeWaiting(budget: WriteBudget): void {
+  if (budget.waiting.size === 0 || budget.inFlight >= budget.limit / 2) return;
+  const waiting = [...budget.waiting];
+  budget.waiting.clear();
+  for (const c of waiting) c.wake();
 }
 
 /** What a client sent, cut to a length a log line can carry. */

@@ -183,6 +183,13 @@ export class GrpcCall {
     this.#stream.end();
   }
 
+  /** Drops the stream at once with RST_STREAM CANCEL, unwritten data included: for a peer that stopped reading. */
+  reset(): void {
+    this.#discarding = true;
+    this.#release();
+    if (!this.#stream.destroyed && !this.#stream.closed) this.#stream.close(http2.constants.NGHTTP2_CANCEL);
+  }
+
   #close(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;

@@ -1,5 +1,5 @@
 // What a stream knows per resource type (subscription, what was sent, what the proxy said back),
-// the events it reports, and the server-wide budget of unwritten bytes.
+// and the events it reports.
 import type { EnvoyResource } from '../resource.ts';
 import type { HeldResources } from './held.ts';
 import type { ResourceTypeUrl } from '../type-urls.ts';
@@ -65,6 +65,8 @@ export interface WatchState {
 export function syncStatus(watch: WatchState | undefined): SyncStatus {
   if (!watch?.sent) return 'NOT SENT';
   if (watch.nack?.nonce === watch.sent.nonce) return 'ERROR';
+  // A newer config waits to be sent (the proxy is slow, or the push has not reached it): not in sync.
+  if (watch.pending !== undefined) return 'STALE';
   if (watch.acked?.nonce === watch.sent.nonce) return 'SYNCED';
   return 'STALE';
 }
@@ -82,37 +84,4 @@ export interface ConnectionEvents {
   onSend?(connection: XdsConnection, typeUrl: ResourceTypeUrl, sent: SentResponse, stats: SendStats): void;
   /** A response carrying a source change was ACKed `ms` after the change happened. */
   onConverged?(connection: XdsConnection, typeUrl: ResourceTypeUrl, ms: number, pushSequence: number): void;
-}
-
-/**
- * Unwritten bytes across every stream; connections over the limit wait their turn. A buffer that
- * many streams are writing at once (a whole set shared between them) is memory once, and counts once.
- */
-export class WriteBudget {
-  inFlight = 0;
-  maxInFlight = 0;
-  readonly limit: number;
-  readonly waiting = new Set<XdsConnection>();
-  readonly #writers = new Map<Buffer, number>();
-  constructor(limit: number) {
-    this.limit = limit;
-  }
-
-  take(bytes: Buffer): void {
-    const writers = this.#writers.get(bytes) ?? 0;
-    this.#writers.set(bytes, writers + 1);
-    if (writers > 0) return;
-    this.inFlight += bytes.length;
-    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
-  }
-
-  release(bytes: Buffer): void {
-    const writers = (this.#writers.get(bytes) ?? 1) - 1;
-    if (writers > 0) {
-      this.#writers.set(bytes, writers);
-      return;
-    }
-    this.#writers.delete(bytes);
-    this.inFlight -= bytes.length;
-  }
 }
