@@ -78,7 +78,7 @@ describe('BookInfo in a cluster, served from the Kubernetes API', () => {
   it('shows a broken rule update in /debug/configz and keeps serving its last good version', async () => {
     const broken = api.get('VirtualService', 'default', 'reviews');
     assert.ok(broken);
-    api.apply({ ...broken, spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews', subset: 'v1' }, weight: 90 }, { destination: { host: 'reviews', subset: 'v3' }, weight: 0 }] }] } });
+    api.apply({ ...broken, spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews', subset: 'v1' }, weight: 0 }, { destination: { host: 'reviews', subset: 'v3' }, weight: 0 }] }] } });
     const configz = await eventually(async () => {
       const body = await json<Configz>(meshpilot, '/debug/configz');
       return body.rejected.length > 0 ? body : undefined;
