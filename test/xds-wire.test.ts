@@ -151,17 +151,22 @@ describe('what a stream holds', () => {
     held.replaceAll(list);
     assert.equal(held.size, 3);
     assert.equal(held.get('a'), list[0]?.version);
-    held.set('a', 'v2');
+    const a2 = cluster('a', '2s');
+    held.set(a2);
     held.delete('b');
-    held.set('d', 'v1');
+    held.claim('d', 'v1');
     assert.deepEqual([...held.keys()].sort(), ['a', 'c', 'd']);
     assert.equal(held.size, 3);
-    assert.equal(held.get('a'), 'v2');
+    assert.equal(held.get('a'), a2.version);
+    assert.equal(held.get('d'), 'v1');
     assert.equal(held.has('b'), false);
+    // What it was sent, as sent: a claimed version has no content here.
+    assert.deepEqual(held.sent(), [a2, list[2]]);
     const other = new HeldResources();
     other.replaceAll(list);
     assert.equal(other.get('a'), list[0]?.version, "one stream's changes never show in another's");
-    held.set('a', list[0]?.version ?? '');
+    assert.deepEqual(other.sent(), list);
+    held.set(list[0] as EnvoyResource);
     assert.equal(held.get('a'), list[0]?.version);
     held.clear();
     assert.equal(held.size, 0);
@@ -172,12 +177,14 @@ describe('what a stream holds', () => {
     const list = Array.from({ length: 200 }, (_, i) => cluster(`c${i}`));
     const held = new HeldResources();
     held.replaceAll(list);
-    for (let i = 0; i < 150; i++) held.set(`c${i}`, `v${i}`);
+    const changed = Array.from({ length: 150 }, (_, i) => cluster(`c${i}`, '2s'));
+    for (const r of changed) held.set(r);
     for (let i = 150; i < 160; i++) held.delete(`c${i}`);
     assert.equal(held.size, 190);
-    assert.equal(held.get('c10'), 'v10');
+    assert.equal(held.get('c10'), changed[10]?.version);
     assert.equal(held.get('c170'), list[170]?.version);
     assert.equal(held.has('c155'), false);
+    assert.equal(held.sent().length, 190);
   });
 });
 

@@ -238,7 +238,7 @@ export class XdsConnection {
         watch.held.delete(name);
       }
     }
-    if (!existing) for (const [name, version] of request.initialVersions) watch.held.set(name, version);
+    if (!existing) for (const [name, version] of request.initialVersions) watch.held.claim(name, version);
     // A first request's list is what other proxies like it sent: found by its digest, not sorted again.
     const firstList = !existing && request.unsubscribe.length === 0 && request.subscribe.length > 0;
     const digest = firstList ? `delta\n${createHash('sha1').update(request.subscribe.join('\n')).digest('base64')}` : undefined;
@@ -535,7 +535,7 @@ export class XdsConnection {
   }
 
   #hold(watch: WatchState, updated: readonly EnvoyResource[], removed: readonly string[]): void {
-    for (const r of updated) watch.held.set(r.name, r.version);
+    for (const r of updated) watch.held.set(r);
     for (const name of removed) watch.held.delete(name);
   }
 
@@ -555,12 +555,7 @@ export class XdsConnection {
     },
     bytes: Buffer,
   ): void {
-    const generate = this.#options.generate;
-    const currentPush = this.#options.currentPush;
-    const proxy = this.proxy as Proxy;
-    // Only a weak reference: a proxy that stays quiet must not keep an old push's memo alive.
-    const pushRef = new WeakRef(push);
-    let resources = response.whole;
+    const whole = response.whole;
     const sent: SentResponse = {
       version: response.version,
       nonce: response.nonce,
@@ -569,13 +564,9 @@ export class XdsConnection {
       count: response.count,
       removed: response.removed,
       ...(response.sourceAt !== undefined ? { sourceAt: response.sourceAt } : {}),
+      // What was sent, never generated again: the whole set, or what the client holds since.
       get resources(): readonly EnvoyResource[] {
-        if (!resources) {
-          // Regenerated when asked (debug views, NACK attribution): what the proxy holds now.
-          const from = pushRef.deref() ?? currentPush();
-          resources = from && watch.held.size > 0 ? generate(typeUrl, from, proxy, [...watch.held.keys()]) : [];
-        }
-        return resources;
+        return whole ?? watch.held.sent();
       },
     };
     watch.sent = sent;

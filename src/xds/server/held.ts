@@ -1,43 +1,63 @@
-// What one stream's client holds of a type: name -> version. After a whole set is sent, many
-// streams hold the same thing, so the map of that set is shared and each stream keeps only its
-// own differences on top (the few resources sent to it since).
+// What one stream's client holds of a type: name -> the resource it was sent (or, for a Delta
+// client's initial_resource_versions, only the version it says it has). After a whole set is
+// sent, many streams hold the same thing, so the map of that set is shared and each stream keeps
+// only its own differences on top (the few resources sent to it since). Operators' views read
+// what was sent from here: nothing is generated again to show it.
 import type { EnvoyResource } from '../resource.ts';
 
-const setMaps = new WeakMap<readonly EnvoyResource[], ReadonlyMap<string, string>>();
+/** A resource the client holds: the one it was sent, or a version it claims without meshpilot having sent it. */
+type Held = EnvoyResource | { readonly version: string; readonly claimed: true };
 
-function mapOfSet(resources: readonly EnvoyResource[]): ReadonlyMap<string, string> {
+const setMaps = new WeakMap<readonly EnvoyResource[], ReadonlyMap<string, Held>>();
+
+function mapOfSet(resources: readonly EnvoyResource[]): ReadonlyMap<string, Held> {
   let map = setMaps.get(resources);
   if (!map) {
-    map = new Map(resources.map((r) => [r.name, r.version]));
+    map = new Map(resources.map((r) => [r.name, r]));
     setMaps.set(resources, map);
   }
   return map;
 }
 
 export class HeldResources {
-  #base: ReadonlyMap<string, string> = new Map();
-  /** Differences from the base: a version, or null for a name the client no longer holds. */
-  #own = new Map<string, string | null>();
+  #base: ReadonlyMap<string, Held> = new Map();
+  /** Differences from the base: what the client holds, or null for a name it no longer holds. */
+  #own = new Map<string, Held | null>();
   #size = 0;
 
   get size(): number {
     return this.#size;
   }
 
-  get(name: string): string | undefined {
+  #entry(name: string): Held | undefined {
     const own = this.#own.get(name);
     if (own !== undefined) return own ?? undefined;
     return this.#base.get(name);
   }
 
-  has(name: string): boolean {
-    return this.get(name) !== undefined;
+  /** The version the client holds of `name`. */
+  get(name: string): string | undefined {
+    return this.#entry(name)?.version;
   }
 
-  set(name: string, version: string): void {
+  has(name: string): boolean {
+    return this.#entry(name) !== undefined;
+  }
+
+  /** The client was sent `resource`. */
+  set(resource: EnvoyResource): void {
+    this.#put(resource.name, resource);
+  }
+
+  /** The client says it holds `version` of `name` (Delta's initial_resource_versions). */
+  claim(name: string, version: string): void {
+    this.#put(name, { version, claimed: true });
+  }
+
+  #put(name: string, held: Held): void {
     if (!this.has(name)) this.#size++;
-    if (this.#base.get(name) === version) this.#own.delete(name);
-    else this.#own.set(name, version);
+    if (this.#base.get(name) === held) this.#own.delete(name);
+    else this.#own.set(name, held);
     this.#compactIfLarge();
   }
 
@@ -64,14 +84,24 @@ export class HeldResources {
 
   *keys(): IterableIterator<string> {
     for (const name of this.#base.keys()) if (this.#own.get(name) !== null) yield name;
-    for (const [name, version] of this.#own) if (version !== null && !this.#base.has(name)) yield name;
+    for (const [name, held] of this.#own) if (held !== null && !this.#base.has(name)) yield name;
+  }
+
+  /** The resources meshpilot sent that the client holds, in name order (claimed versions have no content here). */
+  sent(): EnvoyResource[] {
+    const out: EnvoyResource[] = [];
+    for (const name of this.keys()) {
+      const held = this.#entry(name);
+      if (held && !('claimed' in held)) out.push(held);
+    }
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /** A stream that has drifted far from its base keeps a plain map of its own instead. */
   #compactIfLarge(): void {
     if (this.#base.size === 0 || this.#own.size <= 64 || this.#own.size * 2 <= this.#base.size) return;
-    const own = new Map<string, string | null>();
-    for (const name of this.keys()) own.set(name, this.get(name) ?? null);
+    const own = new Map<string, Held | null>();
+    for (const name of this.keys()) own.set(name, this.#entry(name) ?? null);
     this.#base = new Map();
     this.#own = own;
   }
