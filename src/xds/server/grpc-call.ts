@@ -62,6 +62,19 @@ export class Scratch {
   }
 }
 
+/**
+ * grpc-message as the gRPC HTTP/2 spec encodes it: UTF-8 bytes outside 0x20-0x7E, and `%`,
+ * percent-encoded; everything else as it is (clients decode with decodeURI, which would leave
+ * an encoded `:` or `,` as it was sent).
+ */
+export function encodeGrpcMessage(message: string): string {
+  let out = '';
+  for (const byte of Buffer.from(message, 'utf8')) {
+    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
 /** `grpc-timeout` (an integer of at most 8 digits and a unit) in milliseconds. */
 export function parseGrpcTimeout(value: string | undefined): number | undefined {
   const match = value === undefined ? null : /^(\d{1,8})([HMSmun])$/.exec(value);
@@ -110,7 +123,7 @@ export class GrpcCall {
     this.peer = socket ? `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}` : 'unknown';
     stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-accept-encoding': ACCEPT_ENCODING }, { waitForTrailers: true });
     stream.on('wantTrailers', () => {
-      stream.sendTrailers({ 'grpc-status': String(this.#status), ...(this.#statusMessage ? { 'grpc-message': encodeURIComponent(this.#statusMessage) } : {}) });
+      stream.sendTrailers({ 'grpc-status': String(this.#status), ...(this.#statusMessage ? { 'grpc-message': encodeGrpcMessage(this.#statusMessage) } : {}) });
       // A client still sending learns the call is over and stops (RST_STREAM NO_ERROR): on the next
       // turn, once the trailers are on their way (a reset submitted with them would drop them).
       if (!this.#clientDone) {

@@ -9,7 +9,7 @@ import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { CallLimits, ReceiveBudget, ReceiveCounters } from './grpc-call.ts';
-import { GrpcCall, GrpcStatus, Scratch } from './grpc-call.ts';
+import { GrpcCall, GrpcStatus, Scratch, encodeGrpcMessage } from './grpc-call.ts';
 
 export { GrpcCall, GrpcStatus } from './grpc-call.ts';
 
@@ -310,6 +310,6 @@ export class GrpcTransport {
 
 /** A response that is only a status: in the headers, no body, and the stream reset if the client is still sending. */
 function trailersOnly(stream: http2.ServerHttp2Stream, status: number, message: string): void {
-  stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(status), 'grpc-message': encodeURIComponent(message) }, { endStream: true });
+  stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(status), 'grpc-message': encodeGrpcMessage(message) }, { endStream: true });
   if (!stream.readableEnded) stream.close(http2.constants.NGHTTP2_NO_ERROR);
 }
