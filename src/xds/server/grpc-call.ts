@@ -2,7 +2,9 @@
 // time, optionally compressed; messages out as the shared buffers they are; a status in the
 // trailers. A call that ends with an error stops reading: the stream is reset after the
 // trailers (as grpc-go does) and whatever else arrives is dropped, never buffered.
+import type { X509Certificate } from 'node:crypto';
 import http2 from 'node:http2';
+import type { TLSSocket } from 'node:tls';
 import zlib from 'node:zlib';
 
 /** gRPC status codes used here (grpc/doc/statuscodes.md). */
@@ -10,11 +12,20 @@ export const GrpcStatus = {
   OK: 0,
   INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
+  PERMISSION_DENIED: 7,
   RESOURCE_EXHAUSTED: 8,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
   UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
 } as const;
+
+/** The client certificate a TLS peer presented, and whether it chains to the server's trusted roots. */
+export interface PeerCertificate {
+  readonly certificate: X509Certificate;
+  readonly authorized: boolean;
+  readonly authorizationError?: string;
+}
 
 /** Request compressions read (grpc/doc/compression.md); responses are sent uncompressed. */
 export const ACCEPT_ENCODING = 'identity,deflate,gzip';
@@ -87,6 +98,11 @@ export function parseGrpcTimeout(value: string | undefined): number | undefined 
 export class GrpcCall {
   readonly peer: string;
   readonly path: string;
+  readonly headers: http2.IncomingHttpHeaders;
+  /** Unary calls answer after the client's half-close; streams (xDS) end with it. */
+  endsWithClient = true;
+  /** Called when the client has sent all it will, for calls that do not end with it. */
+  onHalfClose: (() => void) | undefined;
   onMessage: ((message: Buffer) => void) | undefined;
   onClose: ((reason: string) => void) | undefined;
   readonly #stream: http2.ServerHttp2Stream;
@@ -114,6 +130,7 @@ export class GrpcCall {
   ) {
     this.#stream = stream;
     this.path = headers[':path'] ?? '';
+    this.headers = headers;
     this.#limits = shared.limits;
     this.#budget = shared.budget;
     this.#counters = shared.counters;
@@ -137,7 +154,11 @@ export class GrpcCall {
     });
     stream.on('end', () => {
       this.#clientDone = true;
-      // The client has said all it will: the call ends, as a unary-less xDS stream does.
+      if (!this.endsWithClient) {
+        this.onHalfClose?.();
+        return;
+      }
+      // The client has said all it will: the call ends, as an xDS stream does.
       this.#close('client closed the stream');
       this.end();
     });
@@ -160,6 +181,15 @@ export class GrpcCall {
 
   get closed(): boolean {
     return this.#closed || this.#stream.destroyed || this.#stream.closed;
+  }
+
+  /** The client's certificate on a TLS connection that presented one. */
+  peerCertificate(): PeerCertificate | undefined {
+    const socket = this.#stream.session?.socket as Partial<TLSSocket> | undefined;
+    const certificate = socket?.getPeerX509Certificate?.();
+    if (!socket || !certificate) return undefined;
+    const error = socket.authorizationError;
+    return { certificate, authorized: socket.authorized === true, ...(error !== undefined ? { authorizationError: String(error) } : {}) };
   }
 
   /** Bytes of a half-received message this call holds. */
