@@ -184,7 +184,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     : undefined;
   const security = options.secure
     ? await startSecurity(
-        { ...options.secure, host: options.xdsHost, namespace: systemNamespace(options.secure.namespace), trustDomain: trustDomainOf(meshConfig ?? DEFAULT_MESH_CONFIG) },
+        { limits: transportLimits(options), ...options.secure, host: options.xdsHost, namespace: systemNamespace(options.secure.namespace), trustDomain: trustDomainOf(meshConfig ?? DEFAULT_MESH_CONFIG) },
         {
           ads: adsServer,
           registry: metrics.registry,
