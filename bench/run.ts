@@ -6,6 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { ClientMessage, ClientReport } from './clients-proc.ts';
+import { CA_TABLE_HEADER, caRow, runCaBench } from './ca-bench.ts';
 import { ENVOY_TABLE_HEADER, EnvoyFleet, edsCounter, envoyRow, rdsCounter, type EnvoyResults, type EnvoyTimes } from './envoy-fleet.ts';
 import { expect, formatConvergence, percentiles, type Convergence } from './harness.ts';
 import type { ServerMessage, ServerReport } from './server-proc.ts';
@@ -226,6 +227,18 @@ for (const scenario of SCENARIOS) {
   }
 }
 if (envoyRows.length > 0) console.log(['', 'Real Envoys, beside the light clients above (p50/p99/max until meshpilot has the Envoy\'s ACK; in brackets, the last Envoy applied it, by its own update_time):', ...ENVOY_TABLE_HEADER, ...envoyRows].join('\n'));
+if (!only || only === 'ca') {
+  try {
+    const ca = await runCaBench({ quick });
+    results.push({ scenario: 'ca', ...ca });
+    console.log(['', 'The CA (its own process, one libuv thread; callers authenticate with client certificates over TLS):', ...CA_TABLE_HEADER, caRow(ca)].join('\n'));
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    results.push({ scenario: 'ca', error: message });
+    console.log(`\nthe CA benchmark failed: ${message}`);
+    process.exitCode = 1;
+  }
+}
 const file = `.bench/results${quick ? '-quick' : ''}.json`;
 await writeFile(file, JSON.stringify({ at: new Date().toISOString(), node: process.version, results }, null, 2));
 console.log(`\nwritten to ${file}`);

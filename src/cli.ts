@@ -40,6 +40,11 @@ function duration(value: string): number {
   return Number(match[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
 }
 
+/** A port, or `off`. */
+function portOrOff(value: string): number | 'off' {
+  return value === 'off' ? 'off' : port(value);
+}
+
 function milliseconds(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`"${value}" is not a number of milliseconds`);
@@ -92,7 +97,14 @@ program
   .addOption(new Option('--source <kind>', 'where services and rules come from: file (--config-dir) or kube (the Kubernetes API)').choices(SOURCE_KINDS).env('MESHPILOT_SOURCE'))
   .addOption(new Option('--kubeconfig <file>', 'watch the cluster this kubeconfig points at (in a pod: its service account)').env('MESHPILOT_KUBECONFIG'))
   .addOption(new Option('--namespaces <list>', 'comma-separated namespaces to watch (default: all)').argParser(parseNamespaces).env('MESHPILOT_NAMESPACES'))
-  .action(async (flags: { configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; adminTokenFile?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; pushConcurrency: number; xdsStreamBuffer: number; xdsTotalBuffer: number; xdsMaxMessageBytes: number; xdsMaxConnectionBuffer: number; xdsMaxStreams: number; xdsMaxConnectionAge: number | string; xdsStallTime: number | string; xdsStreamRate: number; xdsStreamBurst: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[] }, command: Command) => {
+  .addOption(new Option('--secure-port <port>', 'port of the CA and xDS over TLS (Istio\'s 15012); off to disable').default(15012).argParser(portOrOff).env('MESHPILOT_SECURE_PORT'))
+  .addOption(new Option('--ca-dir <dir>', "your own CA: a directory with Istio's ca-cert.pem, ca-key.pem, root-cert.pem and cert-chain.pem").env('MESHPILOT_CA_DIR'))
+  .addOption(new Option('--ca-root-dir <dir>', 'without Kubernetes: where the self-signed root is created once and kept').env('MESHPILOT_CA_ROOT_DIR'))
+  .addOption(new Option('--ca-cert-ttl <duration>', 'lifetime of a workload certificate when the request names none').default('24h').argParser(duration).env('MESHPILOT_CA_CERT_TTL'))
+  .addOption(new Option('--ca-max-ttl <duration>', 'longest lifetime a workload certificate may ask for').default('2160h').argParser(duration).env('MESHPILOT_CA_MAX_TTL'))
+  .addOption(new Option('--system-namespace <namespace>', "meshpilot's namespace (its CA Secrets, its serving names); in a pod, the pod's namespace").env('MESHPILOT_SYSTEM_NAMESPACE'))
+  .addOption(new Option('--secure-dns-names <list>', 'comma-separated extra DNS names of the secure port\'s certificate').argParser(parseNamespaces).env('MESHPILOT_SECURE_DNS_NAMES'))
+  .action(async (flags: { securePort: number | 'off'; caDir?: string; caRootDir?: string; caCertTtl: number | string; caMaxTtl: number | string; systemNamespace?: string; secureDnsNames?: string[]; configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; adminTokenFile?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; pushConcurrency: number; xdsStreamBuffer: number; xdsTotalBuffer: number; xdsMaxMessageBytes: number; xdsMaxConnectionBuffer: number; xdsMaxStreams: number; xdsMaxConnectionAge: number | string; xdsStallTime: number | string; xdsStreamRate: number; xdsStreamBurst: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[] }, command: Command) => {
     const logSink = new LogSink();
     const log = createLogger(flags.logLevel, logSink);
     const exit = (code: number): never => {
@@ -103,9 +115,25 @@ program
     try {
       const configDirGiven = command.getOptionValueSource('configDir') !== 'default';
       const sources = selectSources({ source: flags.source, kubeconfig: flags.kubeconfig, configDirGiven, inCluster: inCluster() });
-      const { xdsStreamBuffer, xdsTotalBuffer, xdsMaxConnectionBuffer, xdsMaxStreams, xdsMaxConnectionAge, xdsStallTime, xdsStreamRate, xdsStreamBurst, ...rest } = flags;
+      const { xdsStreamBuffer, xdsTotalBuffer, xdsMaxConnectionBuffer, xdsMaxStreams, xdsMaxConnectionAge, xdsStallTime, xdsStreamRate, xdsStreamBurst, securePort, caDir, caRootDir, caCertTtl, caMaxTtl, systemNamespace, secureDnsNames, ...rest } = flags;
+      // Without Kubernetes the root needs a directory: unless asked for, the secure port stays off then.
+      const rootHasAHome = sources.includes('kube') || caDir !== undefined || caRootDir !== undefined;
+      const secureWanted = securePort !== 'off' && (rootHasAHome || command.getOptionValueSource('securePort') !== 'default');
+      if (!secureWanted && securePort !== 'off') log.info('the secure port (CA and xDS over TLS) is off: without Kubernetes it needs --ca-root-dir DIR or --ca-dir DIR');
       running = await serve({
         ...rest,
+        ...(secureWanted
+          ? {
+              secure: {
+                port: securePort,
+                ...(caDir !== undefined ? { caDir } : {}),
+                ...(caRootDir !== undefined ? { caRootDir } : {}),
+                ...(systemNamespace !== undefined ? { namespace: systemNamespace } : {}),
+                ...(secureDnsNames ? { dnsNames: secureDnsNames } : {}),
+                ca: { defaultTtlMs: typeof caCertTtl === 'number' ? caCertTtl : duration(caCertTtl), maxTtlMs: typeof caMaxTtl === 'number' ? caMaxTtl : duration(caMaxTtl) },
+              },
+            }
+          : {}),
         xdsHighWaterBytes: xdsStreamBuffer,
         xdsTotalHighWaterBytes: xdsTotalBuffer,
         xdsMaxConnectionBufferBytes: xdsMaxConnectionBuffer,

@@ -25,6 +25,12 @@ export const ERROR_CODES = {
   MP_INTERNAL: 'meshpilot failed to answer an admin request; the log has the details.',
   MP_ADMIN_UNREACHABLE: 'A command could not reach the admin API at --admin.',
   MP_SIDECAR_CONFLICT: 'Several Sidecars apply to one workload, or several without workloadSelector share a namespace; the oldest is used, as in Istio.',
+  MP_CA_CSR_REFUSED: 'A certificate request was refused and nothing was signed: the CSR is malformed, too large, badly signed, asks for a CA certificate, has a key other than ECDSA P-256 or RSA 2048-4096, not exactly one URI SAN, or a validity outside 0 < TTL <= --ca-max-ttl (INVALID_ARGUMENT).',
+  MP_CA_IDENTITY_MISMATCH: 'A caller asked for an identity that is not its own: the CSR\'s SPIFFE ID, or (on 15012) the xDS node\'s namespace, differs from the token\'s or client certificate\'s (PERMISSION_DENIED).',
+  MP_CA_UNAUTHENTICATED: 'A call on 15012 carried no valid credentials: no token and no client certificate, a token TokenReview did not accept (expired, forged, wrong audience), a certificate from another CA, or a token without a Kubernetes API to check it (UNAUTHENTICATED).',
+  MP_CA_PLUGIN_INVALID: 'The plugged-in CA (--ca-dir or the Secret cacerts) has a file that is missing, malformed, expired, not a CA, not chained to root-cert.pem, or a key that does not match ca-cert.pem; meshpilot does not start.',
+  MP_CA_ROOT_UNAVAILABLE: 'The CA root could not be read or stored (the Secret meshpilot-ca-secret, or --ca-root-dir); meshpilot does not start rather than sign with a root only it knows.',
+  MP_CA_PUBLISH_FAILED: 'The root certificate could not be written to a namespace\'s ConfigMap istio-ca-root-cert; retried on the next change or interval.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

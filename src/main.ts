@@ -6,6 +6,7 @@ import { NackLedger } from './admin/nack-ledger.ts';
 import { buildAdminApp, startAdminServer } from './admin/server.ts';
 import { createLogger, type Logger } from './log.ts';
 import { MeshpilotMetrics } from './metrics.ts';
+import { trustDomainOf, DEFAULT_MESH_CONFIG } from './model/mesh-config.ts';
 import { ConfigStore } from './model/store.ts';
 import { ConvergenceTracker } from './push/convergence.ts';
 import { PushController } from './push/push-controller.ts';
@@ -21,6 +22,8 @@ import type { TransportLimits } from './xds/server/grpc-transport.ts';
 import { DEFAULT_TRANSPORT_LIMITS } from './xds/server/grpc-transport.ts';
 import { DEFAULT_HIGH_WATER_BYTES } from './xds/server/connection.ts';
 import { fanOutEvents } from './xds/server/connection-events.ts';
+import type { RunningSecurity, SecureServeOptions } from './security/security.ts';
+import { startSecurity, systemNamespace } from './security/security.ts';
 
 export interface ServeOptions {
   readonly configDir: string;
@@ -71,6 +74,8 @@ export interface ServeOptions {
   /** Kubernetes source: watch only these namespaces. */
   readonly namespaces?: readonly string[];
   readonly kubeTuning?: Partial<KubeSourceTuning>;
+  /** The secure port (15012: the CA and xDS over TLS) and its CA; absent: off. */
+  readonly secure?: SecureServeOptions;
 }
 
 export const DEFAULT_SERVE_OPTIONS: Omit<ServeOptions, 'log'> = {
@@ -118,6 +123,8 @@ export interface RunningMeshpilot {
   readonly pushQueue: PushQueue;
   readonly convergence: ConvergenceTracker;
   readonly log: Logger;
+  /** The CA and the secure port, when on. */
+  readonly security?: RunningSecurity;
   /** Re-reads the config directory now (what a file change triggers), resolving once it is published. */
   reloadConfig(): Promise<void>;
   close(): Promise<void>;
@@ -169,15 +176,32 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
   const yamlSource = sources.includes('file') ? new YamlSource({ dir: options.configDir, store, log: log.child({ component: 'yaml-source' }) }) : undefined;
   // The Kubernetes client is loaded only when it is used: importing it costs over 100 MB.
   const kube = sources.includes('kube') ? await Promise.all([import('./sources/kube/kube-source.ts'), import('./sources/kube/kube-api.ts')]) : undefined;
-  const kubeSource = kube
+  const kubeConnection = kube ? kube[1].connect(options.kubeconfig) : undefined;
+  const kubeSource = kube && kubeConnection
     ? new kube[0].KubeSource({
-        connection: kube[1].connect(options.kubeconfig),
+        connection: kubeConnection,
         store,
         log: log.child({ component: 'kube-source' }),
         ...(options.namespaces ? { namespaces: options.namespaces } : {}),
         ...(options.kubeTuning ? { tuning: options.kubeTuning } : {}),
       })
     : undefined;
+  const security = options.secure
+    ? await startSecurity(
+        { limits: transportLimits(options), ...options.secure, host: options.xdsHost, namespace: systemNamespace(options.secure.namespace), trustDomain: trustDomainOf(meshConfig ?? DEFAULT_MESH_CONFIG) },
+        {
+          ads: adsServer,
+          registry: metrics.registry,
+          log,
+          ...(kubeSource && kubeConnection ? { kube: { connection: kubeConnection, namespaces: () => kubeSource.namespaces() } } : {}),
+        },
+      )
+    : undefined;
+  if (security) {
+    pushController.onPush(() => {
+      void security.publishRoot();
+    });
+  }
   // Precedence: the directory first, so a local file overrides the cluster's object of the same name.
   if (yamlSource) store.register(yamlSource.sourceId);
   if (kubeSource) store.register(kubeSource.sourceId);
@@ -202,12 +226,13 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
       ready: () => adsServer.port !== undefined && pushController.current() !== undefined,
       snapshot: () => store.current(),
       nacks: () => nacks,
+      certificateAuthority: () => security?.ca,
     },
     log,
     { metrics, access: { host: options.adminHost, ...(adminToken !== undefined ? { token: adminToken } : {}) } },
   );
   const adminPort = await startAdminServer(admin, options.adminHost, options.adminPort);
-  log.info({ xdsPort, adminPort, sources, ...(yamlSource ? { configDir: options.configDir } : {}), ...(kubeSource ? { kubernetes: kubeSource.sourceId } : {}) }, 'meshpilot is serving');
+  log.info({ xdsPort, adminPort, ...(security ? { securePort: security.port } : {}), sources, ...(yamlSource ? { configDir: options.configDir } : {}), ...(kubeSource ? { kubernetes: kubeSource.sourceId } : {}) }, 'meshpilot is serving');
 
   return {
     xdsPort,
@@ -219,13 +244,14 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     pushQueue,
     convergence,
     log,
+    ...(security ? { security } : {}),
     reloadConfig: () => yamlSource?.reload() ?? Promise.resolve(),
     async close() {
       closed = true;
       pushController.stop();
       pushQueue.stop();
       await Promise.all([yamlSource?.stop(), kubeSource?.stop()]);
-      await Promise.all([adsServer.close(), admin.close()]);
+      await Promise.all([adsServer.close(), admin.close(), security?.close()]);
     },
   };
 }

@@ -60,7 +60,7 @@ describe('meshpilot serve --kubeconfig against the fake API server started alone
     const kubeconfig = join(dir, 'kubeconfig');
     const started = await launch(['--import', 'tsx', 'test/support/fake-kube-api-cli.ts', '--port', '0', '--kubeconfig-out', kubeconfig], (line) => line.startsWith('kubeconfig:'));
     fake = started.child;
-    const serving = await launch(['bin/meshpilot.js', 'serve', '--kubeconfig', kubeconfig, '--xds-port', '0', '--admin-port', '0'], (line) => line.includes('"meshpilot is serving"'), {
+    const serving = await launch(['bin/meshpilot.js', 'serve', '--kubeconfig', kubeconfig, '--xds-port', '0', '--admin-port', '0', '--secure-port', '0'], (line) => line.includes('"meshpilot is serving"'), {
       MESHPILOT_LOG_LEVEL: 'info',
     });
     meshpilot = serving.child;

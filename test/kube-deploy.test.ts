@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse, parseAllDocuments } from 'yaml';
 import { buildBootstrap, DEFAULT_XDS_ADDRESS } from '../src/commands/bootstrap.ts';
-import { WATCH_VERBS, WATCHED_RESOURCES } from '../src/sources/kube/resources.ts';
+import { CA_PERMISSIONS, WATCH_VERBS, WATCHED_RESOURCES } from '../src/sources/kube/resources.ts';
 import { checkResourceJson } from '../src/xds/validate/pgv.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -97,7 +97,7 @@ describe('deploy/ manifests', () => {
     assert.equal(container?.readinessProbe?.httpGet.path, '/ready');
     assert.equal(container.livenessProbe?.httpGet.path, '/healthz');
     const service = find(all, 'Service', 'meshpilot', 'meshpilot-system');
-    assert.deepEqual((service?.['spec'] as { ports: { name: string; port: number }[] }).ports.map((p) => [p.name, p.port]), [['grpc-xds', 15010], ['http-monitoring', 15014]]);
+    assert.deepEqual((service?.['spec'] as { ports: { name: string; port: number }[] }).ports.map((p) => [p.name, p.port]), [['grpc-xds', 15010], ['tls-xds', 15012], ['http-monitoring', 15014]]);
     const pdb = find(all, 'PodDisruptionBudget', 'meshpilot', 'meshpilot-system')?.['spec'] as { selector: { matchLabels: Record<string, string> } };
     assert.ok(matches(pdb.selector.matchLabels, deployment.spec.template.metadata.labels));
     const hpa = find(all, 'HorizontalPodAutoscaler', 'meshpilot', 'meshpilot-system')?.['spec'] as { scaleTargetRef: { kind: string; name: string }; minReplicas: number; maxReplicas: number };
@@ -115,6 +115,25 @@ describe('deploy/ manifests', () => {
     const binding = find(all, 'ClusterRoleBinding', 'meshpilot') as unknown as { roleRef: { kind: string; name: string }; subjects: { kind: string; name: string; namespace: string }[] };
     assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'meshpilot' });
     for (const subject of binding.subjects) assert.ok(find(all, subject.kind, subject.name, subject.namespace), `${subject.kind} ${subject.name} exists`);
+  });
+
+  it("grants the CA exactly what it uses: its root Secrets in meshpilot-system only, the root's ConfigMaps, TokenReview", async () => {
+    const all = await manifests('deploy');
+    type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] };
+    const grants = (rules: Rule[]): string[] =>
+      rules.flatMap((rule) => rule.apiGroups.flatMap((group) => rule.resources.map((resource) => `${group}/${resource} ${[...rule.verbs].sort().join(',')} ${(rule.resourceNames ?? ['*']).join(',')}`))).sort();
+    const expected = (scope: 'system' | 'cluster'): string[] =>
+      CA_PERMISSIONS.filter((p) => p.scope === scope).map((p) => `${p.group}/${p.resource} ${[...p.verbs].sort().join(',')} ${(p.resourceNames ?? ['*']).join(',')}`).sort();
+    const role = find(all, 'Role', 'meshpilot-ca', 'meshpilot-system');
+    assert.deepEqual(grants((role?.['rules'] ?? []) as Rule[]), expected('system'));
+    const clusterRole = find(all, 'ClusterRole', 'meshpilot-ca');
+    assert.deepEqual(grants((clusterRole?.['rules'] ?? []) as Rule[]), expected('cluster'));
+    assert.ok(!grants((clusterRole?.['rules'] ?? []) as Rule[]).some((g) => g.includes('secrets')), 'no Secret outside meshpilot-system');
+    for (const [kind, namespace] of [['RoleBinding', 'meshpilot-system'], ['ClusterRoleBinding', undefined]] as const) {
+      const binding = find(all, kind, 'meshpilot-ca', namespace) as unknown as { roleRef: { kind: string; name: string }; subjects: { kind: string; name: string; namespace: string }[] };
+      assert.equal(binding.roleRef.name, 'meshpilot-ca');
+      assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'meshpilot', namespace: 'meshpilot-system' }]);
+    }
   });
 
   it('defines a CRD, serving every version meshpilot reads, for each custom resource the role names', async () => {

@@ -54,6 +54,21 @@ describe('gRPC features of the xDS port', () => {
     assert.ok(meshpilot.adsServer.transportStats().compressedMessages > compressedBefore, 'a message arrived gzip-compressed');
   });
 
+  it("tells a grpc-js client why its call failed in the server's own words (grpc-message per the gRPC spec)", async (t) => {
+    const client = new grpc.Client(`127.0.0.1:${meshpilot.xdsPort}`, grpc.credentials.createInsecure());
+    t.after(() => {
+      client.close();
+    });
+    const method = rawMethod('/no.such.Service/Method');
+    const error = await new Promise<grpc.ServiceError | null>((resolve) => {
+      client.makeUnaryRequest(method.path, method.requestSerialize, method.responseDeserialize, Buffer.alloc(0), (failure) => {
+        resolve(failure);
+      });
+    });
+    assert.equal(error?.code, grpc.status.UNIMPLEMENTED, error?.details);
+    assert.equal(error.details, 'unknown method /no.such.Service/Method');
+  });
+
   it('reads a gzip request framed by hand, and refuses one that decompresses past the message limit', async (t) => {
     const good = new H2Call(meshpilot.xdsPort, ADS_SOTW_PATH, { 'grpc-encoding': 'gzip' });
     const bomb = new H2Call(meshpilot.xdsPort, ADS_SOTW_PATH, { 'grpc-encoding': 'gzip' });

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { MeshpilotMetrics } from '../metrics.ts';
 import { registerAdminAccess, type AdminAccess } from './auth.ts';
 import { sendError } from './errors.ts';
+import { registerCertsRoutes } from './routes/certs.ts';
 import { registerConfigRoutes } from './routes/config.ts';
 import { registerExplainRoutes } from './routes/explain.ts';
 import { registerGraphRoutes } from './routes/graph.ts';
@@ -61,6 +62,7 @@ export async function buildAdminApp(views: AdminViews, log: Logger, options: Adm
   registerExplainRoutes(app, views);
   registerPreviewRoutes(app, views);
   registerGraphRoutes(app, views);
+  registerCertsRoutes(app, views);
   if (options.metrics) registerMetricsRoute(app, options.metrics);
   registerUiRoutes(app, options.access.token !== undefined && options.access.token !== '');
   return app;

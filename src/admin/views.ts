@@ -2,6 +2,7 @@
 import type { PushContext } from '../model/push-context.ts';
 import type { SourceSnapshot } from '../model/store.ts';
 import type { PushRecord } from '../push/push-controller.ts';
+import type { CertificateAuthority } from '../security/ca.ts';
 import type { XdsConnection } from '../xds/server/connection.ts';
 import type { NackLedger } from './nack-ledger.ts';
 
@@ -16,4 +17,6 @@ export interface AdminViews {
   snapshot?(): SourceSnapshot;
   /** Which resources and rules each current NACK names. */
   nacks?(): NackLedger;
+  /** The CA, when the secure port runs (its root and what it issued). */
+  certificateAuthority?(): CertificateAuthority | undefined;
 }

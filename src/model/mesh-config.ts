@@ -22,6 +22,8 @@ export interface MeshConfig {
   readonly connectTimeout: string;
   /** Namespace whose Sidecar without workloadSelector is every namespace's default; `istio-system` when unset. */
   readonly rootNamespace?: string;
+  /** SPIFFE trust domain of workload identities (`spiffe://<trustDomain>/ns/..`); `cluster.local` when unset. */
+  readonly trustDomain?: string;
   /** Where the settings came from (a file path), or `defaults`. */
   readonly source: string;
 }
@@ -37,6 +39,12 @@ export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
 
 export function rootNamespaceOf(mesh: MeshConfig): string {
   return mesh.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
+}
+
+export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
+
+export function trustDomainOf(mesh: MeshConfig): string {
+  return mesh.trustDomain ?? DEFAULT_TRUST_DOMAIN;
 }
 
 /** Envoy command operators for a TEXT log line when `accessLogFormat` is empty. */

@@ -89,6 +89,16 @@ function readRootNamespace(mesh: Fields, issues: MeshIssues): string | undefined
   return value;
 }
 
+function readTrustDomain(mesh: Fields, issues: MeshIssues): string | undefined {
+  const value = mesh['trustDomain'];
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string' || value.length > 255 || !/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(value)) {
+    issues.error('trustDomain', `must be a lower-case DNS name such as cluster.local (it is the host of every SPIFFE ID), got ${describeType(value)}`);
+    return undefined;
+  }
+  return value;
+}
+
 /** The MeshConfig inside whatever wrapper the file uses. */
 function unwrap(document: unknown): { mesh: unknown; prefix: string } {
   if (!isFields(document)) return { mesh: document, prefix: '' };
@@ -116,12 +126,14 @@ export function readMeshConfig(document: unknown, source: string): MeshConfigRea
   const fields = fieldsOf(mesh);
   const accessLog = readAccessLog(fields, issues);
   const rootNamespace = readRootNamespace(fields, issues);
+  const trustDomain = readTrustDomain(fields, issues);
   const meshConfig: MeshConfig = {
     ...(accessLog ? { accessLog } : {}),
     tracingSampling: readSampling(fields, issues),
     outboundTrafficPolicy: readOutboundPolicy(fields, issues),
     connectTimeout: readConnectTimeout(fields, issues),
     ...(rootNamespace ? { rootNamespace } : {}),
+    ...(trustDomain ? { trustDomain } : {}),
     source,
   };
   const found = issues.issues.map((issue) => ({ ...issue, path: prefix + issue.path }));

@@ -14,6 +14,13 @@ let loaded: protobuf.Root | undefined;
 export function envoyRoot(): protobuf.Root {
   if (loaded) return loaded;
   const { roots } = JSON.parse(readFileSync(join(protoDir, 'roots.json'), 'utf8')) as { roots: string[] };
+  const root = loadVendoredProtos(roots);
+  loaded = root;
+  return root;
+}
+
+/** A root holding `files` (paths under proto/) and what they import, resolved. */
+export function loadVendoredProtos(files: readonly string[]): protobuf.Root {
   const root = new protobuf.Root();
   root.resolvePath = (_origin, target) => {
     const vendored = join(protoDir, target);
@@ -22,9 +29,8 @@ export function envoyRoot(): protobuf.Root {
     if (target in protobuf.common) return target;
     return join(protobufjsDir, target);
   };
-  root.loadSync(roots, { keepCase: true });
+  root.loadSync([...files], { keepCase: true });
   root.resolveAll();
-  loaded = root;
   return root;
 }
 

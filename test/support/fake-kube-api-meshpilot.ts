@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { RunningMeshpilot } from '../../src/main.ts';
+import type { RunningMeshpilot, ServeOptions } from '../../src/main.ts';
 import type { KubeSourceTuning } from '../../src/sources/kube/kube-source.ts';
 import type { SourceKind } from '../../src/sources/kube/select.ts';
 import { listConfigFiles, readObjectsFromText } from '../../src/sources/config-dir.ts';
@@ -32,6 +32,8 @@ export interface KubeMeshpilotOptions {
   readonly configDir?: string;
   readonly tuning?: Partial<KubeSourceTuning>;
   readonly log?: Logger;
+  /** Further serve options (e.g. the secure port). */
+  readonly serve?: Partial<ServeOptions>;
 }
 
 export async function startMeshpilotOnKube(api: FakeKubeApi, options: KubeMeshpilotOptions = {}): Promise<KubeMeshpilot> {
@@ -45,6 +47,7 @@ export async function startMeshpilotOnKube(api: FakeKubeApi, options: KubeMeshpi
     ...(options.namespaces ? { namespaces: options.namespaces } : {}),
     kubeTuning: { ...FAST_KUBE_TUNING, ...options.tuning },
     ...(options.log ? { log: options.log } : {}),
+    ...options.serve,
   });
   const close = running.close.bind(running);
   return Object.assign(running, {

@@ -1,6 +1,8 @@
 // An in-process Kubernetes API server that speaks list/watch as the real one does: one global
 // resourceVersion, paginated lists, chunked watch streams, bookmarks, 410 Gone after
 // compaction, discovery for CRDs, and faults on demand (dropped, stalled and refused connections).
+// Writes as meshpilot's CA makes them: create (201, or 409 AlreadyExists), update (409 on a stale
+// resourceVersion), and TokenReview against tokens a test registers.
 import { writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
@@ -23,7 +25,21 @@ const BUILTIN_TYPES: readonly ResourceType[] = [
   { group: '', versions: ['v1'], plural: 'pods', kind: 'Pod', namespaced: true },
   { group: '', versions: ['v1'], plural: 'endpoints', kind: 'Endpoints', namespaced: true },
   { group: 'discovery.k8s.io', versions: ['v1'], plural: 'endpointslices', kind: 'EndpointSlice', namespaced: true },
+  { group: '', versions: ['v1'], plural: 'secrets', kind: 'Secret', namespaced: true },
+  { group: '', versions: ['v1'], plural: 'configmaps', kind: 'ConfigMap', namespaced: true },
 ];
+
+/** What a registered service-account token stands for, as the API server's TokenReview sees it. */
+export interface TokenIdentity {
+  /** `system:serviceaccount:<namespace>:<name>` for a service account. */
+  readonly username: string;
+  /** Audiences the token was issued for (a projected token's `aud`). */
+  readonly audiences: readonly string[];
+  /** After this the token is expired. */
+  readonly expiresAt?: Date;
+}
+
+const TOKEN_REVIEW_PATH = '/apis/authentication.k8s.io/v1/tokenreviews';
 
 /** The Istio traffic CRDs, served at the given versions (old clusters serve only v1alpha3). */
 export function istioCrds(versions: readonly string[] = ['v1', 'v1beta1', 'v1alpha3']): ResourceType[] {
@@ -84,6 +100,16 @@ function status(code: number, reason: string, message: string): KubeObject {
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
 }
 
+async function readBody(request: IncomingMessage): Promise<KubeObject | undefined> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of request) chunks.push(chunk as Buffer);
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as KubeObject;
+  } catch {
+    return undefined;
+  }
+}
+
 export class FakeKubeApi {
   readonly requests: RecordedRequest[] = [];
   readonly #options: FakeKubeApiOptions;
@@ -99,6 +125,8 @@ export class FakeKubeApi {
   #compactedThrough = 1000;
   #offline = false;
   #heldLists: Promise<void> | undefined;
+  readonly #tokens = new Map<string, TokenIdentity>();
+  #heldCreates: { kind: string; count: number; waiting: (() => void)[] } | undefined;
   #port = 0;
 
   private constructor(options: FakeKubeApiOptions) {
@@ -258,6 +286,16 @@ export class FakeKubeApi {
     return release;
   }
 
+  /** A service-account token TokenReview accepts (for its audiences, until it expires). */
+  registerToken(token: string, identity: TokenIdentity): void {
+    this.#tokens.set(token, identity);
+  }
+
+  /** Creates of `kind` wait until `count` of them have arrived, then all proceed in arrival order (a race made certain). */
+  holdCreates(kind: string, count: number): void {
+    this.#heldCreates = { kind, count, waiting: [] };
+  }
+
   async close(): Promise<void> {
     for (const watch of this.#watches) {
       clearTimeout(watch.timers.end);
@@ -312,11 +350,27 @@ export class FakeKubeApi {
       this.#json(response, 401, status(401, 'Unauthorized', 'Unauthorized'));
       return;
     }
+    const segments = url.pathname.split('/').filter((segment) => segment !== '');
+    if (request.method === 'POST' || request.method === 'PUT') {
+      const body = await readBody(request);
+      if (request.method === 'POST' && url.pathname === TOKEN_REVIEW_PATH) {
+        this.#tokenReview(response, body);
+        return;
+      }
+      const target = this.#resolve(segments);
+      if (!target || !BUILTIN_TYPES.includes(target.resource)) {
+        this.#json(response, 405, status(405, 'MethodNotAllowed', 'this fake API server writes only built-in kinds and TokenReviews; change other objects in process'));
+        return;
+      }
+      if (request.method === 'POST' && target.name === undefined) await this.#create(response, target, body);
+      else if (request.method === 'PUT' && target.name !== undefined) this.#update(response, { ...target, name: target.name }, body);
+      else this.#json(response, 405, status(405, 'MethodNotAllowed', `${request.method} is not allowed on ${url.pathname}`));
+      return;
+    }
     if (request.method !== 'GET') {
       this.#json(response, 405, status(405, 'MethodNotAllowed', 'this fake API server is read-only over HTTP; change objects in process'));
       return;
     }
-    const segments = url.pathname.split('/').filter((segment) => segment !== '');
     const discovery = this.#discovery(segments);
     if (discovery !== undefined) {
       this.#json(response, discovery === null ? 404 : 200, discovery ?? status(404, 'NotFound', `the server could not find the requested resource (${url.pathname})`));
@@ -339,6 +393,74 @@ export class FakeKubeApi {
       return;
     }
     this.#list(response, target, query);
+  }
+
+  /** TokenReview as the API server answers it: 201 with status.authenticated and, when true, the user and audiences. */
+  #tokenReview(response: ServerResponse, body: KubeObject | undefined): void {
+    const spec = (body?.['spec'] ?? {}) as { token?: string; audiences?: string[] };
+    const wanted = spec.audiences ?? [];
+    const identity = spec.token === undefined ? undefined : this.#tokens.get(spec.token);
+    const review = (status: Record<string, unknown>): void => {
+      this.#json(response, 201, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', metadata: { creationTimestamp: null }, spec, status });
+    };
+    if (!identity) {
+      review({ authenticated: false, error: '[invalid bearer token, square/go-jose: error in cryptographic primitive]' });
+      return;
+    }
+    if (identity.expiresAt && identity.expiresAt <= new Date()) {
+      review({ authenticated: false, error: '[invalid bearer token, service account token has expired]' });
+      return;
+    }
+    const audiences = wanted.length === 0 ? identity.audiences : identity.audiences.filter((audience) => wanted.includes(audience));
+    if (audiences.length === 0) {
+      review({ authenticated: false, error: `[invalid bearer token, token audiences ${JSON.stringify(identity.audiences)} is invalid for the target audiences ${JSON.stringify(wanted)}]` });
+      return;
+    }
+    const user = /^system:serviceaccount:([^:]+):/.exec(identity.username);
+    review({
+      authenticated: true,
+      user: { username: identity.username, uid: `uid-${identity.username}`, groups: user ? ['system:serviceaccounts', `system:serviceaccounts:${user[1] ?? ''}`, 'system:authenticated'] : ['system:authenticated'] },
+      audiences,
+    });
+  }
+
+  async #create(response: ServerResponse, target: { resource: ResourceType; version: string; namespace?: string }, body: KubeObject | undefined): Promise<void> {
+    const held = this.#heldCreates;
+    if (held?.kind === target.resource.kind) {
+      await new Promise<void>((resolve) => {
+        held.waiting.push(resolve);
+        if (held.waiting.length >= held.count) {
+          this.#heldCreates = undefined;
+          for (const release of held.waiting) release();
+        }
+      });
+    }
+    const name = body?.metadata?.['name'];
+    if (typeof name !== 'string' || name === '') {
+      this.#json(response, 422, status(422, 'Invalid', `${target.resource.kind} "" is invalid: metadata.name: Required value: name or generateName is required`));
+      return;
+    }
+    if (this.#objects.has(this.#key(target.resource, target.namespace, name))) {
+      this.#json(response, 409, { ...status(409, 'AlreadyExists', `${target.resource.plural} "${name}" already exists`), details: { name, kind: target.resource.plural } });
+      return;
+    }
+    const stored = this.apply({ ...body, kind: target.resource.kind, metadata: { ...body?.metadata, namespace: target.namespace ?? 'default' } });
+    this.#json(response, 201, this.#versioned(stored, target.resource, target.version));
+  }
+
+  #update(response: ServerResponse, target: { resource: ResourceType; version: string; namespace?: string; name: string }, body: KubeObject | undefined): void {
+    const existing = this.#objects.get(this.#key(target.resource, target.namespace, target.name));
+    if (!existing) {
+      this.#json(response, 404, status(404, 'NotFound', `${target.resource.plural} "${target.name}" not found`));
+      return;
+    }
+    const given = body?.metadata?.['resourceVersion'];
+    if (given !== undefined && given !== metaOf(existing)['resourceVersion']) {
+      this.#json(response, 409, status(409, 'Conflict', `Operation cannot be fulfilled on ${target.resource.plural} "${target.name}": the object has been modified; please apply your changes to the latest version and try again`));
+      return;
+    }
+    const stored = this.apply({ ...body, kind: target.resource.kind, metadata: { ...body?.metadata, name: target.name, namespace: target.namespace ?? 'default' } });
+    this.#json(response, 200, this.#versioned(stored, target.resource, target.version));
   }
 
   /** Discovery documents; null for a group or version that is not served, undefined for other paths. */

@@ -68,7 +68,50 @@ export class KubeApiError extends Error {
   }
 }
 
-function statusMessage(body: string): string {
+/** GET `path` as JSON; rejects on a non-200 answer, a network error, or after `timeoutMs`. */
+export async function getJson(connection: KubeConnection, path: string, query: Readonly<Record<string, string>> = {}, timeoutMs = 60_000): Promise<unknown> {
+  const { statusCode, body } = await requestJson(connection, 'GET', path, { query, timeoutMs });
+  if (statusCode !== 200) throw new KubeApiError(statusCode, `GET ${path}: ${statusCode} ${statusMessage(body)}`);
+  try {
+    return JSON.parse(body) as unknown;
+  } catch (error) {
+    throw new Error(`GET ${path}: the answer is not JSON`, { cause: error });
+  }
+}
+
+/** Sends `method path` with a JSON body; resolves with any HTTP answer (the caller reads its code), rejects on a network error or after `timeoutMs`. */
+export async function requestJson(
+  connection: KubeConnection,
+  method: 'GET' | 'POST' | 'PUT',
+  path: string,
+  { query = {}, body, timeoutMs = 60_000 }: { query?: Readonly<Record<string, string>>; body?: unknown; timeoutMs?: number } = {},
+): Promise<{ statusCode: number; body: string }> {
+  const url = new URL(connection.server.replace(/\/$/, '') + path);
+  for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
+  const options: https.RequestOptions = {};
+  await connection.config.applyToHTTPSOptions(options);
+  const request = url.protocol === 'https:' ? https.request : http.request;
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const headers: http.OutgoingHttpHeaders = { ...(options.headers as http.OutgoingHttpHeaders | undefined), Accept: 'application/json', ...(payload !== undefined ? { 'Content-Type': 'application/json' } : {}) };
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ...options, method, headers, signal: AbortSignal.timeout(timeoutMs) }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('error', reject);
+      res.on('end', () => {
+        resolve({ statusCode: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+      });
+    });
+    req.on('error', (error) => {
+      // An abort here is always the deadline; say so, so it is not mistaken for a deliberate stop.
+      reject(error.name === 'AbortError' ? new Error(`${method} ${path}: no answer within ${timeoutMs} ms`, { cause: error }) : error);
+    });
+    req.end(payload);
+  });
+}
+
+/** The message of a Kubernetes Status body (or the start of whatever the body is). */
+export function statusMessage(body: string): string {
   try {
     const parsed = JSON.parse(body) as { message?: unknown };
     if (typeof parsed.message === 'string') return parsed.message;
@@ -76,37 +119,4 @@ function statusMessage(body: string): string {
     // not a Status object; the raw text says what it says
   }
   return body.slice(0, 200);
-}
-
-/** GET `path` as JSON; rejects on a non-200 answer, a network error, or after `timeoutMs`. */
-export async function getJson(connection: KubeConnection, path: string, query: Readonly<Record<string, string>> = {}, timeoutMs = 60_000): Promise<unknown> {
-  const url = new URL(connection.server.replace(/\/$/, '') + path);
-  for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
-  const options: https.RequestOptions = {};
-  await connection.config.applyToHTTPSOptions(options);
-  const request = url.protocol === 'https:' ? https.request : http.request;
-  return new Promise((resolve, reject) => {
-    const req = request(url, { ...options, method: 'GET', headers: { ...(options.headers as http.OutgoingHttpHeaders | undefined), Accept: 'application/json' }, signal: AbortSignal.timeout(timeoutMs) }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('error', reject);
-      res.on('end', () => {
-        const body = Buffer.concat(chunks).toString('utf8');
-        if (res.statusCode !== 200) {
-          reject(new KubeApiError(res.statusCode ?? 0, `GET ${path}: ${res.statusCode} ${statusMessage(body)}`));
-          return;
-        }
-        try {
-          resolve(JSON.parse(body));
-        } catch (error) {
-          reject(new Error(`GET ${path}: the answer is not JSON`, { cause: error }));
-        }
-      });
-    });
-    req.on('error', (error) => {
-      // An abort here is always the deadline; say so, so it is not mistaken for a deliberate stop.
-      reject(error.name === 'AbortError' ? new Error(`GET ${path}: no answer within ${timeoutMs} ms`, { cause: error }) : error);
-    });
-    req.end();
-  });
 }

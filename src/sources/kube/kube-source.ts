@@ -110,6 +110,12 @@ export class KubeSource {
     this.#watched.clear();
   }
 
+  /** Namespaces that exist and are watched (all of them without --namespaces). */
+  namespaces(): string[] {
+    const existing = [...this.#existingNamespaces];
+    return this.#namespaces ? existing.filter((namespace) => this.#namespaces?.includes(namespace)) : existing;
+  }
+
   /** Per informer: its path and state, for logs and tests. */
   informers(): { path: string; state: string; lastError?: string }[] {
     return [...this.#watched.values()].flatMap((watched) =>

@@ -35,6 +35,26 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
 /** The verbs the source uses; the ClusterRole grants exactly these. */
 export const WATCH_VERBS: readonly string[] = ['get', 'list', 'watch'];
 
+/** One grant the CA needs beyond watching: where, which objects (all when absent), which verbs. */
+export interface CaPermission {
+  readonly group: string;
+  readonly resource: string;
+  readonly verbs: readonly string[];
+  readonly resourceNames?: readonly string[];
+  /** `system`: meshpilot's own namespace only (a Role); `cluster`: every namespace (a ClusterRole). */
+  readonly scope: 'system' | 'cluster';
+}
+
+/** What the CA reads, writes and asks (src/security/ca-kube.ts); deploy/02-rbac.yaml grants exactly these. */
+export const CA_PERMISSIONS: readonly CaPermission[] = [
+  { group: '', resource: 'secrets', verbs: ['get'], resourceNames: ['cacerts', 'meshpilot-ca-secret'], scope: 'system' },
+  // create cannot be limited by name (the object does not exist yet).
+  { group: '', resource: 'secrets', verbs: ['create'], scope: 'system' },
+  { group: '', resource: 'configmaps', verbs: ['get', 'update'], resourceNames: ['istio-ca-root-cert'], scope: 'cluster' },
+  { group: '', resource: 'configmaps', verbs: ['create'], scope: 'cluster' },
+  { group: 'authentication.k8s.io', resource: 'tokenreviews', verbs: ['create'], scope: 'cluster' },
+];
+
 export function apiVersionOf(resource: WatchedResource, version: string): string {
   return resource.group === '' ? version : `${resource.group}/${version}`;
 }

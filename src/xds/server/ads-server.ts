@@ -9,7 +9,7 @@ import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../type-
 import type { ConnectionEvents, StreamMode } from './connection.ts';
 import { WriteBudget, XdsConnection, wakeWaiting } from './connection.ts';
 import { DEFAULT_STALL_MS } from './write-budget.ts';
-import type { DeltaDiscoveryRequest, DiscoveryRequest } from './messages.ts';
+import type { DeltaDiscoveryRequest, DiscoveryRequest, NodeInfo } from './messages.ts';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './messages.ts';
 import type { PushScope } from './push-scope.ts';
 import { FULL_SCOPE } from './push-scope.ts';
@@ -71,6 +71,15 @@ export interface AdsServerOptions {
   readonly stallMs?: number;
 }
 
+/**
+ * Decides, from the call (its credentials) and the node its first request names, whether a
+ * stream is served; a refusal ends it with that status. Requests wait until it has answered.
+ */
+export type StreamGate = (call: GrpcCall, node: NodeInfo | undefined) => Promise<{ readonly status: number; readonly message: string } | undefined>;
+
+/** Requests a stream may send while its gate decides (a client sends one, then waits for an answer). */
+const MAX_WAITING_REQUESTS = 16;
+
 /** Streams that say nothing are closed after this long. */
 export const DEFAULT_FIRST_REQUEST_TIMEOUT_MS = 30_000;
 
@@ -94,12 +103,17 @@ export class AdsServer {
     this.#scheduler = options.scheduler ?? IMMEDIATE;
     this.budget = new WriteBudget(options.totalHighWaterBytes ?? DEFAULT_TOTAL_HIGH_WATER_BYTES);
     this.#transport = new GrpcTransport({ log: options.log, ...(options.transport ? { limits: options.transport } : {}) });
+    this.serveOn(this.#transport);
+  }
+
+  /** Serves the xDS services on `transport` too (the secure port), each stream admitted by `gate`. */
+  serveOn(transport: GrpcTransport, gate?: StreamGate): void {
     for (const spec of SERVICES) {
-      this.#transport.handle(`/${spec.service}/${spec.sotw}`, (call) => {
-        this.#handleCall(call, 'sotw', spec.onlyType);
+      transport.handle(`/${spec.service}/${spec.sotw}`, (call) => {
+        this.#handleCall(call, 'sotw', spec.onlyType, gate);
       });
-      this.#transport.handle(`/${spec.service}/${spec.delta}`, (call) => {
-        this.#handleCall(call, 'delta', spec.onlyType);
+      transport.handle(`/${spec.service}/${spec.delta}`, (call) => {
+        this.#handleCall(call, 'delta', spec.onlyType, gate);
       });
     }
   }
@@ -179,7 +193,7 @@ export class AdsServer {
     wakeWaiting(this.budget);
   }
 
-  #handleCall(call: GrpcCall, mode: StreamMode, onlyType: ResourceTypeUrl | undefined): void {
+  #handleCall(call: GrpcCall, mode: StreamMode, onlyType: ResourceTypeUrl | undefined, gate?: StreamGate): void {
     const id = `${++this.#connectionCounter}`;
     const connection = new XdsConnection({
       id,
@@ -218,17 +232,19 @@ export class AdsServer {
       connection.close();
       connection.log.info({ reason }, 'proxy disconnected');
     };
-    call.onMessage = (bytes) => {
-      clearTimeout(silent);
-      let request: DiscoveryRequest | DeltaDiscoveryRequest;
+    const decode = (bytes: Buffer): DiscoveryRequest | DeltaDiscoveryRequest | undefined => {
       try {
-        request = mode === 'delta' ? decodeDeltaDiscoveryRequest(bytes) : decodeDiscoveryRequest(bytes);
+        return mode === 'delta' ? decodeDeltaDiscoveryRequest(bytes) : decodeDiscoveryRequest(bytes);
       } catch (error) {
         const message = `MP_XDS_BAD_REQUEST: a ${mode === 'delta' ? 'DeltaDiscoveryRequest' : 'DiscoveryRequest'} could not be decoded (${error instanceof Error ? error.message : String(error)})`;
         connection.log.warn({ code: 'MP_XDS_BAD_REQUEST' }, message);
         call.end(GrpcStatus.INVALID_ARGUMENT, message);
-        return;
+        return undefined;
       }
+    };
+    const serve = (bytes: Buffer): void => {
+      const request = decode(bytes);
+      if (!request) return;
       try {
         if (mode === 'delta') connection.handleDeltaRequest(request as DeltaDiscoveryRequest);
         else connection.handleRequest(request as DiscoveryRequest);
@@ -236,6 +252,38 @@ export class AdsServer {
         connection.log.error({ err: error }, 'failed to handle discovery request');
         call.end(GrpcStatus.INTERNAL, 'meshpilot failed to handle the request; see its log');
       }
+    };
+    // Behind a gate, requests wait (copied: the transport reuses its buffers) until it has answered.
+    let waiting: Buffer[] | undefined = gate ? [] : undefined;
+    call.onMessage = (bytes) => {
+      clearTimeout(silent);
+      if (!waiting) {
+        serve(bytes);
+        return;
+      }
+      if (waiting.length >= MAX_WAITING_REQUESTS) {
+        call.end(GrpcStatus.RESOURCE_EXHAUSTED, `more than ${MAX_WAITING_REQUESTS} requests sent before the stream was authenticated`);
+        return;
+      }
+      waiting.push(Buffer.from(bytes));
+      if (waiting.length > 1 || !gate) return;
+      const first = decode(bytes);
+      if (!first) return;
+      void gate(call, first.node).then(
+        (refusal) => {
+          if (refusal) {
+            call.end(refusal.status, refusal.message);
+            return;
+          }
+          const queued = waiting ?? [];
+          waiting = undefined;
+          for (const message of queued) if (!call.closed) serve(message);
+        },
+        (error: unknown) => {
+          connection.log.error({ err: error }, 'failed to authenticate an xDS stream');
+          call.end(GrpcStatus.INTERNAL, 'meshpilot failed to authenticate the stream; see its log');
+        },
+      );
     };
   }
 }

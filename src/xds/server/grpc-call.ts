@@ -2,7 +2,9 @@
 // time, optionally compressed; messages out as the shared buffers they are; a status in the
 // trailers. A call that ends with an error stops reading: the stream is reset after the
 // trailers (as grpc-go does) and whatever else arrives is dropped, never buffered.
+import type { X509Certificate } from 'node:crypto';
 import http2 from 'node:http2';
+import type { TLSSocket } from 'node:tls';
 import zlib from 'node:zlib';
 
 /** gRPC status codes used here (grpc/doc/statuscodes.md). */
@@ -10,11 +12,20 @@ export const GrpcStatus = {
   OK: 0,
   INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
+  PERMISSION_DENIED: 7,
   RESOURCE_EXHAUSTED: 8,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
   UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
 } as const;
+
+/** The client certificate a TLS peer presented, and whether it chains to the server's trusted roots. */
+export interface PeerCertificate {
+  readonly certificate: X509Certificate;
+  readonly authorized: boolean;
+  readonly authorizationError?: string;
+}
 
 /** Request compressions read (grpc/doc/compression.md); responses are sent uncompressed. */
 export const ACCEPT_ENCODING = 'identity,deflate,gzip';
@@ -62,6 +73,19 @@ export class Scratch {
   }
 }
 
+/**
+ * grpc-message as the gRPC HTTP/2 spec encodes it: UTF-8 bytes outside 0x20-0x7E, and `%`,
+ * percent-encoded; everything else as it is (clients decode with decodeURI, which would leave
+ * an encoded `:` or `,` as it was sent).
+ */
+export function encodeGrpcMessage(message: string): string {
+  let out = '';
+  for (const byte of Buffer.from(message, 'utf8')) {
+    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
 /** `grpc-timeout` (an integer of at most 8 digits and a unit) in milliseconds. */
 export function parseGrpcTimeout(value: string | undefined): number | undefined {
   const match = value === undefined ? null : /^(\d{1,8})([HMSmun])$/.exec(value);
@@ -74,6 +98,11 @@ export function parseGrpcTimeout(value: string | undefined): number | undefined 
 export class GrpcCall {
   readonly peer: string;
   readonly path: string;
+  readonly headers: http2.IncomingHttpHeaders;
+  /** Unary calls answer after the client's half-close; streams (xDS) end with it. */
+  endsWithClient = true;
+  /** Called when the client has sent all it will, for calls that do not end with it. */
+  onHalfClose: (() => void) | undefined;
   onMessage: ((message: Buffer) => void) | undefined;
   onClose: ((reason: string) => void) | undefined;
   readonly #stream: http2.ServerHttp2Stream;
@@ -101,6 +130,7 @@ export class GrpcCall {
   ) {
     this.#stream = stream;
     this.path = headers[':path'] ?? '';
+    this.headers = headers;
     this.#limits = shared.limits;
     this.#budget = shared.budget;
     this.#counters = shared.counters;
@@ -110,7 +140,7 @@ export class GrpcCall {
     this.peer = socket ? `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}` : 'unknown';
     stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-accept-encoding': ACCEPT_ENCODING }, { waitForTrailers: true });
     stream.on('wantTrailers', () => {
-      stream.sendTrailers({ 'grpc-status': String(this.#status), ...(this.#statusMessage ? { 'grpc-message': encodeURIComponent(this.#statusMessage) } : {}) });
+      stream.sendTrailers({ 'grpc-status': String(this.#status), ...(this.#statusMessage ? { 'grpc-message': encodeGrpcMessage(this.#statusMessage) } : {}) });
       // A client still sending learns the call is over and stops (RST_STREAM NO_ERROR): on the next
       // turn, once the trailers are on their way (a reset submitted with them would drop them).
       if (!this.#clientDone) {
@@ -124,7 +154,11 @@ export class GrpcCall {
     });
     stream.on('end', () => {
       this.#clientDone = true;
-      // The client has said all it will: the call ends, as a unary-less xDS stream does.
+      if (!this.endsWithClient) {
+        this.onHalfClose?.();
+        return;
+      }
+      // The client has said all it will: the call ends, as an xDS stream does.
       this.#close('client closed the stream');
       this.end();
     });
@@ -147,6 +181,15 @@ export class GrpcCall {
 
   get closed(): boolean {
     return this.#closed || this.#stream.destroyed || this.#stream.closed;
+  }
+
+  /** The client's certificate on a TLS connection that presented one. */
+  peerCertificate(): PeerCertificate | undefined {
+    const socket = this.#stream.session?.socket as Partial<TLSSocket> | undefined;
+    const certificate = socket?.getPeerX509Certificate?.();
+    if (!socket || !certificate) return undefined;
+    const error = socket.authorizationError;
+    return { certificate, authorized: socket.authorized === true, ...(error !== undefined ? { authorizationError: String(error) } : {}) };
   }
 
   /** Bytes of a half-received message this call holds. */

@@ -9,9 +9,10 @@ import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { CallLimits, ReceiveBudget, ReceiveCounters } from './grpc-call.ts';
-import { GrpcCall, GrpcStatus, Scratch } from './grpc-call.ts';
+import { GrpcCall, GrpcStatus, Scratch, encodeGrpcMessage } from './grpc-call.ts';
 
 export { GrpcCall, GrpcStatus } from './grpc-call.ts';
+export type { PeerCertificate } from './grpc-call.ts';
 
 export interface TransportLimits {
   /** Largest request message, compressed or not (a subscription of many thousand names fits easily). */
@@ -54,9 +55,23 @@ export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
 /** grpc-go: more than this many PING strikes and the connection is told ENHANCE_YOUR_CALM. */
 const MAX_PING_STRIKES = 2;
 
+/** A TLS server's certificate (PEM, leaf first), its key, and the roots client certificates are checked against. */
+export interface TransportTls {
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: string;
+}
+
 export interface GrpcTransportOptions {
   readonly log: Logger;
   readonly limits?: Partial<TransportLimits>;
+  /** Serve TLS (h2 by ALPN), asking for a client certificate without requiring one. */
+  readonly tls?: TransportTls;
+}
+
+export interface HandlerOptions {
+  /** Counted against the server's rate of new streams (false for cheap unary calls). */
+  readonly rateLimited?: boolean;
 }
 
 /** What the transport counts, for /metrics and tests. */
@@ -80,8 +95,8 @@ interface SessionState {
 }
 
 export class GrpcTransport {
-  readonly #server: http2.Http2Server;
-  readonly #handlers = new Map<string, (call: GrpcCall) => void>();
+  readonly #server: http2.Http2Server | http2.Http2SecureServer;
+  readonly #handlers = new Map<string, { handler: (call: GrpcCall) => void; rateLimited: boolean }>();
   readonly #sessions = new Map<http2.ServerHttp2Session, SessionState>();
   readonly #sockets = new Set<Socket>();
   readonly #log: Logger;
@@ -101,14 +116,17 @@ export class GrpcTransport {
     this.#limits = { ...DEFAULT_TRANSPORT_LIMITS, ...options.limits };
     this.#callLimits = { maxMessageBytes: this.#limits.maxMessageBytes, messageTimeoutMs: this.#limits.messageTimeoutMs };
     this.#tokens = this.#limits.streamBurst;
-    this.#server = http2.createServer({
+    const http2Options: http2.ServerOptions = {
       // Each stream is one proxy's ADS; many share a connection only behind a proxy. Past the
       // limit, node:http2 refuses a stream with REFUSED_STREAM until the client has acknowledged
       // the SETTINGS, and treats it as a connection error after.
       settings: { maxConcurrentStreams: this.#limits.maxStreamsPerConnection, initialWindowSize: 1 << 20 },
       // Responses are large (a whole mesh's clusters): room for several in flight per session.
       maxSessionMemory: 64,
-    });
+    };
+    this.#server = options.tls
+      ? http2.createSecureServer({ ...http2Options, ...options.tls, minVersion: 'TLSv1.2', requestCert: true, rejectUnauthorized: false })
+      : http2.createServer(http2Options);
     // The raw sockets, so close() can end a connection whose peer never finishes a graceful close.
     this.#server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
@@ -123,8 +141,14 @@ export class GrpcTransport {
   }
 
   /** Registers the handler for `/package.Service/Method`. */
-  handle(path: string, handler: (call: GrpcCall) => void): void {
-    this.#handlers.set(path, handler);
+  handle(path: string, handler: (call: GrpcCall) => void, options: HandlerOptions = {}): void {
+    this.#handlers.set(path, { handler, rateLimited: options.rateLimited ?? true });
+  }
+
+  /** Serves new connections with another certificate (a renewal); open connections keep theirs. */
+  setTls(tls: TransportTls): void {
+    if (!('setSecureContext' in this.#server)) throw new Error('this transport serves plaintext');
+    this.#server.setSecureContext({ ...tls, minVersion: 'TLSv1.2' });
   }
 
   stats(): TransportStats {
@@ -289,12 +313,12 @@ export class GrpcTransport {
       stream.end('this port speaks gRPC (xDS); the admin API is on the admin port\n');
       return;
     }
-    const handler = this.#handlers.get(path);
-    if (!handler) {
+    const route = this.#handlers.get(path);
+    if (!route) {
       trailersOnly(stream, GrpcStatus.UNIMPLEMENTED, `unknown method ${path.slice(0, 200)}`);
       return;
     }
-    if (!this.#admit()) {
+    if (route.rateLimited && !this.#admit()) {
       this.#refused.set('rate', (this.#refused.get('rate') ?? 0) + 1);
       trailersOnly(stream, GrpcStatus.UNAVAILABLE, 'too many new xDS streams right now; retry with backoff');
       return;
@@ -304,12 +328,12 @@ export class GrpcTransport {
     stream.on('close', () => {
       state.calls.delete(call);
     });
-    handler(call);
+    route.handler(call);
   }
 }
 
 /** A response that is only a status: in the headers, no body, and the stream reset if the client is still sending. */
 function trailersOnly(stream: http2.ServerHttp2Stream, status: number, message: string): void {
-  stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(status), 'grpc-message': encodeURIComponent(message) }, { endStream: true });
+  stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(status), 'grpc-message': encodeGrpcMessage(message) }, { endStream: true });
   if (!stream.readableEnded) stream.close(http2.constants.NGHTTP2_NO_ERROR);
 }
