@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   MP_INTERNAL: 'meshpilot failed to answer an admin request; the log has the details.',
   MP_ADMIN_UNREACHABLE: 'A command could not reach the admin API at --admin.',
   MP_SIDECAR_CONFLICT: 'Several Sidecars apply to one workload, or several without workloadSelector share a namespace; the oldest is used, as in Istio.',
+  MP_AGENT_CERTIFICATE: '`meshpilot agent` could not get or renew its workload certificate (the CA unreachable or refusing, the token or root file unreadable) or write its files; it retries with backoff and keeps serving the current certificate while it is valid.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
