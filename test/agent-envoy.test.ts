@@ -8,17 +8,18 @@ import { after, before, describe, it } from 'node:test';
 import { buildBootstrap } from '../src/commands/bootstrap.ts';
 import { SDS_CONFIG } from '../src/xds/generate/cluster-traffic-policy.ts';
 import { SDS_CLUSTER } from '../src/security/names.ts';
-import { SDS_SOTW_PATH } from '../src/agent/sds-server.ts';
+import { SDS_DELTA_PATH, SDS_SOTW_PATH } from '../src/agent/sds-server.ts';
 import { LOOPBACK_DNS, requireEnvoy, startEnvoy, validateBootstrap, type RunningEnvoy } from './support/envoy.ts';
 import { issueTestPair, startFakeCa, type FakeCa, type TestKeyPair } from './support/fake-istio-ca.ts';
 import { startTestAgent, type AgentUnderTest } from './support/agent-harness.ts';
 
 const NODE = 'sidecar~127.0.0.1~productpage-v1-0.default~default.svc.cluster.local';
 const PRODUCTPAGE = 'spiffe://cluster.local/ns/default/sa/productpage';
-const sds = (name: string): Record<string, unknown> => ({ name, sds_config: SDS_CONFIG });
+const DELTA_SDS_CONFIG = { ...SDS_CONFIG, api_config_source: { ...(SDS_CONFIG['api_config_source'] as object), api_type: 'DELTA_GRPC' } };
 
 /** `meshpilot bootstrap --sds` pointed at the agent, plus an mTLS listener whose certificate and trust come from SDS. */
-function mtlsEnvoyBootstrap(sdsSocket: string): Record<string, unknown> {
+function mtlsEnvoyBootstrap(sdsSocket: string, delta = false): Record<string, unknown> {
+  const sds = (name: string): Record<string, unknown> => ({ name, sds_config: delta ? DELTA_SDS_CONFIG : SDS_CONFIG });
   const generated = buildBootstrap({ nodeId: NODE, xdsAddress: '127.0.0.1:1', adminPort: 0, sdsSocket });
   const clusters = ((generated['static_resources'] as { clusters: Record<string, unknown>[] }).clusters).filter((c) => c['name'] === SDS_CLUSTER);
   return {
@@ -129,6 +130,24 @@ describe('meshpilot agent with real Envoy', () => {
       assert.equal(pod.agent.sds?.stats.nacks, 0);
     } finally {
       ca.capValidity(undefined);
+      await envoy?.stop();
+      await pod?.close();
+    }
+  });
+
+  it('Envoy with a DELTA_GRPC SDS source calls DeltaSecrets and gets both secrets', async (t) => {
+    const bin = await requireEnvoy(t);
+    if (!bin) return;
+    let pod: AgentUnderTest | undefined;
+    let envoy: RunningEnvoy | undefined;
+    try {
+      pod = await startTestAgent(ca, { outputDir: undefined });
+      envoy = await startEnvoy({ bootstrap: mtlsEnvoyBootstrap(pod.sdsSocket, true) });
+      await envoy.waitForStat('sds.default.update_success', 1);
+      await envoy.waitForStat('sds.ROOTCA.update_success', 1);
+      assert.deepEqual([...(pod.agent.sds?.stats.paths.keys() ?? [])], [SDS_DELTA_PATH]);
+      assert.ok((pod.agent.sds?.stats.acks ?? 0) >= 1, 'Envoy ACKed');
+    } finally {
       await envoy?.stop();
       await pod?.close();
     }

@@ -1,13 +1,18 @@
 // The certificate files for proxyless gRPC's file_watcher provider (gRFC A29), each replaced
 // whole: written beside its final name and renamed over it, so a reader never sees half a file.
 import { randomBytes } from 'node:crypto';
+import { renameSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CERT_CHAIN_FILE, KEY_FILE, ROOT_CERT_FILE } from '../security/names.ts';
 
+function tempName(file: string): string {
+  return `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+}
+
 /** Writes `text` to `file` atomically (temp file + rename) with `mode`. */
 export async function writeFileAtomically(file: string, text: string, mode: number): Promise<void> {
-  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const temp = tempName(file);
   try {
     await writeFile(temp, text, { mode, flag: 'wx' });
     await rename(temp, file);
@@ -24,12 +29,25 @@ export interface CertificateFiles {
 }
 
 /**
- * `root-cert.pem`, then `key.pem` (0600), then `cert-chain.pem`: the root first, so a leaf from a
- * new root is never read before its trust anchor; key and chain one right after the other.
+ * All three written beside their names first, then renamed in one synchronous run: the root
+ * first (a leaf from a new root never lands before its trust anchor), then key and chain back to
+ * back, so a reader opening both across a rotation has microseconds, not a write, to fall into.
  */
 export async function writeCertificateFiles(dir: string, files: CertificateFiles): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o755 });
-  await writeFileAtomically(join(dir, ROOT_CERT_FILE), files.rootCertPem, 0o644);
-  await writeFileAtomically(join(dir, KEY_FILE), files.privateKeyPem, 0o600);
-  await writeFileAtomically(join(dir, CERT_CHAIN_FILE), files.certChainPem, 0o644);
+  const plan: [string, string, number][] = [
+    [join(dir, ROOT_CERT_FILE), files.rootCertPem, 0o644],
+    [join(dir, KEY_FILE), files.privateKeyPem, 0o600],
+    [join(dir, CERT_CHAIN_FILE), files.certChainPem, 0o644],
+  ];
+  const temps = plan.map(([file]) => tempName(file));
+  try {
+    await Promise.all(plan.map(([, text, mode], i) => writeFile(temps[i] as string, text, { mode, flag: 'wx' })));
+    plan.forEach(([file], i) => {
+      renameSync(temps[i] as string, file);
+    });
+  } catch (error) {
+    await Promise.all(temps.map((temp) => rm(temp, { force: true })));
+    throw error;
+  }
 }

@@ -14,6 +14,8 @@ export interface AgentUnderTest {
   readonly tokenFile: string;
   readonly sdsSocket: string;
   readonly outputDir: string;
+  /** The gRPC xDS bootstrap, when `grpcBootstrap` was given (relative to the temp dir). */
+  readonly bootstrapFile: string;
   /** Every log line the agent wrote, as text. */
   readonly logText: () => string;
   setToken(token: string): Promise<void>;
@@ -51,6 +53,7 @@ export async function startTestAgent(ca: FakeCa, overrides: Partial<AgentOptions
     retryInitialMs: 100,
     retryMaxMs: 400,
     ...overrides,
+    ...(overrides.grpcBootstrap ? { grpcBootstrap: join(dir, overrides.grpcBootstrap) } : {}),
   });
   return {
     agent,
@@ -58,6 +61,7 @@ export async function startTestAgent(ca: FakeCa, overrides: Partial<AgentOptions
     tokenFile,
     sdsSocket,
     outputDir,
+    bootstrapFile: join(dir, overrides.grpcBootstrap ?? 'bootstrap.json'),
     logText: () => lines.join(''),
     setToken: (token) => writeFile(tokenFile, `${token}\n`),
     close: async () => {
