@@ -94,6 +94,23 @@ describe('meshpilot agent: the workload certificate', () => {
     }
   });
 
+  it('gives up on a CA that does not answer within the deadline, and tries again', async () => {
+    ca.failWith('stall');
+    const pod = await startTestAgent(ca, { sdsSocket: undefined, outputDir: undefined, ca: { address: ca.address, serverName: 'meshpilot.meshpilot-system.svc', rootCertFile: ca.rootFile, tokenFile: '/dev/null', deadlineMs: 200 } });
+    try {
+      const status = await eventually('two attempts past their deadline', () => {
+        const current = pod.agent.status();
+        return current.failures >= 2 ? current : undefined;
+      });
+      assert.match(status.lastError ?? '', /did not answer within 200 ms/);
+      ca.failWith(undefined);
+      await pod.agent.certificate.ready();
+    } finally {
+      ca.failWith(undefined);
+      await pod.close();
+    }
+  });
+
   it('renews at about 80% of the lifetime, presenting its current certificate and the rotated token; files are always whole', async () => {
     ca.capValidity(2);
     const pod = await startTestAgent(ca, { sdsSocket: undefined });

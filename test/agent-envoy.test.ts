@@ -3,14 +3,16 @@
 // mTLS with the workload identity, and picks up the rotated certificate without a restart.
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { connect, type PeerCertificate } from 'node:tls';
+import { connect as connectTcp, type Socket } from 'node:net';
+import { connect, createServer as createTlsServer, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { buildBootstrap } from '../src/commands/bootstrap.ts';
 import { SDS_CONFIG } from '../src/xds/generate/cluster-traffic-policy.ts';
 import { SDS_CLUSTER } from '../src/security/names.ts';
 import { SDS_DELTA_PATH, SDS_SOTW_PATH } from '../src/agent/sds-server.ts';
 import { LOOPBACK_DNS, requireEnvoy, startEnvoy, validateBootstrap, type RunningEnvoy } from './support/envoy.ts';
-import { issueTestPair, startFakeCa, type FakeCa, type TestKeyPair } from './support/fake-istio-ca.ts';
+import { CA_SERVER_NAME, issueTestPair, startFakeCa, type FakeCa, type TestKeyPair } from './support/fake-istio-ca.ts';
+import { startMeshpilot } from './support/meshpilot.ts';
 import { startTestAgent, type AgentUnderTest } from './support/agent-harness.ts';
 
 const NODE = 'sidecar~127.0.0.1~productpage-v1-0.default~default.svc.cluster.local';
@@ -75,6 +77,39 @@ function handshake(port: number, rootPem: string, client: TestKeyPair | undefine
   });
 }
 
+/**
+ * 15012 as Envoy sees it, in front of a meshpilot serving plaintext: TLS with a certificate for
+ * meshpilot's name signed by the mesh root, a client certificate required, bytes passed through.
+ */
+async function secureXdsFront(root: FakeCa['root'], xdsPort: number): Promise<{ port: number; clients: string[]; close(): Promise<void> }> {
+  const serving = await issueTestPair(root, [{ type: 'dns', value: CA_SERVER_NAME }]);
+  const clients: string[] = [];
+  const sockets = new Set<Socket>();
+  const server = createTlsServer({ cert: serving.certPem, key: serving.keyPem, ca: root.certPem, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'] }, (tls: TLSSocket) => {
+    clients.push(tls.getPeerCertificate().subjectaltname ?? '');
+    const upstream = connectTcp(xdsPort, '127.0.0.1');
+    for (const socket of [tls, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => sockets.delete(socket));
+    }
+    tls.pipe(upstream).pipe(tls);
+  });
+  const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => {
+    resolve((server.address() as { port: number }).port);
+  }));
+  return {
+    port,
+    clients,
+    close: () => new Promise<void>((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      server.close(() => {
+        resolve();
+      });
+    }),
+  };
+}
+
 describe('meshpilot agent with real Envoy', () => {
   let ca: FakeCa;
   before(async () => {
@@ -91,6 +126,29 @@ describe('meshpilot agent with real Envoy', () => {
       const bootstrap = buildBootstrap({ nodeId: NODE, xdsAddress: 'meshpilot.meshpilot-system.svc:15012', adminPort: 15000, delta, sdsSocket: './var/run/secrets/workload-spiffe-uds/socket', xdsTlsServerName: 'meshpilot.meshpilot-system.svc' });
       const verdict = await validateBootstrap(bin, bootstrap);
       assert.ok(verdict.ok, verdict.output);
+    }
+  });
+
+  it('`meshpilot bootstrap --xds-tls`: Envoy gets its config over TLS, authenticated by its workload certificate from the agent', async (t) => {
+    const bin = await requireEnvoy(t);
+    if (!bin) return;
+    const meshpilot = await startMeshpilot('fixtures/bookinfo');
+    const front = await secureXdsFront(ca.root, meshpilot.xdsPort);
+    let pod: AgentUnderTest | undefined;
+    let envoy: RunningEnvoy | undefined;
+    try {
+      pod = await startTestAgent(ca, { outputDir: undefined });
+      const bootstrap = buildBootstrap({ nodeId: NODE, xdsAddress: `127.0.0.1:${front.port}`, adminPort: 0, delta: true, sdsSocket: pod.sdsSocket, xdsTlsServerName: CA_SERVER_NAME });
+      envoy = await startEnvoy({ bootstrap: { ...bootstrap, ...LOOPBACK_DNS, admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } } } });
+      await envoy.waitForStat('cluster_manager.cds.update_success', 1);
+      await envoy.waitForStat('listener_manager.lds.update_success', 1);
+      assert.deepEqual(await envoy.rejectedUpdates(), {});
+      assert.ok(front.clients.length > 0 && front.clients.every((san) => san === `URI:${PRODUCTPAGE}`), `Envoy's client certificate is productpage's: ${front.clients.join(', ')}`);
+    } finally {
+      await envoy?.stop();
+      await pod?.close();
+      await front.close();
+      await meshpilot.close();
     }
   });
 

@@ -12,6 +12,8 @@ import { splitHostPort } from '../model/address.ts';
 import { protoDir } from '../xds/protos.ts';
 
 export const CREATE_CERTIFICATE_PATH = '/istio.v1.auth.IstioCertificateService/CreateCertificate';
+/** A chain of a few certificates is kilobytes; more is not an answer to keep reading. */
+const MAX_RESPONSE_BYTES = 1 << 20;
 
 let caTypes: { request: protobuf.Type; response: protobuf.Type } | undefined;
 
@@ -125,7 +127,16 @@ export async function createCertificate(options: CaClientOptions, request: Creat
       // Trailers-only: the status came with the headers.
       if (headers['grpc-status'] !== undefined) settleStatus(headers);
     });
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    let received = 0;
+    stream.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > MAX_RESPONSE_BYTES) {
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        finish(new CaCallError(8, `the CA's answer is larger than ${MAX_RESPONSE_BYTES} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
     stream.on('trailers', (trailers: http2.IncomingHttpHeaders) => {
       settleStatus(trailers);
     });

@@ -83,8 +83,8 @@ export interface FakeCa {
   /** The root as a file, as the istio-ca-root-cert ConfigMap is mounted. */
   readonly rootFile: string;
   readonly calls: CaCall[];
-  /** Makes the next calls fail with this status (undefined: answer again). */
-  failWith(status: { code: grpc.status; message: string } | undefined): void;
+  /** Makes the next calls fail with this status, or never answer ('stall'); undefined: answer again. */
+  failWith(status: { code: grpc.status; message: string } | 'stall' | undefined): void;
   /** Shortens every certificate to at most this many seconds (the agent asks for 24 h). */
   capValidity(seconds: number | undefined): void;
   close(): Promise<void>;
@@ -108,7 +108,7 @@ export async function startFakeCa(): Promise<FakeCa> {
   await writeFile(rootFile, root.certPem);
   const { request: requestType, response: responseType } = caTypes();
   const calls: CaCall[] = [];
-  let failure: { code: grpc.status; message: string } | undefined;
+  let failure: { code: grpc.status; message: string } | 'stall' | undefined;
   let cap: number | undefined;
   const server = new grpc.Server();
   server.addService({
@@ -132,6 +132,7 @@ export async function startFakeCa(): Promise<FakeCa> {
         const san = csr.extensions.find((ext): ext is x509.SubjectAlternativeNameExtension => ext instanceof x509.SubjectAlternativeNameExtension);
         const identities = uriSans(san?.names);
         calls.push({ token, identities, validitySeconds: call.request.validity_duration, clientIdentity, csrPem: call.request.csr });
+        if (failure === 'stall') return;
         if (failure) {
           callback({ code: failure.code, details: failure.message });
           return;
