@@ -155,12 +155,13 @@ describe('meshpilot agent with real Envoy', () => {
   it('Envoy gets `default` and `ROOTCA` from the agent, serves mTLS as productpage, and takes a rotated certificate', async (t) => {
     const bin = await requireEnvoy(t);
     if (!bin) return;
-    // 6-second certificates (backdated 1 s): Envoy should see a new one about every 3.6 s.
+    // 6-second certificates (backdated 1 s) renewed at half their life: a new one every ~2 s,
+    // 3 s before the old one expires.
     ca.capValidity(5);
     let pod: AgentUnderTest | undefined;
     let envoy: RunningEnvoy | undefined;
     try {
-      pod = await startTestAgent(ca, { outputDir: undefined });
+      pod = await startTestAgent(ca, { outputDir: undefined, renewAt: 0.5 });
       envoy = await startEnvoy({ bootstrap: mtlsEnvoyBootstrap(pod.sdsSocket) });
       const running = envoy;
       await running.waitForStat('sds.default.update_success', 1);

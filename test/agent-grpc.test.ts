@@ -5,6 +5,7 @@
 // without a failed call.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as grpcXds from '@grpc/grpc-js-xds';
@@ -28,6 +29,18 @@ function providerFromBootstrap(bootstrapJson: string): { server: grpcXds.XdsServ
   return { server, provider };
 }
 
+/** A loopback port nothing listens on right now (the XdsServer binds it only once meshpilot sends its listener). */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => {
+        resolve(port);
+      });
+    });
+  });
+}
+
 interface Caller {
   readonly identity: string;
   readonly serial: string;
@@ -40,12 +53,13 @@ describe('meshpilot agent for proxyless gRPC', () => {
   let reviews: AgentUnderTest;
   before(async () => {
     ca = await startFakeCa();
-    // 6-second certificates (backdated 1 s): a rotation about every 3.6 s.
+    // 6-second certificates (backdated 1 s) renewed at half their life: a new one every ~2 s,
+    // 3 s before the old one expires, for gRPC's 1-second file reads to see it in time.
     ca.capValidity(5);
     meshpilot = await startMeshpilot('fixtures/bookinfo');
     const xdsAddress = `127.0.0.1:${meshpilot.xdsPort}`;
-    productpage = await startTestAgent(ca, { sdsSocket: undefined, xdsAddress, grpcBootstrap: 'bootstrap.json' });
-    reviews = await startTestAgent(ca, { sdsSocket: undefined, xdsAddress, serviceAccount: 'reviews', podName: 'reviews-v1-0', grpcBootstrap: 'bootstrap.json' });
+    productpage = await startTestAgent(ca, { sdsSocket: undefined, xdsAddress, grpcBootstrap: 'bootstrap.json', renewAt: 0.5 });
+    reviews = await startTestAgent(ca, { sdsSocket: undefined, xdsAddress, serviceAccount: 'reviews', podName: 'reviews-v1-0', grpcBootstrap: 'bootstrap.json', renewAt: 0.5 });
     await Promise.all([productpage.agent.certificate.ready(), reviews.agent.certificate.ready()]);
     await eventually('the files', () => productpage.agent.status().files?.lastWrite !== undefined && reviews.agent.status().files?.lastWrite !== undefined);
   });
@@ -60,10 +74,11 @@ describe('meshpilot agent for proxyless gRPC', () => {
     const bootstrap = await readFile(productpage.bootstrapFile, 'utf8');
     const server = new grpcXds.XdsServer({ [BOOTSTRAP_KEY]: bootstrap });
     try {
-      server.bindAsync('127.0.0.1:18080', new grpcXds.XdsServerCredentials(grpc.ServerCredentials.createInsecure()), () => undefined);
+      const port = await freePort();
+      server.bindAsync(`127.0.0.1:${port}`, new grpcXds.XdsServerCredentials(grpc.ServerCredentials.createInsecure()), () => undefined);
       const nodeId = sidecarNodeId('127.0.0.1', 'productpage-v1-0', 'default');
       const lds = await eventually('the inbound listener subscription', async () => (await meshpilot.proxySync(nodeId))?.lds.subscribed);
-      assert.deepEqual(lds, ['xds.istio.io/grpc/lds/inbound/127.0.0.1:18080']);
+      assert.deepEqual(lds, [`xds.istio.io/grpc/lds/inbound/127.0.0.1:${port}`]);
     } finally {
       server.forceShutdown();
     }

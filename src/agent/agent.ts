@@ -35,6 +35,8 @@ export interface AgentOptions {
   readonly log: Logger;
   readonly retryInitialMs?: number;
   readonly retryMaxMs?: number;
+  /** Fraction of a certificate's lifetime after which it is renewed (default 0.8). */
+  readonly renewAt?: number;
 }
 
 export interface RunningAgent {
@@ -57,6 +59,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     log,
     ...(options.retryInitialMs !== undefined ? { retryInitialMs: options.retryInitialMs } : {}),
     ...(options.retryMaxMs !== undefined ? { retryMaxMs: options.retryMaxMs } : {}),
+    ...(options.renewAt !== undefined ? { renewAt: options.renewAt } : {}),
   });
   const files: { lastWrite?: Date; lastError?: string } = {};
   const outputDir = options.outputDir === undefined ? undefined : resolve(options.outputDir);
