@@ -111,6 +111,26 @@ describe('meshpilot agent: the workload certificate', () => {
     }
   });
 
+  it('is not ready once its certificate has expired with the CA still refusing, and says why', async () => {
+    // A 2-second certificate (backdated 1 s): it expires a second after it is issued.
+    ca.capValidity(1);
+    const pod = await startTestAgent(ca, { sdsSocket: undefined, outputDir: undefined });
+    try {
+      await pod.agent.certificate.ready();
+      ca.failWith({ code: grpc.status.PERMISSION_DENIED, message: 'the token is not for default/productpage' });
+      const health = await eventually('/healthz 503', async () => {
+        const answer = await statusOf(pod.agent.statusPort, '/healthz');
+        return answer.code === 503 ? answer : undefined;
+      });
+      assert.match(health.body, /^the certificate expired at .*: the CA refused the certificate request: the token is not for default\/productpage/);
+      assert.equal(pod.agent.certificate.secrets().size, 2, 'the expired certificate is still what SDS serves');
+    } finally {
+      ca.failWith(undefined);
+      ca.capValidity(undefined);
+      await pod.close();
+    }
+  });
+
   it('renews at about 80% of the lifetime, presenting its current certificate and the rotated token; files are always whole', async () => {
     ca.capValidity(2);
     const pod = await startTestAgent(ca, { sdsSocket: undefined });
@@ -152,8 +172,9 @@ describe('meshpilot agent: the workload certificate', () => {
   });
 
   it('keeps serving its certificate while the CA refuses, retries with backoff, and recovers', async () => {
+    // 4-second certificates (backdated 1 s) renewed at half their life: the retries happen well before expiry.
     ca.capValidity(3);
-    const pod = await startTestAgent(ca, { sdsSocket: undefined, outputDir: undefined, retryMaxMs: 200 });
+    const pod = await startTestAgent(ca, { sdsSocket: undefined, outputDir: undefined, retryMaxMs: 200, renewAt: 0.5 });
     try {
       await pod.agent.certificate.ready();
       const serial = pod.agent.certificate.held?.facts.serial;

@@ -8,6 +8,7 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { SdsServer, SDS_DELTA_PATH, SDS_SOTW_PATH } from '../src/agent/sds-server.ts';
 import { SECRET_TYPE } from '../src/xds/type-urls.ts';
@@ -125,6 +126,24 @@ describe('meshpilot agent: SDS on a Unix socket', () => {
     } finally {
       delta.close();
       again?.close();
+    }
+  });
+
+  it('holds an SDS request until the first certificate arrives, then answers it', async () => {
+    ca.failWith({ code: grpc.status.UNAVAILABLE, message: 'the CA is not up yet' });
+    const early = await startTestAgent(ca, { outputDir: undefined });
+    const client = new RawAdsClient(`unix:${early.sdsSocket}`, NODE, {}, SDS_SOTW_PATH);
+    try {
+      client.send({ typeUrl: SECRET_TYPE, names: ['default'] });
+      await eventually('a refused CA call and the stream open', () => early.agent.status().failures >= 1 && early.agent.sds?.stats.streams === 1);
+      assert.deepEqual(await client.quiet(100, 0), [], 'nothing to send before a certificate is held');
+      ca.failWith(undefined);
+      const response = await client.next(() => true, 0, 5000);
+      assert.equal(response.resources[0]?.['name'], 'default');
+    } finally {
+      ca.failWith(undefined);
+      client.close();
+      await early.close();
     }
   });
 

@@ -1,5 +1,6 @@
-// The agent's status on loopback: `/healthz` (and Istio's `/healthz/ready`) answer 200 once a
-// certificate is held, 503 before; `/status` says which identity, serial, expiry and errors.
+// The agent's status on loopback: `/healthz` (and Istio's `/healthz/ready`) answer 200 while a
+// valid certificate is held, 503 before and after expiry; `/status` says which identity, serial,
+// expiry and errors.
 import http from 'node:http';
 import type { CertificateStatus } from './workload-certificate.ts';
 
@@ -22,7 +23,8 @@ export function startStatusServer(host: string, port: number, status: () => Agen
     }
     const current = status();
     if (path === '/healthz' || path === '/healthz/ready') {
-      response.writeHead(current.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(current.ready ? 'ready\n' : `no certificate yet${current.lastError ? `: ${current.lastError}` : ''}\n`);
+      const why = current.notAfter ? `the certificate expired at ${current.notAfter}` : 'no certificate yet';
+      response.writeHead(current.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(current.ready ? 'ready\n' : `${why}${current.lastError ? `: ${current.lastError}` : ''}\n`);
     } else if (path === '/status') {
       response.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(current, null, 2)}\n`);
     } else {

@@ -115,7 +115,8 @@ export class WorkloadCertificate {
     const facts = this.#held?.facts;
     return {
       identity: this.identity,
-      ready: this.#held !== undefined,
+      // An expired certificate is still served (there is nothing better) but the pod is not ready.
+      ready: facts !== undefined && facts.notAfter.getTime() > Date.now(),
       ...(facts ? { serial: facts.serial, notBefore: facts.notBefore.toISOString(), notAfter: facts.notAfter.toISOString() } : {}),
       ...(this.#lastRotation ? { lastRotation: this.#lastRotation.toISOString() } : {}),
       ...(this.#nextRotation ? { nextRotation: this.#nextRotation.toISOString() } : {}),
