@@ -2,7 +2,9 @@
 // reads. An XdsServer built from the bootstrap asks meshpilot for Istio's inbound listener name;
 // the `default` certificate provider grpc-js-xds makes from it reads the agent's files, carries an
 // mTLS call in which the server sees the caller's SPIFFE identity, and follows a rotation
-// without a failed call.
+// without a failed call; and with xDS naming that provider (a fixed control plane standing in
+// for the listener and cluster security meshpilot generates), XdsChannelCredentials and
+// XdsServerCredentials make the mTLS call themselves.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
@@ -12,9 +14,14 @@ import * as grpcXds from '@grpc/grpc-js-xds';
 import { GRPC_CERT_PROVIDER } from '../src/security/names.ts';
 import { sidecarNodeId } from '../src/agent/grpc-bootstrap.ts';
 import { rawMethod } from './support/backends.ts';
+import { startStaticXds } from './support/static-xds.ts';
+import type { JsonObject } from '../src/xds/proto-json.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, HTTP_CONNECTION_MANAGER_TYPE, LISTENER_TYPE, ROUTER_TYPE } from '../src/xds/type-urls.ts';
 import { startFakeCa, type FakeCa } from './support/fake-istio-ca.ts';
 import { eventually, startTestAgent, type AgentUnderTest } from './support/agent-harness.ts';
 import { startMeshpilot, type TestMeshpilot } from './support/meshpilot.ts';
+
+grpcXds.register();
 
 const WHOAMI = '/meshpilot.test.Identity/Caller';
 const BOOTSTRAP_KEY = 'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config';
@@ -150,4 +157,69 @@ describe('meshpilot agent for proxyless gRPC', () => {
       serverSide.server.forceShutdown();
     }
   });
+
+  it('grpc-js-xds XdsChannelCredentials and XdsServerCredentials make an mTLS call with the agent files, when xDS names the `default` provider', async () => {
+    const port = await freePort();
+    const reviewsId = 'spiffe://cluster.local/ns/default/sa/reviews';
+    const tls = (type: string, context: JsonObject): JsonObject => ({ name: 'envoy.transport_sockets.tls', typed_config: { '@type': `type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.${type}`, ...context } });
+    const provider = { instance_name: GRPC_CERT_PROVIDER };
+    const hcm = (routeConfig: JsonObject): JsonObject => ({
+      '@type': HTTP_CONNECTION_MANAGER_TYPE,
+      stat_prefix: 'test',
+      route_config: routeConfig,
+      http_filters: [{ name: 'router', typed_config: { '@type': ROUTER_TYPE } }],
+    });
+    const xds = await startStaticXds({
+      [LISTENER_TYPE]: [
+        { name: 'reviews.default.svc.cluster.local:9080', api_listener: { api_listener: hcm({ name: 'out', virtual_hosts: [{ name: 'reviews', domains: ['*'], routes: [{ match: { prefix: '' }, route: { cluster: 'reviews' } }] }] }) } },
+        {
+          name: `xds.istio.io/grpc/lds/inbound/127.0.0.1:${port}`,
+          address: { socket_address: { address: '127.0.0.1', port_value: port } },
+          filter_chains: [{
+            transport_socket: tls('DownstreamTlsContext', { require_client_certificate: true, common_tls_context: { tls_certificate_provider_instance: provider, validation_context: { ca_certificate_provider_instance: provider } } }),
+            filters: [{ name: 'hcm', typed_config: hcm({ name: 'in', virtual_hosts: [{ name: 'in', domains: ['*'], routes: [{ match: { prefix: '' }, non_forwarding_action: {} }] }] }) }],
+          }],
+        },
+      ],
+      [CLUSTER_TYPE]: [{
+        name: 'reviews', type: 'EDS', eds_cluster_config: { eds_config: { ads: {} }, service_name: 'reviews' }, lb_policy: 'ROUND_ROBIN',
+        transport_socket: tls('UpstreamTlsContext', { common_tls_context: { tls_certificate_provider_instance: provider, combined_validation_context: { default_validation_context: { ca_certificate_provider_instance: provider, match_subject_alt_names: [{ exact: reviewsId }] } } } }),
+      }],
+      [ENDPOINT_TYPE]: [{ cluster_name: 'reviews', endpoints: [{ locality: {}, load_balancing_weight: 1, lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }] }],
+    });
+    const rewrite = async (agent: AgentUnderTest): Promise<string> => {
+      const bootstrap = JSON.parse(await readFile(agent.bootstrapFile, 'utf8')) as { xds_servers: { server_uri: string }[] };
+      for (const server of bootstrap.xds_servers) server.server_uri = `127.0.0.1:${xds.port}`;
+      return JSON.stringify(bootstrap);
+    };
+    const server = new grpcXds.XdsServer({ [BOOTSTRAP_KEY]: await rewrite(reviews) });
+    let client: grpc.Client | undefined;
+    try {
+      server.addService({ Caller: rawMethod(WHOAMI) }, {
+        Caller: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+          callback(null, Buffer.from(call.getAuthContext().sslPeerCertificate?.subjectaltname ?? ''));
+        },
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.bindAsync(`127.0.0.1:${port}`, new grpcXds.XdsServerCredentials(grpc.ServerCredentials.createInsecure()), (error) => {
+          if (error) reject(error);
+          else resolve();
+        });
+      });
+      const Identity = grpc.makeGenericClientConstructor({ Caller: rawMethod(WHOAMI) }, 'Identity');
+      client = new Identity('xds:///reviews.default.svc.cluster.local:9080', new grpcXds.XdsChannelCredentials(grpc.credentials.createInsecure()), { [BOOTSTRAP_KEY]: await rewrite(productpage) });
+      const seen = await new Promise<string>((resolve, reject) => {
+        (client as unknown as { Caller(req: Buffer, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Buffer) => void): void }).Caller(Buffer.alloc(0), { deadline: Date.now() + 10_000 }, (error, response) => {
+          if (error) reject(error);
+          else resolve((response ?? Buffer.alloc(0)).toString('utf8'));
+        });
+      });
+      assert.equal(seen, 'URI:spiffe://cluster.local/ns/default/sa/productpage');
+    } finally {
+      client?.close();
+      server.forceShutdown();
+      await xds.close();
+    }
+  });
 });
+
