@@ -2,6 +2,7 @@
 // The meshpilot command line. `serve` is the default command (what `npm start` runs).
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { LevelWithSilent } from 'pino';
+import { registerAgentCommand } from './agent/command.ts';
 import { registerBootstrapCommand } from './commands/bootstrap.ts';
 import { LOG_LEVELS, createLogger } from './log.ts';
 import { LogSink } from './log-sink.ts';
@@ -180,6 +181,7 @@ registerProxyStatusCommand(program);
 registerProxyConfigCommand(program);
 registerExplainCommand(program);
 registerPreviewCommand(program);
+registerAgentCommand(program);
 registerBootstrapCommand(program);
 
 await program.parseAsync(process.argv);

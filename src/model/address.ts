@@ -8,3 +8,11 @@ export function canonicalIp(address: string): string {
   if (!isIPv6(ip)) return address;
   return `${new URL(`http://[${ip}]`).hostname.slice(1, -1)}${slash < 0 ? '' : address.slice(slash)}`;
 }
+
+/** `host:port` or `[v6]:port` split, or undefined when it is neither (or the port is not 1-65535). */
+export function splitHostPort(address: string): { host: string; port: number } | undefined {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d+)$/.exec(address);
+  const host = match?.[1] ?? match?.[2];
+  const port = Number(match?.[3]);
+  return host !== undefined && Number.isInteger(port) && port > 0 && port < 65536 ? { host, port } : undefined;
+}

@@ -6,15 +6,16 @@ import { messageType } from './protos.ts';
 import type { ResourceTypeUrl } from './type-urls.ts';
 import { messageNameOf } from './type-urls.ts';
 
-export class EnvoyResource {
-  readonly typeUrl: ResourceTypeUrl;
+/** `T` is a resource type URL; the ADS types by default, SDS's Secret for the agent. */
+export class EnvoyResource<T extends string = ResourceTypeUrl> {
+  readonly typeUrl: T;
   readonly name: string;
   readonly json: JsonObject;
   #bytes: Uint8Array | undefined;
   #version: string | undefined;
   #versionWords: readonly [number, number] | undefined;
 
-  constructor(typeUrl: ResourceTypeUrl, name: string, json: JsonObject) {
+  constructor(typeUrl: T, name: string, json: JsonObject) {
     this.typeUrl = typeUrl;
     this.name = name;
     this.json = json;
@@ -43,7 +44,7 @@ export class EnvoyResource {
  * Version of a SotW response, independent of order: the sum of the resources' 64-bit content
  * hashes (which cover their names), so a set of thousands costs a few additions, not a sort.
  */
-export function versionOfSet(resources: readonly EnvoyResource[]): string {
+export function versionOfSet(resources: readonly EnvoyResource<string>[]): string {
   let hi = 0;
   let lo = 0;
   for (const resource of resources) {

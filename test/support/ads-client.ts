@@ -10,9 +10,12 @@ import { ResponseLog } from './response-log.ts';
 
 export const ADS_SOTW_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 
-/** Opens one bidirectional stream on `path` (ADS or a per-type service such as StreamClusters). */
-export function openRawStream(xdsPort: number, path: string): { client: grpc.Client; stream: grpc.ClientDuplexStream<Buffer, Buffer> } {
-  const client = new grpc.Client(`127.0.0.1:${xdsPort}`, grpc.credentials.createInsecure());
+/**
+ * Opens one bidirectional stream on `path` (ADS or a per-type service such as StreamClusters), to
+ * a loopback port or a gRPC target such as `unix:/path/socket` (the agent's SDS).
+ */
+export function openRawStream(xdsPort: number | string, path: string): { client: grpc.Client; stream: grpc.ClientDuplexStream<Buffer, Buffer> } {
+  const client = new grpc.Client(typeof xdsPort === 'number' ? `127.0.0.1:${xdsPort}` : xdsPort, grpc.credentials.createInsecure());
   const method = rawMethod(path, true);
   const stream = client.makeBidiStreamRequest(path, method.requestSerialize, method.responseDeserialize);
   return { client, stream };
@@ -41,7 +44,7 @@ export class RawAdsClient {
   readonly #node: JsonObject;
   #sentNode = false;
 
-  constructor(xdsPort: number, nodeId: string, metadata: JsonObject = {}, path = ADS_SOTW_PATH) {
+  constructor(xdsPort: number | string, nodeId: string, metadata: JsonObject = {}, path = ADS_SOTW_PATH) {
     this.#node = { id: nodeId, metadata, user_agent_name: 'meshpilot-test-client' };
     const { client, stream: call } = openRawStream(xdsPort, path);
     this.#client = client;

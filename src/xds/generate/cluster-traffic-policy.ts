@@ -5,6 +5,7 @@ import { parseDuration, toDurationJson } from '../../model/duration.ts';
 import type { ClientTlsSettings, ConsistentHashLb, DestinationRule, LoadBalancerSettings, OutlierDetection, PortTrafficPolicy, TrafficPolicy } from '../../model/rules.ts';
 import type { JsonObject } from '../proto-json.ts';
 import { HTTP_PROTOCOL_OPTIONS_TYPE, UPSTREAM_TLS_CONTEXT_TYPE } from '../type-urls.ts';
+import { SDS_CLUSTER } from '../../security/names.ts';
 import { typed } from './common.ts';
 import type { NoteSink, RouteDialect } from './route-match.ts';
 
@@ -23,8 +24,9 @@ export function defaultCircuitBreakers(): JsonObject {
 }
 /** gRPC's ring hash refuses rings above 8M entries (A42). */
 const GRPC_MAX_RING_SIZE = 8_388_608;
-const SDS_CONFIG: JsonObject = {
-  api_config_source: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'sds-grpc' } }] },
+/** Secrets from the agent's SDS server, through the bootstrap's `sds-grpc` cluster (as Istio). */
+export const SDS_CONFIG: JsonObject = {
+  api_config_source: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: SDS_CLUSTER } }] },
   resource_api_version: 'V3',
 };
 

@@ -178,6 +178,17 @@ export class GrpcTransport {
     });
   }
 
+  /** Listens on a Unix socket (the agent's SDS server); the caller removes a stale socket first. */
+  listenPath(path: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen({ path }, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
   /**
    * Stops accepting, sends every connection GOAWAY, then ends its streams with OK (clients
    * reconnect, to another replica); connections still open after `graceMs` are dropped.

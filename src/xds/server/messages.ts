@@ -193,7 +193,7 @@ export interface DiscoveryResponseFields {
   readonly versionInfo: string;
   readonly typeUrl: string;
   readonly nonce: string;
-  readonly resources: readonly EnvoyResource[];
+  readonly resources: readonly EnvoyResource<string>[];
   readonly controlPlaneId: string;
 }
 
@@ -261,7 +261,7 @@ export interface DeltaResponseFields {
   readonly systemVersionInfo: string;
   readonly typeUrl: string;
   readonly nonce: string;
-  readonly resources: readonly EnvoyResource[];
+  readonly resources: readonly EnvoyResource<string>[];
   readonly removed: readonly string[];
   readonly controlPlaneId: string;
 }

@@ -1,6 +1,9 @@
 // Hand-assembled protobuf for the discovery envelopes: resource bytes are spliced in as they
 // were encoded once, so a response costs a memcpy per resource, not a re-encode.
-import type { EnvoyResource } from '../resource.ts';
+import type { EnvoyResource as TypedResource } from '../resource.ts';
+
+// Any resource type: the agent's SDS server sends Secrets through the same encoders.
+type EnvoyResource = TypedResource<string>;
 
 function varintSize(value: number): number {
   let size = 1;
