@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   MP_UNAUTHORIZED: 'The admin API needs a bearer token (--admin-token) for this path.',
   MP_INTERNAL: 'meshpilot failed to answer an admin request; the log has the details.',
   MP_ADMIN_UNREACHABLE: 'A command could not reach the admin API at --admin.',
+  MP_MTLS_CONFLICT: 'A DestinationRule sends plaintext (tls.mode DISABLE) to a server whose PeerAuthentication is STRICT; those requests are refused.',
   MP_SIDECAR_CONFLICT: 'Several Sidecars apply to one workload, or several without workloadSelector share a namespace; the oldest is used, as in Istio.',
 } as const;
 

@@ -22,6 +22,10 @@ export interface MeshConfig {
   readonly connectTimeout: string;
   /** Namespace whose Sidecar without workloadSelector is every namespace's default; `istio-system` when unset. */
   readonly rootNamespace?: string;
+  /** The trust domain of workload identities (`spiffe://<trustDomain>/ns/...`); `cluster.local` when unset. */
+  readonly trustDomain: string;
+  /** Auto mTLS: with no DestinationRule TLS, clients send mTLS to endpoints with a workload identity and plaintext to the others. */
+  readonly enableAutoMtls: boolean;
   /** Where the settings came from (a file path), or `defaults`. */
   readonly source: string;
 }
@@ -30,6 +34,8 @@ export const DEFAULT_MESH_CONFIG: MeshConfig = {
   tracingSampling: 1,
   outboundTrafficPolicy: 'ALLOW_ANY',
   connectTimeout: '10s',
+  trustDomain: 'cluster.local',
+  enableAutoMtls: true,
   source: 'defaults',
 };
 

@@ -89,6 +89,26 @@ function readRootNamespace(mesh: Fields, issues: MeshIssues): string | undefined
   return value;
 }
 
+function readTrustDomain(mesh: Fields, issues: MeshIssues): string {
+  const value = mesh['trustDomain'];
+  if (value === undefined || value === '') return DEFAULT_MESH_CONFIG.trustDomain;
+  if (typeof value !== 'string' || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/i.test(value) || value.includes('/')) {
+    issues.error('trustDomain', `must be a domain name such as cluster.local, got ${describeType(value)}`);
+    return DEFAULT_MESH_CONFIG.trustDomain;
+  }
+  return value;
+}
+
+function readEnableAutoMtls(mesh: Fields, issues: MeshIssues): boolean {
+  const value = mesh['enableAutoMtls'];
+  if (value === undefined || value === null) return DEFAULT_MESH_CONFIG.enableAutoMtls;
+  if (typeof value !== 'boolean') {
+    issues.error('enableAutoMtls', `must be true or false, got ${describeType(value)}`);
+    return DEFAULT_MESH_CONFIG.enableAutoMtls;
+  }
+  return value;
+}
+
 /** The MeshConfig inside whatever wrapper the file uses. */
 function unwrap(document: unknown): { mesh: unknown; prefix: string } {
   if (!isFields(document)) return { mesh: document, prefix: '' };
@@ -121,6 +141,8 @@ export function readMeshConfig(document: unknown, source: string): MeshConfigRea
     tracingSampling: readSampling(fields, issues),
     outboundTrafficPolicy: readOutboundPolicy(fields, issues),
     connectTimeout: readConnectTimeout(fields, issues),
+    trustDomain: readTrustDomain(fields, issues),
+    enableAutoMtls: readEnableAutoMtls(fields, issues),
     ...(rootNamespace ? { rootNamespace } : {}),
     source,
   };
