@@ -43,7 +43,9 @@ export function grpcServerMode(push: PushContext, proxy: Proxy, port: number, en
 function serverFilterChain(push: PushContext, proxy: Proxy, port: number, mode: 'STRICT' | 'DISABLE'): JsonObject {
   const suffix = mode === 'STRICT' ? 'mtls' : 'plaintext';
   const hcm = typed(HTTP_CONNECTION_MANAGER_TYPE, {
-    stat_prefix: `inbound_0.0.0.0_${port}`,
+    // The mode in the HCM's bytes too: grpc-js-xds 1.14 takes a listener that differs only in
+    // transport_socket for the one it has (its listenersEquivalent), so a mode change would not apply.
+    stat_prefix: `inbound_${suffix}_0.0.0.0_${port}`,
     route_config: {
       name: 'inbound',
       // gRPC serves a request itself only on a route with a non-forwarding action.
