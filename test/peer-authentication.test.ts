@@ -201,3 +201,25 @@ describe('a plaintext DestinationRule towards a STRICT server', () => {
     assert.deepEqual(pushOf([plaintext]).ruleStatus.get('DestinationRule/shop/reviews')?.issues, []);
   });
 });
+
+describe('workload identities on endpoints', () => {
+  it("a Pod's spec.serviceAccountName, else default, and a WorkloadEntry's serviceAccount", () => {
+    const withAccount = pod('reviews-v2', 'shop', '10.244.0.3', { app: 'reviews', version: 'v2' });
+    const converted = convertObjects([
+      ...WORKLOADS.filter((o) => o['kind'] !== 'EndpointSlice' || (o['metadata'] as { name: string }).name !== 'reviews-abcde'),
+      { ...withAccount, spec: { ...(withAccount['spec'] as object), serviceAccountName: 'bookinfo-reviews' } },
+      endpointSlice('reviews', 'shop', { name: 'http', port: 8080 }, [{ name: 'reviews-v1', ip: '10.244.0.1' }, { name: 'reviews-v2', ip: '10.244.0.3' }]),
+      { apiVersion: 'networking.istio.io/v1', kind: 'ServiceEntry', metadata: { name: 'vms', namespace: 'shop' }, spec: { hosts: ['vm.shop.internal'], location: 'MESH_INTERNAL', resolution: 'STATIC', ports: [{ number: 80, name: 'http', protocol: 'HTTP' }], workloadSelector: { labels: { app: 'vm' } } } },
+      { apiVersion: 'networking.istio.io/v1', kind: 'WorkloadEntry', metadata: { name: 'vm-1', namespace: 'shop' }, spec: { address: '10.0.0.9', labels: { app: 'vm' }, serviceAccount: 'vm-runner' } },
+    ].map((object) => ({ object, source })));
+    assert.deepEqual(converted.rejected, []);
+    assert.deepEqual(converted.endpoints.map((e) => [e.address, e.serviceAccount]), [['10.244.0.2', 'default'], ['10.244.0.1', 'default'], ['10.244.0.3', 'bookinfo-reviews'], ['10.0.0.9', 'vm-runner']]);
+    assert.deepEqual(converted.warnings, []);
+  });
+
+  it('a service account name Kubernetes would refuse is an error on the Pod', () => {
+    const bad = pod('reviews-v9', 'shop', '10.244.0.9', { app: 'reviews' });
+    const parsed = parseObject({ object: { ...bad, spec: { serviceAccountName: 'Not_A_Name' } }, source });
+    assert.deepEqual(parsed.type === 'rejected' ? parsed.rejected.issues.map((i) => i.path) : parsed.type, ['spec.serviceAccountName']);
+  });
+});
