@@ -7,8 +7,9 @@ import { parseProxy } from '../src/model/proxy.ts';
 import type { JsonObject } from '../src/xds/proto-json.ts';
 import { renderForProxy } from '../src/xds/render.ts';
 import { generate } from '../src/xds/generate/index.ts';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE } from '../src/xds/type-urls.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
 import { fixturePush, fixtures } from './support/fixture-workloads.ts';
+import { violations } from './support/rendered.ts';
 
 const fixture = fixtures().find((f) => f.name === 'security-mtls');
 const sidecar = (app: string, ip: string): string => `sidecar~${ip}~${app}-v1.default~default.svc.cluster.local`;
@@ -108,5 +109,25 @@ describe('outbound mTLS', () => {
     assert.deepEqual(json.filter_chains.map((c) => [c.name, c.filter_chain_match, c.transport_socket !== undefined]), [['inbound-mtls', undefined, true]]);
     assert.match(JSON.stringify(json), /"non_forwarding_action":\{\}/);
     assert.deepEqual(generate(LISTENER_TYPE, push, parseProxy(sidecar('reviews', '10.244.2.12'), { GENERATOR: 'grpc' }), ['xds.istio.io/grpc/lds/inbound/0.0.0.0:7777']), []);
+  });
+});
+
+describe("what mTLS adds breaks no validate.rules and no cross-reference", () => {
+  it('for sidecars in every mode, a gRPC client with an identity, and gRPC server listeners in both forms', async () => {
+    assert.ok(fixture);
+    const push = await fixturePush(fixture);
+    const problems: string[] = [];
+    for (const [app, ip] of [['reviews', '10.244.2.12'], ['ratings', '10.244.2.14'], ['details', '10.244.2.11'], ['productpage', '10.244.2.10']] as const) {
+      problems.push(...violations(renderForProxy(push, parseProxy(sidecar(app, ip)))));
+    }
+    const grpcClient = parseProxy(sidecar('productpage', '10.244.2.10'), { GENERATOR: 'grpc', LABELS: { app: 'productpage', 'security.istio.io/tlsMode': 'istio' } });
+    const targets = push.services.map((s) => `${s.hostname}:9080`);
+    problems.push(...violations(renderForProxy(push, grpcClient, targets)));
+    for (const [app, ip] of [['reviews', '10.244.2.12'], ['details', '10.244.2.11']] as const) {
+      const server = generate(LISTENER_TYPE, push, parseProxy(sidecar(app, ip), { GENERATOR: 'grpc' }), ['xds.istio.io/grpc/lds/inbound/0.0.0.0:9080']);
+      assert.equal(server.length, 1);
+      problems.push(...violations({ [CLUSTER_TYPE]: [], [ENDPOINT_TYPE]: [], [LISTENER_TYPE]: server, [ROUTE_TYPE]: [] }));
+    }
+    assert.deepEqual(problems, []);
   });
 });
