@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   MP_UNAUTHORIZED: 'The admin API needs a bearer token (--admin-token) for this path.',
   MP_INTERNAL: 'meshpilot failed to answer an admin request; the log has the details.',
   MP_ADMIN_UNREACHABLE: 'A command could not reach the admin API at --admin.',
+  MP_MTLS_CONFLICT: 'A DestinationRule sends plaintext (tls.mode DISABLE) to a server whose PeerAuthentication is STRICT; those requests are refused.',
   MP_SIDECAR_CONFLICT: 'Several Sidecars apply to one workload, or several without workloadSelector share a namespace; the oldest is used, as in Istio.',
   MP_CA_CSR_REFUSED: 'A certificate request was refused and nothing was signed: the CSR is malformed, too large, badly signed, asks for a CA certificate, has a key other than ECDSA P-256 or RSA 2048-4096, not exactly one URI SAN, or a validity outside 0 < TTL <= --ca-max-ttl (INVALID_ARGUMENT).',
   MP_CA_IDENTITY_MISMATCH: 'A caller asked for an identity that is not its own: the CSR\'s SPIFFE ID, or (on 15012) the xDS node\'s namespace, differs from the token\'s or client certificate\'s (PERMISSION_DENIED).',

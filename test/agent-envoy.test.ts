@@ -7,7 +7,7 @@ import { connect as connectTcp, type Socket } from 'node:net';
 import { connect, createServer as createTlsServer, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { buildBootstrap } from '../src/commands/bootstrap.ts';
-import { SDS_CONFIG } from '../src/xds/generate/cluster-traffic-policy.ts';
+import { SDS_CONFIG } from '../src/xds/generate/mtls.ts';
 import { SDS_CLUSTER } from '../src/security/names.ts';
 import { SDS_DELTA_PATH, SDS_SOTW_PATH } from '../src/agent/sds-server.ts';
 import { exactStat, LOOPBACK_DNS, requireEnvoy, startEnvoy, validateBootstrap, type RunningEnvoy } from './support/envoy.ts';

@@ -15,7 +15,9 @@ import { renderForProxy, type RenderedResources } from '../src/xds/render.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, type ShortType } from '../src/xds/type-urls.ts';
 import { adsBootstrap, envoyVersion, requireEnvoy, startEnvoy, validateBootstrap, type RunningEnvoy } from './support/envoy.ts';
 import { heldConfig, heldDifferences } from './support/envoy-dump.ts';
-import { staticBootstrap } from './support/envoy-static.ts';
+import { sdsCluster, staticBootstrap } from './support/envoy-static.ts';
+import { startSdsServer } from './support/sds-server.ts';
+import { createTestRoot } from './support/test-ca.ts';
 import { fixturePush, fixtures, fixtureWorkloads, type Fixture, type Workload } from './support/fixture-workloads.ts';
 import { limiter } from './support/limit.ts';
 import { MeshDir, rule } from './support/mesh-dir.ts';
@@ -175,8 +177,10 @@ async function ackedEverything(meshpilot: TestMeshpilot, workload: Workload): Pr
   return sent.includes('cds') && sent.includes('lds') && sent.every((type) => sync[type].status === 'SYNCED');
 }
 
-async function runWorkload(meshpilot: TestMeshpilot, workload: Workload, delta: boolean): Promise<LiveResult> {
-  const envoy = await startEnvoy({ bootstrap: adsBootstrap({ nodeId: workload.nodeId, xdsHost: '127.0.0.1', xdsPort: meshpilot.xdsPort, delta }) });
+async function runWorkload(meshpilot: TestMeshpilot, workload: Workload, delta: boolean, sdsPort: number): Promise<LiveResult> {
+  const bootstrap = adsBootstrap({ nodeId: workload.nodeId, xdsHost: '127.0.0.1', xdsPort: meshpilot.xdsPort, delta });
+  (bootstrap['static_resources'] as { clusters: unknown[] }).clusters.push(sdsCluster({ socket_address: { address: '127.0.0.1', port_value: sdsPort } }));
+  const envoy = await startEnvoy({ bootstrap });
   try {
     await envoy.waitFor(`${workload.name} to apply and ACK every update`, async () => (await appliedEverything(envoy)) && ackedEverything(meshpilot, workload));
     const problems: string[] = [];
@@ -213,7 +217,10 @@ describe('live Envoy over ADS holds exactly what meshpilot sent each workload of
         assert.ok(workloads.length > 0, `${fixture.name} has no Pod or WorkloadEntry to run a sidecar for`);
         const meshpilot = await serveFixture(fixture);
         t.after(() => meshpilot.close());
-        const results = await Promise.all(workloads.map((workload) => live(() => runWorkload(meshpilot, workload, delta))));
+        // Sidecars that take mTLS secrets over SDS get them from a stand-in for the agent.
+        const sds = await startSdsServer(await (await createTestRoot()).issue('spiffe://cluster.local/ns/default/sa/default'));
+        t.after(() => sds.close());
+        const results = await Promise.all(workloads.map((workload) => live(() => runWorkload(meshpilot, workload, delta, sds.port))));
         assert.deepEqual(results.flatMap((r) => r.problems), []);
         const total = (type: ShortType): number => results.reduce((n, r) => n + r.counts[type], 0);
         t.diagnostic(`accepted by ${workloads.length} Envoys: clusters=${total('cds')} endpoints=${total('eds')} listeners=${total('lds')} routes=${total('rds')}`);

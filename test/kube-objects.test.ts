@@ -163,6 +163,8 @@ void describe('Endpoints', () => {
         locality: { zone: 'eu-west-1b' },
         ready: true,
         workload: 'shop/reviews-v2-abc',
+        // A Pod that names no service account runs as `default`, its identity.
+        serviceAccount: 'default',
       },
       {
         serviceHostname: 'reviews.shop.svc.cluster.local',

@@ -8,7 +8,7 @@ import { splitHostPort } from '../model/address.ts';
 import { parseProxy } from '../model/proxy.ts';
 import { RE2_MAX_PROGRAM_SIZE } from '../model/re2.ts';
 import { ROOT_SECRET, SDS_CLUSTER, SDS_SOCKET_PATH, SECURE_XDS_PORT, WORKLOAD_SECRET } from '../security/names.ts';
-import { SDS_CONFIG } from '../xds/generate/cluster-traffic-policy.ts';
+import { SDS_CONFIG } from '../xds/generate/mtls.ts';
 import { UPSTREAM_TLS_CONTEXT_TYPE } from '../xds/type-urls.ts';
 
 export const DEFAULT_XDS_ADDRESS = 'meshpilot.meshpilot-system.svc:15010';

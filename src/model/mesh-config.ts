@@ -22,8 +22,10 @@ export interface MeshConfig {
   readonly connectTimeout: string;
   /** Namespace whose Sidecar without workloadSelector is every namespace's default; `istio-system` when unset. */
   readonly rootNamespace?: string;
-  /** SPIFFE trust domain of workload identities (`spiffe://<trustDomain>/ns/..`); `cluster.local` when unset. */
-  readonly trustDomain?: string;
+  /** The trust domain of workload identities (`spiffe://<trustDomain>/ns/...`); `cluster.local` when unset. */
+  readonly trustDomain: string;
+  /** Auto mTLS: with no DestinationRule TLS, clients send mTLS to endpoints with a workload identity and plaintext to the others. */
+  readonly enableAutoMtls: boolean;
   /** Where the settings came from (a file path), or `defaults`. */
   readonly source: string;
 }
@@ -32,6 +34,8 @@ export const DEFAULT_MESH_CONFIG: MeshConfig = {
   tracingSampling: 1,
   outboundTrafficPolicy: 'ALLOW_ANY',
   connectTimeout: '10s',
+  trustDomain: 'cluster.local',
+  enableAutoMtls: true,
   source: 'defaults',
 };
 
@@ -44,7 +48,7 @@ export function rootNamespaceOf(mesh: MeshConfig): string {
 export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
 
 export function trustDomainOf(mesh: MeshConfig): string {
-  return mesh.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+  return mesh.trustDomain;
 }
 
 /** Envoy command operators for a TEXT log line when `accessLogFormat` is empty. */

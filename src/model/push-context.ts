@@ -7,10 +7,13 @@ import type { ObjectWarnings, RejectedObject, SourceSnapshot } from './store.ts'
 import { indexDestinationRules, mostSpecificMatch } from './destination-rules.ts';
 import { referenceIssues, type DestinationRef } from './rule-references.ts';
 import type { Destination, DestinationRule, HttpRoute, Rule, Sidecar, TcpRoute, ValidationIssue, VirtualService } from './rules.ts';
-import { isDestinationRule, isSidecar, isVirtualService, ruleKey } from './rules.ts';
+import { isDestinationRule, isPeerAuthentication, isSidecar, isVirtualService, ruleKey } from './rules.ts';
 import type { Endpoint, Service } from './service.ts';
 import { resolveShortName } from './service.ts';
 import { indexSidecars } from './sidecar.ts';
+import type { PeerAuthenticationIndex } from './peer-authentication.ts';
+import { indexPeerAuthentications } from './peer-authentication.ts';
+import { mtlsConflictIssues } from './mtls-conflicts.ts';
 import { ineffectiveRuleIssues } from './ineffective-rules.ts';
 
 export interface ResolvedDestination extends Destination {
@@ -58,6 +61,8 @@ export interface PushContext {
   readonly objectWarnings: readonly ObjectWarnings[];
   /** Mesh-wide settings (`--mesh-config`), Istio's defaults when none is given. */
   readonly meshConfig: MeshConfig;
+  /** PeerAuthentication: the mTLS mode each workload port accepts. */
+  readonly peerAuthentication: PeerAuthenticationIndex;
   /** Per-snapshot memo for generator output shared by many proxies. */
   memo<T>(key: string, build: () => T): T;
 }
@@ -184,6 +189,12 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
   }
   coverWildcardHosts(virtualServiceByHost, services);
   const sidecars = indexSidecars(rules.filter(isSidecar), rootNamespaceOf(meshConfig), snapshot.endpoints, ruleStatus);
+  const peerAuthentication = indexPeerAuthentications(rules.filter(isPeerAuthentication), rootNamespaceOf(meshConfig), snapshot.endpoints, ruleStatus);
+  for (const [key, status] of ruleStatus) {
+    if (!isDestinationRule(status.rule) || !status.applied) continue;
+    const conflicts = mtlsConflictIssues(status.rule, services, endpointsByHost, peerAuthentication);
+    if (conflicts.length > 0) ruleStatus.set(key, { ...status, issues: [...status.issues, ...conflicts] });
+  }
   for (const [key, status] of ruleStatus) {
     const ineffective = ineffectiveRuleIssues(status.rule, services, endpointsByHost, rootNamespaceOf(meshConfig));
     if (ineffective.length > 0) ruleStatus.set(key, { ...status, issues: [...status.issues, ...ineffective] });
@@ -203,6 +214,7 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
     rejected: snapshot.rejected,
     objectWarnings: snapshot.warnings ?? [],
     meshConfig,
+    peerAuthentication,
     memo: memoizer(),
   };
 }

@@ -4,7 +4,7 @@ import type { OutboundTrafficMode } from './mesh-config.ts';
 import type { SourceRef } from './service.ts';
 import type { ErrorCode } from '../errors.ts';
 
-export type RuleKind = 'VirtualService' | 'DestinationRule' | 'Sidecar';
+export type RuleKind = 'VirtualService' | 'DestinationRule' | 'Sidecar' | 'PeerAuthentication';
 
 export interface StringMatch {
   readonly exact?: string;
@@ -290,7 +290,22 @@ export interface Sidecar {
   readonly spec: SidecarSpec;
 }
 
-export type Rule = VirtualService | DestinationRule | Sidecar;
+/** PeerAuthentication's mTLS modes; UNSET inherits from the level above. */
+export type MutualTlsMode = 'UNSET' | 'DISABLE' | 'PERMISSIVE' | 'STRICT';
+
+export interface PeerAuthenticationSpec {
+  readonly selector?: { readonly matchLabels?: Readonly<Record<string, string>> };
+  readonly mtls?: { readonly mode?: MutualTlsMode };
+  /** Keyed by the workload's port number (as a string, the way YAML map keys arrive). */
+  readonly portLevelMtls?: Readonly<Record<string, { readonly mode?: MutualTlsMode }>>;
+}
+
+export interface PeerAuthentication {
+  readonly meta: RuleMeta & { readonly kind: 'PeerAuthentication' };
+  readonly spec: PeerAuthenticationSpec;
+}
+
+export type Rule = VirtualService | DestinationRule | Sidecar | PeerAuthentication;
 
 /** A problem with an object, with a stable code and the path to the field. */
 export interface ValidationIssue {
@@ -315,4 +330,8 @@ export function isDestinationRule(rule: Rule): rule is DestinationRule {
 
 export function isSidecar(rule: Rule): rule is Sidecar {
   return rule.meta.kind === 'Sidecar';
+}
+
+export function isPeerAuthentication(rule: Rule): rule is PeerAuthentication {
+  return rule.meta.kind === 'PeerAuthentication';
 }

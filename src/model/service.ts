@@ -74,6 +74,8 @@ export interface Endpoint {
   readonly workload?: string;
   /** Relative load-balancing weight (WorkloadEntry `weight`); 1 when absent. */
   readonly weight?: number;
+  /** The workload's service account (a Pod's `spec.serviceAccountName`, a WorkloadEntry's `serviceAccount`), in the workload's namespace. */
+  readonly serviceAccount?: string;
 }
 
 const PROTOCOL_NAMES: Readonly<Record<string, Protocol>> = {

@@ -100,6 +100,7 @@ function buildScopedPush(push: PushContext, visibility: SidecarVisibility): Push
     rejected: push.rejected,
     objectWarnings: push.objectWarnings,
     meshConfig: scopedMeshConfig(push.meshConfig, visibility.sidecar),
+    peerAuthentication: push.peerAuthentication,
     memo: memoizer(),
   };
 }

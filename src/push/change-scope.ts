@@ -89,6 +89,9 @@ export function computeChangeScope(
   const endpointHosts = changedKeys(before.endpointsByHost, after.endpointsByHost, (a, b) => sameList(a, b));
   if (endpointHosts.size > 0) kinds.push('endpoints');
   for (const host of endpointHosts) edsHosts.add(host);
+  // Workload identities and labels shape clusters (SANs, auto mTLS) and inbound listeners (PeerAuthentication).
+  const identities = [...endpointHosts].some((host) => identityKey(before, host) !== identityKey(after, host));
+  if (identities) kinds.push('identities');
 
   const beforeRules = new Map([...before.ruleStatus].map(([key, status]) => [key, status.rule]));
   const afterRules = new Map([...after.ruleStatus].map(([key, status]) => [key, status.rule]));
@@ -108,7 +111,7 @@ export function computeChangeScope(
     }
   }
   // Whole-set types are compared per proxy against what it holds, which is cheap when nothing differs.
-  if (services.size > 0 || rules.size > sidecars) {
+  if (services.size > 0 || rules.size > sidecars || identities) {
     scope.set(CLUSTER_TYPE, 'all');
     scope.set(LISTENER_TYPE, 'all');
     scope.set(ROUTE_TYPE, 'all');
@@ -118,6 +121,12 @@ export function computeChangeScope(
   // Proxies under a Sidecar skip changes to hosts they cannot see (src/xds/proxy-scope.ts).
   const hostScope = withOrigin(scope, { hosts: edsHosts, previous: before });
   return { scope: sidecars > 0 ? withSidecarChange(hostScope, before) : hostScope, kinds };
+}
+
+/** Which identities and label sets serve `host` (a scale-up of the same workload keeps it). */
+function identityKey(push: PushContext, host: string): string {
+  const kinds = new Set((push.endpointsByHost.get(host) ?? []).map((e) => JSON.stringify([e.serviceAccount ?? '', e.labels])));
+  return [...kinds].sort().join('\n');
 }
 
 /** ClusterLoadAssignments of `hosts` whose bytes differ between the two pushes. */

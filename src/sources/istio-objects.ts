@@ -1,12 +1,13 @@
 // Istio VirtualService and DestinationRule objects into rule models, validated as Istio's
 // admission webhook would: each problem names its field and says how to fix it.
-import type { DestinationRuleSpec, Rule, RuleKind, SidecarSpec, ValidationIssue, VirtualServiceSpec } from '../model/rules.ts';
+import type { DestinationRuleSpec, PeerAuthenticationSpec, Rule, RuleKind, SidecarSpec, ValidationIssue, VirtualServiceSpec } from '../model/rules.ts';
 import type { SourceRef } from '../model/service.ts';
 import type { Fields } from './object-fields.ts';
 import { describeType, isDns1123Label, isFields, isIpAddress, isPortNumber, isWildcardDomain, readMeta } from './object-fields.ts';
 import { checkBoolean, checkStringMatch, isHeaderName, IssueList, mapAt, mapsIn, stringsIn } from './istio-fields.ts';
 import { checkIstioFields } from './istio-schema.ts';
 import { checkHeaders, checkHttpRoutePolicies } from './istio-route-policy.ts';
+import { validatePeerAuthenticationSpec } from './istio-peer-authentication.ts';
 import { validateSidecarSpec } from './istio-sidecar.ts';
 import { checkTrafficPolicy } from './istio-traffic-policy.ts';
 
@@ -230,6 +231,7 @@ const SPEC_VALIDATORS: Readonly<Record<RuleKind, (spec: unknown) => ValidationIs
   VirtualService: validateVirtualServiceSpec,
   DestinationRule: validateDestinationRuleSpec,
   Sidecar: validateSidecarSpec,
+  PeerAuthentication: validatePeerAuthenticationSpec,
 };
 
 /** Validates and converts one rule object; the spec is kept exactly as written. */
@@ -255,6 +257,8 @@ export function convertIstioRule(kind: RuleKind, object: Fields, source: SourceR
       ? { meta: { ...ruleMeta, kind }, spec: spec as VirtualServiceSpec }
       : kind === 'DestinationRule'
         ? { meta: { ...ruleMeta, kind }, spec: spec as DestinationRuleSpec }
-        : { meta: { ...ruleMeta, kind }, spec: spec as SidecarSpec };
+        : kind === 'Sidecar'
+          ? { meta: { ...ruleMeta, kind }, spec: spec as SidecarSpec }
+          : { meta: { ...ruleMeta, kind }, spec: (spec ?? {}) as PeerAuthenticationSpec };
   return { rule, issues };
 }

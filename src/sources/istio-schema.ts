@@ -216,7 +216,7 @@ const MESSAGES: Readonly<Record<string, MessageSchema>> = {
   WorkloadEntry: {
     what: 'a workload',
     fields: scalars('address', 'ports', 'labels', 'network', 'locality', 'weight', 'serviceAccount'),
-    unsupported: { network: IGNORED, serviceAccount: `${IGNORED} (meshpilot issues no workload identities)` },
+    unsupported: { network: IGNORED },
   },
   WorkloadSelector: { what: 'a workload selector', fields: scalars('labels') },
 
@@ -263,6 +263,12 @@ const MESSAGES: Readonly<Record<string, MessageSchema>> = {
     },
   },
   TLSCertificate: { what: 'a TLS certificate', fields: scalars('serverCertificate', 'privateKey', 'caCertificates') },
+
+  PeerAuthentication: {
+    what: 'a PeerAuthentication spec',
+    fields: { selector: one('MatchLabelsSelector'), mtls: one('PeerMutualTls'), portLevelMtls: values('PeerMutualTls') },
+  },
+  PeerMutualTls: { what: 'an mTLS setting', fields: scalars('mode') },
 
   RouteRule: {
     what: 'a RouteRule spec',

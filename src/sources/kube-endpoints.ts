@@ -10,6 +10,14 @@ import type { EndpointGroup, EndpointSet, GroupEndpoint, GroupPort, ParsedObject
 import { objectKey, ObjectProblems, rejectedObject, requireName } from './parsed-object.ts';
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+/** The service account Kubernetes gives a Pod that names none. */
+export const DEFAULT_SERVICE_ACCOUNT = 'default';
+
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+function isDns1123Subdomain(value: string): boolean {
+  return value.length <= 253 && DNS1123_SUBDOMAIN.test(value);
+}
 
 /** The maps of a list field, each checked against its Kubernetes fields; a non-list or non-map entry is an error. */
 function entriesOf(value: unknown, path: string, fields: KubeFields, problems: ObjectProblems): [number, Fields][] {
@@ -150,12 +158,18 @@ export function parsePod(input: SourcedObject, object: Fields, kind: string, met
   if (phase !== undefined && phase !== null && (typeof phase !== 'string' || !['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown'].includes(phase))) {
     problems.error('status.phase', `${describeType(phase)} is not a Pod phase: Pending, Running, Succeeded, Failed or Unknown`);
   }
+  const spec = fieldsOf(object['spec']);
+  const serviceAccount = spec['serviceAccountName'] ?? spec['serviceAccount'];
+  if (serviceAccount !== undefined && serviceAccount !== null && (typeof serviceAccount !== 'string' || (serviceAccount !== '' && !isDns1123Subdomain(serviceAccount)))) {
+    problems.error('spec.serviceAccountName', `${describeType(serviceAccount)} is not a service account name: use the name of a ServiceAccount in the pod's namespace`);
+  }
   if (problems.hasErrors()) return rejectedObject(input, kind, meta, problems.issues);
   const pod: PodInfo = {
     namespace: meta.namespace,
     name: meta.name,
     labels: meta.labels,
     ips: [...ips],
+    serviceAccount: typeof serviceAccount === 'string' && serviceAccount !== '' ? serviceAccount : DEFAULT_SERVICE_ACCOUNT,
     running: phase !== 'Succeeded' && phase !== 'Failed',
   };
   return { type: 'pod', key: objectKey(kind, meta.namespace, meta.name), source: input.source, pod };
@@ -181,16 +195,23 @@ export function indexPods(pods: readonly PodInfo[]): PodIndex {
   return { byName, byIp };
 }
 
-function workloadOf(endpoint: GroupEndpoint, address: string, namespace: string, pods: PodIndex): { labels: Readonly<Record<string, string>>; workload?: string } {
+interface WorkloadOf {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly workload?: string;
+  readonly serviceAccount?: string;
+}
+
+function workloadOf(endpoint: GroupEndpoint, address: string, namespace: string, pods: PodIndex): WorkloadOf {
   const ref = endpoint.targetRef;
   if (ref && (ref.kind === undefined || ref.kind === 'Pod')) {
     const podNamespace = ref.namespace ?? namespace;
     const workload = `${podNamespace}/${ref.name}`;
-    return { labels: pods.byName.get(workload)?.labels ?? {}, workload };
+    const pod = pods.byName.get(workload);
+    return { labels: pod?.labels ?? {}, workload, ...(pod ? { serviceAccount: pod.serviceAccount } : {}) };
   }
   if (ref) return { labels: {} };
   const pod = pods.byIp.get(`${namespace}/${address}`);
-  return pod ? { labels: pod.labels, workload: `${pod.namespace}/${pod.name}` } : { labels: {} };
+  return pod ? { labels: pod.labels, workload: `${pod.namespace}/${pod.name}`, serviceAccount: pod.serviceAccount } : { labels: {} };
 }
 
 export function endpointsOfGroup(group: EndpointGroup, services: ReadonlyMap<string, Service>, pods: PodIndex): Endpoint[] {
@@ -205,7 +226,7 @@ export function endpointsOfGroup(group: EndpointGroup, services: ReadonlyMap<str
       if (port === undefined) continue;
       for (const endpoint of part.endpoints) {
         for (const address of endpoint.addresses) {
-          const { labels, workload } = workloadOf(endpoint, address, group.namespace, pods);
+          const { labels, workload, serviceAccount } = workloadOf(endpoint, address, group.namespace, pods);
           out.push({
             serviceHostname: hostname,
             servicePortName: slicePort.name,
@@ -215,6 +236,7 @@ export function endpointsOfGroup(group: EndpointGroup, services: ReadonlyMap<str
             ...(endpoint.zone !== undefined ? { locality: { zone: endpoint.zone } } : {}),
             ready: endpoint.ready,
             ...(workload !== undefined ? { workload } : {}),
+            ...(serviceAccount !== undefined ? { serviceAccount } : {}),
           });
         }
       }

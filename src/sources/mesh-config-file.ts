@@ -89,12 +89,22 @@ function readRootNamespace(mesh: Fields, issues: MeshIssues): string | undefined
   return value;
 }
 
-function readTrustDomain(mesh: Fields, issues: MeshIssues): string | undefined {
+function readTrustDomain(mesh: Fields, issues: MeshIssues): string {
   const value = mesh['trustDomain'];
-  if (value === undefined || value === '') return undefined;
+  if (value === undefined || value === '') return DEFAULT_MESH_CONFIG.trustDomain;
   if (typeof value !== 'string' || value.length > 255 || !/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(value)) {
     issues.error('trustDomain', `must be a lower-case DNS name such as cluster.local (it is the host of every SPIFFE ID), got ${describeType(value)}`);
-    return undefined;
+    return DEFAULT_MESH_CONFIG.trustDomain;
+  }
+  return value;
+}
+
+function readEnableAutoMtls(mesh: Fields, issues: MeshIssues): boolean {
+  const value = mesh['enableAutoMtls'];
+  if (value === undefined || value === null) return DEFAULT_MESH_CONFIG.enableAutoMtls;
+  if (typeof value !== 'boolean') {
+    issues.error('enableAutoMtls', `must be true or false, got ${describeType(value)}`);
+    return DEFAULT_MESH_CONFIG.enableAutoMtls;
   }
   return value;
 }
@@ -126,14 +136,14 @@ export function readMeshConfig(document: unknown, source: string): MeshConfigRea
   const fields = fieldsOf(mesh);
   const accessLog = readAccessLog(fields, issues);
   const rootNamespace = readRootNamespace(fields, issues);
-  const trustDomain = readTrustDomain(fields, issues);
   const meshConfig: MeshConfig = {
     ...(accessLog ? { accessLog } : {}),
     tracingSampling: readSampling(fields, issues),
     outboundTrafficPolicy: readOutboundPolicy(fields, issues),
     connectTimeout: readConnectTimeout(fields, issues),
+    trustDomain: readTrustDomain(fields, issues),
+    enableAutoMtls: readEnableAutoMtls(fields, issues),
     ...(rootNamespace ? { rootNamespace } : {}),
-    ...(trustDomain ? { trustDomain } : {}),
     source,
   };
   const found = issues.issues.map((issue) => ({ ...issue, path: prefix + issue.path }));

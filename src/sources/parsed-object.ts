@@ -51,6 +51,8 @@ export interface PodInfo {
   readonly name: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly ips: readonly string[];
+  /** `spec.serviceAccountName`, `default` when unset (as Kubernetes sets it). */
+  readonly serviceAccount: string;
   /** Finished pods keep their IP in status although it may already belong to another pod. */
   readonly running: boolean;
 }

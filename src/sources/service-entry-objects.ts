@@ -21,6 +21,8 @@ export interface WorkloadInfo {
   readonly labels: Readonly<Record<string, string>>;
   readonly locality?: Locality;
   readonly weight?: number;
+  /** The workload's service account (its identity for mTLS), in its namespace. */
+  readonly serviceAccount?: string;
 }
 
 export interface ServiceEntryInfo {
@@ -109,7 +111,12 @@ function readWorkload(
     problems.error(`${path}.locality`, `must be a string region/zone/subzone, got ${describeType(value['locality'])}`, 'MP_RULE_INVALID');
   }
   const locality = typeof value['locality'] === 'string' ? readLocality(value['locality']) : undefined;
+  const serviceAccount = value['serviceAccount'];
+  if (serviceAccount !== undefined && serviceAccount !== null && typeof serviceAccount !== 'string') {
+    problems.error(`${path}.serviceAccount`, `must be a string, got ${describeType(serviceAccount)}: name the workload's service account`, 'MP_RULE_INVALID');
+  }
   return {
+    ...(typeof serviceAccount === 'string' && serviceAccount !== '' ? { serviceAccount } : {}),
     namespace,
     address,
     ports,
@@ -319,6 +326,7 @@ function endpointOf(service: Service, port: ServicePort, workload: WorkloadInfo)
     ready: true,
     ...(workload.workload !== undefined ? { workload: workload.workload } : {}),
     ...(workload.weight !== undefined ? { weight: workload.weight } : {}),
+    ...(workload.serviceAccount !== undefined ? { serviceAccount: workload.serviceAccount } : {}),
   };
 }
 
@@ -335,7 +343,7 @@ export function serviceEntryEndpoints(entry: ServiceEntryInfo, workloadEntries: 
     for (const pod of pods.byName.values()) {
       if (pod.namespace !== entry.namespace || !pod.running || !labelsMatch(selector, pod.labels)) continue;
       const [ip] = pod.ips;
-      if (ip) workloads.push({ namespace: pod.namespace, workload: `${pod.namespace}/${pod.name}`, address: ip, ports: {}, labels: pod.labels });
+      if (ip) workloads.push({ namespace: pod.namespace, workload: `${pod.namespace}/${pod.name}`, address: ip, ports: {}, labels: pod.labels, serviceAccount: pod.serviceAccount });
     }
   }
   const out: Endpoint[] = [];

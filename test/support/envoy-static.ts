@@ -5,7 +5,8 @@ import { BOOTSTRAP_RUNTIME } from '../../src/commands/bootstrap.ts';
 import { asObject, str } from '../../src/xds/attribution.ts';
 import type { Json, JsonObject } from '../../src/xds/proto-json.ts';
 import type { RenderedResources } from '../../src/xds/render.ts';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/xds/type-urls.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/xds/type-urls.ts';
+import { SDS_CLUSTER, SDS_SOCKET_PATH } from '../../src/security/names.ts';
 import { LOOPBACK_DNS } from './envoy.ts';
 
 /** An EDS cluster as a STATIC one holding its endpoints (Envoy validates both the same way). */
@@ -41,6 +42,23 @@ function byName(resources: readonly { readonly name: string; readonly json: Json
   return new Map(resources.map((r) => [r.name, r.json]));
 }
 
+/** Istio's bootstrap cluster to the agent's SDS server (HTTP/2 over its Unix socket), for configs that take mTLS secrets from SDS. */
+export function sdsCluster(address: JsonObject = { pipe: { path: SDS_SOCKET_PATH } }): JsonObject {
+  return {
+    name: SDS_CLUSTER,
+    type: 'STATIC',
+    connect_timeout: '1s',
+    typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': HTTP_PROTOCOL_OPTIONS_TYPE, explicit_http_config: { http2_protocol_options: {} } },
+    },
+    load_assignment: { cluster_name: SDS_CLUSTER, endpoints: [{ lb_endpoints: [{ endpoint: { address } }] }] },
+  };
+}
+
+function usesSds(rendered: RenderedResources): boolean {
+  return [...rendered[CLUSTER_TYPE], ...rendered[LISTENER_TYPE]].some((r) => JSON.stringify(r.json).includes(`"cluster_name":"${SDS_CLUSTER}"`));
+}
+
 /** A bootstrap (`envoy.config.bootstrap.v3.Bootstrap` JSON) holding `rendered` as static resources. */
 export function staticBootstrap(nodeId: string, rendered: RenderedResources): JsonObject {
   const endpoints = byName(rendered[ENDPOINT_TYPE]);
@@ -51,7 +69,7 @@ export function staticBootstrap(nodeId: string, rendered: RenderedResources): Js
     // The runtime `meshpilot bootstrap` gives every sidecar (RE2 program size).
     ...(BOOTSTRAP_RUNTIME as JsonObject),
     static_resources: {
-      clusters: rendered[CLUSTER_TYPE].map((c) => staticCluster(c.json, endpoints)),
+      clusters: [...rendered[CLUSTER_TYPE].map((c) => staticCluster(c.json, endpoints)), ...(usesSds(rendered) ? [sdsCluster()] : [])],
       listeners: rendered[LISTENER_TYPE].map((l) => inlineRoutes(l.json, routes)),
     },
   };

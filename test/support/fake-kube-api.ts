@@ -52,6 +52,14 @@ export function istioCrds(versions: readonly string[] = ['v1', 'v1beta1', 'v1alp
   ].map(([kind = '', plural = '']) => ({ group: 'networking.istio.io', versions, plural, kind, namespaced: true }));
 }
 
+export const PEER_AUTHENTICATION_CRD: ResourceType = {
+  group: 'security.istio.io',
+  versions: ['v1', 'v1beta1'],
+  plural: 'peerauthentications',
+  kind: 'PeerAuthentication',
+  namespaced: true,
+};
+
 export const ROUTE_RULE_CRD: ResourceType = { group: 'config.istio.io', versions: ['v1alpha2'], plural: 'routerules', kind: 'RouteRule', namespaced: true };
 
 export interface FakeKubeApiOptions {

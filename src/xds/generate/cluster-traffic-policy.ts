@@ -5,8 +5,8 @@ import { parseDuration, toDurationJson } from '../../model/duration.ts';
 import type { ClientTlsSettings, ConsistentHashLb, DestinationRule, LoadBalancerSettings, OutlierDetection, PortTrafficPolicy, TrafficPolicy } from '../../model/rules.ts';
 import type { JsonObject } from '../proto-json.ts';
 import { HTTP_PROTOCOL_OPTIONS_TYPE, UPSTREAM_TLS_CONTEXT_TYPE } from '../type-urls.ts';
-import { SDS_CLUSTER } from '../../security/names.ts';
 import { typed } from './common.ts';
+import { grpcUpstreamContext, istioMutualUpstreamContext, SDS_CONFIG, tlsTransportSocket } from './mtls.ts';
 import type { NoteSink, RouteDialect } from './route-match.ts';
 
 const MAX_UINT32 = 4_294_967_295;
@@ -24,12 +24,6 @@ export function defaultCircuitBreakers(): JsonObject {
 }
 /** gRPC's ring hash refuses rings above 8M entries (A42). */
 const GRPC_MAX_RING_SIZE = 8_388_608;
-/** Secrets from the agent's SDS server, through the bootstrap's `sds-grpc` cluster (as Istio). */
-export const SDS_CONFIG: JsonObject = {
-  api_config_source: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: SDS_CLUSTER } }] },
-  resource_api_version: 'V3',
-};
-
 type PolicyFields = Omit<PortTrafficPolicy, 'port'>;
 
 function overlay(base: PolicyFields, top: PolicyFields | undefined): PolicyFields {
@@ -291,25 +285,17 @@ function originationContext(cluster: JsonObject, tls: ClientTlsSettings, service
 function applyTls(cluster: JsonObject, policy: PolicyFields, target: ClusterPolicyTarget, dialect: RouteDialect, notes: NoteSink, path: string): void {
   const tls = policy.tls;
   if (!tls || tls.mode === undefined || tls.mode === 'DISABLE') return;
+  // Istio's buildUpstreamTLSSettings: the rule's SANs, else the identities of the service's workloads.
+  const sans = tls.subjectAltNames ?? target.serviceAccounts ?? [];
   if (dialect === 'grpc') {
-    notes(`${path}.tls`, `TLS mode ${tls.mode} needs certificate providers in the gRPC client's bootstrap: proxyless gRPC connects in plaintext`);
+    if (tls.mode === 'ISTIO_MUTUAL') {
+      cluster['transport_socket'] = tlsTransportSocket('upstream', grpcUpstreamContext(sans));
+      return;
+    }
+    notes(`${path}.tls`, `TLS mode ${tls.mode} needs certificates gRPC's xDS security does not take from a DestinationRule: proxyless gRPC connects in plaintext`);
     return;
   }
-  let context: JsonObject;
-  if (tls.mode === 'ISTIO_MUTUAL') {
-    const sans: JsonObject[] = (tls.subjectAltNames ?? []).map((san) => ({ san_type: 'DNS', matcher: { exact: san } }));
-    const common: JsonObject = {
-      tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: SDS_CONFIG }],
-      combined_validation_context: {
-        default_validation_context: sans.length > 0 ? { match_typed_subject_alt_names: sans } : {},
-        validation_context_sds_secret_config: { name: 'ROOTCA', sds_config: SDS_CONFIG },
-      },
-      alpn_protocols: ['istio-peer-exchange', 'istio'],
-    };
-    context = { common_tls_context: common, sni: tls.sni ?? target.sni };
-  } else {
-    context = originationContext(cluster, tls, target.serviceSubjectAltNames ?? []);
-  }
+  const context = tls.mode === 'ISTIO_MUTUAL' ? istioMutualUpstreamContext(sans, tls.sni ?? target.sni) : originationContext(cluster, tls, target.serviceSubjectAltNames ?? []);
   cluster['transport_socket'] = { name: 'envoy.transport_sockets.tls', typed_config: typed(UPSTREAM_TLS_CONTEXT_TYPE, context) };
 }
 
@@ -321,6 +307,8 @@ export interface ClusterPolicyTarget {
   readonly sni: string;
   /** The ServiceEntry's subjectAltNames, for SIMPLE and MUTUAL when the rule gives none. */
   readonly serviceSubjectAltNames?: readonly string[];
+  /** The SPIFFE IDs the service's servers present (Istio's ServiceAccounts), for ISTIO_MUTUAL when the rule gives none. */
+  readonly serviceAccounts?: readonly string[];
 }
 
 /** Applies the effective policy to a cluster built without one (mutates `cluster`). */

@@ -9,6 +9,8 @@ import type { EnvoyResource } from '../resource.ts';
 import { internResource } from '../resource.ts';
 import { CLUSTER_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE } from '../type-urls.ts';
 import { applyResolution } from './cluster-discovery.ts';
+import { applyAutoMtls, istioSni, serviceIdentities } from './cluster-auto-mtls.ts';
+import { proxyHasIdentity } from './mtls.ts';
 import { ADS_CONFIG_SOURCE, typed } from './common.ts';
 import { buildInboundClusters } from './inbound.ts';
 import { BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER } from './names.ts';
@@ -88,29 +90,34 @@ export function clusterWithPolicy(
   dialect: RouteDialect,
   notes: NoteSink,
   grpcLimits: readonly GrpcClientLimit[] = [],
+  clientHasIdentity = false,
 ): JsonObject | undefined {
   const cluster = dialect === 'grpc' ? grpcCluster(target) : sidecarCluster(target, push.meshConfig.connectTimeout);
   const rule = push.destinationRuleFor(target.service.hostname, namespace);
-  const sni = `outbound_.${target.port.port}_.${target.subset?.name ?? ''}_.${target.service.hostname}`;
   const serviceSubjectAltNames = target.service.subjectAltNames;
-  applyTrafficPolicy(cluster, { rule, subset: target.subset?.name, port: target.port.port, sni, ...(serviceSubjectAltNames ? { serviceSubjectAltNames } : {}) }, dialect, notes);
+  const policyTarget = { rule, subset: target.subset?.name, port: target.port.port, sni: istioSni(target), serviceAccounts: serviceIdentities(push, target) };
+  applyTrafficPolicy(cluster, { ...policyTarget, ...(serviceSubjectAltNames ? { serviceSubjectAltNames } : {}) }, dialect, notes);
   if (dialect === 'envoy') addIstioMetadata(cluster, target, rule);
   if (grpcLimits.includes('ring-hash-crashes') && cluster['lb_policy'] === 'RING_HASH') {
     // The client would crash on the ring hash; round robin keeps it calling, without stickiness.
     cluster['lb_policy'] = 'ROUND_ROBIN';
     delete cluster['ring_hash_lb_config'];
   }
-  return applyResolution(push, target, cluster, dialect);
+  const resolved = applyResolution(push, target, cluster, dialect);
+  // Auto mTLS needs a certificate to present: only clients with a workload identity get it.
+  if (resolved && clientHasIdentity) applyAutoMtls(push, target, rule, resolved, dialect);
+  return resolved;
 }
 
 export function buildClusters(push: PushContext, proxy: Proxy): readonly EnvoyResource[] {
   // Outbound clusters are what the proxy's Sidecar lets it see; inbound ones are its own workload's.
   const visible = scopedPush(push, proxy);
   // DestinationRules are looked up from the proxy's namespace first.
-  const kind = [proxy.generator, ...proxy.grpcLimits].join('+');
+  const identity = proxyHasIdentity(push, proxy);
+  const kind = [proxy.generator, ...proxy.grpcLimits, ...(identity ? ['mtls'] : [])].join('+');
   const outbound = visible.memo(`cds:${kind}:${proxy.namespace ?? ''}`, () => {
     const built = outboundTargets(visible).flatMap((t) => {
-      const json = clusterWithPolicy(visible, t, proxy.namespace, proxy.generator, ignoreNotes, proxy.grpcLimits);
+      const json = clusterWithPolicy(visible, t, proxy.namespace, proxy.generator, ignoreNotes, proxy.grpcLimits, identity);
       return json ? [internResource(visible.sequence, CLUSTER_TYPE, t.clusterName, json)] : [];
     });
     if (proxy.generator === 'grpc') return built;

@@ -9,10 +9,12 @@ import type { EnvoyResource } from '../resource.ts';
 import { internResource } from '../resource.ts';
 import { ENDPOINT_TYPE } from '../type-urls.ts';
 import { socketAddress } from './common.ts';
+import { acceptsIstioMtls, ISTIO_TLS_MODE, TRANSPORT_SOCKET_MATCH_KEY } from './mtls.ts';
 import type { OutboundTarget } from './outbound.ts';
 import { outboundTargetByName, outboundTargets } from './outbound.ts';
 
-function endpointsOf(push: PushContext, target: OutboundTarget): Endpoint[] {
+/** The endpoints a cluster balances over: ready, on its port, in its subset. */
+export function endpointsOf(push: PushContext, target: OutboundTarget): Endpoint[] {
   const all = push.endpointsByHost.get(target.service.hostname) ?? [];
   const onlyPort = target.service.ports.length === 1;
   const selector = target.subset?.labels ?? {};
@@ -48,6 +50,8 @@ export function buildLoadAssignment(push: PushContext, target: OutboundTarget): 
       lb_endpoints: group.map((e) => ({
         endpoint: { address: socketAddress(e.address, e.port) },
         health_status: 'HEALTHY',
+        // Auto mTLS: the cluster's `tlsMode: istio` transport socket match picks endpoints with an identity.
+        ...(acceptsIstioMtls(e) ? { metadata: { filter_metadata: { [TRANSPORT_SOCKET_MATCH_KEY]: { tlsMode: ISTIO_TLS_MODE } } } } : {}),
         load_balancing_weight: e.weight ?? 1,
       })),
       // gRPC ignores localities without a weight; Envoy uses it only with locality-weighted LB.

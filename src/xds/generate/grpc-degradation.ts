@@ -2,7 +2,7 @@
 // the generators use with a note collector, so the report never drifts from what is sent.
 import type { PushContext } from '../../model/push-context.ts';
 import type { Rule, ValidationIssue } from '../../model/rules.ts';
-import { isDestinationRule, isVirtualService, ruleKey } from '../../model/rules.ts';
+import { isDestinationRule, isPeerAuthentication, isVirtualService, ruleKey } from '../../model/rules.ts';
 import { resolveShortName } from '../../model/service.ts';
 import { hostMatches } from '../../model/destination-rules.ts';
 import { clusterWithPolicy } from './cluster.ts';
@@ -41,11 +41,21 @@ function destinationRuleNotes(push: PushContext, rule: Rule, notes: NoteSink): v
   }
 }
 
+/** gRPC servers pick a filter chain by address alone: a PERMISSIVE port cannot take both mTLS and plaintext. */
+function peerAuthenticationNotes(rule: Rule, notes: NoteSink): void {
+  if (!isPeerAuthentication(rule)) return;
+  const message =
+    'proxyless gRPC servers cannot tell mTLS from plaintext: a PERMISSIVE gRPC server is served STRICT when its workload has an identity (security.istio.io/tlsMode: istio), plaintext otherwise';
+  if (rule.spec.mtls?.mode === 'PERMISSIVE') notes('spec.mtls.mode', message);
+  for (const [port, setting] of Object.entries(rule.spec.portLevelMtls ?? {})) if (setting.mode === 'PERMISSIVE') notes(`spec.portLevelMtls.${port}.mode`, message);
+}
+
 /** Warnings (code MP_GRPC_DEGRADED) for each part of `rule` proxyless gRPC clients get degraded or not at all. */
 export function grpcDegradations(push: PushContext, rule: Rule): readonly ValidationIssue[] {
   return push.memo(`grpc-degradations:${ruleKey(rule.meta)}`, () => {
     const { notes, issues } = collector();
     if (isVirtualService(rule)) virtualServiceNotes(push, rule, notes);
+    else if (isPeerAuthentication(rule)) peerAuthenticationNotes(rule, notes);
     else destinationRuleNotes(push, rule, notes);
     return issues();
   });

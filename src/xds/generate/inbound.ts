@@ -24,9 +24,13 @@ export interface InboundPort {
   readonly port: number;
 }
 
-/** The service ports whose endpoints are this proxy's workload, one per workload port. */
+/** The service ports whose endpoints are this proxy's workload, one per workload port (none for proxyless gRPC, which has no sidecar). */
 export function inboundPorts(push: PushContext, proxy: Proxy): readonly InboundPort[] {
-  if (proxy.generator === 'grpc') return [];
+  return proxy.generator === 'grpc' ? [] : workloadPorts(push, proxy);
+}
+
+/** The service ports whose endpoints are the proxy's workload: its address (else its labels) among the endpoints. */
+export function workloadPorts(push: PushContext, proxy: Proxy): readonly InboundPort[] {
   const ns = proxy.namespace;
   const byAddress = endpointsByAddress(push);
   const own = proxy.ipAddresses.flatMap((ip) => byAddress.get(ip) ?? []).filter(({ service }) => ns === undefined || service.namespace === ns);
@@ -47,7 +51,7 @@ interface Candidate {
 }
 
 /** Every endpoint of the push by its address. */
-function endpointsByAddress(push: PushContext): ReadonlyMap<string, readonly Candidate[]> {
+export function endpointsByAddress(push: PushContext): ReadonlyMap<string, readonly Candidate[]> {
   return push.memo('endpoints-by-address', () => {
     const index = new Map<string, Candidate[]>();
     for (const service of push.services) {

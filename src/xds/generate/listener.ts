@@ -27,6 +27,12 @@ import {
   tcpListenerName,
 } from './names.ts';
 import { CORS_FILTER, FAULT_FILTER } from './route-policy.ts';
+import { inboundHttpFilters } from './inbound-filters.ts';
+import { GRPC_SERVER_LISTENER_PREFIX, grpcServerListener } from './grpc-server-listener.ts';
+import { inboundChainOptions, needsTlsInspector } from './inbound-tls.ts';
+import { proxyHasIdentity, workloadMtls } from './mtls.ts';
+import type { EffectiveMtlsMode } from '../../model/peer-authentication.ts';
+import { portMode } from '../../model/peer-authentication.ts';
 import { resolveTargetHost } from './targets.ts';
 import { tcpProxyUpstream } from './tcp-routes.ts';
 
@@ -152,11 +158,23 @@ function inboundRoute(inbound: InboundPort): JsonObject {
   };
 }
 
-function inboundFilterChain(inbound: InboundPort, mesh: MeshConfig): JsonObject {
+/** The chains of one workload port for its mode: Istio's shapes, each carrying the same filters. */
+function withMtlsOptions(base: JsonObject, filters: JsonObject[], plan: InboundTlsPlan, protocol: 'http' | 'tcp', port: number): JsonObject[] {
+  // A port that takes plaintext only keeps one chain that matches on its port alone.
+  if (plan === 'plaintext') return [{ ...base, ...(port > 0 ? { filter_chain_match: { destination_port: port } } : {}), filters }];
+  return inboundChainOptions(plan, protocol, port).map((option) => ({
+    ...base,
+    filter_chain_match: option.filterChainMatch,
+    filters,
+    ...(option.transportSocket ? { transport_socket: option.transportSocket } : {}),
+  }));
+}
+
+function inboundFilterChains(inbound: InboundPort, mesh: MeshConfig, plan: InboundTlsPlan, policyFilters: readonly JsonObject[]): JsonObject[] {
   const statPrefix = `inbound_0.0.0.0_${inbound.port}`;
-  const chain = { name: `0.0.0.0_${inbound.port}`, filter_chain_match: { destination_port: inbound.port } };
-  if (!isHttpProtocol(inbound.servicePort.protocol)) return { ...chain, filters: [tcpProxyWithLog(inbound.clusterName, inbound.clusterName, mesh)] };
-  const { rds: _rds, ...hcm } = httpConnectionManager(statPrefix, inbound.clusterName);
+  const chain = { name: `0.0.0.0_${inbound.port}` };
+  if (!isHttpProtocol(inbound.servicePort.protocol)) return withMtlsOptions(chain, [tcpProxyWithLog(inbound.clusterName, inbound.clusterName, mesh)], plan, 'tcp', inbound.port);
+  const { rds: _rds, ...hcm } = httpConnectionManager(statPrefix, inbound.clusterName, [...policyFilters, FAULT_HTTP_FILTER, CORS_HTTP_FILTER]);
   const routeConfig = {
     name: inbound.clusterName,
     virtual_hosts: [
@@ -168,21 +186,58 @@ function inboundFilterChain(inbound: InboundPort, mesh: MeshConfig): JsonObject 
     ],
     validate_clusters: false,
   };
-  return { ...chain, filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: withObservability({ ...hcm, route_config: routeConfig }, mesh) }] };
+  const filters = [{ name: 'envoy.filters.network.http_connection_manager', typed_config: withObservability({ ...hcm, route_config: routeConfig }, mesh) }];
+  return withMtlsOptions(chain, filters, plan, 'http', inbound.port);
+}
+
+/**
+ * What a port's chains accept: STRICT always takes TLS only (failing closed without a certificate);
+ * PERMISSIVE adds TLS chains only where the workload holds a certificate; otherwise plaintext.
+ */
+type InboundTlsPlan = 'STRICT' | 'PERMISSIVE' | 'plaintext';
+
+function tlsPlan(mode: EffectiveMtlsMode, identity: boolean): InboundTlsPlan {
+  if (mode === 'STRICT') return 'STRICT';
+  return mode === 'PERMISSIVE' && identity ? 'PERMISSIVE' : 'plaintext';
+}
+
+interface InboundPlan {
+  readonly inbound: InboundPort;
+  readonly plan: InboundTlsPlan;
+  readonly filters: readonly JsonObject[];
+}
+
+/** Each workload port with what it accepts and the policy filters it runs, and the catch-all's plan. */
+function inboundPlans(push: PushContext, proxy: Proxy): { ports: InboundPlan[]; catchAll: InboundTlsPlan } {
+  const mtls = workloadMtls(push, proxy);
+  const identity = proxyHasIdentity(push, proxy);
+  const ports = inboundPorts(push, proxy).map((inbound) => ({
+    inbound,
+    plan: tlsPlan(portMode(mtls, inbound.port), identity),
+    filters: inboundHttpFilters(push, proxy, inbound.port),
+  }));
+  return { ports, catchAll: tlsPlan(mtls.mode, identity) };
 }
 
 /** iptables sends inbound connections to 15006; the original port picks the chain for that workload port. */
-function virtualInbound(push: PushContext, proxy: Proxy): JsonObject {
+function virtualInbound(push: PushContext, plans: { ports: InboundPlan[]; catchAll: InboundTlsPlan }): JsonObject {
   const mesh = push.meshConfig;
+  const catchAll = withMtlsOptions(
+    { name: 'virtualInbound-catchall' },
+    [tcpProxyWithLog(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, mesh)],
+    plans.catchAll,
+    'tcp',
+    0,
+  );
+  const chains = [...plans.ports.flatMap((p) => inboundFilterChains(p.inbound, mesh, p.plan, p.filters)), ...catchAll];
+  const listenerFilters = [{ name: 'envoy.filters.listener.original_dst', typed_config: typed(ORIGINAL_DST_TYPE, {}) }];
+  if (needsTlsInspector(chains)) listenerFilters.push({ name: 'envoy.filters.listener.tls_inspector', typed_config: typed(TLS_INSPECTOR_TYPE, {}) });
   return {
     name: VIRTUAL_INBOUND_LISTENER,
     address: socketAddress('0.0.0.0', VIRTUAL_INBOUND_PORT),
     traffic_direction: 'INBOUND',
-    listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: typed(ORIGINAL_DST_TYPE, {}) }],
-    filter_chains: [
-      ...inboundPorts(push, proxy).map((inbound) => inboundFilterChain(inbound, mesh)),
-      { name: 'virtualInbound-catchall', filters: [tcpProxyWithLog(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, mesh)] },
-    ],
+    listener_filters: listenerFilters,
+    filter_chains: chains,
   };
 }
 
@@ -226,9 +281,13 @@ function sidecarListeners(push: PushContext, proxy: Proxy): readonly EnvoyResour
   // Outbound listeners are what the proxy's Sidecar lets it see; virtualInbound depends only on the
   // workload's ports. Proxies alike in both share the list (and its encoding).
   const visible = scopedPush(push, proxy);
-  const inboundKey = inboundPorts(push, proxy).map((p) => `${p.clusterName}/${p.servicePort.port}`).join(',');
+  const plans = inboundPlans(push, proxy);
+  const inboundKey = [
+    ...plans.ports.map((p) => `${p.inbound.clusterName}/${p.inbound.servicePort.port}/${p.plan}/${p.filters.length > 0 ? JSON.stringify(p.filters) : ''}`),
+    plans.catchAll,
+  ].join(',');
   return visible.memo(`lds:sidecar:${inboundKey}`, () => {
-    const inbound = internResource(push.sequence, LISTENER_TYPE, VIRTUAL_INBOUND_LISTENER, virtualInbound(push, proxy));
+    const inbound = internResource(push.sequence, LISTENER_TYPE, VIRTUAL_INBOUND_LISTENER, virtualInbound(push, plans));
     return [...outboundListeners(visible), inbound].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   });
 }
@@ -255,6 +314,12 @@ export function buildListeners(push: PushContext, proxy: Proxy, names: readonly 
     const known = sidecar.get(name);
     if (known) {
       out.push(known);
+      continue;
+    }
+    if (name.startsWith(GRPC_SERVER_LISTENER_PREFIX)) {
+      // Per proxy: the mode and the policy filters are its own workload's.
+      const server = grpcServerListener(push, proxy, name);
+      if (server) out.push(internResource(push.sequence, LISTENER_TYPE, name, server));
       continue;
     }
     const target = parseHostPort(name);

@@ -1,0 +1,11 @@
+// The seam where a workload's own inbound policies (AuthorizationPolicy's RBAC, later others) put
+// their HTTP filters: before the router, on every inbound HTTP chain of an Envoy sidecar and on the
+// server listener of a proxyless gRPC server alike.
+import type { Proxy } from '../../model/proxy.ts';
+import type { PushContext } from '../../model/push-context.ts';
+import type { JsonObject } from '../proto-json.ts';
+
+/** HTTP filters for inbound requests to the proxy's workload on `port` (its own port), before the router. */
+export function inboundHttpFilters(_push: PushContext, _proxy: Proxy, _port: number): JsonObject[] {
+  return [];
+}
