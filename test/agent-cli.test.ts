@@ -91,7 +91,7 @@ describe('meshpilot agent and bootstrap on the command line', () => {
     assert.deepEqual((tls.common_tls_context['tls_certificate_sds_secret_configs'] as { name: string }[]).map((s) => s.name), ['default']);
     assert.deepEqual(tls.common_tls_context['combined_validation_context'], {
       default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: 'meshpilot.meshpilot-system.svc' } }] },
-      validation_context_sds_secret_config: { name: 'ROOTCA', sds_config: { api_config_source: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'sds-grpc' } }] }, resource_api_version: 'V3' } },
+      validation_context_sds_secret_config: { name: 'ROOTCA', sds_config: { api_config_source: { api_type: 'GRPC', set_node_on_first_message_only: true, transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'sds-grpc' } }] }, resource_api_version: 'V3' } },
     });
     assert.equal(sds?.['name'], 'sds-grpc');
     assert.deepEqual((sds['load_assignment'] as { endpoints: { lb_endpoints: { endpoint: { address: unknown } }[] }[] }).endpoints[0]?.lb_endpoints[0]?.endpoint.address, { pipe: { path: './var/run/secrets/workload-spiffe-uds/socket' } });
