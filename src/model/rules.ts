@@ -4,7 +4,7 @@ import type { OutboundTrafficMode } from './mesh-config.ts';
 import type { SourceRef } from './service.ts';
 import type { ErrorCode } from '../errors.ts';
 
-export type RuleKind = 'VirtualService' | 'DestinationRule' | 'Sidecar';
+export type RuleKind = 'VirtualService' | 'DestinationRule' | 'Sidecar' | 'AuthorizationPolicy';
 
 export interface StringMatch {
   readonly exact?: string;
@@ -290,7 +290,64 @@ export interface Sidecar {
   readonly spec: SidecarSpec;
 }
 
-export type Rule = VirtualService | DestinationRule | Sidecar;
+export type AuthorizationAction = 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
+
+/** Istio's Source: who the caller is. Every list is a set of alternatives; the lists are ANDed. */
+export interface AuthorizationSource {
+  readonly principals?: readonly string[];
+  readonly notPrincipals?: readonly string[];
+  readonly requestPrincipals?: readonly string[];
+  readonly notRequestPrincipals?: readonly string[];
+  readonly namespaces?: readonly string[];
+  readonly notNamespaces?: readonly string[];
+  readonly serviceAccounts?: readonly string[];
+  readonly notServiceAccounts?: readonly string[];
+  readonly ipBlocks?: readonly string[];
+  readonly notIpBlocks?: readonly string[];
+  readonly remoteIpBlocks?: readonly string[];
+  readonly notRemoteIpBlocks?: readonly string[];
+}
+
+/** Istio's Operation: what the caller asks for. */
+export interface AuthorizationOperation {
+  readonly hosts?: readonly string[];
+  readonly notHosts?: readonly string[];
+  readonly ports?: readonly string[];
+  readonly notPorts?: readonly string[];
+  readonly methods?: readonly string[];
+  readonly notMethods?: readonly string[];
+  readonly paths?: readonly string[];
+  readonly notPaths?: readonly string[];
+}
+
+export interface AuthorizationCondition {
+  readonly key: string;
+  readonly values?: readonly string[];
+  readonly notValues?: readonly string[];
+}
+
+export interface AuthorizationRule {
+  readonly from?: readonly { readonly source?: AuthorizationSource }[];
+  readonly to?: readonly { readonly operation?: AuthorizationOperation }[];
+  readonly when?: readonly AuthorizationCondition[];
+}
+
+export interface AuthorizationPolicySpec {
+  readonly selector?: { readonly matchLabels?: Readonly<Record<string, string>> };
+  readonly targetRef?: Readonly<Record<string, unknown>>;
+  readonly targetRefs?: readonly Readonly<Record<string, unknown>>[];
+  /** ALLOW when unset, as in Istio. */
+  readonly action?: AuthorizationAction;
+  readonly provider?: { readonly name?: string };
+  readonly rules?: readonly AuthorizationRule[];
+}
+
+export interface AuthorizationPolicy {
+  readonly meta: RuleMeta & { readonly kind: 'AuthorizationPolicy' };
+  readonly spec: AuthorizationPolicySpec;
+}
+
+export type Rule = VirtualService | DestinationRule | Sidecar | AuthorizationPolicy;
 
 /** A problem with an object, with a stable code and the path to the field. */
 export interface ValidationIssue {
@@ -315,4 +372,8 @@ export function isDestinationRule(rule: Rule): rule is DestinationRule {
 
 export function isSidecar(rule: Rule): rule is Sidecar {
   return rule.meta.kind === 'Sidecar';
+}
+
+export function isAuthorizationPolicy(rule: Rule): rule is AuthorizationPolicy {
+  return rule.meta.kind === 'AuthorizationPolicy';
 }

@@ -1,6 +1,6 @@
 // Istio VirtualService and DestinationRule objects into rule models, validated as Istio's
 // admission webhook would: each problem names its field and says how to fix it.
-import type { DestinationRuleSpec, Rule, RuleKind, SidecarSpec, ValidationIssue, VirtualServiceSpec } from '../model/rules.ts';
+import type { AuthorizationPolicySpec, DestinationRuleSpec, Rule, RuleKind, SidecarSpec, ValidationIssue, VirtualServiceSpec } from '../model/rules.ts';
 import type { SourceRef } from '../model/service.ts';
 import type { Fields } from './object-fields.ts';
 import { describeType, isDns1123Label, isFields, isIpAddress, isPortNumber, isWildcardDomain, readMeta } from './object-fields.ts';
@@ -8,12 +8,15 @@ import { checkBoolean, checkStringMatch, isHeaderName, IssueList, mapAt, mapsIn,
 import { checkIstioFields } from './istio-schema.ts';
 import { checkHeaders, checkHttpRoutePolicies } from './istio-route-policy.ts';
 import { validateSidecarSpec } from './istio-sidecar.ts';
+import { validateAuthorizationPolicySpec } from './istio-authorization.ts';
 import { checkTrafficPolicy } from './istio-traffic-policy.ts';
 
 export { checkRe2Regex } from '../model/re2.ts';
 
 export const ISTIO_NETWORKING_GROUP = 'networking.istio.io';
 export const ISTIO_NETWORKING_VERSIONS: readonly string[] = ['v1', 'v1beta1', 'v1alpha3'];
+export const ISTIO_SECURITY_GROUP = 'security.istio.io';
+export const ISTIO_SECURITY_VERSIONS: readonly string[] = ['v1', 'v1beta1'];
 
 function checkMatch(match: Fields, path: string, issues: IssueList): void {
   if (match['uri'] !== undefined) checkStringMatch(match['uri'], `${path}.uri`, true, issues);
@@ -227,6 +230,7 @@ const SPEC_VALIDATORS: Readonly<Record<RuleKind, (spec: unknown) => ValidationIs
   VirtualService: validateVirtualServiceSpec,
   DestinationRule: validateDestinationRuleSpec,
   Sidecar: validateSidecarSpec,
+  AuthorizationPolicy: validateAuthorizationPolicySpec,
 };
 
 /** Validates and converts one rule object; the spec is kept exactly as written. */
@@ -252,6 +256,8 @@ export function convertIstioRule(kind: RuleKind, object: Fields, source: SourceR
       ? { meta: { ...ruleMeta, kind }, spec: spec as VirtualServiceSpec }
       : kind === 'DestinationRule'
         ? { meta: { ...ruleMeta, kind }, spec: spec as DestinationRuleSpec }
-        : { meta: { ...ruleMeta, kind }, spec: spec as SidecarSpec };
+        : kind === 'Sidecar'
+          ? { meta: { ...ruleMeta, kind }, spec: spec as SidecarSpec }
+          : { meta: { ...ruleMeta, kind }, spec: (spec ?? {}) as AuthorizationPolicySpec };
   return { rule, issues };
 }

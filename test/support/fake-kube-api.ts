@@ -36,6 +36,11 @@ export function istioCrds(versions: readonly string[] = ['v1', 'v1beta1', 'v1alp
   ].map(([kind = '', plural = '']) => ({ group: 'networking.istio.io', versions, plural, kind, namespaced: true }));
 }
 
+/** Istio's security CRDs, served at v1 and v1beta1 as Istio 1.22+ serves them. */
+export const ISTIO_SECURITY_CRDS: readonly ResourceType[] = [
+  { group: 'security.istio.io', versions: ['v1', 'v1beta1'], plural: 'authorizationpolicies', kind: 'AuthorizationPolicy', namespaced: true },
+];
+
 export const ROUTE_RULE_CRD: ResourceType = { group: 'config.istio.io', versions: ['v1alpha2'], plural: 'routerules', kind: 'RouteRule', namespaced: true };
 
 export interface FakeKubeApiOptions {

@@ -10,6 +10,7 @@ import type { EnvoyResource } from '../resource.ts';
 import { internResource } from '../resource.ts';
 import { CORS_TYPE, FAULT_TYPE, FILE_ACCESS_LOG_TYPE, HTTP_CONNECTION_MANAGER_TYPE, LISTENER_TYPE, ORIGINAL_DST_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE, TLS_INSPECTOR_TYPE } from '../type-urls.ts';
 import { ADS_CONFIG_SOURCE, socketAddress, typed } from './common.ts';
+import { authorizationHttpFilters, authorizationKey, authorizationNetworkFilters } from './authz.ts';
 import type { InboundPort } from './inbound.ts';
 import { inboundPorts } from './inbound.ts';
 import {
@@ -152,11 +153,17 @@ function inboundRoute(inbound: InboundPort): JsonObject {
   };
 }
 
-function inboundFilterChain(inbound: InboundPort, mesh: MeshConfig): JsonObject {
+/** The workload's AuthorizationPolicies as RBAC filters: before the router (HTTP) or tcp_proxy (TCP). */
+interface InboundAuthorization {
+  readonly http: readonly JsonObject[];
+  readonly network: readonly JsonObject[];
+}
+
+function inboundFilterChain(inbound: InboundPort, mesh: MeshConfig, authz: InboundAuthorization): JsonObject {
   const statPrefix = `inbound_0.0.0.0_${inbound.port}`;
   const chain = { name: `0.0.0.0_${inbound.port}`, filter_chain_match: { destination_port: inbound.port } };
-  if (!isHttpProtocol(inbound.servicePort.protocol)) return { ...chain, filters: [tcpProxyWithLog(inbound.clusterName, inbound.clusterName, mesh)] };
-  const { rds: _rds, ...hcm } = httpConnectionManager(statPrefix, inbound.clusterName);
+  if (!isHttpProtocol(inbound.servicePort.protocol)) return { ...chain, filters: [...authz.network, tcpProxyWithLog(inbound.clusterName, inbound.clusterName, mesh)] };
+  const { rds: _rds, ...hcm } = httpConnectionManager(statPrefix, inbound.clusterName, [...authz.http, FAULT_HTTP_FILTER, CORS_HTTP_FILTER]);
   const routeConfig = {
     name: inbound.clusterName,
     virtual_hosts: [
@@ -174,14 +181,16 @@ function inboundFilterChain(inbound: InboundPort, mesh: MeshConfig): JsonObject 
 /** iptables sends inbound connections to 15006; the original port picks the chain for that workload port. */
 function virtualInbound(push: PushContext, proxy: Proxy): JsonObject {
   const mesh = push.meshConfig;
+  const authz = { http: authorizationHttpFilters(push, proxy), network: authorizationNetworkFilters(push, proxy) };
   return {
     name: VIRTUAL_INBOUND_LISTENER,
     address: socketAddress('0.0.0.0', VIRTUAL_INBOUND_PORT),
     traffic_direction: 'INBOUND',
     listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: typed(ORIGINAL_DST_TYPE, {}) }],
     filter_chains: [
-      ...inboundPorts(push, proxy).map((inbound) => inboundFilterChain(inbound, mesh)),
-      { name: 'virtualInbound-catchall', filters: [tcpProxyWithLog(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, mesh)] },
+      ...inboundPorts(push, proxy).map((inbound) => inboundFilterChain(inbound, mesh, authz)),
+      // Ports no service declares are authorized too, as Istio's passthrough chains are: a policy cannot be bypassed by port.
+      { name: 'virtualInbound-catchall', filters: [...authz.network, tcpProxyWithLog(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, mesh)] },
     ],
   };
 }
@@ -226,7 +235,7 @@ function sidecarListeners(push: PushContext, proxy: Proxy): readonly EnvoyResour
   // Outbound listeners are what the proxy's Sidecar lets it see; virtualInbound depends only on the
   // workload's ports. Proxies alike in both share the list (and its encoding).
   const visible = scopedPush(push, proxy);
-  const inboundKey = inboundPorts(push, proxy).map((p) => `${p.clusterName}/${p.servicePort.port}`).join(',');
+  const inboundKey = `${inboundPorts(push, proxy).map((p) => `${p.clusterName}/${p.servicePort.port}`).join(',')};authz:${authorizationKey(push, proxy)}`;
   return visible.memo(`lds:sidecar:${inboundKey}`, () => {
     const inbound = internResource(push.sequence, LISTENER_TYPE, VIRTUAL_INBOUND_LISTENER, virtualInbound(push, proxy));
     return [...outboundListeners(visible), inbound].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
