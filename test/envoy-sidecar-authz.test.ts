@@ -27,6 +27,23 @@ async function oldConnectionsDrained(mesh: SidecarMesh): Promise<void> {
   await eventually(async () => ((await mesh.reviewsV2Proxy.stats({ filter: `${gauge.replaceAll('.', '\\.')}$` })).get(gauge) === 0 ? true : undefined), 10_000, 'old filter chains drained');
 }
 
+/** What /debug/authz says of productpage's request to reviews-v2, over what reviews-v2's sidecar was sent. */
+async function explained(mesh: SidecarMesh, request: { path?: string; method?: string; port?: number }): Promise<{ allowed: boolean; decidedBy: { name: string } | null }> {
+  const reviews = mesh.pod('reviews-v2');
+  const query = new URLSearchParams({
+    proxyID: `sidecar~${reviews.ip}~reviews-v2-0.${NS}~${NS}.svc.cluster.local`,
+    port: String(request.port ?? HTTP_PORT),
+    ip: mesh.pod('productpage').ip,
+    method: request.method ?? 'GET',
+    path: request.path ?? '/',
+    host: `${reviews.ip}:${String(HTTP_PORT)}`,
+  });
+  const response = await mesh.meshpilot.admin(`/debug/authz?${query.toString()}`);
+  assert.equal(response.status, 200);
+  const body = (await response.json()) as { explain: { allowed: boolean; decidedBy: { name: string } | null } };
+  return body.explain;
+}
+
 async function deniedCount(mesh: SidecarMesh): Promise<number> {
   return (await mesh.reviewsV2Proxy.stats({ filter: `${DENIED_STAT.replaceAll('.', '\\.')}$` })).get(DENIED_STAT) ?? 0;
 }
@@ -47,6 +64,9 @@ describe('AuthorizationPolicy through real Envoy sidecars', { concurrency: false
         assert.deepEqual(statuses(reviews), { 200: 3 });
         assert.equal(reviews[0]?.headers?.['x-served-by'], 'reviews-v2');
         assert.equal(await deniedCount(mesh), before + 3, "Envoy's RBAC filter counted each denial");
+        const adminExplained = await explained(mesh, { path: '/admin/users' });
+        assert.deepEqual([adminExplained.allowed, adminExplained.decidedBy?.name], [false, 'no-admin'], 'explain agrees with Envoy');
+        assert.equal((await explained(mesh, { path: '/reviews/1' })).allowed, true, 'explain agrees with Envoy');
       },
     },
     {
@@ -58,6 +78,9 @@ describe('AuthorizationPolicy through real Envoy sidecars', { concurrency: false
         await oldConnectionsDrained(mesh);
         assert.deepEqual(statuses(await callReviewsV2(mesh, { method: 'GET' })), { 200: 3 });
         assert.deepEqual(statuses(await callReviewsV2(mesh, { method: 'DELETE' })), { 403: 3 });
+        assert.equal((await explained(mesh, { method: 'GET' })).decidedBy?.name, 'productpage-get', 'explain agrees with Envoy');
+        const deleted = await explained(mesh, { method: 'DELETE' });
+        assert.deepEqual([deleted.allowed, deleted.decidedBy], [false, null]);
       },
     },
     {
@@ -66,6 +89,7 @@ describe('AuthorizationPolicy through real Envoy sidecars', { concurrency: false
       check: async (mesh) => {
         await oldConnectionsDrained(mesh);
         assert.deepEqual(statuses(await callReviewsV2(mesh, { method: 'GET' })), { 403: 3 });
+        assert.equal((await explained(mesh, { method: 'GET' })).allowed, false, 'explain agrees with Envoy');
       },
     },
     {
