@@ -8,6 +8,7 @@ import { LogSink } from './log-sink.ts';
 import { registerAnalyzeCommand } from './commands/analyze.ts';
 import { registerRenderCommand } from './commands/render.ts';
 import { DEFAULT_SERVE_OPTIONS, serve } from './main.ts';
+import { registerAuthzCommand } from './commands/authz.ts';
 import { registerExplainCommand } from './commands/explain.ts';
 import { registerPreviewCommand } from './commands/preview.ts';
 import { registerProxyConfigCommand } from './commands/proxy-config.ts';
@@ -147,6 +148,7 @@ registerAnalyzeCommand(program);
 registerProxyStatusCommand(program);
 registerProxyConfigCommand(program);
 registerExplainCommand(program);
+registerAuthzCommand(program);
 registerPreviewCommand(program);
 registerBootstrapCommand(program);
 

@@ -2,6 +2,7 @@
 // connected sidecar and in which order, the RBAC filters it was sent, and whether a caller would
 // be allowed and by which policy (evaluated over what the sidecar holds, as Envoy evaluates it).
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { LISTENER_TYPE } from '../src/xds/type-urls.ts';
 import { eventually } from './support/mesh-dir.ts';
@@ -107,6 +108,23 @@ describe('/debug/authz explains who may call a workload, over what its sidecar h
     const { explain } = await authz(REVIEWS, { port: '15000', principal: PRODUCTPAGE_SA });
     assert.equal(explain?.chain, 'virtualInbound-catchall');
     assert.equal(explain.allowed, false);
+  });
+
+  it('`meshpilot authz` prints the policies and the verdict, and exits 1 for a denied caller', async () => {
+    const cli = (args: readonly string[]): Promise<{ code: number; stdout: string }> =>
+      new Promise((resolve) => {
+        const bin = new URL('../bin/meshpilot.js', import.meta.url).pathname;
+        execFile(process.execPath, [bin, 'authz', REVIEWS, '--admin', meshpilot.adminUrl, ...args], { timeout: 20_000 }, (error, stdout) => {
+          resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout });
+        });
+      });
+    const allowed = await cli(['--port', '9080', '--principal', PRODUCTPAGE_SA, '-X', 'GET', '--host', 'reviews']);
+    assert.equal(allowed.code, 0, allowed.stdout);
+    assert.match(allowed.stdout, /policy {5}ALLOW {2}default\/reviews-viewer \(workload, 1 rules\)/);
+    assert.match(allowed.stdout, /=> allowed on port 9080 by policy ns\[default\]-policy\[reviews-viewer\]-rule\[0\]/);
+    const denied = await cli(['--port', '9080', '-X', 'GET', '--host', 'reviews']);
+    assert.equal(denied.code, 1);
+    assert.match(denied.stdout, /=> denied on port 9080: ALLOW policies apply and none matches the caller/);
   });
 
   it('an unknown proxy is MP_NOT_FOUND, a malformed header MP_BAD_REQUEST', async () => {
