@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { LISTENER_TYPE } from '../src/xds/type-urls.ts';
+import { objectsFromDirectory, startClusterMesh } from './support/fake-kube-api-meshpilot.ts';
 import { eventually } from './support/mesh-dir.ts';
 import { startMeshpilot, type TestMeshpilot } from './support/meshpilot.ts';
 import { FIXTURES } from './support/rendered.ts';
@@ -130,5 +131,20 @@ describe('/debug/authz explains who may call a workload, over what its sidecar h
   it('an unknown proxy is MP_NOT_FOUND, a malformed header MP_BAD_REQUEST', async () => {
     assert.equal((await meshpilot.admin('/debug/authz?proxyID=nobody')).status, 404);
     assert.equal((await meshpilot.admin(`/debug/authz?proxyID=${encodeURIComponent(REVIEWS)}&port=9080&header=nocolon`)).status, 400);
+  });
+});
+
+describe('AuthorizationPolicies read from a Kubernetes cluster', () => {
+  it('are watched at security.istio.io/v1 and applied as from a directory', async () => {
+    const { api, meshpilot } = await startClusterMesh(await objectsFromDirectory(`${FIXTURES}security-authz`));
+    try {
+      const configz = (await (await meshpilot.admin('/debug/configz')).json()) as { rules: { kind: string; name: string; applied: boolean; source: { location: string } }[] };
+      const policies = configz.rules.filter((r) => r.kind === 'AuthorizationPolicy');
+      assert.equal(policies.length, 7);
+      assert.ok(policies.every((p) => p.applied && p.source.location.startsWith('/apis/security.istio.io/')), JSON.stringify(policies));
+    } finally {
+      await meshpilot.close();
+      await api.close();
+    }
   });
 });
