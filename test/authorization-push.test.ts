@@ -105,3 +105,30 @@ describe('an AuthorizationPolicy change reaches only the workloads it selects', 
     assert.deepEqual(update.resources.map((r) => r.name), ['virtualInbound']);
   });
 });
+
+describe('a broken edit of an AuthorizationPolicy', () => {
+  it('is reported with its code and field, the last good version keeps being enforced, and nothing is pushed', async () => {
+    const dir = await MeshDir.create();
+    await dir.write('mesh.yaml', mesh);
+    await dir.write('policy.yaml', [reviewsPolicy]);
+    const meshpilot = await startMeshpilot(dir.path);
+    const reviews = new SotwFollower(meshpilot.xdsPort, REVIEWS_V1);
+    try {
+      await eventually(() => (reviews.held.get(LISTENER_TYPE)?.has('virtualInbound') && reviews.held.get(ROUTE_TYPE)?.has('9080') ? true : undefined), 5000, 'initial sync');
+      const from = reviews.client.responses.length;
+      await dir.write('policy.yaml', [rule('AuthorizationPolicy', 'reviews-viewer', NS, { selector: { matchLabels: { app: 'reviews' } }, action: 'PERMIT', rules: [{}] })]);
+      const rejected = await eventually(async () => {
+        const body = (await (await meshpilot.admin('/debug/configz')).json()) as { rejected: { object: string; keptLastGood: boolean; errors: { code: string; path: string }[] }[] };
+        return body.rejected.find((r) => r.object === 'AuthorizationPolicy default/reviews-viewer');
+      }, 5000, 'the rejected policy in /debug/configz');
+      assert.equal(rejected.keptLastGood, true);
+      assert.deepEqual(rejected.errors.map((e) => [e.code, e.path]), [['MP_RULE_INVALID', 'spec.action']]);
+      assert.deepEqual(await reviews.client.quiet(SILENCE_MS, from), []);
+      assert.equal(inboundRbac(reviews.held.get(LISTENER_TYPE)?.get('virtualInbound')), 1, 'the last good policy is still enforced');
+    } finally {
+      reviews.close();
+      await meshpilot.close();
+      await dir.remove();
+    }
+  });
+});
