@@ -10,7 +10,7 @@ import { CLUSTER_TYPE, ENDPOINT_TYPE } from '../src/xds/type-urls.ts';
 import { startBackend, type Backend } from './support/backends.ts';
 import { GrpcXdsCaller } from './support/grpc-xds-client.ts';
 import { MeshDir, endpointSlice, eventually, pod, rule, service, type K8sObject } from './support/mesh-dir.ts';
-import { startMeshpilot, type TestMeshpilot } from './support/meshpilot.ts';
+import { countWakeUps, startMeshpilot, type TestMeshpilot } from './support/meshpilot.ts';
 import { SotwFollower } from './support/xds-follower.ts';
 
 const SILENCE_MS = 600;
@@ -46,19 +46,6 @@ function backend(apis: Backend[]): K8sObject[] {
 const frontendSidecar = (hosts: string[]): K8sObject[] => [rule('Sidecar', 'default', 'frontend', { egress: [{ hosts }] })];
 
 const clusterNames = (follower: SotwFollower): string[] => [...(follower.held.get(CLUSTER_TYPE)?.keys() ?? [])];
-
-/** Counts how often the push queue hands a proxy's connection pending work (none: nothing regenerated for it). */
-function countWakeUps(meshpilot: TestMeshpilot, nodeId: string): { readonly count: number } {
-  const connection = meshpilot.adsServer.connections().find((c) => c.proxy?.id === nodeId);
-  assert.ok(connection, `${nodeId} is connected`);
-  const counter = { count: 0 };
-  const flush = connection.flush.bind(connection);
-  connection.flush = () => {
-    counter.count++;
-    return flush();
-  };
-  return counter;
-}
 
 describe('a Sidecar limits what a proxy is sent and which changes wake it, end to end', () => {
   let dir: MeshDir;

@@ -8,6 +8,7 @@ import type { MeshpilotMetrics } from '../metrics.ts';
 import { registerAdminAccess, type AdminAccess } from './auth.ts';
 import { sendError } from './errors.ts';
 import { registerCertsRoutes } from './routes/certs.ts';
+import { registerAuthzRoutes } from './routes/authz.ts';
 import { registerConfigRoutes } from './routes/config.ts';
 import { registerExplainRoutes } from './routes/explain.ts';
 import { registerGraphRoutes } from './routes/graph.ts';
@@ -60,6 +61,7 @@ export async function buildAdminApp(views: AdminViews, log: Logger, options: Adm
   registerSyncRoutes(app, views);
   registerPushRoutes(app, views);
   registerExplainRoutes(app, views);
+  registerAuthzRoutes(app, views);
   registerPreviewRoutes(app, views);
   registerGraphRoutes(app, views);
   registerCertsRoutes(app, views);

@@ -7,7 +7,9 @@ import type { ObjectWarnings, RejectedObject, SourceSnapshot } from './store.ts'
 import { indexDestinationRules, mostSpecificMatch } from './destination-rules.ts';
 import { referenceIssues, type DestinationRef } from './rule-references.ts';
 import type { Destination, DestinationRule, HttpRoute, Rule, Sidecar, TcpRoute, ValidationIssue, VirtualService } from './rules.ts';
-import { isDestinationRule, isPeerAuthentication, isSidecar, isVirtualService, ruleKey } from './rules.ts';
+import { isAuthorizationPolicy, isDestinationRule, isPeerAuthentication, isSidecar, isVirtualService, ruleKey } from './rules.ts';
+import type { AppliedPolicy } from './authorization.ts';
+import { indexAuthorizationPolicies } from './authorization.ts';
 import type { Endpoint, Service } from './service.ts';
 import { resolveShortName } from './service.ts';
 import { indexSidecars } from './sidecar.ts';
@@ -56,6 +58,8 @@ export interface PushContext {
   readonly ruleStatus: ReadonlyMap<string, RuleStatus>;
   /** The Sidecar that limits what `proxy` sees (Istio's precedence); undefined when none applies. */
   sidecarFor(proxy: Pick<Proxy, 'type' | 'namespace' | 'labels' | 'ipAddresses'>): Sidecar | undefined;
+  /** The AuthorizationPolicies that apply to `proxy`'s workload (mesh, namespace, selector), oldest first. */
+  authorizationPoliciesFor(proxy: Pick<Proxy, 'type' | 'namespace' | 'labels' | 'ipAddresses'>): readonly AppliedPolicy[];
   readonly rejected: readonly RejectedObject[];
   /** Served objects other than rules, with their warnings. */
   readonly objectWarnings: readonly ObjectWarnings[];
@@ -195,6 +199,7 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
     const conflicts = mtlsConflictIssues(status.rule, services, endpointsByHost, peerAuthentication);
     if (conflicts.length > 0) ruleStatus.set(key, { ...status, issues: [...status.issues, ...conflicts] });
   }
+  const authorization = indexAuthorizationPolicies(rules.filter(isAuthorizationPolicy), rootNamespaceOf(meshConfig), snapshot.endpoints, ruleStatus);
   for (const [key, status] of ruleStatus) {
     const ineffective = ineffectiveRuleIssues(status.rule, services, endpointsByHost, rootNamespaceOf(meshConfig));
     if (ineffective.length > 0) ruleStatus.set(key, { ...status, issues: [...status.issues, ...ineffective] });
@@ -211,6 +216,7 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
     destinationRuleFor,
     ruleStatus,
     sidecarFor: (proxy) => sidecars.forProxy(proxy),
+    authorizationPoliciesFor: (proxy) => authorization.forProxy(proxy),
     rejected: snapshot.rejected,
     objectWarnings: snapshot.warnings ?? [],
     meshConfig,

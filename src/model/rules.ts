@@ -4,7 +4,7 @@ import type { OutboundTrafficMode } from './mesh-config.ts';
 import type { SourceRef } from './service.ts';
 import type { ErrorCode } from '../errors.ts';
 
-export type RuleKind = 'VirtualService' | 'DestinationRule' | 'Sidecar' | 'PeerAuthentication';
+export type RuleKind = 'VirtualService' | 'DestinationRule' | 'Sidecar' | 'PeerAuthentication' | 'AuthorizationPolicy';
 
 export interface StringMatch {
   readonly exact?: string;
@@ -305,7 +305,64 @@ export interface PeerAuthentication {
   readonly spec: PeerAuthenticationSpec;
 }
 
-export type Rule = VirtualService | DestinationRule | Sidecar | PeerAuthentication;
+export type AuthorizationAction = 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
+
+/** Istio's Source: who the caller is. Every list is a set of alternatives; the lists are ANDed. */
+export interface AuthorizationSource {
+  readonly principals?: readonly string[];
+  readonly notPrincipals?: readonly string[];
+  readonly requestPrincipals?: readonly string[];
+  readonly notRequestPrincipals?: readonly string[];
+  readonly namespaces?: readonly string[];
+  readonly notNamespaces?: readonly string[];
+  readonly serviceAccounts?: readonly string[];
+  readonly notServiceAccounts?: readonly string[];
+  readonly ipBlocks?: readonly string[];
+  readonly notIpBlocks?: readonly string[];
+  readonly remoteIpBlocks?: readonly string[];
+  readonly notRemoteIpBlocks?: readonly string[];
+}
+
+/** Istio's Operation: what the caller asks for. */
+export interface AuthorizationOperation {
+  readonly hosts?: readonly string[];
+  readonly notHosts?: readonly string[];
+  readonly ports?: readonly string[];
+  readonly notPorts?: readonly string[];
+  readonly methods?: readonly string[];
+  readonly notMethods?: readonly string[];
+  readonly paths?: readonly string[];
+  readonly notPaths?: readonly string[];
+}
+
+export interface AuthorizationCondition {
+  readonly key: string;
+  readonly values?: readonly string[];
+  readonly notValues?: readonly string[];
+}
+
+export interface AuthorizationRule {
+  readonly from?: readonly { readonly source?: AuthorizationSource }[];
+  readonly to?: readonly { readonly operation?: AuthorizationOperation }[];
+  readonly when?: readonly AuthorizationCondition[];
+}
+
+export interface AuthorizationPolicySpec {
+  readonly selector?: { readonly matchLabels?: Readonly<Record<string, string>> };
+  readonly targetRef?: Readonly<Record<string, unknown>>;
+  readonly targetRefs?: readonly Readonly<Record<string, unknown>>[];
+  /** ALLOW when unset, as in Istio. */
+  readonly action?: AuthorizationAction;
+  readonly provider?: { readonly name?: string };
+  readonly rules?: readonly AuthorizationRule[];
+}
+
+export interface AuthorizationPolicy {
+  readonly meta: RuleMeta & { readonly kind: 'AuthorizationPolicy' };
+  readonly spec: AuthorizationPolicySpec;
+}
+
+export type Rule = VirtualService | DestinationRule | Sidecar | PeerAuthentication | AuthorizationPolicy;
 
 /** A problem with an object, with a stable code and the path to the field. */
 export interface ValidationIssue {
@@ -334,4 +391,8 @@ export function isSidecar(rule: Rule): rule is Sidecar {
 
 export function isPeerAuthentication(rule: Rule): rule is PeerAuthentication {
   return rule.meta.kind === 'PeerAuthentication';
+}
+
+export function isAuthorizationPolicy(rule: Rule): rule is AuthorizationPolicy {
+  return rule.meta.kind === 'AuthorizationPolicy';
 }

@@ -97,6 +97,7 @@ function buildScopedPush(push: PushContext, visibility: SidecarVisibility): Push
     ruleStatus: push.ruleStatus,
     // Already scoped: scoping it again must not narrow it further.
     sidecarFor: () => undefined,
+    authorizationPoliciesFor: (proxy) => push.authorizationPoliciesFor(proxy),
     rejected: push.rejected,
     objectWarnings: push.objectWarnings,
     meshConfig: scopedMeshConfig(push.meshConfig, visibility.sidecar),

@@ -3,6 +3,7 @@
 import { hostMatches } from './destination-rules.ts';
 import type { Proxy } from './proxy.ts';
 import type { Endpoint, Service } from './service.ts';
+import { workloadLabels, workloadsByNamespace } from './workload-labels.ts';
 import { labelsMatch } from './service.ts';
 import type { Rule, Sidecar, ValidationIssue } from './rules.ts';
 import { ruleKey } from './rules.ts';
@@ -79,24 +80,6 @@ function describe(sidecar: Sidecar): string {
   return `Sidecar ${sidecar.meta.namespace}/${sidecar.meta.name}`;
 }
 
-type LabelsBy = Map<string, Readonly<Record<string, string>>>;
-
-/** The workloads behind endpoints, per namespace: their labels by name (to find overlapping selectors) and by address. */
-function workloadsByNamespace(endpoints: Iterable<Endpoint>): Map<string, { byName: LabelsBy; byAddress: LabelsBy }> {
-  const out = new Map<string, { byName: LabelsBy; byAddress: LabelsBy }>();
-  for (const endpoint of endpoints) {
-    const workload = endpoint.workload;
-    const slash = workload?.indexOf('/') ?? -1;
-    if (!workload || slash <= 0) continue;
-    const namespace = workload.slice(0, slash);
-    let workloads = out.get(namespace);
-    if (!workloads) out.set(namespace, (workloads = { byName: new Map(), byAddress: new Map() }));
-    workloads.byName.set(workload, endpoint.labels);
-    workloads.byAddress.set(endpoint.address, endpoint.labels);
-  }
-  return out;
-}
-
 /**
  * Indexes Sidecars (sorted oldest first) and records each one's status: a second Sidecar without
  * workloadSelector in a namespace is not applied, and a newer selector that picks a workload an
@@ -142,16 +125,7 @@ export function indexSidecars(sidecars: readonly Sidecar[], rootNamespace: strin
     status.set(ruleKey(sidecar.meta), { rule: sidecar, issues, applied: true });
   }
   const meshDefault = byNamespace.get(rootNamespace)?.fallback;
-  // A proxy whose node metadata has no LABELS (an Envoy from `meshpilot bootstrap`) is known by its pod's labels.
-  const labelsOf = (proxy: Pick<Proxy, 'namespace' | 'labels' | 'ipAddresses'>): Readonly<Record<string, string>> => {
-    if (Object.keys(proxy.labels).length > 0 || proxy.namespace === undefined) return proxy.labels;
-    const byAddress = workloads.get(proxy.namespace)?.byAddress;
-    for (const ip of proxy.ipAddresses) {
-      const labels = byAddress?.get(ip);
-      if (labels) return labels;
-    }
-    return {};
-  };
+  const labelsOf = (proxy: Pick<Proxy, 'namespace' | 'labels' | 'ipAddresses'>) => workloadLabels(proxy, workloads);
   return {
     size,
     forProxy(proxy) {

@@ -9,7 +9,7 @@ import { parseProxy } from '../model/proxy.ts';
 import type { SourceSnapshot } from '../model/store.ts';
 import { generate } from '../xds/generate/index.ts';
 import { outboundTargets } from '../xds/generate/outbound.ts';
-import { withOrigin, withSidecarChange } from '../xds/proxy-scope.ts';
+import { withAuthorizationChange, withOrigin, withSidecarChange } from '../xds/proxy-scope.ts';
 import type { PushScope, TypeScope } from '../xds/server/push-scope.ts';
 import { FULL_SCOPE } from '../xds/server/push-scope.ts';
 import type { ResourceTypeUrl } from '../xds/type-urls.ts';
@@ -97,11 +97,17 @@ export function computeChangeScope(
   const afterRules = new Map([...after.ruleStatus].map(([key, status]) => [key, status.rule]));
   const rules = changedKeys(beforeRules, afterRules, (a, b) => a === b || sameJson(a.spec, b.spec));
   let sidecars = 0;
+  let policies = 0;
   for (const key of rules) {
     const rule = afterRules.get(key) ?? beforeRules.get(key);
     // A Sidecar change is a full comparison, but only for the proxies whose Sidecar changed (src/xds/proxy-scope.ts).
     if (rule?.meta.kind === 'Sidecar') {
       if (sidecars++ === 0) kinds.push('Sidecar');
+      continue;
+    }
+    // An AuthorizationPolicy changes only the inbound listener of the workloads it applies to (src/xds/proxy-scope.ts).
+    if (rule?.meta.kind === 'AuthorizationPolicy') {
+      if (policies++ === 0) kinds.push('AuthorizationPolicy');
       continue;
     }
     if (!rule || !SCOPED_RULE_KINDS.has(rule.meta.kind)) return { scope: FULL_SCOPE, kinds: ['full', `rule ${key}`] };
@@ -111,7 +117,7 @@ export function computeChangeScope(
     }
   }
   // Whole-set types are compared per proxy against what it holds, which is cheap when nothing differs.
-  if (services.size > 0 || rules.size > sidecars || identities) {
+  if (services.size > 0 || rules.size > sidecars + policies || identities) {
     scope.set(CLUSTER_TYPE, 'all');
     scope.set(LISTENER_TYPE, 'all');
     scope.set(ROUTE_TYPE, 'all');
@@ -120,7 +126,10 @@ export function computeChangeScope(
   if (edsNames.size > 0) scope.set(ENDPOINT_TYPE, edsNames);
   // Proxies under a Sidecar skip changes to hosts they cannot see (src/xds/proxy-scope.ts).
   const hostScope = withOrigin(scope, { hosts: edsHosts, previous: before });
-  return { scope: sidecars > 0 ? withSidecarChange(hostScope, before) : hostScope, kinds };
+  // A relabelled pod may change which policies select its workload, as an edited policy does.
+  const anyPolicy = (push: PushContext): boolean => [...push.ruleStatus.values()].some((status) => status.rule.meta.kind === 'AuthorizationPolicy');
+  const policyScope = policies > 0 || (endpointHosts.size > 0 && (anyPolicy(before) || anyPolicy(after))) ? withAuthorizationChange(hostScope, before) : hostScope;
+  return { scope: sidecars > 0 ? withSidecarChange(policyScope, before) : policyScope, kinds };
 }
 
 /** Which identities and label sets serve `host` (a scale-up of the same workload keeps it). */

@@ -1,6 +1,6 @@
 // Istio VirtualService and DestinationRule objects into rule models, validated as Istio's
 // admission webhook would: each problem names its field and says how to fix it.
-import type { DestinationRuleSpec, PeerAuthenticationSpec, Rule, RuleKind, SidecarSpec, ValidationIssue, VirtualServiceSpec } from '../model/rules.ts';
+import type { AuthorizationPolicySpec, DestinationRuleSpec, PeerAuthenticationSpec, Rule, RuleKind, SidecarSpec, ValidationIssue, VirtualServiceSpec } from '../model/rules.ts';
 import type { SourceRef } from '../model/service.ts';
 import type { Fields } from './object-fields.ts';
 import { describeType, isDns1123Label, isFields, isIpAddress, isPortNumber, isWildcardDomain, readMeta } from './object-fields.ts';
@@ -9,12 +9,15 @@ import { checkIstioFields } from './istio-schema.ts';
 import { checkHeaders, checkHttpRoutePolicies } from './istio-route-policy.ts';
 import { validatePeerAuthenticationSpec } from './istio-peer-authentication.ts';
 import { validateSidecarSpec } from './istio-sidecar.ts';
+import { validateAuthorizationPolicySpec } from './istio-authorization.ts';
 import { checkTrafficPolicy } from './istio-traffic-policy.ts';
 
 export { checkRe2Regex } from '../model/re2.ts';
 
 export const ISTIO_NETWORKING_GROUP = 'networking.istio.io';
 export const ISTIO_NETWORKING_VERSIONS: readonly string[] = ['v1', 'v1beta1', 'v1alpha3'];
+export const ISTIO_SECURITY_GROUP = 'security.istio.io';
+export const ISTIO_SECURITY_VERSIONS: readonly string[] = ['v1', 'v1beta1'];
 
 function checkMatch(match: Fields, path: string, issues: IssueList): void {
   if (match['uri'] !== undefined) checkStringMatch(match['uri'], `${path}.uri`, true, issues);
@@ -232,6 +235,7 @@ const SPEC_VALIDATORS: Readonly<Record<RuleKind, (spec: unknown) => ValidationIs
   DestinationRule: validateDestinationRuleSpec,
   Sidecar: validateSidecarSpec,
   PeerAuthentication: validatePeerAuthenticationSpec,
+  AuthorizationPolicy: validateAuthorizationPolicySpec,
 };
 
 /** Validates and converts one rule object; the spec is kept exactly as written. */
@@ -259,6 +263,8 @@ export function convertIstioRule(kind: RuleKind, object: Fields, source: SourceR
         ? { meta: { ...ruleMeta, kind }, spec: spec as DestinationRuleSpec }
         : kind === 'Sidecar'
           ? { meta: { ...ruleMeta, kind }, spec: spec as SidecarSpec }
-          : { meta: { ...ruleMeta, kind }, spec: (spec ?? {}) as PeerAuthenticationSpec };
+          : kind === 'PeerAuthentication'
+            ? { meta: { ...ruleMeta, kind }, spec: (spec ?? {}) as PeerAuthenticationSpec }
+            : { meta: { ...ruleMeta, kind }, spec: (spec ?? {}) as AuthorizationPolicySpec };
   return { rule, issues };
 }

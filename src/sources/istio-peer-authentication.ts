@@ -5,9 +5,6 @@ import { describeType, isFields, isPortNumber } from './object-fields.ts';
 import { checkEnum, IssueList, mapAt } from './istio-fields.ts';
 import { checkIstioFields } from './istio-schema.ts';
 
-export const ISTIO_SECURITY_GROUP = 'security.istio.io';
-export const ISTIO_SECURITY_VERSIONS: readonly string[] = ['v1', 'v1beta1'];
-
 const MODES = ['UNSET', 'DISABLE', 'PERMISSIVE', 'STRICT'];
 
 function checkMode(value: unknown, path: string, issues: IssueList): void {

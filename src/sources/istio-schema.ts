@@ -269,6 +269,32 @@ const MESSAGES: Readonly<Record<string, MessageSchema>> = {
     fields: { selector: one('MatchLabelsSelector'), mtls: one('PeerMutualTls'), portLevelMtls: values('PeerMutualTls') },
   },
   PeerMutualTls: { what: 'an mTLS setting', fields: scalars('mode') },
+  AuthorizationPolicy: {
+    what: 'an AuthorizationPolicy spec',
+    fields: {
+      ...scalars('action'),
+      selector: one('WorkloadSelectorMatchLabels'),
+      targetRef: one('PolicyTargetReference'),
+      targetRefs: list('PolicyTargetReference'),
+      rules: list('AuthorizationRule'),
+      provider: one('ExtensionProvider'),
+    },
+  },
+  WorkloadSelectorMatchLabels: { what: 'a workload selector', fields: scalars('matchLabels') },
+  PolicyTargetReference: { what: 'a target reference', fields: scalars('group', 'kind', 'name', 'namespace') },
+  ExtensionProvider: { what: 'an extension provider', fields: scalars('name') },
+  AuthorizationRule: { what: 'an authorization rule', fields: { from: list('RuleFrom'), to: list('RuleTo'), when: list('Condition') } },
+  RuleFrom: { what: 'a from entry', fields: { source: one('AuthorizationSource') } },
+  RuleTo: { what: 'a to entry', fields: { operation: one('AuthorizationOperation') } },
+  AuthorizationSource: {
+    what: 'a source',
+    fields: scalars(
+      'principals', 'notPrincipals', 'requestPrincipals', 'notRequestPrincipals', 'namespaces', 'notNamespaces',
+      'serviceAccounts', 'notServiceAccounts', 'ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks',
+    ),
+  },
+  AuthorizationOperation: { what: 'an operation', fields: scalars('hosts', 'notHosts', 'ports', 'notPorts', 'methods', 'notMethods', 'paths', 'notPaths') },
+  Condition: { what: 'a condition', fields: scalars('key', 'values', 'notValues') },
 
   RouteRule: {
     what: 'a RouteRule spec',

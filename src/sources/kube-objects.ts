@@ -5,8 +5,7 @@ import { ruleKey } from '../model/rules.ts';
 import type { Endpoint, Service, ServicePort } from '../model/service.ts';
 import { selectProtocol, serviceHostname } from '../model/service.ts';
 import type { ObjectWarnings, RejectedObject } from '../model/store.ts';
-import { convertIstioRule, ISTIO_NETWORKING_GROUP, ISTIO_NETWORKING_VERSIONS } from './istio-objects.ts';
-import { ISTIO_SECURITY_GROUP, ISTIO_SECURITY_VERSIONS } from './istio-peer-authentication.ts';
+import { convertIstioRule, ISTIO_NETWORKING_GROUP, ISTIO_NETWORKING_VERSIONS, ISTIO_SECURITY_GROUP, ISTIO_SECURITY_VERSIONS } from './istio-objects.ts';
 import { endpointIdentity, endpointsOfGroup, indexPods, parseEndpointSlice, parseLegacyEndpoints, parsePod } from './kube-endpoints.ts';
 import type { Fields, ObjectMeta } from './object-fields.ts';
 import { checkKubeFields, KUBE_FIELDS } from './known-fields.ts';
@@ -123,6 +122,11 @@ const SUPPORTED_KINDS: Readonly<Record<string, KindSupport>> = {
     group: ISTIO_SECURITY_GROUP,
     versions: ISTIO_SECURITY_VERSIONS,
     parse: (input, object, _kind, meta) => parseRule(input, object, 'PeerAuthentication', meta),
+  },
+  AuthorizationPolicy: {
+    group: ISTIO_SECURITY_GROUP,
+    versions: ISTIO_SECURITY_VERSIONS,
+    parse: (input, object, _kind, meta) => parseRule(input, object, 'AuthorizationPolicy', meta),
   },
   ServiceEntry: { group: ISTIO_NETWORKING_GROUP, versions: ISTIO_NETWORKING_VERSIONS, parse: parseServiceEntry },
   WorkloadEntry: { group: ISTIO_NETWORKING_GROUP, versions: ISTIO_NETWORKING_VERSIONS, parse: parseWorkloadEntry },

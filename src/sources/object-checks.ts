@@ -13,7 +13,7 @@ const OTHER_KINDS: Readonly<Record<string, readonly string[]>> = {
   ],
   'discovery.k8s.io': [],
   'networking.istio.io': ['Gateway', 'EnvoyFilter', 'WorkloadGroup', 'ProxyConfig'],
-  'security.istio.io': ['AuthorizationPolicy', 'RequestAuthentication'],
+  'security.istio.io': ['RequestAuthentication'],
   'telemetry.istio.io': ['Telemetry'],
   'extensions.istio.io': ['WasmPlugin'],
   // Istio 0.x routing next to Mixer's configuration kinds (templates and adapters) of Istio 1.0 to 1.4.

@@ -6,9 +6,9 @@ import { ruleKey } from '../model/rules.ts';
 import { scopedPush } from '../model/sidecar-scope.ts';
 import { outboundTargetByName } from './generate/outbound.ts';
 import type { PushScope, TypeScope } from './server/push-scope.ts';
-import { FULL_SCOPE } from './server/push-scope.ts';
+import { FULL_SCOPE, mergeTypeScope } from './server/push-scope.ts';
 import type { ResourceTypeUrl } from './type-urls.ts';
-import { ENDPOINT_TYPE } from './type-urls.ts';
+import { ENDPOINT_TYPE, LISTENER_TYPE } from './type-urls.ts';
 
 /** What the change analysis learned about a scope, kept beside it so the PushScope type stays a plain map. */
 export interface ScopeOrigin {
@@ -16,8 +16,9 @@ export interface ScopeOrigin {
   readonly hosts: ReadonlySet<string>;
   /** The push before the change: a service the proxy saw then still concerns it. */
   readonly previous: PushContext;
-  /** Set when Sidecars changed: the scope is full for proxies whose Sidecar changed, and this one for the others. */
+  /** Set when Sidecars or AuthorizationPolicies changed: this scope for the proxies `changedFor` names, `otherwise` for the others. */
   readonly otherwise?: PushScope;
+  readonly changedFor?: (previous: PushContext, push: PushContext, proxy: Proxy) => boolean;
 }
 
 const origins = new WeakMap<PushScope, ScopeOrigin>();
@@ -31,8 +32,28 @@ export function withOrigin(scope: PushScope, origin: ScopeOrigin): PushScope {
 /** A full scope for the proxies whose Sidecar (which one, or its spec) changed; `others` for the rest. */
 export function withSidecarChange(others: PushScope, previous: PushContext): PushScope {
   const full = new Map(FULL_SCOPE);
-  origins.set(full, { hosts: new Set(), previous, otherwise: others });
+  origins.set(full, { hosts: new Set(), previous, otherwise: others, changedFor: sidecarChanged });
   return full;
+}
+
+/** The AuthorizationPolicies that apply to a proxy, as comparable text. */
+function appliedPolicies(push: PushContext, proxy: Proxy): string {
+  return JSON.stringify(push.authorizationPoliciesFor(proxy).map(({ policy }) => [ruleKey(policy.meta), policy.spec]));
+}
+
+function authorizationChanged(previous: PushContext, push: PushContext, proxy: Proxy): boolean {
+  return appliedPolicies(previous, proxy) !== appliedPolicies(push, proxy);
+}
+
+/**
+ * Listeners for the proxies whose AuthorizationPolicies (which ones, or their specs) changed, on
+ * top of what `others` holds for them; `others` alone for the rest, which are sent nothing more.
+ */
+export function withAuthorizationChange(others: PushScope, previous: PushContext): PushScope {
+  const listeners = new Map(others);
+  listeners.set(LISTENER_TYPE, 'all');
+  origins.set(listeners, { hosts: new Set(), previous, otherwise: others, changedFor: authorizationChanged });
+  return listeners;
 }
 
 function sidecarChanged(previous: PushContext, push: PushContext, proxy: Proxy): boolean {
@@ -66,7 +87,13 @@ function concerns(host: string, push: PushContext, proxy: Proxy, views: readonly
  */
 export function scopeForProxy(scope: PushScope, push: PushContext, proxy: Proxy): PushScope {
   const origin = origins.get(scope);
-  if (origin?.otherwise) return sidecarChanged(origin.previous, push, proxy) ? scope : scopeForProxy(origin.otherwise, push, proxy);
+  if (origin?.otherwise) {
+    const rest = scopeForProxy(origin.otherwise, push, proxy);
+    if (!origin.changedFor?.(origin.previous, push, proxy)) return rest;
+    const merged = new Map(rest);
+    for (const [typeUrl, typeScope] of scope) merged.set(typeUrl, mergeTypeScope(rest.get(typeUrl), typeScope));
+    return merged;
+  }
   const visible = scopedPush(push, proxy);
   if (visible === push) return scope;
   const views = origin ? [visible, scopedPush(origin.previous, proxy)] : [visible];

@@ -39,6 +39,8 @@ export interface RequestFields {
 export class RawAdsClient {
   readonly #log = new ResponseLog<Response>();
   readonly responses: Response[] = this.#log.items;
+  /** The encoded size of each response, in the order of `responses`. */
+  readonly sizes: number[] = [];
   readonly #client: grpc.Client;
   readonly #stream: grpc.ClientDuplexStream<Buffer, Buffer>;
   readonly #node: JsonObject;
@@ -51,6 +53,7 @@ export class RawAdsClient {
     this.#stream = call;
     const type = messageType('envoy.service.discovery.v3.DiscoveryResponse');
     call.on('data', (bytes: Buffer) => {
+      this.sizes.push(bytes.length);
       const json = messageToJson(type, type.decode(bytes)) as Record<string, Json>;
       this.#log.add({
         version_info: json['version_info'] as string,

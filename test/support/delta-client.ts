@@ -36,6 +36,8 @@ export interface DeltaRequestFields {
 export class RawDeltaClient {
   readonly #log = new ResponseLog<DeltaResponse>();
   readonly responses: DeltaResponse[] = this.#log.items;
+  /** The encoded size of each response, in the order of `responses`. */
+  readonly sizes: number[] = [];
   readonly #client: grpc.Client;
   readonly #stream: grpc.ClientDuplexStream<Buffer, Buffer>;
   readonly #node: JsonObject;
@@ -48,6 +50,7 @@ export class RawDeltaClient {
     this.#stream = stream;
     const type = messageType('envoy.service.discovery.v3.DeltaDiscoveryResponse');
     stream.on('data', (bytes: Buffer) => {
+      this.sizes.push(bytes.length);
       const json = messageToJson(type, type.decode(bytes)) as Record<string, Json>;
       this.#log.add({
         type_url: json['type_url'] as string,

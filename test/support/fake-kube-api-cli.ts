@@ -3,7 +3,7 @@
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { FakeKubeApi, istioCrds, ROUTE_RULE_CRD } from './fake-kube-api.ts';
+import { FakeKubeApi, ISTIO_SECURITY_CRDS, istioCrds, ROUTE_RULE_CRD } from './fake-kube-api.ts';
 import { objectsFromDirectory } from './fake-kube-api-meshpilot.ts';
 
 const program = new Command('fake-kube')
@@ -20,6 +20,7 @@ const program = new Command('fake-kube')
       const versions = flags.istioVersions.split(',').map((v) => v.trim()).filter(Boolean);
       for (const crd of istioCrds(versions)) api.installCrd(crd);
       api.installCrd(ROUTE_RULE_CRD);
+      for (const crd of ISTIO_SECURITY_CRDS) api.installCrd(crd);
     }
     const objects = await objectsFromDirectory(resolve(flags.fixtures));
     let loaded = 0;

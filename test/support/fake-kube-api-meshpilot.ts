@@ -9,7 +9,7 @@ import type { KubeSourceTuning } from '../../src/sources/kube/kube-source.ts';
 import type { SourceKind } from '../../src/sources/kube/select.ts';
 import { listConfigFiles, readObjectsFromText } from '../../src/sources/config-dir.ts';
 import { readFile } from 'node:fs/promises';
-import { FakeKubeApi, istioCrds, type KubeObject } from './fake-kube-api.ts';
+import { FakeKubeApi, ISTIO_SECURITY_CRDS, istioCrds, type KubeObject } from './fake-kube-api.ts';
 import { eventually } from './mesh-dir.ts';
 import { startMeshpilot } from './meshpilot.ts';
 
@@ -61,7 +61,7 @@ export async function startMeshpilotOnKube(api: FakeKubeApi, options: KubeMeshpi
 /** A fake cluster with the Istio CRDs holding `objects`, and a meshpilot that has listed it and is ready. */
 export async function startClusterMesh(objects: readonly KubeObject[]): Promise<{ api: FakeKubeApi; meshpilot: KubeMeshpilot }> {
   const api = await FakeKubeApi.start();
-  for (const crd of istioCrds()) api.installCrd(crd);
+  for (const crd of [...istioCrds(), ...ISTIO_SECURITY_CRDS]) api.installCrd(crd);
   api.applyAll([...objects]);
   const meshpilot = await startMeshpilotOnKube(api);
   await eventually(async () => ((await meshpilot.admin('/ready')).status === 200 ? true : undefined), 10_000, '/ready');

@@ -60,6 +60,12 @@ export const PEER_AUTHENTICATION_CRD: ResourceType = {
   namespaced: true,
 };
 
+/** Istio's security CRDs, served at v1 and v1beta1 as Istio 1.22+ serves them. */
+export const ISTIO_SECURITY_CRDS: readonly ResourceType[] = [
+  PEER_AUTHENTICATION_CRD,
+  { group: 'security.istio.io', versions: ['v1', 'v1beta1'], plural: 'authorizationpolicies', kind: 'AuthorizationPolicy', namespaced: true },
+];
+
 export const ROUTE_RULE_CRD: ResourceType = { group: 'config.istio.io', versions: ['v1alpha2'], plural: 'routerules', kind: 'RouteRule', namespaced: true };
 
 export interface FakeKubeApiOptions {

@@ -46,8 +46,9 @@ export function endpointSlice(
   };
 }
 
-export function rule(kind: 'VirtualService' | 'DestinationRule' | 'Sidecar' | 'ServiceEntry', name: string, namespace: string, spec: unknown): K8sObject {
-  return { apiVersion: 'networking.istio.io/v1', kind, metadata: { name, namespace }, spec };
+export function rule(kind: 'VirtualService' | 'DestinationRule' | 'Sidecar' | 'ServiceEntry' | 'AuthorizationPolicy', name: string, namespace: string, spec: unknown): K8sObject {
+  const group = kind === 'AuthorizationPolicy' ? 'security.istio.io' : 'networking.istio.io';
+  return { apiVersion: `${group}/v1`, kind, metadata: { name, namespace }, spec };
 }
 
 export function toYaml(objects: K8sObject[]): string {

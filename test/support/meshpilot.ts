@@ -1,4 +1,5 @@
 // Starts a real meshpilot in the test process on free loopback ports.
+import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { serve, type RunningMeshpilot, type ServeOptions } from '../../src/main.ts';
 import type { JsonObject } from '../../src/xds/proto-json.ts';
@@ -56,4 +57,17 @@ export async function startMeshpilot(configDir: string, overrides: Partial<Serve
     },
     configDump: (nodeId: string) => json<JsonObject>(`/debug/config_dump?proxyID=${encodeURIComponent(nodeId)}`),
   });
+}
+
+/** Counts how often the push queue hands a proxy's connection pending work (none: nothing regenerated for it). */
+export function countWakeUps(meshpilot: TestMeshpilot, nodeId: string): { readonly count: number } {
+  const connection = meshpilot.adsServer.connections().find((c) => c.proxy?.id === nodeId);
+  assert.ok(connection, `${nodeId} is connected`);
+  const counter = { count: 0 };
+  const flush = connection.flush.bind(connection);
+  connection.flush = () => {
+    counter.count++;
+    return flush();
+  };
+  return counter;
 }

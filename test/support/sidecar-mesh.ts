@@ -24,6 +24,8 @@ export const TCP_PORT = 9000;
 export interface SidecarMeshOptions {
   /** Istio MeshConfig (YAML text) given to meshpilot with `--mesh-config`. */
   readonly meshConfig?: string;
+  /** More Envoy command-line flags for every sidecar (e.g. a short `--drain-time-s`). */
+  readonly envoyArgs?: readonly string[];
 }
 
 const REVIEWS = ['reviews-v1', 'reviews-v2', 'reviews-v3'] as const;
@@ -104,7 +106,7 @@ export class SidecarMesh {
           uid: PROXY_UID,
           logLevel: process.env['MESHPILOT_ENVOY_LOG_LEVEL'] ?? 'warning',
           // Access log lines within 100 ms rather than Envoy's default 10 s.
-          args: ['--file-flush-interval-msec', '100'],
+          args: ['--file-flush-interval-msec', '100', ...(options.envoyArgs ?? [])],
         }).then((envoy) => {
           undo.push(() => envoy.stop());
           return envoy;

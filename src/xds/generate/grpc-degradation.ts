@@ -2,7 +2,8 @@
 // the generators use with a note collector, so the report never drifts from what is sent.
 import type { PushContext } from '../../model/push-context.ts';
 import type { Rule, ValidationIssue } from '../../model/rules.ts';
-import { isDestinationRule, isPeerAuthentication, isVirtualService, ruleKey } from '../../model/rules.ts';
+import { isAuthorizationPolicy, isDestinationRule, isPeerAuthentication, isVirtualService, ruleKey } from '../../model/rules.ts';
+import { authorizationNotes } from './authz.ts';
 import { resolveShortName } from '../../model/service.ts';
 import { hostMatches } from '../../model/destination-rules.ts';
 import { clusterWithPolicy } from './cluster.ts';
@@ -56,6 +57,7 @@ export function grpcDegradations(push: PushContext, rule: Rule): readonly Valida
     const { notes, issues } = collector();
     if (isVirtualService(rule)) virtualServiceNotes(push, rule, notes);
     else if (isPeerAuthentication(rule)) peerAuthenticationNotes(rule, notes);
+    else if (isAuthorizationPolicy(rule)) authorizationNotes(rule, 'grpc', notes);
     else destinationRuleNotes(push, rule, notes);
     return issues();
   });

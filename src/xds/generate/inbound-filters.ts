@@ -4,8 +4,13 @@
 import type { Proxy } from '../../model/proxy.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { JsonObject } from '../proto-json.ts';
+import { authorizationHttpFilters, grpcAuthorizationHttpFilters } from './authz.ts';
 
-/** HTTP filters for inbound requests to the proxy's workload on `port` (its own port), before the router. */
-export function inboundHttpFilters(_push: PushContext, _proxy: Proxy, _port: number): JsonObject[] {
-  return [];
+/**
+ * HTTP filters for inbound requests to the proxy's workload on `port` (its own port), before the
+ * router. Policies apply to the whole workload (a port enters only as a rule's condition), so the
+ * filters are the same on every port; proxyless gRPC gets the form it can evaluate, failing closed.
+ */
+export function inboundHttpFilters(push: PushContext, proxy: Proxy, _port: number): JsonObject[] {
+  return proxy.generator === 'grpc' ? grpcAuthorizationHttpFilters(push, proxy) : authorizationHttpFilters(push, proxy);
 }

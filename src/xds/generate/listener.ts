@@ -10,6 +10,7 @@ import type { EnvoyResource } from '../resource.ts';
 import { internResource } from '../resource.ts';
 import { CORS_TYPE, FAULT_TYPE, FILE_ACCESS_LOG_TYPE, HTTP_CONNECTION_MANAGER_TYPE, LISTENER_TYPE, ORIGINAL_DST_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE, TLS_INSPECTOR_TYPE } from '../type-urls.ts';
 import { ADS_CONFIG_SOURCE, socketAddress, typed } from './common.ts';
+import { authorizationKey, authorizationNetworkFilters } from './authz.ts';
 import type { InboundPort } from './inbound.ts';
 import { inboundPorts } from './inbound.ts';
 import {
@@ -170,10 +171,10 @@ function withMtlsOptions(base: JsonObject, filters: JsonObject[], plan: InboundT
   }));
 }
 
-function inboundFilterChains(inbound: InboundPort, mesh: MeshConfig, plan: InboundTlsPlan, policyFilters: readonly JsonObject[]): JsonObject[] {
+function inboundFilterChains(inbound: InboundPort, mesh: MeshConfig, plan: InboundTlsPlan, policyFilters: readonly JsonObject[], networkFilters: readonly JsonObject[]): JsonObject[] {
   const statPrefix = `inbound_0.0.0.0_${inbound.port}`;
   const chain = { name: `0.0.0.0_${inbound.port}` };
-  if (!isHttpProtocol(inbound.servicePort.protocol)) return withMtlsOptions(chain, [tcpProxyWithLog(inbound.clusterName, inbound.clusterName, mesh)], plan, 'tcp', inbound.port);
+  if (!isHttpProtocol(inbound.servicePort.protocol)) return withMtlsOptions(chain, [...networkFilters, tcpProxyWithLog(inbound.clusterName, inbound.clusterName, mesh)], plan, 'tcp', inbound.port);
   const { rds: _rds, ...hcm } = httpConnectionManager(statPrefix, inbound.clusterName, [...policyFilters, FAULT_HTTP_FILTER, CORS_HTTP_FILTER]);
   const routeConfig = {
     name: inbound.clusterName,
@@ -207,8 +208,15 @@ interface InboundPlan {
   readonly filters: readonly JsonObject[];
 }
 
+interface InboundPlans {
+  readonly ports: InboundPlan[];
+  readonly catchAll: InboundTlsPlan;
+  /** The workload's AuthorizationPolicies as network RBAC, on every TCP chain. */
+  readonly network: readonly JsonObject[];
+}
+
 /** Each workload port with what it accepts and the policy filters it runs, and the catch-all's plan. */
-function inboundPlans(push: PushContext, proxy: Proxy): { ports: InboundPlan[]; catchAll: InboundTlsPlan } {
+function inboundPlans(push: PushContext, proxy: Proxy): InboundPlans {
   const mtls = workloadMtls(push, proxy);
   const identity = proxyHasIdentity(push, proxy);
   const ports = inboundPorts(push, proxy).map((inbound) => ({
@@ -216,20 +224,22 @@ function inboundPlans(push: PushContext, proxy: Proxy): { ports: InboundPlan[]; 
     plan: tlsPlan(portMode(mtls, inbound.port), identity),
     filters: inboundHttpFilters(push, proxy, inbound.port),
   }));
-  return { ports, catchAll: tlsPlan(mtls.mode, identity) };
+  return { ports, catchAll: tlsPlan(mtls.mode, identity), network: authorizationNetworkFilters(push, proxy) };
 }
 
 /** iptables sends inbound connections to 15006; the original port picks the chain for that workload port. */
-function virtualInbound(push: PushContext, plans: { ports: InboundPlan[]; catchAll: InboundTlsPlan }): JsonObject {
+function virtualInbound(push: PushContext, plans: InboundPlans): JsonObject {
   const mesh = push.meshConfig;
+  // Ports no service declares are authorized too, as Istio's passthrough chains are: a policy cannot be bypassed by port.
+  const { network } = plans;
   const catchAll = withMtlsOptions(
     { name: 'virtualInbound-catchall' },
-    [tcpProxyWithLog(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, mesh)],
+    [...network, tcpProxyWithLog(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, mesh)],
     plans.catchAll,
     'tcp',
     0,
   );
-  const chains = [...plans.ports.flatMap((p) => inboundFilterChains(p.inbound, mesh, p.plan, p.filters)), ...catchAll];
+  const chains = [...plans.ports.flatMap((p) => inboundFilterChains(p.inbound, mesh, p.plan, p.filters, network)), ...catchAll];
   const listenerFilters = [{ name: 'envoy.filters.listener.original_dst', typed_config: typed(ORIGINAL_DST_TYPE, {}) }];
   if (needsTlsInspector(chains)) listenerFilters.push({ name: 'envoy.filters.listener.tls_inspector', typed_config: typed(TLS_INSPECTOR_TYPE, {}) });
   return {
@@ -285,6 +295,7 @@ function sidecarListeners(push: PushContext, proxy: Proxy): readonly EnvoyResour
   const inboundKey = [
     ...plans.ports.map((p) => `${p.inbound.clusterName}/${p.inbound.servicePort.port}/${p.plan}/${p.filters.length > 0 ? JSON.stringify(p.filters) : ''}`),
     plans.catchAll,
+    `authz:${authorizationKey(push, proxy)}`,
   ].join(',');
   return visible.memo(`lds:sidecar:${inboundKey}`, () => {
     const inbound = internResource(push.sequence, LISTENER_TYPE, VIRTUAL_INBOUND_LISTENER, virtualInbound(push, plans));

@@ -196,12 +196,9 @@ function checkHttpConnectionManager(ctx: Context, hcm: JsonObject, path: string)
   const inline = asObject(hcm['route_config']);
   if (inline) checkRouteConfiguration(ctx, inline, `${path}.route_config`);
   const filters = objects(hcm['http_filters']);
-  const names = new Map<string, number>();
+  // Envoy accepts several filters of one name (Istio sends an RBAC filter per action, all `envoy.filters.http.rbac`).
   filters.forEach((filter, i) => {
     const name = asString(filter['name']) ?? '';
-    const first = names.get(name);
-    if (first === undefined) names.set(name, i);
-    else report(ctx, `${path}.http_filters[${i}].name`, 'http_filters.unique_name', `http filter name ${JSON.stringify(name)} is also used by http_filters[${first}]`);
     if (isRouterFilter(filter) && i !== filters.length - 1) {
       report(ctx, `${path}.http_filters[${i}]`, 'http_filters.router_last', `terminal filter ${JSON.stringify(name)} must be the last filter in the http filter chain`);
     }

@@ -1,0 +1,214 @@
+// AuthorizationPolicy into Envoy's RBAC filters, as Istio builds them: one RBAC config per action
+// (CUSTOM, AUDIT, DENY, ALLOW, in that order), one policy per rule named
+// `ns[NS]-policy[NAME]-rule[I]`, a permission per `to` entry and a principal per `from` entry.
+// What a target cannot evaluate fails closed: an ALLOW rule using it is left out (it allows
+// nothing), a DENY rule drops just that condition (it denies more).
+import type { AppliedPolicy } from '../../model/authorization.ts';
+import { actionOf } from '../../model/authorization.ts';
+import type { Proxy } from '../../model/proxy.ts';
+import type { PushContext } from '../../model/push-context.ts';
+import type { AuthorizationAction, AuthorizationPolicy, AuthorizationRule } from '../../model/rules.ts';
+import { ruleKey } from '../../model/rules.ts';
+import type { JsonObject } from '../proto-json.ts';
+import { RBAC_HTTP_TYPE, RBAC_NETWORK_TYPE } from '../type-urls.ts';
+import type { Attribute, AttributeSide, RbacFlavour } from './authz-attributes.ts';
+import { conditionAttribute, OPERATION_ATTRIBUTES, SOURCE_ATTRIBUTES, Unsupported } from './authz-attributes.ts';
+import { typed } from './common.ts';
+import type { NoteSink } from './route-match.ts';
+
+export type { RbacFlavour } from './authz-attributes.ts';
+
+export const RBAC_HTTP_FILTER = 'envoy.filters.http.rbac';
+export const RBAC_NETWORK_FILTER = 'envoy.filters.network.rbac';
+/** Istio's stat prefix for the TCP RBAC filter. */
+export const RBAC_TCP_STAT_PREFIX = 'tcp.';
+
+export type RbacAction = 'ALLOW' | 'DENY' | 'LOG';
+
+export interface RbacPolicyOrigin {
+  readonly name: string;
+  readonly policy: AuthorizationPolicy;
+  /** Index in spec.rules; undefined for a policy without rules (it matches nothing). */
+  readonly rule: number | undefined;
+}
+
+/** One RBAC filter's rules: the action Envoy takes and its policies by name. */
+export interface RbacConfig {
+  readonly action: RbacAction;
+  /** The Istio action these policies came from (CUSTOM is enforced as DENY). */
+  readonly from: AuthorizationAction;
+  readonly policies: readonly (RbacPolicyOrigin & { readonly json: JsonObject })[];
+}
+
+/** Istio's evaluation order: CUSTOM, AUDIT (logs only), DENY, ALLOW. */
+const ACTION_ORDER: readonly [AuthorizationAction, RbacAction][] = [
+  ['CUSTOM', 'DENY'],
+  ['AUDIT', 'LOG'],
+  ['DENY', 'DENY'],
+  ['ALLOW', 'ALLOW'],
+];
+
+const SOURCE_ORDER = ['principals', 'requestPrincipals', 'namespaces', 'serviceAccounts', 'remoteIpBlocks', 'ipBlocks'] as const;
+const OPERATION_ORDER = ['hosts', 'methods', 'paths', 'ports'] as const;
+
+/** Istio's name for the RBAC policy of one rule. */
+export function rbacPolicyName(policy: AuthorizationPolicy, rule: number): string {
+  return `ns[${policy.meta.namespace}]-policy[${policy.meta.name}]-rule[${String(rule)}]`;
+}
+
+/** A policy that never matches: what a policy without rules becomes. */
+const MATCH_NEVER: JsonObject = { permissions: [{ not_rule: { any: true } }], principals: [{ not_id: { any: true } }] };
+
+class RuleDropped extends Error {}
+
+interface Keyed {
+  readonly attribute: Attribute;
+  readonly values: readonly string[] | undefined;
+  readonly notValues: readonly string[] | undefined;
+  /** Field paths of the values and the not-values, for notes. */
+  readonly paths: readonly [string, string];
+}
+
+/** One attribute's values ORed and its not-values NOT(ORed), skipping (or, for ALLOW, refusing) what the flavour cannot evaluate. */
+function matchers(keyed: Keyed, side: AttributeSide, flavour: RbacFlavour, allow: boolean, notes: NoteSink): JsonObject[] {
+  const out: JsonObject[] = [];
+  const [or, not, orKey] = side === 'permission' ? ['or_rules', 'not_rule', 'rules'] : ['or_ids', 'not_id', 'ids'];
+  for (const [values, negate, fieldPath] of [
+    [keyed.values, false, keyed.paths[0]],
+    [keyed.notValues, true, keyed.paths[1]],
+  ] as const) {
+    const built: JsonObject[] = [];
+    (values ?? []).forEach((value, index) => {
+      const matcher = keyed.attribute.build(value, flavour);
+      if (!(matcher instanceof Unsupported)) {
+        built.push(matcher);
+        return;
+      }
+      const path = `${fieldPath}[${String(index)}]`;
+      if (allow) {
+        notes(path, `${matcher.reason}: this ALLOW rule is left out, so it allows nothing (fails closed)`);
+        throw new RuleDropped();
+      }
+      notes(path, `${matcher.reason}: the condition is ignored, so this rule matches more requests (fails closed)`);
+    });
+    if (built.length === 0) continue;
+    const anyOf = { [or]: { [orKey]: built } };
+    out.push(negate ? { [not]: anyOf } : anyOf);
+  }
+  return out;
+}
+
+function andOf(side: AttributeSide, items: readonly JsonObject[]): JsonObject {
+  const all = items.length > 0 ? [...items] : [{ any: true }];
+  return side === 'permission' ? { and_rules: { rules: all } } : { and_ids: { ids: all } };
+}
+
+function fieldKeys(fields: Readonly<Record<string, readonly string[] | undefined>>, order: readonly string[], attributes: Readonly<Record<string, Attribute>>, path: string): Keyed[] {
+  return order.map((name) => {
+    const not = `not${name[0]?.toUpperCase() ?? ''}${name.slice(1)}`;
+    return { attribute: attributes[name] as Attribute, values: fields[name], notValues: fields[not], paths: [`${path}.${name}`, `${path}.${not}`] };
+  });
+}
+
+/** One rule as an Envoy RBAC Policy (undefined when an ALLOW rule cannot be expressed for this flavour). */
+function rulePolicy(rule: AuthorizationRule, path: string, flavour: RbacFlavour, allow: boolean, notes: NoteSink): JsonObject | undefined {
+  try {
+    const conditions = (rule.when ?? []).map((condition, index): Keyed => ({
+      attribute: conditionAttribute(condition.key),
+      values: condition.values,
+      notValues: condition.notValues,
+      paths: [`${path}.when[${String(index)}].values`, `${path}.when[${String(index)}].notValues`],
+    }));
+    const side = (wanted: AttributeSide, keyed: readonly Keyed[]): JsonObject[] =>
+      keyed.filter((k) => k.attribute.side === wanted).flatMap((k) => matchers(k, wanted, flavour, allow, notes));
+    const permissionConditions = side('permission', conditions);
+    const principalConditions = side('principal', conditions);
+    const operations = rule.to?.length ? rule.to : [undefined];
+    const sources = rule.from?.length ? rule.from : [undefined];
+    const permissions = operations.map((to, index) =>
+      andOf('permission', [
+        ...(to?.operation ? side('permission', fieldKeys(to.operation as Readonly<Record<string, readonly string[]>>, OPERATION_ORDER, OPERATION_ATTRIBUTES, `${path}.to[${String(index)}].operation`)) : []),
+        ...permissionConditions,
+      ]),
+    );
+    const principals = sources.map((from, index) =>
+      andOf('principal', [
+        ...(from?.source ? side('principal', fieldKeys(from.source as Readonly<Record<string, readonly string[]>>, SOURCE_ORDER, SOURCE_ATTRIBUTES, `${path}.from[${String(index)}].source`)) : []),
+        ...principalConditions,
+      ]),
+    );
+    return { permissions, principals };
+  } catch (error) {
+    if (error instanceof RuleDropped) return undefined;
+    throw error;
+  }
+}
+
+/** The RBAC configs for a set of policies, in evaluation order; an action no policy takes has none. */
+export function buildRbacConfigs(policies: readonly AuthorizationPolicy[], flavour: RbacFlavour, notes: NoteSink): RbacConfig[] {
+  const out: RbacConfig[] = [];
+  for (const [from, action] of ACTION_ORDER) {
+    const chosen = policies.filter((policy) => actionOf(policy) === from);
+    if (chosen.length === 0) continue;
+    if (action === 'LOG' && flavour === 'grpc') {
+      for (const _policy of chosen) notes('spec.action', 'gRPC servers do not implement the RBAC LOG action: AUDIT policies are not logged (no request is denied by them)');
+      continue;
+    }
+    const entries: (RbacPolicyOrigin & { json: JsonObject })[] = [];
+    for (const policy of chosen) {
+      const rules = policy.spec.rules ?? [];
+      if (rules.length === 0) entries.push({ name: rbacPolicyName(policy, 0), policy, rule: undefined, json: MATCH_NEVER });
+      rules.forEach((rule, index) => {
+        const json = rulePolicy(rule, `spec.rules[${String(index)}]`, flavour, action === 'ALLOW', notes);
+        if (json) entries.push({ name: rbacPolicyName(policy, index), policy, rule: index, json });
+      });
+    }
+    out.push({ action, from, policies: entries });
+  }
+  return out;
+}
+
+function rbacRules(config: RbacConfig): JsonObject {
+  return { action: config.action, policies: Object.fromEntries(config.policies.map((entry) => [entry.name, entry.json])) };
+}
+
+function policiesOf(push: PushContext, proxy: Proxy): readonly AuthorizationPolicy[] {
+  return push.authorizationPoliciesFor(proxy).map((applied: AppliedPolicy) => applied.policy);
+}
+
+/** A key naming the set of policies that apply to `proxy`: proxies with the same key get the same filters. */
+export function authorizationKey(push: PushContext, proxy: Proxy): string {
+  return policiesOf(push, proxy).map((policy) => ruleKey(policy.meta)).join(',');
+}
+
+function memoConfigs(push: PushContext, proxy: Proxy, flavour: RbacFlavour): RbacConfig[] {
+  const policies = policiesOf(push, proxy);
+  if (policies.length === 0) return [];
+  return push.memo(`authz:${flavour}:${authorizationKey(push, proxy)}`, () => buildRbacConfigs(policies, flavour, () => undefined));
+}
+
+/** The RBAC HTTP filters of a sidecar's inbound HTTP connection manager, to go before the router. */
+export function authorizationHttpFilters(push: PushContext, proxy: Proxy): JsonObject[] {
+  return memoConfigs(push, proxy, 'http').map((config) => ({ name: RBAC_HTTP_FILTER, typed_config: typed(RBAC_HTTP_TYPE, { rules: rbacRules(config) }) }));
+}
+
+/** The RBAC network filters of a sidecar's inbound TCP chains, to go before tcp_proxy. */
+export function authorizationNetworkFilters(push: PushContext, proxy: Proxy): JsonObject[] {
+  return memoConfigs(push, proxy, 'tcp').map((config) => ({
+    name: RBAC_NETWORK_FILTER,
+    typed_config: typed(RBAC_NETWORK_TYPE, { rules: rbacRules(config), stat_prefix: RBAC_TCP_STAT_PREFIX }),
+  }));
+}
+
+/**
+ * The RBAC HTTP filters of a proxyless gRPC server's inbound listener (gRFC A41): the same rules,
+ * restricted to what gRPC evaluates; what it cannot fails closed (see grpc-degradation.ts).
+ */
+export function grpcAuthorizationHttpFilters(push: PushContext, proxy: Proxy): JsonObject[] {
+  return memoConfigs(push, proxy, 'grpc').map((config) => ({ name: RBAC_HTTP_FILTER, typed_config: typed(RBAC_HTTP_TYPE, { rules: rbacRules(config) }) }));
+}
+
+/** What each flavour makes of one policy's rules (MP_GRPC_DEGRADED for gRPC; what Envoy's TCP chains ignore). */
+export function authorizationNotes(policy: AuthorizationPolicy, flavour: RbacFlavour, notes: NoteSink): void {
+  buildRbacConfigs([policy], flavour, notes);
+}
