@@ -87,7 +87,7 @@ const CASES: readonly Case[] = [
   },
   ...(
     [
-      ['networking.istio.io/v1', 'Gateway'], ['networking.istio.io/v1alpha3', 'EnvoyFilter'],
+      ['networking.istio.io/v1', 'Gateway'], ['networking.istio.io/v1alpha3', 'EnvoyFilter'], ['config.istio.io/v1alpha2', 'DestinationPolicy'],
       ['telemetry.istio.io/v1', 'Telemetry'], ['extensions.istio.io/v1alpha1', 'WasmPlugin'], ['security.istio.io/v1', 'RequestAuthentication'], ['networking.istio.io/v1beta1', 'ProxyConfig'],
       ['networking.istio.io/v1', 'WorkloadGroup'],
     ] as const
