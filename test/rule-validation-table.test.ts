@@ -117,7 +117,7 @@ const MISTAKES: readonly Mistake[] = [
     code: 'MP_RULE_INVALID',
     path: 'spec.trafficPolicy.loadBalancer.consistentHash',
   },
-  { what: 'zero max connections', object: drPolicy({ connectionPool: { tcp: { maxConnections: 0 } } }), code: 'MP_RULE_INVALID', path: 'spec.trafficPolicy.connectionPool.tcp.maxConnections' },
+  { what: 'negative max connections', object: drPolicy({ connectionPool: { tcp: { maxConnections: -1 } } }), code: 'MP_RULE_INVALID', path: 'spec.trafficPolicy.connectionPool.tcp.maxConnections' },
   { what: 'a connect timeout under 1ms', object: drPolicy({ connectionPool: { tcp: { connectTimeout: '100us' } } }), code: 'MP_RULE_INVALID', path: 'spec.trafficPolicy.connectionPool.tcp.connectTimeout' },
   { what: 'an unknown h2UpgradePolicy', object: drPolicy({ connectionPool: { http: { h2UpgradePolicy: 'ALWAYS' } } }), code: 'MP_RULE_INVALID', path: 'spec.trafficPolicy.connectionPool.http.h2UpgradePolicy' },
   { what: 'negative pending requests', object: drPolicy({ connectionPool: { http: { http1MaxPendingRequests: -5 } } }), code: 'MP_RULE_INVALID', path: 'spec.trafficPolicy.connectionPool.http.http1MaxPendingRequests' },
