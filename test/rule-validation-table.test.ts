@@ -77,7 +77,7 @@ const MISTAKES: readonly Mistake[] = [
   { what: 'a lookahead RE2 lacks', object: vs([{ match: [{ uri: { regex: '/(?=admin)' } }], route: toRatings }]), code: 'MP_RULE_INVALID', path: 'spec.http[0].match[0].uri.regex' },
   { what: 'a uri with both exact and prefix', object: vs([{ match: [{ uri: { exact: '/a', prefix: '/' } }], route: toRatings }]), code: 'MP_RULE_INVALID', path: 'spec.http[0].match[0].uri' },
   { what: 'a header name with a space', object: vs([{ match: [{ headers: { 'end user': { exact: 'jason' } } }], route: toRatings }]), code: 'MP_RULE_INVALID', path: 'spec.http[0].match[0].headers.end user' },
-  { what: 'match port 0', object: vs([{ match: [{ port: 0 }], route: toRatings }]), code: 'MP_RULE_INVALID', path: 'spec.http[0].match[0].port' },
+  { what: 'match port -1', object: vs([{ match: [{ port: -1 }], route: toRatings }]), code: 'MP_RULE_INVALID', path: 'spec.http[0].match[0].port' },
   { what: 'a timeout without a unit', object: vsRoute({ timeout: '10' }), code: 'MP_RULE_INVALID', path: 'spec.http[0].timeout' },
   { what: 'negative retry attempts', object: vsRoute({ retries: { attempts: -1 } }), code: 'MP_RULE_INVALID', path: 'spec.http[0].retries.attempts' },
   { what: 'a perTryTimeout that is not a duration', object: vsRoute({ retries: { attempts: 2, perTryTimeout: 'fast' } }), code: 'MP_RULE_INVALID', path: 'spec.http[0].retries.perTryTimeout' },
@@ -87,7 +87,7 @@ const MISTAKES: readonly Mistake[] = [
   { what: 'a delay for 150% of requests', object: vsRoute({ fault: { delay: { fixedDelay: '5s', percentage: { value: 150 } } } }), code: 'MP_RULE_INVALID', path: 'spec.http[0].fault.delay.percentage.value' },
   { what: 'an abort with HTTP status 700', object: vsRoute({ fault: { abort: { httpStatus: 700 } } }), code: 'MP_RULE_INVALID', path: 'spec.http[0].fault.abort.httpStatus' },
   { what: 'an abort with an unknown gRPC status', object: vsRoute({ fault: { abort: { grpcStatus: 'BROKEN' } } }), code: 'MP_RULE_INVALID', path: 'spec.http[0].fault.abort.grpcStatus' },
-  { what: 'an abort without a status', object: vsRoute({ fault: { abort: { percentage: { value: 10 } } } }), code: 'MP_RULE_INVALID', path: 'spec.http[0].fault.abort' },
+  { what: 'an HTTP/2 error abort Istio does not take', object: vsRoute({ fault: { abort: { http2Error: 'REFUSED_STREAM' } } }), code: 'MP_RULE_INVALID', path: 'spec.http[0].fault.abort.http2Error' },
   { what: 'mirrorPercentage without mirror', object: vsRoute({ mirrorPercentage: { value: 10 } }), code: 'MP_RULE_INVALID', path: 'spec.http[0].mirrorPercentage' },
   { what: 'a route that both routes and redirects', object: vsRoute({ redirect: { uri: '/v2' } }), code: 'MP_RULE_INVALID', path: 'spec.http[0].redirect' },
   { what: 'redirect code 305', object: vs([{ redirect: { uri: '/v2', redirectCode: 305 } }]), code: 'MP_RULE_INVALID', path: 'spec.http[0].redirect.redirectCode' },
@@ -144,7 +144,7 @@ const MISTAKES: readonly Mistake[] = [
     code: 'MP_RULE_INVALID',
     path: 'spec.egress[1]',
   },
-  { what: 'a Sidecar workloadSelector without labels', object: sidecar({ workloadSelector: { labels: {} }, egress: [{ hosts: ['./*'] }] }), code: 'MP_RULE_INVALID', path: 'spec.workloadSelector.labels' },
+  { what: 'a Sidecar workloadSelector with a wildcard', object: sidecar({ workloadSelector: { labels: { app: '*' } }, egress: [{ hosts: ['./*'] }] }), code: 'MP_RULE_INVALID', path: 'spec.workloadSelector.labels.app' },
   { what: 'an unknown Sidecar outbound traffic mode', object: sidecar({ egress: [{ hosts: ['./*'] }], outboundTrafficPolicy: { mode: 'DENY_ALL' } }), code: 'MP_RULE_INVALID', path: 'spec.outboundTrafficPolicy.mode' },
 ];
 

@@ -61,7 +61,7 @@ function checkLoadBalancer(value: unknown, path: string, issues: IssueList): voi
   checkInteger(hash['minimumRingSize'], `${hashPath}.minimumRingSize`, issues, 1, 8_388_608);
   const maglev = mapAt(hash['maglev'], `${hashPath}.maglev`, 'maglev: { tableSize: 65537 }', issues);
   if (maglev) {
-    checkInteger(maglev['tableSize'], `${hashPath}.maglev.tableSize`, issues, 1, 5_000_011);
+    checkInteger(maglev['tableSize'], `${hashPath}.maglev.tableSize`, issues, 1, 5_000_010);
     const size = maglev['tableSize'];
     if (typeof size === 'number' && Number.isInteger(size) && size >= 1 && !isPrime(size)) {
       issues.error(`${hashPath}.maglev.tableSize`, `${size} is not a prime number, which Envoy requires of a Maglev table: use a prime such as 65537`);
@@ -137,6 +137,10 @@ function checkTls(value: unknown, path: string, issues: IssueList): void {
         issues.error(`${path}.${key}`, `is required for mode MUTUAL: give the file path, or use credentialName`);
       }
     }
+  }
+  if (tls['insecureSkipVerify'] === true) {
+    const verifying = ['caCertificates', 'subjectAltNames', 'credentialName'].filter((key) => tls[key] !== undefined);
+    if (verifying.length > 0) issues.error(`${path}.insecureSkipVerify`, `cannot be true with ${verifying.join(' and ')}, which verify the server: remove one or the other`);
   }
   if (tls['mode'] === 'ISTIO_MUTUAL') {
     for (const key of ['clientCertificate', 'privateKey', 'caCertificates', 'credentialName']) {

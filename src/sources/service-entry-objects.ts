@@ -5,7 +5,7 @@ import type { Endpoint, Locality, Protocol, Service, ServicePort, ServiceResolut
 import { labelsMatch, selectProtocol } from '../model/service.ts';
 import type { PodIndex } from './kube-endpoints.ts';
 import type { Fields, ObjectMeta } from './object-fields.ts';
-import { describeType, fieldsOf, isDns1123Label, isFields, isIpAddress, isPortNumber, isWildcardDomain, stringMap } from './object-fields.ts';
+import { describeType, fieldsOf, isCidr, isDns1123Label, isFields, isIpAddress, isPortNumber, isWildcardDomain, stringMap } from './object-fields.ts';
 import { checkIstioFields } from './istio-schema.ts';
 import type { ParsedObject, SourcedObject } from './parsed-object.ts';
 import { objectKey, ObjectProblems, rejectedObject, requireName } from './parsed-object.ts';
@@ -41,13 +41,6 @@ const PROTOCOLS: Readonly<Record<string, Protocol>> = {
   HTTP: 'HTTP', HTTPS: 'HTTPS', HTTP2: 'HTTP2', GRPC: 'GRPC', 'GRPC-WEB': 'GRPC-Web', TCP: 'TCP', TLS: 'TLS',
   UDP: 'UDP', MONGO: 'Mongo', MYSQL: 'MySQL', REDIS: 'Redis',
 };
-
-function isCidr(value: string): boolean {
-  const slash = value.indexOf('/');
-  if (slash < 0) return false;
-  const bits = Number(value.slice(slash + 1));
-  return isIpAddress(value.slice(0, slash)) && Number.isInteger(bits) && bits >= 0 && bits <= 128;
-}
 
 function isUnixAddress(value: string): boolean {
   return value.startsWith('unix://');
@@ -271,7 +264,12 @@ export function parseServiceEntry(input: SourcedObject, object: Fields, kind: st
     else problems.error(`spec.addresses[${index}]`, `${describeType(address)} is not an IP address or CIDR block`, 'MP_RULE_INVALID');
   });
   const ports = readPorts(spec, problems);
-  const resolution = readEnum(spec, 'resolution', RESOLUTIONS, 'NONE', problems);
+  // Valid in Istio (a wildcard host resolved per request), not implemented here: the entry is not served.
+  const dynamicDns = spec['resolution'] === 'DYNAMIC_DNS';
+  if (dynamicDns) {
+    problems.issues.push({ code: 'MP_UNSUPPORTED', severity: 'warning', path: 'spec.resolution', message: 'DYNAMIC_DNS is not implemented by meshpilot: this entry is not served; list its hosts with resolution DNS to serve them' });
+  }
+  const resolution = dynamicDns ? 'NONE' : readEnum(spec, 'resolution', RESOLUTIONS, 'NONE', problems);
   const cidr = (Array.isArray(spec['addresses']) ? (spec['addresses'] as unknown[]) : []).findIndex((address) => typeof address === 'string' && isCidr(address));
   if (cidr >= 0 && resolution !== 'NONE' && resolution !== 'STATIC') {
     problems.error(`spec.addresses[${cidr}]`, `is a CIDR block, which only resolution NONE or STATIC takes (not ${resolution}): list single addresses, or use resolution NONE`, 'MP_RULE_INVALID');
@@ -327,7 +325,7 @@ export function parseServiceEntry(input: SourcedObject, object: Fields, kind: st
       }
     });
   }
-  if (problems.hasErrors() || meta.name === undefined) return rejectedObject(input, kind, meta, problems.issues);
+  if (problems.hasErrors() || meta.name === undefined || dynamicDns) return rejectedObject(input, kind, meta, problems.issues);
   const vip = addresses.find((address) => !isCidr(address));
   const services = hosts.map((hostname): Service => ({
     hostname,
