@@ -2,6 +2,7 @@
 // through what `meshpilot analyze` runs, and its verdict and code must be the one listed; the
 // verdict must say what Istio's says unless the README's "Differences from Istio" says why.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { DESTINATION_RULE_CASES, SERVICE_ENTRY_CASES, SIDECAR_CASES, WORKLOAD_ENTRY_CASES } from './support/istio-cases-policy.ts';
 import { CASE_CONTEXT as CONTEXT, VIRTUAL_SERVICE_CASES, type IstioCase } from './support/istio-cases-routing.ts';
@@ -28,10 +29,18 @@ describe('cases derived from Istio validation, per kind', () => {
     assert.ok(Object.values(KINDS).flat().length > 180);
   });
 
+  it("every case where meshpilot answers otherwise than Istio is a bullet of the README's Differences from Istio", () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('### Differences from Istio'), readme.indexOf('## Architecture'));
+    const differing = Object.values(KINDS).flat().flatMap((c) => (c.differs ? [c.differs] : []));
+    assert.ok(differing.length > 0);
+    for (const title of differing) assert.ok(section.includes(`- **${title}**`), `the README does not explain "${title}"`);
+  });
+
   for (const [kind, cases] of Object.entries(KINDS)) {
     describe(kind, () => {
       for (const c of cases) {
-        const note = c.dependsOn ? ` (today's ${c.dependsOn} behaviour)` : c.differs ? ` (differs from Istio: ${c.differs})` : '';
+        const note = c.dependsOn ? ` (today's ${c.dependsOn} behaviour)` : c.differs ? ` (differs from Istio: ${c.differs}, see the README)` : '';
         it(`${c.what}: Istio says ${c.istio}, meshpilot ${c.expect.verdict}${'code' in c.expect ? ` ${c.expect.code}` : ''}${'path' in c.expect ? ` at ${c.expect.path}` : ''}${note}`, () => {
           const verdict = verdictOf(findingsFor(c.object, CONTEXT));
           assert.deepEqual(verdict, c.expect);

@@ -8,7 +8,7 @@ export interface IstioCase {
   readonly object: K8sObject;
   readonly istio: IstioVerdict;
   readonly expect: Verdict;
-  /** Why meshpilot deliberately says something else (listed in the README's "Differences from Istio"). */
+  /** The bullet of the README's "Differences from Istio" that says why meshpilot answers otherwise. */
   readonly differs?: string;
   /** The verdict depends on work elsewhere in the issue: today's behaviour is asserted. */
   readonly dependsOn?: 'exportTo' | 'delegate';
@@ -81,6 +81,7 @@ export const VIRTUAL_SERVICE_CASES: readonly IstioCase[] = [
   bad('an empty redirect', only({ redirect: {} }), `${H0}.redirect`),
   bad('redirect code 299', only({ redirect: { uri: '/v2', redirectCode: 299 } }), `${H0}.redirect.redirectCode`),
   bad('redirect code 400', only({ redirect: { uri: '/v2', redirectCode: 400 } }), `${H0}.redirect.redirectCode`),
+  { what: 'redirect code 300', object: only({ redirect: { uri: '/v2', redirectCode: 300 } }), istio: 'valid', expect: invalid(`${H0}.redirect.redirectCode`), differs: 'Redirect codes' },
   bad('a redirect scheme ftp', only({ redirect: { scheme: 'ftp' } }), `${H0}.redirect.scheme`),
   bad('a redirect to port 70000', only({ redirect: { port: 70000 } }), `${H0}.redirect.port`),
   // directResponse
