@@ -1,11 +1,19 @@
 // Istio's own validation corpus (test/data/istio-validation, vendored from istio/istio): every
 // document goes through what `meshpilot analyze` and the file source run, and meshpilot's verdict
-// must say what Istio's does. A kind meshpilot does not serve is MP_UNSUPPORTED, never a mistake.
+// must say what Istio's does. A kind meshpilot does not serve is MP_UNSUPPORTED, never a mistake;
+// the valid DestinationRules render as Istio renders them.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { readObjectsFromText } from '../src/sources/config-dir.ts';
 import { isFields } from '../src/sources/object-fields.ts';
+import { buildPushContext } from '../src/model/push-context.ts';
+import { convertObjects } from '../src/sources/kube-objects.ts';
+import type { JsonObject } from '../src/xds/proto-json.ts';
+import { renderForProxy, type RenderedResources } from '../src/xds/render.ts';
+import { CLUSTER_TYPE } from '../src/xds/type-urls.ts';
+import { service } from './support/mesh-dir.ts';
+import { resource, SIDECAR } from './support/rendered.ts';
 import { agreesWithIstio, findingsFor, invalid, unsupported, VALID, verdictOf, warning, type IstioVerdict, type Verdict } from './support/verdict.ts';
 
 const CORPUS = new URL('data/istio-validation/', import.meta.url).pathname;
@@ -35,7 +43,7 @@ const SERVED: Readonly<Record<string, Expected>> = {
   'destinationrule-valid.yaml#1': { verdict: VALID },
   'destinationrule-valid.yaml#2': { verdict: VALID },
   'destinationrule-valid.yaml#3': { verdict: VALID },
-  'destinationrule-valid.yaml#4': { verdict: unsupported('spec.trafficPolicy.connectionPool.http.http2KeepAlive') },
+  'destinationrule-valid.yaml#4': { verdict: VALID },
   'destinationrule-invalid.yaml#1': { verdict: invalid('spec.trafficPolicy.loadBalancer.warmup.minimumPercent') },
   'destinationrule-invalid.yaml#2': { verdict: invalid('spec.trafficPolicy.loadBalancer.warmup.duration') },
   'destinationrule-invalid.yaml#3': { verdict: invalid('spec.trafficPolicy.loadBalancer.warmup.aggression') },
@@ -121,4 +129,30 @@ describe("Istio's validation corpus, read as meshpilot analyze reads it", () => 
       assert.ok(agreesWithIstio(verdict, istioVerdict(doc, expected)), `${doc.id}: meshpilot says ${verdict.verdict}, Istio ${istioVerdict(doc, expected)}`);
     });
   }
+});
+
+describe("the corpus's valid DestinationRules, rendered as Istio renders them", () => {
+  const ratings = service('ratings', 'prod', [{ name: 'grpc', port: 9090, targetPort: 9090 }, { name: 'http', port: 9080, targetPort: 9080 }], '10.96.7.7');
+  const rendered = (id: string): RenderedResources => {
+    const doc = DOCUMENTS.find((d) => d.id === id);
+    assert.ok(doc);
+    const converted = convertObjects([ratings, doc.object].map((object) => ({ object, source: { origin: 'file' as const, location: id } })));
+    return renderForProxy(buildPushContext(converted), SIDECAR);
+  };
+
+  it("warmup becomes slow start on Istio's default least-request balancer, with its window, aggression and floor (1 and 10% unless set)", () => {
+    const slowStart = (id: string): unknown => (resource(rendered(id), CLUSTER_TYPE, 'outbound|9080||ratings.prod.svc.cluster.local')['least_request_lb_config'] as JsonObject | undefined)?.['slow_start_config'];
+    assert.deepEqual(slowStart('destinationrule-valid.yaml#1'), { slow_start_window: '300s', aggression: { default_value: 1, runtime_key: '(' }, min_weight_percent: { value: 10 } });
+    assert.deepEqual(slowStart('destinationrule-valid.yaml#3'), { slow_start_window: '300s', aggression: { default_value: 5, runtime_key: '(' }, min_weight_percent: { value: 5 } });
+  });
+
+  it('http2KeepAlive becomes HTTP/2 PINGs on the HTTP/2 port, and nothing on the HTTP/1.1 one (as Istio)', () => {
+    const http2Options = (port: number): unknown => {
+      const cluster = resource(rendered('destinationrule-valid.yaml#4'), CLUSTER_TYPE, `outbound|${port}||ratings.prod.svc.cluster.local`);
+      const options = (cluster['typed_extension_protocol_options'] as JsonObject | undefined)?.['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'] as JsonObject | undefined;
+      return (options?.['explicit_http_config'] as JsonObject | undefined)?.['http2_protocol_options'];
+    };
+    assert.deepEqual(http2Options(9090), { connection_keepalive: { interval: '15s', timeout: '5s' } });
+    assert.equal(http2Options(9080), undefined);
+  });
 });
