@@ -47,6 +47,7 @@ const PLATFORM = read(join(FIXTURES, 'istio-samples', 'platform.yaml'), 'platfor
 function baseOf(sample: string): string[] {
   if (sample.startsWith('bookinfo/networking/virtual-service-')) return ['bookinfo/networking/destination-rule-all.yaml'];
   if (sample === 'tcp-echo/tcp-echo-20-v2.yaml') return ['tcp-echo/tcp-echo-all-v1.yaml'];
+  if (sample === 'istio.io/mirroring.yaml') return ['istio.io/mirroring-v1.yaml'];
   return [];
 }
 
@@ -74,10 +75,12 @@ const EXPECTED_FINDINGS: Readonly<Record<string, readonly string[]>> = {
   'helloworld/helloworld-gateway.yaml': ['MP_UNSUPPORTED Gateway default/helloworld-gateway kind', 'MP_RULE_INEFFECTIVE VirtualService default/helloworld spec.gateways'],
   'tcp-echo/tcp-echo-all-v1.yaml': ['MP_UNSUPPORTED Gateway default/tcp-echo-gateway kind', 'MP_RULE_INEFFECTIVE VirtualService default/tcp-echo spec.gateways'],
   'tcp-echo/tcp-echo-20-v2.yaml': ['MP_RULE_INEFFECTIVE VirtualService default/tcp-echo spec.gateways'],
+  'istio.io/circuit-breaking.yaml': ['MP_RULE_WARNING DestinationRule default/httpbin spec.trafficPolicy.outlierDetection.consecutiveErrors'],
+  'istio.io/mirroring.yaml': ['MP_RULE_WARNING VirtualService default/httpbin spec.http[0].mirrorPercent'],
 };
 
 /** Subsets the samples name for versions they do not deploy by default (ratings v2, details v2). */
-const UNDEPLOYED_SUBSETS = /^MP_RULE_INEFFECTIVE DestinationRule default\/(details|ratings) spec\.subsets\[\d\]\.labels$/;
+const UNDEPLOYED_SUBSETS = /^MP_RULE_INEFFECTIVE DestinationRule default\/(details|ratings|httpbin) spec\.subsets\[\d\]\.labels$/;
 
 const samples = (readdirSync(SAMPLES, { recursive: true }) as string[]).filter((f) => f.endsWith('.yaml')).sort();
 
@@ -105,9 +108,9 @@ const reviews = (subset: string): string => `outbound|9080|${subset}|reviews.def
 const MILLION = (value: number): JsonObject => ({ numerator: value * 10000, denominator: 'MILLION' });
 
 describe("Istio's samples, applied as their tasks apply them", { concurrency: true }, () => {
-  it('holds the traffic YAML of bookinfo, httpbin, helloworld and tcp-echo, and the egress example', () => {
-    assert.equal(samples.length, 25);
-    for (const dir of ['bookinfo/networking/', 'httpbin/', 'helloworld/', 'tcp-echo/']) assert.ok(samples.some((s) => s.startsWith(dir)), dir);
+  it("holds the traffic YAML of bookinfo, httpbin, helloworld and tcp-echo, the egress example, and istio.io's task YAML", () => {
+    assert.equal(samples.length, 28);
+    for (const dir of ['bookinfo/networking/', 'httpbin/', 'helloworld/', 'tcp-echo/', 'istio.io/']) assert.ok(samples.some((s) => s.startsWith(dir)), dir);
     assert.ok(samples.includes('bookinfo/networking/egress-rule-google-apis.yaml'));
   });
 
@@ -165,6 +168,22 @@ describe('what the samples render, field by field as Istio renders them', () => 
     assert.deepEqual(options['upstream_http_protocol_options'], { auto_sni: true, auto_san_validation: true });
     assert.equal(cluster['type'], 'STRICT_DNS');
     assert.match(JSON.stringify(cluster['transport_socket']), /"trusted_ca":\{"filename":"\/etc\/ssl\/certs\/ca-certificates\.crt"\}/);
+  });
+
+  it("istio.io's circuit breaker is Istio's thresholds, and the deprecated consecutiveErrors ejects nothing, as in Istio", () => {
+    const cluster = resource(scenario('istio.io/circuit-breaking.yaml').rendered, CLUSTER_TYPE, 'outbound|8000||httpbin.default.svc.cluster.local');
+    assert.deepEqual(cluster['circuit_breakers'], { thresholds: [{ max_connections: 1, max_pending_requests: 1, max_requests: 4294967295, max_retries: 4294967295, track_remaining: true }] });
+    const options = (cluster['typed_extension_protocol_options'] as JsonObject)['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'] as JsonObject;
+    assert.deepEqual(options['common_http_protocol_options'], { max_requests_per_connection: 1 });
+    const outlier = cluster['outlier_detection'] as JsonObject;
+    assert.deepEqual([outlier['interval'], outlier['base_ejection_time'], outlier['max_ejection_percent'], outlier['consecutive_5xx']], ['1s', '180s', 100, undefined]);
+  });
+
+  it("istio.io's mirror sends every request to v1 and a copy to v2 (the integer mirrorPercent as Istio writes it, out of a hundred)", () => {
+    const [route] = routesOf(scenario('istio.io/mirroring.yaml').rendered, '8000', 'httpbin.default.svc.cluster.local');
+    const action = (route?.['route'] ?? {}) as JsonObject;
+    assert.equal(action['cluster'], 'outbound|8000|v1|httpbin.default.svc.cluster.local');
+    assert.deepEqual(action['request_mirror_policies'], [{ cluster: 'outbound|8000|v2|httpbin.default.svc.cluster.local', runtime_fraction: { default_value: { numerator: 100, denominator: 'HUNDRED' } }, trace_sampled: false }]);
   });
 
   it('a gateway-bound rule reaches no sidecar: the tcp-echo shift to v2 changes nothing productpage is sent', () => {
