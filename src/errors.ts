@@ -9,6 +9,7 @@ export const ERROR_CODES = {
   MP_REF_UNKNOWN: 'A rule refers to a service, port or subset that does not exist; an edit that does so keeps the last good version, and a route broken by another change fails closed.',
   MP_GRPC_DEGRADED: 'Part of a rule is something proxyless gRPC does not implement; gRPC clients get the rest, as the warning says.',
   MP_UNSUPPORTED: 'A valid Istio kind or field that meshpilot does not implement; it has no effect, as the warning says.',
+  MP_RULE_WARNING: 'A valid Istio rule Istio warns about (a deprecated field, a selector without labels, a partial wildcard host); it is applied as written, as in Istio.',
   MP_RULE_INEFFECTIVE: 'A valid rule that changes nothing as written (a Sidecar hiding every service, a subset selecting no pod, a VirtualService bound only to gateways).',
   MP_XDS_NACK: 'A proxy rejected a resource it was sent.',
   MP_XDS_KEEPALIVE: 'A proxy did not answer a keepalive PING in time; its connection was closed (it reconnects).',

@@ -280,7 +280,7 @@ void describe('VirtualService validation', () => {
   });
 
   void it('hosts must not be empty, and an http route needs a destination host', () => {
-    const issues = issuesOf(virtualService({ hosts: [], http: [{ route: [{ destination: { subset: 'v1' } }] }, { match: [] }] }));
+    const issues = issuesOf(virtualService({ hosts: [], http: [{ match: [{ uri: { prefix: '/a' } }], route: [{ destination: { subset: 'v1' } }] }, { match: [] }] }));
     assert.deepEqual(issues.map((i) => i.path), ['spec.hosts', 'spec.http[0].route[0].destination.host', 'spec.http[1].route']);
     assert.ok(issues.every((i) => i.severity === 'error' && i.code === 'MP_RULE_INVALID'));
   });

@@ -218,7 +218,7 @@ describe('ServiceEntry and WorkloadEntry mistakes', () => {
     ['the host "*"', serviceEntry('e', { hosts: ['*'], ports }), 'spec.hosts[0]', /not a valid host/],
     ['ports that are not a list', serviceEntry('e', { hosts: ['a.example.com'], ports: { https: 443 } }), 'spec.ports', /must be a list/],
     ['a port without a name', serviceEntry('e', { hosts: ['a.example.com'], ports: [{ number: 443 }] }), 'spec.ports[0].name', /is required/],
-    ['a port number listed twice', serviceEntry('e', { hosts: ['a.example.com'], ports: [...ports, { number: 443, name: 'other' }] }), 'spec.ports[1]', /listed twice/],
+    ['a port number listed twice', serviceEntry('e', { hosts: ['a.example.com'], ports: [...ports, { number: 443, name: 'other' }] }), 'spec.ports[1].number', /listed twice/],
     ['an unknown protocol', serviceEntry('e', { hosts: ['a.example.com'], ports: [{ number: 443, name: 'x', protocol: 'QUIC' }] }), 'spec.ports[0].protocol', /not a protocol/],
     ['a misspelt resolution', serviceEntry('e', { hosts: ['a.example.com'], ports, resolution: 'DNS_RR' }), 'spec.resolution', /one of NONE, STATIC, DNS, DNS_ROUND_ROBIN/],
     ['an unknown location', serviceEntry('e', { hosts: ['a.example.com'], ports, location: 'OUTSIDE' }), 'spec.location', /MESH_EXTERNAL/],
@@ -228,9 +228,9 @@ describe('ServiceEntry and WorkloadEntry mistakes', () => {
     ['both workloadSelector and endpoints', serviceEntry('e', { hosts: ['a.example.com'], ports, resolution: 'STATIC', workloadSelector: { labels: { app: 'a' } }, endpoints: [{ address: '10.0.0.1' }] }), 'spec.workloadSelector', /cannot be used together/],
     ['an endpoint port naming no port of the entry', serviceEntry('e', { hosts: ['a.example.com'], ports, resolution: 'STATIC', endpoints: [{ address: '10.0.0.1', ports: { https: 8443 } }] }), 'spec.endpoints[0].ports.https', /use one of tls/],
     ['an address that is not an IP or CIDR', serviceEntry('e', { hosts: ['a.example.com'], ports, addresses: ['example'] }), 'spec.addresses[0]', /not an IP address or CIDR/],
-    ['a Unix socket endpoint, which Envoy refuses as an IP', serviceEntry('e', { hosts: ['a.example.com'], ports, resolution: 'STATIC', endpoints: [{ address: 'unix:///var/run/a.sock' }] }), 'spec.endpoints[0].address', /Unix domain socket/],
+    ['a Unix socket endpoint with a relative path', serviceEntry('e', { hosts: ['a.example.com'], ports, resolution: 'STATIC', endpoints: [{ address: 'unix://run/a.sock' }] }), 'spec.endpoints[0].address', /Unix domain socket/],
     ['a WorkloadEntry without an address', workloadEntry('vm', { labels: { app: 'a' } }), 'spec.address', /is required/],
-    ['a WorkloadEntry on a Unix socket', workloadEntry('vm', { address: 'unix:///var/run/vm.sock' }), 'spec.address', /Unix domain socket/],
+    ['a WorkloadEntry on a Unix socket that is a directory', workloadEntry('vm', { address: 'unix:///var/run/' }), 'spec.address', /Unix domain socket/],
     ['a WorkloadEntry port that is not a number', workloadEntry('vm', { address: '10.0.0.1', ports: { http: 'eighty' } }), 'spec.ports.http', /port number/],
   ];
   for (const [what, object, path, message] of mistakes) {

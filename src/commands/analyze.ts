@@ -7,6 +7,7 @@ import { MeshpilotError } from '../errors.ts';
 import { buildPushContext } from '../model/push-context.ts';
 import type { ValidationIssue } from '../model/rules.ts';
 import { loadDirectory } from '../sources/config-dir.ts';
+import type { ConvertedObjects } from '../sources/kube-objects.ts';
 import { readMeshConfig } from '../sources/mesh-config-file.ts';
 import { requireDirectory } from './render.ts';
 import type { ErrorCode } from '../errors.ts';
@@ -38,15 +39,20 @@ async function meshConfigFindings(file: string): Promise<Finding[]> {
 /** Everything wrong in a directory: objects left out, rule problems, and what rules refer to but nothing defines. */
 export async function analyzeDirectory(dir: string, meshConfigFile?: string): Promise<Finding[]> {
   await requireDirectory(dir, 'analyze');
-  const converted = await loadDirectory(dir);
+  const findings = analyzeObjects(await loadDirectory(dir));
+  if (meshConfigFile) findings.push(...(await meshConfigFindings(meshConfigFile)));
+  return findings.sort((a, b) => (a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1));
+}
+
+/** What analyze reports for objects already read: their own problems, then their rules' against the whole set. */
+export function analyzeObjects(converted: ConvertedObjects): Finding[] {
   const push = buildPushContext(converted);
   const findings: Finding[] = [...converted.rejected, ...converted.warnings].flatMap((r) => r.issues.map((issue) => finding(issue, r.source.location, r.object)));
   for (const { rule, issues } of push.ruleStatus.values()) {
     const object = `${rule.meta.kind} ${rule.meta.namespace}/${rule.meta.name}`;
     for (const issue of [...(rule.meta.warnings ?? []), ...issues]) findings.push(finding(issue, rule.meta.source.location, object));
   }
-  if (meshConfigFile) findings.push(...(await meshConfigFindings(meshConfigFile)));
-  return findings.sort((a, b) => (a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1));
+  return findings;
 }
 
 export function formatFinding(f: Finding): string {

@@ -192,6 +192,8 @@ export interface ConnectionPoolSettings {
     readonly h2UpgradePolicy?: 'DEFAULT' | 'DO_NOT_UPGRADE' | 'UPGRADE';
     readonly maxConcurrentStreams?: number;
     readonly useClientProtocol?: boolean;
+    /** HTTP/2 PINGs on an HTTP/2 upstream connection. */
+    readonly http2KeepAlive?: { readonly interval?: string; readonly timeout?: string };
   };
 }
 

@@ -73,10 +73,25 @@ export function checkStringMatch(value: unknown, path: string, exactlyOne: boole
     if (typeof operand !== 'string') {
       issues.error(`${path}.${key}`, `must be a string, got ${describeType(operand)}: quote it`);
     } else if (key === 'regex') {
-      const problem = checkRe2Regex(operand);
-      if (problem) issues.error(`${path}.regex`, `does not compile as an RE2 regex (${problem}): fix the pattern (see https://github.com/google/re2/wiki/Syntax)`);
+      checkRegex(operand, `${path}.regex`, issues);
+    } else if (key === 'prefix' && operand === '') {
+      issues.error(`${path}.prefix`, 'is empty, which Istio refuses: write prefix: "/" to match everything, or remove the match');
     }
   }
+}
+
+/** Istio's regex rules: not empty, at most 1024 characters, and RE2 (as Envoy compiles it). */
+export function checkRegex(pattern: string, path: string, issues: IssueList): void {
+  if (pattern === '') {
+    issues.error(path, 'is empty, which Istio refuses: write a pattern, or use prefix: "/" to match everything');
+    return;
+  }
+  if (pattern.length > 1024) {
+    issues.error(path, `is ${pattern.length} characters, over the 1024 Istio allows: shorten the pattern`);
+    return;
+  }
+  const problem = checkRe2Regex(pattern);
+  if (problem) issues.error(path, `does not compile as an RE2 regex (${problem}): fix the pattern (see https://github.com/google/re2/wiki/Syntax)`);
 }
 
 
@@ -98,6 +113,8 @@ export function checkDuration(value: unknown, path: string, issues: IssueList, o
     issues.error(path, `"${text ?? ''}" is longer than protobuf's largest duration (315576000000s, about 10,000 years): use a shorter one`);
   } else if (nanos < 1_000_000n && !(options.allowZero && nanos === 0n)) {
     issues.error(path, `"${text ?? ''}" is shorter than 1ms: use a duration of at least 1ms`);
+  } else if (nanos % 1_000_000n !== 0n) {
+    issues.error(path, `"${text ?? ''}" is finer than a millisecond, which Istio refuses: round it to whole milliseconds`);
   } else if (nanos >= (BigInt(maxSeconds) + 1n) * 1_000_000_000n) {
     issues.error(path, `"${text ?? ''}" is longer than Envoy accepts here (at most ${maxSeconds}s): use a shorter duration`);
   }

@@ -3,7 +3,7 @@
 import type { AuthorizationPolicySpec, DestinationRuleSpec, PeerAuthenticationSpec, Rule, RuleKind, SidecarSpec, ValidationIssue, VirtualServiceSpec } from '../model/rules.ts';
 import type { SourceRef } from '../model/service.ts';
 import type { Fields } from './object-fields.ts';
-import { describeType, isDns1123Label, isFields, isIpAddress, isPortNumber, isWildcardDomain, readMeta } from './object-fields.ts';
+import { describeType, isCidr, isDns1123Label, isFields, isIpAddress, isPortNumber, isWildcardDomain, readMeta } from './object-fields.ts';
 import { checkBoolean, checkStringMatch, isHeaderName, IssueList, mapAt, mapsIn, stringsIn } from './istio-fields.ts';
 import { checkIstioFields } from './istio-schema.ts';
 import { checkHeaders, checkHttpRoutePolicies } from './istio-route-policy.ts';
@@ -11,6 +11,7 @@ import { validatePeerAuthenticationSpec } from './istio-peer-authentication.ts';
 import { validateSidecarSpec } from './istio-sidecar.ts';
 import { validateAuthorizationPolicySpec } from './istio-authorization.ts';
 import { checkTrafficPolicy } from './istio-traffic-policy.ts';
+import { analyzeVirtualService, hostCovers } from './istio-vs-analysis.ts';
 
 export { checkRe2Regex } from '../model/re2.ts';
 
@@ -39,18 +40,29 @@ function checkMatch(match: Fields, path: string, issues: IssueList): void {
       checkStringMatch(entry, entryPath, false, issues);
     }
   }
-  if (match['port'] !== undefined && !isPortNumber(match['port'])) {
-    issues.error(`${path}.port`, `must be a port number 1..65535, got ${describeType(match['port'])}: fix the number`);
-  }
+  checkMatchPort(match['port'], `${path}.port`, issues);
   checkLabels(match['sourceLabels'], `${path}.sourceLabels`, issues);
+  const sourceNamespace = match['sourceNamespace'];
+  if (sourceNamespace !== undefined && (typeof sourceNamespace !== 'string' || !isDns1123Label(sourceNamespace))) {
+    issues.error(`${path}.sourceNamespace`, `${describeType(sourceNamespace)} is not a namespace name: use a DNS label such as bookinfo`);
+  }
   checkBoolean(match['ignoreUriCase'], `${path}.ignoreUriCase`, issues);
   stringsIn(match['gateways'], `${path}.gateways`, issues);
 }
+
+/** Port 0 is unset in Istio's proto: the match leaves the port out. */
+function checkMatchPort(port: unknown, path: string, issues: IssueList): void {
+  if (port !== undefined && port !== 0 && !isPortNumber(port)) issues.error(path, `must be a port number 1..65535, got ${describeType(port)}: fix the number`);
+}
+
+/** Kubernetes' label value: at most 63 characters, alphanumerics with "-", "_" and "." inside. */
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 
 function checkLabels(value: unknown, path: string, issues: IssueList): void {
   const labels = mapAt(value, path, 'labels: { version: v1 }', issues);
   for (const [key, label] of Object.entries(labels ?? {})) {
     if (typeof label !== 'string') issues.error(`${path}.${key}`, `must be a string, got ${describeType(label)}: quote it, e.g. ${key}: "${String(label)}"`);
+    else if (!LABEL_VALUE.test(label)) issues.error(`${path}.${key}`, `"${label}" is not a label value: at most 63 letters, digits, "-", "_" and ".", starting and ending with a letter or digit`);
   }
 }
 
@@ -74,6 +86,8 @@ function checkDestination(value: unknown, path: string, issues: IssueList): void
   const host = value['host'];
   if (typeof host !== 'string') {
     issues.error(`${path}.host`, host === undefined ? 'is missing: name the service to send traffic to, e.g. host: reviews' : `must be a string, got ${describeType(host)}: quote it`);
+  } else if (host === '*') {
+    issues.error(`${path}.host`, '"*" is not a destination: name the service to send traffic to, e.g. host: reviews');
   } else {
     checkHost(host, `${path}.host`, false, issues);
   }
@@ -130,26 +144,53 @@ function checkHttpRoute(route: Fields, path: string, issues: IssueList): void {
   const answersItself = route['redirect'] !== undefined || route['directResponse'] !== undefined || route['delegate'] !== undefined;
   if (hasRoute && route['redirect'] !== undefined) {
     issues.error(`${path}.redirect`, 'an HTTP route cannot have both route and redirect: keep one of them');
+  } else if (hasRoute && route['directResponse'] !== undefined) {
+    issues.error(`${path}.directResponse`, 'an HTTP route cannot have both route and directResponse: keep one of them');
   } else if (!hasRoute && !answersItself) {
     issues.error(`${path}.route`, 'is empty: add at least one destination, e.g. route: [{ destination: { host: reviews } }]');
   }
   checkRouteDestinations(routeValue, `${path}.route`, issues);
   if (route['mirror'] !== undefined) checkDestination(route['mirror'], `${path}.mirror`, issues);
+  for (const [index, mirror] of mapsIn(route['mirrors'], `${path}.mirrors`, 'mirror policy', issues)) {
+    checkDestination(mirror['destination'], `${path}.mirrors[${index}].destination`, issues);
+  }
   checkHttpRoutePolicies(route, path, issues);
 }
 
 function checkTcpRoute(route: Fields, path: string, issues: IssueList): void {
   for (const [index, match] of mapsIn(route['match'], `${path}.match`, 'match', issues)) {
     const matchPath = `${path}.match[${index}]`;
-    if (match['port'] !== undefined && !isPortNumber(match['port'])) {
-      issues.error(`${matchPath}.port`, `must be a port number 1..65535, got ${describeType(match['port'])}: fix the number`);
-    }
+    checkMatchPort(match['port'], `${matchPath}.port`, issues);
     checkLabels(match['sourceLabels'], `${matchPath}.sourceLabels`, issues);
+    for (const [subnetIndex, subnet] of stringsIn(match['destinationSubnets'], `${matchPath}.destinationSubnets`, issues)) {
+      if (!isIpAddress(subnet) && !isCidr(subnet)) issues.error(`${matchPath}.destinationSubnets[${subnetIndex}]`, `"${subnet}" is not an IP address or CIDR block, e.g. 10.1.0.0/16`);
+    }
   }
   const routeValue = route['route'];
   if (!Array.isArray(routeValue) || routeValue.length === 0) {
     issues.error(`${path}.route`, 'is empty: add at least one destination, e.g. route: [{ destination: { host: mongo } }]');
   }
+  checkRouteDestinations(routeValue, `${path}.route`, issues);
+}
+
+/** Validated as Istio does, though meshpilot serves no TLS routes (MP_UNSUPPORTED says so). */
+function checkTlsRoute(route: Fields, path: string, hosts: readonly string[], issues: IssueList): void {
+  const matches = mapsIn(route['match'], `${path}.match`, 'TLS match', issues);
+  if (matches.length === 0) issues.error(`${path}.match`, 'is required: a TLS route matches on sniHosts, e.g. match: [{ sniHosts: [api.example.com] }]');
+  for (const [index, match] of matches) {
+    const matchPath = `${path}.match[${index}]`;
+    const sniHosts = stringsIn(match['sniHosts'], `${matchPath}.sniHosts`, issues);
+    if (sniHosts.length === 0) issues.error(`${matchPath}.sniHosts`, 'is required: list the server names this route takes');
+    for (const [sniIndex, sni] of sniHosts) {
+      if (!checkHost(sni, `${matchPath}.sniHosts[${sniIndex}]`, false, issues)) continue;
+      if (!hosts.some((host) => hostCovers(host, sni) || hostCovers(sni, host))) {
+        issues.error(`${matchPath}.sniHosts[${sniIndex}]`, `"${sni}" is not one of the rule's hosts (${hosts.join(', ')}): an SNI host must match one of them`);
+      }
+    }
+    checkMatchPort(match['port'], `${matchPath}.port`, issues);
+  }
+  const routeValue = route['route'];
+  if (!Array.isArray(routeValue) || routeValue.length === 0) issues.error(`${path}.route`, 'is empty: add at least one destination, e.g. route: [{ destination: { host: api.example.com } }]');
   checkRouteDestinations(routeValue, `${path}.route`, issues);
 }
 
@@ -182,6 +223,10 @@ export function validateVirtualServiceSpec(spec: unknown): ValidationIssue[] {
   for (const [index, route] of mapsIn(spec['tcp'], 'spec.tcp', 'TCP route', issues)) {
     checkTcpRoute(route, `spec.tcp[${index}]`, issues);
   }
+  for (const [index, route] of mapsIn(spec['tls'], 'spec.tls', 'TLS route', issues)) {
+    checkTlsRoute(route, `spec.tls[${index}]`, hosts.map(([, host]) => host), issues);
+  }
+  analyzeVirtualService(spec, hosts, issues);
   stringsIn(spec['exportTo'], 'spec.exportTo', issues);
   return issues.issues;
 }

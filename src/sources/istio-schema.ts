@@ -178,7 +178,6 @@ const MESSAGES: Readonly<Record<string, MessageSchema>> = {
       ...scalars('http1MaxPendingRequests', 'http2MaxRequests', 'maxRequestsPerConnection', 'maxRetries', 'idleTimeout', 'h2UpgradePolicy', 'useClientProtocol', 'maxConcurrentStreams'),
       http2KeepAlive: one('ConnectionKeepalive'),
     },
-    unsupported: { http2KeepAlive: IGNORED },
   },
   ConnectionKeepalive: { what: 'HTTP/2 keepalive', fields: scalars('interval', 'timeout') },
   OutlierDetection: {

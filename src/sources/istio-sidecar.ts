@@ -22,13 +22,33 @@ function checkEgressHost(host: string, path: string, issues: IssueList): void {
   if (!isWildcardDomain(dnsName)) {
     issues.error(path, `"${dnsName}" is not a host: use *, a FQDN such as reviews.bookinfo.svc.cluster.local, or *.suffix`);
   } else if (dnsName !== '*' && !dnsName.includes('.')) {
-    issues.warn(path, `"${dnsName}" is a short name, and Sidecar hosts are compared with full names: write ${dnsName}.${namespace === '.' || namespace === '*' || namespace === '~' ? '<namespace>' : namespace}.svc.cluster.local`);
+    issues.error(path, `"${dnsName}" is a short name, which Istio refuses in a Sidecar (hosts are compared with full names): write ${dnsName}.${namespace === '.' || namespace === '*' || namespace === '~' ? '<namespace>' : namespace}.svc.cluster.local`);
   }
 }
 
-function checkPort(value: unknown, path: string, issues: IssueList): number | undefined {
+const PROTOCOLS = ['HTTP', 'HTTPS', 'HTTP2', 'GRPC', 'GRPC-WEB', 'TCP', 'TLS', 'UDP', 'MONGO', 'MYSQL', 'REDIS', 'HBONE'];
+
+/** Istio's warnings about egress hosts: one written twice, or others next to the all-importing one. */
+function warnRedundantHosts(hosts: readonly (readonly [number, string])[], path: string, issues: IssueList): void {
+  const seen = new Map<string, number>();
+  for (const [index, host] of hosts) {
+    const first = seen.get(host);
+    if (first !== undefined) issues.warn(`${path}.hosts[${index}]`, `"${host}" is already listed at ${path}.hosts[${first}]: remove one`, 'MP_RULE_WARNING');
+    else seen.set(host, index);
+  }
+  if (hosts.length > 1 && hosts.some(([, host]) => host === '*/*')) {
+    issues.warn(`${path}.hosts`, '"*/*" already imports every service, so the other hosts add nothing: keep "*/*" alone', 'MP_RULE_WARNING');
+  }
+}
+
+function checkPort(value: unknown, path: string, issues: IssueList, unixBind = false): number | undefined {
   const port = mapAt(value, path, 'port: { number: 9080, protocol: HTTP, name: http }', issues);
   if (!port) return undefined;
+  if (typeof port['protocol'] === 'string' && !PROTOCOLS.includes(port['protocol'].toUpperCase())) {
+    issues.error(`${path}.protocol`, `"${port['protocol']}" is not a protocol Istio knows: use one of ${PROTOCOLS.join(', ')}`);
+  }
+  // As Istio: a listener on a Unix domain socket has port 0.
+  if (unixBind && (port['number'] === 0 || port['number'] === undefined)) return undefined;
   if (!isPortNumber(port['number'])) {
     issues.error(`${path}.number`, `must be a port number 1..65535, got ${describeType(port['number'])}: give the service port this listener is for, e.g. number: 9080`);
     return undefined;
@@ -46,7 +66,10 @@ function checkEgress(listener: Fields, path: string, issues: IssueList): number 
     issues.error(`${path}.hosts`, `is empty: list the hosts this proxy may reach as namespace/host (${HOST_EXAMPLE})`);
   }
   for (const [index, host] of hosts) checkEgressHost(host, `${path}.hosts[${index}]`, issues);
-  return listener['port'] === undefined ? undefined : checkPort(listener['port'], `${path}.port`, issues);
+  warnRedundantHosts(hosts, path, issues);
+  const unixBind = typeof listener['bind'] === 'string' && listener['bind'].startsWith('unix://');
+  if (unixBind) issues.warn(`${path}.bind`, 'is a Unix domain socket listener, which meshpilot does not implement: this listener is not served', 'MP_UNSUPPORTED');
+  return listener['port'] === undefined ? undefined : checkPort(listener['port'], `${path}.port`, issues, unixBind);
 }
 
 function checkEgressListeners(value: unknown, issues: IssueList): void {
@@ -86,11 +109,16 @@ export function validateSidecarSpec(spec: unknown): ValidationIssue[] {
   if (selector) {
     const labels = mapAt(selector['labels'], 'spec.workloadSelector.labels', 'labels: { app: productpage }', issues);
     if (!labels || Object.keys(labels).length === 0) {
-      issues.error('spec.workloadSelector.labels', 'is empty: name the pod labels this Sidecar applies to (e.g. labels: { app: productpage }), or remove workloadSelector to apply it to the whole namespace');
+      issues.warn('spec.workloadSelector', 'has no labels, so it selects every workload in its namespace (as Istio warns): name the pod labels, e.g. labels: { app: productpage }, or remove workloadSelector', 'MP_RULE_WARNING');
     }
     for (const [key, label] of Object.entries(labels ?? {})) {
       if (typeof label !== 'string') issues.error(`spec.workloadSelector.labels.${key}`, `must be a string, got ${describeType(label)}: quote it`);
+      else if (key === '' || key.includes('*') || label.includes('*')) issues.error(`spec.workloadSelector.labels.${key}`, `"${key}=${label}" is not a label to select on: a selector takes exact labels, without "*" or an empty key`);
     }
+  }
+  for (const [index, listener] of mapsIn(spec['ingress'], 'spec.ingress', 'ingress listener', issues)) {
+    if (listener['port'] === undefined) issues.error(`spec.ingress[${index}].port`, 'is required: give the port this ingress listener takes, e.g. port: { number: 9080, protocol: HTTP, name: http }');
+    else checkPort(listener['port'], `spec.ingress[${index}].port`, issues);
   }
   if (spec['egress'] === undefined && spec['outboundTrafficPolicy'] === undefined && spec['ingress'] === undefined) {
     issues.error('spec.egress', 'is missing, and nothing else is set: add egress hosts, e.g. egress: [{ hosts: ["./*", "istio-system/*"] }]');
@@ -99,6 +127,9 @@ export function validateSidecarSpec(spec: unknown): ValidationIssue[] {
   const policy = mapAt(spec['outboundTrafficPolicy'], 'spec.outboundTrafficPolicy', 'outboundTrafficPolicy: { mode: REGISTRY_ONLY }', issues);
   if (policy) {
     checkEnum(policy['mode'], ['ALLOW_ANY', 'REGISTRY_ONLY'], 'spec.outboundTrafficPolicy.mode', issues);
+    if (policy['egressProxy'] !== undefined && policy['mode'] !== 'ALLOW_ANY') {
+      issues.error('spec.outboundTrafficPolicy.egressProxy', 'is only taken with mode ALLOW_ANY, as in Istio: set mode: ALLOW_ANY or remove egressProxy');
+    }
   }
   return issues.issues;
 }

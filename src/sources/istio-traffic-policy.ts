@@ -10,9 +10,26 @@ const TLS_MODES = ['DISABLE', 'SIMPLE', 'MUTUAL', 'ISTIO_MUTUAL'];
 const H2_UPGRADE = ['DEFAULT', 'DO_NOT_UPGRADE', 'UPGRADE'];
 const MAX_INT32 = 2_147_483_647;
 
+/** Istio's slow start: a window is required, the floor is a percentage, the aggression positive. */
+function checkWarmup(value: unknown, path: string, issues: IssueList): void {
+  const warmup = mapAt(value, path, 'warmup: { duration: 60s }', issues);
+  if (!warmup) return;
+  if (warmup['duration'] === undefined) issues.error(`${path}.duration`, 'is required: give the slow-start window, e.g. duration: 60s');
+  checkDuration(warmup['duration'], `${path}.duration`, issues);
+  const minimum = warmup['minimumPercent'];
+  if (minimum !== undefined && (typeof minimum !== 'number' || minimum < 0 || minimum > 100)) {
+    issues.error(`${path}.minimumPercent`, `must be a percentage from 0 to 100, got ${describeType(minimum)}`);
+  }
+  const aggression = warmup['aggression'];
+  if (aggression !== undefined && (typeof aggression !== 'number' || aggression <= 0)) {
+    issues.error(`${path}.aggression`, `must be a number above 0 (1 ramps up linearly), got ${describeType(aggression)}`);
+  }
+}
+
 function checkLoadBalancer(value: unknown, path: string, issues: IssueList): void {
   const lb = mapAt(value, path, 'loadBalancer: { simple: LEAST_REQUEST }', issues);
   if (!lb) return;
+  checkWarmup(lb['warmup'], `${path}.warmup`, issues);
   if (lb['simple'] !== undefined && lb['consistentHash'] !== undefined) {
     issues.error(path, 'has both simple and consistentHash: a load balancer is one or the other; keep one');
   }
@@ -34,12 +51,17 @@ function checkLoadBalancer(value: unknown, path: string, issues: IssueList): voi
     checkDuration(cookie['ttl'], `${hashPath}.httpCookie.ttl`, issues, { allowZero: true });
   }
   if (hash['ringHash'] !== undefined && hash['maglev'] !== undefined) issues.error(hashPath, 'has both ringHash and maglev: choose one');
+  if (hash['minimumRingSize'] !== undefined && (hash['ringHash'] !== undefined || hash['maglev'] !== undefined)) {
+    issues.error(`${hashPath}.minimumRingSize`, 'cannot be set with ringHash or maglev: move it to ringHash.minimumRingSize');
+  } else if (hash['minimumRingSize'] !== undefined) {
+    issues.warn(`${hashPath}.minimumRingSize`, 'is deprecated in Istio: write ringHash: { minimumRingSize: ... } instead (it is honoured)', 'MP_RULE_WARNING');
+  }
   const ring = mapAt(hash['ringHash'], `${hashPath}.ringHash`, 'ringHash: { minimumRingSize: 1024 }', issues);
   if (ring) checkInteger(ring['minimumRingSize'], `${hashPath}.ringHash.minimumRingSize`, issues, 1, 8_388_608);
   checkInteger(hash['minimumRingSize'], `${hashPath}.minimumRingSize`, issues, 1, 8_388_608);
   const maglev = mapAt(hash['maglev'], `${hashPath}.maglev`, 'maglev: { tableSize: 65537 }', issues);
   if (maglev) {
-    checkInteger(maglev['tableSize'], `${hashPath}.maglev.tableSize`, issues, 1, 5_000_011);
+    checkInteger(maglev['tableSize'], `${hashPath}.maglev.tableSize`, issues, 1, 5_000_010);
     const size = maglev['tableSize'];
     if (typeof size === 'number' && Number.isInteger(size) && size >= 1 && !isPrime(size)) {
       issues.error(`${hashPath}.maglev.tableSize`, `${size} is not a prime number, which Envoy requires of a Maglev table: use a prime such as 65537`);
@@ -50,9 +72,11 @@ function checkLoadBalancer(value: unknown, path: string, issues: IssueList): voi
 function checkConnectionPool(value: unknown, path: string, issues: IssueList): void {
   const pool = mapAt(value, path, 'connectionPool: { tcp: { maxConnections: 100 } }', issues);
   if (!pool) return;
+  if (pool['tcp'] === undefined && pool['http'] === undefined) issues.error(path, 'is empty: set tcp or http limits, or remove connectionPool');
   const tcp = mapAt(pool['tcp'], `${path}.tcp`, 'tcp: { maxConnections: 100, connectTimeout: 30ms }', issues);
   if (tcp) {
-    checkInteger(tcp['maxConnections'], `${path}.tcp.maxConnections`, issues, 1, MAX_INT32);
+    // 0 is unset in Istio's proto: the default (no limit) stays.
+    checkInteger(tcp['maxConnections'], `${path}.tcp.maxConnections`, issues, 0, MAX_INT32);
     checkDuration(tcp['connectTimeout'], `${path}.tcp.connectTimeout`, issues);
     checkDuration(tcp['maxConnectionDuration'], `${path}.tcp.maxConnectionDuration`, issues);
     const keepalive = mapAt(tcp['tcpKeepalive'], `${path}.tcp.tcpKeepalive`, 'tcpKeepalive: { time: 7200s, interval: 75s }', issues);
@@ -66,7 +90,15 @@ function checkConnectionPool(value: unknown, path: string, issues: IssueList): v
   const http = mapAt(pool['http'], `${path}.http`, 'http: { http1MaxPendingRequests: 10 }', issues);
   if (http) {
     for (const key of ['http1MaxPendingRequests', 'http2MaxRequests', 'maxRetries', 'maxConcurrentStreams']) {
-      checkInteger(http[key], `${path}.http.${key}`, issues, 1, MAX_INT32);
+      checkInteger(http[key], `${path}.http.${key}`, issues, 0, MAX_INT32);
+    }
+    if (http['h2UpgradePolicy'] === 'UPGRADE' && http['useClientProtocol'] === true) {
+      issues.error(`${path}.http.useClientProtocol`, 'cannot be true with h2UpgradePolicy UPGRADE: the two choose the upstream protocol differently; keep one');
+    }
+    const keepalive = mapAt(http['http2KeepAlive'], `${path}.http.http2KeepAlive`, 'http2KeepAlive: { interval: 15s, timeout: 5s }', issues);
+    for (const key of keepalive ? ['interval', 'timeout'] : []) {
+      if (keepalive?.[key] === undefined) issues.error(`${path}.http.http2KeepAlive.${key}`, `is required: give the HTTP/2 PING ${key}, e.g. ${key}: ${key === 'interval' ? '15s' : '5s'}`);
+      checkDuration(keepalive?.[key], `${path}.http.http2KeepAlive.${key}`, issues);
     }
     checkInteger(http['maxRequestsPerConnection'], `${path}.http.maxRequestsPerConnection`, issues, 0, MAX_INT32);
     checkDuration(http['idleTimeout'], `${path}.http.idleTimeout`, issues);
@@ -78,6 +110,9 @@ function checkConnectionPool(value: unknown, path: string, issues: IssueList): v
 function checkOutlierDetection(value: unknown, path: string, issues: IssueList): void {
   const od = mapAt(value, path, 'outlierDetection: { consecutive5xxErrors: 5, interval: 10s }', issues);
   if (!od) return;
+  if (od['consecutiveErrors'] !== undefined && od['consecutiveErrors'] !== 0) {
+    issues.warn(`${path}.consecutiveErrors`, 'is deprecated in Istio: write consecutive5xxErrors or consecutiveGatewayErrors instead', 'MP_RULE_WARNING');
+  }
   for (const key of ['consecutiveErrors', 'consecutive5xxErrors', 'consecutiveGatewayErrors', 'consecutiveLocalOriginFailures']) {
     checkInteger(od[key], `${path}.${key}`, issues, 0);
   }
@@ -103,6 +138,10 @@ function checkTls(value: unknown, path: string, issues: IssueList): void {
       }
     }
   }
+  if (tls['insecureSkipVerify'] === true) {
+    const verifying = ['caCertificates', 'subjectAltNames', 'credentialName'].filter((key) => tls[key] !== undefined);
+    if (verifying.length > 0) issues.error(`${path}.insecureSkipVerify`, `cannot be true with ${verifying.join(' and ')}, which verify the server: remove one or the other`);
+  }
   if (tls['mode'] === 'ISTIO_MUTUAL') {
     for (const key of ['clientCertificate', 'privateKey', 'caCertificates', 'credentialName']) {
       if (tls[key] !== undefined) issues.error(`${path}.${key}`, 'must not be set with mode ISTIO_MUTUAL, which uses the mesh certificates: remove it or use MUTUAL');
@@ -120,6 +159,7 @@ function checkPolicyComponents(policy: Readonly<Record<string, unknown>>, path: 
 export function checkTrafficPolicy(value: unknown, path: string, issues: IssueList): void {
   const policy = mapAt(value, path, 'trafficPolicy: { loadBalancer: { simple: ROUND_ROBIN } }', issues);
   if (!policy) return;
+  if (Object.keys(policy).length === 0) issues.error(path, 'is empty: set at least one of loadBalancer, connectionPool, outlierDetection, tls or portLevelSettings, or remove it');
   checkPolicyComponents(policy, path, issues);
   const seen = new Map<number, number>();
   for (const [index, setting] of mapsIn(policy['portLevelSettings'], `${path}.portLevelSettings`, 'port traffic policy', issues)) {

@@ -85,3 +85,12 @@ export function isIpAddress(value: string): boolean {
 export function isPortNumber(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 65535;
 }
+
+/** An address block, e.g. 10.1.0.0/16 or 2001:db8::/32 (at most 32 bits for IPv4, 128 for IPv6). */
+export function isCidr(value: string): boolean {
+  const slash = value.indexOf('/');
+  if (slash < 0) return false;
+  const address = value.slice(0, slash);
+  const bits = Number(value.slice(slash + 1));
+  return isIpAddress(address) && value.slice(slash + 1) !== '' && Number.isInteger(bits) && bits >= 0 && bits <= (address.includes(':') ? 128 : 32);
+}

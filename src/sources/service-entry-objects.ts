@@ -5,7 +5,7 @@ import type { Endpoint, Locality, Protocol, Service, ServicePort, ServiceResolut
 import { labelsMatch, selectProtocol } from '../model/service.ts';
 import type { PodIndex } from './kube-endpoints.ts';
 import type { Fields, ObjectMeta } from './object-fields.ts';
-import { describeType, fieldsOf, isFields, isIpAddress, isPortNumber, isWildcardDomain, stringMap } from './object-fields.ts';
+import { describeType, fieldsOf, isCidr, isDns1123Label, isFields, isIpAddress, isPortNumber, isWildcardDomain, stringMap } from './object-fields.ts';
 import { checkIstioFields } from './istio-schema.ts';
 import type { ParsedObject, SourcedObject } from './parsed-object.ts';
 import { objectKey, ObjectProblems, rejectedObject, requireName } from './parsed-object.ts';
@@ -44,18 +44,26 @@ const PROTOCOLS: Readonly<Record<string, Protocol>> = {
   UDP: 'UDP', MONGO: 'Mongo', MYSQL: 'MySQL', REDIS: 'Redis',
 };
 
-function isCidr(value: string): boolean {
-  const slash = value.indexOf('/');
-  if (slash < 0) return false;
-  const bits = Number(value.slice(slash + 1));
-  return isIpAddress(value.slice(0, slash)) && Number.isInteger(bits) && bits >= 0 && bits <= 128;
-}
-
 function isUnixAddress(value: string): boolean {
   return value.startsWith('unix://');
 }
 
-const UNIX_REFUSED = 'is a Unix domain socket, which meshpilot does not serve (Envoy refuses it as an IP endpoint): give the workload an IP address';
+/** Istio's rule for a socket address: an abstract `@name`, or an absolute path to a file. */
+function unixAddressProblem(address: string): string | undefined {
+  const socket = address.slice('unix://'.length);
+  if (socket.startsWith('@') && socket.length > 1) return undefined;
+  if (!socket.startsWith('/') || socket.endsWith('/')) return 'is not a Unix domain socket Istio accepts: write unix:///absolute/path/to/file or unix://@abstract-name';
+  return undefined;
+}
+
+/** Istio's selector rule: no empty keys and no wildcards (a selector is exact labels). */
+function checkSelectorLabels(labels: Readonly<Record<string, unknown>>, path: string, problems: ObjectProblems): void {
+  for (const [key, value] of Object.entries(labels)) {
+    if (key === '' || key.includes('*') || (typeof value === 'string' && value.includes('*'))) {
+      problems.error(`${path}.${key}`, `"${key}=${String(value)}" is not a label to select on: a selector takes exact labels, without "*" or an empty key`, 'MP_RULE_INVALID');
+    }
+  }
+}
 
 function checkStringLabels(value: unknown, path: string, problems: ObjectProblems): void {
   if (value === undefined || value === null) return;
@@ -87,6 +95,17 @@ function readWorkload(
     return undefined;
   }
   const address = value['address'];
+  const network = value['network'];
+  if ((address === undefined || address === '') && typeof network === 'string' && network !== '') {
+    // Valid in Istio, which reaches such a workload through its network's gateway.
+    problems.issues.push({
+      code: 'MP_RULE_WARNING',
+      severity: 'warning',
+      path: `${path}.address`,
+      message: `is unset with network "${network}": Istio reaches this workload through that network's gateway, which meshpilot does not implement, so it is not served; give it an address to serve it`,
+    });
+    return undefined;
+  }
   if (typeof address !== 'string' || address === '') {
     problems.error(`${path}.address`, 'is required: give the workload its IP address or DNS name', 'MP_RULE_INVALID');
     return undefined;
@@ -96,8 +115,23 @@ function readWorkload(
   if (portsValue !== undefined && portsValue !== null && !isFields(portsValue)) {
     problems.error(`${path}.ports`, `must be a map of port name to number, got ${describeType(portsValue)}: write e.g. ports: { http: 8080 }`, 'MP_RULE_INVALID');
   }
+  if (isUnixAddress(address)) {
+    const problem = unixAddressProblem(address);
+    if (problem) problems.error(`${path}.address`, `"${address}" ${problem}`, 'MP_RULE_INVALID');
+    else if (Object.keys(fieldsOf(portsValue)).length > 0) problems.error(`${path}.ports`, `must be empty with a Unix domain socket address ("${address}"): remove the ports`, 'MP_RULE_INVALID');
+    else {
+      problems.issues.push({
+        code: 'MP_UNSUPPORTED',
+        severity: 'warning',
+        path: `${path}.address`,
+        message: `"${address}" is a Unix domain socket endpoint, which meshpilot does not implement: this workload is not served`,
+      });
+    }
+    return undefined;
+  }
   for (const [name, port] of Object.entries(fieldsOf(portsValue))) {
-    if (!isPortNumber(port)) problems.error(`${path}.ports.${name}`, `must be a port number 1..65535, got ${describeType(port)}`, 'MP_RULE_INVALID');
+    if (!isDns1123Label(name)) problems.error(`${path}.ports.${name}`, `"${name}" is not a port name: a port name is a DNS-1123 label (lowercase letters, digits and "-"), as the ServiceEntry's port it names`, 'MP_RULE_INVALID');
+    else if (!isPortNumber(port)) problems.error(`${path}.ports.${name}`, `must be a port number 1..65535, got ${describeType(port)}`, 'MP_RULE_INVALID');
     else if (portNames && !portNames.includes(name)) {
       problems.error(`${path}.ports.${name}`, `names no port of this ServiceEntry: use one of ${portNames.join(', ')}`, 'MP_RULE_INVALID');
     } else ports[name] = port;
@@ -157,8 +191,13 @@ function readPorts(spec: Fields, problems: ObjectProblems): ServicePort[] {
       problems.error(`${path}.name`, 'is required: name the port (endpoints and WorkloadEntries refer to it by name), e.g. name: https', 'MP_RULE_INVALID');
       return;
     }
+    if (!isDns1123Label(name)) {
+      problems.error(`${path}.name`, `"${name}" is not a port name: a port name is a DNS-1123 label (lowercase letters, digits and "-"), e.g. https`, 'MP_RULE_INVALID');
+      return;
+    }
     if (names.has(name) || numbers.has(number)) {
-      problems.error(path, `port ${names.has(name) ? `name "${name}"` : `number ${number}`} is listed twice: give each port a unique name and number`, 'MP_RULE_INVALID');
+      const field = names.has(name) ? 'name' : 'number';
+      problems.error(`${path}.${field}`, `port ${field === 'name' ? `name "${name}"` : `number ${number}`} is listed twice: give each port a unique name and number`, 'MP_RULE_INVALID');
       return;
     }
     if (protocol !== undefined && (typeof protocol !== 'string' || !(protocol.toUpperCase() in PROTOCOLS))) {
@@ -191,10 +230,6 @@ function readEnum<T extends string>(spec: Fields, field: string, allowed: readon
 
 function checkEndpointAddress(resolution: ServiceResolution, address: string, path: string, problems: ObjectProblems): void {
   if (isIpAddress(address)) return;
-  if (isUnixAddress(address)) {
-    problems.error(path, `"${address}" ${UNIX_REFUSED}`, 'MP_RULE_INVALID');
-    return;
-  }
   if (resolution === 'DNS' || resolution === 'DNS_ROUND_ROBIN') {
     if (!isWildcardDomain(address) || address.includes('*')) problems.error(path, `"${address}" is neither an IP address nor a DNS name`, 'MP_RULE_INVALID');
     return;
@@ -222,7 +257,12 @@ export function parseServiceEntry(input: SourcedObject, object: Fields, kind: st
     hostsValue.forEach((host: unknown, index) => {
       if (typeof host !== 'string' || host === '*' || !isWildcardDomain(host)) {
         problems.error(`spec.hosts[${index}]`, `${describeType(host)} is not a valid host: use a DNS name such as api.example.com or *.example.com (not "*")`, 'MP_RULE_INVALID');
-      } else hosts.push(host.toLowerCase());
+        return;
+      }
+      if (host.includes('*') && !host.startsWith('*.')) {
+        problems.issues.push({ code: 'MP_RULE_WARNING', severity: 'warning', path: `spec.hosts[${index}]`, message: `"${host}" is a partial wildcard, which Istio warns about: a wildcard is a whole first label, as in *.example.com` });
+      }
+      hosts.push(host.toLowerCase());
     });
   }
   const addresses: string[] = [];
@@ -231,7 +271,16 @@ export function parseServiceEntry(input: SourcedObject, object: Fields, kind: st
     else problems.error(`spec.addresses[${index}]`, `${describeType(address)} is not an IP address or CIDR block`, 'MP_RULE_INVALID');
   });
   const ports = readPorts(spec, problems);
-  const resolution = readEnum(spec, 'resolution', RESOLUTIONS, 'NONE', problems);
+  // Valid in Istio (a wildcard host resolved per request), not implemented here: the entry is not served.
+  const dynamicDns = spec['resolution'] === 'DYNAMIC_DNS';
+  if (dynamicDns) {
+    problems.issues.push({ code: 'MP_UNSUPPORTED', severity: 'warning', path: 'spec.resolution', message: 'DYNAMIC_DNS is not implemented by meshpilot: this entry is not served; list its hosts with resolution DNS to serve them' });
+  }
+  const resolution = dynamicDns ? 'NONE' : readEnum(spec, 'resolution', RESOLUTIONS, 'NONE', problems);
+  const cidr = (Array.isArray(spec['addresses']) ? (spec['addresses'] as unknown[]) : []).findIndex((address) => typeof address === 'string' && isCidr(address));
+  if (cidr >= 0 && resolution !== 'NONE' && resolution !== 'STATIC') {
+    problems.error(`spec.addresses[${cidr}]`, `is a CIDR block, which only resolution NONE or STATIC takes (not ${resolution}): list single addresses, or use resolution NONE`, 'MP_RULE_INVALID');
+  }
   const location = readEnum(spec, 'location', LOCATIONS, 'MESH_EXTERNAL', problems);
   const sans: string[] = [];
   (Array.isArray(spec['subjectAltNames']) ? (spec['subjectAltNames'] as unknown[]) : []).forEach((san, index) => {
@@ -242,11 +291,28 @@ export function parseServiceEntry(input: SourcedObject, object: Fields, kind: st
   if (selectorValue !== undefined && selectorValue !== null && !isFields(selectorValue)) {
     problems.error('spec.workloadSelector', `must be a map, got ${describeType(selectorValue)}: write workloadSelector: { labels: { app: vm } }`, 'MP_RULE_INVALID');
   }
-  if (isFields(selectorValue)) checkStringLabels(selectorValue['labels'], 'spec.workloadSelector.labels', problems);
+  if (isFields(selectorValue)) {
+    checkStringLabels(selectorValue['labels'], 'spec.workloadSelector.labels', problems);
+    checkSelectorLabels(fieldsOf(selectorValue['labels']), 'spec.workloadSelector.labels', problems);
+    if (Object.keys(fieldsOf(selectorValue['labels'])).length === 0) {
+      problems.issues.push({
+        code: 'MP_RULE_WARNING',
+        severity: 'warning',
+        path: 'spec.workloadSelector',
+        message: `has no labels, so it selects every workload in namespace ${meta.namespace}: add labels, or remove workloadSelector`,
+      });
+    }
+  }
   const workloadSelector = isFields(selectorValue) ? stringMap(selectorValue['labels']) : undefined;
   const endpointsValue = spec['endpoints'];
+  if (resolution === 'NONE' && workloadSelector) {
+    problems.issues.push({ code: 'MP_RULE_WARNING', severity: 'warning', path: 'spec.workloadSelector', message: 'has no effect with resolution NONE, as Istio warns: set resolution STATIC to send to the workloads it selects' });
+  }
   if (workloadSelector && Array.isArray(endpointsValue) && endpointsValue.length > 0) {
     problems.error('spec.workloadSelector', 'cannot be used together with endpoints: keep one of workloadSelector or endpoints', 'MP_RULE_INVALID');
+  }
+  if (resolution === 'NONE' && Array.isArray(endpointsValue) && endpointsValue.length > 0) {
+    problems.error('spec.endpoints', 'must be empty with resolution NONE (the default), which forwards to the address the caller dialled: set resolution STATIC or DNS to use these endpoints', 'MP_RULE_INVALID');
   }
   const endpoints: WorkloadInfo[] = [];
   (Array.isArray(endpointsValue) ? (endpointsValue as unknown[]) : []).forEach((entry, index) => {
@@ -266,7 +332,7 @@ export function parseServiceEntry(input: SourcedObject, object: Fields, kind: st
       }
     });
   }
-  if (problems.hasErrors() || meta.name === undefined) return rejectedObject(input, kind, meta, problems.issues);
+  if (problems.hasErrors() || meta.name === undefined || dynamicDns) return rejectedObject(input, kind, meta, problems.issues);
   const vip = addresses.find((address) => !isCidr(address));
   const services = hosts.map((hostname): Service => ({
     hostname,
@@ -298,9 +364,7 @@ export function parseWorkloadEntry(input: SourcedObject, object: Fields, kind: s
   requireName(meta, problems, 'WorkloadEntry');
   problems.issues.push(...checkIstioFields(object['spec'], 'WorkloadEntry', 'spec', 'MP_RULE_INVALID'));
   const workload = readWorkload(object['spec'], 'spec', meta.namespace, problems, undefined);
-  if (workload && isUnixAddress(workload.address)) {
-    problems.error('spec.address', `"${workload.address}" ${UNIX_REFUSED}`, 'MP_RULE_INVALID');
-  } else if (workload && !isIpAddress(workload.address) && !isWildcardDomain(workload.address)) {
+  if (workload && !isIpAddress(workload.address) && !isWildcardDomain(workload.address)) {
     problems.error('spec.address', `"${workload.address}" is neither an IP address nor a DNS name`, 'MP_RULE_INVALID');
   }
   if (!workload || problems.hasErrors() || meta.name === undefined) return rejectedObject(input, kind, meta, problems.issues);

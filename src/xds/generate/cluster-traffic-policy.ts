@@ -170,13 +170,18 @@ function applyConnectionPool(cluster: JsonObject, policy: PolicyFields, dialect:
   if (http?.maxRequestsPerConnection) common['max_requests_per_connection'] = http.maxRequestsPerConnection;
   if (tcp?.maxConnectionDuration) common['max_connection_duration'] = toDurationJson(tcp.maxConnectionDuration);
   const upgrade = http?.h2UpgradePolicy === 'UPGRADE';
-  if (Object.keys(common).length > 0 || upgrade || http?.maxConcurrentStreams) {
+  const keepalive = http?.http2KeepAlive;
+  if (Object.keys(common).length > 0 || upgrade || http?.maxConcurrentStreams || (keepalive && isHttp2Cluster(cluster))) {
     const options = protocolOptions(cluster);
     if (Object.keys(common).length > 0) options['common_http_protocol_options'] = common;
-    if (upgrade || http?.maxConcurrentStreams) {
-      const http2: JsonObject = http.maxConcurrentStreams ? { max_concurrent_streams: http.maxConcurrentStreams } : {};
-      const explicit = options['explicit_http_config'] as JsonObject | undefined;
-      if (upgrade || explicit?.['http2_protocol_options']) options['explicit_http_config'] = { http2_protocol_options: http2 };
+    // As Istio: stream limits and PING keepalives apply to clusters that speak HTTP/2.
+    if (upgrade || isHttp2Cluster(cluster)) {
+      options['explicit_http_config'] = {
+        http2_protocol_options: {
+          ...(http?.maxConcurrentStreams ? { max_concurrent_streams: http.maxConcurrentStreams } : {}),
+          ...(keepalive?.interval && keepalive.timeout ? { connection_keepalive: { interval: toDurationJson(keepalive.interval), timeout: toDurationJson(keepalive.timeout) } } : {}),
+        },
+      };
     }
   }
 }

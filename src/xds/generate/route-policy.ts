@@ -112,14 +112,13 @@ export function faultConfig(fault: HttpFaultInjection | undefined): JsonObject |
   if (fault.delay?.fixedDelay) {
     body['delay'] = { fixed_delay: toDurationJson(fault.delay.fixedDelay), percentage: fractionalPercent(fault.delay.percentage, fault.delay.percent) };
   }
-  if (fault.abort) {
-    const grpc = fault.abort.grpcStatus !== undefined ? grpcStatusNumber(fault.abort.grpcStatus) : undefined;
-    body['abort'] = {
-      ...(grpc !== undefined ? { grpc_status: grpc } : { http_status: fault.abort.httpStatus ?? 503 }),
-      percentage: fractionalPercent(fault.abort.percentage),
-    };
+  const grpc = fault.abort?.grpcStatus !== undefined ? grpcStatusNumber(fault.abort.grpcStatus) : undefined;
+  const http = fault.abort?.httpStatus;
+  // As Istio: an abort with no error type aborts nothing.
+  if (fault.abort && (grpc !== undefined || http !== undefined)) {
+    body['abort'] = { ...(grpc !== undefined ? { grpc_status: grpc } : { http_status: http ?? 0 }), percentage: fractionalPercent(fault.abort.percentage) };
   }
-  return typed(FAULT_TYPE, body);
+  return Object.keys(body).length > 0 ? typed(FAULT_TYPE, body) : undefined;
 }
 
 /** As Istio: `:authority` or `host` set on a request is a host rewrite, never a header to add. */
