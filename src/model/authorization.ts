@@ -15,16 +15,19 @@ export const UNENFORCEABLE_SOURCE_FIELDS: Readonly<Record<string, string>> = {
   notRequestPrincipals: 'request principals come from a JWT checked by RequestAuthentication, which meshpilot does not implement',
   serviceAccounts: 'is not implemented by meshpilot (write the principal instead: cluster.local/ns/NAMESPACE/sa/NAME)',
   notServiceAccounts: 'is not implemented by meshpilot (write notPrincipals instead)',
+  trustDomains: 'is not implemented by meshpilot (write principals of that trust domain instead)',
+  notTrustDomains: 'is not implemented by meshpilot (write notPrincipals instead)',
 };
 
 /** `when` keys (by prefix) meshpilot cannot enforce, and why. */
 export const UNENFORCEABLE_CONDITIONS: readonly (readonly [string, string])[] = [
   ['request.auth.', 'JWT claims are checked by RequestAuthentication, which meshpilot does not implement'],
   ['experimental.', 'experimental attributes are not implemented by meshpilot'],
+  ['source.trustDomain', 'the caller\'s trust domain is not implemented by meshpilot (match source.principal instead)'],
 ];
 
 const EXACT_KEYS = new Set([
-  'source.ip', 'remote.ip', 'source.namespace', 'source.principal', 'destination.ip', 'destination.port', 'connection.sni',
+  'source.ip', 'remote.ip', 'source.namespace', 'source.principal', 'source.trustDomain', 'destination.ip', 'destination.port', 'connection.sni',
   'request.auth.principal', 'request.auth.audiences', 'request.auth.presenter',
 ]);
 

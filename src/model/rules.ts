@@ -319,6 +319,8 @@ export interface AuthorizationSource {
   readonly notNamespaces?: readonly string[];
   readonly serviceAccounts?: readonly string[];
   readonly notServiceAccounts?: readonly string[];
+  readonly trustDomains?: readonly string[];
+  readonly notTrustDomains?: readonly string[];
   readonly ipBlocks?: readonly string[];
   readonly notIpBlocks?: readonly string[];
   readonly remoteIpBlocks?: readonly string[];

@@ -10,7 +10,7 @@ import { checkIstioFields } from './istio-schema.ts';
 
 const SOURCE_FIELDS = [
   'principals', 'notPrincipals', 'requestPrincipals', 'notRequestPrincipals', 'namespaces', 'notNamespaces',
-  'serviceAccounts', 'notServiceAccounts', 'ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks',
+  'serviceAccounts', 'notServiceAccounts', 'trustDomains', 'notTrustDomains', 'ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks',
 ] as const;
 const OPERATION_FIELDS = ['hosts', 'notHosts', 'ports', 'notPorts', 'methods', 'notMethods', 'paths', 'notPaths'] as const;
 const IP_KEYS = new Set(['source.ip', 'remote.ip', 'destination.ip']);
@@ -80,6 +80,12 @@ function checkEntry(entry: unknown, path: string, shape: EntryShape, issues: Iss
     if (shape === SOURCE_SHAPE && reason !== undefined && entry[field] !== undefined) issues.warn(fieldPath, `${reason}: ${FAILS_CLOSED}`, 'MP_UNSUPPORTED');
   }
   if (set === 0) issues.error(path, `is empty: name at least one of ${shape.names}`);
+  // As Istio: a service account already names its namespace and principal.
+  const accounts = ['serviceAccounts', 'notServiceAccounts'].find((field) => entry[field] !== undefined);
+  const other = ['principals', 'notPrincipals', 'namespaces', 'notNamespaces'].find((field) => entry[field] !== undefined);
+  if (shape === SOURCE_SHAPE && accounts !== undefined && other !== undefined) {
+    issues.error(`${path}.${accounts}`, `cannot be set with ${other}: a service account names its namespace and principal already; keep one of them`);
+  }
 }
 
 function checkCondition(condition: Fields, path: string, issues: IssueList): void {

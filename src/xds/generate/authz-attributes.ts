@@ -71,6 +71,7 @@ export const SOURCE_ATTRIBUTES: Readonly<Record<string, Attribute>> = {
   requestPrincipals: { side: 'principal', build: () => unsupported('request principals need RequestAuthentication (JWT), which meshpilot does not implement') },
   namespaces: { side: 'principal', build: (value) => namespaceName(value) },
   serviceAccounts: { side: 'principal', build: () => unsupported('serviceAccounts is not implemented by meshpilot') },
+  trustDomains: { side: 'principal', build: () => unsupported('trustDomains is not implemented by meshpilot') },
   remoteIpBlocks: { side: 'principal', build: (value) => ({ remote_ip: cidrRange(value) }) },
   ipBlocks: { side: 'principal', build: (value) => ({ direct_remote_ip: cidrRange(value) }) },
 };

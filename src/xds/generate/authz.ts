@@ -48,7 +48,7 @@ const ACTION_ORDER: readonly [AuthorizationAction, RbacAction][] = [
   ['ALLOW', 'ALLOW'],
 ];
 
-const SOURCE_ORDER = ['principals', 'requestPrincipals', 'namespaces', 'serviceAccounts', 'remoteIpBlocks', 'ipBlocks'] as const;
+const SOURCE_ORDER = ['principals', 'requestPrincipals', 'namespaces', 'serviceAccounts', 'trustDomains', 'remoteIpBlocks', 'ipBlocks'] as const;
 const OPERATION_ORDER = ['hosts', 'methods', 'paths', 'ports'] as const;
 
 /** Istio's name for the RBAC policy of one rule. */
