@@ -22,6 +22,12 @@ export interface MeshConfig {
   readonly connectTimeout: string;
   /** Namespace whose Sidecar without workloadSelector is every namespace's default; `istio-system` when unset. */
   readonly rootNamespace?: string;
+  /** `defaultServiceExportTo`, `defaultVirtualServiceExportTo`, `defaultDestinationRuleExportTo`: unset is `*`. */
+  readonly defaultExportTo?: {
+    readonly service?: readonly string[];
+    readonly virtualService?: readonly string[];
+    readonly destinationRule?: readonly string[];
+  };
   /** Where the settings came from (a file path), or `defaults`. */
   readonly source: string;
 }

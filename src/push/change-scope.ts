@@ -52,7 +52,7 @@ function ruleHosts(rule: Rule): string[] {
     ...(rule.spec.http ?? []).flatMap((h) => [...(h.route ?? []).map((r) => r.destination.host), ...(h.mirror ? [h.mirror.host] : [])]),
     ...(rule.spec.tcp ?? []).flatMap((t) => (t.route ?? []).map((r) => r.destination.host)),
   ];
-  return [...rule.spec.hosts, ...destinations].map((host) => resolveShortName(host, ns));
+  return [...(rule.spec.hosts ?? []), ...destinations].map((host) => resolveShortName(host, ns));
 }
 
 export interface ChangeScope {
@@ -102,6 +102,8 @@ export function computeChangeScope(
       continue;
     }
     if (!rule || !SCOPED_RULE_KINDS.has(rule.meta.kind)) return { scope: FULL_SCOPE, kinds: ['full', `rule ${key}`] };
+    // A delegate's routes serve the hosts of whichever roots name it.
+    if (isVirtualService(rule) && (rule.spec.hosts ?? []).length === 0) return { scope: FULL_SCOPE, kinds: ['full', `delegate ${key}`] };
     kinds.push(rule.meta.kind);
     for (const r of [afterRules.get(key), beforeRules.get(key)]) {
       if (r) for (const host of ruleHosts(r)) edsHosts.add(host);
