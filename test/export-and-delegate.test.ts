@@ -187,6 +187,14 @@ describe('the DestinationRule a proxy applies: its namespace, then what the serv
     });
   }
 
+  it('a namespace\'s own rule for another namespace\'s service gives its proxies that rule\'s subsets', () => {
+    const own = rule('DestinationRule', 'reviews-canary', 'a', { host: REVIEWS, subsets: [{ name: 'canary', labels: { version: 'v2' } }] });
+    const mesh = push([...shop, own]);
+    const subsets = (namespace: string): string[] => clustersOf(mesh, namespace).filter((n) => n.endsWith(`|${REVIEWS}`) && !n.startsWith('outbound|9080||'));
+    assert.deepEqual(subsets('a'), [`outbound|9080|canary|${REVIEWS}`]);
+    assert.deepEqual(subsets('b'), [`outbound|9080|v1|${REVIEWS}`, V2]);
+  });
+
   it('subset clusters come from the rule the proxy sees: a private rule\'s subsets stay in its namespace', () => {
     const mesh = push([...withoutServiceRule, serviceRule(['.'])]);
     assert.ok(clustersOf(mesh, 'shop').includes(V2));

@@ -174,7 +174,7 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
     publicServices.length !== services.length ||
     virtualServices.some((entry) => !entry.visibility.public) ||
     drDefault.includes(EXPORT_PRIVATE) ||
-    rules.some((rule) => isDestinationRule(rule) && (rule.spec.exportTo ?? []).some((to) => to !== '*'));
+    rules.some((rule) => isDestinationRule(rule) && (servedElsewhere(rule, serviceByHost, rootNamespace) || (rule.spec.exportTo ?? []).some((to) => to !== '*')));
   // Without exportTo limits every namespace sees the same; otherwise the push holds every rule, oldest first (admin views).
   const virtualServiceByHost = restricted
     ? claimHosts(virtualServices.map((entry) => entry.vs), services)
@@ -210,6 +210,14 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
     },
   };
   return push;
+}
+
+/** A rule some namespaces apply and others not: one outside the root namespace for a host not (only) its own namespace's. */
+function servedElsewhere(rule: DestinationRule, serviceByHost: ReadonlyMap<string, Service>, rootNamespace: string): boolean {
+  const namespace = rule.meta.namespace;
+  if (namespace === rootNamespace) return false;
+  const host = resolveShortName(rule.spec.host, namespace);
+  return host.includes('*') || (serviceByHost.get(host)?.namespace ?? namespace) !== namespace;
 }
 
 /** A narrower push for one namespace; DestinationRules (and so subsets) are those the namespace sees. */
