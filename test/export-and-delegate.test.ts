@@ -11,8 +11,11 @@ import type { HttpRoute, ValidationIssue } from '../src/model/rules.ts';
 import { convertObjects } from '../src/sources/kube-objects.ts';
 import { readMeshConfig } from '../src/sources/mesh-config-file.ts';
 import type { JsonObject } from '../src/xds/proto-json.ts';
+import { grpcDegradations } from '../src/xds/generate/grpc-degradation.ts';
 import { renderForProxy } from '../src/xds/render.ts';
-import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
+import { generate } from '../src/xds/generate/index.ts';
+import { computeChangeScope } from '../src/push/change-scope.ts';
 import { endpointSlice, pod, rule, service, type K8sObject } from './support/mesh-dir.ts';
 import { loadFixture, violations } from './support/rendered.ts';
 
@@ -119,6 +122,7 @@ describe('a Service or ServiceEntry is visible where its exportTo says', () => {
     { what: 'a Service annotated "a" (not even its own namespace)', object: ledger('a'), host: 'ledger.shop.svc.cluster.local', seenBy: ['a'] },
     { what: 'a Service annotated ". , a"', object: ledger('. , a'), host: 'ledger.shop.svc.cluster.local', seenBy: ['a', 'shop'] },
     { what: 'a Service annotated "~"', object: ledger('~'), host: 'ledger.shop.svc.cluster.local', seenBy: [] },
+    { what: 'a Service annotated "~,a" (Istio still reads the name)', object: ledger('~,a'), host: 'ledger.shop.svc.cluster.local', seenBy: ['a'] },
     { what: 'a Service under defaultServiceExportTo ["."]', object: ledger(), host: 'ledger.shop.svc.cluster.local', mesh: { defaultExportTo: { service: ['.'] } }, seenBy: ['shop'] },
     { what: 'a ServiceEntry exported to "."', object: entry(['.']), host: 'ledger.example.com', seenBy: ['shop'] },
     { what: 'a ServiceEntry exported to "*"', object: entry(['*']), host: 'ledger.example.com', seenBy: ['a', 'shop'] },
@@ -193,6 +197,23 @@ describe('the DestinationRule a proxy applies: its namespace, then what the serv
     const subsets = (namespace: string): string[] => clustersOf(mesh, namespace).filter((n) => n.endsWith(`|${REVIEWS}`) && !n.startsWith('outbound|9080||'));
     assert.deepEqual(subsets('a'), [`outbound|9080|canary|${REVIEWS}`]);
     assert.deepEqual(subsets('b'), [`outbound|9080|v1|${REVIEWS}`, V2]);
+  });
+
+  it('a new endpoint of such a subset is pushed to that namespace\'s proxies', () => {
+    const own = rule('DestinationRule', 'reviews-canary', 'a', { host: REVIEWS, subsets: [{ name: 'canary', labels: { version: 'v2' } }] });
+    const convert = (objects: K8sObject[]) => convertObjects(objects.map((object) => ({ object, source: { origin: 'file', location: 'mesh.yaml' } })));
+    const grown = [
+      ...shop.filter((o) => o['kind'] !== 'EndpointSlice'),
+      pod('reviews-v2-1', 'shop', '10.244.6.3', { app: 'reviews', version: 'v2' }),
+      endpointSlice('reviews', 'shop', { name: 'http', port: 9080 }, [{ name: 'reviews-v1-0', ip: '10.244.6.1' }, { name: 'reviews-v2-0', ip: '10.244.6.2' }, { name: 'reviews-v2-1', ip: '10.244.6.3' }]),
+    ];
+    const [beforeSnapshot, afterSnapshot] = [convert([...shop, own]), convert([...grown, own])];
+    const [before, after] = [buildPushContext(beforeSnapshot), buildPushContext(afterSnapshot)];
+    const canaryCluster = `outbound|9080|canary|${REVIEWS}`;
+    const eds = computeChangeScope(before, after, beforeSnapshot, afterSnapshot).scope.get(ENDPOINT_TYPE);
+    assert.ok(eds !== undefined && eds !== 'all' && eds.has(canaryCluster), JSON.stringify(eds));
+    const [assignment] = generate(ENDPOINT_TYPE, after, proxyIn('a'), [canaryCluster]);
+    assert.match(JSON.stringify(assignment?.json), /10\.244\.6\.3/);
   });
 
   it('subset clusters come from the rule the proxy sees: a private rule\'s subsets stay in its namespace', () => {
@@ -313,6 +334,18 @@ describe('a root VirtualService serves its delegates\' routes', () => {
     const mesh = push([...shop, root('reviews', 'a', { name: 'reviews-api', namespace: 'ops' }), root('reviews', 'b', { name: 'reviews-api', namespace: 'ops' }), delegateIn('ops')]);
     for (const namespace of ['a', 'b']) assert.deepEqual(routes(mesh, namespace).map((r) => r.prefix), ['/api/v2', '/api', '/']);
     assert.deepEqual(routes(mesh, 'shop').map((r) => r.prefix), ['/']);
+  });
+
+  it('what proxyless gRPC does not get of a delegated route is reported on the delegate, not the root', () => {
+    const delegate = delegateIn('ops', ['a'], [{ match: [{ uri: { prefix: '/api/old' } }], redirect: { uri: '/api/new' } }, { route: [{ destination: { host: REVIEWS, subset: 'v2' } }] }]);
+    const mesh = push([...shop, root('reviews', 'a', { name: 'reviews-api', namespace: 'ops' }), delegate]);
+    const paths = (namespace: string, name: string): string[] => {
+      const status = mesh.ruleStatus.get(`VirtualService/${namespace}/${name}`);
+      assert.ok(status);
+      return grpcDegradations(mesh, status.rule).map((i) => i.path);
+    };
+    assert.deepEqual(paths('ops', 'reviews-api'), ['spec.http[0].redirect']);
+    assert.deepEqual(paths('a', 'reviews'), []);
   });
 
   it('a delegate no root names is ineffective, and serves nothing alone', () => {

@@ -167,7 +167,7 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
     return destinationRules.lookup(host, proxyNamespace ?? service?.namespace ?? '', service?.namespace ?? '');
   };
 
-  const serviceVisibility = new Map(services.map((s) => [s.hostname, visibilityOf(effectiveExportTo(s.exportTo, meshConfig, 'service'), s.namespace)]));
+  const serviceVisibility = new Map(services.map((s) => [s.hostname, visibilityOf(effectiveExportTo(s.exportTo, meshConfig, 'service'), s.namespace, 'service')]));
   const virtualServices = indexVirtualServices(rules.filter(isVirtualService), meshConfig, serviceByHost, destinationRuleFor, ruleStatus);
   const publicServices = services.filter((s) => serviceVisibility.get(s.hostname)?.public !== false);
   const restricted =

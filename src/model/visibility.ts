@@ -32,15 +32,15 @@ export function effectiveExportTo(exportTo: readonly string[] | undefined, mesh:
 }
 
 /**
- * Istio's reading for VirtualServices and Services: `*` wins over everything, `~` alone hides
- * the object, `.` is the owner's namespace, and names are namespaces.
+ * Istio's reading for VirtualServices and Services: `*` wins over everything, `.` is the owner's
+ * namespace, names are namespaces, and `~` is nobody: a VirtualService with `~` among other
+ * entries is hidden from all, a Service's other entries still count (as in Istio's push context).
  */
-export function visibilityOf(exportTo: readonly string[], ownerNamespace: string): Visibility {
+export function visibilityOf(exportTo: readonly string[], ownerNamespace: string, kind: ExportedKind = 'virtualService'): Visibility {
   if (exportTo.includes(EXPORT_PUBLIC)) return PUBLIC_VISIBILITY;
   const namespaces = new Set<string>();
-  // A VirtualService with `~` among others is hidden from all (Istio ignores the rest); validation refuses that mix.
-  if (exportTo.includes(EXPORT_NONE)) return { public: false, namespaces };
-  for (const to of exportTo) namespaces.add(to === EXPORT_PRIVATE ? ownerNamespace : to);
+  if (kind !== 'service' && exportTo.includes(EXPORT_NONE)) return { public: false, namespaces };
+  for (const to of exportTo) if (to !== EXPORT_NONE) namespaces.add(to === EXPORT_PRIVATE ? ownerNamespace : to);
   return { public: false, namespaces };
 }
 

@@ -8,7 +8,9 @@ import { resolveShortName } from '../model/service.ts';
 import { parseProxy } from '../model/proxy.ts';
 import type { SourceSnapshot } from '../model/store.ts';
 import { generate } from '../xds/generate/index.ts';
+import { clusterName } from '../xds/generate/names.ts';
 import { outboundTargets } from '../xds/generate/outbound.ts';
+import { hostMatches } from '../model/destination-rules.ts';
 import { withOrigin, withSidecarChange } from '../xds/proxy-scope.ts';
 import type { PushScope, TypeScope } from '../xds/server/push-scope.ts';
 import { FULL_SCOPE } from '../xds/server/push-scope.ts';
@@ -116,10 +118,32 @@ export function computeChangeScope(
     scope.set(ROUTE_TYPE, 'all');
   }
   const edsNames = changedAssignments(before, after, edsHosts);
+  for (const push of [before, after]) for (const name of namespaceSubsetClusters(push, edsHosts)) edsNames.add(name);
   if (edsNames.size > 0) scope.set(ENDPOINT_TYPE, edsNames);
   // Proxies under a Sidecar skip changes to hosts they cannot see (src/xds/proxy-scope.ts).
   const hostScope = withOrigin(scope, { hosts: edsHosts, previous: before });
   return { scope: sidecars > 0 ? withSidecarChange(hostScope, before) : hostScope, kinds };
+}
+
+/**
+ * Subset clusters of `hosts` by every DestinationRule: a rule outside the service's namespace
+ * gives that namespace's proxies its own subsets, which each proxy compares with what it holds.
+ */
+function namespaceSubsetClusters(push: PushContext, hosts: ReadonlySet<string>): Set<string> {
+  const names = new Set<string>();
+  if (hosts.size === 0) return names;
+  for (const { rule } of push.ruleStatus.values()) {
+    if (!isDestinationRule(rule)) continue;
+    const pattern = resolveShortName(rule.spec.host, rule.meta.namespace);
+    for (const host of hosts) {
+      const service = push.serviceByHost.get(host);
+      if (!service || !hostMatches(pattern, host)) continue;
+      for (const subset of rule.spec.subsets ?? []) {
+        for (const port of service.ports) names.add(clusterName(port.port, host, subset.name));
+      }
+    }
+  }
+  return names;
 }
 
 /** ClusterLoadAssignments of `hosts` whose bytes differ between the two pushes. */

@@ -135,9 +135,15 @@ function noteGrpcGaps(route: HttpRoute, notes: NoteSink, path: string): void {
   }
 }
 
-function translateRoute(t: Translation, vs: ResolvedVirtualService, route: HttpRoute, index: number): JsonObject[] {
-  // A route merged from a delegate is attributed to the delegate that wrote it.
+function translateRoute(root: Translation, vs: ResolvedVirtualService, route: HttpRoute, index: number): JsonObject[] {
+  // A route merged from a delegate is attributed to the delegate that wrote it (notes included).
   const origin = vs.origins?.[index] ?? { rule: vs.rule, index };
+  const t: Translation = {
+    ...root,
+    notes: (path, message) => {
+      root.notes(path, message, origin.rule.meta);
+    },
+  };
   const path = `spec.http[${origin.index}]`;
   if (route.redirect && t.dialect === 'grpc') {
     t.notes(`${path}.redirect`, 'gRPC clients cannot follow HTTP redirects: this route is left out for proxyless gRPC');
