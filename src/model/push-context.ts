@@ -14,7 +14,7 @@ import type { Endpoint, Service } from './service.ts';
 import { resolveShortName } from './service.ts';
 import { indexSidecars } from './sidecar.ts';
 import { ineffectiveRuleIssues } from './ineffective-rules.ts';
-import { effectiveExportTo, EXPORT_PRIVATE, isVisibleTo, visibilityOf } from './visibility.ts';
+import { effectiveExportTo, EXPORT_PRIVATE, EXPORT_PUBLIC, isVisibleTo, PUBLIC_VISIBILITY, visibilityOf } from './visibility.ts';
 import type { VisibleVirtualService } from './virtual-service-views.ts';
 import { ANY_OTHER_NAMESPACE, claimHosts, distinctViewNamespaces, virtualServicesSeenFrom } from './virtual-service-views.ts';
 
@@ -174,7 +174,7 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
     publicServices.length !== services.length ||
     virtualServices.some((entry) => !entry.visibility.public) ||
     drDefault.includes(EXPORT_PRIVATE) ||
-    rules.some((rule) => isDestinationRule(rule) && (servedElsewhere(rule, serviceByHost, rootNamespace) || (rule.spec.exportTo ?? []).some((to) => to !== '*')));
+    rules.some((rule) => isDestinationRule(rule) && (servedElsewhere(rule, serviceByHost, rootNamespace) || (rule.spec.exportTo ?? []).some((to) => to !== EXPORT_PUBLIC)));
   // Without exportTo limits every namespace sees the same; otherwise the push holds every rule, oldest first (admin views).
   const virtualServiceByHost = restricted
     ? claimHosts(virtualServices.map((entry) => entry.vs), services)
@@ -204,7 +204,7 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
       if (!restricted) return push;
       const seenFrom = namespace ?? ANY_OTHER_NAMESPACE;
       return push.memo(`namespace-view:${seenFrom}`, () => {
-        const visible = services.filter((s) => isVisibleTo(serviceVisibility.get(s.hostname) ?? { public: true, namespaces: new Set() }, seenFrom));
+        const visible = services.filter((s) => isVisibleTo(serviceVisibility.get(s.hostname) ?? PUBLIC_VISIBILITY, seenFrom));
         return namespaceView(push, seenFrom, visible, claimHosts(virtualServicesSeenFrom(virtualServices, seenFrom), visible));
       });
     },

@@ -20,15 +20,10 @@ export interface Visibility {
 
 export const PUBLIC_VISIBILITY: Visibility = { public: true, namespaces: new Set() };
 
-/** MeshConfig's default exportTo for a kind; undefined when it is unset (Istio's `*`). */
-export function defaultExportTo(mesh: MeshConfig, kind: ExportedKind): readonly string[] | undefined {
-  return mesh.defaultExportTo?.[kind];
-}
-
 /** The exportTo in force: the object's own, else the mesh default for its kind. */
 export function effectiveExportTo(exportTo: readonly string[] | undefined, mesh: MeshConfig, kind: ExportedKind): readonly string[] {
   if (exportTo && exportTo.length > 0) return exportTo;
-  return defaultExportTo(mesh, kind) ?? [EXPORT_PUBLIC];
+  return mesh.defaultExportTo?.[kind] ?? [EXPORT_PUBLIC];
 }
 
 /**
@@ -46,11 +41,6 @@ export function visibilityOf(exportTo: readonly string[], ownerNamespace: string
 
 export function isVisibleTo(visibility: Visibility, namespace: string): boolean {
   return visibility.public || visibility.namespaces.has(namespace);
-}
-
-/** Namespaces named explicitly (not `*`): the views that may differ from the public one. */
-export function namedNamespaces(visibility: Visibility): Iterable<string> {
-  return visibility.public ? [] : visibility.namespaces;
 }
 
 /** Reads the Service annotation `networking.istio.io/exportTo: ".,shop"` as Istio does. */
