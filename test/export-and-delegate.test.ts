@@ -16,6 +16,7 @@ import { renderForProxy } from '../src/xds/render.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
 import { generate } from '../src/xds/generate/index.ts';
 import { computeChangeScope } from '../src/push/change-scope.ts';
+import { scopeForProxy } from '../src/xds/proxy-scope.ts';
 import { endpointSlice, pod, rule, service, type K8sObject } from './support/mesh-dir.ts';
 import { loadFixture, violations } from './support/rendered.ts';
 
@@ -137,6 +138,27 @@ describe('a Service or ServiceEntry is visible where its exportTo says', () => {
       }
     });
   }
+
+  it('a Sidecar importing */* does not bring back a service hidden from its namespace', () => {
+    const everything = rule('Sidecar', 'default', 'a', { egress: [{ hosts: ['*/*'] }] });
+    const mesh = push([...shop, ledger('.'), everything]);
+    assert.ok(!clustersOf(mesh, 'a').some((name) => name.includes('ledger')));
+    assert.ok(clustersOf(mesh, 'a').includes(ALL));
+  });
+
+  it('a change to a service hidden from a namespace does not wake that namespace\'s proxies', () => {
+    const convert = (objects: K8sObject[]) => convertObjects(objects.map((object) => ({ object, source: { origin: 'file', location: 'mesh.yaml' } })));
+    const ledgerPods = (ips: string[]): K8sObject[] => [
+      ...ips.map((ip, i) => pod(`ledger-${i}`, 'shop', ip, { app: 'ledger' })),
+      endpointSlice('ledger', 'shop', { name: 'http', port: 9080 }, ips.map((ip, i) => ({ name: `ledger-${i}`, ip }))),
+    ];
+    const [beforeSnapshot, afterSnapshot] = [convert([...shop, ledger('.'), ...ledgerPods(['10.244.6.9'])]), convert([...shop, ledger('.'), ...ledgerPods(['10.244.6.9', '10.244.6.10'])])];
+    const [before, after] = [buildPushContext(beforeSnapshot), buildPushContext(afterSnapshot)];
+    const { scope } = computeChangeScope(before, after, beforeSnapshot, afterSnapshot);
+    assert.ok(scope.size > 0, 'the change is a push');
+    assert.deepEqual([...scopeForProxy(scope, after, proxyIn('a'))], []);
+    assert.ok(scopeForProxy(scope, after, proxyIn('shop')).size > 0);
+  });
 
   it('a hidden service gives proxyless gRPC no listener, and its own namespace still calls it', () => {
     const mesh = push([...shop, ledger('.')]);

@@ -5,9 +5,8 @@ import type { PushContext } from '../model/push-context.ts';
 import type { Rule } from '../model/rules.ts';
 import { isDestinationRule, isVirtualService } from '../model/rules.ts';
 import { resolveShortName } from '../model/service.ts';
-import { parseProxy } from '../model/proxy.ts';
 import type { SourceSnapshot } from '../model/store.ts';
-import { generate } from '../xds/generate/index.ts';
+import { buildLoadAssignments } from '../xds/generate/endpoint.ts';
 import { clusterName } from '../xds/generate/names.ts';
 import { outboundTargets } from '../xds/generate/outbound.ts';
 import { hostMatches } from '../model/destination-rules.ts';
@@ -22,8 +21,6 @@ const KNOWN_SNAPSHOT_FIELDS = new Set(['services', 'endpoints', 'rules', 'reject
 /** Rule kinds whose effect is limited to clusters and routes of their hosts. */
 const SCOPED_RULE_KINDS = new Set(['VirtualService', 'DestinationRule']);
 
-// EDS is built the same for every proxy, so one stand-in proxy measures which assignments changed.
-const EDS_PROBE = parseProxy('meshpilot~0.0.0.0~change-scope.none~none.svc.cluster.local');
 
 function sameJson(a: unknown, b: unknown): boolean {
   return a === b || JSON.stringify(a) === JSON.stringify(b);
@@ -152,10 +149,11 @@ function changedAssignments(before: PushContext, after: PushContext, hosts: Read
   const names = new Set<string>();
   for (const push of [before, after]) for (const t of outboundTargets(push)) if (hosts.has(t.service.hostname)) names.add(t.clusterName);
   const list = [...names];
-  const old = new Map(generate(ENDPOINT_TYPE, before, EDS_PROBE, list).map((r) => [r.name, r.version]));
+  // The whole push's assignments, which every proxy's are (or, for a namespace's own subsets, are listed anyway).
+  const old = new Map(buildLoadAssignments(before, list).map((r) => [r.name, r.version]));
   const changed = new Set<string>();
   const present = new Set<string>();
-  for (const resource of generate(ENDPOINT_TYPE, after, EDS_PROBE, list)) {
+  for (const resource of buildLoadAssignments(after, list)) {
     present.add(resource.name);
     if (old.get(resource.name) !== resource.version) changed.add(resource.name);
   }
