@@ -1,4 +1,4 @@
-// Sixty mistakes users make in Istio rules: each is reported with its stable code and the path
+// Seventy-eight mistakes users make in Istio rules: each is reported with its stable code and the path
 // to the field, the rule is not applied, and what proxies are served does not change at all.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
