@@ -57,6 +57,33 @@ describe('Istio routing rules through real Envoy sidecars with iptables capture'
       },
     })),
     {
+      name: 'a delegate VirtualService: the root hands /reviews to it, its routes match inside the root\'s, the rest takes the root\'s default',
+      rules: [
+        reviewsSubsets,
+        rule('VirtualService', 'reviews', NS, { hosts: ['reviews'], http: [{ match: [{ uri: { prefix: '/reviews' } }], delegate: { name: 'reviews-routes' } }, { route: [to('v3')] }] }),
+        rule('VirtualService', 'reviews-routes', NS, { http: [{ match: [{ uri: { prefix: '/reviews/2' } }], route: [to('v2')] }, { route: [to('v1')] }] }),
+      ],
+      check: async (mesh) => {
+        const servedFor = async (path: string) => (await mesh.callOnce({ path })).headers?.['x-served-by'];
+        assert.deepEqual([await servedFor('/reviews/2'), await servedFor('/reviews/7'), await servedFor('/ratings/7')], ['reviews-v2', 'reviews-v1', 'reviews-v3']);
+      },
+    },
+    {
+      name: 'an older VirtualService exported only to its own namespace does not route callers in another',
+      rules: [
+        reviewsSubsets,
+        withCreation(rule('VirtualService', 'reviews-private', 'elsewhere', {
+          hosts: [`reviews.${NS}.svc.cluster.local`],
+          exportTo: ['.'],
+          http: [{ route: [{ destination: { host: `reviews.${NS}.svc.cluster.local`, subset: 'v2' } }] }],
+        }), '2020-01-01T00:00:00Z'),
+        withCreation(rule('VirtualService', 'reviews', NS, { hosts: ['reviews'], http: [{ route: [to('v1')] }] }), '2030-01-01T00:00:00Z'),
+      ],
+      check: async (mesh) => {
+        assert.deepEqual(servedBy(await mesh.call({ count: 10, concurrency: 2 })), { 'reviews-v1': 10 });
+      },
+    },
+    {
       name: 'legacy RouteRules: testers (cookie user=tester) always get the canary, others 95/5',
       rules: [
         routeRule('reviews-canary', 1, undefined, [{ labels: { version: 'v1' }, weight: 95 }, { labels: { version: 'v3' }, weight: 5 }]),
@@ -263,6 +290,10 @@ describe('Istio routing rules through real Envoy sidecars with iptables capture'
     assert.ok(['EHOSTUNREACH', 'timeout'].includes(outcome), outcome);
   });
 });
+
+function withCreation(object: K8sObject, creationTimestamp: string): K8sObject {
+  return { ...object, metadata: { ...(object['metadata'] as object), creationTimestamp } };
+}
 
 function routeRule(name: string, precedence: number, match: unknown, route: unknown[]): K8sObject {
   return {

@@ -279,9 +279,9 @@ void describe('VirtualService validation', () => {
     assert.match(issues[1]?.message ?? '', /whole number from 0 up, got number -20/);
   });
 
-  void it('hosts must not be empty, and an http route needs a destination host', () => {
+  void it('without hosts it is a delegate, and an http route needs a destination host', () => {
     const issues = issuesOf(virtualService({ hosts: [], http: [{ match: [{ uri: { prefix: '/a' } }], route: [{ destination: { subset: 'v1' } }] }, { match: [] }] }));
-    assert.deepEqual(issues.map((i) => i.path), ['spec.hosts', 'spec.http[0].route[0].destination.host', 'spec.http[1].route']);
+    assert.deepEqual(issues.map((i) => i.path), ['spec.http[0].route[0].destination.host', 'spec.http[1].route']);
     assert.ok(issues.every((i) => i.severity === 'error' && i.code === 'MP_RULE_INVALID'));
   });
 

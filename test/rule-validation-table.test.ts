@@ -1,4 +1,4 @@
-// Sixty mistakes users make in Istio rules: each is reported with its stable code and the path
+// Seventy-eight mistakes users make in Istio rules: each is reported with its stable code and the path
 // to the field, the rule is not applied, and what proxies are served does not change at all.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -44,7 +44,18 @@ interface Mistake {
 }
 
 const MISTAKES: readonly Mistake[] = [
-  { what: 'a VirtualService without hosts', object: rule('VirtualService', 'broken', NS, { http: [{ route: toRatings }] }), code: 'MP_RULE_INVALID', path: 'spec.hosts' },
+  { what: 'a VirtualService without hosts that no root delegates to', object: rule('VirtualService', 'broken', NS, { http: [{ route: toRatings }] }), code: 'MP_RULE_INEFFECTIVE', path: 'spec.hosts' },
+  { what: 'a delegate VirtualService with gateways', object: rule('VirtualService', 'broken', NS, { gateways: ['mesh'], http: [{ route: toRatings }] }), code: 'MP_RULE_INVALID', path: 'spec.gateways' },
+  { what: 'a delegate VirtualService with tcp routes', object: rule('VirtualService', 'broken', NS, { tcp: [{ route: toRatings }] }), code: 'MP_RULE_INVALID', path: 'spec.tcp' },
+  { what: 'a delegate that delegates again', object: rule('VirtualService', 'broken', NS, { http: [{ delegate: { name: 'other' } }] }), code: 'MP_RULE_INVALID', path: 'spec.http[0].delegate' },
+  { what: 'a root route with delegate and route', object: vs([{ delegate: { name: 'ratings-routes' }, route: toRatings }]), code: 'MP_RULE_INVALID', path: 'spec.http[0].route' },
+  { what: 'a root route with delegate and redirect', object: vs([{ delegate: { name: 'ratings-routes' }, redirect: { uri: '/v2' } }]), code: 'MP_RULE_INVALID', path: 'spec.http[0].redirect' },
+  { what: 'a delegate without a name', object: vs([{ delegate: { namespace: NS } }]), code: 'MP_RULE_INVALID', path: 'spec.http[0].delegate.name' },
+  { what: 'a VirtualService exported to no namespace (~)', object: vs([{ route: toRatings }], { exportTo: ['~'] }), code: 'MP_RULE_INVALID', path: 'spec.exportTo' },
+  { what: 'exportTo * with a namespace', object: vs([{ route: toRatings }], { exportTo: ['*', 'shop'] }), code: 'MP_RULE_INVALID', path: 'spec.exportTo' },
+  { what: 'exportTo . and its own namespace', object: vs([{ route: toRatings }], { exportTo: ['.', NS] }), code: 'MP_RULE_INVALID', path: 'spec.exportTo' },
+  { what: 'a DestinationRule exported to a name that is no namespace', object: dr({ exportTo: ['Shop_NS'] }), code: 'MP_RULE_INVALID', path: 'spec.exportTo' },
+  { what: 'a DestinationRule exported twice to one namespace', object: dr({ exportTo: ['shop', 'shop'] }), code: 'MP_RULE_INVALID', path: 'spec.exportTo' },
   { what: 'the wildcard host * bound to the mesh', object: vs([{ route: toRatings }], { hosts: ['*'] }), code: 'MP_RULE_INVALID', path: 'spec.hosts[0]' },
   { what: 'a host that is not a DNS name', object: vs([{ route: toRatings }], { hosts: ['Ratings_Service'] }), code: 'MP_RULE_INVALID', path: 'spec.hosts[0]' },
   { what: 'no http, tcp or tls routes', object: rule('VirtualService', 'broken', NS, { hosts: ['ratings'] }), code: 'MP_RULE_INVALID', path: 'spec.http' },

@@ -115,7 +115,6 @@ describe('valid Istio fields meshpilot does not implement are MP_UNSUPPORTED war
     [net('VirtualService', { hosts: ['reviews'], tls: [{ match: [{ sniHosts: ['reviews'] }], route: toV1 }] }), 'spec.tls'],
     [dr({ trafficPolicy: { loadBalancer: { simple: 'ROUND_ROBIN', localityLbSetting: { enabled: true, failover: [{ from: 'a', to: 'b' }] } } } }), 'spec.trafficPolicy.loadBalancer.localityLbSetting'],
     [dr({ trafficPolicy: { tunnel: { protocol: 'CONNECT', targetHost: 'x', targetPort: 1 } } }), 'spec.trafficPolicy.tunnel'],
-    [se({ exportTo: ['.'] }), 'spec.exportTo'],
     [net('WorkloadEntry', { address: '192.0.2.1', network: 'vpc-1' }), 'spec.network'],
     [net('Sidecar', { egress: [{ hosts: ['./*'], captureMode: 'NONE' }] }), 'spec.egress[0].captureMode'],
     [routeRule({ httpReqTimeout: { simpleTimeout: { timeout: '1s' } } }), 'spec.httpReqTimeout'],

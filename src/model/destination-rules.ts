@@ -1,9 +1,11 @@
-// DestinationRules as Istio finds them: rules for one host in one namespace merge (oldest first),
-// and a proxy looks in its own namespace, then the service's, then the root namespace, taking
-// the most specific host (exact before `*.ns.svc.cluster.local` before `*`).
+// DestinationRules as Istio finds them: rules for one host in one namespace with the same
+// exportTo merge (oldest first), and a proxy looks in its own namespace, then at what the
+// service's namespace exports to it, then at what the root namespace exports to it, taking the
+// most specific host (exact before `*.ns.svc.cluster.local` before `*`).
 import type { DestinationRule, Rule, Subset, ValidationIssue } from './rules.ts';
 import { ruleKey } from './rules.ts';
 import { resolveShortName } from './service.ts';
+import { EXPORT_PRIVATE, EXPORT_PUBLIC } from './visibility.ts';
 
 /** Istio's default root namespace: rules there apply to every namespace. */
 export const ROOT_NAMESPACE = 'istio-system';
@@ -39,12 +41,6 @@ export function mostSpecificMatch<T>(byPattern: ReadonlyMap<string, T>, host: st
   return best?.[1];
 }
 
-function visibleFrom(rule: DestinationRule, namespace: string): boolean {
-  const exportTo = rule.spec.exportTo;
-  if (!exportTo || exportTo.length === 0 || exportTo.includes('*')) return true;
-  return exportTo.some((to) => to === namespace || (to === '.' && rule.meta.namespace === namespace));
-}
-
 /** Istio's merge: later rules add subsets the earlier ones lack; the oldest traffic policy stays. */
 function merge(into: DestinationRule, rule: DestinationRule): { merged: DestinationRule; issues: ValidationIssue[] } {
   const issues: ValidationIssue[] = [];
@@ -76,33 +72,99 @@ function merge(into: DestinationRule, rule: DestinationRule): { merged: Destinat
   };
 }
 
-/** Indexes rules (already sorted oldest first) by namespace and resolved host, recording each one's status. */
-export function indexDestinationRules(rules: readonly DestinationRule[], status: RuleStatusSink): DestinationRuleIndex {
-  const byNamespace = new Map<string, Map<string, DestinationRule>>();
-  for (const rule of rules) {
-    const host = resolveShortName(rule.spec.host, rule.meta.namespace);
-    let hosts = byNamespace.get(rule.meta.namespace);
-    if (!hosts) byNamespace.set(rule.meta.namespace, (hosts = new Map<string, DestinationRule>()));
-    const earlier = hosts.get(host);
-    if (!earlier) {
-      hosts.set(host, { meta: rule.meta, spec: { ...rule.spec, host } });
-      status.set(ruleKey(rule.meta), { rule, issues: [], applied: true });
+/** One merged rule and the exportTo it was indexed with (Istio's ConsolidatedDestRule). */
+interface Consolidated {
+  readonly rule: DestinationRule;
+  readonly exportTo: ReadonlySet<string>;
+}
+
+type ByHost = Map<string, Consolidated[]>;
+
+function isSuperset(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  return [...b].every((v) => a.has(v));
+}
+
+/** Istio's mergeDestinationRule: a rule joins entries with the same exportTo (or one it widens); otherwise it stands alone. */
+function mergeInto(byHost: ByHost, rule: DestinationRule, exportTo: ReadonlySet<string>, report: (rule: DestinationRule, issues: ValidationIssue[]) => void): void {
+  const host = rule.spec.host;
+  const entries = byHost.get(host);
+  if (!entries) {
+    byHost.set(host, [{ rule, exportTo }]);
+    return;
+  }
+  let separately = true;
+  for (const [index, entry] of entries.entries()) {
+    const same = entry.exportTo.size === exportTo.size && isSuperset(exportTo, entry.exportTo);
+    if (!same && !(entry.exportTo.size > 0 && isSuperset(exportTo, entry.exportTo))) {
+      separately = true;
       continue;
     }
-    const { merged, issues } = merge(earlier, rule);
-    hosts.set(host, merged);
-    status.set(ruleKey(rule.meta), { rule, issues, applied: true });
+    separately = false;
+    const { merged, issues } = merge(entry.rule, rule);
+    entries[index] = { rule: merged, exportTo: entry.exportTo };
+    report(rule, issues);
   }
+  if (separately) entries.push({ rule, exportTo });
+}
+
+/** Istio picks the last rule without a workload selector among those that apply. */
+function lastOf(entries: readonly Consolidated[] | undefined): DestinationRule | undefined {
+  return entries?.[entries.length - 1]?.rule;
+}
+
+/**
+ * Indexes rules (already sorted oldest first) as Istio's push context does, recording each
+ * one's status: every namespace's rules its own proxies may use, the rules each namespace
+ * exports, and the root namespace's private ones (for proxies in the root namespace).
+ */
+export function indexDestinationRules(
+  rules: readonly DestinationRule[],
+  status: RuleStatusSink,
+  rootNamespace: string = ROOT_NAMESPACE,
+  defaultExportTo: readonly string[] = [],
+): DestinationRuleIndex {
+  const local = new Map<string, ByHost>();
+  const exported = new Map<string, ByHost>();
+  const rootLocal: ByHost = new Map();
+  const issuesByRule = new Map<string, Map<string, ValidationIssue>>();
+  const report = (rule: DestinationRule, issues: ValidationIssue[]): void => {
+    const seen = issuesByRule.get(ruleKey(rule.meta));
+    for (const issue of issues) seen?.set(`${issue.path}:${issue.message}`, issue);
+  };
+  const indexIn = (byNamespace: Map<string, ByHost>, namespace: string): ByHost => {
+    let byHost = byNamespace.get(namespace);
+    if (!byHost) byNamespace.set(namespace, (byHost = new Map<string, Consolidated[]>()));
+    return byHost;
+  };
+  for (const original of rules) {
+    const namespace = original.meta.namespace;
+    const rule: DestinationRule = { meta: original.meta, spec: { ...original.spec, host: resolveShortName(original.spec.host, namespace) } };
+    issuesByRule.set(ruleKey(rule.meta), new Map());
+    const exportTo = new Set(rule.spec.exportTo ?? []);
+    if (exportTo.size === 0 || exportTo.has(EXPORT_PUBLIC) || exportTo.has(EXPORT_PRIVATE) || exportTo.has(namespace)) {
+      mergeInto(indexIn(local, namespace), rule, exportTo, report);
+    }
+    // Only `.` matters in the mesh default: an unset exportTo is visible wherever the rule is found.
+    const privateOnly =
+      (exportTo.size === 0 && defaultExportTo.includes(EXPORT_PRIVATE)) || (exportTo.size === 1 && (exportTo.has(EXPORT_PRIVATE) || exportTo.has(namespace)));
+    if (!privateOnly) mergeInto(indexIn(exported, namespace), rule, exportTo, report);
+    else if (namespace === rootNamespace) mergeInto(rootLocal, rule, exportTo, report);
+  }
+  for (const rule of rules) {
+    status.set(ruleKey(rule.meta), { rule, issues: [...(issuesByRule.get(ruleKey(rule.meta))?.values() ?? [])], applied: true });
+  }
+  const exportedFrom = (namespace: string, host: string, client: string): DestinationRule | undefined => {
+    const byHost = exported.get(namespace);
+    const entries = byHost && mostSpecificMatch(byHost, host);
+    const visible = entries?.filter((e) => e.exportTo.size === 0 || e.exportTo.has(EXPORT_PUBLIC) || e.exportTo.has(client));
+    return lastOf(visible);
+  };
   return {
     lookup(host, proxyNamespace, serviceNamespace) {
-      const order = [proxyNamespace, serviceNamespace, ROOT_NAMESPACE].filter((ns, i, all) => ns !== '' && all.indexOf(ns) === i);
-      for (const namespace of order) {
-        const hosts = byNamespace.get(namespace);
-        if (!hosts) continue;
-        const rule = mostSpecificMatch(hosts, host);
-        if (rule && visibleFrom(rule, proxyNamespace || serviceNamespace)) return rule;
-      }
-      return undefined;
+      const own = proxyNamespace === rootNamespace ? rootLocal : local.get(proxyNamespace);
+      const ownRule = own && lastOf(mostSpecificMatch(own, host));
+      if (ownRule) return ownRule;
+      return (serviceNamespace !== '' ? exportedFrom(serviceNamespace, host, proxyNamespace) : undefined) ?? exportedFrom(rootNamespace, host, proxyNamespace);
     },
   };
 }

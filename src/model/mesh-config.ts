@@ -26,6 +26,12 @@ export interface MeshConfig {
   readonly trustDomain: string;
   /** Auto mTLS: with no DestinationRule TLS, clients send mTLS to endpoints with a workload identity and plaintext to the others. */
   readonly enableAutoMtls: boolean;
+  /** `defaultServiceExportTo`, `defaultVirtualServiceExportTo`, `defaultDestinationRuleExportTo`: unset is `*`. */
+  readonly defaultExportTo?: {
+    readonly service?: readonly string[];
+    readonly virtualService?: readonly string[];
+    readonly destinationRule?: readonly string[];
+  };
   /** Where the settings came from (a file path), or `defaults`. */
   readonly source: string;
 }

@@ -4,7 +4,9 @@ import type { MeshConfig } from './mesh-config.ts';
 import { DEFAULT_MESH_CONFIG, rootNamespaceOf } from './mesh-config.ts';
 import type { Proxy } from './proxy.ts';
 import type { ObjectWarnings, RejectedObject, SourceSnapshot } from './store.ts';
-import { indexDestinationRules, mostSpecificMatch } from './destination-rules.ts';
+import { indexDestinationRules } from './destination-rules.ts';
+import type { HttpRouteOrigin } from './delegation.ts';
+import { isDelegate, mergeDelegates } from './delegation.ts';
 import { referenceIssues, type DestinationRef } from './rule-references.ts';
 import type { Destination, DestinationRule, HttpRoute, Rule, Sidecar, TcpRoute, ValidationIssue, VirtualService } from './rules.ts';
 import { isAuthorizationPolicy, isDestinationRule, isPeerAuthentication, isSidecar, isVirtualService, ruleKey } from './rules.ts';
@@ -17,6 +19,9 @@ import type { PeerAuthenticationIndex } from './peer-authentication.ts';
 import { indexPeerAuthentications } from './peer-authentication.ts';
 import { mtlsConflictIssues } from './mtls-conflicts.ts';
 import { ineffectiveRuleIssues } from './ineffective-rules.ts';
+import { effectiveExportTo, EXPORT_PRIVATE, EXPORT_PUBLIC, isVisibleTo, PUBLIC_VISIBILITY, visibilityOf } from './visibility.ts';
+import type { VisibleVirtualService } from './virtual-service-views.ts';
+import { ANY_OTHER_NAMESPACE, claimHosts, distinctViewNamespaces, virtualServicesSeenFrom } from './virtual-service-views.ts';
 
 export interface ResolvedDestination extends Destination {
   /** FQDN of the destination host. */
@@ -29,6 +34,8 @@ export interface ResolvedVirtualService {
   readonly hosts: readonly string[];
   readonly http: readonly HttpRoute[];
   readonly tcp: readonly TcpRoute[];
+  /** For a root with delegates: where each of `http` was written (else each is the rule's own, by index). */
+  readonly origins?: readonly HttpRouteOrigin[];
 }
 
 export interface RuleStatus {
@@ -69,6 +76,12 @@ export interface PushContext {
   readonly peerAuthentication: PeerAuthenticationIndex;
   /** Per-snapshot memo for generator output shared by many proxies. */
   memo<T>(key: string, build: () => T): T;
+  /**
+   * What proxies in `namespace` may see, by exportTo: visible services, the VirtualServices
+   * they see for each host, their DestinationRules' subsets. The push itself when nothing is
+   * hidden from any namespace; a view returns itself.
+   */
+  viewFrom(namespace: string | undefined): PushContext;
 }
 
 /** Istio's order for rules that compete: oldest first, then namespace/name. */
@@ -96,7 +109,7 @@ function resolveVirtualService(rule: VirtualService): ResolvedVirtualService {
   const tcp = (rule.spec.tcp ?? []).map((route): TcpRoute =>
     route.route ? { ...route, route: route.route.map((d) => ({ ...d, destination: resolveDestination(d.destination, namespace) })) } : route,
   );
-  return { rule, hosts: rule.spec.hosts.map((host) => resolveShortName(host, namespace)), http, tcp };
+  return { rule, hosts: (rule.spec.hosts ?? []).map((host) => resolveShortName(host, namespace)), http, tcp };
 }
 
 function appliesToMesh(rule: VirtualService): boolean {
@@ -132,17 +145,6 @@ export function virtualServiceReferenceIssues(push: PushContext, rule: VirtualSe
   return referenceIssuesOf(resolveVirtualService(rule), push.serviceByHost, (host, proxyNamespace) => push.destinationRuleFor(host, proxyNamespace));
 }
 
-/** A service no VirtualService names exactly takes the most specific wildcard rule that covers it. */
-function coverWildcardHosts(byHost: Map<string, ResolvedVirtualService>, services: readonly Service[]): void {
-  const wildcards = new Map([...byHost].filter(([host]) => host.startsWith('*')));
-  if (wildcards.size === 0) return;
-  for (const service of services) {
-    if (byHost.has(service.hostname)) continue;
-    const vs = mostSpecificMatch(wildcards, service.hostname);
-    if (vs) byHost.set(service.hostname, vs);
-  }
-}
-
 let sequence = 0;
 
 export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfig = DEFAULT_MESH_CONFIG): PushContext {
@@ -161,51 +163,45 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
 
   const rules = [...snapshot.rules].sort(compareRules);
   const ruleStatus = new Map<string, RuleStatus>();
-  const destinationRules = indexDestinationRules(rules.filter(isDestinationRule), ruleStatus);
+  const rootNamespace = rootNamespaceOf(meshConfig);
+  const drDefault = meshConfig.defaultExportTo?.destinationRule ?? [];
+  const destinationRules = indexDestinationRules(rules.filter(isDestinationRule), ruleStatus, rootNamespace, drDefault);
   const destinationRuleByHost = new Map<string, DestinationRule>();
   for (const service of services) {
     const rule = destinationRules.lookup(service.hostname, service.namespace, service.namespace);
     if (rule) destinationRuleByHost.set(service.hostname, rule);
   }
-
-  const virtualServiceByHost = new Map<string, ResolvedVirtualService>();
   const destinationRuleFor = (host: string, proxyNamespace: string | undefined): DestinationRule | undefined => {
     const service = serviceByHost.get(host);
     return destinationRules.lookup(host, proxyNamespace ?? service?.namespace ?? '', service?.namespace ?? '');
   };
-  for (const rule of rules.filter(isVirtualService)) {
-    const resolved = resolveVirtualService(rule);
-    const issues = referenceIssuesOf(resolved, serviceByHost, destinationRuleFor);
-    // As in Istio, a broken reference does not unbind the rule: its route names a cluster that does not exist, so it fails closed.
-    const usable = appliesToMesh(rule);
-    let claimed = 0;
-    resolved.hosts.forEach((host, i) => {
-      if (!usable) return;
-      const owner = virtualServiceByHost.get(host);
-      if (owner) {
-        issues.push(conflict(`spec.hosts[${i}]`, host, owner.rule));
-        return;
-      }
-      virtualServiceByHost.set(host, resolved);
-      claimed++;
-    });
-    ruleStatus.set(ruleKey(rule.meta), { rule, issues, applied: claimed > 0 });
-  }
-  coverWildcardHosts(virtualServiceByHost, services);
-  const sidecars = indexSidecars(rules.filter(isSidecar), rootNamespaceOf(meshConfig), snapshot.endpoints, ruleStatus);
-  const peerAuthentication = indexPeerAuthentications(rules.filter(isPeerAuthentication), rootNamespaceOf(meshConfig), snapshot.endpoints, ruleStatus);
+
+  const serviceVisibility = new Map(services.map((s) => [s.hostname, visibilityOf(effectiveExportTo(s.exportTo, meshConfig, 'service'), s.namespace, 'service')]));
+  const virtualServices = indexVirtualServices(rules.filter(isVirtualService), meshConfig, serviceByHost, destinationRuleFor, ruleStatus);
+  const publicServices = services.filter((s) => serviceVisibility.get(s.hostname)?.public !== false);
+  const restricted =
+    publicServices.length !== services.length ||
+    virtualServices.some((entry) => !entry.visibility.public) ||
+    drDefault.includes(EXPORT_PRIVATE) ||
+    rules.some((rule) => isDestinationRule(rule) && (servedElsewhere(rule, serviceByHost, rootNamespace) || (rule.spec.exportTo ?? []).some((to) => to !== EXPORT_PUBLIC)));
+  // Without exportTo limits every namespace sees the same; otherwise the push holds every rule, oldest first (admin views).
+  const virtualServiceByHost = restricted
+    ? claimHosts(virtualServices.map((entry) => entry.vs), services)
+    : claimHosts(virtualServicesSeenFrom(virtualServices, ANY_OTHER_NAMESPACE), services);
+  const sidecars = indexSidecars(rules.filter(isSidecar), rootNamespace, snapshot.endpoints, ruleStatus);
+  const peerAuthentication = indexPeerAuthentications(rules.filter(isPeerAuthentication), rootNamespace, snapshot.endpoints, ruleStatus);
   for (const [key, status] of ruleStatus) {
     if (!isDestinationRule(status.rule) || !status.applied) continue;
     const conflicts = mtlsConflictIssues(status.rule, services, endpointsByHost, peerAuthentication);
     if (conflicts.length > 0) ruleStatus.set(key, { ...status, issues: [...status.issues, ...conflicts] });
   }
-  const authorization = indexAuthorizationPolicies(rules.filter(isAuthorizationPolicy), rootNamespaceOf(meshConfig), snapshot.endpoints, ruleStatus);
+  const authorization = indexAuthorizationPolicies(rules.filter(isAuthorizationPolicy), rootNamespace, snapshot.endpoints, ruleStatus);
   for (const [key, status] of ruleStatus) {
-    const ineffective = ineffectiveRuleIssues(status.rule, services, endpointsByHost, rootNamespaceOf(meshConfig));
+    const ineffective = ineffectiveRuleIssues(status.rule, services, endpointsByHost, rootNamespace);
     if (ineffective.length > 0) ruleStatus.set(key, { ...status, issues: [...status.issues, ...ineffective] });
   }
 
-  return {
+  const push: PushContext = {
     sequence: ++sequence,
     builtAt: new Date(),
     services,
@@ -222,7 +218,104 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
     meshConfig,
     peerAuthentication,
     memo: memoizer(),
+    viewFrom: (namespace) => {
+      if (!restricted) return push;
+      const seenFrom = namespace ?? ANY_OTHER_NAMESPACE;
+      return push.memo(`namespace-view:${seenFrom}`, () => {
+        const visible = services.filter((s) => isVisibleTo(serviceVisibility.get(s.hostname) ?? PUBLIC_VISIBILITY, seenFrom));
+        return namespaceView(push, seenFrom, visible, claimHosts(virtualServicesSeenFrom(virtualServices, seenFrom), visible));
+      });
+    },
   };
+  return push;
+}
+
+/** A rule some namespaces apply and others not: one outside the root namespace for a host not (only) its own namespace's. */
+function servedElsewhere(rule: DestinationRule, serviceByHost: ReadonlyMap<string, Service>, rootNamespace: string): boolean {
+  const namespace = rule.meta.namespace;
+  if (namespace === rootNamespace) return false;
+  const host = resolveShortName(rule.spec.host, namespace);
+  return host.includes('*') || (serviceByHost.get(host)?.namespace ?? namespace) !== namespace;
+}
+
+/** A narrower push for one namespace; DestinationRules (and so subsets) are those the namespace sees. */
+function namespaceView(push: PushContext, namespace: string, services: readonly Service[], virtualServiceByHost: ReadonlyMap<string, ResolvedVirtualService>): PushContext {
+  const destinationRuleByHost = new Map<string, DestinationRule>();
+  for (const service of services) {
+    const rule = push.destinationRuleFor(service.hostname, namespace);
+    if (rule) destinationRuleByHost.set(service.hostname, rule);
+  }
+  const view: PushContext = {
+    ...push,
+    services,
+    serviceByHost: new Map(services.map((s) => [s.hostname, s])),
+    virtualServiceByHost,
+    destinationRuleByHost,
+    memo: memoizer(),
+    viewFrom: () => view,
+  };
+  return view;
+}
+
+/**
+ * Merges delegates into their roots, checks each VirtualService's references and host claims as
+ * every namespace sees them, and returns the rules that route mesh traffic with their exportTo.
+ */
+function indexVirtualServices(
+  rules: readonly VirtualService[],
+  meshConfig: MeshConfig,
+  serviceByHost: ReadonlyMap<string, Service>,
+  destinationRuleFor: (host: string, proxyNamespace: string | undefined) => DestinationRule | undefined,
+  ruleStatus: Map<string, RuleStatus>,
+): VisibleVirtualService[] {
+  const resolved = rules.map((rule) => ({
+    rule,
+    vs: resolveVirtualService(rule),
+    visibility: visibilityOf(effectiveExportTo(rule.spec.exportTo, meshConfig, 'virtualService'), rule.meta.namespace),
+  }));
+  const delegation = mergeDelegates(resolved.map(({ rule, vs, visibility }) => ({ rule, http: vs.http, visibility })));
+  const issuesOf = new Map<string, ValidationIssue[]>();
+  const entries: VisibleVirtualService[] = [];
+  for (const { rule, vs, visibility } of resolved) {
+    const key = ruleKey(rule.meta);
+    const issues = [...referenceIssuesOf(vs, serviceByHost, destinationRuleFor), ...(delegation.issues.get(key) ?? [])];
+    issuesOf.set(key, issues);
+    if (isDelegate(rule)) continue;
+    const merged = delegation.merged.get(key);
+    // As in Istio, a broken reference does not unbind the rule: its route names a cluster that does not exist, so it fails closed.
+    if (appliesToMesh(rule)) entries.push({ vs: merged ? { ...vs, http: merged.http, origins: merged.origins } : vs, visibility });
+  }
+  const claimed = new Set<string>();
+  const reported = new Set<string>();
+  const visibilityOfVs = new Map(entries.map((entry) => [entry.vs, entry.visibility]));
+  // A namespace's own rules, then those exported to it by name, then public ones: a rule of an earlier tier overrides by design.
+  const tier = (vs: ResolvedVirtualService, namespace: string): number => (visibilityOfVs.get(vs)?.public !== false ? 2 : vs.rule.meta.namespace === namespace ? 0 : 1);
+  for (const namespace of distinctViewNamespaces(entries)) {
+    const byHost = claimHosts(virtualServicesSeenFrom(entries, namespace), [], (vs, index, host, owner) => {
+      if (tier(owner, namespace) !== tier(vs, namespace)) return;
+      const path = `spec.hosts[${index}]`;
+      const key = ruleKey(vs.rule.meta);
+      if (reported.has(`${key}:${path}`)) return;
+      reported.add(`${key}:${path}`);
+      issuesOf.get(key)?.push(conflict(path, host, owner.rule));
+    });
+    for (const vs of byHost.values()) claimed.add(ruleKey(vs.rule.meta));
+  }
+  for (const { rule } of resolved) {
+    const key = ruleKey(rule.meta);
+    const issues = issuesOf.get(key) ?? [];
+    if (isDelegate(rule) && !delegation.used.has(key)) {
+      issues.push({
+        code: 'MP_RULE_INEFFECTIVE',
+        severity: 'warning',
+        path: 'spec.hosts',
+        message: 'is empty, so this is a delegate, and no VirtualService that may see it delegates to it: list hosts, or name it in a root route (delegate: { name, namespace })',
+      });
+    }
+    const applied = isDelegate(rule) ? delegation.used.has(key) : claimed.has(key);
+    ruleStatus.set(key, { rule, issues, applied });
+  }
+  return entries;
 }
 
 /** A per-snapshot memo: each key is built once. */

@@ -110,8 +110,16 @@ export interface CorsPolicy {
   readonly allowCredentials?: boolean;
 }
 
+/** A root route's pointer to a VirtualService without hosts whose routes it takes. */
+export interface HttpDelegate {
+  readonly name: string;
+  /** The root's namespace when unset. */
+  readonly namespace?: string;
+}
+
 export interface HttpRoute {
   readonly name?: string;
+  readonly delegate?: HttpDelegate;
   readonly match?: readonly HttpMatchRequest[];
   readonly route?: readonly HttpRouteDestination[];
   readonly redirect?: HttpRedirect;
@@ -148,7 +156,8 @@ export interface TcpRoute {
 }
 
 export interface VirtualServiceSpec {
-  readonly hosts: readonly string[];
+  /** Absent or empty: a delegate, used only through a root route's `delegate`. */
+  readonly hosts?: readonly string[];
   readonly gateways?: readonly string[];
   readonly http?: readonly HttpRoute[];
   readonly tcp?: readonly TcpRoute[];

@@ -47,6 +47,8 @@ export interface Service {
   readonly meshExternal?: boolean;
   /** ServiceEntry `subjectAltNames`: the names its servers' certificates must carry. */
   readonly subjectAltNames?: readonly string[];
+  /** ServiceEntry `exportTo`, or a Service's `networking.istio.io/exportTo` annotation: who sees it. */
+  readonly exportTo?: readonly string[];
 }
 
 /** ServiceEntry resolution, as Istio names it. */

@@ -85,7 +85,7 @@ function buildScopedPush(push: PushContext, visibility: SidecarVisibility): Push
   });
   const serviceByHost = new Map(services.map((s) => [s.hostname, s]));
   const virtualServiceByHost = new Map([...push.virtualServiceByHost].filter(([, vs]) => visibility.virtualServices.has(vs)));
-  return {
+  const scoped: PushContext = {
     sequence: push.sequence,
     builtAt: push.builtAt,
     services,
@@ -103,17 +103,23 @@ function buildScopedPush(push: PushContext, visibility: SidecarVisibility): Push
     meshConfig: scopedMeshConfig(push.meshConfig, visibility.sidecar),
     peerAuthentication: push.peerAuthentication,
     memo: memoizer(),
+    viewFrom: () => scoped,
   };
+  return scoped;
 }
 
 function scopeKey(sidecar: Sidecar, proxyNamespace: string): string {
   return `sidecar-scope:${ruleKey(sidecar.meta)}:${proxyNamespace}`;
 }
 
-/** What `proxy` may see: `push` itself when no Sidecar applies, else a narrower view shared by the proxies it scopes alike. */
+/**
+ * What `proxy` may see: what its namespace sees (exportTo), narrowed by its Sidecar; `push`
+ * itself when neither hides anything, and one view shared by the proxies scoped alike.
+ */
 export function scopedPush(push: PushContext, proxy: Pick<Proxy, 'type' | 'namespace' | 'labels' | 'ipAddresses'>): PushContext {
+  const visible = push.viewFrom(proxy.namespace);
   const sidecar = push.sidecarFor(proxy);
-  if (!sidecar || proxy.namespace === undefined) return push;
+  if (!sidecar || proxy.namespace === undefined) return visible;
   const namespace = proxy.namespace;
-  return push.memo(scopeKey(sidecar, namespace), () => buildScopedPush(push, sidecarVisibility(push, sidecar, namespace)));
+  return push.memo(scopeKey(sidecar, namespace), () => buildScopedPush(visible, sidecarVisibility(visible, sidecar, namespace)));
 }

@@ -5,10 +5,11 @@ import type { PushContext } from '../model/push-context.ts';
 import type { Rule } from '../model/rules.ts';
 import { isDestinationRule, isVirtualService } from '../model/rules.ts';
 import { resolveShortName } from '../model/service.ts';
-import { parseProxy } from '../model/proxy.ts';
 import type { SourceSnapshot } from '../model/store.ts';
-import { generate } from '../xds/generate/index.ts';
+import { buildLoadAssignments } from '../xds/generate/endpoint.ts';
+import { clusterName } from '../xds/generate/names.ts';
 import { outboundTargets } from '../xds/generate/outbound.ts';
+import { hostMatches } from '../model/destination-rules.ts';
 import { withAuthorizationChange, withOrigin, withSidecarChange } from '../xds/proxy-scope.ts';
 import type { PushScope, TypeScope } from '../xds/server/push-scope.ts';
 import { FULL_SCOPE } from '../xds/server/push-scope.ts';
@@ -20,8 +21,6 @@ const KNOWN_SNAPSHOT_FIELDS = new Set(['services', 'endpoints', 'rules', 'reject
 /** Rule kinds whose effect is limited to clusters and routes of their hosts. */
 const SCOPED_RULE_KINDS = new Set(['VirtualService', 'DestinationRule']);
 
-// EDS is built the same for every proxy, so one stand-in proxy measures which assignments changed.
-const EDS_PROBE = parseProxy('meshpilot~0.0.0.0~change-scope.none~none.svc.cluster.local');
 
 function sameJson(a: unknown, b: unknown): boolean {
   return a === b || JSON.stringify(a) === JSON.stringify(b);
@@ -52,7 +51,7 @@ function ruleHosts(rule: Rule): string[] {
     ...(rule.spec.http ?? []).flatMap((h) => [...(h.route ?? []).map((r) => r.destination.host), ...(h.mirror ? [h.mirror.host] : [])]),
     ...(rule.spec.tcp ?? []).flatMap((t) => (t.route ?? []).map((r) => r.destination.host)),
   ];
-  return [...rule.spec.hosts, ...destinations].map((host) => resolveShortName(host, ns));
+  return [...(rule.spec.hosts ?? []), ...destinations].map((host) => resolveShortName(host, ns));
 }
 
 export interface ChangeScope {
@@ -111,6 +110,8 @@ export function computeChangeScope(
       continue;
     }
     if (!rule || !SCOPED_RULE_KINDS.has(rule.meta.kind)) return { scope: FULL_SCOPE, kinds: ['full', `rule ${key}`] };
+    // A delegate's routes serve the hosts of whichever roots name it.
+    if (isVirtualService(rule) && (rule.spec.hosts ?? []).length === 0) return { scope: FULL_SCOPE, kinds: ['full', `delegate ${key}`] };
     kinds.push(rule.meta.kind);
     for (const r of [afterRules.get(key), beforeRules.get(key)]) {
       if (r) for (const host of ruleHosts(r)) edsHosts.add(host);
@@ -123,6 +124,7 @@ export function computeChangeScope(
     scope.set(ROUTE_TYPE, 'all');
   }
   const edsNames = changedAssignments(before, after, edsHosts);
+  for (const push of [before, after]) for (const name of namespaceSubsetClusters(push, edsHosts)) edsNames.add(name);
   if (edsNames.size > 0) scope.set(ENDPOINT_TYPE, edsNames);
   // Proxies under a Sidecar skip changes to hosts they cannot see (src/xds/proxy-scope.ts).
   const hostScope = withOrigin(scope, { hosts: edsHosts, previous: before });
@@ -138,16 +140,38 @@ function identityKey(push: PushContext, host: string): string {
   return [...kinds].sort().join('\n');
 }
 
+/**
+ * Subset clusters of `hosts` by every DestinationRule: a rule outside the service's namespace
+ * gives that namespace's proxies its own subsets, which each proxy compares with what it holds.
+ */
+function namespaceSubsetClusters(push: PushContext, hosts: ReadonlySet<string>): Set<string> {
+  const names = new Set<string>();
+  if (hosts.size === 0) return names;
+  for (const { rule } of push.ruleStatus.values()) {
+    if (!isDestinationRule(rule)) continue;
+    const pattern = resolveShortName(rule.spec.host, rule.meta.namespace);
+    for (const host of hosts) {
+      const service = push.serviceByHost.get(host);
+      if (!service || !hostMatches(pattern, host)) continue;
+      for (const subset of rule.spec.subsets ?? []) {
+        for (const port of service.ports) names.add(clusterName(port.port, host, subset.name));
+      }
+    }
+  }
+  return names;
+}
+
 /** ClusterLoadAssignments of `hosts` whose bytes differ between the two pushes. */
 function changedAssignments(before: PushContext, after: PushContext, hosts: ReadonlySet<string>): Set<string> {
   if (hosts.size === 0) return new Set();
   const names = new Set<string>();
   for (const push of [before, after]) for (const t of outboundTargets(push)) if (hosts.has(t.service.hostname)) names.add(t.clusterName);
   const list = [...names];
-  const old = new Map(generate(ENDPOINT_TYPE, before, EDS_PROBE, list).map((r) => [r.name, r.version]));
+  // The whole push's assignments, which every proxy's are (or, for a namespace's own subsets, are listed anyway).
+  const old = new Map(buildLoadAssignments(before, list).map((r) => [r.name, r.version]));
   const changed = new Set<string>();
   const present = new Set<string>();
-  for (const resource of generate(ENDPOINT_TYPE, after, EDS_PROBE, list)) {
+  for (const resource of buildLoadAssignments(after, list)) {
     present.add(resource.name);
     if (old.get(resource.name) !== resource.version) changed.add(resource.name);
   }

@@ -5,7 +5,8 @@ import { checkRe2Regex } from '../model/re2.ts';
 import type { ErrorCode } from '../errors.ts';
 import type { ValidationIssue } from '../model/rules.ts';
 import type { Fields } from './object-fields.ts';
-import { describeType, isFields } from './object-fields.ts';
+import { describeType, isDns1123Label, isFields } from './object-fields.ts';
+import { exportToProblems } from '../model/visibility.ts';
 
 const STRING_MATCH_FIELDS = ['exact', 'prefix', 'regex'];
 
@@ -50,6 +51,11 @@ export function stringsIn(value: unknown, path: string, issues: IssueList): [num
     else issues.error(`${path}[${index}]`, `must be a string, got ${describeType(entry)}: quote it`);
   });
   return out;
+}
+
+/** Istio's exportTo rules for the entries of a list already read as strings (`~` only for ServiceEntries). */
+export function checkExportTo(entries: readonly string[], path: string, namespace: string, allowNone: boolean, error: (path: string, message: string) => void): void {
+  for (const problem of exportToProblems(entries, namespace, allowNone, isDns1123Label)) error(path, problem);
 }
 
 /** `exactlyOne` for uri; headers allow `{}`, Istio's way of saying "the header is present". */

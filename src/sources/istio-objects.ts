@@ -4,7 +4,7 @@ import type { AuthorizationPolicySpec, DestinationRuleSpec, PeerAuthenticationSp
 import type { SourceRef } from '../model/service.ts';
 import type { Fields } from './object-fields.ts';
 import { describeType, isCidr, isDns1123Label, isFields, isIpAddress, isPortNumber, isWildcardDomain, readMeta } from './object-fields.ts';
-import { checkBoolean, checkStringMatch, isHeaderName, IssueList, mapAt, mapsIn, stringsIn } from './istio-fields.ts';
+import { checkBoolean, checkExportTo, checkStringMatch, isHeaderName, IssueList, mapAt, mapsIn, stringsIn } from './istio-fields.ts';
 import { checkIstioFields } from './istio-schema.ts';
 import { checkHeaders, checkHttpRoutePolicies } from './istio-route-policy.ts';
 import { validatePeerAuthenticationSpec } from './istio-peer-authentication.ts';
@@ -135,10 +135,34 @@ function checkRouteDestinations(routeValue: unknown, path: string, issues: Issue
   }
 }
 
-function checkHttpRoute(route: Fields, path: string, issues: IssueList): void {
+/** Istio's rules for `delegate`: a root route only names its delegate, and a delegate never delegates again. */
+function checkDelegate(route: Fields, path: string, inDelegate: boolean, issues: IssueList): void {
+  const delegate = route['delegate'];
+  if (delegate === undefined || delegate === null) return;
+  if (inDelegate) {
+    issues.error(`${path}.delegate`, 'a delegate VirtualService (one without hosts) cannot delegate again: move these routes into it, or point the root at the last VirtualService');
+    return;
+  }
+  if (!isFields(delegate)) {
+    issues.error(`${path}.delegate`, `must be a map, got ${describeType(delegate)}: write delegate: { name: reviews-routes, namespace: shop }`);
+    return;
+  }
+  for (const key of ['name', 'namespace']) {
+    const value = delegate[key];
+    if (value !== undefined && typeof value !== 'string') issues.error(`${path}.delegate.${key}`, `must be a string, got ${describeType(value)}: quote it`);
+  }
+  if (typeof delegate['name'] !== 'string' || delegate['name'] === '') {
+    issues.error(`${path}.delegate.name`, 'is required: name the VirtualService (without hosts) that holds the routes');
+  }
+  if (route['route'] !== undefined) issues.error(`${path}.route`, 'a route with delegate must not have route: the delegate VirtualService says where its traffic goes');
+  if (route['redirect'] !== undefined) issues.error(`${path}.redirect`, 'a route with delegate must not have redirect: put the redirect in the delegate VirtualService');
+}
+
+function checkHttpRoute(route: Fields, path: string, inDelegate: boolean, issues: IssueList): void {
   for (const [index, match] of mapsIn(route['match'], `${path}.match`, 'match', issues)) {
     checkMatch(match, `${path}.match[${index}]`, issues);
   }
+  checkDelegate(route, path, inDelegate, issues);
   const routeValue = route['route'];
   const hasRoute = Array.isArray(routeValue) && routeValue.length > 0;
   const answersItself = route['redirect'] !== undefined || route['directResponse'] !== undefined || route['delegate'] !== undefined;
@@ -194,7 +218,19 @@ function checkTlsRoute(route: Fields, path: string, hosts: readonly string[], is
   checkRouteDestinations(routeValue, `${path}.route`, issues);
 }
 
-export function validateVirtualServiceSpec(spec: unknown): ValidationIssue[] {
+/** A VirtualService without hosts is a delegate: it only holds http routes for the roots that name it. */
+function checkDelegateShape(spec: Fields, issues: IssueList): void {
+  const why = 'a VirtualService without hosts is a delegate, which takes these from the root that delegates to it';
+  const gateways = spec['gateways'];
+  if (Array.isArray(gateways) && gateways.length > 0) issues.error('spec.gateways', `${why}: remove gateways, or list hosts to make this a root`);
+  for (const key of ['tcp', 'tls']) {
+    const routes = spec[key];
+    if (Array.isArray(routes) && routes.length > 0) issues.error(`spec.${key}`, `a VirtualService without hosts is a delegate, which can only hold http routes: list hosts, or move the ${key} routes to a VirtualService with hosts`);
+  }
+  if (spec['http'] === undefined || spec['http'] === null) issues.error('spec.hosts', 'is empty: list the hosts this rule routes, e.g. hosts: [reviews] (a VirtualService without hosts is a delegate and needs http routes)');
+}
+
+export function validateVirtualServiceSpec(spec: unknown, namespace = 'default'): ValidationIssue[] {
   const issues = new IssueList('MP_RULE_INVALID');
   if (!isFields(spec)) {
     issues.error('spec', `${spec === undefined ? 'is missing' : `must be a map, got ${describeType(spec)}`}: add spec with hosts and http routes`);
@@ -205,20 +241,19 @@ export function validateVirtualServiceSpec(spec: unknown): ValidationIssue[] {
   const appliesToMesh = gateways.length === 0 || gateways.includes('mesh');
   const hostsValue = spec['hosts'];
   const hosts = stringsIn(hostsValue, 'spec.hosts', issues);
-  if (hostsValue === undefined || hostsValue === null || (Array.isArray(hostsValue) && hostsValue.length === 0)) {
-    issues.error('spec.hosts', 'is empty: list the hosts this rule routes, e.g. hosts: [reviews]');
-  }
+  const isDelegate = hostsValue === undefined || hostsValue === null || (Array.isArray(hostsValue) && hostsValue.length === 0);
+  if (isDelegate) checkDelegateShape(spec, issues);
   for (const [index, host] of hosts) {
     if (!checkHost(host, `spec.hosts[${index}]`, true, issues)) continue;
     if (host === '*' && appliesToMesh) {
       issues.error(`spec.hosts[${index}]`, 'the wildcard host * is not allowed for rules bound to the mesh: name the services, or bind the rule to a gateway');
     }
   }
-  if (spec['http'] === undefined && spec['tcp'] === undefined && spec['tls'] === undefined) {
+  if (!isDelegate && spec['http'] === undefined && spec['tcp'] === undefined && spec['tls'] === undefined) {
     issues.error('spec.http', 'is missing: a VirtualService needs http, tcp or tls routes; add http: [{ route: [...] }]');
   }
   for (const [index, route] of mapsIn(spec['http'], 'spec.http', 'HTTP route', issues)) {
-    checkHttpRoute(route, `spec.http[${index}]`, issues);
+    checkHttpRoute(route, `spec.http[${index}]`, isDelegate, issues);
   }
   for (const [index, route] of mapsIn(spec['tcp'], 'spec.tcp', 'TCP route', issues)) {
     checkTcpRoute(route, `spec.tcp[${index}]`, issues);
@@ -227,11 +262,18 @@ export function validateVirtualServiceSpec(spec: unknown): ValidationIssue[] {
     checkTlsRoute(route, `spec.tls[${index}]`, hosts.map(([, host]) => host), issues);
   }
   analyzeVirtualService(spec, hosts, issues);
-  stringsIn(spec['exportTo'], 'spec.exportTo', issues);
+  checkRuleExportTo(spec, namespace, issues);
   return issues.issues;
 }
 
-export function validateDestinationRuleSpec(spec: unknown): ValidationIssue[] {
+function checkRuleExportTo(spec: Fields, namespace: string, issues: IssueList): void {
+  const exportTo = stringsIn(spec['exportTo'], 'spec.exportTo', issues).map(([, entry]) => entry);
+  checkExportTo(exportTo, 'spec.exportTo', namespace, false, (path, message) => {
+    issues.error(path, message);
+  });
+}
+
+export function validateDestinationRuleSpec(spec: unknown, namespace = 'default'): ValidationIssue[] {
   const issues = new IssueList('MP_RULE_INVALID');
   if (!isFields(spec)) {
     issues.error('spec', `${spec === undefined ? 'is missing' : `must be a map, got ${describeType(spec)}`}: add spec with host and subsets`);
@@ -265,7 +307,7 @@ export function validateDestinationRuleSpec(spec: unknown): ValidationIssue[] {
     }
   }
   checkTrafficPolicy(spec['trafficPolicy'], 'spec.trafficPolicy', issues);
-  stringsIn(spec['exportTo'], 'spec.exportTo', issues);
+  checkRuleExportTo(spec, namespace, issues);
   return issues.issues;
 }
 
@@ -275,7 +317,7 @@ export interface RuleConversion {
   readonly issues: readonly ValidationIssue[];
 }
 
-const SPEC_VALIDATORS: Readonly<Record<RuleKind, (spec: unknown) => ValidationIssue[]>> = {
+const SPEC_VALIDATORS: Readonly<Record<RuleKind, (spec: unknown, namespace: string) => ValidationIssue[]>> = {
   VirtualService: validateVirtualServiceSpec,
   DestinationRule: validateDestinationRuleSpec,
   Sidecar: validateSidecarSpec,
@@ -291,7 +333,7 @@ export function convertIstioRule(kind: RuleKind, object: Fields, source: SourceR
     issues.push({ code: 'MP_OBJECT_INVALID', severity: 'error', path: 'metadata.name', message: 'is missing: give the rule a name (metadata.name)' });
   }
   const spec = object['spec'];
-  issues.push(...SPEC_VALIDATORS[kind](spec));
+  issues.push(...SPEC_VALIDATORS[kind](spec, meta.namespace));
   if (meta.name === undefined || issues.some((issue) => issue.severity === 'error')) return { issues };
   const warnings = issues.filter((issue) => issue.severity === 'warning');
   const ruleMeta = {

@@ -29,7 +29,6 @@ const MESSAGES: Readonly<Record<string, MessageSchema>> = {
     fields: { ...scalars('hosts', 'gateways', 'exportTo'), http: list('HTTPRoute'), tls: list('TLSRoute'), tcp: list('TCPRoute') },
     unsupported: {
       tls: 'TLS routes (by SNI) are not implemented by meshpilot: they are ignored',
-      exportTo: 'is not implemented by meshpilot: the rule is visible to every namespace',
     },
   },
   Destination: { what: 'a destination', fields: { ...scalars('host', 'subset'), port: one('PortSelector') } },
@@ -51,9 +50,6 @@ const MESSAGES: Readonly<Record<string, MessageSchema>> = {
       mirrorPercentage: one('Percent'),
       corsPolicy: one('CorsPolicy'),
       headers: one('Headers'),
-    },
-    unsupported: {
-      delegate: 'delegation is not implemented by meshpilot: this route is ignored; inline the delegated routes',
     },
   },
   Delegate: { what: 'a delegate', fields: scalars('name', 'namespace') },
@@ -209,7 +205,6 @@ const MESSAGES: Readonly<Record<string, MessageSchema>> = {
       endpoints: list('WorkloadEntry'),
       workloadSelector: one('WorkloadSelector'),
     },
-    unsupported: { exportTo: `${IGNORED}: the entry is visible to every namespace` },
   },
   ServicePort: { what: 'a ServiceEntry port', fields: scalars('number', 'protocol', 'name', 'targetPort') },
   WorkloadEntry: {

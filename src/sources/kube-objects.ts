@@ -5,6 +5,7 @@ import { ruleKey } from '../model/rules.ts';
 import type { Endpoint, Service, ServicePort } from '../model/service.ts';
 import { selectProtocol, serviceHostname } from '../model/service.ts';
 import type { ObjectWarnings, RejectedObject } from '../model/store.ts';
+import { EXPORT_TO_ANNOTATION, parseExportToAnnotation } from '../model/visibility.ts';
 import { convertIstioRule, ISTIO_NETWORKING_GROUP, ISTIO_NETWORKING_VERSIONS, ISTIO_SECURITY_GROUP, ISTIO_SECURITY_VERSIONS } from './istio-objects.ts';
 import { endpointIdentity, endpointsOfGroup, indexPods, parseEndpointSlice, parseLegacyEndpoints, parsePod } from './kube-endpoints.ts';
 import type { Fields, ObjectMeta } from './object-fields.ts';
@@ -72,6 +73,7 @@ function parseService(input: SourcedObject, object: Fields, kind: string, meta: 
     .filter((port): port is ServicePort => port !== undefined);
   if (problems.hasErrors() || meta.name === undefined) return rejectedObject(input, kind, meta, problems.issues);
   const clusterIp = stringField(spec, 'clusterIP');
+  const exportTo = parseExportToAnnotation(stringField(fieldsOf(fieldsOf(object['metadata'])['annotations']), EXPORT_TO_ANNOTATION));
   const service: Service = {
     hostname: serviceHostname(meta.name, meta.namespace),
     name: meta.name,
@@ -80,6 +82,7 @@ function parseService(input: SourcedObject, object: Fields, kind: string, meta: 
     labels: meta.labels,
     ...(clusterIp !== undefined && clusterIp !== '' && clusterIp !== 'None' ? { vip: clusterIp } : {}),
     source: input.source,
+    ...(exportTo ? { exportTo } : {}),
   };
   return { type: 'service', key: objectKey(kind, meta.namespace, meta.name), source: input.source, service };
 }

@@ -10,6 +10,7 @@ import type { Fields } from './object-fields.ts';
 import { describeType, fieldsOf, isDns1123Label, isFields, stringField } from './object-fields.ts';
 import { MAX_DURATION_SECONDS } from './istio-fields.ts';
 import { durationJson, parseDuration } from '../model/duration.ts';
+import { exportToProblems, type ExportedKind } from '../model/visibility.ts';
 
 class MeshIssues {
   readonly issues: ValidationIssue[] = [];
@@ -109,6 +110,30 @@ function readEnableAutoMtls(mesh: Fields, issues: MeshIssues): boolean {
   return value;
 }
 
+const EXPORT_DEFAULT_FIELDS: readonly (readonly [ExportedKind, string])[] = [
+  ['service', 'defaultServiceExportTo'],
+  ['virtualService', 'defaultVirtualServiceExportTo'],
+  ['destinationRule', 'defaultDestinationRuleExportTo'],
+];
+
+/** Istio's default exportTo per kind; a field left out keeps Istio's `*`. */
+function readDefaultExportTo(mesh: Fields, issues: MeshIssues): MeshConfig['defaultExportTo'] {
+  const out: Record<string, readonly string[]> = {};
+  for (const [kind, field] of EXPORT_DEFAULT_FIELDS) {
+    const value = mesh[field];
+    if (value === undefined || value === null) continue;
+    if (!Array.isArray(value) || !value.every((v): v is string => typeof v === 'string')) {
+      issues.error(field, `must be a list of ".", "*" or namespace names, got ${describeType(value)}: e.g. ${field}: ["."]`);
+      continue;
+    }
+    if (value.length === 0) continue;
+    const problems = exportToProblems(value, '', kind === 'service', isDns1123Label);
+    for (const problem of problems) issues.error(field, problem);
+    if (problems.length === 0) out[kind] = value;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
 /** The MeshConfig inside whatever wrapper the file uses. */
 function unwrap(document: unknown): { mesh: unknown; prefix: string } {
   if (!isFields(document)) return { mesh: document, prefix: '' };
@@ -136,6 +161,7 @@ export function readMeshConfig(document: unknown, source: string): MeshConfigRea
   const fields = fieldsOf(mesh);
   const accessLog = readAccessLog(fields, issues);
   const rootNamespace = readRootNamespace(fields, issues);
+  const defaultExportTo = readDefaultExportTo(fields, issues);
   const meshConfig: MeshConfig = {
     ...(accessLog ? { accessLog } : {}),
     tracingSampling: readSampling(fields, issues),
@@ -144,6 +170,7 @@ export function readMeshConfig(document: unknown, source: string): MeshConfigRea
     trustDomain: readTrustDomain(fields, issues),
     enableAutoMtls: readEnableAutoMtls(fields, issues),
     ...(rootNamespace ? { rootNamespace } : {}),
+    ...(defaultExportTo ? { defaultExportTo } : {}),
     source,
   };
   const found = issues.issues.map((issue) => ({ ...issue, path: prefix + issue.path }));

@@ -7,6 +7,7 @@ import type { PodIndex } from './kube-endpoints.ts';
 import type { Fields, ObjectMeta } from './object-fields.ts';
 import { describeType, fieldsOf, isCidr, isDns1123Label, isFields, isIpAddress, isPortNumber, isWildcardDomain, stringMap } from './object-fields.ts';
 import { checkIstioFields } from './istio-schema.ts';
+import { checkExportTo } from './istio-fields.ts';
 import type { ParsedObject, SourcedObject } from './parsed-object.ts';
 import { objectKey, ObjectProblems, rejectedObject, requireName } from './parsed-object.ts';
 
@@ -287,6 +288,14 @@ export function parseServiceEntry(input: SourcedObject, object: Fields, kind: st
     if (typeof san === 'string' && san !== '') sans.push(san);
     else problems.error(`spec.subjectAltNames[${index}]`, `must be a name, got ${describeType(san)}: quote it if it holds a colon and a space`, 'MP_RULE_INVALID');
   });
+  const exportTo: string[] = [];
+  (Array.isArray(spec['exportTo']) ? (spec['exportTo'] as unknown[]) : []).forEach((entry, index) => {
+    if (typeof entry === 'string') exportTo.push(entry);
+    else problems.error(`spec.exportTo[${index}]`, `must be a string, got ${describeType(entry)}: quote it`, 'MP_RULE_INVALID');
+  });
+  checkExportTo(exportTo, 'spec.exportTo', meta.namespace, true, (path, message) => {
+    problems.error(path, message, 'MP_RULE_INVALID');
+  });
   const selectorValue = spec['workloadSelector'];
   if (selectorValue !== undefined && selectorValue !== null && !isFields(selectorValue)) {
     problems.error('spec.workloadSelector', `must be a map, got ${describeType(selectorValue)}: write workloadSelector: { labels: { app: vm } }`, 'MP_RULE_INVALID');
@@ -345,6 +354,7 @@ export function parseServiceEntry(input: SourcedObject, object: Fields, kind: st
     resolution,
     meshExternal: location === 'MESH_EXTERNAL',
     ...(sans.length > 0 ? { subjectAltNames: sans } : {}),
+    ...(exportTo.length > 0 ? { exportTo } : {}),
   }));
   const entry: ServiceEntryInfo = {
     namespace: meta.namespace,

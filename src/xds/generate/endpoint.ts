@@ -70,10 +70,22 @@ export function buildLoadAssignments(push: PushContext, names: readonly string[]
   );
 }
 
-/** A proxy's load assignments: only those of clusters its Sidecar lets it see, built from the whole push and shared. */
+/**
+ * A proxy's load assignments: only those of clusters it sees (exportTo, its Sidecar), shared
+ * through the whole push unless its namespace's DestinationRule selects a subset differently.
+ */
 export function buildProxyLoadAssignments(push: PushContext, proxy: Proxy, names: readonly string[] | undefined): EnvoyResource[] {
   const visible = scopedPush(push, proxy);
   if (visible === push) return buildLoadAssignments(push, names);
   const allowed = outboundTargetByName(visible);
-  return buildLoadAssignments(push, (names ?? [...allowed.keys()]).filter((name) => allowed.has(name)));
+  const shared = outboundTargetByName(push);
+  return (names ?? [...allowed.keys()]).flatMap((name) => {
+    const target = allowed.get(name);
+    if (!target) return [];
+    const everywhere = shared.get(name);
+    if (everywhere && JSON.stringify(everywhere.subset?.labels) === JSON.stringify(target.subset?.labels)) {
+      return [push.memo(`eds:${name}`, () => internResource(push.sequence, ENDPOINT_TYPE, name, buildLoadAssignment(push, everywhere)))];
+    }
+    return [visible.memo(`eds:${name}`, () => internResource(visible.sequence, ENDPOINT_TYPE, name, buildLoadAssignment(visible, target)))];
+  });
 }

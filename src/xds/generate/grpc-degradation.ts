@@ -12,10 +12,12 @@ import { buildHttpRoutes } from './http-routes.ts';
 import { outboundTargets } from './outbound.ts';
 import type { NoteSink } from './route-match.ts';
 
-function collector(): { notes: NoteSink; issues: () => ValidationIssue[] } {
+function collector(rule: Rule): { notes: NoteSink; issues: () => ValidationIssue[] } {
   const seen = new Map<string, ValidationIssue>();
   return {
-    notes: (path, message) => {
+    notes: (path, message, from) => {
+      // A root's delegated routes are the delegate's to report.
+      if (from && ruleKey({ kind: from.kind, namespace: from.namespace, name: from.name }) !== ruleKey(rule.meta)) return;
       seen.set(`${path}\n${message}`, { code: 'MP_GRPC_DEGRADED', severity: 'warning', path, message });
     },
     issues: () => [...seen.values()],
@@ -24,7 +26,7 @@ function collector(): { notes: NoteSink; issues: () => ValidationIssue[] } {
 
 function virtualServiceNotes(push: PushContext, rule: Rule, notes: NoteSink): void {
   for (const [host, vs] of push.virtualServiceByHost) {
-    if (vs.rule !== rule) continue;
+    if (vs.rule !== rule && !vs.origins?.some((origin) => origin.rule === rule)) continue;
     const service = push.serviceByHost.get(host);
     if (!service) continue;
     for (const port of service.ports) buildHttpRoutes(push, vs, service, port, 'grpc', { labels: {}, namespace: rule.meta.namespace }, notes);
@@ -54,7 +56,7 @@ function peerAuthenticationNotes(rule: Rule, notes: NoteSink): void {
 /** Warnings (code MP_GRPC_DEGRADED) for each part of `rule` proxyless gRPC clients get degraded or not at all. */
 export function grpcDegradations(push: PushContext, rule: Rule): readonly ValidationIssue[] {
   return push.memo(`grpc-degradations:${ruleKey(rule.meta)}`, () => {
-    const { notes, issues } = collector();
+    const { notes, issues } = collector(rule);
     if (isVirtualService(rule)) virtualServiceNotes(push, rule, notes);
     else if (isPeerAuthentication(rule)) peerAuthenticationNotes(rule, notes);
     else if (isAuthorizationPolicy(rule)) authorizationNotes(rule, 'grpc', notes);

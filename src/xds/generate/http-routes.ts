@@ -135,8 +135,16 @@ function noteGrpcGaps(route: HttpRoute, notes: NoteSink, path: string): void {
   }
 }
 
-function translateRoute(t: Translation, vs: ResolvedVirtualService, route: HttpRoute, index: number): JsonObject[] {
-  const path = `spec.http[${index}]`;
+function translateRoute(root: Translation, vs: ResolvedVirtualService, route: HttpRoute, index: number): JsonObject[] {
+  // A route merged from a delegate is attributed to the delegate that wrote it (notes included).
+  const origin = vs.origins?.[index] ?? { rule: vs.rule, index };
+  const t: Translation = {
+    ...root,
+    notes: (path, message) => {
+      root.notes(path, message, origin.rule.meta);
+    },
+  };
+  const path = `spec.http[${origin.index}]`;
   if (route.redirect && t.dialect === 'grpc') {
     t.notes(`${path}.redirect`, 'gRPC clients cannot follow HTTP redirects: this route is left out for proxyless gRPC');
     return [];
@@ -177,12 +185,12 @@ function translateRoute(t: Translation, vs: ResolvedVirtualService, route: HttpR
     if (!matchJson) continue;
     const operation = routeOperation(matchJson, body['route'] as JsonObject | undefined, vs.rule.meta.name, t.port.port);
     out.push({
-      name: route.name ?? match?.name ?? `${vs.rule.meta.namespace}/${vs.rule.meta.name}/http[${index}]`,
+      name: route.name ?? match?.name ?? `${origin.rule.meta.namespace}/${origin.rule.meta.name}/http[${origin.index}]`,
       match: matchJson,
       ...body,
       ...(t.dialect === 'envoy' ? { decorator: { operation } } : {}),
       // Which rule and http route produced this route, as Istio records it (explain, NACK attribution).
-      metadata: istioConfigMetadata(vs.rule.meta, index),
+      metadata: istioConfigMetadata(origin.rule.meta, origin.index),
     });
   }
   return out;

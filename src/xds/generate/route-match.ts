@@ -1,5 +1,5 @@
 // VirtualService match conditions -> Envoy RouteMatch, in the dialect the client understands.
-import type { HttpMatchRequest, StringMatch } from '../../model/rules.ts';
+import type { HttpMatchRequest, RuleMeta, StringMatch } from '../../model/rules.ts';
 import type { JsonObject } from '../proto-json.ts';
 import { labelsMatch } from '../../model/service.ts';
 
@@ -12,8 +12,8 @@ export interface RouteCaller {
   readonly namespace: string | undefined;
 }
 
-/** Receives what a gRPC client cannot do, with the rule field it comes from. */
-export type NoteSink = (path: string, message: string) => void;
+/** Receives what a gRPC client cannot do, with the rule field it comes from (and the rule, when another wrote it: a delegate). */
+export type NoteSink = (path: string, message: string, rule?: Pick<RuleMeta, 'kind' | 'namespace' | 'name'>) => void;
 
 export const ignoreNotes: NoteSink = () => undefined;
 
