@@ -58,7 +58,7 @@ const SERVED: Readonly<Record<string, Expected>> = {
   'destinationrule-invalid.yaml#1': { verdict: invalid('spec.trafficPolicy.loadBalancer.warmup.minimumPercent') },
   'destinationrule-invalid.yaml#2': { verdict: invalid('spec.trafficPolicy.loadBalancer.warmup.duration') },
   'destinationrule-invalid.yaml#3': { verdict: invalid('spec.trafficPolicy.loadBalancer.warmup.aggression') },
-  'serviceentry-valid.yaml#1': { verdict: unsupported('spec.exportTo'), dependsOn: 'exportTo' },
+  'serviceentry-valid.yaml#1': { verdict: VALID },
   'serviceentry-valid.yaml#2': { verdict: VALID },
   'serviceentry-valid.yaml#3': { verdict: warning('spec.workloadSelector', 'MP_RULE_WARNING'), istioWarns: true },
   'serviceentry-valid.yaml#4': { verdict: warning('spec.hosts[0]', 'MP_RULE_WARNING'), istioWarns: true },

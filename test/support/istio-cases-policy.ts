@@ -82,7 +82,7 @@ export const DESTINATION_RULE_CASES: readonly IstioCase[] = [
   ok('port-level settings', policy({ portLevelSettings: [{ port: { number: 9080 }, loadBalancer: { simple: 'LEAST_REQUEST' } }] })),
   bad('port-level settings without a port', policy({ portLevelSettings: [{ loadBalancer: { simple: 'LEAST_REQUEST' } }] }), `${TP}.portLevelSettings[0].port.number`),
   bad('one port with settings twice', policy({ portLevelSettings: [{ port: { number: 9080 }, loadBalancer: { simple: 'RANDOM' } }, { port: { number: 9080 }, loadBalancer: { simple: 'RANDOM' } }] }), `${TP}.portLevelSettings[1].port.number`),
-  { ...ok('exportTo', dr({ exportTo: ['.'], trafficPolicy: { loadBalancer: { simple: 'RANDOM' } } })), dependsOn: 'exportTo' },
+  ok('exportTo', dr({ exportTo: ['.'], trafficPolicy: { loadBalancer: { simple: 'RANDOM' } } })),
 ];
 
 const STATIC = { resolution: 'STATIC' };
@@ -117,7 +117,7 @@ export const SERVICE_ENTRY_CASES: readonly IstioCase[] = [
   warns('a workloadSelector without labels', se({ ...STATIC, workloadSelector: {} }), 'spec.workloadSelector'),
   notServed('a Unix socket endpoint', se({ ports: [{ number: 80, name: 'http', protocol: 'HTTP' }], ...STATIC, endpoints: [{ address: 'unix:///var/run/api.sock' }] }), 'spec.endpoints[0].address'),
   notServed('DYNAMIC_DNS resolution', se({ hosts: ['*.example.com'], resolution: 'DYNAMIC_DNS' }), 'spec.resolution'),
-  { ...notServed('exportTo', se({ exportTo: ['.'] }), 'spec.exportTo'), dependsOn: 'exportTo' },
+  ok('exportTo', se({ exportTo: ['.'] })),
 ];
 
 export const WORKLOAD_ENTRY_CASES: readonly IstioCase[] = [
