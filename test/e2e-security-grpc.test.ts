@@ -23,6 +23,8 @@ const REVIEWS = 'xds:///reviews.default.svc.cluster.local:50051';
 const PRODUCTPAGE_SAN = 'URI:spiffe://cluster.local/ns/default/sa/productpage';
 const WORKLOADS = { reviews: '127.0.0.51', productpage: '127.0.0.52', ratings: '127.0.0.53' } as const;
 type Workload = keyof typeof WORKLOADS;
+/** Short-lived certificates, renewed at half their life: each workload rotates during the run. */
+const CERT_TTL_S = 12;
 
 /** A Service, its Pod (with Istio's tlsMode label and its own service account) and its endpoints. */
 function workload(name: Workload, port: number, vip: string): K8sObject[] {
@@ -38,13 +40,15 @@ function workload(name: Workload, port: number, vip: string): K8sObject[] {
 const strictMeshWide: K8sObject = { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name: 'default', namespace: 'istio-system' }, spec: { mtls: { mode: 'STRICT' } } };
 const onReviews = { selector: { matchLabels: { app: 'reviews' } } };
 
-describe('workload identity, mTLS and authorization for proxyless gRPC, from the CA to the call', () => {
+describe('workload identity, mTLS and authorization for proxyless gRPC, from the CA to the call', { timeout: 90_000 }, () => {
   let api: FakeKubeApi;
   let dir: MeshDir;
   let meshpilot: KubeMeshpilot;
   let rootDir: string;
   const agents = new Map<Workload, AgentUnderTest>();
   let reviews: SecureServer;
+  /** When the last of the first certificates expires: a call after it needs a rotated one. */
+  let firstExpiry: number;
   const opened: WhoamiCaller[] = [];
 
   /** A new client (its own connection) of reviews, as `name` with its agent's bootstrap. */
@@ -99,11 +103,14 @@ describe('workload identity, mTLS and authorization for proxyless gRPC, from the
         sdsSocket: undefined,
         xdsAddress,
         grpcBootstrap: 'bootstrap.json',
+        validitySeconds: CERT_TTL_S,
+        renewAt: 0.5,
       }, `${name}-token`);
       agents.set(name, agent);
     }
     await Promise.all([...agents.values()].map((agent) => agent.agent.certificate.ready()));
     await eventually(() => ([...agents.values()].every((agent) => agent.agent.status().files?.lastWrite !== undefined) ? true : undefined), 10_000, "the agents' files");
+    firstExpiry = Math.max(...[...agents.values()].map((agent) => new Date(agent.agent.status().notAfter ?? 0).getTime()));
     const reviewsAgent = agents.get('reviews');
     assert.ok(reviewsAgent);
     reviews = await startXdsServer('reviews', `${WORKLOADS.reviews}:${reviewsPort}`, await readFile(reviewsAgent.bootstrapFile, 'utf8'));
@@ -159,5 +166,35 @@ describe('workload identity, mTLS and authorization for proxyless gRPC, from the
     await until('productpage', 'Hello', grpc.status.OK);
     const view = await (await caller('ratings')).call();
     assert.deepEqual(view, { server: 'reviews', transport: 'ssl', peer: 'URI:spiffe://cluster.local/ns/default/sa/ratings' });
+  });
+
+  it("certificates rotate under a stream of calls: none fails, and calls go on past the first certificates' expiry", async () => {
+    const rotationsOf = (name: Workload): number => agents.get(name)?.agent.status().rotations ?? 0;
+    const startedWith = { productpage: rotationsOf('productpage'), reviews: rotationsOf('reviews') };
+    const rotatedSince = (): boolean => rotationsOf('productpage') > startedWith.productpage && rotationsOf('reviews') > startedWith.reviews;
+    const giveUpAt = Date.now() + 3 * CERT_TTL_S * 1000;
+    const steady = await caller('productpage');
+    let calls = 0;
+    const failures: string[] = [];
+    // gRPC re-reads the files every second: two seconds past the expiry every handshake uses a rotated certificate.
+    while ((Date.now() < firstExpiry + 2000 || !rotatedSince()) && Date.now() < giveUpAt) {
+      const fresh = await caller('productpage');
+      const results = await Promise.allSettled([steady.call(), fresh.call()]);
+      fresh.close();
+      calls += results.length;
+      for (const result of results) if (result.status === 'rejected') failures.push(String(result.reason));
+      // Pacing the stream (a call pair about every 50 ms), not waiting for anything.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.ok(rotatedSince(), 'productpage and reviews both rotated during the stream');
+    assert.ok(Date.now() >= firstExpiry, 'the stream went on past the first certificates');
+    assert.deepEqual(failures, [], `no call of ${calls} failed`);
+    const view = await (await caller('productpage')).call();
+    assert.deepEqual(view, { server: 'reviews', transport: 'ssl', peer: PRODUCTPAGE_SAN });
+    for (const [name, agent] of agents) {
+      const { rotations } = agent.agent.status();
+      // At half of each certificate's life, so a handful in the run; never one after another.
+      assert.ok(rotations >= 1 && rotations <= 4, `${name} rotated ${rotations} times`);
+    }
   });
 });
