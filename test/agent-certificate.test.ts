@@ -138,9 +138,11 @@ describe('meshpilot agent: the workload certificate', () => {
       await pod.agent.certificate.ready();
       const first = pod.agent.certificate.held;
       assert.ok(first);
-      const { notBefore, notAfter } = first.facts;
-      const next = new Date(pod.agent.status().nextRotation ?? 0).getTime();
-      const fraction = (next - notBefore.getTime()) / (notAfter.getTime() - notBefore.getTime());
+      const { notAfter } = first.facts;
+      const { nextRotation, lastRotation } = pod.agent.status();
+      // The lifetime from when it arrived (notBefore is backdated for clock skew).
+      const issued = new Date(lastRotation ?? 0).getTime();
+      const fraction = (new Date(nextRotation ?? 0).getTime() - issued) / (notAfter.getTime() - issued);
       assert.ok(fraction > 0.74 && fraction <= 0.8, `renewal planned at ${fraction.toFixed(3)} of the lifetime`);
       await eventually('the first files', () => pod.agent.status().files?.lastWrite);
       const callsBefore = ca.calls.length;

@@ -287,6 +287,8 @@ describe('proxyless gRPC servers get the same RBAC filter, restricted to what gR
       assert.deepEqual(checkResourceJson(RBAC_HTTP_TYPE, config), []);
     }
     assert.deepEqual(filters.map((f) => rbacOf(f).action), ['DENY', 'ALLOW']);
+    // gRPC refuses a listener whose HTTP filters share a name: Istio's names for the two.
+    assert.deepEqual(filters.map((f) => f['name']), ['envoy.filters.http.rbac.DENY', 'envoy.filters.http.rbac']);
     assert.deepEqual(rbacOf(filters[0]).policies['ns[shop]-policy[sni-deny]-rule[0]']?.['permissions'], [
       { and_rules: { rules: [orRules({ header: { name: ':method', string_match: { exact: 'POST' } } })] } },
     ]);

@@ -252,6 +252,18 @@ void describe('cross-resource checks', () => {
     assert.deepEqual(run([fault, ROUTER]), []);
   });
 
+  void test('gRPC rejects a listener whose HTTP filters share a name (a server listener or an api_listener)', () => {
+    const rbac = (name: string): JsonObject => ({ name, typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC' } });
+    const set = bookinfo();
+    const filters = [rbac('envoy.filters.http.rbac'), rbac('envoy.filters.http.rbac'), ROUTER];
+    set.listeners = [listener('xds.istio.io/grpc/lds/inbound/0.0.0.0:9080', 9080, hcm({ http_filters: filters }))];
+    assert.deepEqual(pairs(checkCrossReferences(set)), [
+      ['listener "xds.istio.io/grpc/lds/inbound/0.0.0.0:9080" filter_chains[0].filters[0].typed_config.http_filters[1].name', 'http_filters.unique_name'],
+    ]);
+    set.listeners = [listener('xds.istio.io/grpc/lds/inbound/0.0.0.0:9080', 9080, hcm({ http_filters: [rbac('envoy.filters.http.rbac.DENY'), rbac('envoy.filters.http.rbac'), ROUTER] }))];
+    assert.deepEqual(pairs(checkCrossReferences(set)), []);
+  });
+
   void test('a tcp_proxy to a missing cluster is reported', () => {
     const set = bookinfo();
     set.listeners = [{

@@ -142,13 +142,16 @@ export class WorkloadCertificate {
       const renewed = this.#held !== undefined;
       this.#held = held;
       this.#rotations += renewed ? 1 : 0;
-      this.#lastRotation = new Date();
+      const received = Date.now();
+      this.#lastRotation = new Date(received);
       this.#lastError = undefined;
       this.#retryMs = this.#options.retryInitialMs ?? 1000;
       const { notBefore, notAfter, serial } = held.facts;
-      const lifetime = notAfter.getTime() - notBefore.getTime();
+      // The lifetime counts from when the certificate arrived, as Istio's agent does: the CA backdates
+      // notBefore for clock skew (2 minutes), which would otherwise make a short certificate renew at once, forever.
+      const start = Math.max(notBefore.getTime(), received);
       const fraction = (this.#options.renewAt ?? 0.8) - Math.random() * (this.#options.jitter ?? 0.05);
-      this.#schedule(notBefore.getTime() + lifetime * fraction - Date.now());
+      this.#schedule(start + (notAfter.getTime() - start) * fraction - Date.now());
       this.#log.info({ serial, notAfter: notAfter.toISOString(), nextRotation: this.#nextRotation?.toISOString() }, renewed ? 'workload certificate rotated' : 'workload certificate issued');
       for (const waiter of this.#firstWaiters.splice(0)) waiter();
       this.#handing = Promise.all(this.#listeners.map(async (listener) => {

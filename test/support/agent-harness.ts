@@ -22,10 +22,11 @@ export interface AgentUnderTest {
   close(): Promise<void>;
 }
 
-export async function startTestAgent(ca: FakeCa, overrides: Partial<AgentOptions> = {}): Promise<AgentUnderTest> {
+/** `ca`: the fake CA, or any CA at `address` whose serving certificate chains to `rootFile` and names meshpilot's service. */
+export async function startTestAgent(ca: Pick<FakeCa, 'address' | 'rootFile'>, overrides: Partial<AgentOptions> = {}, token = 'token-for-productpage-1'): Promise<AgentUnderTest> {
   const dir = await mkdtemp(join(tmpdir(), 'meshpilot-agent-'));
   const tokenFile = join(dir, 'istio-token');
-  await writeFile(tokenFile, 'token-for-productpage-1\n');
+  await writeFile(tokenFile, `${token}\n`);
   const lines: string[] = [];
   const log = pino({ level: 'debug' }, new Writable({
     write(chunk: Buffer, _encoding, done) {

@@ -15,6 +15,8 @@ grpcXds.register();
 /** Istio's template (its agent writes it): a server asks for its listener by this name. */
 export const SERVER_LISTENER_TEMPLATE = 'xds.istio.io/grpc/lds/inbound/%s';
 const BOOTSTRAP_KEY = 'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config';
+/** A second method the server answers like Whoami, for policies on one method. */
+export const HELLO_PATH = '/meshpilot.test.Echo/Hello';
 
 /** What a server tells its caller about the connection. */
 export interface PeerView {
@@ -73,13 +75,12 @@ export interface SecureServer {
 /** An XdsServer answering Whoami with what it sees of the caller's connection. */
 export async function startXdsServer(name: string, address: string, bootstrap: string): Promise<SecureServer> {
   const server = new grpcXds.XdsServer({ [BOOTSTRAP_KEY]: bootstrap });
-  server.addService({ Whoami: rawMethod(WHOAMI_PATH) }, {
-    Whoami: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
-      const auth = call.getAuthContext();
-      const view: PeerView = { server: name, transport: auth.transportSecurityType ?? 'insecure', peer: auth.sslPeerCertificate?.subjectaltname ?? '' };
-      callback(null, Buffer.from(JSON.stringify(view)));
-    },
-  });
+  const whoami = (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void => {
+    const auth = call.getAuthContext();
+    const view: PeerView = { server: name, transport: auth.transportSecurityType ?? 'insecure', peer: auth.sslPeerCertificate?.subjectaltname ?? '' };
+    callback(null, Buffer.from(JSON.stringify(view)));
+  };
+  server.addService({ Whoami: rawMethod(WHOAMI_PATH), Hello: rawMethod(HELLO_PATH) }, { Whoami: whoami, Hello: whoami });
   await new Promise<void>((resolve, reject) => {
     server.bindAsync(address, new grpcXds.XdsServerCredentials(grpc.ServerCredentials.createInsecure()), (error) => {
       if (error) reject(error);
@@ -89,23 +90,24 @@ export async function startXdsServer(name: string, address: string, bootstrap: s
   return { address, close: () => new Promise<void>((resolve) => { server.tryShutdown(() => { resolve(); }); }) };
 }
 
-const WhoamiClient = grpc.makeGenericClientConstructor({ Whoami: rawMethod(WHOAMI_PATH) }, 'Echo');
+const WhoamiClient = grpc.makeGenericClientConstructor({ Whoami: rawMethod(WHOAMI_PATH), Hello: rawMethod(HELLO_PATH) }, 'Echo');
+type UnaryStub = (req: Buffer, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Buffer) => void) => void;
 
 export class WhoamiCaller {
   readonly #client: grpc.Client;
 
   /** An xDS client (`bootstrap` given) with XdsChannelCredentials, or a plain plaintext client of `target`. */
-  constructor(target: string, bootstrap?: string) {
+  constructor(target: string, bootstrap?: string, options: grpc.ChannelOptions = {}) {
     this.#client = bootstrap
-      ? new WhoamiClient(target, new grpcXds.XdsChannelCredentials(grpc.credentials.createInsecure()), { [BOOTSTRAP_KEY]: bootstrap })
-      : new WhoamiClient(target, grpc.credentials.createInsecure());
+      ? new WhoamiClient(target, new grpcXds.XdsChannelCredentials(grpc.credentials.createInsecure()), { [BOOTSTRAP_KEY]: bootstrap, ...options })
+      : new WhoamiClient(target, grpc.credentials.createInsecure(), options);
   }
 
-  call(timeoutMs = 3000): Promise<PeerView> {
+  /** One call of Whoami (or of Hello, which answers the same). */
+  call(timeoutMs = 3000, method: 'Whoami' | 'Hello' = 'Whoami'): Promise<PeerView> {
+    const stub = (this.#client as unknown as Record<typeof method, UnaryStub>)[method].bind(this.#client);
     return new Promise((resolve, reject) => {
-      (this.#client as unknown as {
-        Whoami(req: Buffer, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Buffer) => void): void;
-      }).Whoami(Buffer.alloc(0), new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) => {
+      stub(Buffer.alloc(0), new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) => {
         if (error) reject(error);
         else resolve(JSON.parse((response ?? Buffer.alloc(0)).toString('utf8')) as PeerView);
       });
@@ -113,9 +115,9 @@ export class WhoamiCaller {
   }
 
   /** The status code of one call (OK when it succeeded). */
-  async status(timeoutMs = 3000): Promise<grpc.status> {
+  async status(timeoutMs = 3000, method: 'Whoami' | 'Hello' = 'Whoami'): Promise<grpc.status> {
     try {
-      await this.call(timeoutMs);
+      await this.call(timeoutMs, method);
       return grpc.status.OK;
     } catch (error) {
       return (error as grpc.ServiceError).code;

@@ -95,7 +95,8 @@ interface InboundChain {
 }
 
 function rbacRulesOf(filters: readonly JsonObject[], name: string): JsonObject[] {
-  return filters.filter((f) => f['name'] === name).map((f) => asObject(asObject(f['typed_config'])?.['rules']) ?? {});
+  // A gRPC server's filters carry the action after the name (`envoy.filters.http.rbac.DENY`).
+  return filters.filter((f) => f['name'] === name || (typeof f['name'] === 'string' && f['name'].startsWith(`${name}.`))).map((f) => asObject(asObject(f['typed_config'])?.['rules']) ?? {});
 }
 
 /** The inbound chains of the virtualInbound listener the proxy was last sent, with their RBAC filters. */

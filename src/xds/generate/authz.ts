@@ -205,7 +205,12 @@ export function authorizationNetworkFilters(push: PushContext, proxy: Proxy): Js
  * restricted to what gRPC evaluates; what it cannot fails closed (see grpc-degradation.ts).
  */
 export function grpcAuthorizationHttpFilters(push: PushContext, proxy: Proxy): JsonObject[] {
-  return memoConfigs(push, proxy, 'grpc').map((config) => ({ name: RBAC_HTTP_FILTER, typed_config: typed(RBAC_HTTP_TYPE, { rules: rbacRules(config) }) }));
+  return memoConfigs(push, proxy, 'grpc').map((config) => ({ name: grpcRbacFilterName(config.from), typed_config: typed(RBAC_HTTP_TYPE, { rules: rbacRules(config) }) }));
+}
+
+/** gRPC NACKs an HTTP filter name used twice (gRFC A39), so each action's filter has its own (Istio's: `...rbac.DENY`). */
+function grpcRbacFilterName(from: AuthorizationAction): string {
+  return from === 'ALLOW' ? RBAC_HTTP_FILTER : `${RBAC_HTTP_FILTER}.${from}`;
 }
 
 /** What each flavour makes of one policy's rules (MP_GRPC_DEGRADED for gRPC; what Envoy's TCP chains ignore). */

@@ -187,7 +187,10 @@ function isRouterFilter(filter: JsonObject): boolean {
   return filter['name'] === ROUTER_FILTER_NAME;
 }
 
-function checkHttpConnectionManager(ctx: Context, hcm: JsonObject, path: string): void {
+/** Listeners only proxyless gRPC reads: client api_listeners and Istio-named server listeners (gRFC A36). */
+const GRPC_SERVER_LISTENER_PREFIX = 'xds.istio.io/grpc/lds/inbound/';
+
+function checkHttpConnectionManager(ctx: Context, hcm: JsonObject, path: string, grpc: boolean): void {
   const rds = asObject(hcm['rds']);
   const routeName = rds ? asString(rds['route_config_name']) : undefined;
   if (routeName !== undefined && !ctx.routeNames.has(routeName)) {
@@ -196,9 +199,15 @@ function checkHttpConnectionManager(ctx: Context, hcm: JsonObject, path: string)
   const inline = asObject(hcm['route_config']);
   if (inline) checkRouteConfiguration(ctx, inline, `${path}.route_config`);
   const filters = objects(hcm['http_filters']);
-  // Envoy accepts several filters of one name (Istio sends an RBAC filter per action, all `envoy.filters.http.rbac`).
+  // Envoy accepts several filters of one name (Istio sends an RBAC filter per action, all `envoy.filters.http.rbac`); gRPC does not.
+  const seen = new Map<string, number>();
   filters.forEach((filter, i) => {
     const name = asString(filter['name']) ?? '';
+    const first = seen.get(name);
+    if (grpc && first !== undefined) {
+      report(ctx, `${path}.http_filters[${i}].name`, 'http_filters.unique_name', `HTTP filter name ${JSON.stringify(name)} is also used by http_filters[${first}]; gRPC rejects the listener (duplicate HTTP filter name)`);
+    }
+    if (first === undefined) seen.set(name, i);
     if (isRouterFilter(filter) && i !== filters.length - 1) {
       report(ctx, `${path}.http_filters[${i}]`, 'http_filters.router_last', `terminal filter ${JSON.stringify(name)} must be the last filter in the http filter chain`);
     }
@@ -240,13 +249,13 @@ function isDefault(value: Json | undefined): boolean {
   return object !== undefined && Object.values(object).every(isDefault);
 }
 
-function checkFilterChain(ctx: Context, chain: JsonObject, path: string): void {
+function checkFilterChain(ctx: Context, chain: JsonObject, path: string, grpc: boolean): void {
   const filters = objects(chain['filters']);
   if (filters.length === 0) report(ctx, `${path}.filters`, 'filter_chain.filters', 'a filter chain needs at least one network filter');
   filters.forEach((filter, i) => {
     const typed = asObject(filter['typed_config']);
     const typedPath = `${path}.filters[${i}].typed_config`;
-    if (typed?.['@type'] === HTTP_CONNECTION_MANAGER_TYPE) checkHttpConnectionManager(ctx, typed, typedPath);
+    if (typed?.['@type'] === HTTP_CONNECTION_MANAGER_TYPE) checkHttpConnectionManager(ctx, typed, typedPath, grpc);
     if (typed?.['@type'] === TCP_PROXY_TYPE) checkTcpProxy(ctx, typed, typedPath);
   });
 }
@@ -273,21 +282,22 @@ function checkListener(ctx: Context, listener: JsonObject, bound: Map<string, st
   const chains = objects(listener['filter_chains']);
   const defaultChain = asObject(listener['default_filter_chain']);
   const api = asObject(asObject(listener['api_listener'])?.['api_listener']);
+  const grpcServer = name?.startsWith(GRPC_SERVER_LISTENER_PREFIX) ?? false;
   if (api?.['@type'] === HTTP_CONNECTION_MANAGER_TYPE) {
-    checkHttpConnectionManager(ctx, api, where('listener', name, 'api_listener.api_listener'));
+    checkHttpConnectionManager(ctx, api, where('listener', name, 'api_listener.api_listener'), true);
   }
   if (!api && chains.length === 0 && !defaultChain) {
     report(ctx, where('listener', name, 'filter_chains'), 'listener.filter_chains', 'no filter chains specified');
   }
   const matches = new Map<string, number>();
   chains.forEach((chain, i) => {
-    checkFilterChain(ctx, chain, where('listener', name, `filter_chains[${i}]`));
+    checkFilterChain(ctx, chain, where('listener', name, `filter_chains[${i}]`), grpcServer);
     const key = canonical(chain['filter_chain_match']);
     const first = matches.get(key);
     if (first === undefined) matches.set(key, i);
     else report(ctx, where('listener', name, `filter_chains[${i}].filter_chain_match`), 'filter_chain.unique_match', `multiple filter chains with the same matching rules (also filter_chains[${first}])`);
   });
-  if (defaultChain) checkFilterChain(ctx, defaultChain, where('listener', name, 'default_filter_chain'));
+  if (defaultChain) checkFilterChain(ctx, defaultChain, where('listener', name, 'default_filter_chain'), grpcServer);
   // Envoy refuses a second listener on an address even when neither binds it (bind_to_port: false).
   for (const { key, path } of listenerAddresses(listener)) {
     const owner = bound.get(key);
