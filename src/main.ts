@@ -6,7 +6,7 @@ import { NackLedger } from './admin/nack-ledger.ts';
 import { buildAdminApp, startAdminServer } from './admin/server.ts';
 import { createLogger, type Logger } from './log.ts';
 import { MeshpilotMetrics } from './metrics.ts';
-import { trustDomainOf, DEFAULT_MESH_CONFIG } from './model/mesh-config.ts';
+import { DEFAULT_MESH_CONFIG } from './model/mesh-config.ts';
 import { ConfigStore } from './model/store.ts';
 import { ConvergenceTracker } from './push/convergence.ts';
 import { PushController } from './push/push-controller.ts';
@@ -188,7 +188,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     : undefined;
   const security = options.secure
     ? await startSecurity(
-        { limits: transportLimits(options), ...options.secure, host: options.xdsHost, namespace: systemNamespace(options.secure.namespace), trustDomain: trustDomainOf(meshConfig ?? DEFAULT_MESH_CONFIG) },
+        { limits: transportLimits(options), ...options.secure, host: options.xdsHost, namespace: systemNamespace(options.secure.namespace), trustDomain: (meshConfig ?? DEFAULT_MESH_CONFIG).trustDomain },
         {
           ads: adsServer,
           registry: metrics.registry,

@@ -6,26 +6,11 @@ import { readFile } from 'node:fs/promises';
 import http2 from 'node:http2';
 import { isIP } from 'node:net';
 import { checkServerIdentity } from 'node:tls';
-import { join } from 'node:path';
-import protobuf from 'protobufjs';
 import { splitHostPort } from '../model/address.ts';
-import { protoDir } from '../xds/protos.ts';
+import { CREATE_CERTIFICATE_PATH, caServiceTypes } from '../security/ca-service.ts';
 
-export const CREATE_CERTIFICATE_PATH = '/istio.v1.auth.IstioCertificateService/CreateCertificate';
 /** A chain of a few certificates is kilobytes; more is not an answer to keep reading. */
 const MAX_RESPONSE_BYTES = 1 << 20;
-
-let caTypes: { request: protobuf.Type; response: protobuf.Type } | undefined;
-
-function types(): { request: protobuf.Type; response: protobuf.Type } {
-  if (!caTypes) {
-    const root = new protobuf.Root();
-    root.loadSync(join(protoDir, 'istio/v1/auth/ca.proto'), { keepCase: true });
-    root.resolveAll();
-    caTypes = { request: root.lookupType('istio.v1.auth.IstioCertificateRequest'), response: root.lookupType('istio.v1.auth.IstioCertificateResponse') };
-  }
-  return caTypes;
-}
 
 /** A CreateCertificate that did not return a chain: the gRPC status (or -1 for a transport failure) and why. */
 export class CaCallError extends Error {
@@ -78,7 +63,7 @@ export async function createCertificate(options: CaClientOptions, request: Creat
     readFile(options.tokenFile, 'utf8').then((text) => text.trim()),
     readFile(options.rootCertFile, 'utf8'),
   ]);
-  const { request: requestType, response: responseType } = types();
+  const { request: requestType, response: responseType } = caServiceTypes();
   const body = requestType.encode(requestType.fromObject({ csr: request.csrPem, validity_duration: request.validitySeconds })).finish();
   const authority = hostPort.host.includes(':') ? `[${hostPort.host}]:${hostPort.port}` : `${hostPort.host}:${hostPort.port}`;
   const url = `https://${authority}`;

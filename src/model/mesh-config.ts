@@ -51,11 +51,6 @@ export function rootNamespaceOf(mesh: MeshConfig): string {
   return mesh.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
 }
 
-export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
-
-export function trustDomainOf(mesh: MeshConfig): string {
-  return mesh.trustDomain;
-}
 
 /** Envoy command operators for a TEXT log line when `accessLogFormat` is empty. */
 export const DEFAULT_TEXT_ACCESS_LOG_FORMAT =

@@ -3,9 +3,7 @@
 // without dropping connections). Every call authenticates (token or client certificate); a
 // workload gets only its own identity, and a proxy only its own namespace's config.
 import type { Logger } from 'pino';
-import type protobuf from 'protobufjs';
 import { parseProxy } from '../model/proxy.ts';
-import { loadVendoredProtos } from '../xds/protos.ts';
 import type { AdsServer } from '../xds/server/ads-server.ts';
 import type { NodeInfo } from '../xds/server/messages.ts';
 import type { GrpcCall, TransportLimits } from '../xds/server/grpc-transport.ts';
@@ -16,23 +14,11 @@ import { TtlRefused } from './ca.ts';
 import type { CaMetrics } from './ca-metrics.ts';
 import { CsrRefused } from './csr.ts';
 
-export const CREATE_CERTIFICATE_PATH = '/istio.v1.auth.IstioCertificateService/CreateCertificate';
+import { CREATE_CERTIFICATE_PATH, caServiceTypes } from './ca-service.ts';
 
 /** The names meshpilot's serving certificate always carries (Istio's istiod names, for meshpilot). */
 export function servingDnsNames(namespace: string, extra: readonly string[] = []): string[] {
   return [...new Set([`meshpilot.${namespace}.svc`, `meshpilot.${namespace}.svc.cluster.local`, `meshpilot.${namespace}`, 'meshpilot', 'localhost', ...extra])];
-}
-
-let caTypes: ReturnType<typeof loadCaTypes> | undefined;
-function loadCaTypes(): { request: protobuf.Type; response: protobuf.Type } {
-  const root = loadVendoredProtos(['istio/v1/auth/ca.proto']);
-  return { request: root.lookupType('istio.v1.auth.IstioCertificateRequest'), response: root.lookupType('istio.v1.auth.IstioCertificateResponse') };
-}
-
-/** The CA service's messages (loaded once), for the server here and for clients such as the agent. */
-export function caServiceTypes(): { request: protobuf.Type; response: protobuf.Type } {
-  caTypes ??= loadCaTypes();
-  return caTypes;
 }
 
 export interface SecurePortOptions {

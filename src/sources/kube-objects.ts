@@ -101,36 +101,21 @@ interface KindSupport {
   readonly parse: Parser;
 }
 
+/** An Istio rule kind served at `group`, in any of `versions`. */
+function ruleKind(kind: RuleKind, group: string, versions: readonly string[]): KindSupport {
+  return { group, versions, parse: (input, object, _kind, meta) => parseRule(input, object, kind, meta) };
+}
+
 const SUPPORTED_KINDS: Readonly<Record<string, KindSupport>> = {
   Service: { group: '', versions: ['v1'], parse: parseService },
   EndpointSlice: { group: 'discovery.k8s.io', versions: ['v1', 'v1beta1'], parse: parseEndpointSlice },
   Endpoints: { group: '', versions: ['v1'], parse: parseLegacyEndpoints },
   Pod: { group: '', versions: ['v1'], parse: parsePod },
-  VirtualService: {
-    group: ISTIO_NETWORKING_GROUP,
-    versions: ISTIO_NETWORKING_VERSIONS,
-    parse: (input, object, _kind, meta) => parseRule(input, object, 'VirtualService', meta),
-  },
-  DestinationRule: {
-    group: ISTIO_NETWORKING_GROUP,
-    versions: ISTIO_NETWORKING_VERSIONS,
-    parse: (input, object, _kind, meta) => parseRule(input, object, 'DestinationRule', meta),
-  },
-  Sidecar: {
-    group: ISTIO_NETWORKING_GROUP,
-    versions: ISTIO_NETWORKING_VERSIONS,
-    parse: (input, object, _kind, meta) => parseRule(input, object, 'Sidecar', meta),
-  },
-  PeerAuthentication: {
-    group: ISTIO_SECURITY_GROUP,
-    versions: ISTIO_SECURITY_VERSIONS,
-    parse: (input, object, _kind, meta) => parseRule(input, object, 'PeerAuthentication', meta),
-  },
-  AuthorizationPolicy: {
-    group: ISTIO_SECURITY_GROUP,
-    versions: ISTIO_SECURITY_VERSIONS,
-    parse: (input, object, _kind, meta) => parseRule(input, object, 'AuthorizationPolicy', meta),
-  },
+  VirtualService: ruleKind('VirtualService', ISTIO_NETWORKING_GROUP, ISTIO_NETWORKING_VERSIONS),
+  DestinationRule: ruleKind('DestinationRule', ISTIO_NETWORKING_GROUP, ISTIO_NETWORKING_VERSIONS),
+  Sidecar: ruleKind('Sidecar', ISTIO_NETWORKING_GROUP, ISTIO_NETWORKING_VERSIONS),
+  PeerAuthentication: ruleKind('PeerAuthentication', ISTIO_SECURITY_GROUP, ISTIO_SECURITY_VERSIONS),
+  AuthorizationPolicy: ruleKind('AuthorizationPolicy', ISTIO_SECURITY_GROUP, ISTIO_SECURITY_VERSIONS),
   ServiceEntry: { group: ISTIO_NETWORKING_GROUP, versions: ISTIO_NETWORKING_VERSIONS, parse: parseServiceEntry },
   WorkloadEntry: { group: ISTIO_NETWORKING_GROUP, versions: ISTIO_NETWORKING_VERSIONS, parse: parseWorkloadEntry },
   RouteRule: { group: LEGACY_CONFIG_GROUP, versions: ['v1alpha2'], parse: parseRouteRule },

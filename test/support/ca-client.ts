@@ -2,7 +2,7 @@
 // CreateCertificate with a token or a client certificate, read the chain back.
 import { X509Certificate, type webcrypto } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { CREATE_CERTIFICATE_PATH, caServiceTypes } from '../../src/security/secure-port.ts';
+import { CREATE_CERTIFICATE_PATH, caServiceTypes } from '../../src/security/ca-service.ts';
 import { ECDSA_P256, RSA_2048, subtle, x509 } from '../../src/security/x509.ts';
 import { messageType } from '../../src/xds/protos.ts';
 import { encodeDiscoveryRequestJson } from '../../src/xds/server/messages.ts';

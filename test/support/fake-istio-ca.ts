@@ -6,8 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
-import { protoDir } from '../../src/xds/protos.ts';
+import { CREATE_CERTIFICATE_PATH, caServiceTypes } from '../../src/security/ca-service.ts';
 import { ECDSA_P256, subtle, x509 } from '../../src/security/x509.ts';
 
 export const CA_SERVER_NAME = 'meshpilot.meshpilot-system.svc';
@@ -90,12 +89,6 @@ export interface FakeCa {
   close(): Promise<void>;
 }
 
-function caTypes(): { request: protobuf.Type; response: protobuf.Type } {
-  const root = new protobuf.Root();
-  root.loadSync(join(protoDir, 'istio/v1/auth/ca.proto'), { keepCase: true });
-  return { request: root.lookupType('istio.v1.auth.IstioCertificateRequest'), response: root.lookupType('istio.v1.auth.IstioCertificateResponse') };
-}
-
 function uriSans(names: x509.GeneralNames | undefined): string[] {
   return names ? names.items.filter((name) => name.type === 'url').map((name) => name.value) : [];
 }
@@ -106,14 +99,14 @@ export async function startFakeCa(): Promise<FakeCa> {
   const dir = await mkdtemp(join(tmpdir(), 'meshpilot-fake-ca-'));
   const rootFile = join(dir, 'root-cert.pem');
   await writeFile(rootFile, root.certPem);
-  const { request: requestType, response: responseType } = caTypes();
+  const { request: requestType, response: responseType } = caServiceTypes();
   const calls: CaCall[] = [];
   let failure: { code: grpc.status; message: string } | 'stall' | undefined;
   let cap: number | undefined;
   const server = new grpc.Server();
   server.addService({
     CreateCertificate: {
-      path: '/istio.v1.auth.IstioCertificateService/CreateCertificate',
+      path: CREATE_CERTIFICATE_PATH,
       requestStream: false,
       responseStream: false,
       requestSerialize: (value: unknown) => Buffer.from(requestType.encode(requestType.fromObject(value as object)).finish()),

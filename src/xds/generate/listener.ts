@@ -293,8 +293,9 @@ function sidecarListeners(push: PushContext, proxy: Proxy): readonly EnvoyResour
   const visible = scopedPush(push, proxy);
   const plans = inboundPlans(push, proxy);
   const inboundKey = [
-    ...plans.ports.map((p) => `${p.inbound.clusterName}/${p.inbound.servicePort.port}/${p.plan}/${p.filters.length > 0 ? JSON.stringify(p.filters) : ''}`),
+    ...plans.ports.map((p) => `${p.inbound.clusterName}/${p.inbound.servicePort.port}/${p.plan}`),
     plans.catchAll,
+    // The policy filters of every chain follow from the workload's policies, which this names.
     `authz:${authorizationKey(push, proxy)}`,
   ].join(',');
   return visible.memo(`lds:sidecar:${inboundKey}`, () => {

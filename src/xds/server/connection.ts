@@ -605,14 +605,11 @@ export class XdsConnection {
       const at = this.#outstanding.indexOf(write);
       if (at >= 0) this.#outstanding.splice(at, 1);
       budget?.release(bytes, this.#stalled);
-      if (this.#blocked && this.inFlightBytes <= this.#highWater / 4 && !this.#closed) {
-        this.#blocked = false;
-        // Reading again: its bytes count against the shared budget once more.
-        if (this.#stalled && this.#outstanding.length === 0) this.#setStalled(false);
-        if (this.pendingTypes().length > 0) this.#options.onWritable?.(this);
-      } else if (this.#stalled && this.#outstanding.length === 0 && !this.#blocked) {
-        this.#setStalled(false);
-      }
+      const unblocked = this.#blocked && this.inFlightBytes <= this.#highWater / 4 && !this.#closed;
+      if (unblocked) this.#blocked = false;
+      // Reading again with nothing left unwritten: its bytes count against the shared budget once more.
+      if (this.#stalled && !this.#blocked && this.#outstanding.length === 0) this.#setStalled(false);
+      if (unblocked && this.pendingTypes().length > 0) this.#options.onWritable?.(this);
       if (budget) wakeWaiting(budget);
     });
   }
