@@ -118,9 +118,10 @@ describe('meshpilot agent: the workload certificate', () => {
     try {
       await pod.agent.certificate.ready();
       ca.failWith({ code: grpc.status.PERMISSION_DENIED, message: 'the token is not for default/productpage' });
-      const health = await eventually('/healthz 503', async () => {
+      // Expiry and the refused renewal can come in either order: wait until /healthz says both.
+      const health = await eventually('/healthz 503 with the CA refusal', async () => {
         const answer = await statusOf(pod.agent.statusPort, '/healthz');
-        return answer.code === 503 ? answer : undefined;
+        return answer.code === 503 && answer.body.includes('the CA refused') ? answer : undefined;
       });
       assert.match(health.body, /^the certificate expired at .*: the CA refused the certificate request: the token is not for default\/productpage/);
       assert.equal(pod.agent.certificate.secrets().size, 2, 'the expired certificate is still what SDS serves');
