@@ -10,7 +10,7 @@ import { exactStat } from './support/envoy.ts';
 import { rule, type K8sObject } from './support/mesh-dir.ts';
 import type { HttpResult } from './support/pod-client.ts';
 import type { SeenRequest } from './support/pod-backend.ts';
-import { HTTP_PORT, NS, statuses, testRows, useSidecarMesh, VIP, type SidecarMesh } from './support/sidecar-mesh.ts';
+import { HTTP_PORT, NS, statuses, TCP_PORT, testRows, useSidecarMesh, VIP, type SidecarMesh } from './support/sidecar-mesh.ts';
 
 const identity = (serviceAccount: string): string => `spiffe://cluster.local/ns/${NS}/sa/${serviceAccount}`;
 const ratings = { matchLabels: { app: 'ratings' } };
@@ -95,6 +95,22 @@ describe('mutual TLS and authorization by identity through real Envoy sidecars, 
         assertFromIdentity(await callRatings(mesh, 'productpage'), 'productpage');
       },
       interop: 'mtls-strict',
+    },
+    {
+      name: "STRICT on a TCP port: productpage's sidecar reaches reviews-v2's echo over mTLS, the sidecar-less reviews pods in plaintext",
+      rules: [namespaceMtls('STRICT')],
+      check: async (mesh) => {
+        const handshakes = await statOf(mesh, 'reviews-v2', `${INBOUND}.ssl.handshake`);
+        const answeredBy = new Set<string>();
+        // tcp-echo's three endpoints are picked by load balancing: exchanges go on until reviews-v2 has answered.
+        for (let exchange = 0; exchange < 40 && !answeredBy.has('reviews-v2'); exchange++) {
+          const { reply, error } = await mesh.client.tcp({ address: VIP.tcpEcho, port: TCP_PORT, message: 'hello' });
+          assert.ok(reply?.endsWith(' hello'), `exchange ${String(exchange)} got an echo, got ${JSON.stringify({ reply, error })}`);
+          answeredBy.add(reply.slice(0, reply.indexOf(' ')));
+        }
+        assert.ok(answeredBy.has('reviews-v2'), `reviews-v2 answered (${[...answeredBy].join(', ')})`);
+        assert.ok((await statOf(mesh, 'reviews-v2', `${INBOUND}.ssl.handshake`)) > handshakes, "through reviews-v2's sidecar's TLS chain");
+      },
     },
     {
       name: 'PERMISSIVE: the plaintext pod gets through and the mTLS sidecar too; an identity an application claims in a header never arrives',
