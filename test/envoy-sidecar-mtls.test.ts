@@ -105,7 +105,7 @@ describe('mutual TLS and authorization by identity through real Envoy sidecars, 
         // tcp-echo's three endpoints are picked by load balancing: exchanges go on until reviews-v2 has answered.
         for (let exchange = 0; exchange < 40 && !answeredBy.has('reviews-v2'); exchange++) {
           const { reply, error } = await mesh.client.tcp({ address: VIP.tcpEcho, port: TCP_PORT, message: 'hello' });
-          assert.ok(reply?.endsWith(' hello'), `exchange ${String(exchange)} got an echo, got ${JSON.stringify({ reply, error })}`);
+          assert.ok(reply !== undefined && reply.endsWith(' hello'), `exchange ${String(exchange)} got an echo, got ${JSON.stringify({ reply, error })}`);
           answeredBy.add(reply.slice(0, reply.indexOf(' ')));
         }
         assert.ok(answeredBy.has('reviews-v2'), `reviews-v2 answered (${[...answeredBy].join(', ')})`);
