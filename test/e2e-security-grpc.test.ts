@@ -17,6 +17,8 @@ import { startMeshpilotOnKube, type KubeMeshpilot } from './support/fake-kube-ap
 import { freePort, HELLO_PATH, startXdsServer, WhoamiCaller, type SecureServer } from './support/grpc-mtls.ts';
 import { WHOAMI_PATH } from './support/backends.ts';
 import { endpointSlice, eventually, MeshDir, pod, rule, service, type K8sObject } from './support/mesh-dir.ts';
+import { grpcJsXdsVersion } from './support/interop-clients.ts';
+import { recordInterop, recordInteropVersion } from './support/interop-results.ts';
 
 const NS = 'default';
 const REVIEWS = 'xds:///reviews.default.svc.cluster.local:50051';
@@ -36,6 +38,8 @@ function workload(name: Workload, port: number, vip: string): K8sObject[] {
     endpointSlice(name, NS, { name: 'grpc', port }, [{ name: `${name}-v1`, ip }]),
   ];
 }
+
+recordInteropVersion('grpc-js', grpcJsXdsVersion());
 
 const strictMeshWide: K8sObject = { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name: 'default', namespace: 'istio-system' }, spec: { mtls: { mode: 'STRICT' } } };
 const onReviews = { selector: { matchLabels: { app: 'reviews' } } };
@@ -142,6 +146,7 @@ describe('workload identity, mTLS and authorization for proxyless gRPC, from the
     const plain = new WhoamiCaller(reviews.address, undefined, { 'grpc.use_local_subchannel_pool': 1 });
     opened.push(plain);
     assert.equal(await plain.status(), grpc.status.UNAVAILABLE);
+    recordInterop('mtls-strict', 'grpc-js', 'pass');
   });
 
   it('an ALLOW for productpage only: productpage gets through, ratings gets PERMISSION_DENIED', async () => {
@@ -150,6 +155,7 @@ describe('workload identity, mTLS and authorization for proxyless gRPC, from the
     const view = await (await caller('productpage')).call();
     assert.deepEqual(view, { server: 'reviews', transport: 'ssl', peer: PRODUCTPAGE_SAN });
     assert.equal(await (await caller('productpage')).status(3000, 'Hello'), grpc.status.OK);
+    recordInterop('authz-principal', 'grpc-js', 'pass');
   });
 
   it('a DENY on one method blocks just that method for productpage', async () => {

@@ -2,10 +2,10 @@
 // plaintext): productpage's application calls reviews-v2's pod, whose sidecar enforces the
 // policies selecting it. Each row writes its policies, waits until every Envoy has ACKed them,
 // and checks what the caller got and what Envoy's RBAC stats say. Rows needing a caller identity
-// (principals, namespaces) need mTLS and go beside these once the sidecars have certificates.
+// (principals) need mTLS: envoy-sidecar-mtls.test.ts has them, with certificates from the agents.
 import assert from 'node:assert/strict';
 import { describe } from 'node:test';
-import { eventually, rule, type K8sObject } from './support/mesh-dir.ts';
+import { rule, type K8sObject } from './support/mesh-dir.ts';
 import { HTTP_PORT, NS, statuses, TCP_PORT, testRows, useSidecarMesh, type SidecarMesh } from './support/sidecar-mesh.ts';
 
 const reviewsV2 = { matchLabels: { app: 'reviews', version: 'v2' } };
@@ -18,13 +18,8 @@ function callReviewsV2(mesh: SidecarMesh, request: { path?: string; method?: str
   return mesh.call({ address: ip, host: `${ip}:${String(HTTP_PORT)}`, count: 3, ...request });
 }
 
-/**
- * Connections opened before a listener change keep the filter chain they were accepted with until
- * Envoy has drained them (Istio's agent runs Envoy with the immediate drain strategy, as here).
- */
-async function oldConnectionsDrained(mesh: SidecarMesh): Promise<void> {
-  const gauge = 'listener_manager.total_filter_chains_draining';
-  await eventually(async () => ((await mesh.reviewsV2Proxy.stats({ filter: `${gauge.replaceAll('.', '\\.')}$` })).get(gauge) === 0 ? true : undefined), 10_000, 'old filter chains drained');
+function oldConnectionsDrained(mesh: SidecarMesh): Promise<void> {
+  return mesh.oldConnectionsDrained(mesh.reviewsV2Proxy);
 }
 
 /** What /debug/authz says of productpage's request to reviews-v2, over what reviews-v2's sidecar was sent. */

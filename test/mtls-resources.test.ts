@@ -50,6 +50,13 @@ describe('inbound chains per PeerAuthentication mode', () => {
     assert.deepEqual(chains[0]?.filter_chain_match?.application_protocols, ['istio', 'istio-peer-exchange', 'istio-http/1.0', 'istio-http/1.1', 'istio-h2']);
   });
 
+  it("reviews' application is told who called: x-forwarded-client-cert with the caller's SPIFFE ID, as Istio's sidecar sets it", async () => {
+    const { chains } = await inbound(sidecar('reviews', '10.244.2.12'));
+    const hcm = (chains[0] as { filters?: { typed_config: JsonObject }[] } | undefined)?.filters?.[0]?.typed_config;
+    assert.equal(hcm?.['forward_client_cert_details'], 'APPEND_FORWARD');
+    assert.deepEqual(hcm['set_current_client_cert_details'], { subject: true, uri: true, dns: true });
+  });
+
   it('details, DISABLE, takes plaintext as a sidecar without policy does, and needs no tls_inspector', async () => {
     const { chains, listenerFilters } = await inbound(sidecar('details', '10.244.2.11'));
     assert.deepEqual(shapes(chains), [['0.0.0.0_9080', 9080, undefined, false], ['virtualInbound-catchall', undefined, undefined, false]]);

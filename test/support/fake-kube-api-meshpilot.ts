@@ -4,14 +4,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { RunningMeshpilot, ServeOptions } from '../../src/main.ts';
+import type { ServeOptions } from '../../src/main.ts';
 import type { KubeSourceTuning } from '../../src/sources/kube/kube-source.ts';
 import type { SourceKind } from '../../src/sources/kube/select.ts';
 import { listConfigFiles, readObjectsFromText } from '../../src/sources/config-dir.ts';
 import { readFile } from 'node:fs/promises';
 import { FakeKubeApi, ISTIO_SECURITY_CRDS, istioCrds, type KubeObject } from './fake-kube-api.ts';
 import { eventually } from './mesh-dir.ts';
-import { startMeshpilot } from './meshpilot.ts';
+import { startMeshpilot, type TestMeshpilot } from './meshpilot.ts';
 
 export const FAST_KUBE_TUNING: Partial<KubeSourceTuning> = {
   backoffInitialMs: 50,
@@ -25,7 +25,7 @@ export const FAST_KUBE_TUNING: Partial<KubeSourceTuning> = {
   discoveryIntervalMs: 60_000,
 };
 
-export type KubeMeshpilot = RunningMeshpilot & { admin(path: string, init?: RequestInit): Promise<Response> };
+export type KubeMeshpilot = TestMeshpilot;
 
 export interface KubeMeshpilotOptions {
   readonly namespaces?: readonly string[];

@@ -27,6 +27,8 @@ export const INTEROP_RULES = {
   'outlier-ejection': 'outlier ejection',
   'least-request': 'LEAST_REQUEST',
   'sidecar-hides-namespace': 'Sidecar hides a namespace',
+  'mtls-strict': 'mTLS STRICT (plaintext refused, caller identity seen)',
+  'authz-principal': 'AuthorizationPolicy ALLOW by principal (others denied)',
   'no-nack': 'every resource ACKed',
 } as const;
 export type InteropRule = keyof typeof INTEROP_RULES;

@@ -1,14 +1,17 @@
 // BookInfo's reviews path with real sidecars: pods in network namespaces (netns.ts), Istio's
 // capture, Envoy as uid 1337 in productpage and reviews-v2, plain applications elsewhere, and
-// meshpilot serving the YAML directory on the bridge. Rules change by rewriting one file.
+// meshpilot serving the YAML directory on the bridge. Rules change by rewriting one file. With
+// `identity`, ratings has a sidecar too and every sidecar holds a certificate (sidecar-identity.ts).
 import assert from 'node:assert/strict';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { after, afterEach, before, it, type TestContext } from 'node:test';
-import { adsBootstrap, envoyBinary, envoyVersion, requireEnvoy, startEnvoy, type RunningEnvoy } from './envoy.ts';
+import { TLS_MODE_LABEL } from '../../src/security/names.ts';
+import { adsBootstrap, envoyBinary, envoyVersion, exactStat, LOOPBACK_DNS, requireEnvoy, startEnvoy, type RunningEnvoy } from './envoy.ts';
 import { MeshDir, endpointSlice, eventually, pod, service, toYaml, type K8sObject } from './mesh-dir.ts';
 import { startMeshpilot, type TestMeshpilot } from './meshpilot.ts';
+import { MeshCa, sdsBootstrapFromCli, type ServiceAccountRef } from './sidecar-identity.ts';
 import { PROXY_ADMIN_PORT, PROXY_UID, PodNetwork, netnsUnsupported, requireNetns, type Pod } from './netns.ts';
 import { PodBackend, PodClient } from './pod-apps.ts';
 import type { HttpBatch, HttpResult } from './pod-client.ts';
@@ -26,18 +29,49 @@ export interface SidecarMeshOptions {
   readonly meshConfig?: string;
   /** More Envoy command-line flags for every sidecar (e.g. a short `--drain-time-s`). */
   readonly envoyArgs?: readonly string[];
+  /**
+   * Workload identities: each pod runs as its app's service account; productpage, reviews-v2 and
+   * ratings have sidecars labelled with Istio's tlsMode, each with its own agent serving SDS
+   * certificates from meshpilot's CA, and a bootstrap from `meshpilot bootstrap --sds`.
+   */
+  readonly identity?: boolean;
+  /** Pods whose application calls out too, besides productpage's (a `PodClient` each). */
+  readonly callers?: readonly string[];
 }
 
 const REVIEWS = ['reviews-v1', 'reviews-v2', 'reviews-v3'] as const;
+/** Pods with a sidecar; reviews-v2's takes Delta xDS, the others SotW. */
+const SIDECARS = ['productpage', 'reviews-v2'] as const;
+const IDENTITY_SIDECARS = [...SIDECARS, 'ratings'] as const;
+
+/** A pod's app (`reviews-v2`: `reviews`), which is also its service account's name. */
+export function appOf(podName: string): string {
+  return podName.replace(/-v\d+$/, '');
+}
+
+/** The labels of a pod's Pod object, which a sidecar without identities also sends as node metadata. */
+function podLabels(podName: string): Record<string, string> {
+  return { app: appOf(podName), version: /-(v\d+)$/.exec(podName)?.[1] ?? 'v1' };
+}
 
 function nodeId(p: Pod): string {
   return `sidecar~${p.ip}~${p.name}-0.${NS}~${NS}.svc.cluster.local`;
 }
 
-function workloads(pods: Record<string, Pod>): K8sObject[] {
+/** With identities, pods run as their service accounts, and sidecar pods carry Istio's tlsMode label (auto mTLS sends them mTLS). */
+function withIdentity(object: K8sObject, sidecar: boolean): K8sObject {
+  const metadata = object['metadata'] as { name: string; labels: Record<string, string> };
+  return {
+    ...object,
+    metadata: { ...metadata, labels: { ...metadata.labels, ...(sidecar ? { [TLS_MODE_LABEL]: 'istio' } : {}) } },
+    spec: { ...(object['spec'] as object), serviceAccountName: appOf(metadata.name.replace(/-0$/, '')) },
+  };
+}
+
+function workloads(pods: Record<string, Pod>, sidecars: readonly string[] | undefined): K8sObject[] {
   const ip = (name: string): string => pods[name]?.ip ?? assert.fail(`no pod ${name}`);
   const http = { name: 'http', port: HTTP_PORT };
-  return [
+  const objects = [
     service('productpage', NS, [{ ...http, targetPort: HTTP_PORT }], VIP.productpage),
     service('reviews', NS, [{ ...http, targetPort: HTTP_PORT }], VIP.reviews),
     service('ratings', NS, [{ ...http, targetPort: HTTP_PORT }], VIP.ratings),
@@ -53,11 +87,15 @@ function workloads(pods: Record<string, Pod>): K8sObject[] {
     endpointSlice('tcp-echo', NS, { name: 'tcp', port: TCP_PORT }, REVIEWS.map((name) => ({ name: `${name}-0`, ip: ip(name) }))),
     endpointSlice('cart', 'shop', http, [{ name: 'cart-0', ip: ip('cart') }]),
   ];
+  if (!sidecars) return objects;
+  return objects.map((o) => (o['kind'] === 'Pod' ? withIdentity(o, sidecars.includes((o['metadata'] as { name: string }).name.replace(/-0$/, ''))) : o));
 }
 
 /** The running mesh; `close()` removes all of it. */
 export class SidecarMesh {
   #rulesText = '';
+  /** What start() started, stopped in reverse order by close(). */
+  readonly #undo: readonly (() => Promise<void>)[];
 
   private constructor(
     readonly network: PodNetwork,
@@ -65,12 +103,14 @@ export class SidecarMesh {
     readonly meshpilot: TestMeshpilot,
     readonly pods: Readonly<Record<string, Pod>>,
     readonly backends: Readonly<Record<string, PodBackend>>,
-    /** productpage's sidecar (SotW xDS), the one every outbound request goes through. */
-    readonly productpageProxy: RunningEnvoy,
-    /** reviews-v2's sidecar (Delta xDS): requests to it arrive through virtualInbound. */
-    readonly reviewsV2Proxy: RunningEnvoy,
-    readonly client: PodClient,
-  ) {}
+    /** Each sidecar pod's Envoy, by pod name. */
+    readonly sidecars: Readonly<Record<string, RunningEnvoy>>,
+    /** Each calling pod's application, by pod name. */
+    readonly clients: Readonly<Record<string, PodClient>>,
+    undo: readonly (() => Promise<void>)[],
+  ) {
+    this.#undo = undo;
+  }
 
   static async start(options: SidecarMeshOptions = {}): Promise<SidecarMesh> {
     const network = await PodNetwork.create();
@@ -80,44 +120,14 @@ export class SidecarMesh {
       const pods: Record<string, Pod> = {};
       for (const name of ['productpage', ...REVIEWS, 'ratings', 'cart']) pods[name] = await network.addPod(name);
       pods['external'] = await network.addExternalHost('external', EXTERNAL_IP);
-      const sidecars = [pods['productpage'], pods['reviews-v2']].filter((p) => p !== undefined);
-      await Promise.all(sidecars.map((p) => network.captureLikeIstio(p)));
-
-      await dir.write('workloads.yaml', workloads(pods));
-      await dir.write('rules.yaml', '');
-      let meshConfigFile: string | undefined;
-      if (options.meshConfig !== undefined) {
-        meshConfigFile = join(dir.path, '.mesh-config.yaml');
-        await writeFile(meshConfigFile, options.meshConfig);
-      }
-      const meshpilot = await startMeshpilot(dir.path, { xdsHost: network.hostIp, ...(meshConfigFile ? { meshConfig: meshConfigFile } : {}) });
-      undo.push(() => meshpilot.close());
-
-      const backendOf = (name: string, namespace: string, ports: { http: number[]; tcp?: number[] }) => {
-        const p = pods[name] ?? assert.fail(`no pod ${name}`);
-        return PodBackend.start(network, p, namespace, ports);
-      };
-      const envoyOf = (p: Pod, labels: Record<string, string>, delta: boolean) => {
-        const bootstrap = adsBootstrap({ nodeId: nodeId(p), xdsHost: network.hostIp, xdsPort: meshpilot.xdsPort, adminHost: p.ip, delta, metadata: { NAMESPACE: NS, LABELS: labels } });
-        (bootstrap['admin'] as { address: { socket_address: { port_value: number } } }).address.socket_address.port_value = PROXY_ADMIN_PORT;
-        return startEnvoy({
-          bootstrap,
-          netns: p.netns,
-          uid: PROXY_UID,
-          logLevel: process.env['MESHPILOT_ENVOY_LOG_LEVEL'] ?? 'warning',
-          // Access log lines within 100 ms rather than Envoy's default 10 s.
-          args: ['--file-flush-interval-msec', '100', ...(options.envoyArgs ?? [])],
-        }).then((envoy) => {
-          undo.push(() => envoy.stop());
-          return envoy;
-        });
-      };
-      // Applications and sidecars start side by side, as a pod's containers do.
-      const [productpageProxy, reviewsV2Proxy, client, started] = await Promise.all([
-        envoyOf(pods['productpage'] ?? assert.fail(), { app: 'productpage', version: 'v1' }, false),
-        // One sidecar on each xDS variant: every rule change reaches a SotW and a Delta Envoy.
-        envoyOf(pods['reviews-v2'] ?? assert.fail(), { app: 'reviews', version: 'v2' }, true),
-        PodClient.start(network, pods['productpage'] ?? assert.fail()),
+      const sidecarNames: readonly string[] = options.identity ? IDENTITY_SIDECARS : SIDECARS;
+      const podOf = (name: string): Pod => pods[name] ?? assert.fail(`no pod ${name}`);
+      await Promise.all(sidecarNames.map((name) => network.captureLikeIstio(podOf(name))));
+      const backendOf = (name: string, namespace: string, ports: { http: number[]; tcp?: number[] }) => PodBackend.start(network, podOf(name), namespace, ports);
+      const callers = ['productpage', ...(options.callers ?? [])];
+      // Applications start while meshpilot and the sidecars do, as a pod's containers do.
+      const applications = Promise.all([
+        Promise.all(callers.map(async (name) => [name, await PodClient.start(network, podOf(name))] as const)),
         Promise.all([
           ...REVIEWS.map((name) => backendOf(name, NS, { http: [HTTP_PORT], tcp: [TCP_PORT] })),
           backendOf('ratings', NS, { http: [HTTP_PORT] }),
@@ -125,8 +135,59 @@ export class SidecarMesh {
           backendOf('external', 'external', { http: [80, 8081] }),
         ]),
       ]);
+      // Awaited below; a failure before then is reported by the step that failed.
+      applications.catch(() => undefined);
+
+      await dir.write('workloads.yaml', workloads(pods, options.identity ? sidecarNames : undefined));
+      await dir.write('rules.yaml', '');
+      let meshConfigFile: string | undefined;
+      if (options.meshConfig !== undefined) {
+        meshConfigFile = join(dir.path, '.mesh-config.yaml');
+        await writeFile(meshConfigFile, options.meshConfig);
+      }
+      const serve = { xdsHost: network.hostIp, ...(meshConfigFile ? { meshConfig: meshConfigFile } : {}) };
+      let ca: MeshCa | undefined;
+      let meshpilot: TestMeshpilot;
+      if (options.identity) {
+        const accounts: ServiceAccountRef[] = sidecarNames.map((name) => ({ namespace: NS, name: appOf(name) }));
+        const started = await MeshCa.start(dir.path, serve, accounts);
+        undo.push(() => started.close());
+        ca = started;
+        meshpilot = started.meshpilot;
+      } else {
+        const started = await startMeshpilot(dir.path, serve);
+        undo.push(() => started.close());
+        meshpilot = started;
+      }
+      const xdsAddress = `${network.hostIp}:${String(meshpilot.xdsPort)}`;
+
+      const bootstrapOf = async (p: Pod, delta: boolean): Promise<Record<string, unknown>> => {
+        if (!ca) {
+          return adsBootstrap({ nodeId: nodeId(p), xdsHost: network.hostIp, xdsPort: meshpilot.xdsPort, delta, metadata: { NAMESPACE: NS, LABELS: podLabels(p.name) } });
+        }
+        const agent = await ca.agentFor(p, { namespace: NS, name: appOf(p.name) });
+        undo.push(() => agent.close());
+        return { ...(await sdsBootstrapFromCli({ nodeId: nodeId(p), xdsAddress, sdsSocket: agent.sdsSocket, delta })), ...LOOPBACK_DNS };
+      };
+      const envoyOf = async (name: string): Promise<[string, RunningEnvoy]> => {
+        const p = podOf(name);
+        const bootstrap = await bootstrapOf(p, name === 'reviews-v2');
+        // Admin on the pod's address (excluded from capture), so the test can read its stats.
+        bootstrap['admin'] = { address: { socket_address: { address: p.ip, port_value: PROXY_ADMIN_PORT } } };
+        const envoy = await startEnvoy({
+          bootstrap,
+          netns: p.netns,
+          uid: PROXY_UID,
+          logLevel: process.env['MESHPILOT_ENVOY_LOG_LEVEL'] ?? 'warning',
+          // Access log lines within 100 ms rather than Envoy's default 10 s.
+          args: ['--file-flush-interval-msec', '100', ...(options.envoyArgs ?? [])],
+        });
+        undo.push(() => envoy.stop());
+        return [name, envoy];
+      };
+      const [sidecars, [clients, started]] = await Promise.all([Promise.all(sidecarNames.map(envoyOf)), applications]);
       const backends = Object.fromEntries(started.map((b) => [b.name, b]));
-      const mesh = new SidecarMesh(network, dir, meshpilot, pods, backends, productpageProxy, reviewsV2Proxy, client);
+      const mesh = new SidecarMesh(network, dir, meshpilot, pods, backends, Object.fromEntries(sidecars), Object.fromEntries(clients), undo);
       await mesh.waitSynced();
       for (const proxy of mesh.proxies) await proxy.waitForStat('listener_manager.total_listeners_active', 3);
       return mesh;
@@ -139,7 +200,30 @@ export class SidecarMesh {
   }
 
   get proxies(): RunningEnvoy[] {
-    return [this.productpageProxy, this.reviewsV2Proxy];
+    return Object.values(this.sidecars);
+  }
+
+  /** productpage's sidecar (SotW xDS), the one every outbound request goes through. */
+  get productpageProxy(): RunningEnvoy {
+    return this.proxy('productpage');
+  }
+
+  /** reviews-v2's sidecar (Delta xDS): requests to it arrive through virtualInbound. */
+  get reviewsV2Proxy(): RunningEnvoy {
+    return this.proxy('reviews-v2');
+  }
+
+  proxy(podName: string): RunningEnvoy {
+    return this.sidecars[podName] ?? assert.fail(`no sidecar in ${podName}`);
+  }
+
+  /** productpage's application. */
+  get client(): PodClient {
+    return this.clientIn('productpage');
+  }
+
+  clientIn(podName: string): PodClient {
+    return this.clients[podName] ?? assert.fail(`no calling application in ${podName} (SidecarMeshOptions.callers)`);
   }
 
   backend(name: string): PodBackend {
@@ -206,9 +290,17 @@ export class SidecarMesh {
     for (const proxy of this.proxies) assert.deepEqual(await proxy.rejectedUpdates(), {}, `rejected updates on ${proxy.adminUrl}`);
   }
 
+  /**
+   * Connections opened before a listener change keep the filter chain they were accepted with
+   * until Envoy has drained them (Istio's agent runs Envoy with the immediate drain strategy).
+   */
+  async oldConnectionsDrained(proxy: RunningEnvoy): Promise<void> {
+    const gauge = 'listener_manager.total_filter_chains_draining';
+    await eventually(async () => ((await proxy.stats({ filter: exactStat(gauge) })).get(gauge) === 0 ? true : undefined), 10_000, 'old filter chains drained');
+  }
+
   async close(): Promise<void> {
-    await Promise.all(this.proxies.map((p) => p.stop()));
-    await this.meshpilot.close();
+    for (const step of [...this.#undo].reverse()) await step();
     await this.network.close();
     await this.dir.remove();
   }

@@ -171,6 +171,15 @@ function withMtlsOptions(base: JsonObject, filters: JsonObject[], plan: InboundT
   }));
 }
 
+/**
+ * Istio's sidecar inbound: the application is told who called over mTLS in x-forwarded-client-cert
+ * (`By=` its own SPIFFE ID, `URI=` the caller's), appended to what a trusted peer forwarded.
+ */
+const INBOUND_CLIENT_CERT_DETAILS: JsonObject = {
+  forward_client_cert_details: 'APPEND_FORWARD',
+  set_current_client_cert_details: { subject: true, uri: true, dns: true },
+};
+
 function inboundFilterChains(inbound: InboundPort, mesh: MeshConfig, plan: InboundTlsPlan, policyFilters: readonly JsonObject[], networkFilters: readonly JsonObject[]): JsonObject[] {
   const statPrefix = `inbound_0.0.0.0_${inbound.port}`;
   const chain = { name: `0.0.0.0_${inbound.port}` };
@@ -187,7 +196,7 @@ function inboundFilterChains(inbound: InboundPort, mesh: MeshConfig, plan: Inbou
     ],
     validate_clusters: false,
   };
-  const filters = [{ name: 'envoy.filters.network.http_connection_manager', typed_config: withObservability({ ...hcm, route_config: routeConfig }, mesh) }];
+  const filters = [{ name: 'envoy.filters.network.http_connection_manager', typed_config: withObservability({ ...hcm, ...INBOUND_CLIENT_CERT_DETAILS, route_config: routeConfig }, mesh) }];
   return withMtlsOptions(chain, filters, plan, 'http', inbound.port);
 }
 
