@@ -149,6 +149,9 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
   const nacks = new NackLedger({ currentPush: () => pushController.current() });
   const pushQueue = new PushQueue({ concurrency: options.pushConcurrency ?? DEFAULT_PUSH_CONCURRENCY });
   const convergence = new ConvergenceTracker();
+  convergence.onSample((sample) => {
+    metrics.recordConvergence(sample);
+  });
   const adsServer: AdsServer = new AdsServer({
     generate,
     currentPush: () => pushController.current(),
@@ -169,8 +172,8 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     debounce: { quietMs: options.debounceQuietMs, maxMs: options.debounceMaxMs },
     ...(meshConfig ? { meshConfig } : {}),
   });
-  pushController.onPush((push) => {
-    metrics.recordPush(push, pushController.lastPush());
+  pushController.onPush((push, changes) => {
+    metrics.recordPush(push, pushController.lastPush(), changes);
   });
   const sources = options.sources ?? ['file'];
   const yamlSource = sources.includes('file') ? new YamlSource({ dir: options.configDir, store, log: log.child({ component: 'yaml-source' }) }) : undefined;

@@ -1,6 +1,9 @@
 // Prometheus metrics with Istio's names, fed by the ConnectionEvents and push seams.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ConfigChanges } from './model/config-changes.ts';
+import { ENDPOINTS_KIND } from './model/config-changes.ts';
 import type { PushContext } from './model/push-context.ts';
+import type { ConvergenceSample } from './push/convergence.ts';
 import type { PushRecord } from './push/push-controller.ts';
 import type { ConnectionEvents, XdsConnection } from './xds/server/connection.ts';
 import type { TransportStats } from './xds/server/grpc-transport.ts';
@@ -34,30 +37,15 @@ function counterFrom(registers: Registry[], name: string, help: string, read: ()
 
 /** A response sent this long after its push was built still counts as part of that push. */
 const PUSH_WINDOW_MS = 1000;
-/** How many recent pushes to remember for convergence timing. */
+/** How many recent pushes to remember for queue timing. */
 const REMEMBERED_PUSHES = 64;
 const SECONDS_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 3, 5, 10, 20, 30];
 const SIZE_BUCKETS = [1, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
 
-interface PushTiming {
-  readonly builtAt: number;
-  /** When the first change of the push arrived (built minus the debounce wait). */
-  readonly triggeredAt: number;
-}
-
-type RuleFingerprints = Map<string, string>;
-
-function fingerprints(push: PushContext): RuleFingerprints {
-  const out: RuleFingerprints = new Map();
-  for (const service of push.services) out.set(`Service/${service.namespace}/${service.name}`, JSON.stringify(service));
-  for (const [key, status] of push.ruleStatus) out.set(key, JSON.stringify(status.rule.spec));
-  return out;
-}
-
 export class MeshpilotMetrics {
   readonly registry = new Registry();
-  readonly #timings = new Map<number, PushTiming>();
-  #previousConfig: RuleFingerprints | undefined;
+  /** When each recent push was built (Date ms), by sequence. */
+  readonly #builtAt = new Map<number, number>();
 
   readonly #pushes: Counter<'type'>;
   readonly #pushTime: Histogram<'type'>;
@@ -226,18 +214,9 @@ export class MeshpilotMetrics {
       this.#pushes.labels(type).inc();
       this.#pushTime.labels(type).observe(generateMs / 1000);
       this.#configSize.labels(type).observe(bytes);
-      const timing = this.#timings.get(sent.pushSequence);
-      const waited = timing ? sent.at.getTime() - timing.builtAt : undefined;
+      const builtAt = this.#builtAt.get(sent.pushSequence);
+      const waited = builtAt !== undefined ? sent.at.getTime() - builtAt : undefined;
       if (waited !== undefined && waited <= PUSH_WINDOW_MS) this.#queueTime.observe(Math.max(0, waited) / 1000);
-    },
-    onAck: (connection, typeUrl, ack) => {
-      const sent = connection.watches.get(typeUrl)?.sent;
-      if (sent?.nonce !== ack.nonce) return;
-      const timing = this.#timings.get(sent.pushSequence);
-      // A response to a fresh request (not a push) converges from when it was sent.
-      const partOfPush = timing && sent.at.getTime() - timing.builtAt <= PUSH_WINDOW_MS;
-      const start = partOfPush ? timing.triggeredAt : sent.at.getTime();
-      this.#convergence.observe(Math.max(0, ack.at.getTime() - start) / 1000);
     },
     onNack: (_connection, typeUrl) => {
       this.#rejects.labels(SHORT_TYPE[typeUrl]).inc();
@@ -247,24 +226,22 @@ export class MeshpilotMetrics {
     },
   };
 
-  /** Called after each push: debounce time, push timing, and which objects changed. */
-  recordPush(push: PushContext, record: PushRecord | undefined): void {
-    const builtAt = push.builtAt.getTime();
+  /** Called after each push: debounce time, push timing, and the config objects it carries. */
+  recordPush(push: PushContext, record: PushRecord | undefined, changes: ConfigChanges): void {
     const debounceMs = record?.sequence === push.sequence ? record.debounceMs : 0;
     this.#debounceTime.observe(debounceMs / 1000);
-    this.#timings.set(push.sequence, { builtAt, triggeredAt: builtAt - debounceMs });
-    for (const sequence of this.#timings.keys()) {
-      if (this.#timings.size <= REMEMBERED_PUSHES) break;
-      this.#timings.delete(sequence);
+    this.#builtAt.set(push.sequence, push.builtAt.getTime());
+    for (const sequence of this.#builtAt.keys()) {
+      if (this.#builtAt.size <= REMEMBERED_PUSHES) break;
+      this.#builtAt.delete(sequence);
     }
-    const current = fingerprints(push);
-    const previous = this.#previousConfig ?? new Map<string, string>();
-    for (const [key, value] of current) {
-      const before = previous.get(key);
-      if (before !== value) this.#cfgEvents.labels(key.slice(0, key.indexOf('/')), before === undefined ? 'add' : 'update').inc();
-    }
-    for (const key of previous.keys()) if (!current.has(key)) this.#cfgEvents.labels(key.slice(0, key.indexOf('/')), 'delete').inc();
-    this.#previousConfig = current;
+    // Config objects, as Istio counts them: a service's endpoints are not one.
+    for (const change of changes.values()) if (change.kind !== ENDPOINTS_KIND) this.#cfgEvents.labels(change.kind, change.event).inc();
+  }
+
+  /** A proxy ACKed a response carrying a config change (src/push/convergence.ts). */
+  recordConvergence(sample: ConvergenceSample): void {
+    this.#convergence.observe(sample.ms / 1000);
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

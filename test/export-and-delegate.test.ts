@@ -16,7 +16,8 @@ import { renderForProxy } from '../src/xds/render.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
 import { generate } from '../src/xds/generate/index.ts';
 import { computeChangeScope } from '../src/push/change-scope.ts';
-import { scopeForProxy } from '../src/xds/proxy-scope.ts';
+import { diffSnapshots } from '../src/model/config-changes.ts';
+import { scopeForProxy } from '../src/push/proxy-scope.ts';
 import { endpointSlice, pod, rule, service, type K8sObject } from './support/mesh-dir.ts';
 import { loadFixture, violations } from './support/rendered.ts';
 
@@ -154,10 +155,10 @@ describe('a Service or ServiceEntry is visible where its exportTo says', () => {
     ];
     const [beforeSnapshot, afterSnapshot] = [convert([...shop, ledger('.'), ...ledgerPods(['10.244.6.9'])]), convert([...shop, ledger('.'), ...ledgerPods(['10.244.6.9', '10.244.6.10'])])];
     const [before, after] = [buildPushContext(beforeSnapshot), buildPushContext(afterSnapshot)];
-    const { scope } = computeChangeScope(before, after, beforeSnapshot, afterSnapshot);
-    assert.ok(scope.size > 0, 'the change is a push');
-    assert.deepEqual([...scopeForProxy(scope, after, proxyIn('a'))], []);
-    assert.ok(scopeForProxy(scope, after, proxyIn('shop')).size > 0);
+    const { change } = computeChangeScope(before, after, diffSnapshots(beforeSnapshot, afterSnapshot));
+    assert.ok(change.scope.size > 0, 'the change is a push');
+    assert.deepEqual([...scopeForProxy(change, after, proxyIn('a'))], []);
+    assert.ok(scopeForProxy(change, after, proxyIn('shop')).size > 0);
   });
 
   it('a hidden service gives proxyless gRPC no listener, and its own namespace still calls it', () => {
@@ -232,7 +233,7 @@ describe('the DestinationRule a proxy applies: its namespace, then what the serv
     const [beforeSnapshot, afterSnapshot] = [convert([...shop, own]), convert([...grown, own])];
     const [before, after] = [buildPushContext(beforeSnapshot), buildPushContext(afterSnapshot)];
     const canaryCluster = `outbound|9080|canary|${REVIEWS}`;
-    const eds = computeChangeScope(before, after, beforeSnapshot, afterSnapshot).scope.get(ENDPOINT_TYPE);
+    const eds = computeChangeScope(before, after, diffSnapshots(beforeSnapshot, afterSnapshot)).change.scope.get(ENDPOINT_TYPE);
     assert.ok(eds !== undefined && eds !== 'all' && eds.has(canaryCluster), JSON.stringify(eds));
     const [assignment] = generate(ENDPOINT_TYPE, after, proxyIn('a'), [canaryCluster]);
     assert.match(JSON.stringify(assignment?.json), /10\.244\.6\.3/);

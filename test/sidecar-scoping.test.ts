@@ -11,11 +11,13 @@ import { buildPushContext, type PushContext } from '../src/model/push-context.ts
 import { scopedPush } from '../src/model/sidecar-scope.ts';
 import type { SourceSnapshot } from '../src/model/store.ts';
 import { computeChangeScope } from '../src/push/change-scope.ts';
+import { diffSnapshots } from '../src/model/config-changes.ts';
 import { convertObjects } from '../src/sources/kube-objects.ts';
 import { readMeshConfig } from '../src/sources/mesh-config-file.ts';
 import { loadDirectory } from '../src/sources/yaml-source.ts';
 import type { JsonObject } from '../src/xds/proto-json.ts';
-import { scopeForProxy } from '../src/xds/proxy-scope.ts';
+import type { PushChange } from '../src/push/proxy-scope.ts';
+import { scopeForProxy, widestScope } from '../src/push/proxy-scope.ts';
 import { renderForProxy } from '../src/xds/render.ts';
 import type { PushScope } from '../src/xds/server/push-scope.ts';
 import { describeScope } from '../src/xds/server/push-scope.ts';
@@ -258,65 +260,67 @@ describe('which changes wake a scoped proxy', () => {
   ];
   const withoutOldCartSlice = MESH.filter((o) => !(o['kind'] === 'EndpointSlice' && (o['metadata'] as { name: string }).name === 'cart-abcde'));
 
-  function change(before: K8sObject[], after: K8sObject[]): { scope: PushScope; after: PushContext } {
+  /** What a push from `before` to `after` carries (`scope`: the most any proxy is sent). */
+  function change(before: K8sObject[], after: K8sObject[]): { pushed: PushChange; scope: PushScope; after: PushContext } {
     const [a, b] = [snapshot(before), snapshot(after)];
     const [pa, pb] = [buildPushContext(a), buildPushContext(b)];
-    return { scope: computeChangeScope(pa, pb, a, b).scope, after: pb };
+    const { change: pushed } = computeChangeScope(pa, pb, diffSnapshots(a, b));
+    return { pushed, scope: widestScope(pushed), after: pb };
   }
 
   it('an endpoint change in a hidden namespace wakes only the proxies that see it', () => {
-    const { scope, after } = change([...MESH, hideShop], [...withoutOldCartSlice, ...moreCarts, hideShop]);
+    const { pushed, scope, after } = change([...MESH, hideShop], [...withoutOldCartSlice, ...moreCarts, hideShop]);
     assert.deepEqual(describeScope(scope), { ClusterLoadAssignment: 1 });
-    assert.deepEqual(describeScope(scopeForProxy(scope, after, PRODUCTPAGE)), {});
-    assert.equal(scopeForProxy(scope, after, CART), scope, 'an unscoped proxy gets the scope as it is');
+    assert.deepEqual(describeScope(scopeForProxy(pushed, after, PRODUCTPAGE)), {});
+    assert.equal(scopeForProxy(pushed, after, CART), scope, 'an unscoped proxy gets the scope as it is');
   });
 
   it('a new service in a hidden namespace does not make the scoped proxy regenerate anything', () => {
     const extra = service('orders', 'shop', [http(7070)], '10.96.2.3');
-    const { scope, after } = change([...MESH, hideShop], [...MESH, extra, hideShop]);
+    const { pushed, scope, after } = change([...MESH, hideShop], [...MESH, extra, hideShop]);
     assert.deepEqual(describeScope(scope), { Cluster: 'all', ClusterLoadAssignment: 1, Listener: 'all', RouteConfiguration: 'all' });
-    assert.deepEqual(describeScope(scopeForProxy(scope, after, PRODUCTPAGE)), {});
-    assert.deepEqual(describeScope(scopeForProxy(scope, after, CART)), describeScope(scope));
+    assert.deepEqual(describeScope(scopeForProxy(pushed, after, PRODUCTPAGE)), {});
+    assert.deepEqual(describeScope(scopeForProxy(pushed, after, CART)), describeScope(scope));
   });
 
   it('a change in its own namespace, or to a service it sees, still wakes it', () => {
     const extra = service('ratings', 'bookinfo', [http(9080)], '10.96.1.3');
     const own = change([...MESH, hideShop], [...MESH, extra, hideShop]);
-    assert.deepEqual(describeScope(scopeForProxy(own.scope, own.after, PRODUCTPAGE)), { Cluster: 'all', ClusterLoadAssignment: 1, Listener: 'all', RouteConfiguration: 'all' });
+    assert.deepEqual(describeScope(scopeForProxy(own.pushed, own.after, PRODUCTPAGE)), { Cluster: 'all', ClusterLoadAssignment: 1, Listener: 'all', RouteConfiguration: 'all' });
     const seeZipkin = sidecar('default', 'bookinfo', { egress: [{ hosts: ['./*', 'istio-system/*'] }] });
     const zipkin2 = service('zipkin', 'istio-system', [http(9411), http(9412, 'http-admin')], '10.96.3.1');
     const seen = change([...MESH, seeZipkin], [...MESH.filter((o) => (o['metadata'] as { name: string }).name !== 'zipkin' || o['kind'] !== 'Service'), zipkin2, seeZipkin]);
-    assert.equal(scopeForProxy(seen.scope, seen.after, PRODUCTPAGE).get(CLUSTER_TYPE), 'all');
+    assert.equal(scopeForProxy(seen.pushed, seen.after, PRODUCTPAGE).get(CLUSTER_TYPE), 'all');
   });
 
   it('a service it saw and no longer sees (its port left the egress port) still wakes it, to remove it', () => {
     const port9080 = sidecar('default', 'bookinfo', { egress: [{ port: { number: 9080, protocol: 'HTTP', name: 'http' }, hosts: ['*/*'] }] });
     const moved = service('payments', 'shop', [http(9081), http(9090, 'grpc')], '10.96.2.2');
     const without = MESH.filter((o) => !(o['kind'] === 'Service' && (o['metadata'] as { name: string }).name === 'payments'));
-    const { scope, after } = change([...MESH, port9080], [...without, moved, port9080]);
-    assert.equal(scopeForProxy(scope, after, PRODUCTPAGE).get(CLUSTER_TYPE), 'all');
+    const { pushed, after } = change([...MESH, port9080], [...without, moved, port9080]);
+    assert.equal(scopeForProxy(pushed, after, PRODUCTPAGE).get(CLUSTER_TYPE), 'all');
     assert.ok(!visible(after, PRODUCTPAGE).some((v) => v.startsWith('payments')));
   });
 
   it('a change to a Sidecar is a full push for the proxies it applies to, and nothing for the others', () => {
     const FULL = { Cluster: 'all', ClusterLoadAssignment: 'all', Listener: 'all', RouteConfiguration: 'all' };
     const widened = sidecar('default', 'bookinfo', { egress: [{ hosts: ['*/*'] }] });
-    const { scope, after } = change([...MESH, hideShop], [...MESH, widened]);
+    const { pushed, scope, after } = change([...MESH, hideShop], [...MESH, widened]);
     assert.deepEqual(describeScope(scope), FULL);
-    assert.deepEqual(describeScope(scopeForProxy(scope, after, PRODUCTPAGE)), FULL);
-    assert.deepEqual(describeScope(scopeForProxy(scope, after, CART)), {}, 'no Sidecar before or after: nothing changed for cart');
+    assert.deepEqual(describeScope(scopeForProxy(pushed, after, PRODUCTPAGE)), FULL);
+    assert.deepEqual(describeScope(scopeForProxy(pushed, after, CART)), {}, 'no Sidecar before or after: nothing changed for cart');
     // A new Sidecar for shop scopes cart from now on, and changes nothing for productpage.
     const forShop = sidecar('default', 'shop', { egress: [{ hosts: ['./*'] }] });
     const added = change([...MESH, hideShop], [...MESH, hideShop, forShop]);
-    assert.deepEqual(describeScope(scopeForProxy(added.scope, added.after, CART)), FULL);
-    assert.deepEqual(describeScope(scopeForProxy(added.scope, added.after, PRODUCTPAGE)), {});
+    assert.deepEqual(describeScope(scopeForProxy(added.pushed, added.after, CART)), FULL);
+    assert.deepEqual(describeScope(scopeForProxy(added.pushed, added.after, PRODUCTPAGE)), {});
   });
 
   it('a Sidecar change together with an endpoint change: the others still get the endpoint change', () => {
     const forShop = sidecar('default', 'shop', { egress: [{ hosts: ['./*'] }] });
-    const { scope, after } = change([...MESH, hideShop], [...withoutOldCartSlice, ...moreCarts, hideShop, forShop]);
+    const { pushed, after } = change([...MESH, hideShop], [...withoutOldCartSlice, ...moreCarts, hideShop, forShop]);
     const elsewhere = parseProxy('sidecar~10.244.9.9~client-0.other~other.svc.cluster.local');
-    assert.deepEqual(describeScope(scopeForProxy(scope, after, elsewhere)), { ClusterLoadAssignment: 1 });
-    assert.deepEqual(describeScope(scopeForProxy(scope, after, PRODUCTPAGE)), {});
+    assert.deepEqual(describeScope(scopeForProxy(pushed, after, elsewhere)), { ClusterLoadAssignment: 1 });
+    assert.deepEqual(describeScope(scopeForProxy(pushed, after, PRODUCTPAGE)), {});
   });
 });

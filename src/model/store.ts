@@ -1,5 +1,7 @@
 // The config store: each source publishes a complete snapshot of what it knows; the store
-// merges them and tells listeners what changed. Plain data and callbacks, no I/O.
+// merges them and tells listeners which objects changed. Plain data and callbacks, no I/O.
+import type { ConfigChanges, SnapshotIndex } from './config-changes.ts';
+import { ContentVersions, diffIndexes, indexSnapshot } from './config-changes.ts';
 import type { Rule, ValidationIssue } from './rules.ts';
 import { ruleKey } from './rules.ts';
 import type { Endpoint, Service, SourceRef } from './service.ts';
@@ -42,6 +44,8 @@ export const EMPTY_SNAPSHOT: SourceSnapshot = { services: [], endpoints: [], rul
 export interface StoreChange {
   readonly sourceId: string;
   readonly reason: string;
+  /** The objects of the merged view this publish added, updated or deleted; empty when it changed none. */
+  readonly changes: ConfigChanges;
 }
 
 export type StoreListener = (change: StoreChange) => void;
@@ -52,6 +56,8 @@ export class ConfigStore {
   readonly #precedence: string[] = [];
   readonly #listeners = new Set<StoreListener>();
   #merged: SourceSnapshot = EMPTY_SNAPSHOT;
+  #index: SnapshotIndex = new Map();
+  readonly #versions = new ContentVersions();
 
   register(sourceId: string): void {
     if (!this.#precedence.includes(sourceId)) this.#precedence.push(sourceId);
@@ -61,7 +67,10 @@ export class ConfigStore {
     this.register(sourceId);
     this.#snapshots.set(sourceId, snapshot);
     this.#merged = this.#merge();
-    for (const listener of this.#listeners) listener({ sourceId, reason });
+    const index = indexSnapshot(this.#merged);
+    const changes = diffIndexes(this.#index, index, this.#versions);
+    this.#index = index;
+    for (const listener of this.#listeners) listener({ sourceId, reason, changes });
   }
 
   has(sourceId: string): boolean {
@@ -70,6 +79,11 @@ export class ConfigStore {
 
   current(): SourceSnapshot {
     return this.#merged;
+  }
+
+  /** Every object served now, as added: what a first push carries. */
+  everything(): ConfigChanges {
+    return diffIndexes(new Map(), this.#index, this.#versions);
   }
 
   onChange(listener: StoreListener): () => void {

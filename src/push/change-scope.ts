@@ -1,47 +1,25 @@
-// Which resources a new PushContext may have changed, found by comparing it with the previous
-// one: an endpoint change names only its ClusterLoadAssignments; a rule or service change
-// re-checks clusters, listeners and routes; anything unknown is a full comparison.
+// Which resources a new PushContext may have changed, derived from the config keys that changed
+// since the previous one: an endpoint change names only its ClusterLoadAssignments; a rule or
+// service change re-checks clusters, listeners and routes; anything unknown is a full comparison.
 import type { PushContext } from '../model/push-context.ts';
 import type { Rule } from '../model/rules.ts';
 import { isDestinationRule, isVirtualService } from '../model/rules.ts';
+import type { Endpoint } from '../model/service.ts';
 import { resolveShortName } from '../model/service.ts';
-import type { SourceSnapshot } from '../model/store.ts';
+import type { ConfigChanges } from '../model/config-changes.ts';
+import { changedHosts, ENDPOINTS_KIND, isRuleChange, SERVICE_KIND } from '../model/config-changes.ts';
 import { buildLoadAssignments } from '../xds/generate/endpoint.ts';
 import { clusterName } from '../xds/generate/names.ts';
 import { outboundTargets } from '../xds/generate/outbound.ts';
 import { hostMatches } from '../model/destination-rules.ts';
-import { withAuthorizationChange, withOrigin, withSidecarChange } from '../xds/proxy-scope.ts';
-import type { PushScope, TypeScope } from '../xds/server/push-scope.ts';
-import { FULL_SCOPE } from '../xds/server/push-scope.ts';
+import type { TypeScope } from '../xds/server/push-scope.ts';
+import type { PushChange } from './proxy-scope.ts';
+import { FULL_CHANGE } from './proxy-scope.ts';
 import type { ResourceTypeUrl } from '../xds/type-urls.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../xds/type-urls.ts';
 
-/** Snapshot fields this analysis understands; a change in any other field means a full push. */
-const KNOWN_SNAPSHOT_FIELDS = new Set(['services', 'endpoints', 'rules', 'rejected']);
 /** Rule kinds whose effect is limited to clusters and routes of their hosts. */
 const SCOPED_RULE_KINDS = new Set(['VirtualService', 'DestinationRule']);
-
-
-function sameJson(a: unknown, b: unknown): boolean {
-  return a === b || JSON.stringify(a) === JSON.stringify(b);
-}
-
-function sameList<T>(a: readonly T[] | undefined, b: readonly T[] | undefined): boolean {
-  if (a === b) return true;
-  if (!a || !b || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i] && !sameJson(a[i], b[i])) return false;
-  return true;
-}
-
-function changedKeys<V>(before: ReadonlyMap<string, V>, after: ReadonlyMap<string, V>, same: (a: V, b: V) => boolean): Set<string> {
-  const changed = new Set<string>();
-  for (const [key, value] of after) {
-    const old = before.get(key);
-    if (old === undefined || !same(old, value)) changed.add(key);
-  }
-  for (const key of before.keys()) if (!after.has(key)) changed.add(key);
-  return changed;
-}
 
 function ruleHosts(rule: Rule): string[] {
   const ns = rule.meta.namespace;
@@ -55,70 +33,64 @@ function ruleHosts(rule: Rule): string[] {
 }
 
 export interface ChangeScope {
-  readonly scope: PushScope;
+  readonly change: PushChange;
   /** Why, for the push log: 'full', or the kinds of change found. */
   readonly kinds: readonly string[];
 }
 
+const FULL = (why?: string): ChangeScope => ({ change: FULL_CHANGE, kinds: why === undefined ? ['full'] : ['full', why] });
+
 /**
- * Compares two pushes built from `beforeSnapshot` and `afterSnapshot`. EDS names are exact:
- * only assignments whose content hash differs are listed.
+ * What `changes` (the config keys changed since `before` was built) may change in the resources
+ * built from `after`. EDS names are exact: only assignments whose content hash differs are listed.
  */
-export function computeChangeScope(
-  before: PushContext | undefined,
-  after: PushContext,
-  beforeSnapshot: SourceSnapshot | undefined,
-  afterSnapshot: SourceSnapshot,
-): ChangeScope {
-  if (!before || !beforeSnapshot) return { scope: FULL_SCOPE, kinds: ['full'] };
-  for (const key of new Set([...Object.keys(beforeSnapshot), ...Object.keys(afterSnapshot)])) {
-    if (KNOWN_SNAPSHOT_FIELDS.has(key)) continue;
-    const a = (beforeSnapshot as unknown as Record<string, unknown>)[key];
-    const b = (afterSnapshot as unknown as Record<string, unknown>)[key];
-    if (a !== b && !sameJson(a, b)) return { scope: FULL_SCOPE, kinds: ['full', key] };
-  }
+export function computeChangeScope(before: PushContext | undefined, after: PushContext, changes: ConfigChanges | undefined): ChangeScope {
+  if (!before || !changes) return FULL();
   const kinds: string[] = [];
   const scope = new Map<ResourceTypeUrl, TypeScope>();
   const edsHosts = new Set<string>();
 
-  const services = changedKeys(before.serviceByHost, after.serviceByHost, sameJson);
+  const services = changedHosts(changes, SERVICE_KIND);
   if (services.size > 0) kinds.push('services');
   for (const host of services) edsHosts.add(host);
 
-  const endpointHosts = changedKeys(before.endpointsByHost, after.endpointsByHost, (a, b) => sameList(a, b));
+  const endpointHosts = changedHosts(changes, ENDPOINTS_KIND);
   if (endpointHosts.size > 0) kinds.push('endpoints');
   for (const host of endpointHosts) edsHosts.add(host);
   // Workload identities and labels shape clusters (SANs, auto mTLS) and inbound listeners (PeerAuthentication).
   const identities = [...endpointHosts].some((host) => identityKey(before, host) !== identityKey(after, host));
   if (identities) kinds.push('identities');
 
-  const beforeRules = new Map([...before.ruleStatus].map(([key, status]) => [key, status.rule]));
-  const afterRules = new Map([...after.ruleStatus].map(([key, status]) => [key, status.rule]));
-  const rules = changedKeys(beforeRules, afterRules, (a, b) => a === b || sameJson(a.spec, b.spec));
-  let sidecars = 0;
-  let policies = 0;
-  for (const key of rules) {
-    const rule = afterRules.get(key) ?? beforeRules.get(key);
-    // A Sidecar change is a full comparison, but only for the proxies whose Sidecar changed (src/xds/proxy-scope.ts).
-    if (rule?.meta.kind === 'Sidecar') {
-      if (sidecars++ === 0) kinds.push('Sidecar');
+  const sidecars = new Set<string>();
+  const policies = new Set<string>();
+  let scopedRules = 0;
+  for (const [key, change] of changes) {
+    if (!isRuleChange(change)) continue;
+    const [old, rule] = [before.ruleStatus.get(key)?.rule, after.ruleStatus.get(key)?.rule];
+    // A Sidecar change is a full comparison, but only for the proxies whose Sidecar changed (src/push/proxy-scope.ts).
+    if (change.kind === 'Sidecar') {
+      if (sidecars.size === 0) kinds.push('Sidecar');
+      sidecars.add(key);
       continue;
     }
-    // An AuthorizationPolicy changes only the inbound listener of the workloads it applies to (src/xds/proxy-scope.ts).
-    if (rule?.meta.kind === 'AuthorizationPolicy') {
-      if (policies++ === 0) kinds.push('AuthorizationPolicy');
+    // An AuthorizationPolicy changes only the inbound listener of the workloads it applies to (src/push/proxy-scope.ts).
+    if (change.kind === 'AuthorizationPolicy') {
+      if (policies.size === 0) kinds.push('AuthorizationPolicy');
+      policies.add(key);
       continue;
     }
-    if (!rule || !SCOPED_RULE_KINDS.has(rule.meta.kind)) return { scope: FULL_SCOPE, kinds: ['full', `rule ${key}`] };
+    const known = rule ?? old;
+    if (!known || !SCOPED_RULE_KINDS.has(change.kind)) return FULL(`rule ${key}`);
     // A delegate's routes serve the hosts of whichever roots name it.
-    if (isVirtualService(rule) && (rule.spec.hosts ?? []).length === 0) return { scope: FULL_SCOPE, kinds: ['full', `delegate ${key}`] };
-    kinds.push(rule.meta.kind);
-    for (const r of [afterRules.get(key), beforeRules.get(key)]) {
+    if (isVirtualService(known) && (known.spec.hosts ?? []).length === 0) return FULL(`delegate ${key}`);
+    kinds.push(change.kind);
+    scopedRules++;
+    for (const r of [rule, old]) {
       if (r) for (const host of ruleHosts(r)) edsHosts.add(host);
     }
   }
   // Whole-set types are compared per proxy against what it holds, which is cheap when nothing differs.
-  if (services.size > 0 || rules.size > sidecars + policies || identities) {
+  if (services.size > 0 || scopedRules > 0 || identities) {
     scope.set(CLUSTER_TYPE, 'all');
     scope.set(LISTENER_TYPE, 'all');
     scope.set(ROUTE_TYPE, 'all');
@@ -126,18 +98,24 @@ export function computeChangeScope(
   const edsNames = changedAssignments(before, after, edsHosts);
   for (const push of [before, after]) for (const name of namespaceSubsetClusters(push, edsHosts)) edsNames.add(name);
   if (edsNames.size > 0) scope.set(ENDPOINT_TYPE, edsNames);
-  // Proxies under a Sidecar skip changes to hosts they cannot see (src/xds/proxy-scope.ts).
-  const hostScope = withOrigin(scope, { hosts: edsHosts, previous: before });
   // A relabelled pod may change which policies select its workload, as an edited policy does.
   const anyPolicy = (push: PushContext): boolean => [...push.ruleStatus.values()].some((status) => status.rule.meta.kind === 'AuthorizationPolicy');
-  const policyScope = policies > 0 || (endpointHosts.size > 0 && (anyPolicy(before) || anyPolicy(after))) ? withAuthorizationChange(hostScope, before) : hostScope;
-  return { scope: sidecars > 0 ? withSidecarChange(policyScope, before) : policyScope, kinds };
+  const relabelled = endpointHosts.size > 0 && (anyPolicy(before) || anyPolicy(after));
+  // Proxies under a Sidecar skip changes to hosts they cannot see (src/push/proxy-scope.ts).
+  const change: PushChange = {
+    scope,
+    previous: before,
+    hosts: edsHosts,
+    ...(sidecars.size > 0 ? { sidecars } : {}),
+    ...(policies.size > 0 || relabelled ? { policies } : {}),
+  };
+  return { change, kinds };
 }
 
 /** Which identities and label sets serve `host` (a scale-up of the same workload keeps it). */
 function identityKey(push: PushContext, host: string): string {
-  const kinds = new Set((push.endpointsByHost.get(host) ?? []).map((e) => JSON.stringify([e.serviceAccount ?? '', e.labels])));
-  return [...kinds].sort().join('\n');
+  const workload = (e: Endpoint): string => [e.serviceAccount ?? '', ...Object.entries(e.labels).map(([k, v]) => `${k}=${v}`).sort()].join('\n');
+  return [...new Set((push.endpointsByHost.get(host) ?? []).map(workload))].sort().join('\n\n');
 }
 
 /**

@@ -1,21 +1,24 @@
 // Decides when and what to push: store changes are debounced into one new PushContext, the
-// difference from the previous one becomes a scope (which types and names may have changed),
-// and every connected proxy is queued to be sent what changed for it.
+// config keys they changed become a scope (which types and names may have changed), and every
+// connected proxy is queued to be sent what changed for it.
 import type { Logger } from 'pino';
 import type { MeshConfig } from '../model/mesh-config.ts';
 import type { PushContext } from '../model/push-context.ts';
 import { buildPushContext } from '../model/push-context.ts';
-import type { ConfigStore, SourceSnapshot, StoreChange } from '../model/store.ts';
-import type { PushScope } from '../xds/server/push-scope.ts';
+import type { ConfigChanges } from '../model/config-changes.ts';
+import { mergeChanges } from '../model/config-changes.ts';
+import type { ConfigStore, StoreChange } from '../model/store.ts';
 import { describeScope, scopeIsEmpty } from '../xds/server/push-scope.ts';
 import { computeChangeScope } from './change-scope.ts';
 import type { DebounceOptions } from './debounce.ts';
 import { Debouncer } from './debounce.ts';
+import type { PushChange } from './proxy-scope.ts';
+import { widestScope } from './proxy-scope.ts';
 
 export interface PushTarget {
   pushAll(): void;
-  /** Sends only what `scope` may have changed; `sourceAt` is when the first change was seen. */
-  pushScoped?(scope: PushScope, sourceAt?: number): void;
+  /** Sends only what `change` may have changed; `sourceAt` is when the first change was seen. */
+  pushScoped?(change: PushChange, sourceAt?: number): void;
   connections(): readonly unknown[];
 }
 
@@ -44,10 +47,9 @@ export class PushController {
   readonly #debouncer: Debouncer<TimedChange>;
   readonly #meshConfig: MeshConfig | undefined;
   #current: PushContext | undefined;
-  #snapshot: SourceSnapshot | undefined;
   #last: PushRecord | undefined;
   #unsubscribe: (() => void) | undefined;
-  readonly #listeners = new Set<(push: PushContext) => void>();
+  readonly #listeners = new Set<(push: PushContext, changes: ConfigChanges) => void>();
 
   constructor(options: { store: ConfigStore; target: PushTarget; log: Logger; debounce: DebounceOptions; meshConfig?: MeshConfig }) {
     this.#store = options.store;
@@ -56,7 +58,8 @@ export class PushController {
     this.#log = options.log;
     this.#debouncer = new Debouncer(options.debounce, (changes, waited) => {
       const sourceAt = Math.min(...changes.map((c) => c.at));
-      this.#push([...new Set(changes.map((c) => `${c.change.sourceId}: ${c.change.reason}`))], waited, sourceAt);
+      const reasons = [...new Set(changes.map((c) => `${c.change.sourceId}: ${c.change.reason}`))];
+      this.#push(reasons, waited, sourceAt, mergeChanges(changes.map((c) => c.change.changes)));
     });
   }
 
@@ -65,7 +68,7 @@ export class PushController {
     this.#unsubscribe = this.#store.onChange((change) => {
       this.#debouncer.add({ change, at: performance.now() });
     });
-    this.#push(['initial'], 0, undefined);
+    this.#push(['initial'], 0, undefined, undefined);
     return this.#current as PushContext;
   }
 
@@ -82,7 +85,8 @@ export class PushController {
     return this.#last;
   }
 
-  onPush(listener: (push: PushContext) => void): () => void {
+  /** After each push, with the config keys it carries (every object, as added, for the first). */
+  onPush(listener: (push: PushContext, changes: ConfigChanges) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
@@ -92,26 +96,27 @@ export class PushController {
     this.#debouncer.flush();
   }
 
-  #push(reasons: string[], debounceMs: number, sourceAt: number | undefined): void {
+  /** `changes`: the config keys changed since the last push; undefined for the first, which compares everything. */
+  #push(reasons: string[], debounceMs: number, sourceAt: number | undefined, changes: ConfigChanges | undefined): void {
     const started = performance.now();
-    const snapshot = this.#store.current();
-    const push = buildPushContext(snapshot, this.#meshConfig);
-    const { scope, kinds } = computeChangeScope(this.#current, push, this.#snapshot, snapshot);
+    const push = buildPushContext(this.#store.current(), this.#meshConfig);
+    const { change, kinds } = computeChangeScope(this.#current, push, changes);
     this.#current = push;
-    this.#snapshot = snapshot;
     this.#logRuleIssues(push);
-    if (!scopeIsEmpty(scope)) {
-      if (this.#target.pushScoped) this.#target.pushScoped(scope, sourceAt);
+    const widest = widestScope(change);
+    if (!scopeIsEmpty(widest)) {
+      if (this.#target.pushScoped) this.#target.pushScoped(change, sourceAt);
       else this.#target.pushAll();
     }
     const durationMs = Math.round((performance.now() - started) * 100) / 100;
-    const scopeView = describeScope(scope);
+    const scopeView = describeScope(widest);
     this.#last = { sequence: push.sequence, at: push.builtAt, reasons, debounceMs, durationMs, proxies: this.#target.connections().length, scope: scopeView };
     this.#log.info(
       { sequence: push.sequence, reasons, changes: kinds, scope: scopeView, debounceMs, durationMs, proxies: this.#last.proxies, services: push.services.length },
       'push',
     );
-    for (const listener of this.#listeners) listener(push);
+    const carried = changes ?? this.#store.everything();
+    for (const listener of this.#listeners) listener(push, carried);
   }
 
   /** What only the whole model can see (references, conflicts, ineffective rules): one log line when it first appears. */
@@ -120,7 +125,7 @@ export class PushController {
     for (const { rule, issues, applied } of push.ruleStatus.values()) {
       const object = `${rule.meta.kind} ${rule.meta.namespace}/${rule.meta.name}`;
       for (const issue of issues) {
-        const signature = JSON.stringify([object, issue]);
+        const signature = [object, issue.code, issue.severity, issue.path, issue.message].join('\n');
         current.add(signature);
         if (this.#loggedIssues.has(signature)) continue;
         this.#log.warn(

@@ -1,4 +1,5 @@
 // Resource-level and field-level differences between two sets of xDS resources (preview).
+import { isDeepStrictEqual } from 'node:util';
 import type { Json, JsonObject } from './proto-json.ts';
 import type { EnvoyResource } from './resource.ts';
 
@@ -33,8 +34,9 @@ function elementKeys(list: readonly Json[]): string[] | undefined {
   return keys;
 }
 
+/** Structural equality: an object's key order is no difference, a list's order is. */
 function equal(a: Json | undefined, b: Json | undefined): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+  return isDeepStrictEqual(a, b);
 }
 
 function change(path: string, before: Json | undefined, after: Json | undefined): FieldChange {

@@ -11,8 +11,8 @@ import { WriteBudget, XdsConnection, wakeWaiting } from './connection.ts';
 import { DEFAULT_STALL_MS } from './write-budget.ts';
 import type { DeltaDiscoveryRequest, DiscoveryRequest, NodeInfo } from './messages.ts';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './messages.ts';
-import type { PushScope } from './push-scope.ts';
-import { FULL_SCOPE } from './push-scope.ts';
+import type { PushChange } from '../../push/proxy-scope.ts';
+import { FULL_CHANGE, scopeForProxy } from '../../push/proxy-scope.ts';
 import { SubscriptionPool } from './subscription.ts';
 import type { GrpcCall, TransportLimits, TransportStats } from './grpc-transport.ts';
 import { GrpcStatus, GrpcTransport } from './grpc-transport.ts';
@@ -153,17 +153,19 @@ export class AdsServer {
     this.#scheduler = scheduler;
   }
 
-  /** Queues for each connected proxy what `scope` may have changed; the scheduler sends it. */
-  pushScoped(scope: PushScope, sourceAt?: number): void {
+  /** Queues for each connected proxy what `change` may have changed for it; the scheduler sends it. */
+  pushScoped(change: PushChange, sourceAt?: number): void {
+    const push = this.#options.currentPush();
     for (const connection of this.#connections.values()) {
-      connection.enqueue(scope, sourceAt);
+      // A Sidecar hides changes to services the proxy cannot see: nothing to send, nothing to regenerate.
+      connection.enqueue(push && connection.proxy ? scopeForProxy(change, push, connection.proxy) : change.scope, sourceAt);
       if (connection.pendingTypes().length > 0) this.#scheduler.schedule(connection);
     }
   }
 
   /** Compares everything with what each proxy holds and sends what changed, in xDS order. */
   pushAll(): void {
-    this.pushScoped(FULL_SCOPE);
+    this.pushScoped(FULL_CHANGE);
   }
 
   /** GOAWAY to every connection, then every stream ends with OK (clients reconnect, to another replica); stops after `graceMs`. */

@@ -8,7 +8,6 @@ import type { Proxy } from '../../model/proxy.ts';
 import { parseProxy } from '../../model/proxy.ts';
 import type { GenerateFn } from '../generate/index.ts';
 import { parseHostPort } from '../generate/names.ts';
-import { scopeForProxy } from '../proxy-scope.ts';
 import type { EnvoyResource } from '../resource.ts';
 import { versionOfSet } from '../resource.ts';
 import type { ResourceTypeUrl } from '../type-urls.ts';
@@ -266,11 +265,9 @@ export class XdsConnection {
     }
   }
 
-  /** Merges what a push may have changed into this connection's pending work. */
+  /** Merges what a push may have changed for this proxy into this connection's pending work. */
   enqueue(scope: PushScope, sourceAt?: number): void {
-    const push = this.#options.currentPush();
-    // A Sidecar hides changes to services this proxy cannot see: nothing to send, nothing to regenerate.
-    for (const [typeUrl, typeScope] of push && this.proxy ? scopeForProxy(scope, push, this.proxy) : scope) {
+    for (const [typeUrl, typeScope] of scope) {
       const watch = this.watches.get(typeUrl);
       if (watch) this.#enqueueType(watch, typeScope, sourceAt);
     }
