@@ -34,17 +34,31 @@ export interface ProxySecurity {
   readonly mtls: { readonly mode: EffectiveMtlsMode; readonly policies: readonly string[]; readonly ports: readonly PortMtls[] };
 }
 
-function whyUnknown(proxy: Proxy, identity: ProxyIdentity | undefined, ca: CertificateAuthority | undefined): string {
-  if (!ca) return 'this meshpilot runs no CA (the secure port is off), so it knows no certificate';
+/** What the CA issued, by identity, oldest first; undefined when no CA runs. Built once per request. */
+export type IssuedByIdentity = ReadonlyMap<string, readonly IssuedRecord[]>;
+
+export function issuedByIdentity(ca: CertificateAuthority | undefined): IssuedByIdentity | undefined {
+  if (!ca) return undefined;
+  const index = new Map<string, IssuedRecord[]>();
+  for (const record of ca.issued()) {
+    const list = index.get(record.identity);
+    if (list) list.push(record);
+    else index.set(record.identity, [record]);
+  }
+  return index;
+}
+
+function whyUnknown(proxy: Proxy, identity: ProxyIdentity | undefined, issued: IssuedByIdentity | undefined): string {
+  if (!issued) return 'this meshpilot runs no CA (the secure port is off), so it knows no certificate';
   if (!identity) {
     return `meshpilot does not know the identity of ${proxy.id}: no SERVICE_ACCOUNT in its node metadata and no pod with a service account at ${proxy.ipAddresses.join(', ') || 'its address'}${proxy.podName ? ` or named ${proxy.namespace ?? ''}/${proxy.podName}` : ''}`;
   }
   return `the CA has issued no certificate to ${identity.spiffeId} since it started: is \`meshpilot agent\` (or istio-agent) running beside the proxy with CA_ADDR pointing at the secure port?`;
 }
 
-export function proxySecurity(push: PushContext, proxy: Proxy, ca: CertificateAuthority | undefined, now = Date.now()): ProxySecurity {
+export function proxySecurity(push: PushContext, proxy: Proxy, issuedIndex: IssuedByIdentity | undefined, now = Date.now()): ProxySecurity {
   const identity = workloadIdentity(push, proxy);
-  const issued = identity && ca ? ca.issued().filter((record) => record.identity === identity.spiffeId) : [];
+  const issued = (identity && issuedIndex?.get(identity.spiffeId)) || [];
   const newest = issued.at(-1);
   const mtls = workloadMtls(push, proxy);
   const hasIdentity = proxyHasIdentity(push, proxy);
@@ -62,7 +76,7 @@ export function proxySecurity(push: PushContext, proxy: Proxy, ca: CertificateAu
     identity: identity ?? null,
     certificate: newest ? { ...newest, expired: Date.parse(newest.notAfter) <= now } : null,
     issuedToIdentity: issued.length,
-    unknownBecause: newest ? null : whyUnknown(proxy, identity, ca),
+    unknownBecause: newest ? null : whyUnknown(proxy, identity, issuedIndex),
     mtls: { mode: mtls.mode, policies: mtls.policies.map((p) => `${p.meta.namespace}/${p.meta.name}`), ports },
   };
 }

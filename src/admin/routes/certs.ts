@@ -2,7 +2,7 @@
 // operators and `proxy-config secret` (?proxyID= narrows to the proxy's identity).
 import type { FastifyInstance } from 'fastify';
 import { sendError } from '../errors.ts';
-import { proxySecurity, proxySecuritySchema } from '../proxy-security.ts';
+import { issuedByIdentity, proxySecurity, proxySecuritySchema } from '../proxy-security.ts';
 import { errorResponses, issuedCertificate } from '../schemas.ts';
 import type { AdminViews } from '../views.ts';
 import { findConnection, noSuchProxy } from './sync.ts';
@@ -50,9 +50,10 @@ export function registerCertsRoutes(app: FastifyInstance, views: AdminViews): vo
       const connection = findConnection(views, proxyID);
       const push = views.currentPush();
       if (!connection?.proxy || !push) return sendError(reply, 404, 'MP_NOT_FOUND', noSuchProxy(proxyID));
-      const security = proxySecurity(push, connection.proxy, ca);
+      const issued = issuedByIdentity(ca);
+      const security = proxySecurity(push, connection.proxy, issued);
       const id = security.identity?.spiffeId;
-      return { ...answer, certificates: id === undefined ? [] : ca.issued().filter((record) => record.identity === id), proxy: { id: proxyID, ...security } };
+      return { ...answer, certificates: (id !== undefined && issued?.get(id)) || [], proxy: { id: proxyID, ...security } };
     },
   });
 }

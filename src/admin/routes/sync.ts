@@ -9,7 +9,7 @@ import { syncStatus } from '../../xds/server/connection.ts';
 import type { ResourceTypeUrl } from '../../xds/type-urls.ts';
 import { PUSH_ORDER, SHORT_TYPE } from '../../xds/type-urls.ts';
 import { sendError } from '../errors.ts';
-import { proxySecurity, proxySecuritySchema } from '../proxy-security.ts';
+import { issuedByIdentity, proxySecurity, proxySecuritySchema } from '../proxy-security.ts';
 import { anyObject, errorResponses, nackAttribution, nullableString, proxyQuery } from '../schemas.ts';
 import type { AdminViews } from '../views.ts';
 
@@ -151,7 +151,7 @@ export function registerSyncRoutes(app: FastifyInstance, views: AdminViews): voi
     },
     handler: () => {
       const push = views.currentPush();
-      const ca = views.certificateAuthority?.();
+      const issued = issuedByIdentity(views.certificateAuthority?.());
       return {
         connections: views.connections().map((c) => ({
           connectionId: c.id,
@@ -165,7 +165,7 @@ export function registerSyncRoutes(app: FastifyInstance, views: AdminViews): voi
           labels: c.proxy?.labels ?? {},
           grpcLimits: c.proxy?.grpcLimits ?? [],
           sidecar: effectiveSidecar(push, c.proxy),
-          security: push && c.proxy ? proxySecurity(push, c.proxy, ca) : null,
+          security: push && c.proxy ? proxySecurity(push, c.proxy, issued) : null,
           node: c.node ? { ...c.node, locality: c.node.locality ?? {} } : null,
           watches: Object.fromEntries(
             PUSH_ORDER.filter((t) => c.watches.has(t)).map((t) => {

@@ -143,6 +143,22 @@ export function workloadLabels(push: PushContext, proxy: Proxy): Readonly<Record
   return {};
 }
 
+/** Every endpoint of the push by its workload (`namespace/pod`). */
+function endpointsByWorkload(push: PushContext): ReadonlyMap<string, readonly Endpoint[]> {
+  return push.memo('endpoints-by-workload', () => {
+    const index = new Map<string, Endpoint[]>();
+    for (const endpoints of push.endpointsByHost.values()) {
+      for (const endpoint of endpoints) {
+        if (!endpoint.workload) continue;
+        const list = index.get(endpoint.workload);
+        if (list) list.push(endpoint);
+        else index.set(endpoint.workload, [endpoint]);
+      }
+    }
+    return index;
+  });
+}
+
 /** Where a proxy's identity was learned: its node's SERVICE_ACCOUNT (as istio-agent sends it), or the pod at its address or of its name. */
 export type IdentitySource = 'node metadata' | 'workload';
 
@@ -180,8 +196,8 @@ export function workloadIdentity(push: PushContext, proxy: Proxy): ProxyIdentity
   // A proxy at an address no endpoint has (a VM, NAT) may still be a known pod by name.
   const podName = proxy.podName && proxy.namespace ? `${proxy.namespace}/${proxy.podName}` : undefined;
   if (!podName) return undefined;
-  for (const endpoints of push.endpointsByHost.values()) {
-    const found = endpoints.filter((e) => e.workload === podName).map(fits).find((i) => i !== undefined);
+  for (const endpoint of endpointsByWorkload(push).get(podName) ?? []) {
+    const found = fits(endpoint);
     if (found) return found;
   }
   return undefined;
