@@ -158,7 +158,7 @@ describe('the security an operator sees: proxy-config secret, the admin API and 
     const [ratings, noAgent] = await Promise.all([secret(nodeId('ratings-v1')), secret(nodeId('ratings-v1'), '--agent', 'http://127.0.0.1:1')]);
     assert.equal(ratings.code, 1);
     assert.equal(ratings.stdout, '');
-    assert.match(ratings.stderr, /^MP_NO_CERTIFICATE: no certificate is known for proxy "sidecar~127\.0\.0\.63~ratings-v1\.default~default\.svc\.cluster\.local": the CA has issued no certificate to spiffe:\/\/cluster\.local\/ns\/default\/sa\/ratings since it started: is `meshpilot agent`/);
+    assert.match(ratings.stderr, /^MP_NO_CERTIFICATE: no certificate is known for proxy "sidecar~127\.0\.0\.63~ratings-v1\.default~default\.svc\.cluster\.local": this meshpilot's CA has issued no certificate to spiffe:\/\/cluster\.local\/ns\/default\/sa\/ratings since it started \(each replica records only what it signed.*\): is `meshpilot agent`.*--agent URL/);
     assert.equal(noAgent.code, 1);
     assert.match(noAgent.stderr, /^MP_AGENT_UNREACHABLE: cannot read the agent's status at http:\/\/127\.0\.0\.1:1\/status/);
   });

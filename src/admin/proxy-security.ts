@@ -53,7 +53,7 @@ function whyUnknown(proxy: Proxy, identity: ProxyIdentity | undefined, issued: I
   if (!identity) {
     return `meshpilot does not know the identity of ${proxy.id}: no SERVICE_ACCOUNT in its node metadata and no pod with a service account at ${proxy.ipAddresses.join(', ') || 'its address'}${proxy.podName ? ` or named ${proxy.namespace ?? ''}/${proxy.podName}` : ''}`;
   }
-  return `the CA has issued no certificate to ${identity.spiffeId} since it started: is \`meshpilot agent\` (or istio-agent) running beside the proxy with CA_ADDR pointing at the secure port?`;
+  return `this meshpilot's CA has issued no certificate to ${identity.spiffeId} since it started (each replica records only what it signed, the newest 10,000): is \`meshpilot agent\` (or istio-agent) running beside the proxy with CA_ADDR pointing at the secure port? \`proxy-config secret --agent URL\` asks the agent itself`;
 }
 
 export function proxySecurity(push: PushContext, proxy: Proxy, issuedIndex: IssuedByIdentity | undefined, now = Date.now()): ProxySecurity {
