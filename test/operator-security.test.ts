@@ -34,6 +34,7 @@ const PODS = {
 } as const;
 type PodName = keyof typeof PODS;
 const nodeId = (name: PodName | 'ghost'): string => `sidecar~${name === 'ghost' ? '127.0.0.69' : PODS[name].ip}~${name}.${NS}~${NS}.svc.cluster.local`;
+const VM = 'sidecar~127.0.0.70~productpage-vm.default~default.svc.cluster.local';
 const spiffe = (sa: string): string => `spiffe://cluster.local/ns/${NS}/sa/${sa}`;
 
 function cli(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -112,6 +113,11 @@ describe('the security an operator sees: proxy-config secret, the admin API and 
       await proxy.next((r) => r.type_url === CLUSTER_TYPE);
       proxies.push(proxy);
     }
+    // A VM's proxy: no pod at its address, its identity from its node metadata as istio-agent sends it.
+    const vm = new RawAdsClient(meshpilot.xdsPort, VM, { NAMESPACE: NS, SERVICE_ACCOUNT: 'productpage' });
+    vm.send({ typeUrl: CLUSTER_TYPE });
+    await vm.next((r) => r.type_url === CLUSTER_TYPE);
+    proxies.push(vm);
   });
 
   after(async () => {
@@ -177,6 +183,8 @@ describe('the security an operator sees: proxy-config secret, the admin API and 
     assert.equal(ratings?.certificate, null);
     assert.match(ratings.unknownBecause ?? '', /issued no certificate to spiffe:\/\/cluster\.local\/ns\/default\/sa\/ratings/);
     assert.deepEqual(ratings.mtls.ports.map((p) => [p.port, p.mode, p.accepts]), [[9080, 'PERMISSIVE', 'plaintext']], 'PERMISSIVE without a certificate takes plaintext only');
+    const vm = views.get(VM);
+    assert.deepEqual([vm?.identity?.spiffeId, vm?.identity?.source, vm?.certificate?.serial], [spiffe('productpage'), 'node metadata', agentOf('productpage-v1').agent.status().serial]);
     const ghost = views.get(nodeId('ghost'));
     assert.equal(ghost?.identity, null);
     assert.match(ghost.unknownBecause ?? '', /^meshpilot does not know the identity of .*: no SERVICE_ACCOUNT in its node metadata and no pod with a service account at 127\.0\.0\.69 or named default\/ghost$/);
