@@ -25,6 +25,8 @@ export const ERROR_CODES = {
   MP_UNAUTHORIZED: 'The admin API needs a bearer token (--admin-token) for this path.',
   MP_INTERNAL: 'meshpilot failed to answer an admin request; the log has the details.',
   MP_ADMIN_UNREACHABLE: 'A command could not reach the admin API at --admin.',
+  MP_AGENT_UNREACHABLE: '`proxy-config secret --agent URL` could not read the agent\'s status endpoint at URL.',
+  MP_NO_CERTIFICATE: '`proxy-config secret` knows no certificate for the proxy: its identity is unknown, meshpilot runs no CA, the CA issued none to the identity, or its agent holds none yet; the message says which.',
   MP_MTLS_CONFLICT: 'A DestinationRule sends plaintext (tls.mode DISABLE) to a server whose PeerAuthentication is STRICT; those requests are refused.',
   MP_SIDECAR_CONFLICT: 'Several Sidecars apply to one workload, or several without workloadSelector share a namespace; the oldest is used, as in Istio.',
   MP_CA_CSR_REFUSED: 'A certificate request was refused and nothing was signed: the CSR is malformed, too large, badly signed, asks for a CA certificate, has a key other than ECDSA P-256 or RSA 2048-4096, not exactly one URI SAN, or a validity outside 0 < TTL <= --ca-max-ttl (INVALID_ARGUMENT).',

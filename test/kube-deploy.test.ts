@@ -1,13 +1,19 @@
 // deploy/ as `kubectl apply -k` would take it: every manifest parses, refers only to what the
 // manifests define, and RBAC grants exactly what the Kubernetes source watches. The Envoy
-// bootstrap (command and sample) passes Envoy's own validate.rules for Bootstrap.
+// bootstrap (command and sample) passes Envoy's own validate.rules for Bootstrap, and the sample's
+// sidecar (meshpilot agent beside Envoy, ADS on 15012) uses only flags, mounts and ports that exist.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
+import { Command } from 'commander';
 import { parse, parseAllDocuments } from 'yaml';
+import { registerAgentCommand } from '../src/agent/command.ts';
 import { buildBootstrap, DEFAULT_XDS_ADDRESS } from '../src/commands/bootstrap.ts';
+import { splitHostPort } from '../src/model/address.ts';
+import { CA_TOKEN_AUDIENCE, ROOT_CERT_CONFIGMAP, ROOT_CERT_FILE, SECURE_XDS_PORT, TLS_MODE_LABEL } from '../src/security/names.ts';
+import { servingDnsNames } from '../src/security/secure-port.ts';
 import { CA_PERMISSIONS, WATCH_VERBS, WATCHED_RESOURCES } from '../src/sources/kube/resources.ts';
 import { checkResourceJson } from '../src/xds/validate/pgv.ts';
 
@@ -65,7 +71,8 @@ describe('deploy/ manifests', () => {
         assert.ok(matches(workload.spec.selector.matchLabels, workload.spec.template.metadata.labels), `${workload.metadata.name} selects its own pods`);
         const pod = workload.spec.template.spec;
         if (pod.serviceAccountName) assert.ok(find(all, 'ServiceAccount', pod.serviceAccountName, namespace), `ServiceAccount ${pod.serviceAccountName} exists`);
-        for (const volume of pod.volumes ?? []) if (volume.configMap) assert.ok(find(all, 'ConfigMap', volume.configMap.name, namespace), `ConfigMap ${volume.configMap.name} exists`);
+        // meshpilot itself publishes the root's ConfigMap in every namespace.
+        for (const volume of pod.volumes ?? []) if (volume.configMap && volume.configMap.name !== ROOT_CERT_CONFIGMAP) assert.ok(find(all, 'ConfigMap', volume.configMap.name, namespace), `ConfigMap ${volume.configMap.name} exists`);
         for (const container of pod.containers) {
           const ports = new Set((container.ports ?? []).map((p) => p.name));
           for (const probe of [container.readinessProbe, container.livenessProbe]) if (probe) assert.ok(ports.has(probe.httpGet.port), `probe port ${probe.httpGet.port} is a named port`);
@@ -183,14 +190,144 @@ describe('meshpilot bootstrap', () => {
     assert.throws(() => buildBootstrap({ nodeId, xdsAddress: 'meshpilot', adminPort: 15000 }), /MP_CONFIG: --xds-address "meshpilot" is not host:port/);
   });
 
-  it("the sample's sidecar ConfigMap holds exactly what the command prints, pointing at the meshpilot Service", async () => {
-    const all = await manifests('deploy/sample');
-    const configMap = find(all, 'ConfigMap', 'envoy-bootstrap', 'bookinfo');
-    const inMap = parse((configMap?.['data'] as Record<string, string>)['bootstrap.yaml'] ?? '') as unknown;
-    assert.deepEqual(checkResourceJson(BOOTSTRAP_TYPE, inMap), []);
-    assert.deepEqual(inMap, buildBootstrap({ nodeId: 'sidecar~0.0.0.0~productpage-v1.bookinfo~bookinfo.svc.cluster.local', cluster: 'productpage.bookinfo', xdsAddress: DEFAULT_XDS_ADDRESS, adminPort: 15000 }));
-    const [host, port] = DEFAULT_XDS_ADDRESS.split(':');
-    const service = find(await manifests('deploy'), 'Service', host?.split('.')[0] ?? '', host?.split('.')[1]);
-    assert.ok((service?.['spec'] as { ports: { port: number }[] }).ports.some((p) => p.port === Number(port)), 'the address is the meshpilot Service');
+  it("the sample's sidecar ConfigMap holds exactly what the command written above it prints: ADS over TLS to the meshpilot Service's 15012, certificates over SDS", async () => {
+    const file = await readFile(join(ROOT, 'deploy/sample/01-envoy-bootstrap.yaml'), 'utf8');
+    const command = /^#\s+meshpilot (bootstrap .*)$/m.exec(file)?.[1];
+    assert.ok(command, 'the ConfigMap says which command printed it');
+    const printed = spawnSync(process.execPath, ['bin/meshpilot.js', ...shellWords(command)], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(printed.status, 0, printed.stderr);
+    const configMap = find(await manifests('deploy/sample'), 'ConfigMap', 'envoy-bootstrap', 'bookinfo');
+    const inMap = (configMap?.['data'] as Record<string, string>)['bootstrap.yaml'] ?? '';
+    assert.equal(inMap, printed.stdout, 'byte for byte');
+    const bootstrap = parse(inMap) as SampleBootstrap;
+    assert.deepEqual(checkResourceJson(BOOTSTRAP_TYPE, bootstrap), []);
+    const [xds, sds] = bootstrap.static_resources.clusters;
+    const socket = xds?.load_assignment.endpoints[0]?.lb_endpoints[0]?.endpoint.address.socket_address;
+    assert.deepEqual(socket, { address: 'meshpilot.meshpilot-system.svc', port_value: SECURE_XDS_PORT });
+    assert.ok(servingDnsNames('meshpilot-system').includes(xds?.transport_socket?.typed_config.sni ?? ''), "the name checked is one meshpilot's serving certificate carries");
+    assert.equal(sds?.name, 'sds-grpc');
+    await assertMeshpilotServes('meshpilot.meshpilot-system.svc', SECURE_XDS_PORT);
+  });
+});
+
+/** `a 'b c' d` -> ['a', 'b c', 'd'] (single quotes only, as the manifests write commands). */
+function shellWords(line: string): string[] {
+  return [...line.matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2] ?? '');
+}
+
+interface SampleBootstrap {
+  static_resources: {
+    clusters: {
+      name: string;
+      load_assignment: { endpoints: { lb_endpoints: { endpoint: { address: { socket_address?: { address: string; port_value: number }; pipe?: { path: string } } } }[] }[] };
+      transport_socket?: { typed_config: { sni: string } };
+    }[];
+  };
+}
+
+/** `meshpilot.meshpilot-system.svc:PORT` is a port of the meshpilot Service, backed by that container port of the meshpilot Deployment. */
+async function assertMeshpilotServes(host: string, port: number): Promise<void> {
+  const [name, namespace] = host.split('.');
+  const all = await manifests('deploy');
+  const service = find(all, 'Service', name ?? '', namespace)?.['spec'] as { ports: { port: number; targetPort: string }[] } | undefined;
+  const servicePort = service?.ports.find((p) => p.port === port);
+  assert.ok(servicePort, `the Service ${host} has port ${String(port)}`);
+  const deployment = find(all, 'Deployment', name ?? '', namespace) as unknown as Workload;
+  const containerPort = deployment.spec.template.spec.containers.flatMap((c) => c.ports ?? []).find((p) => p.name === servicePort.targetPort);
+  assert.equal(containerPort?.containerPort, port, `targetPort ${servicePort.targetPort} is meshpilot's ${String(port)}`);
+}
+
+interface SidecarContainer {
+  name: string;
+  args?: string[];
+  workingDir?: string;
+  env?: { name: string; value?: string; valueFrom?: { fieldRef: { fieldPath: string } } }[];
+  ports?: { name: string; containerPort: number }[];
+  readinessProbe?: { httpGet: { path: string; port: string } };
+  securityContext?: { runAsUser?: number };
+  volumeMounts?: { name: string; mountPath: string }[];
+}
+interface SidecarVolume {
+  name: string;
+  emptyDir?: object;
+  configMap?: { name: string };
+  projected?: { sources: { serviceAccountToken?: { audience: string; path: string } }[] };
+}
+
+describe('the sample sidecar: meshpilot agent beside Envoy, on 15012', () => {
+  const agentCommand = new Command('meshpilot');
+  registerAgentCommand(agentCommand);
+  const agentOptions = agentCommand.commands.find((c) => c.name() === 'agent')?.options ?? [];
+
+  async function productpage(): Promise<{ labels: Record<string, string>; serviceAccount?: string; agent: SidecarContainer; envoy: SidecarContainer; volumes: SidecarVolume[] }> {
+    const deployment = find(await manifests('deploy/sample'), 'Deployment', 'productpage-v1', 'bookinfo') as unknown as { spec: { template: { metadata: { labels: Record<string, string> }; spec: { serviceAccountName?: string; containers: SidecarContainer[]; volumes: SidecarVolume[] } } } };
+    const pod = deployment.spec.template.spec;
+    const agent = pod.containers.find((c) => c.args?.[0] === 'agent');
+    const envoy = pod.containers.find((c) => c.name === 'envoy');
+    assert.ok(agent && envoy, 'productpage runs `meshpilot agent` and Envoy');
+    return { labels: deployment.spec.template.metadata.labels, serviceAccount: pod.serviceAccountName, agent, envoy, volumes: pod.volumes };
+  }
+
+  /** The agent's settings as `meshpilot agent` reads them: each flag, else its environment variable, else its default. */
+  function agentSettings(agent: SidecarContainer): Map<string, string> {
+    const args = agent.args?.slice(1) ?? [];
+    const given = new Map<string, string>();
+    for (let i = 0; i < args.length; i++) {
+      const option = agentOptions.find((o) => o.long === args[i]);
+      assert.ok(option, `\`meshpilot agent\` has the flag ${args[i] ?? ''}`);
+      given.set(option.attributeName(), option.required || option.optional ? (args[++i] ?? '') : 'true');
+    }
+    for (const variable of agent.env ?? []) {
+      const option = agentOptions.find((o) => o.envVar === variable.name);
+      assert.ok(option, `\`meshpilot agent\` reads the environment variable ${variable.name}`);
+      if (!given.has(option.attributeName())) given.set(option.attributeName(), variable.value ?? `fieldRef:${variable.valueFrom?.fieldRef.fieldPath ?? ''}`);
+    }
+    for (const option of agentOptions) if (!given.has(option.attributeName()) && typeof option.defaultValue === 'string') given.set(option.attributeName(), option.defaultValue);
+    return given;
+  }
+
+  /** The volume mounted at `file`'s directory in `container`. */
+  function volumeHolding(container: SidecarContainer, volumes: readonly SidecarVolume[], file: string): SidecarVolume | undefined {
+    const mount = container.volumeMounts?.find((m) => m.mountPath === dirname(file));
+    return volumes.find((v) => v.name === mount?.name);
+  }
+
+  it("the agent's flags and environment variables are ones `meshpilot agent` has; it takes its identity from the pod and asks meshpilot's CA on 15012", async () => {
+    const { agent, labels, serviceAccount } = await productpage();
+    const settings = agentSettings(agent);
+    assert.deepEqual(
+      ['namespace', 'serviceAccount', 'podName', 'podIp'].map((key) => settings.get(key)),
+      ['fieldRef:metadata.namespace', 'fieldRef:spec.serviceAccountName', 'fieldRef:metadata.name', 'fieldRef:status.podIP'],
+      'identity and node id from the downward API',
+    );
+    assert.ok(serviceAccount && serviceAccount !== 'default', 'the pod runs as its own service account');
+    assert.equal(labels[TLS_MODE_LABEL], 'istio', 'the pod says it holds a workload certificate (auto mTLS)');
+    const ca = splitHostPort(settings.get('caAddress') ?? '');
+    assert.equal(ca?.port, SECURE_XDS_PORT);
+    assert.ok(servingDnsNames('meshpilot-system').includes(ca.host), "the CA's name is one its serving certificate carries");
+    await assertMeshpilotServes(ca.host, ca.port);
+    const status = agent.ports?.find((p) => p.name === agent.readinessProbe?.httpGet.port);
+    assert.equal(String(status?.containerPort), settings.get('statusPort'), 'the kubelet probes the status port');
+    assert.deepEqual([agent.readinessProbe?.httpGet.path, settings.get('statusHost')], ['/healthz/ready', '0.0.0.0']);
+  });
+
+  it("the agent's mounts hold what its flags name: the istio-ca token, the published root, and the SDS socket Envoy's bootstrap reaches", async () => {
+    const { agent, envoy, volumes } = await productpage();
+    const settings = agentSettings(agent);
+    const tokenFile = settings.get('tokenFile') ?? '';
+    const token = volumeHolding(agent, volumes, tokenFile)?.projected?.sources.find((s) => s.serviceAccountToken)?.serviceAccountToken;
+    assert.deepEqual([token?.audience, token?.path], [CA_TOKEN_AUDIENCE, basename(tokenFile)], 'a projected token for the CA');
+    const rootFile = settings.get('caRootCert') ?? '';
+    assert.deepEqual([volumeHolding(agent, volumes, rootFile)?.configMap?.name, basename(rootFile)], [ROOT_CERT_CONFIGMAP, ROOT_CERT_FILE]);
+    const socket = settings.get('sdsSocket') ?? '';
+    const shared = volumeHolding(agent, volumes, socket);
+    assert.ok(shared?.emptyDir, 'the socket lives in an emptyDir');
+    assert.equal(volumeHolding(envoy, volumes, socket)?.name, shared.name, 'Envoy mounts the same volume at the same place');
+    const configPath = envoy.args?.[envoy.args.indexOf('-c') + 1] ?? '';
+    assert.equal(volumeHolding(envoy, volumes, configPath)?.configMap?.name, 'envoy-bootstrap');
+    const bootstrap = parse((find(await manifests('deploy/sample'), 'ConfigMap', 'envoy-bootstrap', 'bookinfo')?.['data'] as Record<string, string>)[basename(configPath)] ?? '') as SampleBootstrap;
+    const pipe = bootstrap.static_resources.clusters.find((c) => c.name === 'sds-grpc')?.load_assignment.endpoints[0]?.lb_endpoints[0]?.endpoint.address.pipe?.path ?? '';
+    assert.equal(resolve(envoy.workingDir ?? '/nowhere', pipe), socket, "Envoy's sds-grpc cluster is the agent's socket");
+    assert.equal(agent.securityContext?.runAsUser, envoy.securityContext?.runAsUser, 'one user, so Envoy may connect to the socket the agent made');
   });
 });

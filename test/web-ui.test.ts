@@ -81,6 +81,8 @@ describe('the web UI in headless Chromium', { skip: existsSync(CHROMIUM) ? false
     await row.waitFor();
     await eventually(async () => ((await row.locator('.badge').allTextContents()).every((s) => s === 'SYNCED') ? true : undefined), 5000, 'all four SYNCED');
     assert.deepEqual(await row.locator('.badge').allTextContents(), ['SYNCED', 'SYNCED', 'SYNCED', 'SYNCED']);
+    assert.equal(await row.locator('td.cert').textContent(), 'unknown', 'this meshpilot runs no CA');
+    assert.match((await row.locator('td.cert').getAttribute('title')) ?? '', /runs no CA \(the secure port is off\)/);
     const ratings = page.locator(`#proxy-table tr[data-proxy="${RATINGS}"]`);
     await ratings.waitFor();
     await eventually(async () => ((await ratings.locator('.badge').allTextContents())[3] === 'ERROR' ? true : undefined), 5000, 'ratings RDS ERROR');

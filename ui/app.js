@@ -67,16 +67,50 @@ function fillProxySelect(select) {
   if (ids.includes(current)) select.value = current;
 }
 
+function until(time) {
+  const s = Math.floor((Date.parse(time) - Date.now()) / 1000);
+  if (s <= 0) return 'expired';
+  if (s < 3600) return `in ${Math.floor(s / 60)}m ${s % 60}s`;
+  if (s < 86400) return `in ${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  return `in ${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
+}
+
+// Identity, certificate and mTLS cells, from /debug/adsz's per-connection security view.
+function securityCells(security) {
+  if (!security) return [el('td', { class: 'hint' }, 'unknown'), el('td', { class: 'hint' }, 'unknown'), el('td', {})];
+  const { identity, certificate, unknownBecause, mtls } = security;
+  const expiry = certificate
+    ? el('td', { class: 'cert', title: `serial ${certificate.serial}` }, el('span', { class: certificate.expired ? 'expired' : '' }, certificate.notAfter), el('div', { class: 'hint' }, until(certificate.notAfter)))
+    : el('td', { class: 'cert hint', title: unknownBecause ?? '' }, 'unknown');
+  const ports = mtls.ports.map((p) =>
+    el('div', { class: 'mtls-port', 'data-port': p.port }, `${p.port} `, el('span', { class: `mtls ${p.mode}` }, p.mode), p.accepts === p.mode ? '' : el('span', { class: 'hint' }, ` (accepts ${p.accepts})`)),
+  );
+  return [
+    el('td', { class: identity ? 'mono identity' : 'identity hint' }, identity ? identity.spiffeId : 'unknown'),
+    expiry,
+    el('td', {}, ports.length > 0 ? ports : el('span', { class: 'hint' }, `no inbound port · ${mtls.mode}`)),
+  ];
+}
+
 async function refreshProxies() {
-  const [{ proxies: list }, push] = await Promise.all([api('/debug/syncz'), api('/debug/push_status')]);
+  const [{ proxies: list }, push, { connections }] = await Promise.all([api('/debug/syncz'), api('/debug/push_status'), api('/debug/adsz')]);
   proxies = list;
+  const security = new Map(connections.map((c) => [c.connectionId, c.security]));
   const tbody = document.querySelector('#proxy-table tbody');
   replaceRows(
     tbody,
     list.length === 0
-      ? [el('tr', {}, el('td', { colspan: 7, class: 'hint' }, 'No proxy is connected.'))]
+      ? [el('tr', {}, el('td', { colspan: 10, class: 'hint' }, 'No proxy is connected.'))]
       : list.map((p) =>
-          el('tr', { 'data-proxy': p.proxy ?? '' }, el('td', { class: 'mono' }, p.proxy ?? `connection ${p.connectionId}`), el('td', {}, p.generator === 'grpc' ? 'proxyless gRPC' : 'Envoy'), ...TYPES.map((t) => el('td', {}, badge(p.types[t].status))), el('td', {}, age(p.connectedAt))),
+          el(
+            'tr',
+            { 'data-proxy': p.proxy ?? '' },
+            el('td', { class: 'mono' }, p.proxy ?? `connection ${p.connectionId}`),
+            el('td', {}, p.generator === 'grpc' ? 'proxyless gRPC' : 'Envoy'),
+            ...TYPES.map((t) => el('td', {}, badge(p.types[t].status))),
+            el('td', {}, age(p.connectedAt)),
+            ...securityCells(security.get(p.connectionId)),
+          ),
         ),
   );
   const nacks = list.flatMap((p) => TYPES.filter((t) => p.types[t].status === 'ERROR').map((t) => ({ proxy: p.proxy, type: t, nack: p.types[t].nack })));

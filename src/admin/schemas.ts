@@ -67,3 +67,9 @@ export const servedEndpoint = {
   type: 'object',
   properties: { address: { type: 'string' }, port: { type: 'integer' }, locality: { type: 'string' }, healthStatus: { type: 'string' }, weight: { type: 'integer' } },
 } as const;
+
+/** A certificate meshpilot's CA issued, as its record keeps it. */
+export const issuedCertificate = {
+  type: 'object',
+  properties: { serial: { type: 'string' }, identity: { type: 'string', description: 'the SPIFFE ID (or the DNS names of a serving certificate)' }, keyType: { type: 'string' }, notBefore: { type: 'string' }, notAfter: { type: 'string' } },
+} as const;

@@ -32,6 +32,8 @@ export interface HeldCertificate {
   readonly privateKeyPem: string;
   readonly trustBundlePem: string;
   readonly facts: CertificateFacts;
+  /** The trust bundle's certificates (the ROOTCA secret), in order. */
+  readonly roots: readonly CertificateFacts[];
   readonly secrets: ReadonlyMap<string, SecretResource>;
 }
 
@@ -46,6 +48,8 @@ export interface CertificateStatus {
   readonly rotations: number;
   readonly failures: number;
   readonly lastError?: string;
+  /** The trust bundle served as ROOTCA: each root's serial and validity. */
+  readonly roots?: readonly { readonly serial: string; readonly notBefore: string; readonly notAfter: string }[];
 }
 
 const NO_SECRETS: ReadonlyMap<string, SecretResource> = new Map();
@@ -123,6 +127,7 @@ export class WorkloadCertificate {
       rotations: this.#rotations,
       failures: this.#failures,
       ...(this.#lastError ? { lastError: this.#lastError } : {}),
+      ...(this.#held ? { roots: this.#held.roots.map((root) => ({ serial: root.serial, notBefore: root.notBefore.toISOString(), notAfter: root.notAfter.toISOString() })) } : {}),
     };
   }
 
@@ -193,6 +198,6 @@ export class WorkloadCertificate {
     const mounted = splitPemCertificates(await readFile(this.#options.ca.rootCertFile, 'utf8'));
     const roots = [...new Set([...(root ? [root] : []), ...mounted].map((pem) => pem.trim()))].map((pem) => `${pem}\n`);
     const trustBundlePem = roots.join('');
-    return { certChainPem, privateKeyPem, trustBundlePem, facts, secrets: buildSecrets(certChainPem, privateKeyPem, trustBundlePem) };
+    return { certChainPem, privateKeyPem, trustBundlePem, facts, roots: roots.map(certificateFacts), secrets: buildSecrets(certChainPem, privateKeyPem, trustBundlePem) };
   }
 }

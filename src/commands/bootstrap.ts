@@ -185,6 +185,7 @@ export function registerBootstrapCommand(program: Command): void {
         process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
         process.exit(1);
       }
-      process.stdout.write(flags.output === 'json' ? `${JSON.stringify(bootstrap, null, 2)}\n` : stringify(bootstrap));
+      // Plain YAML, no anchors: the output is read by people and pasted into ConfigMaps.
+      process.stdout.write(flags.output === 'json' ? `${JSON.stringify(bootstrap, null, 2)}\n` : stringify(bootstrap, { aliasDuplicateObjects: false }));
     });
 }

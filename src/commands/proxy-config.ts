@@ -1,12 +1,13 @@
-// `meshpilot proxy-config cluster|listener|route|endpoint PROXY`: what a proxy was sent.
+// `meshpilot proxy-config cluster|listener|route|endpoint|secret PROXY`: what a proxy was sent, and its certificates.
 import type { Command } from 'commander';
-import { Argument } from 'commander';
+import { Argument, Option } from 'commander';
+import { MeshpilotError } from '../errors.ts';
 import { asObject, asObjects, routeRule, str } from '../xds/attribution.ts';
 import { assignmentEndpoints } from '../xds/explain/explain.ts';
 import { parseClusterName } from '../xds/generate/names.ts';
 import type { JsonObject } from '../xds/proto-json.ts';
-import type { AdminFlags } from './admin-client.ts';
 import { callAdmin, print, printJson, ruleText, runCommand, table, withAdminOptions } from './admin-client.ts';
+import { showSecrets, type SecretFlags } from './proxy-config-secret.ts';
 
 type Section = 'cluster' | 'listener' | 'route' | 'endpoint';
 
@@ -102,11 +103,14 @@ export function registerProxyConfigCommand(program: Command): void {
   withAdminOptions(
     program
       .command('proxy-config')
-      .addArgument(new Argument('<type>', 'what to show').choices(['cluster', 'listener', 'route', 'endpoint']))
+      .addArgument(new Argument('<type>', 'what to show').choices(['cluster', 'listener', 'route', 'endpoint', 'secret']))
       .argument('<proxy>', 'node id of a connected proxy (see proxy-status)')
-      .description('the clusters, listeners, routes or endpoints a proxy was sent'),
-  ).action((type: Section, proxy: string, flags: AdminFlags) =>
+      .addOption(new Option('--agent <url>', "secret: read the certificates from the agent's status endpoint beside the proxy (e.g. http://127.0.0.1:15020) instead of meshpilot's CA record"))
+      .description("the clusters, listeners, routes or endpoints a proxy was sent, or its certificates (secret: `default` and `ROOTCA`)"),
+  ).action((type: Section | 'secret', proxy: string, flags: SecretFlags) =>
     runCommand(async () => {
+      if (type === 'secret') return showSecrets(proxy, flags);
+      if (flags.agent !== undefined) throw new MeshpilotError('MP_CONFIG', '--agent is for `proxy-config secret`; the other sections come from meshpilot');
       const dump = await callAdmin<{ configs: JsonObject[] }>(flags, `/debug/config_dump?proxyID=${encodeURIComponent(proxy)}`);
       const resources = resourcesOf(dump, type);
       if (flags.output === 'json') printJson(resources);

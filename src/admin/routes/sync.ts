@@ -9,6 +9,7 @@ import { syncStatus } from '../../xds/server/connection.ts';
 import type { ResourceTypeUrl } from '../../xds/type-urls.ts';
 import { PUSH_ORDER, SHORT_TYPE } from '../../xds/type-urls.ts';
 import { sendError } from '../errors.ts';
+import { issuedByIdentity, proxySecurity, proxySecuritySchema } from '../proxy-security.ts';
 import { anyObject, errorResponses, nackAttribution, nullableString, proxyQuery } from '../schemas.ts';
 import type { AdminViews } from '../views.ts';
 
@@ -100,6 +101,7 @@ const adsConnection = {
     labels: { type: 'object', additionalProperties: { type: 'string' } },
     grpcLimits: { type: 'array', items: { type: 'string' }, description: "what this gRPC client's user agent says it must not be sent (ring-hash-crashes: round robin instead)" },
     sidecar: { type: ['string', 'null'], description: 'namespace/name of the Sidecar resource that limits what this proxy is sent; null when none applies' },
+    security: { ...proxySecuritySchema, type: ['object', 'null'], description: "the workload's identity, its newest certificate from meshpilot's CA, and the mTLS mode of each inbound port" },
     node: {
       type: ['object', 'null'],
       properties: {
@@ -144,11 +146,12 @@ export function registerSyncRoutes(app: FastifyInstance, views: AdminViews): voi
 
   app.get('/debug/adsz', {
     schema: {
-      summary: 'Every ADS connection: address, node, metadata, connected since, watches',
+      summary: 'Every ADS connection: address, node, metadata, connected since, watches, identity, certificate and mTLS per port',
       response: { 200: { type: 'object', properties: { connections: { type: 'array', items: adsConnection } } } },
     },
     handler: () => {
       const push = views.currentPush();
+      const issued = issuedByIdentity(views.certificateAuthority?.());
       return {
         connections: views.connections().map((c) => ({
           connectionId: c.id,
@@ -162,6 +165,7 @@ export function registerSyncRoutes(app: FastifyInstance, views: AdminViews): voi
           labels: c.proxy?.labels ?? {},
           grpcLimits: c.proxy?.grpcLimits ?? [],
           sidecar: effectiveSidecar(push, c.proxy),
+          security: push && c.proxy ? proxySecurity(push, c.proxy, issued) : null,
           node: c.node ? { ...c.node, locality: c.node.locality ?? {} } : null,
           watches: Object.fromEntries(
             PUSH_ORDER.filter((t) => c.watches.has(t)).map((t) => {

@@ -204,9 +204,9 @@ function inboundFilterChains(inbound: InboundPort, mesh: MeshConfig, plan: Inbou
  * What a port's chains accept: STRICT always takes TLS only (failing closed without a certificate);
  * PERMISSIVE adds TLS chains only where the workload holds a certificate; otherwise plaintext.
  */
-type InboundTlsPlan = 'STRICT' | 'PERMISSIVE' | 'plaintext';
+export type InboundTlsPlan = 'STRICT' | 'PERMISSIVE' | 'plaintext';
 
-function tlsPlan(mode: EffectiveMtlsMode, identity: boolean): InboundTlsPlan {
+export function tlsPlan(mode: EffectiveMtlsMode, identity: boolean): InboundTlsPlan {
   if (mode === 'STRICT') return 'STRICT';
   return mode === 'PERMISSIVE' && identity ? 'PERMISSIVE' : 'plaintext';
 }

@@ -143,6 +143,66 @@ export function workloadLabels(push: PushContext, proxy: Proxy): Readonly<Record
   return {};
 }
 
+/** Every endpoint of the push by its workload (`namespace/pod`). */
+function endpointsByWorkload(push: PushContext): ReadonlyMap<string, readonly Endpoint[]> {
+  return push.memo('endpoints-by-workload', () => {
+    const index = new Map<string, Endpoint[]>();
+    for (const endpoints of push.endpointsByHost.values()) {
+      for (const endpoint of endpoints) {
+        if (!endpoint.workload) continue;
+        const list = index.get(endpoint.workload);
+        if (list) list.push(endpoint);
+        else index.set(endpoint.workload, [endpoint]);
+      }
+    }
+    return index;
+  });
+}
+
+/** Where a proxy's identity was learned: its node's SERVICE_ACCOUNT (as istio-agent sends it), or the pod at its address or of its name. */
+export type IdentitySource = 'node metadata' | 'workload';
+
+export interface ProxyIdentity {
+  /** `spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount>` */
+  readonly spiffeId: string;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  readonly source: IdentitySource;
+}
+
+/** The SPIFFE identity the proxy's workload runs as, or undefined when neither its node nor a known pod says. */
+export function workloadIdentity(push: PushContext, proxy: Proxy): ProxyIdentity | undefined {
+  const identity = (namespace: string, serviceAccount: string, source: IdentitySource): ProxyIdentity => ({
+    spiffeId: spiffeId(push.meshConfig.trustDomain, namespace, serviceAccount),
+    namespace,
+    serviceAccount,
+    source,
+  });
+  const declared = proxy.metadata['SERVICE_ACCOUNT'];
+  if (typeof declared === 'string' && declared !== '' && proxy.namespace) return identity(proxy.namespace, declared, 'node metadata');
+  const fits = (endpoint: Endpoint): ProxyIdentity | undefined => {
+    const slash = endpoint.workload?.indexOf('/') ?? -1;
+    const namespace = slash > 0 ? endpoint.workload?.slice(0, slash) : undefined;
+    if (!endpoint.serviceAccount || !namespace || (proxy.namespace !== undefined && namespace !== proxy.namespace)) return undefined;
+    return identity(namespace, endpoint.serviceAccount, 'workload');
+  };
+  const byAddress = endpointsByAddress(push);
+  for (const ip of proxy.ipAddresses) {
+    for (const { endpoint } of byAddress.get(ip) ?? []) {
+      const found = fits(endpoint);
+      if (found) return found;
+    }
+  }
+  // A proxy at an address no endpoint has (a VM, NAT) may still be a known pod by name.
+  const podName = proxy.podName && proxy.namespace ? `${proxy.namespace}/${proxy.podName}` : undefined;
+  if (!podName) return undefined;
+  for (const endpoint of endpointsByWorkload(push).get(podName) ?? []) {
+    const found = fits(endpoint);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 /**
  * Whether the proxy holds a workload certificate: its workload carries Istio's tlsMode label, which
  * the injector sets exactly where the agent runs. Without one it can neither present a client
