@@ -4,7 +4,7 @@ import type { Proxy } from '../../model/proxy.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Endpoint, Service, ServicePort } from '../../model/service.ts';
 import { labelsMatch } from '../../model/service.ts';
-import type { JsonObject } from '../proto-json.ts';
+import type { Cluster } from '../envoy-types.generated.ts';
 import type { EnvoyResource } from '../resource.ts';
 import { internResource } from '../resource.ts';
 import { CLUSTER_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE } from '../type-urls.ts';
@@ -90,7 +90,7 @@ function usesHttp2(port: ServicePort): boolean {
   return port.protocol === 'HTTP2' || port.protocol === 'GRPC' || port.protocol === 'GRPC-Web';
 }
 
-function inboundCluster(inbound: InboundPort, connectTimeout: string): JsonObject {
+function inboundCluster(inbound: InboundPort, connectTimeout: string): Cluster {
   const { service } = inbound;
   return {
     name: inbound.clusterName,
@@ -114,7 +114,7 @@ function inboundCluster(inbound: InboundPort, connectTimeout: string): JsonObjec
 }
 
 /** Connections to ports no service declares go on to where they were headed, from 127.0.0.6 so iptables does not loop them back. */
-function inboundPassthroughCluster(connectTimeout: string): JsonObject {
+function inboundPassthroughCluster(connectTimeout: string): Cluster {
   return {
     name: INBOUND_PASSTHROUGH_CLUSTER,
     type: 'ORIGINAL_DST',
