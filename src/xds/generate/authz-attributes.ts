@@ -37,7 +37,7 @@ export function wildcardMatcher(value: string, prefix = ''): StringMatcher {
 /** A header matcher: `*` is "present", the rest as wildcardMatcher. */
 function headerMatcher(name: string, value: string, ignoreCase = false): Permission & Principal {
   if (value === '*') return { header: { name, present_match: true } };
-  return { header: { name, string_match: { ...wildcardMatcher(value), ...(ignoreCase ? { ignore_case: true } : {}) } } };
+  return { header: { name, string_match: { ...wildcardMatcher(value), ...(ignoreCase ? ({ ignore_case: true } satisfies StringMatcher) : {}) } } };
 }
 
 function cidrRange(value: string): CidrRange {
@@ -71,8 +71,8 @@ export const SOURCE_ATTRIBUTES: Readonly<Record<string, Attribute>> = {
   namespaces: { side: 'principal', build: (value) => namespaceName(value) },
   serviceAccounts: { side: 'principal', build: () => unsupported('serviceAccounts is not implemented by meshpilot') },
   trustDomains: { side: 'principal', build: () => unsupported('trustDomains is not implemented by meshpilot') },
-  remoteIpBlocks: { side: 'principal', build: (value) => ({ remote_ip: cidrRange(value) }) },
-  ipBlocks: { side: 'principal', build: (value) => ({ direct_remote_ip: cidrRange(value) }) },
+  remoteIpBlocks: { side: 'principal', build: (value): Principal => ({ remote_ip: cidrRange(value) }) },
+  ipBlocks: { side: 'principal', build: (value): Principal => ({ direct_remote_ip: cidrRange(value) }) },
 };
 
 export const OPERATION_ATTRIBUTES: Readonly<Record<string, Attribute>> = {
@@ -83,7 +83,7 @@ export const OPERATION_ATTRIBUTES: Readonly<Record<string, Attribute>> = {
     build: (value, flavour) =>
       value.includes('{') || value.includes('}')
         ? unsupported('path templates are not implemented by meshpilot')
-        : httpOnly(flavour, () => ({ url_path: { path: wildcardMatcher(value) } })),
+        : httpOnly(flavour, (): Permission => ({ url_path: { path: wildcardMatcher(value) } })),
   },
   ports: { side: 'permission', build: (value) => port(value) },
 };
@@ -110,13 +110,13 @@ export function conditionAttribute(key: string): Attribute {
     case 'source.principal':
       return SOURCE_ATTRIBUTES['principals'] as Attribute;
     case 'destination.ip':
-      return { side: 'permission', build: (value) => ({ destination_ip: cidrRange(value) }) };
+      return { side: 'permission', build: (value): Permission => ({ destination_ip: cidrRange(value) }) };
     case 'destination.port':
       return { side: 'permission', build: (value) => port(value) };
     case 'connection.sni':
       return {
         side: 'permission',
-        build: (value, flavour) => (flavour === 'grpc' ? unsupported('gRPC servers do not match the SNI (requested_server_name)') : { requested_server_name: wildcardMatcher(value) }),
+        build: (value, flavour): Permission | Unsupported => (flavour === 'grpc' ? unsupported('gRPC servers do not match the SNI (requested_server_name)') : { requested_server_name: wildcardMatcher(value) }),
       };
     default:
       return {

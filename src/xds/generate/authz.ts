@@ -80,16 +80,16 @@ interface PolicySide<M> {
 
 const PERMISSIONS: PolicySide<Permission> = {
   builder: (attribute) => (attribute.side === 'permission' ? attribute.build : undefined),
-  or: (rules) => ({ or_rules: { rules } }),
-  not: (rule) => ({ not_rule: rule }),
-  and: (rules) => ({ and_rules: { rules: rules.length > 0 ? rules : [{ any: true }] } }),
+  or: (rules): Permission => ({ or_rules: { rules } }),
+  not: (rule): Permission => ({ not_rule: rule }),
+  and: (rules): Permission => ({ and_rules: { rules: rules.length > 0 ? rules : [{ any: true }] } }),
 };
 
 const PRINCIPALS: PolicySide<Principal> = {
   builder: (attribute) => (attribute.side === 'principal' ? attribute.build : undefined),
-  or: (ids) => ({ or_ids: { ids } }),
-  not: (id) => ({ not_id: id }),
-  and: (ids) => ({ and_ids: { ids: ids.length > 0 ? ids : [{ any: true }] } }),
+  or: (ids): Principal => ({ or_ids: { ids } }),
+  not: (id): Principal => ({ not_id: id }),
+  and: (ids): Principal => ({ and_ids: { ids: ids.length > 0 ? ids : [{ any: true }] } }),
 };
 
 /** One attribute's values ORed and its not-values NOT(ORed), skipping (or, for ALLOW, refusing) what the flavour cannot evaluate; none for an attribute of the other side. */
@@ -123,7 +123,7 @@ function matchers<M>(keyed: Keyed, side: PolicySide<M>, flavour: RbacFlavour, al
 }
 
 function fieldKeys(fields: Readonly<Record<string, readonly string[] | undefined>>, order: readonly string[], attributes: Readonly<Record<string, Attribute>>, path: string): Keyed[] {
-  return order.map((name) => {
+  return order.map((name): Keyed => {
     const not = `not${name[0]?.toUpperCase() ?? ''}${name.slice(1)}`;
     return { attribute: attributes[name] as Attribute, values: fields[name], notValues: fields[not], paths: [`${path}.${name}`, `${path}.${not}`] };
   });
@@ -207,12 +207,12 @@ function memoConfigs(push: PushContext, proxy: Proxy, flavour: RbacFlavour): Rba
 
 /** The RBAC HTTP filters of a sidecar's inbound HTTP connection manager, to go before the router. */
 export function authorizationHttpFilters(push: PushContext, proxy: Proxy): HttpFilter[] {
-  return memoConfigs(push, proxy, 'http').map((config) => ({ name: RBAC_HTTP_FILTER, typed_config: typed(RBAC_HTTP_TYPE, { rules: rbacRules(config) }) }));
+  return memoConfigs(push, proxy, 'http').map((config): HttpFilter => ({ name: RBAC_HTTP_FILTER, typed_config: typed(RBAC_HTTP_TYPE, { rules: rbacRules(config) }) }));
 }
 
 /** The RBAC network filters of a sidecar's inbound TCP chains, to go before tcp_proxy. */
 export function authorizationNetworkFilters(push: PushContext, proxy: Proxy): Listener_Filter[] {
-  return memoConfigs(push, proxy, 'tcp').map((config) => ({
+  return memoConfigs(push, proxy, 'tcp').map((config): Listener_Filter => ({
     name: RBAC_NETWORK_FILTER,
     typed_config: typed(RBAC_NETWORK_TYPE, { rules: rbacRules(config), stat_prefix: RBAC_TCP_STAT_PREFIX }),
   }));
@@ -223,7 +223,7 @@ export function authorizationNetworkFilters(push: PushContext, proxy: Proxy): Li
  * restricted to what gRPC evaluates; what it cannot fails closed (see grpc-degradation.ts).
  */
 export function grpcAuthorizationHttpFilters(push: PushContext, proxy: Proxy): HttpFilter[] {
-  return memoConfigs(push, proxy, 'grpc').map((config) => ({ name: grpcRbacFilterName(config.from), typed_config: typed(RBAC_HTTP_TYPE, { rules: rbacRules(config) }) }));
+  return memoConfigs(push, proxy, 'grpc').map((config): HttpFilter => ({ name: grpcRbacFilterName(config.from), typed_config: typed(RBAC_HTTP_TYPE, { rules: rbacRules(config) }) }));
 }
 
 /** gRPC NACKs an HTTP filter name used twice (gRFC A39), so each action's filter has its own (Istio's: `...rbac.DENY`). */

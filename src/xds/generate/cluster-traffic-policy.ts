@@ -3,7 +3,15 @@
 // Proxyless gRPC gets only what it implements; the rest degrades predictably and is noted.
 import { parseDuration, toDurationJson } from '../../model/duration.ts';
 import type { ClientTlsSettings, ConsistentHashLb, DestinationRule, LoadBalancerSettings, OutlierDetection, PortTrafficPolicy, TrafficPolicy } from '../../model/rules.ts';
-import type { CircuitBreakers, Cluster, Cluster_SlowStartConfig, CommonTlsContext, Core_HttpProtocolOptions, OutlierDetection as EnvoyOutlierDetection, RouteAction_HashPolicy, RouteAction_HashPolicy_Cookie, SubjectAltNameMatcher, TcpKeepalive, TypedAny, UpstreamTlsContext } from '../envoy-types.generated.ts';
+import type {
+  CertificateValidationContext,
+  CircuitBreakers,
+  Cluster,
+  Cluster_SlowStartConfig,
+  CommonTlsContext,
+  Core_HttpProtocolOptions,
+  Http2ProtocolOptions,
+  UpstreamHttpProtocolOptions, OutlierDetection as EnvoyOutlierDetection, RouteAction_HashPolicy, RouteAction_HashPolicy_Cookie, SubjectAltNameMatcher, TcpKeepalive, TypedAny, UpstreamTlsContext } from '../envoy-types.generated.ts';
 import { HTTP_PROTOCOL_OPTIONS_TYPE, UPSTREAM_TLS_CONTEXT_TYPE } from '../type-urls.ts';
 import { typed } from './common.ts';
 import { grpcUpstreamContext, istioMutualUpstreamContext, SDS_CONFIG, tlsTransportSocket } from './mtls.ts';
@@ -183,8 +191,10 @@ function applyConnectionPool(cluster: Cluster, policy: PolicyFields, dialect: Ro
     if (upgrade || isHttp2Cluster(cluster)) {
       options['explicit_http_config'] = {
         http2_protocol_options: {
-          ...(http?.maxConcurrentStreams ? { max_concurrent_streams: http.maxConcurrentStreams } : {}),
-          ...(keepalive?.interval && keepalive.timeout ? { connection_keepalive: { interval: toDurationJson(keepalive.interval), timeout: toDurationJson(keepalive.timeout) } } : {}),
+          ...(http?.maxConcurrentStreams ? ({ max_concurrent_streams: http.maxConcurrentStreams } satisfies Http2ProtocolOptions) : {}),
+          ...(keepalive?.interval && keepalive.timeout
+            ? ({ connection_keepalive: { interval: toDurationJson(keepalive.interval), timeout: toDurationJson(keepalive.timeout) } } satisfies Http2ProtocolOptions)
+            : {}),
         },
       };
     }
@@ -271,7 +281,7 @@ function isHttp2Cluster(cluster: Cluster): boolean {
 function originationContext(cluster: Cluster, tls: ClientTlsSettings, serviceSans: readonly string[]): UpstreamTlsContext {
   // A ServiceEntry's subjectAltNames stand in when the rule names none (Istio's constructUpstreamTLS).
   const names = tls.subjectAltNames?.length ? tls.subjectAltNames : serviceSans;
-  const sans: SubjectAltNameMatcher[] = names.map((san) => ({ san_type: 'DNS', matcher: { exact: san } }));
+  const sans: SubjectAltNameMatcher[] = names.map((san): SubjectAltNameMatcher => ({ san_type: 'DNS', matcher: { exact: san } }));
   const common: CommonTlsContext = {};
   if (tls.credentialName) {
     if (tls.mode === 'MUTUAL') common['tls_certificate_sds_secret_configs'] = [{ name: `kubernetes://${tls.credentialName}`, sds_config: SDS_CONFIG }];
@@ -282,14 +292,14 @@ function originationContext(cluster: Cluster, tls: ClientTlsSettings, serviceSan
     }
     common['validation_context'] = tls.insecureSkipVerify
       ? {}
-      : { trusted_ca: { filename: tls.caCertificates ?? SYSTEM_TRUST_STORE }, ...(sans.length > 0 ? { match_typed_subject_alt_names: sans } : {}) };
+      : { trusted_ca: { filename: tls.caCertificates ?? SYSTEM_TRUST_STORE }, ...(sans.length > 0 ? ({ match_typed_subject_alt_names: sans } satisfies CertificateValidationContext) : {}) };
   }
   if (isHttp2Cluster(cluster)) common['alpn_protocols'] = ['h2'];
   const autoSni = !tls.sni;
   const autoSan = autoSni && !tls.subjectAltNames?.length && tls.insecureSkipVerify !== true;
   // auto_san_validation is only ever set with auto_sni.
-  if (autoSni) protocolOptions(cluster)['upstream_http_protocol_options'] = { auto_sni: true, ...(autoSan ? { auto_san_validation: true } : {}) };
-  return { common_tls_context: common, ...(tls.sni ? { sni: tls.sni } : {}) };
+  if (autoSni) protocolOptions(cluster)['upstream_http_protocol_options'] = { auto_sni: true, ...(autoSan ? ({ auto_san_validation: true } satisfies UpstreamHttpProtocolOptions) : {}) };
+  return { common_tls_context: common, ...(tls.sni ? ({ sni: tls.sni } satisfies UpstreamTlsContext) : {}) };
 }
 
 function applyTls(cluster: Cluster, policy: PolicyFields, target: ClusterPolicyTarget, dialect: RouteDialect, notes: NoteSink, path: string): void {

@@ -4,7 +4,7 @@ import type { GrpcClientLimit, Proxy } from '../../model/proxy.ts';
 import type { DestinationRule } from '../../model/rules.ts';
 import { scopedPush } from '../../model/sidecar-scope.ts';
 import { configPath } from '../attribution.ts';
-import type { Cluster } from '../envoy-types.generated.ts';
+import type { Cluster, ProtoStruct } from '../envoy-types.generated.ts';
 import type { EnvoyResource } from '../resource.ts';
 import { internResource } from '../resource.ts';
 import { CLUSTER_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE } from '../type-urls.ts';
@@ -16,7 +16,7 @@ import { buildInboundClusters } from './inbound.ts';
 import { BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER } from './names.ts';
 import type { OutboundTarget } from './outbound.ts';
 import { outboundTargets } from './outbound.ts';
-import { applyTrafficPolicy, defaultCircuitBreakers } from './cluster-traffic-policy.ts';
+import { applyTrafficPolicy, defaultCircuitBreakers, type ClusterPolicyTarget } from './cluster-traffic-policy.ts';
 import { ignoreNotes, type NoteSink, type RouteDialect } from './route-match.ts';
 
 function usesHttp2(target: OutboundTarget): boolean {
@@ -40,7 +40,7 @@ function sidecarCluster(target: OutboundTarget, connectTimeout: string): Cluster
       filter_metadata: {
         istio: {
           services: [{ host: service.hostname, name: service.name, namespace: service.namespace }],
-          ...(target.subset ? { subset: target.subset.name } : {}),
+          ...(target.subset ? ({ subset: target.subset.name } satisfies ProtoStruct) : {}),
         },
       },
     },
@@ -97,7 +97,7 @@ export function clusterWithPolicy(
   const rule = push.destinationRuleFor(target.service.hostname, namespace);
   const serviceSubjectAltNames = target.service.subjectAltNames;
   const policyTarget = { rule, subset: target.subset?.name, port: target.port.port, sni: istioSni(target), serviceAccounts: serviceIdentities(push, target) };
-  applyTrafficPolicy(cluster, { ...policyTarget, ...(serviceSubjectAltNames ? { serviceSubjectAltNames } : {}) }, dialect, notes);
+  applyTrafficPolicy(cluster, { ...policyTarget, ...(serviceSubjectAltNames ? ({ serviceSubjectAltNames } satisfies Partial<ClusterPolicyTarget>) : {}) }, dialect, notes);
   if (dialect === 'envoy') addIstioMetadata(cluster, target, rule);
   if (grpcLimits.includes('ring-hash-crashes') && cluster['lb_policy'] === 'RING_HASH') {
     // The client would crash on the ring hash; round robin keeps it calling, without stickiness.

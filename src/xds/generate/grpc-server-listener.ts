@@ -57,7 +57,7 @@ function serverFilterChain(push: PushContext, proxy: Proxy, port: number, mode: 
   return {
     name: `inbound-${suffix}`,
     filters: [{ name: `inbound-hcm${suffix}`, typed_config: hcm }],
-    ...(mode === 'STRICT' ? { transport_socket: tlsTransportSocket('downstream', grpcDownstreamContext()) } : {}),
+    ...(mode === 'STRICT' ? ({ transport_socket: tlsTransportSocket('downstream', grpcDownstreamContext()) } satisfies FilterChain) : {}),
   };
 }
 

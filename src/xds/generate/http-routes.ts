@@ -3,7 +3,7 @@ import type { PushContext, ResolvedVirtualService } from '../../model/push-conte
 import type { Destination, HttpDirectResponse, HttpRoute, HttpRouteDestination, Percent } from '../../model/rules.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
 import { istioConfigMetadata } from '../attribution.ts';
-import type { Any, DirectResponseAction, Route, RouteAction, RouteAction_HashPolicy, RouteAction_RequestMirrorPolicy, RouteMatch } from '../envoy-types.generated.ts';
+import type { Any, DirectResponseAction, Route, RouteAction, RouteAction_HashPolicy, RouteAction_RequestMirrorPolicy, RouteMatch, WeightedCluster_ClusterWeight } from '../envoy-types.generated.ts';
 import { effectivePolicy, routeHashPolicy } from './cluster-traffic-policy.ts';
 import { clusterName, parseClusterName } from './names.ts';
 import { ignoreNotes, matchApplies, routeMatch, type NoteSink, type RouteCaller, type RouteDialect } from './route-match.ts';
@@ -68,11 +68,11 @@ function forwardAction(t: Translation, route: HttpRoute, path: string): RouteAct
     action['cluster'] = first;
   } else {
     action['weighted_clusters'] = {
-      clusters: weighted.map((target, i) => ({
+      clusters: weighted.map((target, i): WeightedCluster_ClusterWeight => ({
         name: names[i] ?? '',
         weight: target.weight ?? 0,
         ...(envoy ? headerFields(target.headers) : {}),
-        ...(envoy && authorityRewrite(target.headers) !== undefined ? { host_rewrite_literal: authorityRewrite(target.headers) } : {}),
+        ...(envoy && authorityRewrite(target.headers) !== undefined ? ({ host_rewrite_literal: authorityRewrite(target.headers) } satisfies WeightedCluster_ClusterWeight) : {}),
       })),
     };
   }
@@ -101,7 +101,7 @@ function mirrorPolicies(t: Translation, route: HttpRoute): RouteAction_RequestMi
   for (const mirror of route.mirrors ?? []) if (mirror.destination) all.push({ destination: mirror.destination, percentage: mirror.percentage });
   return all
     .filter(({ percentage, legacy }) => (percentage?.value ?? legacy ?? 100) > 0)
-    .map(({ destination, percentage, legacy }) => ({
+    .map(({ destination, percentage, legacy }): RouteAction_RequestMirrorPolicy => ({
       cluster: clusterName(destinationPort(t.push, destination, t.port), destination.host, destination.subset ?? ''),
       runtime_fraction: { default_value: fractionalPercent(percentage, legacy) },
       trace_sampled: false,
@@ -189,7 +189,7 @@ function translateRoute(root: Translation, vs: ResolvedVirtualService, route: Ht
       name: route.name ?? match?.name ?? `${origin.rule.meta.namespace}/${origin.rule.meta.name}/http[${origin.index}]`,
       match: matchJson,
       ...body,
-      ...(t.dialect === 'envoy' ? { decorator: { operation } } : {}),
+      ...(t.dialect === 'envoy' ? ({ decorator: { operation } } satisfies Route) : {}),
       // Which rule and http route produced this route, as Istio records it (explain, NACK attribution).
       metadata: istioConfigMetadata(origin.rule.meta, origin.index),
     });
@@ -216,12 +216,12 @@ function defaultRoute(t: Translation, service: Service): Route {
   return {
     name: 'default',
     match: { prefix: '/' },
-    ...(t.dialect === 'envoy' ? { decorator: { operation: `${service.hostname}:${String(t.port.port)}/*` } } : {}),
+    ...(t.dialect === 'envoy' ? ({ decorator: { operation: `${service.hostname}:${String(t.port.port)}/*` } } satisfies Route) : {}),
     route: {
       cluster: clusterName(t.port.port, service.hostname),
       ...timeoutFields(undefined, t.dialect),
-      ...(retries ? { retry_policy: retries } : {}),
-      ...(hash ? { hash_policy: hash } : {}),
+      ...(retries ? ({ retry_policy: retries } satisfies RouteAction) : {}),
+      ...(hash ? ({ hash_policy: hash } satisfies RouteAction) : {}),
     },
   };
 }

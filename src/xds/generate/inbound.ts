@@ -104,11 +104,11 @@ function inboundCluster(inbound: InboundPort, connectTimeout: string): Cluster {
     },
     metadata: { filter_metadata: { istio: { services: [{ host: service.hostname, name: service.name, namespace: service.namespace }] } } },
     ...(usesHttp2(inbound.servicePort)
-      ? {
+      ? ({
           typed_extension_protocol_options: {
             'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed(HTTP_PROTOCOL_OPTIONS_TYPE, { explicit_http_config: { http2_protocol_options: {} } }),
           },
-        }
+        } satisfies Cluster)
       : {}),
   };
 }

@@ -5,7 +5,7 @@ import type { Proxy } from '../../model/proxy.ts';
 import { scopedPush } from '../../model/sidecar-scope.ts';
 import type { Protocol, Service } from '../../model/service.ts';
 import { isHttpProtocol } from '../../model/service.ts';
-import type { AccessLog, FilterChain, HttpFilter, Listener, Listener_Filter, ListenerFilter, Route, RouteConfiguration, SubstitutionFormatString, TypedAny } from '../envoy-types.generated.ts';
+import type { AccessLog, FilterChain, HttpFilter, Listener, Listener_Filter, ListenerFilter, Route, RouteAction, RouteConfiguration, SubstitutionFormatString, TypedAny } from '../envoy-types.generated.ts';
 import type { EnvoyResource } from '../resource.ts';
 import { internResource } from '../resource.ts';
 import { CORS_TYPE, FAULT_TYPE, FILE_ACCESS_LOG_TYPE, HTTP_CONNECTION_MANAGER_TYPE, LISTENER_TYPE, ORIGINAL_DST_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE, TLS_INSPECTOR_TYPE } from '../type-urls.ts';
@@ -124,7 +124,7 @@ function sniListener(port: number, hosts: readonly string[], mesh: MeshConfig): 
     traffic_direction: 'OUTBOUND',
     listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: typed(TLS_INSPECTOR_TYPE, {}) }],
     filter_chains: [
-      ...hosts.map((host) => {
+      ...hosts.map((host): FilterChain => {
         const cluster = clusterName(port, host);
         return { name: cluster, filter_chain_match: { server_names: [host] }, filters: [tcpProxyWithLog(cluster, cluster, mesh)] };
       }),
@@ -148,7 +148,7 @@ function inboundRoute(inbound: InboundPort): Route {
       cluster: inbound.clusterName,
       timeout: '0s',
       max_stream_duration: { max_stream_duration: '0s', grpc_timeout_header_max: '0s' },
-      ...(grpc ? {} : { retry_policy: { retry_on: 'reset-before-request', num_retries: 2 } }),
+      ...(grpc ? {} : ({ retry_policy: { retry_on: 'reset-before-request', num_retries: 2 } } satisfies RouteAction)),
     },
   };
 }
@@ -156,12 +156,12 @@ function inboundRoute(inbound: InboundPort): Route {
 /** The chains of one workload port for its mode: Istio's shapes, each carrying the same filters. */
 function withMtlsOptions(base: FilterChain, filters: Listener_Filter[], plan: InboundTlsPlan, protocol: 'http' | 'tcp', port: number): FilterChain[] {
   // A port that takes plaintext only keeps one chain that matches on its port alone.
-  if (plan === 'plaintext') return [{ ...base, ...(port > 0 ? { filter_chain_match: { destination_port: port } } : {}), filters }];
-  return inboundChainOptions(plan, protocol, port).map((option) => ({
+  if (plan === 'plaintext') return [{ ...base, ...(port > 0 ? ({ filter_chain_match: { destination_port: port } } satisfies FilterChain) : {}), filters }];
+  return inboundChainOptions(plan, protocol, port).map((option): FilterChain => ({
     ...base,
     filter_chain_match: option.filterChainMatch,
     filters,
-    ...(option.transportSocket ? { transport_socket: option.transportSocket } : {}),
+    ...(option.transportSocket ? ({ transport_socket: option.transportSocket } satisfies FilterChain) : {}),
   }));
 }
 
@@ -213,7 +213,7 @@ interface InboundPlans {
 function inboundPlans(push: PushContext, proxy: Proxy): InboundPlans {
   const mtls = workloadMtls(push, proxy);
   const identity = proxyHasIdentity(push, proxy);
-  const ports = inboundPorts(push, proxy).map((inbound) => ({
+  const ports = inboundPorts(push, proxy).map((inbound): InboundPlan => ({
     inbound,
     plan: tlsPlan(portMode(mtls, inbound.port), identity),
     filters: inboundHttpFilters(push, proxy, inbound.port),

@@ -6,7 +6,17 @@ import type { Proxy } from '../../model/proxy.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Endpoint, Service } from '../../model/service.ts';
 import { GRPC_CERT_PROVIDER, ROOT_SECRET, SDS_CLUSTER, spiffeId, TLS_MODE_LABEL, WORKLOAD_SECRET } from '../../security/names.ts';
-import type { Cluster_TransportSocketMatch, CommonTlsContext, ConfigSource, DownstreamTlsContext, StringMatcher, TransportSocket, UpstreamTlsContext } from '../envoy-types.generated.ts';
+import type {
+  CertificateValidationContext,
+  Cluster_TransportSocketMatch,
+  CommonTlsContext,
+  ConfigSource,
+  DownstreamTlsContext,
+  StringMatcher,
+  SubjectAltNameMatcher,
+  TransportSocket,
+  UpstreamTlsContext,
+} from '../envoy-types.generated.ts';
 import { DOWNSTREAM_TLS_CONTEXT_TYPE, RAW_BUFFER_TYPE, UPSTREAM_TLS_CONTEXT_TYPE } from '../type-urls.ts';
 import { typed } from './common.ts';
 import { endpointsByAddress } from './inbound.ts';
@@ -44,7 +54,7 @@ const SERVER_CIPHERS: readonly string[] = [
 ];
 
 function exactSans(sans: readonly string[]): StringMatcher[] {
-  return sans.map((san) => ({ exact: san }));
+  return sans.map((san): StringMatcher => ({ exact: san }));
 }
 
 /** Envoy's side of ISTIO_MUTUAL: the workload certificate, the server's SPIFFE IDs checked against the mesh root. */
@@ -54,7 +64,7 @@ export function istioMutualUpstreamContext(sans: readonly string[], sni: string)
       tls_certificate_sds_secret_configs: [{ name: WORKLOAD_SECRET, sds_config: MESH_SDS_CONFIG }],
       combined_validation_context: {
         // A SPIFFE ID is a URI SAN; a name a user wrote may be a DNS one.
-        default_validation_context: sans.length > 0 ? { match_typed_subject_alt_names: sans.map((san) => ({ san_type: san.startsWith('spiffe://') ? 'URI' : 'DNS', matcher: { exact: san } })) } : {},
+        default_validation_context: sans.length > 0 ? { match_typed_subject_alt_names: sans.map((san): SubjectAltNameMatcher => ({ san_type: san.startsWith('spiffe://') ? 'URI' : 'DNS', matcher: { exact: san } })) } : {},
         validation_context_sds_secret_config: { name: ROOT_SECRET, sds_config: MESH_SDS_CONFIG },
       },
       alpn_protocols: [...ISTIO_CLIENT_ALPN],
@@ -71,7 +81,7 @@ function grpcCommonTlsContext(sans: readonly string[]): CommonTlsContext {
   return {
     tls_certificate_provider_instance: { instance_name: GRPC_CERT_PROVIDER, certificate_name: WORKLOAD_SECRET },
     validation_context: {
-      ...(sans.length > 0 ? { match_subject_alt_names: exactSans(sans) } : {}),
+      ...(sans.length > 0 ? ({ match_subject_alt_names: exactSans(sans) } satisfies CertificateValidationContext) : {}),
       ca_certificate_provider_instance: { instance_name: GRPC_CERT_PROVIDER, certificate_name: ROOT_SECRET },
     },
   };

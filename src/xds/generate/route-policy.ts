@@ -3,7 +3,7 @@
 // proxyless gRPC client can use.
 import { parseDuration, toDurationJson } from '../../model/duration.ts';
 import type { CorsPolicy, Headers, HeaderOperations, HttpFaultInjection, HttpRedirect, HttpRetry, Percent } from '../../model/rules.ts';
-import type { Cors_CorsPolicy, FractionalPercent, HeaderValueOption, HTTPFault, RedirectAction, RedirectAction_RedirectResponseCode, Route, Route_RetryPolicy, Route_RetryPolicy_RetryHostPredicate, RouteAction, TypedAny } from '../envoy-types.generated.ts';
+import type { Cors_CorsPolicy, FaultAbort, FractionalPercent, HeaderValueOption, HTTPFault, RedirectAction, RedirectAction_RedirectResponseCode, Route, Route_RetryPolicy, Route_RetryPolicy_RetryHostPredicate, RouteAction, TypedAny } from '../envoy-types.generated.ts';
 import { CORS_POLICY_TYPE, FAULT_TYPE, PREVIOUS_HOSTS_TYPE, PREVIOUS_PRIORITIES_TYPE } from '../type-urls.ts';
 import { typed } from './common.ts';
 import { stringMatcher, type NoteSink, type RouteDialect } from './route-match.ts';
@@ -116,7 +116,7 @@ export function faultConfig(fault: HttpFaultInjection | undefined): TypedAny<typ
   const http = fault.abort?.httpStatus;
   // As Istio: an abort with no error type aborts nothing.
   if (fault.abort && (grpc !== undefined || http !== undefined)) {
-    body['abort'] = { ...(grpc !== undefined ? { grpc_status: grpc } : { http_status: http ?? 0 }), percentage: fractionalPercent(fault.abort.percentage) };
+    body['abort'] = { ...((grpc !== undefined ? { grpc_status: grpc } : { http_status: http ?? 0 }) satisfies FaultAbort), percentage: fractionalPercent(fault.abort.percentage) };
   }
   return Object.keys(body).length > 0 ? typed(FAULT_TYPE, body) : undefined;
 }

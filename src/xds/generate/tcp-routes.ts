@@ -2,7 +2,7 @@
 import type { PushContext } from '../../model/push-context.ts';
 import type { TcpRoute } from '../../model/rules.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
-import type { TcpProxy } from '../envoy-types.generated.ts';
+import type { TcpProxy, TcpProxy_WeightedCluster_ClusterWeight } from '../envoy-types.generated.ts';
 import { clusterName } from './names.ts';
 
 function routeApplies(route: TcpRoute, port: number): boolean {
@@ -27,5 +27,5 @@ export function tcpProxyUpstream(push: PushContext, service: Service, port: Serv
   });
   if (names.length === 0) return own;
   if (names.length === 1) return { cluster: names[0] ?? own.cluster };
-  return { weighted_clusters: { clusters: targets.map((t, i) => ({ name: names[i] ?? '', weight: t.weight ?? 0 })) } };
+  return { weighted_clusters: { clusters: targets.map((t, i): TcpProxy_WeightedCluster_ClusterWeight => ({ name: names[i] ?? '', weight: t.weight ?? 0 })) } };
 }
