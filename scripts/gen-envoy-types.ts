@@ -137,6 +137,15 @@ function fieldType(field: protobuf.Field, names: ReadonlyMap<string, string>): s
 /** Field names as the protos spell them (keepCase), quoted where they are not identifiers. */
 const key = (name: string): string => (/^[A-Za-z_$][\w$]*$/.test(name) ? name : `'${name}'`);
 
+/** What the type cannot say: the oneof a field belongs to (one member at most), and deprecation. */
+function fieldNote(field: protobuf.Field): string {
+  // proto3 `optional` fields sit in a synthetic oneof named after them.
+  const oneof = field.partOf && !field.partOf.name.startsWith('_') ? `oneof ${field.partOf.name}` : undefined;
+  const deprecated = field.options?.['deprecated'] === true ? 'deprecated' : undefined;
+  const notes = [oneof, deprecated].filter((n) => n !== undefined);
+  return notes.length > 0 ? ` // ${notes.join('; ')}` : '';
+}
+
 function renderType(type: Reflected, names: ReadonlyMap<string, string>): string {
   const name = names.get(type.fullName) ?? '';
   const doc = `/** ${type.fullName.slice(1)} */\n`;
@@ -145,7 +154,7 @@ function renderType(type: Reflected, names: ReadonlyMap<string, string>): string
     return `${doc}export type ${name} = ${Object.keys(type.values).map((v) => `'${v}'`).join(' | ')} | number;\n`;
   }
   if (type.fieldsArray.length === 0) return `${doc}export type ${name} = NoFields;\n`;
-  const fields = type.fieldsArray.map((f) => `  ${key(f.name)}?: ${fieldType(f, names)};\n`).join('');
+  const fields = type.fieldsArray.map((f) => `  ${key(f.name)}?: ${fieldType(f, names)};${fieldNote(f)}\n`).join('');
   return `${doc}export type ${name} = {\n${fields}};\n`;
 }
 

@@ -17,24 +17,24 @@ export type NoFields = { readonly [noFields]?: never };
 export type AccessLog = {
   name?: string;
   filter?: AccessLogFilter;
-  typed_config?: Any;
+  typed_config?: Any; // oneof config_type
 };
 
 /** envoy.config.accesslog.v3.AccessLogFilter */
 export type AccessLogFilter = {
-  status_code_filter?: StatusCodeFilter;
-  duration_filter?: DurationFilter;
-  not_health_check_filter?: NotHealthCheckFilter;
-  traceable_filter?: TraceableFilter;
-  runtime_filter?: RuntimeFilter;
-  and_filter?: AndFilter;
-  or_filter?: OrFilter;
-  header_filter?: HeaderFilter;
-  response_flag_filter?: ResponseFlagFilter;
-  grpc_status_filter?: GrpcStatusFilter;
-  extension_filter?: ExtensionFilter;
-  metadata_filter?: MetadataFilter;
-  log_type_filter?: LogTypeFilter;
+  status_code_filter?: StatusCodeFilter; // oneof filter_specifier
+  duration_filter?: DurationFilter; // oneof filter_specifier
+  not_health_check_filter?: NotHealthCheckFilter; // oneof filter_specifier
+  traceable_filter?: TraceableFilter; // oneof filter_specifier
+  runtime_filter?: RuntimeFilter; // oneof filter_specifier
+  and_filter?: AndFilter; // oneof filter_specifier
+  or_filter?: OrFilter; // oneof filter_specifier
+  header_filter?: HeaderFilter; // oneof filter_specifier
+  response_flag_filter?: ResponseFlagFilter; // oneof filter_specifier
+  grpc_status_filter?: GrpcStatusFilter; // oneof filter_specifier
+  extension_filter?: ExtensionFilter; // oneof filter_specifier
+  metadata_filter?: MetadataFilter; // oneof filter_specifier
+  log_type_filter?: LogTypeFilter; // oneof filter_specifier
 };
 
 /** envoy.config.accesslog.v3.AndFilter */
@@ -59,7 +59,7 @@ export type DurationFilter = {
 /** envoy.config.accesslog.v3.ExtensionFilter */
 export type ExtensionFilter = {
   name?: string;
-  typed_config?: Any;
+  typed_config?: Any; // oneof config_type
 };
 
 /** envoy.config.accesslog.v3.GrpcStatusFilter */
@@ -145,43 +145,43 @@ export type Cluster = {
   transport_socket_matches?: readonly Cluster_TransportSocketMatch[];
   name?: string;
   alt_stat_name?: string;
-  type?: Cluster_DiscoveryType;
-  cluster_type?: Cluster_CustomClusterType;
+  type?: Cluster_DiscoveryType; // oneof cluster_discovery_type
+  cluster_type?: Cluster_CustomClusterType; // oneof cluster_discovery_type
   eds_cluster_config?: Cluster_EdsClusterConfig;
   connect_timeout?: string;
   per_connection_buffer_limit_bytes?: number;
   lb_policy?: Cluster_LbPolicy;
   load_assignment?: ClusterLoadAssignment;
   health_checks?: readonly HealthCheck[];
-  max_requests_per_connection?: number;
+  max_requests_per_connection?: number; // deprecated
   circuit_breakers?: CircuitBreakers;
-  upstream_http_protocol_options?: UpstreamHttpProtocolOptions;
-  common_http_protocol_options?: Core_HttpProtocolOptions;
-  http_protocol_options?: Http1ProtocolOptions;
-  http2_protocol_options?: Http2ProtocolOptions;
+  upstream_http_protocol_options?: UpstreamHttpProtocolOptions; // deprecated
+  common_http_protocol_options?: Core_HttpProtocolOptions; // deprecated
+  http_protocol_options?: Http1ProtocolOptions; // deprecated
+  http2_protocol_options?: Http2ProtocolOptions; // deprecated
   typed_extension_protocol_options?: Record<string, Any>;
   dns_refresh_rate?: string;
   dns_failure_refresh_rate?: Cluster_RefreshRate;
   respect_dns_ttl?: boolean;
   dns_lookup_family?: Cluster_DnsLookupFamily;
-  dns_resolvers?: readonly Address[];
-  use_tcp_for_dns_lookups?: boolean;
-  dns_resolution_config?: DnsResolutionConfig;
+  dns_resolvers?: readonly Address[]; // deprecated
+  use_tcp_for_dns_lookups?: boolean; // deprecated
+  dns_resolution_config?: DnsResolutionConfig; // deprecated
   typed_dns_resolver_config?: TypedExtensionConfig;
   wait_for_warm_on_init?: boolean;
   outlier_detection?: OutlierDetection;
   cleanup_interval?: string;
   upstream_bind_config?: BindConfig;
   lb_subset_config?: Cluster_LbSubsetConfig;
-  ring_hash_lb_config?: Cluster_RingHashLbConfig;
-  maglev_lb_config?: Cluster_MaglevLbConfig;
-  original_dst_lb_config?: Cluster_OriginalDstLbConfig;
-  least_request_lb_config?: Cluster_LeastRequestLbConfig;
-  round_robin_lb_config?: Cluster_RoundRobinLbConfig;
+  ring_hash_lb_config?: Cluster_RingHashLbConfig; // oneof lb_config
+  maglev_lb_config?: Cluster_MaglevLbConfig; // oneof lb_config
+  original_dst_lb_config?: Cluster_OriginalDstLbConfig; // oneof lb_config
+  least_request_lb_config?: Cluster_LeastRequestLbConfig; // oneof lb_config
+  round_robin_lb_config?: Cluster_RoundRobinLbConfig; // oneof lb_config
   common_lb_config?: Cluster_CommonLbConfig;
   transport_socket?: TransportSocket;
   metadata?: Metadata;
-  protocol_selection?: Cluster_ClusterProtocolSelection;
+  protocol_selection?: Cluster_ClusterProtocolSelection; // deprecated
   upstream_connection_options?: UpstreamConnectionOptions;
   close_connections_on_host_health_failure?: boolean;
   ignore_health_on_host_removal?: boolean;
@@ -189,7 +189,7 @@ export type Cluster = {
   load_balancing_policy?: LoadBalancingPolicy;
   lrs_server?: ConfigSource;
   lrs_report_endpoint_metrics?: readonly string[];
-  track_timeout_budgets?: boolean;
+  track_timeout_budgets?: boolean; // deprecated
   upstream_config?: TypedExtensionConfig;
   track_cluster_stats?: TrackClusterStats;
   preconnect_policy?: Cluster_PreconnectPolicy;
@@ -202,8 +202,8 @@ export type Cluster_ClusterProtocolSelection = 'USE_CONFIGURED_PROTOCOL' | 'USE_
 /** envoy.config.cluster.v3.Cluster.CommonLbConfig */
 export type Cluster_CommonLbConfig = {
   healthy_panic_threshold?: Percent;
-  zone_aware_lb_config?: Cluster_CommonLbConfig_ZoneAwareLbConfig;
-  locality_weighted_lb_config?: Cluster_CommonLbConfig_LocalityWeightedLbConfig;
+  zone_aware_lb_config?: Cluster_CommonLbConfig_ZoneAwareLbConfig; // oneof locality_config_specifier
+  locality_weighted_lb_config?: Cluster_CommonLbConfig_LocalityWeightedLbConfig; // oneof locality_config_specifier
   update_merge_window?: string;
   ignore_new_hosts_until_first_hc?: boolean;
   close_connections_on_host_set_change?: boolean;
@@ -409,9 +409,9 @@ export type UpstreamConnectionOptions_HappyEyeballsConfig = {
 
 /** envoy.config.core.v3.Address */
 export type Address = {
-  socket_address?: SocketAddress;
-  pipe?: Pipe;
-  envoy_internal_address?: EnvoyInternalAddress;
+  socket_address?: SocketAddress; // oneof address
+  pipe?: Pipe; // oneof address
+  envoy_internal_address?: EnvoyInternalAddress; // oneof address
 };
 
 /** envoy.config.core.v3.AggregatedConfigSource */
@@ -463,7 +463,7 @@ export type BindConfig = {
   freebind?: boolean;
   socket_options?: readonly SocketOption[];
   extra_source_addresses?: readonly ExtraSourceAddress[];
-  additional_source_addresses?: readonly SocketAddress[];
+  additional_source_addresses?: readonly SocketAddress[]; // deprecated
   local_address_selector?: TypedExtensionConfig;
 };
 
@@ -476,21 +476,21 @@ export type CidrRange = {
 /** envoy.config.core.v3.ConfigSource */
 export type ConfigSource = {
   authorities?: readonly Authority[];
-  path?: string;
-  path_config_source?: PathConfigSource;
-  api_config_source?: ApiConfigSource;
-  ads?: AggregatedConfigSource;
-  self?: SelfConfigSource;
+  path?: string; // oneof config_source_specifier; deprecated
+  path_config_source?: PathConfigSource; // oneof config_source_specifier
+  api_config_source?: ApiConfigSource; // oneof config_source_specifier
+  ads?: AggregatedConfigSource; // oneof config_source_specifier
+  self?: SelfConfigSource; // oneof config_source_specifier
   initial_fetch_timeout?: string;
   resource_api_version?: ApiVersion;
 };
 
 /** envoy.config.core.v3.DataSource */
 export type DataSource = {
-  filename?: string;
-  inline_bytes?: string;
-  inline_string?: string;
-  environment_variable?: string;
+  filename?: string; // oneof specifier
+  inline_bytes?: string; // oneof specifier
+  inline_string?: string; // oneof specifier
+  environment_variable?: string; // oneof specifier
   watched_directory?: WatchedDirectory;
 };
 
@@ -508,13 +508,13 @@ export type DnsResolverOptions = {
 
 /** envoy.config.core.v3.EnvoyInternalAddress */
 export type EnvoyInternalAddress = {
-  server_listener_name?: string;
+  server_listener_name?: string; // oneof address_name_specifier
   endpoint_id?: string;
 };
 
 /** envoy.config.core.v3.EventServiceConfig */
 export type EventServiceConfig = {
-  grpc_service?: GrpcService;
+  grpc_service?: GrpcService; // oneof config_source_specifier
 };
 
 /** envoy.config.core.v3.ExtensionConfigSource */
@@ -533,8 +533,8 @@ export type ExtraSourceAddress = {
 
 /** envoy.config.core.v3.GrpcService */
 export type GrpcService = {
-  envoy_grpc?: GrpcService_EnvoyGrpc;
-  google_grpc?: GrpcService_GoogleGrpc;
+  envoy_grpc?: GrpcService_EnvoyGrpc; // oneof target_specifier
+  google_grpc?: GrpcService_GoogleGrpc; // oneof target_specifier
   timeout?: string;
   initial_metadata?: readonly HeaderValue[];
   retry_policy?: Core_RetryPolicy;
@@ -563,13 +563,13 @@ export type GrpcService_GoogleGrpc = {
 
 /** envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials */
 export type GrpcService_GoogleGrpc_CallCredentials = {
-  access_token?: string;
-  google_compute_engine?: Empty;
-  google_refresh_token?: string;
-  service_account_jwt_access?: GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials;
-  google_iam?: GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials;
-  from_plugin?: GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin;
-  sts_service?: GrpcService_GoogleGrpc_CallCredentials_StsService;
+  access_token?: string; // oneof credential_specifier
+  google_compute_engine?: Empty; // oneof credential_specifier
+  google_refresh_token?: string; // oneof credential_specifier
+  service_account_jwt_access?: GrpcService_GoogleGrpc_CallCredentials_ServiceAccountJWTAccessCredentials; // oneof credential_specifier
+  google_iam?: GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials; // oneof credential_specifier
+  from_plugin?: GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin; // oneof credential_specifier
+  sts_service?: GrpcService_GoogleGrpc_CallCredentials_StsService; // oneof credential_specifier
 };
 
 /** envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.GoogleIAMCredentials */
@@ -581,7 +581,7 @@ export type GrpcService_GoogleGrpc_CallCredentials_GoogleIAMCredentials = {
 /** envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.MetadataCredentialsFromPlugin */
 export type GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin = {
   name?: string;
-  typed_config?: Any;
+  typed_config?: Any; // oneof config_type
 };
 
 /** envoy.config.core.v3.GrpcService.GoogleGrpc.CallCredentials.ServiceAccountJWTAccessCredentials */
@@ -610,15 +610,15 @@ export type GrpcService_GoogleGrpc_ChannelArgs = {
 
 /** envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelArgs.Value */
 export type GrpcService_GoogleGrpc_ChannelArgs_Value = {
-  string_value?: string;
-  int_value?: Int64;
+  string_value?: string; // oneof value_specifier
+  int_value?: Int64; // oneof value_specifier
 };
 
 /** envoy.config.core.v3.GrpcService.GoogleGrpc.ChannelCredentials */
 export type GrpcService_GoogleGrpc_ChannelCredentials = {
-  ssl_credentials?: GrpcService_GoogleGrpc_SslCredentials;
-  google_default?: Empty;
-  local_credentials?: GrpcService_GoogleGrpc_GoogleLocalCredentials;
+  ssl_credentials?: GrpcService_GoogleGrpc_SslCredentials; // oneof credential_specifier
+  google_default?: Empty; // oneof credential_specifier
+  local_credentials?: GrpcService_GoogleGrpc_GoogleLocalCredentials; // oneof credential_specifier
 };
 
 /** envoy.config.core.v3.GrpcService.GoogleGrpc.GoogleLocalCredentials */
@@ -641,7 +641,7 @@ export type HeaderValue = {
 /** envoy.config.core.v3.HeaderValueOption */
 export type HeaderValueOption = {
   header?: HeaderValue;
-  append?: boolean;
+  append?: boolean; // deprecated
   append_action?: HeaderValueOption_HeaderAppendAction;
   keep_empty_value?: boolean;
 };
@@ -660,16 +660,16 @@ export type HealthCheck = {
   healthy_threshold?: number;
   alt_port?: number;
   reuse_connection?: boolean;
-  http_health_check?: HealthCheck_HttpHealthCheck;
-  tcp_health_check?: HealthCheck_TcpHealthCheck;
-  grpc_health_check?: HealthCheck_GrpcHealthCheck;
-  custom_health_check?: HealthCheck_CustomHealthCheck;
+  http_health_check?: HealthCheck_HttpHealthCheck; // oneof health_checker
+  tcp_health_check?: HealthCheck_TcpHealthCheck; // oneof health_checker
+  grpc_health_check?: HealthCheck_GrpcHealthCheck; // oneof health_checker
+  custom_health_check?: HealthCheck_CustomHealthCheck; // oneof health_checker
   no_traffic_interval?: string;
   no_traffic_healthy_interval?: string;
   unhealthy_interval?: string;
   unhealthy_edge_interval?: string;
   healthy_edge_interval?: string;
-  event_log_path?: string;
+  event_log_path?: string; // deprecated
   event_logger?: readonly TypedExtensionConfig[];
   event_service?: EventServiceConfig;
   always_log_health_check_failures?: boolean;
@@ -681,7 +681,7 @@ export type HealthCheck = {
 /** envoy.config.core.v3.HealthCheck.CustomHealthCheck */
 export type HealthCheck_CustomHealthCheck = {
   name?: string;
-  typed_config?: Any;
+  typed_config?: Any; // oneof config_type
 };
 
 /** envoy.config.core.v3.HealthCheck.GrpcHealthCheck */
@@ -709,8 +709,8 @@ export type HealthCheck_HttpHealthCheck = {
 
 /** envoy.config.core.v3.HealthCheck.Payload */
 export type HealthCheck_Payload = {
-  text?: string;
-  binary?: string;
+  text?: string; // oneof payload
+  binary?: string; // oneof payload
 };
 
 /** envoy.config.core.v3.HealthCheck.TcpHealthCheck */
@@ -749,8 +749,8 @@ export type Http1ProtocolOptions = {
 
 /** envoy.config.core.v3.Http1ProtocolOptions.HeaderKeyFormat */
 export type Http1ProtocolOptions_HeaderKeyFormat = {
-  proper_case_words?: Http1ProtocolOptions_HeaderKeyFormat_ProperCaseWords;
-  stateful_formatter?: TypedExtensionConfig;
+  proper_case_words?: Http1ProtocolOptions_HeaderKeyFormat_ProperCaseWords; // oneof header_format
+  stateful_formatter?: TypedExtensionConfig; // oneof header_format
 };
 
 /** envoy.config.core.v3.Http1ProtocolOptions.HeaderKeyFormat.ProperCaseWords */
@@ -769,7 +769,7 @@ export type Http2ProtocolOptions = {
   max_consecutive_inbound_frames_with_empty_payload?: number;
   max_inbound_priority_frames_per_stream?: number;
   max_inbound_window_update_frames_per_data_frame_sent?: number;
-  stream_error_on_invalid_http_messaging?: boolean;
+  stream_error_on_invalid_http_messaging?: boolean; // deprecated
   override_stream_error_on_invalid_http_message?: boolean;
   custom_settings_parameters?: readonly Http2ProtocolOptions_SettingsParameter[];
   connection_keepalive?: KeepaliveSettings;
@@ -899,13 +899,13 @@ export type Core_RetryPolicy = {
 /** envoy.config.core.v3.RetryPolicy.RetryHostPredicate */
 export type Core_RetryPolicy_RetryHostPredicate = {
   name?: string;
-  typed_config?: Any;
+  typed_config?: Any; // oneof config_type
 };
 
 /** envoy.config.core.v3.RetryPolicy.RetryPriority */
 export type Core_RetryPolicy_RetryPriority = {
   name?: string;
-  typed_config?: Any;
+  typed_config?: Any; // oneof config_type
 };
 
 /** envoy.config.core.v3.RoutingPriority */
@@ -937,7 +937,7 @@ export type RuntimeUInt32 = {
 
 /** envoy.config.core.v3.SchemeHeaderTransformation */
 export type SchemeHeaderTransformation = {
-  scheme_to_overwrite?: string;
+  scheme_to_overwrite?: string; // oneof transformation
   match_upstream?: boolean;
 };
 
@@ -950,8 +950,8 @@ export type SelfConfigSource = {
 export type SocketAddress = {
   protocol?: SocketAddress_Protocol;
   address?: string;
-  port_value?: number;
-  named_port?: string;
+  port_value?: number; // oneof port_specifier
+  named_port?: string; // oneof port_specifier
   resolver_name?: string;
   ipv4_compat?: boolean;
 };
@@ -964,8 +964,8 @@ export type SocketOption = {
   description?: string;
   level?: Int64;
   name?: Int64;
-  int_value?: Int64;
-  buf_value?: string;
+  int_value?: Int64; // oneof value
+  buf_value?: string; // oneof value
   state?: SocketOption_SocketState;
 };
 
@@ -979,9 +979,9 @@ export type SocketOptionsOverride = {
 
 /** envoy.config.core.v3.SubstitutionFormatString */
 export type SubstitutionFormatString = {
-  text_format?: string;
-  json_format?: ProtoStruct;
-  text_format_source?: DataSource;
+  text_format?: string; // oneof format; deprecated
+  json_format?: ProtoStruct; // oneof format
+  text_format_source?: DataSource; // oneof format
   omit_empty_values?: boolean;
   content_type?: string;
   formatters?: readonly TypedExtensionConfig[];
@@ -1001,7 +1001,7 @@ export type TrafficDirection = 'UNSPECIFIED' | 'INBOUND' | 'OUTBOUND' | number;
 /** envoy.config.core.v3.TransportSocket */
 export type TransportSocket = {
   name?: string;
-  typed_config?: Any;
+  typed_config?: Any; // oneof config_type
 };
 
 /** envoy.config.core.v3.TypedExtensionConfig */
@@ -1073,8 +1073,8 @@ export type Endpoint_HealthCheckConfig = {
 
 /** envoy.config.endpoint.v3.LbEndpoint */
 export type LbEndpoint = {
-  endpoint?: Endpoint;
-  endpoint_name?: string;
+  endpoint?: Endpoint; // oneof host_identifier
+  endpoint_name?: string; // oneof host_identifier
   health_status?: HealthStatus;
   metadata?: Metadata;
   load_balancing_weight?: number;
@@ -1091,8 +1091,8 @@ export type LocalityLbEndpoints = {
   locality?: Locality;
   metadata?: Metadata;
   lb_endpoints?: readonly LbEndpoint[];
-  load_balancer_endpoints?: LocalityLbEndpoints_LbEndpointList;
-  leds_cluster_locality_config?: LedsClusterLocalityConfig;
+  load_balancer_endpoints?: LocalityLbEndpoints_LbEndpointList; // oneof lb_config
+  leds_cluster_locality_config?: LedsClusterLocalityConfig; // oneof lb_config
   load_balancing_weight?: number;
   priority?: number;
   proximity?: number;
@@ -1117,15 +1117,15 @@ export type ApiListener = {
 /** envoy.config.listener.v3.Filter */
 export type Listener_Filter = {
   name?: string;
-  typed_config?: Any;
-  config_discovery?: ExtensionConfigSource;
+  typed_config?: Any; // oneof config_type
+  config_discovery?: ExtensionConfigSource; // oneof config_type
 };
 
 /** envoy.config.listener.v3.FilterChain */
 export type FilterChain = {
   filter_chain_match?: FilterChainMatch;
   filters?: readonly Listener_Filter[];
-  use_proxy_proto?: boolean;
+  use_proxy_proto?: boolean; // deprecated
   metadata?: Metadata;
   transport_socket?: TransportSocket;
   transport_socket_connect_timeout?: string;
@@ -1168,7 +1168,7 @@ export type Listener = {
   default_filter_chain?: FilterChain;
   per_connection_buffer_limit_bytes?: number;
   metadata?: Metadata;
-  deprecated_v1?: Listener_DeprecatedV1;
+  deprecated_v1?: Listener_DeprecatedV1; // deprecated
   drain_type?: Listener_DrainType;
   listener_filters?: readonly ListenerFilter[];
   listener_filters_timeout?: string;
@@ -1181,13 +1181,13 @@ export type Listener = {
   udp_listener_config?: UdpListenerConfig;
   api_listener?: ApiListener;
   connection_balance_config?: Listener_ConnectionBalanceConfig;
-  reuse_port?: boolean;
+  reuse_port?: boolean; // deprecated
   enable_reuse_port?: boolean;
   access_log?: readonly AccessLog[];
   tcp_backlog_size?: number;
   max_connections_to_accept_per_socket_event?: number;
   bind_to_port?: boolean;
-  internal_listener?: Listener_InternalListenerConfig;
+  internal_listener?: Listener_InternalListenerConfig; // oneof listener_specifier
   enable_mptcp?: boolean;
   ignore_global_conn_limit?: boolean;
   bypass_overload_manager?: boolean;
@@ -1195,8 +1195,8 @@ export type Listener = {
 
 /** envoy.config.listener.v3.Listener.ConnectionBalanceConfig */
 export type Listener_ConnectionBalanceConfig = {
-  exact_balance?: Listener_ConnectionBalanceConfig_ExactBalance;
-  extend_balance?: TypedExtensionConfig;
+  exact_balance?: Listener_ConnectionBalanceConfig_ExactBalance; // oneof balance_type
+  extend_balance?: TypedExtensionConfig; // oneof balance_type
 };
 
 /** envoy.config.listener.v3.Listener.ConnectionBalanceConfig.ExactBalance */
@@ -1216,18 +1216,18 @@ export type Listener_InternalListenerConfig = NoFields;
 /** envoy.config.listener.v3.ListenerFilter */
 export type ListenerFilter = {
   name?: string;
-  typed_config?: Any;
-  config_discovery?: ExtensionConfigSource;
+  typed_config?: Any; // oneof config_type
+  config_discovery?: ExtensionConfigSource; // oneof config_type
   filter_disabled?: ListenerFilterChainMatchPredicate;
 };
 
 /** envoy.config.listener.v3.ListenerFilterChainMatchPredicate */
 export type ListenerFilterChainMatchPredicate = {
-  or_match?: ListenerFilterChainMatchPredicate_MatchSet;
-  and_match?: ListenerFilterChainMatchPredicate_MatchSet;
-  not_match?: ListenerFilterChainMatchPredicate;
-  any_match?: boolean;
-  destination_port_range?: Int32Range;
+  or_match?: ListenerFilterChainMatchPredicate_MatchSet; // oneof rule
+  and_match?: ListenerFilterChainMatchPredicate_MatchSet; // oneof rule
+  not_match?: ListenerFilterChainMatchPredicate; // oneof rule
+  any_match?: boolean; // oneof rule
+  destination_port_range?: Int32Range; // oneof rule
 };
 
 /** envoy.config.listener.v3.ListenerFilterChainMatchPredicate.MatchSet */
@@ -1259,19 +1259,19 @@ export type UdpListenerConfig = {
 
 /** envoy.config.rbac.v3.Permission */
 export type Permission = {
-  and_rules?: Permission_Set;
-  or_rules?: Permission_Set;
-  any?: boolean;
-  header?: HeaderMatcher;
-  url_path?: PathMatcher;
-  destination_ip?: CidrRange;
-  destination_port?: number;
-  destination_port_range?: Int32Range;
-  metadata?: MetadataMatcher;
-  not_rule?: Permission;
-  requested_server_name?: StringMatcher;
-  matcher?: TypedExtensionConfig;
-  uri_template?: TypedExtensionConfig;
+  and_rules?: Permission_Set; // oneof rule
+  or_rules?: Permission_Set; // oneof rule
+  any?: boolean; // oneof rule
+  header?: HeaderMatcher; // oneof rule
+  url_path?: PathMatcher; // oneof rule
+  destination_ip?: CidrRange; // oneof rule
+  destination_port?: number; // oneof rule
+  destination_port_range?: Int32Range; // oneof rule
+  metadata?: MetadataMatcher; // oneof rule
+  not_rule?: Permission; // oneof rule
+  requested_server_name?: StringMatcher; // oneof rule
+  matcher?: TypedExtensionConfig; // oneof rule
+  uri_template?: TypedExtensionConfig; // oneof rule
 };
 
 /** envoy.config.rbac.v3.Permission.Set */
@@ -1289,18 +1289,18 @@ export type Policy = {
 
 /** envoy.config.rbac.v3.Principal */
 export type Principal = {
-  and_ids?: Principal_Set;
-  or_ids?: Principal_Set;
-  any?: boolean;
-  authenticated?: Principal_Authenticated;
-  source_ip?: CidrRange;
-  direct_remote_ip?: CidrRange;
-  remote_ip?: CidrRange;
-  header?: HeaderMatcher;
-  url_path?: PathMatcher;
-  metadata?: MetadataMatcher;
-  filter_state?: FilterStateMatcher;
-  not_id?: Principal;
+  and_ids?: Principal_Set; // oneof identifier
+  or_ids?: Principal_Set; // oneof identifier
+  any?: boolean; // oneof identifier
+  authenticated?: Principal_Authenticated; // oneof identifier
+  source_ip?: CidrRange; // oneof identifier; deprecated
+  direct_remote_ip?: CidrRange; // oneof identifier
+  remote_ip?: CidrRange; // oneof identifier
+  header?: HeaderMatcher; // oneof identifier
+  url_path?: PathMatcher; // oneof identifier
+  metadata?: MetadataMatcher; // oneof identifier
+  filter_state?: FilterStateMatcher; // oneof identifier
+  not_id?: Principal; // oneof identifier
 };
 
 /** envoy.config.rbac.v3.Principal.Authenticated */
@@ -1352,7 +1352,7 @@ export type Route_CorsPolicy = {
   expose_headers?: string;
   max_age?: string;
   allow_credentials?: boolean;
-  filter_enabled?: RuntimeFractionalPercent;
+  filter_enabled?: RuntimeFractionalPercent; // oneof enabled_specifier
   shadow_enabled?: RuntimeFractionalPercent;
   allow_private_network_access?: boolean;
   forward_not_matching_preflights?: boolean;
@@ -1378,14 +1378,14 @@ export type FilterAction = {
 /** envoy.config.route.v3.HeaderMatcher */
 export type HeaderMatcher = {
   name?: string;
-  exact_match?: string;
-  safe_regex_match?: RegexMatcher;
-  range_match?: Int64Range;
-  present_match?: boolean;
-  prefix_match?: string;
-  suffix_match?: string;
-  contains_match?: string;
-  string_match?: StringMatcher;
+  exact_match?: string; // oneof header_match_specifier; deprecated
+  safe_regex_match?: RegexMatcher; // oneof header_match_specifier; deprecated
+  range_match?: Int64Range; // oneof header_match_specifier
+  present_match?: boolean; // oneof header_match_specifier
+  prefix_match?: string; // oneof header_match_specifier; deprecated
+  suffix_match?: string; // oneof header_match_specifier; deprecated
+  contains_match?: string; // oneof header_match_specifier; deprecated
+  string_match?: StringMatcher; // oneof header_match_specifier
   invert_match?: boolean;
   treat_missing_header_as_empty?: boolean;
 };
@@ -1412,8 +1412,8 @@ export type NonForwardingAction = NoFields;
 /** envoy.config.route.v3.QueryParameterMatcher */
 export type QueryParameterMatcher = {
   name?: string;
-  string_match?: StringMatcher;
-  present_match?: boolean;
+  string_match?: StringMatcher; // oneof query_parameter_match_specifier
+  present_match?: boolean; // oneof query_parameter_match_specifier
 };
 
 /** envoy.config.route.v3.RateLimit */
@@ -1426,17 +1426,17 @@ export type RateLimit = {
 
 /** envoy.config.route.v3.RateLimit.Action */
 export type RateLimit_Action = {
-  source_cluster?: RateLimit_Action_SourceCluster;
-  destination_cluster?: RateLimit_Action_DestinationCluster;
-  request_headers?: RateLimit_Action_RequestHeaders;
-  remote_address?: RateLimit_Action_RemoteAddress;
-  generic_key?: RateLimit_Action_GenericKey;
-  header_value_match?: RateLimit_Action_HeaderValueMatch;
-  dynamic_metadata?: RateLimit_Action_DynamicMetaData;
-  metadata?: RateLimit_Action_MetaData;
-  extension?: TypedExtensionConfig;
-  masked_remote_address?: RateLimit_Action_MaskedRemoteAddress;
-  query_parameter_value_match?: RateLimit_Action_QueryParameterValueMatch;
+  source_cluster?: RateLimit_Action_SourceCluster; // oneof action_specifier
+  destination_cluster?: RateLimit_Action_DestinationCluster; // oneof action_specifier
+  request_headers?: RateLimit_Action_RequestHeaders; // oneof action_specifier
+  remote_address?: RateLimit_Action_RemoteAddress; // oneof action_specifier
+  generic_key?: RateLimit_Action_GenericKey; // oneof action_specifier
+  header_value_match?: RateLimit_Action_HeaderValueMatch; // oneof action_specifier
+  dynamic_metadata?: RateLimit_Action_DynamicMetaData; // oneof action_specifier; deprecated
+  metadata?: RateLimit_Action_MetaData; // oneof action_specifier
+  extension?: TypedExtensionConfig; // oneof action_specifier
+  masked_remote_address?: RateLimit_Action_MaskedRemoteAddress; // oneof action_specifier
+  query_parameter_value_match?: RateLimit_Action_QueryParameterValueMatch; // oneof action_specifier
 };
 
 /** envoy.config.route.v3.RateLimit.Action.DestinationCluster */
@@ -1504,7 +1504,7 @@ export type RateLimit_Action_SourceCluster = NoFields;
 
 /** envoy.config.route.v3.RateLimit.Override */
 export type RateLimit_Override = {
-  dynamic_metadata?: RateLimit_Override_DynamicMetadata;
+  dynamic_metadata?: RateLimit_Override_DynamicMetadata; // oneof override_specifier
 };
 
 /** envoy.config.route.v3.RateLimit.Override.DynamicMetadata */
@@ -1514,13 +1514,13 @@ export type RateLimit_Override_DynamicMetadata = {
 
 /** envoy.config.route.v3.RedirectAction */
 export type RedirectAction = {
-  https_redirect?: boolean;
-  scheme_redirect?: string;
+  https_redirect?: boolean; // oneof scheme_rewrite_specifier
+  scheme_redirect?: string; // oneof scheme_rewrite_specifier
   host_redirect?: string;
   port_redirect?: number;
-  path_redirect?: string;
-  prefix_rewrite?: string;
-  regex_rewrite?: RegexMatchAndSubstitute;
+  path_redirect?: string; // oneof path_rewrite_specifier
+  prefix_rewrite?: string; // oneof path_rewrite_specifier
+  regex_rewrite?: RegexMatchAndSubstitute; // oneof path_rewrite_specifier
   response_code?: RedirectAction_RedirectResponseCode;
   strip_query?: boolean;
 };
@@ -1569,24 +1569,24 @@ export type Route_RetryPolicy_RetryBackOff = {
 /** envoy.config.route.v3.RetryPolicy.RetryHostPredicate */
 export type Route_RetryPolicy_RetryHostPredicate = {
   name?: string;
-  typed_config?: Any;
+  typed_config?: Any; // oneof config_type
 };
 
 /** envoy.config.route.v3.RetryPolicy.RetryPriority */
 export type Route_RetryPolicy_RetryPriority = {
   name?: string;
-  typed_config?: Any;
+  typed_config?: Any; // oneof config_type
 };
 
 /** envoy.config.route.v3.Route */
 export type Route = {
   name?: string;
   match?: RouteMatch;
-  route?: RouteAction;
-  redirect?: RedirectAction;
-  direct_response?: DirectResponseAction;
-  filter_action?: FilterAction;
-  non_forwarding_action?: NonForwardingAction;
+  route?: RouteAction; // oneof action
+  redirect?: RedirectAction; // oneof action
+  direct_response?: DirectResponseAction; // oneof action
+  filter_action?: FilterAction; // oneof action
+  non_forwarding_action?: NonForwardingAction; // oneof action
   metadata?: Metadata;
   decorator?: Decorator;
   typed_per_filter_config?: Record<string, Any>;
@@ -1601,20 +1601,20 @@ export type Route = {
 
 /** envoy.config.route.v3.RouteAction */
 export type RouteAction = {
-  cluster?: string;
-  cluster_header?: string;
-  weighted_clusters?: WeightedCluster;
-  cluster_specifier_plugin?: string;
-  inline_cluster_specifier_plugin?: ClusterSpecifierPlugin;
+  cluster?: string; // oneof cluster_specifier
+  cluster_header?: string; // oneof cluster_specifier
+  weighted_clusters?: WeightedCluster; // oneof cluster_specifier
+  cluster_specifier_plugin?: string; // oneof cluster_specifier
+  inline_cluster_specifier_plugin?: ClusterSpecifierPlugin; // oneof cluster_specifier
   cluster_not_found_response_code?: RouteAction_ClusterNotFoundResponseCode;
   metadata_match?: Metadata;
   prefix_rewrite?: string;
   regex_rewrite?: RegexMatchAndSubstitute;
   path_rewrite_policy?: TypedExtensionConfig;
-  host_rewrite_literal?: string;
-  auto_host_rewrite?: boolean;
-  host_rewrite_header?: string;
-  host_rewrite_path_regex?: RegexMatchAndSubstitute;
+  host_rewrite_literal?: string; // oneof host_rewrite_specifier
+  auto_host_rewrite?: boolean; // oneof host_rewrite_specifier
+  host_rewrite_header?: string; // oneof host_rewrite_specifier
+  host_rewrite_path_regex?: RegexMatchAndSubstitute; // oneof host_rewrite_specifier
   append_x_forwarded_host?: boolean;
   timeout?: string;
   idle_timeout?: string;
@@ -1624,15 +1624,15 @@ export type RouteAction = {
   request_mirror_policies?: readonly RouteAction_RequestMirrorPolicy[];
   priority?: RoutingPriority;
   rate_limits?: readonly RateLimit[];
-  include_vh_rate_limits?: boolean;
+  include_vh_rate_limits?: boolean; // deprecated
   hash_policy?: readonly RouteAction_HashPolicy[];
-  cors?: Route_CorsPolicy;
-  max_grpc_timeout?: string;
-  grpc_timeout_offset?: string;
+  cors?: Route_CorsPolicy; // deprecated
+  max_grpc_timeout?: string; // deprecated
+  grpc_timeout_offset?: string; // deprecated
   upgrade_configs?: readonly RouteAction_UpgradeConfig[];
   internal_redirect_policy?: InternalRedirectPolicy;
-  internal_redirect_action?: RouteAction_InternalRedirectAction;
-  max_internal_redirects?: number;
+  internal_redirect_action?: RouteAction_InternalRedirectAction; // deprecated
+  max_internal_redirects?: number; // deprecated
   hedge_policy?: HedgePolicy;
   max_stream_duration?: RouteAction_MaxStreamDuration;
 };
@@ -1642,11 +1642,11 @@ export type RouteAction_ClusterNotFoundResponseCode = 'SERVICE_UNAVAILABLE' | 'N
 
 /** envoy.config.route.v3.RouteAction.HashPolicy */
 export type RouteAction_HashPolicy = {
-  header?: RouteAction_HashPolicy_Header;
-  cookie?: RouteAction_HashPolicy_Cookie;
-  connection_properties?: RouteAction_HashPolicy_ConnectionProperties;
-  query_parameter?: RouteAction_HashPolicy_QueryParameter;
-  filter_state?: RouteAction_HashPolicy_FilterState;
+  header?: RouteAction_HashPolicy_Header; // oneof policy_specifier
+  cookie?: RouteAction_HashPolicy_Cookie; // oneof policy_specifier
+  connection_properties?: RouteAction_HashPolicy_ConnectionProperties; // oneof policy_specifier
+  query_parameter?: RouteAction_HashPolicy_QueryParameter; // oneof policy_specifier
+  filter_state?: RouteAction_HashPolicy_FilterState; // oneof policy_specifier
   terminal?: boolean;
 };
 
@@ -1740,12 +1740,12 @@ export type RouteConfiguration = {
 
 /** envoy.config.route.v3.RouteMatch */
 export type RouteMatch = {
-  prefix?: string;
-  path?: string;
-  safe_regex?: RegexMatcher;
-  connect_matcher?: RouteMatch_ConnectMatcher;
-  path_separated_prefix?: string;
-  path_match_policy?: TypedExtensionConfig;
+  prefix?: string; // oneof path_specifier
+  path?: string; // oneof path_specifier
+  safe_regex?: RegexMatcher; // oneof path_specifier
+  connect_matcher?: RouteMatch_ConnectMatcher; // oneof path_specifier
+  path_separated_prefix?: string; // oneof path_specifier
+  path_match_policy?: TypedExtensionConfig; // oneof path_specifier
   case_sensitive?: boolean;
   runtime_fraction?: RuntimeFractionalPercent;
   headers?: readonly HeaderMatcher[];
@@ -1783,7 +1783,7 @@ export type ScopedRouteConfiguration_Key = {
 
 /** envoy.config.route.v3.ScopedRouteConfiguration.Key.Fragment */
 export type ScopedRouteConfiguration_Key_Fragment = {
-  string_key?: string;
+  string_key?: string; // oneof type
 };
 
 /** envoy.config.route.v3.Tracing */
@@ -1818,7 +1818,7 @@ export type VirtualHost = {
   request_headers_to_remove?: readonly string[];
   response_headers_to_add?: readonly HeaderValueOption[];
   response_headers_to_remove?: readonly string[];
-  cors?: Route_CorsPolicy;
+  cors?: Route_CorsPolicy; // deprecated
   typed_per_filter_config?: Record<string, Any>;
   include_request_attempt_count?: boolean;
   include_attempt_count_in_response?: boolean;
@@ -1837,9 +1837,9 @@ export type VirtualHost_TlsRequirementType = 'NONE' | 'EXTERNAL_ONLY' | 'ALL' | 
 /** envoy.config.route.v3.WeightedCluster */
 export type WeightedCluster = {
   clusters?: readonly WeightedCluster_ClusterWeight[];
-  total_weight?: number;
+  total_weight?: number; // deprecated
   runtime_key_prefix?: string;
-  header_name?: string;
+  header_name?: string; // oneof random_value_specifier
 };
 
 /** envoy.config.route.v3.WeightedCluster.ClusterWeight */
@@ -1853,13 +1853,13 @@ export type WeightedCluster_ClusterWeight = {
   response_headers_to_add?: readonly HeaderValueOption[];
   response_headers_to_remove?: readonly string[];
   typed_per_filter_config?: Record<string, Any>;
-  host_rewrite_literal?: string;
+  host_rewrite_literal?: string; // oneof host_rewrite_specifier
 };
 
 /** envoy.config.trace.v3.Tracing.Http */
 export type Tracing_Http = {
   name?: string;
-  typed_config?: Any;
+  typed_config?: Any; // oneof config_type
 };
 
 /** envoy.data.accesslog.v3.AccessLogType */
@@ -1868,16 +1868,16 @@ export type AccessLogType = 'NotSet' | 'TcpUpstreamConnected' | 'TcpPeriodic' | 
 /** envoy.extensions.access_loggers.file.v3.FileAccessLog */
 export type FileAccessLog = {
   path?: string;
-  format?: string;
-  json_format?: ProtoStruct;
-  typed_json_format?: ProtoStruct;
-  log_format?: SubstitutionFormatString;
+  format?: string; // oneof access_log_format; deprecated
+  json_format?: ProtoStruct; // oneof access_log_format; deprecated
+  typed_json_format?: ProtoStruct; // oneof access_log_format; deprecated
+  log_format?: SubstitutionFormatString; // oneof access_log_format
 };
 
 /** envoy.extensions.filters.common.fault.v3.FaultDelay */
 export type FaultDelay = {
-  fixed_delay?: string;
-  header_delay?: FaultDelay_HeaderDelay;
+  fixed_delay?: string; // oneof fault_delay_secifier
+  header_delay?: FaultDelay_HeaderDelay; // oneof fault_delay_secifier
   percentage?: FractionalPercent;
 };
 
@@ -1886,8 +1886,8 @@ export type FaultDelay_HeaderDelay = NoFields;
 
 /** envoy.extensions.filters.common.fault.v3.FaultRateLimit */
 export type FaultRateLimit = {
-  fixed_limit?: FaultRateLimit_FixedLimit;
-  header_limit?: FaultRateLimit_HeaderLimit;
+  fixed_limit?: FaultRateLimit_FixedLimit; // oneof limit_type
+  header_limit?: FaultRateLimit_HeaderLimit; // oneof limit_type
   percentage?: FractionalPercent;
 };
 
@@ -1918,9 +1918,9 @@ export type Cors_CorsPolicy = {
 
 /** envoy.extensions.filters.http.fault.v3.FaultAbort */
 export type FaultAbort = {
-  http_status?: number;
-  grpc_status?: number;
-  header_abort?: FaultAbort_HeaderAbort;
+  http_status?: number; // oneof error_type
+  grpc_status?: number; // oneof error_type
+  header_abort?: FaultAbort_HeaderAbort; // oneof error_type
   percentage?: FractionalPercent;
 };
 
@@ -1961,7 +1961,7 @@ export type HttpRbac_RBAC = {
 /** envoy.extensions.filters.http.router.v3.Router */
 export type Router = {
   dynamic_stats?: boolean;
-  start_child_span?: boolean;
+  start_child_span?: boolean; // deprecated
   upstream_log?: readonly AccessLog[];
   upstream_log_options?: Router_UpstreamAccessLogOptions;
   suppress_envoy_headers?: boolean;
@@ -1990,9 +1990,9 @@ export type TlsInspector = {
 export type HttpConnectionManager = {
   codec_type?: HttpConnectionManager_CodecType;
   stat_prefix?: string;
-  rds?: Rds;
-  route_config?: RouteConfiguration;
-  scoped_routes?: ScopedRoutes;
+  rds?: Rds; // oneof route_specifier
+  route_config?: RouteConfiguration; // oneof route_specifier
+  scoped_routes?: ScopedRoutes; // oneof route_specifier
   http_filters?: readonly HttpFilter[];
   add_user_agent?: boolean;
   tracing?: HttpConnectionManager_Tracing;
@@ -2010,8 +2010,8 @@ export type HttpConnectionManager = {
   drain_timeout?: string;
   delayed_close_timeout?: string;
   access_log?: readonly AccessLog[];
-  access_log_flush_interval?: string;
-  flush_access_log_on_new_request?: boolean;
+  access_log_flush_interval?: string; // deprecated
+  flush_access_log_on_new_request?: boolean; // deprecated
   access_log_options?: HttpConnectionManager_HcmAccessLogOptions;
   use_remote_address?: boolean;
   xff_num_trusted_hops?: number;
@@ -2034,7 +2034,7 @@ export type HttpConnectionManager = {
   request_id_extension?: RequestIDExtension;
   local_reply_config?: LocalReplyConfig;
   strip_matching_host_port?: boolean;
-  strip_any_host_port?: boolean;
+  strip_any_host_port?: boolean; // oneof strip_port_mode
   stream_error_on_invalid_http_message?: boolean;
   path_normalization_options?: HttpConnectionManager_PathNormalizationOptions;
   strip_trailing_host_dot?: boolean;
@@ -2079,8 +2079,8 @@ export type HttpConnectionManager_ProxyStatusConfig = {
   remove_connection_termination_details?: boolean;
   remove_response_flags?: boolean;
   set_recommended_response_code?: boolean;
-  use_node_id?: boolean;
-  literal_proxy_name?: string;
+  use_node_id?: boolean; // oneof proxy_name
+  literal_proxy_name?: string; // oneof proxy_name
 };
 
 /** envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.ServerHeaderTransformation */
@@ -2117,8 +2117,8 @@ export type HttpConnectionManager_UpgradeConfig = {
 /** envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter */
 export type HttpFilter = {
   name?: string;
-  typed_config?: Any;
-  config_discovery?: ExtensionConfigSource;
+  typed_config?: Any; // oneof config_type
+  config_discovery?: ExtensionConfigSource; // oneof config_type
   is_optional?: boolean;
   disabled?: boolean;
 };
@@ -2165,8 +2165,8 @@ export type ScopedRoutes = {
   name?: string;
   scope_key_builder?: ScopedRoutes_ScopeKeyBuilder;
   rds_config_source?: ConfigSource;
-  scoped_route_configurations_list?: ScopedRouteConfigurationsList;
-  scoped_rds?: ScopedRds;
+  scoped_route_configurations_list?: ScopedRouteConfigurationsList; // oneof config_specifier
+  scoped_rds?: ScopedRds; // oneof config_specifier
 };
 
 /** envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder */
@@ -2176,15 +2176,15 @@ export type ScopedRoutes_ScopeKeyBuilder = {
 
 /** envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder */
 export type ScopedRoutes_ScopeKeyBuilder_FragmentBuilder = {
-  header_value_extractor?: ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor;
+  header_value_extractor?: ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor; // oneof type
 };
 
 /** envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder.HeaderValueExtractor */
 export type ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor = {
   name?: string;
   element_separator?: string;
-  index?: number;
-  element?: ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement;
+  index?: number; // oneof extract_type
+  element?: ScopedRoutes_ScopeKeyBuilder_FragmentBuilder_HeaderValueExtractor_KvElement; // oneof extract_type
 };
 
 /** envoy.extensions.filters.network.http_connection_manager.v3.ScopedRoutes.ScopeKeyBuilder.FragmentBuilder.HeaderValueExtractor.KvElement */
@@ -2210,8 +2210,8 @@ export type NetworkRbac_RBAC_EnforcementType = 'ONE_TIME_ON_FIRST_BYTE' | 'CONTI
 /** envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy */
 export type TcpProxy = {
   stat_prefix?: string;
-  cluster?: string;
-  weighted_clusters?: TcpProxy_WeightedCluster;
+  cluster?: string; // oneof cluster_specifier
+  weighted_clusters?: TcpProxy_WeightedCluster; // oneof cluster_specifier
   on_demand?: TcpProxy_OnDemand;
   metadata_match?: Metadata;
   idle_timeout?: string;
@@ -2222,8 +2222,8 @@ export type TcpProxy = {
   hash_policy?: readonly HashPolicy[];
   tunneling_config?: TcpProxy_TunnelingConfig;
   max_downstream_connection_duration?: string;
-  access_log_flush_interval?: string;
-  flush_access_log_on_connected?: boolean;
+  access_log_flush_interval?: string; // deprecated
+  flush_access_log_on_connected?: boolean; // deprecated
   access_log_options?: TcpProxy_TcpAccessLogOptions;
 };
 
@@ -2288,7 +2288,7 @@ export type CertificateValidationContext = {
   verify_certificate_spki?: readonly string[];
   verify_certificate_hash?: readonly string[];
   match_typed_subject_alt_names?: readonly SubjectAltNameMatcher[];
-  match_subject_alt_names?: readonly StringMatcher[];
+  match_subject_alt_names?: readonly StringMatcher[]; // deprecated
   require_signed_certificate_timestamp?: boolean;
   crl?: DataSource;
   allow_expired_certificate?: boolean;
@@ -2310,13 +2310,13 @@ export type CommonTlsContext = {
   tls_certificates?: readonly TlsCertificate[];
   tls_certificate_sds_secret_configs?: readonly SdsSecretConfig[];
   tls_certificate_provider_instance?: CertificateProviderPluginInstance;
-  tls_certificate_certificate_provider?: CommonTlsContext_CertificateProvider;
-  tls_certificate_certificate_provider_instance?: CommonTlsContext_CertificateProviderInstance;
-  validation_context?: CertificateValidationContext;
-  validation_context_sds_secret_config?: SdsSecretConfig;
-  combined_validation_context?: CommonTlsContext_CombinedCertificateValidationContext;
-  validation_context_certificate_provider?: CommonTlsContext_CertificateProvider;
-  validation_context_certificate_provider_instance?: CommonTlsContext_CertificateProviderInstance;
+  tls_certificate_certificate_provider?: CommonTlsContext_CertificateProvider; // deprecated
+  tls_certificate_certificate_provider_instance?: CommonTlsContext_CertificateProviderInstance; // deprecated
+  validation_context?: CertificateValidationContext; // oneof validation_context_type
+  validation_context_sds_secret_config?: SdsSecretConfig; // oneof validation_context_type
+  combined_validation_context?: CommonTlsContext_CombinedCertificateValidationContext; // oneof validation_context_type
+  validation_context_certificate_provider?: CommonTlsContext_CertificateProvider; // oneof validation_context_type; deprecated
+  validation_context_certificate_provider_instance?: CommonTlsContext_CertificateProviderInstance; // oneof validation_context_type; deprecated
   alpn_protocols?: readonly string[];
   custom_handshaker?: TypedExtensionConfig;
   key_log?: TlsKeyLog;
@@ -2325,7 +2325,7 @@ export type CommonTlsContext = {
 /** envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CertificateProvider */
 export type CommonTlsContext_CertificateProvider = {
   name?: string;
-  typed_config?: TypedExtensionConfig;
+  typed_config?: TypedExtensionConfig; // oneof config
 };
 
 /** envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CertificateProviderInstance */
@@ -2338,8 +2338,8 @@ export type CommonTlsContext_CertificateProviderInstance = {
 export type CommonTlsContext_CombinedCertificateValidationContext = {
   default_validation_context?: CertificateValidationContext;
   validation_context_sds_secret_config?: SdsSecretConfig;
-  validation_context_certificate_provider?: CommonTlsContext_CertificateProvider;
-  validation_context_certificate_provider_instance?: CommonTlsContext_CertificateProviderInstance;
+  validation_context_certificate_provider?: CommonTlsContext_CertificateProvider; // deprecated
+  validation_context_certificate_provider_instance?: CommonTlsContext_CertificateProviderInstance; // deprecated
 };
 
 /** envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext */
@@ -2347,9 +2347,9 @@ export type DownstreamTlsContext = {
   common_tls_context?: CommonTlsContext;
   require_client_certificate?: boolean;
   require_sni?: boolean;
-  session_ticket_keys?: TlsSessionTicketKeys;
-  session_ticket_keys_sds_secret_config?: SdsSecretConfig;
-  disable_stateless_session_resumption?: boolean;
+  session_ticket_keys?: TlsSessionTicketKeys; // oneof session_ticket_keys_type
+  session_ticket_keys_sds_secret_config?: SdsSecretConfig; // oneof session_ticket_keys_type
+  disable_stateless_session_resumption?: boolean; // oneof session_ticket_keys_type
   disable_stateful_session_resumption?: boolean;
   session_timeout?: string;
   ocsp_staple_policy?: DownstreamTlsContext_OcspStaplePolicy;
@@ -2367,7 +2367,7 @@ export type GenericSecret = {
 /** envoy.extensions.transport_sockets.tls.v3.PrivateKeyProvider */
 export type PrivateKeyProvider = {
   provider_name?: string;
-  typed_config?: Any;
+  typed_config?: Any; // oneof config_type
   fallback?: boolean;
 };
 
@@ -2380,10 +2380,10 @@ export type SdsSecretConfig = {
 /** envoy.extensions.transport_sockets.tls.v3.Secret */
 export type Secret = {
   name?: string;
-  tls_certificate?: TlsCertificate;
-  session_ticket_keys?: TlsSessionTicketKeys;
-  validation_context?: CertificateValidationContext;
-  generic_secret?: GenericSecret;
+  tls_certificate?: TlsCertificate; // oneof type
+  session_ticket_keys?: TlsSessionTicketKeys; // oneof type
+  validation_context?: CertificateValidationContext; // oneof type
+  generic_secret?: GenericSecret; // oneof type
 };
 
 /** envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher */
@@ -2445,9 +2445,9 @@ export type UpstreamTlsContext = {
 export type Http_HttpProtocolOptions = {
   common_http_protocol_options?: Core_HttpProtocolOptions;
   upstream_http_protocol_options?: UpstreamHttpProtocolOptions;
-  explicit_http_config?: Http_HttpProtocolOptions_ExplicitHttpConfig;
-  use_downstream_protocol_config?: Http_HttpProtocolOptions_UseDownstreamHttpConfig;
-  auto_config?: Http_HttpProtocolOptions_AutoHttpConfig;
+  explicit_http_config?: Http_HttpProtocolOptions_ExplicitHttpConfig; // oneof upstream_protocol_options
+  use_downstream_protocol_config?: Http_HttpProtocolOptions_UseDownstreamHttpConfig; // oneof upstream_protocol_options
+  auto_config?: Http_HttpProtocolOptions_AutoHttpConfig; // oneof upstream_protocol_options
   http_filters?: readonly HttpFilter[];
   header_validation_config?: TypedExtensionConfig;
 };
@@ -2462,9 +2462,9 @@ export type Http_HttpProtocolOptions_AutoHttpConfig = {
 
 /** envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig */
 export type Http_HttpProtocolOptions_ExplicitHttpConfig = {
-  http_protocol_options?: Http1ProtocolOptions;
-  http2_protocol_options?: Http2ProtocolOptions;
-  http3_protocol_options?: Http3ProtocolOptions;
+  http_protocol_options?: Http1ProtocolOptions; // oneof protocol_config
+  http2_protocol_options?: Http2ProtocolOptions; // oneof protocol_config
+  http3_protocol_options?: Http3ProtocolOptions; // oneof protocol_config
 };
 
 /** envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig */
@@ -2481,8 +2481,8 @@ export type PathTransformation = {
 
 /** envoy.type.http.v3.PathTransformation.Operation */
 export type PathTransformation_Operation = {
-  normalize_path_rfc_3986?: PathTransformation_Operation_NormalizePathRFC3986;
-  merge_slashes?: PathTransformation_Operation_MergeSlashes;
+  normalize_path_rfc_3986?: PathTransformation_Operation_NormalizePathRFC3986; // oneof operation_specifier
+  merge_slashes?: PathTransformation_Operation_MergeSlashes; // oneof operation_specifier
 };
 
 /** envoy.type.http.v3.PathTransformation.Operation.MergeSlashes */
@@ -2493,19 +2493,19 @@ export type PathTransformation_Operation_NormalizePathRFC3986 = NoFields;
 
 /** envoy.type.matcher.v3.DoubleMatcher */
 export type DoubleMatcher = {
-  range?: DoubleRange;
-  exact?: number;
+  range?: DoubleRange; // oneof match_pattern
+  exact?: number; // oneof match_pattern
 };
 
 /** envoy.type.matcher.v3.FilterStateMatcher */
 export type FilterStateMatcher = {
   key?: string;
-  string_match?: StringMatcher;
+  string_match?: StringMatcher; // oneof matcher
 };
 
 /** envoy.type.matcher.v3.ListMatcher */
 export type ListMatcher = {
-  one_of?: ValueMatcher;
+  one_of?: ValueMatcher; // oneof match_pattern
 };
 
 /** envoy.type.matcher.v3.MetadataMatcher */
@@ -2518,7 +2518,7 @@ export type MetadataMatcher = {
 
 /** envoy.type.matcher.v3.MetadataMatcher.PathSegment */
 export type MetadataMatcher_PathSegment = {
-  key?: string;
+  key?: string; // oneof segment
 };
 
 /** envoy.type.matcher.v3.OrMatcher */
@@ -2528,7 +2528,7 @@ export type OrMatcher = {
 
 /** envoy.type.matcher.v3.PathMatcher */
 export type PathMatcher = {
-  path?: StringMatcher;
+  path?: StringMatcher; // oneof rule
 };
 
 /** envoy.type.matcher.v3.RegexMatchAndSubstitute */
@@ -2539,35 +2539,35 @@ export type RegexMatchAndSubstitute = {
 
 /** envoy.type.matcher.v3.RegexMatcher */
 export type RegexMatcher = {
-  google_re2?: RegexMatcher_GoogleRE2;
+  google_re2?: RegexMatcher_GoogleRE2; // oneof engine_type; deprecated
   regex?: string;
 };
 
 /** envoy.type.matcher.v3.RegexMatcher.GoogleRE2 */
 export type RegexMatcher_GoogleRE2 = {
-  max_program_size?: number;
+  max_program_size?: number; // deprecated
 };
 
 /** envoy.type.matcher.v3.StringMatcher */
 export type StringMatcher = {
-  exact?: string;
-  prefix?: string;
-  suffix?: string;
-  safe_regex?: RegexMatcher;
-  contains?: string;
-  custom?: XdsCore_TypedExtensionConfig;
+  exact?: string; // oneof match_pattern
+  prefix?: string; // oneof match_pattern
+  suffix?: string; // oneof match_pattern
+  safe_regex?: RegexMatcher; // oneof match_pattern
+  contains?: string; // oneof match_pattern
+  custom?: XdsCore_TypedExtensionConfig; // oneof match_pattern
   ignore_case?: boolean;
 };
 
 /** envoy.type.matcher.v3.ValueMatcher */
 export type ValueMatcher = {
-  null_match?: ValueMatcher_NullMatch;
-  double_match?: DoubleMatcher;
-  string_match?: StringMatcher;
-  bool_match?: boolean;
-  present_match?: boolean;
-  list_match?: ListMatcher;
-  or_match?: OrMatcher;
+  null_match?: ValueMatcher_NullMatch; // oneof match_pattern
+  double_match?: DoubleMatcher; // oneof match_pattern
+  string_match?: StringMatcher; // oneof match_pattern
+  bool_match?: boolean; // oneof match_pattern
+  present_match?: boolean; // oneof match_pattern
+  list_match?: ListMatcher; // oneof match_pattern
+  or_match?: OrMatcher; // oneof match_pattern
 };
 
 /** envoy.type.matcher.v3.ValueMatcher.NullMatch */
@@ -2581,15 +2581,15 @@ export type MetadataKey = {
 
 /** envoy.type.metadata.v3.MetadataKey.PathSegment */
 export type MetadataKey_PathSegment = {
-  key?: string;
+  key?: string; // oneof segment
 };
 
 /** envoy.type.metadata.v3.MetadataKind */
 export type MetadataKind = {
-  request?: MetadataKind_Request;
-  route?: MetadataKind_Route;
-  cluster?: MetadataKind_Cluster;
-  host?: MetadataKind_Host;
+  request?: MetadataKind_Request; // oneof kind
+  route?: MetadataKind_Route; // oneof kind
+  cluster?: MetadataKind_Cluster; // oneof kind
+  host?: MetadataKind_Host; // oneof kind
 };
 
 /** envoy.type.metadata.v3.MetadataKind.Cluster */
@@ -2607,10 +2607,10 @@ export type MetadataKind_Route = NoFields;
 /** envoy.type.tracing.v3.CustomTag */
 export type CustomTag = {
   tag?: string;
-  literal?: CustomTag_Literal;
-  environment?: CustomTag_Environment;
-  request_header?: CustomTag_Header;
-  metadata?: CustomTag_Metadata;
+  literal?: CustomTag_Literal; // oneof type
+  environment?: CustomTag_Environment; // oneof type
+  request_header?: CustomTag_Header; // oneof type
+  metadata?: CustomTag_Metadata; // oneof type
 };
 
 /** envoy.type.tracing.v3.CustomTag.Environment */
@@ -2657,8 +2657,8 @@ export type FractionalPercent_DenominatorType = 'HUNDRED' | 'TEN_THOUSAND' | 'MI
 
 /** envoy.type.v3.HashPolicy */
 export type HashPolicy = {
-  source_ip?: HashPolicy_SourceIp;
-  filter_state?: HashPolicy_FilterState;
+  source_ip?: HashPolicy_SourceIp; // oneof policy_specifier
+  filter_state?: HashPolicy_FilterState; // oneof policy_specifier
 };
 
 /** envoy.type.v3.HashPolicy.FilterState */
@@ -2696,27 +2696,27 @@ export type CheckedExpr = {
 
 /** google.api.expr.v1alpha1.Constant */
 export type Constant = {
-  null_value?: NullValue;
-  bool_value?: boolean;
-  int64_value?: Int64;
-  uint64_value?: Int64;
-  double_value?: number;
-  string_value?: string;
-  bytes_value?: string;
-  duration_value?: string;
-  timestamp_value?: string;
+  null_value?: NullValue; // oneof constant_kind
+  bool_value?: boolean; // oneof constant_kind
+  int64_value?: Int64; // oneof constant_kind
+  uint64_value?: Int64; // oneof constant_kind
+  double_value?: number; // oneof constant_kind
+  string_value?: string; // oneof constant_kind
+  bytes_value?: string; // oneof constant_kind
+  duration_value?: string; // oneof constant_kind; deprecated
+  timestamp_value?: string; // oneof constant_kind; deprecated
 };
 
 /** google.api.expr.v1alpha1.Expr */
 export type Expr = {
   id?: Int64;
-  const_expr?: Constant;
-  ident_expr?: Expr_Ident;
-  select_expr?: Expr_Select;
-  call_expr?: Expr_Call;
-  list_expr?: Expr_CreateList;
-  struct_expr?: Expr_CreateStruct;
-  comprehension_expr?: Expr_Comprehension;
+  const_expr?: Constant; // oneof expr_kind
+  ident_expr?: Expr_Ident; // oneof expr_kind
+  select_expr?: Expr_Select; // oneof expr_kind
+  call_expr?: Expr_Call; // oneof expr_kind
+  list_expr?: Expr_CreateList; // oneof expr_kind
+  struct_expr?: Expr_CreateStruct; // oneof expr_kind
+  comprehension_expr?: Expr_Comprehension; // oneof expr_kind
 };
 
 /** google.api.expr.v1alpha1.Expr.Call */
@@ -2751,8 +2751,8 @@ export type Expr_CreateStruct = {
 /** google.api.expr.v1alpha1.Expr.CreateStruct.Entry */
 export type Expr_CreateStruct_Entry = {
   id?: Int64;
-  field_key?: string;
-  map_key?: Expr;
+  field_key?: string; // oneof key_kind
+  map_key?: Expr; // oneof key_kind
   value?: Expr;
 };
 
@@ -2786,19 +2786,19 @@ export type SourceInfo = {
 
 /** google.api.expr.v1alpha1.Type */
 export type Type = {
-  dyn?: Empty;
-  null?: NullValue;
-  primitive?: Type_PrimitiveType;
-  wrapper?: Type_PrimitiveType;
-  well_known?: Type_WellKnownType;
-  list_type?: Type_ListType;
-  map_type?: Type_MapType;
-  function?: Type_FunctionType;
-  message_type?: string;
-  type_param?: string;
-  type?: Type;
-  error?: Empty;
-  abstract_type?: Type_AbstractType;
+  dyn?: Empty; // oneof type_kind
+  null?: NullValue; // oneof type_kind
+  primitive?: Type_PrimitiveType; // oneof type_kind
+  wrapper?: Type_PrimitiveType; // oneof type_kind
+  well_known?: Type_WellKnownType; // oneof type_kind
+  list_type?: Type_ListType; // oneof type_kind
+  map_type?: Type_MapType; // oneof type_kind
+  function?: Type_FunctionType; // oneof type_kind
+  message_type?: string; // oneof type_kind
+  type_param?: string; // oneof type_kind
+  type?: Type; // oneof type_kind
+  error?: Empty; // oneof type_kind
+  abstract_type?: Type_AbstractType; // oneof type_kind
 };
 
 /** google.api.expr.v1alpha1.Type.AbstractType */
@@ -2849,8 +2849,8 @@ export type XdsCore_TypedExtensionConfig = {
 
 /** xds.type.matcher.v3.Matcher */
 export type Matcher = {
-  matcher_list?: Matcher_MatcherList;
-  matcher_tree?: Matcher_MatcherTree;
+  matcher_list?: Matcher_MatcherList; // oneof matcher_type
+  matcher_tree?: Matcher_MatcherTree; // oneof matcher_type
   on_no_match?: Matcher_OnMatch;
 };
 
@@ -2867,10 +2867,10 @@ export type Matcher_MatcherList_FieldMatcher = {
 
 /** xds.type.matcher.v3.Matcher.MatcherList.Predicate */
 export type Matcher_MatcherList_Predicate = {
-  single_predicate?: Matcher_MatcherList_Predicate_SinglePredicate;
-  or_matcher?: Matcher_MatcherList_Predicate_PredicateList;
-  and_matcher?: Matcher_MatcherList_Predicate_PredicateList;
-  not_matcher?: Matcher_MatcherList_Predicate;
+  single_predicate?: Matcher_MatcherList_Predicate_SinglePredicate; // oneof match_type
+  or_matcher?: Matcher_MatcherList_Predicate_PredicateList; // oneof match_type
+  and_matcher?: Matcher_MatcherList_Predicate_PredicateList; // oneof match_type
+  not_matcher?: Matcher_MatcherList_Predicate; // oneof match_type
 };
 
 /** xds.type.matcher.v3.Matcher.MatcherList.Predicate.PredicateList */
@@ -2881,16 +2881,16 @@ export type Matcher_MatcherList_Predicate_PredicateList = {
 /** xds.type.matcher.v3.Matcher.MatcherList.Predicate.SinglePredicate */
 export type Matcher_MatcherList_Predicate_SinglePredicate = {
   input?: XdsCore_TypedExtensionConfig;
-  value_match?: XdsTypeMatcher_StringMatcher;
-  custom_match?: XdsCore_TypedExtensionConfig;
+  value_match?: XdsTypeMatcher_StringMatcher; // oneof matcher
+  custom_match?: XdsCore_TypedExtensionConfig; // oneof matcher
 };
 
 /** xds.type.matcher.v3.Matcher.MatcherTree */
 export type Matcher_MatcherTree = {
   input?: XdsCore_TypedExtensionConfig;
-  exact_match_map?: Matcher_MatcherTree_MatchMap;
-  prefix_match_map?: Matcher_MatcherTree_MatchMap;
-  custom_match?: XdsCore_TypedExtensionConfig;
+  exact_match_map?: Matcher_MatcherTree_MatchMap; // oneof tree_type
+  prefix_match_map?: Matcher_MatcherTree_MatchMap; // oneof tree_type
+  custom_match?: XdsCore_TypedExtensionConfig; // oneof tree_type
 };
 
 /** xds.type.matcher.v3.Matcher.MatcherTree.MatchMap */
@@ -2900,13 +2900,13 @@ export type Matcher_MatcherTree_MatchMap = {
 
 /** xds.type.matcher.v3.Matcher.OnMatch */
 export type Matcher_OnMatch = {
-  matcher?: Matcher;
-  action?: XdsCore_TypedExtensionConfig;
+  matcher?: Matcher; // oneof on_match
+  action?: XdsCore_TypedExtensionConfig; // oneof on_match
 };
 
 /** xds.type.matcher.v3.RegexMatcher */
 export type XdsTypeMatcher_RegexMatcher = {
-  google_re2?: XdsTypeMatcher_RegexMatcher_GoogleRE2;
+  google_re2?: XdsTypeMatcher_RegexMatcher_GoogleRE2; // oneof engine_type
   regex?: string;
 };
 
@@ -2915,11 +2915,11 @@ export type XdsTypeMatcher_RegexMatcher_GoogleRE2 = NoFields;
 
 /** xds.type.matcher.v3.StringMatcher */
 export type XdsTypeMatcher_StringMatcher = {
-  exact?: string;
-  prefix?: string;
-  suffix?: string;
-  safe_regex?: XdsTypeMatcher_RegexMatcher;
-  contains?: string;
+  exact?: string; // oneof match_pattern
+  prefix?: string; // oneof match_pattern
+  suffix?: string; // oneof match_pattern
+  safe_regex?: XdsTypeMatcher_RegexMatcher; // oneof match_pattern
+  contains?: string; // oneof match_pattern
   ignore_case?: boolean;
 };
 
