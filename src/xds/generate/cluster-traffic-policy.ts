@@ -11,7 +11,15 @@ import type {
   CommonTlsContext,
   Core_HttpProtocolOptions,
   Http2ProtocolOptions,
-  UpstreamHttpProtocolOptions, OutlierDetection as EnvoyOutlierDetection, RouteAction_HashPolicy, RouteAction_HashPolicy_Cookie, SubjectAltNameMatcher, TcpKeepalive, TypedAny, UpstreamTlsContext } from '../envoy-types.generated.ts';
+  OutlierDetection as EnvoyOutlierDetection,
+  RouteAction_HashPolicy,
+  RouteAction_HashPolicy_Cookie,
+  SubjectAltNameMatcher,
+  TcpKeepalive,
+  TypedAny,
+  UpstreamHttpProtocolOptions,
+  UpstreamTlsContext,
+} from '../envoy-types.generated.ts';
 import { HTTP_PROTOCOL_OPTIONS_TYPE, UPSTREAM_TLS_CONTEXT_TYPE } from '../type-urls.ts';
 import { typed } from './common.ts';
 import { grpcUpstreamContext, istioMutualUpstreamContext, SDS_CONFIG, tlsTransportSocket } from './mtls.ts';
