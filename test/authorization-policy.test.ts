@@ -11,6 +11,7 @@ import { convertObjects } from '../src/sources/kube-objects.ts';
 import { grpcAuthorizationHttpFilters } from '../src/xds/generate/authz.ts';
 import { grpcDegradations } from '../src/xds/generate/grpc-degradation.ts';
 import type { JsonObject } from '../src/xds/proto-json.ts';
+import { protoJson } from '../src/xds/proto-json.ts';
 import { renderForProxy } from '../src/xds/render.ts';
 import { LISTENER_TYPE, RBAC_HTTP_TYPE } from '../src/xds/type-urls.ts';
 import { checkResourceJson } from '../src/xds/validate/pgv.ts';
@@ -280,7 +281,7 @@ describe('proxyless gRPC servers get the same RBAC filter, restricted to what gR
   const push = pushOf(objects);
 
   it('what gRPC cannot evaluate fails closed: DENY drops the condition (denies more), ALLOW drops the rule (allows less), AUDIT is not sent', () => {
-    const filters = grpcAuthorizationHttpFilters(push, RATINGS_GRPC);
+    const filters = grpcAuthorizationHttpFilters(push, RATINGS_GRPC).map(protoJson);
     for (const filter of filters) {
       const { '@type': typeUrl, ...config } = filter['typed_config'] as JsonObject;
       assert.equal(typeUrl, RBAC_HTTP_TYPE);

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { describe, it } from 'node:test';
+import type { Cluster } from '../src/xds/envoy-types.generated.ts';
 import { messageToJson } from '../src/xds/proto-json.ts';
 import { messageType } from '../src/xds/protos.ts';
 import { EnvoyResource, internResource, versionOfSet } from '../src/xds/resource.ts';
@@ -104,7 +105,7 @@ describe('set versions', () => {
 
 describe('resources shared across pushes', () => {
   it('are the same object for the same content, and a new one when content changes', () => {
-    const json = { name: 'x', type: 'EDS', connect_timeout: '1s', eds_cluster_config: { eds_config: { ads: {} } } };
+    const json: Cluster = { name: 'x', type: 'EDS', connect_timeout: '1s', eds_cluster_config: { eds_config: { ads: {} } } };
     const first = internResource(1_000_001, CLUSTER_TYPE, 'x', json);
     const again = internResource(1_000_002, CLUSTER_TYPE, 'x', structuredClone(json));
     assert.equal(first, again, 'unchanged content keeps its encoding from the last push');

@@ -4,6 +4,17 @@ import protobuf from 'protobufjs';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
+/** JSON as the generated message types describe it: arrays may be read-only, fields may be left undefined. */
+export type ReadonlyJson = null | boolean | number | string | readonly ReadonlyJson[] | { readonly [key: string]: ReadonlyJson | undefined };
+
+/**
+ * A message built to its generated type (envoy-types.generated.ts), as plain JSON for code that
+ * reads resources field by field. The types are JSON by construction (the parameter checks it);
+ * only read-only arrays are widened, and no reader writes to what it is given.
+ */
+export function protoJson(message: { readonly [key: string]: ReadonlyJson | undefined }): JsonObject {
+  return message as JsonObject;
+}
 
 export class ProtoJsonError extends Error {
   readonly path: string;

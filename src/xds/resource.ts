@@ -1,7 +1,8 @@
 // A generated resource: its proto3 JSON, encoded once on first use, versioned by content.
 import { createHash } from 'node:crypto';
+import type { MessageByTypeUrl } from './envoy-types.generated.ts';
 import type { JsonObject } from './proto-json.ts';
-import { encodeProtoJson } from './proto-json.ts';
+import { encodeProtoJson, protoJson } from './proto-json.ts';
 import { messageType } from './protos.ts';
 import type { ResourceTypeUrl } from './type-urls.ts';
 import { messageNameOf } from './type-urls.ts';
@@ -85,7 +86,12 @@ class ResourceInterner {
 
 const interner = new ResourceInterner();
 
+/** A resource built from its message type (the converter still checks it when it is encoded). */
+export function typedResource<U extends keyof MessageByTypeUrl>(typeUrl: U, name: string, message: MessageByTypeUrl[U]): EnvoyResource<U> {
+  return new EnvoyResource(typeUrl, name, protoJson(message));
+}
+
 /** The resource with this content, shared with earlier pushes and other proxies when it is unchanged. */
-export function internResource(generation: number, typeUrl: ResourceTypeUrl, name: string, json: JsonObject): EnvoyResource {
-  return interner.intern(generation, typeUrl, name, json);
+export function internResource<U extends ResourceTypeUrl>(generation: number, typeUrl: U, name: string, message: MessageByTypeUrl[U]): EnvoyResource {
+  return interner.intern(generation, typeUrl, name, protoJson(message));
 }

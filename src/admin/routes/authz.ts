@@ -10,6 +10,7 @@ import { evaluateRbac } from '../../xds/explain/rbac.ts';
 import { authorizationHttpFilters, authorizationNetworkFilters, grpcAuthorizationHttpFilters, RBAC_HTTP_FILTER, RBAC_NETWORK_FILTER } from '../../xds/generate/authz.ts';
 import { VIRTUAL_INBOUND_LISTENER } from '../../xds/generate/names.ts';
 import type { JsonObject } from '../../xds/proto-json.ts';
+import { protoJson } from '../../xds/proto-json.ts';
 import type { XdsConnection } from '../../xds/server/connection.ts';
 import { LISTENER_TYPE } from '../../xds/type-urls.ts';
 import { sendError } from '../errors.ts';
@@ -116,10 +117,10 @@ function sentChains(connection: XdsConnection): InboundChain[] | undefined {
 
 /** For a proxy without an inbound listener (a gRPC server before it asks for one): what would be generated now. */
 function generatedChains(push: PushContext, proxy: Proxy): InboundChain[] {
-  if (proxy.generator === 'grpc') return [{ chain: 'grpc-server', port: null, protocol: 'http', sent: false, rules: rbacRulesOf(grpcAuthorizationHttpFilters(push, proxy), RBAC_HTTP_FILTER) }];
+  if (proxy.generator === 'grpc') return [{ chain: 'grpc-server', port: null, protocol: 'http', sent: false, rules: rbacRulesOf(grpcAuthorizationHttpFilters(push, proxy).map(protoJson), RBAC_HTTP_FILTER) }];
   return [
-    { chain: 'http', port: null, protocol: 'http', sent: false, rules: rbacRulesOf(authorizationHttpFilters(push, proxy), RBAC_HTTP_FILTER) },
-    { chain: 'tcp', port: null, protocol: 'tcp', sent: false, rules: rbacRulesOf(authorizationNetworkFilters(push, proxy), RBAC_NETWORK_FILTER) },
+    { chain: 'http', port: null, protocol: 'http', sent: false, rules: rbacRulesOf(authorizationHttpFilters(push, proxy).map(protoJson), RBAC_HTTP_FILTER) },
+    { chain: 'tcp', port: null, protocol: 'tcp', sent: false, rules: rbacRulesOf(authorizationNetworkFilters(push, proxy).map(protoJson), RBAC_NETWORK_FILTER) },
   ];
 }
 

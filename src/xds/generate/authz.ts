@@ -9,9 +9,9 @@ import type { Proxy } from '../../model/proxy.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { AuthorizationAction, AuthorizationPolicy, AuthorizationRule } from '../../model/rules.ts';
 import { ruleKey } from '../../model/rules.ts';
-import type { JsonObject } from '../proto-json.ts';
+import type { ConfigRbac_RBAC, HttpFilter, Listener_Filter, Permission, Policy, Principal } from '../envoy-types.generated.ts';
 import { RBAC_HTTP_TYPE, RBAC_NETWORK_TYPE } from '../type-urls.ts';
-import type { Attribute, AttributeSide, RbacFlavour } from './authz-attributes.ts';
+import type { Attribute, RbacFlavour } from './authz-attributes.ts';
 import { conditionAttribute, OPERATION_ATTRIBUTES, SOURCE_ATTRIBUTES, Unsupported } from './authz-attributes.ts';
 import { typed } from './common.ts';
 import type { NoteSink } from './route-match.ts';
@@ -37,7 +37,7 @@ export interface RbacConfig {
   readonly action: RbacAction;
   /** The Istio action these policies came from (CUSTOM is enforced as DENY). */
   readonly from: AuthorizationAction;
-  readonly policies: readonly (RbacPolicyOrigin & { readonly json: JsonObject })[];
+  readonly policies: readonly (RbacPolicyOrigin & { readonly json: Policy })[];
 }
 
 /** Istio's evaluation order: CUSTOM, AUDIT (logs only), DENY, ALLOW. */
@@ -57,7 +57,7 @@ export function rbacPolicyName(policy: AuthorizationPolicy, rule: number): strin
 }
 
 /** A policy that never matches: what a policy without rules becomes. */
-const MATCH_NEVER: JsonObject = { permissions: [{ not_rule: { any: true } }], principals: [{ not_id: { any: true } }] };
+const MATCH_NEVER: Policy = { permissions: [{ not_rule: { any: true } }], principals: [{ not_id: { any: true } }] };
 
 class RuleDropped extends Error {}
 
@@ -69,17 +69,41 @@ interface Keyed {
   readonly paths: readonly [string, string];
 }
 
-/** One attribute's values ORed and its not-values NOT(ORed), skipping (or, for ALLOW, refusing) what the flavour cannot evaluate. */
-function matchers(keyed: Keyed, side: AttributeSide, flavour: RbacFlavour, allow: boolean, notes: NoteSink): JsonObject[] {
-  const out: JsonObject[] = [];
-  const [or, not, orKey] = side === 'permission' ? ['or_rules', 'not_rule', 'rules'] : ['or_ids', 'not_id', 'ids'];
+/** One side of a policy: the matchers its attributes build, and how a Permission's rules or a Principal's ids combine. */
+interface PolicySide<M> {
+  readonly builder: (attribute: Attribute) => ((value: string, flavour: RbacFlavour) => M | Unsupported) | undefined;
+  readonly or: (items: M[]) => M;
+  readonly not: (item: M) => M;
+  /** All of `items`; none is "any". */
+  readonly and: (items: M[]) => M;
+}
+
+const PERMISSIONS: PolicySide<Permission> = {
+  builder: (attribute) => (attribute.side === 'permission' ? attribute.build : undefined),
+  or: (rules): Permission => ({ or_rules: { rules } }),
+  not: (rule): Permission => ({ not_rule: rule }),
+  and: (rules): Permission => ({ and_rules: { rules: rules.length > 0 ? rules : [{ any: true }] } }),
+};
+
+const PRINCIPALS: PolicySide<Principal> = {
+  builder: (attribute) => (attribute.side === 'principal' ? attribute.build : undefined),
+  or: (ids): Principal => ({ or_ids: { ids } }),
+  not: (id): Principal => ({ not_id: id }),
+  and: (ids): Principal => ({ and_ids: { ids: ids.length > 0 ? ids : [{ any: true }] } }),
+};
+
+/** One attribute's values ORed and its not-values NOT(ORed), skipping (or, for ALLOW, refusing) what the flavour cannot evaluate; none for an attribute of the other side. */
+function matchers<M>(keyed: Keyed, side: PolicySide<M>, flavour: RbacFlavour, allow: boolean, notes: NoteSink): M[] {
+  const build = side.builder(keyed.attribute);
+  if (!build) return [];
+  const out: M[] = [];
   for (const [values, negate, fieldPath] of [
     [keyed.values, false, keyed.paths[0]],
     [keyed.notValues, true, keyed.paths[1]],
   ] as const) {
-    const built: JsonObject[] = [];
+    const built: M[] = [];
     (values ?? []).forEach((value, index) => {
-      const matcher = keyed.attribute.build(value, flavour);
+      const matcher = build(value, flavour);
       if (!(matcher instanceof Unsupported)) {
         built.push(matcher);
         return;
@@ -92,26 +116,21 @@ function matchers(keyed: Keyed, side: AttributeSide, flavour: RbacFlavour, allow
       notes(path, `${matcher.reason}: the condition is ignored, so this rule matches more requests (fails closed)`);
     });
     if (built.length === 0) continue;
-    const anyOf = { [or]: { [orKey]: built } };
-    out.push(negate ? { [not]: anyOf } : anyOf);
+    const anyOf = side.or(built);
+    out.push(negate ? side.not(anyOf) : anyOf);
   }
   return out;
 }
 
-function andOf(side: AttributeSide, items: readonly JsonObject[]): JsonObject {
-  const all = items.length > 0 ? [...items] : [{ any: true }];
-  return side === 'permission' ? { and_rules: { rules: all } } : { and_ids: { ids: all } };
-}
-
 function fieldKeys(fields: Readonly<Record<string, readonly string[] | undefined>>, order: readonly string[], attributes: Readonly<Record<string, Attribute>>, path: string): Keyed[] {
-  return order.map((name) => {
+  return order.map((name): Keyed => {
     const not = `not${name[0]?.toUpperCase() ?? ''}${name.slice(1)}`;
     return { attribute: attributes[name] as Attribute, values: fields[name], notValues: fields[not], paths: [`${path}.${name}`, `${path}.${not}`] };
   });
 }
 
 /** One rule as an Envoy RBAC Policy (undefined when an ALLOW rule cannot be expressed for this flavour). */
-function rulePolicy(rule: AuthorizationRule, path: string, flavour: RbacFlavour, allow: boolean, notes: NoteSink): JsonObject | undefined {
+function rulePolicy(rule: AuthorizationRule, path: string, flavour: RbacFlavour, allow: boolean, notes: NoteSink): Policy | undefined {
   try {
     const conditions = (rule.when ?? []).map((condition, index): Keyed => ({
       attribute: conditionAttribute(condition.key),
@@ -119,21 +138,20 @@ function rulePolicy(rule: AuthorizationRule, path: string, flavour: RbacFlavour,
       notValues: condition.notValues,
       paths: [`${path}.when[${String(index)}].values`, `${path}.when[${String(index)}].notValues`],
     }));
-    const side = (wanted: AttributeSide, keyed: readonly Keyed[]): JsonObject[] =>
-      keyed.filter((k) => k.attribute.side === wanted).flatMap((k) => matchers(k, wanted, flavour, allow, notes));
-    const permissionConditions = side('permission', conditions);
-    const principalConditions = side('principal', conditions);
+    const side = <M>(wanted: PolicySide<M>, keyed: readonly Keyed[]): M[] => keyed.flatMap((k) => matchers(k, wanted, flavour, allow, notes));
+    const permissionConditions = side(PERMISSIONS, conditions);
+    const principalConditions = side(PRINCIPALS, conditions);
     const operations = rule.to?.length ? rule.to : [undefined];
     const sources = rule.from?.length ? rule.from : [undefined];
     const permissions = operations.map((to, index) =>
-      andOf('permission', [
-        ...(to?.operation ? side('permission', fieldKeys(to.operation as Readonly<Record<string, readonly string[]>>, OPERATION_ORDER, OPERATION_ATTRIBUTES, `${path}.to[${String(index)}].operation`)) : []),
+      PERMISSIONS.and([
+        ...(to?.operation ? side(PERMISSIONS, fieldKeys(to.operation as Readonly<Record<string, readonly string[]>>, OPERATION_ORDER, OPERATION_ATTRIBUTES, `${path}.to[${String(index)}].operation`)) : []),
         ...permissionConditions,
       ]),
     );
     const principals = sources.map((from, index) =>
-      andOf('principal', [
-        ...(from?.source ? side('principal', fieldKeys(from.source as Readonly<Record<string, readonly string[]>>, SOURCE_ORDER, SOURCE_ATTRIBUTES, `${path}.from[${String(index)}].source`)) : []),
+      PRINCIPALS.and([
+        ...(from?.source ? side(PRINCIPALS, fieldKeys(from.source as Readonly<Record<string, readonly string[]>>, SOURCE_ORDER, SOURCE_ATTRIBUTES, `${path}.from[${String(index)}].source`)) : []),
         ...principalConditions,
       ]),
     );
@@ -154,7 +172,7 @@ export function buildRbacConfigs(policies: readonly AuthorizationPolicy[], flavo
       for (const _policy of chosen) notes('spec.action', 'gRPC servers do not implement the RBAC LOG action: AUDIT policies are not logged (no request is denied by them)');
       continue;
     }
-    const entries: (RbacPolicyOrigin & { json: JsonObject })[] = [];
+    const entries: (RbacPolicyOrigin & { json: Policy })[] = [];
     for (const policy of chosen) {
       const rules = policy.spec.rules ?? [];
       if (rules.length === 0) entries.push({ name: rbacPolicyName(policy, 0), policy, rule: undefined, json: MATCH_NEVER });
@@ -168,7 +186,7 @@ export function buildRbacConfigs(policies: readonly AuthorizationPolicy[], flavo
   return out;
 }
 
-function rbacRules(config: RbacConfig): JsonObject {
+function rbacRules(config: RbacConfig): ConfigRbac_RBAC {
   return { action: config.action, policies: Object.fromEntries(config.policies.map((entry) => [entry.name, entry.json])) };
 }
 
@@ -188,13 +206,13 @@ function memoConfigs(push: PushContext, proxy: Proxy, flavour: RbacFlavour): Rba
 }
 
 /** The RBAC HTTP filters of a sidecar's inbound HTTP connection manager, to go before the router. */
-export function authorizationHttpFilters(push: PushContext, proxy: Proxy): JsonObject[] {
-  return memoConfigs(push, proxy, 'http').map((config) => ({ name: RBAC_HTTP_FILTER, typed_config: typed(RBAC_HTTP_TYPE, { rules: rbacRules(config) }) }));
+export function authorizationHttpFilters(push: PushContext, proxy: Proxy): HttpFilter[] {
+  return memoConfigs(push, proxy, 'http').map((config): HttpFilter => ({ name: RBAC_HTTP_FILTER, typed_config: typed(RBAC_HTTP_TYPE, { rules: rbacRules(config) }) }));
 }
 
 /** The RBAC network filters of a sidecar's inbound TCP chains, to go before tcp_proxy. */
-export function authorizationNetworkFilters(push: PushContext, proxy: Proxy): JsonObject[] {
-  return memoConfigs(push, proxy, 'tcp').map((config) => ({
+export function authorizationNetworkFilters(push: PushContext, proxy: Proxy): Listener_Filter[] {
+  return memoConfigs(push, proxy, 'tcp').map((config): Listener_Filter => ({
     name: RBAC_NETWORK_FILTER,
     typed_config: typed(RBAC_NETWORK_TYPE, { rules: rbacRules(config), stat_prefix: RBAC_TCP_STAT_PREFIX }),
   }));
@@ -204,8 +222,8 @@ export function authorizationNetworkFilters(push: PushContext, proxy: Proxy): Js
  * The RBAC HTTP filters of a proxyless gRPC server's inbound listener (gRFC A41): the same rules,
  * restricted to what gRPC evaluates; what it cannot fails closed (see grpc-degradation.ts).
  */
-export function grpcAuthorizationHttpFilters(push: PushContext, proxy: Proxy): JsonObject[] {
-  return memoConfigs(push, proxy, 'grpc').map((config) => ({ name: grpcRbacFilterName(config.from), typed_config: typed(RBAC_HTTP_TYPE, { rules: rbacRules(config) }) }));
+export function grpcAuthorizationHttpFilters(push: PushContext, proxy: Proxy): HttpFilter[] {
+  return memoConfigs(push, proxy, 'grpc').map((config): HttpFilter => ({ name: grpcRbacFilterName(config.from), typed_config: typed(RBAC_HTTP_TYPE, { rules: rbacRules(config) }) }));
 }
 
 /** gRPC NACKs an HTTP filter name used twice (gRFC A39), so each action's filter has its own (Istio's: `...rbac.DENY`). */

@@ -3,7 +3,7 @@
 // matches on EDS metadata); a gRPC client, which has no such matching, per cluster.
 import type { PushContext } from '../../model/push-context.ts';
 import type { DestinationRule } from '../../model/rules.ts';
-import type { JsonObject } from '../proto-json.ts';
+import type { Cluster } from '../envoy-types.generated.ts';
 import { effectivePolicy } from './cluster-traffic-policy.ts';
 import { endpointsOf } from './endpoint.ts';
 import { acceptsIstioMtls, autoMtlsSocketMatches, grpcUpstreamContext, istioMutualUpstreamContext, serviceAccountSans, tlsTransportSocket } from './mtls.ts';
@@ -22,7 +22,7 @@ export function serviceIdentities(push: PushContext, target: OutboundTarget): re
   return extra.length === 0 ? own : [...new Set([...own, ...extra])].sort();
 }
 
-function autoMtlsApplies(push: PushContext, target: OutboundTarget, rule: DestinationRule | undefined, cluster: JsonObject): boolean {
+function autoMtlsApplies(push: PushContext, target: OutboundTarget, rule: DestinationRule | undefined, cluster: Cluster): boolean {
   if (!push.meshConfig.enableAutoMtls || target.service.meshExternal) return false;
   // A tls block of any mode is the user's choice, as in Istio.
   if (effectivePolicy(rule, target.subset?.name, target.port.port).policy.tls) return false;
@@ -32,7 +32,7 @@ function autoMtlsApplies(push: PushContext, target: OutboundTarget, rule: Destin
 }
 
 /** Adds auto mTLS to a cluster the DestinationRule gave no TLS (mutates `cluster`). */
-export function applyAutoMtls(push: PushContext, target: OutboundTarget, rule: DestinationRule | undefined, cluster: JsonObject, dialect: RouteDialect): void {
+export function applyAutoMtls(push: PushContext, target: OutboundTarget, rule: DestinationRule | undefined, cluster: Cluster, dialect: RouteDialect): void {
   if (!autoMtlsApplies(push, target, rule, cluster)) return;
   const sans = serviceIdentities(push, target);
   if (dialect === 'envoy') {

@@ -2,24 +2,24 @@
 // Kubernetes services use EDS; DNS uses Envoy's DNS clusters; NONE forwards to the original address.
 import type { ProxyGenerator } from '../../model/proxy.ts';
 import type { PushContext } from '../../model/push-context.ts';
-import type { JsonObject } from '../proto-json.ts';
+import type { Cluster, ClusterLoadAssignment } from '../envoy-types.generated.ts';
 import { socketAddress } from './common.ts';
 import { buildLoadAssignment } from './endpoint.ts';
 import type { OutboundTarget } from './outbound.ts';
 
-function withoutEds(cluster: JsonObject): JsonObject {
+function withoutEds(cluster: Cluster): Cluster {
   const { eds_cluster_config: _eds, ...rest } = cluster;
   return rest;
 }
 
 /** gRPC takes a LOGICAL_DNS cluster only with exactly one locality holding exactly one endpoint. */
-function singleEndpoint(assignment: JsonObject): JsonObject {
-  const [locality] = (assignment['endpoints'] ?? []) as JsonObject[];
-  const [first] = (locality?.['lb_endpoints'] ?? []) as JsonObject[];
-  return { ...assignment, endpoints: first ? [{ lb_endpoints: [{ endpoint: first['endpoint'] ?? {} }] }] : [] };
+function singleEndpoint(assignment: ClusterLoadAssignment): ClusterLoadAssignment {
+  const [locality] = assignment.endpoints ?? [];
+  const [first] = locality?.lb_endpoints ?? [];
+  return { ...assignment, endpoints: first ? [{ lb_endpoints: [{ endpoint: first.endpoint ?? {} }] }] : [] };
 }
 
-function dnsCluster(push: PushContext, target: OutboundTarget, cluster: JsonObject, type: 'STRICT_DNS' | 'LOGICAL_DNS', generator: ProxyGenerator): JsonObject {
+function dnsCluster(push: PushContext, target: OutboundTarget, cluster: Cluster, type: 'STRICT_DNS' | 'LOGICAL_DNS', generator: ProxyGenerator): Cluster {
   const assignment = buildLoadAssignment(push, target);
   if (generator === 'grpc') return { ...withoutEds(cluster), type: 'LOGICAL_DNS', load_assignment: singleEndpoint(assignment) };
   return { ...withoutEds(cluster), type, dns_lookup_family: 'V4_ONLY', load_assignment: assignment };
@@ -33,7 +33,7 @@ function hasEndpoints(push: PushContext, target: OutboundTarget): boolean {
  * The cluster with the discovery its service's resolution asks for; undefined when the client
  * cannot use any (proxyless gRPC has no ORIGINAL_DST, so a NONE wildcard host is left out).
  */
-export function applyResolution(push: PushContext, target: OutboundTarget, cluster: JsonObject, generator: ProxyGenerator): JsonObject | undefined {
+export function applyResolution(push: PushContext, target: OutboundTarget, cluster: Cluster, generator: ProxyGenerator): Cluster | undefined {
   const { resolution } = target.service;
   if (resolution === 'DNS') return dnsCluster(push, target, cluster, 'STRICT_DNS', generator);
   if (resolution === 'DNS_ROUND_ROBIN') return dnsCluster(push, target, cluster, 'LOGICAL_DNS', generator);

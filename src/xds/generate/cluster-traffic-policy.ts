@@ -3,7 +3,23 @@
 // Proxyless gRPC gets only what it implements; the rest degrades predictably and is noted.
 import { parseDuration, toDurationJson } from '../../model/duration.ts';
 import type { ClientTlsSettings, ConsistentHashLb, DestinationRule, LoadBalancerSettings, OutlierDetection, PortTrafficPolicy, TrafficPolicy } from '../../model/rules.ts';
-import type { JsonObject } from '../proto-json.ts';
+import type {
+  CertificateValidationContext,
+  CircuitBreakers,
+  Cluster,
+  Cluster_SlowStartConfig,
+  CommonTlsContext,
+  Core_HttpProtocolOptions,
+  Http2ProtocolOptions,
+  OutlierDetection as EnvoyOutlierDetection,
+  RouteAction_HashPolicy,
+  RouteAction_HashPolicy_Cookie,
+  SubjectAltNameMatcher,
+  TcpKeepalive,
+  TypedAny,
+  UpstreamHttpProtocolOptions,
+  UpstreamTlsContext,
+} from '../envoy-types.generated.ts';
 import { HTTP_PROTOCOL_OPTIONS_TYPE, UPSTREAM_TLS_CONTEXT_TYPE } from '../type-urls.ts';
 import { typed } from './common.ts';
 import { grpcUpstreamContext, istioMutualUpstreamContext, SDS_CONFIG, tlsTransportSocket } from './mtls.ts';
@@ -15,7 +31,7 @@ const MAX_UINT32 = 4_294_967_295;
  * Istio's thresholds for every cluster without a connectionPool (cluster_traffic_policy.go): no
  * limit, so Envoy's 1024-connection defaults never throttle a busy service, with remaining counts.
  */
-export function defaultCircuitBreakers(): JsonObject {
+export function defaultCircuitBreakers(): CircuitBreakers {
   return {
     thresholds: [
       { max_connections: MAX_UINT32, max_pending_requests: MAX_UINT32, max_requests: MAX_UINT32, max_retries: MAX_UINT32, track_remaining: true },
@@ -53,7 +69,7 @@ function nanosOf(text: string | undefined): bigint | undefined {
   return text === undefined ? undefined : parseDuration(text);
 }
 
-function applyLoadBalancer(cluster: JsonObject, policy: PolicyFields, dialect: RouteDialect, notes: NoteSink, path: string): void {
+function applyLoadBalancer(cluster: Cluster, policy: PolicyFields, dialect: RouteDialect, notes: NoteSink, path: string): void {
   const lb = policy.loadBalancer;
   if (!lb) return;
   const hash = lb.consistentHash;
@@ -107,7 +123,7 @@ function applyLoadBalancer(cluster: JsonObject, policy: PolicyFields, dialect: R
 }
 
 /** Istio's slow start: `warmup` (aggression 1 and 10% unless set), else the deprecated `warmupDurationSecs`. */
-function slowStartConfig(lb: LoadBalancerSettings): JsonObject | undefined {
+function slowStartConfig(lb: LoadBalancerSettings): Cluster_SlowStartConfig | undefined {
   if (lb.warmup?.duration) {
     return {
       slow_start_window: toDurationJson(lb.warmup.duration),
@@ -118,13 +134,18 @@ function slowStartConfig(lb: LoadBalancerSettings): JsonObject | undefined {
   return lb.warmupDurationSecs ? { slow_start_window: toDurationJson(lb.warmupDurationSecs) } : undefined;
 }
 
-function protocolOptions(cluster: JsonObject): JsonObject {
-  const key = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
-  const all = (cluster['typed_extension_protocol_options'] ??= {}) as JsonObject;
-  return (all[key] ??= typed(HTTP_PROTOCOL_OPTIONS_TYPE, { explicit_http_config: { http_protocol_options: {} } })) as JsonObject;
+const PROTOCOL_OPTIONS_KEY = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+
+function protocolOptions(cluster: Cluster): TypedAny<typeof HTTP_PROTOCOL_OPTIONS_TYPE> {
+  const all = (cluster['typed_extension_protocol_options'] ??= {});
+  const existing = all[PROTOCOL_OPTIONS_KEY];
+  if (existing?.['@type'] === HTTP_PROTOCOL_OPTIONS_TYPE) return existing;
+  const created = typed(HTTP_PROTOCOL_OPTIONS_TYPE, { explicit_http_config: { http_protocol_options: {} } });
+  all[PROTOCOL_OPTIONS_KEY] = created;
+  return created;
 }
 
-function applyConnectionPool(cluster: JsonObject, policy: PolicyFields, dialect: RouteDialect, notes: NoteSink, path: string): void {
+function applyConnectionPool(cluster: Cluster, policy: PolicyFields, dialect: RouteDialect, notes: NoteSink, path: string): void {
   const pool = policy.connectionPool;
   if (!pool) return;
   if (dialect === 'grpc') {
@@ -153,7 +174,7 @@ function applyConnectionPool(cluster: JsonObject, policy: PolicyFields, dialect:
   };
   if (tcp?.connectTimeout) cluster['connect_timeout'] = toDurationJson(tcp.connectTimeout);
   if (tcp?.tcpKeepalive) {
-    const keepalive: JsonObject = {};
+    const keepalive: TcpKeepalive = {};
     const seconds = (text: string | undefined): number | undefined => {
       const nanos = nanosOf(text);
       return nanos === undefined ? undefined : Number(nanos / 1_000_000_000n);
@@ -165,7 +186,7 @@ function applyConnectionPool(cluster: JsonObject, policy: PolicyFields, dialect:
     if (interval !== undefined) keepalive['keepalive_interval'] = interval;
     cluster['upstream_connection_options'] = { tcp_keepalive: keepalive };
   }
-  const common: JsonObject = {};
+  const common: Core_HttpProtocolOptions = {};
   if (http?.idleTimeout) common['idle_timeout'] = toDurationJson(http.idleTimeout);
   if (http?.maxRequestsPerConnection) common['max_requests_per_connection'] = http.maxRequestsPerConnection;
   if (tcp?.maxConnectionDuration) common['max_connection_duration'] = toDurationJson(tcp.maxConnectionDuration);
@@ -178,8 +199,10 @@ function applyConnectionPool(cluster: JsonObject, policy: PolicyFields, dialect:
     if (upgrade || isHttp2Cluster(cluster)) {
       options['explicit_http_config'] = {
         http2_protocol_options: {
-          ...(http?.maxConcurrentStreams ? { max_concurrent_streams: http.maxConcurrentStreams } : {}),
-          ...(keepalive?.interval && keepalive.timeout ? { connection_keepalive: { interval: toDurationJson(keepalive.interval), timeout: toDurationJson(keepalive.timeout) } } : {}),
+          ...(http?.maxConcurrentStreams ? ({ max_concurrent_streams: http.maxConcurrentStreams } satisfies Http2ProtocolOptions) : {}),
+          ...(keepalive?.interval && keepalive.timeout
+            ? ({ connection_keepalive: { interval: toDurationJson(keepalive.interval), timeout: toDurationJson(keepalive.timeout) } } satisfies Http2ProtocolOptions)
+            : {}),
         },
       };
     }
@@ -187,8 +210,8 @@ function applyConnectionPool(cluster: JsonObject, policy: PolicyFields, dialect:
 }
 
 /** Istio's mapping: consecutive error counts enforced at 100%, success-rate ejection off. */
-function envoyOutlierDetection(od: OutlierDetection): JsonObject {
-  const out: JsonObject = { enforcing_success_rate: 0 };
+function envoyOutlierDetection(od: OutlierDetection): EnvoyOutlierDetection {
+  const out: EnvoyOutlierDetection = { enforcing_success_rate: 0 };
   // The deprecated consecutiveErrors is ignored, as Istio ignores it.
   const fivexx = od.consecutive5xxErrors;
   if (fivexx !== undefined) {
@@ -217,8 +240,8 @@ function envoyOutlierDetection(od: OutlierDetection): JsonObject {
  * gRPC has no consecutive-error ejection (A50 implements success rate and failure percentage):
  * N consecutive errors become "more than 85% of at least N calls in an interval failed".
  */
-function grpcOutlierDetection(od: OutlierDetection, notes: NoteSink, path: string): JsonObject {
-  const out: JsonObject = { enforcing_success_rate: 0 };
+function grpcOutlierDetection(od: OutlierDetection, notes: NoteSink, path: string): EnvoyOutlierDetection {
+  const out: EnvoyOutlierDetection = { enforcing_success_rate: 0 };
   const volume = od.consecutive5xxErrors ?? od.consecutiveGatewayErrors;
   if (volume !== undefined && volume > 0) {
     out['failure_percentage_threshold'] = 85;
@@ -237,7 +260,7 @@ function grpcOutlierDetection(od: OutlierDetection, notes: NoteSink, path: strin
   return out;
 }
 
-function applyOutlierDetection(cluster: JsonObject, policy: PolicyFields, dialect: RouteDialect, notes: NoteSink, path: string): void {
+function applyOutlierDetection(cluster: Cluster, policy: PolicyFields, dialect: RouteDialect, notes: NoteSink, path: string): void {
   const od = policy.outlierDetection;
   if (!od) return;
   if (dialect === 'grpc') {
@@ -247,15 +270,15 @@ function applyOutlierDetection(cluster: JsonObject, policy: PolicyFields, dialec
   cluster['outlier_detection'] = envoyOutlierDetection(od);
   // Istio turns Envoy's 50% panic threshold off with outlier detection unless minHealthPercent sets one.
   const panic = od.minHealthPercent ?? 0;
-  if (panic >= 0) cluster['common_lb_config'] = { ...(cluster['common_lb_config'] as JsonObject | undefined), healthy_panic_threshold: { value: panic } };
+  if (panic >= 0) cluster['common_lb_config'] = { ...cluster['common_lb_config'], healthy_panic_threshold: { value: panic } };
 }
 
 /** Where Envoy finds the system's trusted CAs (Istio's proxy image and Debian/Ubuntu keep them here). */
 export const SYSTEM_TRUST_STORE = '/etc/ssl/certs/ca-certificates.crt';
 
-function isHttp2Cluster(cluster: JsonObject): boolean {
-  const options = (cluster['typed_extension_protocol_options'] as JsonObject | undefined)?.['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'] as JsonObject | undefined;
-  return (options?.['explicit_http_config'] as JsonObject | undefined)?.['http2_protocol_options'] !== undefined;
+function isHttp2Cluster(cluster: Cluster): boolean {
+  const options = cluster['typed_extension_protocol_options']?.[PROTOCOL_OPTIONS_KEY];
+  return options?.['@type'] === HTTP_PROTOCOL_OPTIONS_TYPE && options['explicit_http_config']?.['http2_protocol_options'] !== undefined;
 }
 
 /**
@@ -263,11 +286,11 @@ function isHttp2Cluster(cluster: JsonObject): boolean {
  * host; the server certificate checked against caCertificates or the system trust store (unless
  * insecureSkipVerify), for the SANs given, else (auto_san_validation) for the host it was asked for.
  */
-function originationContext(cluster: JsonObject, tls: ClientTlsSettings, serviceSans: readonly string[]): JsonObject {
+function originationContext(cluster: Cluster, tls: ClientTlsSettings, serviceSans: readonly string[]): UpstreamTlsContext {
   // A ServiceEntry's subjectAltNames stand in when the rule names none (Istio's constructUpstreamTLS).
   const names = tls.subjectAltNames?.length ? tls.subjectAltNames : serviceSans;
-  const sans: JsonObject[] = names.map((san) => ({ san_type: 'DNS', matcher: { exact: san } }));
-  const common: JsonObject = {};
+  const sans: SubjectAltNameMatcher[] = names.map((san): SubjectAltNameMatcher => ({ san_type: 'DNS', matcher: { exact: san } }));
+  const common: CommonTlsContext = {};
   if (tls.credentialName) {
     if (tls.mode === 'MUTUAL') common['tls_certificate_sds_secret_configs'] = [{ name: `kubernetes://${tls.credentialName}`, sds_config: SDS_CONFIG }];
     common['validation_context_sds_secret_config'] = { name: `kubernetes://${tls.credentialName}-cacert`, sds_config: SDS_CONFIG };
@@ -277,17 +300,17 @@ function originationContext(cluster: JsonObject, tls: ClientTlsSettings, service
     }
     common['validation_context'] = tls.insecureSkipVerify
       ? {}
-      : { trusted_ca: { filename: tls.caCertificates ?? SYSTEM_TRUST_STORE }, ...(sans.length > 0 ? { match_typed_subject_alt_names: sans } : {}) };
+      : { trusted_ca: { filename: tls.caCertificates ?? SYSTEM_TRUST_STORE }, ...(sans.length > 0 ? ({ match_typed_subject_alt_names: sans } satisfies CertificateValidationContext) : {}) };
   }
   if (isHttp2Cluster(cluster)) common['alpn_protocols'] = ['h2'];
   const autoSni = !tls.sni;
   const autoSan = autoSni && !tls.subjectAltNames?.length && tls.insecureSkipVerify !== true;
   // auto_san_validation is only ever set with auto_sni.
-  if (autoSni) protocolOptions(cluster)['upstream_http_protocol_options'] = { auto_sni: true, ...(autoSan ? { auto_san_validation: true } : {}) };
-  return { common_tls_context: common, ...(tls.sni ? { sni: tls.sni } : {}) };
+  if (autoSni) protocolOptions(cluster)['upstream_http_protocol_options'] = { auto_sni: true, ...(autoSan ? ({ auto_san_validation: true } satisfies UpstreamHttpProtocolOptions) : {}) };
+  return { common_tls_context: common, ...(tls.sni ? ({ sni: tls.sni } satisfies UpstreamTlsContext) : {}) };
 }
 
-function applyTls(cluster: JsonObject, policy: PolicyFields, target: ClusterPolicyTarget, dialect: RouteDialect, notes: NoteSink, path: string): void {
+function applyTls(cluster: Cluster, policy: PolicyFields, target: ClusterPolicyTarget, dialect: RouteDialect, notes: NoteSink, path: string): void {
   const tls = policy.tls;
   if (!tls || tls.mode === undefined || tls.mode === 'DISABLE') return;
   // Istio's buildUpstreamTLSSettings: the rule's SANs, else the identities of the service's workloads.
@@ -317,7 +340,7 @@ export interface ClusterPolicyTarget {
 }
 
 /** Applies the effective policy to a cluster built without one (mutates `cluster`). */
-export function applyTrafficPolicy(cluster: JsonObject, target: ClusterPolicyTarget, dialect: RouteDialect, notes: NoteSink): void {
+export function applyTrafficPolicy(cluster: Cluster, target: ClusterPolicyTarget, dialect: RouteDialect, notes: NoteSink): void {
   if (!target.rule) return;
   const { policy, path } = effectivePolicy(target.rule, target.subset, target.port);
   applyLoadBalancer(cluster, policy, dialect, notes, path);
@@ -327,7 +350,7 @@ export function applyTrafficPolicy(cluster: JsonObject, target: ClusterPolicyTar
 }
 
 /** The route hash policy a consistent-hash load balancer needs, or undefined when it has none. */
-export function routeHashPolicy(hash: ConsistentHashLb | undefined, dialect: RouteDialect, notes: NoteSink, path: string): JsonObject[] | undefined {
+export function routeHashPolicy(hash: ConsistentHashLb | undefined, dialect: RouteDialect, notes: NoteSink, path: string): RouteAction_HashPolicy[] | undefined {
   if (!hash) return undefined;
   if (hash.httpHeaderName) return [{ header: { header_name: hash.httpHeaderName } }];
   if (dialect === 'grpc') {
@@ -337,7 +360,7 @@ export function routeHashPolicy(hash: ConsistentHashLb | undefined, dialect: Rou
     return undefined;
   }
   if (hash.httpCookie) {
-    const cookie: JsonObject = { name: hash.httpCookie.name };
+    const cookie: RouteAction_HashPolicy_Cookie = { name: hash.httpCookie.name };
     if (hash.httpCookie.path) cookie['path'] = hash.httpCookie.path;
     if (hash.httpCookie.ttl) cookie['ttl'] = toDurationJson(hash.httpCookie.ttl);
     return [{ cookie }];

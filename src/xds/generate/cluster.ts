@@ -4,7 +4,7 @@ import type { GrpcClientLimit, Proxy } from '../../model/proxy.ts';
 import type { DestinationRule } from '../../model/rules.ts';
 import { scopedPush } from '../../model/sidecar-scope.ts';
 import { configPath } from '../attribution.ts';
-import type { JsonObject } from '../proto-json.ts';
+import type { Cluster, ProtoStruct } from '../envoy-types.generated.ts';
 import type { EnvoyResource } from '../resource.ts';
 import { internResource } from '../resource.ts';
 import { CLUSTER_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE } from '../type-urls.ts';
@@ -16,16 +16,16 @@ import { buildInboundClusters } from './inbound.ts';
 import { BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER } from './names.ts';
 import type { OutboundTarget } from './outbound.ts';
 import { outboundTargets } from './outbound.ts';
-import { applyTrafficPolicy, defaultCircuitBreakers } from './cluster-traffic-policy.ts';
+import { applyTrafficPolicy, defaultCircuitBreakers, type ClusterPolicyTarget } from './cluster-traffic-policy.ts';
 import { ignoreNotes, type NoteSink, type RouteDialect } from './route-match.ts';
 
 function usesHttp2(target: OutboundTarget): boolean {
   return target.port.protocol === 'HTTP2' || target.port.protocol === 'GRPC' || target.port.protocol === 'GRPC-Web';
 }
 
-function sidecarCluster(target: OutboundTarget, connectTimeout: string): JsonObject {
+function sidecarCluster(target: OutboundTarget, connectTimeout: string): Cluster {
   const { service } = target;
-  const cluster: JsonObject = {
+  const cluster: Cluster = {
     name: target.clusterName,
     type: 'EDS',
     eds_cluster_config: {
@@ -40,7 +40,7 @@ function sidecarCluster(target: OutboundTarget, connectTimeout: string): JsonObj
       filter_metadata: {
         istio: {
           services: [{ host: service.hostname, name: service.name, namespace: service.namespace }],
-          ...(target.subset ? { subset: target.subset.name } : {}),
+          ...(target.subset ? ({ subset: target.subset.name } satisfies ProtoStruct) : {}),
         },
       },
     },
@@ -56,7 +56,7 @@ function sidecarCluster(target: OutboundTarget, connectTimeout: string): JsonObj
 }
 
 /** What proxyless gRPC accepts: EDS from ADS and a policy it implements. */
-function grpcCluster(target: OutboundTarget): JsonObject {
+function grpcCluster(target: OutboundTarget): Cluster {
   return {
     name: target.clusterName,
     type: 'EDS',
@@ -65,7 +65,7 @@ function grpcCluster(target: OutboundTarget): JsonObject {
   };
 }
 
-function catchAllClusters(connectTimeout: string): readonly JsonObject[] {
+function catchAllClusters(connectTimeout: string): readonly (Cluster & { name: string })[] {
   return [
     { name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: connectTimeout },
     { name: PASSTHROUGH_CLUSTER, type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: connectTimeout, circuit_breakers: defaultCircuitBreakers() },
@@ -73,8 +73,9 @@ function catchAllClusters(connectTimeout: string): readonly JsonObject[] {
 }
 
 /** As Istio's cluster_builder.go: the DestinationRule behind the cluster, and whether the service is outside the mesh. */
-function addIstioMetadata(cluster: JsonObject, target: OutboundTarget, rule: DestinationRule | undefined): void {
-  const istio = ((cluster['metadata'] as JsonObject)['filter_metadata'] as JsonObject)['istio'] as JsonObject;
+function addIstioMetadata(cluster: Cluster, target: OutboundTarget, rule: DestinationRule | undefined): void {
+  const istio = cluster.metadata?.filter_metadata?.['istio'];
+  if (!istio) return;
   if (target.service.meshExternal) istio['external'] = true;
   if (rule) istio['config'] = configPath(rule.meta);
 }
@@ -91,12 +92,12 @@ export function clusterWithPolicy(
   notes: NoteSink,
   grpcLimits: readonly GrpcClientLimit[] = [],
   clientHasIdentity = false,
-): JsonObject | undefined {
+): Cluster | undefined {
   const cluster = dialect === 'grpc' ? grpcCluster(target) : sidecarCluster(target, push.meshConfig.connectTimeout);
   const rule = push.destinationRuleFor(target.service.hostname, namespace);
   const serviceSubjectAltNames = target.service.subjectAltNames;
   const policyTarget = { rule, subset: target.subset?.name, port: target.port.port, sni: istioSni(target), serviceAccounts: serviceIdentities(push, target) };
-  applyTrafficPolicy(cluster, { ...policyTarget, ...(serviceSubjectAltNames ? { serviceSubjectAltNames } : {}) }, dialect, notes);
+  applyTrafficPolicy(cluster, { ...policyTarget, ...(serviceSubjectAltNames ? ({ serviceSubjectAltNames } satisfies Partial<ClusterPolicyTarget>) : {}) }, dialect, notes);
   if (dialect === 'envoy') addIstioMetadata(cluster, target, rule);
   if (grpcLimits.includes('ring-hash-crashes') && cluster['lb_policy'] === 'RING_HASH') {
     // The client would crash on the ring hash; round robin keeps it calling, without stickiness.
@@ -122,7 +123,7 @@ export function buildClusters(push: PushContext, proxy: Proxy): readonly EnvoyRe
     });
     if (proxy.generator === 'grpc') return built;
     const catchAll = catchAllClusters(visible.meshConfig.connectTimeout);
-    return [...built, ...catchAll.map((c) => internResource(visible.sequence, CLUSTER_TYPE, c['name'] as string, c))];
+    return [...built, ...catchAll.map((c) => internResource(visible.sequence, CLUSTER_TYPE, c.name, c))];
   });
   // One array per distinct set, so every proxy that gets the same clusters shares the list (and its encoding).
   const inbound = buildInboundClusters(push, proxy);

@@ -1,14 +1,15 @@
 // Small proto3 JSON builders shared by the generators.
-import type { JsonObject } from '../proto-json.ts';
+import type { Address, ConfigSource, MessageByTypeUrl, TypedAny } from '../envoy-types.generated.ts';
 
 /** Resources arrive on the same ADS stream. */
-export const ADS_CONFIG_SOURCE: JsonObject = { ads: {}, resource_api_version: 'V3' };
+export const ADS_CONFIG_SOURCE: ConfigSource = { ads: {}, resource_api_version: 'V3' };
 
-export function typed(typeUrl: string, body: JsonObject): JsonObject {
+/** A message packed in an Any: the type URL says which message the body must be. */
+export function typed<U extends keyof MessageByTypeUrl>(typeUrl: U, body: MessageByTypeUrl[U]): TypedAny<U> {
   return { '@type': typeUrl, ...body };
 }
 
-export function socketAddress(address: string, port: number): JsonObject {
+export function socketAddress(address: string, port: number): Address {
   return { socket_address: { address, port_value: port } };
 }
 

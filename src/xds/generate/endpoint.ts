@@ -4,7 +4,7 @@ import type { Proxy } from '../../model/proxy.ts';
 import type { Endpoint } from '../../model/service.ts';
 import { scopedPush } from '../../model/sidecar-scope.ts';
 import { labelsMatch } from '../../model/service.ts';
-import type { JsonObject } from '../proto-json.ts';
+import type { ClusterLoadAssignment, LbEndpoint, Locality, LocalityLbEndpoints } from '../envoy-types.generated.ts';
 import type { EnvoyResource } from '../resource.ts';
 import { internResource } from '../resource.ts';
 import { ENDPOINT_TYPE } from '../type-urls.ts';
@@ -30,7 +30,7 @@ function localityKey(e: Endpoint): string {
   return `${e.locality?.region ?? ''}/${e.locality?.zone ?? ''}/${e.locality?.subZone ?? ''}`;
 }
 
-export function buildLoadAssignment(push: PushContext, target: OutboundTarget): JsonObject {
+export function buildLoadAssignment(push: PushContext, target: OutboundTarget): ClusterLoadAssignment {
   const byLocality = new Map<string, Endpoint[]>();
   for (const endpoint of endpointsOf(push, target)) {
     const key = localityKey(endpoint);
@@ -38,20 +38,20 @@ export function buildLoadAssignment(push: PushContext, target: OutboundTarget): 
     if (group) group.push(endpoint);
     else byLocality.set(key, [endpoint]);
   }
-  const localities = [...byLocality.keys()].sort().map((key): JsonObject => {
+  const localities = [...byLocality.keys()].sort().map((key): LocalityLbEndpoints => {
     const group = byLocality.get(key) ?? [];
     const first = group[0]?.locality;
-    const locality: JsonObject = {};
+    const locality: Locality = {};
     if (first?.region) locality['region'] = first.region;
     if (first?.zone) locality['zone'] = first.zone;
     if (first?.subZone) locality['sub_zone'] = first.subZone;
     return {
       locality,
-      lb_endpoints: group.map((e) => ({
+      lb_endpoints: group.map((e): LbEndpoint => ({
         endpoint: { address: socketAddress(e.address, e.port) },
         health_status: 'HEALTHY',
         // Auto mTLS: the cluster's `tlsMode: istio` transport socket match picks endpoints with an identity.
-        ...(acceptsIstioMtls(e) ? { metadata: { filter_metadata: { [TRANSPORT_SOCKET_MATCH_KEY]: { tlsMode: ISTIO_TLS_MODE } } } } : {}),
+        ...(acceptsIstioMtls(e) ? ({ metadata: { filter_metadata: { [TRANSPORT_SOCKET_MATCH_KEY]: { tlsMode: ISTIO_TLS_MODE } } } } satisfies LbEndpoint) : {}),
         load_balancing_weight: e.weight ?? 1,
       })),
       // gRPC ignores localities without a weight; Envoy uses it only with locality-weighted LB.

@@ -6,7 +6,7 @@ import { portMode } from '../../model/peer-authentication.ts';
 import type { EffectiveMtlsMode } from '../../model/peer-authentication.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { PushContext } from '../../model/push-context.ts';
-import type { JsonObject } from '../proto-json.ts';
+import type { FilterChain, Listener } from '../envoy-types.generated.ts';
 import { HTTP_CONNECTION_MANAGER_TYPE, ROUTER_TYPE } from '../type-urls.ts';
 import { socketAddress, typed } from './common.ts';
 import { workloadPorts } from './inbound.ts';
@@ -40,7 +40,7 @@ export function grpcServerMode(push: PushContext, proxy: Proxy, port: number, en
   return { requested, served: acceptsIstioMtls({ labels }) ? 'STRICT' : 'DISABLE' };
 }
 
-function serverFilterChain(push: PushContext, proxy: Proxy, port: number, mode: 'STRICT' | 'DISABLE'): JsonObject {
+function serverFilterChain(push: PushContext, proxy: Proxy, port: number, mode: 'STRICT' | 'DISABLE'): FilterChain {
   const suffix = mode === 'STRICT' ? 'mtls' : 'plaintext';
   const hcm = typed(HTTP_CONNECTION_MANAGER_TYPE, {
     // The mode in the HCM's bytes too: grpc-js-xds 1.14 takes a listener that differs only in
@@ -57,12 +57,12 @@ function serverFilterChain(push: PushContext, proxy: Proxy, port: number, mode: 
   return {
     name: `inbound-${suffix}`,
     filters: [{ name: `inbound-hcm${suffix}`, typed_config: hcm }],
-    ...(mode === 'STRICT' ? { transport_socket: tlsTransportSocket('downstream', grpcDownstreamContext()) } : {}),
+    ...(mode === 'STRICT' ? ({ transport_socket: tlsTransportSocket('downstream', grpcDownstreamContext()) } satisfies FilterChain) : {}),
   };
 }
 
 /** The server listener for `name`, or undefined when the proxy's workload serves no service on that port (as Istio). */
-export function grpcServerListener(push: PushContext, proxy: Proxy, name: string): JsonObject | undefined {
+export function grpcServerListener(push: PushContext, proxy: Proxy, name: string): Listener | undefined {
   const address = parseServerListenerName(name);
   if (!address) return undefined;
   const served = workloadPorts(push, proxy).find((p) => p.port === address.port);

@@ -3,7 +3,7 @@ import type { PushContext, ResolvedVirtualService } from '../../model/push-conte
 import type { Destination, HttpDirectResponse, HttpRoute, HttpRouteDestination, Percent } from '../../model/rules.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
 import { istioConfigMetadata } from '../attribution.ts';
-import type { JsonObject } from '../proto-json.ts';
+import type { Any, DirectResponseAction, Route, RouteAction, RouteAction_HashPolicy, RouteAction_RequestMirrorPolicy, RouteMatch, WeightedCluster_ClusterWeight } from '../envoy-types.generated.ts';
 import { effectivePolicy, routeHashPolicy } from './cluster-traffic-policy.ts';
 import { clusterName, parseClusterName } from './names.ts';
 import { ignoreNotes, matchApplies, routeMatch, type NoteSink, type RouteCaller, type RouteDialect } from './route-match.ts';
@@ -16,6 +16,7 @@ import {
   authorityRewrite,
   hasHeaderOperations,
   headerFields,
+  type HeaderFields,
   redirectAction,
   retryPolicy,
   timeoutFields,
@@ -40,7 +41,7 @@ interface Translation {
 }
 
 /** Istio hashes only when every destination of the route agrees on the consistent-hash policy. */
-function hashPolicy(t: Translation, targets: readonly HttpRouteDestination[]): JsonObject[] | undefined {
+function hashPolicy(t: Translation, targets: readonly HttpRouteDestination[]): RouteAction_HashPolicy[] | undefined {
   const policies = targets.map((target) => {
     const destination = target.destination;
     const rule = t.push.destinationRuleFor(destination.host, t.caller.namespace);
@@ -53,7 +54,7 @@ function hashPolicy(t: Translation, targets: readonly HttpRouteDestination[]): J
   return routeHashPolicy(first, t.dialect, ignoreNotes, '');
 }
 
-function forwardAction(t: Translation, route: HttpRoute, path: string): JsonObject | undefined {
+function forwardAction(t: Translation, route: HttpRoute, path: string): RouteAction | undefined {
   const targets = route.route ?? [];
   const weighted = targets.length === 1 ? targets : targets.filter((target) => (target.weight ?? 0) > 0);
   const names = weighted.map((target) =>
@@ -61,17 +62,17 @@ function forwardAction(t: Translation, route: HttpRoute, path: string): JsonObje
   );
   const [first] = names;
   if (first === undefined) return undefined;
-  const action: JsonObject = {};
+  const action: RouteAction = {};
   const envoy = t.dialect === 'envoy';
   if (names.length === 1) {
     action['cluster'] = first;
   } else {
     action['weighted_clusters'] = {
-      clusters: weighted.map((target, i) => ({
+      clusters: weighted.map((target, i): WeightedCluster_ClusterWeight => ({
         name: names[i] ?? '',
         weight: target.weight ?? 0,
         ...(envoy ? headerFields(target.headers) : {}),
-        ...(envoy && authorityRewrite(target.headers) !== undefined ? { host_rewrite_literal: authorityRewrite(target.headers) } : {}),
+        ...(envoy && authorityRewrite(target.headers) !== undefined ? ({ host_rewrite_literal: authorityRewrite(target.headers) } satisfies WeightedCluster_ClusterWeight) : {}),
       })),
     };
   }
@@ -94,13 +95,13 @@ function forwardAction(t: Translation, route: HttpRoute, path: string): JsonObje
 }
 
 /** `mirror` then each of `mirrors`, as Istio lists them; a 0% mirror is left out. */
-function mirrorPolicies(t: Translation, route: HttpRoute): JsonObject[] {
+function mirrorPolicies(t: Translation, route: HttpRoute): RouteAction_RequestMirrorPolicy[] {
   const all: { destination: Destination; percentage: Percent | undefined; legacy?: number }[] = [];
   if (route.mirror) all.push({ destination: route.mirror, percentage: route.mirrorPercentage, legacy: route.mirrorPercent });
   for (const mirror of route.mirrors ?? []) if (mirror.destination) all.push({ destination: mirror.destination, percentage: mirror.percentage });
   return all
     .filter(({ percentage, legacy }) => (percentage?.value ?? legacy ?? 100) > 0)
-    .map(({ destination, percentage, legacy }) => ({
+    .map(({ destination, percentage, legacy }): RouteAction_RequestMirrorPolicy => ({
       cluster: clusterName(destinationPort(t.push, destination, t.port), destination.host, destination.subset ?? ''),
       runtime_fraction: { default_value: fractionalPercent(percentage, legacy) },
       trace_sampled: false,
@@ -108,8 +109,8 @@ function mirrorPolicies(t: Translation, route: HttpRoute): JsonObject[] {
 }
 
 /** Istio's tracing span name: `host:port/path` for one destination, else `rule:port/path`. */
-function routeOperation(match: JsonObject, action: JsonObject | undefined, ruleName: string, port: number): string {
-  const regex = match['safe_regex'] as { regex?: string } | undefined;
+function routeOperation(match: RouteMatch, action: RouteAction | undefined, ruleName: string, port: number): string {
+  const regex = match['safe_regex'];
   const path =
     typeof match['prefix'] === 'string' ? `${match['prefix']}*` : typeof match['path'] === 'string' ? match['path'] : (regex?.regex ?? '/*');
   const key = typeof action?.['cluster'] === 'string' ? parseClusterName(action['cluster']) : undefined;
@@ -117,8 +118,8 @@ function routeOperation(match: JsonObject, action: JsonObject | undefined, ruleN
 }
 
 /** Istio's fixed response: status and an inline string or (base64) bytes. */
-function directResponseAction(response: HttpDirectResponse): JsonObject {
-  const out: JsonObject = { status: response.status };
+function directResponseAction(response: HttpDirectResponse): DirectResponseAction {
+  const out: DirectResponseAction = { status: response.status };
   if (response.body?.string !== undefined) out['body'] = { inline_string: response.body.string };
   else if (response.body?.bytes !== undefined) out['body'] = { inline_bytes: response.body.bytes };
   return out;
@@ -135,7 +136,7 @@ function noteGrpcGaps(route: HttpRoute, notes: NoteSink, path: string): void {
   }
 }
 
-function translateRoute(root: Translation, vs: ResolvedVirtualService, route: HttpRoute, index: number): JsonObject[] {
+function translateRoute(root: Translation, vs: ResolvedVirtualService, route: HttpRoute, index: number): Route[] {
   // A route merged from a delegate is attributed to the delegate that wrote it (notes included).
   const origin = vs.origins?.[index] ?? { rule: vs.rule, index };
   const t: Translation = {
@@ -158,7 +159,7 @@ function translateRoute(root: Translation, vs: ResolvedVirtualService, route: Ht
   const applicable = matches.filter(([match]) => matchApplies(match, t.port.port, t.caller));
   if (applicable.length === 0) return [];
 
-  const body: JsonObject = {};
+  const body: Route = {};
   if (route.redirect) {
     body['redirect'] = redirectAction(route.redirect);
   } else if (route.directResponse) {
@@ -168,7 +169,7 @@ function translateRoute(root: Translation, vs: ResolvedVirtualService, route: Ht
     if (!action) return [];
     body['route'] = action;
   }
-  const perFilter: JsonObject = {};
+  const perFilter: Record<string, Any> = {};
   const fault = faultConfig(route.fault);
   if (fault) perFilter[FAULT_FILTER] = fault;
   if (route.corsPolicy && t.dialect === 'envoy') perFilter[CORS_FILTER] = corsConfig(route.corsPolicy);
@@ -179,16 +180,16 @@ function translateRoute(root: Translation, vs: ResolvedVirtualService, route: Ht
     Object.assign(body, mergeHeaderFields(headerFields(route.headers), headerFields(single)));
   }
 
-  const out: JsonObject[] = [];
+  const out: Route[] = [];
   for (const [match, i] of applicable) {
     const matchJson = routeMatch(match, t.dialect, t.notes, `${path}.match[${i}]`);
     if (!matchJson) continue;
-    const operation = routeOperation(matchJson, body['route'] as JsonObject | undefined, vs.rule.meta.name, t.port.port);
+    const operation = routeOperation(matchJson, body['route'], vs.rule.meta.name, t.port.port);
     out.push({
       name: route.name ?? match?.name ?? `${origin.rule.meta.namespace}/${origin.rule.meta.name}/http[${origin.index}]`,
       match: matchJson,
       ...body,
-      ...(t.dialect === 'envoy' ? { decorator: { operation } } : {}),
+      ...(t.dialect === 'envoy' ? ({ decorator: { operation } } satisfies Route) : {}),
       // Which rule and http route produced this route, as Istio records it (explain, NACK attribution).
       metadata: istioConfigMetadata(origin.rule.meta, origin.index),
     });
@@ -196,29 +197,31 @@ function translateRoute(root: Translation, vs: ResolvedVirtualService, route: Ht
   return out;
 }
 
-function mergeHeaderFields(a: JsonObject, b: JsonObject): JsonObject {
-  const out: JsonObject = { ...a };
-  for (const [key, value] of Object.entries(b)) {
-    const existing = out[key];
-    out[key] = Array.isArray(existing) && Array.isArray(value) ? [...existing, ...value] : value;
+/** `a` with `b`'s fields after it: lists both set are joined, in the order `b` has them. */
+function mergeHeaderFields(a: HeaderFields, b: HeaderFields): HeaderFields {
+  const out: HeaderFields = { ...a };
+  const joined = <T>(first: readonly T[] | undefined, second: readonly T[] | undefined): readonly T[] | undefined => (first && second ? [...first, ...second] : second);
+  for (const key of Object.keys(b)) {
+    if (key === 'request_headers_to_add' || key === 'response_headers_to_add') out[key] = joined(out[key], b[key]);
+    else if (key === 'request_headers_to_remove' || key === 'response_headers_to_remove') out[key] = joined(out[key], b[key]);
   }
   return out;
 }
 
 /** A service without a VirtualService: all of it, with Istio's default retries and its DestinationRule's hashing. */
-function defaultRoute(t: Translation, service: Service): JsonObject {
+function defaultRoute(t: Translation, service: Service): Route {
   const hash = hashPolicy(t, [{ destination: { host: service.hostname, port: { number: t.port.port } } }]);
   // Istio's default route keeps the previous-hosts predicate even when it hashes.
   const retries = retryPolicy(undefined, t.dialect, t.notes, '');
   return {
     name: 'default',
     match: { prefix: '/' },
-    ...(t.dialect === 'envoy' ? { decorator: { operation: `${service.hostname}:${String(t.port.port)}/*` } } : {}),
+    ...(t.dialect === 'envoy' ? ({ decorator: { operation: `${service.hostname}:${String(t.port.port)}/*` } } satisfies Route) : {}),
     route: {
       cluster: clusterName(t.port.port, service.hostname),
       ...timeoutFields(undefined, t.dialect),
-      ...(retries ? { retry_policy: retries } : {}),
-      ...(hash ? { hash_policy: hash } : {}),
+      ...(retries ? ({ retry_policy: retries } satisfies RouteAction) : {}),
+      ...(hash ? ({ hash_policy: hash } satisfies RouteAction) : {}),
     },
   };
 }
@@ -234,16 +237,8 @@ export function buildHttpRoutes(
   dialect: RouteDialect,
   caller: RouteCaller = ANY_CALLER,
   notes: NoteSink = () => undefined,
-): JsonObject[] {
+): Route[] {
   const t: Translation = { push, port, dialect, caller, notes };
   if (!vs) return [defaultRoute(t, service)];
   return vs.http.flatMap((route, index) => translateRoute(t, vs, route, index));
-}
-
-/** Whether any route of a route configuration carries a per-route config for `filter`. */
-export function usesFilter(routes: readonly JsonObject[], filter: string): boolean {
-  return routes.some((r) => {
-    const perFilter = r['typed_per_filter_config'];
-    return typeof perFilter === 'object' && perFilter !== null && !Array.isArray(perFilter) && filter in perFilter;
-  });
 }

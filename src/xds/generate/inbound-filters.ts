@@ -3,7 +3,7 @@
 // server listener of a proxyless gRPC server alike.
 import type { Proxy } from '../../model/proxy.ts';
 import type { PushContext } from '../../model/push-context.ts';
-import type { JsonObject } from '../proto-json.ts';
+import type { HttpFilter } from '../envoy-types.generated.ts';
 import { authorizationHttpFilters, grpcAuthorizationHttpFilters } from './authz.ts';
 
 /**
@@ -11,6 +11,6 @@ import { authorizationHttpFilters, grpcAuthorizationHttpFilters } from './authz.
  * router. Policies apply to the whole workload (a port enters only as a rule's condition), so the
  * filters are the same on every port; proxyless gRPC gets the form it can evaluate, failing closed.
  */
-export function inboundHttpFilters(push: PushContext, proxy: Proxy, _port: number): JsonObject[] {
+export function inboundHttpFilters(push: PushContext, proxy: Proxy, _port: number): HttpFilter[] {
   return proxy.generator === 'grpc' ? grpcAuthorizationHttpFilters(push, proxy) : authorizationHttpFilters(push, proxy);
 }

@@ -4,7 +4,7 @@ import type { Proxy } from '../../model/proxy.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Endpoint, Service, ServicePort } from '../../model/service.ts';
 import { labelsMatch } from '../../model/service.ts';
-import type { JsonObject } from '../proto-json.ts';
+import type { Cluster } from '../envoy-types.generated.ts';
 import type { EnvoyResource } from '../resource.ts';
 import { internResource } from '../resource.ts';
 import { CLUSTER_TYPE, HTTP_PROTOCOL_OPTIONS_TYPE } from '../type-urls.ts';
@@ -90,7 +90,7 @@ function usesHttp2(port: ServicePort): boolean {
   return port.protocol === 'HTTP2' || port.protocol === 'GRPC' || port.protocol === 'GRPC-Web';
 }
 
-function inboundCluster(inbound: InboundPort, connectTimeout: string): JsonObject {
+function inboundCluster(inbound: InboundPort, connectTimeout: string): Cluster {
   const { service } = inbound;
   return {
     name: inbound.clusterName,
@@ -104,17 +104,17 @@ function inboundCluster(inbound: InboundPort, connectTimeout: string): JsonObjec
     },
     metadata: { filter_metadata: { istio: { services: [{ host: service.hostname, name: service.name, namespace: service.namespace }] } } },
     ...(usesHttp2(inbound.servicePort)
-      ? {
+      ? ({
           typed_extension_protocol_options: {
             'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed(HTTP_PROTOCOL_OPTIONS_TYPE, { explicit_http_config: { http2_protocol_options: {} } }),
           },
-        }
+        } satisfies Cluster)
       : {}),
   };
 }
 
 /** Connections to ports no service declares go on to where they were headed, from 127.0.0.6 so iptables does not loop them back. */
-function inboundPassthroughCluster(connectTimeout: string): JsonObject {
+function inboundPassthroughCluster(connectTimeout: string): Cluster {
   return {
     name: INBOUND_PASSTHROUGH_CLUSTER,
     type: 'ORIGINAL_DST',

@@ -5,7 +5,7 @@ import type { Proxy } from '../../model/proxy.ts';
 import { scopedPush } from '../../model/sidecar-scope.ts';
 import type { Protocol, Service } from '../../model/service.ts';
 import { isHttpProtocol } from '../../model/service.ts';
-import type { JsonObject } from '../proto-json.ts';
+import type { AccessLog, FilterChain, HttpConnectionManager, HttpFilter, Listener, Listener_Filter, ListenerFilter, Route, RouteAction, RouteConfiguration, SubstitutionFormatString, TypedAny } from '../envoy-types.generated.ts';
 import type { EnvoyResource } from '../resource.ts';
 import { internResource } from '../resource.ts';
 import { CORS_TYPE, FAULT_TYPE, FILE_ACCESS_LOG_TYPE, HTTP_CONNECTION_MANAGER_TYPE, LISTENER_TYPE, ORIGINAL_DST_TYPE, ROUTER_TYPE, TCP_PROXY_TYPE, TLS_INSPECTOR_TYPE } from '../type-urls.ts';
@@ -35,14 +35,16 @@ import { proxyHasIdentity, workloadMtls } from './mtls.ts';
 import type { EffectiveMtlsMode } from '../../model/peer-authentication.ts';
 import { portMode } from '../../model/peer-authentication.ts';
 import { resolveTargetHost } from './targets.ts';
-import { tcpProxyUpstream } from './tcp-routes.ts';
+import { tcpProxyUpstream, type TcpProxyUpstream } from './tcp-routes.ts';
 
-const ROUTER_FILTER: JsonObject = { name: 'envoy.filters.http.router', typed_config: typed(ROUTER_TYPE, {}) };
+const ROUTER_FILTER: HttpFilter = { name: 'envoy.filters.http.router', typed_config: typed(ROUTER_TYPE, {}) };
 // Empty top-level configs: routes switch them on through typed_per_filter_config, as Istio does.
-const FAULT_HTTP_FILTER: JsonObject = { name: FAULT_FILTER, typed_config: typed(FAULT_TYPE, {}) };
-const CORS_HTTP_FILTER: JsonObject = { name: CORS_FILTER, typed_config: typed(CORS_TYPE, {}) };
+const FAULT_HTTP_FILTER: HttpFilter = { name: FAULT_FILTER, typed_config: typed(FAULT_TYPE, {}) };
+const CORS_HTTP_FILTER: HttpFilter = { name: CORS_FILTER, typed_config: typed(CORS_TYPE, {}) };
 
-function httpConnectionManager(statPrefix: string, routeName: string, filters: readonly JsonObject[] = [FAULT_HTTP_FILTER, CORS_HTTP_FILTER]): JsonObject {
+type HttpConnectionManagerAny = TypedAny<typeof HTTP_CONNECTION_MANAGER_TYPE>;
+
+function httpConnectionManager(statPrefix: string, routeName: string, filters: readonly HttpFilter[] = [FAULT_HTTP_FILTER, CORS_HTTP_FILTER]): HttpConnectionManagerAny {
   return typed(HTTP_CONNECTION_MANAGER_TYPE, {
     stat_prefix: statPrefix,
     rds: { config_source: ADS_CONFIG_SOURCE, route_config_name: routeName },
@@ -51,32 +53,24 @@ function httpConnectionManager(statPrefix: string, routeName: string, filters: r
   });
 }
 
-function tcpProxyFilter(statPrefix: string, upstream: JsonObject): JsonObject {
-  return {
-    name: 'envoy.filters.network.tcp_proxy',
-    typed_config: typed(TCP_PROXY_TYPE, { stat_prefix: statPrefix, ...upstream }),
-  };
-}
-
 /** MeshConfig accessLogFile: Envoy's file access logger, TEXT or JSON lines. */
-function accessLog(mesh: MeshConfig): JsonObject | undefined {
+function accessLog(mesh: MeshConfig): { access_log: AccessLog[] } | undefined {
   const log = mesh.accessLog;
   if (!log) return undefined;
-  const logFormat: JsonObject = typeof log.format === 'string' ? { text_format_source: { inline_string: log.format } } : { json_format: { ...log.format } };
+  const logFormat: SubstitutionFormatString = typeof log.format === 'string' ? { text_format_source: { inline_string: log.format } } : { json_format: { ...log.format } };
   return { access_log: [{ name: 'envoy.access_loggers.file', typed_config: typed(FILE_ACCESS_LOG_TYPE, { path: log.path, log_format: logFormat }) }] };
 }
 
 /** Access log and trace sampling, which MeshConfig sets for every sidecar HTTP connection manager. */
-function withObservability(hcm: JsonObject, mesh: MeshConfig): JsonObject {
+function withObservability(hcm: HttpConnectionManagerAny, mesh: MeshConfig): HttpConnectionManagerAny {
   return { ...hcm, ...accessLog(mesh), tracing: { random_sampling: { value: mesh.tracingSampling } } };
 }
 
-function tcpProxyWithLog(statPrefix: string, cluster: string, mesh: MeshConfig, upstream: JsonObject = { cluster }): JsonObject {
-  const filter = tcpProxyFilter(statPrefix, upstream);
-  return { ...filter, typed_config: { ...(filter['typed_config'] as JsonObject), ...accessLog(mesh) } };
+function tcpProxyWithLog(statPrefix: string, cluster: string, mesh: MeshConfig, upstream: TcpProxyUpstream = { cluster }): Listener_Filter {
+  return { name: 'envoy.filters.network.tcp_proxy', typed_config: typed(TCP_PROXY_TYPE, { stat_prefix: statPrefix, ...upstream, ...accessLog(mesh) }) };
 }
 
-function httpListener(port: number, mesh: MeshConfig): JsonObject {
+function httpListener(port: number, mesh: MeshConfig): Listener {
   const name = httpListenerName(port);
   const hcm = withObservability(httpConnectionManager(`outbound_${name}`, routeConfigName(port)), mesh);
   return {
@@ -89,7 +83,7 @@ function httpListener(port: number, mesh: MeshConfig): JsonObject {
   };
 }
 
-function tcpListener(address: string, port: number, cluster: string, mesh: MeshConfig, upstream: JsonObject = { cluster }): JsonObject {
+function tcpListener(address: string, port: number, cluster: string, mesh: MeshConfig, upstream: TcpProxyUpstream = { cluster }): Listener {
   return {
     name: tcpListenerName(address, port),
     address: socketAddress(address, port),
@@ -104,7 +98,7 @@ function tcpListener(address: string, port: number, cluster: string, mesh: MeshC
  * bound (bind_to_port false) to its original address, else to 0.0.0.0 on its port. What no
  * listener takes is passed through (ALLOW_ANY) or dropped (REGISTRY_ONLY) here.
  */
-function virtualOutbound(mesh: MeshConfig): JsonObject {
+function virtualOutbound(mesh: MeshConfig): Listener {
   const cluster = mesh.outboundTrafficPolicy === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
   return {
     name: VIRTUAL_OUTBOUND_LISTENER,
@@ -121,7 +115,7 @@ function isSniRouted(service: Service, protocol: Protocol): boolean {
 }
 
 /** One 0.0.0.0 listener per TLS port: tls_inspector reads the SNI, a chain per host; other names are unregistered. */
-function sniListener(port: number, hosts: readonly string[], mesh: MeshConfig): JsonObject {
+function sniListener(port: number, hosts: readonly string[], mesh: MeshConfig): Listener {
   const fallback = mesh.outboundTrafficPolicy === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
   return {
     name: tcpListenerName('0.0.0.0', port),
@@ -130,7 +124,7 @@ function sniListener(port: number, hosts: readonly string[], mesh: MeshConfig): 
     traffic_direction: 'OUTBOUND',
     listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: typed(TLS_INSPECTOR_TYPE, {}) }],
     filter_chains: [
-      ...hosts.map((host) => {
+      ...hosts.map((host): FilterChain => {
         const cluster = clusterName(port, host);
         return { name: cluster, filter_chain_match: { server_names: [host] }, filters: [tcpProxyWithLog(cluster, cluster, mesh)] };
       }),
@@ -144,7 +138,7 @@ function sniListener(port: number, hosts: readonly string[], mesh: MeshConfig): 
  * grpc-timeout header unbounded, and requests reset before the application saw them retried
  * (not for gRPC, whose streams that would break).
  */
-function inboundRoute(inbound: InboundPort): JsonObject {
+function inboundRoute(inbound: InboundPort): Route {
   const grpc = inbound.servicePort.protocol === 'GRPC' || inbound.servicePort.protocol === 'GRPC-Web';
   return {
     name: 'default',
@@ -154,20 +148,20 @@ function inboundRoute(inbound: InboundPort): JsonObject {
       cluster: inbound.clusterName,
       timeout: '0s',
       max_stream_duration: { max_stream_duration: '0s', grpc_timeout_header_max: '0s' },
-      ...(grpc ? {} : { retry_policy: { retry_on: 'reset-before-request', num_retries: 2 } }),
+      ...(grpc ? {} : ({ retry_policy: { retry_on: 'reset-before-request', num_retries: 2 } } satisfies RouteAction)),
     },
   };
 }
 
 /** The chains of one workload port for its mode: Istio's shapes, each carrying the same filters. */
-function withMtlsOptions(base: JsonObject, filters: JsonObject[], plan: InboundTlsPlan, protocol: 'http' | 'tcp', port: number): JsonObject[] {
+function withMtlsOptions(base: FilterChain, filters: Listener_Filter[], plan: InboundTlsPlan, protocol: 'http' | 'tcp', port: number): FilterChain[] {
   // A port that takes plaintext only keeps one chain that matches on its port alone.
-  if (plan === 'plaintext') return [{ ...base, ...(port > 0 ? { filter_chain_match: { destination_port: port } } : {}), filters }];
-  return inboundChainOptions(plan, protocol, port).map((option) => ({
+  if (plan === 'plaintext') return [{ ...base, ...(port > 0 ? ({ filter_chain_match: { destination_port: port } } satisfies FilterChain) : {}), filters }];
+  return inboundChainOptions(plan, protocol, port).map((option): FilterChain => ({
     ...base,
     filter_chain_match: option.filterChainMatch,
     filters,
-    ...(option.transportSocket ? { transport_socket: option.transportSocket } : {}),
+    ...(option.transportSocket ? ({ transport_socket: option.transportSocket } satisfies FilterChain) : {}),
   }));
 }
 
@@ -175,17 +169,17 @@ function withMtlsOptions(base: JsonObject, filters: JsonObject[], plan: InboundT
  * Istio's sidecar inbound: the application is told who called over mTLS in x-forwarded-client-cert
  * (`By=` its own SPIFFE ID, `URI=` the caller's), appended to what a trusted peer forwarded.
  */
-const INBOUND_CLIENT_CERT_DETAILS: JsonObject = {
+const INBOUND_CLIENT_CERT_DETAILS = {
   forward_client_cert_details: 'APPEND_FORWARD',
   set_current_client_cert_details: { subject: true, uri: true, dns: true },
-};
+} as const satisfies HttpConnectionManager;
 
-function inboundFilterChains(inbound: InboundPort, mesh: MeshConfig, plan: InboundTlsPlan, policyFilters: readonly JsonObject[], networkFilters: readonly JsonObject[]): JsonObject[] {
+function inboundFilterChains(inbound: InboundPort, mesh: MeshConfig, plan: InboundTlsPlan, policyFilters: readonly HttpFilter[], networkFilters: readonly Listener_Filter[]): FilterChain[] {
   const statPrefix = `inbound_0.0.0.0_${inbound.port}`;
   const chain = { name: `0.0.0.0_${inbound.port}` };
   if (!isHttpProtocol(inbound.servicePort.protocol)) return withMtlsOptions(chain, [...networkFilters, tcpProxyWithLog(inbound.clusterName, inbound.clusterName, mesh)], plan, 'tcp', inbound.port);
   const { rds: _rds, ...hcm } = httpConnectionManager(statPrefix, inbound.clusterName, [...policyFilters, FAULT_HTTP_FILTER, CORS_HTTP_FILTER]);
-  const routeConfig = {
+  const routeConfig: RouteConfiguration = {
     name: inbound.clusterName,
     virtual_hosts: [
       {
@@ -214,21 +208,21 @@ export function tlsPlan(mode: EffectiveMtlsMode, identity: boolean): InboundTlsP
 interface InboundPlan {
   readonly inbound: InboundPort;
   readonly plan: InboundTlsPlan;
-  readonly filters: readonly JsonObject[];
+  readonly filters: readonly HttpFilter[];
 }
 
 interface InboundPlans {
   readonly ports: InboundPlan[];
   readonly catchAll: InboundTlsPlan;
   /** The workload's AuthorizationPolicies as network RBAC, on every TCP chain. */
-  readonly network: readonly JsonObject[];
+  readonly network: readonly Listener_Filter[];
 }
 
 /** Each workload port with what it accepts and the policy filters it runs, and the catch-all's plan. */
 function inboundPlans(push: PushContext, proxy: Proxy): InboundPlans {
   const mtls = workloadMtls(push, proxy);
   const identity = proxyHasIdentity(push, proxy);
-  const ports = inboundPorts(push, proxy).map((inbound) => ({
+  const ports = inboundPorts(push, proxy).map((inbound): InboundPlan => ({
     inbound,
     plan: tlsPlan(portMode(mtls, inbound.port), identity),
     filters: inboundHttpFilters(push, proxy, inbound.port),
@@ -237,7 +231,7 @@ function inboundPlans(push: PushContext, proxy: Proxy): InboundPlans {
 }
 
 /** iptables sends inbound connections to 15006; the original port picks the chain for that workload port. */
-function virtualInbound(push: PushContext, plans: InboundPlans): JsonObject {
+function virtualInbound(push: PushContext, plans: InboundPlans): Listener {
   const mesh = push.meshConfig;
   // Ports no service declares are authorized too, as Istio's passthrough chains are: a policy cannot be bypassed by port.
   const { network } = plans;
@@ -249,7 +243,7 @@ function virtualInbound(push: PushContext, plans: InboundPlans): JsonObject {
     0,
   );
   const chains = [...plans.ports.flatMap((p) => inboundFilterChains(p.inbound, mesh, p.plan, p.filters, network)), ...catchAll];
-  const listenerFilters = [{ name: 'envoy.filters.listener.original_dst', typed_config: typed(ORIGINAL_DST_TYPE, {}) }];
+  const listenerFilters: ListenerFilter[] = [{ name: 'envoy.filters.listener.original_dst', typed_config: typed(ORIGINAL_DST_TYPE, {}) }];
   if (needsTlsInspector(chains)) listenerFilters.push({ name: 'envoy.filters.listener.tls_inspector', typed_config: typed(TLS_INSPECTOR_TYPE, {}) });
   return {
     name: VIRTUAL_INBOUND_LISTENER,
@@ -263,7 +257,7 @@ function virtualInbound(push: PushContext, plans: InboundPlans): JsonObject {
 function outboundListeners(push: PushContext): EnvoyResource[] {
   return push.memo('lds:sidecar', () => {
     const mesh = push.meshConfig;
-    const byName = new Map<string, JsonObject>();
+    const byName = new Map<string, Listener>();
     for (const service of push.services) {
       for (const port of service.ports) {
         if (isHttpProtocol(port.protocol)) {
@@ -314,7 +308,7 @@ function sidecarListeners(push: PushContext, proxy: Proxy): readonly EnvoyResour
 }
 
 /** The API listener a proxyless gRPC client asks for by its target authority. */
-export function grpcApiListener(name: string): JsonObject {
+export function grpcApiListener(name: string): Listener {
   return {
     name,
     // gRPC implements the fault filter but not CORS.

@@ -6,7 +6,17 @@ import type { Proxy } from '../../model/proxy.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Endpoint, Service } from '../../model/service.ts';
 import { GRPC_CERT_PROVIDER, ROOT_SECRET, SDS_CLUSTER, spiffeId, TLS_MODE_LABEL, WORKLOAD_SECRET } from '../../security/names.ts';
-import type { JsonObject } from '../proto-json.ts';
+import type {
+  CertificateValidationContext,
+  Cluster_TransportSocketMatch,
+  CommonTlsContext,
+  ConfigSource,
+  DownstreamTlsContext,
+  StringMatcher,
+  SubjectAltNameMatcher,
+  TransportSocket,
+  UpstreamTlsContext,
+} from '../envoy-types.generated.ts';
 import { DOWNSTREAM_TLS_CONTEXT_TYPE, RAW_BUFFER_TYPE, UPSTREAM_TLS_CONTEXT_TYPE } from '../type-urls.ts';
 import { typed } from './common.ts';
 import { endpointsByAddress } from './inbound.ts';
@@ -18,13 +28,13 @@ export const ISTIO_TLS_MODE = 'istio';
 export const TRANSPORT_SOCKET_MATCH_KEY = 'envoy.transport_socket_match';
 
 /** Where Envoy fetches secrets: the agent's SDS server (Istio's ConstructSdsSecretConfig). */
-export const SDS_CONFIG: JsonObject = {
+export const SDS_CONFIG: ConfigSource = {
   api_config_source: { api_type: 'GRPC', set_node_on_first_message_only: true, transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: SDS_CLUSTER } }] },
   resource_api_version: 'V3',
 };
 
 /** The workload certificate and the trust bundle are waited for however long the agent takes, as Istio does: never served without them. */
-const MESH_SDS_CONFIG: JsonObject = { ...SDS_CONFIG, initial_fetch_timeout: '0s' };
+const MESH_SDS_CONFIG: ConfigSource = { ...SDS_CONFIG, initial_fetch_timeout: '0s' };
 
 /** What an Istio client offers (the in-mesh markers a server's PERMISSIVE chain matches). */
 export const ISTIO_CLIENT_ALPN: readonly string[] = ['istio-peer-exchange', 'istio'];
@@ -43,18 +53,18 @@ const SERVER_CIPHERS: readonly string[] = [
   'AES128-GCM-SHA256',
 ];
 
-function exactSans(sans: readonly string[]): JsonObject[] {
-  return sans.map((san) => ({ exact: san }));
+function exactSans(sans: readonly string[]): StringMatcher[] {
+  return sans.map((san): StringMatcher => ({ exact: san }));
 }
 
 /** Envoy's side of ISTIO_MUTUAL: the workload certificate, the server's SPIFFE IDs checked against the mesh root. */
-export function istioMutualUpstreamContext(sans: readonly string[], sni: string): JsonObject {
+export function istioMutualUpstreamContext(sans: readonly string[], sni: string): UpstreamTlsContext {
   return {
     common_tls_context: {
       tls_certificate_sds_secret_configs: [{ name: WORKLOAD_SECRET, sds_config: MESH_SDS_CONFIG }],
       combined_validation_context: {
         // A SPIFFE ID is a URI SAN; a name a user wrote may be a DNS one.
-        default_validation_context: sans.length > 0 ? { match_typed_subject_alt_names: sans.map((san) => ({ san_type: san.startsWith('spiffe://') ? 'URI' : 'DNS', matcher: { exact: san } })) } : {},
+        default_validation_context: sans.length > 0 ? { match_typed_subject_alt_names: sans.map((san): SubjectAltNameMatcher => ({ san_type: san.startsWith('spiffe://') ? 'URI' : 'DNS', matcher: { exact: san } })) } : {},
         validation_context_sds_secret_config: { name: ROOT_SECRET, sds_config: MESH_SDS_CONFIG },
       },
       alpn_protocols: [...ISTIO_CLIENT_ALPN],
@@ -67,27 +77,27 @@ export function istioMutualUpstreamContext(sans: readonly string[], sni: string)
  * gRPC's side (A29): certificates from the bootstrap's certificate provider; SANs in the field
  * gRPC reads (the deprecated match_subject_alt_names).
  */
-function grpcCommonTlsContext(sans: readonly string[]): JsonObject {
+function grpcCommonTlsContext(sans: readonly string[]): CommonTlsContext {
   return {
     tls_certificate_provider_instance: { instance_name: GRPC_CERT_PROVIDER, certificate_name: WORKLOAD_SECRET },
     validation_context: {
-      ...(sans.length > 0 ? { match_subject_alt_names: exactSans(sans) } : {}),
+      ...(sans.length > 0 ? ({ match_subject_alt_names: exactSans(sans) } satisfies CertificateValidationContext) : {}),
       ca_certificate_provider_instance: { instance_name: GRPC_CERT_PROVIDER, certificate_name: ROOT_SECRET },
     },
   };
 }
 
-export function grpcUpstreamContext(sans: readonly string[]): JsonObject {
+export function grpcUpstreamContext(sans: readonly string[]): UpstreamTlsContext {
   return { common_tls_context: grpcCommonTlsContext(sans) };
 }
 
 /** A gRPC server's mTLS: its certificate, and a client certificate required and checked against the root (gRPC matches no SAN on servers). */
-export function grpcDownstreamContext(): JsonObject {
+export function grpcDownstreamContext(): DownstreamTlsContext {
   return { common_tls_context: grpcCommonTlsContext([]), require_client_certificate: true };
 }
 
 /** Istio's inbound mTLS (authn BuildInboundTLS): certificate `default`, client certificates required and checked against `ROOTCA`. */
-export function sidecarDownstreamContext(protocol: 'http' | 'tcp'): JsonObject {
+export function sidecarDownstreamContext(protocol: 'http' | 'tcp'): DownstreamTlsContext {
   return {
     common_tls_context: {
       tls_params: { tls_minimum_protocol_version: 'TLSv1_2', tls_maximum_protocol_version: 'TLSv1_3', cipher_suites: [...SERVER_CIPHERS] },
@@ -102,12 +112,12 @@ export function sidecarDownstreamContext(protocol: 'http' | 'tcp'): JsonObject {
   };
 }
 
-export function tlsTransportSocket(contextType: 'upstream' | 'downstream', context: JsonObject): JsonObject {
-  return { name: TLS_TRANSPORT_SOCKET, typed_config: typed(contextType === 'upstream' ? UPSTREAM_TLS_CONTEXT_TYPE : DOWNSTREAM_TLS_CONTEXT_TYPE, context) };
+export function tlsTransportSocket(...[contextType, context]: ['upstream', UpstreamTlsContext] | ['downstream', DownstreamTlsContext]): TransportSocket {
+  return { name: TLS_TRANSPORT_SOCKET, typed_config: contextType === 'upstream' ? typed(UPSTREAM_TLS_CONTEXT_TYPE, context) : typed(DOWNSTREAM_TLS_CONTEXT_TYPE, context) };
 }
 
 /** Istio's auto mTLS sockets: TLS to endpoints labelled `tlsMode: istio`, plaintext to the rest. */
-export function autoMtlsSocketMatches(tlsSocket: JsonObject): JsonObject[] {
+export function autoMtlsSocketMatches(tlsSocket: TransportSocket): Cluster_TransportSocketMatch[] {
   return [
     { name: `tlsMode-${ISTIO_TLS_MODE}`, match: { tlsMode: ISTIO_TLS_MODE }, transport_socket: tlsSocket },
     { name: 'tlsMode-disabled', match: {}, transport_socket: { name: 'envoy.transport_sockets.raw_buffer', typed_config: typed(RAW_BUFFER_TYPE, {}) } },

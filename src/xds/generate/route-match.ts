@@ -1,6 +1,6 @@
 // VirtualService match conditions -> Envoy RouteMatch, in the dialect the client understands.
 import type { HttpMatchRequest, RuleMeta, StringMatch } from '../../model/rules.ts';
-import type { JsonObject } from '../proto-json.ts';
+import type { HeaderMatcher, QueryParameterMatcher, RouteMatch, StringMatcher } from '../envoy-types.generated.ts';
 import { labelsMatch } from '../../model/service.ts';
 
 /** Which fields the client understands: full Envoy, or what every gRPC version accepts. */
@@ -17,7 +17,7 @@ export type NoteSink = (path: string, message: string, rule?: Pick<RuleMeta, 'ki
 
 export const ignoreNotes: NoteSink = () => undefined;
 
-export function stringMatcher(match: StringMatch): JsonObject {
+export function stringMatcher(match: StringMatch): StringMatcher {
   if (match.exact !== undefined) return { exact: match.exact };
   // Envoy refuses an empty prefix (StringMatcher.prefix has min_len 1); it means "any value".
   if (match.prefix === '') return { safe_regex: { regex: '.*' } };
@@ -29,8 +29,8 @@ function isEmptyMatch(match: StringMatch): boolean {
   return match.exact === undefined && match.prefix === undefined && match.regex === undefined;
 }
 
-function headerMatcher(name: string, value: StringMatch, dialect: RouteDialect, invert: boolean): JsonObject {
-  const inverted: JsonObject = invert ? { invert_match: true } : {};
+function headerMatcher(name: string, value: StringMatch, dialect: RouteDialect, invert: boolean): HeaderMatcher {
+  const inverted: HeaderMatcher = invert ? { invert_match: true } : {};
   // `{}` means "present" (or, under withoutHeaders, "absent"); so does `prefix: ""`, which any value has.
   if (isEmptyMatch(value) || value.prefix === '') return { name, present_match: true, ...inverted };
   if (dialect === 'envoy') return { name, string_match: stringMatcher(value), ...inverted };
@@ -58,15 +58,15 @@ export function matchApplies(match: HttpMatchRequest | undefined, port: number, 
  * The RouteMatch of one Istio match. Returns undefined when a gRPC client could never satisfy it
  * (query parameters do not exist in gRPC), so the route is left out for gRPC.
  */
-export function routeMatch(match: HttpMatchRequest | undefined, dialect: RouteDialect, notes: NoteSink, path: string): JsonObject | undefined {
-  const out: JsonObject = {};
+export function routeMatch(match: HttpMatchRequest | undefined, dialect: RouteDialect, notes: NoteSink, path: string): RouteMatch | undefined {
+  const out: RouteMatch = {};
   const uri = match?.uri;
   if (uri?.exact !== undefined) out['path'] = uri.exact;
   else if (uri?.regex !== undefined) out['safe_regex'] = { regex: uri.regex };
   else out['prefix'] = uri?.prefix ?? '/';
   if (match?.ignoreUriCase) out['case_sensitive'] = false;
 
-  const headers: JsonObject[] = [];
+  const headers: HeaderMatcher[] = [];
   // Istio matches method, authority and scheme as the HTTP/2 pseudo-headers.
   for (const [key, pseudo] of [['method', ':method'], ['authority', ':authority'], ['scheme', ':scheme']] as const) {
     const value = match?.[key];
@@ -82,7 +82,7 @@ export function routeMatch(match: HttpMatchRequest | undefined, dialect: RouteDi
       notes(`${path}.queryParams`, 'gRPC requests have no query parameters: this match never applies to proxyless gRPC clients and is left out for them');
       return undefined;
     }
-    out['query_parameters'] = query.map(([name, value]): JsonObject =>
+    out['query_parameters'] = query.map(([name, value]): QueryParameterMatcher =>
       // Istio reads `exact: ""` as "the parameter is present"; `prefix: ""` is the same.
       isEmptyMatch(value) || value.exact === '' || value.prefix === '' ? { name, present_match: true } : { name, string_match: stringMatcher(value) },
     );

@@ -3,7 +3,7 @@
 // proxyless gRPC client can use.
 import { parseDuration, toDurationJson } from '../../model/duration.ts';
 import type { CorsPolicy, Headers, HeaderOperations, HttpFaultInjection, HttpRedirect, HttpRetry, Percent } from '../../model/rules.ts';
-import type { JsonObject } from '../proto-json.ts';
+import type { Cors_CorsPolicy, FaultAbort, FractionalPercent, HeaderValueOption, HTTPFault, RedirectAction, RedirectAction_RedirectResponseCode, Route, Route_RetryPolicy, Route_RetryPolicy_RetryHostPredicate, RouteAction, TypedAny } from '../envoy-types.generated.ts';
 import { CORS_POLICY_TYPE, FAULT_TYPE, PREVIOUS_HOSTS_TYPE, PREVIOUS_PRIORITIES_TYPE } from '../type-urls.ts';
 import { typed } from './common.ts';
 import { stringMatcher, type NoteSink, type RouteDialect } from './route-match.ts';
@@ -31,20 +31,20 @@ export function grpcStatusNumber(name: string): number | undefined {
 }
 
 /** Istio's Percent (0..100, a double) as Envoy's FractionalPercent per million; absent means 100%. */
-export function fractionalPercent(percent: Percent | undefined, legacyPercent?: number): JsonObject {
+export function fractionalPercent(percent: Percent | undefined, legacyPercent?: number): FractionalPercent {
   if (percent?.value === undefined && legacyPercent !== undefined) return { numerator: legacyPercent, denominator: 'HUNDRED' };
   return { numerator: Math.round((percent?.value ?? 100) * 10_000), denominator: 'MILLION' };
 }
 
-const PREVIOUS_HOSTS: JsonObject = { name: 'envoy.retry_host_predicates.previous_hosts', typed_config: typed(PREVIOUS_HOSTS_TYPE, {}) };
+const PREVIOUS_HOSTS: Route_RetryPolicy_RetryHostPredicate = { name: 'envoy.retry_host_predicates.previous_hosts', typed_config: typed(PREVIOUS_HOSTS_TYPE, {}) };
 
 /**
  * Istio's retry policy (retry.go): unset means two retries on connection-level failures, away from
  * hosts already tried unless the route hashes; `attempts` of 0 or less means none.
  */
-function envoyRetryPolicy(retries: HttpRetry | undefined, hashes: boolean): JsonObject | undefined {
+function envoyRetryPolicy(retries: HttpRetry | undefined, hashes: boolean): Route_RetryPolicy | undefined {
   if (retries && (retries.attempts ?? 0) <= 0) return undefined;
-  const policy: JsonObject = { retry_on: DEFAULT_RETRY_ON, num_retries: retries?.attempts ?? DEFAULT_ATTEMPTS };
+  const policy: Route_RetryPolicy = { retry_on: DEFAULT_RETRY_ON, num_retries: retries?.attempts ?? DEFAULT_ATTEMPTS };
   const previousHosts = retries?.retryIgnorePreviousHosts ?? !hashes;
   if (previousHosts) policy['retry_host_predicate'] = [PREVIOUS_HOSTS];
   policy['host_selection_retry_max_attempts'] = '5';
@@ -68,7 +68,7 @@ function envoyRetryPolicy(retries: HttpRetry | undefined, hashes: boolean): Json
   return policy;
 }
 
-function grpcRetryPolicy(retries: HttpRetry | undefined, notes: NoteSink, path: string): JsonObject | undefined {
+function grpcRetryPolicy(retries: HttpRetry | undefined, notes: NoteSink, path: string): Route_RetryPolicy | undefined {
   if (retries && (retries.attempts ?? 0) <= 0) return undefined;
   const conditions = (retries?.retryOn ?? DEFAULT_RETRY_ON).split(',').map((c) => c.trim()).filter(Boolean);
   const codes = new Set<string>();
@@ -86,19 +86,19 @@ function grpcRetryPolicy(retries: HttpRetry | undefined, notes: NoteSink, path: 
   if (retries?.retryIgnorePreviousHosts) notes(`${path}.retries.retryIgnorePreviousHosts`, 'gRPC clients have no retry host predicates: ignored for proxyless gRPC');
   // An empty retry_on would be a policy that never retries; leave it out instead.
   if (codes.size === 0) return undefined;
-  const policy: JsonObject = { retry_on: [...codes].join(','), num_retries: retries?.attempts ?? DEFAULT_ATTEMPTS };
+  const policy: Route_RetryPolicy = { retry_on: [...codes].join(','), num_retries: retries?.attempts ?? DEFAULT_ATTEMPTS };
   // gRPC backs off exponentially from base_interval (A44), as Envoy does.
   if (retries?.backoff) policy['retry_back_off'] = { base_interval: toDurationJson(retries.backoff) };
   return policy;
 }
 
 /** `hashes`: the route has a consistent-hash policy, so retries may go back to the same host. */
-export function retryPolicy(retries: HttpRetry | undefined, dialect: RouteDialect, notes: NoteSink, path: string, hashes = false): JsonObject | undefined {
+export function retryPolicy(retries: HttpRetry | undefined, dialect: RouteDialect, notes: NoteSink, path: string, hashes = false): Route_RetryPolicy | undefined {
   return dialect === 'envoy' ? envoyRetryPolicy(retries, hashes) : grpcRetryPolicy(retries, notes, path);
 }
 
 /** Envoy's `timeout`, or gRPC's max_stream_duration (A31); "0s" and absent both mean no timeout. */
-export function timeoutFields(timeout: string | undefined, dialect: RouteDialect): JsonObject {
+export function timeoutFields(timeout: string | undefined, dialect: RouteDialect): Pick<RouteAction, 'timeout' | 'max_grpc_timeout' | 'max_stream_duration'> {
   const value = timeout ? toDurationJson(timeout) : '0s';
   // Istio (route.go setTimeout) lets a gRPC caller's grpc-timeout header apply, up to the route's timeout.
   if (dialect === 'envoy') return { timeout: value, max_grpc_timeout: value };
@@ -106,9 +106,9 @@ export function timeoutFields(timeout: string | undefined, dialect: RouteDialect
 }
 
 /** The fault filter's per-route config, or undefined when the route injects nothing. */
-export function faultConfig(fault: HttpFaultInjection | undefined): JsonObject | undefined {
+export function faultConfig(fault: HttpFaultInjection | undefined): TypedAny<typeof FAULT_TYPE> | undefined {
   if (!fault?.delay && !fault?.abort) return undefined;
-  const body: JsonObject = {};
+  const body: HTTPFault = {};
   if (fault.delay?.fixedDelay) {
     body['delay'] = { fixed_delay: toDurationJson(fault.delay.fixedDelay), percentage: fractionalPercent(fault.delay.percentage, fault.delay.percent) };
   }
@@ -116,7 +116,7 @@ export function faultConfig(fault: HttpFaultInjection | undefined): JsonObject |
   const http = fault.abort?.httpStatus;
   // As Istio: an abort with no error type aborts nothing.
   if (fault.abort && (grpc !== undefined || http !== undefined)) {
-    body['abort'] = { ...(grpc !== undefined ? { grpc_status: grpc } : { http_status: http ?? 0 }), percentage: fractionalPercent(fault.abort.percentage) };
+    body['abort'] = { ...((grpc !== undefined ? { grpc_status: grpc } : { http_status: http ?? 0 }) satisfies FaultAbort), percentage: fractionalPercent(fault.abort.percentage) };
   }
   return Object.keys(body).length > 0 ? typed(FAULT_TYPE, body) : undefined;
 }
@@ -127,8 +127,8 @@ function isAuthority(name: string): boolean {
   return lower === 'host' || lower === ':authority';
 }
 
-function headerOptions(operations: HeaderOperations | undefined, skipAuthority: boolean): JsonObject[] {
-  const out: JsonObject[] = [];
+function headerOptions(operations: HeaderOperations | undefined, skipAuthority: boolean): HeaderValueOption[] {
+  const out: HeaderValueOption[] = [];
   const sorted = (r: Readonly<Record<string, string>> | undefined): [string, string][] =>
     Object.entries(r ?? {})
       .filter(([key]) => !(skipAuthority && isAuthority(key)))
@@ -147,9 +147,12 @@ export function authorityRewrite(headers: Headers | undefined): string | undefin
   return undefined;
 }
 
+/** The header manipulation fields a Route and a weighted ClusterWeight share. */
+export type HeaderFields = Pick<Route, 'request_headers_to_add' | 'request_headers_to_remove' | 'response_headers_to_add' | 'response_headers_to_remove'>;
+
 /** request/response header manipulation fields of a Route or a weighted ClusterWeight. */
-export function headerFields(headers: Headers | undefined): JsonObject {
-  const out: JsonObject = {};
+export function headerFields(headers: Headers | undefined): HeaderFields {
+  const out: HeaderFields = {};
   const requestAdd = headerOptions(headers?.request, true);
   const responseAdd = headerOptions(headers?.response, false);
   if (requestAdd.length > 0) out['request_headers_to_add'] = requestAdd;
@@ -163,8 +166,8 @@ export function hasHeaderOperations(headers: Headers | undefined): boolean {
   return Object.keys(headerFields(headers)).length > 0 || authorityRewrite(headers) !== undefined;
 }
 
-export function corsConfig(cors: CorsPolicy): JsonObject {
-  const body: JsonObject = {};
+export function corsConfig(cors: CorsPolicy): TypedAny<typeof CORS_POLICY_TYPE> {
+  const body: Cors_CorsPolicy = {};
   if (cors.allowOrigins?.length) {
     body['allow_origin_string_match'] = cors.allowOrigins.map(stringMatcher);
   }
@@ -176,7 +179,7 @@ export function corsConfig(cors: CorsPolicy): JsonObject {
   return typed(CORS_POLICY_TYPE, body);
 }
 
-const REDIRECT_CODES: Readonly<Record<number, string>> = {
+const REDIRECT_CODES: Readonly<Record<number, RedirectAction_RedirectResponseCode>> = {
   301: 'MOVED_PERMANENTLY',
   302: 'FOUND',
   303: 'SEE_OTHER',
@@ -184,8 +187,8 @@ const REDIRECT_CODES: Readonly<Record<number, string>> = {
   308: 'PERMANENT_REDIRECT',
 };
 
-export function redirectAction(redirect: HttpRedirect): JsonObject {
-  const out: JsonObject = {};
+export function redirectAction(redirect: HttpRedirect): RedirectAction {
+  const out: RedirectAction = {};
   if (redirect.uri) out['path_redirect'] = redirect.uri;
   if (redirect.authority) out['host_redirect'] = redirect.authority;
   if (redirect.port) out['port_redirect'] = redirect.port;

@@ -5,7 +5,7 @@ import { scopedPush } from '../../model/sidecar-scope.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
 import { DEFAULT_DOMAIN_SUFFIX, isHttpProtocol } from '../../model/service.ts';
 import type { OutboundTrafficMode } from '../../model/mesh-config.ts';
-import type { JsonObject } from '../proto-json.ts';
+import type { RouteConfiguration, VirtualHost } from '../envoy-types.generated.ts';
 import type { EnvoyResource } from '../resource.ts';
 import { internResource } from '../resource.ts';
 import { ROUTE_TYPE } from '../type-urls.ts';
@@ -36,10 +36,10 @@ function httpPortsOf(push: PushContext): number[] {
   });
 }
 
-function sidecarRouteConfig(push: PushContext, port: number, caller: RouteCaller): JsonObject {
+function sidecarRouteConfig(push: PushContext, port: number, caller: RouteCaller): RouteConfiguration {
   const proxyNamespace = caller.namespace;
   const used = new Set<string>();
-  const virtualHosts: JsonObject[] = [];
+  const virtualHosts: VirtualHost[] = [];
   for (const service of push.services) {
     const servicePort = service.ports.find((p) => p.port === port && isHttpProtocol(p.protocol));
     if (!servicePort) continue;
@@ -58,14 +58,14 @@ function sidecarRouteConfig(push: PushContext, port: number, caller: RouteCaller
 }
 
 /** Hosts outside the registry: passed through (ALLOW_ANY) or refused with 502, as Istio's `block_all` does (REGISTRY_ONLY). */
-function catchAllVirtualHost(mode: OutboundTrafficMode): JsonObject {
+function catchAllVirtualHost(mode: OutboundTrafficMode): VirtualHost {
   if (mode === 'REGISTRY_ONLY') {
     return { name: 'block_all', domains: ['*'], routes: [{ name: 'block_all', match: { prefix: '/' }, direct_response: { status: 502 } }] };
   }
   return { name: 'allow_any', domains: ['*'], routes: [{ name: 'allow_any', match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: '0s' } }] };
 }
 
-export function grpcRouteConfig(push: PushContext, name: string, service: Service, port: ServicePort, caller?: RouteCaller): JsonObject {
+export function grpcRouteConfig(push: PushContext, name: string, service: Service, port: ServicePort, caller?: RouteCaller): RouteConfiguration {
   const domains = [...new Set([name, service.hostname, `${service.hostname}:${port.port}`])];
   return {
     name,

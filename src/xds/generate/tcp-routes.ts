@@ -2,7 +2,7 @@
 import type { PushContext } from '../../model/push-context.ts';
 import type { TcpRoute } from '../../model/rules.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
-import type { JsonObject } from '../proto-json.ts';
+import type { TcpProxy, TcpProxy_WeightedCluster_ClusterWeight } from '../envoy-types.generated.ts';
 import { clusterName } from './names.ts';
 
 function routeApplies(route: TcpRoute, port: number): boolean {
@@ -11,8 +11,11 @@ function routeApplies(route: TcpRoute, port: number): boolean {
   return matches.length === 0 || matches.some((m) => (m.port === undefined || m.port === port) && (!m.gateways?.length || m.gateways.includes('mesh')));
 }
 
+/** Where a TcpProxy sends a connection: one cluster or weighted ones. */
+export type TcpProxyUpstream = Pick<TcpProxy, 'cluster' | 'weighted_clusters'>;
+
 /** `{cluster}` or `{weighted_clusters}` for the TcpProxy of a service port: the first tcp route that applies, else the service's own cluster. */
-export function tcpProxyUpstream(push: PushContext, service: Service, port: ServicePort): JsonObject {
+export function tcpProxyUpstream(push: PushContext, service: Service, port: ServicePort): TcpProxyUpstream {
   const own = { cluster: clusterName(port.port, service.hostname) };
   const vs = push.virtualServiceByHost.get(service.hostname);
   const route = vs?.tcp.find((r) => routeApplies(r, port.port));
@@ -24,5 +27,5 @@ export function tcpProxyUpstream(push: PushContext, service: Service, port: Serv
   });
   if (names.length === 0) return own;
   if (names.length === 1) return { cluster: names[0] ?? own.cluster };
-  return { weighted_clusters: { clusters: targets.map((t, i) => ({ name: names[i] ?? '', weight: t.weight ?? 0 })) } };
+  return { weighted_clusters: { clusters: targets.map((t, i): TcpProxy_WeightedCluster_ClusterWeight => ({ name: names[i] ?? '', weight: t.weight ?? 0 })) } };
 }
