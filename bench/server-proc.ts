@@ -85,6 +85,8 @@ const running = await serve({
   ...numberFromEnv('MESHPILOT_BENCH_TOTAL_HIGH_WATER', 'xdsTotalHighWaterBytes'),
   ...numberFromEnv('MESHPILOT_BENCH_CONCURRENCY', 'pushConcurrency'),
   xdsTransport: transport as XdsTransportKind,
+  // A loaded machine can leave the clients too busy to answer a PING within 10 s: MESHPILOT_BENCH_KEEPALIVE_TIMEOUT_MS.
+  xdsTransportTuning: numberFromEnv('MESHPILOT_BENCH_KEEPALIVE_TIMEOUT_MS', 'keepaliveTimeoutMs'),
 });
 running.store.publish('bench', mesh.snapshot(), 'synthetic mesh');
 running.pushController.flush();
