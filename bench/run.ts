@@ -11,6 +11,7 @@ import { ENVOY_TABLE_HEADER, EnvoyFleet, edsCounter, envoyRow, rdsCounter, type 
 import { expect, formatConvergence, percentiles, type Convergence } from './harness.ts';
 import type { ServerMessage, ServerReport } from './server-proc.ts';
 import { PORT, burstIndex, hostOf, meshShape } from './synthetic-mesh.ts';
+import { XDS_TRANSPORTS, type XdsTransportKind } from '../src/xds/server/transport.ts';
 
 interface Scenario {
   readonly name: string;
@@ -21,6 +22,8 @@ interface Scenario {
   /** Real Envoys beside them, measured apart. */
   readonly envoys?: number;
   readonly mode: 'sotw' | 'delta';
+  /** The gRPC server of meshpilot's xDS port. */
+  readonly transport: XdsTransportKind;
 }
 
 const quick = process.argv.includes('--quick');
@@ -29,8 +32,17 @@ const heapSnapshot = process.argv.includes('--heap-snapshot');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 const envoysFlag = process.argv.find((a) => a.startsWith('--envoys='))?.slice('--envoys='.length);
 const envoyCount = (n: number): number => (envoysFlag === undefined ? n : Number(envoysFlag));
+const transportFlag = process.argv.find((a) => a.startsWith('--transport='))?.slice('--transport='.length) ?? 'node-http2';
+if (!(XDS_TRANSPORTS as readonly string[]).includes(transportFlag)) throw new Error(`--transport is one of ${XDS_TRANSPORTS.join(', ')}`);
+const transport = transportFlag as XdsTransportKind;
+// The 2000-proxy scenarios on each transport in turn, side by side.
+const compareTransports = process.argv.includes('--compare-transports');
 
-const SCENARIOS: readonly Scenario[] = quick
+const COMPARED: readonly Scenario[] = (['sotw', 'delta'] as const).flatMap((mode) =>
+  XDS_TRANSPORTS.map((t) => ({ name: '1000 svc x 10 ep / 2000 proxies', services: 1000, endpoints: 10, proxies: 2000, mode, transport: t })),
+);
+
+const BY_SIZE: readonly Omit<Scenario, 'transport'>[] = quick
   ? [
       { name: '50 svc / 100 proxies', services: 50, endpoints: 10, proxies: 100, mode: 'sotw' },
       { name: '50 svc / 100 proxies', services: 50, endpoints: 10, proxies: 100, mode: 'delta' },
@@ -47,6 +59,8 @@ const SCENARIOS: readonly Scenario[] = quick
       { name: `1000 svc x 10 ep / 1000 light + ${envoyCount(50)} Envoy`, services: 1000, endpoints: 10, proxies: 1000, envoys: envoyCount(50), mode: 'sotw' },
       { name: `1000 svc x 10 ep / 1000 light + ${envoyCount(50)} Envoy`, services: 1000, endpoints: 10, proxies: 1000, envoys: envoyCount(50), mode: 'delta' },
     ];
+
+const SCENARIOS: readonly Scenario[] = compareTransports ? COMPARED : BY_SIZE.map((s) => ({ ...s, transport }));
 
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
 
@@ -98,7 +112,7 @@ async function converge(
 
 async function runScenario(s: Scenario): Promise<Record<string, unknown>> {
   const execArgv = ['--import', 'tsx', '--max-old-space-size=2048', ...(profile ? ['--cpu-prof', '--cpu-prof-dir=.bench/profiles'] : [])];
-  const server = spawnChild('./server-proc.ts', [String(s.services), String(s.endpoints)], execArgv);
+  const server = spawnChild('./server-proc.ts', [String(s.services), String(s.endpoints), s.transport], execArgv);
   const clientsArgv = ['--import', 'tsx', '--max-old-space-size=4096', ...(profile ? ['--cpu-prof', '--cpu-prof-dir=.bench/profiles/clients'] : [])];
   const clients = spawnChild('./clients-proc.ts', [], clientsArgv);
   const fleet = s.envoys ? new EnvoyFleet(spawnChild('./envoys-proc.ts', [], ['--import', 'tsx']), server, s.envoys) : undefined;
@@ -171,6 +185,7 @@ async function measure(s: Scenario, server: ChildProcess, clients: ChildProcess,
   return {
     scenario: s.name,
     mode: s.mode,
+    transport: s.transport,
     services: s.services,
     endpointsPerService: s.endpoints,
     proxies: s.proxies,
@@ -200,10 +215,37 @@ function row(r: Record<string, unknown>): string {
   const c = (k: string): Convergence => r[k] as Convergence;
   const conv = formatConvergence;
   return [
-    r['scenario'], r['mode'], r['initialSyncMs'], `${String(r['initialSyncCpuSeconds'])}/${String(r['initialSyncClientsCpuSeconds'])}`, r['floorMs'], r['syncOverFloor'],
+    r['scenario'], r['transport'] === 'node-http2' ? r['mode'] : `${String(r['mode'])}, ${String(r['transport'])}`, r['initialSyncMs'], `${String(r['initialSyncCpuSeconds'])}/${String(r['initialSyncClientsCpuSeconds'])}`, r['floorMs'], r['syncOverFloor'],
     conv(c('endpointChange')), conv(c('virtualServiceChange')), conv(c('burst100')),
     r['peakRssMB'], r['cpuSeconds'], r['bytesSentMB'],
   ].join(' | ');
+}
+
+/** Each mode's figures on each transport side by side, with grpc-js's over the hand-written one's. */
+function transportComparison(all: readonly Record<string, unknown>[]): string[] {
+  const [base, other] = XDS_TRANSPORTS;
+  const figures: [string, (r: Record<string, unknown>) => number | undefined][] = [
+    ['initial sync ms', (r) => r['initialSyncMs'] as number],
+    ['meshpilot CPU s to sync', (r) => r['initialSyncCpuSeconds'] as number],
+    ['peak RSS MB', (r) => r['peakRssMB'] as number],
+    ['meshpilot CPU s, whole run', (r) => r['cpuSeconds'] as number],
+    ...(['endpointChange', 'virtualServiceChange', 'burst100'] as const).flatMap((k) =>
+      (['p50', 'p99'] as const).map((q): [string, (r: Record<string, unknown>) => number | undefined] => [`${k} ${q} ms`, (r) => (r[k] as Convergence | undefined)?.[q]]),
+    ),
+  ];
+  const lines = [`| mode | figure | ${base} | ${other} | ${other} / ${base} |`, '|---|---|---|---|---|'];
+  for (const mode of ['sotw', 'delta']) {
+    const of = (t: string): Record<string, unknown> | undefined => all.find((r) => r['mode'] === mode && r['transport'] === t && r['error'] === undefined);
+    const a = of(base);
+    const b = of(other);
+    for (const [label, read] of figures) {
+      const x = a ? read(a) : undefined;
+      const y = b ? read(b) : undefined;
+      const ratio = x !== undefined && y !== undefined && x > 0 ? (y / x).toFixed(2) : '-';
+      lines.push(`| ${mode} | ${label} | ${String(x ?? 'failed')} | ${String(y ?? 'failed')} | ${ratio} |`);
+    }
+  }
+  return lines;
 }
 
 await mkdir('.bench', { recursive: true });
@@ -226,8 +268,9 @@ for (const scenario of SCENARIOS) {
     process.exitCode = 1;
   }
 }
+if (compareTransports) console.log(['', ...transportComparison(results)].join('\n'));
 if (envoyRows.length > 0) console.log(['', 'Real Envoys, beside the light clients above (p50/p99/max until meshpilot has the Envoy\'s ACK; in brackets, the last Envoy applied it, by its own update_time):', ...ENVOY_TABLE_HEADER, ...envoyRows].join('\n'));
-if (!only || only === 'ca') {
+if (!compareTransports && (!only || only === 'ca')) {
   try {
     const ca = await runCaBench({ quick });
     results.push({ scenario: 'ca', ...ca });
@@ -239,6 +282,6 @@ if (!only || only === 'ca') {
     process.exitCode = 1;
   }
 }
-const file = `.bench/results${quick ? '-quick' : ''}.json`;
+const file = `.bench/results${compareTransports ? '-transports' : quick ? '-quick' : ''}.json`;
 await writeFile(file, JSON.stringify({ at: new Date().toISOString(), node: process.version, results }, null, 2));
 console.log(`\nwritten to ${file}`);

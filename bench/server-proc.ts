@@ -11,6 +11,7 @@ import { parseProxy } from '../src/model/proxy.ts';
 import { generate } from '../src/xds/generate/index.ts';
 import { EnvoyResource } from '../src/xds/resource.ts';
 import type { XdsConnection } from '../src/xds/server/connection.ts';
+import type { XdsTransportKind } from '../src/xds/server/transport.ts';
 import { syncStatus } from '../src/xds/server/watch-state.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE } from '../src/xds/type-urls.ts';
 import { SyntheticMesh, burstIndex, meshShape } from './synthetic-mesh.ts';
@@ -59,7 +60,7 @@ const report = (r: ServerReport): void => {
   process.send?.(r);
 };
 
-const [services = '50', endpoints = '10'] = process.argv.slice(2);
+const [services = '50', endpoints = '10', transport = 'node-http2'] = process.argv.slice(2);
 
 function numberFromEnv<K extends string>(name: string, key: K): Partial<Record<K, number>> {
   const value = process.env[name];
@@ -83,6 +84,9 @@ const running = await serve({
   ...numberFromEnv('MESHPILOT_BENCH_HIGH_WATER', 'xdsHighWaterBytes'),
   ...numberFromEnv('MESHPILOT_BENCH_TOTAL_HIGH_WATER', 'xdsTotalHighWaterBytes'),
   ...numberFromEnv('MESHPILOT_BENCH_CONCURRENCY', 'pushConcurrency'),
+  xdsTransport: transport as XdsTransportKind,
+  // A loaded machine can leave the clients too busy to answer a PING within 10 s: MESHPILOT_BENCH_KEEPALIVE_TIMEOUT_MS.
+  xdsTransportTuning: numberFromEnv('MESHPILOT_BENCH_KEEPALIVE_TIMEOUT_MS', 'keepaliveTimeoutMs'),
 });
 running.store.publish('bench', mesh.snapshot(), 'synthetic mesh');
 running.pushController.flush();

@@ -22,6 +22,7 @@ import type { TransportLimits } from './xds/server/grpc-transport.ts';
 import { DEFAULT_TRANSPORT_LIMITS } from './xds/server/grpc-transport.ts';
 import { DEFAULT_HIGH_WATER_BYTES } from './xds/server/connection.ts';
 import { fanOutEvents } from './xds/server/connection-events.ts';
+import type { XdsTransportKind } from './xds/server/transport.ts';
 import type { RunningSecurity, SecureServeOptions } from './security/security.ts';
 import { startSecurity, systemNamespace } from './security/security.ts';
 
@@ -63,6 +64,8 @@ export interface ServeOptions {
   readonly xdsTransportTuning?: Partial<Pick<TransportLimits, 'messageTimeoutMs' | 'drainGraceMs' | 'minPingIntervalMs' | 'keepaliveMs' | 'keepaliveTimeoutMs'>>;
   /** A stream that sends no DiscoveryRequest within this long is closed. */
   readonly xdsFirstRequestTimeoutMs?: number;
+  /** The gRPC server of the plaintext xDS port: the hand-written one (default) or @grpc/grpc-js. */
+  readonly xdsTransport?: XdsTransportKind;
   /** Tests pass their own logger. */
   readonly log?: Logger;
   /** Log lines the logger's sink dropped, for /metrics. */
@@ -97,6 +100,7 @@ export const DEFAULT_SERVE_OPTIONS: Omit<ServeOptions, 'log'> = {
   // Istio's PILOT_MAX_REQUESTS_PER_SECOND idea: a restart of every proxy at once is spread out.
   xdsStreamsPerSecond: 100,
   xdsStreamBurst: 200,
+  xdsTransport: 'node-http2',
 };
 
 /** The transport's bounds from the serve options (absent ones keep the transport's defaults). */
@@ -152,6 +156,8 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
   convergence.onSample((sample) => {
     metrics.recordConvergence(sample);
   });
+  // grpc-js is loaded only when it is chosen.
+  const createTransport = options.xdsTransport === 'grpc-js' ? (await import('./xds/server/grpcjs-transport.ts')).createGrpcJsTransport : undefined;
   const adsServer: AdsServer = new AdsServer({
     generate,
     currentPush: () => pushController.current(),
@@ -161,6 +167,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     ...(options.xdsHighWaterBytes !== undefined ? { highWaterBytes: options.xdsHighWaterBytes } : {}),
     ...(options.xdsTotalHighWaterBytes !== undefined ? { totalHighWaterBytes: options.xdsTotalHighWaterBytes } : {}),
     transport: transportLimits(options),
+    ...(createTransport ? { createTransport } : {}),
     ...(options.xdsFirstRequestTimeoutMs !== undefined ? { firstRequestTimeoutMs: options.xdsFirstRequestTimeoutMs } : {}),
     ...(options.xdsStallMs !== undefined ? { stallMs: options.xdsStallMs } : {}),
   });

@@ -10,6 +10,7 @@ import { RawAdsClient } from './support/ads-client.ts';
 import { RawDeltaClient, type DeltaResponse } from './support/delta-client.ts';
 import { MeshDir } from './support/mesh-dir.ts';
 import { startMeshpilot } from './support/meshpilot.ts';
+import { XDS_TRANSPORTS } from '../src/xds/server/transport.ts';
 
 const SIDECAR = 'sidecar~10.244.0.60~productpage-v1-0.default~default.svc.cluster.local';
 const REVIEWS = 'outbound|9080||reviews.default.svc.cluster.local';
@@ -19,7 +20,8 @@ const SILENCE_MS = 250;
 
 const names = (r: DeltaResponse): string[] => r.resources.map((x) => x.name).sort();
 
-describe('Delta xDS protocol', () => {
+// Both gRPC servers of the xDS port speak the same protocol.
+for (const xdsTransport of XDS_TRANSPORTS) describe(`Delta xDS protocol (${xdsTransport})`, () => {
   let dir: MeshDir;
   let meshpilot: Awaited<ReturnType<typeof startMeshpilot>>;
   const clients: { close(): void }[] = [];
@@ -35,7 +37,7 @@ describe('Delta xDS protocol', () => {
   before(async () => {
     dir = await MeshDir.create();
     await cp(new URL('../fixtures/bookinfo', import.meta.url).pathname, dir.path, { recursive: true });
-    meshpilot = await startMeshpilot(dir.path);
+    meshpilot = await startMeshpilot(dir.path, { xdsTransport });
     meshpilot.store.publish('synthetic', extra.snapshot(), 'test mesh');
     meshpilot.pushController.flush();
   });

@@ -7,6 +7,7 @@ import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../src/x
 import { RawAdsClient, type Response } from './support/ads-client.ts';
 import { MeshDir, endpointSlice, pod, service } from './support/mesh-dir.ts';
 import { startMeshpilot } from './support/meshpilot.ts';
+import { XDS_TRANSPORTS } from '../src/xds/server/transport.ts';
 
 const SIDECAR = 'sidecar~10.244.0.50~productpage-v1-0.default~default.svc.cluster.local';
 const REVIEWS = 'outbound|9080||reviews.default.svc.cluster.local';
@@ -14,7 +15,8 @@ const SILENCE_MS = 250;
 
 const names = (r: Response): string[] => r.resources.map((x) => (x['name'] ?? x['cluster_name']) as string).sort();
 
-describe('SotW ADS protocol', () => {
+// Both gRPC servers of the xDS port speak the same protocol.
+for (const xdsTransport of XDS_TRANSPORTS) describe(`SotW ADS protocol (${xdsTransport})`, () => {
   let dir: MeshDir;
   let meshpilot: Awaited<ReturnType<typeof startMeshpilot>>;
   const clients: RawAdsClient[] = [];
@@ -27,7 +29,7 @@ describe('SotW ADS protocol', () => {
   before(async () => {
     dir = await MeshDir.create();
     await cp(new URL('../fixtures/bookinfo', import.meta.url).pathname, dir.path, { recursive: true });
-    meshpilot = await startMeshpilot(dir.path);
+    meshpilot = await startMeshpilot(dir.path, { xdsTransport });
   });
 
   after(async () => {
@@ -153,7 +155,7 @@ describe('SotW ADS protocol', () => {
   });
 
   it('gives a second meshpilot on the same files the same versions (content hashes)', async () => {
-    const other = await startMeshpilot(dir.path);
+    const other = await startMeshpilot(dir.path, { xdsTransport });
     try {
       const a = connect();
       const b = new RawAdsClient(other.xdsPort, SIDECAR);

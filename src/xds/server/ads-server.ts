@@ -14,8 +14,9 @@ import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './messages.
 import type { PushChange } from '../../push/proxy-scope.ts';
 import { FULL_CHANGE, scopeForProxy } from '../../push/proxy-scope.ts';
 import { SubscriptionPool } from './subscription.ts';
-import type { GrpcCall, TransportLimits, TransportStats } from './grpc-transport.ts';
+import type { GrpcCall, GrpcTransportOptions, TransportLimits, TransportStats } from './grpc-transport.ts';
 import { GrpcStatus, GrpcTransport } from './grpc-transport.ts';
+import type { XdsCall, XdsTransport } from './transport.ts';
 
 interface ServiceSpec {
   readonly service: string;
@@ -65,6 +66,8 @@ export interface AdsServerOptions {
   readonly totalHighWaterBytes?: number;
   /** Bounds of the gRPC transport (message size, buffers, streams, ages, rates). */
   readonly transport?: Partial<TransportLimits>;
+  /** The gRPC server of the plaintext port (default: the hand-written one over node:http2). */
+  readonly createTransport?: (options: GrpcTransportOptions) => XdsTransport;
   /** A stream that sends no DiscoveryRequest within this long is closed (it is not a proxy). */
   readonly firstRequestTimeoutMs?: number;
   /** A write unfinished this long marks its stream stalled: its bytes leave the shared budget. */
@@ -75,7 +78,7 @@ export interface AdsServerOptions {
  * Decides, from the call (its credentials) and the node its first request names, whether a
  * stream is served; a refusal ends it with that status. Requests wait until it has answered.
  */
-export type StreamGate = (call: GrpcCall, node: NodeInfo | undefined) => Promise<{ readonly status: number; readonly message: string } | undefined>;
+export type StreamGate<Call extends XdsCall = GrpcCall> = (call: Call, node: NodeInfo | undefined) => Promise<{ readonly status: number; readonly message: string } | undefined>;
 
 /** Requests a stream may send while its gate decides (a client sends one, then waits for an answer). */
 const MAX_WAITING_REQUESTS = 16;
@@ -84,7 +87,7 @@ const MAX_WAITING_REQUESTS = 16;
 export const DEFAULT_FIRST_REQUEST_TIMEOUT_MS = 30_000;
 
 export class AdsServer {
-  readonly #transport: GrpcTransport;
+  readonly #transport: XdsTransport;
   readonly #connections = new Map<string, XdsConnection>();
   readonly #subscriptions = new SubscriptionPool();
   readonly budget: WriteBudget;
@@ -102,12 +105,13 @@ export class AdsServer {
     this.#log = options.log;
     this.#scheduler = options.scheduler ?? IMMEDIATE;
     this.budget = new WriteBudget(options.totalHighWaterBytes ?? DEFAULT_TOTAL_HIGH_WATER_BYTES);
-    this.#transport = new GrpcTransport({ log: options.log, ...(options.transport ? { limits: options.transport } : {}) });
+    const transportOptions: GrpcTransportOptions = { log: options.log, ...(options.transport ? { limits: options.transport } : {}) };
+    this.#transport = options.createTransport?.(transportOptions) ?? new GrpcTransport(transportOptions);
     this.serveOn(this.#transport);
   }
 
   /** Serves the xDS services on `transport` too (the secure port), each stream admitted by `gate`. */
-  serveOn(transport: GrpcTransport, gate?: StreamGate): void {
+  serveOn<Call extends XdsCall>(transport: XdsTransport<Call>, gate?: StreamGate<Call>): void {
     for (const spec of SERVICES) {
       transport.handle(`/${spec.service}/${spec.sotw}`, (call) => {
         this.#handleCall(call, 'sotw', spec.onlyType, gate);
@@ -195,7 +199,7 @@ export class AdsServer {
     wakeWaiting(this.budget);
   }
 
-  #handleCall(call: GrpcCall, mode: StreamMode, onlyType: ResourceTypeUrl | undefined, gate?: StreamGate): void {
+  #handleCall<Call extends XdsCall>(call: Call, mode: StreamMode, onlyType: ResourceTypeUrl | undefined, gate?: StreamGate<Call>): void {
     const id = `${++this.#connectionCounter}`;
     const connection = new XdsConnection({
       id,

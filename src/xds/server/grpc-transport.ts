@@ -10,6 +10,8 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { CallLimits, ReceiveBudget, ReceiveCounters } from './grpc-call.ts';
 import { GrpcCall, GrpcStatus, Scratch, encodeGrpcMessage } from './grpc-call.ts';
+import { StreamAdmission } from './stream-admission.ts';
+import type { XdsTransport } from './transport.ts';
 
 export { GrpcCall, GrpcStatus } from './grpc-call.ts';
 export type { PeerCertificate } from './grpc-call.ts';
@@ -94,7 +96,7 @@ interface SessionState {
   lastPingAt: number | undefined;
 }
 
-export class GrpcTransport {
+export class GrpcTransport implements XdsTransport<GrpcCall> {
   readonly #server: http2.Http2Server | http2.Http2SecureServer;
   readonly #handlers = new Map<string, { handler: (call: GrpcCall) => void; rateLimited: boolean }>();
   readonly #sessions = new Map<http2.ServerHttp2Session, SessionState>();
@@ -108,14 +110,13 @@ export class GrpcTransport {
   #sessionErrors = 0;
   #tooManyPings = 0;
   #maxAgeGoaways = 0;
-  #tokens: number;
-  #tokensAt = performance.now();
+  readonly #admission: StreamAdmission;
 
   constructor(options: GrpcTransportOptions) {
     this.#log = options.log;
     this.#limits = { ...DEFAULT_TRANSPORT_LIMITS, ...options.limits };
     this.#callLimits = { maxMessageBytes: this.#limits.maxMessageBytes, messageTimeoutMs: this.#limits.messageTimeoutMs };
-    this.#tokens = this.#limits.streamBurst;
+    this.#admission = new StreamAdmission(this.#limits.streamsPerSecond, this.#limits.streamBurst);
     const http2Options: http2.ServerOptions = {
       // Each stream is one proxy's ADS; many share a connection only behind a proxy. Past the
       // limit, node:http2 refuses a stream with REFUSED_STREAM until the client has acknowledged
@@ -297,18 +298,6 @@ export class GrpcTransport {
     };
   }
 
-  /** A token bucket: `streamsPerSecond` refill, `streamBurst` deep. */
-  #admit(): boolean {
-    const rate = this.#limits.streamsPerSecond;
-    if (rate <= 0) return true;
-    const now = performance.now();
-    this.#tokens = Math.min(Math.max(1, this.#limits.streamBurst), this.#tokens + ((now - this.#tokensAt) * rate) / 1000);
-    this.#tokensAt = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
-    return true;
-  }
-
   #route(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     const state = this.#sessions.get(stream.session as http2.ServerHttp2Session);
     if (!state || state.draining) {
@@ -329,7 +318,7 @@ export class GrpcTransport {
       trailersOnly(stream, GrpcStatus.UNIMPLEMENTED, `unknown method ${path.slice(0, 200)}`);
       return;
     }
-    if (route.rateLimited && !this.#admit()) {
+    if (route.rateLimited && !this.#admission.admit()) {
       this.#refused.set('rate', (this.#refused.get('rate') ?? 0) + 1);
       trailersOnly(stream, GrpcStatus.UNAVAILABLE, 'too many new xDS streams right now; retry with backoff');
       return;
