@@ -16,7 +16,6 @@ import { registerProxyConfigCommand } from './commands/proxy-config.ts';
 import { registerProxyStatusCommand } from './commands/proxy-status.ts';
 import { inCluster } from './sources/kube/in-cluster.ts';
 import { parseNamespaces, selectSources, SOURCE_KINDS, type SourceKind } from './sources/kube/select.ts';
-import { XDS_TRANSPORTS, type XdsTransportKind } from './xds/server/transport.ts';
 
 function port(value: string): number {
   const n = Number(value);
@@ -97,7 +96,6 @@ program
   )
   .addOption(new Option('--xds-stream-rate <n>', 'new xDS streams admitted per second; beyond, UNAVAILABLE and the client retries (0: no limit)').default(d.xdsStreamsPerSecond).argParser(nonNegative).env('MESHPILOT_XDS_STREAM_RATE'))
   .addOption(new Option('--xds-stream-burst <n>', 'new xDS streams admitted at once above the rate').default(d.xdsStreamBurst).argParser(positiveInteger).env('MESHPILOT_XDS_STREAM_BURST'))
-  .addOption(new Option('--xds-transport <kind>', 'gRPC server of the plaintext xDS port: node-http2 (writes one shared buffer to every stream) or grpc-js (@grpc/grpc-js)').default(d.xdsTransport).choices(XDS_TRANSPORTS).env('MESHPILOT_XDS_TRANSPORT'))
   .addOption(new Option('--source <kind>', 'where services and rules come from: file (--config-dir) or kube (the Kubernetes API)').choices(SOURCE_KINDS).env('MESHPILOT_SOURCE'))
   .addOption(new Option('--kubeconfig <file>', 'watch the cluster this kubeconfig points at (in a pod: its service account)').env('MESHPILOT_KUBECONFIG'))
   .addOption(new Option('--namespaces <list>', 'comma-separated namespaces to watch (default: all)').argParser(parseNamespaces).env('MESHPILOT_NAMESPACES'))
@@ -108,7 +106,7 @@ program
   .addOption(new Option('--ca-max-ttl <duration>', 'longest lifetime a workload certificate may ask for').default('2160h').argParser(duration).env('MESHPILOT_CA_MAX_TTL'))
   .addOption(new Option('--system-namespace <namespace>', "meshpilot's namespace (its CA Secrets, its serving names); in a pod, the pod's namespace").env('MESHPILOT_SYSTEM_NAMESPACE'))
   .addOption(new Option('--secure-dns-names <list>', 'comma-separated extra DNS names of the secure port\'s certificate').argParser(parseNamespaces).env('MESHPILOT_SECURE_DNS_NAMES'))
-  .action(async (flags: { securePort: number | 'off'; caDir?: string; caRootDir?: string; caCertTtl: number | string; caMaxTtl: number | string; systemNamespace?: string; secureDnsNames?: string[]; configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; adminTokenFile?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; pushConcurrency: number; xdsStreamBuffer: number; xdsTotalBuffer: number; xdsMaxMessageBytes: number; xdsMaxConnectionBuffer: number; xdsMaxStreams: number; xdsMaxConnectionAge: number | string; xdsStallTime: number | string; xdsStreamRate: number; xdsStreamBurst: number; xdsTransport: XdsTransportKind; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[] }, command: Command) => {
+  .action(async (flags: { securePort: number | 'off'; caDir?: string; caRootDir?: string; caCertTtl: number | string; caMaxTtl: number | string; systemNamespace?: string; secureDnsNames?: string[]; configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; adminTokenFile?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; pushConcurrency: number; xdsStreamBuffer: number; xdsTotalBuffer: number; xdsMaxMessageBytes: number; xdsMaxConnectionBuffer: number; xdsMaxStreams: number; xdsMaxConnectionAge: number | string; xdsStallTime: number | string; xdsStreamRate: number; xdsStreamBurst: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[] }, command: Command) => {
     const logSink = new LogSink();
     const log = createLogger(flags.logLevel, logSink);
     const exit = (code: number): never => {
