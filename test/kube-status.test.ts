@@ -1,0 +1,138 @@
+// Two meshpilot replicas watch one (fake) cluster. The one that wins the Lease writes each Istio
+// object's problems into its status as Istio's validationMessages, clears them once the object is
+// fixed, writes nothing when the status already says it, and the other replica takes over when it
+// stops. Every status write is counted per replica on the API server's side.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { KubeMeshpilot } from './support/fake-kube-api-meshpilot.ts';
+import { objectsFromDirectory, startMeshpilotOnKube } from './support/fake-kube-api-meshpilot.ts';
+import { FakeKubeApi, ISTIO_SECURITY_CRDS, istioCrds, type KubeObject } from './support/fake-kube-api.ts';
+import { eventually } from './support/mesh-dir.ts';
+import { startMeshpilot } from './support/meshpilot.ts';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const NS = 'default';
+const FAST_ELECTION = { leaseDurationMs: 1200, renewDeadlineMs: 800, retryPeriodMs: 100 };
+const STATUS = '/status';
+
+function virtualService(name: string, host: string, subset: string): KubeObject {
+  return {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'VirtualService',
+    metadata: { name, namespace: NS },
+    spec: { hosts: [host], http: [{ route: [{ destination: { host, subset } }] }] },
+  };
+}
+
+const ratingsRule: KubeObject = { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'ratings', namespace: NS }, spec: { host: 'ratings', subsets: [{ name: 'v1', labels: { version: 'v1' } }] } };
+const brokenDetailsRule: KubeObject = {
+  apiVersion: 'networking.istio.io/v1',
+  kind: 'DestinationRule',
+  metadata: { name: 'details', namespace: NS },
+  spec: { host: 'details', trafficPolicy: { loadBalancer: { simple: 'FASTEST' } } },
+};
+
+interface LeaderZ {
+  election: { identity: string; leader: string | null; leading: boolean } | null;
+  status: { written: number; pending: number } | null;
+  why: string | null;
+}
+
+describe('status written back by the leader, as Istio writes validationMessages', () => {
+  let api: FakeKubeApi;
+  const replicas = new Map<string, KubeMeshpilot>();
+
+  const leaderz = async (replica: Pick<KubeMeshpilot, 'admin'>): Promise<LeaderZ> => (await (await replica.admin('/debug/leaderz')).json()) as LeaderZ;
+  const statusOf = (kind: string, name: string): Record<string, unknown> | undefined => api.get(kind, NS, name)?.['status'] as Record<string, unknown> | undefined;
+  const statusWrites = (user: string): number => api.writesBy(user, STATUS).length;
+  const leaderUser = async (): Promise<string> =>
+    eventually(async () => {
+      for (const [user, replica] of replicas) if ((await leaderz(replica)).election?.leading) return user;
+      return undefined;
+    }, 10_000, 'a leader');
+  /** Waits until nothing is queued for a write and the status is as expected. */
+  const settled = async (user: string, check: () => boolean, what: string): Promise<void> => {
+    const replica = replicas.get(user);
+    assert.ok(replica);
+    await eventually(async () => ((await leaderz(replica)).status?.pending === 0 && check() ? true : undefined), 10_000, what);
+  };
+
+  before(async () => {
+    api = await FakeKubeApi.start();
+    for (const crd of [...istioCrds(), ...ISTIO_SECURITY_CRDS]) api.installCrd(crd);
+    const bookinfo = await objectsFromDirectory(join(ROOT, 'fixtures/bookinfo'));
+    api.applyAll(bookinfo.filter((object) => !String(object['apiVersion']).includes('istio.io')));
+    api.applyAll([ratingsRule, virtualService('ratings', 'ratings', 'v9'), brokenDetailsRule]);
+    for (const user of ['meshpilot-a', 'meshpilot-b']) {
+      replicas.set(user, await startMeshpilotOnKube(api, { user, serve: { podName: user, systemNamespace: 'meshpilot-system', leaderElection: FAST_ELECTION } }));
+    }
+  });
+
+  after(async () => {
+    await Promise.all([...replicas.values()].map((replica) => replica.close()));
+    await api.close();
+  });
+
+  it('the leader writes each problem as an Istio analysis message, with the generation it is about', async () => {
+    const leader = await leaderUser();
+    await settled(leader, () => statusOf('DestinationRule', 'details') !== undefined && statusOf('VirtualService', 'ratings') !== undefined, 'statuses written');
+    assert.deepEqual(statusOf('VirtualService', 'ratings'), {
+      observedGeneration: 1,
+      validationMessages: [{ documentationUrl: 'https://istio.io/latest/docs/reference/config/analysis/ist0101/', level: 'ERROR', type: { code: 'IST0101', name: 'ReferencedResourceNotFound' } }],
+    });
+    assert.deepEqual(statusOf('DestinationRule', 'details'), {
+      observedGeneration: 1,
+      validationMessages: [{ documentationUrl: 'https://istio.io/latest/docs/reference/config/analysis/ist0106/', level: 'ERROR', type: { code: 'IST0106', name: 'SchemaValidationError' } }],
+    });
+    assert.equal(statusOf('DestinationRule', 'ratings'), undefined, 'an object without problems gets no status write');
+    const follower = [...replicas.keys()].find((user) => user !== leader) ?? '';
+    assert.equal(statusWrites(follower), 0, 'the follower wrote no status');
+    assert.equal(statusWrites(leader), 2, 'one write per object with problems');
+    // The spec was not touched by the status writes.
+    assert.equal((api.get('VirtualService', NS, 'ratings')?.['metadata'] as { generation: number }).generation, 1);
+  });
+
+  it('a fix clears the messages, and a push that changes nothing writes nothing', async () => {
+    const leader = await leaderUser();
+    api.apply(virtualService('ratings', 'ratings', 'v1'));
+    await settled(leader, () => statusOf('VirtualService', 'ratings')?.['validationMessages'] === undefined, 'messages cleared');
+    assert.deepEqual(statusOf('VirtualService', 'ratings'), { observedGeneration: 2 });
+    const writes = statusWrites(leader);
+    const replica = replicas.get(leader);
+    assert.ok(replica);
+    const pushBefore = ((await (await replica.admin('/debug/push_status')).json()) as { pushSequence: number }).pushSequence;
+    api.apply({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'extra', namespace: NS }, spec: { ports: [{ name: 'http', port: 80 }] } });
+    await eventually(async () => (((await (await replica.admin('/debug/push_status')).json()) as { pushSequence: number }).pushSequence > pushBefore ? true : undefined), 10_000, 'a push');
+    await settled(leader, () => true, 'nothing pending');
+    assert.equal(statusWrites(leader), writes, 'no status write for a push that changes no object\'s messages');
+  });
+
+  it('when the leader stops, the other replica takes over and writes from then on; never both', async () => {
+    const leader = await leaderUser();
+    const follower = [...replicas.keys()].find((user) => user !== leader) ?? '';
+    await replicas.get(leader)?.close();
+    replicas.delete(leader);
+    const writesBeforeHandover = statusWrites(leader);
+    assert.equal(await leaderUser(), follower);
+    api.apply(virtualService('reviews', 'reviews', 'v7'));
+    await settled(follower, () => statusOf('VirtualService', 'reviews') !== undefined, 'the new leader writes');
+    assert.deepEqual((statusOf('VirtualService', 'reviews')?.['validationMessages'] as { type: { code: string } }[]).map((m) => m.type.code), ['IST0101']);
+    assert.equal(statusWrites(leader), writesBeforeHandover, 'the stopped replica wrote nothing more');
+    assert.equal(statusWrites(follower), 1, 'the new leader wrote only what changed');
+    // Only users that made writes: never a third party, and never the follower before it led.
+    assert.deepEqual(new Set(api.requests.filter((r) => r.path.endsWith(STATUS) && r.method !== 'GET').map((r) => r.user)), new Set([leader, follower]));
+  });
+
+  it('without Kubernetes nothing is elected, and the problems stay in /debug/configz', async () => {
+    const meshpilot = await startMeshpilot(join(ROOT, 'fixtures/bookinfo'));
+    try {
+      const body = await leaderz(meshpilot);
+      assert.equal(body.election, null);
+      assert.equal(body.status, null);
+      assert.match(body.why ?? '', /no Kubernetes source/);
+    } finally {
+      await meshpilot.close();
+    }
+  });
+});
