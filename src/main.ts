@@ -294,7 +294,7 @@ async function startStatusWriting(
   currentPush: () => ReturnType<PushController['current']>,
   log: Logger,
 ): Promise<{ elector: LeaderElector; writer: StatusWriter }> {
-  const [{ LeaderElector, holderIdentity }, { StatusWriter }] = await Promise.all([import('./sources/kube/leader-election.ts'), import('./sources/kube/status-writer.ts')]);
+  const [{ LeaderElector, holderIdentity }, { StatusWriter, DEFAULT_STATUS_WRITER_TUNING }] = await Promise.all([import('./sources/kube/leader-election.ts'), import('./sources/kube/status-writer.ts')]);
   const elector = new LeaderElector({
     connection,
     namespace,
@@ -302,6 +302,8 @@ async function startStatusWriting(
     ...(options.leaderElection ? { timing: options.leaderElection } : {}),
     log: log.child({ component: 'leader-election' }),
   });
-  const writer = new StatusWriter({ connection, source, elector, currentPush, log: log.child({ component: 'status' }), ...(options.statusWriterTuning ? { tuning: options.statusWriterTuning } : {}) });
+  // A write begun as leader ends before a successor can have taken over (lease duration minus renew deadline later).
+  const timeoutMs = Math.min(DEFAULT_STATUS_WRITER_TUNING.timeoutMs, elector.timing.leaseDurationMs - elector.timing.renewDeadlineMs);
+  const writer = new StatusWriter({ connection, source, elector, currentPush, log: log.child({ component: 'status' }), tuning: { timeoutMs, ...options.statusWriterTuning } });
   return { elector, writer };
 }

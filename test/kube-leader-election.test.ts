@@ -17,7 +17,8 @@ import { FakeKubeApi, istioCrds } from './support/fake-kube-api.ts';
 import { eventually } from './support/mesh-dir.ts';
 
 const NAMESPACE = 'meshpilot-system';
-const FAST: LeaderElectionTiming = { leaseDurationMs: 800, renewDeadlineMs: 500, retryPeriodMs: 100 };
+// Short, with room for a busy machine's event-loop stalls: a leader renews 15 times per lease duration.
+const FAST: LeaderElectionTiming = { leaseDurationMs: 1500, renewDeadlineMs: 1000, retryPeriodMs: 100 };
 const LEASE_PATH = `/apis/coordination.k8s.io/v1/namespaces/${NAMESPACE}/leases/${STATUS_LEADER_LEASE}`;
 
 interface Replica {

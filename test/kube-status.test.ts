@@ -5,6 +5,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { ValidationIssue } from '../src/model/rules.ts';
+import type { StatusTarget } from '../src/sources/kube/kube-source.ts';
+import { istioMessageType, statusToWrite, validationMessage } from '../src/sources/kube/validation-messages.ts';
 import type { KubeMeshpilot } from './support/fake-kube-api-meshpilot.ts';
 import { objectsFromDirectory, startMeshpilotOnKube } from './support/fake-kube-api-meshpilot.ts';
 import { FakeKubeApi, ISTIO_SECURITY_CRDS, istioCrds, type KubeObject } from './support/fake-kube-api.ts';
@@ -13,7 +16,8 @@ import { startMeshpilot } from './support/meshpilot.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const NS = 'default';
-const FAST_ELECTION = { leaseDurationMs: 1200, renewDeadlineMs: 800, retryPeriodMs: 100 };
+// The leader hands over by releasing the Lease, so only the retry period sets the pace.
+const FAST_ELECTION = { leaseDurationMs: 5000, renewDeadlineMs: 3000, retryPeriodMs: 100 };
 const STATUS = '/status';
 
 function virtualService(name: string, host: string, subset: string): KubeObject {
@@ -89,6 +93,8 @@ describe('status written back by the leader, as Istio writes validationMessages'
     const follower = [...replicas.keys()].find((user) => user !== leader) ?? '';
     assert.equal(statusWrites(follower), 0, 'the follower wrote no status');
     assert.equal(statusWrites(leader), 2, 'one write per object with problems');
+    const gauge = async (user: string): Promise<string | undefined> => /^leader_election_master_status\{name="meshpilot-status-leader"\} (\d)$/m.exec(await (await replicas.get(user)?.admin('/metrics'))?.text() ?? '')?.[1];
+    assert.deepEqual([await gauge(leader), await gauge(follower)], ['1', '0']);
     // The spec was not touched by the status writes.
     assert.equal((api.get('VirtualService', NS, 'ratings')?.['metadata'] as { generation: number }).generation, 1);
   });
@@ -134,5 +140,52 @@ describe('status written back by the leader, as Istio writes validationMessages'
     } finally {
       await meshpilot.close();
     }
+  });
+});
+
+describe("meshpilot's problems as Istio's analysis messages", () => {
+  const issue = (code: ValidationIssue['code'], path = 'spec', severity: ValidationIssue['severity'] = 'warning'): ValidationIssue => ({ code, path, severity, message: 'm' });
+  const target = (status: Record<string, unknown> | undefined, generation = 3): StatusTarget => ({
+    key: 'VirtualService/default/reviews',
+    group: 'networking.istio.io',
+    version: 'v1',
+    plural: 'virtualservices',
+    kind: 'VirtualService',
+    namespace: 'default',
+    name: 'reviews',
+    path: '/apis/networking.istio.io/v1/namespaces/default/virtualservices/reviews',
+    generation,
+    resourceVersion: '7',
+    status,
+  });
+  const ist0101 = validationMessage('VirtualService', issue('MP_REF_UNKNOWN', 'spec.http[0].route[0].destination.subset', 'error'));
+
+  it('maps each code to the message Istio gives, or keeps meshpilot\'s own where Istio has none', () => {
+    const table: [string, ValidationIssue, string | undefined][] = [
+      ['VirtualService', issue('MP_REF_UNKNOWN'), 'IST0101'],
+      ['DestinationRule', issue('MP_RULE_INVALID', 'spec.trafficPolicy', 'error'), 'IST0106'],
+      ['Sidecar', issue('MP_OBJECT_INVALID', 'metadata.name', 'error'), 'IST0106'],
+      ['VirtualService', issue('MP_RULE_CONFLICT', 'spec.hosts[0]'), 'IST0109'],
+      ['DestinationRule', issue('MP_RULE_CONFLICT', 'spec.subsets[0].name'), undefined],
+      ['Sidecar', issue('MP_SIDECAR_CONFLICT', 'spec.workloadSelector.labels'), 'IST0110'],
+      ['Sidecar', issue('MP_SIDECAR_CONFLICT', 'spec.workloadSelector'), 'IST0111'],
+      ['DestinationRule', issue('MP_MTLS_CONFLICT', 'spec.trafficPolicy.tls.mode'), 'IST0113'],
+      ['VirtualService', issue('MP_RULE_WARNING', 'spec.http[0].mirrorPercent'), 'IST0133'],
+      ['AuthorizationPolicy', issue('MP_RULE_INEFFECTIVE', 'spec.rules'), 'IST0167'],
+      ['DestinationRule', issue('MP_RULE_INEFFECTIVE', 'spec.subsets[1].labels'), 'IST0173'],
+      ['VirtualService', issue('MP_UNSUPPORTED', 'spec.http[0].retries.backoff'), undefined],
+    ];
+    for (const [kind, problem, code] of table) assert.equal(istioMessageType(kind, problem)?.code, code, `${kind} ${problem.code} ${problem.path}`);
+    assert.deepEqual(validationMessage('VirtualService', issue('MP_UNSUPPORTED')), { level: 'WARNING', type: { code: 'MP_UNSUPPORTED' } });
+  });
+
+  it('writes only what changes the status, for the generation the findings are about, keeping other fields', () => {
+    const findings = { generation: 3, messages: [ist0101] };
+    assert.deepEqual(statusToWrite(target(undefined), findings), { observedGeneration: 3, validationMessages: [ist0101] });
+    assert.equal(statusToWrite(target(undefined, 4), findings), undefined, 'findings about another generation wait for the next push');
+    assert.equal(statusToWrite(target({ observedGeneration: '3', validationMessages: [{ type: { name: ist0101.type.name, code: 'IST0101' }, level: 'ERROR', documentationUrl: ist0101.documentationUrl }] }), findings), undefined, 'the same messages in another key order, observedGeneration as a string');
+    assert.equal(statusToWrite(target(undefined), { generation: 3, messages: [] }), undefined, 'no messages and none shown: nothing to write');
+    assert.deepEqual(statusToWrite(target({ conditions: [{ type: 'Reconciled' }], observedGeneration: 2, validationMessages: [ist0101] }), { generation: 3, messages: [] }), { conditions: [{ type: 'Reconciled' }], observedGeneration: 3 });
+    assert.deepEqual(statusToWrite(target({ validationMessages: [ist0101] }), undefined), { observedGeneration: 3 }, 'an object the model no longer speaks of is cleared');
   });
 });

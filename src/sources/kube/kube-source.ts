@@ -149,6 +149,10 @@ export class KubeSource {
     return [...this.#statusTargets.values()];
   }
 
+  statusTarget(key: string): StatusTarget | undefined {
+    return this.#statusTargets.get(key);
+  }
+
   /** Called on every add, update (status-only ones too) and removal of a status target. */
   onStatusTarget(listener: StatusTargetListener): () => void {
     this.#statusListeners.add(listener);

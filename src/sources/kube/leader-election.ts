@@ -122,8 +122,8 @@ export class LeaderElector {
     this.namespace = options.namespace;
     this.name = options.name ?? STATUS_LEADER_LEASE;
     this.identity = options.identity ?? holderIdentity();
-    // A call may take at most the retry period: a renewal loop never falls behind its deadline.
-    this.#api = apiClient(options.connection, CoordinationV1Api, Math.max(1, this.timing.retryPeriodMs));
+    // Two calls (a read and an update) fit in one renew deadline.
+    this.#api = apiClient(options.connection, CoordinationV1Api, this.timing.renewDeadlineMs / 2);
     this.#log = options.log.child({ lease: `${this.namespace}/${this.name}`, identity: this.identity });
   }
 

@@ -38,7 +38,7 @@ export interface StatusWriterStats {
 
 export interface StatusWriterOptions {
   readonly connection: KubeConnection;
-  readonly source: Pick<KubeSource, 'statusTargets' | 'onStatusTarget'>;
+  readonly source: Pick<KubeSource, 'statusTargets' | 'statusTarget' | 'onStatusTarget'>;
   readonly elector: Pick<LeaderElector, 'leading' | 'onLeadingChange'>;
   readonly currentPush: () => PushContext | undefined;
   readonly log: Logger;
@@ -186,11 +186,11 @@ export class StatusWriter {
       const [key] = this.#queue;
       if (key === undefined || !this.#mayWrite()) return;
       this.#queue.delete(key);
-      const target = this.#options.source.statusTargets().find((candidate) => candidate.key === key);
+      const target = this.#options.source.statusTarget(key);
       if (!target || !this.#wanted(target)) continue;
       await this.#takeToken();
       // Leadership and the object are read again after the wait: either may have changed.
-      const current = this.#options.source.statusTargets().find((candidate) => candidate.key === key);
+      const current = this.#options.source.statusTarget(key);
       const status = current && this.#wanted(current);
       if (!current || !status || !this.#mayWrite()) continue;
       await this.#write(current, status);
