@@ -3,10 +3,16 @@
 // fixed, writes nothing when the status already says it, and the other replica takes over when it
 // stops. Every status write is counted per replica on the API server's side.
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import type { PushContext } from '../src/model/push-context.ts';
 import type { ValidationIssue } from '../src/model/rules.ts';
+import { connect } from '../src/sources/kube/kube-api.ts';
 import type { StatusTarget } from '../src/sources/kube/kube-source.ts';
+import { StatusWriter, type StatusWriterTuning } from '../src/sources/kube/status-writer.ts';
 import { istioMessageType, statusToWrite, validationMessage } from '../src/sources/kube/validation-messages.ts';
 import type { KubeMeshpilot } from './support/fake-kube-api-meshpilot.ts';
 import { objectsFromDirectory, startMeshpilotOnKube } from './support/fake-kube-api-meshpilot.ts';
@@ -187,5 +193,81 @@ describe("meshpilot's problems as Istio's analysis messages", () => {
     assert.equal(statusToWrite(target(undefined), { generation: 3, messages: [] }), undefined, 'no messages and none shown: nothing to write');
     assert.deepEqual(statusToWrite(target({ conditions: [{ type: 'Reconciled' }], observedGeneration: 2, validationMessages: [ist0101] }), { generation: 3, messages: [] }), { conditions: [{ type: 'Reconciled' }], observedGeneration: 3 });
     assert.deepEqual(statusToWrite(target({ validationMessages: [ist0101] }), undefined), { observedGeneration: 3 }, 'an object the model no longer speaks of is cleared');
+  });
+});
+
+describe('the status writer, against the API server', () => {
+  let api: FakeKubeApi;
+  let dir: string;
+  const names = ['a', 'b', 'c', 'd', 'e'];
+  const path = (name: string): string => `/apis/networking.istio.io/v1/namespaces/${NS}/virtualservices/${name}`;
+
+  before(async () => {
+    api = await FakeKubeApi.start();
+    for (const crd of istioCrds()) api.installCrd(crd);
+    dir = await mkdtemp(join(tmpdir(), 'meshpilot-status-writer-'));
+  });
+
+  after(async () => {
+    await api.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** A writer over VirtualServices `names`, each with an IST0101 finding at generation 1; always leading. */
+  async function writer(user: string, tuning: Partial<StatusWriterTuning>): Promise<StatusWriter> {
+    for (const name of names) api.apply(virtualService(name, name, 'v9'));
+    const kubeconfig = join(dir, `${user}.kubeconfig`);
+    await api.writeKubeconfig(kubeconfig, user);
+    const target = (key: string): StatusTarget | undefined => {
+      const name = key.split('/')[2] ?? '';
+      const object = api.get('VirtualService', NS, name);
+      if (!object) return undefined;
+      const meta = object.metadata as { generation: number; resourceVersion: string };
+      const status = object['status'] as Record<string, unknown> | undefined;
+      return { key, group: 'networking.istio.io', version: 'v1', plural: 'virtualservices', kind: 'VirtualService', namespace: NS, name, path: path(name), generation: meta.generation, resourceVersion: meta.resourceVersion, status };
+    };
+    const keys = names.map((name) => `VirtualService/${NS}/${name}`);
+    const issue: ValidationIssue = { code: 'MP_REF_UNKNOWN', severity: 'error', path: 'spec.http[0].route[0].destination.subset', message: 'm' };
+    const push = {
+      sequence: 1,
+      ruleStatus: new Map(names.map((name) => [name, { rule: { meta: { kind: 'VirtualService', namespace: NS, name, source: { origin: 'kube', location: path(name), generation: 1 } } }, issues: [issue], applied: true }])),
+      rejected: [],
+      objectWarnings: [],
+      services: [],
+    } as unknown as PushContext;
+    const statusWriter = new StatusWriter({
+      connection: connect(kubeconfig),
+      source: { statusTargets: () => keys.map(target).filter((t) => t !== undefined), statusTarget: target, onStatusTarget: () => () => undefined },
+      elector: { leading: true, onLeadingChange: () => () => undefined },
+      currentPush: () => push,
+      log: pino({ level: 'silent' }),
+      tuning,
+    });
+    statusWriter.start();
+    return statusWriter;
+  }
+
+  it('writes at most its burst at once; the rest wait for tokens', async () => {
+    const statusWriter = await writer('bounded', { burst: 2, writesPerSecond: 0.5 });
+    try {
+      await eventually(() => (statusWriter.stats().written === 2 ? true : undefined), 5000, 'the burst');
+      assert.equal(api.writesBy('bounded', STATUS).length, 2, 'two writes, then the bucket is empty');
+      assert.ok(names.filter((name) => api.get('VirtualService', NS, name)?.['status'] === undefined).length === 3, 'three objects wait');
+    } finally {
+      await statusWriter.stop();
+    }
+  });
+
+  it('retries a failed write with backoff, and succeeds once the API server answers again', async () => {
+    api.refuseUser('retrying');
+    const statusWriter = await writer('retrying', { backoffInitialMs: 50, backoffMaxMs: 200 });
+    try {
+      await eventually(() => (statusWriter.stats().failed >= names.length * 2 ? true : undefined), 5000, 'failed writes, retried');
+      assert.match(statusWriter.stats().lastError ?? '', /^VirtualService default\/[a-e]: /);
+      api.refuseUser('retrying', false);
+      await eventually(() => (names.every((name) => api.get('VirtualService', NS, name)?.['status'] !== undefined) ? true : undefined), 5000, 'every status written');
+    } finally {
+      await statusWriter.stop();
+    }
   });
 });

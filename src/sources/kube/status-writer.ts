@@ -51,8 +51,6 @@ interface Written {
   readonly status: string;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 export class StatusWriter {
   readonly #options: StatusWriterOptions;
   readonly #tuning: StatusWriterTuning;
@@ -71,6 +69,8 @@ export class StatusWriter {
   #lastWriteAt: Date | undefined;
   #lastError: string | undefined;
   #failing = false;
+  /** Ends a wait for a token at once (on stop). */
+  #wake: (() => void) | undefined;
 
   constructor(options: StatusWriterOptions) {
     this.#options = options;
@@ -141,6 +141,7 @@ export class StatusWriter {
     this.#stopped = true;
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
     this.#clear();
+    this.#wake?.();
     await this.#working;
   }
 
@@ -202,8 +203,9 @@ export class StatusWriter {
     return !this.#stopped && this.#options.elector.leading;
   }
 
+  /** Waits for a token of the bucket; returns early when writing stops. */
   async #takeToken(): Promise<void> {
-    for (;;) {
+    while (this.#mayWrite()) {
       const now = performance.now();
       this.#tokens = Math.min(this.#tuning.burst, this.#tokens + ((now - this.#refilledAt) / 1000) * this.#tuning.writesPerSecond);
       this.#refilledAt = now;
@@ -211,7 +213,14 @@ export class StatusWriter {
         this.#tokens -= 1;
         return;
       }
-      await sleep(((1 - this.#tokens) / this.#tuning.writesPerSecond) * 1000);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ((1 - this.#tokens) / this.#tuning.writesPerSecond) * 1000);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wake = undefined;
     }
   }
 
