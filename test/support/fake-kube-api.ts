@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import type { Socket } from 'node:net';
 import { stringify } from 'yaml';
+import { jsonPatch, mergePatch } from './json-patch.ts';
 
 export type KubeObject = Record<string, unknown> & { metadata?: Record<string, unknown> };
 
@@ -142,58 +143,6 @@ async function readBody(request: IncomingMessage): Promise<unknown> {
   } catch {
     return undefined;
   }
-}
-
-function isMap(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** RFC 7386 JSON merge patch. */
-function mergePatch(target: unknown, patch: unknown): unknown {
-  if (!isMap(patch)) return clone(patch);
-  const out: Record<string, unknown> = isMap(target) ? { ...target } : {};
-  for (const [key, value] of Object.entries(patch)) {
-    if (value === null) Reflect.deleteProperty(out, key);
-    else out[key] = mergePatch(out[key], value);
-  }
-  return out;
-}
-
-/** RFC 6902 JSON patch (add, remove, replace, test); throws on a path that does not resolve. */
-function jsonPatch(target: KubeObject, operations: unknown): KubeObject {
-  if (!Array.isArray(operations)) throw new Error('the patch is not a list of operations');
-  const document: KubeObject = clone(target);
-  for (const operation of operations as { op?: string; path?: string; value?: unknown }[]) {
-    const tokens = (operation.path ?? '').split('/').slice(1).map((token) => token.replace(/~1/g, '/').replace(/~0/g, '~'));
-    const last = tokens.pop();
-    if (last === undefined) throw new Error(`path ${operation.path ?? ''} is not a member`);
-    let parent: unknown = document;
-    for (const token of tokens) {
-      parent = Array.isArray(parent) ? parent[Number(token)] : isMap(parent) ? parent[token] : undefined;
-      if (parent === undefined) throw new Error(`path ${operation.path ?? ''} does not exist`);
-    }
-    if (Array.isArray(parent)) {
-      const index = last === '-' ? parent.length : Number(last);
-      const exists = index < parent.length;
-      if (operation.op === 'add') parent.splice(index, 0, clone(operation.value));
-      else if ((operation.op === 'replace' || operation.op === 'remove' || operation.op === 'test') && !exists) throw new Error(`path ${operation.path ?? ''} does not exist`);
-      else if (operation.op === 'replace') parent[index] = clone(operation.value);
-      else if (operation.op === 'remove') parent.splice(index, 1);
-      else if (operation.op === 'test' && JSON.stringify(parent[index]) !== JSON.stringify(operation.value)) throw new Error(`testing value ${operation.path ?? ''} failed`);
-      else if (operation.op !== 'test') throw new Error(`operation ${String(operation.op)} is not supported`);
-    } else if (isMap(parent)) {
-      const exists = last in parent;
-      if (operation.op === 'add') parent[last] = clone(operation.value);
-      else if ((operation.op === 'replace' || operation.op === 'remove' || operation.op === 'test') && !exists) throw new Error(`path ${operation.path ?? ''} does not exist`);
-      else if (operation.op === 'replace') parent[last] = clone(operation.value);
-      else if (operation.op === 'remove') Reflect.deleteProperty(parent, last);
-      else if (operation.op === 'test' && JSON.stringify(parent[last]) !== JSON.stringify(operation.value)) throw new Error(`testing value ${operation.path ?? ''} failed`);
-      else if (operation.op !== 'test') throw new Error(`operation ${String(operation.op)} is not supported`);
-    } else {
-      throw new Error(`path ${operation.path ?? ''} does not exist`);
-    }
-  }
-  return document;
 }
 
 /** Everything but metadata and status: what a change of bumps metadata.generation. */

@@ -295,7 +295,7 @@ export class LeaderElector {
     this.#observed = record;
     this.#observedAt = performance.now();
     if (previousHolder !== record.holderIdentity && record.holderIdentity !== this.identity) {
-      this.#log.info({ leader: record.holderIdentity || null }, record.holderIdentity ? `the leader is ${record.holderIdentity}` : 'the Lease was released; taking it over');
+      this.#log.info({ leader: record.holderIdentity || null }, record.holderIdentity ? `the leader is ${record.holderIdentity}` : 'the Lease was released; a follower takes it over');
     }
   }
 
