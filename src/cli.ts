@@ -106,7 +106,12 @@ program
   .addOption(new Option('--ca-max-ttl <duration>', 'longest lifetime a workload certificate may ask for').default('2160h').argParser(duration).env('MESHPILOT_CA_MAX_TTL'))
   .addOption(new Option('--system-namespace <namespace>', "meshpilot's namespace (its CA Secrets, its serving names); in a pod, the pod's namespace").env('MESHPILOT_SYSTEM_NAMESPACE'))
   .addOption(new Option('--secure-dns-names <list>', 'comma-separated extra DNS names of the secure port\'s certificate').argParser(parseNamespaces).env('MESHPILOT_SECURE_DNS_NAMES'))
-  .action(async (flags: { securePort: number | 'off'; caDir?: string; caRootDir?: string; caCertTtl: number | string; caMaxTtl: number | string; systemNamespace?: string; secureDnsNames?: string[]; configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; adminTokenFile?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; pushConcurrency: number; xdsStreamBuffer: number; xdsTotalBuffer: number; xdsMaxMessageBytes: number; xdsMaxConnectionBuffer: number; xdsMaxStreams: number; xdsMaxConnectionAge: number | string; xdsStallTime: number | string; xdsStreamRate: number; xdsStreamBurst: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[] }, command: Command) => {
+  .addOption(new Option('--write-status <on|off>', "with Kubernetes: elect a leader on the Lease meshpilot-status-leader, which writes Istio objects' validation messages to their status").default('on').choices(['on', 'off']).env('MESHPILOT_WRITE_STATUS'))
+  .addOption(new Option('--pod-name <name>', "this replica's pod name, the start of its holder identity in the Lease (default: the host name)").env('POD_NAME'))
+  .addOption(new Option('--leader-lease-duration <duration>', 'a follower takes the Lease after seeing it unrenewed this long').default('15s').argParser(duration).env('MESHPILOT_LEADER_LEASE_DURATION'))
+  .addOption(new Option('--leader-renew-deadline <duration>', 'a leader that could not renew for this long stops writing status').default('10s').argParser(duration).env('MESHPILOT_LEADER_RENEW_DEADLINE'))
+  .addOption(new Option('--leader-retry-period <duration>', 'how often the leader renews and followers look').default('2s').argParser(duration).env('MESHPILOT_LEADER_RETRY_PERIOD'))
+  .action(async (flags: { writeStatus: 'on' | 'off'; podName?: string; leaderLeaseDuration: number | string; leaderRenewDeadline: number | string; leaderRetryPeriod: number | string; securePort: number | 'off'; caDir?: string; caRootDir?: string; caCertTtl: number | string; caMaxTtl: number | string; systemNamespace?: string; secureDnsNames?: string[]; configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; adminTokenFile?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; pushConcurrency: number; xdsStreamBuffer: number; xdsTotalBuffer: number; xdsMaxMessageBytes: number; xdsMaxConnectionBuffer: number; xdsMaxStreams: number; xdsMaxConnectionAge: number | string; xdsStallTime: number | string; xdsStreamRate: number; xdsStreamBurst: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[] }, command: Command) => {
     const logSink = new LogSink();
     const log = createLogger(flags.logLevel, logSink);
     const exit = (code: number): never => {
@@ -117,7 +122,9 @@ program
     try {
       const configDirGiven = command.getOptionValueSource('configDir') !== 'default';
       const sources = selectSources({ source: flags.source, kubeconfig: flags.kubeconfig, configDirGiven, inCluster: inCluster() });
-      const { xdsStreamBuffer, xdsTotalBuffer, xdsMaxConnectionBuffer, xdsMaxStreams, xdsMaxConnectionAge, xdsStallTime, xdsStreamRate, xdsStreamBurst, securePort, caDir, caRootDir, caCertTtl, caMaxTtl, systemNamespace, secureDnsNames, ...rest } = flags;
+      const { xdsStreamBuffer, xdsTotalBuffer, xdsMaxConnectionBuffer, xdsMaxStreams, xdsMaxConnectionAge, xdsStallTime, xdsStreamRate, xdsStreamBurst, securePort, caDir, caRootDir, caCertTtl, caMaxTtl, systemNamespace, secureDnsNames, writeStatus, podName, leaderLeaseDuration, leaderRenewDeadline, leaderRetryPeriod, ...rest } = flags;
+      // commander hands a default through as given: '15s' is parsed here.
+      const ms = (value: number | string): number => (typeof value === 'number' ? value : duration(value));
       // Without Kubernetes the root needs a directory: unless asked for, the secure port stays off then.
       const rootHasAHome = sources.includes('kube') || caDir !== undefined || caRootDir !== undefined;
       const secureWanted = securePort !== 'off' && (rootHasAHome || command.getOptionValueSource('securePort') !== 'default');
@@ -145,6 +152,10 @@ program
         xdsStallMs: typeof xdsStallTime === 'number' ? xdsStallTime : duration(xdsStallTime),
         xdsStreamsPerSecond: xdsStreamRate,
         xdsStreamBurst,
+        ...(systemNamespace !== undefined ? { systemNamespace } : {}),
+        writeStatus: writeStatus === 'on',
+        ...(podName !== undefined ? { podName } : {}),
+        leaderElection: { leaseDurationMs: ms(leaderLeaseDuration), renewDeadlineMs: ms(leaderRenewDeadline), retryPeriodMs: ms(leaderRetryPeriod) },
         sources,
         log,
         droppedLogLines: () => logSink.droppedLines,

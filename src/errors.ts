@@ -35,6 +35,8 @@ export const ERROR_CODES = {
   MP_CA_PLUGIN_INVALID: 'The plugged-in CA (--ca-dir or the Secret cacerts) has a file that is missing, malformed, expired, not a CA, not chained to root-cert.pem, or a key that does not match ca-cert.pem; meshpilot does not start.',
   MP_CA_ROOT_UNAVAILABLE: 'The CA root could not be read or stored (the Secret meshpilot-ca-secret, or --ca-root-dir); meshpilot does not start rather than sign with a root only it knows.',
   MP_CA_PUBLISH_FAILED: 'The root certificate could not be written to a namespace\'s ConfigMap istio-ca-root-cert; retried on the next change or interval.',
+  MP_LEADER_ELECTION: 'The Lease meshpilot-status-leader could not be read or written (the API server unreachable, or no get/create/update on leases in meshpilot\'s namespace); the replica does not lead until it can, and retries every retry period.',
+  MP_STATUS_WRITE_FAILED: 'The leader could not write an Istio object\'s status (the API server unreachable, or no update on its */status); retried with backoff, from 1 s to 30 s.',
   MP_AGENT_CERTIFICATE: '`meshpilot agent` could not get or renew its workload certificate (the CA unreachable or refusing, the token or root file unreadable) or write its files; it retries with backoff and keeps serving the current certificate while it is valid.',
 } as const;
 

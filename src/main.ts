@@ -12,7 +12,10 @@ import { ConvergenceTracker } from './push/convergence.ts';
 import { PushController } from './push/push-controller.ts';
 import { DEFAULT_PUSH_CONCURRENCY, PushQueue } from './push/push-queue.ts';
 import { loadMeshConfigFile } from './sources/mesh-config-file.ts';
-import type { KubeSourceTuning } from './sources/kube/kube-source.ts';
+import type { KubeConnection } from './sources/kube/kube-api.ts';
+import type { KubeSource, KubeSourceTuning } from './sources/kube/kube-source.ts';
+import type { LeaderElectionTiming, LeaderElector } from './sources/kube/leader-election.ts';
+import type { StatusWriter, StatusWriterTuning } from './sources/kube/status-writer.ts';
 import type { SourceKind } from './sources/kube/select.ts';
 import { YamlSource } from './sources/yaml-source.ts';
 import { generate } from './xds/generate/index.ts';
@@ -79,6 +82,14 @@ export interface ServeOptions {
   readonly kubeTuning?: Partial<KubeSourceTuning>;
   /** The secure port (15012: the CA and xDS over TLS) and its CA; absent: off. */
   readonly secure?: SecureServeOptions;
+  /** meshpilot's namespace (the status Lease, the CA's Secrets); the pod's, else meshpilot-system. */
+  readonly systemNamespace?: string;
+  /** With Kubernetes: elect a leader on a Lease, which writes Istio objects' validation messages to their status (default on). */
+  readonly writeStatus?: boolean;
+  /** The pod's name, the start of this replica's holder identity (default: POD_NAME, else the host name). */
+  readonly podName?: string;
+  readonly leaderElection?: Partial<LeaderElectionTiming>;
+  readonly statusWriterTuning?: Partial<StatusWriterTuning>;
 }
 
 export const DEFAULT_SERVE_OPTIONS: Omit<ServeOptions, 'log'> = {
@@ -196,9 +207,15 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
         ...(options.kubeTuning ? { tuning: options.kubeTuning } : {}),
       })
     : undefined;
+  const namespace = systemNamespace(options.secure?.namespace ?? options.systemNamespace);
+  const statusWriting = kubeSource && kubeConnection && options.writeStatus !== false ? await startStatusWriting(options, namespace, kubeSource, kubeConnection, () => pushController.current(), log) : undefined;
+  statusWriting?.writer.registerMetrics(metrics.registry, statusWriting.elector.name);
+  pushController.onPush(() => {
+    statusWriting?.writer.reconcile();
+  });
   const security = options.secure
     ? await startSecurity(
-        { limits: transportLimits(options), ...options.secure, host: options.xdsHost, namespace: systemNamespace(options.secure.namespace), trustDomain: (meshConfig ?? DEFAULT_MESH_CONFIG).trustDomain },
+        { limits: transportLimits(options), ...options.secure, host: options.xdsHost, namespace, trustDomain: (meshConfig ?? DEFAULT_MESH_CONFIG).trustDomain },
         {
           ads: adsServer,
           registry: metrics.registry,
@@ -221,7 +238,11 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     kubeSource.start();
     // No model (so no xDS answer and no /ready) until every informer has listed once.
     void kubeSource.whenSynced.then(() => {
-      if (!closed) pushController.start();
+      if (closed) return;
+      pushController.start();
+      // Only a replica that has listed the cluster stands for election.
+      statusWriting?.elector.start();
+      statusWriting?.writer.start();
     });
   } else {
     pushController.start();
@@ -237,6 +258,11 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
       snapshot: () => store.current(),
       nacks: () => nacks,
       certificateAuthority: () => security?.ca,
+      leaderElection: () => ({
+        election: statusWriting?.elector.state(),
+        status: statusWriting?.writer.stats(),
+        why: statusWriting ? undefined : kubeSource ? 'status writing is off (--write-status off)' : 'no Kubernetes source: nothing is elected and no status is written; each object\'s problems are in /debug/configz',
+      }),
     },
     log,
     { metrics, access: { host: options.adminHost, ...(adminToken !== undefined ? { token: adminToken } : {}) } },
@@ -260,8 +286,34 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
       closed = true;
       pushController.stop();
       pushQueue.stop();
+      // The leader hands over before its informers stop: the Lease is released, not left to run out.
+      await statusWriting?.writer.stop();
+      await statusWriting?.elector.stop();
       await Promise.all([yamlSource?.stop(), kubeSource?.stop()]);
       await Promise.all([adsServer.close(), admin.close(), security?.close()]);
     },
   };
+}
+
+/** Leader election on the status Lease, and the writer that works while this replica leads; loaded only with Kubernetes. */
+async function startStatusWriting(
+  options: ServeOptions,
+  namespace: string,
+  source: KubeSource,
+  connection: KubeConnection,
+  currentPush: () => ReturnType<PushController['current']>,
+  log: Logger,
+): Promise<{ elector: LeaderElector; writer: StatusWriter }> {
+  const [{ LeaderElector, holderIdentity }, { StatusWriter, DEFAULT_STATUS_WRITER_TUNING }] = await Promise.all([import('./sources/kube/leader-election.ts'), import('./sources/kube/status-writer.ts')]);
+  const elector = new LeaderElector({
+    connection,
+    namespace,
+    identity: holderIdentity(options.podName),
+    ...(options.leaderElection ? { timing: options.leaderElection } : {}),
+    log: log.child({ component: 'leader-election' }),
+  });
+  // A write begun as leader ends before a successor can have taken over (lease duration minus renew deadline later).
+  const timeoutMs = Math.min(DEFAULT_STATUS_WRITER_TUNING.timeoutMs, elector.timing.leaseDurationMs - elector.timing.renewDeadlineMs);
+  const writer = new StatusWriter({ connection, source, elector, currentPush, log: log.child({ component: 'status' }), tuning: { timeoutMs, ...options.statusWriterTuning } });
+  return { elector, writer };
 }

@@ -14,7 +14,7 @@ import { buildBootstrap, DEFAULT_XDS_ADDRESS } from '../src/commands/bootstrap.t
 import { splitHostPort } from '../src/model/address.ts';
 import { CA_TOKEN_AUDIENCE, ROOT_CERT_CONFIGMAP, ROOT_CERT_FILE, SECURE_XDS_PORT, TLS_MODE_LABEL } from '../src/security/names.ts';
 import { servingDnsNames } from '../src/security/secure-port.ts';
-import { CA_PERMISSIONS, WATCH_VERBS, WATCHED_RESOURCES } from '../src/sources/kube/resources.ts';
+import { CA_PERMISSIONS, STATUS_PERMISSIONS, WATCH_VERBS, WATCHED_RESOURCES, type KubePermission } from '../src/sources/kube/resources.ts';
 import { checkResourceJson } from '../src/xds/validate/pgv.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -124,23 +124,45 @@ describe('deploy/ manifests', () => {
     for (const subject of binding.subjects) assert.ok(find(all, subject.kind, subject.name, subject.namespace), `${subject.kind} ${subject.name} exists`);
   });
 
-  it("grants the CA exactly what it uses: its root Secrets in meshpilot-system only, the root's ConfigMaps, TokenReview", async () => {
-    const all = await manifests('deploy');
-    type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] };
-    const grants = (rules: Rule[]): string[] =>
-      rules.flatMap((rule) => rule.apiGroups.flatMap((group) => rule.resources.map((resource) => `${group}/${resource} ${[...rule.verbs].sort().join(',')} ${(rule.resourceNames ?? ['*']).join(',')}`))).sort();
-    const expected = (scope: 'system' | 'cluster'): string[] =>
-      CA_PERMISSIONS.filter((p) => p.scope === scope).map((p) => `${p.group}/${p.resource} ${[...p.verbs].sort().join(',')} ${(p.resourceNames ?? ['*']).join(',')}`).sort();
-    const role = find(all, 'Role', 'meshpilot-ca', 'meshpilot-system');
-    assert.deepEqual(grants((role?.['rules'] ?? []) as Rule[]), expected('system'));
-    const clusterRole = find(all, 'ClusterRole', 'meshpilot-ca');
-    assert.deepEqual(grants((clusterRole?.['rules'] ?? []) as Rule[]), expected('cluster'));
-    assert.ok(!grants((clusterRole?.['rules'] ?? []) as Rule[]).some((g) => g.includes('secrets')), 'no Secret outside meshpilot-system');
+  type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] };
+  const grants = (rules: Rule[]): string[] =>
+    rules.flatMap((rule) => rule.apiGroups.flatMap((group) => rule.resources.map((resource) => `${group}/${resource} ${[...rule.verbs].sort().join(',')} ${(rule.resourceNames ?? ['*']).join(',')}`))).sort();
+  const expected = (permissions: readonly KubePermission[], scope: 'system' | 'cluster'): string[] =>
+    permissions.filter((p) => p.scope === scope).map((p) => `${p.group}/${p.resource} ${[...p.verbs].sort().join(',')} ${(p.resourceNames ?? ['*']).join(',')}`).sort();
+  const boundToMeshpilot = (all: { object: Manifest }[], name: string): void => {
     for (const [kind, namespace] of [['RoleBinding', 'meshpilot-system'], ['ClusterRoleBinding', undefined]] as const) {
-      const binding = find(all, kind, 'meshpilot-ca', namespace) as unknown as { roleRef: { kind: string; name: string }; subjects: { kind: string; name: string; namespace: string }[] };
-      assert.equal(binding.roleRef.name, 'meshpilot-ca');
+      const binding = find(all, kind, name, namespace) as unknown as { roleRef: { kind: string; name: string }; subjects: { kind: string; name: string; namespace: string }[] };
+      assert.equal(binding.roleRef.name, name);
       assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'meshpilot', namespace: 'meshpilot-system' }]);
     }
+  };
+
+  it("grants the CA exactly what it uses: its root Secrets in meshpilot-system only, the root's ConfigMaps, TokenReview", async () => {
+    const all = await manifests('deploy');
+    const role = find(all, 'Role', 'meshpilot-ca', 'meshpilot-system');
+    assert.deepEqual(grants((role?.['rules'] ?? []) as Rule[]), expected(CA_PERMISSIONS, 'system'));
+    const clusterRole = find(all, 'ClusterRole', 'meshpilot-ca');
+    assert.deepEqual(grants((clusterRole?.['rules'] ?? []) as Rule[]), expected(CA_PERMISSIONS, 'cluster'));
+    assert.ok(!grants((clusterRole?.['rules'] ?? []) as Rule[]).some((g) => g.includes('secrets')), 'no Secret outside meshpilot-system');
+    boundToMeshpilot(all, 'meshpilot-ca');
+  });
+
+  it('grants the status writer its Lease in meshpilot-system and update on the Istio kinds\' status, never their spec', async () => {
+    const all = await manifests('deploy');
+    const role = find(all, 'Role', 'meshpilot-status', 'meshpilot-system');
+    assert.deepEqual(grants((role?.['rules'] ?? []) as Rule[]), expected(STATUS_PERMISSIONS, 'system'));
+    const clusterRole = find(all, 'ClusterRole', 'meshpilot-status');
+    const granted = grants((clusterRole?.['rules'] ?? []) as Rule[]);
+    assert.deepEqual(granted, expected(STATUS_PERMISSIONS, 'cluster'));
+    assert.ok(granted.every((g) => g.split(' ')[0]?.endsWith('/status')), 'only status subresources');
+    boundToMeshpilot(all, 'meshpilot-status');
+    for (const resource of WATCHED_RESOURCES.filter((r) => r.statusSubresource)) {
+      const crd = find(all, 'CustomResourceDefinition', `${resource.plural}.${resource.group}`)?.['spec'] as { versions: { subresources?: { status?: object } }[] };
+      assert.ok(crd.versions.every((v) => v.subresources?.status), `${resource.plural} serves a status subresource`);
+    }
+    const deployment = find(all, 'Deployment', 'meshpilot', 'meshpilot-system') as unknown as { spec: { template: { spec: { containers: { env?: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[] }[] } } } };
+    const env = deployment.spec.template.spec.containers[0]?.env ?? [];
+    assert.equal(env.find((e) => e.name === 'POD_NAME')?.valueFrom?.fieldRef?.fieldPath, 'metadata.name', 'the holder identity starts with the pod name');
   });
 
   it('defines a CRD, serving every version meshpilot reads, for each custom resource the role names', async () => {

@@ -266,7 +266,7 @@ describe("an operator's view of a running mesh", () => {
   it('documents every debug route in the OpenAPI served at /docs', async () => {
     const spec = await get<{ openapi: string; paths: Record<string, unknown> }>('/docs/json');
     assert.match(spec.openapi, /^3\./);
-    for (const path of ['/debug/adsz', '/debug/syncz', '/debug/registryz', '/debug/endpointz', '/debug/configz', '/debug/config_dump', '/debug/push_status', '/debug/explain', '/debug/authz', '/debug/preview', '/debug/graphz', '/metrics']) {
+    for (const path of ['/debug/adsz', '/debug/syncz', '/debug/registryz', '/debug/endpointz', '/debug/configz', '/debug/config_dump', '/debug/push_status', '/debug/explain', '/debug/authz', '/debug/preview', '/debug/graphz', '/debug/leaderz', '/metrics']) {
       assert.ok(path in spec.paths, `${path} is documented`);
     }
     const page = await meshpilot.admin('/docs/static/index.html');

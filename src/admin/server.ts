@@ -13,6 +13,7 @@ import { registerConfigRoutes } from './routes/config.ts';
 import { registerExplainRoutes } from './routes/explain.ts';
 import { registerGraphRoutes } from './routes/graph.ts';
 import { registerHealthRoutes } from './routes/health.ts';
+import { registerLeaderRoutes } from './routes/leader.ts';
 import { registerMetricsRoute } from './routes/metrics.ts';
 import { registerPreviewRoutes } from './routes/preview.ts';
 import { registerPushRoutes } from './routes/push.ts';
@@ -65,6 +66,7 @@ export async function buildAdminApp(views: AdminViews, log: Logger, options: Adm
   registerPreviewRoutes(app, views);
   registerGraphRoutes(app, views);
   registerCertsRoutes(app, views);
+  registerLeaderRoutes(app, views);
   if (options.metrics) registerMetricsRoute(app, options.metrics);
   registerUiRoutes(app, options.access.token !== undefined && options.access.token !== '');
   return app;

@@ -29,6 +29,8 @@ export interface SourceRef {
   readonly origin: 'file' | 'kube';
   /** File path (relative to the config dir) or API path. */
   readonly location: string;
+  /** The object's metadata.generation (Kubernetes custom resources): what its status's observedGeneration names. */
+  readonly generation?: number;
 }
 
 export interface Service {

@@ -34,12 +34,14 @@ export interface KubeMeshpilotOptions {
   readonly log?: Logger;
   /** Further serve options (e.g. the secure port). */
   readonly serve?: Partial<ServeOptions>;
+  /** Talk to the API as this user (the fake records who made each request); default the admin. */
+  readonly user?: string;
 }
 
 export async function startMeshpilotOnKube(api: FakeKubeApi, options: KubeMeshpilotOptions = {}): Promise<KubeMeshpilot> {
   const dir = await mkdtemp(join(tmpdir(), 'meshpilot-kube-'));
   const kubeconfig = join(dir, 'kubeconfig');
-  await api.writeKubeconfig(kubeconfig);
+  await api.writeKubeconfig(kubeconfig, options.user);
   const sources: SourceKind[] = options.configDir ? ['file', 'kube'] : ['kube'];
   const running = await startMeshpilot(options.configDir ?? dir, {
     sources,

@@ -1,13 +1,16 @@
 // An in-process Kubernetes API server that speaks list/watch as the real one does: one global
 // resourceVersion, paginated lists, chunked watch streams, bookmarks, 410 Gone after
 // compaction, discovery for CRDs, and faults on demand (dropped, stalled and refused connections).
-// Writes as meshpilot's CA makes them: create (201, or 409 AlreadyExists), update (409 on a stale
-// resourceVersion), and TokenReview against tokens a test registers.
+// Writes as a client makes them: create (201, or 409 AlreadyExists), update (409 on a stale
+// resourceVersion), merge and JSON patches, the status subresource (status only, generation kept),
+// Leases (coordination.k8s.io/v1, MicroTime checked), TokenReview against tokens a test registers,
+// and each request's user, so a test can tell replicas apart.
 import { writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import type { Socket } from 'node:net';
 import { stringify } from 'yaml';
+import { jsonPatch, mergePatch } from './json-patch.ts';
 
 export type KubeObject = Record<string, unknown> & { metadata?: Record<string, unknown> };
 
@@ -17,6 +20,8 @@ export interface ResourceType {
   readonly plural: string;
   readonly kind: string;
   readonly namespaced: boolean;
+  /** `subresources: status: {}` in its CRD: writes to the object keep its status, `/status` writes change only status. */
+  readonly statusSubresource?: boolean;
 }
 
 const BUILTIN_TYPES: readonly ResourceType[] = [
@@ -27,7 +32,12 @@ const BUILTIN_TYPES: readonly ResourceType[] = [
   { group: 'discovery.k8s.io', versions: ['v1'], plural: 'endpointslices', kind: 'EndpointSlice', namespaced: true },
   { group: '', versions: ['v1'], plural: 'secrets', kind: 'Secret', namespaced: true },
   { group: '', versions: ['v1'], plural: 'configmaps', kind: 'ConfigMap', namespaced: true },
+  { group: 'coordination.k8s.io', versions: ['v1'], plural: 'leases', kind: 'Lease', namespaced: true },
 ];
+
+const ADMIN_USER = 'admin';
+/** metav1.MicroTime as the API server parses it (RFC3339 with exactly six fractional digits). */
+const MICRO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
 
 /** What a registered service-account token stands for, as the API server's TokenReview sees it. */
 export interface TokenIdentity {
@@ -49,7 +59,7 @@ export function istioCrds(versions: readonly string[] = ['v1', 'v1beta1', 'v1alp
     ['ServiceEntry', 'serviceentries'],
     ['WorkloadEntry', 'workloadentries'],
     ['Sidecar', 'sidecars'],
-  ].map(([kind = '', plural = '']) => ({ group: 'networking.istio.io', versions, plural, kind, namespaced: true }));
+  ].map(([kind = '', plural = '']) => ({ group: 'networking.istio.io', versions, plural, kind, namespaced: true, statusSubresource: true }));
 }
 
 export const PEER_AUTHENTICATION_CRD: ResourceType = {
@@ -58,12 +68,13 @@ export const PEER_AUTHENTICATION_CRD: ResourceType = {
   plural: 'peerauthentications',
   kind: 'PeerAuthentication',
   namespaced: true,
+  statusSubresource: true,
 };
 
 /** Istio's security CRDs, served at v1 and v1beta1 as Istio 1.22+ serves them. */
 export const ISTIO_SECURITY_CRDS: readonly ResourceType[] = [
   PEER_AUTHENTICATION_CRD,
-  { group: 'security.istio.io', versions: ['v1', 'v1beta1'], plural: 'authorizationpolicies', kind: 'AuthorizationPolicy', namespaced: true },
+  { group: 'security.istio.io', versions: ['v1', 'v1beta1'], plural: 'authorizationpolicies', kind: 'AuthorizationPolicy', namespaced: true, statusSubresource: true },
 ];
 
 export const ROUTE_RULE_CRD: ResourceType = { group: 'config.istio.io', versions: ['v1alpha2'], plural: 'routerules', kind: 'RouteRule', namespaced: true };
@@ -100,6 +111,16 @@ export interface RecordedRequest {
   readonly method: string;
   readonly path: string;
   readonly query: Readonly<Record<string, string>>;
+  /** Who made it: `admin` (the kubeconfig's default token) or a user from `kubeconfig(user)`. */
+  readonly user: string;
+}
+
+interface Target {
+  readonly resource: ResourceType;
+  readonly version: string;
+  readonly namespace?: string;
+  readonly name?: string;
+  readonly subresource?: 'status';
 }
 
 function clone<T>(value: T): T {
@@ -114,14 +135,21 @@ function status(code: number, reason: string, message: string): KubeObject {
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
 }
 
-async function readBody(request: IncomingMessage): Promise<KubeObject | undefined> {
+async function readBody(request: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   for await (const chunk of request) chunks.push(chunk as Buffer);
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as KubeObject;
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
   } catch {
     return undefined;
   }
+}
+
+/** Everything but metadata and status: what a change of bumps metadata.generation. */
+function specOf(object: KubeObject | undefined): string {
+  if (!object) return '';
+  const { metadata: _metadata, status: _status, apiVersion: _apiVersion, kind: _kind, ...rest } = object;
+  return JSON.stringify(rest);
 }
 
 export class FakeKubeApi {
@@ -141,10 +169,14 @@ export class FakeKubeApi {
   #heldLists: Promise<void> | undefined;
   readonly #tokens = new Map<string, TokenIdentity>();
   #heldCreates: { kind: string; count: number; waiting: (() => void)[] } | undefined;
+  /** Bearer token -> user name. */
+  readonly #users = new Map<string, string>();
+  readonly #refusedUsers = new Set<string>();
   #port = 0;
 
   private constructor(options: FakeKubeApiOptions) {
     this.#options = options;
+    this.#users.set(options.token ?? 'fake-token', ADMIN_USER);
     for (const type of BUILTIN_TYPES) this.#types.set(type.kind, type);
     this.#server.on('connection', (socket) => {
       if (this.#offline) {
@@ -177,21 +209,34 @@ export class FakeKubeApi {
     return [...this.#watches].filter((watch) => resource === undefined || watch.resource.plural === resource).length;
   }
 
-  /** A kubeconfig for this server, as `kubectl config view --raw` would print one. */
-  kubeconfig(): string {
+  /** A kubeconfig for this server, as `kubectl config view --raw` would print one; with `user`, that user's own token. */
+  kubeconfig(user?: string): string {
+    const token = user === undefined ? (this.#options.token ?? 'fake-token') : `token-of-${user}`;
+    if (user !== undefined) this.#users.set(token, user);
     return stringify({
       apiVersion: 'v1',
       kind: 'Config',
       // client-node refuses plain http unless TLS verification is explicitly off.
       clusters: [{ name: 'fake', cluster: { server: this.url, 'insecure-skip-tls-verify': true } }],
-      users: [{ name: 'fake', user: { token: this.#options.token ?? 'fake-token' } }],
+      users: [{ name: 'fake', user: { token } }],
       contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'fake' } }],
       'current-context': 'fake',
     });
   }
 
-  async writeKubeconfig(path: string): Promise<void> {
-    await writeFile(path, this.kubeconfig());
+  async writeKubeconfig(path: string, user?: string): Promise<void> {
+    await writeFile(path, this.kubeconfig(user));
+  }
+
+  /** While refused, every request of `user` has its connection cut (that client is partitioned away; others are not). */
+  refuseUser(user: string, refused = true): void {
+    if (refused) this.#refusedUsers.add(user);
+    else this.#refusedUsers.delete(user);
+  }
+
+  /** Writes (POST, PUT, PATCH) `user` made, optionally only those to paths ending in `suffix`. */
+  writesBy(user: string, suffix = ''): RecordedRequest[] {
+    return this.requests.filter((r) => r.user === user && r.method !== 'GET' && r.path.endsWith(suffix));
   }
 
   installCrd(type: ResourceType): void {
@@ -225,6 +270,9 @@ export class FakeKubeApi {
     const existing = this.#objects.get(key);
     meta['uid'] = existing ? metaOf(existing)['uid'] : (meta['uid'] ?? `uid-${key}`);
     meta['creationTimestamp'] = existing ? metaOf(existing)['creationTimestamp'] : (meta['creationTimestamp'] ?? new Date(Date.UTC(2026, 0, 1, 0, 0, this.#rv % 60)).toISOString());
+    this.#setGeneration(type, object, existing);
+    // As `kubectl apply`: a manifest without status leaves the status a controller wrote.
+    if (type.statusSubresource && !('status' in input) && existing?.['status'] !== undefined) object['status'] = clone(existing['status']);
     this.#objects.set(key, object);
     this.#record(existing ? 'MODIFIED' : 'ADDED', type, object);
     return clone(object);
@@ -323,6 +371,18 @@ export class FakeKubeApi {
     return `${type.kind}/${type.namespaced ? (namespace ?? 'default') : ''}/${name}`;
   }
 
+  #isCustom(type: ResourceType): boolean {
+    return !BUILTIN_TYPES.includes(type);
+  }
+
+  /** Custom resources: generation 1 on create, +1 whenever anything but metadata and status changes. */
+  #setGeneration(type: ResourceType, object: KubeObject, existing: KubeObject | undefined): void {
+    if (!this.#isCustom(type)) return;
+    const meta = (object.metadata = { ...metaOf(object) });
+    const before = Number(existing ? metaOf(existing)['generation'] : 0) || 0;
+    meta['generation'] = !existing ? 1 : specOf(existing) === specOf(object) ? before : before + 1;
+  }
+
   #record(type: HistoryEvent['type'], resource: ResourceType, object: KubeObject): void {
     this.#rv++;
     const meta: Record<string, unknown> = (object.metadata = { ...metaOf(object), resourceVersion: String(this.#rv) });
@@ -359,30 +419,37 @@ export class FakeKubeApi {
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const url = new URL(request.url ?? '/', this.url);
     const query = Object.fromEntries(url.searchParams);
-    this.requests.push({ method: request.method ?? 'GET', path: url.pathname, query });
-    if (request.headers.authorization !== `Bearer ${this.#options.token ?? 'fake-token'}`) {
+    const bearer = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1];
+    const user = bearer === undefined ? undefined : this.#users.get(bearer);
+    this.requests.push({ method: request.method ?? 'GET', path: url.pathname, query, user: user ?? '' });
+    if (user === undefined) {
       this.#json(response, 401, status(401, 'Unauthorized', 'Unauthorized'));
       return;
     }
+    if (this.#refusedUsers.has(user)) {
+      request.socket.destroy();
+      return;
+    }
     const segments = url.pathname.split('/').filter((segment) => segment !== '');
-    if (request.method === 'POST' || request.method === 'PUT') {
+    if (request.method === 'POST' || request.method === 'PUT' || request.method === 'PATCH') {
       const body = await readBody(request);
       if (request.method === 'POST' && url.pathname === TOKEN_REVIEW_PATH) {
-        this.#tokenReview(response, body);
+        this.#tokenReview(response, body as KubeObject | undefined);
         return;
       }
       const target = this.#resolve(segments);
-      if (!target || !BUILTIN_TYPES.includes(target.resource)) {
-        this.#json(response, 405, status(405, 'MethodNotAllowed', 'this fake API server writes only built-in kinds and TokenReviews; change other objects in process'));
+      if (!target) {
+        this.#json(response, 404, status(404, 'NotFound', `the server could not find the requested resource (${url.pathname})`));
         return;
       }
-      if (request.method === 'POST' && target.name === undefined) await this.#create(response, target, body);
-      else if (request.method === 'PUT' && target.name !== undefined) this.#update(response, { ...target, name: target.name }, body);
+      if (request.method === 'POST' && target.name === undefined && target.subresource === undefined) await this.#create(response, target, body as KubeObject | undefined);
+      else if (request.method === 'PUT' && target.name !== undefined) this.#update(response, { ...target, name: target.name }, body as KubeObject | undefined);
+      else if (request.method === 'PATCH' && target.name !== undefined) this.#patch(response, { ...target, name: target.name }, request.headers['content-type'] ?? '', body);
       else this.#json(response, 405, status(405, 'MethodNotAllowed', `${request.method} is not allowed on ${url.pathname}`));
       return;
     }
     if (request.method !== 'GET') {
-      this.#json(response, 405, status(405, 'MethodNotAllowed', 'this fake API server is read-only over HTTP; change objects in process'));
+      this.#json(response, 405, status(405, 'MethodNotAllowed', `${request.method ?? ''} is not served by this fake API server; delete objects in process`));
       return;
     }
     const discovery = this.#discovery(segments);
@@ -395,7 +462,7 @@ export class FakeKubeApi {
       this.#json(response, 404, status(404, 'NotFound', `the server could not find the requested resource (${url.pathname})`));
       return;
     }
-    if (query['watch'] === 'true' || query['watch'] === '1') {
+    if ((query['watch'] === 'true' || query['watch'] === '1') && target.subresource === undefined) {
       this.#watch(response, target, query);
       return;
     }
@@ -438,7 +505,7 @@ export class FakeKubeApi {
     });
   }
 
-  async #create(response: ServerResponse, target: { resource: ResourceType; version: string; namespace?: string }, body: KubeObject | undefined): Promise<void> {
+  async #create(response: ServerResponse, target: Target, body: KubeObject | undefined): Promise<void> {
     const held = this.#heldCreates;
     if (held?.kind === target.resource.kind) {
       await new Promise<void>((resolve) => {
@@ -458,23 +525,112 @@ export class FakeKubeApi {
       this.#json(response, 409, { ...status(409, 'AlreadyExists', `${target.resource.plural} "${name}" already exists`), details: { name, kind: target.resource.plural } });
       return;
     }
-    const stored = this.apply({ ...body, kind: target.resource.kind, metadata: { ...body?.metadata, namespace: target.namespace ?? 'default' } });
+    const object: KubeObject = { ...body, kind: target.resource.kind, metadata: { ...body?.metadata, namespace: target.namespace ?? 'default' } };
+    // A status subresource means status is not set on create.
+    if (target.resource.statusSubresource) delete object['status'];
+    if (!this.#valid(response, target.resource, name, object)) return;
+    const stored = this.apply(object);
     this.#json(response, 201, this.#versioned(stored, target.resource, target.version));
   }
 
-  #update(response: ServerResponse, target: { resource: ResourceType; version: string; namespace?: string; name: string }, body: KubeObject | undefined): void {
+  #update(response: ServerResponse, target: Target & { name: string }, body: KubeObject | undefined): void {
     const existing = this.#objects.get(this.#key(target.resource, target.namespace, target.name));
     if (!existing) {
       this.#json(response, 404, status(404, 'NotFound', `${target.resource.plural} "${target.name}" not found`));
       return;
     }
     const given = body?.metadata?.['resourceVersion'];
-    if (given !== undefined && given !== metaOf(existing)['resourceVersion']) {
-      this.#json(response, 409, status(409, 'Conflict', `Operation cannot be fulfilled on ${target.resource.plural} "${target.name}": the object has been modified; please apply your changes to the latest version and try again`));
+    if (given === undefined && this.#isCustom(target.resource)) {
+      // Custom resources allow no unconditional update.
+      this.#json(response, 422, status(422, 'Invalid', `${target.resource.kind} "${target.name}" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update`));
       return;
     }
-    const stored = this.apply({ ...body, kind: target.resource.kind, metadata: { ...body?.metadata, name: target.name, namespace: target.namespace ?? 'default' } });
-    this.#json(response, 200, this.#versioned(stored, target.resource, target.version));
+    this.#write(response, target, existing, body ?? {});
+  }
+
+  /** PATCH: a merge or JSON patch of the stored object, then written as an update (preconditions come from the patch itself). */
+  #patch(response: ServerResponse, target: Target & { name: string }, contentType: string, body: unknown): void {
+    const existing = this.#objects.get(this.#key(target.resource, target.namespace, target.name));
+    if (!existing) {
+      this.#json(response, 404, status(404, 'NotFound', `${target.resource.plural} "${target.name}" not found`));
+      return;
+    }
+    const type = contentType.split(';')[0]?.trim();
+    const current = this.#versioned(existing, target.resource, target.version);
+    let patched: KubeObject;
+    try {
+      if (type === 'application/merge-patch+json') patched = mergePatch(current, body) as KubeObject;
+      else if (type === 'application/json-patch+json') patched = jsonPatch(current, body);
+      else if (type === 'application/strategic-merge-patch+json' && !this.#isCustom(target.resource)) patched = mergePatch(current, body) as KubeObject;
+      else {
+        this.#json(response, 415, status(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json${this.#isCustom(target.resource) ? '' : ', application/strategic-merge-patch+json'}`));
+        return;
+      }
+    } catch (error) {
+      this.#json(response, 422, status(422, 'Invalid', `the patch cannot be applied: ${error instanceof Error ? error.message : String(error)}`));
+      return;
+    }
+    // A patch that leaves metadata.resourceVersion as stored is unconditional.
+    this.#write(response, target, existing, patched);
+  }
+
+  /** An update of an existing object, as the API server's registry makes it. */
+  #write(response: ServerResponse, target: Target & { name: string }, existing: KubeObject, body: KubeObject): void {
+    const { resource } = target;
+    const given = body.metadata?.['resourceVersion'];
+    if (given !== undefined && given !== metaOf(existing)['resourceVersion']) {
+      this.#json(response, 409, status(409, 'Conflict', `Operation cannot be fulfilled on ${resource.plural}${resource.group ? `.${resource.group}` : ''} "${target.name}": the object has been modified; please apply your changes to the latest version and try again`));
+      return;
+    }
+    let next: KubeObject;
+    if (target.subresource === 'status') {
+      // The status strategy: everything but status stays as stored.
+      next = clone(existing);
+      if (body['status'] === undefined) delete next['status'];
+      else next['status'] = clone(body['status']);
+    } else {
+      const kept = metaOf(existing);
+      next = { ...clone(body), kind: resource.kind, metadata: { ...body.metadata, uid: kept['uid'], creationTimestamp: kept['creationTimestamp'], name: target.name, ...(resource.namespaced ? { namespace: target.namespace ?? 'default' } : {}) } };
+      delete next['apiVersion'];
+      // With a status subresource, writes to the object leave its status alone.
+      if (resource.statusSubresource) {
+        if (existing['status'] === undefined) delete next['status'];
+        else next['status'] = clone(existing['status']);
+      }
+      this.#setGeneration(resource, next, existing);
+    }
+    if (!this.#valid(response, resource, target.name, next)) return;
+    const unchanged = JSON.stringify({ ...next, metadata: { ...metaOf(next), resourceVersion: undefined } }) === JSON.stringify({ ...existing, metadata: { ...metaOf(existing), resourceVersion: undefined } });
+    if (unchanged) {
+      // A no-op update writes nothing: no new resourceVersion, no watch event.
+      this.#json(response, 200, this.#versioned(existing, resource, target.version));
+      return;
+    }
+    const key = this.#key(resource, target.namespace, target.name);
+    this.#objects.set(key, next);
+    this.#record('MODIFIED', resource, next);
+    this.#json(response, 200, this.#versioned(next, resource, target.version));
+  }
+
+  /** What the API server's decoding and validation refuse of the kinds the fake writes: Leases' times and durations. */
+  #valid(response: ServerResponse, resource: ResourceType, name: string, object: KubeObject): boolean {
+    if (resource.kind !== 'Lease') return true;
+    const spec = (object['spec'] ?? {}) as Record<string, unknown>;
+    for (const field of ['acquireTime', 'renewTime']) {
+      const value = spec[field];
+      if (value !== undefined && value !== null && (typeof value !== 'string' || !MICRO_TIME.test(value))) {
+        this.#json(response, 400, status(400, 'BadRequest', `Lease in version "v1" cannot be handled as a Lease: parsing time ${JSON.stringify(value)} as "2006-01-02T15:04:05.000000Z07:00": cannot parse as RFC3339 with microseconds`));
+        return false;
+      }
+    }
+    for (const [field, minimum] of [['leaseDurationSeconds', 1], ['leaseTransitions', 0]] as const) {
+      const value = spec[field];
+      if (value !== undefined && value !== null && (typeof value !== 'number' || !Number.isInteger(value) || value < minimum)) {
+        this.#json(response, 422, status(422, 'Invalid', `Lease.coordination.k8s.io "${name}" is invalid: spec.${field}: Invalid value: ${JSON.stringify(value)}: must be ${minimum === 1 ? 'greater than 0' : 'greater than or equal to 0'}`));
+        return false;
+      }
+    }
+    return true;
   }
 
   /** Discovery documents; null for a group or version that is not served, undefined for other paths. */
@@ -487,7 +643,10 @@ export class FakeKubeApi {
         kind: 'APIResourceList',
         apiVersion: 'v1',
         groupVersion: group ? `${group}/${version}` : version,
-        resources: served.map((type) => ({ name: type.plural, singularName: type.kind.toLowerCase(), namespaced: type.namespaced, kind: type.kind, verbs: ['get', 'list', 'watch'] })),
+        resources: served.flatMap((type) => [
+          { name: type.plural, singularName: type.kind.toLowerCase(), namespaced: type.namespaced, kind: type.kind, verbs: ['create', 'get', 'list', 'patch', 'update', 'watch'] },
+          ...(type.statusSubresource ? [{ name: `${type.plural}/status`, singularName: '', namespaced: type.namespaced, kind: type.kind, verbs: ['get', 'patch', 'update'] }] : []),
+        ]),
       };
     };
     const apiGroup = (group: string): unknown => {
@@ -507,7 +666,7 @@ export class FakeKubeApi {
     return undefined;
   }
 
-  #resolve(segments: string[]): { resource: ResourceType; version: string; namespace?: string; name?: string } | undefined {
+  #resolve(segments: string[]): Target | undefined {
     const [root, ...rest] = segments;
     let group = '';
     if (root === 'apis') group = rest.shift() ?? '';
@@ -519,11 +678,12 @@ export class FakeKubeApi {
       namespace = rest[1];
       rest.splice(0, 2);
     }
-    const [plural, name, ...extra] = rest;
-    if (extra.length > 0) return undefined;
+    const [plural, name, subresource, ...extra] = rest;
+    if (extra.length > 0 || (subresource !== undefined && subresource !== 'status')) return undefined;
     const resource = [...this.#types.values()].find((type) => type.group === group && type.plural === plural && type.versions.includes(version));
     if (!resource || (namespace !== undefined && !resource.namespaced)) return undefined;
-    return { resource, version, ...(namespace !== undefined ? { namespace } : {}), ...(name !== undefined ? { name } : {}) };
+    if (subresource === 'status' && !resource.statusSubresource) return undefined;
+    return { resource, version, ...(namespace !== undefined ? { namespace } : {}), ...(name !== undefined ? { name } : {}), ...(subresource === 'status' ? { subresource } : {}) };
   }
 
   #inScope(resource: ResourceType, namespace: string | undefined): KubeObject[] {
@@ -533,7 +693,7 @@ export class FakeKubeApi {
       .map(([, object]) => object);
   }
 
-  #list(response: ServerResponse, target: { resource: ResourceType; version: string; namespace?: string }, query: Record<string, string>): void {
+  #list(response: ServerResponse, target: Target, query: Record<string, string>): void {
     const { resource, version, namespace } = target;
     let listRv = this.#rv;
     let start = 0;
@@ -570,7 +730,7 @@ export class FakeKubeApi {
     });
   }
 
-  #watch(response: ServerResponse, target: { resource: ResourceType; version: string; namespace?: string }, query: Record<string, string>): void {
+  #watch(response: ServerResponse, target: Target, query: Record<string, string>): void {
     const { resource, version, namespace } = target;
     const from = query['resourceVersion'] ?? '';
     const fromRv = Number(from);

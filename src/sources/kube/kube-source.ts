@@ -40,6 +40,25 @@ interface Entry {
   readonly lastGood: AcceptedObject | undefined;
 }
 
+/** An Istio object whose status the leader may write: where it is, which generation, and its status now. */
+export interface StatusTarget {
+  /** `Kind/namespace/name`. */
+  readonly key: string;
+  readonly group: string;
+  readonly version: string;
+  readonly plural: string;
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+  /** Its API path, the source location its rules and problems carry. */
+  readonly path: string;
+  readonly generation: number | undefined;
+  readonly resourceVersion: string | undefined;
+  readonly status: Readonly<Record<string, unknown>> | undefined;
+}
+
+export type StatusTargetListener = (key: string, target: StatusTarget | undefined) => void;
+
 interface Watched {
   readonly served: ServedResource;
   readonly informers: readonly ResilientInformer[];
@@ -74,6 +93,8 @@ export class KubeSource {
   readonly #problemLog: ProblemLog;
   /** What each object was when last published, for edits that break a reference. */
   #served = new Map<string, AcceptedObject>();
+  readonly #statusTargets = new Map<string, StatusTarget>();
+  readonly #statusListeners = new Set<StatusTargetListener>();
   #markSynced: () => void = () => undefined;
 
   constructor(options: KubeSourceOptions) {
@@ -121,6 +142,21 @@ export class KubeSource {
     return [...this.#watched.values()].flatMap((watched) =>
       watched.informers.map((informer) => ({ path: informer.path, state: informer.state, ...(informer.lastError ? { lastError: informer.lastError } : {}) })),
     );
+  }
+
+  /** Every watched Istio object with a status subresource, as the informers last saw it (status included). */
+  statusTargets(): StatusTarget[] {
+    return [...this.#statusTargets.values()];
+  }
+
+  statusTarget(key: string): StatusTarget | undefined {
+    return this.#statusTargets.get(key);
+  }
+
+  /** Called on every add, update (status-only ones too) and removal of a status target. */
+  onStatusTarget(listener: StatusTargetListener): () => void {
+    this.#statusListeners.add(listener);
+    return () => this.#statusListeners.delete(listener);
   }
 
   #watch(served: ServedResource): void {
@@ -203,6 +239,7 @@ export class KubeSource {
         this.#watched.delete(resource.kind);
         await Promise.all(watched.informers.map((informer) => informer.stop()));
         for (const key of [...this.#objects.keys()]) if (key.startsWith(`${resource.kind}/`)) this.#objects.delete(key);
+        for (const key of [...this.#statusTargets.keys()]) if (key.startsWith(`${resource.kind}/`)) this.#setStatusTarget(key, undefined);
         this.#changed(`${resource.kind} no longer served`);
       }
       if (!this.#reportedMissing.has(resource.kind)) newlyMissing.push(resource);
@@ -246,7 +283,26 @@ export class KubeSource {
     const id = this.#identify(served, raw, true);
     if (!id) return;
     const object = { ...raw, apiVersion: raw.apiVersion ?? apiVersionOf(served.resource, served.version), kind: raw.kind ?? served.resource.kind };
-    const parsed = parseObject({ object, source: { origin: 'kube', location: objectPath(served.resource, served.version, id.namespace, id.name) } });
+    const location = objectPath(served.resource, served.version, id.namespace, id.name);
+    const generation = raw.metadata?.generation;
+    if (served.resource.statusSubresource && id.namespace !== undefined) {
+      const { group, plural, kind } = served.resource;
+      const status = (raw as { status?: unknown }).status;
+      this.#setStatusTarget(id.key, {
+        key: id.key,
+        group,
+        version: served.version,
+        plural,
+        kind,
+        namespace: id.namespace,
+        name: id.name,
+        path: location,
+        generation,
+        resourceVersion: raw.metadata?.resourceVersion,
+        status: typeof status === 'object' && status !== null ? (status as Record<string, unknown>) : undefined,
+      });
+    }
+    const parsed = parseObject({ object, source: { origin: 'kube', location, ...(generation !== undefined ? { generation } : {}) } });
     const signature = JSON.stringify(parsed);
     const previous = this.#objects.get(id.key);
     // Status-only updates, resyncs and re-sent objects convert to the same thing: no push.
@@ -258,7 +314,14 @@ export class KubeSource {
 
   #remove(served: ServedResource, raw: KubernetesObject): void {
     const id = this.#identify(served, raw, false);
+    if (id && this.#statusTargets.has(id.key)) this.#setStatusTarget(id.key, undefined);
     if (id && this.#objects.delete(id.key)) this.#changed(`deleted ${id.label}`);
+  }
+
+  #setStatusTarget(key: string, target: StatusTarget | undefined): void {
+    if (target) this.#statusTargets.set(key, target);
+    else this.#statusTargets.delete(key);
+    for (const listener of this.#statusListeners) listener(key, target);
   }
 
   #changed(reason: string): void {

@@ -11,12 +11,14 @@ export interface WatchedResource {
   readonly namespaced: boolean;
   /** A CRD that may not be installed: found by discovery, skipped with one log line when absent. */
   readonly optional: boolean;
+  /** Istio's kinds with a status subresource: their validation messages are written back by the leader. */
+  readonly statusSubresource?: boolean;
 }
 
 const ISTIO_NETWORKING_VERSIONS = ['v1', 'v1beta1', 'v1alpha3'] as const;
 
 function istio(kind: string, plural: string): WatchedResource {
-  return { kind, group: 'networking.istio.io', versions: ISTIO_NETWORKING_VERSIONS, plural, namespaced: true, optional: true };
+  return { kind, group: 'networking.istio.io', versions: ISTIO_NETWORKING_VERSIONS, plural, namespaced: true, optional: true, statusSubresource: true };
 }
 
 export const WATCHED_RESOURCES: readonly WatchedResource[] = [
@@ -29,16 +31,16 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
   istio('ServiceEntry', 'serviceentries'),
   istio('WorkloadEntry', 'workloadentries'),
   istio('Sidecar', 'sidecars'),
-  { kind: 'PeerAuthentication', group: 'security.istio.io', versions: ['v1', 'v1beta1'], plural: 'peerauthentications', namespaced: true, optional: true },
-  { kind: 'AuthorizationPolicy', group: 'security.istio.io', versions: ['v1', 'v1beta1'], plural: 'authorizationpolicies', namespaced: true, optional: true },
+  { kind: 'PeerAuthentication', group: 'security.istio.io', versions: ['v1', 'v1beta1'], plural: 'peerauthentications', namespaced: true, optional: true, statusSubresource: true },
+  { kind: 'AuthorizationPolicy', group: 'security.istio.io', versions: ['v1', 'v1beta1'], plural: 'authorizationpolicies', namespaced: true, optional: true, statusSubresource: true },
   { kind: 'RouteRule', group: 'config.istio.io', versions: ['v1alpha2'], plural: 'routerules', namespaced: true, optional: true },
 ];
 
 /** The verbs the source uses; the ClusterRole grants exactly these. */
 export const WATCH_VERBS: readonly string[] = ['get', 'list', 'watch'];
 
-/** One grant the CA needs beyond watching: where, which objects (all when absent), which verbs. */
-export interface CaPermission {
+/** One grant beyond watching: where, which objects (all when absent), which verbs. */
+export interface KubePermission {
   readonly group: string;
   readonly resource: string;
   readonly verbs: readonly string[];
@@ -48,13 +50,24 @@ export interface CaPermission {
 }
 
 /** What the CA reads, writes and asks (src/security/ca-kube.ts); deploy/02-rbac.yaml grants exactly these. */
-export const CA_PERMISSIONS: readonly CaPermission[] = [
+export const CA_PERMISSIONS: readonly KubePermission[] = [
   { group: '', resource: 'secrets', verbs: ['get'], resourceNames: ['cacerts', 'meshpilot-ca-secret'], scope: 'system' },
   // create cannot be limited by name (the object does not exist yet).
   { group: '', resource: 'secrets', verbs: ['create'], scope: 'system' },
   { group: '', resource: 'configmaps', verbs: ['get', 'update'], resourceNames: ['istio-ca-root-cert'], scope: 'cluster' },
   { group: '', resource: 'configmaps', verbs: ['create'], scope: 'cluster' },
   { group: 'authentication.k8s.io', resource: 'tokenreviews', verbs: ['create'], scope: 'cluster' },
+];
+
+/** The Lease of the status writer's election, in meshpilot's namespace (Istio names its own `istio-status-leader`). */
+export const STATUS_LEADER_LEASE = 'meshpilot-status-leader';
+
+/** What leader election and the status writer use (src/sources/kube/leader-election.ts, status-writer.ts); deploy/02-rbac.yaml grants exactly these. */
+export const STATUS_PERMISSIONS: readonly KubePermission[] = [
+  { group: 'coordination.k8s.io', resource: 'leases', verbs: ['get', 'update'], resourceNames: [STATUS_LEADER_LEASE], scope: 'system' },
+  // create cannot be limited by name (the object does not exist yet).
+  { group: 'coordination.k8s.io', resource: 'leases', verbs: ['create'], scope: 'system' },
+  ...WATCHED_RESOURCES.filter((resource) => resource.statusSubresource).map((resource): KubePermission => ({ group: resource.group, resource: `${resource.plural}/status`, verbs: ['update'], scope: 'cluster' })),
 ];
 
 export function apiVersionOf(resource: WatchedResource, version: string): string {
