@@ -13,7 +13,12 @@ import type { DeltaDiscoveryRequest, DiscoveryRequest, NodeInfo } from './messag
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './messages.ts';
 import type { PushScope } from './push-scope.ts';
 import { FULL_SCOPE } from './push-scope.ts';
+import { PushResponses } from './push-responses.ts';
+import type { BodyStats } from './push-responses.ts';
+import { SharedLists } from './shared-lists.ts';
+import type { StreamShared } from './stream-protocol.ts';
 import { SubscriptionPool } from './subscription.ts';
+import { ResourceWire } from './wire.ts';
 import type { GrpcCall, TransportLimits, TransportStats } from './grpc-transport.ts';
 import { GrpcStatus, GrpcTransport } from './grpc-transport.ts';
 
@@ -32,11 +37,6 @@ const SERVICES: readonly ServiceSpec[] = [
   { service: 'envoy.service.listener.v3.ListenerDiscoveryService', sotw: 'StreamListeners', delta: 'DeltaListeners', onlyType: LISTENER_TYPE },
   { service: 'envoy.service.route.v3.RouteDiscoveryService', sotw: 'StreamRoutes', delta: 'DeltaRoutes', onlyType: ROUTE_TYPE },
 ];
-
-// Process-wide, so a response encoded once for many streams (see XdsConnection) never shares a
-// nonce with another that a stream may be sent later.
-let nonceCounter = 0;
-const nextNonce = (): string => (++nonceCounter).toString(36);
 
 /** Unwritten bytes across all streams (a buffer shared by many counts once) above which streams wait their turn. */
 export const DEFAULT_TOTAL_HIGH_WATER_BYTES = 64 * 1024 * 1024;
@@ -86,7 +86,12 @@ export const DEFAULT_FIRST_REQUEST_TIMEOUT_MS = 30_000;
 export class AdsServer {
   readonly #transport: GrpcTransport;
   readonly #connections = new Map<string, XdsConnection>();
-  readonly #subscriptions = new SubscriptionPool();
+  /** What this server's streams share, and nothing else does: subscriptions, list facts, resource encodings. */
+  readonly #shared: StreamShared = { subscriptions: new SubscriptionPool(), lists: new SharedLists() };
+  readonly #wire = new ResourceWire();
+  readonly #controlPlaneId: string;
+  /** The current push's resources and shared bodies; replaced when the push is. */
+  #responses: PushResponses | undefined;
   readonly budget: WriteBudget;
   readonly #options: AdsServerOptions;
   readonly #log: Logger;
@@ -101,6 +106,7 @@ export class AdsServer {
     this.#options = options;
     this.#log = options.log;
     this.#scheduler = options.scheduler ?? IMMEDIATE;
+    this.#controlPlaneId = options.controlPlaneId ?? `meshpilot-${hostname()}`;
     this.budget = new WriteBudget(options.totalHighWaterBytes ?? DEFAULT_TOTAL_HIGH_WATER_BYTES);
     this.#transport = new GrpcTransport({ log: options.log, ...(options.transport ? { limits: options.transport } : {}) });
     this.serveOn(this.#transport);
@@ -146,7 +152,20 @@ export class AdsServer {
 
   /** Distinct subscriptions shared by the connected streams. */
   get sharedSubscriptions(): number {
-    return this.#subscriptions.size;
+    return this.#shared.subscriptions.size;
+  }
+
+  /** Response bodies encoded for the current push, and writes that reused one another stream was sent. */
+  get responseBodies(): BodyStats {
+    return { ...(this.#responses?.stats ?? { encoded: 0, reused: 0 }) };
+  }
+
+  /** The responses of `push`: kept for the current push, so its streams share them; made afresh for any other (a preview). */
+  #responsesFor(push: PushContext): PushResponses {
+    if (this.#responses?.push === push) return this.#responses;
+    const responses = new PushResponses(push, { generate: this.#options.generate, wire: this.#wire, controlPlaneId: this.#controlPlaneId });
+    if (push === this.#options.currentPush()) this.#responses = responses;
+    return responses;
   }
 
   setScheduler(scheduler: ConnectionScheduler): void {
@@ -200,14 +219,12 @@ export class AdsServer {
       peer: call.peer,
       mode,
       ...(onlyType ? { onlyType } : {}),
-      generate: this.#options.generate,
       currentPush: this.#options.currentPush,
-      controlPlaneId: this.#options.controlPlaneId ?? `meshpilot-${hostname()}`,
-      nextNonce,
-      write: (bytes, written) => {
-        call.write(bytes, written);
+      responses: (push) => this.#responsesFor(push),
+      shared: this.#shared,
+      write: (message, written) => {
+        call.write(message, written);
       },
-      subscriptions: this.#subscriptions,
       budget: this.budget,
       log: this.#log.child({ conn: id }),
       onWritable: (c) => {
