@@ -1,5 +1,6 @@
 // One xDS stream's protocol, per Envoy's xds_protocol, SotW and Delta: subscriptions and their
-// wildcards, nonces, ACK/NACK, what the client holds and what it is to be sent next. It does no
+// wildcards, nonces, ACK/NACK, what the client holds and what it is to be sent next (the content
+// of each response is decided in stream-responses.ts). It does no
 // I/O and keeps no timers or clocks: the connection hands it requests, push scopes and a source
 // of resources, and it answers with events to record and responses to write.
 import { createHash } from 'node:crypto';
@@ -7,7 +8,6 @@ import type { Proxy } from '../../model/proxy.ts';
 import { parseProxy } from '../../model/proxy.ts';
 import { parseHostPort } from '../generate/names.ts';
 import type { EnvoyResource } from '../resource.ts';
-import { versionOfSet } from '../resource.ts';
 import type { ResourceTypeUrl } from '../type-urls.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, WILDCARD_TYPES, isResourceTypeUrl } from '../type-urls.ts';
 import { HeldResources } from './held.ts';
@@ -15,24 +15,18 @@ import type { DeltaDiscoveryRequest, DiscoveryRequest, NodeInfo } from './messag
 import type { PushScope, TypeScope } from './push-scope.ts';
 import { FULL_SCOPE, mergeTypeScope } from './push-scope.ts';
 import type { SharedLists } from './shared-lists.ts';
+import type { NextResponse, ResourceSource } from './stream-responses.ts';
+import { generateAll, nextDelta, nextSotw } from './stream-responses.ts';
 import type { Subscription, SubscriptionPool } from './subscription.ts';
 import { EMPTY_SUBSCRIPTION } from './subscription.ts';
 import type { AckRecord, NackRecord, SentResponse, StreamMode, WatchState } from './watch-state.ts';
+
+export type { ResourceSource } from './stream-responses.ts';
 
 /** What the streams of one server share: subscriptions and facts about shared lists. */
 export interface StreamShared {
   readonly subscriptions: SubscriptionPool;
   readonly lists: SharedLists;
-}
-
-/** Where resources come from: one push, generated for a proxy. Tests hand in a fake. */
-export interface ResourceSource {
-  /** The push's sequence: recorded with each response, and Delta's system version. */
-  readonly sequence: number;
-  /** Every resource of the type the proxy gets (`names` undefined), or those of `names` that exist. */
-  generate(typeUrl: ResourceTypeUrl, proxy: Proxy, names?: readonly string[]): readonly EnvoyResource[];
-  /** The resources a whole subscription names (streams with the same one may share the list). */
-  subscribed(typeUrl: ResourceTypeUrl, proxy: Proxy, subscription: Subscription): readonly EnvoyResource[];
 }
 
 /** What a request, or a reply in it, means for the operator's records. */
@@ -216,14 +210,19 @@ export class StreamProtocol {
   respond(typeUrl: ResourceTypeUrl, source: ResourceSource, at: Date): PlannedResponse | undefined {
     const watch = this.watches.get(typeUrl);
     if (!this.proxy || watch?.pending === undefined) return undefined;
-    return this.mode === 'delta' ? this.#respondDelta(typeUrl, watch, source, at) : this.#respondSotw(typeUrl, watch, source, at);
+    const lists = this.#shared.lists;
+    const next = this.mode === 'delta' ? nextDelta(typeUrl, watch, this.proxy, source, lists) : nextSotw(typeUrl, watch, this.proxy, source, lists);
+    if (!next) return undefined;
+    const planned = this.#record(typeUrl, watch, source, next, at);
+    this.#rewarmEndpoints(next.rewarm);
+    return planned;
   }
 
   /** What this stream would be sent now for a type, without sending it. */
   resourcesFor(typeUrl: ResourceTypeUrl, source: ResourceSource): readonly EnvoyResource[] {
     const watch = this.watches.get(typeUrl);
     if (!this.proxy || !watch) return [];
-    return this.#generateAll(typeUrl, watch, source);
+    return generateAll(typeUrl, watch, this.proxy, source);
   }
 
   /** Lets go of the shared subscriptions (the stream ended). */
@@ -231,77 +230,8 @@ export class StreamProtocol {
     for (const watch of this.watches.values()) this.#shared.subscriptions.release(watch.subscription);
   }
 
-  #respondSotw(typeUrl: ResourceTypeUrl, watch: WatchState, source: ResourceSource, at: Date): PlannedResponse | undefined {
-    const scope = watch.pending ?? 'all';
-    const whole = watch.resendWhole === true;
-    const sourceAt = watch.pendingSince;
-    watch.pending = undefined;
-    watch.pendingSince = undefined;
-    watch.resendWhole = undefined;
-    // LDS and CDS are always sent whole; so is EDS/RDS after the client changes its subscription.
-    if (WILDCARD_TYPES.has(typeUrl) || whole) {
-      const resources = this.#generateAll(typeUrl, watch, source);
-      const version = this.#shared.lists.versionOf(resources);
-      if (watch.setVersion === version && watch.sent) return undefined;
-      // Nothing to say yet about named resources that do not exist; they are sent when they appear.
-      if (!watch.sent && resources.length === 0 && !WILDCARD_TYPES.has(typeUrl)) return undefined;
-      if (!WILDCARD_TYPES.has(typeUrl)) watch.held.replaceAll(resources);
-      const before = typeUrl === CLUSTER_TYPE ? new Map((watch.sent?.resources ?? []).map((r) => [r.name, r.version])) : undefined;
-      watch.setVersion = version;
-      const planned = this.#record(typeUrl, watch, source, { resources, removed: [], version, shared: resources, sentWhole: resources, sourceAt }, at);
-      if (before) this.#rewarmEndpoints(resources.filter((r) => before.get(r.name) !== r.version));
-      return planned;
-    }
-    // EDS and RDS changes go out as just the changed resources (xds_protocol allows it for these types).
-    const { updated, generated } = this.#changes(typeUrl, watch, source, scope);
-    if (updated.length === 0) return undefined;
-    if (updated === generated) watch.held.replaceAll(generated);
-    else hold(watch, updated, []);
-    watch.setVersion = undefined;
-    return this.#record(typeUrl, watch, source, { resources: updated, removed: [], version: versionOfSet(updated), shared: undefined, sentWhole: undefined, sourceAt }, at);
-  }
-
-  #respondDelta(typeUrl: ResourceTypeUrl, watch: WatchState, source: ResourceSource, at: Date): PlannedResponse | undefined {
-    const scope = watch.pending ?? 'all';
-    const sourceAt = watch.pendingSince;
-    watch.pending = undefined;
-    watch.pendingSince = undefined;
-    const { updated, removed, generated } = this.#changes(typeUrl, watch, source, scope);
-    // xds_protocol: a subscribed name that does not exist is answered in removed_resources.
-    if (watch.announce) {
-      const sending = updated === generated ? this.#shared.lists.namesOf(generated) : new Set(updated.map((r) => r.name));
-      const gone = new Set(removed);
-      for (const name of watch.announce) {
-        if (!sending.has(name) && !gone.has(name) && !watch.held.has(name)) removed.push(name);
-      }
-      watch.announce = undefined;
-    }
-    if (updated.length === 0 && removed.length === 0) return undefined;
-    // A client that gets a whole set (a first subscription, say) gets what others in its place get: shared.
-    const whole = scope === 'all' && removed.length === 0 && updated.length === generated.length ? generated : undefined;
-    if (whole) watch.held.replaceAll(whole);
-    else hold(watch, updated, removed);
-    const planned = this.#record(typeUrl, watch, source, { resources: whole ?? updated, removed, version: `${source.sequence}`, shared: whole, sentWhole: undefined, sourceAt }, at);
-    if (typeUrl === CLUSTER_TYPE) this.#rewarmEndpoints(updated);
-    return planned;
-  }
-
-  #record(
-    typeUrl: ResourceTypeUrl,
-    watch: WatchState,
-    source: ResourceSource,
-    response: {
-      resources: readonly EnvoyResource[];
-      removed: readonly string[];
-      version: string;
-      shared: readonly EnvoyResource[] | undefined;
-      /** SotW's whole sets: what the client holds is exactly the list. */
-      sentWhole: readonly EnvoyResource[] | undefined;
-      sourceAt: number | undefined;
-    },
-    at: Date,
-  ): PlannedResponse {
-    const { sentWhole, resources, removed, version } = response;
+  #record(typeUrl: ResourceTypeUrl, watch: WatchState, source: ResourceSource, next: NextResponse, at: Date): PlannedResponse {
+    const { sentWhole, resources, removed, version } = next;
     // Unique within the stream, and across the server's streams (the stream id leads).
     const nonce = `${this.id}-${(++this.#nonces).toString(36)}`;
     const sent: SentResponse = {
@@ -311,56 +241,14 @@ export class StreamProtocol {
       pushSequence: source.sequence,
       count: resources.length,
       removed,
-      ...(response.sourceAt !== undefined ? { sourceAt: response.sourceAt } : {}),
+      ...(next.sourceAt !== undefined ? { sourceAt: next.sourceAt } : {}),
       // What was sent, never generated again: the whole set, or what the client holds since.
       get resources(): readonly EnvoyResource[] {
         return sentWhole ?? watch.held.sent();
       },
     };
     watch.sent = sent;
-    return { typeUrl, nonce, version, resources, removed, shared: response.shared, sent };
-  }
-
-  /** Every resource the watch covers: the wildcard set plus explicit names. */
-  #generateAll(typeUrl: ResourceTypeUrl, watch: WatchState, source: ResourceSource): readonly EnvoyResource[] {
-    const proxy = this.proxy as Proxy;
-    const names = watch.subscription.names;
-    if (!watch.wildcard) return names.length === 0 ? [] : source.subscribed(typeUrl, proxy, watch.subscription);
-    const all = source.generate(typeUrl, proxy);
-    if (names.length === 0) return all;
-    const have = new Set(all.map((r) => r.name));
-    const extra = names.filter((n) => !have.has(n));
-    return extra.length === 0 ? all : [...all, ...source.generate(typeUrl, proxy, extra)];
-  }
-
-  /** Resources in `scope` that differ from what the client holds, and held names that are gone. */
-  #changes(
-    typeUrl: ResourceTypeUrl,
-    watch: WatchState,
-    source: ResourceSource,
-    scope: TypeScope,
-  ): { updated: readonly EnvoyResource[]; removed: string[]; generated: readonly EnvoyResource[] } {
-    let generated: readonly EnvoyResource[];
-    let universe: Iterable<string>;
-    if (scope === 'all') {
-      generated = this.#generateAll(typeUrl, watch, source);
-      // A client that holds nothing yet (a first subscription) is sent all of it: no comparison to make.
-      if (watch.held.size === 0) return { updated: generated, removed: [], generated };
-      universe = watch.held.keys();
-    } else {
-      const candidates = [...scope].filter((n) => watch.wildcard || watch.subscription.set.has(n) || watch.held.has(n));
-      generated = candidates.length === 0 ? [] : source.generate(typeUrl, this.proxy as Proxy, candidates);
-      universe = candidates;
-    }
-    const present = new Set<string>();
-    const updated: EnvoyResource[] = [];
-    for (const resource of generated) {
-      present.add(resource.name);
-      if (watch.held.get(resource.name) !== resource.version) updated.push(resource);
-    }
-    const removed: string[] = [];
-    for (const name of universe) if (!present.has(name) && watch.held.has(name)) removed.push(name);
-    return { updated, removed, generated };
+    return { typeUrl, nonce, version, resources, removed, shared: next.shared, sent };
   }
 
   /**
@@ -368,6 +256,7 @@ export class StreamProtocol {
    * endpoints arrive, even if they did not change: queue them again, after the clusters.
    */
   #rewarmEndpoints(clusters: readonly EnvoyResource[]): void {
+    if (clusters.length === 0) return;
     const eds = this.watches.get(ENDPOINT_TYPE);
     if (!eds || clusters.length === 0) return;
     const names = clusters.map((c) => c.name).filter((name) => eds.held.has(name));
@@ -448,11 +337,6 @@ export class StreamProtocol {
 function enqueueType(watch: WatchState, scope: TypeScope, sourceAt: number | undefined): void {
   watch.pending = mergeTypeScope(watch.pending, scope);
   if (sourceAt !== undefined) watch.pendingSince = Math.min(watch.pendingSince ?? sourceAt, sourceAt);
-}
-
-function hold(watch: WatchState, updated: readonly EnvoyResource[], removed: readonly string[]): void {
-  for (const r of updated) watch.held.set(r);
-  for (const name of removed) watch.held.delete(name);
 }
 
 /**
