@@ -1,8 +1,8 @@
 // One xDS stream's protocol, per Envoy's xds_protocol, SotW and Delta: subscriptions and their
-// wildcards, nonces, ACK/NACK, what the client holds and what it is to be sent next (the content
-// of each response is decided in stream-responses.ts). It does no
-// I/O and keeps no timers or clocks: the connection hands it requests, push scopes and a source
-// of resources, and it answers with events to record and responses to write.
+// wildcards, nonces, ACK/NACK, what the client holds and what it is to be sent next (each
+// response's content is decided in stream-responses.ts). It does no I/O and keeps no timers or
+// clocks: the connection hands it requests, push scopes and a source of resources, and it
+// answers with events to record and responses to write.
 import { createHash } from 'node:crypto';
 import type { Proxy } from '../../model/proxy.ts';
 import { parseProxy } from '../../model/proxy.ts';
