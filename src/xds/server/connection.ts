@@ -195,7 +195,7 @@ export class XdsConnection {
 
   /** Records what a request meant, then answers what it asks for while the client reads. */
   #act(outcome: RequestOutcome): void {
-    for (const event of outcome.events) this.#record(event);
+    for (const event of outcome.events) this.#report(event);
     for (const typeUrl of outcome.answer) {
       if (this.watches.get(typeUrl)?.pending === undefined) continue;
       if (!this.#mayWrite()) return;
@@ -203,7 +203,8 @@ export class XdsConnection {
     }
   }
 
-  #record(event: ProtocolEvent): void {
+  /** Logs an event and tells the observers (metrics, the NACK ledger, convergence). */
+  #report(event: ProtocolEvent): void {
     const events = this.#options.events;
     switch (event.kind) {
       case 'identified': {
