@@ -90,8 +90,8 @@ export class AdsServer {
   readonly #shared: StreamShared = { subscriptions: new SubscriptionPool(), lists: new SharedLists() };
   readonly #wire = new ResourceWire();
   readonly #controlPlaneId: string;
-  /** The current push's resources and shared bodies; replaced when the push is. */
-  #responses: PushResponses | undefined;
+  /** Each push's resources and shared bodies (the current one's, a preview's), kept while the push lives. */
+  readonly #responses = new WeakMap<PushContext, PushResponses>();
   readonly budget: WriteBudget;
   readonly #options: AdsServerOptions;
   readonly #log: Logger;
@@ -157,14 +157,16 @@ export class AdsServer {
 
   /** Response bodies encoded for the current push, and writes that reused one another stream was sent. */
   get responseBodies(): BodyStats {
-    return { ...(this.#responses?.stats ?? { encoded: 0, reused: 0 }) };
+    const push = this.#options.currentPush();
+    return { ...((push && this.#responses.get(push)?.stats) ?? { encoded: 0, reused: 0 }) };
   }
 
-  /** The responses of `push`: kept for the current push, so its streams share them; made afresh for any other (a preview). */
   #responsesFor(push: PushContext): PushResponses {
-    if (this.#responses?.push === push) return this.#responses;
-    const responses = new PushResponses(push, { generate: this.#options.generate, wire: this.#wire, controlPlaneId: this.#controlPlaneId });
-    if (push === this.#options.currentPush()) this.#responses = responses;
+    let responses = this.#responses.get(push);
+    if (!responses) {
+      responses = new PushResponses(push, { generate: this.#options.generate, wire: this.#wire, controlPlaneId: this.#controlPlaneId });
+      this.#responses.set(push, responses);
+    }
     return responses;
   }
 

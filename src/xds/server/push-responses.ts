@@ -1,7 +1,7 @@
 // What the streams answering one push share: the resources (generated for each proxy, the load
 // assignments of a subscription once for all), and each response body, encoded once. A body
 // carries no nonce: each stream writes its own after it, so every stream sent the same response
-// in this push is sent the same bytes. The server keeps one of these for its current push.
+// in this push is sent the same bytes. The server keeps one per push, for as long as the push lives.
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { GenerateFn } from '../generate/index.ts';
