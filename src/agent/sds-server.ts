@@ -6,6 +6,7 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, encodeDeltaDiscoveryResponse, encodeDiscoveryResponse } from '../xds/server/messages.ts';
 import { GrpcStatus, GrpcTransport, type GrpcCall } from '../xds/server/grpc-transport.ts';
+import { ResourceWire } from '../xds/server/wire.ts';
 import { versionOfSet } from '../xds/resource.ts';
 import { SECRET_TYPE } from '../xds/type-urls.ts';
 import type { SecretResource } from './secrets.ts';
@@ -43,6 +44,7 @@ export class SdsServer {
   readonly #streams = new Set<Stream>();
   readonly stats: SdsStats = { streams: 0, responses: 0, acks: 0, nacks: 0, paths: new Map() };
   #nonce = 0;
+  readonly #wire = new ResourceWire();
 
   constructor(source: SecretSource, log: Logger) {
     this.#source = source;
@@ -118,7 +120,7 @@ export class SdsServer {
       sent = key;
       lastNonce = this.#nextNonce();
       this.stats.responses++;
-      call.write(encodeDiscoveryResponse({ versionInfo: version, typeUrl: SECRET_TYPE, nonce: lastNonce, resources, controlPlaneId: CONTROL_PLANE_ID }), () => undefined);
+      call.write(encodeDiscoveryResponse({ versionInfo: version, typeUrl: SECRET_TYPE, nonce: lastNonce, resources, controlPlaneId: CONTROL_PLANE_ID }, this.#wire), () => undefined);
     };
     return {
       push,
@@ -162,7 +164,7 @@ export class SdsServer {
       lastNonce = this.#nextNonce();
       this.stats.responses++;
       const systemVersionInfo = versionOfSet([...secrets.values()]);
-      call.write(encodeDeltaDiscoveryResponse({ systemVersionInfo, typeUrl: SECRET_TYPE, nonce: lastNonce, resources, removed, controlPlaneId: CONTROL_PLANE_ID }), () => undefined);
+      call.write(encodeDeltaDiscoveryResponse({ systemVersionInfo, typeUrl: SECRET_TYPE, nonce: lastNonce, resources, removed, controlPlaneId: CONTROL_PLANE_ID }, this.#wire), () => undefined);
     };
     return {
       push,

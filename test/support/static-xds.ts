@@ -6,6 +6,7 @@ import { EnvoyResource } from '../../src/xds/resource.ts';
 import type { JsonObject } from '../../src/xds/proto-json.ts';
 import { decodeDiscoveryRequest, encodeDiscoveryResponse } from '../../src/xds/server/messages.ts';
 import { GrpcTransport } from '../../src/xds/server/grpc-transport.ts';
+import { ResourceWire } from '../../src/xds/server/wire.ts';
 
 const ADS_SOTW_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 
@@ -25,6 +26,7 @@ export async function startStaticXds(resources: Readonly<Record<string, readonly
   const byType = new Map(Object.entries(resources).map(([typeUrl, list]) => [typeUrl, list.map((json) => new EnvoyResource(typeUrl, resourceName(json), json))]));
   const transport = new GrpcTransport({ log: pino({ level: 'silent' }) });
   let nonce = 0;
+  const wire = new ResourceWire();
   transport.handle(ADS_SOTW_PATH, (call) => {
     // Per type, the names last answered: an ACK (or NACK) repeats them and is not answered again.
     const answered = new Map<string, string>();
@@ -35,7 +37,7 @@ export async function startStaticXds(resources: Readonly<Record<string, readonly
       answered.set(request.typeUrl, names.join(','));
       const all = byType.get(request.typeUrl) ?? [];
       const chosen = names.length === 0 ? all : all.filter((resource) => names.includes(resource.name));
-      call.write(encodeDiscoveryResponse({ versionInfo: 'static', typeUrl: request.typeUrl, nonce: String(++nonce), resources: chosen, controlPlaneId: 'static' }), () => undefined);
+      call.write(encodeDiscoveryResponse({ versionInfo: 'static', typeUrl: request.typeUrl, nonce: String(++nonce), resources: chosen, controlPlaneId: 'static' }, wire), () => undefined);
     };
   });
   const port = await transport.listen('127.0.0.1', 0);

@@ -13,7 +13,12 @@ import type { DeltaDiscoveryRequest, DiscoveryRequest, NodeInfo } from './messag
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './messages.ts';
 import type { PushChange } from '../../push/proxy-scope.ts';
 import { FULL_CHANGE, scopeForProxy } from '../../push/proxy-scope.ts';
+import { PushResponses } from './push-responses.ts';
+import type { BodyStats } from './push-responses.ts';
+import { SharedLists } from './shared-lists.ts';
+import type { StreamShared } from './stream-protocol.ts';
 import { SubscriptionPool } from './subscription.ts';
+import { ResourceWire } from './wire.ts';
 import type { GrpcCall, GrpcTransportOptions, TransportLimits, TransportStats } from './grpc-transport.ts';
 import { GrpcStatus, GrpcTransport } from './grpc-transport.ts';
 import type { XdsCall, XdsTransport } from './transport.ts';
@@ -33,11 +38,6 @@ const SERVICES: readonly ServiceSpec[] = [
   { service: 'envoy.service.listener.v3.ListenerDiscoveryService', sotw: 'StreamListeners', delta: 'DeltaListeners', onlyType: LISTENER_TYPE },
   { service: 'envoy.service.route.v3.RouteDiscoveryService', sotw: 'StreamRoutes', delta: 'DeltaRoutes', onlyType: ROUTE_TYPE },
 ];
-
-// Process-wide, so a response encoded once for many streams (see XdsConnection) never shares a
-// nonce with another that a stream may be sent later.
-let nonceCounter = 0;
-const nextNonce = (): string => (++nonceCounter).toString(36);
 
 /** Unwritten bytes across all streams (a buffer shared by many counts once) above which streams wait their turn. */
 export const DEFAULT_TOTAL_HIGH_WATER_BYTES = 64 * 1024 * 1024;
@@ -89,7 +89,12 @@ export const DEFAULT_FIRST_REQUEST_TIMEOUT_MS = 30_000;
 export class AdsServer {
   readonly #transport: XdsTransport;
   readonly #connections = new Map<string, XdsConnection>();
-  readonly #subscriptions = new SubscriptionPool();
+  /** What this server's streams share, and nothing else does: subscriptions, list facts, resource encodings. */
+  readonly #shared: StreamShared = { subscriptions: new SubscriptionPool(), lists: new SharedLists() };
+  readonly #wire = new ResourceWire();
+  readonly #controlPlaneId: string;
+  /** Each push's resources and shared bodies (the current one's, a preview's), kept while the push lives. */
+  readonly #responses = new WeakMap<PushContext, PushResponses>();
   readonly budget: WriteBudget;
   readonly #options: AdsServerOptions;
   readonly #log: Logger;
@@ -104,6 +109,7 @@ export class AdsServer {
     this.#options = options;
     this.#log = options.log;
     this.#scheduler = options.scheduler ?? IMMEDIATE;
+    this.#controlPlaneId = options.controlPlaneId ?? `meshpilot-${hostname()}`;
     this.budget = new WriteBudget(options.totalHighWaterBytes ?? DEFAULT_TOTAL_HIGH_WATER_BYTES);
     const transportOptions: GrpcTransportOptions = { log: options.log, ...(options.transport ? { limits: options.transport } : {}) };
     this.#transport = options.createTransport?.(transportOptions) ?? new GrpcTransport(transportOptions);
@@ -150,7 +156,22 @@ export class AdsServer {
 
   /** Distinct subscriptions shared by the connected streams. */
   get sharedSubscriptions(): number {
-    return this.#subscriptions.size;
+    return this.#shared.subscriptions.size;
+  }
+
+  /** Response bodies encoded for the current push, and writes that reused one another stream was sent. */
+  get responseBodies(): BodyStats {
+    const push = this.#options.currentPush();
+    return { ...((push && this.#responses.get(push)?.stats) ?? { encoded: 0, reused: 0 }) };
+  }
+
+  #responsesFor(push: PushContext): PushResponses {
+    let responses = this.#responses.get(push);
+    if (!responses) {
+      responses = new PushResponses(push, { generate: this.#options.generate, wire: this.#wire, controlPlaneId: this.#controlPlaneId });
+      this.#responses.set(push, responses);
+    }
+    return responses;
   }
 
   setScheduler(scheduler: ConnectionScheduler): void {
@@ -206,14 +227,12 @@ export class AdsServer {
       peer: call.peer,
       mode,
       ...(onlyType ? { onlyType } : {}),
-      generate: this.#options.generate,
       currentPush: this.#options.currentPush,
-      controlPlaneId: this.#options.controlPlaneId ?? `meshpilot-${hostname()}`,
-      nextNonce,
-      write: (bytes, written) => {
-        call.write(bytes, written);
+      responses: (push) => this.#responsesFor(push),
+      shared: this.#shared,
+      write: (message, written) => {
+        call.write(message, written);
       },
-      subscriptions: this.#subscriptions,
       budget: this.budget,
       log: this.#log.child({ conn: id }),
       onWritable: (c) => {

@@ -197,21 +197,32 @@ export class GrpcCall {
     return this.#pendingBytes;
   }
 
-  /** Writes one message; `written` is called once the transport has taken the bytes (or the call is gone). */
-  write(message: Buffer, written: () => void): void {
+  /**
+   * Writes one message, whole or in pieces (a body shared by many streams, then this stream's own
+   * bytes): the pieces are handed on as they are, never joined. `written` is called once the
+   * transport has taken them (or the call is gone).
+   */
+  write(message: Buffer | readonly Buffer[], written: () => void): void {
     if (this.closed || !this.#stream.writable) {
       written();
       return;
     }
     this.#budget.sentSincePing = true;
+    const pieces = Buffer.isBuffer(message) ? [message] : message;
+    let length = 0;
+    for (const piece of pieces) length += piece.length;
     const prefix = Buffer.allocUnsafe(5);
     prefix[0] = 0; // not compressed
-    prefix.writeUInt32BE(message.length, 1);
-    // Two writes in one cork go out as one writev: the shared message buffer itself is handed on.
+    prefix.writeUInt32BE(length, 1);
+    // Writes in one cork go out as one writev: the shared buffers themselves are handed on.
     this.#stream.cork();
     this.#stream.write(prefix);
-    this.#stream.write(message, () => {
-      written();
+    pieces.forEach((piece, i) => {
+      if (i < pieces.length - 1) this.#stream.write(piece);
+      else
+        this.#stream.write(piece, () => {
+          written();
+        });
     });
     this.#stream.uncork();
   }

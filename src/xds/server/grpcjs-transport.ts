@@ -69,7 +69,7 @@ class GrpcJsCall implements XdsCall {
     return this.#closed || this.#stream.cancelled || this.#stream.destroyed;
   }
 
-  write(message: Buffer, written: () => void): void {
+  write(message: Buffer | readonly Buffer[], written: () => void): void {
     if (this.closed || this.#stream.writableEnded) {
       written();
       return;
@@ -82,7 +82,9 @@ class GrpcJsCall implements XdsCall {
       written();
     };
     this.#unwritten.add(finish);
-    this.#stream.write(message, finish);
+    // grpc-js takes one Buffer per message (then frames it into a copy of its own): the pieces are
+    // joined per stream, as a grpc-js server encoding each stream's response with its nonce would.
+    this.#stream.write(Buffer.isBuffer(message) ? message : Buffer.concat(message), finish);
   }
 
   end(status: number = GrpcStatus.OK, message = ''): void {

@@ -4,26 +4,22 @@
 // only its own differences on top (the few resources sent to it since). Operators' views read
 // what was sent from here: nothing is generated again to show it.
 import type { EnvoyResource } from '../resource.ts';
+import type { SharedLists } from './shared-lists.ts';
 
 /** A resource the client holds: the one it was sent, or a version it claims without meshpilot having sent it. */
 type Held = EnvoyResource | { readonly version: string; readonly claimed: true };
 
-const setMaps = new WeakMap<readonly EnvoyResource[], ReadonlyMap<string, Held>>();
-
-function mapOfSet(resources: readonly EnvoyResource[]): ReadonlyMap<string, Held> {
-  let map = setMaps.get(resources);
-  if (!map) {
-    map = new Map(resources.map((r) => [r.name, r]));
-    setMaps.set(resources, map);
-  }
-  return map;
-}
-
 export class HeldResources {
+  readonly #lists: SharedLists;
   #base: ReadonlyMap<string, Held> = new Map();
   /** Differences from the base: what the client holds, or null for a name it no longer holds. */
   #own = new Map<string, Held | null>();
   #size = 0;
+
+  /** `lists` is the server's: streams sent the same whole list share its map. */
+  constructor(lists: SharedLists) {
+    this.#lists = lists;
+  }
 
   get size(): number {
     return this.#size;
@@ -77,7 +73,7 @@ export class HeldResources {
 
   /** The client now holds exactly `resources` (a whole set was sent): shared with every stream sent the same list. */
   replaceAll(resources: readonly EnvoyResource[]): void {
-    this.#base = mapOfSet(resources);
+    this.#base = this.#lists.mapOf(resources);
     this.#own = new Map();
     this.#size = this.#base.size;
   }

@@ -5,7 +5,8 @@ import type { Json } from '../proto-json.ts';
 import { encodeProtoJson, messageToJson } from '../proto-json.ts';
 import { messageType } from '../protos.ts';
 import type { EnvoyResource } from '../resource.ts';
-import { encodedDeltaResource, lengthDelimited, repeatedMessages, responseResourcesBlock, stringField } from './wire.ts';
+import type { ResourceWire } from './wire.ts';
+import { lengthDelimited, repeatedMessages, stringField } from './wire.ts';
 
 export interface NodeInfo {
   readonly id: string;
@@ -189,23 +190,39 @@ function decodeStatus(bytes: Uint8Array): { code: number; message: string } {
   return { code, message };
 }
 
-export interface DiscoveryResponseFields {
+/** A DiscoveryResponse without its nonce: the body many streams may be sent alike. */
+export interface DiscoveryResponseBody {
   readonly versionInfo: string;
   readonly typeUrl: string;
-  readonly nonce: string;
   readonly resources: readonly EnvoyResource<string>[];
   readonly controlPlaneId: string;
 }
 
-export function encodeDiscoveryResponse(fields: DiscoveryResponseFields): Buffer {
-  // DiscoveryResponse { version_info = 1; resources = 2; type_url = 4; nonce = 5; control_plane = 6 }
+export interface DiscoveryResponseFields extends DiscoveryResponseBody {
+  readonly nonce: string;
+}
+
+/** DiscoveryResponse { version_info = 1; resources = 2; type_url = 4; control_plane = 6 }, the nonce (5) left out. */
+export function encodeDiscoveryResponseBody(fields: DiscoveryResponseBody, wire: ResourceWire): Buffer {
   return Buffer.concat([
     stringField(1, fields.versionInfo),
-    ...responseResourcesBlock(fields.resources),
+    ...fields.resources.map((r) => wire.responseElement(r)),
     stringField(4, fields.typeUrl),
-    stringField(5, fields.nonce),
     lengthDelimited(6, stringField(1, fields.controlPlaneId)),
   ]);
+}
+
+/**
+ * The nonce of a DiscoveryResponse or a DeltaDiscoveryResponse (field 5 in both), written after a
+ * shared body: protobuf reads fields in any order, so each stream adds its own to the same bytes.
+ */
+export function nonceField(nonce: string): Buffer {
+  return stringField(5, nonce);
+}
+
+/** A whole DiscoveryResponse in one buffer (the SDS server, test servers). */
+export function encodeDiscoveryResponse(fields: DiscoveryResponseFields, wire: ResourceWire): Buffer {
+  return Buffer.concat([encodeDiscoveryResponseBody(fields, wire), nonceField(fields.nonce)]);
 }
 
 export interface DeltaDiscoveryRequest {
@@ -257,25 +274,33 @@ export function decodeDeltaDiscoveryRequest(bytes: Uint8Array): DeltaDiscoveryRe
   return { ...(node ? { node } : {}), typeUrl, subscribe, unsubscribe, initialVersions, responseNonce, ...(errorDetail ? { errorDetail } : {}) };
 }
 
-export interface DeltaResponseFields {
+/** A DeltaDiscoveryResponse without its nonce. */
+export interface DeltaResponseBody {
   readonly systemVersionInfo: string;
   readonly typeUrl: string;
-  readonly nonce: string;
   readonly resources: readonly EnvoyResource<string>[];
   readonly removed: readonly string[];
   readonly controlPlaneId: string;
 }
 
-export function encodeDeltaDiscoveryResponse(fields: DeltaResponseFields): Buffer {
-  // DeltaDiscoveryResponse { system_version_info = 1; resources = 2; type_url = 4; nonce = 5; removed_resources = 6; control_plane = 7 }
+export interface DeltaResponseFields extends DeltaResponseBody {
+  readonly nonce: string;
+}
+
+/** DeltaDiscoveryResponse { system_version_info = 1; resources = 2; type_url = 4; removed_resources = 6; control_plane = 7 }, the nonce (5) left out. */
+export function encodeDeltaDiscoveryResponseBody(fields: DeltaResponseBody, wire: ResourceWire): Buffer {
   return Buffer.concat([
     stringField(1, fields.systemVersionInfo),
-    ...repeatedMessages(2, fields.resources.map(encodedDeltaResource)),
+    ...repeatedMessages(2, fields.resources.map((r) => wire.deltaResource(r))),
     stringField(4, fields.typeUrl),
-    stringField(5, fields.nonce),
     ...fields.removed.map((name) => lengthDelimited(6, Buffer.from(name, 'utf8'))),
     lengthDelimited(7, stringField(1, fields.controlPlaneId)),
   ]);
+}
+
+/** A whole DeltaDiscoveryResponse in one buffer (the SDS server, test servers). */
+export function encodeDeltaDiscoveryResponse(fields: DeltaResponseFields, wire: ResourceWire): Buffer {
+  return Buffer.concat([encodeDeltaDiscoveryResponseBody(fields, wire), nonceField(fields.nonce)]);
 }
 
 /** Test clients speak the same wire format. */

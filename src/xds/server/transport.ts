@@ -14,8 +14,11 @@ export interface XdsCall {
   onMessage: ((message: Buffer) => void) | undefined;
   /** Once, when the call is over. */
   onClose: ((reason: string) => void) | undefined;
-  /** Writes one encoded message; `written` runs once, when the transport has taken the bytes or the call is gone. */
-  write(message: Buffer, written: () => void): void;
+  /**
+   * Writes one encoded message, given whole or as pieces in order (a shared body, then a stream's
+   * own nonce); `written` runs once, when the transport has taken the bytes or the call is gone.
+   */
+  write(message: Buffer | readonly Buffer[], written: () => void): void;
   /** Ends the call with a status (OK tells a client to reconnect, elsewhere); nothing more is read. */
   end(status?: number, message?: string): void;
   /** Drops the call at once, unwritten responses included (a proxy that stopped reading). */

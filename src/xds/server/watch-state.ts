@@ -48,8 +48,6 @@ export interface WatchState {
   requests: number;
   /** SotW: digest of the resource names in the last request (see DiscoveryRequest.namesDigest). */
   namesDigest?: string;
-  /** SotW: nonces of shared responses this stream was sent during one push (never reused within a stream). */
-  sharedNonces?: { sequence: number; nonces: Set<string> };
   /** SotW: the subscription changed while the client was not reading; send the whole set when it does. */
   resendWhole?: boolean;
   /** SotW: version of the last complete set sent. */

@@ -37,48 +37,47 @@ export function stringField(field: number, value: string): Buffer {
   return value === '' ? Buffer.alloc(0) : lengthDelimited(field, Buffer.from(value, 'utf8'));
 }
 
-// Per-resource encodings, built once and shared by every stream that sends the resource.
-const anyBytes = new WeakMap<EnvoyResource, Buffer>();
-const deltaBytes = new WeakMap<EnvoyResource, Buffer>();
-
-/** google.protobuf.Any { type_url = 1; value = 2 } */
-export function encodedAny(resource: EnvoyResource): Buffer {
-  let bytes = anyBytes.get(resource);
-  if (!bytes) {
-    bytes = Buffer.concat([stringField(1, resource.typeUrl), lengthDelimited(2, resource.bytes)]);
-    anyBytes.set(resource, bytes);
-  }
-  return bytes;
-}
-
-/** envoy.service.discovery.v3.Resource { version = 1; resource = 2; name = 3 } */
-export function encodedDeltaResource(resource: EnvoyResource): Buffer {
-  let bytes = deltaBytes.get(resource);
-  if (!bytes) {
-    bytes = Buffer.concat([stringField(1, resource.version), lengthDelimited(2, encodedAny(resource)), stringField(3, resource.name)]);
-    deltaBytes.set(resource, bytes);
-  }
-  return bytes;
-}
-
 /** Field `field` repeated once per resource, each element already encoded. */
 export function repeatedMessages(field: number, elements: readonly Buffer[]): Buffer[] {
   return elements.map((element) => lengthDelimited(field, element));
 }
 
-// DiscoveryResponse.resources (field 2) element by element: each resource's is built once.
-const responseElements = new WeakMap<EnvoyResource, Buffer>();
+/**
+ * Each resource's envelopes, built once and reused by every response that carries the resource.
+ * One per server (or SDS server): nothing is shared between servers.
+ */
+export class ResourceWire {
+  readonly #any = new WeakMap<EnvoyResource, Buffer>();
+  readonly #delta = new WeakMap<EnvoyResource, Buffer>();
+  readonly #element = new WeakMap<EnvoyResource, Buffer>();
 
-function responseElement(resource: EnvoyResource): Buffer {
-  let bytes = responseElements.get(resource);
-  if (!bytes) {
-    bytes = lengthDelimited(2, encodedAny(resource));
-    responseElements.set(resource, bytes);
+  /** google.protobuf.Any { type_url = 1; value = 2 } */
+  any(resource: EnvoyResource): Buffer {
+    let bytes = this.#any.get(resource);
+    if (!bytes) {
+      bytes = Buffer.concat([stringField(1, resource.typeUrl), lengthDelimited(2, resource.bytes)]);
+      this.#any.set(resource, bytes);
+    }
+    return bytes;
   }
-  return bytes;
-}
 
-/** `repeated google.protobuf.Any resources = 2` of a DiscoveryResponse, for these resources. */
-export function responseResourcesBlock(resources: readonly EnvoyResource[]): Buffer[] {
-  return resources.map(responseElement);
+  /** envoy.service.discovery.v3.Resource { version = 1; resource = 2; name = 3 } */
+  deltaResource(resource: EnvoyResource): Buffer {
+    let bytes = this.#delta.get(resource);
+    if (!bytes) {
+      bytes = Buffer.concat([stringField(1, resource.version), lengthDelimited(2, this.any(resource)), stringField(3, resource.name)]);
+      this.#delta.set(resource, bytes);
+    }
+    return bytes;
+  }
+
+  /** One element of DiscoveryResponse's `repeated google.protobuf.Any resources = 2`. */
+  responseElement(resource: EnvoyResource): Buffer {
+    let bytes = this.#element.get(resource);
+    if (!bytes) {
+      bytes = lengthDelimited(2, this.any(resource));
+      this.#element.set(resource, bytes);
+    }
+    return bytes;
+  }
 }
