@@ -11,7 +11,7 @@ import { issuedCertificate } from './schemas.ts';
 import type { InboundTlsPlan } from '../xds/generate/listener.ts';
 import { tlsPlan } from '../xds/generate/listener.ts';
 import type { ProxyIdentity } from '../xds/generate/mtls.ts';
-import { proxyHasIdentity, workloadIdentity, workloadLabels, workloadMtls } from '../xds/generate/mtls.ts';
+import { proxyHasIdentity, workloadIdentity, workloadMtls } from '../xds/generate/mtls.ts';
 
 export interface PortMtls {
   readonly port: number;
@@ -62,11 +62,10 @@ export function proxySecurity(push: PushContext, proxy: Proxy, issuedIndex: Issu
   const newest = issued.at(-1);
   const mtls = workloadMtls(push, proxy);
   const hasIdentity = proxyHasIdentity(push, proxy);
-  const labels = workloadLabels(push, proxy);
   const ports = workloadPorts(push, proxy).map((inbound): PortMtls => {
     const service = `${inbound.service.hostname}:${String(inbound.servicePort.port)}`;
     if (proxy.generator === 'grpc') {
-      const grpc = grpcServerMode(push, proxy, inbound.port, labels);
+      const grpc = grpcServerMode(push, proxy, inbound.port);
       return { port: inbound.port, service, mode: grpc.requested, accepts: grpc.served === 'STRICT' ? 'STRICT' : 'plaintext' };
     }
     const mode = portMode(mtls, inbound.port);

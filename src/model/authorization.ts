@@ -3,9 +3,8 @@
 import type { Proxy } from './proxy.ts';
 import type { AuthorizationAction, AuthorizationPolicy, Rule, ValidationIssue } from './rules.ts';
 import { ruleKey } from './rules.ts';
-import type { Endpoint } from './service.ts';
 import { labelsMatch } from './service.ts';
-import { workloadLabels, workloadsByNamespace } from './workload-labels.ts';
+import type { WorkloadIndex } from './workload-labels.ts';
 
 export const AUTHORIZATION_ACTIONS: readonly AuthorizationAction[] = ['ALLOW', 'DENY', 'AUDIT', 'CUSTOM'];
 
@@ -82,7 +81,7 @@ function attachedToTargets(policy: AuthorizationPolicy): boolean {
 export function indexAuthorizationPolicies(
   policies: readonly AuthorizationPolicy[],
   rootNamespace: string,
-  endpoints: Iterable<Endpoint>,
+  workloads: WorkloadIndex,
   status: AuthorizationStatusSink,
 ): AuthorizationIndex {
   const byNamespace = new Map<string, AuthorizationPolicy[]>();
@@ -96,7 +95,6 @@ export function indexAuthorizationPolicies(
     else byNamespace.set(policy.meta.namespace, [policy]);
     size++;
   }
-  const workloads = workloadsByNamespace(endpoints);
   return {
     size,
     forProxy(proxy) {
@@ -111,7 +109,7 @@ export function indexAuthorizationPolicies(
             out.push({ policy, scope: namespace === rootNamespace ? 'mesh' : 'namespace' });
             continue;
           }
-          labels ??= workloadLabels(proxy, workloads);
+          labels ??= workloads.labelsOf(proxy);
           // A selector in the root namespace picks matching workloads in every namespace, as in Istio.
           if (Object.keys(labels).length > 0 && labelsMatch(selector, labels)) out.push({ policy, scope: 'workload' });
         }

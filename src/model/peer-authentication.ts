@@ -2,7 +2,7 @@
 // oldest mesh-wide policy (root namespace, no selector), then the oldest namespace policy, then
 // the oldest workload policy that selects it; each level's UNSET inherits the one above, and
 // portLevelMtls of the workload policy overrides per port. PERMISSIVE when nothing says otherwise.
-import type { Endpoint } from './service.ts';
+import type { WorkloadIndex } from './workload-labels.ts';
 import { labelsMatch } from './service.ts';
 import type { MutualTlsMode, PeerAuthentication, Rule, ValidationIssue } from './rules.ts';
 import { ruleKey } from './rules.ts';
@@ -65,14 +65,12 @@ function conflict(path: string, message: string): ValidationIssue {
 export function indexPeerAuthentications(
   policies: readonly PeerAuthentication[],
   rootNamespace: string,
-  endpoints: Iterable<Endpoint>,
+  workloads: WorkloadIndex,
   status: PeerAuthenticationStatusSink,
 ): PeerAuthenticationIndex {
   let mesh: PeerAuthentication | undefined;
   const byNamespace = new Map<string, PeerAuthentication>();
   const selecting = new Map<string, PeerAuthentication[]>();
-  const workloadLabels = new Map<string, Readonly<Record<string, string>>>();
-  for (const endpoint of endpoints) if (endpoint.workload) workloadLabels.set(endpoint.workload, endpoint.labels);
   for (const policy of policies) {
     const { namespace } = policy.meta;
     const selector = selectorOf(policy);
@@ -96,8 +94,8 @@ export function indexPeerAuthentications(
       applied = false;
     } else {
       const list = selecting.get(namespace) ?? [];
-      for (const [workload, labels] of workloadLabels) {
-        if (!workload.startsWith(`${namespace}/`) || !labelsMatch(selector, labels)) continue;
+      for (const [workload, labels] of workloads.inNamespace(namespace)) {
+        if (!labelsMatch(selector, labels)) continue;
         const older = list.find((other) => labelsMatch(selectorOf(other) ?? {}, labels));
         if (older) issues.push(conflict('spec.selector.matchLabels', `also selects workload ${workload}, which the older ${describe(older)} selects and decides: make the selectors select different pods`));
       }

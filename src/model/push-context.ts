@@ -15,6 +15,7 @@ import { indexAuthorizationPolicies } from './authorization.ts';
 import type { Endpoint, Service } from './service.ts';
 import { resolveShortName } from './service.ts';
 import { indexSidecars } from './sidecar.ts';
+import { indexWorkloads } from './workload-labels.ts';
 import type { PeerAuthenticationIndex } from './peer-authentication.ts';
 import { indexPeerAuthentications } from './peer-authentication.ts';
 import { mtlsConflictIssues } from './mtls-conflicts.ts';
@@ -65,6 +66,8 @@ export interface PushContext {
   readonly ruleStatus: ReadonlyMap<string, RuleStatus>;
   /** The Sidecar that limits what `proxy` sees (Istio's precedence); undefined when none applies. */
   sidecarFor(proxy: Pick<Proxy, 'type' | 'namespace' | 'labels' | 'ipAddresses'>): Sidecar | undefined;
+  /** The labels workload selectors match the proxy by: its node metadata's, else its pod's (`workload-labels.ts`). */
+  workloadLabels(proxy: Pick<Proxy, 'namespace' | 'labels' | 'ipAddresses'>): Readonly<Record<string, string>>;
   /** The AuthorizationPolicies that apply to `proxy`'s workload (mesh, namespace, selector), oldest first. */
   authorizationPoliciesFor(proxy: Pick<Proxy, 'type' | 'namespace' | 'labels' | 'ipAddresses'>): readonly AppliedPolicy[];
   readonly rejected: readonly RejectedObject[];
@@ -188,14 +191,15 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
   const virtualServiceByHost = restricted
     ? claimHosts(virtualServices.map((entry) => entry.vs), services)
     : claimHosts(virtualServicesSeenFrom(virtualServices, ANY_OTHER_NAMESPACE), services);
-  const sidecars = indexSidecars(rules.filter(isSidecar), rootNamespace, snapshot.endpoints, ruleStatus);
-  const peerAuthentication = indexPeerAuthentications(rules.filter(isPeerAuthentication), rootNamespace, snapshot.endpoints, ruleStatus);
+  const workloads = indexWorkloads(snapshot.endpoints);
+  const sidecars = indexSidecars(rules.filter(isSidecar), rootNamespace, workloads, ruleStatus);
+  const peerAuthentication = indexPeerAuthentications(rules.filter(isPeerAuthentication), rootNamespace, workloads, ruleStatus);
   for (const [key, status] of ruleStatus) {
     if (!isDestinationRule(status.rule) || !status.applied) continue;
     const conflicts = mtlsConflictIssues(status.rule, services, endpointsByHost, peerAuthentication);
     if (conflicts.length > 0) ruleStatus.set(key, { ...status, issues: [...status.issues, ...conflicts] });
   }
-  const authorization = indexAuthorizationPolicies(rules.filter(isAuthorizationPolicy), rootNamespace, snapshot.endpoints, ruleStatus);
+  const authorization = indexAuthorizationPolicies(rules.filter(isAuthorizationPolicy), rootNamespace, workloads, ruleStatus);
   for (const [key, status] of ruleStatus) {
     const ineffective = ineffectiveRuleIssues(status.rule, services, endpointsByHost, rootNamespace);
     if (ineffective.length > 0) ruleStatus.set(key, { ...status, issues: [...status.issues, ...ineffective] });
@@ -212,6 +216,7 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
     destinationRuleFor,
     ruleStatus,
     sidecarFor: (proxy) => sidecars.forProxy(proxy),
+    workloadLabels: (proxy) => workloads.labelsOf(proxy),
     authorizationPoliciesFor: (proxy) => authorization.forProxy(proxy),
     rejected: snapshot.rejected,
     objectWarnings: snapshot.warnings ?? [],

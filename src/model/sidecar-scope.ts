@@ -98,6 +98,7 @@ function buildScopedPush(push: PushContext, visibility: SidecarVisibility): Push
     // Already scoped: scoping it again must not narrow it further.
     sidecarFor: () => undefined,
     authorizationPoliciesFor: (proxy) => push.authorizationPoliciesFor(proxy),
+    workloadLabels: (proxy) => push.workloadLabels(proxy),
     rejected: push.rejected,
     objectWarnings: push.objectWarnings,
     meshConfig: scopedMeshConfig(push.meshConfig, visibility.sidecar),

@@ -2,8 +2,8 @@
 // then the root namespace), and what one egress listener's `namespace/dnsName` hosts import.
 import { hostMatches } from './destination-rules.ts';
 import type { Proxy } from './proxy.ts';
-import type { Endpoint, Service } from './service.ts';
-import { workloadLabels, workloadsByNamespace } from './workload-labels.ts';
+import type { Service } from './service.ts';
+import type { WorkloadIndex } from './workload-labels.ts';
 import { labelsMatch } from './service.ts';
 import type { Rule, Sidecar, ValidationIssue } from './rules.ts';
 import { ruleKey } from './rules.ts';
@@ -85,9 +85,8 @@ function describe(sidecar: Sidecar): string {
  * workloadSelector in a namespace is not applied, and a newer selector that picks a workload an
  * older one already picks is reported, as Istio's analyzer does (the oldest wins in both cases).
  */
-export function indexSidecars(sidecars: readonly Sidecar[], rootNamespace: string, endpoints: Iterable<Endpoint>, status: SidecarStatusSink): SidecarIndex {
+export function indexSidecars(sidecars: readonly Sidecar[], rootNamespace: string, workloads: WorkloadIndex, status: SidecarStatusSink): SidecarIndex {
   const byNamespace = new Map<string, NamespaceSidecars>();
-  const workloads = workloadsByNamespace(endpoints);
   let size = 0;
   for (const sidecar of sidecars) {
     const namespace = sidecar.meta.namespace;
@@ -108,7 +107,7 @@ export function indexSidecars(sidecars: readonly Sidecar[], rootNamespace: strin
       }
       entry.fallback = sidecar;
     } else {
-      for (const [workload, labels] of workloads.get(namespace)?.byName ?? []) {
+      for (const [workload, labels] of workloads.inNamespace(namespace)) {
         if (!labelsMatch(selector, labels)) continue;
         const older = entry.selecting.find((other) => labelsMatch(selectorOf(other) ?? {}, labels));
         if (!older) continue;
@@ -125,7 +124,7 @@ export function indexSidecars(sidecars: readonly Sidecar[], rootNamespace: strin
     status.set(ruleKey(sidecar.meta), { rule: sidecar, issues, applied: true });
   }
   const meshDefault = byNamespace.get(rootNamespace)?.fallback;
-  const labelsOf = (proxy: Pick<Proxy, 'namespace' | 'labels' | 'ipAddresses'>) => workloadLabels(proxy, workloads);
+  const labelsOf = (proxy: Pick<Proxy, 'namespace' | 'labels' | 'ipAddresses'>) => workloads.labelsOf(proxy);
   return {
     size,
     forProxy(proxy) {

@@ -1,38 +1,54 @@
 // The labels of the workload behind a proxy, by which workload selectors (Sidecar,
-// AuthorizationPolicy) pick it: its node metadata's LABELS, else its pod's, found by its IP.
+// PeerAuthentication, AuthorizationPolicy, gRPC server modes) pick it: its node metadata's
+// LABELS, else those of the pod (or WorkloadEntry) at one of its addresses in its namespace.
+// Built once per push; every selector reads it here.
 import type { Proxy } from './proxy.ts';
 import type { Endpoint } from './service.ts';
 
-export type LabelsBy = Map<string, Readonly<Record<string, string>>>;
+type Labels = Readonly<Record<string, string>>;
 
-export interface NamespaceWorkloads {
-  readonly byName: LabelsBy;
-  readonly byAddress: LabelsBy;
+export interface WorkloadIndex {
+  /** The labels of each workload (`namespace/name`) of `namespace`, to find selectors that overlap. */
+  inNamespace(namespace: string): ReadonlyMap<string, Labels>;
+  /** The labels selectors match the proxy's workload by. */
+  labelsOf(proxy: Pick<Proxy, 'namespace' | 'labels' | 'ipAddresses'>): Labels;
 }
 
-/** The workloads behind endpoints, per namespace: their labels by name (to find overlapping selectors) and by address. */
-export function workloadsByNamespace(endpoints: Iterable<Endpoint>): Map<string, NamespaceWorkloads> {
-  const out = new Map<string, NamespaceWorkloads>();
+const NONE: ReadonlyMap<string, Labels> = new Map();
+
+function entryOf(index: Map<string, Map<string, Labels>>, namespace: string): Map<string, Labels> {
+  let entry = index.get(namespace);
+  if (!entry) index.set(namespace, (entry = new Map<string, Labels>()));
+  return entry;
+}
+
+/**
+ * Workloads are the endpoints that name one (pods, WorkloadEntries); a ServiceEntry's inline
+ * endpoint is an address, not a workload, even with labels. A pod's namespace is its own, not its
+ * services'; a proxy without a namespace is never picked by address.
+ */
+export function indexWorkloads(endpoints: Iterable<Endpoint>): WorkloadIndex {
+  const byName = new Map<string, Map<string, Labels>>();
+  const byAddress = new Map<string, Map<string, Labels>>();
   for (const endpoint of endpoints) {
     const workload = endpoint.workload;
     const slash = workload?.indexOf('/') ?? -1;
     if (!workload || slash <= 0) continue;
     const namespace = workload.slice(0, slash);
-    let workloads = out.get(namespace);
-    if (!workloads) out.set(namespace, (workloads = { byName: new Map(), byAddress: new Map() }));
-    workloads.byName.set(workload, endpoint.labels);
-    workloads.byAddress.set(endpoint.address, endpoint.labels);
+    entryOf(byName, namespace).set(workload, endpoint.labels);
+    entryOf(byAddress, namespace).set(endpoint.address, endpoint.labels);
   }
-  return out;
-}
-
-/** A proxy whose node metadata has no LABELS (an Envoy from `meshpilot bootstrap`) is known by its pod's labels. */
-export function workloadLabels(proxy: Pick<Proxy, 'namespace' | 'labels' | 'ipAddresses'>, workloads: ReadonlyMap<string, NamespaceWorkloads>): Readonly<Record<string, string>> {
-  if (Object.keys(proxy.labels).length > 0 || proxy.namespace === undefined) return proxy.labels;
-  const byAddress = workloads.get(proxy.namespace)?.byAddress;
-  for (const ip of proxy.ipAddresses) {
-    const labels = byAddress?.get(ip);
-    if (labels) return labels;
-  }
-  return {};
+  return {
+    inNamespace: (namespace) => byName.get(namespace) ?? NONE,
+    labelsOf(proxy) {
+      // A proxy whose node metadata has no LABELS (an Envoy from `meshpilot bootstrap`) is known by its pod's.
+      if (Object.keys(proxy.labels).length > 0 || proxy.namespace === undefined) return proxy.labels;
+      const addresses = byAddress.get(proxy.namespace);
+      for (const ip of proxy.ipAddresses) {
+        const labels = addresses?.get(ip);
+        if (labels) return labels;
+      }
+      return {};
+    },
+  };
 }

@@ -32,9 +32,9 @@ export interface GrpcServerMode {
   readonly served: 'STRICT' | 'DISABLE';
 }
 
-/** The mode a gRPC server on `port` gets, judged by its workload's labels (node metadata, else its endpoint's). */
-export function grpcServerMode(push: PushContext, proxy: Proxy, port: number, endpointLabels: Readonly<Record<string, string>>): GrpcServerMode {
-  const labels = Object.keys(proxy.labels).length > 0 ? proxy.labels : endpointLabels;
+/** The mode a gRPC server on `port` gets, judged by its workload's labels. */
+export function grpcServerMode(push: PushContext, proxy: Proxy, port: number): GrpcServerMode {
+  const labels = push.workloadLabels(proxy);
   const requested = portMode(push.peerAuthentication.forWorkload(proxy.namespace ?? '', labels), port);
   if (requested !== 'PERMISSIVE') return { requested, served: requested };
   return { requested, served: acceptsIstioMtls({ labels }) ? 'STRICT' : 'DISABLE' };
@@ -67,7 +67,6 @@ export function grpcServerListener(push: PushContext, proxy: Proxy, name: string
   if (!address) return undefined;
   const served = workloadPorts(push, proxy).find((p) => p.port === address.port);
   if (!served) return undefined;
-  const labels = (push.endpointsByHost.get(served.service.hostname) ?? []).find((e) => proxy.ipAddresses.includes(e.address) && e.port === address.port)?.labels ?? {};
-  const mode = grpcServerMode(push, proxy, address.port, labels);
+  const mode = grpcServerMode(push, proxy, address.port);
   return { name, address: socketAddress(address.host, address.port), filter_chains: [serverFilterChain(push, proxy, address.port, mode.served)] };
 }

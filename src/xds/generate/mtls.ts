@@ -142,17 +142,6 @@ export function serviceAccountSans(push: PushContext, service: Service): readonl
   });
 }
 
-/** The labels of the proxy's workload: its node metadata's, else those of the pod at its address. */
-export function workloadLabels(push: PushContext, proxy: Proxy): Readonly<Record<string, string>> {
-  if (Object.keys(proxy.labels).length > 0) return proxy.labels;
-  const byAddress = endpointsByAddress(push);
-  for (const ip of proxy.ipAddresses) {
-    const own = byAddress.get(ip)?.find(({ service }) => proxy.namespace === undefined || service.namespace === proxy.namespace);
-    if (own) return own.endpoint.labels;
-  }
-  return {};
-}
-
 /** Every endpoint of the push by its workload (`namespace/pod`). */
 function endpointsByWorkload(push: PushContext): ReadonlyMap<string, readonly Endpoint[]> {
   return push.memo('endpoints-by-workload', () => {
@@ -219,12 +208,12 @@ export function workloadIdentity(push: PushContext, proxy: Proxy): ProxyIdentity
  * certificate nor terminate mTLS, so it gets no auto mTLS and no PERMISSIVE TLS chains.
  */
 export function proxyHasIdentity(push: PushContext, proxy: Proxy): boolean {
-  return acceptsIstioMtls({ labels: workloadLabels(push, proxy) });
+  return acceptsIstioMtls({ labels: push.workloadLabels(proxy) });
 }
 
 /** The PeerAuthentication that decides what the proxy's own workload accepts. */
 export function workloadMtls(push: PushContext, proxy: Proxy): WorkloadMtls {
-  const labels = workloadLabels(push, proxy);
+  const labels = push.workloadLabels(proxy);
   return push.peerAuthentication.forWorkload(proxy.namespace ?? '', labels);
 }
 
