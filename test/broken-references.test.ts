@@ -11,7 +11,7 @@ import { loadDirectory } from '../src/sources/config-dir.ts';
 import { CLUSTER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
 import { renderForProxy } from '../src/xds/render.ts';
 import type { FakeKubeApi } from './support/fake-kube-api.ts';
-import { startClusterMesh, type KubeMeshpilot } from './support/fake-kube-api-meshpilot.ts';
+import { startClusterMesh } from './support/fake-kube-api-meshpilot.ts';
 import { MeshDir, endpointSlice, eventually, pod, rule, service, type K8sObject } from './support/mesh-dir.ts';
 import { startMeshpilot, type TestMeshpilot } from './support/meshpilot.ts';
 import { SIDECAR, servedVersions } from './support/rendered.ts';
@@ -40,12 +40,12 @@ interface Configz {
   rejected: { object: string; keptLastGood: boolean; errors: Issue[] }[];
 }
 
-async function configz(meshpilot: TestMeshpilot | KubeMeshpilot): Promise<Configz> {
+async function configz(meshpilot: TestMeshpilot): Promise<Configz> {
   return (await (await meshpilot.admin('/debug/configz')).json()) as Configz;
 }
 
 /** The clusters jason's route and everyone else's route go to, as the sidecar's route configuration says. */
-function jasonRoute(meshpilot: TestMeshpilot | KubeMeshpilot): { jason: unknown; clusters: string[] } {
+function jasonRoute(meshpilot: TestMeshpilot): { jason: unknown; clusters: string[] } {
   const rendered = renderForProxy(buildPushContext(meshpilot.store.current()), SIDECAR);
   const config = rendered[ROUTE_TYPE].find((r) => r.name === '9080')?.json as { virtual_hosts: { name: string; routes: { match: { headers?: unknown[] }; route?: { cluster?: string } }[] }[] };
   const host = config.virtual_hosts.find((h) => h.name.startsWith('reviews.default.svc.cluster.local'));
@@ -131,7 +131,7 @@ describe('a broken reference in the config directory', () => {
 
 describe('a broken reference from the Kubernetes API', () => {
   let api: FakeKubeApi;
-  let meshpilot: KubeMeshpilot;
+  let meshpilot: TestMeshpilot;
   before(async () => {
     ({ api, meshpilot } = await startClusterMesh([...MESH, subsets(['v1', 'v2']), jasonTo('v2')]));
   });

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { analyzeDirectory, type Finding } from '../src/commands/analyze.ts';
 import { buildPushContext } from '../src/model/push-context.ts';
 import type { FakeKubeApi } from './support/fake-kube-api.ts';
-import { startClusterMesh, type KubeMeshpilot } from './support/fake-kube-api-meshpilot.ts';
+import { startClusterMesh } from './support/fake-kube-api-meshpilot.ts';
 import { MeshDir, endpointSlice, eventually, pod, rule, service, type K8sObject } from './support/mesh-dir.ts';
 import { startMeshpilot, type TestMeshpilot } from './support/meshpilot.ts';
 import { servedVersions } from './support/rendered.ts';
@@ -121,7 +121,7 @@ interface Configz {
 }
 
 /** Every problem /debug/configz shows, as analyze lines (what gRPC clients lose is not a config problem, so it is left out). */
-async function serveFindings(meshpilot: TestMeshpilot | KubeMeshpilot): Promise<string[]> {
+async function serveFindings(meshpilot: TestMeshpilot): Promise<string[]> {
   const configz = (await (await meshpilot.admin('/debug/configz')).json()) as Configz;
   const lines = (severity: string, file: string, object: string, issues: Issue[]): string[] =>
     issues.filter((i) => i.code !== 'MP_GRPC_DEGRADED').map((i) => `${severity} ${i.code} ${file} ${object} ${i.path}: ${i.message}`);
@@ -135,7 +135,7 @@ async function serveFindings(meshpilot: TestMeshpilot | KubeMeshpilot): Promise<
   ].sort();
 }
 
-function served(meshpilot: TestMeshpilot | KubeMeshpilot): string[] {
+function served(meshpilot: TestMeshpilot): string[] {
   return servedVersions(buildPushContext(meshpilot.store.current()), TARGETS);
 }
 
@@ -180,7 +180,7 @@ describe('invalid values are reported, never served silently, and analyze agrees
 
 describe('the same from the Kubernetes API (the same converters)', () => {
   let api: FakeKubeApi;
-  let meshpilot: KubeMeshpilot;
+  let meshpilot: TestMeshpilot;
   before(async () => {
     ({ api, meshpilot } = await startClusterMesh(BASE));
   });
