@@ -100,6 +100,7 @@ function buildScopedPush(push: PushContext, visibility: SidecarVisibility): Push
     authorizationPoliciesFor: (proxy) => push.authorizationPoliciesFor(proxy),
     rejected: push.rejected,
     objectWarnings: push.objectWarnings,
+    routeStatuses: push.routeStatuses,
     meshConfig: scopedMeshConfig(push.meshConfig, visibility.sidecar),
     peerAuthentication: push.peerAuthentication,
     memo: memoizer(),
