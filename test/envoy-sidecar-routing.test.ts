@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { recordInterop } from './support/interop-results.ts';
-import { rule, type K8sObject } from './support/mesh-dir.ts';
+import { endpointSlice, rule, service, type K8sObject } from './support/mesh-dir.ts';
 import { HTTP_PORT, NS, VIP, servedBy, statuses, testRows, useSidecarMesh, type SidecarMesh } from './support/sidecar-mesh.ts';
 
 const reviewsSubsets = rule('DestinationRule', 'reviews', NS, { host: 'reviews', subsets: ['v1', 'v2', 'v3'].map((v) => ({ name: v, labels: { version: v } })) });
@@ -280,6 +280,41 @@ describe('Istio routing rules through real Envoy sidecars with iptables capture'
     const result = await mesh.callOnce({ address: VIP.ratings, host: `ratings:${HTTP_PORT}`, path: '/ratings/0' });
     assert.equal(result.headers?.['x-served-by'], 'ratings');
     await mesh.productpageProxy.waitForStat(cluster, before + 1);
+  });
+
+  it('GAMMA: an HTTPRoute whose parent is reviews routes its callers: jason to v2, /v3/... to v3 without the prefix, 80/20 for the rest, 500 for a missing backend', async (t) => {
+    const mesh = await meshFor(t);
+    if (!mesh) return;
+    const http = { name: 'http', port: HTTP_PORT };
+    // The Gateway API routes to Services: one per version, each selecting its pod.
+    const versions = ['v1', 'v2', 'v3'].flatMap((v, i) => [
+      service(`reviews-${v}`, NS, [{ ...http, targetPort: HTTP_PORT }], `203.0.113.${31 + i}`),
+      endpointSlice(`reviews-${v}`, NS, http, [{ name: `reviews-${v}-0`, ip: mesh.pod(`reviews-${v}`).ip }]),
+    ]);
+    const backend = (version: string, weight?: number) => ({ name: `reviews-${version}`, port: HTTP_PORT, ...(weight === undefined ? {} : { weight }) });
+    const route = {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: 'reviews', namespace: NS },
+      spec: {
+        parentRefs: [{ group: '', kind: 'Service', name: 'reviews', port: HTTP_PORT }],
+        rules: [
+          { matches: [{ headers: [{ name: 'end-user', value: 'jason' }] }], backendRefs: [backend('v2')] },
+          { matches: [{ path: { type: 'PathPrefix', value: '/v3' } }], filters: [{ type: 'URLRewrite', urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } }], backendRefs: [backend('v3')] },
+          { matches: [{ path: { type: 'Exact', value: '/gone' } }], backendRefs: [{ name: 'reviews-v9', port: HTTP_PORT }] },
+          { backendRefs: [backend('v1', 80), backend('v3', 20)] },
+        ],
+      },
+    };
+    await mesh.applyRules([...versions, route]);
+    assert.deepEqual(servedBy(await mesh.call({ headers: { 'end-user': 'jason' }, count: 20, concurrency: 4 })), { 'reviews-v2': 20 });
+    assert.equal((await mesh.callOnce({ path: '/v3/reviews/7' })).headers?.['x-served-by'], 'reviews-v3');
+    assert.equal((await waitForSeen(mesh, 'reviews-v3', (seen) => seen.path === '/reviews/7')).path, '/reviews/7');
+    assert.deepEqual(statuses(await mesh.call({ path: '/gone', count: 3 })), { 500: 3 });
+    const split = servedBy(await mesh.call({ path: '/v3x', count: 400, concurrency: 8 }));
+    assert.equal((split['reviews-v1'] ?? 0) + (split['reviews-v3'] ?? 0), 400, `/v3x is not under /v3: ${JSON.stringify(split)}`);
+    assertShare(split['reviews-v3'] ?? 0, 400, 0.2, 'reviews v3');
+    await mesh.assertNothingRejected();
   });
 
   it('without a sidecar nothing answers a VIP: an uncaptured connection never leaves the bridge', async (t) => {

@@ -6,6 +6,7 @@ import { parse } from 'yaml';
 import { MeshpilotError } from '../errors.ts';
 import { buildPushContext } from '../model/push-context.ts';
 import type { ValidationIssue } from '../model/rules.ts';
+import { ruleLabel } from '../model/rules.ts';
 import { loadDirectory } from '../sources/config-dir.ts';
 import type { ConvertedObjects } from '../sources/kube-objects.ts';
 import { readMeshConfig } from '../sources/mesh-config-file.ts';
@@ -49,7 +50,7 @@ export function analyzeObjects(converted: ConvertedObjects): Finding[] {
   const push = buildPushContext(converted);
   const findings: Finding[] = [...converted.rejected, ...converted.warnings].flatMap((r) => r.issues.map((issue) => finding(issue, r.source.location, r.object)));
   for (const { rule, issues } of push.ruleStatus.values()) {
-    const object = `${rule.meta.kind} ${rule.meta.namespace}/${rule.meta.name}`;
+    const object = ruleLabel(rule.meta);
     for (const issue of [...(rule.meta.warnings ?? []), ...issues]) findings.push(finding(issue, rule.meta.source.location, object));
   }
   return findings;

@@ -4,12 +4,13 @@ import type { MeshConfig } from './mesh-config.ts';
 import { DEFAULT_MESH_CONFIG, rootNamespaceOf } from './mesh-config.ts';
 import type { Proxy } from './proxy.ts';
 import type { ObjectWarnings, RejectedObject, SourceSnapshot } from './store.ts';
+import type { RouteStatus } from './route-status.ts';
 import { indexDestinationRules } from './destination-rules.ts';
 import type { HttpRouteOrigin } from './delegation.ts';
 import { isDelegate, mergeDelegates } from './delegation.ts';
 import { referenceIssues, type DestinationRef } from './rule-references.ts';
 import type { Destination, DestinationRule, HttpRoute, Rule, Sidecar, TcpRoute, ValidationIssue, VirtualService } from './rules.ts';
-import { isAuthorizationPolicy, isDestinationRule, isPeerAuthentication, isSidecar, isVirtualService, ruleKey } from './rules.ts';
+import { isAuthorizationPolicy, isDestinationRule, isPeerAuthentication, isSidecar, isVirtualService, originLabels, ruleKey } from './rules.ts';
 import type { AppliedPolicy } from './authorization.ts';
 import { indexAuthorizationPolicies } from './authorization.ts';
 import type { Endpoint, Service } from './service.ts';
@@ -73,6 +74,8 @@ export interface PushContext {
   readonly rejected: readonly RejectedObject[];
   /** Served objects other than rules, with their warnings. */
   readonly objectWarnings: readonly ObjectWarnings[];
+  /** Gateway API routes (GAMMA) with their status per parent. */
+  readonly routeStatuses: readonly RouteStatus[];
   /** Mesh-wide settings (`--mesh-config`), Istio's defaults when none is given. */
   readonly meshConfig: MeshConfig;
   /** PeerAuthentication: the mTLS mode each workload port accepts. */
@@ -184,7 +187,7 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
   const publicServices = services.filter((s) => serviceVisibility.get(s.hostname)?.public !== false);
   const restricted =
     publicServices.length !== services.length ||
-    virtualServices.some((entry) => !entry.visibility.public) ||
+    virtualServices.some((entry) => !entry.visibility.public || entry.vs.rule.meta.origin !== undefined) ||
     drDefault.includes(EXPORT_PRIVATE) ||
     rules.some((rule) => isDestinationRule(rule) && (servedElsewhere(rule, serviceByHost, rootNamespace) || (rule.spec.exportTo ?? []).some((to) => to !== EXPORT_PUBLIC)));
   // Without exportTo limits every namespace sees the same; otherwise the push holds every rule, oldest first (admin views).
@@ -220,6 +223,7 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
     authorizationPoliciesFor: (proxy) => authorization.forProxy(proxy),
     rejected: snapshot.rejected,
     objectWarnings: snapshot.warnings ?? [],
+    routeStatuses: snapshot.routeStatuses ?? [],
     meshConfig,
     peerAuthentication,
     memo: memoizer(),
@@ -283,7 +287,9 @@ function indexVirtualServices(
   const entries: VisibleVirtualService[] = [];
   for (const { rule, vs, visibility } of resolved) {
     const key = ruleKey(rule.meta);
-    const issues = [...referenceIssuesOf(vs, serviceByHost, destinationRuleFor), ...(delegation.issues.get(key) ?? [])];
+    // A converted Gateway API route's references were checked at conversion and are in its status.
+    const references = rule.meta.origin ? [] : referenceIssuesOf(vs, serviceByHost, destinationRuleFor);
+    const issues = [...references, ...(delegation.issues.get(key) ?? [])];
     issuesOf.set(key, issues);
     if (isDelegate(rule)) continue;
     const merged = delegation.merged.get(key);
@@ -335,6 +341,15 @@ export function memoizer(): <T>(key: string, build: () => T) => T {
 }
 
 function conflict(path: string, host: string, owner: Rule): ValidationIssue {
+  if (owner.meta.origin) {
+    const routes = originLabels(owner.meta.origin).join(', ');
+    return {
+      code: 'MP_RULE_CONFLICT',
+      severity: 'warning',
+      path,
+      message: `host "${host}" is routed by ${routes} (Gateway API) for callers in ${owner.meta.namespace}: as in Istio, a namespace's Gateway API routes come before VirtualServices for its own callers, and the oldest rule wins elsewhere; keep one of the two`,
+    };
+  }
   return {
     code: 'MP_RULE_CONFLICT',
     severity: 'warning',

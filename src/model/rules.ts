@@ -260,6 +260,12 @@ export interface DestinationRuleSpec {
   readonly exportTo?: readonly string[];
 }
 
+/** A rule converted from another API (Gateway API routes): where each of its `spec.http[i]` was written. */
+export interface RuleOrigin {
+  readonly group: string;
+  readonly http: readonly { readonly kind: string; readonly namespace: string; readonly name: string; readonly rule: number }[];
+}
+
 export interface RuleMeta {
   readonly kind: RuleKind;
   readonly name: string;
@@ -269,6 +275,8 @@ export interface RuleMeta {
   readonly creationTimestamp?: string;
   /** Problems that did not stop the rule from being accepted (e.g. unknown fields). */
   readonly warnings?: readonly ValidationIssue[];
+  /** Set on rules meshpilot converted from another API; they follow that API's semantics. */
+  readonly origin?: RuleOrigin;
 }
 
 export interface VirtualService {
@@ -388,6 +396,17 @@ export interface ValidationIssue {
 
 export function ruleKey(meta: Pick<RuleMeta, 'kind' | 'namespace' | 'name'>): string {
   return `${meta.kind}/${meta.namespace}/${meta.name}`;
+}
+
+/** The objects a converted rule came from, `HTTPRoute ns/name` each, in the order of its routes. */
+export function originLabels(origin: RuleOrigin): string[] {
+  return [...new Set(origin.http.map((h) => `${h.kind} ${h.namespace}/${h.name}`))];
+}
+
+/** How a rule is named to users: `Kind ns/name`, or for a converted rule the objects it came from. */
+export function ruleLabel(meta: Pick<RuleMeta, 'kind' | 'namespace' | 'name' | 'origin'>): string {
+  const own = `${meta.kind} ${meta.namespace}/${meta.name}`;
+  return meta.origin ? `${originLabels(meta.origin).join(', ')} (as ${own})` : own;
 }
 
 export function isVirtualService(rule: Rule): rule is VirtualService {

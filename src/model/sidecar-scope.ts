@@ -101,6 +101,7 @@ function buildScopedPush(push: PushContext, visibility: SidecarVisibility): Push
     workloadLabels: (proxy) => push.workloadLabels(proxy),
     rejected: push.rejected,
     objectWarnings: push.objectWarnings,
+    routeStatuses: push.routeStatuses,
     meshConfig: scopedMeshConfig(push.meshConfig, visibility.sidecar),
     peerAuthentication: push.peerAuthentication,
     memo: memoizer(),

@@ -5,6 +5,7 @@ import { ContentVersions, diffIndexes, indexSnapshot } from './config-changes.ts
 import type { Rule, ValidationIssue } from './rules.ts';
 import { ruleKey } from './rules.ts';
 import type { Endpoint, Service, SourceRef } from './service.ts';
+import type { RouteStatus } from './route-status.ts';
 
 /** An object a source could not accept; the last good version of it (if any) stays served. */
 export interface RejectedObject {
@@ -37,6 +38,8 @@ export interface SourceSnapshot {
   readonly rejected: readonly RejectedObject[];
   /** Served objects that are not rules, with their warnings (rules carry theirs in `meta.warnings`). */
   readonly warnings?: readonly ObjectWarnings[];
+  /** Gateway API routes' status per parent, as computed from this source's objects. */
+  readonly routeStatuses?: readonly RouteStatus[];
 }
 
 export const EMPTY_SNAPSHOT: SourceSnapshot = { services: [], endpoints: [], rules: [], rejected: [] };
@@ -100,6 +103,7 @@ export class ConfigStore {
     const endpoints: Endpoint[] = [];
     const rejected: RejectedObject[] = [];
     const warnings: ObjectWarnings[] = [];
+    const routeStatuses: RouteStatus[] = [];
     ordered.forEach((snapshot, index) => {
       for (const service of snapshot.services) if (!services.has(service.hostname)) services.set(service.hostname, service);
       for (const rule of snapshot.rules) if (!rules.has(ruleKey(rule.meta))) rules.set(ruleKey(rule.meta), rule);
@@ -111,7 +115,8 @@ export class ConfigStore {
       }
       rejected.push(...snapshot.rejected);
       warnings.push(...(snapshot.warnings ?? []));
+      routeStatuses.push(...(snapshot.routeStatuses ?? []));
     });
-    return { services: [...services.values()], endpoints, rules: [...rules.values()], rejected, warnings };
+    return { services: [...services.values()], endpoints, rules: [...rules.values()], rejected, warnings, routeStatuses };
   }
 }

@@ -22,13 +22,23 @@ export function virtualServicesSeenFrom(all: readonly VisibleVirtualService[], n
     if (visibility.public) everyone.push(vs);
     else if (visibility.namespaces.has(namespace)) (vs.rule.meta.namespace === namespace ? own : exported).push(vs);
   }
-  return [...own, ...exported, ...everyone];
+  const order = byRouteOfNamespace(namespace);
+  return [...own.sort(order), ...exported.sort(order), ...everyone.sort(order)];
+}
+
+/** As Istio: within a tier, Gateway API routes of the caller's own namespace come first (the consumer's override). */
+function byRouteOfNamespace(namespace: string): (a: ResolvedVirtualService, b: ResolvedVirtualService) => number {
+  const tier = (vs: ResolvedVirtualService): number => (vs.rule.meta.origin !== undefined && vs.rule.meta.namespace === namespace ? 0 : 1);
+  // Array.prototype.sort is stable: everything else keeps its oldest-first order.
+  return (a, b) => tier(a) - tier(b);
 }
 
 /** The namespaces whose rules may differ from those of a namespace no rule names. */
 export function distinctViewNamespaces(all: readonly VisibleVirtualService[]): string[] {
   const namespaces = new Set<string>([ANY_OTHER_NAMESPACE]);
   for (const { vs, visibility } of all) {
+    // Converted Gateway API routes order differently in their own namespace.
+    if (vs.rule.meta.origin !== undefined) namespaces.add(vs.rule.meta.namespace);
     if (visibility.public) continue;
     namespaces.add(vs.rule.meta.namespace);
     for (const namespace of visibility.namespaces) namespaces.add(namespace);

@@ -16,6 +16,9 @@ import type { AcceptedObject, ConvertedObjects, EndpointGroup, ParsedObject, Pod
 import { objectKey, ObjectProblems, rejectedObject, requireName } from './parsed-object.ts';
 import type { RouteRuleInfo } from './route-rule-objects.ts';
 import { convertRouteRules, LEGACY_CONFIG_GROUP, parseRouteRule } from './route-rule-objects.ts';
+import type { GatewayRouteInfo, ReferenceGrantInfo } from './gateway-api-objects.ts';
+import { GATEWAY_API_GROUP, parseMeshRoute, parseReferenceGrant } from './gateway-api-objects.ts';
+import { convertMeshRoutes } from './gateway-api-mesh.ts';
 import type { ServiceEntryInfo, WorkloadInfo } from './service-entry-objects.ts';
 import { parseServiceEntry, parseWorkloadEntry, serviceEntryEndpoints } from './service-entry-objects.ts';
 
@@ -119,6 +122,9 @@ const SUPPORTED_KINDS: Readonly<Record<string, KindSupport>> = {
   ServiceEntry: { group: ISTIO_NETWORKING_GROUP, versions: ISTIO_NETWORKING_VERSIONS, parse: parseServiceEntry },
   WorkloadEntry: { group: ISTIO_NETWORKING_GROUP, versions: ISTIO_NETWORKING_VERSIONS, parse: parseWorkloadEntry },
   RouteRule: { group: LEGACY_CONFIG_GROUP, versions: ['v1alpha2'], parse: parseRouteRule },
+  HTTPRoute: { group: GATEWAY_API_GROUP, versions: ['v1', 'v1beta1'], parse: parseMeshRoute },
+  GRPCRoute: { group: GATEWAY_API_GROUP, versions: ['v1'], parse: parseMeshRoute },
+  ReferenceGrant: { group: GATEWAY_API_GROUP, versions: ['v1beta1', 'v1'], parse: parseReferenceGrant },
 };
 
 /** Converts one object on its own; joining endpoints with Pods and Services is `assembleObjects`. */
@@ -228,6 +234,8 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[]): Convert
   const serviceEntries: ServiceEntryInfo[] = [];
   const workloadEntries: WorkloadInfo[] = [];
   const routeRules: RouteRuleInfo[] = [];
+  const meshRoutes: GatewayRouteInfo[] = [];
+  const grants: ReferenceGrantInfo[] = [];
   for (const parsed of accepted.values()) {
     if (parsed.type === 'service') services.set(parsed.service.hostname, parsed.service);
     else if (parsed.type === 'pod') pods.push(parsed.pod);
@@ -236,6 +244,8 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[]): Convert
     else if (parsed.type === 'serviceEntry') serviceEntries.push(parsed.entry);
     else if (parsed.type === 'workloadEntry') workloadEntries.push(parsed.workload);
     else if (parsed.type === 'routeRule') routeRules.push(parsed.routeRule);
+    else if (parsed.type === 'meshRoute') meshRoutes.push(parsed.route);
+    else if (parsed.type === 'referenceGrant') grants.push(parsed.grant);
     else legacy.push(parsed.group);
     if ((parsed.type === 'serviceEntry' || parsed.type === 'workloadEntry') && parsed.warnings && parsed.warnings.length > 0) {
       warnings.push(objectWarnings(parsed, parsed.warnings));
@@ -275,12 +285,15 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[]): Convert
       if (ownedHosts.has(endpoint.serviceHostname)) endpoints.set(endpointIdentity(endpoint), endpoint);
     }
   }
+  const gamma = convertMeshRoutes(meshRoutes, grants, services);
+  warnings.push(...gamma.warnings);
   return {
     services: [...services.values()].sort((a, b) => compare(a.hostname, b.hostname)),
     endpoints: [...endpoints.entries()].sort(([a], [b]) => compare(a, b)).map(([, endpoint]) => endpoint),
-    rules: convertRouteRules(routeRules, rules).sort((a, b) => compare(ruleKey(a.meta), ruleKey(b.meta))),
+    rules: [...convertRouteRules(routeRules, rules), ...gamma.rules].sort((a, b) => compare(ruleKey(a.meta), ruleKey(b.meta))),
     rejected,
     warnings,
+    routeStatuses: gamma.statuses,
     ignored,
   };
 }

@@ -4,6 +4,7 @@ import type { Rule, ValidationIssue } from '../model/rules.ts';
 import type { Service, SourceRef } from '../model/service.ts';
 import type { ObjectWarnings, RejectedObject, SourceSnapshot } from '../model/store.ts';
 import type { ObjectMeta } from './object-fields.ts';
+import type { GatewayRouteInfo, ReferenceGrantInfo } from './gateway-api-objects.ts';
 import type { RouteRuleInfo } from './route-rule-objects.ts';
 import type { ServiceEntryInfo, WorkloadInfo } from './service-entry-objects.ts';
 
@@ -66,6 +67,8 @@ export type ParsedObject =
   | { readonly type: 'serviceEntry'; readonly key: string; readonly source: SourceRef; readonly entry: ServiceEntryInfo; readonly warnings?: readonly ValidationIssue[] }
   | { readonly type: 'workloadEntry'; readonly key: string; readonly source: SourceRef; readonly workload: WorkloadInfo; readonly warnings?: readonly ValidationIssue[] }
   | { readonly type: 'routeRule'; readonly key: string; readonly source: SourceRef; readonly routeRule: RouteRuleInfo }
+  | { readonly type: 'meshRoute'; readonly key: string; readonly source: SourceRef; readonly route: GatewayRouteInfo }
+  | { readonly type: 'referenceGrant'; readonly key: string; readonly source: SourceRef; readonly grant: ReferenceGrantInfo }
   | { readonly type: 'rejected'; readonly key?: string; readonly source: SourceRef; readonly rejected: RejectedObject }
   | { readonly type: 'ignored'; readonly source: SourceRef; readonly reason: string };
 

@@ -6,6 +6,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { MeshpilotError } from '../errors.ts';
+import { ruleLabel } from '../model/rules.ts';
 import type { ConfigStore, RejectedObject, SourceSnapshot } from '../model/store.ts';
 import type { DirectoryState } from './config-dir.ts';
 import { applyLastGood, EMPTY_DIRECTORY_STATE, errorCode, isHidden, readDirectory } from './config-dir.ts';
@@ -182,7 +183,7 @@ export class YamlSource {
     const { state, parsed } = applyLastGood(this.#state, read.reads);
     this.#state = state;
     const converted = assembleObjects(parsed);
-    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected, warnings: converted.warnings };
+    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected, warnings: converted.warnings, routeStatuses: converted.routeStatuses };
     const signature = JSON.stringify(snapshot);
     if (signature === this.#published) {
       this.#log.debug({ reason }, 'files changed but the config they describe did not');
@@ -220,7 +221,7 @@ export class YamlSource {
       };
     });
     const warned = [
-      ...converted.rules.map((rule) => ({ object: `${rule.meta.kind} ${rule.meta.namespace}/${rule.meta.name}`, source: rule.meta.source, issues: rule.meta.warnings ?? [] })),
+      ...converted.rules.map((rule) => ({ object: ruleLabel(rule.meta), source: rule.meta.source, issues: rule.meta.warnings ?? [] })),
       ...converted.warnings,
     ];
     const warnings = warned.flatMap(({ object, source, issues }) =>

@@ -1,7 +1,6 @@
 // Which rule produced a generated resource: the attribution Istio writes into route metadata
 // (`istio.config`), read back for explain, NACK attribution and preview.
 import type { PushContext } from '../model/push-context.ts';
-import type { RuleMeta } from '../model/rules.ts';
 import { parseClusterName, parseHostPort } from './generate/names.ts';
 import { resolveTargetHost } from './generate/targets.ts';
 import type { Json, JsonObject } from './proto-json.ts';
@@ -19,15 +18,23 @@ export interface RuleRef {
 const KIND_PATHS: Readonly<Record<string, string>> = {
   VirtualService: 'virtual-service',
   DestinationRule: 'destination-rule',
+  HTTPRoute: 'httproute',
+  GRPCRoute: 'grpcroute',
+};
+
+/** Kinds outside networking.istio.io that rules are converted from. */
+const KIND_GROUPS: Readonly<Record<string, string>> = {
+  HTTPRoute: 'gateway.networking.k8s.io',
+  GRPCRoute: 'gateway.networking.k8s.io',
 };
 
 /** `/apis/networking.istio.io/v1/namespaces/NS/virtual-service/NAME`, Istio's route attribution. */
-export function configPath(meta: Pick<RuleMeta, 'kind' | 'namespace' | 'name'>): string {
-  return `/apis/networking.istio.io/v1/namespaces/${meta.namespace}/${KIND_PATHS[meta.kind] ?? meta.kind.toLowerCase()}/${meta.name}`;
+export function configPath(meta: Omit<RuleRef, 'httpRoute'>): string {
+  return `/apis/${KIND_GROUPS[meta.kind] ?? 'networking.istio.io'}/v1/namespaces/${meta.namespace}/${KIND_PATHS[meta.kind] ?? meta.kind.toLowerCase()}/${meta.name}`;
 }
 
 /** Route metadata naming the rule and its http route index. */
-export function istioConfigMetadata(meta: Pick<RuleMeta, 'kind' | 'namespace' | 'name'>, httpRoute: number): JsonObject {
+export function istioConfigMetadata(meta: Omit<RuleRef, 'httpRoute'>, httpRoute: number): JsonObject {
   return { filter_metadata: { istio: { config: configPath(meta), http_route: httpRoute } } };
 }
 

@@ -77,6 +77,13 @@ export const ISTIO_SECURITY_CRDS: readonly ResourceType[] = [
   { group: 'security.istio.io', versions: ['v1', 'v1beta1'], plural: 'authorizationpolicies', kind: 'AuthorizationPolicy', namespaced: true, statusSubresource: true },
 ];
 
+/** The Gateway API kinds meshpilot reads for the mesh (GAMMA), as the standard channel serves them. */
+export const GATEWAY_API_ROUTE_CRDS: readonly ResourceType[] = [
+  { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], plural: 'httproutes', kind: 'HTTPRoute', namespaced: true, statusSubresource: true },
+  { group: 'gateway.networking.k8s.io', versions: ['v1'], plural: 'grpcroutes', kind: 'GRPCRoute', namespaced: true, statusSubresource: true },
+  { group: 'gateway.networking.k8s.io', versions: ['v1beta1'], plural: 'referencegrants', kind: 'ReferenceGrant', namespaced: true },
+];
+
 export const ROUTE_RULE_CRD: ResourceType = { group: 'config.istio.io', versions: ['v1alpha2'], plural: 'routerules', kind: 'RouteRule', namespaced: true };
 
 export interface FakeKubeApiOptions {

@@ -34,6 +34,7 @@ const configz = {
           errors: { type: 'array', items: issue },
           warnings: { type: 'array', items: issue },
           rejectedBy: { type: 'array', items: rejectedBy, description: 'proxies whose current NACK names a resource this rule produced' },
+          origin: { ...anyObject, description: 'for a rule converted from Gateway API routes (GAMMA): the route and rule each spec.http entry came from' },
           spec: anyObject,
         },
       },
@@ -63,6 +64,14 @@ const configz = {
       },
     },
     nacks: { type: 'array', items: nackAttribution, description: 'every current NACK with the resources and rules it names' },
+    routeStatuses: {
+      type: 'array',
+      description: "Gateway API routes whose parent is a Service, with the status meshpilot gives each parent (what the leader writes to the route's status.parents)",
+      items: {
+        type: 'object',
+        properties: { kind: { type: 'string' }, namespace: { type: 'string' }, name: { type: 'string' }, source: anyObject, parents: { type: 'array', items: anyObject } },
+      },
+    },
   },
 } as const;
 
@@ -72,7 +81,7 @@ export function registerConfigRoutes(app: FastifyInstance, views: AdminViews): v
     handler: () => {
       const push = views.currentPush();
       const nacks = views.nacks?.().active(views.connections()) ?? [];
-      if (!push) return { rules: [], rejected: [], objectWarnings: [], nacks: [] };
+      if (!push) return { rules: [], rejected: [], objectWarnings: [], nacks: [], routeStatuses: [] };
       const rejectedByRule = new Map<string, Record<string, unknown>[]>();
       for (const nack of nacks) {
         for (const resource of nack.resources) {
@@ -99,7 +108,12 @@ export function registerConfigRoutes(app: FastifyInstance, views: AdminViews): v
             ...issues.filter((i) => i.severity === 'warning'),
             ...(applied ? grpcDegradations(push, rule) : []),
           ],
-          rejectedBy: rejectedByRule.get(`${rule.meta.kind}/${rule.meta.namespace}/${rule.meta.name}`) ?? [],
+          // A converted rule's resources name the routes it came from.
+          rejectedBy: [rule.meta, ...(rule.meta.origin?.http ?? [])]
+            .map((from) => `${from.kind}/${from.namespace}/${from.name}`)
+            .filter((key, i, keys) => keys.indexOf(key) === i)
+            .flatMap((key) => rejectedByRule.get(key) ?? []),
+          ...(rule.meta.origin ? { origin: rule.meta.origin } : {}),
           spec: rule.spec,
         })),
         rejected: push.rejected.map((r) => ({
@@ -114,6 +128,7 @@ export function registerConfigRoutes(app: FastifyInstance, views: AdminViews): v
         })),
         objectWarnings: push.objectWarnings.map((w) => ({ object: w.object, kind: w.kind, namespace: w.namespace, name: w.name, source: w.source, warnings: w.issues })),
         nacks: nacks.map((n) => ({ ...n, at: n.at.toISOString() })),
+        routeStatuses: push.routeStatuses,
       };
     },
   });

@@ -3,6 +3,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ConfigStore, ObjectWarnings, RejectedObject, SourceSnapshot } from '../../model/store.ts';
+import { ruleLabel } from '../../model/rules.ts';
 import type { AcceptedObject, ParsedObject } from '../kube-objects.ts';
 import { assembleObjects, isAccepted, parseObject } from '../kube-objects.ts';
 import { guardReferences } from '../reference-guard.ts';
@@ -349,7 +350,7 @@ export class KubeSource {
     const guarded = guardReferences(parsed, { lastServed: (key) => this.#served.get(key), firstRead: this.#served.size === 0 && this.#published === undefined });
     this.#served = new Map(guarded.filter(isAccepted).map((object) => [object.key, object]));
     const converted = assembleObjects(guarded);
-    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected, warnings: converted.warnings };
+    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected, warnings: converted.warnings, routeStatuses: converted.routeStatuses };
     const signature = JSON.stringify(snapshot);
     if (signature === this.#published) {
       this.#log.debug({ reasons }, 'objects changed but the config they describe did not');
@@ -357,7 +358,7 @@ export class KubeSource {
     }
     this.#published = signature;
     this.#logRejections(converted.rejected, [
-      ...converted.rules.map((rule) => ({ object: `${rule.meta.kind} ${rule.meta.namespace}/${rule.meta.name}`, source: rule.meta.source, issues: rule.meta.warnings ?? [] })),
+      ...converted.rules.map((rule) => ({ object: ruleLabel(rule.meta), source: rule.meta.source, issues: rule.meta.warnings ?? [] })),
       ...converted.warnings,
     ]);
     const reason = reasons.length > MAX_REASONS ? `${reasons.slice(0, MAX_REASONS).join(', ')} and ${reasons.length - MAX_REASONS} more` : reasons.join(', ');

@@ -11,7 +11,7 @@ export interface WatchedResource {
   readonly namespaced: boolean;
   /** A CRD that may not be installed: found by discovery, skipped with one log line when absent. */
   readonly optional: boolean;
-  /** Istio's kinds with a status subresource: their validation messages are written back by the leader. */
+  /** Kinds with a status subresource the leader writes: Istio's validation messages, Gateway API routes' parents. */
   readonly statusSubresource?: boolean;
 }
 
@@ -34,6 +34,10 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
   { kind: 'PeerAuthentication', group: 'security.istio.io', versions: ['v1', 'v1beta1'], plural: 'peerauthentications', namespaced: true, optional: true, statusSubresource: true },
   { kind: 'AuthorizationPolicy', group: 'security.istio.io', versions: ['v1', 'v1beta1'], plural: 'authorizationpolicies', namespaced: true, optional: true, statusSubresource: true },
   { kind: 'RouteRule', group: 'config.istio.io', versions: ['v1alpha2'], plural: 'routerules', namespaced: true, optional: true },
+  // Gateway API routes get `status.parents` written back (not Istio's validation messages).
+  { kind: 'HTTPRoute', group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], plural: 'httproutes', namespaced: true, optional: true, statusSubresource: true },
+  { kind: 'GRPCRoute', group: 'gateway.networking.k8s.io', versions: ['v1'], plural: 'grpcroutes', namespaced: true, optional: true, statusSubresource: true },
+  { kind: 'ReferenceGrant', group: 'gateway.networking.k8s.io', versions: ['v1beta1'], plural: 'referencegrants', namespaced: true, optional: true },
 ];
 
 /** The verbs the source uses; the ClusterRole grants exactly these. */

@@ -11,7 +11,10 @@ import type { KubeConnection } from './kube-api.ts';
 import type { KubeSource, StatusTarget } from './kube-source.ts';
 import type { LeaderElector } from './leader-election.ts';
 import type { ObjectFindings } from './validation-messages.ts';
-import { canonicalJson, findingsByLocation, statusToWrite } from './validation-messages.ts';
+import { findingsByLocation, statusToWrite } from './validation-messages.ts';
+import { routeStatusesByLocation, routeStatusToWrite, statusSignature } from './route-status.ts';
+import type { RouteStatus } from '../../model/route-status.ts';
+import { GATEWAY_API_GROUP } from '../gateway-api-objects.ts';
 
 export interface StatusWriterTuning {
   /** Status writes per second (a token bucket), and how many may go at once above it. */
@@ -61,6 +64,7 @@ export class StatusWriter {
   readonly #retries = new Map<string, { failures: number; timer: NodeJS.Timeout }>();
   readonly #unsubscribe: (() => void)[] = [];
   #findings: { sequence: number; byLocation: Map<string, ObjectFindings> } | undefined;
+  #routeStatuses: { sequence: number; byLocation: Map<string, RouteStatus> } | undefined;
   #working: Promise<void> | undefined;
   #tokens: number;
   #refilledAt = performance.now();
@@ -166,6 +170,11 @@ export class StatusWriter {
     });
   }
 
+  #routeStatusesFor(push: PushContext): Map<string, RouteStatus> {
+    if (this.#routeStatuses?.sequence !== push.sequence) this.#routeStatuses = { sequence: push.sequence, byLocation: routeStatusesByLocation(push) };
+    return this.#routeStatuses.byLocation;
+  }
+
   #findingsFor(push: PushContext): Map<string, ObjectFindings> {
     if (this.#findings?.sequence !== push.sequence) this.#findings = { sequence: push.sequence, byLocation: findingsByLocation(push) };
     return this.#findings.byLocation;
@@ -175,10 +184,14 @@ export class StatusWriter {
   #wanted(target: StatusTarget): Record<string, unknown> | undefined {
     const push = this.#options.currentPush();
     if (!push) return undefined;
-    const status = statusToWrite(target, this.#findingsFor(push).get(target.path));
+    // Gateway API routes get `status.parents`; Istio's kinds get validation messages.
+    const status =
+      target.group === GATEWAY_API_GROUP
+        ? routeStatusToWrite(target, this.#routeStatusesFor(push).get(target.path), new Date())
+        : statusToWrite(target, this.#findingsFor(push).get(target.path));
     if (!status) return undefined;
     const written = this.#written.get(target.key);
-    if (written && written.baseResourceVersion === target.resourceVersion && written.status === canonicalJson(status)) return undefined;
+    if (written && written.baseResourceVersion === target.resourceVersion && written.status === statusSignature(status)) return undefined;
     return status;
   }
 
@@ -251,7 +264,7 @@ export class StatusWriter {
     }
     this.#counts.written++;
     this.#lastWriteAt = new Date();
-    this.#written.set(target.key, { baseResourceVersion: target.resourceVersion, status: canonicalJson(status) });
+    this.#written.set(target.key, { baseResourceVersion: target.resourceVersion, status: statusSignature(status) });
     this.#retries.delete(target.key);
     if (this.#failing) {
       this.#failing = false;

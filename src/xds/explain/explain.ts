@@ -187,7 +187,7 @@ function policyOf(route: JsonObject, virtualHost: JsonObject): NonNullable<Expla
 }
 
 function ruleLabel(rule: RuleRef | null): string {
-  return rule ? ` (${rule.kind} ${rule.namespace}/${rule.name}${rule.httpRoute !== undefined ? ` http[${rule.httpRoute}]` : ''})` : '';
+  return rule ? ` (${rule.kind} ${rule.namespace}/${rule.name}${rule.httpRoute !== undefined ? ` ${rule.kind.endsWith('Route') ? 'rules' : 'http'}[${rule.httpRoute}]` : ''})` : '';
 }
 
 /**

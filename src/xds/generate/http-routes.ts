@@ -54,7 +54,7 @@ function hashPolicy(t: Translation, targets: readonly HttpRouteDestination[]): R
   return routeHashPolicy(first, t.dialect, ignoreNotes, '');
 }
 
-function forwardAction(t: Translation, route: HttpRoute, path: string): RouteAction | undefined {
+function forwardAction(t: Translation, route: HttpRoute, path: string, gatewaySemantics: boolean): RouteAction | undefined {
   const targets = route.route ?? [];
   const weighted = targets.length === 1 ? targets : targets.filter((target) => (target.weight ?? 0) > 0);
   const names = weighted.map((target) =>
@@ -83,6 +83,8 @@ function forwardAction(t: Translation, route: HttpRoute, path: string): RouteAct
   if (retries) action['retry_policy'] = retries;
   if (hash) action['hash_policy'] = hash;
   if (!envoy) return action;
+  // Gateway API: a backend that does not resolve answers 500 (Istio sets the same for its routes).
+  if (gatewaySemantics) action['cluster_not_found_response_code'] = 'INTERNAL_SERVER_ERROR';
   const regexRewrite = route.rewrite?.uriRegexRewrite;
   if (regexRewrite) action['regex_rewrite'] = { pattern: { regex: regexRewrite.match ?? '' }, substitution: regexRewrite.rewrite ?? '' };
   else if (route.rewrite?.uri) action['prefix_rewrite'] = route.rewrite.uri;
@@ -145,7 +147,9 @@ function translateRoute(root: Translation, vs: ResolvedVirtualService, route: Ht
       root.notes(path, message, origin.rule.meta);
     },
   };
-  const path = `spec.http[${origin.index}]`;
+  // A rule converted from a Gateway API route is attributed to that route and its rule.
+  const convertedFrom = vs.rule.meta.origin?.http[index];
+  const path = convertedFrom ? `spec.rules[${convertedFrom.rule}]` : `spec.http[${origin.index}]`;
   if (route.redirect && t.dialect === 'grpc') {
     t.notes(`${path}.redirect`, 'gRPC clients cannot follow HTTP redirects: this route is left out for proxyless gRPC');
     return [];
@@ -165,7 +169,7 @@ function translateRoute(root: Translation, vs: ResolvedVirtualService, route: Ht
   } else if (route.directResponse) {
     body['direct_response'] = directResponseAction(route.directResponse);
   } else {
-    const action = forwardAction(t, route, path);
+    const action = forwardAction(t, route, path, vs.rule.meta.origin !== undefined);
     if (!action) return [];
     body['route'] = action;
   }
@@ -191,7 +195,7 @@ function translateRoute(root: Translation, vs: ResolvedVirtualService, route: Ht
       ...body,
       ...(t.dialect === 'envoy' ? ({ decorator: { operation } } satisfies Route) : {}),
       // Which rule and http route produced this route, as Istio records it (explain, NACK attribution).
-      metadata: istioConfigMetadata(origin.rule.meta, origin.index),
+      metadata: convertedFrom ? istioConfigMetadata(convertedFrom, convertedFrom.rule) : istioConfigMetadata(origin.rule.meta, origin.index),
     });
   }
   return out;

@@ -90,11 +90,11 @@ function checkClusterRef(ctx: Context, path: string, name: string | undefined): 
   report(ctx, path, 'ref.cluster', `cluster ${JSON.stringify(name)} does not exist; requests routed to it fail with 503 (NC)`);
 }
 
-function checkWeightedClusters(ctx: Context, weighted: JsonObject, path: string): void {
+function checkWeightedClusters(ctx: Context, weighted: JsonObject, path: string, clustersMustExist = true): void {
   const clusters = objects(weighted['clusters']);
   let sum = 0;
   clusters.forEach((cluster, i) => {
-    checkClusterRef(ctx, `${path}.clusters[${i}].name`, asString(cluster['name']));
+    if (clustersMustExist) checkClusterRef(ctx, `${path}.clusters[${i}].name`, asString(cluster['name']));
     checkHeaderOperations(ctx, cluster, `${path}.clusters[${i}]`);
     sum += asNumber(cluster['weight']) ?? 0;
   });
@@ -107,9 +107,11 @@ function checkWeightedClusters(ctx: Context, weighted: JsonObject, path: string)
 }
 
 function checkRouteAction(ctx: Context, action: JsonObject, path: string): void {
-  checkClusterRef(ctx, `${path}.cluster`, asString(action['cluster']));
+  // A route that answers a missing cluster with a status of its own (Gateway API's 500) names one on purpose.
+  const answersMissing = action['cluster_not_found_response_code'] !== undefined;
+  if (!answersMissing) checkClusterRef(ctx, `${path}.cluster`, asString(action['cluster']));
   const weighted = asObject(action['weighted_clusters']);
-  if (weighted) checkWeightedClusters(ctx, weighted, `${path}.weighted_clusters`);
+  if (weighted) checkWeightedClusters(ctx, weighted, `${path}.weighted_clusters`, !answersMissing);
   objects(action['request_mirror_policies']).forEach((mirror, i) => {
     checkClusterRef(ctx, `${path}.request_mirror_policies[${i}].cluster`, asString(mirror['cluster']));
   });
