@@ -1,12 +1,13 @@
 // A real Envoy started as an ingress gateway (node id `router~...`, bootstrap from `meshpilot
 // bootstrap`) and fed by meshpilot routes requests on loopback: by Host and path through a
 // Gateway and the VirtualService bound to it to the backends, 404 for a host no server exposes,
-// a redirect to HTTPS for an HTTPS-only host, and HTTPS terminated with the server's certificate.
+// a redirect to HTTPS for an HTTPS-only host, HTTPS terminated with the server's certificate, and
+// TLS passed through by SNI to a backend that terminates it itself.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -66,13 +67,25 @@ function get(port: number, host: string, path: string, ca?: Buffer): Promise<Ans
   });
 }
 
-/** A CA and a certificate for secure.example.com it signs. */
+/** A CA, and certificates it signs for secure.example.com (the gateway's) and vault.example.com (a backend's). */
 async function certificates(dir: string): Promise<void> {
   const openssl = (...args: string[]): Promise<unknown> => run('openssl', args, { cwd: dir });
   await openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=meshpilot gateway test CA');
-  await openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'secure.key', '-out', 'secure.csr', '-subj', '/CN=secure.example.com');
-  await run('sh', ['-c', 'printf "subjectAltName=DNS:secure.example.com" > san.ext'], { cwd: dir });
-  await openssl('x509', '-req', '-in', 'secure.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'secure.pem', '-days', '1', '-extfile', 'san.ext');
+  for (const name of ['secure', 'vault']) {
+    await openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}.example.com`);
+    await run('sh', ['-c', `printf "subjectAltName=DNS:${name}.example.com" > ${name}.ext`], { cwd: dir });
+    await openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', '-extfile', `${name}.ext`);
+  }
+}
+
+/** A backend that terminates TLS itself, answering with its name and the SNI it saw. */
+async function tlsBackend(dir: string): Promise<{ close: () => void; port: number }> {
+  const server = createHttpsServer({ key: await readFile(join(dir, 'vault.key')), cert: await readFile(join(dir, 'vault.pem')) }, (req, res) => {
+    const sni = (req.socket as { servername?: unknown }).servername;
+    res.end(JSON.stringify({ backend: 'vault', sni, path: req.url }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { close: () => server.close(), port: (server.address() as AddressInfo).port };
 }
 
 describe('a real Envoy as the ingress gateway of a Gateway and its VirtualService', () => {
@@ -83,15 +96,21 @@ describe('a real Envoy as the ingress gateway of a Gateway and its VirtualServic
       frontend.server.close();
       api.server.close();
     });
-    const [httpPort, httpsPort] = [await freePort(), await freePort()];
+    const [httpPort, httpsPort, passthroughPort] = [await freePort(), await freePort(), await freePort()];
     const dir = await MeshDir.create();
     t.after(() => dir.remove());
     await certificates(dir.path);
+    const vault = await tlsBackend(dir.path);
+    t.after(() => {
+      vault.close();
+    });
     await dir.write('shop.yaml', [
       service('frontend', NS, [{ name: 'http', port: 80, targetPort: frontend.port }], '10.96.7.1'),
       endpointSlice('frontend', NS, { name: 'http', port: frontend.port }, [{ name: 'frontend-0', ip: '127.0.0.1' }]),
       service('api', NS, [{ name: 'http', port: 80, targetPort: api.port }], '10.96.7.2'),
       endpointSlice('api', NS, { name: 'http', port: api.port }, [{ name: 'api-0', ip: '127.0.0.1' }]),
+      service('vault', NS, [{ name: 'tls', port: 443, targetPort: vault.port }], '10.96.7.4'),
+      endpointSlice('vault', NS, { name: 'tls', port: vault.port }, [{ name: 'vault-0', ip: '127.0.0.1' }]),
       // The gateway's pod, known by its address in the node id, and its Service: the Gateway selects it by the pod's labels.
       pod('edge-0', NS, '10.244.7.7', { app: 'edge' }),
       service('edge', NS, [{ name: 'http', port: 80, targetPort: 8080 }], '10.96.7.3'),
@@ -107,8 +126,10 @@ describe('a real Envoy as the ingress gateway of a Gateway and its VirtualServic
             hosts: ['./secure.example.com'],
             tls: { mode: 'SIMPLE', serverCertificate: join(dir.path, 'secure.pem'), privateKey: join(dir.path, 'secure.key') },
           },
+          { port: { number: passthroughPort, name: 'tls', protocol: 'TLS' }, bind: '127.0.0.1', hosts: ['vault.example.com'], tls: { mode: 'PASSTHROUGH' } },
         ],
       }),
+      rule('VirtualService', 'vault', NS, { hosts: ['vault.example.com'], gateways: ['public'], tls: [{ match: [{ sniHosts: ['vault.example.com'] }], route: [{ destination: { host: 'vault' } }] }] }),
       rule('VirtualService', 'storefront', NS, {
         hosts: ['shop.example.com', 'secure.example.com'],
         gateways: ['public'],
@@ -140,6 +161,8 @@ describe('a real Envoy as the ingress gateway of a Gateway and its VirtualServic
       return answer?.status === 200 ? answer : undefined;
     });
     assert.deepEqual(JSON.parse(secure.body), { backend: 'api', path: '/api/orders', host: 'secure.example.com' });
+    const passed = await get(passthroughPort, 'vault.example.com', '/secret', ca);
+    assert.deepEqual(JSON.parse(passed.body), { backend: 'vault', sni: 'vault.example.com', path: '/secret' }, 'the backend terminated the TLS the gateway passed through');
 
     assert.deepEqual(await envoy.rejectedUpdates(), {});
     const dump = JSON.stringify(await meshpilot.configDump(NODE_ID));

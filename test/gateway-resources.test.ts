@@ -207,6 +207,30 @@ describe("Istio's host intersection and binding rules", () => {
     assert.deepEqual(violations(gatewayConfig), []);
   });
 
+  it('passes TLS through by SNI to the tls routes bound to it, an SNI host once per port', () => {
+    const push = mesh([
+      gateway('passthrough', [{ port: { number: 8443, name: 'tls', protocol: 'TLS' }, hosts: ['*.example.com'], tls: { mode: 'PASSTHROUGH' } }]),
+      rule('VirtualService', 'vault', NS, {
+        hosts: ['vault.example.com'],
+        gateways: ['passthrough'],
+        tls: [
+          { match: [{ sniHosts: ['vault.example.com'], port: 8443 }], route: [{ destination: { host: 'web', port: { number: 80 } } }] },
+          { match: [{ sniHosts: ['vault.example.com'] }], route: [{ destination: { host: 'tcp-echo' } }] },
+        ],
+      }),
+    ]);
+    const gatewayConfig = renderForProxy(push, EDGE);
+    const listener = resource(gatewayConfig, LISTENER_TYPE, '0.0.0.0_8443');
+    assert.deepEqual((listener['listener_filters'] as JsonObject[]).map((f) => f['name']), ['envoy.filters.listener.tls_inspector']);
+    const chains = chainsOf(listener);
+    assert.deepEqual(chains.map((c) => c['filter_chain_match']), [{ server_names: ['vault.example.com'] }]);
+    assert.equal(chains[0]?.['transport_socket'], undefined, 'the TLS is not terminated');
+    assert.equal(((chains[0]?.['filters'] as JsonObject[])[0]?.['typed_config'] as JsonObject)['cluster'], 'outbound|80||web.shop.svc.cluster.local');
+    assert.deepEqual(names(gatewayConfig, ROUTE_TYPE), []);
+    assert.deepEqual(violations(gatewayConfig), []);
+    assert.deepEqual(push.ruleStatus.get('VirtualService/shop/vault')?.issues ?? [], []);
+  });
+
   it('terminates MUTUAL TLS with the credential and its CA, and ISTIO_MUTUAL with the workload certificate from the agent', () => {
     const push = mesh([
       gateway('secure', [

@@ -132,7 +132,7 @@ function routeNameOf(server: GatewayServer, protocol: Protocol, port: number, ga
 function unservedReason(server: GatewayServer, protocol: Protocol): string | undefined {
   if (server.bind?.startsWith('unix://')) return 'binds a Unix domain socket, which meshpilot does not serve';
   if (protocol === 'UDP') return 'UDP servers are not served';
-  if ((protocol === 'HTTPS' || protocol === 'TLS') && isPassthroughMode(server.tls?.mode)) return `${server.tls?.mode ?? 'PASSTHROUGH'} servers are not served yet`;
+  if ((protocol === 'HTTPS' || protocol === 'TLS') && server.tls?.mode === 'AUTO_PASSTHROUGH') return 'AUTO_PASSTHROUGH servers are not served';
   return undefined;
 }
 

@@ -8,7 +8,7 @@ import { indexDestinationRules } from './destination-rules.ts';
 import type { HttpRouteOrigin } from './delegation.ts';
 import { isDelegate, mergeDelegates } from './delegation.ts';
 import { referenceIssues, type DestinationRef } from './rule-references.ts';
-import type { Destination, DestinationRule, HttpMatchRequest, HttpRoute, L4MatchAttributes, Rule, Sidecar, TcpRoute, ValidationIssue, VirtualService } from './rules.ts';
+import type { Destination, DestinationRule, HttpMatchRequest, HttpRoute, L4MatchAttributes, Rule, Sidecar, TcpRoute, TlsMatchAttributes, TlsRoute, ValidationIssue, VirtualService } from './rules.ts';
 import { isAuthorizationPolicy, isDestinationRule, isGateway, isPeerAuthentication, isSidecar, isVirtualService, ruleKey } from './rules.ts';
 import type { GatewayIndex, MergedGateway } from './gateways.ts';
 import { gatewayConflictIssues, gatewayFor } from './gateway-selection.ts';
@@ -39,6 +39,8 @@ export interface ResolvedVirtualService {
   readonly gateways: readonly string[];
   readonly http: readonly HttpRoute[];
   readonly tcp: readonly TcpRoute[];
+  /** TLS routes by SNI, which gateways passing TLS through serve. */
+  readonly tls: readonly TlsRoute[];
   /** For a root with delegates: where each of `http` was written (else each is the rule's own, by index). */
   readonly origins?: readonly HttpRouteOrigin[];
 }
@@ -108,7 +110,7 @@ export function resolveDestination(destination: Destination, namespace: string):
 }
 
 /** Match gateways as `namespace/name`, as Istio resolves them before it compares. */
-function resolveMatchGateways<M extends HttpMatchRequest | L4MatchAttributes>(matches: readonly M[] | undefined, namespace: string): { match?: readonly M[] } {
+function resolveMatchGateways<M extends HttpMatchRequest | L4MatchAttributes | TlsMatchAttributes>(matches: readonly M[] | undefined, namespace: string): { match?: readonly M[] } {
   if (!matches?.some((m) => m.gateways && m.gateways.length > 0)) return matches ? { match: matches } : {};
   return { match: matches.map((m) => (m.gateways ? { ...m, gateways: m.gateways.map((g) => resolveGatewayName(g, namespace)) } : m)) };
 }
@@ -129,9 +131,14 @@ function resolveVirtualService(rule: VirtualService): ResolvedVirtualService {
     ...resolveMatchGateways(route.match, namespace),
     ...(route.route ? { route: route.route.map((d) => ({ ...d, destination: resolveDestination(d.destination, namespace) })) } : {}),
   }));
+  const tls = (rule.spec.tls ?? []).map((route): TlsRoute => ({
+    ...route,
+    ...resolveMatchGateways(route.match, namespace),
+    ...(route.route ? { route: route.route.map((d) => ({ ...d, destination: resolveDestination(d.destination, namespace) })) } : {}),
+  }));
   const written = rule.spec.gateways ?? [];
   const gateways = written.length === 0 ? [MESH_GATEWAY] : [...new Set(written.map((g) => resolveGatewayName(g, namespace)))];
-  return { rule, hosts: (rule.spec.hosts ?? []).map((host) => resolveShortName(host, namespace)), gateways, http, tcp };
+  return { rule, hosts: (rule.spec.hosts ?? []).map((host) => resolveShortName(host, namespace)), gateways, http, tcp, tls };
 }
 
 function appliesToMesh(rule: VirtualService): boolean {
@@ -150,6 +157,9 @@ function destinationRefs(vs: ResolvedVirtualService): DestinationRef[] {
   });
   vs.tcp.forEach((route, i) => {
     route.route?.forEach((target, j) => refs.push({ destination: target.destination, path: `spec.tcp[${i}].route[${j}].destination` }));
+  });
+  vs.tls.forEach((route, i) => {
+    route.route?.forEach((target, j) => refs.push({ destination: target.destination, path: `spec.tls[${i}].route[${j}].destination` }));
   });
   return refs;
 }

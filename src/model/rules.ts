@@ -155,12 +155,28 @@ export interface TcpRoute {
   readonly route?: readonly RouteDestination[];
 }
 
+/** A TLS connection's SNI and where it arrived; served by gateways whose servers pass TLS through. */
+export interface TlsMatchAttributes {
+  readonly sniHosts: readonly string[];
+  readonly destinationSubnets?: readonly string[];
+  readonly port?: number;
+  readonly sourceLabels?: Readonly<Record<string, string>>;
+  readonly gateways?: readonly string[];
+  readonly sourceNamespace?: string;
+}
+
+export interface TlsRoute {
+  readonly match?: readonly TlsMatchAttributes[];
+  readonly route?: readonly RouteDestination[];
+}
+
 export interface VirtualServiceSpec {
   /** Absent or empty: a delegate, used only through a root route's `delegate`. */
   readonly hosts?: readonly string[];
   readonly gateways?: readonly string[];
   readonly http?: readonly HttpRoute[];
   readonly tcp?: readonly TcpRoute[];
+  readonly tls?: readonly TlsRoute[];
   readonly exportTo?: readonly string[];
 }
 

@@ -150,8 +150,8 @@ function unsupportedServer(protocol: string, tls: Fields | undefined, path: stri
   const mode = tls && typeof tls['mode'] === 'string' ? tls['mode'] : undefined;
   const parsed = parseProtocolName(protocol);
   if (parsed === 'UDP') issues.warn(`${path}.port.protocol`, 'UDP servers are not implemented by meshpilot: this server gets no listener', 'MP_UNSUPPORTED');
-  if (tls && isPassthroughMode(mode) && (parsed === 'TLS' || parsed === 'HTTPS')) {
-    issues.warn(`${path}.tls.mode`, `${mode ?? 'PASSTHROUGH'} (TLS passed through by SNI to tls routes) is not implemented by meshpilot yet: this server gets no listener`, 'MP_UNSUPPORTED');
+  if (mode === 'AUTO_PASSTHROUGH' && (parsed === 'TLS' || parsed === 'HTTPS')) {
+    issues.warn(`${path}.tls.mode`, 'AUTO_PASSTHROUGH (SNI-routed mesh mTLS for east-west gateways) is not implemented by meshpilot: this server gets no listener', 'MP_UNSUPPORTED');
   }
   if (tls && nonEmpty(tls, 'caCrl')) issues.warn(`${path}.tls.caCrl`, 'is not implemented by meshpilot and has no effect: revoked client certificates are accepted', 'MP_UNSUPPORTED');
   if (tls && nonEmpty(tls, 'caCertCredentialName')) issues.warn(`${path}.tls.caCertCredentialName`, 'is not implemented by meshpilot and has no effect: client certificates are checked against the credential\'s own CA (<credentialName>-cacert)', 'MP_UNSUPPORTED');

@@ -200,7 +200,7 @@ function checkTcpRoute(route: Fields, path: string, issues: IssueList): void {
   checkRouteDestinations(routeValue, `${path}.route`, issues);
 }
 
-/** Validated as Istio does, though meshpilot serves no TLS routes (MP_UNSUPPORTED says so). */
+/** Validated as Istio does; gateways passing TLS through serve them, sidecars do not (MP_UNSUPPORTED says so). */
 function checkTlsRoute(route: Fields, path: string, hosts: readonly string[], issues: IssueList): void {
   const matches = mapsIn(route['match'], `${path}.match`, 'TLS match', issues);
   if (matches.length === 0) issues.error(`${path}.match`, 'is required: a TLS route matches on sniHosts, e.g. match: [{ sniHosts: [api.example.com] }]');
@@ -215,6 +215,7 @@ function checkTlsRoute(route: Fields, path: string, hosts: readonly string[], is
       }
     }
     checkMatchPort(match['port'], `${matchPath}.port`, issues);
+    checkGatewayNames(match['gateways'], `${matchPath}.gateways`, issues);
   }
   const routeValue = route['route'];
   if (!Array.isArray(routeValue) || routeValue.length === 0) issues.error(`${path}.route`, 'is empty: add at least one destination, e.g. route: [{ destination: { host: api.example.com } }]');
@@ -261,9 +262,11 @@ export function validateVirtualServiceSpec(spec: unknown, namespace = 'default')
   for (const [index, route] of mapsIn(spec['tcp'], 'spec.tcp', 'TCP route', issues)) {
     checkTcpRoute(route, `spec.tcp[${index}]`, issues);
   }
-  for (const [index, route] of mapsIn(spec['tls'], 'spec.tls', 'TLS route', issues)) {
+  const tlsRoutes = mapsIn(spec['tls'], 'spec.tls', 'TLS route', issues);
+  for (const [index, route] of tlsRoutes) {
     checkTlsRoute(route, `spec.tls[${index}]`, hosts.map(([, host]) => host), issues);
   }
+  if (tlsRoutes.length > 0 && appliesToMesh) issues.warn('spec.tls', 'TLS routes (by SNI) are served by gateways that pass TLS through, not by sidecars: sidecars ignore them', 'MP_UNSUPPORTED');
   analyzeVirtualService(spec, hosts, issues);
   checkRuleExportTo(spec, namespace, issues);
   return issues.issues;

@@ -27,9 +27,6 @@ const MESSAGES: Readonly<Record<string, MessageSchema>> = {
   VirtualService: {
     what: 'a VirtualService spec',
     fields: { ...scalars('hosts', 'gateways', 'exportTo'), http: list('HTTPRoute'), tls: list('TLSRoute'), tcp: list('TCPRoute') },
-    unsupported: {
-      tls: 'TLS routes (by SNI) are not implemented by meshpilot: they are ignored',
-    },
   },
   Destination: { what: 'a destination', fields: { ...scalars('host', 'subset'), port: one('PortSelector') } },
   PortSelector: { what: 'a port selector', fields: scalars('number') },

@@ -69,6 +69,7 @@ export const GATEWAY_CASES: readonly IstioCase[] = [
   warns('an invalid cipher suite', https({ mode: 'SIMPLE', credentialName: 'sds-name', cipherSuites: ['ECDHE-RSA-AES256-GCM-SHA384', 'NOT-A-CIPHER'] }), `${S0}.tls.cipherSuites`),
   warns('PASSTHROUGH with a certificate', https({ mode: 'PASSTHROUGH', credentialName: 'sds-name' }, 'TLS'), `${S0}.tls`),
   // what meshpilot does not serve yet
-  notServed('PASSTHROUGH to tls routes', https({ mode: 'PASSTHROUGH' }, 'TLS'), `${S0}.tls.mode`),
+  ok('PASSTHROUGH to tls routes', https({ mode: 'PASSTHROUGH' }, 'TLS')),
+  ok('an HTTPS server passing TLS through', https({ mode: 'PASSTHROUGH' })),
   notServed('AUTO_PASSTHROUGH', https({ mode: 'AUTO_PASSTHROUGH' }, 'TLS'), `${S0}.tls.mode`),
 ];

@@ -1,14 +1,15 @@
 // LDS for gateway proxies (Istio's buildGatewayListeners): one listener per port its Gateways'
 // servers declare (`0.0.0.0_8080`), bound for real. Plaintext HTTP servers share one connection
 // manager (RDS `http.<port>`); each TLS server is a filter chain matched by SNI, terminating HTTPS
-// into its own route (`https.<port>.<portName>.<gateway>.<namespace>`) or TLS into a tcp route;
-// TCP servers proxy to the first tcp route bound to them.
+// into its own route (`https.<port>.<portName>.<gateway>.<namespace>`) or TLS into a tcp route,
+// or passing it through by SNI to tls routes; TCP servers proxy to the first tcp route bound to them.
 import type { BoundServer, GatewayListenerPlan, MergedGateway } from '../../model/gateways.ts';
 import { intersectHosts, isHttpServer, serverHostsFor, sniHosts } from '../../model/gateways.ts';
 import type { MeshConfig } from '../../model/mesh-config.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { L4MatchAttributes } from '../../model/rules.ts';
+import { isPassthroughMode } from '../../model/gateways.ts';
 import type { FilterChain, HttpConnectionManager, Listener, Listener_Filter } from '../envoy-types.generated.ts';
 import { TLS_INSPECTOR_TYPE } from '../type-urls.ts';
 import { socketAddress, typed } from './common.ts';
@@ -75,6 +76,29 @@ function tlsChain(push: PushContext, proxy: Proxy, bound: BoundServer, listenerN
   return { ...match, transport_socket: tlsTransportSocket('downstream', gatewayDownstreamTls(tls)), filters: [filter] };
 }
 
+/**
+ * Istio's buildGatewayNetworkFiltersFromTLSRoutes: a chain per tls match of a bound VirtualService
+ * whose hosts meet the server's, matched by its SNI hosts, proxying the TLS untouched; an SNI host a
+ * chain of the port already takes is left to it.
+ */
+function passthroughChains(push: PushContext, proxy: Proxy, bound: BoundServer, taken: Set<string>): FilterChain[] {
+  const port = bound.server.port.number;
+  const chains: FilterChain[] = [];
+  for (const vs of push.virtualServicesForGateway(bound.gatewayName, proxy.namespace)) {
+    if (intersectHosts(serverHostsFor(bound.server.hosts, vs.rule.meta.namespace), vs.hosts).length === 0) continue;
+    for (const route of vs.tls) {
+      const upstream = tcpRouteUpstream(push, route, port);
+      if (!upstream) continue;
+      for (const match of route.match ?? []) {
+        if (!l4Applies([match], port, bound.gatewayName) || match.sniHosts.some((host) => taken.has(host))) continue;
+        for (const host of match.sniHosts) taken.add(host);
+        chains.push({ filter_chain_match: { server_names: match.sniHosts }, filters: [tcpProxyFilter(upstream, push.meshConfig)] });
+      }
+    }
+  }
+  return chains;
+}
+
 function chainsOf(push: PushContext, proxy: Proxy, plan: GatewayListenerPlan, listenerName: string): FilterChain[] {
   const [first] = plan.servers;
   if (!first) return [];
@@ -85,7 +109,13 @@ function chainsOf(push: PushContext, proxy: Proxy, plan: GatewayListenerPlan, li
   }
   const chains: FilterChain[] = [];
   const seen = new Set<string>();
+  const passedSni = new Set<string>();
   for (const bound of plan.servers) {
+    if (isPassthroughMode(bound.server.tls?.mode)) {
+      chains.push(...passthroughChains(push, proxy, bound, passedSni).filter((chain) => !seen.has(JSON.stringify(chain.filter_chain_match ?? {}))));
+      for (const chain of chains) seen.add(JSON.stringify(chain.filter_chain_match ?? {}));
+      continue;
+    }
     const chain = tlsChain(push, proxy, bound, listenerName);
     // Envoy refuses two chains with the same match: the older server keeps it (ns1/* and ns2/* are both SNI *).
     const key = JSON.stringify(chain?.filter_chain_match ?? {});

@@ -1,6 +1,6 @@
 // VirtualService tcp routes -> the tcp_proxy upstream of a service's outbound TCP listener.
 import type { PushContext } from '../../model/push-context.ts';
-import type { TcpRoute } from '../../model/rules.ts';
+import type { RouteDestination, TcpRoute } from '../../model/rules.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
 import type { TcpProxy, TcpProxy_WeightedCluster_ClusterWeight } from '../envoy-types.generated.ts';
 import { clusterName } from './names.ts';
@@ -14,8 +14,8 @@ function routeApplies(route: TcpRoute, port: number): boolean {
 /** Where a TcpProxy sends a connection: one cluster or weighted ones. */
 export type TcpProxyUpstream = Pick<TcpProxy, 'cluster' | 'weighted_clusters'>;
 
-/** Where a tcp route's destinations send a connection heard on `listenerPort`; undefined when it has none. */
-export function tcpRouteUpstream(push: PushContext, route: TcpRoute | undefined, listenerPort: number): TcpProxyUpstream | undefined {
+/** Where a tcp (or tls) route's destinations send a connection heard on `listenerPort`; undefined when it has none. */
+export function tcpRouteUpstream(push: PushContext, route: { readonly route?: readonly RouteDestination[] } | undefined, listenerPort: number): TcpProxyUpstream | undefined {
   const targets = (route?.route ?? []).filter((t, _i, all) => all.length === 1 || (t.weight ?? 0) > 0);
   const names = targets.map((t) => {
     const destination = push.serviceByHost.get(t.destination.host);
