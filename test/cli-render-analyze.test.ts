@@ -46,6 +46,16 @@ describe('meshpilot render', () => {
     assert.match(stdout, /outbound\|9080\|version-canary-version\|reviews\.default\.svc\.cluster\.local/);
   });
 
+  it("prints an ingress gateway's listeners and routes for fixtures/gateway: its ports, Istio's route names, no sidecar listener", async () => {
+    const { code, stdout } = await run(['render', '--config-dir', 'fixtures/gateway', '--node-id', 'router~10.244.9.9~istio-ingressgateway-5d9c8b7f6-k2x4p.istio-system~istio-system.svc.cluster.local']);
+    assert.equal(code, 0);
+    const dump = JSON.parse(stdout) as Dump;
+    const listeners = config(dump, 'ListenersConfigDump')['dynamic_listeners'] as { name: string }[];
+    assert.deepEqual(listeners.map((l) => l.name), ['0.0.0.0_8080', '0.0.0.0_8443']);
+    const routes = config(dump, 'RoutesConfigDump')['dynamic_route_configs'] as { route_config: { name: string } }[];
+    assert.deepEqual(routes.map((r) => r.route_config.name), ['http.8080', 'https.443.https.bookinfo-gateway.default']);
+  });
+
   it('applies --mesh-config: the REGISTRY_ONLY sidecar\'s virtualOutbound drops to BlackHoleCluster', async () => {
     const { code, stdout } = await run([
       'render', '--config-dir', 'fixtures/registry-only', '--mesh-config', 'fixtures/registry-only/istio-configmap.yaml', '--node-id', PRODUCTPAGE,
@@ -151,7 +161,7 @@ describe('meshpilot analyze', () => {
   });
 
   it('passes every fixture', async () => {
-    for (const fixture of ['bookinfo', 'routerule-canary', 'registry-only', 'service-entry']) {
+    for (const fixture of ['bookinfo', 'routerule-canary', 'registry-only', 'service-entry', 'gateway']) {
       const { code, stdout } = await run(['analyze', `fixtures/${fixture}`]);
       assert.equal(code, 0, stdout);
     }

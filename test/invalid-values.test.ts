@@ -85,9 +85,14 @@ const CASES: readonly Case[] = [
     files: { 'x.yaml': [{ ...service('other', NS, [{ name: 'http', port: 9080, targetPort: 9080 }], '10.96.0.32'), kind: 'Servce' }] },
     expect: { severity: 'error', code: 'MP_OBJECT_INVALID', file: 'x.yaml', object: 'Servce default/other', path: 'kind', message: /did you mean "Service"/ },
   },
+  {
+    what: 'a Gateway without servers',
+    files: { 'x.yaml': [{ apiVersion: 'networking.istio.io/v1', kind: 'Gateway', metadata: { name: 'thing', namespace: NS }, spec: { selector: { istio: 'ingressgateway' } } }] },
+    expect: { severity: 'error', code: 'MP_RULE_INVALID', file: 'x.yaml', object: 'Gateway default/thing', path: 'spec.servers', message: /at least one server/ },
+  },
   ...(
     [
-      ['networking.istio.io/v1', 'Gateway'], ['networking.istio.io/v1alpha3', 'EnvoyFilter'], ['config.istio.io/v1alpha2', 'DestinationPolicy'],
+      ['networking.istio.io/v1alpha3', 'EnvoyFilter'], ['config.istio.io/v1alpha2', 'DestinationPolicy'],
       ['telemetry.istio.io/v1', 'Telemetry'], ['extensions.istio.io/v1alpha1', 'WasmPlugin'], ['security.istio.io/v1', 'RequestAuthentication'], ['networking.istio.io/v1beta1', 'ProxyConfig'],
       ['networking.istio.io/v1', 'WorkloadGroup'],
     ] as const

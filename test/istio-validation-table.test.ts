@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { DESTINATION_RULE_CASES, SERVICE_ENTRY_CASES, SIDECAR_CASES, WORKLOAD_ENTRY_CASES } from './support/istio-cases-policy.ts';
 import { CASE_CONTEXT as CONTEXT, VIRTUAL_SERVICE_CASES, type IstioCase } from './support/istio-cases-routing.ts';
+import { GATEWAY_CASES } from './support/istio-cases-gateway.ts';
 import { agreesWithIstio, findingsFor, verdictOf } from './support/verdict.ts';
 
 const KINDS: Readonly<Record<string, readonly IstioCase[]>> = {
@@ -14,6 +15,7 @@ const KINDS: Readonly<Record<string, readonly IstioCase[]>> = {
   ServiceEntry: SERVICE_ENTRY_CASES,
   WorkloadEntry: WORKLOAD_ENTRY_CASES,
   Sidecar: SIDECAR_CASES,
+  Gateway: GATEWAY_CASES,
 };
 
 describe('cases derived from Istio validation, per kind', () => {

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { selectSources } from '../src/sources/kube/select.ts';
-import { CLUSTER_TYPE } from '../src/xds/type-urls.ts';
+import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
 import { RawAdsClient } from './support/ads-client.ts';
 import { startBackends, type Backend } from './support/backends.ts';
 import { FakeKubeApi, istioCrds, ROUTE_RULE_CRD } from './support/fake-kube-api.ts';
@@ -106,6 +106,27 @@ describe('BookInfo in a cluster, served from the Kubernetes API', () => {
       client.close();
     }
   });
+
+  it('reads a Gateway from the cluster and programs the gateway Envoy its selector picks', async () => {
+    api.apply(rule('Gateway', 'bookinfo-gateway', 'default', { selector: { istio: 'ingressgateway' }, servers: [{ port: { number: 8080, name: 'http', protocol: 'HTTP' }, hosts: ['*'] }] }));
+    api.apply(rule('VirtualService', 'bookinfo-ingress', 'default', { hosts: ['bookinfo.example.com'], gateways: ['bookinfo-gateway'], http: [{ route: [{ destination: { host: 'productpage' } }] }] }));
+    await eventually(async () => {
+      const configz = await json<Configz>(meshpilot, '/debug/configz');
+      const gateway = configz.rules.find((r) => r.kind === 'Gateway');
+      return gateway?.applied && gateway.source.location === '/apis/networking.istio.io/v1/namespaces/default/gateways/bookinfo-gateway' ? true : undefined;
+    }, 5000, 'the Gateway in /debug/configz');
+    const client = new RawAdsClient(meshpilot.xdsPort, 'router~10.244.9.9~ingress-0.istio-system~istio-system.svc.cluster.local', { LABELS: { istio: 'ingressgateway' } });
+    try {
+      client.send({ typeUrl: LISTENER_TYPE });
+      const listeners = (await client.next((r) => r.type_url === LISTENER_TYPE)).resources.map((l) => l['name'] as string);
+      assert.deepEqual(listeners, ['0.0.0.0_8080']);
+      client.send({ typeUrl: ROUTE_TYPE, names: ['http.8080'] });
+      const [routes] = (await client.next((r) => r.type_url === ROUTE_TYPE)).resources;
+      assert.deepEqual((routes?.['virtual_hosts'] as { domains: string[] }[]).map((v) => v.domains), [['bookinfo.example.com']]);
+    } finally {
+      client.close();
+    }
+  });
 });
 
 describe('proxyless gRPC routed by what the cluster says', () => {
@@ -198,7 +219,7 @@ describe('Istio CRDs at the version the cluster serves', () => {
       await ready(meshpilot);
       const skipped = lines.filter((l) => l.msg.includes('not installed'));
       assert.equal(skipped.length, 1, 'one line for all missing CRDs');
-      assert.deepEqual(skipped[0]?.kinds, ['VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'Sidecar', 'PeerAuthentication', 'AuthorizationPolicy', 'HTTPRoute', 'GRPCRoute', 'ReferenceGrant']);
+      assert.deepEqual(skipped[0]?.kinds, ['VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'Sidecar', 'Gateway', 'PeerAuthentication', 'AuthorizationPolicy', 'HTTPRoute', 'GRPCRoute', 'ReferenceGrant']);
       // Ready means listed; the watch that follows the list may start a moment later.
       await eventually(() => (api.requests.some((r) => r.path === '/apis/config.istio.io/v1alpha2/routerules' && r.query['watch'] === 'true') ? true : undefined), 10_000, 'RouteRule is watched');
       const registry = await json<Registry>(meshpilot, '/debug/registryz');

@@ -179,6 +179,8 @@ describe("meshpilot's problems as Istio's analysis messages", () => {
       ['VirtualService', issue('MP_RULE_WARNING', 'spec.http[0].mirrorPercent'), 'IST0133'],
       ['AuthorizationPolicy', issue('MP_RULE_INEFFECTIVE', 'spec.rules'), 'IST0167'],
       ['DestinationRule', issue('MP_RULE_INEFFECTIVE', 'spec.subsets[1].labels'), 'IST0173'],
+      ['VirtualService', issue('MP_RULE_INEFFECTIVE', 'spec.gateways[0]'), 'IST0132'],
+      ['Gateway', issue('MP_RULE_CONFLICT', 'spec.servers[1]'), 'IST0145'],
       ['VirtualService', issue('MP_UNSUPPORTED', 'spec.http[0].retries.backoff'), undefined],
     ];
     for (const [kind, problem, code] of table) assert.equal(istioMessageType(kind, problem)?.code, code, `${kind} ${problem.code} ${problem.path}`);

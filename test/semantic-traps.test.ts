@@ -1,6 +1,7 @@
 // Valid config that silently does something else than meant gets a warning, as Istio's analyzers
 // give one: a second ServiceEntry for a host (the oldest wins), a Sidecar that hides every
-// service, a subset that selects no pod, a VirtualService bound only to gateways.
+// service, a subset that selects no pod, a VirtualService bound to a Gateway that is missing or
+// exposes none of its hosts.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildPushContext } from '../src/model/push-context.ts';
@@ -9,6 +10,7 @@ import { convertObjects } from '../src/sources/kube-objects.ts';
 import { endpointSlice, pod, rule, service, type K8sObject } from './support/mesh-dir.ts';
 
 const NS = 'default';
+const INGRESS: K8sObject = rule('Gateway', 'ingress', 'istio-system', { selector: { istio: 'ingressgateway' }, servers: [{ port: { number: 8080, name: 'http', protocol: 'HTTP' }, hosts: ['*'] }] });
 const MESH: K8sObject[] = [
   service('reviews', NS, [{ name: 'http', port: 9080, targetPort: 9080 }], '10.96.0.30'),
   ...['v1', 'v2'].map((v, i) => pod(`reviews-${v}-0`, NS, `10.244.0.${10 + i}`, { app: 'reviews', version: v })),
@@ -63,11 +65,19 @@ describe('valid config that silently does nothing, or something else, is reporte
     assert.match(issues[0]?.message ?? '', /subset "v3" selects no pod of reviews\.default\.svc\.cluster\.local/);
   });
 
-  it('a VirtualService bound only to a gateway', () => {
+  it('a VirtualService bound only to a Gateway that does not exist', () => {
     const objects = [...MESH, rule('VirtualService', 'edge', NS, { hosts: ['reviews'], gateways: ['istio-system/ingress'], http: [{ route: [{ destination: { host: 'reviews' } }] }] })];
     const { issues, push } = warningsFor(objects, 'VirtualService default/edge');
-    assert.deepEqual(issues.map((i) => [i.code, i.severity, i.path]), [['MP_RULE_INEFFECTIVE', 'warning', 'spec.gateways']]);
+    assert.deepEqual(issues.map((i) => [i.code, i.severity, i.path]), [['MP_REF_UNKNOWN', 'warning', 'spec.gateways[0]']]);
     assert.equal([...push.ruleStatus.values()].find((s) => s.rule.meta.name === 'edge')?.applied, false);
+  });
+
+  it('a VirtualService bound to a Gateway none of whose servers exposes its hosts', () => {
+    const bookinfoOnly = rule('Gateway', 'ingress', 'istio-system', { selector: { istio: 'ingressgateway' }, servers: [{ port: { number: 8080, name: 'http', protocol: 'HTTP' }, hosts: ['bookinfo.example.com'] }] });
+    const objects = [...MESH, bookinfoOnly, rule('VirtualService', 'edge', NS, { hosts: ['shop.example.com'], gateways: ['istio-system/ingress'], http: [{ route: [{ destination: { host: 'reviews' } }] }] })];
+    const { issues } = warningsFor(objects, 'VirtualService default/edge');
+    assert.deepEqual(issues.map((i) => [i.code, i.severity, i.path]), [['MP_RULE_INEFFECTIVE', 'warning', 'spec.gateways[0]']]);
+    assert.match(issues[0]?.message ?? '', /none of its hosts \(shop\.example\.com\) is a host the servers of Gateway istio-system\/ingress expose/);
   });
 
   it('the same rules written sensibly get no warning (the checks can stay silent)', () => {
@@ -76,6 +86,7 @@ describe('valid config that silently does nothing, or something else, is reporte
       entry('only', '2026-01-01T00:00:00Z', 443),
       rule('Sidecar', 'narrow', NS, { egress: [{ hosts: ['./*'] }] }),
       rule('DestinationRule', 'reviews', NS, { host: 'reviews', subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' } }] }),
+      INGRESS,
       rule('VirtualService', 'edge', NS, { hosts: ['reviews'], gateways: ['istio-system/ingress', 'mesh'], http: [{ route: [{ destination: { host: 'reviews' } }] }] }),
     ];
     for (const object of ['ServiceEntry default/only', 'Sidecar default/narrow', 'DestinationRule default/reviews', 'VirtualService default/edge']) {

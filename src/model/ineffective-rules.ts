@@ -1,7 +1,9 @@
 // Valid rules that change nothing as written, reported the way Istio's analyzers report them:
 // a Sidecar that hides every service, a subset that selects no pod, a VirtualService bound only
-// to gateways (meshpilot serves sidecars and proxyless clients, not gateways).
+// to a Gateway that serves none of its hosts.
 import { hostMatches } from './destination-rules.ts';
+import type { GatewayIndex } from './gateways.ts';
+import { intersectHosts, MESH_GATEWAY, resolveGatewayName, sanitizeHosts, serverHostsFor } from './gateways.ts';
 import type { Rule, Sidecar, ValidationIssue, VirtualService } from './rules.ts';
 import { isDestinationRule, isSidecar, isVirtualService } from './rules.ts';
 import type { Endpoint, Service } from './service.ts';
@@ -12,15 +14,25 @@ function ineffective(path: string, message: string): ValidationIssue {
   return { code: 'MP_RULE_INEFFECTIVE', severity: 'warning', path, message };
 }
 
-function gatewayOnly(rule: VirtualService): ValidationIssue[] {
-  const gateways = rule.spec.gateways ?? [];
-  if (gateways.length === 0 || gateways.includes('mesh')) return [];
-  return [
-    ineffective(
-      'spec.gateways',
-      `binds the rule only to gateway${gateways.length > 1 ? 's' : ''} ${gateways.join(', ')}, and meshpilot configures no gateways: no proxy it serves uses this rule; add "mesh" to gateways to apply it to sidecars`,
-    ),
-  ];
+/**
+ * Each gateway the rule names that does not exist (Istio's analyzer: referenced resource not found),
+ * and each that exists but serves none of the rule's hosts (no server host intersects them).
+ */
+function gatewayReferences(rule: VirtualService, gateways: GatewayIndex): ValidationIssue[] {
+  const hosts = (rule.spec.hosts ?? []).map((host) => resolveShortName(host, rule.meta.namespace));
+  if (hosts.length === 0) return [];
+  return (rule.spec.gateways ?? []).flatMap((written, index): ValidationIssue[] => {
+    if (written === MESH_GATEWAY) return [];
+    const name = resolveGatewayName(written, rule.meta.namespace);
+    const gateway = gateways.byName.get(name);
+    const path = `spec.gateways[${String(index)}]`;
+    if (!gateway) {
+      return [{ code: 'MP_REF_UNKNOWN', severity: 'warning', path, message: `Gateway ${name} does not exist, so no gateway proxy serves this rule through it: create the Gateway, or name one as namespace/name` }];
+    }
+    const serverHosts = gateway.spec.servers.flatMap((server) => serverHostsFor(sanitizeHosts(server.hosts, gateway.meta.namespace), rule.meta.namespace));
+    if (intersectHosts(serverHosts, hosts).length > 0) return [];
+    return [ineffective(path, `none of its hosts (${hosts.join(', ')}) is a host the servers of Gateway ${name} expose to namespace ${rule.meta.namespace} (${[...new Set(serverHosts)].join(', ') || 'none'}): the gateway serves nothing of this rule; add the host to a server, or fix the rule's hosts`)];
+  });
 }
 
 function hidesEverything(sidecar: Sidecar, services: readonly Service[], rootNamespace: string): ValidationIssue[] {
@@ -60,8 +72,9 @@ export function ineffectiveRuleIssues(
   services: readonly Service[],
   endpointsByHost: ReadonlyMap<string, readonly Endpoint[]>,
   rootNamespace: string,
+  gateways: GatewayIndex,
 ): ValidationIssue[] {
-  if (isVirtualService(rule)) return gatewayOnly(rule);
+  if (isVirtualService(rule)) return gatewayReferences(rule, gateways);
   if (isSidecar(rule)) return hidesEverything(rule, services, rootNamespace);
   return emptySubsets(rule, endpointsByHost);
 }

@@ -9,8 +9,11 @@ import { indexDestinationRules } from './destination-rules.ts';
 import type { HttpRouteOrigin } from './delegation.ts';
 import { isDelegate, mergeDelegates } from './delegation.ts';
 import { referenceIssues, type DestinationRef } from './rule-references.ts';
-import type { Destination, DestinationRule, HttpRoute, Rule, Sidecar, TcpRoute, ValidationIssue, VirtualService } from './rules.ts';
-import { isAuthorizationPolicy, isDestinationRule, isPeerAuthentication, isSidecar, isVirtualService, originLabels, ruleKey } from './rules.ts';
+import type { Destination, DestinationRule, HttpMatchRequest, HttpRoute, L4MatchAttributes, Rule, Sidecar, TcpRoute, TlsMatchAttributes, TlsRoute, ValidationIssue, VirtualService } from './rules.ts';
+import { isAuthorizationPolicy, isDestinationRule, isGateway, isPeerAuthentication, isSidecar, isVirtualService, originLabels, ruleKey } from './rules.ts';
+import type { GatewayIndex, MergedGateway } from './gateways.ts';
+import { gatewayConflictIssues, gatewayFor } from './gateway-selection.ts';
+import { indexGateways, MESH_GATEWAY, resolveGatewayName } from './gateways.ts';
 import type { AppliedPolicy } from './authorization.ts';
 import { indexAuthorizationPolicies } from './authorization.ts';
 import type { Endpoint, Service } from './service.ts';
@@ -34,8 +37,12 @@ export interface ResolvedVirtualService {
   readonly rule: VirtualService;
   /** Hosts with short names qualified in the rule's namespace. */
   readonly hosts: readonly string[];
+  /** The gateways it binds to, as `namespace/name` (and `mesh`): `[mesh]` when it names none. */
+  readonly gateways: readonly string[];
   readonly http: readonly HttpRoute[];
   readonly tcp: readonly TcpRoute[];
+  /** TLS routes by SNI, which gateways passing TLS through serve. */
+  readonly tls: readonly TlsRoute[];
   /** For a root with delegates: where each of `http` was written (else each is the rule's own, by index). */
   readonly origins?: readonly HttpRouteOrigin[];
 }
@@ -80,6 +87,12 @@ export interface PushContext {
   readonly meshConfig: MeshConfig;
   /** PeerAuthentication: the mTLS mode each workload port accepts. */
   readonly peerAuthentication: PeerAuthenticationIndex;
+  /** Istio Gateways, oldest first, and which select a gateway proxy. */
+  readonly gateways: GatewayIndex;
+  /** The Gateways that select `proxy`, merged into its listeners; undefined for a proxy no Gateway selects. */
+  gatewayFor(proxy: Pick<Proxy, 'type' | 'namespace' | 'labels' | 'ipAddresses'>): MergedGateway | undefined;
+  /** The VirtualServices bound to `gateway` (`namespace/name`) that a gateway proxy in `proxyNamespace` sees, in Istio's order. */
+  virtualServicesForGateway(gateway: string, proxyNamespace: string | undefined): readonly ResolvedVirtualService[];
   /** Per-snapshot memo for generator output shared by many proxies. */
   memo<T>(key: string, build: () => T): T;
   /**
@@ -102,20 +115,36 @@ export function resolveDestination(destination: Destination, namespace: string):
   return { ...destination, host: resolveShortName(destination.host, namespace) };
 }
 
+/** Match gateways as `namespace/name`, as Istio resolves them before it compares. */
+function resolveMatchGateways<M extends HttpMatchRequest | L4MatchAttributes | TlsMatchAttributes>(matches: readonly M[] | undefined, namespace: string): { match?: readonly M[] } {
+  if (!matches?.some((m) => m.gateways && m.gateways.length > 0)) return matches ? { match: matches } : {};
+  return { match: matches.map((m) => (m.gateways ? { ...m, gateways: m.gateways.map((g) => resolveGatewayName(g, namespace)) } : m)) };
+}
+
 function resolveVirtualService(rule: VirtualService): ResolvedVirtualService {
   const namespace = rule.meta.namespace;
   const http = (rule.spec.http ?? []).map((route): HttpRoute => ({
     ...route,
+    ...resolveMatchGateways(route.match, namespace),
     ...(route.route ? { route: route.route.map((d) => ({ ...d, destination: resolveDestination(d.destination, namespace) })) } : {}),
     ...(route.mirror ? { mirror: resolveDestination(route.mirror, namespace) } : {}),
     ...(route.mirrors
       ? { mirrors: route.mirrors.map((m) => (m.destination ? { ...m, destination: resolveDestination(m.destination, namespace) } : m)) }
       : {}),
   }));
-  const tcp = (rule.spec.tcp ?? []).map((route): TcpRoute =>
-    route.route ? { ...route, route: route.route.map((d) => ({ ...d, destination: resolveDestination(d.destination, namespace) })) } : route,
-  );
-  return { rule, hosts: (rule.spec.hosts ?? []).map((host) => resolveShortName(host, namespace)), http, tcp };
+  const tcp = (rule.spec.tcp ?? []).map((route): TcpRoute => ({
+    ...route,
+    ...resolveMatchGateways(route.match, namespace),
+    ...(route.route ? { route: route.route.map((d) => ({ ...d, destination: resolveDestination(d.destination, namespace) })) } : {}),
+  }));
+  const tls = (rule.spec.tls ?? []).map((route): TlsRoute => ({
+    ...route,
+    ...resolveMatchGateways(route.match, namespace),
+    ...(route.route ? { route: route.route.map((d) => ({ ...d, destination: resolveDestination(d.destination, namespace) })) } : {}),
+  }));
+  const written = rule.spec.gateways ?? [];
+  const gateways = written.length === 0 ? [MESH_GATEWAY] : [...new Set(written.map((g) => resolveGatewayName(g, namespace)))];
+  return { rule, hosts: (rule.spec.hosts ?? []).map((host) => resolveShortName(host, namespace)), gateways, http, tcp, tls };
 }
 
 function appliesToMesh(rule: VirtualService): boolean {
@@ -134,6 +163,9 @@ function destinationRefs(vs: ResolvedVirtualService): DestinationRef[] {
   });
   vs.tcp.forEach((route, i) => {
     route.route?.forEach((target, j) => refs.push({ destination: target.destination, path: `spec.tcp[${i}].route[${j}].destination` }));
+  });
+  vs.tls.forEach((route, i) => {
+    route.route?.forEach((target, j) => refs.push({ destination: target.destination, path: `spec.tls[${i}].route[${j}].destination` }));
   });
   return refs;
 }
@@ -183,7 +215,9 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
   };
 
   const serviceVisibility = new Map(services.map((s) => [s.hostname, visibilityOf(effectiveExportTo(s.exportTo, meshConfig, 'service'), s.namespace, 'service')]));
-  const virtualServices = indexVirtualServices(rules.filter(isVirtualService), meshConfig, serviceByHost, destinationRuleFor, ruleStatus);
+  const workloads = indexWorkloads(snapshot.endpoints);
+  const gateways = indexGateways(rules.filter(isGateway), workloads);
+  const { mesh: virtualServices, gateway: gatewayVirtualServices } = indexVirtualServices(rules.filter(isVirtualService), meshConfig, serviceByHost, destinationRuleFor, ruleStatus, gateways);
   const publicServices = services.filter((s) => serviceVisibility.get(s.hostname)?.public !== false);
   const restricted =
     publicServices.length !== services.length ||
@@ -194,7 +228,6 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
   const virtualServiceByHost = restricted
     ? claimHosts(virtualServices.map((entry) => entry.vs), services)
     : claimHosts(virtualServicesSeenFrom(virtualServices, ANY_OTHER_NAMESPACE), services);
-  const workloads = indexWorkloads(snapshot.endpoints);
   const sidecars = indexSidecars(rules.filter(isSidecar), rootNamespace, workloads, ruleStatus);
   const peerAuthentication = indexPeerAuthentications(rules.filter(isPeerAuthentication), rootNamespace, workloads, ruleStatus);
   for (const [key, status] of ruleStatus) {
@@ -203,8 +236,11 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
     if (conflicts.length > 0) ruleStatus.set(key, { ...status, issues: [...status.issues, ...conflicts] });
   }
   const authorization = indexAuthorizationPolicies(rules.filter(isAuthorizationPolicy), rootNamespace, workloads, ruleStatus);
+  for (const gateway of gateways.gateways) {
+    ruleStatus.set(ruleKey(gateway.meta), { rule: gateway, issues: gatewayConflictIssues(gateway, gateways, services, endpointsByHost), applied: true });
+  }
   for (const [key, status] of ruleStatus) {
-    const ineffective = ineffectiveRuleIssues(status.rule, services, endpointsByHost, rootNamespace);
+    const ineffective = ineffectiveRuleIssues(status.rule, services, endpointsByHost, rootNamespace, gateways);
     if (ineffective.length > 0) ruleStatus.set(key, { ...status, issues: [...status.issues, ...ineffective] });
   }
 
@@ -226,6 +262,15 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
     routeStatuses: snapshot.routeStatuses ?? [],
     meshConfig,
     peerAuthentication,
+    gateways,
+    gatewayFor: (proxy) => gatewayFor(push, proxy),
+    virtualServicesForGateway: (gateway, proxyNamespace) =>
+      push.memo(`gateway-virtual-services:${gateway}:${proxyNamespace ?? ''}`, () =>
+        virtualServicesSeenFrom(
+          gatewayVirtualServices.filter((entry) => entry.vs.gateways.includes(gateway)),
+          proxyNamespace ?? ANY_OTHER_NAMESPACE,
+        ),
+      ),
     memo: memoizer(),
     viewFrom: (namespace) => {
       if (!restricted) return push;
@@ -276,7 +321,8 @@ function indexVirtualServices(
   serviceByHost: ReadonlyMap<string, Service>,
   destinationRuleFor: (host: string, proxyNamespace: string | undefined) => DestinationRule | undefined,
   ruleStatus: Map<string, RuleStatus>,
-): VisibleVirtualService[] {
+  gateways: GatewayIndex,
+): { mesh: VisibleVirtualService[]; gateway: VisibleVirtualService[] } {
   const resolved = rules.map((rule) => ({
     rule,
     vs: resolveVirtualService(rule),
@@ -285,6 +331,7 @@ function indexVirtualServices(
   const delegation = mergeDelegates(resolved.map(({ rule, vs, visibility }) => ({ rule, http: vs.http, visibility })));
   const issuesOf = new Map<string, ValidationIssue[]>();
   const entries: VisibleVirtualService[] = [];
+  const gatewayEntries: VisibleVirtualService[] = [];
   for (const { rule, vs, visibility } of resolved) {
     const key = ruleKey(rule.meta);
     // A converted Gateway API route's references were checked at conversion and are in its status.
@@ -294,7 +341,9 @@ function indexVirtualServices(
     if (isDelegate(rule)) continue;
     const merged = delegation.merged.get(key);
     // As in Istio, a broken reference does not unbind the rule: its route names a cluster that does not exist, so it fails closed.
-    if (appliesToMesh(rule)) entries.push({ vs: merged ? { ...vs, http: merged.http, origins: merged.origins } : vs, visibility });
+    const bound = merged ? { ...vs, http: merged.http, origins: merged.origins } : vs;
+    if (appliesToMesh(rule)) entries.push({ vs: bound, visibility });
+    if (vs.gateways.some((gateway) => gateway !== MESH_GATEWAY)) gatewayEntries.push({ vs: bound, visibility });
   }
   const claimed = new Set<string>();
   const reported = new Set<string>();
@@ -312,7 +361,7 @@ function indexVirtualServices(
     });
     for (const vs of byHost.values()) claimed.add(ruleKey(vs.rule.meta));
   }
-  for (const { rule } of resolved) {
+  for (const { rule, vs } of resolved) {
     const key = ruleKey(rule.meta);
     const issues = issuesOf.get(key) ?? [];
     if (isDelegate(rule) && !delegation.used.has(key)) {
@@ -323,10 +372,11 @@ function indexVirtualServices(
         message: 'is empty, so this is a delegate, and no VirtualService that may see it delegates to it: list hosts, or name it in a root route (delegate: { name, namespace })',
       });
     }
-    const applied = isDelegate(rule) ? delegation.used.has(key) : claimed.has(key);
+    const servesGateway = vs.gateways.some((gateway) => gateways.byName.has(gateway));
+    const applied = isDelegate(rule) ? delegation.used.has(key) : claimed.has(key) || servesGateway;
     ruleStatus.set(key, { rule, issues, applied });
   }
-  return entries;
+  return { mesh: entries, gateway: gatewayEntries };
 }
 
 /** A per-snapshot memo: each key is built once. */

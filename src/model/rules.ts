@@ -4,7 +4,7 @@ import type { OutboundTrafficMode } from './mesh-config.ts';
 import type { SourceRef } from './service.ts';
 import type { ErrorCode } from '../errors.ts';
 
-export type RuleKind = 'VirtualService' | 'DestinationRule' | 'Sidecar' | 'PeerAuthentication' | 'AuthorizationPolicy';
+export type RuleKind = 'VirtualService' | 'DestinationRule' | 'Sidecar' | 'PeerAuthentication' | 'AuthorizationPolicy' | 'Gateway';
 
 export interface StringMatch {
   readonly exact?: string;
@@ -155,12 +155,28 @@ export interface TcpRoute {
   readonly route?: readonly RouteDestination[];
 }
 
+/** A TLS connection's SNI and where it arrived; served by gateways whose servers pass TLS through. */
+export interface TlsMatchAttributes {
+  readonly sniHosts: readonly string[];
+  readonly destinationSubnets?: readonly string[];
+  readonly port?: number;
+  readonly sourceLabels?: Readonly<Record<string, string>>;
+  readonly gateways?: readonly string[];
+  readonly sourceNamespace?: string;
+}
+
+export interface TlsRoute {
+  readonly match?: readonly TlsMatchAttributes[];
+  readonly route?: readonly RouteDestination[];
+}
+
 export interface VirtualServiceSpec {
   /** Absent or empty: a delegate, used only through a root route's `delegate`. */
   readonly hosts?: readonly string[];
   readonly gateways?: readonly string[];
   readonly http?: readonly HttpRoute[];
   readonly tcp?: readonly TcpRoute[];
+  readonly tls?: readonly TlsRoute[];
   readonly exportTo?: readonly string[];
 }
 
@@ -383,7 +399,58 @@ export interface AuthorizationPolicy {
   readonly spec: AuthorizationPolicySpec;
 }
 
-export type Rule = VirtualService | DestinationRule | Sidecar | PeerAuthentication | AuthorizationPolicy;
+/** Istio's ServerTLSSettings modes, as a Gateway server takes them. */
+export type ServerTlsMode = 'PASSTHROUGH' | 'SIMPLE' | 'MUTUAL' | 'AUTO_PASSTHROUGH' | 'ISTIO_MUTUAL' | 'OPTIONAL_MUTUAL';
+
+export interface ServerTlsSettings {
+  readonly httpsRedirect?: boolean;
+  /** PASSTHROUGH when unset, as Istio's proto default. */
+  readonly mode?: ServerTlsMode;
+  readonly serverCertificate?: string;
+  readonly privateKey?: string;
+  readonly caCertificates?: string;
+  readonly credentialName?: string;
+  readonly credentialNames?: readonly string[];
+  readonly subjectAltNames?: readonly string[];
+  readonly verifyCertificateSpki?: readonly string[];
+  readonly verifyCertificateHash?: readonly string[];
+  readonly minProtocolVersion?: string;
+  readonly maxProtocolVersion?: string;
+  readonly cipherSuites?: readonly string[];
+  readonly ecdhCurves?: readonly string[];
+  /** Certificate and key file pairs (at most two: RSA and ECDSA). */
+  readonly tlsCertificates?: readonly { readonly serverCertificate?: string; readonly privateKey?: string; readonly caCertificates?: string }[];
+}
+
+export interface GatewayPort {
+  readonly number: number;
+  /** As written (HTTP, HTTPS, GRPC, HTTP2, TCP, TLS, ...); Istio reads it case-insensitively. */
+  readonly protocol: string;
+  readonly name: string;
+}
+
+export interface GatewayServer {
+  readonly port: GatewayPort;
+  /** An IP address the listener binds instead of 0.0.0.0. */
+  readonly bind?: string;
+  /** `host` or `namespace/host` (namespace `.` is the Gateway's, `*` any): the VirtualService hosts this server exposes. */
+  readonly hosts: readonly string[];
+  readonly tls?: ServerTlsSettings;
+  readonly name?: string;
+}
+
+export interface GatewaySpec {
+  /** The gateway pods' labels; empty or absent selects every gateway proxy. */
+  readonly selector?: Readonly<Record<string, string>>;
+  readonly servers: readonly GatewayServer[];
+}
+
+export interface Gateway {
+  readonly meta: RuleMeta & { readonly kind: 'Gateway' };
+  readonly spec: GatewaySpec;
+}
+
+export type Rule = VirtualService | DestinationRule | Sidecar | PeerAuthentication | AuthorizationPolicy | Gateway;
 
 /** A problem with an object, with a stable code and the path to the field. */
 export interface ValidationIssue {
@@ -427,4 +494,8 @@ export function isPeerAuthentication(rule: Rule): rule is PeerAuthentication {
 
 export function isAuthorizationPolicy(rule: Rule): rule is AuthorizationPolicy {
   return rule.meta.kind === 'AuthorizationPolicy';
+}
+
+export function isGateway(rule: Rule): rule is Gateway {
+  return rule.meta.kind === 'Gateway';
 }

@@ -121,6 +121,11 @@ export function selectProtocol(portName: string | undefined, appProtocol?: strin
   return selected === 'Unsupported' && port !== undefined && WELL_KNOWN_TCP_PORTS.has(port) ? 'TCP' : selected;
 }
 
+/** Istio's protocol.Parse: a protocol written by its name (a Gateway port's protocol), case-insensitively. */
+export function parseProtocolName(name: string): Protocol {
+  return PROTOCOL_NAMES[name.toLowerCase()] ?? 'Unsupported';
+}
+
 export function isHttpProtocol(protocol: Protocol): boolean {
   return protocol === 'HTTP' || protocol === 'HTTP2' || protocol === 'GRPC' || protocol === 'GRPC-Web';
 }

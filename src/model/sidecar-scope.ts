@@ -104,6 +104,9 @@ function buildScopedPush(push: PushContext, visibility: SidecarVisibility): Push
     routeStatuses: push.routeStatuses,
     meshConfig: scopedMeshConfig(push.meshConfig, visibility.sidecar),
     peerAuthentication: push.peerAuthentication,
+    gateways: push.gateways,
+    gatewayFor: (proxy) => push.gatewayFor(proxy),
+    virtualServicesForGateway: (gateway, proxyNamespace) => push.virtualServicesForGateway(gateway, proxyNamespace),
     memo: memoizer(),
     viewFrom: () => scoped,
   };

@@ -173,3 +173,14 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 export function isHeaderName(name: string): boolean {
   return HEADER_NAME.test(name);
 }
+
+/** Kubernetes' label value: at most 63 characters, alphanumerics with "-", "_" and "." inside. */
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+
+export function checkLabels(value: unknown, path: string, issues: IssueList): void {
+  const labels = mapAt(value, path, 'labels: { version: v1 }', issues);
+  for (const [key, label] of Object.entries(labels ?? {})) {
+    if (typeof label !== 'string') issues.error(`${path}.${key}`, `must be a string, got ${describeType(label)}: quote it, e.g. ${key}: "${String(label)}"`);
+    else if (!LABEL_VALUE.test(label)) issues.error(`${path}.${key}`, `"${label}" is not a label value: at most 63 letters, digits, "-", "_" and ".", starting and ending with a letter or digit`);
+  }
+}

@@ -1,15 +1,16 @@
 // Istio VirtualService and DestinationRule objects into rule models, validated as Istio's
 // admission webhook would: each problem names its field and says how to fix it.
-import type { AuthorizationPolicySpec, DestinationRuleSpec, PeerAuthenticationSpec, Rule, RuleKind, SidecarSpec, ValidationIssue, VirtualServiceSpec } from '../model/rules.ts';
+import type { AuthorizationPolicySpec, DestinationRuleSpec, GatewaySpec, PeerAuthenticationSpec, Rule, RuleKind, SidecarSpec, ValidationIssue, VirtualServiceSpec } from '../model/rules.ts';
 import type { SourceRef } from '../model/service.ts';
 import type { Fields } from './object-fields.ts';
 import { describeType, isCidr, isDns1123Label, isFields, isIpAddress, isPortNumber, isWildcardDomain, readMeta } from './object-fields.ts';
-import { checkBoolean, checkExportTo, checkStringMatch, isHeaderName, IssueList, mapAt, mapsIn, stringsIn } from './istio-fields.ts';
+import { checkBoolean, checkExportTo, checkLabels, checkStringMatch, isHeaderName, IssueList, mapsIn, stringsIn } from './istio-fields.ts';
 import { checkIstioFields } from './istio-schema.ts';
 import { checkHeaders, checkHttpRoutePolicies } from './istio-route-policy.ts';
 import { validatePeerAuthenticationSpec } from './istio-peer-authentication.ts';
 import { validateSidecarSpec } from './istio-sidecar.ts';
 import { validateAuthorizationPolicySpec } from './istio-authorization.ts';
+import { validateGatewaySpec } from './istio-gateway.ts';
 import { checkTrafficPolicy } from './istio-traffic-policy.ts';
 import { analyzeVirtualService, hostCovers } from './istio-vs-analysis.ts';
 
@@ -47,23 +48,24 @@ function checkMatch(match: Fields, path: string, issues: IssueList): void {
     issues.error(`${path}.sourceNamespace`, `${describeType(sourceNamespace)} is not a namespace name: use a DNS label such as bookinfo`);
   }
   checkBoolean(match['ignoreUriCase'], `${path}.ignoreUriCase`, issues);
-  stringsIn(match['gateways'], `${path}.gateways`, issues);
+  checkGatewayNames(match['gateways'], `${path}.gateways`, issues);
+}
+
+/** Istio's validateGatewayNames: `namespace/name` with DNS labels, or a name of DNS labels (`mesh`, a short name, the legacy `name.namespace`). */
+function checkGatewayNames(value: unknown, path: string, issues: IssueList): string[] {
+  return stringsIn(value, path, issues).map(([index, name]) => {
+    const slash = name.indexOf('/');
+    const parts = slash >= 0 ? [name.slice(0, slash), name.slice(slash + 1)] : name.split('.');
+    if (!parts.every(isDns1123Label) || name.length > 255) {
+      issues.error(`${path}[${index}]`, `"${name}" is not a gateway name: write namespace/name (e.g. istio-system/ingress), a Gateway of this namespace by name, or mesh`);
+    }
+    return name;
+  });
 }
 
 /** Port 0 is unset in Istio's proto: the match leaves the port out. */
 function checkMatchPort(port: unknown, path: string, issues: IssueList): void {
   if (port !== undefined && port !== 0 && !isPortNumber(port)) issues.error(path, `must be a port number 1..65535, got ${describeType(port)}: fix the number`);
-}
-
-/** Kubernetes' label value: at most 63 characters, alphanumerics with "-", "_" and "." inside. */
-const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
-
-function checkLabels(value: unknown, path: string, issues: IssueList): void {
-  const labels = mapAt(value, path, 'labels: { version: v1 }', issues);
-  for (const [key, label] of Object.entries(labels ?? {})) {
-    if (typeof label !== 'string') issues.error(`${path}.${key}`, `must be a string, got ${describeType(label)}: quote it, e.g. ${key}: "${String(label)}"`);
-    else if (!LABEL_VALUE.test(label)) issues.error(`${path}.${key}`, `"${label}" is not a label value: at most 63 letters, digits, "-", "_" and ".", starting and ending with a letter or digit`);
-  }
 }
 
 function checkHost(host: string, path: string, allowIp: boolean, issues: IssueList): boolean {
@@ -186,6 +188,7 @@ function checkTcpRoute(route: Fields, path: string, issues: IssueList): void {
     const matchPath = `${path}.match[${index}]`;
     checkMatchPort(match['port'], `${matchPath}.port`, issues);
     checkLabels(match['sourceLabels'], `${matchPath}.sourceLabels`, issues);
+    checkGatewayNames(match['gateways'], `${matchPath}.gateways`, issues);
     for (const [subnetIndex, subnet] of stringsIn(match['destinationSubnets'], `${matchPath}.destinationSubnets`, issues)) {
       if (!isIpAddress(subnet) && !isCidr(subnet)) issues.error(`${matchPath}.destinationSubnets[${subnetIndex}]`, `"${subnet}" is not an IP address or CIDR block, e.g. 10.1.0.0/16`);
     }
@@ -197,7 +200,7 @@ function checkTcpRoute(route: Fields, path: string, issues: IssueList): void {
   checkRouteDestinations(routeValue, `${path}.route`, issues);
 }
 
-/** Validated as Istio does, though meshpilot serves no TLS routes (MP_UNSUPPORTED says so). */
+/** Validated as Istio does; gateways passing TLS through serve them, sidecars do not (MP_UNSUPPORTED says so). */
 function checkTlsRoute(route: Fields, path: string, hosts: readonly string[], issues: IssueList): void {
   const matches = mapsIn(route['match'], `${path}.match`, 'TLS match', issues);
   if (matches.length === 0) issues.error(`${path}.match`, 'is required: a TLS route matches on sniHosts, e.g. match: [{ sniHosts: [api.example.com] }]');
@@ -212,6 +215,7 @@ function checkTlsRoute(route: Fields, path: string, hosts: readonly string[], is
       }
     }
     checkMatchPort(match['port'], `${matchPath}.port`, issues);
+    checkGatewayNames(match['gateways'], `${matchPath}.gateways`, issues);
   }
   const routeValue = route['route'];
   if (!Array.isArray(routeValue) || routeValue.length === 0) issues.error(`${path}.route`, 'is empty: add at least one destination, e.g. route: [{ destination: { host: api.example.com } }]');
@@ -237,7 +241,7 @@ export function validateVirtualServiceSpec(spec: unknown, namespace = 'default')
     return issues.issues;
   }
   issues.issues.push(...checkIstioFields(spec, 'VirtualService', 'spec', 'MP_RULE_INVALID'));
-  const gateways = stringsIn(spec['gateways'], 'spec.gateways', issues).map(([, gateway]) => gateway);
+  const gateways = checkGatewayNames(spec['gateways'], 'spec.gateways', issues);
   const appliesToMesh = gateways.length === 0 || gateways.includes('mesh');
   const hostsValue = spec['hosts'];
   const hosts = stringsIn(hostsValue, 'spec.hosts', issues);
@@ -258,9 +262,11 @@ export function validateVirtualServiceSpec(spec: unknown, namespace = 'default')
   for (const [index, route] of mapsIn(spec['tcp'], 'spec.tcp', 'TCP route', issues)) {
     checkTcpRoute(route, `spec.tcp[${index}]`, issues);
   }
-  for (const [index, route] of mapsIn(spec['tls'], 'spec.tls', 'TLS route', issues)) {
+  const tlsRoutes = mapsIn(spec['tls'], 'spec.tls', 'TLS route', issues);
+  for (const [index, route] of tlsRoutes) {
     checkTlsRoute(route, `spec.tls[${index}]`, hosts.map(([, host]) => host), issues);
   }
+  if (tlsRoutes.length > 0 && appliesToMesh) issues.warn('spec.tls', 'TLS routes (by SNI) are served by gateways that pass TLS through, not by sidecars: sidecars ignore them', 'MP_UNSUPPORTED');
   analyzeVirtualService(spec, hosts, issues);
   checkRuleExportTo(spec, namespace, issues);
   return issues.issues;
@@ -317,12 +323,13 @@ export interface RuleConversion {
   readonly issues: readonly ValidationIssue[];
 }
 
-const SPEC_VALIDATORS: Readonly<Record<RuleKind, (spec: unknown, namespace: string) => ValidationIssue[]>> = {
+const SPEC_VALIDATORS: Readonly<Record<RuleKind, (spec: unknown, namespace: string, name?: string) => ValidationIssue[]>> = {
   VirtualService: validateVirtualServiceSpec,
   DestinationRule: validateDestinationRuleSpec,
   Sidecar: validateSidecarSpec,
   PeerAuthentication: validatePeerAuthenticationSpec,
   AuthorizationPolicy: validateAuthorizationPolicySpec,
+  Gateway: validateGatewaySpec,
 };
 
 /** Validates and converts one rule object; the spec is kept exactly as written. */
@@ -333,7 +340,7 @@ export function convertIstioRule(kind: RuleKind, object: Fields, source: SourceR
     issues.push({ code: 'MP_OBJECT_INVALID', severity: 'error', path: 'metadata.name', message: 'is missing: give the rule a name (metadata.name)' });
   }
   const spec = object['spec'];
-  issues.push(...SPEC_VALIDATORS[kind](spec, meta.namespace));
+  issues.push(...SPEC_VALIDATORS[kind](spec, meta.namespace, meta.name));
   if (meta.name === undefined || issues.some((issue) => issue.severity === 'error')) return { issues };
   const warnings = issues.filter((issue) => issue.severity === 'warning');
   const ruleMeta = {
@@ -352,6 +359,8 @@ export function convertIstioRule(kind: RuleKind, object: Fields, source: SourceR
           ? { meta: { ...ruleMeta, kind }, spec: spec as SidecarSpec }
           : kind === 'PeerAuthentication'
             ? { meta: { ...ruleMeta, kind }, spec: (spec ?? {}) as PeerAuthenticationSpec }
-            : { meta: { ...ruleMeta, kind }, spec: (spec ?? {}) as AuthorizationPolicySpec };
+            : kind === 'Gateway'
+              ? { meta: { ...ruleMeta, kind }, spec: spec as GatewaySpec }
+              : { meta: { ...ruleMeta, kind }, spec: (spec ?? {}) as AuthorizationPolicySpec };
   return { rule, issues };
 }

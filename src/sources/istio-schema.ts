@@ -27,9 +27,6 @@ const MESSAGES: Readonly<Record<string, MessageSchema>> = {
   VirtualService: {
     what: 'a VirtualService spec',
     fields: { ...scalars('hosts', 'gateways', 'exportTo'), http: list('HTTPRoute'), tls: list('TLSRoute'), tcp: list('TCPRoute') },
-    unsupported: {
-      tls: 'TLS routes (by SNI) are not implemented by meshpilot: they are ignored',
-    },
   },
   Destination: { what: 'a destination', fields: { ...scalars('host', 'subset'), port: one('PortSelector') } },
   PortSelector: { what: 'a port selector', fields: scalars('number') },
@@ -251,12 +248,20 @@ const MESSAGES: Readonly<Record<string, MessageSchema>> = {
     fields: {
       ...scalars(
         'httpsRedirect', 'mode', 'serverCertificate', 'privateKey', 'caCertificates', 'caCrl', 'credentialName', 'credentialNames', 'caCertCredentialName',
-        'subjectAltNames', 'verifyCertificateSpki', 'verifyCertificateHash', 'minProtocolVersion', 'maxProtocolVersion', 'cipherSuites', 'insecureSkipVerify',
+        'subjectAltNames', 'verifyCertificateSpki', 'verifyCertificateHash', 'minProtocolVersion', 'maxProtocolVersion', 'cipherSuites', 'insecureSkipVerify', 'ecdhCurves',
       ),
       tlsCertificates: list('TLSCertificate'),
     },
   },
   TLSCertificate: { what: 'a TLS certificate', fields: scalars('serverCertificate', 'privateKey', 'caCertificates') },
+
+  Gateway: { what: 'a Gateway spec', fields: { ...scalars('selector'), servers: list('Server') } },
+  Server: {
+    what: 'a Gateway server',
+    fields: { ...scalars('hosts', 'bind', 'defaultEndpoint', 'name'), port: one('ServerPort'), tls: one('ServerTLSSettings') },
+    unsupported: { defaultEndpoint: 'applies to Sidecar ingress listeners only: a Gateway ignores it, as Istio does' },
+  },
+  ServerPort: { what: 'a Gateway server port', fields: scalars('number', 'protocol', 'name', 'targetPort') },
 
   PeerAuthentication: {
     what: 'a PeerAuthentication spec',

@@ -117,6 +117,7 @@ const SUPPORTED_KINDS: Readonly<Record<string, KindSupport>> = {
   VirtualService: ruleKind('VirtualService', ISTIO_NETWORKING_GROUP, ISTIO_NETWORKING_VERSIONS),
   DestinationRule: ruleKind('DestinationRule', ISTIO_NETWORKING_GROUP, ISTIO_NETWORKING_VERSIONS),
   Sidecar: ruleKind('Sidecar', ISTIO_NETWORKING_GROUP, ISTIO_NETWORKING_VERSIONS),
+  Gateway: ruleKind('Gateway', ISTIO_NETWORKING_GROUP, ISTIO_NETWORKING_VERSIONS),
   PeerAuthentication: ruleKind('PeerAuthentication', ISTIO_SECURITY_GROUP, ISTIO_SECURITY_VERSIONS),
   AuthorizationPolicy: ruleKind('AuthorizationPolicy', ISTIO_SECURITY_GROUP, ISTIO_SECURITY_VERSIONS),
   ServiceEntry: { group: ISTIO_NETWORKING_GROUP, versions: ISTIO_NETWORKING_VERSIONS, parse: parseServiceEntry },

@@ -12,7 +12,7 @@ const OTHER_KINDS: Readonly<Record<string, readonly string[]>> = {
     'PodTemplate', 'ReplicationController', 'ResourceQuota', 'Secret', 'ServiceAccount', 'List',
   ],
   'discovery.k8s.io': [],
-  'networking.istio.io': ['Gateway', 'EnvoyFilter', 'WorkloadGroup', 'ProxyConfig'],
+  'networking.istio.io': ['EnvoyFilter', 'WorkloadGroup', 'ProxyConfig'],
   'security.istio.io': ['RequestAuthentication'],
   'telemetry.istio.io': ['Telemetry'],
   'extensions.istio.io': ['WasmPlugin'],

@@ -59,6 +59,7 @@ export function istioCrds(versions: readonly string[] = ['v1', 'v1beta1', 'v1alp
     ['ServiceEntry', 'serviceentries'],
     ['WorkloadEntry', 'workloadentries'],
     ['Sidecar', 'sidecars'],
+    ['Gateway', 'gateways'],
   ].map(([kind = '', plural = '']) => ({ group: 'networking.istio.io', versions, plural, kind, namespaced: true, statusSubresource: true }));
 }
 

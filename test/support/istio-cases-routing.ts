@@ -233,6 +233,9 @@ export const VIRTUAL_SERVICE_CASES: readonly IstioCase[] = [
   warns('a rule after a catch-all', vs([{ route: ratings }, { match: [{ uri: { prefix: '/a' } }], route: ratings }]), 'spec.http[1]'),
   warns('a match repeated in a later rule', vs([{ match: [{ uri: { exact: '/a' } }], route: ratings }, { match: [{ uri: { exact: '/a' } }], route: ratings }]), 'spec.http[1].match[0]'),
   warns('a gateway named the legacy way', vs([{ route: ratings }], { gateways: ['bookinfo-gateway.default'] }), 'spec.gateways[0]'),
+  bad('a gateway namespace that is no DNS label', vs([{ route: ratings }], { gateways: ['Istio_System/ingress'] }), 'spec.gateways[0]'),
+  bad('a gateway without a name after its namespace', vs([{ route: ratings }], { gateways: ['istio-system/'] }), 'spec.gateways[0]'),
+  bad('a match gateway that is no name', vs([{ match: [{ gateways: ['in gress'] }], route: ratings }]), 'spec.http[0].match[0].gateways[0]'),
   // what meshpilot does not implement, or leaves to other work
   ok('exportTo', vs([{ route: ratings }], { exportTo: ['.'] })),
   // Valid in Istio; alone, the delegate it names does not exist.

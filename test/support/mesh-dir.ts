@@ -46,7 +46,7 @@ export function endpointSlice(
   };
 }
 
-export function rule(kind: 'VirtualService' | 'DestinationRule' | 'Sidecar' | 'ServiceEntry' | 'AuthorizationPolicy' | 'PeerAuthentication', name: string, namespace: string, spec: unknown): K8sObject {
+export function rule(kind: 'VirtualService' | 'DestinationRule' | 'Sidecar' | 'ServiceEntry' | 'AuthorizationPolicy' | 'PeerAuthentication' | 'Gateway', name: string, namespace: string, spec: unknown): K8sObject {
   const group = kind === 'AuthorizationPolicy' || kind === 'PeerAuthentication' ? 'security.istio.io' : 'networking.istio.io';
   return { apiVersion: `${group}/v1`, kind, metadata: { name, namespace }, spec };
 }

@@ -31,6 +31,7 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
   istio('ServiceEntry', 'serviceentries'),
   istio('WorkloadEntry', 'workloadentries'),
   istio('Sidecar', 'sidecars'),
+  istio('Gateway', 'gateways'),
   { kind: 'PeerAuthentication', group: 'security.istio.io', versions: ['v1', 'v1beta1'], plural: 'peerauthentications', namespaced: true, optional: true, statusSubresource: true },
   { kind: 'AuthorizationPolicy', group: 'security.istio.io', versions: ['v1', 'v1beta1'], plural: 'authorizationpolicies', namespaced: true, optional: true, statusSubresource: true },
   { kind: 'RouteRule', group: 'config.istio.io', versions: ['v1alpha2'], plural: 'routerules', namespaced: true, optional: true },

@@ -30,7 +30,9 @@ export const ISTIO_MESSAGES = {
   conflictingSidecarWorkloadSelectors: { code: 'IST0110', name: 'ConflictingSidecarWorkloadSelectors' },
   multipleSidecarsWithoutWorkloadSelectors: { code: 'IST0111', name: 'MultipleSidecarsWithoutWorkloadSelectors' },
   mtlsPolicyConflict: { code: 'IST0113', name: 'MTLSPolicyConflict' },
+  virtualServiceHostNotFoundInGateway: { code: 'IST0132', name: 'VirtualServiceHostNotFoundInGateway' },
   schemaWarning: { code: 'IST0133', name: 'SchemaWarning' },
+  conflictingGateways: { code: 'IST0145', name: 'ConflictingGateways' },
   ineffectivePolicy: { code: 'IST0167', name: 'IneffectivePolicy' },
   destinationRuleSubsetNotSelectPods: { code: 'IST0173', name: 'DestinationRuleSubsetNotSelectPods' },
 } as const satisfies Record<string, MessageType>;
@@ -50,9 +52,17 @@ export function istioMessageType(kind: string | undefined, issue: Pick<Validatio
     MP_REF_UNKNOWN: ISTIO_MESSAGES.referencedResourceNotFound,
     MP_MTLS_CONFLICT: ISTIO_MESSAGES.mtlsPolicyConflict,
     MP_SIDECAR_CONFLICT: issue.path === 'spec.workloadSelector' ? ISTIO_MESSAGES.multipleSidecarsWithoutWorkloadSelectors : ISTIO_MESSAGES.conflictingSidecarWorkloadSelectors,
-    MP_RULE_INEFFECTIVE: kind === 'DestinationRule' && issue.path.includes('subsets') ? ISTIO_MESSAGES.destinationRuleSubsetNotSelectPods : ISTIO_MESSAGES.ineffectivePolicy,
+    MP_RULE_INEFFECTIVE:
+      kind === 'DestinationRule' && issue.path.includes('subsets')
+        ? ISTIO_MESSAGES.destinationRuleSubsetNotSelectPods
+        : kind === 'VirtualService' && issue.path.startsWith('spec.gateways')
+          ? ISTIO_MESSAGES.virtualServiceHostNotFoundInGateway
+          : ISTIO_MESSAGES.ineffectivePolicy,
   };
-  if (issue.code === 'MP_RULE_CONFLICT') return kind === 'VirtualService' && issue.path.startsWith('spec.hosts') ? ISTIO_MESSAGES.conflictingMeshGatewayVirtualServiceHosts : undefined;
+  if (issue.code === 'MP_RULE_CONFLICT') {
+    if (kind === 'Gateway') return ISTIO_MESSAGES.conflictingGateways;
+    return kind === 'VirtualService' && issue.path.startsWith('spec.hosts') ? ISTIO_MESSAGES.conflictingMeshGatewayVirtualServiceHosts : undefined;
+  }
   return byCode[issue.code];
 }
 

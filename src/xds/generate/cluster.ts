@@ -110,13 +110,17 @@ export function clusterWithPolicy(
   return resolved;
 }
 
-export function buildClusters(push: PushContext, proxy: Proxy): readonly EnvoyResource[] {
-  // Outbound clusters are what the proxy's Sidecar lets it see; inbound ones are its own workload's.
+function clientKind(push: PushContext, proxy: Proxy): string {
+  return [proxy.generator, ...proxy.grpcLimits, ...(proxyHasIdentity(push, proxy) ? ['mtls'] : [])].join('+');
+}
+
+/** The outbound clusters a proxy may use (its Sidecar's view), shared by the proxies alike. */
+export function buildOutboundClusters(push: PushContext, proxy: Proxy): readonly EnvoyResource[] {
   const visible = scopedPush(push, proxy);
   // DestinationRules are looked up from the proxy's namespace first.
   const identity = proxyHasIdentity(push, proxy);
-  const kind = [proxy.generator, ...proxy.grpcLimits, ...(identity ? ['mtls'] : [])].join('+');
-  const outbound = visible.memo(`cds:${kind}:${proxy.namespace ?? ''}`, () => {
+  const kind = clientKind(push, proxy);
+  return visible.memo(`cds:${kind}:${proxy.namespace ?? ''}`, () => {
     const built = outboundTargets(visible).flatMap((t) => {
       const json = clusterWithPolicy(visible, t, proxy.namespace, proxy.generator, ignoreNotes, proxy.grpcLimits, identity);
       return json ? [internResource(visible.sequence, CLUSTER_TYPE, t.clusterName, json)] : [];
@@ -125,6 +129,13 @@ export function buildClusters(push: PushContext, proxy: Proxy): readonly EnvoyRe
     const catchAll = catchAllClusters(visible.meshConfig.connectTimeout);
     return [...built, ...catchAll.map((c) => internResource(visible.sequence, CLUSTER_TYPE, c.name, c))];
   });
+}
+
+export function buildClusters(push: PushContext, proxy: Proxy): readonly EnvoyResource[] {
+  // Outbound clusters are what the proxy's Sidecar lets it see; inbound ones are its own workload's.
+  const visible = scopedPush(push, proxy);
+  const kind = clientKind(push, proxy);
+  const outbound = buildOutboundClusters(push, proxy);
   // One array per distinct set, so every proxy that gets the same clusters shares the list (and its encoding).
   const inbound = buildInboundClusters(push, proxy);
   return visible.memo(`cds-set:${kind}:${proxy.namespace ?? ''}:${inbound.map((c) => c.name).join(',')}`, () => [...outbound, ...inbound]);

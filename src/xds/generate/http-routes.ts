@@ -246,3 +246,9 @@ export function buildHttpRoutes(
   if (!vs) return [defaultRoute(t, service)];
   return vs.http.flatMap((route, index) => translateRoute(t, vs, route, index));
 }
+
+/** A VirtualService's http routes as heard on `port` (a gateway server's port), for `caller`. */
+export function buildVirtualServiceRoutes(push: PushContext, vs: ResolvedVirtualService, port: ServicePort, caller: RouteCaller): Route[] {
+  const t: Translation = { push, port, dialect: 'envoy', caller, notes: () => undefined };
+  return vs.http.flatMap((route, index) => translateRoute(t, vs, route, index));
+}

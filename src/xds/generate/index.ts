@@ -5,18 +5,14 @@ import type { EnvoyResource } from '../resource.ts';
 import type { ResourceTypeUrl } from '../type-urls.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../type-urls.ts';
 import { buildClusters } from './cluster.ts';
+import { filterNames } from './common.ts';
 import { buildProxyLoadAssignments } from './endpoint.ts';
 import { buildListeners } from './listener.ts';
 import { buildRouteConfigs } from './route.ts';
+import { buildGatewayResources } from './gateway.ts';
 
 /** `names` undefined is a wildcard request; otherwise only those names (missing ones are simply absent). */
 export type Generator = (push: PushContext, proxy: Proxy, names: readonly string[] | undefined) => readonly EnvoyResource[];
-
-function filterNames(resources: readonly EnvoyResource[], names: readonly string[] | undefined): readonly EnvoyResource[] {
-  if (!names) return resources;
-  const wanted = new Set(names);
-  return resources.filter((r) => wanted.has(r.name));
-}
 
 export const GENERATORS: Readonly<Record<ResourceTypeUrl, Generator>> = {
   [CLUSTER_TYPE]: (push, proxy, names) => filterNames(buildClusters(push, proxy), names),
@@ -28,5 +24,7 @@ export const GENERATORS: Readonly<Record<ResourceTypeUrl, Generator>> = {
 export type GenerateFn = (typeUrl: ResourceTypeUrl, push: PushContext, proxy: Proxy, names?: readonly string[]) => readonly EnvoyResource[];
 
 export function generate(typeUrl: ResourceTypeUrl, push: PushContext, proxy: Proxy, names?: readonly string[]): readonly EnvoyResource[] {
+  // An Envoy started as a gateway gets its Gateways' config, never a sidecar's.
+  if (proxy.type === 'router' && proxy.generator === 'envoy') return buildGatewayResources(typeUrl, push, proxy, names);
   return GENERATORS[typeUrl](push, proxy, names);
 }

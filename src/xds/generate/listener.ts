@@ -42,9 +42,9 @@ const ROUTER_FILTER: HttpFilter = { name: 'envoy.filters.http.router', typed_con
 const FAULT_HTTP_FILTER: HttpFilter = { name: FAULT_FILTER, typed_config: typed(FAULT_TYPE, {}) };
 const CORS_HTTP_FILTER: HttpFilter = { name: CORS_FILTER, typed_config: typed(CORS_TYPE, {}) };
 
-type HttpConnectionManagerAny = TypedAny<typeof HTTP_CONNECTION_MANAGER_TYPE>;
+export type HttpConnectionManagerAny = TypedAny<typeof HTTP_CONNECTION_MANAGER_TYPE>;
 
-function httpConnectionManager(statPrefix: string, routeName: string, filters: readonly HttpFilter[] = [FAULT_HTTP_FILTER, CORS_HTTP_FILTER]): HttpConnectionManagerAny {
+export function httpConnectionManager(statPrefix: string, routeName: string, filters: readonly HttpFilter[] = [FAULT_HTTP_FILTER, CORS_HTTP_FILTER]): HttpConnectionManagerAny {
   return typed(HTTP_CONNECTION_MANAGER_TYPE, {
     stat_prefix: statPrefix,
     rds: { config_source: ADS_CONFIG_SOURCE, route_config_name: routeName },
@@ -62,11 +62,11 @@ function accessLog(mesh: MeshConfig): { access_log: AccessLog[] } | undefined {
 }
 
 /** Access log and trace sampling, which MeshConfig sets for every sidecar HTTP connection manager. */
-function withObservability(hcm: HttpConnectionManagerAny, mesh: MeshConfig): HttpConnectionManagerAny {
+export function withObservability(hcm: HttpConnectionManagerAny, mesh: MeshConfig): HttpConnectionManagerAny {
   return { ...hcm, ...accessLog(mesh), tracing: { random_sampling: { value: mesh.tracingSampling } } };
 }
 
-function tcpProxyWithLog(statPrefix: string, cluster: string, mesh: MeshConfig, upstream: TcpProxyUpstream = { cluster }): Listener_Filter {
+export function tcpProxyWithLog(statPrefix: string, cluster: string, mesh: MeshConfig, upstream: TcpProxyUpstream = { cluster }): Listener_Filter {
   return { name: 'envoy.filters.network.tcp_proxy', typed_config: typed(TCP_PROXY_TYPE, { stat_prefix: statPrefix, ...upstream, ...accessLog(mesh) }) };
 }
 

@@ -57,14 +57,18 @@ function exactSans(sans: readonly string[]): StringMatcher[] {
   return sans.map((san): StringMatcher => ({ exact: san }));
 }
 
+/** Exact SAN matchers: a SPIFFE ID is a URI SAN, any other name a DNS one. */
+export function subjectAltNameMatchers(sans: readonly string[]): SubjectAltNameMatcher[] {
+  return sans.map((san): SubjectAltNameMatcher => ({ san_type: san.startsWith('spiffe://') ? 'URI' : 'DNS', matcher: { exact: san } }));
+}
+
 /** Envoy's side of ISTIO_MUTUAL: the workload certificate, the server's SPIFFE IDs checked against the mesh root. */
 export function istioMutualUpstreamContext(sans: readonly string[], sni: string): UpstreamTlsContext {
   return {
     common_tls_context: {
       tls_certificate_sds_secret_configs: [{ name: WORKLOAD_SECRET, sds_config: MESH_SDS_CONFIG }],
       combined_validation_context: {
-        // A SPIFFE ID is a URI SAN; a name a user wrote may be a DNS one.
-        default_validation_context: sans.length > 0 ? { match_typed_subject_alt_names: sans.map((san): SubjectAltNameMatcher => ({ san_type: san.startsWith('spiffe://') ? 'URI' : 'DNS', matcher: { exact: san } })) } : {},
+        default_validation_context: sans.length > 0 ? { match_typed_subject_alt_names: subjectAltNameMatchers(sans) } : {},
         validation_context_sds_secret_config: { name: ROOT_SECRET, sds_config: MESH_SDS_CONFIG },
       },
       alpn_protocols: [...ISTIO_CLIENT_ALPN],

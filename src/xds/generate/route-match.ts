@@ -10,6 +10,8 @@ export type RouteDialect = 'envoy' | 'grpc';
 export interface RouteCaller {
   readonly labels: Readonly<Record<string, string>>;
   readonly namespace: string | undefined;
+  /** Set for a gateway proxy: the Gateway (`namespace/name`) whose server the routes are built for. */
+  readonly gateway?: string;
 }
 
 /** Receives what a gRPC client cannot do, with the rule field it comes from (and the rule, when another wrote it: a delegate). */
@@ -47,10 +49,12 @@ function byName<T>(record: Readonly<Record<string, T>> | undefined): [string, T]
 /** Whether a match can apply to this caller on this port; Istio drops the others from the proxy's config. */
 export function matchApplies(match: HttpMatchRequest | undefined, port: number, caller: RouteCaller): boolean {
   if (!match) return true;
-  if (match.port !== undefined && match.port !== port) return false;
+  if (match.port !== undefined && match.port !== 0 && match.port !== port) return false;
+  // On a gateway a match naming gateways applies to those only, whatever its source labels (Istio's sourceMatchHTTP).
+  if (caller.gateway !== undefined && match.gateways && match.gateways.length > 0) return match.gateways.includes(caller.gateway);
   if (match.sourceLabels && !labelsMatch(match.sourceLabels, caller.labels)) return false;
   if (match.sourceNamespace !== undefined && match.sourceNamespace !== caller.namespace) return false;
-  if (match.gateways && match.gateways.length > 0 && !match.gateways.includes('mesh')) return false;
+  if (caller.gateway === undefined && match.gateways && match.gateways.length > 0 && !match.gateways.includes('mesh')) return false;
   return true;
 }
 

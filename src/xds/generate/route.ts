@@ -26,7 +26,7 @@ export function serviceDomains(service: Service, port: number, proxyNamespace: s
   return base.flatMap((name) => [name, `${name}:${port}`]);
 }
 
-const MAX_DIRECT_RESPONSE_BODY = 1024 * 1024;
+export const MAX_DIRECT_RESPONSE_BODY = 1024 * 1024;
 
 function httpPortsOf(push: PushContext): number[] {
   return push.memo('http-ports', () => {
