@@ -374,6 +374,13 @@ describe('one routing table, four real gRPC xDS clients', { skip: missing }, () 
             { match: [{ headers: { 'x-fault': {} } }], route: [{ destination: { host: 'reviews', subset: 'v2' } }], timeout: '2s' },
             { route: toAll, retries: { attempts: 2, retryOn: '5xx,connect-failure,unavailable' } },
           ]);
+          // Served from then on: a call that lands on v2 by the old routes' split proves nothing.
+          await eventually(() => {
+            const status = meshpilot.pushController.current()?.ruleStatus;
+            const routes = status?.get(`VirtualService/${NS}/reviews`)?.rule.spec as { http?: unknown[] } | undefined;
+            const policy = status?.get(`DestinationRule/${NS}/reviews`)?.rule.spec as { trafficPolicy?: { loadBalancer?: { simple?: string } } } | undefined;
+            return routes?.http?.length === 3 && policy?.trafficPolicy?.loadBalancer?.simple === 'LEAST_REQUEST' ? true : undefined;
+          }, SETTLE_MS, 'the push holding the new routes and policy');
         },
         check: async (c) => {
           const own = ownNode(c).nodeId;
