@@ -3,9 +3,9 @@
 import type { Gateway, ValidationIssue } from './rules.ts';
 import type { Proxy } from './proxy.ts';
 import type { PushContext } from './push-context.ts';
-import type { Endpoint, Service } from './service.ts';
+import type { Endpoint } from './service.ts';
 import { labelsMatch } from './service.ts';
-import type { GatewayIndex, MergedGateway } from './gateways.ts';
+import type { GatewayIndex, MergedGateway, TargetPortIndex } from './gateways.ts';
 import { gatewayName, mergedGatewayKey, mergeGateways, targetPortsOf } from './gateways.ts';
 
 function mergeKey(gateways: readonly Gateway[], ports: ReadonlyMap<number, number>): string {
@@ -13,10 +13,10 @@ function mergeKey(gateways: readonly Gateway[], ports: ReadonlyMap<number, numbe
 }
 
 /** The proxy's Gateways merged (Istio's PushContext.mergeGateways); proxies alike share one result. */
-export function gatewayFor(push: PushContext, proxy: Pick<Proxy, 'type' | 'namespace' | 'labels' | 'ipAddresses'>): MergedGateway | undefined {
+export function gatewayFor(push: PushContext, proxy: Pick<Proxy, 'type' | 'namespace' | 'labels' | 'ipAddresses'>, targetPorts: TargetPortIndex): MergedGateway | undefined {
   const selected = push.gateways.selectFor(proxy);
   if (selected.length === 0) return undefined;
-  const ports = targetPortsOf(proxy, push.services, push.endpointsByHost);
+  const ports = targetPortsOf(proxy, targetPorts);
   return push.memo(mergeKey(selected, ports), () => mergeGateways(selected, ports));
 }
 
@@ -34,7 +34,7 @@ function workloadAddresses(endpointsByHost: ReadonlyMap<string, readonly Endpoin
  * select (the same port as a different protocol, a TLS host twice, an HTTPS port name twice), as
  * Istio's merge drops it; a Gateway without selector is compared with the older ones without selector.
  */
-export function gatewayConflictIssues(gateway: Gateway, index: GatewayIndex, services: readonly Service[], endpointsByHost: ReadonlyMap<string, readonly Endpoint[]>): ValidationIssue[] {
+export function gatewayConflictIssues(gateway: Gateway, index: GatewayIndex, targetPorts: TargetPortIndex, endpointsByHost: ReadonlyMap<string, readonly Endpoint[]>): ValidationIssue[] {
   const older = index.gateways.slice(0, Math.max(0, index.gateways.indexOf(gateway)));
   const selector = gateway.spec.selector ?? {};
   const name = gatewayName(gateway);
@@ -54,7 +54,7 @@ export function gatewayConflictIssues(gateway: Gateway, index: GatewayIndex, ser
   for (const [address, workload] of workloadAddresses(endpointsByHost)) {
     if (!labelsMatch(selector, workload.labels)) continue;
     const selected = [...older.filter((g) => labelsMatch(g.spec.selector ?? {}, workload.labels)), gateway];
-    const ports = targetPortsOf({ ipAddresses: [address] }, services, endpointsByHost);
+    const ports = targetPortsOf({ ipAddresses: [address] }, targetPorts);
     const key = mergeKey(selected, ports);
     let merged = merges.get(key);
     if (!merged) merges.set(key, (merged = mergeGateways(selected, ports)));

@@ -242,22 +242,41 @@ export function indexGateways(gateways: readonly Gateway[], workloads: WorkloadI
   };
 }
 
+interface TargetPort {
+  /** Position in Service order: the first Service to name a port wins. */
+  readonly order: number;
+  readonly servicePort: number;
+  readonly targetPort: number;
+}
+
+/** Each workload address's Service ports and the pod port each reaches, in Service order; built once per push. */
+export type TargetPortIndex = ReadonlyMap<string, readonly TargetPort[]>;
+
+export function indexTargetPorts(services: readonly Service[], endpointsByHost: ReadonlyMap<string, readonly Endpoint[]>): TargetPortIndex {
+  const index = new Map<string, TargetPort[]>();
+  let order = 0;
+  for (const service of services) {
+    for (const endpoint of endpointsByHost.get(service.hostname) ?? []) {
+      const servicePort = service.ports.find((p) => p.name === endpoint.servicePortName) ?? (service.ports.length === 1 ? service.ports[0] : undefined);
+      if (!servicePort) continue;
+      const entry = { order: order++, servicePort: servicePort.port, targetPort: endpoint.port };
+      const list = index.get(endpoint.address);
+      if (list) list.push(entry);
+      else index.set(endpoint.address, [entry]);
+    }
+  }
+  return index;
+}
+
 /**
  * The Service ports of the proxy's own workload and the pod port each reaches (Istio's legacy
  * gateway selector: a server on Service port 80 listens on its targetPort, e.g. 8080).
  */
-export function targetPortsOf(proxy: Pick<Proxy, 'ipAddresses'>, services: readonly Service[], endpointsByHost: ReadonlyMap<string, readonly Endpoint[]>): Map<number, number> {
+export function targetPortsOf(proxy: Pick<Proxy, 'ipAddresses'>, index: TargetPortIndex): Map<number, number> {
   const ports = new Map<number, number>();
-  if (proxy.ipAddresses.length === 0) return ports;
-  const own = new Set(proxy.ipAddresses);
-  for (const service of services) {
-    for (const endpoint of endpointsByHost.get(service.hostname) ?? []) {
-      if (!own.has(endpoint.address)) continue;
-      const servicePort = service.ports.find((p) => p.name === endpoint.servicePortName) ?? (service.ports.length === 1 ? service.ports[0] : undefined);
-      // The first Service to name a port wins, as Istio's legacy selector resolves a single port.
-      if (servicePort && !ports.has(servicePort.port)) ports.set(servicePort.port, endpoint.port);
-    }
-  }
+  const own = proxy.ipAddresses.flatMap((ip) => index.get(ip) ?? []).sort((a, b) => a.order - b.order);
+  // The first Service to name a port wins, as Istio's legacy selector resolves a single port.
+  for (const { servicePort, targetPort } of own) if (!ports.has(servicePort)) ports.set(servicePort, targetPort);
   return ports;
 }
 

@@ -11,9 +11,9 @@ import { isDelegate, mergeDelegates } from './delegation.ts';
 import { referenceIssues, type DestinationRef } from './rule-references.ts';
 import type { Destination, DestinationRule, HttpMatchRequest, HttpRoute, L4MatchAttributes, Rule, Sidecar, TcpRoute, TlsMatchAttributes, TlsRoute, ValidationIssue, VirtualService } from './rules.ts';
 import { isAuthorizationPolicy, isDestinationRule, isGateway, isPeerAuthentication, isSidecar, isVirtualService, originLabels, ruleKey } from './rules.ts';
-import type { GatewayIndex, MergedGateway } from './gateways.ts';
+import type { GatewayIndex, MergedGateway, TargetPortIndex } from './gateways.ts';
 import { gatewayConflictIssues, gatewayFor } from './gateway-selection.ts';
-import { indexGateways, MESH_GATEWAY, resolveGatewayName } from './gateways.ts';
+import { indexGateways, indexTargetPorts, MESH_GATEWAY, resolveGatewayName } from './gateways.ts';
 import type { AppliedPolicy } from './authorization.ts';
 import { indexAuthorizationPolicies } from './authorization.ts';
 import type { Endpoint, Service } from './service.ts';
@@ -217,6 +217,9 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
   const serviceVisibility = new Map(services.map((s) => [s.hostname, visibilityOf(effectiveExportTo(s.exportTo, meshConfig, 'service'), s.namespace, 'service')]));
   const workloads = indexWorkloads(snapshot.endpoints);
   const gateways = indexGateways(rules.filter(isGateway), workloads);
+  // Which pod port each Service port of a workload reaches: built at most once a push, and only with Gateways.
+  let targetPorts: TargetPortIndex | undefined;
+  const targetPortIndex = (): TargetPortIndex => (targetPorts ??= indexTargetPorts(services, endpointsByHost));
   const { mesh: virtualServices, gateway: gatewayVirtualServices } = indexVirtualServices(rules.filter(isVirtualService), meshConfig, serviceByHost, destinationRuleFor, ruleStatus, gateways);
   const publicServices = services.filter((s) => serviceVisibility.get(s.hostname)?.public !== false);
   const restricted =
@@ -237,7 +240,7 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
   }
   const authorization = indexAuthorizationPolicies(rules.filter(isAuthorizationPolicy), rootNamespace, workloads, ruleStatus);
   for (const gateway of gateways.gateways) {
-    ruleStatus.set(ruleKey(gateway.meta), { rule: gateway, issues: gatewayConflictIssues(gateway, gateways, services, endpointsByHost), applied: true });
+    ruleStatus.set(ruleKey(gateway.meta), { rule: gateway, issues: gatewayConflictIssues(gateway, gateways, targetPortIndex(), endpointsByHost), applied: true });
   }
   for (const [key, status] of ruleStatus) {
     const ineffective = ineffectiveRuleIssues(status.rule, services, endpointsByHost, rootNamespace, gateways);
@@ -263,7 +266,7 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
     meshConfig,
     peerAuthentication,
     gateways,
-    gatewayFor: (proxy) => gatewayFor(push, proxy),
+    gatewayFor: (proxy) => gatewayFor(push, proxy, targetPortIndex()),
     virtualServicesForGateway: (gateway, proxyNamespace) =>
       push.memo(`gateway-virtual-services:${gateway}:${proxyNamespace ?? ''}`, () =>
         virtualServicesSeenFrom(
