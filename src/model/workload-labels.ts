@@ -27,15 +27,19 @@ function entryOf(index: Map<string, Map<string, Labels>>, namespace: string): Ma
  * endpoint is an address, not a workload, even with labels. A pod's namespace is its own, not its
  * services'; a proxy without a namespace is never picked by address.
  */
+/** The namespace of the workload (`namespace/name`) behind an endpoint; undefined when it names none. */
+export function workloadNamespace(endpoint: Pick<Endpoint, 'workload'>): string | undefined {
+  const slash = endpoint.workload?.indexOf('/') ?? -1;
+  return slash > 0 ? endpoint.workload?.slice(0, slash) : undefined;
+}
+
 export function indexWorkloads(endpoints: Iterable<Endpoint>): WorkloadIndex {
   const byName = new Map<string, Map<string, Labels>>();
   const byAddress = new Map<string, Map<string, Labels>>();
   for (const endpoint of endpoints) {
-    const workload = endpoint.workload;
-    const slash = workload?.indexOf('/') ?? -1;
-    if (!workload || slash <= 0) continue;
-    const namespace = workload.slice(0, slash);
-    entryOf(byName, namespace).set(workload, endpoint.labels);
+    const namespace = workloadNamespace(endpoint);
+    if (namespace === undefined || endpoint.workload === undefined) continue;
+    entryOf(byName, namespace).set(endpoint.workload, endpoint.labels);
     entryOf(byAddress, namespace).set(endpoint.address, endpoint.labels);
   }
   return {

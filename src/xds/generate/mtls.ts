@@ -1,6 +1,7 @@
 // Istio mutual TLS in Envoy's and gRPC's terms: the workload certificate and trust bundle (over
 // SDS for Envoy, from certificate providers for gRPC, gRFC A29), the peers' SPIFFE identities,
 // and the mode a proxy's own workload accepts (PeerAuthentication).
+import { workloadNamespace } from '../../model/workload-labels.ts';
 import type { WorkloadMtls } from '../../model/peer-authentication.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { PushContext } from '../../model/push-context.ts';
@@ -139,7 +140,7 @@ export function serviceAccountSans(push: PushContext, service: Service): readonl
     const ids = new Set<string>();
     for (const endpoint of push.endpointsByHost.get(service.hostname) ?? []) {
       if (!endpoint.serviceAccount) continue;
-      const namespace = endpoint.workload?.slice(0, endpoint.workload.indexOf('/')) || service.namespace;
+      const namespace = workloadNamespace(endpoint) ?? service.namespace;
       ids.add(spiffeId(push.meshConfig.trustDomain, namespace, endpoint.serviceAccount));
     }
     return [...ids].sort();
@@ -184,8 +185,7 @@ export function workloadIdentity(push: PushContext, proxy: Proxy): ProxyIdentity
   const declared = proxy.metadata['SERVICE_ACCOUNT'];
   if (typeof declared === 'string' && declared !== '' && proxy.namespace) return identity(proxy.namespace, declared, 'node metadata');
   const fits = (endpoint: Endpoint): ProxyIdentity | undefined => {
-    const slash = endpoint.workload?.indexOf('/') ?? -1;
-    const namespace = slash > 0 ? endpoint.workload?.slice(0, slash) : undefined;
+    const namespace = workloadNamespace(endpoint);
     if (!endpoint.serviceAccount || !namespace || (proxy.namespace !== undefined && namespace !== proxy.namespace)) return undefined;
     return identity(namespace, endpoint.serviceAccount, 'workload');
   };
