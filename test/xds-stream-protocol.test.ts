@@ -319,6 +319,21 @@ describe('Delta, one stream against a fake source', () => {
       steps: [{ delta: 'cds', subscribe: ['*'], initial: { a: resource(TYPE_BY_SHORT.cds, 'a').version, b: 'old' }, expect: ['cds b #1'] }],
     },
     {
+      name: 'a reconnecting client that holds everything current is sent nothing, and is in sync',
+      source: { cds: ['a', 'b'] },
+      steps: [{ delta: 'cds', subscribe: ['*'], initial: { a: resource(TYPE_BY_SHORT.cds, 'a').version, b: resource(TYPE_BY_SHORT.cds, 'b').version }, expect: [] }],
+      status: { cds: 'SYNCED' },
+    },
+    {
+      name: 'a client that held everything current falls out of sync when the source changes, until it ACKs',
+      source: { cds: ['a'] },
+      steps: [
+        { delta: 'cds', subscribe: ['*'], initial: { a: resource(TYPE_BY_SHORT.cds, 'a').version }, expect: [] },
+        { change: 'cds', to: ['a=v2'], expect: ['cds a #1'] },
+      ],
+      status: { cds: 'STALE' },
+    },
+    {
       name: 'an unsubscribed and re-subscribed resource is sent again, unchanged as it is',
       source: { eds: ['a', 'b'] },
       steps: [

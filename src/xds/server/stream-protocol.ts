@@ -212,7 +212,10 @@ export class StreamProtocol {
     if (!this.proxy || watch?.pending === undefined) return undefined;
     const lists = this.#shared.lists;
     const next = this.mode === 'delta' ? nextDelta(typeUrl, watch, this.proxy, source, lists) : nextSotw(typeUrl, watch, this.proxy, source, lists);
-    if (!next) return undefined;
+    if (!next) {
+      if (this.mode === 'delta' && !watch.sent && watch.held.size > 0) watch.heldCurrent = { pushSequence: source.sequence, at };
+      return undefined;
+    }
     const planned = this.#record(typeUrl, watch, source, next, at);
     this.#rewarmEndpoints(next.rewarm);
     return planned;

@@ -58,10 +58,13 @@ export interface WatchState {
   pendingSince?: number;
   /** Delta: names just subscribed, answered in removed_resources when they do not exist. */
   announce?: Set<string>;
+  /** Delta: a reconnected client's initial_resource_versions were all current, so nothing was sent. */
+  heldCurrent?: { readonly pushSequence: number; readonly at: Date };
 }
 
 export function syncStatus(watch: WatchState | undefined): SyncStatus {
-  if (!watch?.sent) return 'NOT SENT';
+  // A reconnected Delta client that already held everything was sent nothing, and is in sync.
+  if (!watch?.sent) return watch?.heldCurrent && watch.pending === undefined ? 'SYNCED' : 'NOT SENT';
   if (watch.nack?.nonce === watch.sent.nonce) return 'ERROR';
   // A newer config waits to be sent (the proxy is slow, or the push has not reached it): not in sync.
   if (watch.pending !== undefined) return 'STALE';
