@@ -13,6 +13,7 @@ import type { KubeConnection } from './kube-api.ts';
 import type { InformerTuning } from './resilient-informer.ts';
 import { DEFAULT_INFORMER_TUNING, ResilientInformer } from './resilient-informer.ts';
 import type { WatchedResource } from './resources.ts';
+import type { GatewayApiOptions } from '../gateway-api-listeners.ts';
 import { apiVersionOf, collectionPath, objectPath, resourceId, WATCHED_RESOURCES } from './resources.ts';
 import { ProblemLog, type LoggedProblem } from '../problem-log.ts';
 
@@ -32,6 +33,8 @@ export interface KubeSourceOptions {
   /** Watch only these namespaces (default: all). */
   readonly namespaces?: readonly string[];
   readonly tuning?: Partial<KubeSourceTuning>;
+  /** Which GatewayClasses meshpilot serves. */
+  readonly gatewayApi?: GatewayApiOptions;
 }
 
 interface Entry {
@@ -84,6 +87,7 @@ export class KubeSource {
   readonly #objects = new Map<string, Entry>();
   readonly #existingNamespaces = new Set<string>();
   readonly #reportedMissing = new Set<string>();
+  readonly #gatewayApi: GatewayApiOptions | undefined;
   #pendingReasons: string[] = [];
   #publishTimer: NodeJS.Timeout | undefined;
   #discoveryTimer: NodeJS.Timeout | undefined;
@@ -104,6 +108,7 @@ export class KubeSource {
     this.sourceId = `kube:${options.connection.server}`;
     this.#store = options.store;
     this.#namespaces = options.namespaces && options.namespaces.length > 0 ? options.namespaces : undefined;
+    this.#gatewayApi = options.gatewayApi;
     this.#tuning = { ...DEFAULT_KUBE_SOURCE_TUNING, ...options.tuning };
     this.#log = options.log.child({ source: this.sourceId });
     this.#problemLog = new ProblemLog(this.#log);
@@ -350,7 +355,7 @@ export class KubeSource {
     }
     const guarded = guardReferences(parsed, { lastServed: (key) => this.#served.get(key), firstRead: this.#served.size === 0 && this.#published === undefined });
     this.#served = new Map(guarded.filter(isAccepted).map((object) => [object.key, object]));
-    const converted = assembleObjects(guarded);
+    const converted = assembleObjects(guarded, this.#gatewayApi ? { gatewayApi: this.#gatewayApi } : {});
     const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected, warnings: converted.warnings, routeStatuses: converted.routeStatuses, gatewayStatuses: converted.gatewayStatuses };
     const signature = JSON.stringify(snapshot);
     if (signature === this.#published) {
