@@ -3,47 +3,14 @@
 // and path to loopback backends; a route from a namespace the listener does not admit gets
 // NotAllowedByListeners and no traffic.
 import assert from 'node:assert/strict';
-import { createServer, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { adsBootstrap, requireEnvoy, startEnvoy } from './support/envoy.ts';
+import { backend, freePort, get } from './support/gateway-http.ts';
 import { endpointSlice, MeshDir, pod, service, type K8sObject } from './support/mesh-dir.ts';
 import { startMeshpilot } from './support/meshpilot.ts';
 
 const GROUP = 'gateway.networking.k8s.io';
 const NODE_ID = 'router~10.244.7.7~edge-0.infra~infra.svc.cluster.local';
-
-/** A backend on loopback that answers with its name and the path it saw. */
-async function backend(name: string): Promise<{ server: Server; port: number }> {
-  const server = createServer((req, res) => {
-    res.end(JSON.stringify({ backend: name, path: req.url }));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, port: (server.address() as AddressInfo).port };
-}
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => { resolve(); }));
-  return port;
-}
-
-function get(port: number, host: string, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, headers: { host }, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => {
-        resolve({ status: res.statusCode ?? 0, body });
-      });
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 const httpRoute = (name: string, namespace: string, hostnames: string[], rules: unknown[]): K8sObject => ({
   apiVersion: `${GROUP}/v1`,
@@ -98,7 +65,7 @@ describe('a real Envoy as the gateway of a Gateway API Gateway', () => {
       const answer = await get(port, 'shop.example.com', '/').catch(() => undefined);
       return answer?.status === 200 ? answer : undefined;
     });
-    assert.deepEqual(JSON.parse(home.body), { backend: 'frontend', path: '/' });
+    assert.deepEqual(JSON.parse(home.body), { backend: 'frontend', path: '/', host: 'shop.example.com' });
     const table: [string, string, string][] = [
       ['/cart', 'cart', 'the prefix itself'],
       ['/cart/items?id=7', 'cart', 'under the prefix'],
