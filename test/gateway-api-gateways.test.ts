@@ -149,6 +149,13 @@ describe('listener status: each refusal with the reason the API defines', () => 
     });
   }
 
+  it('a listener with unusable route kinds is still served, so the Gateway stays Accepted (as Istio)', () => {
+    const converted = convert([gatewayClass(), gateway([http({ allowedRoutes: { kinds: [{ kind: 'TLSRoute' }] } })])]);
+    assert.equal(brief(gatewayStatus(converted).conditions)['Accepted'], 'True/Accepted');
+    const internal = converted.rules.find((r) => r.meta.kind === 'Gateway');
+    assert.deepEqual(internal?.meta.origin?.http, [{ kind: 'Gateway', namespace: 'infra', name: 'edge', rule: 0 }], 'the internal Gateway names the Gateway and listener it came from');
+  });
+
   it('two listeners on one port: ProtocolConflict across protocols, HostnameConflict for one hostname twice; neither is served', () => {
     const protocols = gatewayStatus(convert([gatewayClass(), gateway([http(), { name: 'tls', port: 8080, protocol: 'TLS', tls: { mode: 'Passthrough' } }])]));
     assert.deepEqual(protocols.listeners?.map((l) => brief(l.conditions)['Conflicted']), ['True/ProtocolConflict', 'True/ProtocolConflict']);

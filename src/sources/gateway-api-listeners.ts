@@ -182,7 +182,8 @@ export function planGateway(gateway: GatewayInfo, controllerName: string, contex
         namespace: gateway.namespace,
         source: gateway.source,
         ...(gateway.creationTimestamp !== undefined ? { creationTimestamp: gateway.creationTimestamp } : {}),
-        origin: { group: GATEWAY_API_GROUP, http: [] },
+        // Names the Gateway and the listener's index wherever the internal Gateway is shown.
+        origin: { group: GATEWAY_API_GROUP, http: [{ kind: 'Gateway', namespace: gateway.namespace, name: gateway.name, rule: index }] },
       },
       spec: { selector: { [GATEWAY_NAME_LABEL]: gateway.name }, servers: [server] },
     });
@@ -209,7 +210,8 @@ export function listenerConditions(plan: ListenerPlan, generation: number | unde
 /** The Gateway's own conditions: Accepted (ListenersNotValid when some are not), Programmed (AddressNotAssigned until it has one). */
 export function gatewayConditions(plan: GatewayPlan): GatewayApiCondition[] {
   const generation = plan.gateway.generation;
-  const invalid = plan.listeners.filter((l) => l.problems.size > 0).length;
+  // As Istio: a listener is invalid when it is not served (a listener with unusable route kinds still is).
+  const invalid = plan.listeners.filter((l) => l.internalName === undefined).length;
   const accepted =
     invalid === 0
       ? condition('Accepted', generation, { reason: 'Accepted', message: 'Resource accepted' })
