@@ -227,6 +227,45 @@ describe('routes on a Gateway: attached where the listeners allow, refused with 
   });
 });
 
+describe('TLSRoutes and TCPRoutes on TLS-passthrough and TCP listeners', () => {
+  const l4 = (kind: string, name: string, spec: Spec): Spec => ({ apiVersion: `${GROUP}/v1alpha2`, kind, metadata: { name, namespace: 'infra' }, spec: { parentRefs: [{ name: 'edge' }], ...spec } });
+  const listeners = [
+    { name: 'vault', port: 9443, protocol: 'TLS', hostname: '*.example.com', tls: { mode: 'Passthrough' } },
+    { name: 'db', port: 5432, protocol: 'TCP' },
+  ];
+
+  it('passes TLS through by SNI to the TLSRoute\'s backend and proxies TCP to the TCPRoute\'s, each on its own listener', () => {
+    const converted = convert([
+      gatewayClass(),
+      gateway(listeners),
+      ...gatewayPod,
+      service('vault', 'infra', { ports: [{ name: 'tls', port: 443 }] }),
+      service('db', 'infra', { ports: [{ name: 'tcp', port: 5432 }] }),
+      l4('TLSRoute', 'vault', { hostnames: ['vault.example.com', 'vault.other.org'], rules: [{ backendRefs: [{ name: 'vault', port: 443 }] }] }),
+      l4('TCPRoute', 'db', { rules: [{ backendRefs: [{ name: 'db', port: 5432 }] }] }),
+    ]);
+    assert.deepEqual(converted.rejected, []);
+    assert.deepEqual(gatewayStatus(converted).listeners?.map((l) => [l.name, l.attachedRoutes, l.supportedKinds.map((k) => k.kind).join()]), [['vault', 1, 'TLSRoute'], ['db', 1, 'TCPRoute']]);
+    assert.deepEqual(routeParent(converted, 'vault'), { Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' });
+    const rendered = renderForProxy(buildPushContext(converted), parseProxy(ROUTER))[LISTENER_TYPE];
+    const chains = (name: string): unknown => rendered.find((l) => l.name === name)?.json['filter_chains'];
+    const text = JSON.stringify(chains('0.0.0.0_9443'));
+    assert.ok(text.includes('"server_names":["vault.example.com"]') && text.includes('outbound|443||vault.infra.svc.cluster.local'), text);
+    assert.ok(JSON.stringify(chains('0.0.0.0_5432')).includes('outbound|5432||db.infra.svc.cluster.local'));
+  });
+
+  it('an HTTPRoute is not allowed on a TCP listener, nor a TCPRoute on an HTTP one', () => {
+    const converted = convert([gatewayClass(), gateway([listeners[1] ?? {}, http()]), ...WEB, service('db', 'infra'), route('web', 'infra', { parentRefs: [{ name: 'edge', sectionName: 'db' }] }), l4('TCPRoute', 'db', { parentRefs: [{ name: 'edge', sectionName: 'http' }], rules: [{ backendRefs: [{ name: 'db', port: 80 }] }] })]);
+    assert.equal(routeParent(converted, 'web')['Accepted'], 'False/NotAllowedByListeners');
+    assert.equal(routeParent(converted, 'db')['Accepted'], 'False/NotAllowedByListeners');
+  });
+
+  it('a TCPRoute without rules is refused as the API server refuses it', () => {
+    const converted = convert([l4('TCPRoute', 'empty', {})]);
+    assert.deepEqual(converted.rejected.flatMap((r) => r.issues.map((i) => i.path)), ['spec.rules']);
+  });
+});
+
 describe('without Kubernetes the same status shows in the converted snapshot', () => {
   it('convertObjects, as render and analyze read a directory, carries GatewayClass and Gateway status', () => {
     const converted = convertObjects([gatewayClass(), gateway([http()])].map((object) => ({ object, source: { origin: 'file' as const, location: 'gw.yaml' } })));

@@ -38,7 +38,7 @@ export function gatewayServiceName(gateway: Pick<GatewayInfo, 'name' | 'classNam
   return `${gateway.name}-${gateway.className}`;
 }
 
-const ROUTE_KINDS: Readonly<Record<string, readonly string[]>> = { HTTP: ['HTTPRoute', 'GRPCRoute'], HTTPS: ['HTTPRoute', 'GRPCRoute'], TLS: ['TLSRoute'] };
+const ROUTE_KINDS: Readonly<Record<string, readonly string[]>> = { HTTP: ['HTTPRoute', 'GRPCRoute'], HTTPS: ['HTTPRoute', 'GRPCRoute'], TLS: ['TLSRoute'], TCP: ['TCPRoute'] };
 
 /** A listener as its Gateway's status and the routes attaching to it see it. */
 export interface ListenerPlan {
@@ -136,15 +136,16 @@ function planListener(listener: ListenerInfo, index: number, gateway: GatewayInf
   const wanted = listener.allowedRoutes.kinds ?? (protocolKinds ?? []).map((kind) => ({ group: GATEWAY_API_GROUP, kind }));
   const kinds = wanted.filter((k) => k.group === GATEWAY_API_GROUP && (protocolKinds ?? []).includes(k.kind));
   if (!protocolKinds) {
-    problems.set('Accepted', { reason: 'UnsupportedProtocol', message: `protocol ${listener.protocol} is not served by meshpilot: use HTTP, HTTPS or TLS` });
+    problems.set('Accepted', { reason: 'UnsupportedProtocol', message: `protocol ${listener.protocol} is not served by meshpilot: use HTTP, HTTPS, TLS or TCP` });
   } else if (kinds.length < wanted.length) {
     const invalid = wanted.filter((k) => !kinds.includes(k)).map((k) => `${k.group}/${k.kind}`);
     problems.set('ResolvedRefs', { reason: 'InvalidRouteKinds', message: `route kinds ${invalid.join(', ')} cannot attach to a ${listener.protocol} listener: use ${protocolKinds.join(' or ')}` });
   }
-  const { tls, problem: tlsProblem } = protocolKinds && listener.protocol !== 'HTTP' ? listenerTls(listener, gateway, context) : {};
+  const plaintext = listener.protocol === 'HTTP' || listener.protocol === 'TCP';
+  const { tls, problem: tlsProblem } = protocolKinds && !plaintext ? listenerTls(listener, gateway, context) : {};
   if (tlsProblem && !problems.has('ResolvedRefs')) problems.set('ResolvedRefs', tlsProblem);
   if (conflict) problems.set('Conflicted', { ...conflict, status: 'True' });
-  const served = protocolKinds !== undefined && !conflict && (listener.protocol === 'HTTP' || tls !== undefined);
+  const served = protocolKinds !== undefined && !conflict && (plaintext || tls !== undefined);
   if (!served && !problems.has('Programmed')) problems.set('Programmed', { reason: 'Invalid', message: problems.get('Accepted')?.message ?? problems.get('Conflicted')?.message ?? problems.get('ResolvedRefs')?.message ?? 'not served' });
   const plan: ListenerPlan = { listener, index, kinds, problems };
   if (!served) return { plan };
