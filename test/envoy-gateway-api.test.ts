@@ -1,7 +1,7 @@
 // A real Envoy started as the gateway of a Gateway API Gateway (node id `router~...`, its pod
 // labelled gateway.networking.k8s.io/gateway-name) and fed by meshpilot routes HTTPRoutes by Host
 // and path to loopback backends; a route from a namespace the listener does not admit gets
-// NotAllowedByListeners and no traffic.
+// NotAllowedByListeners and no traffic; a TCPRoute on a TCP listener proxies connections.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { adsBootstrap, requireEnvoy, startEnvoy } from './support/envoy.ts';
@@ -27,7 +27,7 @@ describe('a real Envoy as the gateway of a Gateway API Gateway', () => {
       frontend.server.close();
       cart.server.close();
     });
-    const port = await freePort();
+    const [port, tcpPort] = [await freePort(), await freePort()];
     const dir = await MeshDir.create();
     t.after(() => dir.remove());
     await dir.write('gateway.yaml', [
@@ -36,7 +36,13 @@ describe('a real Envoy as the gateway of a Gateway API Gateway', () => {
         apiVersion: `${GROUP}/v1`,
         kind: 'Gateway',
         metadata: { name: 'edge', namespace: 'infra' },
-        spec: { gatewayClassName: 'meshpilot', listeners: [{ name: 'http', port, protocol: 'HTTP', allowedRoutes: { namespaces: { from: 'Selector', selector: { matchLabels: { shared: 'yes' } } } } }] },
+        spec: {
+          gatewayClassName: 'meshpilot',
+          listeners: [
+            { name: 'http', port, protocol: 'HTTP', allowedRoutes: { namespaces: { from: 'Selector', selector: { matchLabels: { shared: 'yes' } } } } },
+            { name: 'tcp', port: tcpPort, protocol: 'TCP', allowedRoutes: { namespaces: { from: 'All' } } },
+          ],
+        },
       },
       { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { shared: 'yes' } } },
       { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'sandbox' } },
@@ -55,6 +61,7 @@ describe('a real Envoy as the gateway of a Gateway API Gateway', () => {
         { backendRefs: [{ name: 'frontend', port: 80 }] },
       ]),
       httpRoute('lab', 'sandbox', ['lab.example.com'], [{ backendRefs: [{ name: 'cart', port: 80 }] }]),
+      { apiVersion: `${GROUP}/v1alpha2`, kind: 'TCPRoute', metadata: { name: 'raw', namespace: 'sandbox' }, spec: { parentRefs: [{ name: 'edge', namespace: 'infra', sectionName: 'tcp' }], rules: [{ backendRefs: [{ name: 'cart', port: 80 }] }] } },
     ]);
     const meshpilot = await startMeshpilot(dir.path);
     t.after(() => meshpilot.close());
@@ -73,6 +80,12 @@ describe('a real Envoy as the gateway of a Gateway API Gateway', () => {
     ];
     for (const [path, want, why] of table) assert.equal((JSON.parse((await get(port, 'shop.example.com', path)).body) as { backend: string }).backend, want, why);
     assert.equal((await get(port, 'lab.example.com', '/')).status, 404, 'the sandbox route serves nothing');
+    // Any Host over the TCP listener reaches the TCPRoute's backend: the gateway proxies bytes, not requests.
+    const raw = await envoy.waitFor('the TCP listener to proxy', async () => {
+      const answer = await get(tcpPort, 'anything.example.org', '/raw').catch(() => undefined);
+      return answer?.status === 200 ? answer : undefined;
+    });
+    assert.deepEqual(JSON.parse(raw.body), { backend: 'cart', path: '/raw', host: 'anything.example.org' });
 
     const configz = (await (await meshpilot.admin('/debug/configz')).json()) as { routeStatuses: { name: string; parents: { conditions: { type: string; status: string; reason: string }[] }[] }[] };
     const lab = configz.routeStatuses.find((s) => s.name === 'lab')?.parents[0]?.conditions.find((c) => c.type === 'Accepted');
