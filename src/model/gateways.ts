@@ -171,7 +171,8 @@ export function mergeGateways(gateways: readonly Gateway[], targetPorts: Readonl
         return;
       }
       const server: GatewayServer = { ...written, hosts: sanitizeHosts(written.hosts, gateway.meta.namespace) };
-      const port = targetPorts.get(written.port.number) ?? written.port.number;
+      // A Gateway API listener's port is the pod's own (Istio translates only legacy-selector Gateways).
+      const port = gateway.meta.origin ? written.port.number : (targetPorts.get(written.port.number) ?? written.port.number);
       const bind = written.bind ?? '0.0.0.0';
       const key = `${bind}_${String(port)}`;
       const routeName = routeNameOf(server, protocol, port, gateway);
@@ -222,6 +223,11 @@ export function mergeGateways(gateways: readonly Gateway[], targetPorts: Readonl
   return { key: mergedGatewayKey(gateways, targetPorts), gatewayNames: gateways.map(gatewayName), listeners, serversByRouteName, skipped };
 }
 
+/** The Gateway's selector takes the workload; one converted from the Gateway API takes only workloads of its own namespace. */
+export function gatewaySelects(gateway: Gateway, labels: Readonly<Record<string, string>>, namespace: string | undefined): boolean {
+  return (!gateway.meta.origin || gateway.meta.namespace === namespace) && labelsMatch(gateway.spec.selector ?? {}, labels);
+}
+
 export interface GatewayIndex {
   /** Every Gateway, oldest first. */
   readonly gateways: readonly Gateway[];
@@ -237,7 +243,7 @@ export function indexGateways(gateways: readonly Gateway[], workloads: WorkloadI
     selectFor(proxy) {
       if (proxy.type !== 'router' || gateways.length === 0) return [];
       const labels = workloads.labelsOf(proxy);
-      return gateways.filter((gateway) => labelsMatch(gateway.spec.selector ?? {}, labels));
+      return gateways.filter((gateway) => gatewaySelects(gateway, labels, proxy.namespace));
     },
   };
 }
