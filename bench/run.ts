@@ -7,6 +7,7 @@ import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { ClientMessage, ClientReport } from './clients-proc.ts';
 import { CA_TABLE_HEADER, caRow, runCaBench } from './ca-bench.ts';
+import { GATEWAY_TABLE_HEADER, gatewayRow, runGatewayBench } from './gateway-bench.ts';
 import { ENVOY_TABLE_HEADER, EnvoyFleet, edsCounter, envoyRow, rdsCounter, type EnvoyResults, type EnvoyTimes } from './envoy-fleet.ts';
 import { expect, formatConvergence, percentiles, type Convergence } from './harness.ts';
 import type { ServerMessage, ServerReport } from './server-proc.ts';
@@ -279,6 +280,18 @@ if (!compareTransports && (!only || only === 'ca')) {
     const message = error instanceof Error ? error.message : String(error);
     results.push({ scenario: 'ca', error: message });
     console.log(`\nthe CA benchmark failed: ${message}`);
+    process.exitCode = 1;
+  }
+}
+if (!compareTransports && (!only || only === 'gateway')) {
+  try {
+    const gateway = await runGatewayBench({ quick });
+    results.push({ scenario: 'gateway', ...gateway });
+    console.log(['', 'A gateway proxy (Gateway API HTTPRoutes on one listener; status written by the leader on the fake Kubernetes API while one route changes every 100 ms):', ...GATEWAY_TABLE_HEADER, gatewayRow(gateway)].join('\n'));
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    results.push({ scenario: 'gateway', error: message });
+    console.log(`\nthe gateway benchmark failed: ${message}`);
     process.exitCode = 1;
   }
 }
