@@ -3,16 +3,17 @@
 import type { FastifyInstance } from 'fastify';
 import type { PushContext } from '../../model/push-context.ts';
 import type { HttpMatchRequest, StringMatch } from '../../model/rules.ts';
-import { parseHostPort } from '../../xds/generate/names.ts';
+import { asObject, asObjects, routeRule, str } from '../../xds/attribution.ts';
+import { parseClusterName, parseHostPort } from '../../xds/generate/names.ts';
 import { resolveTargetHost } from '../../xds/generate/targets.ts';
 import type { XdsConnection } from '../../xds/server/connection.ts';
-import { LISTENER_TYPE } from '../../xds/type-urls.ts';
+import { LISTENER_TYPE, ROUTE_TYPE } from '../../xds/type-urls.ts';
 import { ruleRef } from '../schemas.ts';
 import type { AdminViews } from '../views.ts';
 
 interface GraphNode {
   readonly id: string;
-  readonly kind: 'proxy' | 'service' | 'subset';
+  readonly kind: 'proxy' | 'gateway' | 'service' | 'subset';
   readonly label: string;
   readonly detail: string;
 }
@@ -20,7 +21,7 @@ interface GraphNode {
 interface GraphEdge {
   readonly from: string;
   readonly to: string;
-  readonly kind: 'calls' | 'routes';
+  readonly kind: 'calls' | 'enters' | 'routes';
   readonly percent: number | null;
   readonly match: string | null;
   readonly rule: { kind: string; namespace: string; name: string; httpRoute?: number } | null;
@@ -40,7 +41,7 @@ const graphz = {
         properties: {
           from: { type: 'string' },
           to: { type: 'string' },
-          kind: { type: 'string', enum: ['calls', 'routes'] },
+          kind: { type: 'string', enum: ['calls', 'enters', 'routes'], description: 'enters: a gateway routes outside traffic for these hosts to the service' },
           percent: { type: ['number', 'null'] },
           match: { type: ['string', 'null'] },
           rule: { type: ['object', 'null'], properties: ruleRef.properties },
@@ -66,6 +67,33 @@ function describeMatch(match: HttpMatchRequest): string {
 function serviceLabel(push: PushContext, host: string): string {
   const service = push.serviceByHost.get(host);
   return service ? `${service.name}.${service.namespace}` : host;
+}
+
+/**
+ * Where a gateway lets outside traffic in: each service a route it was sent reaches, with the
+ * rule behind the route and the hosts it serves.
+ */
+function gatewayEdges(push: PushContext, connection: XdsConnection, from: string): GraphEdge[] {
+  const edges = new Map<string, GraphEdge>();
+  for (const config of connection.watches.get(ROUTE_TYPE)?.sent?.resources ?? []) {
+    for (const virtualHost of asObjects(config.json['virtual_hosts'])) {
+      const domains = Array.isArray(virtualHost['domains']) ? virtualHost['domains'].filter((d): d is string => typeof d === 'string') : [];
+      for (const route of asObjects(virtualHost['routes'])) {
+        const action = asObject(route['route']);
+        const clusters = typeof action?.['cluster'] === 'string' ? [action['cluster']] : asObjects(asObject(action?.['weighted_clusters'])?.['clusters']).map((c) => str(c['name']));
+        const rule = routeRule(route) ?? null;
+        for (const cluster of clusters) {
+          const host = parseClusterName(cluster)?.host;
+          if (!host || !push.serviceByHost.has(host)) continue;
+          const key = `${host}|${rule ? `${rule.namespace}/${rule.name}` : ''}`;
+          const known = edges.get(key);
+          const match = [...new Set([...(known?.match?.split(', ') ?? []), ...domains])].join(', ');
+          edges.set(key, { from, to: `service:${host}`, kind: 'enters', percent: null, match, rule: rule && { kind: rule.kind, namespace: rule.namespace, name: rule.name } });
+        }
+      }
+    }
+  }
+  return [...edges.values()];
 }
 
 /** Services a proxy calls: the targets a gRPC client subscribed to; a sidecar may call any. */
@@ -121,6 +149,13 @@ export function buildGraph(push: PushContext, connections: readonly XdsConnectio
   for (const connection of connections) {
     if (!connection.proxy) continue;
     const id = `proxy:${connection.proxy.id}`;
+    if (connection.proxy.type === 'router' && connection.proxy.generator !== 'grpc') {
+      const gateways = push.gatewayFor(connection.proxy)?.gatewayNames ?? [];
+      const detail = gateways.length > 0 ? `gateway: ${gateways.join(', ')}` : 'gateway: no Gateway selects it';
+      nodes.set(id, { id, kind: 'gateway', label: connection.proxy.podName ?? connection.proxy.id, detail });
+      edges.push(...gatewayEdges(push, connection, id));
+      continue;
+    }
     const hosts = connection.proxy.generator === 'grpc' ? calledHosts(push, connection) : [];
     const detail = connection.proxy.generator === 'grpc' ? 'proxyless gRPC' : 'Envoy sidecar: may call any service';
     nodes.set(id, { id, kind: 'proxy', label: connection.proxy.podName ?? connection.proxy.id, detail });
@@ -131,7 +166,7 @@ export function buildGraph(push: PushContext, connections: readonly XdsConnectio
 
 export function registerGraphRoutes(app: FastifyInstance, views: AdminViews): void {
   app.get('/debug/graphz', {
-    schema: { summary: 'Service graph from the routing rules: service -> subset edges with match and weight, proxy -> service calls', response: { 200: graphz } },
+    schema: { summary: 'Service graph from the routing rules: service -> subset edges with match and weight, proxy -> service calls, gateway -> service entries', response: { 200: graphz } },
     handler: () => {
       const push = views.currentPush();
       return push ? buildGraph(push, views.connections()) : { nodes: [], edges: [] };

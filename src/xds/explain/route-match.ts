@@ -9,6 +9,8 @@ export interface RequestFacts {
   /** `:path`, with any query string. */
   readonly path: string;
   readonly method: string;
+  /** `http` or `https` as the client dials; `http` when absent. */
+  readonly scheme?: string;
   /** Lower-case names; pseudo-headers (`:method`, `:authority`, `:path`) are added by the matcher. */
   readonly headers: Readonly<Record<string, string>>;
 }
@@ -66,7 +68,7 @@ function headerValue(facts: RequestFacts, name: string): string | undefined {
   if (lower === ':method') return facts.method;
   if (lower === ':authority' || lower === 'host') return facts.authority;
   if (lower === ':path') return facts.path;
-  if (lower === ':scheme') return facts.headers[':scheme'] ?? 'http';
+  if (lower === ':scheme') return facts.headers[':scheme'] ?? facts.scheme ?? 'http';
   return facts.headers[lower];
 }
 
