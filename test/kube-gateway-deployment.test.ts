@@ -11,6 +11,7 @@ import { checkResourceJson } from '../src/xds/validate/pgv.ts';
 import { FakeKubeApi, type KubeObject, type ResourceType } from './support/fake-kube-api.ts';
 import { startMeshpilotOnKube, type KubeMeshpilot } from './support/fake-kube-api-meshpilot.ts';
 import { eventually } from './support/mesh-dir.ts';
+import { startMeshpilot } from './support/meshpilot.ts';
 
 const GATEWAY_GROUP = 'gateway.networking.k8s.io';
 /** What the cluster serves besides the fake's built-in kinds: apps/v1 Deployments, ServiceAccounts, the Gateway API's Gateway kinds. */
@@ -163,5 +164,12 @@ describe('meshpilot deploys the Gateways of its GatewayClass', () => {
     const containers = deployment()?.spec.template.spec.containers ?? [];
     assert.equal(containers[0]?.image, DEFAULT_GATEWAY_DEPLOYMENT_SETTINGS.agentImage, 'the image meshpilot sets is put back');
     assert.equal(containers[1]?.env?.find((e) => e.name === 'DEBUG')?.value, '1', "the user's env var stays");
+  });
+});
+
+describe('--gateway-deployment without a cluster', () => {
+  it('refuses to start, saying it needs the Kubernetes source', async () => {
+    const fixture = new URL('../fixtures/gateway', import.meta.url).pathname;
+    await assert.rejects(startMeshpilot(fixture, { gatewayDeployment: true }), /--gateway-deployment on needs the Kubernetes source/);
   });
 });
