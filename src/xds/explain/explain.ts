@@ -285,7 +285,7 @@ export function explainRequest(config: SentConfig, proxy: Proxy, request: Reques
     return { ...step, outcome: 'no_route_config', summary: `listener ${listener.name} uses route configuration "${routeConfig.name}", which the proxy was not sent` };
   }
   const virtualHosts = asObjects(routeConfigJson['virtual_hosts']);
-  const selected = selectVirtualHost(virtualHosts, facts.authority);
+  const selected = selectVirtualHost(virtualHosts, facts.authority, routeConfigJson['ignore_port_in_host_matching'] === true);
   if (!selected) {
     const summary = isGateway
       ? `no Gateway server on this port exposes host ${host} (route configuration "${routeConfig.name}" serves ${virtualHosts.flatMap((vh) => stringsOf(vh['domains'])).join(', ') || 'no host'}): the proxy answers 404`

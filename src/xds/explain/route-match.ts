@@ -19,10 +19,11 @@ export type DomainMatch = 'exact' | 'suffix' | 'prefix' | 'any';
 
 /**
  * Envoy's virtual host selection: an exact domain, then the longest `*.suffix` wildcard, then
- * the longest `prefix*` wildcard, then `*`. Case-insensitive.
+ * the longest `prefix*` wildcard, then `*`. Case-insensitive; with `ignorePort` (the route
+ * configuration's ignore_port_in_host_matching) the authority's port is dropped first.
  */
-export function selectVirtualHost(virtualHosts: readonly JsonObject[], authority: string): { virtualHost: JsonObject; domain: string; match: DomainMatch } | undefined {
-  const host = authority.toLowerCase();
+export function selectVirtualHost(virtualHosts: readonly JsonObject[], authority: string, ignorePort = false): { virtualHost: JsonObject; domain: string; match: DomainMatch } | undefined {
+  const host = (ignorePort ? authority.replace(/:\d+$/, '') : authority).toLowerCase();
   let best: { virtualHost: JsonObject; domain: string; match: DomainMatch; rank: number; length: number } | undefined;
   const consider = (virtualHost: JsonObject, domain: string, match: DomainMatch, rank: number, length: number): void => {
     if (!best || rank < best.rank || (rank === best.rank && length > best.length)) best = { virtualHost, domain, match, rank, length };
