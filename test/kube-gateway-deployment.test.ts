@@ -167,6 +167,23 @@ describe('meshpilot deploys the Gateways of its GatewayClass', () => {
   });
 });
 
+describe('meshpilot puts right what someone else changed in a deployed gateway', () => {
+  it('sets the Service back to LoadBalancer and recreates a deleted ServiceAccount, without any change to the Gateway', async (t) => {
+    const api = await FakeKubeApi.start();
+    t.after(() => api.close());
+    for (const kind of KINDS) api.installCrd(kind);
+    api.applyAll([gatewayClass('meshpilot', 'meshpilot.io/gateway-controller'), gateway('edge', 'meshpilot', [{ name: 'http', port: 80, protocol: 'HTTP' }])]);
+    const meshpilot = await startMeshpilotOnKube(api, { serve: { gatewayDeployment: true, leaderElection: FAST } });
+    t.after(() => meshpilot.close());
+    await eventually(() => (api.get('Service', 'shop', NAME) && api.get('ServiceAccount', 'shop', NAME) ? true : undefined), 10_000, 'the gateway deployed');
+    const svc = api.get('Service', 'shop', NAME) as KubeObject & { spec: Record<string, unknown> };
+    api.apply({ ...svc, spec: { ...svc.spec, type: 'NodePort' } });
+    api.delete('ServiceAccount', 'shop', NAME);
+    await eventually(() => ((api.get('Service', 'shop', NAME) as unknown as Service | undefined)?.spec.type === 'LoadBalancer' ? true : undefined), 10_000, 'the type put back');
+    await eventually(() => (api.get('ServiceAccount', 'shop', NAME) ? true : undefined), 10_000, 'the ServiceAccount recreated');
+  });
+});
+
 describe('--gateway-deployment without a cluster', () => {
   it('refuses to start, saying it needs the Kubernetes source', async () => {
     const fixture = new URL('../fixtures/gateway', import.meta.url).pathname;

@@ -2,13 +2,14 @@
 // controller: every replica watches Gateway API Gateways and GatewayClasses; the status leader
 // gives each Gateway whose class names meshpilot's controller a ServiceAccount, a Service and a
 // Deployment of Envoy with the agent (gateway-deployment-objects.ts), and applies them again when
-// the Gateway or its class changes or when it becomes leader. Deleting the Gateway deletes them
+// the Gateway, its class or one of them changes (as Istio's informers on its children re-queue
+// the parent) or when it becomes leader. Deleting the Gateway deletes them
 // (their owner references), through Kubernetes' garbage collector.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { apiErrorMessage } from './api-clients.ts';
 import type { GatewayDeploymentSettings, GatewayObject } from './gateway-deployment-objects.ts';
-import { deploymentName, GATEWAY_CONTROLLER_NAME, isManaged, renderDeployment, renderService, renderServiceAccount } from './gateway-deployment-objects.ts';
+import { deploymentName, GATEWAY_CONTROLLER_NAME, GATEWAY_NAME_LABEL, isManaged, MANAGED_LABEL, MANAGED_VALUE, renderDeployment, renderService, renderServiceAccount } from './gateway-deployment-objects.ts';
 import type { KubeConnection } from './kube-api.ts';
 import type { LeaderElector } from './leader-election.ts';
 import { applyManaged, type ApplyResult } from './managed-apply.ts';
@@ -44,6 +45,13 @@ function gatewayOf(object: KubernetesObject): GatewayObject | undefined {
   return { metadata: { name: meta.name, namespace: meta.namespace, uid: meta.uid }, spec };
 }
 
+/** The objects made for Gateways: only those with meshpilot's managed label are watched. */
+const CHILDREN: readonly { readonly path: string; readonly apiVersion: string; readonly kind: string }[] = [
+  { path: '/api/v1/serviceaccounts', apiVersion: 'v1', kind: 'ServiceAccount' },
+  { path: '/api/v1/services', apiVersion: 'v1', kind: 'Service' },
+  { path: '/apis/apps/v1/deployments', apiVersion: 'apps/v1', kind: 'Deployment' },
+];
+
 const keyOf = (gateway: Pick<GatewayObject, 'metadata'>): string => `${gateway.metadata.namespace}/${gateway.metadata.name}`;
 
 export class GatewayDeployer {
@@ -66,6 +74,16 @@ export class GatewayDeployer {
     this.#log = options.log;
     const informer = (plural: string, kind: string, upsert: (object: KubernetesObject) => void, remove: (object: KubernetesObject) => void): ResilientInformer =>
       new ResilientInformer({ connection: options.connection, path: `${GATEWAY_API}/${plural}`, apiVersion: 'gateway.networking.k8s.io/v1', kind, tuning: options.tuning, log: options.log, handlers: { upsert, remove } });
+    // A child edited or deleted by someone else: its Gateway is applied again.
+    const onChild = (object: KubernetesObject): void => {
+      const labels = object.metadata?.labels ?? {};
+      const gatewayName = labels[GATEWAY_NAME_LABEL];
+      if (labels[MANAGED_LABEL] === MANAGED_VALUE && gatewayName && object.metadata?.namespace) this.#enqueue(`${object.metadata.namespace}/${gatewayName}`);
+    };
+    const children = CHILDREN.map(
+      (child) =>
+        new ResilientInformer({ connection: options.connection, ...child, labelSelector: `${MANAGED_LABEL}=${MANAGED_VALUE}`, tuning: options.tuning, log: options.log, handlers: { upsert: onChild, remove: onChild } }),
+    );
     this.#informers = [
       informer(
         'gatewayclasses',
@@ -97,6 +115,7 @@ export class GatewayDeployer {
           if (object.metadata?.name && object.metadata.namespace) this.#gateways.delete(`${object.metadata.namespace}/${object.metadata.name}`);
         },
       ),
+      ...children,
     ];
   }
 

@@ -82,8 +82,9 @@ export const STATUS_PERMISSIONS: readonly KubePermission[] = [
 export const GATEWAY_DEPLOYMENT_PERMISSIONS: readonly KubePermission[] = [
   { group: 'gateway.networking.k8s.io', resource: 'gateways', verbs: WATCH_VERBS, scope: 'cluster' },
   { group: 'gateway.networking.k8s.io', resource: 'gatewayclasses', verbs: WATCH_VERBS, scope: 'cluster' },
-  ...['serviceaccounts', 'services'].map((resource): KubePermission => ({ group: '', resource, verbs: ['get', 'create', 'update'], scope: 'cluster' })),
-  { group: 'apps', resource: 'deployments', verbs: ['get', 'create', 'update'], scope: 'cluster' },
+  // Watched (only those it labelled) so that an edit or a deletion is put right, as Istio does.
+  ...['serviceaccounts', 'services'].map((resource): KubePermission => ({ group: '', resource, verbs: [...WATCH_VERBS, 'create', 'update'], scope: 'cluster' })),
+  { group: 'apps', resource: 'deployments', verbs: [...WATCH_VERBS, 'create', 'update'], scope: 'cluster' },
 ];
 
 export function apiVersionOf(resource: WatchedResource, version: string): string {
