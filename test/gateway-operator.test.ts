@@ -76,16 +76,20 @@ describe('operating an ingress gateway', () => {
   });
 
   it('explain says an HTTPS-only host over plain HTTP gets a 301, and a host no server exposes a 404', async () => {
+    const explain = async (scheme: string, authority: string): Promise<{ outcome: string; summary: string }> =>
+      (await (await meshpilot.admin(`/debug/explain?${new URLSearchParams({ proxyID: GATEWAY, scheme, authority, path: '/cart' }).toString()}`)).json()) as { outcome: string; summary: string };
     const [redirect, unserved, wrongSni] = await Promise.all([
       cli('explain', GATEWAY, 'http://secure.bookinfo.example.com/productpage'),
-      cli('explain', GATEWAY, 'http://shop.example.com/cart'),
-      cli('explain', GATEWAY, 'https://shop.example.com/cart'),
+      explain('http', 'shop.example.com'),
+      explain('https', 'shop.example.com'),
     ]);
     assert.equal(redirect.code, 0, redirect.stderr);
     assert.match(redirect.stdout, /^gateway {4}servers\[1\] HTTP 80, hosts secure\.bookinfo\.example\.com, httpsRedirect {3}\[Gateway default\/bookinfo-gateway\]$/m);
     assert.match(redirect.stdout, /=> virtual host secure\.bookinfo\.example\.com:80 requires TLS \(Gateway default\/bookinfo-gateway servers\[1\] has httpsRedirect\): the proxy answers 301 with location https:\/\/secure\.bookinfo\.example\.com\/productpage$/m);
-    assert.match(unserved.stdout, /=> no Gateway server on this port exposes host shop\.example\.com \(route configuration "http\.8080" serves [^)]*bookinfo\.example\.com[^)]*\): the proxy answers 404$/m);
-    assert.match(wrongSni.stdout, /=> no filter chain of listener 0\.0\.0\.0_8443 takes SNI shop\.example\.com \(its chains take SNI: secure\.bookinfo\.example\.com\): Envoy closes the connection$/m);
+    assert.equal(unserved.outcome, 'no_virtual_host');
+    assert.match(unserved.summary, /^no Gateway server on this port exposes host shop\.example\.com \(route configuration "http\.8080" serves [^)]*bookinfo\.example\.com[^)]*\): the proxy answers 404$/);
+    assert.equal(wrongSni.outcome, 'no_filter_chain');
+    assert.equal(wrongSni.summary, 'no filter chain of listener 0.0.0.0_8443 takes SNI shop.example.com (its chains take SNI: secure.bookinfo.example.com): Envoy closes the connection');
   });
 
   it('proxy-status lists the gateway as a router beside the proxyless gRPC client, and /metrics counts proxies by type', async () => {

@@ -6,8 +6,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_SECURE_XDS_ADDRESS } from '../src/commands/bootstrap.ts';
-import { gatewayBootstrap, DEFAULT_GATEWAY_DEPLOYMENT_SETTINGS } from '../src/sources/kube/gateway-deployment-objects.ts';
+import { gatewayBootstrap, DEFAULT_GATEWAY_DEPLOYMENT_SETTINGS, renderDeployment } from '../src/sources/kube/gateway-deployment-objects.ts';
 import { checkResourceJson } from '../src/xds/validate/pgv.ts';
+import { requireEnvoy, validateBootstrap } from './support/envoy.ts';
 import { FakeKubeApi, type KubeObject, type ResourceType } from './support/fake-kube-api.ts';
 import { startMeshpilotOnKube, type KubeMeshpilot } from './support/fake-kube-api-meshpilot.ts';
 import { eventually } from './support/mesh-dir.ts';
@@ -181,6 +182,19 @@ describe('meshpilot puts right what someone else changed in a deployed gateway',
     api.delete('ServiceAccount', 'shop', NAME);
     await eventually(() => ((api.get('Service', 'shop', NAME) as unknown as Service | undefined)?.spec.type === 'LoadBalancer' ? true : undefined), 10_000, 'the type put back');
     await eventually(() => (api.get('ServiceAccount', 'shop', NAME) ? true : undefined), 10_000, 'the ServiceAccount recreated');
+  });
+});
+
+describe("a deployed gateway's Envoy", () => {
+  it('accepts the bootstrap its Deployment starts it with (real Envoy, --mode validate)', async (t) => {
+    const bin = await requireEnvoy(t);
+    if (!bin) return;
+    // An address, not a name: validating must not look anything up.
+    const settings = { ...DEFAULT_GATEWAY_DEPLOYMENT_SETTINGS, xdsAddress: '127.0.0.1:15012' };
+    const rendered = renderDeployment({ metadata: { name: 'edge', namespace: 'shop', uid: 'u' }, spec: { gatewayClassName: 'meshpilot', listeners: [{ name: 'http', port: 80 }] } }, settings) as unknown as Deployment;
+    const args = rendered.spec.template.spec.containers.find((c) => c.name === 'envoy')?.args ?? [];
+    const result = await validateBootstrap(bin, JSON.parse(args[args.indexOf('--config-yaml') + 1] ?? '{}') as object);
+    assert.ok(result.ok, result.output);
   });
 });
 
