@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_SECURE_XDS_ADDRESS } from '../src/commands/bootstrap.ts';
-import { gatewayBootstrap, DEFAULT_GATEWAY_DEPLOYMENT_SETTINGS, renderDeployment } from '../src/sources/kube/gateway-deployment-objects.ts';
+import { gatewayBootstrap, DEFAULT_GATEWAY_DEPLOYMENT_SETTINGS, renderDeployment, renderService } from '../src/sources/kube/gateway-deployment-objects.ts';
 import { checkResourceJson } from '../src/xds/validate/pgv.ts';
 import { requireEnvoy, validateBootstrap } from './support/envoy.ts';
 import { FakeKubeApi, type KubeObject, type ResourceType } from './support/fake-kube-api.ts';
@@ -28,11 +28,13 @@ const BOOTSTRAP_TYPE = 'type.googleapis.com/envoy.config.bootstrap.v3.Bootstrap'
 
 type Listener = { name: string; port: number; protocol: string };
 const gatewayClass = (name: string, controllerName: string): KubeObject => ({ apiVersion: `${GATEWAY_GROUP}/v1`, kind: 'GatewayClass', metadata: { name }, spec: { controllerName } });
+/** What the Gateway API says the objects made for a Gateway should carry. */
+const INFRASTRUCTURE = { labels: { team: 'storefront' }, annotations: { 'example.com/owner': 'shop-team' } };
 const gateway = (name: string, className: string, listeners: Listener[]): KubeObject => ({
   apiVersion: `${GATEWAY_GROUP}/v1`,
   kind: 'Gateway',
   metadata: { name, namespace: 'shop' },
-  spec: { gatewayClassName: className, listeners },
+  spec: { gatewayClassName: className, listeners, infrastructure: INFRASTRUCTURE },
 });
 
 interface Container {
@@ -105,10 +107,13 @@ describe('meshpilot deploys the Gateways of its GatewayClass', () => {
   it('creates a ServiceAccount, a LoadBalancer Service and a Deployment named <gateway>-<class>, owned by the Gateway', async () => {
     await eventually(() => (deployment() && service() && api.get('ServiceAccount', 'shop', NAME) ? true : undefined), 10_000, 'the three objects');
     for (const kind of ['ServiceAccount', 'Service', 'Deployment']) {
-      const meta = api.get(kind, 'shop', NAME)?.metadata as { ownerReferences: unknown[]; labels: Record<string, string> };
+      const meta = api.get(kind, 'shop', NAME)?.metadata as { ownerReferences: unknown[]; labels: Record<string, string>; annotations: Record<string, string> };
       assert.deepEqual(meta.ownerReferences, [{ apiVersion: `${GATEWAY_GROUP}/v1`, kind: 'Gateway', name: 'edge', uid }], `${kind} is owned by the Gateway`);
       assert.equal(meta.labels['gateway.istio.io/managed'], 'meshpilot.io-gateway-controller');
+      assert.equal(meta.labels['team'], 'storefront', `${kind} carries the infrastructure labels`);
+      assert.equal(meta.annotations['example.com/owner'], 'shop-team', `${kind} carries the infrastructure annotations`);
     }
+    assert.equal(deployment()?.spec.template.metadata.labels['team'], 'storefront', 'and so do the pods');
     const svc = service();
     assert.equal(svc?.spec.type, 'LoadBalancer');
     assert.deepEqual(svc.spec.selector, { 'gateway.networking.k8s.io/gateway-name': 'edge' });
@@ -151,7 +156,7 @@ describe('meshpilot deploys the Gateways of its GatewayClass', () => {
   it("follows a listener change, keeps what a user added, and puts back what meshpilot manages", async () => {
     // A user labels the Service and edits the Deployment: an extra env var on Envoy, and a changed agent image.
     const svc = api.get('Service', 'shop', NAME) as KubeObject & { metadata: { labels: Record<string, string> } };
-    api.apply({ ...svc, metadata: { ...svc.metadata, labels: { ...svc.metadata.labels, team: 'shop' } } });
+    api.apply({ ...svc, metadata: { ...svc.metadata, labels: { ...svc.metadata.labels, 'on-call': 'ops' } } });
     const dep = api.get('Deployment', 'shop', NAME) as unknown as Deployment & KubeObject;
     const [agent, envoy] = dep.spec.template.spec.containers;
     assert.ok(agent && envoy);
@@ -160,7 +165,7 @@ describe('meshpilot deploys the Gateways of its GatewayClass', () => {
     api.apply(gateway('edge', 'meshpilot', [{ name: 'http', port: 80, protocol: 'HTTP' }, { name: 'http-alt', port: 8080, protocol: 'HTTP' }]));
     await eventually(() => (service()?.spec.ports.map((p) => p.port).join(',') === '80,8080' ? true : undefined), 10_000, 'the Service follows the listeners');
     const after = service();
-    assert.equal(after?.metadata.labels['team'], 'shop', "the user's label stays");
+    assert.equal(after?.metadata.labels['on-call'], 'ops', "the user's label stays");
     await eventually(() => (deployment()?.spec.template.spec.containers[1]?.ports?.map((p) => p.containerPort).join(',') === '80,8080' ? true : undefined), 10_000, 'the Deployment follows');
     const containers = deployment()?.spec.template.spec.containers ?? [];
     assert.equal(containers[0]?.image, DEFAULT_GATEWAY_DEPLOYMENT_SETTINGS.agentImage, 'the image meshpilot sets is put back');
@@ -182,6 +187,14 @@ describe('meshpilot puts right what someone else changed in a deployed gateway',
     api.delete('ServiceAccount', 'shop', NAME);
     await eventually(() => ((api.get('Service', 'shop', NAME) as unknown as Service | undefined)?.spec.type === 'LoadBalancer' ? true : undefined), 10_000, 'the type put back');
     await eventually(() => (api.get('ServiceAccount', 'shop', NAME) ? true : undefined), 10_000, 'the ServiceAccount recreated');
+  });
+});
+
+describe("a deployed gateway's Service", () => {
+  it("takes its type from Istio's networking.istio.io/service-type annotation on the Gateway", () => {
+    const edge = { metadata: { name: 'edge', namespace: 'shop', uid: 'u', annotations: { 'networking.istio.io/service-type': 'ClusterIP' } }, spec: { gatewayClassName: 'meshpilot', listeners: [{ name: 'http', port: 80 }] } };
+    assert.equal((renderService(edge) as unknown as Service).spec.type, 'ClusterIP');
+    assert.equal((renderService({ ...edge, metadata: { ...edge.metadata, annotations: {} } }) as unknown as Service).spec.type, 'LoadBalancer');
   });
 });
 

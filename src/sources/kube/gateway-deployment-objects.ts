@@ -1,7 +1,8 @@
 // What Istio's gateway deployment controller makes for a Kubernetes Gateway API Gateway of its
 // class, for meshpilot's class: a ServiceAccount, a Deployment of Envoy started as a router with
 // `meshpilot agent` beside it (as deploy/sample's sidecar), and a LoadBalancer Service with one
-// port per listener port, all named `<gateway>-<gatewayClassName>` and owned by the Gateway.
+// port per listener port, all named `<gateway>-<gatewayClassName>` and owned by the Gateway,
+// carrying the Gateway's `spec.infrastructure` labels and annotations.
 import { buildBootstrap, DEFAULT_SECURE_XDS_ADDRESS, MESHPILOT_SERVICE_NAME } from '../../commands/bootstrap.ts';
 import { CA_TOKEN_AUDIENCE, ROOT_CERT_CONFIGMAP, ROOT_CERT_FILE, SDS_SOCKET_PATH } from '../../security/names.ts';
 
@@ -12,15 +13,19 @@ export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
 /** Istio's label on what its controller manages, with meshpilot's controller as the value. */
 export const MANAGED_LABEL = 'gateway.istio.io/managed';
 export const MANAGED_VALUE = 'meshpilot.io-gateway-controller';
+/** Istio's Gateway annotation choosing the Service's type (LoadBalancer by default). */
+export const SERVICE_TYPE_ANNOTATION = 'networking.istio.io/service-type';
 const GATEWAY_API_VERSION = 'gateway.networking.k8s.io/v1';
 
 type Json = Record<string, unknown>;
 
 /** The Gateway fields the deployment depends on. */
 export interface GatewayObject {
-  readonly metadata: { readonly name: string; readonly namespace: string; readonly uid: string };
+  readonly metadata: { readonly name: string; readonly namespace: string; readonly uid: string; readonly annotations?: Readonly<Record<string, string>> };
   readonly spec: {
     readonly gatewayClassName: string;
+    /** What the Gateway API says every resource made for the Gateway should carry. */
+    readonly infrastructure?: { readonly labels?: Readonly<Record<string, string>>; readonly annotations?: Readonly<Record<string, string>> };
     readonly listeners?: readonly { readonly name?: string; readonly port: number; readonly protocol?: string }[];
     readonly addresses?: readonly unknown[];
   };
@@ -65,14 +70,19 @@ export function servicePorts(gateway: GatewayObject): Json[] {
   return ports;
 }
 
-function metadata(gateway: GatewayObject, extra: Json = {}): Json {
+/** The infrastructure labels with meshpilot's own (which win), and the infrastructure annotations when there are any. */
+function labelsAndAnnotations(gateway: GatewayObject, own: Record<string, string>): Json {
+  const annotations = gateway.spec.infrastructure?.annotations ?? {};
+  return { labels: { ...gateway.spec.infrastructure?.labels, ...own }, ...(Object.keys(annotations).length > 0 ? { annotations: { ...annotations } } : {}) };
+}
+
+function metadata(gateway: GatewayObject): Json {
   const { name, namespace, uid } = gateway.metadata;
   return {
     name: deploymentName(gateway),
     namespace,
-    labels: { [GATEWAY_NAME_LABEL]: name, [MANAGED_LABEL]: MANAGED_VALUE },
+    ...labelsAndAnnotations(gateway, { [GATEWAY_NAME_LABEL]: name, [MANAGED_LABEL]: MANAGED_VALUE }),
     ownerReferences: [{ apiVersion: GATEWAY_API_VERSION, kind: 'Gateway', name, uid }],
-    ...extra,
   };
 }
 
@@ -85,7 +95,7 @@ export function renderService(gateway: GatewayObject): Json {
     apiVersion: 'v1',
     kind: 'Service',
     metadata: metadata(gateway),
-    spec: { type: 'LoadBalancer', selector: { [GATEWAY_NAME_LABEL]: gateway.metadata.name }, ports: servicePorts(gateway) },
+    spec: { type: gateway.metadata.annotations?.[SERVICE_TYPE_ANNOTATION] ?? 'LoadBalancer', selector: { [GATEWAY_NAME_LABEL]: gateway.metadata.name }, ports: servicePorts(gateway) },
   };
 }
 
@@ -150,7 +160,7 @@ export function renderDeployment(gateway: GatewayObject, settings: GatewayDeploy
     spec: {
       selector: { matchLabels: selector },
       template: {
-        metadata: { labels: { ...selector, [MANAGED_LABEL]: MANAGED_VALUE } },
+        metadata: labelsAndAnnotations(gateway, { ...selector, [MANAGED_LABEL]: MANAGED_VALUE }),
         spec: {
           serviceAccountName: name,
           // Envoy, not root, binds the listener ports (80, 443) itself, as Istio's gateways do.

@@ -42,7 +42,7 @@ function gatewayOf(object: KubernetesObject): GatewayObject | undefined {
   const meta = object.metadata;
   const spec = (object as { spec?: GatewayObject['spec'] }).spec;
   if (!meta?.name || !meta.namespace || !meta.uid || typeof spec?.gatewayClassName !== 'string') return undefined;
-  return { metadata: { name: meta.name, namespace: meta.namespace, uid: meta.uid }, spec };
+  return { metadata: { name: meta.name, namespace: meta.namespace, uid: meta.uid, ...(meta.annotations ? { annotations: meta.annotations } : {}) }, spec };
 }
 
 /** The objects made for Gateways: only those with meshpilot's managed label are watched. */
