@@ -179,6 +179,14 @@ describe('a real Envoy as the ingress gateway of a Gateway and its VirtualServic
     const passedThrough = await explain('https', `vault.example.com:${String(passthroughPort)}`, '/secret');
     assert.deepEqual([passedThrough.outcome, passedThrough.gateway?.server, ...reached(passedThrough)], ['tcp', 3, `outbound|443||vault.${NS}.svc.cluster.local`, vault.port]);
     assert.match(passedThrough.summary, /^TLS passed through by SNI vault\.example\.com/);
+    // And the graph draws the gateway as the entry point of each service it forwards to.
+    const graph = (await (await meshpilot.admin('/debug/graphz')).json()) as { edges: { from: string; to: string; kind: string; match: string | null; rule: { name: string } | null }[] };
+    const entries = graph.edges.filter((e) => e.from === `proxy:${NODE_ID}`).map((e) => [e.to, e.kind, e.match, e.rule?.name ?? null]);
+    assert.deepEqual(entries.sort(), [
+      [`service:api.${NS}.svc.cluster.local`, 'enters', 'secure.example.com, shop.example.com', 'storefront'],
+      [`service:frontend.${NS}.svc.cluster.local`, 'enters', 'secure.example.com, shop.example.com', 'storefront'],
+      [`service:vault.${NS}.svc.cluster.local`, 'enters', 'vault.example.com', null],
+    ]);
 
     assert.deepEqual(await envoy.rejectedUpdates(), {});
     const dump = JSON.stringify(await meshpilot.configDump(NODE_ID));

@@ -3,11 +3,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { PushContext } from '../../model/push-context.ts';
 import type { HttpMatchRequest, StringMatch } from '../../model/rules.ts';
-import { asObject, asObjects, routeRule, str } from '../../xds/attribution.ts';
+import { asObject, asObjects, routeRule, str, strings, type RuleRef } from '../../xds/attribution.ts';
 import { parseClusterName, parseHostPort } from '../../xds/generate/names.ts';
 import { resolveTargetHost } from '../../xds/generate/targets.ts';
 import type { XdsConnection } from '../../xds/server/connection.ts';
-import { LISTENER_TYPE, ROUTE_TYPE } from '../../xds/type-urls.ts';
+import type { JsonObject } from '../../xds/proto-json.ts';
+import { LISTENER_TYPE, ROUTE_TYPE, TCP_PROXY_TYPE } from '../../xds/type-urls.ts';
 import { ruleRef } from '../schemas.ts';
 import type { AdminViews } from '../views.ts';
 
@@ -69,27 +70,41 @@ function serviceLabel(push: PushContext, host: string): string {
   return service ? `${service.name}.${service.namespace}` : host;
 }
 
+
+/** The clusters a route (single, weighted) or a tcp_proxy (single, weighted) forwards to. */
+function forwardedTo(action: JsonObject | undefined): string[] {
+  if (typeof action?.['cluster'] === 'string') return [action['cluster']];
+  return asObjects(asObject(action?.['weighted_clusters'])?.['clusters']).map((c) => str(c['name']));
+}
+
 /**
  * Where a gateway lets outside traffic in: each service a route it was sent reaches, with the
- * rule behind the route and the hosts it serves.
+ * rule behind the route and the hosts it serves, and each service its TCP and TLS passthrough
+ * chains forward to, with their SNI names.
  */
 function gatewayEdges(push: PushContext, connection: XdsConnection, from: string): GraphEdge[] {
   const edges = new Map<string, GraphEdge>();
+  const add = (cluster: string, hosts: readonly string[], rule: RuleRef | null): void => {
+    const host = parseClusterName(cluster)?.host;
+    if (!host || !push.serviceByHost.has(host)) return;
+    const key = `${host}|${rule ? `${rule.namespace}/${rule.name}` : ''}`;
+    const match = [...new Set([...(edges.get(key)?.match?.split(', ') ?? []), ...hosts])].join(', ');
+    edges.set(key, { from, to: `service:${host}`, kind: 'enters', percent: null, match, rule: rule && { kind: rule.kind, namespace: rule.namespace, name: rule.name } });
+  };
   for (const config of connection.watches.get(ROUTE_TYPE)?.sent?.resources ?? []) {
     for (const virtualHost of asObjects(config.json['virtual_hosts'])) {
-      const domains = Array.isArray(virtualHost['domains']) ? virtualHost['domains'].filter((d): d is string => typeof d === 'string') : [];
       for (const route of asObjects(virtualHost['routes'])) {
-        const action = asObject(route['route']);
-        const clusters = typeof action?.['cluster'] === 'string' ? [action['cluster']] : asObjects(asObject(action?.['weighted_clusters'])?.['clusters']).map((c) => str(c['name']));
-        const rule = routeRule(route) ?? null;
-        for (const cluster of clusters) {
-          const host = parseClusterName(cluster)?.host;
-          if (!host || !push.serviceByHost.has(host)) continue;
-          const key = `${host}|${rule ? `${rule.namespace}/${rule.name}` : ''}`;
-          const known = edges.get(key);
-          const match = [...new Set([...(known?.match?.split(', ') ?? []), ...domains])].join(', ');
-          edges.set(key, { from, to: `service:${host}`, kind: 'enters', percent: null, match, rule: rule && { kind: rule.kind, namespace: rule.namespace, name: rule.name } });
-        }
+        for (const cluster of forwardedTo(asObject(route['route']))) add(cluster, strings(virtualHost['domains']), routeRule(route) ?? null);
+      }
+    }
+  }
+  for (const listener of connection.watches.get(LISTENER_TYPE)?.sent?.resources ?? []) {
+    for (const chain of asObjects(listener.json['filter_chains'])) {
+      const sni = strings(asObject(chain['filter_chain_match'])?.['server_names']);
+      for (const filter of asObjects(chain['filters'])) {
+        const typed = asObject(filter['typed_config']);
+        if (typed?.['@type'] !== TCP_PROXY_TYPE) continue;
+        for (const cluster of forwardedTo(typed)) add(cluster, sni.length > 0 ? sni : [`TCP ${listener.name}`], null);
       }
     }
   }

@@ -4,7 +4,7 @@ import type { MergedGateway } from '../../model/gateways.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { RuleRef } from '../attribution.ts';
-import { asObject, asObjects, clusterOrigins, routeRule, str } from '../attribution.ts';
+import { asObject, asObjects, clusterOrigins, routeRule, str, strings } from '../attribution.ts';
 import { parseClusterName } from '../generate/names.ts';
 import type { Json, JsonObject } from '../proto-json.ts';
 import type { EnvoyResource } from '../resource.ts';
@@ -212,7 +212,6 @@ interface Entered {
   readonly chain: SelectedChain | null;
 }
 
-const stringsOf = (value: Json | undefined): string[] => (Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : []);
 
 const listenerNames = (config: SentConfig): string => config.listeners.map((l) => l.name).join(', ') || 'none';
 
@@ -229,7 +228,7 @@ function enterGateway(config: SentConfig, merged: MergedGateway | undefined, fac
   const host = hostOf(facts.authority);
   const chain = selectFilterChain(listener.json, scheme === 'https' ? host : undefined);
   if (!chain) {
-    const offered = asObjects(listener.json['filter_chains']).flatMap((c) => stringsOf(asObject(c['filter_chain_match'])?.['server_names'])).join(', ');
+    const offered = asObjects(listener.json['filter_chains']).flatMap((c) => strings(asObject(c['filter_chain_match'])?.['server_names'])).join(', ');
     return `no filter chain of listener ${name} takes ${scheme === 'https' ? `SNI ${host}` : 'a connection without SNI'} (its chains take SNI: ${offered || 'none'}): Envoy closes the connection`;
   }
   if (chain.terminatesTls && scheme !== 'https') return `listener ${name} terminates TLS on the chain it picks: a plaintext request fails the handshake (write https://)`;
@@ -288,7 +287,7 @@ export function explainRequest(config: SentConfig, proxy: Proxy, request: Reques
   const selected = selectVirtualHost(virtualHosts, facts.authority, routeConfigJson['ignore_port_in_host_matching'] === true);
   if (!selected) {
     const summary = isGateway
-      ? `no Gateway server on this port exposes host ${host} (route configuration "${routeConfig.name}" serves ${virtualHosts.flatMap((vh) => stringsOf(vh['domains'])).join(', ') || 'no host'}): the proxy answers 404`
+      ? `no Gateway server on this port exposes host ${host} (route configuration "${routeConfig.name}" serves ${virtualHosts.flatMap((vh) => strings(vh['domains'])).join(', ') || 'no host'}): the proxy answers 404`
       : `no virtual host of route configuration "${routeConfig.name}" has a domain matching ${facts.authority}: the proxy answers 404`;
     return { ...step, outcome: 'no_virtual_host', summary };
   }

@@ -5,7 +5,7 @@ import type { BoundServer, MergedGateway } from '../../model/gateways.ts';
 import { sniHosts } from '../../model/gateways.ts';
 import { isHttpProtocol } from '../../model/service.ts';
 import type { RuleRef } from '../attribution.ts';
-import { asObject, asObjects } from '../attribution.ts';
+import { asObject, asObjects, strings } from '../attribution.ts';
 import type { JsonObject } from '../proto-json.ts';
 
 /** The Gateway server that made a gateway's listener or filter chain. */
@@ -59,8 +59,7 @@ function covers(pattern: string, host: string): boolean {
 export function selectFilterChain(listener: JsonObject, sni: string | undefined): SelectedChain | undefined {
   let best: { selected: SelectedChain; rank: number } | undefined;
   asObjects(listener['filter_chains']).forEach((chain, index) => {
-    const raw = asObject(chain['filter_chain_match'])?.['server_names'];
-    const names = Array.isArray(raw) ? raw.filter((n): n is string => typeof n === 'string') : [];
+    const names = strings(asObject(chain['filter_chain_match'])?.['server_names']);
     const selected: SelectedChain = { chain, index, serverNames: names, terminatesTls: chain['transport_socket'] !== undefined };
     let rank: number | undefined;
     if (names.length === 0) rank = 1_000_000;

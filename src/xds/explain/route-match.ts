@@ -1,7 +1,7 @@
 // Envoy's request matching, for explain: virtual host domains, route path/header/query
 // matchers. Pure functions over the proto3 JSON the proxy was sent.
 import type { Json, JsonObject } from '../proto-json.ts';
-import { asObject, asObjects, str } from '../attribution.ts';
+import { asObject, asObjects, str, strings } from '../attribution.ts';
 import { re2FullMatch } from '../../model/re2.ts';
 
 export interface RequestFacts {
@@ -29,7 +29,7 @@ export function selectVirtualHost(virtualHosts: readonly JsonObject[], authority
     if (!best || rank < best.rank || (rank === best.rank && length > best.length)) best = { virtualHost, domain, match, rank, length };
   };
   for (const virtualHost of virtualHosts) {
-    const domains = Array.isArray(virtualHost['domains']) ? virtualHost['domains'].filter((d): d is string => typeof d === 'string') : [];
+    const domains = strings(virtualHost['domains']);
     for (const domain of domains) {
       const d = domain.toLowerCase();
       if (d === '*') consider(virtualHost, domain, 'any', 3, 0);
