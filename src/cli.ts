@@ -14,6 +14,7 @@ import { registerExplainCommand } from './commands/explain.ts';
 import { registerPreviewCommand } from './commands/preview.ts';
 import { registerProxyConfigCommand } from './commands/proxy-config.ts';
 import { registerProxyStatusCommand } from './commands/proxy-status.ts';
+import { DEFAULT_GATEWAY_DEPLOYMENT_SETTINGS } from './sources/kube/gateway-deployment-objects.ts';
 import { inCluster } from './sources/kube/in-cluster.ts';
 import { parseNamespaces, selectSources, SOURCE_KINDS, type SourceKind } from './sources/kube/select.ts';
 import { DEFAULT_GATEWAY_CONTROLLER } from './sources/gateway-api-listeners.ts';
@@ -115,7 +116,10 @@ program
   .addOption(new Option('--leader-lease-duration <duration>', 'a follower takes the Lease after seeing it unrenewed this long').default('15s').argParser(duration).env('MESHPILOT_LEADER_LEASE_DURATION'))
   .addOption(new Option('--leader-renew-deadline <duration>', 'a leader that could not renew for this long stops writing status').default('10s').argParser(duration).env('MESHPILOT_LEADER_RENEW_DEADLINE'))
   .addOption(new Option('--leader-retry-period <duration>', 'how often the leader renews and followers look').default('2s').argParser(duration).env('MESHPILOT_LEADER_RETRY_PERIOD'))
-  .action(async (flags: { writeStatus: 'on' | 'off'; podName?: string; leaderLeaseDuration: number | string; leaderRenewDeadline: number | string; leaderRetryPeriod: number | string; securePort: number | 'off'; caDir?: string; caRootDir?: string; caCertTtl: number | string; caMaxTtl: number | string; systemNamespace?: string; secureDnsNames?: string[]; configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; adminTokenFile?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; pushConcurrency: number; xdsStreamBuffer: number; xdsTotalBuffer: number; xdsMaxMessageBytes: number; xdsMaxConnectionBuffer: number; xdsMaxStreams: number; xdsMaxConnectionAge: number | string; xdsStallTime: number | string; xdsStreamRate: number; xdsStreamBurst: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[]; gatewayControllers: string[] }, command: Command) => {
+  .addOption(new Option('--gateway-deployment <on|off>', "with Kubernetes: the leader deploys each Gateway API Gateway whose GatewayClass's controllerName is meshpilot.io/gateway-controller (a Deployment of Envoy and the agent, a LoadBalancer Service, a ServiceAccount, owned by the Gateway)").default('off').choices(['on', 'off']).env('MESHPILOT_GATEWAY_DEPLOYMENT'))
+  .addOption(new Option('--gateway-envoy-image <image>', "the Envoy image of deployed gateways").default(DEFAULT_GATEWAY_DEPLOYMENT_SETTINGS.envoyImage).env('MESHPILOT_GATEWAY_ENVOY_IMAGE'))
+  .addOption(new Option('--gateway-agent-image <image>', "the meshpilot image of deployed gateways' agent").default(DEFAULT_GATEWAY_DEPLOYMENT_SETTINGS.agentImage).env('MESHPILOT_GATEWAY_AGENT_IMAGE'))
+  .action(async (flags: { gatewayDeployment: 'on' | 'off'; gatewayEnvoyImage: string; gatewayAgentImage: string; writeStatus: 'on' | 'off'; podName?: string; leaderLeaseDuration: number | string; leaderRenewDeadline: number | string; leaderRetryPeriod: number | string; securePort: number | 'off'; caDir?: string; caRootDir?: string; caCertTtl: number | string; caMaxTtl: number | string; systemNamespace?: string; secureDnsNames?: string[]; configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; adminTokenFile?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; pushConcurrency: number; xdsStreamBuffer: number; xdsTotalBuffer: number; xdsMaxMessageBytes: number; xdsMaxConnectionBuffer: number; xdsMaxStreams: number; xdsMaxConnectionAge: number | string; xdsStallTime: number | string; xdsStreamRate: number; xdsStreamBurst: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[]; gatewayControllers: string[] }, command: Command) => {
     const logSink = new LogSink();
     const log = createLogger(flags.logLevel, logSink);
     const exit = (code: number): never => {
@@ -126,7 +130,7 @@ program
     try {
       const configDirGiven = command.getOptionValueSource('configDir') !== 'default';
       const sources = selectSources({ source: flags.source, kubeconfig: flags.kubeconfig, configDirGiven, inCluster: inCluster() });
-      const { xdsStreamBuffer, xdsTotalBuffer, xdsMaxConnectionBuffer, xdsMaxStreams, xdsMaxConnectionAge, xdsStallTime, xdsStreamRate, xdsStreamBurst, securePort, caDir, caRootDir, caCertTtl, caMaxTtl, systemNamespace, secureDnsNames, writeStatus, podName, leaderLeaseDuration, leaderRenewDeadline, leaderRetryPeriod, gatewayControllers, ...rest } = flags;
+      const { xdsStreamBuffer, xdsTotalBuffer, xdsMaxConnectionBuffer, xdsMaxStreams, xdsMaxConnectionAge, xdsStallTime, xdsStreamRate, xdsStreamBurst, securePort, caDir, caRootDir, caCertTtl, caMaxTtl, systemNamespace, secureDnsNames, writeStatus, podName, leaderLeaseDuration, leaderRenewDeadline, leaderRetryPeriod, gatewayDeployment, gatewayEnvoyImage, gatewayAgentImage, gatewayControllers, ...rest } = flags;
       // commander hands a default through as given: '15s' is parsed here.
       const ms = (value: number | string): number => (typeof value === 'number' ? value : duration(value));
       // Without Kubernetes the root needs a directory: unless asked for, the secure port stays off then.
@@ -161,6 +165,8 @@ program
         writeStatus: writeStatus === 'on',
         ...(podName !== undefined ? { podName } : {}),
         leaderElection: { leaseDurationMs: ms(leaderLeaseDuration), renewDeadlineMs: ms(leaderRenewDeadline), retryPeriodMs: ms(leaderRetryPeriod) },
+        gatewayDeployment: gatewayDeployment === 'on',
+        gatewayDeploymentSettings: { envoyImage: gatewayEnvoyImage, agentImage: gatewayAgentImage },
         sources,
         log,
         droppedLogLines: () => logSink.droppedLines,

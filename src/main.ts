@@ -5,6 +5,7 @@ import { adminAccessNotice } from './admin/auth.ts';
 import { readAdminToken } from './admin/token-file.ts';
 import { NackLedger } from './admin/nack-ledger.ts';
 import { buildAdminApp, startAdminServer } from './admin/server.ts';
+import { MeshpilotError } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
 import { MeshpilotMetrics } from './metrics.ts';
 import { DEFAULT_MESH_CONFIG } from './model/mesh-config.ts';
@@ -17,6 +18,8 @@ import type { KubeConnection } from './sources/kube/kube-api.ts';
 import type { KubeSource, KubeSourceTuning } from './sources/kube/kube-source.ts';
 import type { LeaderElectionTiming, LeaderElector } from './sources/kube/leader-election.ts';
 import type { StatusWriter, StatusWriterTuning } from './sources/kube/status-writer.ts';
+import type { GatewayDeployer } from './sources/kube/gateway-deployment.ts';
+import type { GatewayDeploymentSettings } from './sources/kube/gateway-deployment-objects.ts';
 import type { SourceKind } from './sources/kube/select.ts';
 import { YamlSource } from './sources/yaml-source.ts';
 import { generate } from './xds/generate/index.ts';
@@ -27,6 +30,7 @@ import { DEFAULT_TRANSPORT_LIMITS } from './xds/server/grpc-transport.ts';
 import { DEFAULT_HIGH_WATER_BYTES } from './xds/server/connection.ts';
 import { fanOutEvents } from './xds/server/connection-events.ts';
 import type { XdsTransportKind } from './xds/server/transport.ts';
+import { SECURE_XDS_PORT } from './security/names.ts';
 import type { RunningSecurity, SecureServeOptions } from './security/security.ts';
 import { startSecurity, systemNamespace } from './security/security.ts';
 
@@ -93,6 +97,9 @@ export interface ServeOptions {
   readonly podName?: string;
   readonly leaderElection?: Partial<LeaderElectionTiming>;
   readonly statusWriterTuning?: Partial<StatusWriterTuning>;
+  /** With Kubernetes: the leader deploys each Gateway API Gateway of meshpilot's class (Istio's gateway deployment controller). */
+  readonly gatewayDeployment?: boolean;
+  readonly gatewayDeploymentSettings?: Partial<GatewayDeploymentSettings>;
 }
 
 export const DEFAULT_SERVE_OPTIONS: Omit<ServeOptions, 'log'> = {
@@ -214,6 +221,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
   const namespace = systemNamespace(options.secure?.namespace ?? options.systemNamespace);
   const statusWriting = kubeSource && kubeConnection && options.writeStatus !== false ? await startStatusWriting(options, namespace, kubeSource, kubeConnection, () => pushController.current(), log) : undefined;
   statusWriting?.writer.registerMetrics(metrics.registry, statusWriting.elector.name);
+  const gatewayDeployer = options.gatewayDeployment ? await startGatewayDeployment(options, namespace, statusWriting, kubeConnection, log) : undefined;
   pushController.onPush(() => {
     statusWriting?.writer.reconcile();
   });
@@ -247,6 +255,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
       // Only a replica that has listed the cluster stands for election.
       statusWriting?.elector.start();
       statusWriting?.writer.start();
+      gatewayDeployer?.start();
     });
   } else {
     pushController.start();
@@ -265,6 +274,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
       leaderElection: () => ({
         election: statusWriting?.elector.state(),
         status: statusWriting?.writer.stats(),
+        gatewayDeployment: gatewayDeployer?.stats(),
         why: statusWriting ? undefined : kubeSource ? 'status writing is off (--write-status off)' : 'no Kubernetes source: nothing is elected and no status is written; each object\'s problems are in /debug/configz',
       }),
     },
@@ -292,6 +302,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
       pushQueue.stop();
       // The leader hands over before its informers stop: the Lease is released, not left to run out.
       await statusWriting?.writer.stop();
+      await gatewayDeployer?.stop();
       await statusWriting?.elector.stop();
       await Promise.all([yamlSource?.stop(), kubeSource?.stop()]);
       await Promise.all([adsServer.close(), admin.close(), security?.close()]);
@@ -320,4 +331,32 @@ async function startStatusWriting(
   const timeoutMs = Math.min(DEFAULT_STATUS_WRITER_TUNING.timeoutMs, elector.timing.leaseDurationMs - elector.timing.renewDeadlineMs);
   const writer = new StatusWriter({ connection, source, elector, currentPush, log: log.child({ component: 'status' }), tuning: { timeoutMs, ...options.statusWriterTuning } });
   return { elector, writer };
+}
+
+/** The gateway deployment controller, working while this replica leads; it needs Kubernetes and the status leader's election. */
+async function startGatewayDeployment(
+  options: ServeOptions,
+  namespace: string,
+  statusWriting: { elector: LeaderElector } | undefined,
+  connection: KubeConnection | undefined,
+  log: Logger,
+): Promise<GatewayDeployer> {
+  if (!connection) throw new MeshpilotError('MP_CONFIG', '--gateway-deployment on needs the Kubernetes source: give --kubeconfig or run in a pod');
+  if (!statusWriting) throw new MeshpilotError('MP_CONFIG', '--gateway-deployment on needs the leader election of --write-status on: only the leader deploys gateways');
+  const [{ GatewayDeployer }, { DEFAULT_GATEWAY_DEPLOYMENT_SETTINGS }, { DEFAULT_INFORMER_TUNING }] = await Promise.all([
+    import('./sources/kube/gateway-deployment.ts'),
+    import('./sources/kube/gateway-deployment-objects.ts'),
+    import('./sources/kube/resilient-informer.ts'),
+  ]);
+  const { elector } = statusWriting;
+  // meshpilot's own Service in its namespace: where the gateways' Envoy and agent reach it.
+  const serviceName = `meshpilot.${namespace}.svc`;
+  return new GatewayDeployer({
+    connection,
+    elector,
+    settings: { ...DEFAULT_GATEWAY_DEPLOYMENT_SETTINGS, xdsAddress: `${serviceName}:${String(SECURE_XDS_PORT)}`, xdsServerName: serviceName, ...options.gatewayDeploymentSettings },
+    tuning: { ...DEFAULT_INFORMER_TUNING, ...options.kubeTuning },
+    timeoutMs: elector.timing.leaseDurationMs - elector.timing.renewDeadlineMs,
+    log: log.child({ component: 'gateway-deployment' }),
+  });
 }

@@ -2,6 +2,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ConfigChanges } from './model/config-changes.ts';
 import { ENDPOINTS_KIND } from './model/config-changes.ts';
+import { PROXY_KINDS, proxyKind, type ProxyKind } from './model/proxy.ts';
 import type { PushContext } from './model/push-context.ts';
 import type { ConvergenceSample } from './push/convergence.ts';
 import type { PushRecord } from './push/push-controller.ts';
@@ -66,6 +67,19 @@ export class MeshpilotMetrics {
       registers,
       collect() {
         this.set(sources.connections().length);
+      },
+    });
+    new Gauge({
+      name: 'meshpilot_xds_proxies',
+      help: 'Proxies connected to this instance over ADS, by type: sidecar, router (gateway), proxyless-grpc, unknown (a node id not in Istio form).',
+      labelNames: ['type'],
+      registers,
+      collect() {
+        const counts = new Map<ProxyKind, number>(PROXY_KINDS.map((kind) => [kind, 0]));
+        for (const { proxy } of sources.connections()) {
+          if (proxy) counts.set(proxyKind(proxy), (counts.get(proxyKind(proxy)) ?? 0) + 1);
+        }
+        for (const [kind, count] of counts) this.labels(kind).set(count);
       },
     });
     new Gauge({

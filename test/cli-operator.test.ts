@@ -1,33 +1,18 @@
 // The operator commands, run as a user runs them (the real `meshpilot` binary) against a live
 // meshpilot with a real gRPC xDS client: tables for people, -o json for scripts, coded errors.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { ROUTE_TYPE } from '../src/xds/type-urls.ts';
 import { RawAdsClient } from './support/ads-client.ts';
 import type { Backend } from './support/backends.ts';
 import { GrpcXdsCaller } from './support/grpc-xds-client.ts';
+import { meshpilotCli } from './support/meshpilot-cli.ts';
 import { MeshDir, eventually, toYaml } from './support/mesh-dir.ts';
 import type { TestMeshpilot } from './support/meshpilot.ts';
 import { PRODUCTPAGE, reviewsRoutes, startReviewsMesh, type ReviewsMesh } from './support/reviews-mesh.ts';
 
-const BIN = new URL('../bin/meshpilot.js', import.meta.url).pathname;
 const LISTENER = 'reviews.default.svc.cluster.local:9080';
 const RATINGS = 'sidecar~127.0.0.42~ratings-v1-0.default~default.svc.cluster.local';
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function meshpilotCli(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 20_000, env: { ...process.env, MESHPILOT_ADMIN_URL: '', MESHPILOT_ADMIN_TOKEN: '' } }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 describe('operator commands over the admin API', () => {
   let mesh: ReviewsMesh;
@@ -59,8 +44,8 @@ describe('operator commands over the admin API', () => {
     const [table, json, one] = await Promise.all([cli('proxy-status'), cli('proxy-status', '-o', 'json'), cli('proxy-status', 'ratings-v1-0')]);
     assert.equal(table.code, 0, table.stderr);
     const lines = table.stdout.trimEnd().split('\n');
-    assert.match(lines[0] ?? '', /^NAME\s+CDS\s+LDS\s+EDS\s+RDS\s+VERSION\s+AGE$/);
-    assert.match(lines.find((l) => l.startsWith(PRODUCTPAGE)) ?? '', /SYNCED\s+SYNCED\s+SYNCED\s+SYNCED\s+push \d+\s+\d+s$/);
+    assert.match(lines[0] ?? '', /^NAME\s+TYPE\s+CDS\s+LDS\s+EDS\s+RDS\s+VERSION\s+AGE$/);
+    assert.match(lines.find((l) => l.startsWith(PRODUCTPAGE)) ?? '', /proxyless gRPC\s+SYNCED\s+SYNCED\s+SYNCED\s+SYNCED\s+push \d+\s+\d+s$/);
     assert.match(lines.find((l) => l.startsWith(RATINGS)) ?? '', /NOT SENT\s+NOT SENT\s+NOT SENT\s+ERROR/);
     const parsed = JSON.parse(json.stdout) as { proxies: { proxy: string }[] };
     assert.deepEqual(parsed.proxies.map((p) => p.proxy).sort(), [PRODUCTPAGE, RATINGS].sort());

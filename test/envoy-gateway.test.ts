@@ -2,7 +2,7 @@
 // bootstrap`) and fed by meshpilot routes requests on loopback: by Host and path through a
 // Gateway and the VirtualService bound to it to the backends, 404 for a host no server exposes,
 // a redirect to HTTPS for an HTTPS-only host, HTTPS terminated with the server's certificate, and
-// TLS passed through by SNI to a backend that terminates it itself.
+// TLS passed through by SNI to a backend that terminates it itself; explain says the same of each.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -116,6 +116,30 @@ describe('a real Envoy as the ingress gateway of a Gateway and its VirtualServic
     assert.deepEqual(JSON.parse(secure.body), { backend: 'api', path: '/api/orders', host: 'secure.example.com' });
     const passed = await get(passthroughPort, 'vault.example.com', '/secret', ca);
     assert.deepEqual(JSON.parse(passed.body), { backend: 'vault', sni: 'vault.example.com', path: '/secret' }, 'the backend terminated the TLS the gateway passed through');
+
+    // explain, over what this Envoy was sent, tells the same story as Envoy's own answers.
+    type Explained = { outcome: string; summary: string; listener: { name: string } | null; gateway: { server: number } | null; clusters: { name: string; endpoints: { port: number }[] }[] };
+    const explain = async (scheme: string, authority: string, path: string): Promise<Explained> =>
+      (await (await meshpilot.admin(`/debug/explain?${new URLSearchParams({ proxyID: NODE_ID, scheme, authority, path }).toString()}`)).json()) as Explained;
+    const reached = (answer: Explained): [string | undefined, number | undefined] => [answer.clusters[0]?.name, answer.clusters[0]?.endpoints[0]?.port];
+    const apiCall = await explain('http', `shop.example.com:${String(httpPort)}`, '/api/items?id=7');
+    assert.deepEqual([apiCall.outcome, apiCall.listener?.name, apiCall.gateway?.server, ...reached(apiCall)], ['routed', `127.0.0.1_${String(httpPort)}`, 0, `outbound|80||api.${NS}.svc.cluster.local`, api.port]);
+    assert.equal((await explain('http', `other.example.com:${String(httpPort)}`, '/')).outcome, 'no_virtual_host', 'the 404');
+    const redirected = await explain('http', `secure.example.com:${String(httpPort)}`, '/cart');
+    assert.deepEqual([redirected.outcome, redirected.gateway?.server], ['redirect', 1], 'the 301, from the httpsRedirect server');
+    const terminated = await explain('https', `secure.example.com:${String(httpsPort)}`, '/api/orders');
+    assert.deepEqual([terminated.outcome, terminated.gateway?.server, ...reached(terminated)], ['routed', 2, `outbound|80||api.${NS}.svc.cluster.local`, api.port]);
+    const passedThrough = await explain('https', `vault.example.com:${String(passthroughPort)}`, '/secret');
+    assert.deepEqual([passedThrough.outcome, passedThrough.gateway?.server, ...reached(passedThrough)], ['tcp', 3, `outbound|443||vault.${NS}.svc.cluster.local`, vault.port]);
+    assert.match(passedThrough.summary, /^TLS passed through by SNI vault\.example\.com/);
+    // And the graph draws the gateway as the entry point of each service it forwards to.
+    const graph = (await (await meshpilot.admin('/debug/graphz')).json()) as { edges: { from: string; to: string; kind: string; match: string | null; rule: { name: string } | null }[] };
+    const entries = graph.edges.filter((e) => e.from === `proxy:${NODE_ID}`).map((e) => [e.to, e.kind, e.match, e.rule?.name ?? null]);
+    assert.deepEqual(entries.sort(), [
+      [`service:api.${NS}.svc.cluster.local`, 'enters', 'secure.example.com, shop.example.com', 'storefront'],
+      [`service:frontend.${NS}.svc.cluster.local`, 'enters', 'secure.example.com, shop.example.com', 'storefront'],
+      [`service:vault.${NS}.svc.cluster.local`, 'enters', 'vault.example.com', null],
+    ]);
 
     assert.deepEqual(await envoy.rejectedUpdates(), {});
     const dump = JSON.stringify(await meshpilot.configDump(NODE_ID));

@@ -33,6 +33,11 @@ describe("Envoy's virtual host selection", () => {
     assert.equal(pick('ratings:9080'), 'any');
   });
 
+  it("drops the authority's port when the route configuration ignores ports in host matching (a gateway's)", () => {
+    assert.equal(selectVirtualHost(hosts, 'api.example.com:8080')?.virtualHost['name'], 'prefix', 'api.* takes the port along');
+    assert.equal(selectVirtualHost(hosts, 'api.example.com:8080', true)?.virtualHost['name'], 'exact');
+  });
+
   it('does not let a wildcard match the empty string', () => {
     assert.equal(selectVirtualHost([{ name: 's', domains: ['*.com'] }], '.com'), undefined);
   });

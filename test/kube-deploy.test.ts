@@ -14,7 +14,7 @@ import { buildBootstrap, DEFAULT_XDS_ADDRESS } from '../src/commands/bootstrap.t
 import { splitHostPort } from '../src/model/address.ts';
 import { CA_TOKEN_AUDIENCE, ROOT_CERT_CONFIGMAP, ROOT_CERT_FILE, SECURE_XDS_PORT, TLS_MODE_LABEL } from '../src/security/names.ts';
 import { servingDnsNames } from '../src/security/secure-port.ts';
-import { CA_PERMISSIONS, STATUS_PERMISSIONS, WATCH_VERBS, WATCHED_RESOURCES, type KubePermission } from '../src/sources/kube/resources.ts';
+import { CA_PERMISSIONS, GATEWAY_DEPLOYMENT_PERMISSIONS, STATUS_PERMISSIONS, WATCH_VERBS, WATCHED_RESOURCES, type KubePermission } from '../src/sources/kube/resources.ts';
 import { checkResourceJson } from '../src/xds/validate/pgv.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -163,6 +163,17 @@ describe('deploy/ manifests', () => {
     const deployment = find(all, 'Deployment', 'meshpilot', 'meshpilot-system') as unknown as { spec: { template: { spec: { containers: { env?: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[] }[] } } } };
     const env = deployment.spec.template.spec.containers[0]?.env ?? [];
     assert.equal(env.find((e) => e.name === 'POD_NAME')?.valueFrom?.fieldRef?.fieldPath, 'metadata.name', 'the holder identity starts with the pod name');
+  });
+
+  it('grants the gateway deployment controller read on Gateways and GatewayClasses and writes on the objects it makes, never delete', async () => {
+    const all = await manifests('deploy');
+    const role = find(all, 'ClusterRole', 'meshpilot-gateway-deployment');
+    const granted = grants((role?.['rules'] ?? []) as Rule[]);
+    assert.deepEqual(granted, expected(GATEWAY_DEPLOYMENT_PERMISSIONS, 'cluster'));
+    assert.ok(granted.every((g) => !g.includes('delete')), 'the garbage collector deletes them, through their owner references');
+    const binding = find(all, 'ClusterRoleBinding', 'meshpilot-gateway-deployment') as unknown as { roleRef: { name: string }; subjects: { kind: string; name: string; namespace: string }[] };
+    assert.equal(binding.roleRef.name, 'meshpilot-gateway-deployment');
+    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'meshpilot', namespace: 'meshpilot-system' }]);
   });
 
   it('defines a CRD, serving every version meshpilot reads, for each custom resource the role names', async () => {

@@ -256,7 +256,7 @@ describe("an operator's view of a running mesh", () => {
     const family = (name: string): string => name.replace(/_(bucket|sum|count)$/, '');
     for (const panel of dashboard.panels) {
       for (const { expr } of panel.targets) {
-        for (const name of expr.match(/\b(pilot|process|nodejs)_[a-z0-9_]+/g) ?? []) {
+        for (const name of expr.match(/\b(pilot|process|nodejs|meshpilot)_[a-z0-9_]+/g) ?? []) {
           assert.ok(exposed.types.has(name) || exposed.types.has(family(name)), `panel "${panel.title}" queries ${name}, which /metrics does not expose`);
         }
       }

@@ -2,39 +2,30 @@
 // with no console errors and nothing from the network, shows the connected proxies and their
 // sync state, services, the service graph, a proxy's route table, and answers the explain form.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { LISTENER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
 import { RawAdsClient } from './support/ads-client.ts';
 import type { Backend } from './support/backends.ts';
+import { launchUiBrowser, skipWithoutChromium, type UiBrowser } from './support/chromium.ts';
 import { GrpcXdsCaller } from './support/grpc-xds-client.ts';
 import { eventually } from './support/mesh-dir.ts';
 import type { TestMeshpilot } from './support/meshpilot.ts';
 import { PRODUCTPAGE, startReviewsMesh, type ReviewsMesh } from './support/reviews-mesh.ts';
 
-const CHROMIUM = process.env['CHROMIUM_BIN'] ?? '/usr/bin/chromium';
 const LISTENER = 'reviews.default.svc.cluster.local:9080';
 const RATINGS = 'sidecar~127.0.0.41~ratings-v1-0.default~default.svc.cluster.local';
 
-describe('the web UI in headless Chromium', { skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium; .ci/run does)` }, () => {
+describe('the web UI in headless Chromium', { skip: skipWithoutChromium() }, () => {
   let mesh: ReviewsMesh;
   let backends: Backend[];
   let meshpilot: TestMeshpilot;
   let client: GrpcXdsCaller;
   let ads: RawAdsClient;
-  let browser: BrowserContext;
-  let profile: string;
+  let browser: UiBrowser;
   let page: Page;
-  const consoleErrors: string[] = [];
-  /** MESHPILOT_UI_SCREENSHOTS=DIR saves each page as it was checked, for a person to look at. */
-  const screenshot = async (name: string): Promise<void> => {
-    const dir = process.env['MESHPILOT_UI_SCREENSHOTS'];
-    if (dir) await page.screenshot({ path: join(dir, `${name}.png`), fullPage: true });
-  };
+  let consoleErrors: string[];
+  const screenshot = (name: string): Promise<void> => browser.screenshot(name);
   const foreignRequests: string[] = [];
 
   before(async () => {
@@ -47,19 +38,8 @@ describe('the web UI in headless Chromium', { skip: existsSync(CHROMIUM) ? false
     ads.send({ typeUrl: ROUTE_TYPE, names: [LISTENER], nonce: rds.nonce, error: `route config ${LISTENER} rejected by test` });
     ads.send({ typeUrl: LISTENER_TYPE, names: [LISTENER] });
 
-    profile = await mkdtemp(join(tmpdir(), 'meshpilot-chromium-'));
-    // A fresh profile directory per run (playwright passes it as --user-data-dir).
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1360, height: 900 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-    page = browser.pages()[0] ?? (await browser.newPage());
-    page.on('console', (message) => {
-      if (message.type() === 'error') consoleErrors.push(message.text());
-    });
-    page.on('pageerror', (error) => consoleErrors.push(error.message));
+    browser = await launchUiBrowser();
+    ({ page, consoleErrors } = browser);
     page.on('request', (request) => {
       if (!request.url().startsWith(meshpilot.adminUrl) && !request.url().startsWith('data:')) foreignRequests.push(request.url());
     });
@@ -69,7 +49,6 @@ describe('the web UI in headless Chromium', { skip: existsSync(CHROMIUM) ? false
     await browser.close();
     ads.close();
     await mesh.close();
-    await rm(profile, { recursive: true, force: true });
   });
 
   it('asks for the admin token, then lists the connected proxies with their sync state and the NACK', async () => {

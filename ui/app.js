@@ -59,6 +59,8 @@ function replaceRows(tbody, rows) {
   tbody.replaceChildren(...rows);
 }
 
+const KIND_TEXT = { sidecar: 'Envoy sidecar', router: 'gateway', 'proxyless-grpc': 'proxyless gRPC', unknown: 'Envoy' };
+
 function fillProxySelect(select) {
   const current = select.value;
   const ids = proxies.map((p) => p.proxy).filter(Boolean);
@@ -106,7 +108,7 @@ async function refreshProxies() {
             'tr',
             { 'data-proxy': p.proxy ?? '' },
             el('td', { class: 'mono' }, p.proxy ?? `connection ${p.connectionId}`),
-            el('td', {}, p.generator === 'grpc' ? 'proxyless gRPC' : 'Envoy'),
+            el('td', { class: 'kind' }, KIND_TEXT[p.kind] ?? 'Envoy'),
             ...TYPES.map((t) => el('td', {}, badge(p.types[t].status))),
             el('td', {}, age(p.connectedAt)),
             ...securityCells(security.get(p.connectionId)),
@@ -209,8 +211,12 @@ function renderExplanation(answer) {
   const step = (name, ...content) => steps.push(el('li', {}, el('span', { class: 'step' }, name), el('div', {}, ...content)));
   const r = answer.request;
   const headers = Object.entries(r.headers).map(([k, v]) => `${k}: ${v}`).join(', ');
-  step('request', el('span', { class: 'mono' }, `${r.method} ${r.authority}${r.path}`), headers ? el('span', { class: 'hint' }, `  (${headers})`) : null);
+  step('request', el('span', { class: 'mono' }, `${r.method} ${r.scheme === 'https' ? 'https://' : ''}${r.authority}${r.path}`), headers ? el('span', { class: 'hint' }, `  (${headers})`) : null);
   if (answer.listener) step('listener', el('span', { class: 'mono' }, answer.listener.name), ` (${answer.listener.kind})`);
+  const chain = answer.listener?.filterChain;
+  if (chain) step('filter chain', `#${chain.index} `, chain.serverNames.length > 0 ? el('span', { class: 'mono' }, `SNI ${chain.serverNames.join(', ')}`) : 'any SNI', chain.terminatesTls ? ' · TLS terminated' : chain.serverNames.length > 0 ? ' · TLS passed through' : ' · plaintext');
+  const g = answer.gateway;
+  if (g) step('gateway', `servers[${g.server}] ${g.protocol} ${g.port} · hosts `, el('span', { class: 'mono' }, g.hosts.join(' ')), g.tlsMode ? ` · TLS ${g.tlsMode}${g.credentialName ? ` with ${g.credentialName}` : ''}` : g.httpsRedirect ? ' · httpsRedirect' : '', ' ', ruleChip(g.rule));
   if (answer.routeConfig) step('route config', el('span', { class: 'mono' }, answer.routeConfig.name), answer.routeConfig.sent ? '' : ' — not sent to the proxy');
   if (answer.virtualHost) step('virtual host', el('span', { class: 'mono' }, answer.virtualHost.name), ` via domain "${answer.virtualHost.domain}" (${answer.virtualHost.match}) `, ruleChip(answer.virtualHost.service));
   for (const s of answer.skipped) step('skipped', el('span', { class: 'skipped' }, `#${s.index} ${s.name}: ${s.reason} `), ruleChip(s.rule));
@@ -235,7 +241,7 @@ function renderExplanation(answer) {
 async function explain(event) {
   event.preventDefault();
   const form = new FormData(event.target);
-  const query = new URLSearchParams({ proxyID: form.get('proxyID'), authority: form.get('authority'), path: form.get('path') || '/', method: form.get('method') || 'GET' });
+  const query = new URLSearchParams({ proxyID: form.get('proxyID'), authority: form.get('authority'), path: form.get('path') || '/', method: form.get('method') || 'GET', scheme: form.get('scheme') || 'http' });
   for (const line of String(form.get('headers') ?? '').split('\n')) if (line.trim()) query.append('header', line.trim());
   const result = document.getElementById('explain-result');
   try {

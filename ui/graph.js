@@ -1,11 +1,13 @@
-// The service graph as SVG: callers, services and subsets in three columns, edges labelled
-// with share and match.
+// The service graph as SVG: callers and gateways (the entry points), services and subsets in
+// three columns, edges labelled with share and match, or with the hosts a gateway lets in.
 const NS = 'http://www.w3.org/2000/svg';
 const NODE_W = 230;
 const NODE_H = 40;
 const ROW = 58;
 const COLUMNS = { proxy: 20, service: 380, subset: 860 };
-const TITLES = { proxy: 'Callers', service: 'Services', subset: 'Destinations (subsets)' };
+const TITLES = { proxy: 'Gateways and callers', service: 'Services', subset: 'Destinations (subsets)' };
+/** Gateways share the callers' column, above them. */
+const COLUMN_OF = { gateway: 'proxy', proxy: 'proxy', service: 'service', subset: 'subset' };
 
 function svg(tag, attrs = {}, text) {
   const node = document.createElementNS(NS, tag);
@@ -20,7 +22,8 @@ function truncate(text, max) {
 
 export function renderGraph(container, graph) {
   const columns = { proxy: [], service: [], subset: [] };
-  for (const node of graph.nodes) columns[node.kind]?.push(node);
+  const entryFirst = [...graph.nodes].sort((a, b) => (a.kind === 'gateway' ? 0 : 1) - (b.kind === 'gateway' ? 0 : 1));
+  for (const node of entryFirst) columns[COLUMN_OF[node.kind]]?.push(node);
   const position = new Map();
   for (const [kind, nodes] of Object.entries(columns)) nodes.forEach((n, i) => position.set(n.id, { x: COLUMNS[kind], y: 40 + i * ROW }));
   const rows = Math.max(1, ...Object.values(columns).map((c) => c.length));
@@ -43,8 +46,9 @@ export function renderGraph(container, graph) {
     const mid = (x1 + x2) / 2;
     const width = edge.percent === null ? 1.2 : 1 + (edge.percent / 100) * 4;
     const path = svg('path', { d: `M ${x1} ${y1} C ${mid} ${y1}, ${mid} ${y2}, ${x2} ${y2}`, class: `edge ${edge.kind}`, 'stroke-width': width, 'marker-end': 'url(#arrow)' });
-    const rule = edge.rule ? ` — ${edge.rule.kind} ${edge.rule.namespace}/${edge.rule.name} http[${edge.rule.httpRoute}]` : '';
-    path.append(svg('title', {}, `${edge.percent === null ? 'calls' : `${edge.percent}%`}${edge.match ? ` when ${edge.match}` : ''}${rule}`));
+    const rule = edge.rule ? ` — ${edge.rule.kind} ${edge.rule.namespace}/${edge.rule.name}${edge.rule.httpRoute !== undefined ? ` http[${edge.rule.httpRoute}]` : ''}` : '';
+    const what = edge.kind === 'enters' ? `lets in ${edge.match}` : `${edge.percent === null ? 'calls' : `${edge.percent}%`}${edge.match ? ` when ${edge.match}` : ''}`;
+    path.append(svg('title', {}, `${what}${rule}`));
     root.append(path);
     if (edge.kind === 'routes') {
       // Labels sit near the destination so parallel edges from one service stay readable.
@@ -52,6 +56,11 @@ export function renderGraph(container, graph) {
       const n = labelsUsed.get(key) ?? 0;
       labelsUsed.set(key, n + 1);
       root.append(svg('text', { x: x2 - 14, y: y2 - 8 - n * 13, class: 'edge-label', 'text-anchor': 'end' }, truncate(`${edge.percent}% · ${edge.match}`, 28)));
+    } else if (edge.kind === 'enters') {
+      // The hosts a gateway lets in for a service sit just before that service; the title has them all.
+      const n = labelsUsed.get(edge.to) ?? 0;
+      labelsUsed.set(edge.to, n + 1);
+      root.append(svg('text', { x: x2 - 8, y: y2 - 8 - n * 13, class: 'edge-label entry', 'text-anchor': 'end' }, truncate(edge.match ?? '', 20)));
     }
   }
   for (const node of graph.nodes) {

@@ -4,6 +4,7 @@ import type { SourceSnapshot } from '../model/store.ts';
 import type { PushRecord } from '../push/push-controller.ts';
 import type { CertificateAuthority } from '../security/ca.ts';
 import type { LeaderElectionState } from '../sources/kube/leader-election.ts';
+import type { GatewayDeployerStats } from '../sources/kube/gateway-deployment.ts';
 import type { StatusWriterStats } from '../sources/kube/status-writer.ts';
 import type { XdsConnection } from '../xds/server/connection.ts';
 import type { NackLedger } from './nack-ledger.ts';
@@ -22,5 +23,5 @@ export interface AdminViews {
   /** The CA, when the secure port runs (its root and what it issued). */
   certificateAuthority?(): CertificateAuthority | undefined;
   /** Who leads the status Lease and what the status writer did; `why` says why there is none. */
-  leaderElection?(): { election: LeaderElectionState | undefined; status: StatusWriterStats | undefined; why: string | undefined };
+  leaderElection?(): { election: LeaderElectionState | undefined; status: StatusWriterStats | undefined; why: string | undefined; gatewayDeployment?: GatewayDeployerStats | undefined };
 }

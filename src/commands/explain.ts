@@ -8,8 +8,9 @@ import { callAdmin, print, printJson, ruleText, runCommand, withAdminOptions } f
 interface ExplainAnswer {
   outcome: string;
   summary: string;
-  request: { authority: string; path: string; method: string; headers: Record<string, string> };
-  listener: { name: string; kind: string } | null;
+  request: { authority: string; path: string; method: string; scheme?: string; headers: Record<string, string> };
+  listener: { name: string; kind: string; filterChain?: { index: number; serverNames: string[]; terminatesTls: boolean } } | null;
+  gateway: { rule: RuleRefView; server: number; port: number; protocol: string; hosts: string[]; tlsMode: string | null; credentialName: string | null; httpsRedirect: boolean } | null;
   routeConfig: { name: string; sent: boolean } | null;
   virtualHost: { name: string; domain: string; match: string; service: RuleRefView | null } | null;
   route: { name: string; index: number; rule: RuleRefView | null } | null;
@@ -19,7 +20,7 @@ interface ExplainAnswer {
 }
 
 /** `http://reviews:9080/path?q` or `reviews:9080/path` -> authority and path. */
-export function splitTarget(target: string): { authority: string; path: string } {
+export function splitTarget(target: string): { authority: string; path: string; scheme: string } {
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(target) ? target : `http://${target}`;
   let url: URL;
   try {
@@ -29,15 +30,22 @@ export function splitTarget(target: string): { authority: string; path: string }
   }
   // URL drops a scheme's default port, but the authority the proxy matches keeps what was written.
   const written = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]+)/i.exec(withScheme)?.[1] ?? url.host;
-  return { authority: written, path: `${url.pathname}${url.search}` };
+  return { authority: written, path: `${url.pathname}${url.search}`, scheme: url.protocol.replace(/:$/, '') };
 }
 
 const withRule = (rule: RuleRefView | null | undefined): string => (rule ? `   [${ruleText(rule)}]` : '');
 
 function render(a: ExplainAnswer): string {
   const headers = Object.entries(a.request.headers).map(([k, v]) => `${k}: ${v}`).join(', ');
-  const lines = [`request    ${a.request.method} ${a.request.authority}${a.request.path}${headers ? `  (${headers})` : ''}`];
+  const lines = [`request    ${a.request.method} ${a.request.scheme === 'https' ? 'https://' : ''}${a.request.authority}${a.request.path}${headers ? `  (${headers})` : ''}`];
   if (a.listener) lines.push(`listener   ${a.listener.name} (${a.listener.kind})`);
+  const chain = a.listener?.filterChain;
+  if (chain) lines.push(`chain      #${chain.index} ${chain.serverNames.length > 0 ? `SNI ${chain.serverNames.join(', ')}` : 'any SNI'}, ${chain.terminatesTls ? 'TLS terminated' : chain.serverNames.length > 0 ? 'TLS passed through' : 'plaintext'}`);
+  const g = a.gateway;
+  if (g) {
+    const tls = g.tlsMode ? `, TLS ${g.tlsMode}${g.credentialName ? ` with ${g.credentialName}` : ''}` : g.httpsRedirect ? ', httpsRedirect' : '';
+    lines.push(`gateway    servers[${g.server}] ${g.protocol} ${g.port}, hosts ${g.hosts.join(' ')}${tls}   [${ruleText(g.rule)}]`);
+  }
   if (a.routeConfig) lines.push(`routes     ${a.routeConfig.name}${a.routeConfig.sent ? '' : ' (not sent to the proxy)'}`);
   if (a.virtualHost) lines.push(`vhost      ${a.virtualHost.name}, domain "${a.virtualHost.domain}" (${a.virtualHost.match})${withRule(a.virtualHost.service)}`);
   for (const s of a.skipped) lines.push(`skipped    #${s.index} ${s.name}: ${s.reason}${withRule(s.rule)}`);
@@ -66,8 +74,8 @@ export function registerExplainCommand(program: Command): void {
       .description('which listener, route, cluster and endpoints a request from a proxy takes, and which rule made each step'),
   ).action((proxy: string, target: string, flags: AdminFlags & { header: string[]; method: string }) =>
     runCommand(async () => {
-      const { authority, path } = splitTarget(target);
-      const query = new URLSearchParams({ proxyID: proxy, authority, path, method: flags.method });
+      const { authority, path, scheme } = splitTarget(target);
+      const query = new URLSearchParams({ proxyID: proxy, authority, path, method: flags.method, ...(scheme === 'https' ? { scheme } : {}) });
       for (const header of flags.header) query.append('header', header);
       const answer = await callAdmin<ExplainAnswer>(flags, `/debug/explain?${query.toString()}`);
       if (flags.output === 'json') printJson(answer);

@@ -15,10 +15,14 @@ interface ProxySync {
   connectionId: string;
   connectedAt: string;
   generator: string | null;
+  kind: string | null;
   types: Record<'cds' | 'eds' | 'lds' | 'rds', TypeSync>;
 }
 
 const TYPES = ['cds', 'lds', 'eds', 'rds'] as const;
+
+/** How the TYPE column names each kind of proxy. */
+const KIND_TEXT: Readonly<Record<string, string>> = { sidecar: 'sidecar', router: 'router', 'proxyless-grpc': 'proxyless gRPC', unknown: 'unknown' };
 
 function latestPush(p: ProxySync): string {
   const sequences = TYPES.map((t) => p.types[t].sent?.pushSequence ?? 0);
@@ -27,7 +31,7 @@ function latestPush(p: ProxySync): string {
 }
 
 function detail(p: ProxySync): string {
-  const lines = [`proxy:      ${p.proxy ?? `connection ${p.connectionId}`}`, `generator:  ${p.generator ?? '-'}`, `connected:  ${p.connectedAt} (${age(p.connectedAt)} ago)`, ''];
+  const lines = [`proxy:      ${p.proxy ?? `connection ${p.connectionId}`}`, `type:       ${KIND_TEXT[p.kind ?? ''] ?? '-'}`, `generator:  ${p.generator ?? '-'}`, `connected:  ${p.connectedAt} (${age(p.connectedAt)} ago)`, ''];
   for (const type of TYPES) {
     const t = p.types[type];
     lines.push(`${type.toUpperCase()}  ${t.status}${t.sent ? `  sent ${t.sent.version} (${t.sent.resources} resources, push ${t.sent.pushSequence})` : ''}${t.acked ? `  acked ${t.acked.version}` : ''}`);
@@ -44,7 +48,7 @@ export function registerProxyStatusCommand(program: Command): void {
     program
       .command('proxy-status')
       .argument('[proxy]', 'one proxy (node id, or a unique part of it) for its details')
-      .description('sync state of every connected proxy per xDS type (SYNCED, STALE, NOT SENT, ERROR)'),
+      .description('sync state of every connected proxy (sidecar, router, proxyless gRPC) per xDS type (SYNCED, STALE, NOT SENT, ERROR)'),
   ).action((proxy: string | undefined, flags: AdminFlags) =>
     runCommand(async () => {
       const { proxies } = await callAdmin<{ proxies: ProxySync[] }>(flags, '/debug/syncz');
@@ -64,8 +68,8 @@ export function registerProxyStatusCommand(program: Command): void {
         printJson({ proxies });
         return 0;
       }
-      const rows = proxies.map((p) => [p.proxy ?? `connection ${p.connectionId}`, ...TYPES.map((t) => p.types[t].status), latestPush(p), age(p.connectedAt)]);
-      print(table(['NAME', 'CDS', 'LDS', 'EDS', 'RDS', 'VERSION', 'AGE'], rows));
+      const rows = proxies.map((p) => [p.proxy ?? `connection ${p.connectionId}`, KIND_TEXT[p.kind ?? ''] ?? '-', ...TYPES.map((t) => p.types[t].status), latestPush(p), age(p.connectedAt)]);
+      print(table(['NAME', 'TYPE', 'CDS', 'LDS', 'EDS', 'RDS', 'VERSION', 'AGE'], rows));
       return 0;
     }),
   );

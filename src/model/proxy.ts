@@ -39,6 +39,15 @@ export function grpcClientLimits(agent: UserAgent | undefined): readonly GrpcCli
 
 const PROXY_TYPES = new Set<string>(['sidecar', 'router']);
 
+/** What an operator calls a proxy: an Envoy sidecar, a gateway (router), or a proxyless gRPC client. */
+export type ProxyKind = 'sidecar' | 'router' | 'proxyless-grpc' | 'unknown';
+
+export const PROXY_KINDS: readonly ProxyKind[] = ['sidecar', 'router', 'proxyless-grpc', 'unknown'];
+
+export function proxyKind(proxy: Pick<Proxy, 'type' | 'generator'>): ProxyKind {
+  return proxy.generator === 'grpc' ? 'proxyless-grpc' : proxy.type;
+}
+
 function stringRecord(value: unknown): Record<string, string> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return {};
   return Object.fromEntries(Object.entries(value).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));

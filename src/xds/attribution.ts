@@ -54,6 +54,11 @@ export function str(value: Json | undefined): string {
   return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : '';
 }
 
+/** The strings of a list, or [] when absent or not a list. */
+export function strings(value: Json | undefined): string[] {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+}
+
 export function asObjects(value: Json | undefined): JsonObject[] {
   return Array.isArray(value) ? value.map(asObject).filter((v): v is JsonObject => v !== undefined) : [];
 }

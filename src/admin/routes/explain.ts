@@ -1,7 +1,7 @@
 // /debug/explain: the path a request from a proxy takes, over what that proxy was sent.
 import type { FastifyInstance } from 'fastify';
 import type { SentConfig } from '../../xds/explain/explain.ts';
-import { explainRequest } from '../../xds/explain/explain.ts';
+import { EXPLAIN_OUTCOMES, explainRequest } from '../../xds/explain/explain.ts';
 import type { XdsConnection } from '../../xds/server/connection.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../xds/type-urls.ts';
 import { sendError } from '../errors.ts';
@@ -14,6 +14,7 @@ interface ExplainQuery {
   authority: string;
   path?: string;
   method?: string;
+  scheme?: 'http' | 'https';
   header?: string[];
 }
 
@@ -23,12 +24,35 @@ const explanation = {
   type: 'object',
   properties: {
     proxy: { type: 'string' },
-    outcome: { type: 'string', enum: ['routed', 'tcp', 'no_listener', 'no_route_config', 'no_virtual_host', 'no_route', 'no_action'] },
+    outcome: { type: 'string', enum: EXPLAIN_OUTCOMES },
     summary: { type: 'string' },
-    request: { type: 'object', properties: { authority: { type: 'string' }, path: { type: 'string' }, method: { type: 'string' }, headers: stringMap } },
+    request: { type: 'object', properties: { authority: { type: 'string' }, path: { type: 'string' }, method: { type: 'string' }, scheme: { type: 'string' }, headers: stringMap } },
     listener: {
       type: ['object', 'null'],
-      properties: { name: { type: 'string' }, kind: { type: 'string' }, httpFilters: { type: 'array', items: { type: 'string' } } },
+      properties: {
+        name: { type: 'string' },
+        kind: { type: 'string' },
+        httpFilters: { type: 'array', items: { type: 'string' } },
+        filterChain: {
+          type: 'object',
+          description: "a gateway's filter chain, picked by SNI (absent for other proxies)",
+          properties: { index: { type: 'integer' }, serverNames: { type: 'array', items: { type: 'string' } }, terminatesTls: { type: 'boolean' } },
+        },
+      },
+    },
+    gateway: {
+      type: ['object', 'null'],
+      description: 'for a gateway proxy: the Gateway server that made the listener and route configuration',
+      properties: {
+        rule: ruleRef,
+        server: { type: 'integer' },
+        port: { type: 'integer' },
+        protocol: { type: 'string' },
+        hosts: { type: 'array', items: { type: 'string' } },
+        tlsMode: nullableString,
+        credentialName: nullableString,
+        httpsRedirect: { type: 'boolean' },
+      },
     },
     routeConfig: { type: ['object', 'null'], properties: { name: { type: 'string' }, sent: { type: 'boolean' } } },
     virtualHost: {
@@ -102,18 +126,19 @@ export function registerExplainRoutes(app: FastifyInstance, views: AdminViews): 
           authority: { type: 'string', minLength: 1, description: 'host[:port] as the caller writes it, e.g. reviews:9080' },
           path: { type: 'string', default: '/' },
           method: { type: 'string', default: 'GET' },
+          scheme: { type: 'string', enum: ['http', 'https'], default: 'http', description: 'https: a gateway matches the filter chain by SNI (the host)' },
           header: { type: 'array', items: { type: 'string' }, description: 'name:value, repeatable' },
         },
       },
       response: { 200: explanation, ...errorResponses },
     },
     handler: async (request, reply) => {
-      const { proxyID, authority, path = '/', method = 'GET', header = [] } = request.query;
+      const { proxyID, authority, path = '/', method = 'GET', scheme = 'http', header = [] } = request.query;
       const connection = findConnection(views, proxyID);
       if (!connection?.proxy) return sendError(reply, 404, 'MP_NOT_FOUND', noSuchProxy(proxyID));
       const headers = parseHeaders(header);
       if (typeof headers === 'string') return sendError(reply, 400, 'MP_BAD_REQUEST', headers);
-      const answer = explainRequest(sentConfig(connection), connection.proxy, { authority, path, method: method.toUpperCase(), headers }, views.currentPush());
+      const answer = explainRequest(sentConfig(connection), connection.proxy, { authority, path, method: method.toUpperCase(), scheme, headers }, views.currentPush());
       return { proxy: proxyID, ...answer };
     },
   });

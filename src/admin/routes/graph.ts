@@ -3,16 +3,18 @@
 import type { FastifyInstance } from 'fastify';
 import type { PushContext } from '../../model/push-context.ts';
 import type { HttpMatchRequest, StringMatch } from '../../model/rules.ts';
-import { parseHostPort } from '../../xds/generate/names.ts';
+import { asObject, asObjects, routeRule, str, strings, type RuleRef } from '../../xds/attribution.ts';
+import { parseClusterName, parseHostPort } from '../../xds/generate/names.ts';
 import { resolveTargetHost } from '../../xds/generate/targets.ts';
 import type { XdsConnection } from '../../xds/server/connection.ts';
-import { LISTENER_TYPE } from '../../xds/type-urls.ts';
+import type { JsonObject } from '../../xds/proto-json.ts';
+import { LISTENER_TYPE, ROUTE_TYPE, TCP_PROXY_TYPE } from '../../xds/type-urls.ts';
 import { ruleRef } from '../schemas.ts';
 import type { AdminViews } from '../views.ts';
 
 interface GraphNode {
   readonly id: string;
-  readonly kind: 'proxy' | 'service' | 'subset';
+  readonly kind: 'proxy' | 'gateway' | 'service' | 'subset';
   readonly label: string;
   readonly detail: string;
 }
@@ -20,7 +22,7 @@ interface GraphNode {
 interface GraphEdge {
   readonly from: string;
   readonly to: string;
-  readonly kind: 'calls' | 'routes';
+  readonly kind: 'calls' | 'enters' | 'routes';
   readonly percent: number | null;
   readonly match: string | null;
   readonly rule: { kind: string; namespace: string; name: string; httpRoute?: number } | null;
@@ -40,7 +42,7 @@ const graphz = {
         properties: {
           from: { type: 'string' },
           to: { type: 'string' },
-          kind: { type: 'string', enum: ['calls', 'routes'] },
+          kind: { type: 'string', enum: ['calls', 'enters', 'routes'], description: 'enters: a gateway routes outside traffic for these hosts to the service' },
           percent: { type: ['number', 'null'] },
           match: { type: ['string', 'null'] },
           rule: { type: ['object', 'null'], properties: ruleRef.properties },
@@ -66,6 +68,47 @@ function describeMatch(match: HttpMatchRequest): string {
 function serviceLabel(push: PushContext, host: string): string {
   const service = push.serviceByHost.get(host);
   return service ? `${service.name}.${service.namespace}` : host;
+}
+
+
+/** The clusters a route (single, weighted) or a tcp_proxy (single, weighted) forwards to. */
+function forwardedTo(action: JsonObject | undefined): string[] {
+  if (typeof action?.['cluster'] === 'string') return [action['cluster']];
+  return asObjects(asObject(action?.['weighted_clusters'])?.['clusters']).map((c) => str(c['name']));
+}
+
+/**
+ * Where a gateway lets outside traffic in: each service a route it was sent reaches, with the
+ * rule behind the route and the hosts it serves, and each service its TCP and TLS passthrough
+ * chains forward to, with their SNI names.
+ */
+function gatewayEdges(push: PushContext, connection: XdsConnection, from: string): GraphEdge[] {
+  const edges = new Map<string, GraphEdge>();
+  const add = (cluster: string, hosts: readonly string[], rule: RuleRef | null): void => {
+    const host = parseClusterName(cluster)?.host;
+    if (!host || !push.serviceByHost.has(host)) return;
+    const key = `${host}|${rule ? `${rule.namespace}/${rule.name}` : ''}`;
+    const match = [...new Set([...(edges.get(key)?.match?.split(', ') ?? []), ...hosts])].join(', ');
+    edges.set(key, { from, to: `service:${host}`, kind: 'enters', percent: null, match, rule: rule && { kind: rule.kind, namespace: rule.namespace, name: rule.name } });
+  };
+  for (const config of connection.watches.get(ROUTE_TYPE)?.sent?.resources ?? []) {
+    for (const virtualHost of asObjects(config.json['virtual_hosts'])) {
+      for (const route of asObjects(virtualHost['routes'])) {
+        for (const cluster of forwardedTo(asObject(route['route']))) add(cluster, strings(virtualHost['domains']), routeRule(route) ?? null);
+      }
+    }
+  }
+  for (const listener of connection.watches.get(LISTENER_TYPE)?.sent?.resources ?? []) {
+    for (const chain of asObjects(listener.json['filter_chains'])) {
+      const sni = strings(asObject(chain['filter_chain_match'])?.['server_names']);
+      for (const filter of asObjects(chain['filters'])) {
+        const typed = asObject(filter['typed_config']);
+        if (typed?.['@type'] !== TCP_PROXY_TYPE) continue;
+        for (const cluster of forwardedTo(typed)) add(cluster, sni.length > 0 ? sni : [`TCP ${listener.name}`], null);
+      }
+    }
+  }
+  return [...edges.values()];
 }
 
 /** Services a proxy calls: the targets a gRPC client subscribed to; a sidecar may call any. */
@@ -121,6 +164,13 @@ export function buildGraph(push: PushContext, connections: readonly XdsConnectio
   for (const connection of connections) {
     if (!connection.proxy) continue;
     const id = `proxy:${connection.proxy.id}`;
+    if (connection.proxy.type === 'router' && connection.proxy.generator !== 'grpc') {
+      const gateways = push.gatewayFor(connection.proxy)?.gatewayNames ?? [];
+      const detail = gateways.length > 0 ? `gateway: ${gateways.join(', ')}` : 'gateway: no Gateway selects it';
+      nodes.set(id, { id, kind: 'gateway', label: connection.proxy.podName ?? connection.proxy.id, detail });
+      edges.push(...gatewayEdges(push, connection, id));
+      continue;
+    }
     const hosts = connection.proxy.generator === 'grpc' ? calledHosts(push, connection) : [];
     const detail = connection.proxy.generator === 'grpc' ? 'proxyless gRPC' : 'Envoy sidecar: may call any service';
     nodes.set(id, { id, kind: 'proxy', label: connection.proxy.podName ?? connection.proxy.id, detail });
@@ -131,7 +181,7 @@ export function buildGraph(push: PushContext, connections: readonly XdsConnectio
 
 export function registerGraphRoutes(app: FastifyInstance, views: AdminViews): void {
   app.get('/debug/graphz', {
-    schema: { summary: 'Service graph from the routing rules: service -> subset edges with match and weight, proxy -> service calls', response: { 200: graphz } },
+    schema: { summary: 'Service graph from the routing rules: service -> subset edges with match and weight, proxy -> service calls, gateway -> service entries', response: { 200: graphz } },
     handler: () => {
       const push = views.currentPush();
       return push ? buildGraph(push, views.connections()) : { nodes: [], edges: [] };

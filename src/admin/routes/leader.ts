@@ -33,18 +33,24 @@ const leaderz = {
         lastError: { type: 'string' },
       },
     },
+    gatewayDeployment: {
+      type: ['object', 'null'],
+      description: 'with --gateway-deployment on: the Gateways of meshpilot\'s class, and what this replica applied for them while leading',
+      properties: { managed: { type: 'integer' }, applied: { type: 'integer' }, failed: { type: 'integer' }, lastError: { type: 'string' } },
+    },
     why: { type: ['string', 'null'], description: 'why there is no election, when there is none' },
   },
 } as const;
 
 export function registerLeaderRoutes(app: FastifyInstance, views: AdminViews): void {
   app.get('/debug/leaderz', {
-    schema: { summary: 'Who leads the status Lease, and the status writes of this replica', response: { 200: leaderz } },
+    schema: { summary: 'Who leads the status Lease, and the status writes and gateway deployments of this replica', response: { 200: leaderz } },
     handler: () => {
       const state = views.leaderElection?.();
       return {
         election: state?.election ? { ...state.election, leader: state.election.leader ?? null } : null,
         status: state?.status ?? null,
+        gatewayDeployment: state?.gatewayDeployment ?? null,
         why: state?.why ?? (state ? null : 'no Kubernetes source: nothing is elected'),
       };
     },

@@ -1,7 +1,7 @@
 // /debug/syncz, /debug/adsz and /debug/config_dump: what each connected proxy asked for, was
 // sent and said back.
 import type { FastifyInstance } from 'fastify';
-import type { Proxy } from '../../model/proxy.ts';
+import { PROXY_KINDS, proxyKind, type Proxy } from '../../model/proxy.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import { buildConfigDump, type DumpedType } from '../../xds/config-dump.ts';
 import type { WatchState, XdsConnection } from '../../xds/server/connection.ts';
@@ -12,6 +12,8 @@ import { sendError } from '../errors.ts';
 import { issuedByIdentity, proxySecurity, proxySecuritySchema } from '../proxy-security.ts';
 import { anyObject, errorResponses, nackAttribution, nullableString, proxyQuery } from '../schemas.ts';
 import type { AdminViews } from '../views.ts';
+
+const proxyKindSchema = { type: ['string', 'null'], enum: [...PROXY_KINDS, null], description: 'sidecar, router (a gateway), proxyless-grpc, or unknown (a node id not in Istio form)' } as const;
 
 const syncType = {
   type: 'object',
@@ -45,6 +47,7 @@ export const proxySync = {
     peer: { type: 'string' },
     connectedAt: { type: 'string' },
     generator: nullableString,
+    kind: proxyKindSchema,
     types: { type: 'object', properties: { cds: syncType, eds: syncType, lds: syncType, rds: syncType } },
   },
 } as const;
@@ -71,6 +74,7 @@ export function connectionSync(views: AdminViews, connection: XdsConnection): Re
     peer: connection.peer,
     connectedAt: connection.connectedAt.toISOString(),
     generator: connection.proxy?.generator ?? null,
+    kind: connection.proxy ? proxyKind(connection.proxy) : null,
     types: Object.fromEntries(PUSH_ORDER.map((t) => [SHORT_TYPE[t], watchView(views, connection, t, connection.watches.get(t))])),
   };
 }
@@ -95,6 +99,7 @@ const adsConnection = {
     connectedAt: { type: 'string' },
     proxy: nullableString,
     proxyType: nullableString,
+    kind: proxyKindSchema,
     generator: nullableString,
     namespace: nullableString,
     ipAddresses: { type: 'array', items: { type: 'string' } },
@@ -159,6 +164,7 @@ export function registerSyncRoutes(app: FastifyInstance, views: AdminViews): voi
           connectedAt: c.connectedAt.toISOString(),
           proxy: c.proxy?.id ?? null,
           proxyType: c.proxy?.type ?? null,
+          kind: c.proxy ? proxyKind(c.proxy) : null,
           generator: c.proxy?.generator ?? null,
           namespace: c.proxy?.namespace ?? null,
           ipAddresses: c.proxy?.ipAddresses ?? [],

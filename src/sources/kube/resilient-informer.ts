@@ -57,6 +57,7 @@ class TrackedWatch extends Watch {
     private readonly tuning: InformerTuning,
     private readonly onFirstWatch: () => void,
     private readonly onStreaming: () => void,
+    private readonly labelSelector: string | undefined,
   ) {
     super(connection.config);
   }
@@ -70,7 +71,7 @@ class TrackedWatch extends Watch {
     // The informer only watches after its first list is in its cache.
     if (this.watchesStarted === 1) this.onFirstWatch();
     const life = { ended: false };
-    const params = { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: this.tuning.watchTimeoutSeconds };
+    const params = { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: this.tuning.watchTimeoutSeconds, ...(this.labelSelector !== undefined ? { labelSelector: this.labelSelector } : {}) };
     const onEvent: WatchCallback = (phase, object, data) => {
       this.lastActivity = Date.now();
       callback(phase, object, data);
@@ -113,7 +114,7 @@ export class ResilientInformer {
   #stopping = false;
   #markSynced: () => void = () => undefined;
 
-  constructor(options: { connection: KubeConnection; path: string; apiVersion: string; kind: string; handlers: InformerHandlers; tuning: InformerTuning; log: Logger }) {
+  constructor(options: { connection: KubeConnection; path: string; apiVersion: string; kind: string; handlers: InformerHandlers; tuning: InformerTuning; log: Logger; labelSelector?: string }) {
     this.path = options.path;
     this.#tuning = options.tuning;
     this.#log = options.log.child({ informer: options.path });
@@ -131,8 +132,9 @@ export class ResilientInformer {
       () => {
         this.#recovered();
       },
+      options.labelSelector,
     );
-    const list = (): Promise<KubernetesListObject<KubernetesObject>> => listAll(options.connection, options.path, options.apiVersion, options.kind, options.tuning);
+    const list = (): Promise<KubernetesListObject<KubernetesObject>> => listAll(options.connection, options.path, options.apiVersion, options.kind, options.tuning, options.labelSelector);
     this.#informer = new ListWatch(options.path, this.#watch, list, false);
     const { handlers } = options;
     this.#informer.on('add', (object) => {
@@ -226,12 +228,12 @@ export class ResilientInformer {
 }
 
 /** Lists a collection page by page; items get the kind and apiVersion that list responses leave off. */
-async function listAll(connection: KubeConnection, path: string, apiVersion: string, kind: string, tuning: InformerTuning): Promise<KubernetesListObject<KubernetesObject>> {
+async function listAll(connection: KubeConnection, path: string, apiVersion: string, kind: string, tuning: InformerTuning, labelSelector?: string): Promise<KubernetesListObject<KubernetesObject>> {
   const items: KubernetesObject[] = [];
   let resourceVersion: string;
   let next: string | undefined;
   do {
-    const query: Record<string, string> = { limit: String(tuning.pageSize), ...(next ? { continue: next } : {}) };
+    const query: Record<string, string> = { limit: String(tuning.pageSize), ...(next ? { continue: next } : {}), ...(labelSelector !== undefined ? { labelSelector } : {}) };
     const page = (await getJson(connection, path, query, tuning.listTimeoutMs)) as { metadata?: { resourceVersion?: string; continue?: string }; items?: unknown };
     if (!Array.isArray(page.items)) throw new Error(`GET ${path}: the answer is not a list`);
     for (const item of page.items as KubernetesObject[]) items.push({ ...item, apiVersion: item.apiVersion ?? apiVersion, kind: item.kind ?? kind });

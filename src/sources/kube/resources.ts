@@ -88,6 +88,18 @@ export const STATUS_PERMISSIONS: readonly KubePermission[] = [
   ...WATCHED_RESOURCES.filter((resource) => resource.statusSubresource).map((resource): KubePermission => ({ group: resource.group, resource: `${resource.plural}/status`, verbs: ['update'], scope: 'cluster' })),
 ];
 
+/**
+ * What the gateway deployment controller uses (src/sources/kube/gateway-deployment.ts), in every
+ * namespace a Gateway may be in; deploy/02-rbac.yaml grants exactly these.
+ */
+export const GATEWAY_DEPLOYMENT_PERMISSIONS: readonly KubePermission[] = [
+  { group: 'gateway.networking.k8s.io', resource: 'gateways', verbs: WATCH_VERBS, scope: 'cluster' },
+  { group: 'gateway.networking.k8s.io', resource: 'gatewayclasses', verbs: WATCH_VERBS, scope: 'cluster' },
+  // Watched (only those it labelled) so that an edit or a deletion is put right, as Istio does.
+  ...['serviceaccounts', 'services'].map((resource): KubePermission => ({ group: '', resource, verbs: [...WATCH_VERBS, 'create', 'update'], scope: 'cluster' })),
+  { group: 'apps', resource: 'deployments', verbs: [...WATCH_VERBS, 'create', 'update'], scope: 'cluster' },
+];
+
 export function apiVersionOf(resource: WatchedResource, version: string): string {
   return resource.group === '' ? version : `${resource.group}/${version}`;
 }

@@ -1,7 +1,7 @@
 // Envoy's request matching, for explain: virtual host domains, route path/header/query
 // matchers. Pure functions over the proto3 JSON the proxy was sent.
 import type { Json, JsonObject } from '../proto-json.ts';
-import { asObject, asObjects, str } from '../attribution.ts';
+import { asObject, asObjects, str, strings } from '../attribution.ts';
 import { re2FullMatch } from '../../model/re2.ts';
 
 export interface RequestFacts {
@@ -9,6 +9,8 @@ export interface RequestFacts {
   /** `:path`, with any query string. */
   readonly path: string;
   readonly method: string;
+  /** `http` or `https` as the client dials; `http` when absent. */
+  readonly scheme?: string;
   /** Lower-case names; pseudo-headers (`:method`, `:authority`, `:path`) are added by the matcher. */
   readonly headers: Readonly<Record<string, string>>;
 }
@@ -17,16 +19,17 @@ export type DomainMatch = 'exact' | 'suffix' | 'prefix' | 'any';
 
 /**
  * Envoy's virtual host selection: an exact domain, then the longest `*.suffix` wildcard, then
- * the longest `prefix*` wildcard, then `*`. Case-insensitive.
+ * the longest `prefix*` wildcard, then `*`. Case-insensitive; with `ignorePort` (the route
+ * configuration's ignore_port_in_host_matching) the authority's port is dropped first.
  */
-export function selectVirtualHost(virtualHosts: readonly JsonObject[], authority: string): { virtualHost: JsonObject; domain: string; match: DomainMatch } | undefined {
-  const host = authority.toLowerCase();
+export function selectVirtualHost(virtualHosts: readonly JsonObject[], authority: string, ignorePort = false): { virtualHost: JsonObject; domain: string; match: DomainMatch } | undefined {
+  const host = (ignorePort ? authority.replace(/:\d+$/, '') : authority).toLowerCase();
   let best: { virtualHost: JsonObject; domain: string; match: DomainMatch; rank: number; length: number } | undefined;
   const consider = (virtualHost: JsonObject, domain: string, match: DomainMatch, rank: number, length: number): void => {
     if (!best || rank < best.rank || (rank === best.rank && length > best.length)) best = { virtualHost, domain, match, rank, length };
   };
   for (const virtualHost of virtualHosts) {
-    const domains = Array.isArray(virtualHost['domains']) ? virtualHost['domains'].filter((d): d is string => typeof d === 'string') : [];
+    const domains = strings(virtualHost['domains']);
     for (const domain of domains) {
       const d = domain.toLowerCase();
       if (d === '*') consider(virtualHost, domain, 'any', 3, 0);
@@ -66,7 +69,7 @@ function headerValue(facts: RequestFacts, name: string): string | undefined {
   if (lower === ':method') return facts.method;
   if (lower === ':authority' || lower === 'host') return facts.authority;
   if (lower === ':path') return facts.path;
-  if (lower === ':scheme') return facts.headers[':scheme'] ?? 'http';
+  if (lower === ':scheme') return facts.headers[':scheme'] ?? facts.scheme ?? 'http';
   return facts.headers[lower];
 }
 
