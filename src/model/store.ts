@@ -6,6 +6,7 @@ import type { Rule, ValidationIssue } from './rules.ts';
 import { ruleKey } from './rules.ts';
 import type { Endpoint, Service, SourceRef } from './service.ts';
 import type { RouteStatus } from './route-status.ts';
+import type { TlsCredential } from './credentials.ts';
 
 /** An object a source could not accept; the last good version of it (if any) stays served. */
 export interface RejectedObject {
@@ -40,6 +41,8 @@ export interface SourceSnapshot {
   readonly warnings?: readonly ObjectWarnings[];
   /** Gateway API routes' status per parent, as computed from this source's objects. */
   readonly routeStatuses?: readonly RouteStatus[];
+  /** Kubernetes TLS Secrets, for gateways' credentialName. */
+  readonly credentials?: readonly TlsCredential[];
 }
 
 export const EMPTY_SNAPSHOT: SourceSnapshot = { services: [], endpoints: [], rules: [], rejected: [] };
@@ -104,6 +107,7 @@ export class ConfigStore {
     const rejected: RejectedObject[] = [];
     const warnings: ObjectWarnings[] = [];
     const routeStatuses: RouteStatus[] = [];
+    const credentials = new Map<string, TlsCredential>();
     ordered.forEach((snapshot, index) => {
       for (const service of snapshot.services) if (!services.has(service.hostname)) services.set(service.hostname, service);
       for (const rule of snapshot.rules) if (!rules.has(ruleKey(rule.meta))) rules.set(ruleKey(rule.meta), rule);
@@ -116,7 +120,8 @@ export class ConfigStore {
       rejected.push(...snapshot.rejected);
       warnings.push(...(snapshot.warnings ?? []));
       routeStatuses.push(...(snapshot.routeStatuses ?? []));
+      for (const credential of snapshot.credentials ?? []) if (!credentials.has(`${credential.namespace}/${credential.name}`)) credentials.set(`${credential.namespace}/${credential.name}`, credential);
     });
-    return { services: [...services.values()], endpoints, rules: [...rules.values()], rejected, warnings, routeStatuses };
+    return { services: [...services.values()], endpoints, rules: [...rules.values()], rejected, warnings, routeStatuses, credentials: [...credentials.values()] };
   }
 }

@@ -1,5 +1,6 @@
 // The shapes every object takes between parsing and joining, shared by the Kubernetes converters.
 import type { ErrorCode } from '../errors.ts';
+import type { TlsCredential } from '../model/credentials.ts';
 import type { Rule, ValidationIssue } from '../model/rules.ts';
 import type { Service, SourceRef } from '../model/service.ts';
 import type { ObjectWarnings, RejectedObject, SourceSnapshot } from '../model/store.ts';
@@ -69,6 +70,7 @@ export type ParsedObject =
   | { readonly type: 'routeRule'; readonly key: string; readonly source: SourceRef; readonly routeRule: RouteRuleInfo }
   | { readonly type: 'meshRoute'; readonly key: string; readonly source: SourceRef; readonly route: GatewayRouteInfo }
   | { readonly type: 'referenceGrant'; readonly key: string; readonly source: SourceRef; readonly grant: ReferenceGrantInfo }
+  | { readonly type: 'credential'; readonly key: string; readonly source: SourceRef; readonly credential: TlsCredential; readonly warnings?: readonly ValidationIssue[] }
   | { readonly type: 'rejected'; readonly key?: string; readonly source: SourceRef; readonly rejected: RejectedObject }
   | { readonly type: 'ignored'; readonly source: SourceRef; readonly reason: string };
 

@@ -183,7 +183,7 @@ export class YamlSource {
     const { state, parsed } = applyLastGood(this.#state, read.reads);
     this.#state = state;
     const converted = assembleObjects(parsed);
-    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected, warnings: converted.warnings, routeStatuses: converted.routeStatuses };
+    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected, warnings: converted.warnings, routeStatuses: converted.routeStatuses, credentials: converted.credentials };
     const signature = JSON.stringify(snapshot);
     if (signature === this.#published) {
       this.#log.debug({ reason }, 'files changed but the config they describe did not');
