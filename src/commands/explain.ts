@@ -18,8 +18,8 @@ interface ExplainAnswer {
   policy: { timeout: string | null; retries: unknown; fault: unknown; mirrors: unknown[] } | null;
 }
 
-/** `http://reviews:9080/path?q` or `reviews:9080/path` -> authority and path. */
-export function splitTarget(target: string): { authority: string; path: string } {
+/** `http://reviews:9080/path?q` or `reviews:9080/path` -> authority and path; `https://` also says so (`:scheme`). */
+export function splitTarget(target: string): { authority: string; path: string; https?: true } {
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(target) ? target : `http://${target}`;
   let url: URL;
   try {
@@ -29,7 +29,7 @@ export function splitTarget(target: string): { authority: string; path: string }
   }
   // URL drops a scheme's default port, but the authority the proxy matches keeps what was written.
   const written = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]+)/i.exec(withScheme)?.[1] ?? url.host;
-  return { authority: written, path: `${url.pathname}${url.search}` };
+  return { authority: written, path: `${url.pathname}${url.search}`, ...(url.protocol === 'https:' ? { https: true as const } : {}) };
 }
 
 const withRule = (rule: RuleRefView | null | undefined): string => (rule ? `   [${ruleText(rule)}]` : '');
@@ -66,8 +66,10 @@ export function registerExplainCommand(program: Command): void {
       .description('which listener, route, cluster and endpoints a request from a proxy takes, and which rule made each step'),
   ).action((proxy: string, target: string, flags: AdminFlags & { header: string[]; method: string }) =>
     runCommand(async () => {
-      const { authority, path } = splitTarget(target);
+      const { authority, path, https } = splitTarget(target);
       const query = new URLSearchParams({ proxyID: proxy, authority, path, method: flags.method });
+      // A gateway picks the HTTPS server's port (443 unless written) and its filter chain by SNI.
+      if (https) query.append('header', ':scheme:https');
       for (const header of flags.header) query.append('header', header);
       const answer = await callAdmin<ExplainAnswer>(flags, `/debug/explain?${query.toString()}`);
       if (flags.output === 'json') printJson(answer);

@@ -75,10 +75,27 @@ function byName(resources: readonly EnvoyResource[], name: string): EnvoyResourc
   return resources.find((r) => r.name === name);
 }
 
-function httpConnectionManagerOf(listener: JsonObject): JsonObject | undefined {
+/** Envoy's server_names match: exact, or `*.example.com` for one or more labels before it. */
+function sniMatches(names: readonly string[], sni: string): boolean {
+  return names.some((name) => name === sni || (name.startsWith('*.') && sni.endsWith(name.slice(1))));
+}
+
+/** The filter chains a connection may take: with an SNI, those matching it first, then those matching any. */
+function chainsFor(listener: JsonObject, sni: string | undefined): JsonObject[] {
+  const chains = asObjects(listener['filter_chains']);
+  if (sni === undefined) return chains;
+  const names = (chain: JsonObject): string[] => {
+    const list = asObject(chain['filter_chain_match'])?.['server_names'];
+    return Array.isArray(list) ? list.filter((name): name is string => typeof name === 'string') : [];
+  };
+  const matching = chains.filter((chain) => sniMatches(names(chain), sni));
+  return matching.length > 0 ? matching : chains.filter((chain) => names(chain).length === 0);
+}
+
+function httpConnectionManagerOf(listener: JsonObject, sni?: string): JsonObject | undefined {
   const api = asObject(asObject(listener['api_listener'])?.['api_listener']);
   if (api) return api;
-  for (const chain of asObjects(listener['filter_chains'])) {
+  for (const chain of chainsFor(listener, sni)) {
     for (const filter of asObjects(chain['filters'])) {
       const typed = asObject(filter['typed_config']);
       if (typed?.['@type'] === HTTP_CONNECTION_MANAGER_TYPE) return typed;
@@ -97,17 +114,25 @@ function tcpClusterOf(listener: JsonObject): string | undefined {
   return undefined;
 }
 
-function splitAuthority(authority: string): { host: string; port: number } {
+function splitAuthority(authority: string, https: boolean): { host: string; port: number } {
   const match = /^(.*):(\d+)$/.exec(authority);
-  return match?.[1] && match[2] ? { host: match[1], port: Number(match[2]) } : { host: authority, port: 80 };
+  return match?.[1] && match[2] ? { host: match[1], port: Number(match[2]) } : { host: authority, port: https ? 443 : 80 };
 }
 
-/** The listener a request enters: by name for gRPC, by destination port for a sidecar. */
-function findListener(config: SentConfig, proxy: Proxy, authority: string): { listener: EnvoyResource; kind: 'api' | 'http' | 'tcp' | 'virtualOutbound' } | undefined {
+/** A gateway's listener for a Gateway server port: bound where its Service sends that port (443 -> 0.0.0.0_8443). */
+function gatewayListener(config: SentConfig, proxy: Proxy, port: number, push: PushContext | undefined): EnvoyResource | undefined {
+  const plan = push?.gatewayFor(proxy)?.listeners.find((candidate) => candidate.servers.some((bound) => bound.server.port.number === port));
+  return plan && byName(config.listeners, `${plan.bind}_${String(plan.port)}`);
+}
+
+/** The listener a request enters: by name for gRPC, by destination port for a sidecar, by Gateway server port for a gateway. */
+function findListener(config: SentConfig, proxy: Proxy, authority: string, https: boolean, push: PushContext | undefined): { listener: EnvoyResource; kind: 'api' | 'http' | 'tcp' | 'virtualOutbound' } | undefined {
   const named = byName(config.listeners, authority);
   if (named) return { listener: named, kind: named.json['api_listener'] ? 'api' : 'http' };
   if (proxy.generator === 'grpc') return undefined;
-  const { port } = splitAuthority(authority);
+  const { port } = splitAuthority(authority, https);
+  const gateway = proxy.type === 'router' ? gatewayListener(config, proxy, port, push) : undefined;
+  if (gateway) return { listener: gateway, kind: httpConnectionManagerOf(gateway.json) ? 'http' : 'tcp' };
   const http = byName(config.listeners, `0.0.0.0_${port}`);
   if (http) return { listener: http, kind: httpConnectionManagerOf(http.json) ? 'http' : 'tcp' };
   const tcp = config.listeners.find((l) => l.name.endsWith(`_${port}`) && l.name !== 'virtualOutbound');
@@ -197,12 +222,18 @@ function ruleLabel(rule: RuleRef | null): string {
 export function explainRequest(config: SentConfig, proxy: Proxy, request: RequestFacts, push?: PushContext): Explanation {
   const facts: RequestFacts = { ...request, headers: Object.fromEntries(Object.entries(request.headers).map(([k, v]) => [k.toLowerCase(), v])) };
   const base = { request: facts, listener: null, routeConfig: null, virtualHost: null, route: null, skipped: [], clusters: [], policy: null };
-  const found = findListener(config, proxy, facts.authority);
+  const https = facts.headers[':scheme'] === 'https';
+  const found = findListener(config, proxy, facts.authority, https, push);
   if (!found) {
     const names = config.listeners.map((l) => l.name).join(', ') || 'none';
     return { ...base, outcome: 'no_listener', summary: `the proxy was sent no listener for ${facts.authority} (it has: ${names})` };
   }
-  const hcm = httpConnectionManagerOf(found.listener.json);
+  // Over TLS the chain is chosen by SNI, the request's host.
+  const sni = https ? splitAuthority(facts.authority, https).host : undefined;
+  if (sni !== undefined && chainsFor(found.listener.json, sni).length === 0) {
+    return { ...base, outcome: 'no_listener', summary: `no filter chain of listener ${found.listener.name} serves the SNI ${sni}: the proxy closes the connection` };
+  }
+  const hcm = httpConnectionManagerOf(found.listener.json, sni);
   const httpFilters = asObjects(hcm?.['http_filters']).map((f) => str(f['name']));
   const listener = { name: found.listener.name, kind: found.kind, httpFilters };
   if (!hcm) {
