@@ -89,6 +89,8 @@ describe('TLS Secrets as a source', () => {
     assert.deepEqual(parseCredentialName('kubernetes://shop', GATEWAY_NS), { resourceName: 'kubernetes://shop', namespace: GATEWAY_NS, name: 'shop', caOnly: false });
     assert.deepEqual(parseCredentialName('kubernetes://shop/shop', GATEWAY_NS)?.namespace, 'shop');
     assert.equal(parseCredentialName('file-cert:/etc/cert.pem', GATEWAY_NS), undefined);
+    assert.deepEqual(parseCredentialName('kubernetes-gateway://shop/shop', GATEWAY_NS), { resourceName: 'kubernetes-gateway://shop/shop', namespace: 'shop', name: 'shop', caOnly: false });
+    assert.equal(parseCredentialName('kubernetes-gateway://shop', GATEWAY_NS), undefined, 'a Gateway API reference always names its namespace');
     const lookup = (name: string): string => {
       const found = index.lookup(parseCredentialName(name, GATEWAY_NS) ?? { namespace: '', name: '', caOnly: false });
       return found.found ? `${found.credential.name}:${found.caCertificates !== undefined ? 'ca' : 'cert'}` : found.reason;

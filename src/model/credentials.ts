@@ -18,6 +18,8 @@ export interface TlsCredential {
 
 /** Istio's SDS prefix for a Kubernetes Secret; a name after it may be `name` or `namespace/name`. */
 export const KUBERNETES_SECRET_PREFIX = 'kubernetes://';
+/** Istio's prefix for a Gateway API listener's certificateRef: always `namespace/name`. */
+export const GATEWAY_API_SECRET_PREFIX = 'kubernetes-gateway://';
 /** The SDS name of a credential's CA bundle (the Secret's ca.crt, or a `<name>-cacert` Secret). */
 export const CA_SECRET_SUFFIX = '-cacert';
 
@@ -32,7 +34,8 @@ export function credentialResourceName(credentialName: string): string | undefin
 
 /** Every SDS name under which a proxy may ask for Secret `namespace/name` (its certificate, its CA). */
 export function credentialResourceNames(namespace: string, name: string): string[] {
-  return [name, `${namespace}/${name}`, `${name}${CA_SECRET_SUFFIX}`, `${namespace}/${name}${CA_SECRET_SUFFIX}`].map((n) => `${KUBERNETES_SECRET_PREFIX}${n}`);
+  const names = [name, `${namespace}/${name}`, `${name}${CA_SECRET_SUFFIX}`, `${namespace}/${name}${CA_SECRET_SUFFIX}`].map((n) => `${KUBERNETES_SECRET_PREFIX}${n}`);
+  return [...names, `${GATEWAY_API_SECRET_PREFIX}${namespace}/${name}`];
 }
 
 /** One SDS resource name read as Istio's credentials.ParseResourceName does. */
@@ -45,11 +48,13 @@ export interface CredentialRef {
   readonly caOnly: boolean;
 }
 
-/** `kubernetes://name` (in `defaultNamespace`) or `kubernetes://ns/name`; undefined for other schemes. */
+/** `kubernetes://name` (in `defaultNamespace`), `kubernetes://ns/name` or `kubernetes-gateway://ns/name`; undefined for other schemes. */
 export function parseCredentialName(resourceName: string, defaultNamespace: string): CredentialRef | undefined {
-  if (!resourceName.startsWith(KUBERNETES_SECRET_PREFIX)) return undefined;
-  const rest = resourceName.slice(KUBERNETES_SECRET_PREFIX.length);
+  const gatewayApi = resourceName.startsWith(GATEWAY_API_SECRET_PREFIX);
+  if (!gatewayApi && !resourceName.startsWith(KUBERNETES_SECRET_PREFIX)) return undefined;
+  const rest = resourceName.slice((gatewayApi ? GATEWAY_API_SECRET_PREFIX : KUBERNETES_SECRET_PREFIX).length);
   const parts = rest.split('/');
+  if (gatewayApi && parts.length < 2) return undefined;
   const [namespace, name] = parts.length > 1 ? [parts[0] ?? '', parts[1] ?? ''] : [defaultNamespace, parts[0] ?? ''];
   if (namespace === '' || name === '') return undefined;
   return { resourceName, namespace, name, caOnly: name.endsWith(CA_SECRET_SUFFIX) };

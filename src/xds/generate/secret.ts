@@ -38,7 +38,7 @@ export function secretAccess(proxy: Proxy, names: readonly string[]): { readonly
   const denied: SecretDenial[] = [];
   for (const name of names) {
     const ref = parseCredentialName(name, identity.namespace);
-    if (!ref) denied.push({ name, reason: 'meshpilot serves only kubernetes://[namespace/]name over ADS (the workload certificate comes from meshpilot agent)' });
+    if (!ref) denied.push({ name, reason: 'meshpilot serves only kubernetes://[namespace/]name and kubernetes-gateway://namespace/name over ADS (the workload certificate comes from meshpilot agent)' });
     else if (ref.namespace !== identity.namespace) denied.push({ name, reason: `the Secret is in namespace ${ref.namespace} and the proxy's verified identity in ${identity.namespace}` });
     else allowed.push(ref);
   }
