@@ -3,7 +3,7 @@
 // from Kubernetes Secrets that meshpilot serves over SDS on the ADS stream: HTTPS on the 443
 // server ends with the Secret's certificate, MUTUAL checks clients against the `-cacert` Secret, a
 // rotated Secret is picked up live, a server whose Secret is missing is left out while the others
-// serve, and a Secret of another namespace is never sent.
+// serve, and a Secret of another namespace is never sent; then the same over Delta xDS.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -200,5 +200,15 @@ describe('a real Envoy gateway takes its HTTPS certificates from Kubernetes Secr
     const dump = JSON.stringify(await meshpilot.configDump(NODE_ID));
     assert.ok(dump.includes('kubernetes://shop-cert') && dump.includes('[redacted]'), 'config_dump lists the Secret with its key redacted');
     assert.ok(!dump.includes(Buffer.from(rotated.keyPem).toString('base64').slice(0, 40)), 'config_dump never holds the key');
+
+    // The same gateway on Delta xDS (`meshpilot bootstrap --delta`), once the first has let go of the ports.
+    await envoy.stop();
+    const deltaBootstrap = await printedBootstrap(['--node-id', NODE_ID, '--xds-address', `127.0.0.1:${String(securePort)}`, '--xds-tls', '--delta', '--sds-socket', agent.sdsSocket, '--xds-server-name', CA_SERVER_NAME]);
+    const deltaEnvoy = await startEnvoy({ bootstrap: { ...deltaBootstrap, ...LOOPBACK_DNS, admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } } } });
+    t.after(() => deltaEnvoy.stop());
+    const overDelta = await deltaEnvoy.waitFor('HTTPS over a Delta gateway', () => httpsGet(httpsPort, 'shop.example.com', shopCa.certPem).catch(() => undefined));
+    assert.equal(overDelta.fingerprint, fingerprintOf(rotated.certPem));
+    assert.equal((await httpsGet(httpsPort, 'partners.example.com', shopCa.certPem, partner)).fingerprint, fingerprintOf(mtlsCert.certPem));
+    assert.deepEqual(await deltaEnvoy.rejectedUpdates(), {});
   });
 });
