@@ -4,6 +4,7 @@
 // 80 and HTTPS on 443 through the gateway to productpage.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { splitTarget } from '../src/commands/explain.ts';
 import { renderConfigDump } from '../src/commands/render.ts';
 import type { JsonObject } from '../src/xds/proto-json.ts';
 import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
@@ -60,6 +61,7 @@ describe('fixtures/ingress: productpage behind the ingress gateway', () => {
     it('follows http://bookinfo.example.com/productpage in on 80 (the pod\'s 8080) and https:// on 443 (8443, the chain of its SNI) to productpage', async () => {
       const http = await explain('bookinfo.example.com');
       assert.deepEqual([http.outcome, http.listener?.name, http.clusters.map((c) => c.name)], ['routed', '0.0.0.0_8080', ['outbound|9080||productpage.default.svc.cluster.local']]);
+      assert.deepEqual(splitTarget('https://bookinfo.example.com/productpage'), { authority: 'bookinfo.example.com', path: '/productpage', https: true }, '`meshpilot explain` sends :scheme https for an https:// URL');
       const https = await explain('bookinfo.example.com', [':scheme:https']);
       assert.deepEqual([https.outcome, https.listener?.name, https.clusters.map((c) => c.name)], ['routed', '0.0.0.0_8443', ['outbound|9080||productpage.default.svc.cluster.local']]);
       assert.equal((await explain('other.example.com', [':scheme:https'])).outcome, 'no_listener', 'no chain serves another SNI');
