@@ -98,6 +98,7 @@ program
   )
   .addOption(new Option('--xds-stream-rate <n>', 'new xDS streams admitted per second; beyond, UNAVAILABLE and the client retries (0: no limit)').default(d.xdsStreamsPerSecond).argParser(nonNegative).env('MESHPILOT_XDS_STREAM_RATE'))
   .addOption(new Option('--xds-stream-burst <n>', 'new xDS streams admitted at once above the rate').default(d.xdsStreamBurst).argParser(positiveInteger).env('MESHPILOT_XDS_STREAM_BURST'))
+  .addOption(new Option('--xds-plaintext-secrets', 'development only: serve credentialName Secrets on the plaintext xDS port to any proxy claiming their namespace (otherwise only the secure port serves them, to a verified identity)').env('MESHPILOT_XDS_PLAINTEXT_SECRETS'))
   .addOption(new Option('--source <kind>', 'where services and rules come from: file (--config-dir) or kube (the Kubernetes API)').choices(SOURCE_KINDS).env('MESHPILOT_SOURCE'))
   .addOption(new Option('--kubeconfig <file>', 'watch the cluster this kubeconfig points at (in a pod: its service account)').env('MESHPILOT_KUBECONFIG'))
   .addOption(new Option('--namespaces <list>', 'comma-separated namespaces to watch (default: all)').argParser(parseNamespaces).env('MESHPILOT_NAMESPACES'))
@@ -119,7 +120,7 @@ program
   .addOption(new Option('--gateway-deployment <on|off>', "with Kubernetes: the leader deploys each Gateway API Gateway whose GatewayClass's controllerName is meshpilot.io/gateway-controller (a Deployment of Envoy and the agent, a LoadBalancer Service, a ServiceAccount, owned by the Gateway)").default('off').choices(['on', 'off']).env('MESHPILOT_GATEWAY_DEPLOYMENT'))
   .addOption(new Option('--gateway-envoy-image <image>', "the Envoy image of deployed gateways").default(DEFAULT_GATEWAY_DEPLOYMENT_SETTINGS.envoyImage).env('MESHPILOT_GATEWAY_ENVOY_IMAGE'))
   .addOption(new Option('--gateway-agent-image <image>', "the meshpilot image of deployed gateways' agent").default(DEFAULT_GATEWAY_DEPLOYMENT_SETTINGS.agentImage).env('MESHPILOT_GATEWAY_AGENT_IMAGE'))
-  .action(async (flags: { gatewayDeployment: 'on' | 'off'; gatewayEnvoyImage: string; gatewayAgentImage: string; writeStatus: 'on' | 'off'; podName?: string; leaderLeaseDuration: number | string; leaderRenewDeadline: number | string; leaderRetryPeriod: number | string; securePort: number | 'off'; caDir?: string; caRootDir?: string; caCertTtl: number | string; caMaxTtl: number | string; systemNamespace?: string; secureDnsNames?: string[]; configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; adminTokenFile?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; pushConcurrency: number; xdsStreamBuffer: number; xdsTotalBuffer: number; xdsMaxMessageBytes: number; xdsMaxConnectionBuffer: number; xdsMaxStreams: number; xdsMaxConnectionAge: number | string; xdsStallTime: number | string; xdsStreamRate: number; xdsStreamBurst: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[]; gatewayControllers: string[] }, command: Command) => {
+  .action(async (flags: { gatewayDeployment: 'on' | 'off'; gatewayEnvoyImage: string; gatewayAgentImage: string; writeStatus: 'on' | 'off'; podName?: string; leaderLeaseDuration: number | string; leaderRenewDeadline: number | string; leaderRetryPeriod: number | string; securePort: number | 'off'; caDir?: string; caRootDir?: string; caCertTtl: number | string; caMaxTtl: number | string; systemNamespace?: string; secureDnsNames?: string[]; configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; adminTokenFile?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; pushConcurrency: number; xdsStreamBuffer: number; xdsTotalBuffer: number; xdsMaxMessageBytes: number; xdsMaxConnectionBuffer: number; xdsMaxStreams: number; xdsMaxConnectionAge: number | string; xdsStallTime: number | string; xdsStreamRate: number; xdsStreamBurst: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; xdsPlaintextSecrets?: boolean; namespaces?: string[]; gatewayControllers: string[] }, command: Command) => {
     const logSink = new LogSink();
     const log = createLogger(flags.logLevel, logSink);
     const exit = (code: number): never => {
@@ -130,7 +131,7 @@ program
     try {
       const configDirGiven = command.getOptionValueSource('configDir') !== 'default';
       const sources = selectSources({ source: flags.source, kubeconfig: flags.kubeconfig, configDirGiven, inCluster: inCluster() });
-      const { xdsStreamBuffer, xdsTotalBuffer, xdsMaxConnectionBuffer, xdsMaxStreams, xdsMaxConnectionAge, xdsStallTime, xdsStreamRate, xdsStreamBurst, securePort, caDir, caRootDir, caCertTtl, caMaxTtl, systemNamespace, secureDnsNames, writeStatus, podName, leaderLeaseDuration, leaderRenewDeadline, leaderRetryPeriod, gatewayDeployment, gatewayEnvoyImage, gatewayAgentImage, gatewayControllers, ...rest } = flags;
+      const { xdsPlaintextSecrets, xdsStreamBuffer, xdsTotalBuffer, xdsMaxConnectionBuffer, xdsMaxStreams, xdsMaxConnectionAge, xdsStallTime, xdsStreamRate, xdsStreamBurst, securePort, caDir, caRootDir, caCertTtl, caMaxTtl, systemNamespace, secureDnsNames, writeStatus, podName, leaderLeaseDuration, leaderRenewDeadline, leaderRetryPeriod, gatewayDeployment, gatewayEnvoyImage, gatewayAgentImage, gatewayControllers, ...rest } = flags;
       // commander hands a default through as given: '15s' is parsed here.
       const ms = (value: number | string): number => (typeof value === 'number' ? value : duration(value));
       // Without Kubernetes the root needs a directory: unless asked for, the secure port stays off then.
@@ -161,6 +162,7 @@ program
         xdsStallMs: typeof xdsStallTime === 'number' ? xdsStallTime : duration(xdsStallTime),
         xdsStreamsPerSecond: xdsStreamRate,
         xdsStreamBurst,
+        ...(xdsPlaintextSecrets === true ? { xdsPlaintextSecrets: true } : {}),
         ...(systemNamespace !== undefined ? { systemNamespace } : {}),
         writeStatus: writeStatus === 'on',
         ...(podName !== undefined ? { podName } : {}),

@@ -74,6 +74,8 @@ export interface ServeOptions {
   readonly xdsFirstRequestTimeoutMs?: number;
   /** The gRPC server of the plaintext xDS port: the hand-written one (default) or @grpc/grpc-js. */
   readonly xdsTransport?: XdsTransportKind;
+  /** Development only: Secrets on the plaintext port to any proxy of their namespace, by its node's word. */
+  readonly xdsPlaintextSecrets?: boolean;
   /** Tests pass their own logger. */
   readonly log?: Logger;
   /** Log lines the logger's sink dropped, for /metrics. */
@@ -191,6 +193,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     ...(createTransport ? { createTransport } : {}),
     ...(options.xdsFirstRequestTimeoutMs !== undefined ? { firstRequestTimeoutMs: options.xdsFirstRequestTimeoutMs } : {}),
     ...(options.xdsStallMs !== undefined ? { stallMs: options.xdsStallMs } : {}),
+    ...(options.xdsPlaintextSecrets === true ? { plaintextSecrets: true } : {}),
   });
 
   const pushController: PushController = new PushController({
@@ -283,6 +286,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
   );
   const adminPort = await startAdminServer(admin, options.adminHost, options.adminPort);
   log.info({ xdsPort, adminPort, ...(security ? { securePort: security.port } : {}), sources, ...(yamlSource ? { configDir: options.configDir } : {}), ...(kubeSource ? { kubernetes: kubeSource.sourceId } : {}) }, 'meshpilot is serving');
+  if (options.xdsPlaintextSecrets === true) log.warn({ xdsPort }, 'Secrets are served on the plaintext xDS port to any proxy that claims their namespace (--xds-plaintext-secrets): for development only');
 
   return {
     xdsPort,

@@ -55,6 +55,7 @@ export class MeshpilotMetrics {
   readonly #debounceTime: Histogram;
   readonly #rejects: Counter<'type'>;
   readonly #expiredNonce: Counter<'type'>;
+  readonly #sdsErrors: Counter;
   readonly #configSize: Histogram<'type'>;
   readonly #cfgEvents: Counter<'type' | 'event'>;
 
@@ -195,6 +196,7 @@ export class MeshpilotMetrics {
       registers,
     });
     this.#rejects = new Counter({ name: 'pilot_total_xds_rejects', help: 'xDS responses proxies rejected (NACK), by type.', labelNames: ['type'], registers });
+    this.#sdsErrors = new Counter({ name: 'pilot_sds_certificate_errors_total', help: 'Secrets refused to a proxy that may not read them.', registers });
     this.#expiredNonce = new Counter({
       name: 'pilot_xds_expired_nonce',
       help: 'Requests that answered a superseded response (stale nonce), by type.',
@@ -237,6 +239,9 @@ export class MeshpilotMetrics {
     },
     onStaleNonce: (_connection, typeUrl) => {
       this.#expiredNonce.labels(SHORT_TYPE[typeUrl]).inc();
+    },
+    onSecretDenied: () => {
+      this.#sdsErrors.inc();
     },
   };
 

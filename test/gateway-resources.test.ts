@@ -11,7 +11,8 @@ import { convertObjects } from '../src/sources/kube-objects.ts';
 import type { JsonObject } from '../src/xds/proto-json.ts';
 import { renderForProxy, type RenderedResources } from '../src/xds/render.ts';
 import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
-import { endpointSlice, pod, rule, service, type K8sObject } from './support/mesh-dir.ts';
+import { endpointSlice, pod, rule, service, tlsSecret, type K8sObject } from './support/mesh-dir.ts';
+import { FIXTURE_CREDENTIAL } from './support/fixture-credential.ts';
 import { connectionManager, loadFixture, resource, violations, virtualHost } from './support/rendered.ts';
 
 const INGRESS = parseProxy('router~10.244.9.9~istio-ingressgateway-5d9c8b7f6-k2x4p.istio-system~istio-system.svc.cluster.local');
@@ -238,6 +239,7 @@ describe("Istio's host intersection and binding rules", () => {
         { port: { number: 8443, name: 'https-mesh', protocol: 'HTTPS' }, hosts: ['b.example.com'], tls: { mode: 'ISTIO_MUTUAL' } },
       ]),
       toWeb('secure-web', ['a.example.com', 'b.example.com'], ['secure']),
+      tlsSecret('a-cert', NS, FIXTURE_CREDENTIAL),
     ]);
     const gatewayConfig = renderForProxy(push, EDGE);
     assert.deepEqual(names(gatewayConfig, ROUTE_TYPE), ['https.8443.https-mesh.secure.shop', 'https.8443.https.secure.shop']);

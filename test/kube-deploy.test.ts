@@ -15,6 +15,7 @@ import { splitHostPort } from '../src/model/address.ts';
 import { CA_TOKEN_AUDIENCE, ROOT_CERT_CONFIGMAP, ROOT_CERT_FILE, SECURE_XDS_PORT, TLS_MODE_LABEL } from '../src/security/names.ts';
 import { servingDnsNames } from '../src/security/secure-port.ts';
 import { CA_PERMISSIONS, GATEWAY_DEPLOYMENT_PERMISSIONS, STATUS_PERMISSIONS, WATCH_VERBS, WATCHED_RESOURCES, type KubePermission } from '../src/sources/kube/resources.ts';
+import { convertObjects } from '../src/sources/kube-objects.ts';
 import { checkResourceJson } from '../src/xds/validate/pgv.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -54,7 +55,7 @@ interface Workload {
 const matches = (selector: Record<string, string>, labels: Record<string, string>): boolean => Object.entries(selector).every(([k, v]) => labels[k] === v);
 
 describe('deploy/ manifests', () => {
-  for (const dir of ['deploy', 'deploy/sample']) {
+  for (const dir of ['deploy', 'deploy/sample', 'deploy/ingress']) {
     it(`${dir}: the kustomization lists exactly the manifests beside it`, async () => {
       const kustomization = parse(await readFile(join(ROOT, dir, 'kustomization.yaml'), 'utf8')) as { resources: string[] };
       const files = (await readdir(join(ROOT, dir))).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml').sort();
@@ -223,13 +224,13 @@ describe('meshpilot bootstrap', () => {
     assert.throws(() => buildBootstrap({ nodeId, xdsAddress: 'meshpilot', adminPort: 15000 }), /MP_CONFIG: --xds-address "meshpilot" is not host:port/);
   });
 
-  it("the sample's sidecar ConfigMap holds exactly what the command written above it prints: ADS over TLS to the meshpilot Service's 15012, certificates over SDS", async () => {
-    const file = await readFile(join(ROOT, 'deploy/sample/01-envoy-bootstrap.yaml'), 'utf8');
+  for (const [what, dir, name, namespace] of [['sample sidecar', 'deploy/sample', 'envoy-bootstrap', 'bookinfo'], ['ingress gateway', 'deploy/ingress', 'ingress-envoy-bootstrap', 'istio-system']] as const) it(`the ${what}'s ConfigMap holds exactly what the command written above it prints: ADS over TLS to the meshpilot Service's 15012, certificates over SDS`, async () => {
+    const file = await readFile(join(ROOT, dir, '01-envoy-bootstrap.yaml'), 'utf8');
     const command = /^#\s+meshpilot (bootstrap .*)$/m.exec(file)?.[1];
     assert.ok(command, 'the ConfigMap says which command printed it');
     const printed = spawnSync(process.execPath, ['bin/meshpilot.js', ...shellWords(command)], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(printed.status, 0, printed.stderr);
-    const configMap = find(await manifests('deploy/sample'), 'ConfigMap', 'envoy-bootstrap', 'bookinfo');
+    const configMap = find(await manifests(dir), 'ConfigMap', name, namespace);
     const inMap = (configMap?.['data'] as Record<string, string>)['bootstrap.yaml'] ?? '';
     assert.equal(inMap, printed.stdout, 'byte for byte');
     const bootstrap = parse(inMap) as SampleBootstrap;
@@ -240,6 +241,27 @@ describe('meshpilot bootstrap', () => {
     assert.ok(servingDnsNames('meshpilot-system').includes(xds?.transport_socket?.typed_config.sni ?? ''), "the name checked is one meshpilot's serving certificate carries");
     assert.equal(sds?.name, 'sds-grpc');
     await assertMeshpilotServes('meshpilot.meshpilot-system.svc', SECURE_XDS_PORT);
+  });
+});
+
+describe('deploy/ingress: a hand-run ingress gateway', () => {
+  it('is a LoadBalancer Service 80->8080 and 443->8443 in front of Envoy and meshpilot agent, and its Gateway and VirtualService are valid meshpilot input naming a Secret of the gateway\'s namespace', async () => {
+    const all = await manifests('deploy/ingress');
+    const spec = find(all, 'Service', 'istio-ingressgateway', 'istio-system')?.['spec'] as { type: string; ports: { port: number; targetPort: number }[] };
+    assert.equal(spec.type, 'LoadBalancer');
+    assert.deepEqual(spec.ports.map((p) => [p.port, p.targetPort]), [[80, 8080], [443, 8443]]);
+    const pod = (find(all, 'Deployment', 'istio-ingressgateway', 'istio-system') as unknown as Workload).spec.template.spec;
+    assert.deepEqual(pod.containers.map((c) => c.args?.[0] === 'agent' ? 'agent' : c.name), ['agent', 'envoy']);
+    assert.deepEqual(pod.containers.find((c) => c.name === 'envoy')?.ports?.map((p) => p.containerPort), [8080, 8443]);
+    const rules = all.filter((m) => m.object.apiVersion.startsWith('networking.istio.io/'));
+    const converted = convertObjects(rules.map(({ file, object }) => ({ object, source: { origin: 'file', location: file } })));
+    assert.deepEqual(converted.rejected, []);
+    const gateway = converted.rules.find((r) => r.meta.kind === 'Gateway');
+    assert.ok(gateway);
+    assert.equal(gateway.meta.namespace, 'istio-system');
+    assert.ok(JSON.stringify(gateway.spec).includes('"credentialName":"bookinfo-credential"'));
+    const role = find(all, 'Role', 'istio-ingressgateway-sds', 'istio-system')?.['rules'] as { resources: string[] }[];
+    assert.deepEqual(role.flatMap((r) => r.resources), ['secrets'], "the gateway's account reads its own namespace's Secrets, nothing else");
   });
 });
 

@@ -5,13 +5,15 @@ import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { selectSources } from '../src/sources/kube/select.ts';
-import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
+import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../src/xds/type-urls.ts';
 import { RawAdsClient } from './support/ads-client.ts';
 import { startBackends, type Backend } from './support/backends.ts';
 import { FakeKubeApi, istioCrds, ROUTE_RULE_CRD } from './support/fake-kube-api.ts';
 import { objectsFromDirectory, startMeshpilotOnKube, type KubeMeshpilot } from './support/fake-kube-api-meshpilot.ts';
 import { GrpcXdsCaller } from './support/grpc-xds-client.ts';
-import { MeshDir, eventually, pod, rule, service, endpointSlice } from './support/mesh-dir.ts';
+import { MeshDir, eventually, pod, rule, service, endpointSlice, tlsSecret } from './support/mesh-dir.ts';
+import { createTestRoot, issueTestPair } from './support/fake-istio-ca.ts';
+import { FIXTURE_CREDENTIAL } from './support/fixture-credential.ts';
 import { PRODUCTPAGE, TARGET, reviewsRoutes, subsets, workloads } from './support/reviews-mesh.ts';
 
 const BOOKINFO = new URL('../fixtures/bookinfo', import.meta.url).pathname;
@@ -313,5 +315,38 @@ describe('choosing and merging sources', () => {
     assert.deepEqual(selectSources({ ...plain, source: 'kube', configDirGiven: true }), ['file', 'kube']);
     assert.deepEqual(selectSources({ ...plain, source: 'file', inCluster: true }), ['file']);
     assert.throws(() => selectSources({ ...plain, source: 'file', kubeconfig: 'k' }), /MP_CONFIG: --kubeconfig has no effect with --source file/);
+  });
+});
+
+describe('TLS Secrets read from the cluster', () => {
+  it("serves a gateway the Secret its Gateway names, rotated in place, refuses a broken one with its API path, and leaves other Secrets unread", async () => {
+    const api = await FakeKubeApi.start({ bookmarkIntervalMs: 300 });
+    for (const crd of istioCrds()) api.installCrd(crd);
+    api.apply(tlsSecret('ingress-cert', 'istio-system', FIXTURE_CREDENTIAL));
+    api.apply({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/service-account-token', metadata: { name: 'default-token', namespace: 'istio-system' }, data: { token: 'dG9rZW4=' } });
+    const meshpilot = await startMeshpilotOnKube(api, { serve: { xdsPlaintextSecrets: true } });
+    const client = new RawAdsClient(meshpilot.xdsPort, 'router~10.244.9.9~ingress-0.istio-system~istio-system.svc.cluster.local');
+    try {
+      await ready(meshpilot);
+      client.send({ typeUrl: SECRET_TYPE, names: ['kubernetes://ingress-cert'] });
+      const first = await client.next((r) => r.type_url === SECRET_TYPE);
+      assert.deepEqual(first.resources.map((r) => r['name']), ['kubernetes://ingress-cert']);
+      client.ack(first, ['kubernetes://ingress-cert']);
+
+      const rotated = await issueTestPair(await createTestRoot('rotation CA'), [{ type: 'dns', value: 'bookinfo.example.com' }]);
+      api.apply(tlsSecret('ingress-cert', 'istio-system', { cert: rotated.certPem, key: rotated.keyPem }));
+      const pushed = await client.next((r) => r.type_url === SECRET_TYPE, 1);
+      const chain = (pushed.resources[0]?.['tls_certificate'] as { certificate_chain: { inline_bytes: string } }).certificate_chain.inline_bytes;
+      assert.equal(Buffer.from(chain, 'base64').toString('utf8'), rotated.certPem);
+
+      api.apply(tlsSecret('broken-cert', 'istio-system', { cert: rotated.certPem, key: FIXTURE_CREDENTIAL.key }));
+      const rejected = await eventually(async () => (await json<Configz>(meshpilot, '/debug/configz')).rejected.find((r) => r.object === 'Secret istio-system/broken-cert'), 5000, 'the broken Secret in /debug/configz');
+      assert.deepEqual([rejected.errors[0]?.code, rejected.errors[0]?.path, rejected.source.location], ['MP_SECRET_INVALID', 'data.tls.key', '/api/v1/namespaces/istio-system/secrets/broken-cert']);
+      assert.ok(!JSON.stringify(await json<Configz>(meshpilot, '/debug/configz')).includes('default-token'), 'a token Secret is not read');
+    } finally {
+      client.close();
+      await meshpilot.close();
+      await api.close();
+    }
   });
 });

@@ -7,7 +7,7 @@ import { parseProxy } from '../src/model/proxy.ts';
 import type { JsonObject } from '../src/xds/proto-json.ts';
 import { renderForProxy } from '../src/xds/render.ts';
 import { generate } from '../src/xds/generate/index.ts';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../src/xds/type-urls.ts';
 import { fixturePush, fixtures } from './support/fixture-workloads.ts';
 import { violations } from './support/rendered.ts';
 
@@ -133,7 +133,7 @@ describe("what mTLS adds breaks no validate.rules and no cross-reference", () =>
     for (const [app, ip] of [['reviews', '10.244.2.12'], ['details', '10.244.2.11']] as const) {
       const server = generate(LISTENER_TYPE, push, parseProxy(sidecar(app, ip), { GENERATOR: 'grpc' }), ['xds.istio.io/grpc/lds/inbound/0.0.0.0:9080']);
       assert.equal(server.length, 1);
-      problems.push(...violations({ [CLUSTER_TYPE]: [], [ENDPOINT_TYPE]: [], [LISTENER_TYPE]: server, [ROUTE_TYPE]: [] }));
+      problems.push(...violations({ [CLUSTER_TYPE]: [], [ENDPOINT_TYPE]: [], [LISTENER_TYPE]: server, [ROUTE_TYPE]: [], [SECRET_TYPE]: [] }));
     }
     assert.deepEqual(problems, []);
   });

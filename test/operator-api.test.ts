@@ -9,7 +9,7 @@ import { str } from '../src/xds/attribution.ts';
 import { EnvoyResource } from '../src/xds/resource.ts';
 import { diffResources } from '../src/xds/resource-diff.ts';
 import type { JsonObject } from '../src/xds/proto-json.ts';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, type ResourceTypeUrl } from '../src/xds/type-urls.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, type ResourceTypeUrl } from '../src/xds/type-urls.ts';
 import { RawAdsClient } from './support/ads-client.ts';
 import type { Backend } from './support/backends.ts';
 import { GrpcXdsCaller } from './support/grpc-xds-client.ts';
@@ -179,6 +179,7 @@ describe("an operator's view of a running mesh", () => {
         [ENDPOINT_TYPE]: pick('EndpointsConfigDump', 'dynamic_endpoint_configs', 'endpoint_config', ENDPOINT_TYPE),
         [LISTENER_TYPE]: pick('ListenersConfigDump', 'dynamic_listeners', 'active_state.listener', LISTENER_TYPE),
         [ROUTE_TYPE]: pick('RoutesConfigDump', 'dynamic_route_configs', 'route_config', ROUTE_TYPE),
+        [SECRET_TYPE]: [],
       };
     };
     const before = await sentNow();

@@ -303,7 +303,8 @@ describe('which changes wake a scoped proxy', () => {
   });
 
   it('a change to a Sidecar is a full push for the proxies it applies to, and nothing for the others', () => {
-    const FULL = { Cluster: 'all', ClusterLoadAssignment: 'all', Listener: 'all', RouteConfiguration: 'all' };
+    // A full comparison covers every type, Secrets included (sent only to a proxy that asked for some).
+    const FULL = { Cluster: 'all', ClusterLoadAssignment: 'all', Listener: 'all', RouteConfiguration: 'all', Secret: 'all' };
     const widened = sidecar('default', 'bookinfo', { egress: [{ hosts: ['*/*'] }] });
     const { pushed, scope, after } = change([...MESH, hideShop], [...MESH, widened]);
     assert.deepEqual(describeScope(scope), FULL);

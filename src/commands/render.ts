@@ -14,7 +14,7 @@ import type { JsonObject } from '../xds/proto-json.ts';
 import { renderForProxy } from '../xds/render.ts';
 import { versionOfSet } from '../xds/resource.ts';
 import type { ResourceTypeUrl, ShortType } from '../xds/type-urls.ts';
-import { PUSH_ORDER, SHORT_TYPE, TYPE_BY_SHORT } from '../xds/type-urls.ts';
+import { PUSH_ORDER, SECRET_TYPE, SHORT_TYPE, TYPE_BY_SHORT } from '../xds/type-urls.ts';
 
 export interface RenderOptions {
   readonly configDir: string;
@@ -54,6 +54,8 @@ export async function renderConfigDump(options: RenderOptions): Promise<RenderRe
   const types: Partial<Record<ResourceTypeUrl, DumpedType>> = {};
   for (const typeUrl of wanted) {
     const resources = rendered[typeUrl];
+    // Like Envoy's own dump: secrets only for a proxy that takes some over ADS (a gateway with credentialName).
+    if (typeUrl === SECRET_TYPE && resources.length === 0 && !options.type) continue;
     types[typeUrl] = { version: versionOfSet(resources), at: push.builtAt, resources };
   }
   const problems = converted.rejected.flatMap((r) =>

@@ -11,6 +11,8 @@ export type ChangeEvent = 'add' | 'update' | 'delete';
 /** Kinds that are not rules: a service by hostname, and the endpoints of a hostname. */
 export const SERVICE_KIND = 'Service';
 export const ENDPOINTS_KIND = 'Endpoints';
+/** A Kubernetes TLS Secret, by namespace and name. */
+export const CREDENTIAL_KIND = 'Secret';
 
 export interface ConfigChange {
   readonly kind: string;
@@ -64,6 +66,7 @@ export function indexSnapshot(snapshot: SourceSnapshot): SnapshotIndex {
     else endpoints.set(endpoint.serviceHostname, [endpoint]);
   }
   for (const [host, list] of endpoints) add(ENDPOINTS_KIND, '', host, list);
+  for (const credential of snapshot.credentials ?? []) add(CREDENTIAL_KIND, credential.namespace, credential.name, credential);
   for (const { meta, spec } of snapshot.rules) {
     index.set(ruleKey(meta), { kind: meta.kind, namespace: meta.namespace, name: meta.name, content: spec, ...(meta.creationTimestamp !== undefined ? { created: meta.creationTimestamp } : {}) });
   }
@@ -123,5 +126,5 @@ export function changedHosts(changes: ConfigChanges, kind: typeof SERVICE_KIND |
 }
 
 export function isRuleChange(change: ConfigChange): boolean {
-  return change.kind !== SERVICE_KIND && change.kind !== ENDPOINTS_KIND;
+  return change.kind !== SERVICE_KIND && change.kind !== ENDPOINTS_KIND && change.kind !== CREDENTIAL_KIND;
 }

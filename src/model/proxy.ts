@@ -8,6 +8,17 @@ export type ProxyGenerator = 'envoy' | 'grpc';
 /** Something a proxyless gRPC client is known to mishandle, recognised by its node's user agent. */
 export type GrpcClientLimit = 'ring-hash-crashes';
 
+/**
+ * Who the stream of a proxy proved to be (Istio's VerifiedIdentity): its client certificate or
+ * token on the secure port; `plaintext` is the node's own claim, trusted only when the operator
+ * allows Secrets on the plaintext port (development).
+ */
+export interface VerifiedIdentity {
+  readonly namespace: string;
+  readonly serviceAccount?: string;
+  readonly via: 'certificate' | 'token' | 'plaintext';
+}
+
 export interface Proxy {
   readonly id: string;
   readonly type: ProxyType;
@@ -20,6 +31,8 @@ export interface Proxy {
   readonly metadata: Readonly<Record<string, unknown>>;
   /** What this gRPC client must not be sent (empty for Envoy and for current gRPC). */
   readonly grpcLimits: readonly GrpcClientLimit[];
+  /** Set by the server for a stream that authenticated; only such a proxy is sent Secrets. */
+  readonly verifiedIdentity?: VerifiedIdentity;
 }
 
 export interface UserAgent {

@@ -20,6 +20,9 @@ import type { Endpoint, Service } from './service.ts';
 import { resolveShortName } from './service.ts';
 import { indexSidecars } from './sidecar.ts';
 import { indexWorkloads } from './workload-labels.ts';
+import type { CredentialIndex } from './credentials.ts';
+import { indexCredentials } from './credentials.ts';
+import { gatewayCredentialIssues } from './gateway-credentials.ts';
 import type { PeerAuthenticationIndex } from './peer-authentication.ts';
 import { indexPeerAuthentications } from './peer-authentication.ts';
 import { mtlsConflictIssues } from './mtls-conflicts.ts';
@@ -90,6 +93,8 @@ export interface PushContext {
   readonly peerAuthentication: PeerAuthenticationIndex;
   /** Istio Gateways, oldest first, and which select a gateway proxy. */
   readonly gateways: GatewayIndex;
+  /** Kubernetes TLS Secrets by namespace and name, what gateways' credentialName names. */
+  readonly credentials: CredentialIndex;
   /** The Gateways that select `proxy`, merged into its listeners; undefined for a proxy no Gateway selects. */
   gatewayFor(proxy: Pick<Proxy, 'type' | 'namespace' | 'labels' | 'ipAddresses'>): MergedGateway | undefined;
   /** The VirtualServices bound to `gateway` (`namespace/name`) that a gateway proxy in `proxyNamespace` sees, in Istio's order. */
@@ -239,9 +244,11 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
     const conflicts = mtlsConflictIssues(status.rule, services, endpointsByHost, peerAuthentication);
     if (conflicts.length > 0) ruleStatus.set(key, { ...status, issues: [...status.issues, ...conflicts] });
   }
+  const credentials = indexCredentials(snapshot.credentials ?? []);
   const authorization = indexAuthorizationPolicies(rules.filter(isAuthorizationPolicy), rootNamespace, workloads, ruleStatus);
   for (const gateway of gateways.gateways) {
-    ruleStatus.set(ruleKey(gateway.meta), { rule: gateway, issues: gatewayConflictIssues(gateway, gateways, targetPortIndex(), endpointsByHost), applied: true });
+    const issues = [...gatewayConflictIssues(gateway, gateways, targetPortIndex(), endpointsByHost), ...gatewayCredentialIssues(gateway, credentials, endpointsByHost)];
+    ruleStatus.set(ruleKey(gateway.meta), { rule: gateway, issues, applied: true });
   }
   for (const [key, status] of ruleStatus) {
     const ineffective = ineffectiveRuleIssues(status.rule, services, endpointsByHost, rootNamespace, gateways);
@@ -268,6 +275,7 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
     meshConfig,
     peerAuthentication,
     gateways,
+    credentials,
     gatewayFor: (proxy) => gatewayFor(push, proxy, targetPortIndex()),
     virtualServicesForGateway: (gateway, proxyNamespace) =>
       push.memo(`gateway-virtual-services:${gateway}:${proxyNamespace ?? ''}`, () =>

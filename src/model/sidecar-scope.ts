@@ -106,6 +106,7 @@ function buildScopedPush(push: PushContext, visibility: SidecarVisibility): Push
     meshConfig: scopedMeshConfig(push.meshConfig, visibility.sidecar),
     peerAuthentication: push.peerAuthentication,
     gateways: push.gateways,
+    credentials: push.credentials,
     gatewayFor: (proxy) => push.gatewayFor(proxy),
     virtualServicesForGateway: (gateway, proxyNamespace) => push.virtualServicesForGateway(gateway, proxyNamespace),
     memo: memoizer(),

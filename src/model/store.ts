@@ -6,6 +6,7 @@ import type { Rule, ValidationIssue } from './rules.ts';
 import { ruleKey } from './rules.ts';
 import type { Endpoint, Service, SourceRef } from './service.ts';
 import type { GatewayObjectStatus, RouteStatus } from './route-status.ts';
+import type { TlsCredential } from './credentials.ts';
 
 /** An object a source could not accept; the last good version of it (if any) stays served. */
 export interface RejectedObject {
@@ -42,6 +43,8 @@ export interface SourceSnapshot {
   readonly routeStatuses?: readonly RouteStatus[];
   /** Gateway API Gateways and GatewayClasses of meshpilot's classes, with the status they should show. */
   readonly gatewayStatuses?: readonly GatewayObjectStatus[];
+  /** Kubernetes TLS Secrets, for gateways' credentialName. */
+  readonly credentials?: readonly TlsCredential[];
 }
 
 export const EMPTY_SNAPSHOT: SourceSnapshot = { services: [], endpoints: [], rules: [], rejected: [] };
@@ -107,6 +110,7 @@ export class ConfigStore {
     const warnings: ObjectWarnings[] = [];
     const routeStatuses: RouteStatus[] = [];
     const gatewayStatuses: GatewayObjectStatus[] = [];
+    const credentials = new Map<string, TlsCredential>();
     ordered.forEach((snapshot, index) => {
       for (const service of snapshot.services) if (!services.has(service.hostname)) services.set(service.hostname, service);
       for (const rule of snapshot.rules) if (!rules.has(ruleKey(rule.meta))) rules.set(ruleKey(rule.meta), rule);
@@ -120,7 +124,8 @@ export class ConfigStore {
       warnings.push(...(snapshot.warnings ?? []));
       routeStatuses.push(...(snapshot.routeStatuses ?? []));
       gatewayStatuses.push(...(snapshot.gatewayStatuses ?? []));
+      for (const credential of snapshot.credentials ?? []) if (!credentials.has(`${credential.namespace}/${credential.name}`)) credentials.set(`${credential.namespace}/${credential.name}`, credential);
     });
-    return { services: [...services.values()], endpoints, rules: [...rules.values()], rejected, warnings, routeStatuses, gatewayStatuses };
+    return { services: [...services.values()], endpoints, rules: [...rules.values()], rejected, warnings, routeStatuses, gatewayStatuses, credentials: [...credentials.values()] };
   }
 }

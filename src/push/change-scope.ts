@@ -7,7 +7,8 @@ import { isDestinationRule, isVirtualService } from '../model/rules.ts';
 import type { Endpoint } from '../model/service.ts';
 import { resolveShortName } from '../model/service.ts';
 import type { ConfigChanges } from '../model/config-changes.ts';
-import { changedHosts, ENDPOINTS_KIND, isRuleChange, SERVICE_KIND } from '../model/config-changes.ts';
+import { changedHosts, CREDENTIAL_KIND, ENDPOINTS_KIND, isRuleChange, SERVICE_KIND } from '../model/config-changes.ts';
+import { credentialResourceNames } from '../model/credentials.ts';
 import { buildLoadAssignments } from '../xds/generate/endpoint.ts';
 import { clusterName } from '../xds/generate/names.ts';
 import { outboundTargets } from '../xds/generate/outbound.ts';
@@ -16,7 +17,7 @@ import type { TypeScope } from '../xds/server/push-scope.ts';
 import type { PushChange } from './proxy-scope.ts';
 import { FULL_CHANGE } from './proxy-scope.ts';
 import type { ResourceTypeUrl } from '../xds/type-urls.ts';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../xds/type-urls.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../xds/type-urls.ts';
 
 /** Rule kinds whose effect is limited to clusters and routes of their hosts. */
 const SCOPED_RULE_KINDS = new Set(['VirtualService', 'DestinationRule']);
@@ -89,6 +90,22 @@ export function computeChangeScope(before: PushContext | undefined, after: PushC
       if (r) for (const host of ruleHosts(r)) edsHosts.add(host);
     }
   }
+  // A Secret's SDS names go to the proxies subscribed to them; whether it can serve a certificate decides gateways' filter chains.
+  const secretNames = new Set<string>();
+  let gatewayCredentials = false;
+  for (const change of changes.values()) {
+    if (change.kind !== CREDENTIAL_KIND) continue;
+    for (const name of credentialResourceNames(change.namespace, change.name)) secretNames.add(name);
+    const shape = (push: PushContext): string => {
+      const credential = push.credentials.get(change.namespace, change.name);
+      return credential ? `${String(credential.certificateChain !== undefined)}:${String(credential.caCertificates !== undefined)}` : 'none';
+    };
+    if (shape(before) !== shape(after)) gatewayCredentials = true;
+  }
+  if (secretNames.size > 0) {
+    kinds.push('Secret');
+    scope.set(SECRET_TYPE, secretNames);
+  }
   // Whole-set types are compared per proxy against what it holds, which is cheap when nothing differs.
   if (services.size > 0 || scopedRules > 0 || identities) {
     scope.set(CLUSTER_TYPE, 'all');
@@ -108,6 +125,7 @@ export function computeChangeScope(before: PushContext | undefined, after: PushC
     hosts: edsHosts,
     ...(sidecars.size > 0 ? { sidecars } : {}),
     ...(policies.size > 0 || relabelled ? { policies } : {}),
+    ...(gatewayCredentials ? { gatewayCredentials } : {}),
   };
   return { change, kinds };
 }

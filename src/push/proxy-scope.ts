@@ -9,7 +9,7 @@ import { outboundTargetByName } from '../xds/generate/outbound.ts';
 import type { PushScope, TypeScope } from '../xds/server/push-scope.ts';
 import { FULL_SCOPE } from '../xds/server/push-scope.ts';
 import type { ResourceTypeUrl } from '../xds/type-urls.ts';
-import { ENDPOINT_TYPE, LISTENER_TYPE } from '../xds/type-urls.ts';
+import { ENDPOINT_TYPE, LISTENER_TYPE, SECRET_TYPE } from '../xds/type-urls.ts';
 
 /** What one push may have changed, with what the change analysis learned to narrow it per proxy. */
 export interface PushChange {
@@ -23,6 +23,8 @@ export interface PushChange {
   readonly sidecars?: ReadonlySet<string>;
   /** Keys of the AuthorizationPolicies that changed (set, maybe empty, when workloads were relabelled too): their proxies' listeners. */
   readonly policies?: ReadonlySet<string>;
+  /** A Secret appeared, went, or gained or lost its certificate or CA: gateways' TLS filter chains may change. */
+  readonly gatewayCredentials?: boolean;
 }
 
 /** A full comparison for every proxy. */
@@ -69,7 +71,8 @@ function visibleScope(change: PushChange, push: PushContext, proxy: Proxy): Push
     if (typeUrl === ENDPOINT_TYPE && typeScope !== 'all') {
       const names = [...typeScope].filter((name) => !everyCluster.has(name) || seenClusters.some((clusters) => clusters.has(name)));
       if (names.length > 0) narrowed.set(typeUrl, new Set(names));
-    } else if (anyConcerns) {
+    } else if (anyConcerns || typeUrl === SECRET_TYPE) {
+      // Secrets are asked for by name: a proxy not subscribed to a changed one is sent nothing anyway.
       narrowed.set(typeUrl, typeScope);
     }
   }
@@ -84,12 +87,12 @@ export function scopeForProxy(change: PushChange, push: PushContext, proxy: Prox
   const { previous } = change;
   if (previous && change.sidecars && sidecarChanged(change.sidecars, previous, push, proxy)) return FULL_SCOPE;
   const scope = visibleScope(change, push, proxy);
-  if (!previous || !change.policies || !policiesChanged(change.policies, previous, push, proxy)) return scope;
-  return new Map([...scope, [LISTENER_TYPE, 'all']]);
+  const listeners = (change.gatewayCredentials === true && proxy.type === 'router') || (previous !== undefined && change.policies !== undefined && policiesChanged(change.policies, previous, push, proxy));
+  return listeners ? new Map([...scope, [LISTENER_TYPE, 'all']]) : scope;
 }
 
 /** The most any proxy may be sent for `change` (what the push log shows; empty: nothing to send). */
 export function widestScope(change: PushChange): PushScope {
   if (change.sidecars) return FULL_SCOPE;
-  return change.policies ? new Map([...change.scope, [LISTENER_TYPE, 'all']]) : change.scope;
+  return change.policies || change.gatewayCredentials ? new Map([...change.scope, [LISTENER_TYPE, 'all']]) : change.scope;
 }

@@ -4,7 +4,7 @@
 // workload gets only its own identity, and a proxy only its own namespace's config.
 import type { Logger } from 'pino';
 import { parseProxy } from '../model/proxy.ts';
-import type { AdsServer } from '../xds/server/ads-server.ts';
+import type { AdsServer, GateVerdict } from '../xds/server/ads-server.ts';
 import type { NodeInfo } from '../xds/server/messages.ts';
 import type { GrpcCall, TransportLimits } from '../xds/server/grpc-transport.ts';
 import { GrpcStatus, GrpcTransport } from '../xds/server/grpc-transport.ts';
@@ -119,18 +119,19 @@ export class SecurePort {
   }
 
   /** Istio's XDS_AUTH: the node's namespace must be the caller's. */
-  async #admitStream(call: GrpcCall, node: NodeInfo | undefined): Promise<{ status: number; message: string } | undefined> {
+  async #admitStream(call: GrpcCall, node: NodeInfo | undefined): Promise<GateVerdict> {
     const auth = await this.#authenticate(call);
     if (!auth.ok) {
       this.#options.metrics.xdsRefused.labels('unauthenticated').inc();
-      return { status: GrpcStatus.UNAUTHENTICATED, message: `MP_CA_UNAUTHENTICATED: ${auth.reason}` };
+      return { refused: { status: GrpcStatus.UNAUTHENTICATED, message: `MP_CA_UNAUTHENTICATED: ${auth.reason}` } };
     }
     const claimed = node ? parseProxy(node.id, node.metadata).namespace : undefined;
-    if (claimed === auth.caller.namespace) return undefined;
+    // The stream keeps who it proved to be: what it may read (Secrets) is decided by it, not by the node's word.
+    if (claimed === auth.caller.namespace) return { identity: { namespace: auth.caller.namespace, serviceAccount: auth.caller.serviceAccount, via: auth.caller.via } };
     const message = `MP_CA_IDENTITY_MISMATCH: the node ${JSON.stringify((node?.id ?? '').slice(0, 200))} claims namespace ${claimed ?? '(none)'}, but the caller is ${auth.caller.identity}`;
     this.#options.metrics.xdsRefused.labels('namespace').inc();
     this.#log.warn({ code: 'MP_CA_IDENTITY_MISMATCH', peer: call.peer, caller: auth.caller.identity }, message);
-    return { status: GrpcStatus.PERMISSION_DENIED, message };
+    return { refused: { status: GrpcStatus.PERMISSION_DENIED, message } };
   }
 
   #createCertificate(call: GrpcCall): void {

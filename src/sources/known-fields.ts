@@ -55,6 +55,7 @@ export const KUBE_FIELDS = {
   },
   istioObject: { what: 'an Istio object', strict: true, known: ['apiVersion', 'kind', 'metadata', 'spec', 'status'] },
   service: { what: 'a Service', strict: false, known: ['apiVersion', 'kind', 'metadata', 'spec', 'status'] },
+  secret: { what: 'a Secret', strict: false, known: ['apiVersion', 'kind', 'metadata', 'type', 'data', 'stringData', 'immutable'] },
   serviceSpec: {
     what: 'a Service spec',
     strict: false,

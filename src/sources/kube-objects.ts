@@ -1,5 +1,6 @@
 // Parsed Kubernetes and Istio objects into model objects. Pure: the YAML directory and the
 // Kubernetes informers both feed it already-parsed objects and publish what it returns.
+import type { TlsCredential } from '../model/credentials.ts';
 import type { Rule, RuleKind, ValidationIssue } from '../model/rules.ts';
 import { ruleKey } from '../model/rules.ts';
 import type { Endpoint, Service, ServicePort } from '../model/service.ts';
@@ -11,6 +12,7 @@ import { endpointIdentity, endpointsOfGroup, indexPods, parseEndpointSlice, pars
 import type { Fields, ObjectMeta } from './object-fields.ts';
 import { checkKubeFields, KUBE_FIELDS } from './known-fields.ts';
 import { checkEnvelope, judgeUnreadKind } from './object-checks.ts';
+import { parseSecret } from './kube-secrets.ts';
 import { arrayField, describeType, fieldsOf, isFields, isIpAddress, isPortNumber, readMeta, stringField } from './object-fields.ts';
 import type { AcceptedObject, ConvertedObjects, EndpointGroup, ParsedObject, PodInfo, SourcedObject } from './parsed-object.ts';
 import { objectKey, ObjectProblems, rejectedObject, requireName } from './parsed-object.ts';
@@ -139,6 +141,7 @@ const SUPPORTED_KINDS: Readonly<Record<string, KindSupport>> = {
   EndpointSlice: { group: 'discovery.k8s.io', versions: ['v1', 'v1beta1'], parse: parseEndpointSlice },
   Endpoints: { group: '', versions: ['v1'], parse: parseLegacyEndpoints },
   Pod: { group: '', versions: ['v1'], parse: parsePod },
+  Secret: { group: '', versions: ['v1'], parse: parseSecret },
   VirtualService: ruleKind('VirtualService', ISTIO_NETWORKING_GROUP, ISTIO_NETWORKING_VERSIONS),
   DestinationRule: ruleKind('DestinationRule', ISTIO_NETWORKING_GROUP, ISTIO_NETWORKING_VERSIONS),
   Sidecar: ruleKind('Sidecar', ISTIO_NETWORKING_GROUP, ISTIO_NETWORKING_VERSIONS),
@@ -298,6 +301,7 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[], options:
   const gatewayClasses: GatewayClassInfo[] = [];
   const gatewayApiGateways: GatewayInfo[] = [];
   const namespaces = new Map<string, Readonly<Record<string, string>>>();
+  const credentials: TlsCredential[] = [];
   for (const parsed of accepted.values()) {
     if (parsed.type === 'service') services.set(parsed.service.hostname, parsed.service);
     else if (parsed.type === 'pod') pods.push(parsed.pod);
@@ -311,8 +315,9 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[], options:
     else if (parsed.type === 'gatewayClass') gatewayClasses.push(parsed.gatewayClass);
     else if (parsed.type === 'gatewayApiGateway') gatewayApiGateways.push(parsed.gateway);
     else if (parsed.type === 'namespace') namespaces.set(parsed.namespace.name, parsed.namespace.labels);
+    else if (parsed.type === 'credential') credentials.push(parsed.credential);
     else legacy.push(parsed.group);
-    if ((parsed.type === 'serviceEntry' || parsed.type === 'workloadEntry') && parsed.warnings && parsed.warnings.length > 0) {
+    if ((parsed.type === 'serviceEntry' || parsed.type === 'workloadEntry' || parsed.type === 'credential') && parsed.warnings && parsed.warnings.length > 0) {
       warnings.push(objectWarnings(parsed, parsed.warnings));
     }
   }
@@ -364,6 +369,7 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[], options:
     warnings,
     routeStatuses: mergeRouteStatuses([...gamma.statuses, ...ingress.routeStatuses]),
     gatewayStatuses: ingress.objectStatuses,
+    credentials,
     ignored,
   };
 }

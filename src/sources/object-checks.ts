@@ -76,6 +76,7 @@ const TOP_LEVEL: Readonly<Record<string, KubeFields>> = {
   EndpointSlice: KUBE_FIELDS.endpointSlice,
   Endpoints: KUBE_FIELDS.endpoints,
   Pod: KUBE_FIELDS.pod,
+  Secret: KUBE_FIELDS.secret,
 };
 
 /** Problems of an object's envelope: top-level fields, metadata, name, namespace, labels. */

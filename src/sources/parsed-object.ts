@@ -1,5 +1,6 @@
 // The shapes every object takes between parsing and joining, shared by the Kubernetes converters.
 import type { ErrorCode } from '../errors.ts';
+import type { TlsCredential } from '../model/credentials.ts';
 import type { Rule, ValidationIssue } from '../model/rules.ts';
 import type { Service, SourceRef } from '../model/service.ts';
 import type { ObjectWarnings, RejectedObject, SourceSnapshot } from '../model/store.ts';
@@ -73,6 +74,7 @@ export type ParsedObject =
   | { readonly type: 'gatewayClass'; readonly key: string; readonly source: SourceRef; readonly gatewayClass: GatewayClassInfo }
   | { readonly type: 'gatewayApiGateway'; readonly key: string; readonly source: SourceRef; readonly gateway: GatewayInfo }
   | { readonly type: 'namespace'; readonly key: string; readonly source: SourceRef; readonly namespace: { readonly name: string; readonly labels: Readonly<Record<string, string>> } }
+  | { readonly type: 'credential'; readonly key: string; readonly source: SourceRef; readonly credential: TlsCredential; readonly warnings?: readonly ValidationIssue[] }
   | { readonly type: 'rejected'; readonly key?: string; readonly source: SourceRef; readonly rejected: RejectedObject }
   | { readonly type: 'ignored'; readonly source: SourceRef; readonly reason: string };
 

@@ -188,7 +188,7 @@ export class YamlSource {
     const { state, parsed } = applyLastGood(this.#state, read.reads);
     this.#state = state;
     const converted = assembleObjects(parsed, this.#gatewayApi ? { gatewayApi: this.#gatewayApi } : {});
-    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected, warnings: converted.warnings, routeStatuses: converted.routeStatuses, gatewayStatuses: converted.gatewayStatuses };
+    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected, warnings: converted.warnings, routeStatuses: converted.routeStatuses, gatewayStatuses: converted.gatewayStatuses, credentials: converted.credentials };
     const signature = JSON.stringify(snapshot);
     if (signature === this.#published) {
       this.#log.debug({ reason }, 'files changed but the config they describe did not');

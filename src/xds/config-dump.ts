@@ -2,7 +2,7 @@
 import type { JsonObject } from './proto-json.ts';
 import type { EnvoyResource } from './resource.ts';
 import type { ResourceTypeUrl } from './type-urls.ts';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from './type-urls.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from './type-urls.ts';
 
 export interface DumpedType {
   readonly version: string;
@@ -14,6 +14,16 @@ const ADMIN = 'type.googleapis.com/envoy.admin.v3.';
 
 function withType(resource: EnvoyResource): JsonObject {
   return { '@type': resource.typeUrl, ...resource.json };
+}
+
+/** What Envoy's own config_dump shows for a private key: never the key. */
+export const REDACTED = '[redacted]';
+
+/** A Secret as config_dump shows it: the certificates, and the private key redacted as Envoy redacts it. */
+export function redactSecret(json: JsonObject): JsonObject {
+  const certificate = json['tls_certificate'];
+  if (typeof certificate !== 'object' || certificate === null || Array.isArray(certificate) || certificate['private_key'] === undefined) return json;
+  return { ...json, tls_certificate: { ...certificate, private_key: { inline_string: REDACTED } } };
 }
 
 export function buildConfigDump(types: Partial<Record<ResourceTypeUrl, DumpedType>>): JsonObject {
@@ -57,6 +67,18 @@ export function buildConfigDump(types: Partial<Record<ResourceTypeUrl, DumpedTyp
         version_info: routes.version,
         route_config: withType(r),
         last_updated: at(routes),
+      })),
+    });
+  }
+  const secrets = types[SECRET_TYPE];
+  if (secrets) {
+    configs.push({
+      '@type': `${ADMIN}SecretsConfigDump`,
+      dynamic_active_secrets: secrets.resources.map((r) => ({
+        name: r.name,
+        version_info: secrets.version,
+        last_updated: at(secrets),
+        secret: { '@type': r.typeUrl, ...redactSecret(r.json) },
       })),
     });
   }

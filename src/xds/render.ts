@@ -5,7 +5,7 @@ import type { Proxy } from '../model/proxy.ts';
 import { generate } from './generate/index.ts';
 import type { Json, JsonObject } from './proto-json.ts';
 import type { EnvoyResource } from './resource.ts';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, type ResourceTypeUrl } from './type-urls.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, type ResourceTypeUrl } from './type-urls.ts';
 
 export type RenderedResources = Record<ResourceTypeUrl, readonly EnvoyResource[]>;
 
@@ -17,6 +17,17 @@ function collect(json: Json, key: string, out: Set<string>): void {
       if (k === key && typeof v === 'string') out.add(v);
       else collect(v, key, out);
     }
+  }
+}
+
+/** Names of the secrets a resource takes over SDS on the ADS stream (`sds_config: { ads: {} }`). */
+function adsSecretNames(json: Json, out: Set<string>): void {
+  if (Array.isArray(json)) {
+    for (const item of json) adsSecretNames(item, out);
+  } else if (json !== null && typeof json === 'object') {
+    const source = json['sds_config'];
+    if (typeof json['name'] === 'string' && typeof source === 'object' && source !== null && !Array.isArray(source) && source['ads'] !== undefined) out.add(json['name']);
+    for (const value of Object.values(json)) adsSecretNames(value, out);
   }
 }
 
@@ -64,5 +75,10 @@ export function renderForProxy(push: PushContext, proxy: Proxy, listenerNames?: 
       return typeof config?.['service_name'] === 'string' ? config['service_name'] : c.name;
     });
   const endpoints = generate(ENDPOINT_TYPE, push, proxy, edsNames);
-  return { [CLUSTER_TYPE]: clusters, [ENDPOINT_TYPE]: endpoints, [LISTENER_TYPE]: listeners, [ROUTE_TYPE]: routes };
+  const secretNames = new Set<string>();
+  for (const listener of listeners) adsSecretNames(listener.json, secretNames);
+  // Rendered as the proxy gets them once it has authenticated as a workload of its own namespace.
+  const verified: Proxy = proxy.verifiedIdentity || proxy.namespace === undefined ? proxy : { ...proxy, verifiedIdentity: { namespace: proxy.namespace, via: 'plaintext' } };
+  const secrets = secretNames.size > 0 ? generate(SECRET_TYPE, push, verified, [...secretNames].sort()) : [];
+  return { [CLUSTER_TYPE]: clusters, [ENDPOINT_TYPE]: endpoints, [LISTENER_TYPE]: listeners, [ROUTE_TYPE]: routes, [SECRET_TYPE]: secrets };
 }

@@ -2,6 +2,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Json, JsonObject } from './proto-json.ts';
 import type { EnvoyResource } from './resource.ts';
+import { redactSecret } from './config-dump.ts';
+import { SECRET_TYPE } from './type-urls.ts';
 
 export interface FieldChange {
   /** e.g. `virtual_hosts[name=reviews:9080].routes[name=default/reviews/http[1]].route.timeout` */
@@ -72,6 +74,11 @@ export function diffJson(before: Json | undefined, after: Json | undefined, path
   return [change(path, before, after)];
 }
 
+/** A resource as views show it: a Secret's private key redacted. */
+function shown(resource: EnvoyResource): JsonObject {
+  return resource.typeUrl === SECRET_TYPE ? redactSecret(resource.json) : resource.json;
+}
+
 /** What a proxy holding `before` would see if it were sent `after`. */
 export function diffResources(before: readonly EnvoyResource[], after: readonly EnvoyResource[]): ResourceChanges {
   const old = new Map(before.map((r) => [r.name, r]));
@@ -79,7 +86,7 @@ export function diffResources(before: readonly EnvoyResource[], after: readonly 
   const changed: { name: string; fields: FieldChange[] }[] = [];
   for (const [name, resource] of next) {
     const previous = old.get(name);
-    if (previous && previous.version !== resource.version) changed.push({ name, fields: diffJson(previous.json, resource.json) });
+    if (previous && previous.version !== resource.version) changed.push({ name, fields: diffJson(shown(previous), shown(resource)) });
   }
   const sorted = (names: Iterable<string>): string[] => [...names].sort();
   return {

@@ -5,21 +5,25 @@ export const ENDPOINT_TYPE = 'type.googleapis.com/envoy.config.endpoint.v3.Clust
 export const LISTENER_TYPE = 'type.googleapis.com/envoy.config.listener.v3.Listener';
 export const ROUTE_TYPE = 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration';
 
-/** SDS: served by `meshpilot agent` on its Unix socket, never by the ADS server. */
+/**
+ * SDS: Kubernetes Secrets a gateway's TLS names (`kubernetes://<name>`) come on the ADS stream;
+ * the workload certificate (`default`, `ROOTCA`) from `meshpilot agent` on its Unix socket.
+ */
 export const SECRET_TYPE = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret';
 
-export type ResourceTypeUrl = typeof CLUSTER_TYPE | typeof ENDPOINT_TYPE | typeof LISTENER_TYPE | typeof ROUTE_TYPE;
+export type ResourceTypeUrl = typeof CLUSTER_TYPE | typeof ENDPOINT_TYPE | typeof LISTENER_TYPE | typeof ROUTE_TYPE | typeof SECRET_TYPE;
 
-/** Push order required by xds_protocol: clusters before their endpoints, listeners before their routes. */
-export const PUSH_ORDER: readonly ResourceTypeUrl[] = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
+/** Push order required by xds_protocol: clusters before their endpoints, listeners before their routes and secrets (Istio's order). */
+export const PUSH_ORDER: readonly ResourceTypeUrl[] = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE];
 
-export type ShortType = 'cds' | 'eds' | 'lds' | 'rds';
+export type ShortType = 'cds' | 'eds' | 'lds' | 'rds' | 'sds';
 
 export const SHORT_TYPE: Readonly<Record<ResourceTypeUrl, ShortType>> = {
   [CLUSTER_TYPE]: 'cds',
   [ENDPOINT_TYPE]: 'eds',
   [LISTENER_TYPE]: 'lds',
   [ROUTE_TYPE]: 'rds',
+  [SECRET_TYPE]: 'sds',
 };
 
 export const TYPE_BY_SHORT: Readonly<Record<ShortType, ResourceTypeUrl>> = {
@@ -27,13 +31,14 @@ export const TYPE_BY_SHORT: Readonly<Record<ShortType, ResourceTypeUrl>> = {
   eds: ENDPOINT_TYPE,
   lds: LISTENER_TYPE,
   rds: ROUTE_TYPE,
+  sds: SECRET_TYPE,
 };
 
 /** Types whose empty subscription means "everything" (wildcard) in SotW. */
 export const WILDCARD_TYPES: ReadonlySet<ResourceTypeUrl> = new Set([CLUSTER_TYPE, LISTENER_TYPE]);
 
 export function isResourceTypeUrl(url: string): url is ResourceTypeUrl {
-  return url === CLUSTER_TYPE || url === ENDPOINT_TYPE || url === LISTENER_TYPE || url === ROUTE_TYPE;
+  return url === CLUSTER_TYPE || url === ENDPOINT_TYPE || url === LISTENER_TYPE || url === ROUTE_TYPE || url === SECRET_TYPE;
 }
 
 /** `type.googleapis.com/a.b.C` -> `a.b.C` */

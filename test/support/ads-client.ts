@@ -12,10 +12,11 @@ export const ADS_SOTW_PATH = '/envoy.service.discovery.v3.AggregatedDiscoverySer
 
 /**
  * Opens one bidirectional stream on `path` (ADS or a per-type service such as StreamClusters), to
- * a loopback port or a gRPC target such as `unix:/path/socket` (the agent's SDS).
+ * a loopback port, a gRPC target such as `unix:/path/socket` (the agent's SDS), or over a client
+ * the test made (the secure port, with credentials).
  */
-export function openRawStream(xdsPort: number | string, path: string): { client: grpc.Client; stream: grpc.ClientDuplexStream<Buffer, Buffer> } {
-  const client = new grpc.Client(typeof xdsPort === 'number' ? `127.0.0.1:${xdsPort}` : xdsPort, grpc.credentials.createInsecure());
+export function openRawStream(xdsPort: number | string | grpc.Client, path: string): { client: grpc.Client; stream: grpc.ClientDuplexStream<Buffer, Buffer> } {
+  const client = xdsPort instanceof grpc.Client ? xdsPort : new grpc.Client(typeof xdsPort === 'number' ? `127.0.0.1:${xdsPort}` : xdsPort, grpc.credentials.createInsecure());
   const method = rawMethod(path, true);
   const stream = client.makeBidiStreamRequest(path, method.requestSerialize, method.responseDeserialize);
   return { client, stream };
@@ -46,7 +47,7 @@ export class RawAdsClient {
   readonly #node: JsonObject;
   #sentNode = false;
 
-  constructor(xdsPort: number | string, nodeId: string, metadata: JsonObject = {}, path = ADS_SOTW_PATH) {
+  constructor(xdsPort: number | string | grpc.Client, nodeId: string, metadata: JsonObject = {}, path = ADS_SOTW_PATH) {
     this.#node = { id: nodeId, metadata, user_agent_name: 'meshpilot-test-client' };
     const { client, stream: call } = openRawStream(xdsPort, path);
     this.#client = client;

@@ -43,7 +43,7 @@ export class RawDeltaClient {
   readonly #node: JsonObject;
   #sentNode = false;
 
-  constructor(xdsPort: number | string, nodeId: string, metadata: JsonObject = {}, path = ADS_DELTA_PATH) {
+  constructor(xdsPort: number | string | grpc.Client, nodeId: string, metadata: JsonObject = {}, path = ADS_DELTA_PATH) {
     this.#node = { id: nodeId, metadata, user_agent_name: 'meshpilot-test-client' };
     const { client, stream } = openRawStream(xdsPort, path);
     this.#client = client;

@@ -1,6 +1,7 @@
 // VirtualService cases derived from the semantics of Istio's validation_test.go and
 // virtualservice_test.go (written here as YAML objects): what Istio says, and what meshpilot says.
-import { endpointSlice, pod, rule, service, type K8sObject } from './mesh-dir.ts';
+import { endpointSlice, pod, rule, service, tlsSecret, type K8sObject } from './mesh-dir.ts';
+import { FIXTURE_CREDENTIAL } from './fixture-credential.ts';
 import { invalid, unsupported, VALID, warning, type IstioVerdict, type Verdict } from './verdict.ts';
 
 export interface IstioCase {
@@ -26,6 +27,8 @@ export const CASE_CONTEXT: readonly K8sObject[] = [
   endpointSlice('ratings', NS, { name: 'http', port: 9080 }, [{ name: 'ratings-v1-0', ip: '10.244.0.20' }]),
   rule('DestinationRule', 'reviews', NS, { host: 'reviews', subsets: ['v1', 'v2', 'v3'].map((v) => ({ name: v, labels: { version: v } })) }),
   rule('ServiceEntry', 'secure', NS, { hosts: ['secure.example.com'], ports: [{ number: 443, name: 'tls', protocol: 'TLS' }], resolution: 'DNS' }),
+  // The TLS Secrets the Gateway cases name (credentialName), with a CA for their MUTUAL servers.
+  ...['sds-name', 'bar-cert', 'foo-cert'].map((name) => tlsSecret(name, NS, FIXTURE_CREDENTIAL)),
 ];
 
 export const ratings = [{ destination: { host: 'ratings' } }];

@@ -51,6 +51,24 @@ export function rule(kind: 'VirtualService' | 'DestinationRule' | 'Sidecar' | 'S
   return { apiVersion: `${group}/v1`, kind, metadata: { name, namespace }, spec };
 }
 
+/** PEM material of a TLS Secret: `kubernetes.io/tls` keys when `type` is tls, else the generic ones. */
+export interface TlsPems {
+  readonly cert?: string;
+  readonly key?: string;
+  readonly ca?: string;
+}
+
+/** A Secret as `kubectl create secret tls` makes it (base64 `data`), or a generic one with cert/key/cacert. */
+export function tlsSecret(name: string, namespace: string, pems: TlsPems, type: 'tls' | 'generic' = 'tls'): K8sObject {
+  const keys = type === 'tls' ? { cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt' } : { cert: 'cert', key: 'key', ca: 'cacert' };
+  const data: Record<string, string> = {};
+  for (const part of ['cert', 'key', 'ca'] as const) {
+    const pem = pems[part];
+    if (pem !== undefined) data[keys[part]] = Buffer.from(pem).toString('base64');
+  }
+  return { apiVersion: 'v1', kind: 'Secret', type: type === 'tls' ? 'kubernetes.io/tls' : 'Opaque', metadata: { name, namespace }, data };
+}
+
 export function toYaml(objects: K8sObject[]): string {
   return objects.map((o) => stringify(o)).join('---\n');
 }

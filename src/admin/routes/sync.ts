@@ -7,7 +7,7 @@ import { buildConfigDump, type DumpedType } from '../../xds/config-dump.ts';
 import type { WatchState, XdsConnection } from '../../xds/server/connection.ts';
 import { syncStatus } from '../../xds/server/connection.ts';
 import type { ResourceTypeUrl } from '../../xds/type-urls.ts';
-import { PUSH_ORDER, SHORT_TYPE } from '../../xds/type-urls.ts';
+import { PUSH_ORDER, SECRET_TYPE, SHORT_TYPE } from '../../xds/type-urls.ts';
 import { sendError } from '../errors.ts';
 import { issuedByIdentity, proxySecurity, proxySecuritySchema } from '../proxy-security.ts';
 import { anyObject, errorResponses, nackAttribution, nullableString, proxyQuery } from '../schemas.ts';
@@ -48,7 +48,7 @@ export const proxySync = {
     connectedAt: { type: 'string' },
     generator: nullableString,
     kind: proxyKindSchema,
-    types: { type: 'object', properties: { cds: syncType, eds: syncType, lds: syncType, rds: syncType } },
+    types: { type: 'object', properties: { cds: syncType, eds: syncType, lds: syncType, rds: syncType, sds: syncType } },
   },
 } as const;
 
@@ -75,7 +75,8 @@ export function connectionSync(views: AdminViews, connection: XdsConnection): Re
     connectedAt: connection.connectedAt.toISOString(),
     generator: connection.proxy?.generator ?? null,
     kind: connection.proxy ? proxyKind(connection.proxy) : null,
-    types: Object.fromEntries(PUSH_ORDER.map((t) => [SHORT_TYPE[t], watchView(views, connection, t, connection.watches.get(t))])),
+    // SDS only for the proxies that take Secrets over ADS (gateways with credentialName).
+    types: Object.fromEntries(PUSH_ORDER.filter((t) => t !== SECRET_TYPE || connection.watches.has(t)).map((t) => [SHORT_TYPE[t], watchView(views, connection, t, connection.watches.get(t))])),
   };
 }
 
@@ -143,7 +144,7 @@ export function registerSyncRoutes(app: FastifyInstance, views: AdminViews): voi
   app.get('/debug/syncz', {
     schema: {
       summary: 'Sync state of every connected proxy, per type',
-      description: 'Per proxy and type (cds/eds/lds/rds): subscription, sent and ACKed version and nonce, status, and for a NACK the rejected resources and the rules that produced them.',
+      description: 'Per proxy and type (cds/eds/lds/rds/sds): subscription, sent and ACKed version and nonce, status, and for a NACK the rejected resources and the rules that produced them.',
       response: { 200: { type: 'object', properties: { proxies: { type: 'array', items: proxySync } } } },
     },
     handler: () => ({ proxies: views.connections().map((c) => connectionSync(views, c)) }),

@@ -356,7 +356,7 @@ export class KubeSource {
     const guarded = guardReferences(parsed, { lastServed: (key) => this.#served.get(key), firstRead: this.#served.size === 0 && this.#published === undefined });
     this.#served = new Map(guarded.filter(isAccepted).map((object) => [object.key, object]));
     const converted = assembleObjects(guarded, this.#gatewayApi ? { gatewayApi: this.#gatewayApi } : {});
-    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected, warnings: converted.warnings, routeStatuses: converted.routeStatuses, gatewayStatuses: converted.gatewayStatuses };
+    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected, warnings: converted.warnings, routeStatuses: converted.routeStatuses, gatewayStatuses: converted.gatewayStatuses, credentials: converted.credentials };
     const signature = JSON.stringify(snapshot);
     if (signature === this.#published) {
       this.#log.debug({ reasons }, 'objects changed but the config they describe did not');

@@ -33,6 +33,8 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
   { kind: 'Service', group: '', versions: ['v1'], plural: 'services', namespaced: true, optional: false },
   { kind: 'EndpointSlice', group: 'discovery.k8s.io', versions: ['v1'], plural: 'endpointslices', namespaced: true, optional: false },
   { kind: 'Pod', group: '', versions: ['v1'], plural: 'pods', namespaced: true, optional: false },
+  // TLS Secrets for gateways' credentialName (others are read and dropped: their data never leaves the source).
+  { kind: 'Secret', group: '', versions: ['v1'], plural: 'secrets', namespaced: true, optional: false },
   istio('VirtualService', 'virtualservices'),
   istio('DestinationRule', 'destinationrules'),
   istio('ServiceEntry', 'serviceentries'),

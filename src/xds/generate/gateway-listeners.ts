@@ -10,6 +10,7 @@ import type { Proxy } from '../../model/proxy.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { L4MatchAttributes } from '../../model/rules.ts';
 import { isPassthroughMode } from '../../model/gateways.ts';
+import { missingCredential } from '../../model/gateway-credentials.ts';
 import type { FilterChain, HttpConnectionManager, Listener, Listener_Filter } from '../envoy-types.generated.ts';
 import { TLS_INSPECTOR_TYPE } from '../type-urls.ts';
 import { socketAddress, typed } from './common.ts';
@@ -56,10 +57,14 @@ function tcpProxyFilter(upstream: TcpProxyUpstream, mesh: MeshConfig): Listener_
   return tcpProxyWithLog(statPrefix, statPrefix, mesh, upstream);
 }
 
-/** One filter chain of a TLS listener: this server's SNI hosts (none for `*`), its TLS, its routes. */
+/**
+ * One filter chain of a TLS listener: this server's SNI hosts (none for `*`), its TLS, its routes.
+ * None while its credentialName Secret is missing (the Gateway's status says so): Envoy would
+ * otherwise hold the whole listener warming for the Secret, then serve it without a certificate.
+ */
 function tlsChain(push: PushContext, proxy: Proxy, bound: BoundServer, listenerName: string): FilterChain | undefined {
   const tls = bound.server.tls;
-  if (!tls) return undefined;
+  if (!tls || missingCredential(push.credentials, bound.server, proxy.namespace ?? '') !== undefined) return undefined;
   const names = sniHosts(bound.server);
   const match: FilterChain = names.includes('*') ? {} : { filter_chain_match: { server_names: names } };
   const protocol = isHttpServer(bound.protocol, bound.server) ? 'http' : 'tcp';

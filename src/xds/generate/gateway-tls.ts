@@ -1,6 +1,7 @@
 // The TLS a gateway server terminates (Istio's BuildListenerTLSContext): its certificate from a
 // Kubernetes Secret over SDS (`kubernetes://<credentialName>`, on the ADS stream), from files, or
 // the gateway's own workload certificate (ISTIO_MUTUAL); client certificates for MUTUAL modes.
+import { CA_SECRET_SUFFIX, credentialResourceName } from '../../model/credentials.ts';
 import { isValidCipherSuite } from '../../model/gateways.ts';
 import type { ServerTlsSettings } from '../../model/rules.ts';
 import { ROOT_SECRET, WORKLOAD_SECRET } from '../../security/names.ts';
@@ -8,16 +9,11 @@ import type { CertificateValidationContext, CommonTlsContext, DownstreamTlsConte
 import { ADS_CONFIG_SOURCE } from './common.ts';
 import { SDS_CONFIG, subjectAltNameMatchers } from './mtls.ts';
 
-/** Istio's credential prefixes: a bare name is a Secret in the gateway's namespace. */
-const KUBERNETES_SECRET_PREFIX = 'kubernetes://';
-/** The SDS name of a credential's CA bundle (the Secret's ca.crt, or a `<name>-cacert` Secret). */
-export const CA_SECRET_SUFFIX = '-cacert';
 const HTTP_ALPN: readonly string[] = ['h2', 'http/1.1'];
 
-/** Istio's credentials.ToResourceName. */
-export function credentialResourceName(name: string): string {
-  if (name.startsWith('builtin://')) return WORKLOAD_SECRET;
-  return /^(kubernetes|kubernetes-gateway|configmap|invalid):\/\//.test(name) ? name : `${KUBERNETES_SECRET_PREFIX}${name}`;
+/** The SDS name of a credential; `builtin://` is the workload certificate. */
+function sdsName(credentialName: string): string {
+  return credentialResourceName(credentialName) ?? WORKLOAD_SECRET;
 }
 
 const VERSIONS: Readonly<Record<string, TlsParameters_TlsProtocol>> = { TLSV1_0: 'TLSv1_0', TLSV1_1: 'TLSv1_1', TLSV1_2: 'TLSv1_2', TLSV1_3: 'TLSv1_3' };
@@ -72,7 +68,7 @@ export function gatewayDownstreamTls(tls: ServerTlsSettings): DownstreamTlsConte
       combined_validation_context: { default_validation_context: clientChecks(tls), validation_context_sds_secret_config: sds(ROOT_SECRET, SDS_CONFIG) },
     };
   } else if (credentials.length > 0) {
-    const names = credentials.map(credentialResourceName);
+    const names = credentials.map(sdsName);
     context = {
       ...common,
       tls_certificate_sds_secret_configs: names.map((name) => sds(name)),

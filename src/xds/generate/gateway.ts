@@ -7,12 +7,13 @@ import { scopedPush } from '../../model/sidecar-scope.ts';
 import type { Json } from '../proto-json.ts';
 import type { EnvoyResource } from '../resource.ts';
 import { internResource } from '../resource.ts';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, type ResourceTypeUrl } from '../type-urls.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, type ResourceTypeUrl } from '../type-urls.ts';
 import { buildOutboundClusters } from './cluster.ts';
 import { filterNames } from './common.ts';
 import { buildProxyLoadAssignments } from './endpoint.ts';
 import { gatewayListeners } from './gateway-listeners.ts';
 import { gatewayRouteConfig } from './gateway-routes.ts';
+import { buildSecrets } from './secret.ts';
 
 interface GatewayResources {
   readonly listeners: readonly EnvoyResource[];
@@ -74,5 +75,7 @@ export function buildGatewayResources(typeUrl: ResourceTypeUrl, push: PushContex
       return names ? filterNames(buildOutboundClusters(push, proxy), names) : resources.clusters;
     case ENDPOINT_TYPE:
       return buildProxyLoadAssignments(push, proxy, names ?? resources.clusterNames);
+    case SECRET_TYPE:
+      return buildSecrets(push, proxy, names);
   }
 }

@@ -3,13 +3,14 @@ import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { EnvoyResource } from '../resource.ts';
 import type { ResourceTypeUrl } from '../type-urls.ts';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../type-urls.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../type-urls.ts';
 import { buildClusters } from './cluster.ts';
 import { filterNames } from './common.ts';
 import { buildProxyLoadAssignments } from './endpoint.ts';
 import { buildListeners } from './listener.ts';
 import { buildRouteConfigs } from './route.ts';
 import { buildGatewayResources } from './gateway.ts';
+import { buildSecrets } from './secret.ts';
 
 /** `names` undefined is a wildcard request; otherwise only those names (missing ones are simply absent). */
 export type Generator = (push: PushContext, proxy: Proxy, names: readonly string[] | undefined) => readonly EnvoyResource[];
@@ -19,6 +20,7 @@ export const GENERATORS: Readonly<Record<ResourceTypeUrl, Generator>> = {
   [ENDPOINT_TYPE]: buildProxyLoadAssignments,
   [LISTENER_TYPE]: buildListeners,
   [ROUTE_TYPE]: buildRouteConfigs,
+  [SECRET_TYPE]: buildSecrets,
 };
 
 export type GenerateFn = (typeUrl: ResourceTypeUrl, push: PushContext, proxy: Proxy, names?: readonly string[]) => readonly EnvoyResource[];

@@ -2,10 +2,11 @@
 // TCP port, one XdsConnection per stream.
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import type { VerifiedIdentity } from '../../model/proxy.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { GenerateFn } from '../generate/index.ts';
 import type { ResourceTypeUrl } from '../type-urls.ts';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../type-urls.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../type-urls.ts';
 import type { ConnectionEvents, StreamMode } from './connection.ts';
 import { WriteBudget, XdsConnection, wakeWaiting } from './connection.ts';
 import { DEFAULT_STALL_MS } from './write-budget.ts';
@@ -37,6 +38,7 @@ const SERVICES: readonly ServiceSpec[] = [
   { service: 'envoy.service.endpoint.v3.EndpointDiscoveryService', sotw: 'StreamEndpoints', delta: 'DeltaEndpoints', onlyType: ENDPOINT_TYPE },
   { service: 'envoy.service.listener.v3.ListenerDiscoveryService', sotw: 'StreamListeners', delta: 'DeltaListeners', onlyType: LISTENER_TYPE },
   { service: 'envoy.service.route.v3.RouteDiscoveryService', sotw: 'StreamRoutes', delta: 'DeltaRoutes', onlyType: ROUTE_TYPE },
+  { service: 'envoy.service.secret.v3.SecretDiscoveryService', sotw: 'StreamSecrets', delta: 'DeltaSecrets', onlyType: SECRET_TYPE },
 ];
 
 /** Unwritten bytes across all streams (a buffer shared by many counts once) above which streams wait their turn. */
@@ -72,13 +74,18 @@ export interface AdsServerOptions {
   readonly firstRequestTimeoutMs?: number;
   /** A write unfinished this long marks its stream stalled: its bytes leave the shared budget. */
   readonly stallMs?: number;
+  /** Development only: Secrets on the plaintext port, to any proxy of their namespace by its node's own word. */
+  readonly plaintextSecrets?: boolean;
 }
+
+/** A gate's answer: the stream ends with this status, or is served as this verified identity. */
+export type GateVerdict = { readonly refused: { readonly status: number; readonly message: string } } | { readonly identity: VerifiedIdentity };
 
 /**
  * Decides, from the call (its credentials) and the node its first request names, whether a
- * stream is served; a refusal ends it with that status. Requests wait until it has answered.
+ * stream is served and as whom; a refusal ends it with that status. Requests wait until it has answered.
  */
-export type StreamGate<Call extends XdsCall = GrpcCall> = (call: Call, node: NodeInfo | undefined) => Promise<{ readonly status: number; readonly message: string } | undefined>;
+export type StreamGate<Call extends XdsCall = GrpcCall> = (call: Call, node: NodeInfo | undefined) => Promise<GateVerdict>;
 
 /** Requests a stream may send while its gate decides (a client sends one, then waits for an answer). */
 const MAX_WAITING_REQUESTS = 16;
@@ -243,6 +250,7 @@ export class AdsServer {
       },
       ...(this.#options.highWaterBytes !== undefined ? { highWaterBytes: this.#options.highWaterBytes } : {}),
       ...(this.#options.events ? { events: this.#options.events } : {}),
+      ...(!gate && this.#options.plaintextSecrets === true ? { identity: 'claimed' as const } : {}),
     });
     this.#connections.set(id, connection);
     const silent = setTimeout(() => {
@@ -295,11 +303,12 @@ export class AdsServer {
       const first = decode(bytes);
       if (!first) return;
       void gate(call, first.node).then(
-        (refusal) => {
-          if (refusal) {
-            call.end(refusal.status, refusal.message);
+        (verdict) => {
+          if ('refused' in verdict) {
+            call.end(verdict.refused.status, verdict.refused.message);
             return;
           }
+          connection.verify(verdict.identity);
           const queued = waiting ?? [];
           waiting = undefined;
           for (const message of queued) if (!call.closed) serve(message);

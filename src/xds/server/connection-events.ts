@@ -19,5 +19,8 @@ export function fanOutEvents(...observers: readonly ConnectionEvents[]): Connect
     onConverged: (connection, typeUrl, ms, pushSequence) => {
       for (const o of observers) o.onConverged?.(connection, typeUrl, ms, pushSequence);
     },
+    onSecretDenied: (connection, name) => {
+      for (const o of observers) o.onSecretDenied?.(connection, name);
+    },
   };
 }

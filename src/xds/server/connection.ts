@@ -4,10 +4,11 @@
 // server-wide write budget that parks a proxy which stopped reading.
 import type { Logger } from 'pino';
 import type { PushContext } from '../../model/push-context.ts';
-import type { Proxy } from '../../model/proxy.ts';
+import type { Proxy, VerifiedIdentity } from '../../model/proxy.ts';
+import { secretAccess } from '../generate/secret.ts';
 import type { EnvoyResource } from '../resource.ts';
 import type { ResourceTypeUrl } from '../type-urls.ts';
-import { PUSH_ORDER, SHORT_TYPE } from '../type-urls.ts';
+import { PUSH_ORDER, SECRET_TYPE, SHORT_TYPE } from '../type-urls.ts';
 import type { DeltaDiscoveryRequest, DiscoveryRequest, NodeInfo } from './messages.ts';
 import { nonceField } from './messages.ts';
 import type { PushResponses } from './push-responses.ts';
@@ -46,6 +47,8 @@ export interface ConnectionOptions {
   readonly onWritable?: (connection: XdsConnection) => void;
   /** Ends the stream at once, dropping what it has not written (a proxy that stopped reading). */
   readonly reset?: (reason: string) => void;
+  /** `claimed`: a plaintext stream whose node's namespace is trusted for Secrets (--xds-plaintext-secrets). */
+  readonly identity?: 'claimed';
 }
 
 // Whole sets are shared buffers, so a stream may have a few responses in flight without copying any.
@@ -66,6 +69,8 @@ export class XdsConnection {
   /** Writes not finished yet, oldest first, with the shared body each holds and when each began (performance.now()). */
   readonly #outstanding: { body: Buffer; size: number; at: number }[] = [];
   #stalled = false;
+  /** Secrets this stream was refused, each warned about once. */
+  readonly #deniedSecrets = new Set<string>();
   #log: Logger;
   readonly #options: ConnectionOptions;
   readonly #highWater: number;
@@ -78,7 +83,13 @@ export class XdsConnection {
     this.#options = options;
     this.#log = options.log;
     this.#highWater = options.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
-    this.#protocol = new StreamProtocol({ id: options.id, mode: options.mode, shared: options.shared, ...(options.onlyType ? { onlyType: options.onlyType } : {}) });
+    this.#protocol = new StreamProtocol({
+      id: options.id,
+      mode: options.mode,
+      shared: options.shared,
+      ...(options.onlyType ? { onlyType: options.onlyType } : {}),
+      ...(options.identity ? { identity: options.identity } : {}),
+    });
   }
 
   get log(): Logger {
@@ -148,6 +159,11 @@ export class XdsConnection {
     return this.#protocol.pendingTypes();
   }
 
+  /** The identity the stream's credentials proved, before its requests are read (the secure port). */
+  verify(identity: VerifiedIdentity): void {
+    this.#protocol.verify(identity);
+  }
+
   /** Handles one SotW DiscoveryRequest; may send a response. */
   handleRequest(request: DiscoveryRequest): void {
     this.#act(this.#protocol.request(request, new Date()));
@@ -193,10 +209,24 @@ export class XdsConnection {
   /** Records what a request meant, then answers what it asks for while the client reads. */
   #act(outcome: RequestOutcome): void {
     for (const event of outcome.events) this.#report(event);
+    if (outcome.answer.includes(SECRET_TYPE)) this.#warnDeniedSecrets();
     for (const typeUrl of outcome.answer) {
       if (this.watches.get(typeUrl)?.pending === undefined) continue;
       if (!this.#mayWrite()) return;
       this.#send(typeUrl);
+    }
+  }
+
+  /** Istio's "attempted to access unauthorized certificates", once per name: which, and why not. */
+  #warnDeniedSecrets(): void {
+    const proxy = this.proxy;
+    const names = this.watches.get(SECRET_TYPE)?.subscription.names ?? [];
+    if (!proxy || names.length === 0) return;
+    for (const { name, reason } of secretAccess(proxy, names).denied) {
+      if (this.#deniedSecrets.has(name)) continue;
+      this.#deniedSecrets.add(name);
+      this.#log.warn({ code: 'MP_SECRET_DENIED', secret: clip(name, 300) }, `MP_SECRET_DENIED: proxy ${proxy.id} is not sent Secret ${clip(name, 300)}: ${reason}`);
+      this.#options.events?.onSecretDenied?.(this, name);
     }
   }
 

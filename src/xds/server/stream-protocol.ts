@@ -4,7 +4,7 @@
 // clocks: the connection hands it requests, push scopes and a source of resources, and it
 // answers with events to record and responses to write.
 import { createHash } from 'node:crypto';
-import type { Proxy } from '../../model/proxy.ts';
+import type { Proxy, VerifiedIdentity } from '../../model/proxy.ts';
 import { parseProxy } from '../../model/proxy.ts';
 import { parseHostPort } from '../generate/names.ts';
 import type { EnvoyResource } from '../resource.ts';
@@ -69,14 +69,22 @@ export class StreamProtocol {
   proxy: Proxy | undefined;
   readonly #onlyType: ResourceTypeUrl | undefined;
   readonly #shared: StreamShared;
+  /** Who the stream authenticated as, or `claimed` to take the node's own namespace (development only). */
+  #identity: VerifiedIdentity | 'claimed' | undefined;
   #nonces = 0;
 
   /** `onlyType`: the per-type services (CDS, EDS, LDS, RDS outside ADS) serve one type only. */
-  constructor(options: { id: string; mode: StreamMode; onlyType?: ResourceTypeUrl; shared: StreamShared }) {
+  constructor(options: { id: string; mode: StreamMode; onlyType?: ResourceTypeUrl; shared: StreamShared; identity?: VerifiedIdentity | 'claimed' }) {
     this.id = options.id;
     this.mode = options.mode;
     this.#onlyType = options.onlyType;
     this.#shared = options.shared;
+    this.#identity = options.identity;
+  }
+
+  /** The identity the stream's credentials proved (its gate answers before any request is read). */
+  verify(identity: VerifiedIdentity): void {
+    this.#identity = identity;
   }
 
   /** Types with changes not yet sent (merged, never queued response by response). */
@@ -323,7 +331,7 @@ export class StreamProtocol {
     const metadata = { ...(node?.metadata ?? {}) };
     // A gRPC library identifies itself in the node's user agent; Envoy says "envoy".
     if (node && metadata['GENERATOR'] === undefined && /grpc/i.test(node.userAgentName)) metadata['GENERATOR'] = 'grpc';
-    this.proxy = parseProxy(id, metadata, node);
+    this.proxy = this.#verified(parseProxy(id, metadata, node));
     return { kind: 'identified', proxy: this.proxy, node };
   }
 
@@ -332,8 +340,13 @@ export class StreamProtocol {
     if (typeUrl !== LISTENER_TYPE || !this.proxy || this.proxy.generator === 'grpc') return;
     const explicit = names.filter((n) => n !== '*');
     if (explicit.length > 0 && explicit.every((n) => parseHostPort(n) !== undefined)) {
-      this.proxy = parseProxy(this.proxy.id, { ...this.proxy.metadata, GENERATOR: 'grpc' }, this.node);
+      this.proxy = this.#verified(parseProxy(this.proxy.id, { ...this.proxy.metadata, GENERATOR: 'grpc' }, this.node));
     }
+  }
+
+  #verified(proxy: Proxy): Proxy {
+    const identity = this.#identity === 'claimed' ? (proxy.namespace === undefined ? undefined : { namespace: proxy.namespace, via: 'plaintext' as const }) : this.#identity;
+    return identity ? { ...proxy, verifiedIdentity: identity } : proxy;
   }
 }
 

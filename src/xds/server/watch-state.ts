@@ -85,4 +85,6 @@ export interface ConnectionEvents {
   onSend?(connection: XdsConnection, typeUrl: ResourceTypeUrl, sent: SentResponse, stats: SendStats): void;
   /** A response carrying a source change was ACKed `ms` after the change happened. */
   onConverged?(connection: XdsConnection, typeUrl: ResourceTypeUrl, ms: number, pushSequence: number): void;
+  /** A proxy asked for a Secret it may not read (warned once per stream and name). */
+  onSecretDenied?(connection: XdsConnection, name: string): void;
 }
