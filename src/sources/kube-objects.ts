@@ -266,7 +266,7 @@ function mergeRouteStatuses(statuses: readonly RouteStatus[]): RouteStatus[] {
 
 export interface AssembleOptions {
   readonly gatewayApi?: GatewayApiOptions;
-  /** `namespace/name` of each TLS Secret when the source reads Secrets; certificateRefs are then checked. */
+  /** `namespace/name` of each usable TLS Secret; by default those among the objects (both sources read Secrets). */
   readonly secrets?: ReadonlySet<string>;
 }
 
@@ -357,7 +357,7 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[], options:
   }
   const gamma = convertMeshRoutes(meshRoutes, grants, services);
   const ingress = convertGatewayApi(
-    { classes: gatewayClasses, gateways: gatewayApiGateways, routes: meshRoutes, grants, services, namespaces, secrets: options.secrets },
+    { classes: gatewayClasses, gateways: gatewayApiGateways, routes: meshRoutes, grants, services, namespaces, secrets: options.secrets ?? new Set(credentials.map((c) => `${c.namespace}/${c.name}`)) },
     options.gatewayApi ?? DEFAULT_GATEWAY_API_OPTIONS,
   );
   warnings.push(...gamma.warnings, ...ingress.warnings);
