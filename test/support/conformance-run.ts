@@ -1,0 +1,233 @@
+// The Gateway API conformance suite (sigs.k8s.io/gateway-api/conformance, the Go module in
+// test/conformance) against a cluster played here: the fake Kubernetes API with the suite's
+// own CRDs, meshpilot watching it, Deployments run as the suite's echo-basic in network
+// namespaces, each meshpilot Gateway a real Envoy. Returns the suite's report per profile.
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parse, parseAllDocuments, stringify } from 'yaml';
+import { FakeKubeApi, type KubeObject } from './fake-kube-api.ts';
+import { startMeshpilotOnKube, type KubeMeshpilot } from './fake-kube-api-meshpilot.ts';
+import { GatewayDeployer } from './gateway-deployer.ts';
+import { KubeWorkloads } from './kube-workloads.ts';
+import { PodNetwork } from './netns.ts';
+
+const run = promisify(execFile);
+export const CONFORMANCE_MODULE = join(import.meta.dirname, '..', 'conformance');
+export const GATEWAY_CONTROLLER = 'meshpilot.io/gateway-controller';
+export const GATEWAY_CLASS = 'meshpilot';
+
+/** One profile's results as the suite reports them. */
+export interface ProfileResult {
+  readonly name: string;
+  readonly core: Outcome;
+  readonly extended?: Outcome & { readonly supportedFeatures: readonly string[]; readonly unsupportedFeatures: readonly string[] };
+}
+
+export interface Outcome {
+  readonly result: string;
+  readonly passed: number;
+  readonly failed: number;
+  readonly skipped: number;
+  readonly failedTests: readonly string[];
+  readonly skippedTests: readonly string[];
+}
+
+export interface ConformanceResult {
+  readonly gatewayAPIVersion: string;
+  readonly profiles: readonly ProfileResult[];
+  /** Each failed case's first assertion message. */
+  readonly causes: Readonly<Record<string, string>>;
+  /** The suite's own verdict (false also when its setup failed). */
+  readonly suitePassed: boolean;
+  readonly setupError?: string;
+  readonly output: string;
+}
+
+export interface ConformanceOptions {
+  readonly profiles: readonly string[];
+  /** Extended features claimed (core features of each profile are implied). */
+  readonly supportedFeatures: readonly string[];
+  /** The suite's TimeoutConfig, in seconds per field (others keep the suite's defaults). */
+  readonly timeoutsSeconds?: Readonly<Record<string, number>>;
+  readonly skipTests?: readonly string[];
+  readonly runTest?: string;
+  /** Where the suite's stdout/stderr goes as it runs (besides the result). */
+  readonly onOutput?: (line: string) => void;
+}
+
+/** Builds the suite and echo-basic from the module (Go's cache makes a rebuild a link). */
+export async function buildConformance(dir: string): Promise<{ suite: string; echo: string; gatewayApiDir: string }> {
+  const suite = join(dir, 'conformance.test');
+  const echo = join(dir, 'echo-basic');
+  await run('go', ['test', '-c', '-o', suite, '.'], { cwd: CONFORMANCE_MODULE, maxBuffer: 1 << 24 });
+  await run('go', ['build', '-o', echo, 'sigs.k8s.io/gateway-api/conformance/echo-basic'], { cwd: CONFORMANCE_MODULE, maxBuffer: 1 << 24 });
+  const { stdout } = await run('go', ['list', '-m', '-f', '{{.Dir}}', 'sigs.k8s.io/gateway-api'], { cwd: CONFORMANCE_MODULE });
+  return { suite, echo, gatewayApiDir: stdout.trim() };
+}
+
+/** The experimental channel's CRDs of the module's gateway-api version (what the suite checks it runs against). */
+async function gatewayApiCrds(gatewayApiDir: string): Promise<KubeObject[]> {
+  const dir = join(gatewayApiDir, 'config', 'crd', 'experimental');
+  const crds: KubeObject[] = [];
+  for (const file of (await readdir(dir)).filter((f) => f.endsWith('.yaml')).sort()) {
+    for (const doc of parseAllDocuments(await readFile(join(dir, file), 'utf8'))) {
+      const object = doc.toJS() as KubeObject | null;
+      if (object?.['kind'] === 'CustomResourceDefinition') crds.push(object);
+    }
+  }
+  return crds;
+}
+
+/** A self-signed certificate for the fake API on 127.0.0.1 (client-go sends its token only over TLS). */
+async function servingCertificate(dir: string): Promise<{ cert: string; key: string }> {
+  const cert = join(dir, 'api.crt');
+  const key = join(dir, 'api.key');
+  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=fake-kube-api', '-addext', 'subjectAltName=IP:127.0.0.1']);
+  return { cert: await readFile(cert, 'utf8'), key: await readFile(key, 'utf8') };
+}
+
+const IMPLEMENTATION = {
+  organization: 'meshpilot',
+  project: 'meshpilot',
+  url: 'https://github.com/meshpilot/meshpilot',
+  version: '0.1.0',
+  contact: ['meshpilot maintainers'],
+};
+
+/** test2json events of the suite's run: per subtest output, and which failed. */
+function causesOf(events: readonly { Action?: string; Test?: string; Output?: string }[]): Record<string, string> {
+  const output = new Map<string, string[]>();
+  const failed = new Set<string>();
+  for (const event of events) {
+    const name = event.Test?.replace(/^TestConformance\//, '');
+    if (!name || name === 'TestConformance') continue;
+    const top = name.split('/')[0] ?? name;
+    if (event.Action === 'output' && event.Output !== undefined) output.set(top, [...(output.get(top) ?? []), event.Output]);
+    if (event.Action === 'fail' && !name.includes('/')) failed.add(top);
+  }
+  const causes: Record<string, string> = {};
+  for (const name of failed) {
+    const lines = (output.get(name) ?? []).join('').split('\n');
+    const error = lines.findIndex((l) => /^\s+Error:\s/.test(l));
+    const messages = lines.slice(error + 1).find((l) => /^\s+Messages:\s/.test(l));
+    const first = error >= 0 ? `${lines[error]?.replace(/^\s+Error:\s+/, '') ?? ''}${messages ? ` (${messages.replace(/^\s+Messages:\s+/, '')})` : ''}` : (lines.find((l) => /\.go:\d+:/.test(l)) ?? 'failed').trim();
+    causes[name] = first.trim().slice(0, 300);
+  }
+  return causes;
+}
+
+function outcome(status: Record<string, unknown> | undefined): Outcome {
+  const stats = (status?.['statistics'] ?? {}) as Record<string, number | undefined>;
+  return {
+    result: typeof status?.['result'] === 'string' ? status['result'] : '',
+    passed: stats['Passed'] ?? 0,
+    failed: stats['Failed'] ?? 0,
+    skipped: stats['Skipped'] ?? 0,
+    failedTests: (status?.['failedTests'] as string[] | undefined) ?? [],
+    skippedTests: (status?.['skippedTests'] as string[] | undefined) ?? [],
+  };
+}
+
+/** Runs the suite against a fresh cluster and meshpilot; everything started is stopped and removed. */
+export async function runConformance(options: ConformanceOptions): Promise<ConformanceResult> {
+  const dir = await mkdtemp(join(tmpdir(), 'meshpilot-conformance-'));
+  const undo: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
+  try {
+    const built = await buildConformance(dir);
+    const api = await FakeKubeApi.start({ tls: await servingCertificate(dir) });
+    undo.push(() => api.close());
+    for (const crd of await gatewayApiCrds(built.gatewayApiDir)) api.apply(crd);
+    api.apply({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: GATEWAY_CLASS }, spec: { controllerName: GATEWAY_CONTROLLER } });
+    const network = await PodNetwork.create(2);
+    undo.push(() => network.close());
+    const meshpilot: KubeMeshpilot = await startMeshpilotOnKube(api, { serve: { xdsHost: network.hostIp }, tuning: { pageSize: 500 } });
+    undo.push(() => meshpilot.close());
+    const workloads = await KubeWorkloads.start(api, network, (image) =>
+      image.includes('/echo-basic:') ? { binary: built.echo } : { none: `${image} is not run here (the cases that use it are not claimed)` },
+    );
+    undo.push(() => workloads.close());
+    const gateways = new GatewayDeployer(api, network, { controllerName: GATEWAY_CONTROLLER, xdsHost: network.hostIp, xdsPort: meshpilot.xdsPort });
+    undo.push(() => gateways.close());
+
+    const kubeconfig = join(dir, 'kubeconfig');
+    await api.writeKubeconfig(kubeconfig);
+    const reportPath = join(dir, 'report.yaml');
+    const timeoutConfig = Object.fromEntries(Object.entries(options.timeoutsSeconds ?? {}).map(([key, seconds]) => [key, Math.round(seconds * 1e9)]));
+    const optionsFile = join(dir, 'options.yaml');
+    await writeFile(
+      optionsFile,
+      stringify({
+        gatewayClassName: GATEWAY_CLASS,
+        conformanceProfiles: options.profiles,
+        supportedFeatures: options.supportedFeatures,
+        reportOutputPath: reportPath,
+        cleanupBaseResources: false,
+        cleanupTestResources: true,
+        implementation: IMPLEMENTATION,
+        mode: 'default',
+        ...(options.skipTests ? { skipTests: options.skipTests } : {}),
+        ...(options.runTest ? { runTest: options.runTest } : {}),
+        timeoutConfig,
+      }),
+    );
+    const events: { Action?: string; Test?: string; Output?: string }[] = [];
+    const text: string[] = [];
+    const exitCode = await new Promise<number>((resolve, reject) => {
+      const child = spawn('go', ['tool', 'test2json', '-t', built.suite, '-test.v=test2json', '-test.timeout=30m'], {
+        cwd: dir,
+        env: { ...process.env, KUBECONFIG: kubeconfig, MESHPILOT_CONFORMANCE_OPTIONS: optionsFile },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let partial = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        partial += chunk;
+        const lines = partial.split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) {
+          try {
+            const event = JSON.parse(line) as { Action?: string; Test?: string; Output?: string };
+            events.push(event);
+            if (event.Output !== undefined) {
+              text.push(event.Output);
+              options.onOutput?.(event.Output);
+            }
+          } catch {
+            text.push(`${line}\n`);
+          }
+        }
+      });
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        text.push(chunk);
+      });
+      child.once('error', reject);
+      child.once('exit', (code) => {
+        resolve(code ?? 1);
+      });
+    });
+    const output = text.join('');
+    const report = (await readFile(reportPath, 'utf8').then(parse).catch(() => undefined)) as Record<string, unknown> | undefined;
+    const profiles = ((report?.['profiles'] ?? []) as Record<string, unknown>[]).map((profile): ProfileResult => {
+      const extended = profile['extended'] as Record<string, unknown> | undefined;
+      return {
+        name: String(profile['name']),
+        core: outcome(profile['core'] as Record<string, unknown>),
+        ...(extended ? { extended: { ...outcome(extended), supportedFeatures: (extended['supportedFeatures'] as string[] | undefined) ?? [], unsupportedFeatures: (extended['unsupportedFeatures'] as string[] | undefined) ?? [] } } : {}),
+      };
+    });
+    const setupFailed = report === undefined || profiles.length === 0;
+    const causes = causesOf(events);
+    return {
+      gatewayAPIVersion: typeof report?.['gatewayAPIVersion'] === 'string' ? report['gatewayAPIVersion'] : '',
+      profiles,
+      causes,
+      suitePassed: exitCode === 0,
+      ...(setupFailed ? { setupError: /Error:\s+(.*)/.exec(output)?.[1] ?? output.split('\n').slice(-20).join('\n') } : {}),
+      output,
+    };
+  } finally {
+    for (const step of undo.reverse()) await step().catch(() => undefined);
+  }
+}
