@@ -16,6 +16,7 @@ import { registerProxyConfigCommand } from './commands/proxy-config.ts';
 import { registerProxyStatusCommand } from './commands/proxy-status.ts';
 import { inCluster } from './sources/kube/in-cluster.ts';
 import { parseNamespaces, selectSources, SOURCE_KINDS, type SourceKind } from './sources/kube/select.ts';
+import { DEFAULT_GATEWAY_CONTROLLER } from './sources/gateway-api-listeners.ts';
 
 function port(value: string): number {
   const n = Number(value);
@@ -99,6 +100,9 @@ program
   .addOption(new Option('--source <kind>', 'where services and rules come from: file (--config-dir) or kube (the Kubernetes API)').choices(SOURCE_KINDS).env('MESHPILOT_SOURCE'))
   .addOption(new Option('--kubeconfig <file>', 'watch the cluster this kubeconfig points at (in a pod: its service account)').env('MESHPILOT_KUBECONFIG'))
   .addOption(new Option('--namespaces <list>', 'comma-separated namespaces to watch (default: all)').argParser(parseNamespaces).env('MESHPILOT_NAMESPACES'))
+  .addOption(
+    new Option('--gateway-controllers <list>', "comma-separated GatewayClass controllerNames whose Gateways meshpilot serves (add istio.io/gateway-controller to serve Istio's classes)").default([DEFAULT_GATEWAY_CONTROLLER]).argParser(parseNamespaces).env('MESHPILOT_GATEWAY_CONTROLLERS'),
+  )
   .addOption(new Option('--secure-port <port>', 'port of the CA and xDS over TLS (Istio\'s 15012); off to disable').default(15012).argParser(portOrOff).env('MESHPILOT_SECURE_PORT'))
   .addOption(new Option('--ca-dir <dir>', "your own CA: a directory with Istio's ca-cert.pem, ca-key.pem, root-cert.pem and cert-chain.pem").env('MESHPILOT_CA_DIR'))
   .addOption(new Option('--ca-root-dir <dir>', 'without Kubernetes: where the self-signed root is created once and kept').env('MESHPILOT_CA_ROOT_DIR'))
@@ -111,7 +115,7 @@ program
   .addOption(new Option('--leader-lease-duration <duration>', 'a follower takes the Lease after seeing it unrenewed this long').default('15s').argParser(duration).env('MESHPILOT_LEADER_LEASE_DURATION'))
   .addOption(new Option('--leader-renew-deadline <duration>', 'a leader that could not renew for this long stops writing status').default('10s').argParser(duration).env('MESHPILOT_LEADER_RENEW_DEADLINE'))
   .addOption(new Option('--leader-retry-period <duration>', 'how often the leader renews and followers look').default('2s').argParser(duration).env('MESHPILOT_LEADER_RETRY_PERIOD'))
-  .action(async (flags: { writeStatus: 'on' | 'off'; podName?: string; leaderLeaseDuration: number | string; leaderRenewDeadline: number | string; leaderRetryPeriod: number | string; securePort: number | 'off'; caDir?: string; caRootDir?: string; caCertTtl: number | string; caMaxTtl: number | string; systemNamespace?: string; secureDnsNames?: string[]; configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; adminTokenFile?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; pushConcurrency: number; xdsStreamBuffer: number; xdsTotalBuffer: number; xdsMaxMessageBytes: number; xdsMaxConnectionBuffer: number; xdsMaxStreams: number; xdsMaxConnectionAge: number | string; xdsStallTime: number | string; xdsStreamRate: number; xdsStreamBurst: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[] }, command: Command) => {
+  .action(async (flags: { writeStatus: 'on' | 'off'; podName?: string; leaderLeaseDuration: number | string; leaderRenewDeadline: number | string; leaderRetryPeriod: number | string; securePort: number | 'off'; caDir?: string; caRootDir?: string; caCertTtl: number | string; caMaxTtl: number | string; systemNamespace?: string; secureDnsNames?: string[]; configDir: string; xdsHost: string; xdsPort: number; adminHost: string; adminPort: number; adminToken?: string; adminTokenFile?: string; logLevel: LevelWithSilent; debounceQuietMs: number; debounceMaxMs: number; pushConcurrency: number; xdsStreamBuffer: number; xdsTotalBuffer: number; xdsMaxMessageBytes: number; xdsMaxConnectionBuffer: number; xdsMaxStreams: number; xdsMaxConnectionAge: number | string; xdsStallTime: number | string; xdsStreamRate: number; xdsStreamBurst: number; meshConfig?: string; source?: SourceKind; kubeconfig?: string; namespaces?: string[]; gatewayControllers: string[] }, command: Command) => {
     const logSink = new LogSink();
     const log = createLogger(flags.logLevel, logSink);
     const exit = (code: number): never => {
@@ -122,7 +126,7 @@ program
     try {
       const configDirGiven = command.getOptionValueSource('configDir') !== 'default';
       const sources = selectSources({ source: flags.source, kubeconfig: flags.kubeconfig, configDirGiven, inCluster: inCluster() });
-      const { xdsStreamBuffer, xdsTotalBuffer, xdsMaxConnectionBuffer, xdsMaxStreams, xdsMaxConnectionAge, xdsStallTime, xdsStreamRate, xdsStreamBurst, securePort, caDir, caRootDir, caCertTtl, caMaxTtl, systemNamespace, secureDnsNames, writeStatus, podName, leaderLeaseDuration, leaderRenewDeadline, leaderRetryPeriod, ...rest } = flags;
+      const { xdsStreamBuffer, xdsTotalBuffer, xdsMaxConnectionBuffer, xdsMaxStreams, xdsMaxConnectionAge, xdsStallTime, xdsStreamRate, xdsStreamBurst, securePort, caDir, caRootDir, caCertTtl, caMaxTtl, systemNamespace, secureDnsNames, writeStatus, podName, leaderLeaseDuration, leaderRenewDeadline, leaderRetryPeriod, gatewayControllers, ...rest } = flags;
       // commander hands a default through as given: '15s' is parsed here.
       const ms = (value: number | string): number => (typeof value === 'number' ? value : duration(value));
       // Without Kubernetes the root needs a directory: unless asked for, the secure port stays off then.
@@ -131,6 +135,7 @@ program
       if (!secureWanted && securePort !== 'off') log.info('the secure port (CA and xDS over TLS) is off: without Kubernetes it needs --ca-root-dir DIR or --ca-dir DIR');
       running = await serve({
         ...rest,
+        gatewayApi: { controllerNames: gatewayControllers },
         ...(secureWanted
           ? {
               secure: {

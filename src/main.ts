@@ -1,4 +1,5 @@
 // Wires the house together: sources -> store -> push controller -> ADS server, plus the admin API.
+import type { GatewayApiOptions } from './sources/gateway-api-listeners.ts';
 import type { LevelWithSilent } from 'pino';
 import { adminAccessNotice } from './admin/auth.ts';
 import { readAdminToken } from './admin/token-file.ts';
@@ -79,6 +80,8 @@ export interface ServeOptions {
   readonly kubeconfig?: string;
   /** Kubernetes source: watch only these namespaces. */
   readonly namespaces?: readonly string[];
+  /** Which GatewayClasses (by controllerName) meshpilot serves; default meshpilot.io/gateway-controller. */
+  readonly gatewayApi?: GatewayApiOptions;
   readonly kubeTuning?: Partial<KubeSourceTuning>;
   /** The secure port (15012: the CA and xDS over TLS) and its CA; absent: off. */
   readonly secure?: SecureServeOptions;
@@ -194,7 +197,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
     metrics.recordPush(push, pushController.lastPush(), changes);
   });
   const sources = options.sources ?? ['file'];
-  const yamlSource = sources.includes('file') ? new YamlSource({ dir: options.configDir, store, log: log.child({ component: 'yaml-source' }) }) : undefined;
+  const yamlSource = sources.includes('file') ? new YamlSource({ dir: options.configDir, store, log: log.child({ component: 'yaml-source' }), ...(options.gatewayApi ? { gatewayApi: options.gatewayApi } : {}) }) : undefined;
   // The Kubernetes client is loaded only when it is used: importing it costs over 100 MB.
   const kube = sources.includes('kube') ? await Promise.all([import('./sources/kube/kube-source.ts'), import('./sources/kube/kube-api.ts')]) : undefined;
   const kubeConnection = kube ? kube[1].connect(options.kubeconfig) : undefined;
@@ -204,6 +207,7 @@ export async function serve(options: ServeOptions): Promise<RunningMeshpilot> {
         store,
         log: log.child({ component: 'kube-source' }),
         ...(options.namespaces ? { namespaces: options.namespaces } : {}),
+        ...(options.gatewayApi ? { gatewayApi: options.gatewayApi } : {}),
         ...(options.kubeTuning ? { tuning: options.kubeTuning } : {}),
       })
     : undefined;

@@ -161,7 +161,7 @@ describe('meshpilot analyze', () => {
   });
 
   it('passes every fixture', async () => {
-    for (const fixture of ['bookinfo', 'routerule-canary', 'registry-only', 'service-entry', 'gateway']) {
+    for (const fixture of ['bookinfo', 'routerule-canary', 'registry-only', 'service-entry', 'gateway', 'gateway-api']) {
       const { code, stdout } = await run(['analyze', `fixtures/${fixture}`]);
       assert.equal(code, 0, stdout);
     }

@@ -9,7 +9,7 @@ import type { RouteCondition } from '../src/model/route-status.ts';
 import { parseProxy } from '../src/model/proxy.ts';
 import { analyzeObjects } from '../src/commands/analyze.ts';
 import { convertObjects, type ConvertedObjects } from '../src/sources/kube-objects.ts';
-import { UNRESOLVED_BACKEND_HOST } from '../src/sources/gateway-api-mesh.ts';
+import { UNRESOLVED_BACKEND_HOST } from '../src/sources/gateway-api-rules.ts';
 import { routeRule } from '../src/xds/attribution.ts';
 import type { JsonObject } from '../src/xds/proto-json.ts';
 import { renderForProxy } from '../src/xds/render.ts';

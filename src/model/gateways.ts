@@ -171,7 +171,8 @@ export function mergeGateways(gateways: readonly Gateway[], targetPorts: Readonl
         return;
       }
       const server: GatewayServer = { ...written, hosts: sanitizeHosts(written.hosts, gateway.meta.namespace) };
-      const port = targetPorts.get(written.port.number) ?? written.port.number;
+      // A Gateway API listener's port is the pod's own (Istio translates only legacy-selector Gateways).
+      const port = gateway.meta.origin ? written.port.number : (targetPorts.get(written.port.number) ?? written.port.number);
       const bind = written.bind ?? '0.0.0.0';
       const key = `${bind}_${String(port)}`;
       const routeName = routeNameOf(server, protocol, port, gateway);
@@ -237,7 +238,8 @@ export function indexGateways(gateways: readonly Gateway[], workloads: WorkloadI
     selectFor(proxy) {
       if (proxy.type !== 'router' || gateways.length === 0) return [];
       const labels = workloads.labelsOf(proxy);
-      return gateways.filter((gateway) => labelsMatch(gateway.spec.selector ?? {}, labels));
+      // A Gateway converted from the Gateway API programs only the proxies of its own namespace.
+      return gateways.filter((gateway) => (!gateway.meta.origin || gateway.meta.namespace === proxy.namespace) && labelsMatch(gateway.spec.selector ?? {}, labels));
     },
   };
 }

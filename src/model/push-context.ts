@@ -4,7 +4,7 @@ import type { MeshConfig } from './mesh-config.ts';
 import { DEFAULT_MESH_CONFIG, rootNamespaceOf } from './mesh-config.ts';
 import type { Proxy } from './proxy.ts';
 import type { ObjectWarnings, RejectedObject, SourceSnapshot } from './store.ts';
-import type { RouteStatus } from './route-status.ts';
+import type { GatewayObjectStatus, RouteStatus } from './route-status.ts';
 import { indexDestinationRules } from './destination-rules.ts';
 import type { HttpRouteOrigin } from './delegation.ts';
 import { isDelegate, mergeDelegates } from './delegation.ts';
@@ -83,6 +83,7 @@ export interface PushContext {
   readonly objectWarnings: readonly ObjectWarnings[];
   /** Gateway API routes (GAMMA) with their status per parent. */
   readonly routeStatuses: readonly RouteStatus[];
+  readonly gatewayStatuses: readonly GatewayObjectStatus[];
   /** Mesh-wide settings (`--mesh-config`), Istio's defaults when none is given. */
   readonly meshConfig: MeshConfig;
   /** PeerAuthentication: the mTLS mode each workload port accepts. */
@@ -263,6 +264,7 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
     rejected: snapshot.rejected,
     objectWarnings: snapshot.warnings ?? [],
     routeStatuses: snapshot.routeStatuses ?? [],
+    gatewayStatuses: snapshot.gatewayStatuses ?? [],
     meshConfig,
     peerAuthentication,
     gateways,

@@ -36,3 +36,34 @@ export interface RouteStatus {
   readonly source: SourceRef;
   readonly parents: readonly RouteParentStatus[];
 }
+
+/** A condition of a Gateway, a listener or a GatewayClass. */
+export interface GatewayApiCondition {
+  readonly type: string;
+  readonly status: 'True' | 'False';
+  readonly reason: string;
+  readonly message: string;
+  readonly observedGeneration?: number;
+}
+
+export interface ListenerStatus {
+  readonly name: string;
+  readonly supportedKinds: readonly { readonly group: string; readonly kind: string }[];
+  readonly attachedRoutes: number;
+  readonly conditions: readonly GatewayApiCondition[];
+}
+
+/** The status a Gateway or GatewayClass of meshpilot's controller gets: the whole `status` it owns. */
+export interface GatewayObjectStatus {
+  readonly kind: 'Gateway' | 'GatewayClass';
+  /** '' for a GatewayClass (cluster-scoped). */
+  readonly namespace: string;
+  readonly name: string;
+  readonly source: SourceRef;
+  readonly status: {
+    readonly conditions: readonly GatewayApiCondition[];
+    readonly addresses?: readonly { readonly type: string; readonly value: string }[];
+    readonly listeners?: readonly ListenerStatus[];
+    readonly supportedFeatures?: readonly { readonly name: string }[];
+  };
+}

@@ -42,6 +42,8 @@ export interface Service {
   readonly labels: Readonly<Record<string, string>>;
   /** ClusterIP; absent for headless services. */
   readonly vip?: string;
+  /** `status.loadBalancer.ingress` IPs (or hostnames): a gateway Service's external addresses. */
+  readonly ingressAddresses?: readonly string[];
   readonly source: SourceRef;
   /** Set for ServiceEntry hosts: how their endpoints are found (Kubernetes services are EDS). */
   readonly resolution?: ServiceResolution;

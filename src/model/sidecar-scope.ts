@@ -102,6 +102,7 @@ function buildScopedPush(push: PushContext, visibility: SidecarVisibility): Push
     rejected: push.rejected,
     objectWarnings: push.objectWarnings,
     routeStatuses: push.routeStatuses,
+    gatewayStatuses: push.gatewayStatuses,
     meshConfig: scopedMeshConfig(push.meshConfig, visibility.sidecar),
     peerAuthentication: push.peerAuthentication,
     gateways: push.gateways,

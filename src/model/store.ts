@@ -5,7 +5,7 @@ import { ContentVersions, diffIndexes, indexSnapshot } from './config-changes.ts
 import type { Rule, ValidationIssue } from './rules.ts';
 import { ruleKey } from './rules.ts';
 import type { Endpoint, Service, SourceRef } from './service.ts';
-import type { RouteStatus } from './route-status.ts';
+import type { GatewayObjectStatus, RouteStatus } from './route-status.ts';
 
 /** An object a source could not accept; the last good version of it (if any) stays served. */
 export interface RejectedObject {
@@ -40,6 +40,8 @@ export interface SourceSnapshot {
   readonly warnings?: readonly ObjectWarnings[];
   /** Gateway API routes' status per parent, as computed from this source's objects. */
   readonly routeStatuses?: readonly RouteStatus[];
+  /** Gateway API Gateways and GatewayClasses of meshpilot's classes, with the status they should show. */
+  readonly gatewayStatuses?: readonly GatewayObjectStatus[];
 }
 
 export const EMPTY_SNAPSHOT: SourceSnapshot = { services: [], endpoints: [], rules: [], rejected: [] };
@@ -104,6 +106,7 @@ export class ConfigStore {
     const rejected: RejectedObject[] = [];
     const warnings: ObjectWarnings[] = [];
     const routeStatuses: RouteStatus[] = [];
+    const gatewayStatuses: GatewayObjectStatus[] = [];
     ordered.forEach((snapshot, index) => {
       for (const service of snapshot.services) if (!services.has(service.hostname)) services.set(service.hostname, service);
       for (const rule of snapshot.rules) if (!rules.has(ruleKey(rule.meta))) rules.set(ruleKey(rule.meta), rule);
@@ -116,7 +119,8 @@ export class ConfigStore {
       rejected.push(...snapshot.rejected);
       warnings.push(...(snapshot.warnings ?? []));
       routeStatuses.push(...(snapshot.routeStatuses ?? []));
+      gatewayStatuses.push(...(snapshot.gatewayStatuses ?? []));
     });
-    return { services: [...services.values()], endpoints, rules: [...rules.values()], rejected, warnings, routeStatuses };
+    return { services: [...services.values()], endpoints, rules: [...rules.values()], rejected, warnings, routeStatuses, gatewayStatuses };
   }
 }

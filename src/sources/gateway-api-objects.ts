@@ -89,7 +89,7 @@ export interface ReferenceGrantInfo {
 }
 
 /** Reads fields of one struct, reporting each field the API does not define. */
-class Reader {
+export class Reader {
   constructor(
     readonly problems: ObjectProblems,
     readonly what: string,
@@ -393,7 +393,7 @@ function readRule(r: Reader, kind: MeshRouteKind, value: unknown, path: string):
   };
 }
 
-function generationOf(object: Fields): number | undefined {
+export function generationOf(object: Fields): number | undefined {
   const generation = fieldsOf(object['metadata'])['generation'];
   return typeof generation === 'number' && Number.isInteger(generation) ? generation : undefined;
 }

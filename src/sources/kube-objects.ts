@@ -19,6 +19,12 @@ import { convertRouteRules, LEGACY_CONFIG_GROUP, parseRouteRule } from './route-
 import type { GatewayRouteInfo, ReferenceGrantInfo } from './gateway-api-objects.ts';
 import { GATEWAY_API_GROUP, parseMeshRoute, parseReferenceGrant } from './gateway-api-objects.ts';
 import { convertMeshRoutes } from './gateway-api-mesh.ts';
+import type { GatewayClassInfo, GatewayInfo } from './gateway-api-gateways.ts';
+import { parseGatewayApiGateway, parseGatewayClass } from './gateway-api-gateways.ts';
+import { convertGatewayApi } from './gateway-api-ingress.ts';
+import type { GatewayApiOptions } from './gateway-api-listeners.ts';
+import { DEFAULT_GATEWAY_API_OPTIONS } from './gateway-api-listeners.ts';
+import type { RouteStatus } from '../model/route-status.ts';
 import type { ServiceEntryInfo, WorkloadInfo } from './service-entry-objects.ts';
 import { parseServiceEntry, parseWorkloadEntry, serviceEntryEndpoints } from './service-entry-objects.ts';
 
@@ -56,6 +62,23 @@ function readServicePort(value: unknown, path: string, problems: ObjectProblems)
   };
 }
 
+/** `status.loadBalancer.ingress[]`: each entry's ip, else its hostname. */
+function loadBalancerAddresses(status: unknown): string[] {
+  const ingress = fieldsOf(fieldsOf(status)['loadBalancer'])['ingress'];
+  if (!Array.isArray(ingress)) return [];
+  return ingress.flatMap((entry) => {
+    const fields = fieldsOf(entry);
+    const address = stringField(fields, 'ip') ?? stringField(fields, 'hostname');
+    return address ? [address] : [];
+  });
+}
+
+/** A Namespace: only its labels matter (listeners select route namespaces by them). */
+function parseNamespace(input: SourcedObject, _object: Fields, kind: string, meta: ObjectMeta): ParsedObject {
+  if (meta.name === undefined) return { type: 'ignored', source: input.source, reason: 'v1 Namespace without a name' };
+  return { type: 'namespace', key: objectKey(kind, '', meta.name), source: input.source, namespace: { name: meta.name, labels: meta.labels } };
+}
+
 function parseService(input: SourcedObject, object: Fields, kind: string, meta: ObjectMeta): ParsedObject {
   const problems = new ObjectProblems();
   requireName(meta, problems, 'Service');
@@ -76,6 +99,7 @@ function parseService(input: SourcedObject, object: Fields, kind: string, meta: 
     .filter((port): port is ServicePort => port !== undefined);
   if (problems.hasErrors() || meta.name === undefined) return rejectedObject(input, kind, meta, problems.issues);
   const clusterIp = stringField(spec, 'clusterIP');
+  const ingressAddresses = loadBalancerAddresses(object['status']);
   const exportTo = parseExportToAnnotation(stringField(fieldsOf(fieldsOf(object['metadata'])['annotations']), EXPORT_TO_ANNOTATION));
   const service: Service = {
     hostname: serviceHostname(meta.name, meta.namespace),
@@ -84,6 +108,7 @@ function parseService(input: SourcedObject, object: Fields, kind: string, meta: 
     ports,
     labels: meta.labels,
     ...(clusterIp !== undefined && clusterIp !== '' && clusterIp !== 'None' ? { vip: clusterIp } : {}),
+    ...(ingressAddresses.length > 0 ? { ingressAddresses } : {}),
     source: input.source,
     ...(exportTo ? { exportTo } : {}),
   };
@@ -126,7 +151,21 @@ const SUPPORTED_KINDS: Readonly<Record<string, KindSupport>> = {
   HTTPRoute: { group: GATEWAY_API_GROUP, versions: ['v1', 'v1beta1'], parse: parseMeshRoute },
   GRPCRoute: { group: GATEWAY_API_GROUP, versions: ['v1'], parse: parseMeshRoute },
   ReferenceGrant: { group: GATEWAY_API_GROUP, versions: ['v1beta1', 'v1'], parse: parseReferenceGrant },
+  GatewayClass: { group: GATEWAY_API_GROUP, versions: ['v1', 'v1beta1'], parse: parseGatewayClass },
+  Namespace: { group: '', versions: ['v1'], parse: parseNamespace },
 };
+
+/** Kinds whose name another group's kind already holds in SUPPORTED_KINDS (the Gateway API's Gateway). */
+const SECOND_KINDS: Readonly<Record<string, KindSupport>> = {
+  Gateway: { group: GATEWAY_API_GROUP, versions: ['v1', 'v1beta1'], parse: parseGatewayApiGateway },
+};
+
+function kindSupport(kind: string, group: string): KindSupport | undefined {
+  const first = SUPPORTED_KINDS[kind];
+  if (first?.group === group) return first;
+  const second = SECOND_KINDS[kind];
+  return second?.group === group ? second : first;
+}
 
 /** Converts one object on its own; joining endpoints with Pods and Services is `assembleObjects`. */
 export function parseObject(input: SourcedObject): ParsedObject {
@@ -148,9 +187,9 @@ export function parseObject(input: SourcedObject): ParsedObject {
   const slash = apiVersion.lastIndexOf('/');
   const group = slash >= 0 ? apiVersion.slice(0, slash) : '';
   const version = slash >= 0 ? apiVersion.slice(slash + 1) : apiVersion;
-  const support = SUPPORTED_KINDS[kind];
+  const support = kindSupport(kind, group);
   if (!support || support.group !== group) {
-    const readKinds = Object.entries(SUPPORTED_KINDS).filter(([, s]) => s.group === group).map(([name]) => name);
+    const readKinds = [...Object.entries(SUPPORTED_KINDS), ...Object.entries(SECOND_KINDS)].filter(([, s]) => s.group === group).map(([name]) => name);
     const issue = judgeUnreadKind(group, kind, readKinds);
     if (issue) return rejectedObject(input, kind, meta, [issue]);
     return { type: 'ignored', source: input.source, reason: `${apiVersion} ${kind}` };
@@ -209,7 +248,24 @@ function duplicateOf(parsed: AcceptedObject, first: AcceptedObject): { rejected:
   };
 }
 
-export function assembleObjects(parsedObjects: readonly ParsedObject[]): ConvertedObjects {
+/** One status per route: the parents GAMMA and the Gateways gave it together. */
+function mergeRouteStatuses(statuses: readonly RouteStatus[]): RouteStatus[] {
+  const byRoute = new Map<string, RouteStatus>();
+  for (const status of statuses) {
+    const key = `${status.kind}/${status.namespace}/${status.name}`;
+    const known = byRoute.get(key);
+    byRoute.set(key, known ? { ...known, parents: [...known.parents, ...status.parents] } : status);
+  }
+  return [...byRoute.values()];
+}
+
+export interface AssembleOptions {
+  readonly gatewayApi?: GatewayApiOptions;
+  /** `namespace/name` of each TLS Secret when the source reads Secrets; certificateRefs are then checked. */
+  readonly secrets?: ReadonlySet<string>;
+}
+
+export function assembleObjects(parsedObjects: readonly ParsedObject[], options: AssembleOptions = {}): ConvertedObjects {
   const rejected: RejectedObject[] = [];
   const warnings: ObjectWarnings[] = [];
   const ignored: Record<string, number> = {};
@@ -237,6 +293,9 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[]): Convert
   const routeRules: RouteRuleInfo[] = [];
   const meshRoutes: GatewayRouteInfo[] = [];
   const grants: ReferenceGrantInfo[] = [];
+  const gatewayClasses: GatewayClassInfo[] = [];
+  const gatewayApiGateways: GatewayInfo[] = [];
+  const namespaces = new Map<string, Readonly<Record<string, string>>>();
   for (const parsed of accepted.values()) {
     if (parsed.type === 'service') services.set(parsed.service.hostname, parsed.service);
     else if (parsed.type === 'pod') pods.push(parsed.pod);
@@ -247,6 +306,9 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[]): Convert
     else if (parsed.type === 'routeRule') routeRules.push(parsed.routeRule);
     else if (parsed.type === 'meshRoute') meshRoutes.push(parsed.route);
     else if (parsed.type === 'referenceGrant') grants.push(parsed.grant);
+    else if (parsed.type === 'gatewayClass') gatewayClasses.push(parsed.gatewayClass);
+    else if (parsed.type === 'gatewayApiGateway') gatewayApiGateways.push(parsed.gateway);
+    else if (parsed.type === 'namespace') namespaces.set(parsed.namespace.name, parsed.namespace.labels);
     else legacy.push(parsed.group);
     if ((parsed.type === 'serviceEntry' || parsed.type === 'workloadEntry') && parsed.warnings && parsed.warnings.length > 0) {
       warnings.push(objectWarnings(parsed, parsed.warnings));
@@ -287,14 +349,19 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[]): Convert
     }
   }
   const gamma = convertMeshRoutes(meshRoutes, grants, services);
-  warnings.push(...gamma.warnings);
+  const ingress = convertGatewayApi(
+    { classes: gatewayClasses, gateways: gatewayApiGateways, routes: meshRoutes, grants, services, namespaces, secrets: options.secrets },
+    options.gatewayApi ?? DEFAULT_GATEWAY_API_OPTIONS,
+  );
+  warnings.push(...gamma.warnings, ...ingress.warnings);
   return {
     services: [...services.values()].sort((a, b) => compare(a.hostname, b.hostname)),
     endpoints: [...endpoints.entries()].sort(([a], [b]) => compare(a, b)).map(([, endpoint]) => endpoint),
-    rules: [...convertRouteRules(routeRules, rules), ...gamma.rules].sort((a, b) => compare(ruleKey(a.meta), ruleKey(b.meta))),
+    rules: [...convertRouteRules(routeRules, rules), ...gamma.rules, ...ingress.rules].sort((a, b) => compare(ruleKey(a.meta), ruleKey(b.meta))),
     rejected,
     warnings,
-    routeStatuses: gamma.statuses,
+    routeStatuses: mergeRouteStatuses([...gamma.statuses, ...ingress.routeStatuses]),
+    gatewayStatuses: ingress.objectStatuses,
     ignored,
   };
 }

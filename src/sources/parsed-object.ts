@@ -5,6 +5,7 @@ import type { Service, SourceRef } from '../model/service.ts';
 import type { ObjectWarnings, RejectedObject, SourceSnapshot } from '../model/store.ts';
 import type { ObjectMeta } from './object-fields.ts';
 import type { GatewayRouteInfo, ReferenceGrantInfo } from './gateway-api-objects.ts';
+import type { GatewayClassInfo, GatewayInfo } from './gateway-api-gateways.ts';
 import type { RouteRuleInfo } from './route-rule-objects.ts';
 import type { ServiceEntryInfo, WorkloadInfo } from './service-entry-objects.ts';
 
@@ -69,6 +70,9 @@ export type ParsedObject =
   | { readonly type: 'routeRule'; readonly key: string; readonly source: SourceRef; readonly routeRule: RouteRuleInfo }
   | { readonly type: 'meshRoute'; readonly key: string; readonly source: SourceRef; readonly route: GatewayRouteInfo }
   | { readonly type: 'referenceGrant'; readonly key: string; readonly source: SourceRef; readonly grant: ReferenceGrantInfo }
+  | { readonly type: 'gatewayClass'; readonly key: string; readonly source: SourceRef; readonly gatewayClass: GatewayClassInfo }
+  | { readonly type: 'gatewayApiGateway'; readonly key: string; readonly source: SourceRef; readonly gateway: GatewayInfo }
+  | { readonly type: 'namespace'; readonly key: string; readonly source: SourceRef; readonly namespace: { readonly name: string; readonly labels: Readonly<Record<string, string>> } }
   | { readonly type: 'rejected'; readonly key?: string; readonly source: SourceRef; readonly rejected: RejectedObject }
   | { readonly type: 'ignored'; readonly source: SourceRef; readonly reason: string };
 

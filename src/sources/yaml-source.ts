@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { MeshpilotError } from '../errors.ts';
 import { ruleLabel } from '../model/rules.ts';
+import type { GatewayApiOptions } from './gateway-api-listeners.ts';
 import type { ConfigStore, RejectedObject, SourceSnapshot } from '../model/store.ts';
 import type { DirectoryState } from './config-dir.ts';
 import { applyLastGood, EMPTY_DIRECTORY_STATE, errorCode, isHidden, readDirectory } from './config-dir.ts';
@@ -26,6 +27,8 @@ export interface YamlSourceOptions {
   readonly log: Logger;
   /** Quiet period after the last file event before re-reading; bursts (editor saves, git checkouts) coalesce. */
   readonly quietMs?: number;
+  /** Which GatewayClasses meshpilot serves. */
+  readonly gatewayApi?: GatewayApiOptions;
 }
 
 function rejectionSignature(rejected: RejectedObject): string {
@@ -38,6 +41,7 @@ export class YamlSource {
   readonly #store: ConfigStore;
   readonly #log: Logger;
   readonly #quietMs: number;
+  readonly #gatewayApi: GatewayApiOptions | undefined;
   readonly #watchers = new Map<string, FSWatcher>();
   readonly #changedFiles = new Set<string>();
   #state: DirectoryState = EMPTY_DIRECTORY_STATE;
@@ -55,6 +59,7 @@ export class YamlSource {
     this.sourceId = `file:${this.#dir}`;
     this.#store = options.store;
     this.#quietMs = options.quietMs ?? 75;
+    this.#gatewayApi = options.gatewayApi;
     this.#log = options.log.child({ source: this.sourceId });
     this.#problemLog = new ProblemLog(this.#log);
   }
@@ -182,8 +187,8 @@ export class YamlSource {
     this.#syncWatchers(read.listing.directories);
     const { state, parsed } = applyLastGood(this.#state, read.reads);
     this.#state = state;
-    const converted = assembleObjects(parsed);
-    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected, warnings: converted.warnings, routeStatuses: converted.routeStatuses };
+    const converted = assembleObjects(parsed, this.#gatewayApi ? { gatewayApi: this.#gatewayApi } : {});
+    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected, warnings: converted.warnings, routeStatuses: converted.routeStatuses, gatewayStatuses: converted.gatewayStatuses };
     const signature = JSON.stringify(snapshot);
     if (signature === this.#published) {
       this.#log.debug({ reason }, 'files changed but the config they describe did not');

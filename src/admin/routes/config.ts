@@ -66,10 +66,18 @@ const configz = {
     nacks: { type: 'array', items: nackAttribution, description: 'every current NACK with the resources and rules it names' },
     routeStatuses: {
       type: 'array',
-      description: "Gateway API routes whose parent is a Service, with the status meshpilot gives each parent (what the leader writes to the route's status.parents)",
+      description: "Gateway API routes whose parent is a Service or a Gateway of meshpilot's classes, with the status meshpilot gives each parent (what the leader writes to the route's status.parents)",
       items: {
         type: 'object',
         properties: { kind: { type: 'string' }, namespace: { type: 'string' }, name: { type: 'string' }, source: anyObject, parents: { type: 'array', items: anyObject } },
+      },
+    },
+    gatewayStatuses: {
+      type: 'array',
+      description: "GatewayClasses and Gateways of meshpilot's classes with the status the leader writes (conditions, addresses, listeners)",
+      items: {
+        type: 'object',
+        properties: { kind: { type: 'string' }, namespace: { type: 'string' }, name: { type: 'string' }, source: anyObject, status: anyObject },
       },
     },
   },
@@ -81,7 +89,7 @@ export function registerConfigRoutes(app: FastifyInstance, views: AdminViews): v
     handler: () => {
       const push = views.currentPush();
       const nacks = views.nacks?.().active(views.connections()) ?? [];
-      if (!push) return { rules: [], rejected: [], objectWarnings: [], nacks: [], routeStatuses: [] };
+      if (!push) return { rules: [], rejected: [], objectWarnings: [], nacks: [], routeStatuses: [], gatewayStatuses: [] };
       const rejectedByRule = new Map<string, Record<string, unknown>[]>();
       for (const nack of nacks) {
         for (const resource of nack.resources) {
@@ -129,6 +137,7 @@ export function registerConfigRoutes(app: FastifyInstance, views: AdminViews): v
         objectWarnings: push.objectWarnings.map((w) => ({ object: w.object, kind: w.kind, namespace: w.namespace, name: w.name, source: w.source, warnings: w.issues })),
         nacks: nacks.map((n) => ({ ...n, at: n.at.toISOString() })),
         routeStatuses: push.routeStatuses,
+        gatewayStatuses: push.gatewayStatuses,
       };
     },
   });

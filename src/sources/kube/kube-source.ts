@@ -13,7 +13,8 @@ import type { KubeConnection } from './kube-api.ts';
 import type { InformerTuning } from './resilient-informer.ts';
 import { DEFAULT_INFORMER_TUNING, ResilientInformer } from './resilient-informer.ts';
 import type { WatchedResource } from './resources.ts';
-import { apiVersionOf, collectionPath, objectPath, WATCHED_RESOURCES } from './resources.ts';
+import type { GatewayApiOptions } from '../gateway-api-listeners.ts';
+import { apiVersionOf, collectionPath, objectPath, resourceId, WATCHED_RESOURCES } from './resources.ts';
 import { ProblemLog, type LoggedProblem } from '../problem-log.ts';
 
 export interface KubeSourceTuning extends InformerTuning {
@@ -32,6 +33,8 @@ export interface KubeSourceOptions {
   /** Watch only these namespaces (default: all). */
   readonly namespaces?: readonly string[];
   readonly tuning?: Partial<KubeSourceTuning>;
+  /** Which GatewayClasses meshpilot serves. */
+  readonly gatewayApi?: GatewayApiOptions;
 }
 
 interface Entry {
@@ -49,6 +52,7 @@ export interface StatusTarget {
   readonly version: string;
   readonly plural: string;
   readonly kind: string;
+  /** '' for a cluster-scoped object (a GatewayClass). */
   readonly namespace: string;
   readonly name: string;
   /** Its API path, the source location its rules and problems carry. */
@@ -83,6 +87,7 @@ export class KubeSource {
   readonly #objects = new Map<string, Entry>();
   readonly #existingNamespaces = new Set<string>();
   readonly #reportedMissing = new Set<string>();
+  readonly #gatewayApi: GatewayApiOptions | undefined;
   #pendingReasons: string[] = [];
   #publishTimer: NodeJS.Timeout | undefined;
   #discoveryTimer: NodeJS.Timeout | undefined;
@@ -103,6 +108,7 @@ export class KubeSource {
     this.sourceId = `kube:${options.connection.server}`;
     this.#store = options.store;
     this.#namespaces = options.namespaces && options.namespaces.length > 0 ? options.namespaces : undefined;
+    this.#gatewayApi = options.gatewayApi;
     this.#tuning = { ...DEFAULT_KUBE_SOURCE_TUNING, ...options.tuning };
     this.#log = options.log.child({ source: this.sourceId });
     this.#problemLog = new ProblemLog(this.#log);
@@ -182,7 +188,7 @@ export class KubeSource {
           },
         }),
     );
-    this.#watched.set(resource.kind, { served, informers });
+    this.#watched.set(resourceId(resource), { served, informers });
     for (const informer of informers) {
       informer.start();
       void informer.whenSynced.then(() => {
@@ -227,24 +233,25 @@ export class KubeSource {
 
   async #applyDiscovery(discovery: Discovery): Promise<void> {
     for (const served of discovery.served) {
-      if (this.#watched.has(served.resource.kind)) continue;
-      this.#reportedMissing.delete(served.resource.kind);
+      if (this.#watched.has(resourceId(served.resource))) continue;
+      this.#reportedMissing.delete(resourceId(served.resource));
       if (this.#discovered) this.#log.info({ kind: served.resource.kind, version: served.version }, `${describe(served)} is now served; watching it`);
       this.#watch(served);
     }
     const newlyMissing: WatchedResource[] = [];
     for (const resource of discovery.missing) {
-      const watched = this.#watched.get(resource.kind);
+      const id = resourceId(resource);
+      const watched = this.#watched.get(id);
       if (watched) {
         this.#log.warn({ kind: resource.kind }, `${describe(watched.served)} is no longer served (CRD removed); its objects are dropped`);
-        this.#watched.delete(resource.kind);
+        this.#watched.delete(id);
         await Promise.all(watched.informers.map((informer) => informer.stop()));
-        for (const key of [...this.#objects.keys()]) if (key.startsWith(`${resource.kind}/`)) this.#objects.delete(key);
-        for (const key of [...this.#statusTargets.keys()]) if (key.startsWith(`${resource.kind}/`)) this.#setStatusTarget(key, undefined);
+        for (const key of [...this.#objects.keys()]) if (key.startsWith(`${id}/`)) this.#objects.delete(key);
+        for (const key of [...this.#statusTargets.keys()]) if (key.startsWith(`${id}/`)) this.#setStatusTarget(key, undefined);
         this.#changed(`${resource.kind} no longer served`);
       }
-      if (!this.#reportedMissing.has(resource.kind)) newlyMissing.push(resource);
-      this.#reportedMissing.add(resource.kind);
+      if (!this.#reportedMissing.has(id)) newlyMissing.push(resource);
+      this.#reportedMissing.add(id);
     }
     if (newlyMissing.length > 0) {
       const names = newlyMissing.map((resource) => `${resource.kind} (${resource.group})`).join(', ');
@@ -273,10 +280,9 @@ export class KubeSource {
     if (served.resource.kind === 'Namespace') {
       if (exists) this.#existingNamespaces.add(name);
       else this.#existingNamespaces.delete(name);
-      return undefined;
     }
     const namespace = raw.metadata?.namespace;
-    const key = `${served.resource.kind}/${namespace ?? ''}/${name}`;
+    const key = `${resourceId(served.resource)}/${namespace ?? ''}/${name}`;
     return { name, namespace, key, label: `${served.resource.kind} ${namespace ? `${namespace}/` : ''}${name}` };
   }
 
@@ -286,7 +292,7 @@ export class KubeSource {
     const object = { ...raw, apiVersion: raw.apiVersion ?? apiVersionOf(served.resource, served.version), kind: raw.kind ?? served.resource.kind };
     const location = objectPath(served.resource, served.version, id.namespace, id.name);
     const generation = raw.metadata?.generation;
-    if (served.resource.statusSubresource && id.namespace !== undefined) {
+    if (served.resource.statusSubresource) {
       const { group, plural, kind } = served.resource;
       const status = (raw as { status?: unknown }).status;
       this.#setStatusTarget(id.key, {
@@ -295,7 +301,7 @@ export class KubeSource {
         version: served.version,
         plural,
         kind,
-        namespace: id.namespace,
+        namespace: id.namespace ?? '',
         name: id.name,
         path: location,
         generation,
@@ -349,8 +355,8 @@ export class KubeSource {
     }
     const guarded = guardReferences(parsed, { lastServed: (key) => this.#served.get(key), firstRead: this.#served.size === 0 && this.#published === undefined });
     this.#served = new Map(guarded.filter(isAccepted).map((object) => [object.key, object]));
-    const converted = assembleObjects(guarded);
-    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected, warnings: converted.warnings, routeStatuses: converted.routeStatuses };
+    const converted = assembleObjects(guarded, this.#gatewayApi ? { gatewayApi: this.#gatewayApi } : {});
+    const snapshot: SourceSnapshot = { services: converted.services, endpoints: converted.endpoints, rules: converted.rules, rejected: converted.rejected, warnings: converted.warnings, routeStatuses: converted.routeStatuses, gatewayStatuses: converted.gatewayStatuses };
     const signature = JSON.stringify(snapshot);
     if (signature === this.#published) {
       this.#log.debug({ reasons }, 'objects changed but the config they describe did not');

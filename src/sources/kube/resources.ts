@@ -13,6 +13,13 @@ export interface WatchedResource {
   readonly optional: boolean;
   /** Kinds with a status subresource the leader writes: Istio's validation messages, Gateway API routes' parents. */
   readonly statusSubresource?: boolean;
+  /** How the source keys it when another group has a kind of the same name (the Gateway API's Gateway). */
+  readonly id?: string;
+}
+
+/** The name the source keys a resource and its objects by: its kind, unless another group's kind has it. */
+export function resourceId(resource: WatchedResource): string {
+  return resource.id ?? resource.kind;
 }
 
 const ISTIO_NETWORKING_VERSIONS = ['v1', 'v1beta1', 'v1alpha3'] as const;
@@ -39,6 +46,9 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
   { kind: 'HTTPRoute', group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], plural: 'httproutes', namespaced: true, optional: true, statusSubresource: true },
   { kind: 'GRPCRoute', group: 'gateway.networking.k8s.io', versions: ['v1'], plural: 'grpcroutes', namespaced: true, optional: true, statusSubresource: true },
   { kind: 'ReferenceGrant', group: 'gateway.networking.k8s.io', versions: ['v1beta1'], plural: 'referencegrants', namespaced: true, optional: true },
+  // Gateways of meshpilot's classes, and those classes, get their status written too.
+  { kind: 'GatewayClass', group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], plural: 'gatewayclasses', namespaced: false, optional: true, statusSubresource: true },
+  { kind: 'Gateway', id: 'Gateway.gateway.networking.k8s.io', group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], plural: 'gateways', namespaced: true, optional: true, statusSubresource: true },
 ];
 
 /** The verbs the source uses; the ClusterRole grants exactly these. */

@@ -12,8 +12,8 @@ import type { KubeSource, StatusTarget } from './kube-source.ts';
 import type { LeaderElector } from './leader-election.ts';
 import type { ObjectFindings } from './validation-messages.ts';
 import { findingsByLocation, statusToWrite } from './validation-messages.ts';
-import { routeStatusesByLocation, routeStatusToWrite, statusSignature } from './route-status.ts';
-import type { RouteStatus } from '../../model/route-status.ts';
+import { gatewayStatusesByLocation, gatewayStatusToWrite, routeStatusesByLocation, routeStatusToWrite, statusSignature } from './route-status.ts';
+import type { GatewayObjectStatus, RouteStatus } from '../../model/route-status.ts';
 import { GATEWAY_API_GROUP } from '../gateway-api-objects.ts';
 
 export interface StatusWriterTuning {
@@ -65,6 +65,7 @@ export class StatusWriter {
   readonly #unsubscribe: (() => void)[] = [];
   #findings: { sequence: number; byLocation: Map<string, ObjectFindings> } | undefined;
   #routeStatuses: { sequence: number; byLocation: Map<string, RouteStatus> } | undefined;
+  #gatewayStatuses: { sequence: number; byLocation: Map<string, GatewayObjectStatus> } | undefined;
   #working: Promise<void> | undefined;
   #tokens: number;
   #refilledAt = performance.now();
@@ -175,6 +176,11 @@ export class StatusWriter {
     return this.#routeStatuses.byLocation;
   }
 
+  #gatewayStatusesFor(push: PushContext): Map<string, GatewayObjectStatus> {
+    if (this.#gatewayStatuses?.sequence !== push.sequence) this.#gatewayStatuses = { sequence: push.sequence, byLocation: gatewayStatusesByLocation(push) };
+    return this.#gatewayStatuses.byLocation;
+  }
+
   #findingsFor(push: PushContext): Map<string, ObjectFindings> {
     if (this.#findings?.sequence !== push.sequence) this.#findings = { sequence: push.sequence, byLocation: findingsByLocation(push) };
     return this.#findings.byLocation;
@@ -184,11 +190,13 @@ export class StatusWriter {
   #wanted(target: StatusTarget): Record<string, unknown> | undefined {
     const push = this.#options.currentPush();
     if (!push) return undefined;
-    // Gateway API routes get `status.parents`; Istio's kinds get validation messages.
+    // Gateway API routes get `status.parents`, Gateways and classes their conditions; Istio's kinds get validation messages.
     const status =
-      target.group === GATEWAY_API_GROUP
-        ? routeStatusToWrite(target, this.#routeStatusesFor(push).get(target.path), new Date())
-        : statusToWrite(target, this.#findingsFor(push).get(target.path));
+      target.group !== GATEWAY_API_GROUP
+        ? statusToWrite(target, this.#findingsFor(push).get(target.path))
+        : target.kind === 'Gateway' || target.kind === 'GatewayClass'
+          ? gatewayStatusToWrite(target, this.#gatewayStatusesFor(push).get(target.path), new Date())
+          : routeStatusToWrite(target, this.#routeStatusesFor(push).get(target.path), new Date());
     if (!status) return undefined;
     const written = this.#written.get(target.key);
     if (written && written.baseResourceVersion === target.resourceVersion && written.status === statusSignature(status)) return undefined;
@@ -240,14 +248,11 @@ export class StatusWriter {
   async #write(target: StatusTarget, status: Record<string, unknown>): Promise<void> {
     const label = `${target.kind} ${target.namespace}/${target.name}`;
     try {
-      await this.#api.replaceNamespacedCustomObjectStatus({
-        group: target.group,
-        version: target.version,
-        namespace: target.namespace,
-        plural: target.plural,
-        name: target.name,
-        body: { apiVersion: `${target.group}/${target.version}`, kind: target.kind, metadata: { name: target.name, namespace: target.namespace, resourceVersion: target.resourceVersion }, status },
-      });
+      const { group, version, plural, name, namespace } = target;
+      const body = { apiVersion: `${group}/${version}`, kind: target.kind, metadata: { name, ...(namespace !== '' ? { namespace } : {}), resourceVersion: target.resourceVersion }, status };
+      // A GatewayClass is cluster-scoped.
+      if (namespace === '') await this.#api.replaceClusterCustomObjectStatus({ group, version, plural, name, body });
+      else await this.#api.replaceNamespacedCustomObjectStatus({ group, version, namespace, plural, name, body });
     } catch (error) {
       const code = apiStatusCode(error);
       // 409: the object changed since it was read; its update event brings it back here. 404: it is gone.
