@@ -12,12 +12,39 @@ import { FakeKubeApi, type KubeObject } from './fake-kube-api.ts';
 import { startMeshpilotOnKube, type KubeMeshpilot } from './fake-kube-api-meshpilot.ts';
 import { GatewayDeployer } from './gateway-deployer.ts';
 import { KubeWorkloads } from './kube-workloads.ts';
+import { eventually } from './mesh-dir.ts';
 import { PodNetwork } from './netns.ts';
 
 const run = promisify(execFile);
 export const CONFORMANCE_MODULE = join(import.meta.dirname, '..', 'conformance');
 export const GATEWAY_CONTROLLER = 'meshpilot.io/gateway-controller';
 export const GATEWAY_CLASS = 'meshpilot';
+
+/** The suite's module and version (test/conformance/go.mod). */
+export const SUITE = 'sigs.k8s.io/gateway-api/conformance v1.6.3 (Apache-2.0), experimental-channel CRDs of sigs.k8s.io/gateway-api v1.6.3';
+/** The profiles run here; the mesh ones cannot be (see MESH_NOT_RUN). */
+export const RUN_PROFILES = ['GATEWAY-HTTP', 'GATEWAY-GRPC'] as const;
+export const MESH_NOT_RUN =
+  'its cases run Istio\'s echo-advanced image as client pods and exec into them (pods/exec); neither the image nor exec exists here';
+/** Waits bounded for a run inside npm test (the suite's defaults wait up to 60-180 s per failing step); seconds. */
+export const BOUNDED_TIMEOUTS: Readonly<Record<string, number>> = {
+  gwcMustBeAccepted: 30,
+  namespacesMustBeReady: 90,
+  createTimeout: 10,
+  deleteTimeout: 10,
+  getTimeout: 5,
+  requestTimeout: 5,
+  gatewayMustHaveAddress: 10,
+  gatewayMustHaveCondition: 10,
+  gatewayStatusMustHaveListeners: 10,
+  gatewayListenersMustHaveConditions: 10,
+  httpRouteMustHaveCondition: 10,
+  httpRouteMustNotHaveParents: 10,
+  routeMustHaveParents: 10,
+  latestObservedGenerationSet: 10,
+  maxTimeToConsistency: 10,
+  defaultTestTimeout: 15,
+};
 
 /** One profile's results as the suite reports them. */
 export interface ProfileResult {
@@ -38,8 +65,12 @@ export interface Outcome {
 export interface ConformanceResult {
   readonly gatewayAPIVersion: string;
   readonly profiles: readonly ProfileResult[];
-  /** Each failed case's first assertion message. */
+  /** Each failed case's cause in one line. */
   readonly causes: Readonly<Record<string, string>>;
+  /** Cases that ran and passed. */
+  readonly passed: readonly string[];
+  /** Each failed case's whole output. */
+  readonly failedOutput: Readonly<Record<string, string>>;
   /** The suite's own verdict (false also when its setup failed). */
   readonly suitePassed: boolean;
   readonly setupError?: string;
@@ -48,8 +79,8 @@ export interface ConformanceResult {
 
 export interface ConformanceOptions {
   readonly profiles: readonly string[];
-  /** Extended features claimed (core features of each profile are implied). */
-  readonly supportedFeatures: readonly string[];
+  /** Features claimed; by default the suite reads them from the GatewayClass status meshpilot writes. */
+  readonly supportedFeatures?: readonly string[];
   /** The suite's TimeoutConfig, in seconds per field (others keep the suite's defaults). */
   readonly timeoutsSeconds?: Readonly<Record<string, number>>;
   readonly skipTests?: readonly string[];
@@ -66,6 +97,18 @@ export async function buildConformance(dir: string): Promise<{ suite: string; ec
   await run('go', ['build', '-o', echo, 'sigs.k8s.io/gateway-api/conformance/echo-basic'], { cwd: CONFORMANCE_MODULE, maxBuffer: 1 << 24 });
   const { stdout } = await run('go', ['list', '-m', '-f', '{{.Dir}}', 'sigs.k8s.io/gateway-api'], { cwd: CONFORMANCE_MODULE });
   return { suite, echo, gatewayApiDir: stdout.trim() };
+}
+
+/** The suite's mesh cases (tests/mesh) by profile: MESH-GRPC for those that use GRPCRoute, else MESH-HTTP. */
+export async function meshCases(): Promise<Record<string, string[]>> {
+  const { stdout } = await run('go', ['list', '-m', '-f', '{{.Dir}}', 'sigs.k8s.io/gateway-api/conformance'], { cwd: CONFORMANCE_MODULE });
+  const dir = join(stdout.trim(), 'tests', 'mesh');
+  const byProfile: Record<string, string[]> = { 'MESH-HTTP': [], 'MESH-GRPC': [] };
+  for (const file of (await readdir(dir)).filter((f) => f.endsWith('.go') && !f.endsWith('_test.go'))) {
+    const source = await readFile(join(dir, file), 'utf8');
+    for (const [, name = ''] of source.matchAll(/ShortName:\s*"(\w+)"/g)) (source.includes('SupportGRPCRoute') ? byProfile['MESH-GRPC'] : byProfile['MESH-HTTP'])?.push(name);
+  }
+  return byProfile;
 }
 
 /** The experimental channel's CRDs of the module's gateway-api version (what the suite checks it runs against). */
@@ -97,26 +140,36 @@ const IMPLEMENTATION = {
   contact: ['meshpilot maintainers'],
 };
 
-/** test2json events of the suite's run: per subtest output, and which failed. */
-function causesOf(events: readonly { Action?: string; Test?: string; Output?: string }[]): Record<string, string> {
-  const output = new Map<string, string[]>();
+/** Output of the suite's run by top-level case (test2json events), and which cases failed. */
+function outputByCase(events: readonly { Action?: string; Test?: string; Output?: string }[]): { output: Map<string, string>; failed: Set<string>; passed: Set<string> } {
+  const chunks = new Map<string, string[]>();
   const failed = new Set<string>();
+  const passed = new Set<string>();
   for (const event of events) {
     const name = event.Test?.replace(/^TestConformance\//, '');
     if (!name || name === 'TestConformance') continue;
     const top = name.split('/')[0] ?? name;
-    if (event.Action === 'output' && event.Output !== undefined) output.set(top, [...(output.get(top) ?? []), event.Output]);
+    if (event.Action === 'output' && event.Output !== undefined) chunks.set(top, [...(chunks.get(top) ?? []), event.Output]);
     if (event.Action === 'fail' && !name.includes('/')) failed.add(top);
+    if (event.Action === 'pass' && !name.includes('/')) passed.add(top);
   }
-  const causes: Record<string, string> = {};
-  for (const name of failed) {
-    const lines = (output.get(name) ?? []).join('').split('\n');
-    const error = lines.findIndex((l) => /^\s+Error:\s/.test(l));
-    const messages = lines.slice(error + 1).find((l) => /^\s+Messages:\s/.test(l));
-    const first = error >= 0 ? `${lines[error]?.replace(/^\s+Error:\s+/, '') ?? ''}${messages ? ` (${messages.replace(/^\s+Messages:\s+/, '')})` : ''}` : (lines.find((l) => /\.go:\d+:/.test(l)) ?? 'failed').trim();
-    causes[name] = first.trim().slice(0, 300);
-  }
-  return causes;
+  return { output: new Map([...chunks].map(([name, parts]) => [name, parts.join('')])), failed, passed };
+}
+
+/** A failed case's cause in one line: what it last saw go wrong before its first failed step, then testify's `Error:`. */
+export function causeOf(output: string): string {
+  const lines = output.split('\n');
+  const firstFail = lines.findIndex((l) => /^\s*--- FAIL/.test(l));
+  const before = (firstFail >= 0 ? lines.slice(0, firstFail) : lines).filter((l) => !/Error Trace:|^\s+Test:|Applying|Creating|Deleting|Request passed/.test(l));
+  const strip = (l: string): string => l.replace(/^\s*\S+\.go:\d+:\s*(\S+Z:\s*)?/, '').replace(/^\s+(Error|Messages):\s+/, '').trim();
+  const seen = before.filter((l) => /expected|mismatch|not ready yet|failed|unexpected|not found|timeout/i.test(l) && !/^\s+(Error|Messages):/.test(l)).map(strip);
+  const short = seen.filter((l) => l.length <= 220);
+  const error = lines.findIndex((l) => /^\s+Error:\s/.test(l));
+  const testify = error >= 0 ? [strip(lines[error] ?? '').replace(/:$/, ''), strip(lines.slice(error + 1).find((l) => /^\s+Messages:/.test(l)) ?? '')].filter(Boolean).join(': ') : '';
+  const what = short.filter((l) => /not ready yet|expected|mismatch/i.test(l)).at(-1) ?? short.at(-1) ?? seen.at(-1)?.slice(0, 220);
+  // Addresses, ports and timings differ run to run; the cause does not.
+  const stable = (l: string): string => l.replace(/\d+\.\d+\.\d+\.\d+(:\d+)?/g, 'ADDRESS').replace(/\s*\(after [^)]*\)/g, '');
+  return stable([what, testify].filter(Boolean).join(' -- ')).slice(0, 400) || 'failed';
 }
 
 function outcome(status: Record<string, unknown> | undefined): Outcome {
@@ -152,6 +205,11 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
     const gateways = new GatewayDeployer(api, network, { controllerName: GATEWAY_CONTROLLER, xdsHost: network.hostIp, xdsPort: meshpilot.xdsPort });
     undo.push(() => gateways.close());
 
+    // The suite reads the GatewayClass's supportedFeatures as it starts: wait for meshpilot's status.
+    await eventually(() => {
+      const status = api.get('GatewayClass', undefined, GATEWAY_CLASS)?.['status'] as { conditions?: { type: string; status: string }[]; supportedFeatures?: unknown[] } | undefined;
+      return status?.conditions?.some((c) => c.type === 'Accepted' && c.status === 'True') && (status.supportedFeatures?.length ?? 0) > 0 ? true : undefined;
+    }, 30_000, `GatewayClass ${GATEWAY_CLASS} Accepted with supportedFeatures`);
     const kubeconfig = join(dir, 'kubeconfig');
     await api.writeKubeconfig(kubeconfig);
     const reportPath = join(dir, 'report.yaml');
@@ -162,7 +220,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
       stringify({
         gatewayClassName: GATEWAY_CLASS,
         conformanceProfiles: options.profiles,
-        supportedFeatures: options.supportedFeatures,
+        ...(options.supportedFeatures ? { supportedFeatures: options.supportedFeatures } : {}),
         reportOutputPath: reportPath,
         cleanupBaseResources: false,
         cleanupTestResources: true,
@@ -218,11 +276,15 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
       };
     });
     const setupFailed = report === undefined || profiles.length === 0;
-    const causes = causesOf(events);
+    const byCase = outputByCase(events);
+    const failedOutput = Object.fromEntries([...byCase.failed].map((name) => [name, byCase.output.get(name) ?? '']));
+    const causes = Object.fromEntries(Object.entries(failedOutput).map(([name, text]) => [name, causeOf(text)]));
     return {
       gatewayAPIVersion: typeof report?.['gatewayAPIVersion'] === 'string' ? report['gatewayAPIVersion'] : '',
       profiles,
       causes,
+      passed: [...byCase.passed].sort(),
+      failedOutput,
       suitePassed: exitCode === 0,
       ...(setupFailed ? { setupError: /Error:\s+(.*)/.exec(output)?.[1] ?? output.split('\n').slice(-20).join('\n') } : {}),
       output,

@@ -201,6 +201,7 @@ export class FakeKubeApi {
   readonly #refusedUsers = new Set<string>();
   #port = 0;
   readonly #observers = new Set<(event: FakeKubeEvent) => void>();
+  #logs: ((namespace: string, pod: string, sinceTime: Date | undefined) => string | undefined) | undefined;
   #generated = 0;
 
   private constructor(options: FakeKubeApiOptions) {
@@ -316,6 +317,11 @@ export class FakeKubeApi {
   subscribe(observer: (event: FakeKubeEvent) => void): () => void {
     this.#observers.add(observer);
     return () => this.#observers.delete(observer);
+  }
+
+  /** Serves `pods/log` (the kubelet's part): a Pod's log text since `sinceTime`, undefined for a Pod with none. */
+  serveLogs(logs: (namespace: string, pod: string, sinceTime: Date | undefined) => string | undefined): void {
+    this.#logs = logs;
   }
 
   /** Every stored object of `kind`, optionally in one namespace. */
@@ -520,6 +526,17 @@ export class FakeKubeApi {
     }
     if (request.method !== 'GET') {
       this.#json(response, 405, status(405, 'MethodNotAllowed', `${request.method ?? ''} is not served by this fake API server`));
+      return;
+    }
+    const log = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/log$/.exec(url.pathname);
+    if (log) {
+      const [, namespace = '', pod = ''] = log;
+      const text = this.get('Pod', namespace, pod) ? this.#logs?.(namespace, pod, query['sinceTime'] ? new Date(query['sinceTime']) : undefined) : undefined;
+      if (text === undefined) this.#json(response, 404, status(404, 'NotFound', `pods "${pod}" not found`));
+      else {
+        response.writeHead(200, { 'Content-Type': 'text/plain' });
+        response.end(text);
+      }
       return;
     }
     const discovery = this.#discovery(segments);

@@ -29,6 +29,8 @@ export interface RunningPod {
   readonly namespace: string;
   readonly ip: string;
   readonly process?: PodProcess;
+  /** Its container's stdout and stderr lines, with when each came (what `kubectl logs` reads). */
+  readonly log: { readonly at: Date; readonly line: string }[];
 }
 
 /** The rules of a selector (matchLabels only, as Deployments and Services here use). */
@@ -70,6 +72,10 @@ export class KubeWorkloads {
   static async start(api: FakeKubeApi, network: PodNetwork, images: (image: string) => ImageRunner): Promise<KubeWorkloads> {
     const workloads = new KubeWorkloads(api, network, images);
     workloads.#dir = await mkdtemp(join(tmpdir(), 'meshpilot-kubelet-'));
+    api.serveLogs((namespace, name, since) => {
+      const pod = workloads.pods.get(`${namespace}/${name}`);
+      return pod?.log.filter((entry) => since === undefined || entry.at >= since).map((entry) => `${entry.line}\n`).join('');
+    });
     workloads.poke();
     return workloads;
   }
@@ -190,6 +196,7 @@ export class KubeWorkloads {
     const container = list(fields(pod['spec'])['containers'])[0] ?? {};
     const runner = this.images(text(container['image']));
     let process: PodProcess | undefined;
+    const log: RunningPod['log'] = [];
     if ('binary' in runner) {
       // Secret volumes: the files under a directory of ours; env values under a mountPath point there.
       const mounts: [string, string][] = [];
@@ -210,12 +217,22 @@ export class KubeWorkloads {
       }
       const args = Array.isArray(container['args']) ? container['args'].map(text) : [];
       process = this.network.spawn(netnsPod, runner.binary, args, { env });
+      for (const stream of [process.child.stdout, process.child.stderr]) {
+        let partial = '';
+        stream?.setEncoding('utf8').on('data', (chunk: string) => {
+          const lines = (partial + chunk).split('\n');
+          partial = lines.pop() ?? '';
+          for (const line of lines) log.push({ at: new Date(), line });
+          // A pod's log is kept to its last 2000 lines, as a rotated container log would be.
+          if (log.length > 2000) log.splice(0, log.length - 2000);
+        });
+      }
       while (!(await listening(netnsPod.netns))) {
         if (process.child.exitCode !== null) throw new Error(`container exited (${String(process.child.exitCode)}): ${process.output()}`);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }
-    this.pods.set(`${namespace}/${name}`, { name, namespace, ip: netnsPod.ip, ...(process ? { process } : {}) });
+    this.pods.set(`${namespace}/${name}`, { name, namespace, ip: netnsPod.ip, log, ...(process ? { process } : {}) });
     const current = this.api.get('Pod', namespace, name);
     if (!current) return;
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
