@@ -1,4 +1,4 @@
-// Gateway API routes whose parent is a Gateway: each attaches to the listeners that allow it
+// Gateway API routes whose parent is a Gateway (HTTPRoute, GRPCRoute; TLSRoute and TCPRoute in gateway-api-l4.ts): each attaches to the listeners that allow it
 // (sectionName, port, allowedRoutes, hostname intersection) and becomes, per listener and host, one
 // VirtualService bound to that listener's internal Gateway, its rules sorted by the API's precedence.
 // The GatewayClasses, Gateways and routes get the status the API asks for.
@@ -8,7 +8,9 @@ import { intersectHosts } from '../model/gateways.ts';
 import type { ObjectWarnings } from '../model/store.ts';
 import type { GatewayClassInfo, GatewayInfo } from './gateway-api-gateways.ts';
 import type { GatewayObjectRef, GatewayRouteInfo } from './gateway-api-objects.ts';
-import { GATEWAY_API_GROUP } from './gateway-api-objects.ts';
+import { GATEWAY_API_GROUP, isL4RouteKind } from './gateway-api-objects.ts';
+import type { L4Conversion } from './gateway-api-l4.ts';
+import { convertL4Rules, l4VirtualService } from './gateway-api-l4.ts';
 import type { ConvertedRoute, RouteProblem, RouteRulesConversion } from './gateway-api-rules.ts';
 import { asIssue, BackendResolver, compareMeshRoutes, compareText, convertRouteRules, routeConditions } from './gateway-api-rules.ts';
 import type { GatewayApiOptions, GatewayContext, GatewayPlan, ListenerPlan } from './gateway-api-listeners.ts';
@@ -152,10 +154,11 @@ export function convertGatewayApi(input: GatewayApiInput, options: GatewayApiOpt
   const resolver = new BackendResolver(input.services, input.grants);
   const attached = new Map<string, Map<string, number>>();
   const buckets = new Map<string, Bucket>();
+  const l4Rules: VirtualService[] = [];
   const routeStatuses: RouteStatus[] = [];
   const warnings: ObjectWarnings[] = [];
   for (const route of input.routes) {
-    let rulesOf: RouteRulesConversion | undefined;
+    let rulesOf: RouteRulesConversion | L4Conversion | undefined;
     const parents: RouteParentStatus[] = [];
     const allProblems: RouteProblem[] = [];
     for (const [index, ref] of route.parentRefs.entries()) {
@@ -164,17 +167,21 @@ export function convertGatewayApi(input: GatewayApiInput, options: GatewayApiOpt
       const plan = plans.get(key);
       // A Gateway of another controller's class (or one not known yet, whose class is unknown) is not ours to report on.
       if (!plan) continue;
-      rulesOf ??= convertRouteRules(route, resolver);
+      rulesOf ??= isL4RouteKind(route.kind) ? convertL4Rules(route, resolver) : convertRouteRules(route, resolver);
       const found = attach(route, ref, `spec.parentRefs[${index}]`, plan);
       const problems = found.problem ? [found.problem, ...rulesOf.problems] : rulesOf.problems;
       allProblems.push(...problems);
       parents.push({ parentRef: ref, controllerName: plan.controllerName, conditions: routeConditions(route, problems) });
-      if (found.problem || rulesOf.hardError) continue;
+      if (found.problem || ('hardError' in rulesOf && rulesOf.hardError)) continue;
       const counts = attached.get(key) ?? new Map<string, number>();
       attached.set(key, counts);
       for (const { plan: listener, hosts } of found.listeners) {
         counts.set(listener.listener.name, (counts.get(listener.listener.name) ?? 0) + 1);
         if (listener.internalName === undefined) continue;
+        if (!('converted' in rulesOf)) {
+          l4Rules.push(l4VirtualService(route, rulesOf, listener.internalName, hosts));
+          continue;
+        }
         for (const host of hosts) {
           const bucketKey = `${listener.internalName}|${host}`;
           const bucket: Bucket = buckets.get(bucketKey) ?? { internalName: listener.internalName, namespace: plan.gateway.namespace, host, routes: [], sources: [] };
@@ -196,5 +203,5 @@ export function convertGatewayApi(input: GatewayApiInput, options: GatewayApiOpt
     const warned = gatewayWarnings(status);
     if (warned) warnings.push(warned);
   }
-  return { rules: [...rules, ...[...buckets.values()].map(virtualServiceOf)], routeStatuses, objectStatuses, warnings };
+  return { rules: [...rules, ...[...buckets.values()].map(virtualServiceOf), ...l4Rules], routeStatuses, objectStatuses, warnings };
 }

@@ -38,7 +38,7 @@ export function gatewayServiceName(gateway: Pick<GatewayInfo, 'name' | 'classNam
   return `${gateway.name}-${gateway.className}`;
 }
 
-const ROUTE_KINDS: Readonly<Record<string, readonly string[]>> = { HTTP: ['HTTPRoute', 'GRPCRoute'], HTTPS: ['HTTPRoute', 'GRPCRoute'], TLS: ['TLSRoute'] };
+const ROUTE_KINDS: Readonly<Record<string, readonly string[]>> = { HTTP: ['HTTPRoute', 'GRPCRoute'], HTTPS: ['HTTPRoute', 'GRPCRoute'], TLS: ['TLSRoute'], TCP: ['TCPRoute'] };
 
 /** A listener as its Gateway's status and the routes attaching to it see it. */
 export interface ListenerPlan {
@@ -136,15 +136,16 @@ function planListener(listener: ListenerInfo, index: number, gateway: GatewayInf
   const wanted = listener.allowedRoutes.kinds ?? (protocolKinds ?? []).map((kind) => ({ group: GATEWAY_API_GROUP, kind }));
   const kinds = wanted.filter((k) => k.group === GATEWAY_API_GROUP && (protocolKinds ?? []).includes(k.kind));
   if (!protocolKinds) {
-    problems.set('Accepted', { reason: 'UnsupportedProtocol', message: `protocol ${listener.protocol} is not served by meshpilot: use HTTP, HTTPS or TLS` });
+    problems.set('Accepted', { reason: 'UnsupportedProtocol', message: `protocol ${listener.protocol} is not served by meshpilot: use HTTP, HTTPS, TLS or TCP` });
   } else if (kinds.length < wanted.length) {
     const invalid = wanted.filter((k) => !kinds.includes(k)).map((k) => `${k.group}/${k.kind}`);
     problems.set('ResolvedRefs', { reason: 'InvalidRouteKinds', message: `route kinds ${invalid.join(', ')} cannot attach to a ${listener.protocol} listener: use ${protocolKinds.join(' or ')}` });
   }
-  const { tls, problem: tlsProblem } = protocolKinds && listener.protocol !== 'HTTP' ? listenerTls(listener, gateway, context) : {};
+  const plaintext = listener.protocol === 'HTTP' || listener.protocol === 'TCP';
+  const { tls, problem: tlsProblem } = protocolKinds && !plaintext ? listenerTls(listener, gateway, context) : {};
   if (tlsProblem && !problems.has('ResolvedRefs')) problems.set('ResolvedRefs', tlsProblem);
   if (conflict) problems.set('Conflicted', { ...conflict, status: 'True' });
-  const served = protocolKinds !== undefined && !conflict && (listener.protocol === 'HTTP' || tls !== undefined);
+  const served = protocolKinds !== undefined && !conflict && (plaintext || tls !== undefined);
   if (!served && !problems.has('Programmed')) problems.set('Programmed', { reason: 'Invalid', message: problems.get('Accepted')?.message ?? problems.get('Conflicted')?.message ?? problems.get('ResolvedRefs')?.message ?? 'not served' });
   const plan: ListenerPlan = { listener, index, kinds, problems };
   if (!served) return { plan };
@@ -182,7 +183,8 @@ export function planGateway(gateway: GatewayInfo, controllerName: string, contex
         namespace: gateway.namespace,
         source: gateway.source,
         ...(gateway.creationTimestamp !== undefined ? { creationTimestamp: gateway.creationTimestamp } : {}),
-        origin: { group: GATEWAY_API_GROUP, http: [] },
+        // Names the Gateway and the listener's index wherever the internal Gateway is shown.
+        origin: { group: GATEWAY_API_GROUP, http: [{ kind: 'Gateway', namespace: gateway.namespace, name: gateway.name, rule: index }] },
       },
       spec: { selector: { [GATEWAY_NAME_LABEL]: gateway.name }, servers: [server] },
     });
@@ -209,7 +211,8 @@ export function listenerConditions(plan: ListenerPlan, generation: number | unde
 /** The Gateway's own conditions: Accepted (ListenersNotValid when some are not), Programmed (AddressNotAssigned until it has one). */
 export function gatewayConditions(plan: GatewayPlan): GatewayApiCondition[] {
   const generation = plan.gateway.generation;
-  const invalid = plan.listeners.filter((l) => l.problems.size > 0).length;
+  // As Istio: a listener is invalid when it is not served (a listener with unusable route kinds still is).
+  const invalid = plan.listeners.filter((l) => l.internalName === undefined).length;
   const accepted =
     invalid === 0
       ? condition('Accepted', generation, { reason: 'Accepted', message: 'Resource accepted' })

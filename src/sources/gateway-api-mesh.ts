@@ -8,7 +8,7 @@ import type { ObjectWarnings } from '../model/store.ts';
 import type { RouteParentStatus, RouteStatus } from '../model/route-status.ts';
 import { GATEWAY_CONTROLLER_NAME } from '../model/route-status.ts';
 import type { GatewayObjectRef, GatewayRouteInfo, ReferenceGrantInfo } from './gateway-api-objects.ts';
-import { GATEWAY_API_GROUP } from './gateway-api-objects.ts';
+import { GATEWAY_API_GROUP, isL4RouteKind } from './gateway-api-objects.ts';
 import type { ConvertedRoute, RouteProblem } from './gateway-api-rules.ts';
 import { asIssue, BackendResolver, compareMeshRoutes, compareText, convertRouteRules, routeConditions } from './gateway-api-rules.ts';
 
@@ -51,7 +51,8 @@ export function convertMeshRoutes(routes: readonly GatewayRouteInfo[], grants: r
   const buckets = new Map<string, Bucket>();
   const statuses: RouteStatus[] = [];
   const warnings: ObjectWarnings[] = [];
-  for (const route of routes) {
+  // TLSRoutes and TCPRoutes attach only to Gateways here.
+  for (const route of routes.filter((r) => !isL4RouteKind(r.kind))) {
     const parents: RouteParentStatus[] = [];
     const routeIssues: ValidationIssue[] = [];
     const { converted, problems: ruleProblems, hardError } = convertRouteRules(route, resolver);

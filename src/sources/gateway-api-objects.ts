@@ -12,6 +12,13 @@ import { objectKey, ObjectProblems, rejectedObject, requireName } from './parsed
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
 
 export type MeshRouteKind = 'HTTPRoute' | 'GRPCRoute';
+/** Routes of the connection, not the request: they attach only to Gateway listeners (TLS, TCP). */
+export type L4RouteKind = 'TLSRoute' | 'TCPRoute';
+export type RouteKind = MeshRouteKind | L4RouteKind;
+
+export function isL4RouteKind(kind: string): kind is L4RouteKind {
+  return kind === 'TLSRoute' || kind === 'TCPRoute';
+}
 
 /** A parentRef or backendRef, with the API's defaults for group and kind applied. */
 export type GatewayObjectRef = RouteParentRef;
@@ -70,7 +77,7 @@ export interface GatewayRouteRule {
 }
 
 export interface GatewayRouteInfo {
-  readonly kind: MeshRouteKind;
+  readonly kind: RouteKind;
   readonly namespace: string;
   readonly name: string;
   readonly source: SourceRef;
@@ -316,7 +323,7 @@ function readValueMatches(r: Reader, value: unknown, path: string, what: string)
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'] as const;
 
-function readMatch(r: Reader, kind: MeshRouteKind, value: unknown, path: string): GatewayRouteMatch | undefined {
+function readMatch(r: Reader, kind: RouteKind, value: unknown, path: string): GatewayRouteMatch | undefined {
   const known = kind === 'HTTPRoute' ? ['path', 'headers', 'queryParams', 'method'] : ['method', 'headers'];
   const fields = r.struct(value, path, known, '{ path: { type: PathPrefix, value: /api } }');
   if (!fields) return undefined;
@@ -364,8 +371,8 @@ function readBackend(r: Reader, value: unknown, path: string): GatewayBackendRef
   return ref ? { ...ref, weight, filters } : undefined;
 }
 
-function readRule(r: Reader, kind: MeshRouteKind, value: unknown, path: string): GatewayRouteRule | undefined {
-  const known = ['name', 'matches', 'filters', 'backendRefs', ...(kind === 'HTTPRoute' ? ['timeouts', 'retry', 'sessionPersistence'] : ['sessionPersistence'])];
+function readRule(r: Reader, kind: RouteKind, value: unknown, path: string): GatewayRouteRule | undefined {
+  const known = isL4RouteKind(kind) ? ['name', 'backendRefs'] : ['name', 'matches', 'filters', 'backendRefs', ...(kind === 'HTTPRoute' ? ['timeouts', 'retry', 'sessionPersistence'] : ['sessionPersistence'])];
   const fields = r.struct(value, path, known, '{ backendRefs: [{ name: reviews, port: 9080 }] }');
   if (!fields) return undefined;
   const name = r.string(fields, 'name', path);
@@ -398,13 +405,13 @@ export function generationOf(object: Fields): number | undefined {
   return typeof generation === 'number' && Number.isInteger(generation) ? generation : undefined;
 }
 
-/** An HTTPRoute or GRPCRoute, with the API's defaults applied. */
+/** An HTTPRoute, GRPCRoute, TLSRoute or TCPRoute, with the API's defaults applied. */
 export function parseMeshRoute(input: SourcedObject, object: Fields, kind: string, meta: ObjectMeta): ParsedObject {
-  const routeKind: MeshRouteKind = kind === 'GRPCRoute' ? 'GRPCRoute' : 'HTTPRoute';
+  const routeKind: RouteKind = kind === 'GRPCRoute' || isL4RouteKind(kind) ? kind : 'HTTPRoute';
   const problems = new ObjectProblems();
   requireName(meta, problems, routeKind);
   const r = new Reader(problems, routeKind);
-  const spec = r.struct(object['spec'], 'spec', ['parentRefs', 'hostnames', 'rules'], '{ parentRefs: [...], rules: [...] }');
+  const spec = r.struct(object['spec'], 'spec', routeKind === 'TCPRoute' ? ['parentRefs', 'rules'] : ['parentRefs', 'hostnames', 'rules'], '{ parentRefs: [...], rules: [...] }');
   if (!spec) problems.error('spec', 'is missing: add spec with parentRefs and rules');
   const parentRefs = r.list(spec?.['parentRefs'], 'spec.parentRefs', 32).flatMap((ref, i) =>
     readRef(r, ref, `spec.parentRefs[${i}]`, ['sectionName'], { group: GATEWAY_API_GROUP, kind: 'Gateway' }) ?? [],
@@ -415,6 +422,7 @@ export function parseMeshRoute(input: SourcedObject, object: Fields, kind: strin
     return [];
   });
   const rulesValue = spec?.['rules'];
+  if (isL4RouteKind(routeKind) && (rulesValue === undefined || rulesValue === null)) problems.error('spec.rules', 'is required: write rules: [{ backendRefs: [{ name: <Service>, port: <port> }] }]');
   // The API defaults rules to one rule sending everything to no backend.
   const rules = rulesValue === undefined ? [{ matches: routeKind === 'HTTPRoute' ? [DEFAULT_HTTP_MATCH] : [], filters: [], backendRefs: [] }] : r.list(rulesValue, 'spec.rules', 16).flatMap((rule, i) => readRule(r, routeKind, rule, `spec.rules[${i}]`) ?? []);
   if (problems.hasErrors() || meta.name === undefined) return rejectedObject(input, routeKind, meta, problems.issues);

@@ -150,6 +150,8 @@ const SUPPORTED_KINDS: Readonly<Record<string, KindSupport>> = {
   RouteRule: { group: LEGACY_CONFIG_GROUP, versions: ['v1alpha2'], parse: parseRouteRule },
   HTTPRoute: { group: GATEWAY_API_GROUP, versions: ['v1', 'v1beta1'], parse: parseMeshRoute },
   GRPCRoute: { group: GATEWAY_API_GROUP, versions: ['v1'], parse: parseMeshRoute },
+  TLSRoute: { group: GATEWAY_API_GROUP, versions: ['v1alpha2', 'v1alpha3', 'v1'], parse: parseMeshRoute },
+  TCPRoute: { group: GATEWAY_API_GROUP, versions: ['v1alpha2'], parse: parseMeshRoute },
   ReferenceGrant: { group: GATEWAY_API_GROUP, versions: ['v1beta1', 'v1'], parse: parseReferenceGrant },
   GatewayClass: { group: GATEWAY_API_GROUP, versions: ['v1', 'v1beta1'], parse: parseGatewayClass },
   Namespace: { group: '', versions: ['v1'], parse: parseNamespace },

@@ -16,7 +16,7 @@ const OTHER_KINDS: Readonly<Record<string, readonly string[]>> = {
   'security.istio.io': ['RequestAuthentication'],
   'telemetry.istio.io': ['Telemetry'],
   'extensions.istio.io': ['WasmPlugin'],
-  'gateway.networking.k8s.io': ['Gateway', 'GatewayClass', 'TLSRoute', 'TCPRoute', 'UDPRoute', 'BackendTLSPolicy', 'ListenerSet', 'BackendLBPolicy'],
+  'gateway.networking.k8s.io': ['UDPRoute', 'BackendTLSPolicy', 'ListenerSet', 'BackendLBPolicy'],
   // Istio 0.x routing next to Mixer's configuration kinds (templates and adapters) of Istio 1.0 to 1.4.
   'config.istio.io': [
     'DestinationPolicy', 'EgressRule', 'IngressRule', 'attributemanifest', 'rule', 'handler', 'instance', 'template', 'adapter', 'HTTPAPISpec',

@@ -102,6 +102,12 @@ export const GATEWAY_API_ROUTE_CRDS: readonly ResourceType[] = [
   { group: 'gateway.networking.k8s.io', versions: ['v1beta1'], plural: 'referencegrants', kind: 'ReferenceGrant', namespaced: true },
 ];
 
+/** The Gateway API's GatewayClass and Gateway (standard channel); this fake keys kinds by name, so not beside Istio's Gateway. */
+export const GATEWAY_API_GATEWAY_CRDS: readonly ResourceType[] = [
+  { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], plural: 'gatewayclasses', kind: 'GatewayClass', namespaced: false, statusSubresource: true },
+  { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], plural: 'gateways', kind: 'Gateway', namespaced: true, statusSubresource: true },
+];
+
 export const ROUTE_RULE_CRD: ResourceType = { group: 'config.istio.io', versions: ['v1alpha2'], plural: 'routerules', kind: 'RouteRule', namespaced: true };
 
 export interface FakeKubeApiOptions {

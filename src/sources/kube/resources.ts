@@ -46,6 +46,9 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
   { kind: 'HTTPRoute', group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], plural: 'httproutes', namespaced: true, optional: true, statusSubresource: true },
   { kind: 'GRPCRoute', group: 'gateway.networking.k8s.io', versions: ['v1'], plural: 'grpcroutes', namespaced: true, optional: true, statusSubresource: true },
   { kind: 'ReferenceGrant', group: 'gateway.networking.k8s.io', versions: ['v1beta1'], plural: 'referencegrants', namespaced: true, optional: true },
+  // The experimental channel's L4 routes, on Gateway listeners.
+  { kind: 'TLSRoute', group: 'gateway.networking.k8s.io', versions: ['v1', 'v1alpha3', 'v1alpha2'], plural: 'tlsroutes', namespaced: true, optional: true, statusSubresource: true },
+  { kind: 'TCPRoute', group: 'gateway.networking.k8s.io', versions: ['v1alpha2'], plural: 'tcproutes', namespaced: true, optional: true, statusSubresource: true },
   // Gateways of meshpilot's classes, and those classes, get their status written too.
   { kind: 'GatewayClass', group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], plural: 'gatewayclasses', namespaced: false, optional: true, statusSubresource: true },
   { kind: 'Gateway', id: 'Gateway.gateway.networking.k8s.io', group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], plural: 'gateways', namespaced: true, optional: true, statusSubresource: true },
