@@ -461,8 +461,12 @@ export class FakeKubeApi {
     for (const observer of this.#observers) observer({ type, kind: resource.kind, object: clone(event.object) });
   }
 
-  /** The CRD schema's defaults for the version written (the storage version for in-process writes). */
+  /** What the server fills in on a write: a Namespace's `kubernetes.io/metadata.name` label (1.22+), a CRD schema's defaults for the version written (the storage version in process). */
   #defaulted(type: ResourceType, version: string | undefined, object: KubeObject): KubeObject {
+    if (type.kind === 'Namespace') {
+      const meta = metaOf(object);
+      return { ...object, metadata: { ...meta, labels: { ...(meta['labels'] as Record<string, string> | undefined), 'kubernetes.io/metadata.name': meta['name'] } } };
+    }
     const schema = type.schemas?.[version ?? type.versions[0] ?? ''];
     if (!schema) return object;
     const { metadata, ...rest } = object;
