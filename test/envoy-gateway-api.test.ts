@@ -87,9 +87,18 @@ describe('a real Envoy as the gateway of a Gateway API Gateway', () => {
     });
     assert.deepEqual(JSON.parse(raw.body), { backend: 'cart', path: '/raw', host: 'anything.example.org' });
 
-    const configz = (await (await meshpilot.admin('/debug/configz')).json()) as { routeStatuses: { name: string; parents: { conditions: { type: string; status: string; reason: string }[] }[] }[] };
+    type Conditions = { type: string; status: string; reason: string }[];
+    const configz = (await (await meshpilot.admin('/debug/configz')).json()) as {
+      routeStatuses: { name: string; parents: { conditions: Conditions }[] }[];
+      gatewayStatuses: { kind: string; name: string; status: { conditions: Conditions; addresses?: { value: string }[]; listeners?: { name: string; attachedRoutes: number }[] } }[];
+    };
     const lab = configz.routeStatuses.find((s) => s.name === 'lab')?.parents[0]?.conditions.find((c) => c.type === 'Accepted');
     assert.deepEqual([lab?.status, lab?.reason], ['False', 'NotAllowedByListeners']);
+    // Without Kubernetes the Gateway's status is shown, not written: its address is its Service's clusterIP.
+    const edge = configz.gatewayStatuses.find((s) => s.kind === 'Gateway' && s.name === 'edge')?.status;
+    assert.deepEqual(edge?.conditions.map((c) => `${c.type}=${c.status}`), ['Accepted=True', 'Programmed=True']);
+    assert.deepEqual(edge.addresses?.map((a) => a.value), ['10.96.8.1']);
+    assert.deepEqual(edge.listeners?.map((l) => [l.name, l.attachedRoutes]), [['http', 1], ['tcp', 1]]);
     assert.deepEqual(await envoy.rejectedUpdates(), {});
   });
 });

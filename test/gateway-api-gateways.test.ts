@@ -100,6 +100,18 @@ describe('a Gateway of meshpilot\'s class programs the router proxies labelled w
     assert.deepEqual(elsewhere[LISTENER_TYPE], []);
   });
 
+  it('two Gateways of one name in two namespaces never share a proxy, so HTTP and TCP on one port do not conflict', () => {
+    const other = { ...gateway([{ name: 'db', port: 8080, protocol: 'TCP' }]), metadata: { name: 'edge', namespace: 'shop' } };
+    const otherPod = { ...gatewayPod[0], metadata: { name: 'edge-0', namespace: 'shop', labels: { 'gateway.networking.k8s.io/gateway-name': 'edge' } }, status: { phase: 'Running', podIP: '10.244.9.8' } };
+    const push = buildPushContext(convert([gatewayClass(), gateway([http()]), other, ...gatewayPod, otherPod, service('edge-meshpilot', 'shop', { ports: [{ name: 'http', port: 80, targetPort: 8080 }] }), {
+      ...(gatewayPod[2] ?? {}),
+      metadata: { name: 'edge-meshpilot-1', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'edge-meshpilot' } },
+      endpoints: [{ addresses: ['10.244.9.8'], conditions: { ready: true }, targetRef: { kind: 'Pod', name: 'edge-0', namespace: 'shop' } }],
+    }]));
+    assert.deepEqual([...push.ruleStatus.values()].flatMap((s) => s.issues).filter((i) => i.code === 'MP_RULE_CONFLICT'), []);
+    assert.deepEqual(renderForProxy(push, parseProxy(ROUTER))[LISTENER_TYPE].map((l) => l.name), ['0.0.0.0_8080']);
+  });
+
   it('ignores Gateways of other classes, and serves istio.io/gateway-controller classes only when asked', () => {
     const objects = [gatewayClass('istio', ISTIO_GATEWAY_CONTROLLER), gateway([http()], {}, 'istio'), ...gatewayPod, ...WEB];
     const plain = convert(objects);

@@ -4,9 +4,9 @@ import type { Gateway, ValidationIssue } from './rules.ts';
 import type { Proxy } from './proxy.ts';
 import type { PushContext } from './push-context.ts';
 import type { Endpoint } from './service.ts';
-import { labelsMatch } from './service.ts';
 import type { GatewayIndex, MergedGateway, TargetPortIndex } from './gateways.ts';
-import { gatewayName, mergedGatewayKey, mergeGateways, targetPortsOf } from './gateways.ts';
+import { gatewayName, gatewaySelects, mergedGatewayKey, mergeGateways, targetPortsOf } from './gateways.ts';
+import { workloadNamespace } from './workload-labels.ts';
 
 function mergeKey(gateways: readonly Gateway[], ports: ReadonlyMap<number, number>): string {
   return `merged-gateway:${mergedGatewayKey(gateways, ports)}`;
@@ -21,10 +21,10 @@ export function gatewayFor(push: PushContext, proxy: Pick<Proxy, 'type' | 'names
 }
 
 /** Each workload address with its labels, once. */
-function workloadAddresses(endpointsByHost: ReadonlyMap<string, readonly Endpoint[]>): Map<string, { labels: Readonly<Record<string, string>>; name: string }> {
-  const out = new Map<string, { labels: Readonly<Record<string, string>>; name: string }>();
+function workloadAddresses(endpointsByHost: ReadonlyMap<string, readonly Endpoint[]>): Map<string, { labels: Readonly<Record<string, string>>; name: string; namespace: string | undefined }> {
+  const out = new Map<string, { labels: Readonly<Record<string, string>>; name: string; namespace: string | undefined }>();
   for (const endpoints of endpointsByHost.values()) {
-    for (const endpoint of endpoints) if (!out.has(endpoint.address)) out.set(endpoint.address, { labels: endpoint.labels, name: endpoint.workload ?? endpoint.address });
+    for (const endpoint of endpoints) if (!out.has(endpoint.address)) out.set(endpoint.address, { labels: endpoint.labels, name: endpoint.workload ?? endpoint.address, namespace: workloadNamespace(endpoint) });
   }
   return out;
 }
@@ -52,8 +52,8 @@ export function gatewayConflictIssues(gateway: Gateway, index: GatewayIndex, tar
   }
   const merges = new Map<string, MergedGateway>();
   for (const [address, workload] of workloadAddresses(endpointsByHost)) {
-    if (!labelsMatch(selector, workload.labels)) continue;
-    const selected = [...older.filter((g) => labelsMatch(g.spec.selector ?? {}, workload.labels)), gateway];
+    if (!gatewaySelects(gateway, workload.labels, workload.namespace)) continue;
+    const selected = [...older.filter((g) => gatewaySelects(g, workload.labels, workload.namespace)), gateway];
     const ports = targetPortsOf({ ipAddresses: [address] }, targetPorts);
     const key = mergeKey(selected, ports);
     let merged = merges.get(key);

@@ -223,6 +223,11 @@ export function mergeGateways(gateways: readonly Gateway[], targetPorts: Readonl
   return { key: mergedGatewayKey(gateways, targetPorts), gatewayNames: gateways.map(gatewayName), listeners, serversByRouteName, skipped };
 }
 
+/** The Gateway's selector takes the workload; one converted from the Gateway API takes only workloads of its own namespace. */
+export function gatewaySelects(gateway: Gateway, labels: Readonly<Record<string, string>>, namespace: string | undefined): boolean {
+  return (!gateway.meta.origin || gateway.meta.namespace === namespace) && labelsMatch(gateway.spec.selector ?? {}, labels);
+}
+
 export interface GatewayIndex {
   /** Every Gateway, oldest first. */
   readonly gateways: readonly Gateway[];
@@ -238,8 +243,7 @@ export function indexGateways(gateways: readonly Gateway[], workloads: WorkloadI
     selectFor(proxy) {
       if (proxy.type !== 'router' || gateways.length === 0) return [];
       const labels = workloads.labelsOf(proxy);
-      // A Gateway converted from the Gateway API programs only the proxies of its own namespace.
-      return gateways.filter((gateway) => (!gateway.meta.origin || gateway.meta.namespace === proxy.namespace) && labelsMatch(gateway.spec.selector ?? {}, labels));
+      return gateways.filter((gateway) => gatewaySelects(gateway, labels, proxy.namespace));
     },
   };
 }
