@@ -72,7 +72,7 @@ const cell = (c: Counts | undefined): string => (c ? `${String(c.passed)} / ${St
 
 export function renderConformanceTable(results: ConformanceResults): string {
   const rows = results.profiles.map((p) =>
-    p.notRun ? `| ${p.name} | not run (${String(p.notRun.cases)} cases): ${p.notRun.reason} | |` : `| ${p.name} | ${cell(p.core)} | ${cell(p.extended)}${p.extended && p.extended.features.length > 0 ? ` (${p.extended.features.join(', ')})` : ''} |`,
+    p.notRun ? `| ${p.name} | not run (${String(p.notRun.cases)} case${p.notRun.cases === 1 ? '' : 's'}): ${p.notRun.reason} | |` : `| ${p.name} | ${cell(p.core)} | ${cell(p.extended)}${p.extended && p.extended.features.length > 0 ? ` (${p.extended.features.join(', ')})` : ''} |`,
   );
   const failed = Object.entries(results.failed).map(([name, cause]) => `- \`${name}\`: ${cause.replace(/\|/g, '\\|')}`);
   return [

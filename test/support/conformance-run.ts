@@ -11,7 +11,7 @@ import { parse, parseAllDocuments, stringify } from 'yaml';
 import { FakeKubeApi, type KubeObject } from './fake-kube-api.ts';
 import { startMeshpilotOnKube, type KubeMeshpilot } from './fake-kube-api-meshpilot.ts';
 import { GatewayDeployer } from './gateway-deployer.ts';
-import { KubeWorkloads } from './kube-workloads.ts';
+import { KubeWorkloads, SERVICE_RANGE } from './kube-workloads.ts';
 import { eventually } from './mesh-dir.ts';
 import { PodNetwork } from './netns.ts';
 
@@ -196,6 +196,8 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
     api.apply({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: GATEWAY_CLASS }, spec: { controllerName: GATEWAY_CONTROLLER } });
     const network = await PodNetwork.create(2);
     undo.push(() => network.close());
+    // Service VIPs (and so any address meshpilot could report for a Gateway) stay on the bridge.
+    await network.routeToBridge(SERVICE_RANGE);
     const meshpilot: KubeMeshpilot = await startMeshpilotOnKube(api, { serve: { xdsHost: network.hostIp }, tuning: { pageSize: 500 } });
     undo.push(() => meshpilot.close());
     const workloads = await KubeWorkloads.start(api, network, (image) =>

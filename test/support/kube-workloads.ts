@@ -52,7 +52,8 @@ async function listening(netns: string): Promise<boolean> {
 export class KubeWorkloads {
   readonly pods = new Map<string, RunningPod>();
   readonly #starting = new Set<string>();
-  #nextClusterIp = 1;
+  /** Service VIPs in use, by `namespace/name`. */
+  readonly #vips = new Map<string, string>();
   #dir = '';
   #queue: Promise<void> = Promise.resolve();
   #dirty = false;
@@ -251,14 +252,27 @@ export class KubeWorkloads {
     });
   }
 
+  /** A free Service VIP of SERVICE_RANGE (the host routes it onto the pods' bridge, where nothing answers). */
+  #allocateVip(key: string): string {
+    const used = new Set(this.#vips.values());
+    for (let host = 1; host < 127; host++) {
+      const ip = `203.0.113.${String(128 + host)}`;
+      if (used.has(ip)) continue;
+      this.#vips.set(key, ip);
+      return ip;
+    }
+    throw new Error(`no Service VIP left in ${SERVICE_RANGE}`);
+  }
+
   /** The Service IP allocator and the EndpointSlice controller. */
   #services(): void {
+    const services = new Set(this.api.list('Service').map((service) => `${namespaceOf(service)}/${nameOf(service)}`));
+    for (const key of [...this.#vips.keys()]) if (!services.has(key)) this.#vips.delete(key);
     for (const service of this.api.list('Service')) {
       const namespace = namespaceOf(service);
       const spec = fields(service['spec']);
       if (spec['clusterIP'] === undefined && spec['type'] !== 'ExternalName') {
-        // Service VIPs are names for meshpilot only: nothing routes 10.96.0.0/16 here.
-        const ip = `10.96.${String(this.#nextClusterIp >> 8)}.${String(this.#nextClusterIp++ & 0xff)}`;
+        const ip = this.#allocateVip(`${namespace}/${nameOf(service)}`);
         this.api.apply({ ...service, spec: { ...spec, clusterIP: ip, clusterIPs: [ip] } });
       }
       const selector = fields(spec['selector']) as Record<string, string>;
@@ -294,6 +308,9 @@ export class KubeWorkloads {
     }
   }
 }
+
+/** Where Service VIPs come from: on-link on the pods' bridge, so a packet to one from anywhere here goes nowhere. */
+export const SERVICE_RANGE = '203.0.113.128/25';
 
 export function podReady(pod: KubeObject): boolean {
   return list(fields(pod['status'])['conditions']).some((c) => c['type'] === 'Ready' && c['status'] === 'True');

@@ -244,6 +244,12 @@ export class PodNetwork {
     return pod;
   }
 
+  /** Routes `range` from the host onto the bridge (on-link: what nothing there answers goes nowhere); gone with the bridge. */
+  async routeToBridge(range: string): Promise<void> {
+    if (!/^(198\.51\.100|203\.0\.113)\./.test(range)) throw new Error(`${range} is outside ${POD_RANGE} and ${OUTSIDE_RANGE}`);
+    await ip('route', 'add', range, 'dev', this.#bridge, 'scope', 'link');
+  }
+
   /** `iptables` in a pod's namespace. */
   async iptables(pod: Pod, ...args: string[]): Promise<string> {
     const { stdout } = await run('ip', ['netns', 'exec', pod.netns, 'iptables', '-w', ...args]);
