@@ -25,7 +25,7 @@ export const SUITE = 'sigs.k8s.io/gateway-api/conformance v1.6.3 (Apache-2.0), e
 /** The profiles run here; the mesh ones cannot be (see MESH_NOT_RUN). */
 export const RUN_PROFILES = ['GATEWAY-HTTP', 'GATEWAY-GRPC'] as const;
 export const MESH_NOT_RUN =
-  'its cases run Istio\'s echo-advanced image as client pods and exec into them (pods/exec); neither the image nor exec exists here';
+  "its cases exec (pods/exec over SPDY, client-go's remotecommand) into client pods running Istio's echo-advanced image; the fake API serves no exec and the image is not built here";
 /** Waits bounded for a run inside npm test (the suite's defaults wait up to 60-180 s per failing step); seconds. */
 export const BOUNDED_TIMEOUTS: Readonly<Record<string, number>> = {
   gwcMustBeAccepted: 30,
