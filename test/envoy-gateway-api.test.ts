@@ -1,9 +1,12 @@
 // A real Envoy started as the gateway of a Gateway API Gateway (node id `router~...`, its pod
 // labelled gateway.networking.k8s.io/gateway-name) and fed by meshpilot routes HTTPRoutes by Host
 // and path to loopback backends; a route from a namespace the listener does not admit gets
-// NotAllowedByListeners and no traffic; a TCPRoute on a TCP listener proxies connections.
+// NotAllowedByListeners and no traffic; a GRPCRoute routes a real gRPC call by method; a TCPRoute on
+// a TCP listener proxies connections.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { startBackend, WHOAMI_PATH, type Whoami } from './support/backends.ts';
 import { adsBootstrap, requireEnvoy, startEnvoy } from './support/envoy.ts';
 import { backend, freePort, get } from './support/gateway-http.ts';
 import { endpointSlice, MeshDir, pod, service, type K8sObject } from './support/mesh-dir.ts';
@@ -11,6 +14,18 @@ import { startMeshpilot } from './support/meshpilot.ts';
 
 const GROUP = 'gateway.networking.k8s.io';
 const NODE_ID = 'router~10.244.7.7~edge-0.infra~infra.svc.cluster.local';
+
+/** One Whoami call to the gateway, with the authority (Host) the GRPCRoute matches. */
+function whoami(port: number, authority: string): Promise<Whoami> {
+  const client = new grpc.Client(`127.0.0.1:${String(port)}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': authority });
+  return new Promise<Whoami>((resolve, reject) => {
+    client.makeUnaryRequest(WHOAMI_PATH, (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), (error, answer) => {
+      client.close();
+      if (error || !answer) reject(error ?? new Error('no answer'));
+      else resolve(JSON.parse(answer.toString()) as Whoami);
+    });
+  });
+}
 
 const httpRoute = (name: string, namespace: string, hostnames: string[], rules: unknown[]): K8sObject => ({
   apiVersion: `${GROUP}/v1`,
@@ -22,10 +37,11 @@ const httpRoute = (name: string, namespace: string, hostnames: string[], rules: 
 describe('a real Envoy as the gateway of a Gateway API Gateway', () => {
   it('routes HTTPRoutes by Host and path to the backends, and gives a route from a namespace not admitted no traffic', async (t) => {
     if (!(await requireEnvoy(t))) return;
-    const [frontend, cart] = await Promise.all([backend('frontend'), backend('cart')]);
-    t.after(() => {
+    const [frontend, cart, catalog] = await Promise.all([backend('frontend'), backend('cart'), startBackend('catalog', '127.0.0.1')]);
+    t.after(async () => {
       frontend.server.close();
       cart.server.close();
+      await catalog.close();
     });
     const [port, tcpPort] = [await freePort(), await freePort()];
     const dir = await MeshDir.create();
@@ -61,6 +77,14 @@ describe('a real Envoy as the gateway of a Gateway API Gateway', () => {
         { backendRefs: [{ name: 'frontend', port: 80 }] },
       ]),
       httpRoute('lab', 'sandbox', ['lab.example.com'], [{ backendRefs: [{ name: 'cart', port: 80 }] }]),
+      service('catalog', 'shop', [{ name: 'grpc', port: 9090, targetPort: catalog.port }], '10.96.8.5'),
+      endpointSlice('catalog', 'shop', { name: 'grpc', port: catalog.port }, [{ name: 'catalog-0', ip: '127.0.0.1' }]),
+      {
+        apiVersion: `${GROUP}/v1`,
+        kind: 'GRPCRoute',
+        metadata: { name: 'catalog', namespace: 'shop' },
+        spec: { parentRefs: [{ name: 'edge', namespace: 'infra', sectionName: 'http' }], hostnames: ['grpc.example.com'], rules: [{ matches: [{ method: { service: 'meshpilot.test.Echo' } }], backendRefs: [{ name: 'catalog', port: 9090 }] }] },
+      },
       { apiVersion: `${GROUP}/v1alpha2`, kind: 'TCPRoute', metadata: { name: 'raw', namespace: 'sandbox' }, spec: { parentRefs: [{ name: 'edge', namespace: 'infra', sectionName: 'tcp' }], rules: [{ backendRefs: [{ name: 'cart', port: 80 }] }] } },
     ]);
     const meshpilot = await startMeshpilot(dir.path);
@@ -80,6 +104,8 @@ describe('a real Envoy as the gateway of a Gateway API Gateway', () => {
     ];
     for (const [path, want, why] of table) assert.equal((JSON.parse((await get(port, 'shop.example.com', path)).body) as { backend: string }).backend, want, why);
     assert.equal((await get(port, 'lab.example.com', '/')).status, 404, 'the sandbox route serves nothing');
+    // gRPC over the same HTTP listener (h2c), routed by its method's service.
+    assert.equal((await whoami(port, 'grpc.example.com')).name, 'catalog');
     // Any Host over the TCP listener reaches the TCPRoute's backend: the gateway proxies bytes, not requests.
     const raw = await envoy.waitFor('the TCP listener to proxy', async () => {
       const answer = await get(tcpPort, 'anything.example.org', '/raw').catch(() => undefined);
@@ -98,7 +124,7 @@ describe('a real Envoy as the gateway of a Gateway API Gateway', () => {
     const edge = configz.gatewayStatuses.find((s) => s.kind === 'Gateway' && s.name === 'edge')?.status;
     assert.deepEqual(edge?.conditions.map((c) => `${c.type}=${c.status}`), ['Accepted=True', 'Programmed=True']);
     assert.deepEqual(edge.addresses?.map((a) => a.value), ['10.96.8.1']);
-    assert.deepEqual(edge.listeners?.map((l) => [l.name, l.attachedRoutes]), [['http', 1], ['tcp', 1]]);
+    assert.deepEqual(edge.listeners?.map((l) => [l.name, l.attachedRoutes]), [['http', 2], ['tcp', 1]]);
     assert.deepEqual(await envoy.rejectedUpdates(), {});
   });
 });

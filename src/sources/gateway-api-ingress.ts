@@ -32,7 +32,11 @@ export interface GatewayApiConversion {
 }
 
 /** Features meshpilot's Gateways implement, as GatewayClass `supportedFeatures` names them. */
-const SUPPORTED_FEATURES = ['Gateway', 'GRPCRoute', 'HTTPRoute', 'HTTPRouteHostRewrite', 'HTTPRouteMethodMatching', 'HTTPRoutePathRewrite', 'HTTPRouteQueryParamMatching', 'HTTPRouteRequestMirror', 'HTTPRouteResponseHeaderModification', 'ReferenceGrant'];
+const SUPPORTED_FEATURES = [
+  'Gateway', 'GRPCRoute', 'HTTPRoute', 'HTTPRouteBackendRequestHeaderModification', 'HTTPRouteBackendTimeout', 'HTTPRouteHostRewrite', 'HTTPRouteMethodMatching',
+  'HTTPRouteParentRefPort', 'HTTPRoutePathRewrite', 'HTTPRoutePortRedirect', 'HTTPRouteQueryParamMatching', 'HTTPRouteRequestMirror', 'HTTPRouteRequestMultipleMirrors',
+  'HTTPRouteRequestTimeout', 'HTTPRouteResponseHeaderModification', 'HTTPRouteSchemeRedirect', 'ReferenceGrant', 'TLSRoute',
+];
 
 function isGatewayParent(ref: GatewayObjectRef): boolean {
   return ref.group === GATEWAY_API_GROUP && ref.kind === 'Gateway';

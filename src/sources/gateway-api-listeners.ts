@@ -3,6 +3,7 @@
 // its namespace; and what their status says about each listener before routes attach.
 import type { Gateway, GatewayServer, ServerTlsSettings } from '../model/rules.ts';
 import type { GatewayApiCondition } from '../model/route-status.ts';
+import { GATEWAY_CONTROLLER_NAME } from '../model/route-status.ts';
 import type { Service } from '../model/service.ts';
 import { serviceHostname } from '../model/service.ts';
 import type { GatewayClassInfo, GatewayInfo, ListenerInfo, RouteGroupKind } from './gateway-api-gateways.ts';
@@ -23,7 +24,7 @@ export interface GatewayApiOptions {
   readonly controllerNames: readonly string[];
 }
 
-export const DEFAULT_GATEWAY_CONTROLLER = 'meshpilot.io/gateway-controller';
+export const DEFAULT_GATEWAY_CONTROLLER = GATEWAY_CONTROLLER_NAME;
 /** Istio's controller name, served too when asked (`--gateway-controller istio.io/gateway-controller`). */
 export const ISTIO_GATEWAY_CONTROLLER = 'istio.io/gateway-controller';
 export const DEFAULT_GATEWAY_API_OPTIONS: GatewayApiOptions = { controllerNames: [DEFAULT_GATEWAY_CONTROLLER] };
