@@ -1,5 +1,5 @@
 // The Gateway API conformance suite's own cases against meshpilot (see README "Conformance").
-//   npm run conformance                    run GATEWAY-HTTP and GATEWAY-GRPC, print the table and failing cases
+//   npm run conformance                    run GATEWAY-HTTP, GATEWAY-GRPC and GATEWAY-TLS, print the table and failing cases
 //   npm run conformance -- --write         ... and take the run into test/conformance/results.json and README.md
 //   npm run conformance -- --check         exit 1 when README.md's table is not what results.json gives
 //   npm run conformance -- --run NAME      one case (its features enabled), with the suite's output

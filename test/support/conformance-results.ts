@@ -5,7 +5,7 @@
 // did not pass, or when README.md is not what they give.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MESH_NOT_RUN, SUITE, type ConformanceResult, type Outcome } from './conformance-run.ts';
+import { MESH_NOT_RUN, RUN_PROFILES, SUITE, type ConformanceResult, type Outcome } from './conformance-run.ts';
 
 const DIR = join(import.meta.dirname, '..', 'conformance');
 export const RESULTS_FILE = join(DIR, 'results.json');
@@ -41,7 +41,8 @@ const counts = (o: Outcome): Counts => ({ passed: o.passed, failed: o.failed, sk
 /** The results of a run, and the mesh profiles that cannot run here (with how many cases each has), as one record. */
 export function resultsOf(run: ConformanceResult, meshCases: Readonly<Record<string, readonly string[]>>): ConformanceResults {
   const notRun = Object.entries(meshCases).map(([name, cases]): ProfileRow => ({ name, notRun: { cases: cases.length, reason: MESH_NOT_RUN } }));
-  const profiles: ProfileRow[] = run.profiles.map((p) => ({
+  const order = (name: string): number => (RUN_PROFILES as readonly string[]).indexOf(name);
+  const profiles: ProfileRow[] = [...run.profiles].sort((a, b) => order(a.name) - order(b.name)).map((p) => ({
     name: p.name,
     core: counts(p.core),
     ...(p.extended ? { extended: { ...counts(p.extended), features: p.extended.supportedFeatures } } : {}),

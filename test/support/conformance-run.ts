@@ -23,7 +23,7 @@ export const GATEWAY_CLASS = 'meshpilot';
 /** The suite's module and version (test/conformance/go.mod). */
 export const SUITE = 'sigs.k8s.io/gateway-api/conformance v1.6.3 (Apache-2.0), experimental-channel CRDs of sigs.k8s.io/gateway-api v1.6.3';
 /** The profiles run here; the mesh ones cannot be (see MESH_NOT_RUN). */
-export const RUN_PROFILES = ['GATEWAY-HTTP', 'GATEWAY-GRPC'] as const;
+export const RUN_PROFILES = ['GATEWAY-HTTP', 'GATEWAY-GRPC', 'GATEWAY-TLS'] as const;
 export const MESH_NOT_RUN =
   "its cases exec (pods/exec over SPDY, client-go's remotecommand) into client pods running Istio's echo-advanced image; the fake API serves no exec and the image is not built here";
 /** Waits bounded for a run inside npm test (the suite's defaults wait up to 60-180 s per failing step); seconds. */
@@ -168,7 +168,7 @@ export function causeOf(output: string): string {
   const testify = error >= 0 ? [strip(lines[error] ?? '').replace(/:$/, ''), strip(lines.slice(error + 1).find((l) => /^\s+Messages:/.test(l)) ?? '')].filter(Boolean).join(': ') : '';
   const what = short.filter((l) => /not ready yet|expected|mismatch/i.test(l)).at(-1) ?? short.at(-1) ?? seen.at(-1)?.slice(0, 220);
   // Addresses, ports and timings differ run to run; the cause does not.
-  const stable = (l: string): string => l.replace(/\d+\.\d+\.\d+\.\d+(:\d+)?/g, 'ADDRESS').replace(/\s*\(after [^)]*\)/g, '');
+  const stable = (l: string): string => l.replace(/\d+\.\d+\.\d+\.\d+(:\d+)?/g, 'ADDRESS').replace(/\s*\(after [^)]*\)/g, '').replace(/0x[0-9a-f]+/g, '0x');
   return stable([what, testify].filter(Boolean).join(' -- ')).slice(0, 400) || 'failed';
 }
 
