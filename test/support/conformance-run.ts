@@ -90,13 +90,14 @@ export interface ConformanceOptions {
 }
 
 /** Builds the suite and echo-basic from the module (Go's cache makes a rebuild a link). */
-export async function buildConformance(dir: string): Promise<{ suite: string; echo: string; gatewayApiDir: string }> {
+export async function buildConformance(dir: string): Promise<{ suite: string; echo: string; gatewayApiDir: string; test2json: string }> {
   const suite = join(dir, 'conformance.test');
   const echo = join(dir, 'echo-basic');
   await run('go', ['test', '-c', '-o', suite, '.'], { cwd: CONFORMANCE_MODULE, maxBuffer: 1 << 24 });
   await run('go', ['build', '-o', echo, 'sigs.k8s.io/gateway-api/conformance/echo-basic'], { cwd: CONFORMANCE_MODULE, maxBuffer: 1 << 24 });
   const { stdout } = await run('go', ['list', '-m', '-f', '{{.Dir}}', 'sigs.k8s.io/gateway-api'], { cwd: CONFORMANCE_MODULE });
-  return { suite, echo, gatewayApiDir: stdout.trim() };
+  const test2json = (await run('go', ['tool', '-n', 'test2json'], { cwd: CONFORMANCE_MODULE })).stdout.trim();
+  return { suite, echo, gatewayApiDir: stdout.trim(), test2json };
 }
 
 /** The suite's mesh cases (tests/mesh) by profile: MESH-GRPC for those that use GRPCRoute, else MESH-HTTP. */
@@ -236,11 +237,22 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
     const events: { Action?: string; Test?: string; Output?: string }[] = [];
     const text: string[] = [];
     const exitCode = await new Promise<number>((resolve, reject) => {
-      const child = spawn('go', ['tool', 'test2json', '-t', built.suite, '-test.v=test2json', '-test.timeout=30m'], {
+      // test2json itself (not `go tool`, which would stand between): killed with this process, and the suite, its child, on its next write.
+      const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', built.test2json, '-t', built.suite, '-test.v=test2json', '-test.timeout=30m'], {
         cwd: dir,
         env: { ...process.env, KUBECONFIG: kubeconfig, MESHPILOT_CONFORMANCE_OPTIONS: optionsFile },
         stdio: ['ignore', 'pipe', 'pipe'],
+        // Its own process group: test2json and the suite under it end together with this process.
+        detached: true,
       });
+      const endGroup = (): void => {
+        try {
+          if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      };
+      process.once('exit', endGroup);
       let partial = '';
       child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
         partial += chunk;
@@ -264,6 +276,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
       });
       child.once('error', reject);
       child.once('exit', (code) => {
+        process.off('exit', endGroup);
         resolve(code ?? 1);
       });
     });
