@@ -4,12 +4,17 @@
 // Writes as a client makes them: create (201, or 409 AlreadyExists), update (409 on a stale
 // resourceVersion), merge and JSON patches, the status subresource (status only, generation kept),
 // Leases (coordination.k8s.io/v1, MicroTime checked), TokenReview against tokens a test registers,
-// and each request's user, so a test can tell replicas apart.
+// and each request's user, so a test can tell replicas apart. Deletes (of one object, a collection,
+// a namespace with what it holds), label and field selectors, generateName, and
+// CustomResourceDefinitions that serve their kind with their schema's defaults.
 import { writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { stringify } from 'yaml';
+import { applySchemaDefaults, resourceTypeOfCrd } from './fake-kube-crds.ts';
+import { fieldSelector, labelSelector } from './fake-kube-selectors.ts';
 import { jsonPatch, mergePatch } from './json-patch.ts';
 
 export type KubeObject = Record<string, unknown> & { metadata?: Record<string, unknown> };
@@ -22,6 +27,15 @@ export interface ResourceType {
   readonly namespaced: boolean;
   /** `subresources: status: {}` in its CRD: writes to the object keep its status, `/status` writes change only status. */
   readonly statusSubresource?: boolean;
+  /** A CRD's structural schema per version, whose defaults writes get. */
+  readonly schemas?: Readonly<Record<string, object>>;
+}
+
+/** What a change to the stored objects looks like to an in-process observer. */
+export interface FakeKubeEvent {
+  readonly type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  readonly kind: string;
+  readonly object: KubeObject;
 }
 
 const BUILTIN_TYPES: readonly ResourceType[] = [
@@ -33,7 +47,10 @@ const BUILTIN_TYPES: readonly ResourceType[] = [
   { group: '', versions: ['v1'], plural: 'secrets', kind: 'Secret', namespaced: true },
   { group: '', versions: ['v1'], plural: 'configmaps', kind: 'ConfigMap', namespaced: true },
   { group: 'coordination.k8s.io', versions: ['v1'], plural: 'leases', kind: 'Lease', namespaced: true },
+  { group: 'apps', versions: ['v1'], plural: 'deployments', kind: 'Deployment', namespaced: true },
+  { group: 'apiextensions.k8s.io', versions: ['v1'], plural: 'customresourcedefinitions', kind: 'CustomResourceDefinition', namespaced: false },
 ];
+const CRD_KIND = 'CustomResourceDefinition';
 
 const ADMIN_USER = 'admin';
 /** metav1.MicroTime as the API server parses it (RFC3339 with exactly six fractional digits). */
@@ -103,6 +120,8 @@ export interface FakeKubeApiOptions {
   /** Write every watch event in two chunks, split mid-JSON, as a busy server's frames may fall. */
   readonly splitEvents?: boolean;
   readonly token?: string;
+  /** Serve HTTPS with this certificate (client-go sends tokens only over TLS); plain HTTP without. */
+  readonly tls?: { readonly cert: string; readonly key: string };
 }
 
 interface HistoryEvent {
@@ -118,6 +137,8 @@ interface OpenWatch {
   readonly namespace: string | undefined;
   readonly response: ServerResponse;
   stalled: boolean;
+  /** The watch's label and field selectors. */
+  readonly matches: (object: KubeObject) => boolean;
   readonly timers: { end?: NodeJS.Timeout; bookmark?: NodeJS.Timeout };
 }
 
@@ -169,9 +190,7 @@ function specOf(object: KubeObject | undefined): string {
 export class FakeKubeApi {
   readonly requests: RecordedRequest[] = [];
   readonly #options: FakeKubeApiOptions;
-  readonly #server = createServer((request, response) => {
-    void this.#handle(request, response);
-  });
+  readonly #server;
   readonly #sockets = new Set<Socket>();
   readonly #types = new Map<string, ResourceType>();
   readonly #objects = new Map<string, KubeObject>();
@@ -187,12 +206,19 @@ export class FakeKubeApi {
   readonly #users = new Map<string, string>();
   readonly #refusedUsers = new Set<string>();
   #port = 0;
+  readonly #observers = new Set<(event: FakeKubeEvent) => void>();
+  #logs: ((namespace: string, pod: string, sinceTime: Date | undefined) => string | undefined) | undefined;
+  #generated = 0;
 
   private constructor(options: FakeKubeApiOptions) {
     this.#options = options;
+    const handle = (request: IncomingMessage, response: ServerResponse): void => {
+      void this.#handle(request, response);
+    };
+    this.#server = options.tls ? createTlsServer({ cert: options.tls.cert, key: options.tls.key }, handle) : createServer(handle);
     this.#users.set(options.token ?? 'fake-token', ADMIN_USER);
     for (const type of BUILTIN_TYPES) this.#types.set(type.kind, type);
-    this.#server.on('connection', (socket) => {
+    this.#server.on('connection', (socket: Socket) => {
       if (this.#offline) {
         socket.destroy();
         return;
@@ -211,7 +237,7 @@ export class FakeKubeApi {
   }
 
   get url(): string {
-    return `http://${this.#options.host ?? '127.0.0.1'}:${this.#port}`;
+    return `${this.#options.tls ? 'https' : 'http'}://${this.#options.host ?? '127.0.0.1'}:${this.#port}`;
   }
 
   get resourceVersion(): string {
@@ -276,7 +302,7 @@ export class FakeKubeApi {
     const kind = String(input['kind']);
     const type = this.#types.get(kind);
     if (!type) throw new Error(`the fake API does not serve kind ${kind}; install its CRD first`);
-    const object = clone(input);
+    const object = this.#defaulted(type, undefined, clone(input));
     const meta = (object.metadata = { ...metaOf(object) });
     const namespace = type.namespaced ? (typeof meta['namespace'] === 'string' ? meta['namespace'] : 'default') : undefined;
     if (namespace !== undefined) meta['namespace'] = namespace;
@@ -289,7 +315,25 @@ export class FakeKubeApi {
     if (type.statusSubresource && !('status' in input) && existing?.['status'] !== undefined) object['status'] = clone(existing['status']);
     this.#objects.set(key, object);
     this.#record(existing ? 'MODIFIED' : 'ADDED', type, object);
+    if (kind === CRD_KIND) this.installCrd(resourceTypeOfCrd(object));
     return clone(object);
+  }
+
+  /** Calls `observer` with every change from now on (in-process controllers); returns the unsubscribe. */
+  subscribe(observer: (event: FakeKubeEvent) => void): () => void {
+    this.#observers.add(observer);
+    return () => this.#observers.delete(observer);
+  }
+
+  /** Serves `pods/log` (the kubelet's part): a Pod's log text since `sinceTime`, undefined for a Pod with none. */
+  serveLogs(logs: (namespace: string, pod: string, sinceTime: Date | undefined) => string | undefined): void {
+    this.#logs = logs;
+  }
+
+  /** Every stored object of `kind`, optionally in one namespace. */
+  list(kind: string, namespace?: string): KubeObject[] {
+    const type = this.#types.get(kind);
+    return type ? this.#inScope(type, namespace).map(clone) : [];
   }
 
   applyAll(objects: readonly KubeObject[]): void {
@@ -308,8 +352,15 @@ export class FakeKubeApi {
     const key = this.#key(type, namespace, name);
     const object = this.#objects.get(key);
     if (!object) return;
+    // The namespace controller empties a namespace before it goes.
+    if (kind === 'Namespace') {
+      for (const held of [...this.#types.values()].filter((t) => t.namespaced)) {
+        for (const inside of this.#inScope(held, name)) this.delete(held.kind, name, String(metaOf(inside)['name']));
+      }
+    }
     this.#objects.delete(key);
     this.#record('DELETED', type, object);
+    if (kind === CRD_KIND) this.removeCrd(resourceTypeOfCrd(object).kind);
   }
 
   /** A MODIFIED event that changes nothing but the resourceVersion (a no-op update, a status heartbeat). */
@@ -403,10 +454,23 @@ export class FakeKubeApi {
     const event: HistoryEvent = { rv: this.#rv, type, resource, object: clone(object) };
     this.#history.push(event);
     for (const watch of this.#watches) {
-      if (watch.resource === resource && (watch.namespace === undefined || watch.namespace === meta['namespace'])) {
+      if (watch.resource === resource && (watch.namespace === undefined || watch.namespace === meta['namespace']) && watch.matches(event.object)) {
         this.#send(watch, { type, object: this.#versioned(event.object, resource, watch.version) });
       }
     }
+    for (const observer of this.#observers) observer({ type, kind: resource.kind, object: clone(event.object) });
+  }
+
+  /** What the server fills in on a write: a Namespace's `kubernetes.io/metadata.name` label (1.22+), a CRD schema's defaults for the version written (the storage version in process). */
+  #defaulted(type: ResourceType, version: string | undefined, object: KubeObject): KubeObject {
+    if (type.kind === 'Namespace') {
+      const meta = metaOf(object);
+      return { ...object, metadata: { ...meta, labels: { ...(meta['labels'] as Record<string, string> | undefined), 'kubernetes.io/metadata.name': meta['name'] } } };
+    }
+    const schema = type.schemas?.[version ?? type.versions[0] ?? ''];
+    if (!schema) return object;
+    const { metadata, ...rest } = object;
+    return { ...(applySchemaDefaults(schema, rest) as KubeObject), ...(metadata ? { metadata } : {}) };
   }
 
   #versioned(object: KubeObject, resource: ResourceType, version: string): KubeObject {
@@ -462,8 +526,27 @@ export class FakeKubeApi {
       else this.#json(response, 405, status(405, 'MethodNotAllowed', `${request.method} is not allowed on ${url.pathname}`));
       return;
     }
+    if (request.method === 'DELETE') {
+      await readBody(request);
+      const target = this.#resolve(segments);
+      if (!target || target.subresource !== undefined) this.#json(response, 404, status(404, 'NotFound', `the server could not find the requested resource (${url.pathname})`));
+      else if (target.name === undefined) this.#deleteCollection(response, target, query);
+      else this.#deleteOne(response, { ...target, name: target.name });
+      return;
+    }
     if (request.method !== 'GET') {
-      this.#json(response, 405, status(405, 'MethodNotAllowed', `${request.method ?? ''} is not served by this fake API server; delete objects in process`));
+      this.#json(response, 405, status(405, 'MethodNotAllowed', `${request.method ?? ''} is not served by this fake API server`));
+      return;
+    }
+    const log = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/log$/.exec(url.pathname);
+    if (log) {
+      const [, namespace = '', pod = ''] = log;
+      const text = this.get('Pod', namespace, pod) ? this.#logs?.(namespace, pod, query['sinceTime'] ? new Date(query['sinceTime']) : undefined) : undefined;
+      if (text === undefined) this.#json(response, 404, status(404, 'NotFound', `pods "${pod}" not found`));
+      else {
+        response.writeHead(200, { 'Content-Type': 'text/plain' });
+        response.end(text);
+      }
       return;
     }
     const discovery = this.#discovery(segments);
@@ -488,6 +571,38 @@ export class FakeKubeApi {
       return;
     }
     this.#list(response, target, query);
+  }
+
+  /** DELETE of one object: 200 with the object as it was (deletion is immediate: no finalizers here). */
+  #deleteOne(response: ServerResponse, target: Target & { name: string }): void {
+    const existing = this.#objects.get(this.#key(target.resource, target.namespace, target.name));
+    if (!existing) {
+      this.#json(response, 404, status(404, 'NotFound', `${target.resource.plural}${target.resource.group ? `.${target.resource.group}` : ''} "${target.name}" not found`));
+      return;
+    }
+    this.delete(target.resource.kind, target.namespace, target.name);
+    this.#json(response, 200, this.#versioned(existing, target.resource, target.version));
+  }
+
+  /** DELETE of a collection (deletecollection): every object in scope its selectors pick. */
+  #deleteCollection(response: ServerResponse, target: Target, query: Record<string, string>): void {
+    const matches = this.#selectors(response, query);
+    if (!matches) return;
+    const gone = this.#inScope(target.resource, target.namespace).filter(matches);
+    for (const object of gone) this.delete(target.resource.kind, metaOf(object)['namespace'] as string | undefined, String(metaOf(object)['name']));
+    this.#json(response, 200, { kind: `${target.resource.kind}List`, apiVersion: target.resource.group ? `${target.resource.group}/${target.version}` : target.version, metadata: { resourceVersion: String(this.#rv) }, items: gone.map((o) => this.#versioned(o, target.resource, target.version)) });
+  }
+
+  /** The query's labelSelector and fieldSelector as one predicate; a 400 (and undefined) for a malformed one. */
+  #selectors(response: ServerResponse, query: Record<string, string>): ((object: KubeObject) => boolean) | undefined {
+    try {
+      const byLabels = labelSelector(query['labelSelector']);
+      const byFields = fieldSelector(query['fieldSelector']);
+      return (object) => byLabels((metaOf(object)['labels'] ?? {}) as Record<string, string>) && byFields(object);
+    } catch (error) {
+      this.#json(response, 400, status(400, 'BadRequest', error instanceof Error ? error.message : String(error)));
+      return undefined;
+    }
   }
 
   /** TokenReview as the API server answers it: 201 with status.authenticated and, when true, the user and audiences. */
@@ -530,7 +645,9 @@ export class FakeKubeApi {
         }
       });
     }
-    const name = body?.metadata?.['name'];
+    const generateName = body?.metadata?.['generateName'];
+    // The server appends five random characters to generateName (here: a counter, base 36).
+    const name = typeof generateName === 'string' && generateName !== '' && !body?.metadata?.['name'] ? `${generateName}${(this.#generated++).toString(36).padStart(5, '0')}` : body?.metadata?.['name'];
     if (typeof name !== 'string' || name === '') {
       this.#json(response, 422, status(422, 'Invalid', `${target.resource.kind} "" is invalid: metadata.name: Required value: name or generateName is required`));
       return;
@@ -539,7 +656,7 @@ export class FakeKubeApi {
       this.#json(response, 409, { ...status(409, 'AlreadyExists', `${target.resource.plural} "${name}" already exists`), details: { name, kind: target.resource.plural } });
       return;
     }
-    const object: KubeObject = { ...body, kind: target.resource.kind, metadata: { ...body?.metadata, namespace: target.namespace ?? 'default' } };
+    const object: KubeObject = this.#defaulted(target.resource, target.version, { ...body, kind: target.resource.kind, metadata: { ...body?.metadata, name, ...(target.resource.namespaced ? { namespace: target.namespace ?? 'default' } : {}) } });
     // A status subresource means status is not set on create.
     if (target.resource.statusSubresource) delete object['status'];
     if (!this.#valid(response, target.resource, name, object)) return;
@@ -611,6 +728,7 @@ export class FakeKubeApi {
         if (existing['status'] === undefined) delete next['status'];
         else next['status'] = clone(existing['status']);
       }
+      next = this.#defaulted(resource, target.version, next);
       this.#setGeneration(resource, next, existing);
     }
     if (!this.#valid(response, resource, target.name, next)) return;
@@ -658,7 +776,7 @@ export class FakeKubeApi {
         apiVersion: 'v1',
         groupVersion: group ? `${group}/${version}` : version,
         resources: served.flatMap((type) => [
-          { name: type.plural, singularName: type.kind.toLowerCase(), namespaced: type.namespaced, kind: type.kind, verbs: ['create', 'get', 'list', 'patch', 'update', 'watch'] },
+          { name: type.plural, singularName: type.kind.toLowerCase(), namespaced: type.namespaced, kind: type.kind, verbs: ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'] },
           ...(type.statusSubresource ? [{ name: `${type.plural}/status`, singularName: '', namespaced: type.namespaced, kind: type.kind, verbs: ['get', 'patch', 'update'] }] : []),
         ]),
       };
@@ -720,7 +838,9 @@ export class FakeKubeApi {
       listRv = token.rv;
       start = token.start;
     }
-    const all = this.#inScope(resource, namespace);
+    const matches = this.#selectors(response, query);
+    if (!matches) return;
+    const all = this.#inScope(resource, namespace).filter(matches);
     const limit = Number(query['limit'] ?? 0);
     const end = limit > 0 ? Math.min(all.length, start + limit) : all.length;
     // Lists of built-in types leave kind and apiVersion off their items; custom resources keep them.
@@ -753,9 +873,11 @@ export class FakeKubeApi {
       this.#json(response, 410, status(410, 'Expired', `too old resource version: ${from} (${this.#compactedThrough})`));
       return;
     }
+    const matches = this.#selectors(response, query);
+    if (!matches) return;
     response.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
     response.flushHeaders();
-    const watch: OpenWatch = { resource, version, namespace, response, stalled: false, timers: {} };
+    const watch: OpenWatch = { resource, version, namespace, response, stalled: false, matches, timers: {} };
     if (expired) {
       this.#send(watch, { type: 'ERROR', object: status(410, 'Expired', `too old resource version: ${from} (${this.#compactedThrough})`) });
       response.end();
@@ -768,10 +890,10 @@ export class FakeKubeApi {
       clearTimeout(watch.timers.bookmark);
     });
     if (from === '' || from === '0') {
-      for (const object of this.#inScope(resource, namespace)) this.#send(watch, { type: 'ADDED', object: this.#versioned(object, resource, version) });
+      for (const object of this.#inScope(resource, namespace).filter(matches)) this.#send(watch, { type: 'ADDED', object: this.#versioned(object, resource, version) });
     } else {
       for (const event of this.#history) {
-        if (event.rv > fromRv && event.resource === resource && (namespace === undefined || metaOf(event.object)['namespace'] === namespace)) {
+        if (event.rv > fromRv && event.resource === resource && (namespace === undefined || metaOf(event.object)['namespace'] === namespace) && matches(event.object)) {
           this.#send(watch, { type: event.type, object: this.#versioned(event.object, resource, version) });
         }
       }

@@ -40,24 +40,33 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Takes a free /27 (a lock file per slot holding our pid); a slot of a dead process is taken over. */
-async function claimSlot(): Promise<number> {
-  for (let slot = 0; slot < SLOTS; slot++) {
-    const file = slotFile(slot);
-    for (let tries = 0; tries < 2; tries++) {
-      try {
-        const handle = await open(file, 'wx');
-        await handle.writeFile(String(process.pid));
-        await handle.close();
-        return slot;
-      } catch {
-        const owner = Number(await readFile(file, 'utf8').catch(() => ''));
-        if (Number.isInteger(owner) && owner > 0 && pidAlive(owner)) break;
-        await rm(file, { force: true });
-      }
+/** Takes one free /27 (a lock file per slot holding our pid); a slot of a dead process is taken over. */
+async function claimOneSlot(slot: number): Promise<boolean> {
+  const file = slotFile(slot);
+  for (let tries = 0; tries < 2; tries++) {
+    try {
+      const handle = await open(file, 'wx');
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      return true;
+    } catch {
+      const owner = Number(await readFile(file, 'utf8').catch(() => ''));
+      if (Number.isInteger(owner) && owner > 0 && pidAlive(owner)) return false;
+      await rm(file, { force: true });
     }
   }
-  throw new Error(`no free slot of ${POD_RANGE}: every ${SLOT_DIR}/meshpilot-netns-slot-* belongs to a live process`);
+  return false;
+}
+
+/** Takes `count` adjacent free slots aligned to `count` (one prefix of the pod range); returns the first. */
+async function claimSlots(count: number): Promise<number> {
+  for (let first = 0; first + count <= SLOTS; first += count) {
+    const taken: number[] = [];
+    for (let slot = first; slot < first + count && (await claimOneSlot(slot)); slot++) taken.push(slot);
+    if (taken.length === count) return first;
+    for (const slot of taken) await rm(slotFile(slot), { force: true });
+  }
+  throw new Error(`no ${String(count)} free adjacent slots of ${POD_RANGE}: ${SLOT_DIR}/meshpilot-netns-slot-* belong to live processes`);
 }
 
 /** Namespaces and links named `mp<pid>…` whose process is gone (a test killed before its cleanup). */
@@ -145,14 +154,24 @@ export class PodNetwork {
   readonly #prefix: string;
   readonly #bridge: string;
   readonly #base: number;
+  /** Addresses in this network's prefix (32 per slot). */
+  readonly #size: number;
+  readonly #prefixLength: number;
+  /** Host numbers of removed pods, given out again first. */
+  readonly #freeHosts: number[] = [];
   #nextHost = 2;
   #nextLink = 0;
   #closed = false;
 
-  private constructor(readonly slot: number) {
+  private constructor(
+    readonly slot: number,
+    readonly slots: number,
+  ) {
     this.#prefix = `mp${process.pid}`;
     this.#bridge = `${this.#prefix}br`;
     this.#base = slot * SLOT_SIZE;
+    this.#size = slots * SLOT_SIZE;
+    this.#prefixLength = 32 - Math.log2(this.#size);
   }
 
   /** The bridge's address in the host namespace. */
@@ -160,17 +179,18 @@ export class PodNetwork {
     return `198.51.100.${this.#base + 1}`;
   }
 
-  static async create(): Promise<PodNetwork> {
+  /** A network of `slots` adjacent /27s (1, 2 or 4: a /27, /26 or /25) for pods. */
+  static async create(slots: 1 | 2 | 4 = 1): Promise<PodNetwork> {
     await removeStaleLeftovers();
     await refuseRangesInUse();
-    const network = new PodNetwork(await claimSlot());
+    const network = new PodNetwork(await claimSlots(slots), slots);
     cleanupOnExit(network);
     try {
       // A fixed address: a bridge otherwise takes its lowest port's, and pods that cached the old one lose the host.
       const mac = `02:6d:70:${[process.pid >> 16, process.pid >> 8, process.pid].map((b) => (b & 0xff).toString(16).padStart(2, '0')).join(':')}`;
       // Frames between pods skip the host's iptables (br_netfilter): a host FORWARD policy of DROP must not matter.
       await ip('link', 'add', network.#bridge, 'address', mac, 'type', 'bridge', 'nf_call_iptables', '0', 'nf_call_ip6tables', '0', 'nf_call_arptables', '0');
-      await ip('addr', 'add', `${network.hostIp}/27`, 'dev', network.#bridge);
+      await ip('addr', 'add', `${network.hostIp}/${String(network.#prefixLength)}`, 'dev', network.#bridge);
       await ip('link', 'set', network.#bridge, 'up');
     } catch (error) {
       await network.close();
@@ -179,17 +199,29 @@ export class PodNetwork {
     return network;
   }
 
-  /** A pod on the bridge: lo up, eth0 with the next 198.51.100.x/27, an on-link route to 203.0.113.0/24. */
+  /** A pod on the bridge: lo up, eth0 with the next free address of this network's prefix, an on-link route to 203.0.113.0/24. */
   async addPod(name: string): Promise<Pod> {
-    if (this.#nextHost >= SLOT_SIZE - 1) throw new Error('no pod address left in this /27');
-    return this.#join(name, `198.51.100.${this.#base + this.#nextHost++}`, 27, [OUTSIDE_RANGE]);
+    const host = this.#freeHosts.shift() ?? (this.#nextHost < this.#size - 1 ? this.#nextHost++ : undefined);
+    if (host === undefined) throw new Error(`no pod address left in this /${String(this.#prefixLength)}`);
+    return this.#join(name, `198.51.100.${this.#base + host}`, this.#prefixLength, [OUTSIDE_RANGE]);
+  }
+
+  /** Ends what runs in a pod, removes its namespace (its veth pair goes with it) and frees its address. */
+  async removePod(name: string): Promise<void> {
+    const pod = this.pods.get(name);
+    if (!pod) return;
+    this.pods.delete(name);
+    await killAllIn(pod.netns);
+    await ip('netns', 'del', pod.netns).catch(() => undefined);
+    const host = Number(pod.ip.split('.')[3]) - this.#base;
+    if (host >= 2 && host < this.#size - 1) this.#freeHosts.push(host);
   }
 
   /** A host outside the mesh at an address of 203.0.113.64/26, on the bridge, answering pods on-link. */
   async addExternalHost(name: string, address: string): Promise<Pod> {
     const last = Number(/^203\.0\.113\.(\d+)$/.exec(address)?.[1]);
     if (!(last >= 64 && last < 128)) throw new Error(`${address} is not in 203.0.113.64/26`);
-    return this.#join(name, address, 24, [`198.51.100.${this.#base}/27`]);
+    return this.#join(name, address, 24, [`198.51.100.${this.#base}/${String(this.#prefixLength)}`]);
   }
 
   async #join(name: string, address: string, prefixLength: number, onLink: readonly string[]): Promise<Pod> {
@@ -210,6 +242,12 @@ export class PodNetwork {
     await inPod('link', 'set', 'eth0', 'up');
     for (const range of onLink) await inPod('route', 'add', range, 'dev', 'eth0', 'scope', 'link');
     return pod;
+  }
+
+  /** Routes `range` from the host onto the bridge (on-link: what nothing there answers goes nowhere); gone with the bridge. */
+  async routeToBridge(range: string): Promise<void> {
+    if (!/^(198\.51\.100|203\.0\.113)\./.test(range)) throw new Error(`${range} is outside ${POD_RANGE} and ${OUTSIDE_RANGE}`);
+    await ip('route', 'add', range, 'dev', this.#bridge, 'scope', 'link');
   }
 
   /** `iptables` in a pod's namespace. */
@@ -263,7 +301,7 @@ export class PodNetwork {
     for (const link of (await readdir('/sys/class/net')).filter((l) => l.startsWith(this.#prefix))) {
       await ip('link', 'del', link).catch(() => undefined);
     }
-    await rm(slotFile(this.slot), { force: true });
+    for (let slot = this.slot; slot < this.slot + this.slots; slot++) await rm(slotFile(slot), { force: true });
     networks.delete(this);
   }
 
@@ -275,7 +313,7 @@ export class PodNetwork {
     const sh = [
       ...[...this.pods.values()].map((p) => `kill -9 $(ip netns pids ${p.netns}) 2>/dev/null; ip netns del ${p.netns}`),
       `for l in /sys/class/net/${this.#prefix}*; do ip link del "$(basename "$l")"; done`,
-      `rm -f ${slotFile(this.slot)}`,
+      ...Array.from({ length: this.slots }, (_, i) => `rm -f ${slotFile(this.slot + i)}`),
     ].join('; ');
     spawnSyncQuiet(sh);
   }

@@ -1,0 +1,310 @@
+// The Gateway API conformance suite (sigs.k8s.io/gateway-api/conformance, the Go module in
+// test/conformance) against a cluster played here: the fake Kubernetes API with the suite's
+// own CRDs, meshpilot watching it, Deployments run as the suite's echo-basic in network
+// namespaces, each meshpilot Gateway a real Envoy. Returns the suite's report per profile.
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parse, parseAllDocuments, stringify } from 'yaml';
+import { FakeKubeApi, type KubeObject } from './fake-kube-api.ts';
+import { startMeshpilotOnKube, type KubeMeshpilot } from './fake-kube-api-meshpilot.ts';
+import { GatewayDeployer } from './gateway-deployer.ts';
+import { KubeWorkloads, SERVICE_RANGE } from './kube-workloads.ts';
+import { eventually } from './mesh-dir.ts';
+import { PodNetwork } from './netns.ts';
+
+const run = promisify(execFile);
+export const CONFORMANCE_MODULE = join(import.meta.dirname, '..', 'conformance');
+export const GATEWAY_CONTROLLER = 'meshpilot.io/gateway-controller';
+export const GATEWAY_CLASS = 'meshpilot';
+
+/** The suite's module and version (test/conformance/go.mod). */
+export const SUITE = 'sigs.k8s.io/gateway-api/conformance v1.6.3 (Apache-2.0), experimental-channel CRDs of sigs.k8s.io/gateway-api v1.6.3';
+/** The profiles run here; the mesh ones cannot be (see MESH_NOT_RUN). */
+export const RUN_PROFILES = ['GATEWAY-HTTP', 'GATEWAY-GRPC', 'GATEWAY-TLS'] as const;
+export const MESH_NOT_RUN =
+  "its cases exec (pods/exec over SPDY, client-go's remotecommand) into client pods running Istio's echo-advanced image; the fake API serves no exec and the image is not built here";
+/** Waits bounded for a run inside npm test (the suite's defaults wait up to 60-180 s per failing step); seconds. */
+export const BOUNDED_TIMEOUTS: Readonly<Record<string, number>> = {
+  gwcMustBeAccepted: 30,
+  namespacesMustBeReady: 90,
+  createTimeout: 10,
+  deleteTimeout: 10,
+  getTimeout: 5,
+  requestTimeout: 5,
+  gatewayMustHaveAddress: 10,
+  gatewayMustHaveCondition: 10,
+  gatewayStatusMustHaveListeners: 10,
+  gatewayListenersMustHaveConditions: 10,
+  httpRouteMustHaveCondition: 10,
+  httpRouteMustNotHaveParents: 10,
+  routeMustHaveParents: 10,
+  latestObservedGenerationSet: 10,
+  maxTimeToConsistency: 10,
+  defaultTestTimeout: 15,
+};
+
+/** One profile's results as the suite reports them. */
+export interface ProfileResult {
+  readonly name: string;
+  readonly core: Outcome;
+  readonly extended?: Outcome & { readonly supportedFeatures: readonly string[]; readonly unsupportedFeatures: readonly string[] };
+}
+
+export interface Outcome {
+  readonly result: string;
+  readonly passed: number;
+  readonly failed: number;
+  readonly skipped: number;
+  readonly failedTests: readonly string[];
+  readonly skippedTests: readonly string[];
+}
+
+export interface ConformanceResult {
+  readonly gatewayAPIVersion: string;
+  readonly profiles: readonly ProfileResult[];
+  /** Each failed case's cause in one line. */
+  readonly causes: Readonly<Record<string, string>>;
+  /** Cases that ran and passed. */
+  readonly passed: readonly string[];
+  /** Each failed case's whole output. */
+  readonly failedOutput: Readonly<Record<string, string>>;
+  /** The suite's own verdict (false also when its setup failed). */
+  readonly suitePassed: boolean;
+  readonly setupError?: string;
+  readonly output: string;
+}
+
+export interface ConformanceOptions {
+  readonly profiles: readonly string[];
+  /** Features claimed; by default the suite reads them from the GatewayClass status meshpilot writes. */
+  readonly supportedFeatures?: readonly string[];
+  /** The suite's TimeoutConfig, in seconds per field (others keep the suite's defaults). */
+  readonly timeoutsSeconds?: Readonly<Record<string, number>>;
+  readonly skipTests?: readonly string[];
+  readonly runTest?: string;
+  /** Where the suite's stdout/stderr goes as it runs (besides the result). */
+  readonly onOutput?: (line: string) => void;
+}
+
+/** Builds the suite and echo-basic from the module (Go's cache makes a rebuild a link). */
+export async function buildConformance(dir: string): Promise<{ suite: string; echo: string; gatewayApiDir: string; test2json: string }> {
+  const suite = join(dir, 'conformance.test');
+  const echo = join(dir, 'echo-basic');
+  await run('go', ['test', '-c', '-o', suite, '.'], { cwd: CONFORMANCE_MODULE, maxBuffer: 1 << 24 });
+  await run('go', ['build', '-o', echo, 'sigs.k8s.io/gateway-api/conformance/echo-basic'], { cwd: CONFORMANCE_MODULE, maxBuffer: 1 << 24 });
+  const { stdout } = await run('go', ['list', '-m', '-f', '{{.Dir}}', 'sigs.k8s.io/gateway-api'], { cwd: CONFORMANCE_MODULE });
+  const test2json = (await run('go', ['tool', '-n', 'test2json'], { cwd: CONFORMANCE_MODULE })).stdout.trim();
+  return { suite, echo, gatewayApiDir: stdout.trim(), test2json };
+}
+
+/** The suite's mesh cases (tests/mesh) by profile: MESH-GRPC for those that use GRPCRoute, else MESH-HTTP. */
+export async function meshCases(): Promise<Record<string, string[]>> {
+  const { stdout } = await run('go', ['list', '-m', '-f', '{{.Dir}}', 'sigs.k8s.io/gateway-api/conformance'], { cwd: CONFORMANCE_MODULE });
+  const dir = join(stdout.trim(), 'tests', 'mesh');
+  const byProfile: Record<string, string[]> = { 'MESH-HTTP': [], 'MESH-GRPC': [] };
+  for (const file of (await readdir(dir)).filter((f) => f.endsWith('.go') && !f.endsWith('_test.go'))) {
+    const source = await readFile(join(dir, file), 'utf8');
+    for (const [, name = ''] of source.matchAll(/ShortName:\s*"(\w+)"/g)) (source.includes('SupportGRPCRoute') ? byProfile['MESH-GRPC'] : byProfile['MESH-HTTP'])?.push(name);
+  }
+  return byProfile;
+}
+
+/** The experimental channel's CRDs of the module's gateway-api version (what the suite checks it runs against). */
+async function gatewayApiCrds(gatewayApiDir: string): Promise<KubeObject[]> {
+  const dir = join(gatewayApiDir, 'config', 'crd', 'experimental');
+  const crds: KubeObject[] = [];
+  for (const file of (await readdir(dir)).filter((f) => f.endsWith('.yaml')).sort()) {
+    for (const doc of parseAllDocuments(await readFile(join(dir, file), 'utf8'))) {
+      const object = doc.toJS() as KubeObject | null;
+      if (object?.['kind'] === 'CustomResourceDefinition') crds.push(object);
+    }
+  }
+  return crds;
+}
+
+/** A self-signed certificate for the fake API on 127.0.0.1 (client-go sends its token only over TLS). */
+async function servingCertificate(dir: string): Promise<{ cert: string; key: string }> {
+  const cert = join(dir, 'api.crt');
+  const key = join(dir, 'api.key');
+  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=fake-kube-api', '-addext', 'subjectAltName=IP:127.0.0.1']);
+  return { cert: await readFile(cert, 'utf8'), key: await readFile(key, 'utf8') };
+}
+
+const IMPLEMENTATION = {
+  organization: 'meshpilot',
+  project: 'meshpilot',
+  url: 'https://github.com/meshpilot/meshpilot',
+  version: '0.1.0',
+  contact: ['meshpilot maintainers'],
+};
+
+/** Output of the suite's run by top-level case (test2json events), and which cases failed. */
+function outputByCase(events: readonly { Action?: string; Test?: string; Output?: string }[]): { output: Map<string, string>; failed: Set<string>; passed: Set<string> } {
+  const chunks = new Map<string, string[]>();
+  const failed = new Set<string>();
+  const passed = new Set<string>();
+  for (const event of events) {
+    const name = event.Test?.replace(/^TestConformance\//, '');
+    if (!name || name === 'TestConformance') continue;
+    const top = name.split('/')[0] ?? name;
+    if (event.Action === 'output' && event.Output !== undefined) chunks.set(top, [...(chunks.get(top) ?? []), event.Output]);
+    if (event.Action === 'fail' && !name.includes('/')) failed.add(top);
+    if (event.Action === 'pass' && !name.includes('/')) passed.add(top);
+  }
+  return { output: new Map([...chunks].map(([name, parts]) => [name, parts.join('')])), failed, passed };
+}
+
+/** A failed case's cause in one line: what it last saw go wrong before its first failed step, then testify's `Error:`. */
+export function causeOf(output: string): string {
+  const lines = output.split('\n');
+  const firstFail = lines.findIndex((l) => /^\s*--- FAIL/.test(l));
+  const before = (firstFail >= 0 ? lines.slice(0, firstFail) : lines).filter((l) => !/Error Trace:|^\s+Test:|Applying|Creating|Deleting|Request passed/.test(l));
+  const strip = (l: string): string => l.replace(/^\s*\S+\.go:\d+:\s*(\S+Z:\s*)?/, '').replace(/^\s+(Error|Messages):\s+/, '').trim();
+  const seen = before.filter((l) => /expected|mismatch|not ready yet|failed|unexpected|not found|timeout/i.test(l) && !/^\s+(Error|Messages):/.test(l)).map(strip);
+  const short = seen.filter((l) => l.length <= 220);
+  const error = lines.findIndex((l) => /^\s+Error:\s/.test(l));
+  const testify = error >= 0 ? [strip(lines[error] ?? '').replace(/:$/, ''), strip(lines.slice(error + 1).find((l) => /^\s+Messages:/.test(l)) ?? '')].filter(Boolean).join(': ') : '';
+  const what = short.filter((l) => /not ready yet|expected|mismatch/i.test(l)).at(-1) ?? short.at(-1) ?? seen.at(-1)?.slice(0, 220);
+  // Addresses, ports and timings differ run to run; the cause does not.
+  const stable = (l: string): string => l.replace(/\d+\.\d+\.\d+\.\d+(:\d+)?/g, 'ADDRESS').replace(/\s*\(after [^)]*\)/g, '').replace(/0x[0-9a-f]+/g, '0x');
+  return stable([what, testify].filter(Boolean).join(' -- ')).slice(0, 400) || 'failed';
+}
+
+function outcome(status: Record<string, unknown> | undefined): Outcome {
+  const stats = (status?.['statistics'] ?? {}) as Record<string, number | undefined>;
+  return {
+    result: typeof status?.['result'] === 'string' ? status['result'] : '',
+    passed: stats['Passed'] ?? 0,
+    failed: stats['Failed'] ?? 0,
+    skipped: stats['Skipped'] ?? 0,
+    failedTests: (status?.['failedTests'] as string[] | undefined) ?? [],
+    skippedTests: (status?.['skippedTests'] as string[] | undefined) ?? [],
+  };
+}
+
+/** Runs the suite against a fresh cluster and meshpilot; everything started is stopped and removed. */
+export async function runConformance(options: ConformanceOptions): Promise<ConformanceResult> {
+  const dir = await mkdtemp(join(tmpdir(), 'meshpilot-conformance-'));
+  const undo: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
+  try {
+    const built = await buildConformance(dir);
+    const api = await FakeKubeApi.start({ tls: await servingCertificate(dir) });
+    undo.push(() => api.close());
+    for (const crd of await gatewayApiCrds(built.gatewayApiDir)) api.apply(crd);
+    api.apply({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: GATEWAY_CLASS }, spec: { controllerName: GATEWAY_CONTROLLER } });
+    const network = await PodNetwork.create(2);
+    undo.push(() => network.close());
+    // Service VIPs (and so any address meshpilot could report for a Gateway) stay on the bridge.
+    await network.routeToBridge(SERVICE_RANGE);
+    const meshpilot: KubeMeshpilot = await startMeshpilotOnKube(api, { serve: { xdsHost: network.hostIp }, tuning: { pageSize: 500 } });
+    undo.push(() => meshpilot.close());
+    const workloads = await KubeWorkloads.start(api, network, (image) =>
+      image.includes('/echo-basic:') ? { binary: built.echo } : { none: `${image} is not run here (the cases that use it are not claimed)` },
+    );
+    undo.push(() => workloads.close());
+    const gateways = new GatewayDeployer(api, network, { controllerName: GATEWAY_CONTROLLER, xdsHost: network.hostIp, xdsPort: meshpilot.xdsPort });
+    undo.push(() => gateways.close());
+
+    // The suite reads the GatewayClass's supportedFeatures as it starts: wait for meshpilot's status.
+    await eventually(() => {
+      const status = api.get('GatewayClass', undefined, GATEWAY_CLASS)?.['status'] as { conditions?: { type: string; status: string }[]; supportedFeatures?: unknown[] } | undefined;
+      return status?.conditions?.some((c) => c.type === 'Accepted' && c.status === 'True') && (status.supportedFeatures?.length ?? 0) > 0 ? true : undefined;
+    }, 30_000, `GatewayClass ${GATEWAY_CLASS} Accepted with supportedFeatures`);
+    const kubeconfig = join(dir, 'kubeconfig');
+    await api.writeKubeconfig(kubeconfig);
+    const reportPath = join(dir, 'report.yaml');
+    const timeoutConfig = Object.fromEntries(Object.entries(options.timeoutsSeconds ?? {}).map(([key, seconds]) => [key, Math.round(seconds * 1e9)]));
+    const optionsFile = join(dir, 'options.yaml');
+    await writeFile(
+      optionsFile,
+      stringify({
+        gatewayClassName: GATEWAY_CLASS,
+        conformanceProfiles: options.profiles,
+        ...(options.supportedFeatures ? { supportedFeatures: options.supportedFeatures } : {}),
+        reportOutputPath: reportPath,
+        cleanupBaseResources: false,
+        cleanupTestResources: true,
+        implementation: IMPLEMENTATION,
+        mode: 'default',
+        ...(options.skipTests ? { skipTests: options.skipTests } : {}),
+        ...(options.runTest ? { runTest: options.runTest } : {}),
+        timeoutConfig,
+      }),
+    );
+    const events: { Action?: string; Test?: string; Output?: string }[] = [];
+    const text: string[] = [];
+    const exitCode = await new Promise<number>((resolve, reject) => {
+      // test2json itself (not `go tool`, which would stand between): killed with this process, and the suite, its child, on its next write.
+      const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', built.test2json, '-t', built.suite, '-test.v=test2json', '-test.timeout=30m'], {
+        cwd: dir,
+        env: { ...process.env, KUBECONFIG: kubeconfig, MESHPILOT_CONFORMANCE_OPTIONS: optionsFile },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // Its own process group: test2json and the suite under it end together with this process.
+        detached: true,
+      });
+      const endGroup = (): void => {
+        try {
+          if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      };
+      process.once('exit', endGroup);
+      let partial = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        partial += chunk;
+        const lines = partial.split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) {
+          try {
+            const event = JSON.parse(line) as { Action?: string; Test?: string; Output?: string };
+            events.push(event);
+            if (event.Output !== undefined) {
+              text.push(event.Output);
+              options.onOutput?.(event.Output);
+            }
+          } catch {
+            text.push(`${line}\n`);
+          }
+        }
+      });
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        text.push(chunk);
+      });
+      child.once('error', reject);
+      child.once('exit', (code) => {
+        process.off('exit', endGroup);
+        resolve(code ?? 1);
+      });
+    });
+    const output = text.join('');
+    const report = (await readFile(reportPath, 'utf8').then(parse).catch(() => undefined)) as Record<string, unknown> | undefined;
+    const profiles = ((report?.['profiles'] ?? []) as Record<string, unknown>[]).map((profile): ProfileResult => {
+      const extended = profile['extended'] as Record<string, unknown> | undefined;
+      return {
+        name: String(profile['name']),
+        core: outcome(profile['core'] as Record<string, unknown>),
+        ...(extended ? { extended: { ...outcome(extended), supportedFeatures: (extended['supportedFeatures'] as string[] | undefined) ?? [], unsupportedFeatures: (extended['unsupportedFeatures'] as string[] | undefined) ?? [] } } : {}),
+      };
+    });
+    const setupFailed = report === undefined || profiles.length === 0;
+    const byCase = outputByCase(events);
+    const failedOutput = Object.fromEntries([...byCase.failed].map((name) => [name, byCase.output.get(name) ?? '']));
+    const causes = Object.fromEntries(Object.entries(failedOutput).map(([name, text]) => [name, causeOf(text)]));
+    return {
+      gatewayAPIVersion: typeof report?.['gatewayAPIVersion'] === 'string' ? report['gatewayAPIVersion'] : '',
+      profiles,
+      causes,
+      passed: [...byCase.passed].sort(),
+      failedOutput,
+      suitePassed: exitCode === 0,
+      ...(setupFailed ? { setupError: /Error:\s+(.*)/.exec(output)?.[1] ?? output.split('\n').slice(-20).join('\n') } : {}),
+      output,
+    };
+  } finally {
+    for (const step of undo.reverse()) await step().catch(() => undefined);
+  }
+}
