@@ -157,6 +157,12 @@ describe('listener status: each refusal with the reason the API defines', () => 
       want: { Accepted: 'True/Accepted', Programmed: 'True/Programmed', ResolvedRefs: 'True/ResolvedRefs', Conflicted: 'False/NoConflicts' },
     },
     {
+      story: 'a TLS listener that would terminate for TLSRoutes (an extended feature not claimed) is refused',
+      listeners: [{ name: 'tls', port: 8443, protocol: 'TLS', tls: { mode: 'Terminate', certificateRefs: [{ name: 'shop-cert' }] } }],
+      extra: [tlsSecret('shop-cert', 'infra', FIXTURE_CREDENTIAL)],
+      want: { Accepted: 'False/UnsupportedValue', Programmed: 'False/Invalid', ResolvedRefs: 'True/ResolvedRefs', Conflicted: 'False/NoConflicts' },
+    },
+    {
       story: 'a Secret that does not exist',
       listeners: [{ name: 'https', port: 8443, protocol: 'HTTPS', tls: { certificateRefs: [{ name: 'missing-cert' }] } }],
       want: { Accepted: 'True/Accepted', Programmed: 'False/Invalid', ResolvedRefs: 'False/InvalidCertificateRef', Conflicted: 'False/NoConflicts' },

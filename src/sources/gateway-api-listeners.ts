@@ -136,8 +136,12 @@ function planListener(listener: ListenerInfo, index: number, gateway: GatewayInf
   const protocolKinds = ROUTE_KINDS[listener.protocol];
   const wanted = listener.allowedRoutes.kinds ?? (protocolKinds ?? []).map((kind) => ({ group: GATEWAY_API_GROUP, kind }));
   const kinds = wanted.filter((k) => k.group === GATEWAY_API_GROUP && (protocolKinds ?? []).includes(k.kind));
+  // TLSRoute's Terminate mode is an extended feature meshpilot does not claim: the API asks such a listener be refused.
+  const terminatesTlsRoutes = listener.protocol === 'TLS' && listener.tls?.mode === 'Terminate';
   if (!protocolKinds) {
     problems.set('Accepted', { reason: 'UnsupportedProtocol', message: `protocol ${listener.protocol} is not served by meshpilot: use HTTP, HTTPS, TLS or TCP` });
+  } else if (terminatesTlsRoutes) {
+    problems.set('Accepted', { reason: 'UnsupportedValue', message: 'a TLS listener with tls.mode Terminate is not served: terminate with protocol HTTPS, or pass TLS through (mode Passthrough) to TLSRoutes' });
   } else if (kinds.length < wanted.length) {
     const invalid = wanted.filter((k) => !kinds.includes(k)).map((k) => `${k.group}/${k.kind}`);
     problems.set('ResolvedRefs', { reason: 'InvalidRouteKinds', message: `route kinds ${invalid.join(', ')} cannot attach to a ${listener.protocol} listener: use ${protocolKinds.join(' or ')}` });
@@ -146,7 +150,7 @@ function planListener(listener: ListenerInfo, index: number, gateway: GatewayInf
   const { tls, problem: tlsProblem } = protocolKinds && !plaintext ? listenerTls(listener, gateway, context) : {};
   if (tlsProblem && !problems.has('ResolvedRefs')) problems.set('ResolvedRefs', tlsProblem);
   if (conflict) problems.set('Conflicted', { ...conflict, status: 'True' });
-  const served = protocolKinds !== undefined && !conflict && (plaintext || tls !== undefined);
+  const served = protocolKinds !== undefined && !terminatesTlsRoutes && !conflict && (plaintext || tls !== undefined);
   if (!served && !problems.has('Programmed')) problems.set('Programmed', { reason: 'Invalid', message: problems.get('Accepted')?.message ?? problems.get('Conflicted')?.message ?? problems.get('ResolvedRefs')?.message ?? 'not served' });
   const plan: ListenerPlan = { listener, index, kinds, problems };
   if (!served) return { plan };

@@ -3,11 +3,12 @@
 // own CRDs, meshpilot watching it, Deployments run as the suite's echo-basic in network
 // namespaces, each meshpilot Gateway a real Envoy. Returns the suite's report per profile.
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse, parseAllDocuments, stringify } from 'yaml';
+import { startFakeCa } from './fake-istio-ca.ts';
 import { FakeKubeApi, type KubeObject } from './fake-kube-api.ts';
 import { startMeshpilotOnKube, type KubeMeshpilot } from './fake-kube-api-meshpilot.ts';
 import { GatewayDeployer } from './gateway-deployer.ts';
@@ -199,13 +200,19 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
     undo.push(() => network.close());
     // Service VIPs (and so any address meshpilot could report for a Gateway) stay on the bridge.
     await network.routeToBridge(SERVICE_RANGE);
-    const meshpilot: KubeMeshpilot = await startMeshpilotOnKube(api, { serve: { xdsHost: network.hostIp }, tuning: { pageSize: 500 } });
+    // Gateways take their certificates as deployed ones do: over ADS on the secure port, to their workload identity.
+    const meshCa = await startFakeCa();
+    undo.push(() => meshCa.close());
+    const caDir = join(dir, 'cacerts');
+    await mkdir(caDir);
+    for (const [file, pem] of Object.entries({ 'ca-cert.pem': meshCa.root.certPem, 'ca-key.pem': meshCa.root.keyPem, 'root-cert.pem': meshCa.root.certPem, 'cert-chain.pem': meshCa.root.certPem })) await writeFile(join(caDir, file), pem);
+    const meshpilot: KubeMeshpilot = await startMeshpilotOnKube(api, { serve: { xdsHost: network.hostIp, secure: { port: 0, caDir } }, tuning: { pageSize: 500 } });
     undo.push(() => meshpilot.close());
     const workloads = await KubeWorkloads.start(api, network, (image) =>
       image.includes('/echo-basic:') ? { binary: built.echo } : { none: `${image} is not run here (the cases that use it are not claimed)` },
     );
     undo.push(() => workloads.close());
-    const gateways = new GatewayDeployer(api, network, { controllerName: GATEWAY_CONTROLLER, xdsHost: network.hostIp, xdsPort: meshpilot.xdsPort });
+    const gateways = new GatewayDeployer(api, network, { controllerName: GATEWAY_CONTROLLER, xdsHost: network.hostIp, xdsPort: meshpilot.xdsPort, secure: { port: meshpilot.security?.port ?? 0, ca: meshCa } });
     undo.push(() => gateways.close());
 
     // The suite reads the GatewayClass's supportedFeatures as it starts: wait for meshpilot's status.

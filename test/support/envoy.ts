@@ -148,6 +148,8 @@ export interface AdsBootstrapOptions {
   readonly metadata?: Record<string, unknown>;
   /** MeshConfig-style extras merged into the bootstrap (e.g. `layered_runtime`). */
   readonly extra?: Record<string, unknown>;
+  /** ADS over TLS to the secure port, with the workload certificate from this agent's SDS socket (`--xds-tls`). */
+  readonly tls?: { readonly sdsSocket: string; readonly serverName: string };
 }
 
 /** `meshpilot bootstrap`'s output, pointed at a test server, with the admin on a free port. */
@@ -157,6 +159,7 @@ export function adsBootstrap(options: AdsBootstrapOptions): Record<string, unkno
     xdsAddress: `${options.xdsHost}:${options.xdsPort}`,
     adminPort: 0,
     delta: options.delta ?? false,
+    ...(options.tls ? { sdsSocket: options.tls.sdsSocket, xdsTlsServerName: options.tls.serverName } : {}),
   });
   const node = bootstrap['node'] as Record<string, unknown>;
   if (options.metadata) node['metadata'] = { ...(node['metadata'] as object | undefined), ...options.metadata };

@@ -3,7 +3,9 @@
 // Envoy, node id `router~IP~POD.NS~NS.svc.cluster.local`, labelled with the Gateway's name in its
 // node metadata, fed by meshpilot over ADS) and the Service `<gateway>-meshpilot` whose
 // `status.loadBalancer.ingress` holds the pod's address: where meshpilot reads Gateway addresses.
+import { startTestAgent, type AgentUnderTest } from './agent-harness.ts';
 import { adsBootstrap, startEnvoy, type RunningEnvoy } from './envoy.ts';
+import { CA_SERVER_NAME, type FakeCa } from './fake-istio-ca.ts';
 import type { FakeKubeApi, KubeObject } from './fake-kube-api.ts';
 import type { Pod, PodNetwork } from './netns.ts';
 import { podNetnsName } from './kube-workloads.ts';
@@ -18,12 +20,19 @@ interface GatewayPod {
   readonly pod: Pod;
   readonly name: string;
   readonly envoy: RunningEnvoy;
+  readonly agent: AgentUnderTest | undefined;
 }
 
 export interface GatewayDeployerOptions {
   readonly controllerName: string;
   readonly xdsHost: string;
   readonly xdsPort: number;
+  /**
+   * As a deployed gateway runs: ADS over TLS on meshpilot's secure port, its workload certificate
+   * (the Gateway's `<gateway>-meshpilot` service account) from an agent beside Envoy, so meshpilot
+   * serves it the TLS Secrets of its namespace.
+   */
+  readonly secure?: { readonly port: number; readonly ca: Pick<FakeCa, 'address' | 'rootFile'> };
 }
 
 export class GatewayDeployer {
@@ -91,17 +100,21 @@ export class GatewayDeployer {
     const [namespace = '', gatewayName = ''] = key.split('/');
     const name = `${gatewayName}-meshpilot-0`;
     const pod = await this.network.addPod(podNetnsName(namespace, name));
+    let agent: AgentUnderTest | undefined;
     try {
       const labels = { [GATEWAY_NAME_LABEL]: gatewayName, 'gateway.istio.io/managed': 'meshpilot.io-gateway-controller' };
+      const secure = this.options.secure;
+      agent = secure && (await startTestAgent(secure.ca, { namespace, serviceAccount: `${gatewayName}-meshpilot`, podName: name, podIp: pod.ip, outputDir: undefined }));
       const bootstrap = adsBootstrap({
         nodeId: `router~${pod.ip}~${name}.${namespace}~${namespace}.svc.cluster.local`,
         xdsHost: this.options.xdsHost,
-        xdsPort: this.options.xdsPort,
+        xdsPort: secure?.port ?? this.options.xdsPort,
         metadata: { NAMESPACE: namespace, LABELS: labels },
+        ...(agent ? { tls: { sdsSocket: agent.sdsSocket, serverName: CA_SERVER_NAME } } : {}),
       });
       // Root in the pod: the Gateway's listeners bind their own ports (80, 443, ...), as Istio's gateways do.
       const envoy = await startEnvoy({ bootstrap, netns: pod.netns, logLevel: process.env['MESHPILOT_ENVOY_LOG_LEVEL'] ?? 'error', dieWithParent: true });
-      const running: GatewayPod = { pod, name, envoy };
+      const running: GatewayPod = { pod, name, envoy, agent };
       this.gateways.set(key, running);
       const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
       this.api.apply({
@@ -113,6 +126,7 @@ export class GatewayDeployer {
       });
       return running;
     } catch (error) {
+      await agent?.close();
       await this.network.removePod(pod.name);
       throw error;
     }
@@ -143,6 +157,7 @@ export class GatewayDeployer {
     this.gateways.delete(key);
     const [namespace = '', gatewayName = ''] = key.split('/');
     await running.envoy.stop();
+    await running.agent?.close();
     await this.network.removePod(running.pod.name);
     this.api.delete('Pod', namespace, running.name);
     this.api.delete('Service', namespace, `${gatewayName}-meshpilot`);
