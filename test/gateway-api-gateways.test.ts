@@ -161,6 +161,7 @@ describe('listener status: each refusal with the reason the API defines', () => 
       listeners: [{ name: 'tls', port: 8443, protocol: 'TLS', tls: { mode: 'Terminate', certificateRefs: [{ name: 'shop-cert' }] } }],
       extra: [tlsSecret('shop-cert', 'infra', FIXTURE_CREDENTIAL)],
       want: { Accepted: 'False/UnsupportedValue', Programmed: 'False/Invalid', ResolvedRefs: 'True/ResolvedRefs', Conflicted: 'False/NoConflicts' },
+      kinds: [],
     },
     {
       story: 'a Secret that does not exist',

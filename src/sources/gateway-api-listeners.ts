@@ -135,9 +135,9 @@ function planListener(listener: ListenerInfo, index: number, gateway: GatewayInf
   const problems = new Map<string, { reason: string; message: string; status?: 'True' | 'False' }>();
   const protocolKinds = ROUTE_KINDS[listener.protocol];
   const wanted = listener.allowedRoutes.kinds ?? (protocolKinds ?? []).map((kind) => ({ group: GATEWAY_API_GROUP, kind }));
-  const kinds = wanted.filter((k) => k.group === GATEWAY_API_GROUP && (protocolKinds ?? []).includes(k.kind));
-  // TLSRoute's Terminate mode is an extended feature meshpilot does not claim: the API asks such a listener be refused.
+  // TLSRoute's Terminate mode is an extended feature meshpilot does not claim: the API asks such a listener be refused, taking no kinds.
   const terminatesTlsRoutes = listener.protocol === 'TLS' && listener.tls?.mode === 'Terminate';
+  const kinds = terminatesTlsRoutes ? [] : wanted.filter((k) => k.group === GATEWAY_API_GROUP && (protocolKinds ?? []).includes(k.kind));
   if (!protocolKinds) {
     problems.set('Accepted', { reason: 'UnsupportedProtocol', message: `protocol ${listener.protocol} is not served by meshpilot: use HTTP, HTTPS, TLS or TCP` });
   } else if (terminatesTlsRoutes) {
