@@ -61,7 +61,7 @@ export function nextSotw(typeUrl: ResourceTypeUrl, watch: WatchState, proxy: Pro
     return { resources, removed: [], version, shared: resources, sentWhole: resources, sourceAt, rewarm };
   }
   // EDS and RDS changes go out as just the changed resources (xds_protocol allows it for these types).
-  const { updated, generated } = changes(typeUrl, watch, proxy, source, scope);
+  const { updated, generated } = changes(typeUrl, watch, proxy, source, scope, lists);
   if (updated.length === 0) return undefined;
   if (updated === generated) watch.held.replaceAll(generated);
   else hold(watch, updated, []);
@@ -75,7 +75,7 @@ export function nextDelta(typeUrl: ResourceTypeUrl, watch: WatchState, proxy: Pr
   const sourceAt = watch.pendingSince;
   watch.pending = undefined;
   watch.pendingSince = undefined;
-  const { updated, removed, generated } = changes(typeUrl, watch, proxy, source, scope);
+  const { updated, removed, generated } = changes(typeUrl, watch, proxy, source, scope, lists);
   // xds_protocol: a subscribed name that does not exist is answered in removed_resources.
   if (watch.announce) {
     const sending = updated === generated ? lists.namesOf(generated) : new Set(updated.map((r) => r.name));
@@ -112,27 +112,34 @@ function changes(
   proxy: Proxy,
   source: ResourceSource,
   scope: TypeScope,
+  lists: SharedLists,
 ): { updated: readonly EnvoyResource[]; removed: string[]; generated: readonly EnvoyResource[] } {
   let generated: readonly EnvoyResource[];
-  let universe: Iterable<string>;
+  let universe: () => Iterable<string>;
   if (scope === 'all') {
     generated = generateAll(typeUrl, watch, proxy, source);
     // A client that holds nothing yet (a first subscription) is sent all of it: no comparison to make.
     if (watch.held.size === 0) return { updated: generated, removed: [], generated };
-    universe = watch.held.keys();
+    universe = () => watch.held.keys();
   } else {
     const candidates = [...scope].filter((n) => watch.wildcard || watch.subscription.set.has(n) || watch.held.has(n));
     generated = candidates.length === 0 ? [] : source.generate(typeUrl, proxy, candidates);
-    universe = candidates;
+    universe = () => candidates;
   }
-  const present = new Set<string>();
   const updated: EnvoyResource[] = [];
+  let held = 0;
   for (const resource of generated) {
-    present.add(resource.name);
-    if (watch.held.get(resource.name) !== resource.version) updated.push(resource);
+    const version = watch.held.get(resource.name);
+    if (version !== undefined) held++;
+    if (version !== resource.version) updated.push(resource);
   }
   const removed: string[] = [];
-  for (const name of universe) if (!present.has(name) && watch.held.has(name)) removed.push(name);
+  // Compared whole, a client that holds only names just generated has nothing to drop: thousands
+  // of streams compared in one push need not each list what they hold. The names of a whole list
+  // are shared; `held` counts each generated name once when they are distinct.
+  const present = scope === 'all' ? lists.namesOf(generated) : new Set(generated.map((r) => r.name));
+  if (scope === 'all' && present.size === generated.length && held === watch.held.size) return { updated, removed, generated };
+  for (const name of universe()) if (!present.has(name) && watch.held.has(name)) removed.push(name);
   return { updated, removed, generated };
 }
 
