@@ -114,18 +114,32 @@ function changes(
   scope: TypeScope,
   lists: SharedLists,
 ): { updated: readonly EnvoyResource[]; removed: string[]; generated: readonly EnvoyResource[] } {
-  let generated: readonly EnvoyResource[];
-  let universe: () => Iterable<string>;
   if (scope === 'all') {
-    generated = generateAll(typeUrl, watch, proxy, source);
+    const generated = generateAll(typeUrl, watch, proxy, source);
     // A client that holds nothing yet (a first subscription) is sent all of it: no comparison to make.
     if (watch.held.size === 0) return { updated: generated, removed: [], generated };
-    universe = () => watch.held.keys();
-  } else {
-    const candidates = [...scope].filter((n) => watch.wildcard || watch.subscription.set.has(n) || watch.held.has(n));
-    generated = candidates.length === 0 ? [] : source.generate(typeUrl, proxy, candidates);
-    universe = () => candidates;
+    const { updated, held } = compare(watch, generated);
+    const removed: string[] = [];
+    // A client holding only names just generated (each once) has nothing to drop: thousands of
+    // streams compared in one push need not walk what they hold. A whole list's names are shared.
+    const present = lists.namesOf(generated);
+    if (present.size !== generated.length || held !== watch.held.size) for (const name of watch.held.keys()) if (!present.has(name)) removed.push(name);
+    return { updated, removed, generated };
   }
+  const candidates = [...scope].filter((n) => watch.wildcard || watch.subscription.set.has(n) || watch.held.has(n));
+  const generated = candidates.length === 0 ? [] : source.generate(typeUrl, proxy, candidates);
+  const { updated } = compare(watch, generated);
+  const removed: string[] = [];
+  // A held candidate the push no longer generates is dropped; none is when each came back.
+  if (generated.length !== candidates.length || !generated.every((r) => scope.has(r.name))) {
+    const present = new Set(generated.map((r) => r.name));
+    for (const name of candidates) if (!present.has(name) && watch.held.has(name)) removed.push(name);
+  }
+  return { updated, removed, generated };
+}
+
+/** The generated resources whose version the client does not hold, and how many of their names it holds. */
+function compare(watch: WatchState, generated: readonly EnvoyResource[]): { updated: EnvoyResource[]; held: number } {
   const updated: EnvoyResource[] = [];
   let held = 0;
   for (const resource of generated) {
@@ -133,14 +147,7 @@ function changes(
     if (version !== undefined) held++;
     if (version !== resource.version) updated.push(resource);
   }
-  const removed: string[] = [];
-  // Compared whole, a client that holds only names just generated has nothing to drop: thousands
-  // of streams compared in one push need not each list what they hold. The names of a whole list
-  // are shared; `held` counts each generated name once when they are distinct.
-  const present = scope === 'all' ? lists.namesOf(generated) : new Set(generated.map((r) => r.name));
-  if (scope === 'all' && present.size === generated.length && held === watch.held.size) return { updated, removed, generated };
-  for (const name of universe()) if (!present.has(name) && watch.held.has(name)) removed.push(name);
-  return { updated, removed, generated };
+  return { updated, held };
 }
 
 function hold(watch: WatchState, updated: readonly EnvoyResource[], removed: readonly string[]): void {
