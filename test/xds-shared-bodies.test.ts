@@ -123,6 +123,23 @@ describe('the same changes sent to many streams', () => {
   }
 });
 
+describe('names a client made up', () => {
+  it('never make two different removals look alike: each stream is sent the names it is to drop', () => {
+    const responses = new PushResponses(buildPushContext(convertObjects([])), { generate: () => [], wire: new ResourceWire(), controlPlaneId: 'meshpilot-test' });
+    const removal = (nonce: string, removed: readonly string[]): PlannedResponse => {
+      const sent = { version: '7', nonce, at: new Date(), resources: [], pushSequence: 7, count: 0, removed };
+      return { typeUrl: ENDPOINT_TYPE, nonce, version: '7', resources: [], removed, shared: undefined, sent };
+    };
+    const one = responses.body('delta', removal('1-2', ['x\u0001y']));
+    const two = responses.body('delta', removal('2-2', ['x', 'y']));
+    assert.notEqual(one, two);
+    const type = messageType('envoy.service.discovery.v3.DeltaDiscoveryResponse');
+    const removedOf = (body: Buffer): unknown => (messageToJson(type, type.decode(body)) as { removed_resources?: unknown }).removed_resources;
+    assert.deepEqual(removedOf(one), ['x\u0001y']);
+    assert.deepEqual(removedOf(two), ['x', 'y']);
+  });
+});
+
 describe('the nonce after the body, read by real clients', () => {
   it('a grpc-js client with stubs from proto-loader reads each response nonce and its ACK makes the proxy SYNCED', async (t) => {
     const dir = await MeshDir.create();

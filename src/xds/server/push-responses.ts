@@ -81,7 +81,8 @@ export class PushResponses implements ResourceSource {
     const resources = response.resources;
     // Every stream sent the same changes shares their body, however many there are (a burst of
     // endpoint changes reaches every proxy): a copy per stream would be thousands of copies.
-    const key = [mode, typeUrl, version, resources.map((r) => this.#idOf(r)).join(','), ...removed].join('\u0001');
+    // Removed names come from clients' subscriptions: quoted, so no name can pass for two.
+    const key = `${mode} ${typeUrl} ${version} ${resources.map((r) => this.#idOf(r)).join(',')} ${removed.length === 0 ? '' : JSON.stringify(removed)}`;
     return this.#kept(this.#partialBodies, key, () => this.#encode(mode, typeUrl, resources, removed, version));
   }
 
