@@ -12,10 +12,11 @@ import { convertObjects } from '../src/sources/kube-objects.ts';
 import type { GenerateFn } from '../src/xds/generate/index.ts';
 import { messageToJson } from '../src/xds/proto-json.ts';
 import { messageType } from '../src/xds/protos.ts';
-import { EnvoyResource } from '../src/xds/resource.ts';
+import { EnvoyResource, versionOfSet } from '../src/xds/resource.ts';
 import { XdsConnection } from '../src/xds/server/connection.ts';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, encodeDeltaDiscoveryRequestJson, encodeDiscoveryRequestJson } from '../src/xds/server/messages.ts';
 import { PushResponses } from '../src/xds/server/push-responses.ts';
+import type { PlannedResponse } from '../src/xds/server/stream-protocol.ts';
 import { SharedLists } from '../src/xds/server/shared-lists.ts';
 import { SubscriptionPool } from '../src/xds/server/subscription.ts';
 import { ResourceWire } from '../src/xds/server/wire.ts';
@@ -89,6 +90,54 @@ describe('one body for many streams, a nonce for each', () => {
       assert.equal(body.nonce ?? '', '', 'the shared body carries no nonce');
     });
   }
+});
+
+describe('the same changes sent to many streams', () => {
+  for (const [mode, message] of [
+    ['sotw', 'envoy.service.discovery.v3.DiscoveryResponse'],
+    ['delta', 'envoy.service.discovery.v3.DeltaDiscoveryResponse'],
+  ] as const) {
+    it(`${mode}: a hundred changed load assignments are one body for every stream sent them, not a copy each`, () => {
+      const responses = new PushResponses(buildPushContext(convertObjects([])), { generate: () => [], wire: new ResourceWire(), controlPlaneId: 'meshpilot-test' });
+      const changed = Array.from({ length: 100 }, (_, i) => {
+        const name = `outbound|9080||svc-${i}.default.svc.cluster.local`;
+        return new EnvoyResource(ENDPOINT_TYPE, name, { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: `10.1.0.${i}`, port_value: 9080 } } } }] }] });
+      });
+      // Each stream plans its own response (its own list and nonce) with the same resources in it.
+      const planned = (nonce: string, resources: readonly EnvoyResource[]): PlannedResponse => {
+        const version = versionOfSet(resources);
+        const sent = { version, nonce, at: new Date(), resources, pushSequence: 1, count: resources.length, removed: [] };
+        return { typeUrl: ENDPOINT_TYPE, nonce, version, resources, removed: [], shared: undefined, sent };
+      };
+      const [first, second] = ['1-4', '2-4'].map((nonce) => responses.body(mode, planned(nonce, [...changed])));
+      assert.ok(first && second);
+      assert.equal(first, second, 'the very same Buffer');
+      const fewer = responses.body(mode, planned('3-4', changed.slice(1)));
+      assert.notEqual(fewer, first, 'other changes, another body');
+      const type = messageType(message);
+      const decoded = messageToJson(type, type.decode(first)) as { resources: unknown[]; nonce?: string };
+      assert.equal(decoded.resources.length, 100);
+      assert.equal(decoded.nonce ?? '', '');
+      assert.deepEqual(responses.stats, { encoded: 2, reused: 1 });
+    });
+  }
+});
+
+describe('names a client made up', () => {
+  it('never make two different removals look alike: each stream is sent the names it is to drop', () => {
+    const responses = new PushResponses(buildPushContext(convertObjects([])), { generate: () => [], wire: new ResourceWire(), controlPlaneId: 'meshpilot-test' });
+    const removal = (nonce: string, removed: readonly string[]): PlannedResponse => {
+      const sent = { version: '7', nonce, at: new Date(), resources: [], pushSequence: 7, count: 0, removed };
+      return { typeUrl: ENDPOINT_TYPE, nonce, version: '7', resources: [], removed, shared: undefined, sent };
+    };
+    const one = responses.body('delta', removal('1-2', ['x\u0001y']));
+    const two = responses.body('delta', removal('2-2', ['x', 'y']));
+    assert.notEqual(one, two);
+    const type = messageType('envoy.service.discovery.v3.DeltaDiscoveryResponse');
+    const removedOf = (body: Buffer): unknown => (messageToJson(type, type.decode(body)) as { removed_resources?: unknown }).removed_resources;
+    assert.deepEqual(removedOf(one), ['x\u0001y']);
+    assert.deepEqual(removedOf(two), ['x', 'y']);
+  });
 });
 
 describe('the nonce after the body, read by real clients', () => {

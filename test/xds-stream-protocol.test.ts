@@ -319,6 +319,11 @@ describe('Delta, one stream against a fake source', () => {
       steps: [{ delta: 'cds', subscribe: ['*'], initial: { a: resource(TYPE_BY_SHORT.cds, 'a').version, b: 'old' }, expect: ['cds b #1'] }],
     },
     {
+      name: 'a reconnecting client that says it holds a cluster no longer served is told to drop it, the rest compared whole',
+      source: { cds: ['a', 'b'] },
+      steps: [{ delta: 'cds', subscribe: ['*'], initial: { a: resource(TYPE_BY_SHORT.cds, 'a').version, b: 'old', gone: 'v0' }, expect: ['cds b -gone #1'] }],
+    },
+    {
       name: 'a reconnecting client that holds everything current is sent nothing, and is in sync',
       source: { cds: ['a', 'b'] },
       steps: [{ delta: 'cds', subscribe: ['*'], initial: { a: resource(TYPE_BY_SHORT.cds, 'a').version, b: resource(TYPE_BY_SHORT.cds, 'b').version }, expect: [] }],

@@ -26,9 +26,22 @@ export interface ConfigChange {
 /** Changed objects by key: `ruleKey` for rules, `Kind/namespace/hostname` for services and endpoints. */
 export type ConfigChanges = ReadonlyMap<string, ConfigChange>;
 
-/** Content of an object as comparable text, computed once per object (snapshots are immutable). */
+/**
+ * Content of an object as comparable text, computed once per object (snapshots are immutable),
+ * and the index entry of each object, so a source publishing the same objects again (every
+ * publish of a burst) allocates no new keys or entries for them.
+ */
 export class ContentVersions {
   readonly #text = new WeakMap<object, string>();
+  readonly #entries = new WeakMap<object, Entry & { readonly key: string }>();
+
+  entry(kind: string, namespace: string, name: string, content: object, created?: string): Entry & { readonly key: string } {
+    const known = this.#entries.get(content);
+    if (known?.kind === kind && known.namespace === namespace && known.name === name && known.created === created) return known;
+    const entry = { key: `${kind}/${namespace}/${name}`, kind, namespace, name, content, ...(created !== undefined ? { created } : {}) };
+    this.#entries.set(content, entry);
+    return entry;
+  }
 
   of(value: object): string {
     let text = this.#text.get(value);
@@ -53,22 +66,29 @@ interface Entry {
 /** A snapshot's objects by change key. */
 export type SnapshotIndex = ReadonlyMap<string, Entry>;
 
-export function indexSnapshot(snapshot: SourceSnapshot): SnapshotIndex {
+/** `versions` keeps the entries of objects seen before: an unchanged object costs no new key or entry. */
+export function indexSnapshot(snapshot: SourceSnapshot, versions = new ContentVersions()): SnapshotIndex {
   const index = new Map<string, Entry>();
-  const add = (kind: string, namespace: string, name: string, content: object): void => {
-    index.set(`${kind}/${namespace}/${name}`, { kind, namespace, name, content });
-  };
-  for (const service of snapshot.services) add(SERVICE_KIND, service.namespace, service.hostname, service);
+  for (const service of snapshot.services) {
+    const entry = versions.entry(SERVICE_KIND, service.namespace, service.hostname, service);
+    index.set(entry.key, entry);
+  }
   const endpoints = new Map<string, Endpoint[]>();
   for (const endpoint of snapshot.endpoints) {
     const list = endpoints.get(endpoint.serviceHostname);
     if (list) list.push(endpoint);
     else endpoints.set(endpoint.serviceHostname, [endpoint]);
   }
-  for (const [host, list] of endpoints) add(ENDPOINTS_KIND, '', host, list);
-  for (const credential of snapshot.credentials ?? []) add(CREDENTIAL_KIND, credential.namespace, credential.name, credential);
+  endpoints.forEach((list, host) => {
+    index.set(`${ENDPOINTS_KIND}//${host}`, { kind: ENDPOINTS_KIND, namespace: '', name: host, content: list });
+  });
+  for (const credential of snapshot.credentials ?? []) {
+    const entry = versions.entry(CREDENTIAL_KIND, credential.namespace, credential.name, credential);
+    index.set(entry.key, entry);
+  }
   for (const { meta, spec } of snapshot.rules) {
-    index.set(ruleKey(meta), { kind: meta.kind, namespace: meta.namespace, name: meta.name, content: spec, ...(meta.creationTimestamp !== undefined ? { created: meta.creationTimestamp } : {}) });
+    const entry = versions.entry(meta.kind, meta.namespace, meta.name, spec, meta.creationTimestamp);
+    index.set(ruleKey(meta), entry);
   }
   return index;
 }
@@ -78,24 +98,29 @@ function sameContent(a: Entry, b: Entry, versions: ContentVersions): boolean {
   if (a.content === b.content) return true;
   if (!Array.isArray(a.content) || !Array.isArray(b.content)) return versions.of(a.content) === versions.of(b.content);
   // Endpoints: the same set in any order (the push sorts them).
-  const [x, y] = [a.content as readonly Endpoint[], b.content as readonly Endpoint[]];
+  const x = a.content as readonly Endpoint[];
+  const y = b.content as readonly Endpoint[];
   if (x.length !== y.length) return false;
-  if (x.every((endpoint, i) => endpoint === y[i])) return true;
-  const [left, right] = [x.map((e) => versions.of(e)).sort(), y.map((e) => versions.of(e)).sort()];
+  let same = true;
+  for (let i = 0; i < x.length && same; i++) same = x[i] === y[i];
+  if (same) return true;
+  const left = x.map((e) => versions.of(e)).sort();
+  const right = y.map((e) => versions.of(e)).sort();
   return left.every((text, i) => text === right[i]);
 }
 
 /** The objects added, updated or deleted from `before` to `after`; unchanged content is no change. */
 export function diffIndexes(before: SnapshotIndex, after: SnapshotIndex, versions = new ContentVersions()): ConfigChanges {
   const changes = new Map<string, ConfigChange>();
-  for (const [key, entry] of after) {
+  // forEach, not entries: a burst of publishes walks thousands of keys each time.
+  after.forEach((entry, key) => {
     const old = before.get(key);
     if (old === undefined) changes.set(key, { kind: entry.kind, namespace: entry.namespace, name: entry.name, event: 'add' });
     else if (!sameContent(old, entry, versions)) changes.set(key, { kind: entry.kind, namespace: entry.namespace, name: entry.name, event: 'update' });
-  }
-  for (const [key, entry] of before) {
+  });
+  before.forEach((entry, key) => {
     if (!after.has(key)) changes.set(key, { kind: entry.kind, namespace: entry.namespace, name: entry.name, event: 'delete' });
-  }
+  });
   return changes;
 }
 

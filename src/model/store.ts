@@ -75,7 +75,7 @@ export class ConfigStore {
     this.register(sourceId);
     this.#snapshots.set(sourceId, snapshot);
     this.#merged = this.#merge();
-    const index = indexSnapshot(this.#merged);
+    const index = indexSnapshot(this.#merged, this.#versions);
     const changes = diffIndexes(this.#index, index, this.#versions);
     this.#index = index;
     for (const listener of this.#listeners) listener({ sourceId, reason, changes });

@@ -41,6 +41,18 @@ const INT32_RANGES: Readonly<Record<string, readonly [number, number]>> = {
   uint32: [0, 4_294_967_295], fixed32: [0, 4_294_967_295],
 };
 
+/** protobufjs joins a type's full name anew on every read; every message converted reads it. */
+const fullNames = new WeakMap<protobuf.ReflectionObject, string>();
+
+function fullNameOf(type: protobuf.ReflectionObject): string {
+  let name = fullNames.get(type);
+  if (name === undefined) {
+    name = type.fullName;
+    fullNames.set(type, name);
+  }
+  return name;
+}
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -166,8 +178,9 @@ function valueFromJson(field: protobuf.Field, json: unknown, path: string, root:
 }
 
 function messageFromJson(type: protobuf.Type, json: unknown, path: string, root: protobuf.Root): Record<string, unknown> {
-  if (SPECIAL_JSON.has(type.fullName)) return wellKnownFromJson(type.fullName, json, path, root);
-  if (type.fullName === '.google.protobuf.Any') return anyFromJson(json, path, root);
+  const fullName = fullNameOf(type);
+  if (SPECIAL_JSON.has(fullName)) return wellKnownFromJson(fullName, json, path, root);
+  if (fullName === '.google.protobuf.Any') return anyFromJson(json, path, root);
   if (!isPlainObject(json)) throw new ProtoJsonError(path, `expected an object (${type.fullName.slice(1)})`);
   const out: Record<string, unknown> = {};
   const oneofSeen = new Map<string, string>();
@@ -206,7 +219,7 @@ function anyFromJson(json: unknown, path: string, root: protobuf.Root): Record<s
   const inner = lookupTypeOrNull(root, typeUrl.slice(typeUrl.lastIndexOf('/') + 1));
   if (!inner) throw new ProtoJsonError(`${path}.@type`, `${typeUrl} is not a known message type`);
   const rest = Object.fromEntries(Object.entries(json).filter(([k]) => k !== '@type'));
-  const body = SPECIAL_JSON.has(inner.fullName) ? rest['value'] : rest;
+  const body = SPECIAL_JSON.has(fullNameOf(inner)) ? rest['value'] : rest;
   const object = messageFromJson(inner, body, path, root);
   return { type_url: typeUrl, value: inner.encode(inner.fromObject(object)).finish() };
 }
@@ -274,7 +287,7 @@ function structValueToJson(value: Record<string, unknown>, root: protobuf.Root):
 function wellKnownToJson(type: protobuf.Type, message: protobuf.Message): Json {
   const m = message as unknown as Record<string, unknown>;
   const root = type.root;
-  switch (type.fullName) {
+  switch (fullNameOf(type)) {
     case '.google.protobuf.Duration':
       return formatDurationJson(Number(longToJson(m['seconds'] ?? 0)), Number(m['nanos'] ?? 0));
     case '.google.protobuf.Timestamp':
@@ -297,15 +310,15 @@ function wellKnownToJson(type: protobuf.Type, message: protobuf.Message): Json {
 }
 
 export function messageToJson(type: protobuf.Type, message: protobuf.Message): Json {
-  if (SPECIAL_JSON.has(type.fullName)) return wellKnownToJson(type, message);
+  if (SPECIAL_JSON.has(fullNameOf(type))) return wellKnownToJson(type, message);
   const m = message as unknown as Record<string, unknown>;
-  if (type.fullName === '.google.protobuf.Any') {
+  if (fullNameOf(type) === '.google.protobuf.Any') {
     const typeUrl = typeof m['type_url'] === 'string' ? m['type_url'] : '';
     const inner = lookupTypeOrNull(type.root, typeUrl.slice(typeUrl.lastIndexOf('/') + 1));
     if (!inner) return { '@type': typeUrl, value: Buffer.from((m['value'] as Uint8Array | undefined) ?? []).toString('base64') };
     const decoded = inner.decode((m['value'] as Uint8Array | undefined) ?? new Uint8Array());
     const body = messageToJson(inner, decoded);
-    return SPECIAL_JSON.has(inner.fullName) ? { '@type': typeUrl, value: body } : { '@type': typeUrl, ...(body as JsonObject) };
+    return SPECIAL_JSON.has(fullNameOf(inner)) ? { '@type': typeUrl, value: body } : { '@type': typeUrl, ...(body as JsonObject) };
   }
   const out: JsonObject = {};
   for (const field of type.fieldsArray) {

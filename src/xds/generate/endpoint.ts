@@ -65,9 +65,18 @@ export function buildLoadAssignment(push: PushContext, target: OutboundTarget): 
 export function buildLoadAssignments(push: PushContext, names: readonly string[] | undefined): EnvoyResource[] {
   const byName = outboundTargetByName(push);
   const targets = names ? names.map((n) => byName.get(n)).filter((t): t is OutboundTarget => !!t) : outboundTargets(push);
-  return targets.map((target) =>
-    push.memo(`eds:${target.clusterName}`, () => internResource(push.sequence, ENDPOINT_TYPE, target.clusterName, buildLoadAssignment(push, target))),
-  );
+  return targets.map((target) => loadAssignmentOf(push, target));
+}
+
+/** The push's load assignment of a cluster, by its name: no memo key is built per name for each proxy that asks. */
+function loadAssignmentOf(push: PushContext, target: OutboundTarget): EnvoyResource {
+  const built = push.memo('eds-by-cluster', () => new Map<string, EnvoyResource>());
+  let resource = built.get(target.clusterName);
+  if (!resource) {
+    resource = internResource(push.sequence, ENDPOINT_TYPE, target.clusterName, buildLoadAssignment(push, target));
+    built.set(target.clusterName, resource);
+  }
+  return resource;
 }
 
 /**
@@ -83,9 +92,7 @@ export function buildProxyLoadAssignments(push: PushContext, proxy: Proxy, names
     const target = allowed.get(name);
     if (!target) return [];
     const everywhere = shared.get(name);
-    if (everywhere && JSON.stringify(everywhere.subset?.labels) === JSON.stringify(target.subset?.labels)) {
-      return [push.memo(`eds:${name}`, () => internResource(push.sequence, ENDPOINT_TYPE, name, buildLoadAssignment(push, everywhere)))];
-    }
+    if (everywhere && JSON.stringify(everywhere.subset?.labels) === JSON.stringify(target.subset?.labels)) return [loadAssignmentOf(push, everywhere)];
     return [visible.memo(`eds:${name}`, () => internResource(visible.sequence, ENDPOINT_TYPE, name, buildLoadAssignment(visible, target)))];
   });
 }

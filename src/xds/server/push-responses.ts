@@ -14,9 +14,6 @@ import type { Subscription } from './subscription.ts';
 import type { StreamMode } from './watch-state.ts';
 import type { ResourceWire } from './wire.ts';
 
-/** Changes of a few resources are shared by content; larger ones are rare and encoded per stream. */
-const PARTIAL_SHARING_LIMIT = 64;
-
 /**
  * A body one stream was sent is remembered weakly (it lives while its write does), and kept from
  * the second stream on: a response only one proxy gets keeps no bytes alive.
@@ -45,6 +42,8 @@ export class PushResponses implements ResourceSource {
   /** Whole sets by list, then by `mode type version`. */
   readonly #wholeBodies = new WeakMap<readonly EnvoyResource[], Map<string, Kept>>();
   readonly #partialBodies = new Map<string, Kept>();
+  /** A short id per resource this push has put in a partial response: its bodies are keyed by them. */
+  readonly #ids = new Map<EnvoyResource, number>();
 
   constructor(push: PushContext, options: PushResponsesOptions) {
     this.push = push;
@@ -80,9 +79,20 @@ export class PushResponses implements ResourceSource {
       return this.#kept(byKey, `${mode} ${typeUrl} ${version}`, () => this.#encode(mode, typeUrl, shared, [], version));
     }
     const resources = response.resources;
-    if (resources.length + removed.length > PARTIAL_SHARING_LIMIT) return this.#encode(mode, typeUrl, resources, removed, version);
-    const key = [mode, typeUrl, version, ...resources.map((r) => `${r.name}\u0000${r.version}`), '', ...removed].join('\u0001');
+    // Every stream sent the same changes shares their body, however many there are (a burst of
+    // endpoint changes reaches every proxy): a copy per stream would be thousands of copies.
+    // Removed names come from clients' subscriptions: quoted, so no name can pass for two.
+    const key = `${mode} ${typeUrl} ${version} ${resources.map((r) => this.#idOf(r)).join(',')} ${removed.length === 0 ? '' : JSON.stringify(removed)}`;
     return this.#kept(this.#partialBodies, key, () => this.#encode(mode, typeUrl, resources, removed, version));
+  }
+
+  #idOf(resource: EnvoyResource): number {
+    let id = this.#ids.get(resource);
+    if (id === undefined) {
+      id = this.#ids.size;
+      this.#ids.set(resource, id);
+    }
+    return id;
   }
 
   #kept(bodies: Map<string, Kept>, key: string, encode: () => Buffer): Buffer {

@@ -61,7 +61,7 @@ export function nextSotw(typeUrl: ResourceTypeUrl, watch: WatchState, proxy: Pro
     return { resources, removed: [], version, shared: resources, sentWhole: resources, sourceAt, rewarm };
   }
   // EDS and RDS changes go out as just the changed resources (xds_protocol allows it for these types).
-  const { updated, generated } = changes(typeUrl, watch, proxy, source, scope);
+  const { updated, generated } = changes(typeUrl, watch, proxy, source, scope, lists);
   if (updated.length === 0) return undefined;
   if (updated === generated) watch.held.replaceAll(generated);
   else hold(watch, updated, []);
@@ -75,7 +75,7 @@ export function nextDelta(typeUrl: ResourceTypeUrl, watch: WatchState, proxy: Pr
   const sourceAt = watch.pendingSince;
   watch.pending = undefined;
   watch.pendingSince = undefined;
-  const { updated, removed, generated } = changes(typeUrl, watch, proxy, source, scope);
+  const { updated, removed, generated } = changes(typeUrl, watch, proxy, source, scope, lists);
   // xds_protocol: a subscribed name that does not exist is answered in removed_resources.
   if (watch.announce) {
     const sending = updated === generated ? lists.namesOf(generated) : new Set(updated.map((r) => r.name));
@@ -112,28 +112,42 @@ function changes(
   proxy: Proxy,
   source: ResourceSource,
   scope: TypeScope,
+  lists: SharedLists,
 ): { updated: readonly EnvoyResource[]; removed: string[]; generated: readonly EnvoyResource[] } {
-  let generated: readonly EnvoyResource[];
-  let universe: Iterable<string>;
   if (scope === 'all') {
-    generated = generateAll(typeUrl, watch, proxy, source);
+    const generated = generateAll(typeUrl, watch, proxy, source);
     // A client that holds nothing yet (a first subscription) is sent all of it: no comparison to make.
     if (watch.held.size === 0) return { updated: generated, removed: [], generated };
-    universe = watch.held.keys();
-  } else {
-    const candidates = [...scope].filter((n) => watch.wildcard || watch.subscription.set.has(n) || watch.held.has(n));
-    generated = candidates.length === 0 ? [] : source.generate(typeUrl, proxy, candidates);
-    universe = candidates;
+    const { updated, held } = compare(watch, generated);
+    const removed: string[] = [];
+    // A client holding only names just generated (each once) has nothing to drop: thousands of
+    // streams compared in one push need not walk what they hold. A whole list's names are shared.
+    const present = lists.namesOf(generated);
+    if (present.size !== generated.length || held !== watch.held.size) for (const name of watch.held.keys()) if (!present.has(name)) removed.push(name);
+    return { updated, removed, generated };
   }
-  const present = new Set<string>();
-  const updated: EnvoyResource[] = [];
-  for (const resource of generated) {
-    present.add(resource.name);
-    if (watch.held.get(resource.name) !== resource.version) updated.push(resource);
-  }
+  const candidates = [...scope].filter((n) => watch.wildcard || watch.subscription.set.has(n) || watch.held.has(n));
+  const generated = candidates.length === 0 ? [] : source.generate(typeUrl, proxy, candidates);
+  const { updated } = compare(watch, generated);
   const removed: string[] = [];
-  for (const name of universe) if (!present.has(name) && watch.held.has(name)) removed.push(name);
+  // A held candidate the push no longer generates is dropped; none is when each came back.
+  if (generated.length !== candidates.length || !generated.every((r) => scope.has(r.name))) {
+    const present = new Set(generated.map((r) => r.name));
+    for (const name of candidates) if (!present.has(name) && watch.held.has(name)) removed.push(name);
+  }
   return { updated, removed, generated };
+}
+
+/** The generated resources whose version the client does not hold, and how many of their names it holds. */
+function compare(watch: WatchState, generated: readonly EnvoyResource[]): { updated: EnvoyResource[]; held: number } {
+  const updated: EnvoyResource[] = [];
+  let held = 0;
+  for (const resource of generated) {
+    const version = watch.held.get(resource.name);
+    if (version !== undefined) held++;
+    if (version !== resource.version) updated.push(resource);
+  }
+  return { updated, held };
 }
 
 function hold(watch: WatchState, updated: readonly EnvoyResource[], removed: readonly string[]): void {
