@@ -153,7 +153,7 @@ function start(message: Extract<ClientMessage, { type: 'start' }>): void {
     });
     session.on('error', () => undefined);
     session.on('close', () => {
-      if (!stopping && closed++ === 0) send({ type: 'failed', message: 'meshpilot closed a light client connection, most likely for a keepalive PING unanswered in 10 s on a busy machine (MESHPILOT_BENCH_LOG=warn shows it)' });
+      if (!stopping && closed++ === 0) send({ type: 'failed', message: 'meshpilot closed a light client connection, most likely for a keepalive PING unanswered in time (10 s, or MESHPILOT_BENCH_KEEPALIVE_TIMEOUT_MS) on a busy machine (MESHPILOT_BENCH_LOG=warn shows it)' });
     });
     sessions.push(session);
     const proxy = new Proxy(session, i, message.mode, `ns-${i % message.namespaces}`);

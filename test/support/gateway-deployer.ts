@@ -3,6 +3,7 @@
 // Envoy, node id `router~IP~POD.NS~NS.svc.cluster.local`, labelled with the Gateway's name in its
 // node metadata, fed by meshpilot over ADS) and the Service `<gateway>-meshpilot` whose
 // `status.loadBalancer.ingress` holds the pod's address: where meshpilot reads Gateway addresses.
+import { ReconcileLoop } from './reconcile-loop.ts';
 import { startTestAgent, type AgentUnderTest } from './agent-harness.ts';
 import { adsBootstrap, startEnvoy, type RunningEnvoy } from './envoy.ts';
 import { CA_SERVER_NAME, type FakeCa } from './fake-istio-ca.ts';
@@ -38,9 +39,7 @@ export interface GatewayDeployerOptions {
 export class GatewayDeployer {
   /** Gateway pods by `namespace/gateway`. */
   readonly gateways = new Map<string, GatewayPod>();
-  #queue: Promise<void> = Promise.resolve();
-  #dirty = false;
-  #closed = false;
+  readonly #loop = new ReconcileLoop('gateway deployer', () => this.#reconcile());
   readonly #unsubscribe: () => void;
 
   constructor(
@@ -55,21 +54,12 @@ export class GatewayDeployer {
   }
 
   poke(): void {
-    if (this.#dirty || this.#closed) return;
-    this.#dirty = true;
-    this.#queue = this.#queue.then(async () => {
-      this.#dirty = false;
-      if (this.#closed) return;
-      await this.#reconcile().catch((error: unknown) => {
-        process.stderr.write(`gateway deployer: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-      });
-    });
+    this.#loop.poke();
   }
 
   async close(): Promise<void> {
-    this.#closed = true;
     this.#unsubscribe();
-    await this.#queue;
+    await this.#loop.stop();
     for (const key of [...this.gateways.keys()]) await this.#remove(key);
   }
 

@@ -2,6 +2,7 @@
 // their Pods, each Pod a network namespace running its container's command, Ready once the
 // process listens; Services get a cluster IP and EndpointSlices of their ready Pods. Containers
 // run from a map of image to local binary; secret volumes are files the env paths point at.
+import { ReconcileLoop } from './reconcile-loop.ts';
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -55,9 +56,7 @@ export class KubeWorkloads {
   /** Service VIPs in use, by `namespace/name`. */
   readonly #vips = new Map<string, string>();
   #dir = '';
-  #queue: Promise<void> = Promise.resolve();
-  #dirty = false;
-  #closed = false;
+  readonly #loop = new ReconcileLoop('kubelet', () => this.#reconcile());
   readonly #unsubscribe: () => void;
 
   private constructor(
@@ -83,21 +82,12 @@ export class KubeWorkloads {
 
   /** Schedules a reconcile of everything (coalesced; one at a time). */
   poke(): void {
-    if (this.#dirty || this.#closed) return;
-    this.#dirty = true;
-    this.#queue = this.#queue.then(async () => {
-      this.#dirty = false;
-      if (this.#closed) return;
-      await this.#reconcile().catch((error: unknown) => {
-        process.stderr.write(`kubelet: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-      });
-    });
+    this.#loop.poke();
   }
 
   async close(): Promise<void> {
-    this.#closed = true;
     this.#unsubscribe();
-    await this.#queue;
+    await this.#loop.stop();
     await rm(this.#dir, { recursive: true, force: true });
   }
 
