@@ -4,9 +4,8 @@
 import type { CredentialIndex, CredentialRef } from './credentials.ts';
 import { CA_SECRET_SUFFIX, credentialResourceName, parseCredentialName } from './credentials.ts';
 import type { Gateway, GatewayServer, ValidationIssue } from './rules.ts';
-import type { Endpoint } from './service.ts';
+import type { GatewayWorkload } from './gateway-selection.ts';
 import { labelsMatch } from './service.ts';
-import { workloadNamespace } from './workload-labels.ts';
 
 /** Modes that take a certificate from `credentialName`; MUTUAL and OPTIONAL_MUTUAL also its CA. */
 const CREDENTIAL_MODES = new Set(['SIMPLE', 'MUTUAL', 'OPTIONAL_MUTUAL']);
@@ -33,22 +32,19 @@ export function missingCredential(credentials: CredentialIndex, server: GatewayS
 }
 
 /** The namespaces of the gateway workloads a Gateway selects; its own when none is known. */
-function selectedNamespaces(gateway: Gateway, endpointsByHost: ReadonlyMap<string, readonly Endpoint[]>): string[] {
+function selectedNamespaces(gateway: Gateway, workloads: ReadonlyMap<string, GatewayWorkload>): string[] {
   const selector = gateway.spec.selector ?? {};
   const namespaces = new Set<string>();
-  for (const endpoints of endpointsByHost.values()) {
-    for (const endpoint of endpoints) {
-      const namespace = workloadNamespace(endpoint);
-      if (namespace !== undefined && Object.keys(selector).length > 0 && labelsMatch(selector, endpoint.labels)) namespaces.add(namespace);
-    }
+  if (Object.keys(selector).length > 0) {
+    for (const workload of workloads.values()) if (workload.namespace !== undefined && labelsMatch(selector, workload.labels)) namespaces.add(workload.namespace);
   }
   return namespaces.size > 0 ? [...namespaces].sort() : [gateway.meta.namespace];
 }
 
 /** MP_REF_UNKNOWN on each server whose credential the gateways it selects cannot serve. */
-export function gatewayCredentialIssues(gateway: Gateway, credentials: CredentialIndex, endpointsByHost: ReadonlyMap<string, readonly Endpoint[]>): ValidationIssue[] {
+export function gatewayCredentialIssues(gateway: Gateway, credentials: CredentialIndex, workloads: ReadonlyMap<string, GatewayWorkload>): ValidationIssue[] {
   if (!gateway.spec.servers.some((server) => serverCredentialRefs(server, gateway.meta.namespace).length > 0)) return [];
-  const namespaces = selectedNamespaces(gateway, endpointsByHost);
+  const namespaces = selectedNamespaces(gateway, workloads);
   const issues: ValidationIssue[] = [];
   gateway.spec.servers.forEach((server, index) => {
     for (const namespace of namespaces) {

@@ -21,8 +21,16 @@ export function gatewayFor(push: PushContext, proxy: Pick<Proxy, 'type' | 'names
 }
 
 /** Each workload address with its labels, once. */
-function workloadAddresses(endpointsByHost: ReadonlyMap<string, readonly Endpoint[]>): Map<string, { labels: Readonly<Record<string, string>>; name: string; namespace: string | undefined }> {
-  const out = new Map<string, { labels: Readonly<Record<string, string>>; name: string; namespace: string | undefined }>();
+/** A workload a Gateway's selector may pick, by its address. */
+export interface GatewayWorkload {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly name: string;
+  readonly namespace: string | undefined;
+}
+
+/** Each address's workload, once per push for every Gateway's checks (not walked again per Gateway). */
+export function workloadAddresses(endpointsByHost: ReadonlyMap<string, readonly Endpoint[]>): ReadonlyMap<string, GatewayWorkload> {
+  const out = new Map<string, GatewayWorkload>();
   for (const endpoints of endpointsByHost.values()) {
     for (const endpoint of endpoints) if (!out.has(endpoint.address)) out.set(endpoint.address, { labels: endpoint.labels, name: endpoint.workload ?? endpoint.address, namespace: workloadNamespace(endpoint) });
   }
@@ -34,7 +42,7 @@ function workloadAddresses(endpointsByHost: ReadonlyMap<string, readonly Endpoin
  * select (the same port as a different protocol, a TLS host twice, an HTTPS port name twice), as
  * Istio's merge drops it; a Gateway without selector is compared with the older ones without selector.
  */
-export function gatewayConflictIssues(gateway: Gateway, index: GatewayIndex, targetPorts: TargetPortIndex, endpointsByHost: ReadonlyMap<string, readonly Endpoint[]>): ValidationIssue[] {
+export function gatewayConflictIssues(gateway: Gateway, index: GatewayIndex, targetPorts: TargetPortIndex, workloads: ReadonlyMap<string, GatewayWorkload>): ValidationIssue[] {
   const older = index.gateways.slice(0, Math.max(0, index.gateways.indexOf(gateway)));
   const selector = gateway.spec.selector ?? {};
   const name = gatewayName(gateway);
@@ -51,7 +59,7 @@ export function gatewayConflictIssues(gateway: Gateway, index: GatewayIndex, tar
     return [...issues.values()];
   }
   const merges = new Map<string, MergedGateway>();
-  for (const [address, workload] of workloadAddresses(endpointsByHost)) {
+  for (const [address, workload] of workloads) {
     if (!gatewaySelects(gateway, workload.labels, workload.namespace)) continue;
     const selected = [...older.filter((g) => gatewaySelects(g, workload.labels, workload.namespace)), gateway];
     const ports = targetPortsOf({ ipAddresses: [address] }, targetPorts);

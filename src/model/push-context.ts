@@ -12,7 +12,7 @@ import { referenceIssues, type DestinationRef } from './rule-references.ts';
 import type { Destination, DestinationRule, HttpMatchRequest, HttpRoute, L4MatchAttributes, Rule, Sidecar, TcpRoute, TlsMatchAttributes, TlsRoute, ValidationIssue, VirtualService } from './rules.ts';
 import { isAuthorizationPolicy, isDestinationRule, isGateway, isPeerAuthentication, isSidecar, isVirtualService, originLabels, ruleKey } from './rules.ts';
 import type { GatewayIndex, MergedGateway, TargetPortIndex } from './gateways.ts';
-import { gatewayConflictIssues, gatewayFor } from './gateway-selection.ts';
+import { gatewayConflictIssues, gatewayFor, workloadAddresses, type GatewayWorkload } from './gateway-selection.ts';
 import { indexGateways, indexTargetPorts, MESH_GATEWAY, resolveGatewayName } from './gateways.ts';
 import type { AppliedPolicy } from './authorization.ts';
 import { indexAuthorizationPolicies } from './authorization.ts';
@@ -246,8 +246,9 @@ export function buildPushContext(snapshot: SourceSnapshot, meshConfig: MeshConfi
   }
   const credentials = indexCredentials(snapshot.credentials ?? []);
   const authorization = indexAuthorizationPolicies(rules.filter(isAuthorizationPolicy), rootNamespace, workloads, ruleStatus);
+  const gatewayWorkloads = gateways.gateways.length > 0 ? workloadAddresses(endpointsByHost) : new Map<string, GatewayWorkload>();
   for (const gateway of gateways.gateways) {
-    const issues = [...gatewayConflictIssues(gateway, gateways, targetPortIndex(), endpointsByHost), ...gatewayCredentialIssues(gateway, credentials, endpointsByHost)];
+    const issues = [...gatewayConflictIssues(gateway, gateways, targetPortIndex(), gatewayWorkloads), ...gatewayCredentialIssues(gateway, credentials, gatewayWorkloads)];
     ruleStatus.set(ruleKey(gateway.meta), { rule: gateway, issues, applied: true });
   }
   for (const [key, status] of ruleStatus) {
