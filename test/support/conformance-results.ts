@@ -5,7 +5,7 @@
 // did not pass, or when README.md is not what they give.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MESH_NOT_RUN, RUN_PROFILES, SUITE, type ConformanceResult, type Outcome } from './conformance-run.ts';
+import { RUN_PROFILES, SUITE, type ConformanceResult, type Outcome } from './conformance-run.ts';
 
 const DIR = join(import.meta.dirname, '..', 'conformance');
 export const RESULTS_FILE = join(DIR, 'results.json');
@@ -23,8 +23,6 @@ export interface ProfileRow {
   readonly name: string;
   readonly core?: Counts;
   readonly extended?: Counts & { readonly features: readonly string[] };
-  /** Why the profile's cases were not run here. */
-  readonly notRun?: { readonly cases: number; readonly reason: string };
 }
 
 export interface ConformanceResults {
@@ -38,9 +36,8 @@ export interface ConformanceResults {
 
 const counts = (o: Outcome): Counts => ({ passed: o.passed, failed: o.failed, skipped: o.skipped });
 
-/** The results of a run, and the mesh profiles that cannot run here (with how many cases each has), as one record. */
-export function resultsOf(run: ConformanceResult, meshCases: Readonly<Record<string, readonly string[]>>): ConformanceResults {
-  const notRun = Object.entries(meshCases).map(([name, cases]): ProfileRow => ({ name, notRun: { cases: cases.length, reason: MESH_NOT_RUN } }));
+/** The results of a run as one record. */
+export function resultsOf(run: ConformanceResult): ConformanceResults {
   const order = (name: string): number => (RUN_PROFILES as readonly string[]).indexOf(name);
   const profiles: ProfileRow[] = [...run.profiles].sort((a, b) => order(a.name) - order(b.name)).map((p) => ({
     name: p.name,
@@ -49,7 +46,7 @@ export function resultsOf(run: ConformanceResult, meshCases: Readonly<Record<str
   }));
   return {
     suite: SUITE,
-    profiles: [...profiles, ...notRun],
+    profiles,
     passed: [...run.passed].sort(),
     failed: Object.fromEntries(Object.entries(run.causes).sort(([a], [b]) => a.localeCompare(b))),
   };
@@ -73,7 +70,7 @@ const cell = (c: Counts | undefined): string => (c ? `${String(c.passed)} / ${St
 
 export function renderConformanceTable(results: ConformanceResults): string {
   const rows = results.profiles.map((p) =>
-    p.notRun ? `| ${p.name} | not run (${String(p.notRun.cases)} case${p.notRun.cases === 1 ? '' : 's'}): ${p.notRun.reason} | |` : `| ${p.name} | ${cell(p.core)} | ${cell(p.extended)}${p.extended && p.extended.features.length > 0 ? ` (${p.extended.features.join(', ')})` : ''} |`,
+    `| ${p.name} | ${cell(p.core)} | ${cell(p.extended)}${p.extended && p.extended.features.length > 0 ? ` (${p.extended.features.join(', ')})` : ''} |`,
   );
   const failed = Object.entries(results.failed).map(([name, cause]) => `- \`${name}\`: ${cause.replace(/\|/g, '\\|')}`);
   return [

@@ -12,21 +12,26 @@ import { startFakeCa } from './fake-istio-ca.ts';
 import { FakeKubeApi, type KubeObject } from './fake-kube-api.ts';
 import { startMeshpilotOnKube, type KubeMeshpilot } from './fake-kube-api-meshpilot.ts';
 import { GatewayDeployer } from './gateway-deployer.ts';
-import { KubeWorkloads, SERVICE_RANGE } from './kube-workloads.ts';
+import { ClusterDns } from './cluster-dns.ts';
+import { KubeWorkloads, SERVICE_RANGE, type ImageRunner } from './kube-workloads.ts';
+import { MeshSidecars, meshNamespace } from './mesh-sidecars.ts';
 import { eventually } from './mesh-dir.ts';
 import { PodNetwork } from './netns.ts';
 
 const run = promisify(execFile);
 export const CONFORMANCE_MODULE = join(import.meta.dirname, '..', 'conformance');
+/** Istio's echo application (the mesh cases' `echo-advanced` image), a Go module of its own. */
+const ISTIO_ECHO_MODULE = join(CONFORMANCE_MODULE, 'istio-echo');
 export const GATEWAY_CONTROLLER = 'meshpilot.io/gateway-controller';
 export const GATEWAY_CLASS = 'meshpilot';
 
 /** The suite's module and version (test/conformance/go.mod). */
 export const SUITE = 'sigs.k8s.io/gateway-api/conformance v1.6.3 (Apache-2.0), experimental-channel CRDs of sigs.k8s.io/gateway-api v1.6.3';
-/** The profiles run here; the mesh ones cannot be (see MESH_NOT_RUN). */
-export const RUN_PROFILES = ['GATEWAY-HTTP', 'GATEWAY-GRPC', 'GATEWAY-TLS'] as const;
-export const MESH_NOT_RUN =
-  "its cases exec (pods/exec over SPDY, client-go's remotecommand) into client pods running Istio's echo-advanced image; the fake API serves no exec and the image is not built here";
+/** The profiles run here. */
+export const RUN_PROFILES = ['GATEWAY-HTTP', 'GATEWAY-GRPC', 'GATEWAY-TLS', 'MESH-HTTP', 'MESH-GRPC'] as const;
+/** meshpilot's mesh, an XMesh: the suite reads the mesh features it claims from its status. */
+export const MESH_NAME = 'meshpilot';
+export const MESH_CONTROLLER = 'meshpilot.io/mesh-controller';
 /** Waits bounded for a run inside npm test (the suite's defaults wait up to 60-180 s per failing step); seconds. */
 export const BOUNDED_TIMEOUTS: Readonly<Record<string, number>> = {
   gwcMustBeAccepted: 30,
@@ -91,26 +96,18 @@ export interface ConformanceOptions {
 }
 
 /** Builds the suite and echo-basic from the module (Go's cache makes a rebuild a link). */
-export async function buildConformance(dir: string): Promise<{ suite: string; echo: string; gatewayApiDir: string; test2json: string }> {
+export async function buildConformance(dir: string): Promise<{ suite: string; echo: string; istioEcho: { server: string; client: string }; gatewayApiDir: string; test2json: string }> {
   const suite = join(dir, 'conformance.test');
   const echo = join(dir, 'echo-basic');
+  const istioEcho = { server: join(dir, 'istio-echo-server'), client: join(dir, 'istio-echo-client') };
   await run('go', ['test', '-c', '-o', suite, '.'], { cwd: CONFORMANCE_MODULE, maxBuffer: 1 << 24 });
   await run('go', ['build', '-o', echo, 'sigs.k8s.io/gateway-api/conformance/echo-basic'], { cwd: CONFORMANCE_MODULE, maxBuffer: 1 << 24 });
+  for (const [program, output] of Object.entries(istioEcho)) {
+    await run('go', ['build', '-o', output, `istio.io/istio/pkg/test/echo/cmd/${program}`], { cwd: ISTIO_ECHO_MODULE, maxBuffer: 1 << 24 });
+  }
   const { stdout } = await run('go', ['list', '-m', '-f', '{{.Dir}}', 'sigs.k8s.io/gateway-api'], { cwd: CONFORMANCE_MODULE });
   const test2json = (await run('go', ['tool', '-n', 'test2json'], { cwd: CONFORMANCE_MODULE })).stdout.trim();
-  return { suite, echo, gatewayApiDir: stdout.trim(), test2json };
-}
-
-/** The suite's mesh cases (tests/mesh) by profile: MESH-GRPC for those that use GRPCRoute, else MESH-HTTP. */
-export async function meshCases(): Promise<Record<string, string[]>> {
-  const { stdout } = await run('go', ['list', '-m', '-f', '{{.Dir}}', 'sigs.k8s.io/gateway-api/conformance'], { cwd: CONFORMANCE_MODULE });
-  const dir = join(stdout.trim(), 'tests', 'mesh');
-  const byProfile: Record<string, string[]> = { 'MESH-HTTP': [], 'MESH-GRPC': [] };
-  for (const file of (await readdir(dir)).filter((f) => f.endsWith('.go') && !f.endsWith('_test.go'))) {
-    const source = await readFile(join(dir, file), 'utf8');
-    for (const [, name = ''] of source.matchAll(/ShortName:\s*"(\w+)"/g)) (source.includes('SupportGRPCRoute') ? byProfile['MESH-GRPC'] : byProfile['MESH-HTTP'])?.push(name);
-  }
-  return byProfile;
+  return { suite, echo, istioEcho, gatewayApiDir: stdout.trim(), test2json };
 }
 
 /** The experimental channel's CRDs of the module's gateway-api version (what the suite checks it runs against). */
@@ -126,12 +123,18 @@ async function gatewayApiCrds(gatewayApiDir: string): Promise<KubeObject[]> {
   return crds;
 }
 
+/** A self-signed certificate and key, written as `<name>.crt` and `<name>.key` in `dir`. */
+async function selfSigned(dir: string, name: string, subjectAltName: string): Promise<{ certFile: string; keyFile: string }> {
+  const certFile = join(dir, `${name}.crt`);
+  const keyFile = join(dir, `${name}.key`);
+  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', `/CN=${name}`, '-addext', `subjectAltName=${subjectAltName}`]);
+  return { certFile, keyFile };
+}
+
 /** A self-signed certificate for the fake API on 127.0.0.1 (client-go sends its token only over TLS). */
 async function servingCertificate(dir: string): Promise<{ cert: string; key: string }> {
-  const cert = join(dir, 'api.crt');
-  const key = join(dir, 'api.key');
-  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=fake-kube-api', '-addext', 'subjectAltName=IP:127.0.0.1']);
-  return { cert: await readFile(cert, 'utf8'), key: await readFile(key, 'utf8') };
+  const { certFile, keyFile } = await selfSigned(dir, 'fake-kube-api', 'IP:127.0.0.1');
+  return { cert: await readFile(certFile, 'utf8'), key: await readFile(keyFile, 'utf8') };
 }
 
 const IMPLEMENTATION = {
@@ -196,6 +199,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
     undo.push(() => api.close());
     for (const crd of await gatewayApiCrds(built.gatewayApiDir)) api.apply(crd);
     api.apply({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: GATEWAY_CLASS }, spec: { controllerName: GATEWAY_CONTROLLER } });
+    api.apply({ apiVersion: 'gateway.networking.x-k8s.io/v1alpha1', kind: 'XMesh', metadata: { name: MESH_NAME }, spec: { controllerName: MESH_CONTROLLER } });
     const network = await PodNetwork.create(2);
     undo.push(() => network.close());
     // Service VIPs (and so any address meshpilot could report for a Gateway) stay on the bridge.
@@ -208,18 +212,30 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
     for (const [file, pem] of Object.entries({ 'ca-cert.pem': meshCa.root.certPem, 'ca-key.pem': meshCa.root.keyPem, 'root-cert.pem': meshCa.root.certPem, 'cert-chain.pem': meshCa.root.certPem })) await writeFile(join(caDir, file), pem);
     const meshpilot: KubeMeshpilot = await startMeshpilotOnKube(api, { serve: { xdsHost: network.hostIp, secure: { port: 0, caDir } }, tuning: { pageSize: 500 } });
     undo.push(() => meshpilot.close());
-    const workloads = await KubeWorkloads.start(api, network, (image) =>
-      image.includes('/echo-basic:') ? { binary: built.echo } : { none: `${image} is not run here (the cases that use it are not claimed)` },
+    const dns = await ClusterDns.start(api, network.hostIp);
+    undo.push(() => dns.close());
+    // The certificate Istio's echo image carries (`--crt=/cert.crt --key=/cert.key`).
+    const echoCert = await selfSigned(dir, 'echo', 'DNS:echo');
+    const istioEcho: ImageRunner = { binary: built.istioEcho.server, files: { '/cert.crt': echoCert.certFile, '/cert.key': echoCert.keyFile }, commands: { client: built.istioEcho.client } };
+    const sidecars = new MeshSidecars(network, { xdsHost: network.hostIp, xdsPort: meshpilot.xdsPort });
+    const workloads = await KubeWorkloads.start(
+      api,
+      network,
+      (image) =>
+        image.includes('/echo-basic:') ? { binary: built.echo } : image.includes('/echo-advanced:') ? istioEcho : { none: `${image} is not run here (the cases that use it are not claimed)` },
+      { dns, inject: (pod, object) => (meshNamespace(api, pod.namespace) ? sidecars.inject(pod, object) : Promise.resolve(undefined)) },
     );
     undo.push(() => workloads.close());
     const gateways = new GatewayDeployer(api, network, { controllerName: GATEWAY_CONTROLLER, xdsHost: network.hostIp, xdsPort: meshpilot.xdsPort, secure: { port: meshpilot.security?.port ?? 0, ca: meshCa } });
     undo.push(() => gateways.close());
 
-    // The suite reads the GatewayClass's supportedFeatures as it starts: wait for meshpilot's status.
-    await eventually(() => {
-      const status = api.get('GatewayClass', undefined, GATEWAY_CLASS)?.['status'] as { conditions?: { type: string; status: string }[]; supportedFeatures?: unknown[] } | undefined;
-      return status?.conditions?.some((c) => c.type === 'Accepted' && c.status === 'True') && (status.supportedFeatures?.length ?? 0) > 0 ? true : undefined;
-    }, 30_000, `GatewayClass ${GATEWAY_CLASS} Accepted with supportedFeatures`);
+    // The suite reads the GatewayClass's and the XMesh's supportedFeatures as it starts: wait for meshpilot's status.
+    for (const [kind, name] of [['GatewayClass', GATEWAY_CLASS], ['XMesh', MESH_NAME]] as const) {
+      await eventually(() => {
+        const status = api.get(kind, undefined, name)?.['status'] as { conditions?: { type: string; status: string }[]; supportedFeatures?: unknown[] } | undefined;
+        return status?.conditions?.some((c) => c.type === 'Accepted' && c.status === 'True') && (status.supportedFeatures?.length ?? 0) > 0 ? true : undefined;
+      }, 30_000, `${kind} ${name} Accepted with supportedFeatures`);
+    }
     const kubeconfig = join(dir, 'kubeconfig');
     await api.writeKubeconfig(kubeconfig);
     const reportPath = join(dir, 'report.yaml');
@@ -229,6 +245,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
       optionsFile,
       stringify({
         gatewayClassName: GATEWAY_CLASS,
+        meshName: MESH_NAME,
         conformanceProfiles: options.profiles,
         ...(options.supportedFeatures ? { supportedFeatures: options.supportedFeatures } : {}),
         reportOutputPath: reportPath,

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { FakeKubeApi, KubeObject } from './fake-kube-api.ts';
-import type { PodNetwork, PodProcess } from './netns.ts';
+import type { ClusterDns } from './cluster-dns.ts';
+import type { Pod, PodNetwork, PodProcess } from './netns.ts';
 
 const run = promisify(execFile);
 
@@ -22,8 +23,33 @@ const nameOf = (object: KubeObject): string => text(fields(object.metadata)['nam
 const namespaceOf = (object: KubeObject): string => text(fields(object.metadata)['namespace']);
 const labelsOf = (object: KubeObject): Record<string, string> => fields(fields(object.metadata)['labels']) as Record<string, string>;
 
-/** How an image runs here: a local binary, or nothing (the Pod is reported running without a process). */
-export type ImageRunner = { readonly binary: string } | { readonly none: string };
+/**
+ * How an image runs here: a local binary (with the files the image carries, by their path in the
+ * image, and the commands an exec may run in it), or nothing (the Pod is reported running without
+ * a process).
+ */
+export type ImageRunner =
+  | { readonly binary: string; readonly files?: Readonly<Record<string, string>>; readonly commands?: Readonly<Record<string, string>> }
+  | { readonly none: string };
+
+/** A sidecar an injector started in a pod (Ready only once it is); stopped before the pod goes. */
+export interface Sidecar {
+  stop(): Promise<void>;
+}
+
+export interface KubeWorkloadsOptions {
+  /** The cluster's DNS: each pod resolves with it (Kubernetes' search path for its namespace). */
+  readonly dns?: ClusterDns;
+  /** Starts a sidecar in a pod whose container listens, or returns undefined for a pod without one. */
+  readonly inject?: (pod: RunningPod, object: KubeObject) => Promise<Sidecar | undefined>;
+}
+
+/** What `kubectl exec` returns. */
+export interface ExecResult {
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly exitCode: number;
+}
 
 export interface RunningPod {
   readonly name: string;
@@ -32,6 +58,10 @@ export interface RunningPod {
   readonly process?: PodProcess;
   /** Its container's stdout and stderr lines, with when each came (what `kubectl logs` reads). */
   readonly log: { readonly at: Date; readonly line: string }[];
+  /** Its network namespace. */
+  readonly netns: Pod;
+  readonly image: ImageRunner;
+  sidecar?: Sidecar;
 }
 
 /** The rules of a selector (matchLabels only, as Deployments and Services here use). */
@@ -63,19 +93,21 @@ export class KubeWorkloads {
     readonly api: FakeKubeApi,
     readonly network: PodNetwork,
     readonly images: (image: string) => ImageRunner,
+    readonly options: KubeWorkloadsOptions,
   ) {
     this.#unsubscribe = api.subscribe((event) => {
       if (['Deployment', 'Service', 'Pod', 'Secret', 'Namespace'].includes(event.kind)) this.poke();
     });
   }
 
-  static async start(api: FakeKubeApi, network: PodNetwork, images: (image: string) => ImageRunner): Promise<KubeWorkloads> {
-    const workloads = new KubeWorkloads(api, network, images);
+  static async start(api: FakeKubeApi, network: PodNetwork, images: (image: string) => ImageRunner, options: KubeWorkloadsOptions = {}): Promise<KubeWorkloads> {
+    const workloads = new KubeWorkloads(api, network, images, options);
     workloads.#dir = await mkdtemp(join(tmpdir(), 'meshpilot-kubelet-'));
     api.serveLogs((namespace, name, since) => {
       const pod = workloads.pods.get(`${namespace}/${name}`);
       return pod?.log.filter((entry) => since === undefined || entry.at >= since).map((entry) => `${entry.line}\n`).join('');
     });
+    (api as unknown as { serveExec?: (h: (r: { namespace: string; pod: string; command: string[] }) => Promise<ExecResult>) => void }).serveExec?.((request) => workloads.exec(request.namespace, request.pod, request.command)); // TEMP
     workloads.poke();
     return workloads;
   }
@@ -85,9 +117,30 @@ export class KubeWorkloads {
     this.#loop.poke();
   }
 
+  /**
+   * `kubectl exec`: runs a command the pod's image has (its `commands`) inside the pod, as its
+   * container does (its network namespace, its resolv.conf, its hostname), to the end.
+   */
+  async exec(namespace: string, name: string, command: readonly string[]): Promise<ExecResult> {
+    const pod = this.pods.get(`${namespace}/${name}`);
+    if (!pod) throw new Error(`pod ${namespace}/${name} is not running`);
+    const [program = '', ...args] = command;
+    const binary = 'binary' in pod.image ? pod.image.commands?.[program] : undefined;
+    if (binary === undefined) return { stdout: '', stderr: `exec: "${program}": executable file not found in $PATH`, exitCode: 127 };
+    const child = this.network.spawn(pod.netns, 'unshare', withHostname(name, binary, args));
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
+    child.child.stderr?.on('data', (chunk: Buffer) => err.push(chunk));
+    child.child.stdin?.end();
+    const exitCode = await new Promise<number>((resolve) => child.child.once('close', (code) => { resolve(code ?? 137); }));
+    return { stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), exitCode };
+  }
+
   async close(): Promise<void> {
     this.#unsubscribe();
     await this.#loop.stop();
+    for (const pod of this.pods.values()) await pod.sidecar?.stop();
     await rm(this.#dir, { recursive: true, force: true });
   }
 
@@ -141,6 +194,7 @@ export class KubeWorkloads {
     for (const [key, running] of [...this.pods]) {
       if (present.has(key)) continue;
       this.pods.delete(key);
+      await running.sidecar?.stop();
       await this.network.removePod(podNetnsName(running.namespace, running.name));
     }
     const starts: Promise<void>[] = [];
@@ -183,7 +237,8 @@ export class KubeWorkloads {
   async #startPod(pod: KubeObject, volumes: Map<string, Fields>): Promise<void> {
     const name = nameOf(pod);
     const namespace = namespaceOf(pod);
-    const netnsPod = await this.network.addPod(podNetnsName(namespace, name));
+    const dns = this.options.dns;
+    const netnsPod = await this.network.addPod(podNetnsName(namespace, name), dns ? { resolvConf: dns.resolvConf(namespace) } : {});
     const container = list(fields(pod['spec'])['containers'])[0] ?? {};
     const runner = this.images(text(container['image']));
     let process: PodProcess | undefined;
@@ -206,8 +261,16 @@ export class KubeWorkloads {
         for (const [mountPath, dir] of mounts) if (value.startsWith(`${mountPath}/`)) value = join(dir, value.slice(mountPath.length + 1));
         env[text(variable['name'])] = value;
       }
-      const args = Array.isArray(container['args']) ? container['args'].map(text) : [];
-      process = this.network.spawn(netnsPod, runner.binary, args, { env });
+      // Files the image carries, named in arguments (`--crt=/cert.crt`), are the runner's.
+      const imageFile = (arg: string): string => {
+        for (const [path, local] of Object.entries(runner.files ?? {})) {
+          if (arg === path) return local;
+          if (arg.endsWith(`=${path}`)) return `${arg.slice(0, -path.length)}${local}`;
+        }
+        return arg;
+      };
+      const args = Array.isArray(container['args']) ? container['args'].map(text).map(imageFile) : [];
+      process = this.network.spawn(netnsPod, 'unshare', withHostname(name, runner.binary, args), { env });
       for (const stream of [process.child.stdout, process.child.stderr]) {
         let partial = '';
         stream?.setEncoding('utf8').on('data', (chunk: string) => {
@@ -223,7 +286,11 @@ export class KubeWorkloads {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }
-    this.pods.set(`${namespace}/${name}`, { name, namespace, ip: netnsPod.ip, log, ...(process ? { process } : {}) });
+    const running: RunningPod = { name, namespace, ip: netnsPod.ip, log, netns: netnsPod, image: runner, ...(process ? { process } : {}) };
+    // The sidecar starts once the application listens, and the Pod is Ready once the sidecar is.
+    const sidecar = await this.options.inject?.(running, pod);
+    if (sidecar) running.sidecar = sidecar;
+    this.pods.set(`${namespace}/${name}`, running);
     const current = this.api.get('Pod', namespace, name);
     if (!current) return;
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
@@ -297,6 +364,11 @@ export class KubeWorkloads {
       if (owner !== undefined && !this.api.get('Service', namespaceOf(slice), owner)) this.api.delete('EndpointSlice', namespaceOf(slice), nameOf(slice));
     }
   }
+}
+
+/** `unshare` arguments running `binary args` with the pod's name as hostname, as a container has it (its own UTS namespace). */
+function withHostname(podName: string, binary: string, args: readonly string[]): string[] {
+  return ['--uts', '--', 'sh', '-c', 'hostname "$0" && exec "$@"', podName, binary, ...args];
 }
 
 /** Where Service VIPs come from: on-link on the pods' bridge, so a packet to one from anywhere here goes nowhere. */

@@ -3,7 +3,7 @@
 // gateway), so a packet nothing captures just ARPs on the bridge: nothing leaves the machine.
 // 192.0.2.0/24 is left alone: a host may itself live there (this one's eth0 and gateway do).
 import { execFile, spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -19,6 +19,9 @@ export const OUTSIDE_RANGE = '203.0.113.0/24';
 export const PROXY_UID = 1337;
 /** Envoy's admin port in a sidecar pod (Istio's), excluded from inbound capture so the test can read /stats. */
 export const PROXY_ADMIN_PORT = 15000;
+
+/** Per-namespace files `ip netns exec` mounts over /etc (a pod's resolv.conf). */
+const ETC_NETNS = '/etc/netns';
 
 /** One /27 of the pod range per test process, so several processes can each have a bridge at once. */
 const SLOT_SIZE = 32;
@@ -81,6 +84,7 @@ async function removeStaleLeftovers(): Promise<void> {
     await killAllIn(ns);
     await ip('netns', 'del', ns).catch(() => undefined);
   }
+  for (const dir of (await readdir(ETC_NETNS).catch(() => [])).filter(stalePid)) await rm(join(ETC_NETNS, dir), { recursive: true, force: true });
   const links = (await readdir('/sys/class/net')).filter(stalePid);
   for (const link of links) await ip('link', 'del', link).catch(() => undefined);
 }
@@ -199,11 +203,19 @@ export class PodNetwork {
     return network;
   }
 
-  /** A pod on the bridge: lo up, eth0 with the next free address of this network's prefix, an on-link route to 203.0.113.0/24. */
-  async addPod(name: string): Promise<Pod> {
+  /**
+   * A pod on the bridge: lo up, eth0 with the next free address of this network's prefix, an
+   * on-link route to 203.0.113.0/24; with `resolvConf`, what its processes read as /etc/resolv.conf.
+   */
+  async addPod(name: string, options: { readonly resolvConf?: string } = {}): Promise<Pod> {
     const host = this.#freeHosts.shift() ?? (this.#nextHost < this.#size - 1 ? this.#nextHost++ : undefined);
     if (host === undefined) throw new Error(`no pod address left in this /${String(this.#prefixLength)}`);
-    return this.#join(name, `198.51.100.${this.#base + host}`, this.#prefixLength, [OUTSIDE_RANGE]);
+    const pod = await this.#join(name, `198.51.100.${this.#base + host}`, this.#prefixLength, [OUTSIDE_RANGE]);
+    if (options.resolvConf !== undefined) {
+      await mkdir(join(ETC_NETNS, pod.netns), { recursive: true });
+      await writeFile(join(ETC_NETNS, pod.netns, 'resolv.conf'), options.resolvConf);
+    }
+    return pod;
   }
 
   /** Ends what runs in a pod, removes its namespace (its veth pair goes with it) and frees its address. */
@@ -213,6 +225,7 @@ export class PodNetwork {
     this.pods.delete(name);
     await killAllIn(pod.netns);
     await ip('netns', 'del', pod.netns).catch(() => undefined);
+    await rm(join(ETC_NETNS, pod.netns), { recursive: true, force: true });
     const host = Number(pod.ip.split('.')[3]) - this.#base;
     if (host >= 2 && host < this.#size - 1) this.#freeHosts.push(host);
   }
@@ -297,6 +310,7 @@ export class PodNetwork {
     for (const pod of this.pods.values()) {
       await killAllIn(pod.netns);
       await ip('netns', 'del', pod.netns).catch(() => undefined);
+      await rm(join(ETC_NETNS, pod.netns), { recursive: true, force: true });
     }
     for (const link of (await readdir('/sys/class/net')).filter((l) => l.startsWith(this.#prefix))) {
       await ip('link', 'del', link).catch(() => undefined);
@@ -311,7 +325,7 @@ export class PodNetwork {
     this.#closed = true;
     for (const child of this.#children) child.kill('SIGKILL');
     const sh = [
-      ...[...this.pods.values()].map((p) => `kill -9 $(ip netns pids ${p.netns}) 2>/dev/null; ip netns del ${p.netns}`),
+      ...[...this.pods.values()].map((p) => `kill -9 $(ip netns pids ${p.netns}) 2>/dev/null; ip netns del ${p.netns}; rm -rf ${ETC_NETNS}/${p.netns}`),
       `for l in /sys/class/net/${this.#prefix}*; do ip link del "$(basename "$l")"; done`,
       ...Array.from({ length: this.slots }, (_, i) => `rm -f ${slotFile(this.slot + i)}`),
     ].join('; ');
