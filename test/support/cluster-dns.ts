@@ -76,8 +76,12 @@ export class ClusterDns {
     readonly socket: Socket,
   ) {}
 
-  /** Listens on `address` port 53. */
-  static async start(api: FakeKubeApi, address: string): Promise<ClusterDns> {
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  /** Listens on `address`, port 53 (what a resolv.conf can name) unless `port` says otherwise. */
+  static async start(api: FakeKubeApi, address: string, port = 53): Promise<ClusterDns> {
     const socket = createSocket('udp4');
     const dns = new ClusterDns(api, address, socket);
     socket.on('message', (query: Buffer, from: RemoteInfo) => {
@@ -85,7 +89,7 @@ export class ClusterDns {
     });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
-      socket.bind(53, address, () => {
+      socket.bind(port, address, () => {
         socket.off('error', reject);
         resolve();
       });
