@@ -7,21 +7,26 @@ import { describe, it } from 'node:test';
 import { buildPushContext } from '../src/model/push-context.ts';
 import { parseProxy } from '../src/model/proxy.ts';
 import type { GatewayApiCondition, GatewayObjectStatus } from '../src/model/route-status.ts';
+import { MESH_CONTROLLER_NAME } from '../src/model/route-status.ts';
 import type { VirtualService } from '../src/model/rules.ts';
 import { assembleObjects, convertObjects, parseObject, type ConvertedObjects } from '../src/sources/kube-objects.ts';
 import { ISTIO_GATEWAY_CONTROLLER } from '../src/sources/gateway-api-listeners.ts';
+import { MESH_SUPPORTED_FEATURES } from '../src/sources/gateway-api-ingress.ts';
 import { renderForProxy } from '../src/xds/render.ts';
 import { LISTENER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
 import { FIXTURE_CREDENTIAL } from './support/fixture-credential.ts';
-import { tlsSecret } from './support/mesh-dir.ts';
+import { MeshDir, tlsSecret } from './support/mesh-dir.ts';
+import { startMeshpilot } from './support/meshpilot.ts';
 
 type Spec = Record<string, unknown>;
 /** A key of another certificate than the fixture credential's. */
 const BROKEN_KEY = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 const GROUP = 'gateway.networking.k8s.io';
+const X_GROUP = 'gateway.networking.x-k8s.io';
 const ROUTER = 'router~10.244.9.9~edge-0.infra~infra.svc.cluster.local';
 
 const gatewayClass = (name = 'meshpilot', controllerName = 'meshpilot.io/gateway-controller'): Spec => ({ apiVersion: `${GROUP}/v1`, kind: 'GatewayClass', metadata: { name, generation: 1 }, spec: { controllerName } });
+const xmesh = (name: string, controllerName: string): Spec => ({ apiVersion: `${X_GROUP}/v1alpha1`, kind: 'XMesh', metadata: { name, generation: 3 }, spec: { controllerName } });
 const gateway = (listeners: Spec[], extra: Spec = {}, className = 'meshpilot'): Spec => ({
   apiVersion: `${GROUP}/v1`,
   kind: 'Gateway',
@@ -306,5 +311,34 @@ describe('without Kubernetes the same status shows in the converted snapshot', (
     const converted = convertObjects([gatewayClass(), gateway([http()])].map((object) => ({ object, source: { origin: 'file' as const, location: 'gw.yaml' } })));
     assert.deepEqual(converted.gatewayStatuses?.map((s) => `${s.kind} ${s.name}`), ['GatewayClass meshpilot', 'Gateway edge']);
     assert.ok(converted.warnings.some((w) => w.object === 'Gateway infra/edge' && w.issues.some((i) => i.message.includes('AddressNotAssigned'))));
+  });
+
+  it('shows meshpilot\'s XMesh Accepted with the mesh features, sorted, in /debug/configz; another controller\'s XMesh gets nothing', async () => {
+    const dir = await MeshDir.create();
+    await dir.write('mesh.yaml', [xmesh('meshpilot', MESH_CONTROLLER_NAME), xmesh('theirs', 'example.com/mesh'), gatewayClass()]);
+    const meshpilot = await startMeshpilot(dir.path);
+    try {
+      const configz = (await (await meshpilot.admin('/debug/configz')).json()) as { gatewayStatuses: GatewayObjectStatus[] };
+      assert.deepEqual(configz.gatewayStatuses.map((s) => `${s.kind} ${s.name}`), ['GatewayClass meshpilot', 'XMesh meshpilot']);
+      const mesh = configz.gatewayStatuses.find((s) => s.kind === 'XMesh')?.status;
+      assert.deepEqual(mesh?.conditions.map((c) => [c.type, c.status, c.reason, c.observedGeneration]), [['Accepted', 'True', 'Accepted', 3]]);
+      const names = mesh.supportedFeatures?.map((f) => f.name) ?? [];
+      assert.deepEqual(names, [...MESH_SUPPORTED_FEATURES].sort(), 'every claimed feature, sorted by name as the API asks');
+      assert.ok(names.includes('Mesh') && names.includes('HTTPRoute') && !names.includes('Gateway'), 'mesh features, not the GatewayClass\'s');
+      // The suite drops Gateway features an XMesh lists, and mesh features a GatewayClass lists.
+      const gatewayClassNames = configz.gatewayStatuses.find((s) => s.kind === 'GatewayClass')?.status.supportedFeatures?.map((f) => f.name) ?? [];
+      assert.deepEqual(names.filter((n) => n.startsWith('Gateway')), []);
+      assert.deepEqual(gatewayClassNames.filter((n) => n.startsWith('Mesh')), []);
+      assert.deepEqual(gatewayClassNames, [...gatewayClassNames].sort());
+    } finally {
+      await meshpilot.close();
+      await dir.remove();
+    }
+  });
+
+  it('an XMesh without spec.controllerName is refused as the API server refuses it', () => {
+    const converted = convert([{ apiVersion: `${X_GROUP}/v1alpha1`, kind: 'XMesh', metadata: { name: 'meshpilot' }, spec: {} }]);
+    assert.deepEqual(converted.rejected.flatMap((r) => r.issues.map((i) => i.path)), ['spec.controllerName']);
+    assert.deepEqual(converted.gatewayStatuses, []);
   });
 });

@@ -1,14 +1,18 @@
 // A platform team applies meshpilot's GatewayClass, a Gateway and routes to a (fake) cluster; the
 // leader writes the class's Accepted, the Gateway's conditions, address (from the <gateway>-<class>
 // Service's load balancer) and per-listener status with attachedRoutes, and each route's parent
-// status, NotAllowedByListeners for a namespace the listener does not admit; then only what changes.
+// status, NotAllowedByListeners for a namespace the listener does not admit, and the XMesh naming
+// meshpilot's mesh controller its Accepted and supportedFeatures; then only what changes.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startMeshpilotOnKube, type KubeMeshpilot } from './support/fake-kube-api-meshpilot.ts';
-import { FakeKubeApi, GATEWAY_API_GATEWAY_CRDS, GATEWAY_API_ROUTE_CRDS, type KubeObject } from './support/fake-kube-api.ts';
+import { FakeKubeApi, GATEWAY_API_GATEWAY_CRDS, GATEWAY_API_MESH_CRD, GATEWAY_API_ROUTE_CRDS, type KubeObject } from './support/fake-kube-api.ts';
+import { MESH_CONTROLLER_NAME } from '../src/model/route-status.ts';
+import { MESH_SUPPORTED_FEATURES } from '../src/sources/gateway-api-ingress.ts';
 import { eventually } from './support/mesh-dir.ts';
 
 const GROUP = 'gateway.networking.k8s.io';
+const X_GROUP = 'gateway.networking.x-k8s.io';
 const STATUS = '/status';
 
 interface Condition {
@@ -28,6 +32,7 @@ interface GatewayStatus {
   readonly conditions?: Condition[];
   readonly addresses?: { type: string; value: string }[];
   readonly listeners?: Listener[];
+  readonly supportedFeatures?: { name: string }[];
 }
 
 const service = (name: string, namespace: string, status?: Record<string, unknown>): KubeObject => ({
@@ -44,7 +49,7 @@ const route = (name: string, namespace: string, backend = 'web'): KubeObject => 
   spec: { parentRefs: [{ name: 'edge', namespace: 'infra' }], hostnames: ['shop.example.com'], rules: [{ backendRefs: [{ name: backend, port: 80 }] }] },
 });
 
-describe('Gateway, GatewayClass and Gateway-parented route status, written by the leader', () => {
+describe('Gateway, GatewayClass, XMesh and Gateway-parented route status, written by the leader', () => {
   let api: FakeKubeApi;
   let meshpilot: KubeMeshpilot;
   const statusOf = (kind: string, namespace: string | undefined, name: string): Record<string, unknown> | undefined => api.get(kind, namespace, name)?.['status'] as Record<string, unknown> | undefined;
@@ -54,13 +59,15 @@ describe('Gateway, GatewayClass and Gateway-parented route status, written by th
 
   before(async () => {
     api = await FakeKubeApi.start();
-    for (const crd of [...GATEWAY_API_ROUTE_CRDS, ...GATEWAY_API_GATEWAY_CRDS]) api.installCrd(crd);
+    for (const crd of [...GATEWAY_API_ROUTE_CRDS, ...GATEWAY_API_GATEWAY_CRDS, GATEWAY_API_MESH_CRD]) api.installCrd(crd);
     api.applyAll([
       { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'infra' } },
       { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { shared: 'yes' } } },
       { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'sandbox' } },
       { apiVersion: `${GROUP}/v1`, kind: 'GatewayClass', metadata: { name: 'meshpilot' }, spec: { controllerName: 'meshpilot.io/gateway-controller' } },
       { apiVersion: `${GROUP}/v1`, kind: 'GatewayClass', metadata: { name: 'other' }, spec: { controllerName: 'example.com/gateway' } },
+      { apiVersion: `${X_GROUP}/v1alpha1`, kind: 'XMesh', metadata: { name: 'meshpilot' }, spec: { controllerName: MESH_CONTROLLER_NAME } },
+      { apiVersion: `${X_GROUP}/v1alpha1`, kind: 'XMesh', metadata: { name: 'other' }, spec: { controllerName: 'example.com/mesh' } },
       {
         apiVersion: `${GROUP}/v1`,
         kind: 'Gateway',
@@ -112,12 +119,20 @@ describe('Gateway, GatewayClass and Gateway-parented route status, written by th
     assert.equal(statusOf('Gateway', 'infra', 'theirs'), undefined);
   });
 
-  it('writes again only what changes: a new backend moves one route, the Gateway and class are not rewritten', async () => {
-    const before = { gateway: writesTo('/gateways/edge/'), gatewayClass: writesTo('/gatewayclasses/meshpilot/'), storefront: writesTo('/httproutes/storefront/') };
+  it("writes meshpilot's XMesh Accepted with the mesh's supportedFeatures, sorted by name; another controller's XMesh is left alone", async () => {
+    const mesh = await eventually(() => statusOf('XMesh', undefined, 'meshpilot') as GatewayStatus | undefined, 15_000, 'XMesh status written');
+    assert.deepEqual(brief(mesh.conditions), ['Accepted=True/Accepted']);
+    assert.equal(mesh.conditions?.[0]?.observedGeneration, (api.get('XMesh', undefined, 'meshpilot')?.['metadata'] as { generation: number }).generation);
+    assert.deepEqual(mesh.supportedFeatures?.map((f) => f.name), [...MESH_SUPPORTED_FEATURES].sort());
+    assert.equal(statusOf('XMesh', undefined, 'other'), undefined);
+  });
+
+  it('writes again only what changes: a new backend moves one route, the Gateway, class and mesh are not rewritten', async () => {
+    const before = { gateway: writesTo('/gateways/edge/'), gatewayClass: writesTo('/gatewayclasses/meshpilot/'), mesh: writesTo('/xmeshes/meshpilot/'), storefront: writesTo('/httproutes/storefront/') };
     const acceptedAt = (statusOf('Gateway', 'infra', 'edge') as GatewayStatus).conditions?.[0]?.lastTransitionTime;
     api.apply(service('checkout', 'shop'));
     await eventually(() => (routeConditions('shop', 'pending').includes('ResolvedRefs=True/ResolvedRefs') ? true : undefined), 15_000, 'the pending route resolved');
-    assert.deepEqual({ gateway: writesTo('/gateways/edge/'), gatewayClass: writesTo('/gatewayclasses/meshpilot/'), storefront: writesTo('/httproutes/storefront/') }, before);
+    assert.deepEqual({ gateway: writesTo('/gateways/edge/'), gatewayClass: writesTo('/gatewayclasses/meshpilot/'), mesh: writesTo('/xmeshes/meshpilot/'), storefront: writesTo('/httproutes/storefront/') }, before);
     assert.equal((statusOf('Gateway', 'infra', 'edge') as GatewayStatus).conditions?.[0]?.lastTransitionTime, acceptedAt);
   });
 

@@ -221,7 +221,7 @@ describe('Istio CRDs at the version the cluster serves', () => {
       await ready(meshpilot);
       const skipped = lines.filter((l) => l.msg.includes('not installed'));
       assert.equal(skipped.length, 1, 'one line for all missing CRDs');
-      assert.deepEqual(skipped[0]?.kinds, ['VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'Sidecar', 'Gateway', 'PeerAuthentication', 'AuthorizationPolicy', 'HTTPRoute', 'GRPCRoute', 'ReferenceGrant', 'TLSRoute', 'TCPRoute', 'GatewayClass', 'Gateway']);
+      assert.deepEqual(skipped[0]?.kinds, ['VirtualService', 'DestinationRule', 'ServiceEntry', 'WorkloadEntry', 'Sidecar', 'Gateway', 'PeerAuthentication', 'AuthorizationPolicy', 'HTTPRoute', 'GRPCRoute', 'ReferenceGrant', 'TLSRoute', 'TCPRoute', 'GatewayClass', 'Gateway', 'XMesh']);
       // Ready means listed; the watch that follows the list may start a moment later.
       await eventually(() => (api.requests.some((r) => r.path === '/apis/config.istio.io/v1alpha2/routerules' && r.query['watch'] === 'true') ? true : undefined), 10_000, 'RouteRule is watched');
       const registry = await json<Registry>(meshpilot, '/debug/registryz');

@@ -4,6 +4,8 @@ import type { SourceRef } from './service.ts';
 
 /** The controller name meshpilot writes into each route parent status it owns. */
 export const GATEWAY_CONTROLLER_NAME = 'meshpilot.io/gateway-controller';
+/** The `spec.controllerName` of an XMesh that stands for meshpilot's mesh (it gets Accepted and supportedFeatures). */
+export const MESH_CONTROLLER_NAME = 'meshpilot.io/mesh-controller';
 
 export interface RouteCondition {
   readonly type: 'Accepted' | 'ResolvedRefs';
@@ -37,7 +39,7 @@ export interface RouteStatus {
   readonly parents: readonly RouteParentStatus[];
 }
 
-/** A condition of a Gateway, a listener or a GatewayClass. */
+/** A condition of a Gateway, a listener, a GatewayClass or an XMesh. */
 export interface GatewayApiCondition {
   readonly type: string;
   readonly status: 'True' | 'False';
@@ -53,10 +55,10 @@ export interface ListenerStatus {
   readonly conditions: readonly GatewayApiCondition[];
 }
 
-/** The status a Gateway or GatewayClass of meshpilot's controller gets: the whole `status` it owns. */
+/** The status a Gateway, GatewayClass or XMesh of meshpilot's controller gets: the whole `status` it owns. */
 export interface GatewayObjectStatus {
-  readonly kind: 'Gateway' | 'GatewayClass';
-  /** '' for a GatewayClass (cluster-scoped). */
+  readonly kind: 'Gateway' | 'GatewayClass' | 'XMesh';
+  /** '' for a GatewayClass or an XMesh (cluster-scoped). */
   readonly namespace: string;
   readonly name: string;
   readonly source: SourceRef;

@@ -1,5 +1,6 @@
-// Kubernetes Gateway API GatewayClass and Gateway objects, read as the API server's schema admits
+// Kubernetes Gateway API GatewayClass, Gateway and XMesh objects, read as the API server's schema admits
 // them (with its defaults applied); which Gateways meshpilot serves is decided when they are joined.
+import { GATEWAY_CONTROLLER_NAME, MESH_CONTROLLER_NAME } from '../model/route-status.ts';
 import type { SourceRef } from '../model/service.ts';
 import type { Fields, ObjectMeta } from './object-fields.ts';
 import { describeType, isFields, isIpAddress, isPortNumber } from './object-fields.ts';
@@ -11,6 +12,7 @@ import { objectKey, ObjectProblems, rejectedObject, requireName } from './parsed
 /** The key kind of a Gateway API Gateway: Istio's `Gateway` kind holds the plain name. */
 export const GATEWAY_API_GATEWAY_KEY = `Gateway.${GATEWAY_API_GROUP}`;
 
+/** A GatewayClass, or an XMesh (the same shape: a cluster-scoped object naming its controller). */
 export interface GatewayClassInfo {
   readonly name: string;
   readonly source: SourceRef;
@@ -153,18 +155,29 @@ function readListener(r: Reader, value: unknown, path: string): ListenerInfo | u
   };
 }
 
-export function parseGatewayClass(input: SourcedObject, object: Fields, kind: string, meta: ObjectMeta): ParsedObject {
+/** The spec of a GatewayClass or an XMesh: the controllerName that handles it (parametersRef and description are not used). */
+function readControlled(input: SourcedObject, object: Fields, kind: string, meta: ObjectMeta, what: 'GatewayClass' | 'XMesh', controller: string): GatewayClassInfo | ParsedObject {
   const problems = new ObjectProblems();
-  requireName(meta, problems, 'GatewayClass');
-  const r = new Reader(problems, 'GatewayClass');
-  const spec = r.struct(object['spec'], 'spec', ['controllerName', 'parametersRef', 'description'], '{ controllerName: meshpilot.io/gateway-controller }');
+  requireName(meta, problems, what);
+  const r = new Reader(problems, what);
+  const spec = r.struct(object['spec'], 'spec', ['controllerName', 'parametersRef', 'description'], `{ controllerName: ${controller} }`);
   if (!spec) problems.error('spec', 'is missing: add spec with controllerName');
   const controllerName = r.string(spec, 'controllerName', 'spec', true);
   r.string(spec, 'description', 'spec');
   if (problems.hasErrors() || meta.name === undefined || controllerName === undefined) return rejectedObject(input, kind, meta, problems.issues);
   const generation = generationOf(object);
-  const gatewayClass: GatewayClassInfo = { name: meta.name, source: input.source, ...(generation !== undefined ? { generation } : {}), controllerName };
-  return { type: 'gatewayClass', key: objectKey(kind, '', meta.name), source: input.source, gatewayClass };
+  return { name: meta.name, source: input.source, ...(generation !== undefined ? { generation } : {}), controllerName };
+}
+
+export function parseGatewayClass(input: SourcedObject, object: Fields, kind: string, meta: ObjectMeta): ParsedObject {
+  const gatewayClass = readControlled(input, object, kind, meta, 'GatewayClass', GATEWAY_CONTROLLER_NAME);
+  return 'type' in gatewayClass ? gatewayClass : { type: 'gatewayClass', key: objectKey(kind, '', gatewayClass.name), source: input.source, gatewayClass };
+}
+
+/** An XMesh (gateway.networking.x-k8s.io): the mesh a controller names itself by, and reports its features on. */
+export function parseXMesh(input: SourcedObject, object: Fields, kind: string, meta: ObjectMeta): ParsedObject {
+  const mesh = readControlled(input, object, kind, meta, 'XMesh', MESH_CONTROLLER_NAME);
+  return 'type' in mesh ? mesh : { type: 'xmesh', key: objectKey(kind, '', mesh.name), source: input.source, mesh };
 }
 
 export function parseGatewayApiGateway(input: SourcedObject, object: Fields, kind: string, meta: ObjectMeta): ParsedObject {

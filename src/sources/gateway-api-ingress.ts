@@ -1,9 +1,10 @@
 // Gateway API routes whose parent is a Gateway (HTTPRoute, GRPCRoute; TLSRoute and TCPRoute in gateway-api-l4.ts): each attaches to the listeners that allow it
 // (sectionName, port, allowedRoutes, hostname intersection) and becomes, per listener and host, one
 // VirtualService bound to that listener's internal Gateway, its rules sorted by the API's precedence.
-// The GatewayClasses, Gateways and routes get the status the API asks for.
+// The GatewayClasses, Gateways, routes and meshpilot's XMesh get the status the API asks for.
 import type { Rule, ValidationIssue, VirtualService } from '../model/rules.ts';
 import type { GatewayApiCondition, GatewayObjectStatus, ListenerStatus, RouteParentStatus, RouteStatus } from '../model/route-status.ts';
+import { MESH_CONTROLLER_NAME } from '../model/route-status.ts';
 import { intersectHosts } from '../model/gateways.ts';
 import type { ObjectWarnings } from '../model/store.ts';
 import type { GatewayClassInfo, GatewayInfo } from './gateway-api-gateways.ts';
@@ -18,6 +19,8 @@ import { gatewayConditions, listenerConditions, ourClasses, planGateway } from '
 
 export interface GatewayApiInput extends GatewayContext {
   readonly classes: readonly GatewayClassInfo[];
+  /** XMeshes (each names its controller as a GatewayClass does). */
+  readonly meshes?: readonly GatewayClassInfo[];
   readonly gateways: readonly GatewayInfo[];
   readonly routes: readonly GatewayRouteInfo[];
 }
@@ -36,6 +39,18 @@ const SUPPORTED_FEATURES = [
   'Gateway', 'GRPCRoute', 'HTTPRoute', 'HTTPRouteBackendRequestHeaderModification', 'HTTPRouteBackendTimeout', 'HTTPRouteHostRewrite', 'HTTPRouteMethodMatching',
   'HTTPRouteParentRefPort', 'HTTPRoutePathRewrite', 'HTTPRoutePortRedirect', 'HTTPRouteQueryParamMatching', 'HTTPRouteRequestMirror', 'HTTPRouteRequestMultipleMirrors',
   'HTTPRouteRequestTimeout', 'HTTPRouteResponseHeaderModification', 'HTTPRouteSchemeRedirect', 'ReferenceGrant', 'TLSRoute',
+];
+
+/**
+ * Features meshpilot's GAMMA routes (Service parents) implement, as XMesh `supportedFeatures` names them.
+ * Not claimed: MeshClusterIPMatching (sidecars pick a Service's routes by Host, not by the address
+ * dialled), MeshConsumerRoute (its backend in the Service's namespace needs a ReferenceGrant here),
+ * MeshHTTPRouteRedirectPath (a redirect's ReplacePrefixMatch is refused).
+ */
+export const MESH_SUPPORTED_FEATURES: readonly string[] = [
+  'GRPCRoute', 'HTTPRoute', 'HTTPRoute303RedirectStatusCode', 'HTTPRoute307RedirectStatusCode', 'HTTPRoute308RedirectStatusCode', 'HTTPRouteParentRefPort',
+  'HTTPRouteResponseHeaderModification', 'Mesh', 'MeshHTTPRouteBackendRequestHeaderModification', 'MeshHTTPRouteNamedRouteRule', 'MeshHTTPRouteQueryParamMatching',
+  'MeshHTTPRouteRedirectPort', 'MeshHTTPRouteRewritePath', 'MeshHTTPRouteSchemeRedirect',
 ];
 
 function isGatewayParent(ref: GatewayObjectRef): boolean {
@@ -129,16 +144,18 @@ function gatewayWarnings(status: GatewayObjectStatus): ObjectWarnings | undefine
   return issues.length > 0 ? { source: status.source, object: `Gateway ${status.namespace}/${status.name}`, kind: 'Gateway', namespace: status.namespace, name: status.name, issues } : undefined;
 }
 
-function classStatus(gatewayClass: GatewayClassInfo): GatewayObjectStatus {
-  const generation = gatewayClass.generation !== undefined ? { observedGeneration: gatewayClass.generation } : {};
+/** Accepted, with the features it implements, for a GatewayClass or an XMesh of meshpilot's controller. */
+function acceptedStatus(kind: 'GatewayClass' | 'XMesh', object: GatewayClassInfo, features: readonly string[]): GatewayObjectStatus {
+  const generation = object.generation !== undefined ? { observedGeneration: object.generation } : {};
   return {
-    kind: 'GatewayClass',
+    kind,
     namespace: '',
-    name: gatewayClass.name,
-    source: gatewayClass.source,
+    name: object.name,
+    source: object.source,
     status: {
-      conditions: [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: `Handled by ${gatewayClass.controllerName}`, ...generation }],
-      supportedFeatures: SUPPORTED_FEATURES.map((name) => ({ name })),
+      conditions: [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: `Handled by ${object.controllerName}`, ...generation }],
+      // The API wants them sorted by name.
+      supportedFeatures: [...features].sort().map((name) => ({ name })),
     },
   };
 }
@@ -200,7 +217,10 @@ export function convertGatewayApi(input: GatewayApiInput, options: GatewayApiOpt
     const warned = routeWarnings(route, allProblems);
     if (warned) warnings.push(warned);
   }
-  const objectStatuses: GatewayObjectStatus[] = [...classes.values()].map(classStatus);
+  const objectStatuses: GatewayObjectStatus[] = [
+    ...[...classes.values()].map((c) => acceptedStatus('GatewayClass', c, SUPPORTED_FEATURES)),
+    ...(input.meshes ?? []).filter((m) => m.controllerName === MESH_CONTROLLER_NAME).map((m) => acceptedStatus('XMesh', m, MESH_SUPPORTED_FEATURES)),
+  ];
   for (const [key, plan] of plans) {
     const status = gatewayStatus(plan, attached.get(key) ?? new Map());
     objectStatuses.push(status);

@@ -10,6 +10,8 @@ import type { ParsedObject, SourcedObject } from './parsed-object.ts';
 import { objectKey, ObjectProblems, rejectedObject, requireName } from './parsed-object.ts';
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
+/** The Gateway API's experimental group (XMesh). */
+export const GATEWAY_API_X_GROUP = 'gateway.networking.x-k8s.io';
 
 export type MeshRouteKind = 'HTTPRoute' | 'GRPCRoute';
 /** Routes of the connection, not the request: they attach only to Gateway listeners (TLS, TCP). */

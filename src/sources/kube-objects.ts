@@ -19,10 +19,10 @@ import { objectKey, ObjectProblems, rejectedObject, requireName } from './parsed
 import type { RouteRuleInfo } from './route-rule-objects.ts';
 import { convertRouteRules, LEGACY_CONFIG_GROUP, parseRouteRule } from './route-rule-objects.ts';
 import type { GatewayRouteInfo, ReferenceGrantInfo } from './gateway-api-objects.ts';
-import { GATEWAY_API_GROUP, parseMeshRoute, parseReferenceGrant } from './gateway-api-objects.ts';
+import { GATEWAY_API_GROUP, GATEWAY_API_X_GROUP, parseMeshRoute, parseReferenceGrant } from './gateway-api-objects.ts';
 import { convertMeshRoutes } from './gateway-api-mesh.ts';
 import type { GatewayClassInfo, GatewayInfo } from './gateway-api-gateways.ts';
-import { parseGatewayApiGateway, parseGatewayClass } from './gateway-api-gateways.ts';
+import { parseGatewayApiGateway, parseGatewayClass, parseXMesh } from './gateway-api-gateways.ts';
 import { convertGatewayApi } from './gateway-api-ingress.ts';
 import type { GatewayApiOptions } from './gateway-api-listeners.ts';
 import { DEFAULT_GATEWAY_API_OPTIONS } from './gateway-api-listeners.ts';
@@ -157,6 +157,7 @@ const SUPPORTED_KINDS: Readonly<Record<string, KindSupport>> = {
   TCPRoute: { group: GATEWAY_API_GROUP, versions: ['v1alpha2'], parse: parseMeshRoute },
   ReferenceGrant: { group: GATEWAY_API_GROUP, versions: ['v1beta1', 'v1'], parse: parseReferenceGrant },
   GatewayClass: { group: GATEWAY_API_GROUP, versions: ['v1', 'v1beta1'], parse: parseGatewayClass },
+  XMesh: { group: GATEWAY_API_X_GROUP, versions: ['v1alpha1'], parse: parseXMesh },
   Namespace: { group: '', versions: ['v1'], parse: parseNamespace },
 };
 
@@ -299,6 +300,7 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[], options:
   const meshRoutes: GatewayRouteInfo[] = [];
   const grants: ReferenceGrantInfo[] = [];
   const gatewayClasses: GatewayClassInfo[] = [];
+  const meshes: GatewayClassInfo[] = [];
   const gatewayApiGateways: GatewayInfo[] = [];
   const namespaces = new Map<string, Readonly<Record<string, string>>>();
   const credentials: TlsCredential[] = [];
@@ -313,6 +315,7 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[], options:
     else if (parsed.type === 'meshRoute') meshRoutes.push(parsed.route);
     else if (parsed.type === 'referenceGrant') grants.push(parsed.grant);
     else if (parsed.type === 'gatewayClass') gatewayClasses.push(parsed.gatewayClass);
+    else if (parsed.type === 'xmesh') meshes.push(parsed.mesh);
     else if (parsed.type === 'gatewayApiGateway') gatewayApiGateways.push(parsed.gateway);
     else if (parsed.type === 'namespace') namespaces.set(parsed.namespace.name, parsed.namespace.labels);
     else if (parsed.type === 'credential') credentials.push(parsed.credential);
@@ -357,7 +360,7 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[], options:
   }
   const gamma = convertMeshRoutes(meshRoutes, grants, services);
   const ingress = convertGatewayApi(
-    { classes: gatewayClasses, gateways: gatewayApiGateways, routes: meshRoutes, grants, services, namespaces, secrets: options.secrets ?? new Set(credentials.map((c) => `${c.namespace}/${c.name}`)) },
+    { classes: gatewayClasses, meshes, gateways: gatewayApiGateways, routes: meshRoutes, grants, services, namespaces, secrets: options.secrets ?? new Set(credentials.map((c) => `${c.namespace}/${c.name}`)) },
     options.gatewayApi ?? DEFAULT_GATEWAY_API_OPTIONS,
   );
   warnings.push(...gamma.warnings, ...ingress.warnings);

@@ -72,6 +72,7 @@ export type ParsedObject =
   | { readonly type: 'meshRoute'; readonly key: string; readonly source: SourceRef; readonly route: GatewayRouteInfo }
   | { readonly type: 'referenceGrant'; readonly key: string; readonly source: SourceRef; readonly grant: ReferenceGrantInfo }
   | { readonly type: 'gatewayClass'; readonly key: string; readonly source: SourceRef; readonly gatewayClass: GatewayClassInfo }
+  | { readonly type: 'xmesh'; readonly key: string; readonly source: SourceRef; readonly mesh: GatewayClassInfo }
   | { readonly type: 'gatewayApiGateway'; readonly key: string; readonly source: SourceRef; readonly gateway: GatewayInfo }
   | { readonly type: 'namespace'; readonly key: string; readonly source: SourceRef; readonly namespace: { readonly name: string; readonly labels: Readonly<Record<string, string>> } }
   | { readonly type: 'credential'; readonly key: string; readonly source: SourceRef; readonly credential: TlsCredential; readonly warnings?: readonly ValidationIssue[] }

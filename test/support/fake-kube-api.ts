@@ -108,6 +108,9 @@ export const GATEWAY_API_GATEWAY_CRDS: readonly ResourceType[] = [
   { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], plural: 'gateways', kind: 'Gateway', namespaced: true, statusSubresource: true },
 ];
 
+/** The Gateway API experimental channel's XMesh (cluster-scoped, with a status subresource). */
+export const GATEWAY_API_MESH_CRD: ResourceType = { group: 'gateway.networking.x-k8s.io', versions: ['v1alpha1'], plural: 'xmeshes', kind: 'XMesh', namespaced: false, statusSubresource: true };
+
 export const ROUTE_RULE_CRD: ResourceType = { group: 'config.istio.io', versions: ['v1alpha2'], plural: 'routerules', kind: 'RouteRule', namespaced: true };
 
 export interface FakeKubeApiOptions {

@@ -74,7 +74,7 @@ const configz = {
     },
     gatewayStatuses: {
       type: 'array',
-      description: "GatewayClasses and Gateways of meshpilot's classes with the status the leader writes (conditions, addresses, listeners)",
+      description: "GatewayClasses and Gateways of meshpilot's classes, and XMeshes of its mesh controller, with the status the leader writes (conditions, addresses, listeners, supportedFeatures)",
       items: {
         type: 'object',
         properties: { kind: { type: 'string' }, namespace: { type: 'string' }, name: { type: 'string' }, source: anyObject, status: anyObject },

@@ -54,6 +54,8 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
   // Gateways of meshpilot's classes, and those classes, get their status written too.
   { kind: 'GatewayClass', group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], plural: 'gatewayclasses', namespaced: false, optional: true, statusSubresource: true },
   { kind: 'Gateway', id: 'Gateway.gateway.networking.k8s.io', group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], plural: 'gateways', namespaced: true, optional: true, statusSubresource: true },
+  // The experimental channel's XMesh: the one naming meshpilot's mesh controller gets Accepted and the mesh's supportedFeatures.
+  { kind: 'XMesh', group: 'gateway.networking.x-k8s.io', versions: ['v1alpha1'], plural: 'xmeshes', namespaced: false, optional: true, statusSubresource: true },
 ];
 
 /** The verbs the source uses; the ClusterRole grants exactly these. */

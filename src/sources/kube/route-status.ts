@@ -56,14 +56,14 @@ export function routeStatusToWrite(target: StatusTarget, route: RouteStatus | un
   return { ...target.status, parents: [...live.filter((p) => !isOurs(p, names)), ...wanted] };
 }
 
-/** Gateways and GatewayClasses by API path (Gateway API objects of meshpilot's classes only). */
+/** Gateways, GatewayClasses and XMeshes by API path (Gateway API objects of meshpilot's controllers only). */
 export function gatewayStatusesByLocation(push: PushContext): Map<string, GatewayObjectStatus> {
   return new Map(push.gatewayStatuses.filter((status) => status.source.origin === 'kube').map((status) => [status.source.location, status]));
 }
 
 /**
- * The status to write for a Gateway or GatewayClass of meshpilot's classes, or undefined: not ours
- * (another controller's class), another generation, or already shown. Conditions keep the time they
+ * The status to write for a Gateway, GatewayClass or XMesh of meshpilot's controllers, or undefined: not
+ * ours (another controller's class or mesh), another generation, or already shown. Conditions keep the time they
  * last changed; the whole status is the controller's.
  */
 export function gatewayStatusToWrite(target: StatusTarget, wanted: GatewayObjectStatus | undefined, now: Date): Record<string, unknown> | undefined {

@@ -14,7 +14,7 @@ import type { ObjectFindings } from './validation-messages.ts';
 import { findingsByLocation, statusToWrite } from './validation-messages.ts';
 import { gatewayStatusesByLocation, gatewayStatusToWrite, routeStatusesByLocation, routeStatusToWrite, statusSignature } from './route-status.ts';
 import type { GatewayObjectStatus, RouteStatus } from '../../model/route-status.ts';
-import { GATEWAY_API_GROUP } from '../gateway-api-objects.ts';
+import { GATEWAY_API_GROUP, GATEWAY_API_X_GROUP } from '../gateway-api-objects.ts';
 
 export interface StatusWriterTuning {
   /** Status writes per second (a token bucket), and how many may go at once above it. */
@@ -190,11 +190,11 @@ export class StatusWriter {
   #wanted(target: StatusTarget): Record<string, unknown> | undefined {
     const push = this.#options.currentPush();
     if (!push) return undefined;
-    // Gateway API routes get `status.parents`, Gateways and classes their conditions; Istio's kinds get validation messages.
+    // Gateway API routes get `status.parents`, Gateways, classes and XMeshes their conditions; Istio's kinds get validation messages.
     const status =
-      target.group !== GATEWAY_API_GROUP
+      target.group !== GATEWAY_API_GROUP && target.group !== GATEWAY_API_X_GROUP
         ? statusToWrite(target, this.#findingsFor(push).get(target.path))
-        : target.kind === 'Gateway' || target.kind === 'GatewayClass'
+        : target.kind === 'Gateway' || target.kind === 'GatewayClass' || target.kind === 'XMesh'
           ? gatewayStatusToWrite(target, this.#gatewayStatusesFor(push).get(target.path), new Date())
           : routeStatusToWrite(target, this.#routeStatusesFor(push).get(target.path), new Date());
     if (!status) return undefined;
@@ -250,7 +250,7 @@ export class StatusWriter {
     try {
       const { group, version, plural, name, namespace } = target;
       const body = { apiVersion: `${group}/${version}`, kind: target.kind, metadata: { name, ...(namespace !== '' ? { namespace } : {}), resourceVersion: target.resourceVersion }, status };
-      // A GatewayClass is cluster-scoped.
+      // A GatewayClass or an XMesh is cluster-scoped.
       if (namespace === '') await this.#api.replaceClusterCustomObjectStatus({ group, version, plural, name, body });
       else await this.#api.replaceNamespacedCustomObjectStatus({ group, version, namespace, plural, name, body });
     } catch (error) {
