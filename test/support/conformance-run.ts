@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse, parseAllDocuments, stringify } from 'yaml';
+import { MESH_CONTROLLER_NAME } from '../../src/model/route-status.ts';
 import { startFakeCa } from './fake-istio-ca.ts';
 import { FakeKubeApi, type KubeObject } from './fake-kube-api.ts';
 import { startMeshpilotOnKube, type KubeMeshpilot } from './fake-kube-api-meshpilot.ts';
@@ -31,7 +32,6 @@ export const SUITE = 'sigs.k8s.io/gateway-api/conformance v1.6.3 (Apache-2.0), e
 export const RUN_PROFILES = ['GATEWAY-HTTP', 'GATEWAY-GRPC', 'GATEWAY-TLS', 'MESH-HTTP', 'MESH-GRPC'] as const;
 /** meshpilot's mesh, an XMesh: the suite reads the mesh features it claims from its status. */
 export const MESH_NAME = 'meshpilot';
-export const MESH_CONTROLLER = 'meshpilot.io/mesh-controller';
 /** Waits bounded for a run inside npm test (the suite's defaults wait up to 60-180 s per failing step); seconds. */
 export const BOUNDED_TIMEOUTS: Readonly<Record<string, number>> = {
   gwcMustBeAccepted: 30,
@@ -199,7 +199,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
     undo.push(() => api.close());
     for (const crd of await gatewayApiCrds(built.gatewayApiDir)) api.apply(crd);
     api.apply({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: GATEWAY_CLASS }, spec: { controllerName: GATEWAY_CONTROLLER } });
-    api.apply({ apiVersion: 'gateway.networking.x-k8s.io/v1alpha1', kind: 'XMesh', metadata: { name: MESH_NAME }, spec: { controllerName: MESH_CONTROLLER } });
+    api.apply({ apiVersion: 'gateway.networking.x-k8s.io/v1alpha1', kind: 'XMesh', metadata: { name: MESH_NAME }, spec: { controllerName: MESH_CONTROLLER_NAME } });
     const network = await PodNetwork.create(2);
     undo.push(() => network.close());
     // Service VIPs (and so any address meshpilot could report for a Gateway) stay on the bridge.
