@@ -112,10 +112,7 @@ describe('pods/exec over SPDY, driven by client-go', () => {
     const session = await rawSession(api, '/api/v1/namespaces/gateway-conformance-mesh/pods/client/exec?command=seq&command=1&command=30000&container=echo&stdout=true&stderr=true');
     const window = 16 * 1024;
     session.send(controlFrame(FRAME.settings, 0, uint32s(1, 7, window)));
-    const compress = headerCompressor();
-    for (const [id, streamType] of [[1, 'error'], [3, 'stdout'], [5, 'stderr']] as const) {
-      session.send(controlFrame(FRAME.synStream, 0, Buffer.concat([uint32s(id, 0), Buffer.from([0, 0]), await compress(encodeHeaderBlock({ streamtype: streamType }))])));
-    }
+    await session.open(['error', 'stdout', 'stderr']);
     await session.until(() => session.data(3).length >= window);
     // The command has finished; a PING answered means the server had its chance to send more, and did not.
     assert.ok(seen.some((r) => r.command.join(' ') === 'seq 1 30000'));
@@ -130,14 +127,24 @@ describe('pods/exec over SPDY, driven by client-go', () => {
     assert.equal(session.protocol, 'v4.channel.k8s.io');
     session.socket.destroy();
   });
+
+  it('gives an older client (v3, no exit codes) the failure as text on the error stream', async () => {
+    const session = await rawSession(api, '/api/v1/namespaces/gateway-conformance-mesh/pods/client/exec?command=sh&command=-c&command=exit%203&stdout=true', 'v3.channel.k8s.io,v2.channel.k8s.io');
+    assert.equal(session.protocol, 'v3.channel.k8s.io');
+    await session.open(['error', 'stdout']);
+    await session.until(() => session.finished.has(1) && session.finished.has(3));
+    assert.equal(session.data(1).toString('utf8'), 'command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3');
+    assert.equal(session.data(3).length, 0);
+    session.socket.destroy();
+  });
 });
 
 /** A hand-driven SPDY client session on an exec upgrade: what arrived per stream, FINs seen, PINGs answered. */
-async function rawSession(api: FakeKubeApi, path: string) {
+async function rawSession(api: FakeKubeApi, path: string, protocols = 'v5.channel.k8s.io,v4.channel.k8s.io') {
   const upgrade = request(`${api.url}${path}`, {
     method: 'POST',
     rejectUnauthorized: false,
-    headers: { authorization: 'Bearer fake-token', connection: 'Upgrade', upgrade: 'SPDY/3.1', 'x-stream-protocol-version': 'v5.channel.k8s.io,v4.channel.k8s.io' },
+    headers: { authorization: 'Bearer fake-token', connection: 'Upgrade', upgrade: 'SPDY/3.1', 'x-stream-protocol-version': protocols },
   });
   upgrade.end();
   const [response, socket] = (await once(upgrade, 'upgrade')) as [IncomingMessage, Socket];
@@ -146,6 +153,7 @@ async function rawSession(api: FakeKubeApi, path: string) {
   const changed = new Set<() => void>();
   let pings = 0;
   let pending = Buffer.alloc(0);
+  const compress = headerCompressor();
   socket.on('data', (chunk: Buffer) => {
     pending = Buffer.concat([pending, chunk]);
     while (pending.length >= 8 && pending.length >= 8 + (pending.readUInt32BE(4) & 0xffffff)) {
@@ -168,6 +176,12 @@ async function rawSession(api: FakeKubeApi, path: string) {
       return pings;
     },
     send: (frame: Buffer) => socket.write(frame),
+    /** SYN_STREAMs as client-go opens them: ids 1, 3, 5... in order, the remotecommand stream type in a header. */
+    open: async (streamTypes: readonly string[]) => {
+      for (const [index, streamType] of streamTypes.entries()) {
+        socket.write(controlFrame(FRAME.synStream, 0, Buffer.concat([uint32s(index * 2 + 1, 0), Buffer.from([0, 0]), await compress(encodeHeaderBlock({ streamtype: streamType }))])));
+      }
+    },
     data: (id: number) => Buffer.concat(received.get(id) ?? []),
     /** Resolves once `condition` holds, checked as frames arrive (and now). */
     until: (condition: () => boolean) =>

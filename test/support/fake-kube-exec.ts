@@ -247,7 +247,8 @@ class ExecSession {
   readonly #windowWaiters = new Set<() => void>();
   #started = false;
   #closed = false;
-  readonly #timers: NodeJS.Timeout[] = [];
+  #creationTimer: NodeJS.Timeout | undefined;
+  #closeTimer: NodeJS.Timeout | undefined;
 
   constructor(socket: Duplex, protocol: string, options: AcceptedExec, run: ExecHandler) {
     this.#socket = socket;
@@ -267,11 +268,9 @@ class ExecSession {
       this.#close();
     });
     // The kubelet gives the client this long to open every stream it asked for.
-    this.#timers.push(
-      setTimeout(() => {
-        this.#goAway();
-      }, STREAM_CREATION_TIMEOUT_MS),
-    );
+    this.#creationTimer = setTimeout(() => {
+      this.#goAway();
+    }, STREAM_CREATION_TIMEOUT_MS);
     if (head.length > 0) this.#receive(head);
   }
 
@@ -315,6 +314,7 @@ class ExecSession {
       void this.#write(controlFrame(FRAME.synReply, 0, Buffer.concat([uint32s(id), reply])));
       if (!this.#started && this.#expected().every((t) => this.#streams.has(t))) {
         this.#started = true;
+        clearTimeout(this.#creationTimer);
         void this.#exec();
       }
     } else if (type === FRAME.headers) {
@@ -370,11 +370,11 @@ class ExecSession {
     if (this.#streams.has('stdin')) await this.#send('stdin', Buffer.alloc(0));
     if (this.#streams.has('resize')) await this.#send('resize', Buffer.alloc(0));
     // The client closes once it has read everything; a GOAWAY before then would drop frames it still queues.
-    this.#timers.push(
-      setTimeout(() => {
+    if (!this.#closed) {
+      this.#closeTimer = setTimeout(() => {
         this.#goAway();
-      }, CLOSE_GRACE_MS),
-    );
+      }, CLOSE_GRACE_MS);
+    }
   }
 
   /** The error stream's content: v4's JSON Status; v2 and v3 carry only a failure's message. */
@@ -450,7 +450,8 @@ class ExecSession {
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const timer of this.#timers) clearTimeout(timer);
+    clearTimeout(this.#creationTimer);
+    clearTimeout(this.#closeTimer);
     this.#wake();
     if (!this.#socket.destroyed) this.#socket.end();
   }
