@@ -14,7 +14,8 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { CONFORMANCE_MODULE, servingCertificate } from './support/conformance-run.ts';
 import { FakeKubeApi } from './support/fake-kube-api.ts';
-import { FRAME, controlFrame, encodeHeaderBlock, headerCompressor, uint32s, type ExecRequest } from './support/fake-kube-exec.ts';
+import type { ExecRequest } from './support/fake-kube-exec.ts';
+import { FRAME, controlFrame, encodeHeaderBlock, headerCompressor, uint32s } from './support/spdy-frames.ts';
 
 const run = promisify(execFile);
 
