@@ -127,7 +127,7 @@ async function gatewayApiCrds(gatewayApiDir: string): Promise<KubeObject[]> {
 }
 
 /** A self-signed certificate for the fake API on 127.0.0.1 (client-go sends its token only over TLS). */
-async function servingCertificate(dir: string): Promise<{ cert: string; key: string }> {
+export async function servingCertificate(dir: string): Promise<{ cert: string; key: string }> {
   const cert = join(dir, 'api.crt');
   const key = join(dir, 'api.key');
   await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=fake-kube-api', '-addext', 'subjectAltName=IP:127.0.0.1']);
