@@ -132,7 +132,7 @@ async function selfSigned(dir: string, name: string, subjectAltName: string): Pr
 }
 
 /** A self-signed certificate for the fake API on 127.0.0.1 (client-go sends its token only over TLS). */
-async function servingCertificate(dir: string): Promise<{ cert: string; key: string }> {
+export async function servingCertificate(dir: string): Promise<{ cert: string; key: string }> {
   const { certFile, keyFile } = await selfSigned(dir, 'fake-kube-api', 'IP:127.0.0.1');
   return { cert: await readFile(certFile, 'utf8'), key: await readFile(keyFile, 'utf8') };
 }

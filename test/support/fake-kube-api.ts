@@ -6,14 +6,17 @@
 // Leases (coordination.k8s.io/v1, MicroTime checked), TokenReview against tokens a test registers,
 // and each request's user, so a test can tell replicas apart. Deletes (of one object, a collection,
 // a namespace with what it holds), label and field selectors, generateName, and
-// CustomResourceDefinitions that serve their kind with their schema's defaults.
+// CustomResourceDefinitions that serve their kind with their schema's defaults. pods/log and
+// pods/exec (SPDY, in fake-kube-exec.ts) run what a test registers as the kubelet.
 import { writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { stringify } from 'yaml';
 import { applySchemaDefaults, resourceTypeOfCrd } from './fake-kube-crds.ts';
+import { execOptions, refuseUpgrade, serveExecUpgrade, type AcceptedExec, type ExecHandler } from './fake-kube-exec.ts';
 import { fieldSelector, labelSelector } from './fake-kube-selectors.ts';
 import { jsonPatch, mergePatch } from './json-patch.ts';
 
@@ -67,6 +70,7 @@ export interface TokenIdentity {
 }
 
 const TOKEN_REVIEW_PATH = '/apis/authentication.k8s.io/v1/tokenreviews';
+const POD_EXEC_PATH = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/exec$/;
 
 /** The Istio traffic CRDs, served at the given versions (old clusters serve only v1alpha3). */
 export function istioCrds(versions: readonly string[] = ['v1', 'v1beta1', 'v1alpha3']): ResourceType[] {
@@ -211,6 +215,7 @@ export class FakeKubeApi {
   #port = 0;
   readonly #observers = new Set<(event: FakeKubeEvent) => void>();
   #logs: ((namespace: string, pod: string, sinceTime: Date | undefined) => string | undefined) | undefined;
+  #exec: ExecHandler | undefined;
   #generated = 0;
 
   private constructor(options: FakeKubeApiOptions) {
@@ -221,6 +226,9 @@ export class FakeKubeApi {
     this.#server = options.tls ? createTlsServer({ cert: options.tls.cert, key: options.tls.key }, handle) : createServer(handle);
     this.#users.set(options.token ?? 'fake-token', ADMIN_USER);
     for (const type of BUILTIN_TYPES) this.#types.set(type.kind, type);
+    this.#server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.#upgrade(request, socket, head);
+    });
     this.#server.on('connection', (socket: Socket) => {
       if (this.#offline) {
         socket.destroy();
@@ -331,6 +339,11 @@ export class FakeKubeApi {
   /** Serves `pods/log` (the kubelet's part): a Pod's log text since `sinceTime`, undefined for a Pod with none. */
   serveLogs(logs: (namespace: string, pod: string, sinceTime: Date | undefined) => string | undefined): void {
     this.#logs = logs;
+  }
+
+  /** Serves `pods/exec` (the kubelet's part, over SPDY as client-go's executor asks): runs a command in a Pod's container. */
+  serveExec(handler: ExecHandler): void {
+    this.#exec = handler;
   }
 
   /** Every stored object of `kind`, optionally in one namespace. */
@@ -497,18 +510,54 @@ export class FakeKubeApi {
     response.end(JSON.stringify(body));
   }
 
-  async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  /** Records the request; its user, or undefined for an unknown token. */
+  #authenticate(request: IncomingMessage): { url: URL; query: Record<string, string>; user: string | undefined } {
     const url = new URL(request.url ?? '/', this.url);
     const query = Object.fromEntries(url.searchParams);
     const bearer = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1];
     const user = bearer === undefined ? undefined : this.#users.get(bearer);
     this.requests.push({ method: request.method ?? 'GET', path: url.pathname, query, user: user ?? '' });
+    return { url, query, user };
+  }
+
+  /** Upgrade requests: pods/exec, checked as the API server does before it hands the connection to the kubelet. */
+  #upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const { url, user } = this.#authenticate(request);
+    if (user !== undefined && this.#refusedUsers.has(user)) {
+      socket.destroy();
+      return;
+    }
+    const exec = user === undefined ? { refusal: status(401, 'Unauthorized', 'Unauthorized') } : this.#execCheck(request.method, url);
+    if ('refusal' in exec) refuseUpgrade(socket, Number(exec.refusal['code']), JSON.stringify(exec.refusal));
+    else serveExecUpgrade(request, socket, head, exec.options, exec.handler);
+  }
+
+  /** The exec the API server would pass on to the kubelet, or why it would not. */
+  #execCheck(method: string | undefined, url: URL): { refusal: KubeObject } | { options: AcceptedExec; handler: ExecHandler } {
+    const [, namespace = '', name = ''] = POD_EXEC_PATH.exec(url.pathname) ?? [];
+    if (name === '' || (method !== 'POST' && method !== 'GET')) return { refusal: status(404, 'NotFound', `the server could not find the requested resource (${url.pathname})`) };
+    const pod = this.get('Pod', namespace, name);
+    if (!pod) return { refusal: status(404, 'NotFound', `pods "${name}" not found`) };
+    const spec = (pod['spec'] ?? {}) as { containers?: { name?: string }[] };
+    const options = execOptions(namespace, name, (spec.containers ?? []).map((c) => c.name ?? ''), url.searchParams);
+    if (!options.ok) return { refusal: status(options.code, options.reason, options.message) };
+    if (!this.#exec) return { refusal: status(500, 'InternalError', 'Internal error occurred: error dialing backend: no kubelet serves exec here (serveExec)') };
+    return { options, handler: this.#exec };
+  }
+
+  async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const { url, query, user } = this.#authenticate(request);
     if (user === undefined) {
       this.#json(response, 401, status(401, 'Unauthorized', 'Unauthorized'));
       return;
     }
     if (this.#refusedUsers.has(user)) {
       request.socket.destroy();
+      return;
+    }
+    if (POD_EXEC_PATH.test(url.pathname)) {
+      await readBody(request);
+      this.#json(response, 400, status(400, 'BadRequest', 'Upgrade request required'));
       return;
     }
     const segments = url.pathname.split('/').filter((segment) => segment !== '');

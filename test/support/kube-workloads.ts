@@ -107,7 +107,7 @@ export class KubeWorkloads {
       const pod = workloads.pods.get(`${namespace}/${name}`);
       return pod?.log.filter((entry) => since === undefined || entry.at >= since).map((entry) => `${entry.line}\n`).join('');
     });
-    (api as unknown as { serveExec?: (h: (r: { namespace: string; pod: string; command: string[] }) => Promise<ExecResult>) => void }).serveExec?.((request) => workloads.exec(request.namespace, request.pod, request.command)); // TEMP
+    api.serveExec((request) => workloads.exec(request.namespace, request.pod, request.command));
     workloads.poke();
     return workloads;
   }
