@@ -271,6 +271,16 @@ describe('callers of the Service: what a sidecar and a proxyless gRPC client get
     assert.deepEqual(routeRule(route ?? {}), { kind: 'HTTPRoute', namespace: 'default', name: 'r', httpRoute: 0 }, 'a NACK of this route names the HTTPRoute');
   });
 
+  it("a route whose parent names one port leaves the Service's other ports their default route, as Istio's sidecar routes do", () => {
+    const twoPorts: Spec = { ...service('echo'), spec: { clusterIP: '10.96.0.9', ports: [{ name: 'http', port: 80 }, { name: 'http-alt', port: 8080 }] } };
+    const route = httpRoute('r', { parentRefs: [{ group: '', kind: 'Service', name: 'echo', port: 80 }], rules: [{ backendRefs: [backend('echo-v1')] }] });
+    const push = buildPushContext(convert(...BACKENDS.filter((s) => (s['metadata'] as Spec)['name'] !== 'echo'), twoPorts, route));
+    const rendered = new Rendered(renderForProxy(push, parseProxy('sidecar~10.244.0.5~client-0.default~default.svc.cluster.local')));
+    assert.equal(action(rendered.routes('80', 'echo.default.svc.cluster.local:80')[0])['cluster'], 'outbound|80||echo-v1.default.svc.cluster.local');
+    const other = rendered.routes('8080', 'echo.default.svc.cluster.local:8080');
+    assert.deepEqual(other.map((r) => [r['name'], action(r)['cluster']]), [['default', 'outbound|8080||echo.default.svc.cluster.local']]);
+  });
+
   it('every resource of the gamma fixture passes validate.rules and the cross-reference checks', async () => {
     assert.deepEqual(violations((await renderSidecar('gamma')).resources), []);
   });

@@ -126,7 +126,8 @@ export class KubeWorkloads {
     if (!pod) throw new Error(`pod ${namespace}/${name} is not running`);
     const [program = '', ...args] = command;
     const binary = 'binary' in pod.image ? pod.image.commands?.[program] : undefined;
-    if (binary === undefined) return { stdout: '', stderr: `exec: "${program}": executable file not found in $PATH`, exitCode: 127 };
+    // What the container runtime answers, which the API server reports as the exec's error.
+    if (binary === undefined) throw new Error(`exec: "${program}": executable file not found in $PATH`);
     const child = this.network.spawn(pod.netns, 'unshare', withHostname(name, binary, args));
     const out: Buffer[] = [];
     const err: Buffer[] = [];

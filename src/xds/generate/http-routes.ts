@@ -232,7 +232,11 @@ function defaultRoute(t: Translation, service: Service): Route {
 
 const ANY_CALLER: RouteCaller = { labels: {}, namespace: undefined };
 
-/** The routes of one service port: its VirtualService's http routes in order, else the default route. */
+/**
+ * The routes of one service port: its VirtualService's http routes in order, else the default
+ * route. As Istio's sidecar routes, a VirtualService none of whose routes apply here (each matches
+ * another port or other callers) leaves the port its default route.
+ */
 export function buildHttpRoutes(
   push: PushContext,
   vs: ResolvedVirtualService | undefined,
@@ -243,8 +247,8 @@ export function buildHttpRoutes(
   notes: NoteSink = () => undefined,
 ): Route[] {
   const t: Translation = { push, port, dialect, caller, notes };
-  if (!vs) return [defaultRoute(t, service)];
-  return vs.http.flatMap((route, index) => translateRoute(t, vs, route, index));
+  const routes = vs?.http.flatMap((route, index) => translateRoute(t, vs, route, index)) ?? [];
+  return routes.length > 0 ? routes : [defaultRoute(t, service)];
 }
 
 /** A VirtualService's http routes as heard on `port` (a gateway server's port), for `caller`. */
