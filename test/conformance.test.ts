@@ -1,7 +1,8 @@
 // The Gateway API conformance suite's own cases (sigs.k8s.io/gateway-api/conformance v1.6.3, its
 // tests/*.go and base manifests, run unchanged) against meshpilot: manifests applied through the
 // fake Kubernetes API, requests through a real Envoy gateway per Gateway to the suite's echo
-// backends, status read back. Every case test/conformance/results.json lists as passed must pass.
+// backends, and from mesh pods (exec'd Istio echo clients) through their real Envoy sidecars,
+// status read back. Every case test/conformance/results.json lists as passed must pass.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it, type TestContext } from 'node:test';
@@ -31,7 +32,7 @@ describe('the Gateway API conformance suite against meshpilot', () => {
     assert.equal(withConformanceTable(readme, renderConformanceTable(committed)), readme, 'npm run conformance -- --write renders it');
   });
 
-  it('GATEWAY-HTTP, GATEWAY-GRPC and GATEWAY-TLS run through real Envoy gateways, and no case that passed before fails now', async (t) => {
+  it('GATEWAY-HTTP, GATEWAY-GRPC and GATEWAY-TLS through real Envoy gateways, MESH-HTTP and MESH-GRPC through real sidecars, and no case that passed before fails now', async (t) => {
     if (!(await requireEnvoy(t)) || !(await requireNetns(t)) || !requireGo(t)) return;
     const run = await runConformance({ profiles: [...RUN_PROFILES], timeoutsSeconds: BOUNDED_TIMEOUTS });
     assert.equal(run.setupError, undefined, `the suite set up its base manifests and Gateways:\n${run.output.slice(-4000)}`);
