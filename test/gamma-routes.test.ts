@@ -123,6 +123,20 @@ describe('filters, weights and timeouts', () => {
     assert.equal(route.route, undefined);
   });
 
+  it('redirects replacing the matched prefix on element boundaries, as Istio\'s prefix_rewrite: /old to /new, /old/x to /new/x', () => {
+    const all = (rule: Spec): readonly HttpRoute[] => meshRule(convert(...BACKENDS, httpRoute('f', { rules: [rule] }))).spec.http ?? [];
+    const redirect = (replacePrefixMatch: string): Spec => ({ type: 'RequestRedirect', requestRedirect: { hostname: 'example.org', path: { type: 'ReplacePrefixMatch', replacePrefixMatch } } });
+    const moved = all({ matches: [prefix('/old')], filters: [redirect('/new')] });
+    assert.deepEqual(moved.map((r) => [r.match, r.redirect]), [
+      [[{ uri: { exact: '/old' } }], { redirectCode: 302, authority: 'example.org', prefixRewrite: '/new' }],
+      [[{ uri: { prefix: '/old/' } }], { redirectCode: 302, authority: 'example.org', prefixRewrite: '/new/' }],
+    ]);
+    assert.deepEqual(all({ matches: [prefix('/old/')], filters: [redirect('/')] }).map((r) => r.redirect?.prefixRewrite), ['/', '/']);
+    assert.deepEqual(all({ matches: [prefix('/')], filters: [redirect('/new/')] }).map((r) => [r.match, r.redirect?.prefixRewrite]), [[[{ uri: { prefix: '/' } }], '/new/']]);
+    const full = all({ matches: [prefix('/full')], filters: [{ type: 'RequestRedirect', requestRedirect: { path: { type: 'ReplaceFullPath', replaceFullPath: '/elsewhere' } } }] });
+    assert.deepEqual(full.map((r) => r.redirect), [{ redirectCode: 302, uri: '/elsewhere' }]);
+  });
+
   it('rewrites a matched prefix on element boundaries, and a full path', () => {
     const prefixed = only({ matches: [prefix('/v3/')], filters: [{ type: 'URLRewrite', urlRewrite: { hostname: 'internal', path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } }], backendRefs: [backend('echo-v3')] });
     assert.deepEqual(prefixed?.rewrite, { authority: 'internal', uriRegexRewrite: { match: '^/v3(/?)(.*)', rewrite: '/\\2' } });
@@ -216,6 +230,9 @@ describe('status: Accepted and ResolvedRefs with the reasons the spec defines', 
     assert.deepEqual(rejectedAt({ rules: [{ backendRefs: [{ name: 'echo-v1' }] }] }), ['MP_OBJECT_INVALID spec.rules[0].backendRefs[0].port']);
     assert.deepEqual(rejectedAt({ rules: [{ backendRef: [backend('echo-v1')] }] }), ['MP_OBJECT_INVALID spec.rules[0].backendRef']);
     assert.deepEqual(rejectedAt({ rules: [{ timeouts: { request: '10 seconds' }, backendRefs: [backend('echo-v1')] }] }), ['MP_OBJECT_INVALID spec.rules[0].timeouts.request']);
+    const replacePrefix = { type: 'RequestRedirect', requestRedirect: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/new' } } };
+    assert.deepEqual(rejectedAt({ rules: [{ matches: [{ path: { type: 'Exact', value: '/old' } }], filters: [replacePrefix] }] }), ['MP_OBJECT_INVALID spec.rules[0].filters[0]']);
+    assert.deepEqual(rejectedAt({ rules: [{ matches: [prefix('/a'), prefix('/b')], filters: [replacePrefix] }] }), ['MP_OBJECT_INVALID spec.rules[0].filters[0]']);
   });
 });
 
@@ -269,6 +286,18 @@ describe('callers of the Service: what a sidecar and a proxyless gRPC client get
     assert.deepEqual([action(route)['cluster'], action(route)['cluster_not_found_response_code']], ['outbound|80||nowhere.default.svc.cluster.local', 'INTERNAL_SERVER_ERROR']);
     assert.deepEqual(violations(rendered), []);
     assert.deepEqual(routeRule(route ?? {}), { kind: 'HTTPRoute', namespace: 'default', name: 'r', httpRoute: 0 }, 'a NACK of this route names the HTTPRoute');
+  });
+
+  it('a redirect replacing the matched prefix reaches Envoy as prefix_rewrite, per half of the prefix match', () => {
+    const filters = [{ type: 'RequestRedirect', requestRedirect: { statusCode: 301, path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/new' } } }];
+    const push = buildPushContext(convert(...BACKENDS, httpRoute('r', { rules: [{ matches: [prefix('/old')], filters }] })));
+    const rendered = renderForProxy(push, parseProxy('sidecar~10.244.0.5~client-0.default~default.svc.cluster.local'));
+    const routes = new Rendered(rendered).routes('80', 'echo.default.svc.cluster.local:80').filter((r) => r['redirect'] !== undefined);
+    assert.deepEqual(routes.map((r) => [r['match'], r['redirect']]), [
+      [{ path: '/old' }, { prefix_rewrite: '/new' }],
+      [{ prefix: '/old/' }, { prefix_rewrite: '/new/' }],
+    ]);
+    assert.deepEqual(violations(rendered), []);
   });
 
   it('every resource of the gamma fixture passes validate.rules and the cross-reference checks', async () => {
