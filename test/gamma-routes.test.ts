@@ -180,7 +180,14 @@ describe('status: Accepted and ResolvedRefs with the reasons the spec defines', 
     { story: 'a valid route', objects: [httpRoute('r', { rules: [{ backendRefs: [backend('echo-v1')] }] })], accepted: 'True/Accepted', resolved: 'True/ResolvedRefs' },
     { story: 'a backend Service that does not exist', objects: [httpRoute('r', { rules: [{ backendRefs: [backend('nowhere')] }] })], accepted: 'True/Accepted', resolved: 'False/BackendNotFound' },
     { story: 'a backend port the Service lacks', objects: [httpRoute('r', { rules: [{ backendRefs: [backend('echo-v1', { port: 8080 })] }] })], accepted: 'True/Accepted', resolved: 'False/BackendNotFound' },
-    { story: 'a backend in another namespace without a ReferenceGrant', objects: [service('db', 'data'), httpRoute('r', { rules: [{ backendRefs: [backend('db', { namespace: 'data' })] }] })], accepted: 'True/Accepted', resolved: 'False/RefNotPermitted' },
+    // As Istio: a mesh route's backends and mirrors need no ReferenceGrant (a Gateway's routes do).
+    { story: 'a backend in another namespace without a ReferenceGrant', objects: [service('db', 'data'), httpRoute('r', { rules: [{ backendRefs: [backend('db', { namespace: 'data' })] }] })], accepted: 'True/Accepted', resolved: 'True/ResolvedRefs' },
+    {
+      story: 'a mirror in another namespace without a ReferenceGrant',
+      objects: [service('db', 'data'), httpRoute('r', { rules: [{ filters: [{ type: 'RequestMirror', requestMirror: { backendRef: backend('db', { namespace: 'data' }) } }], backendRefs: [backend('echo-v1')] }] })],
+      accepted: 'True/Accepted',
+      resolved: 'True/ResolvedRefs',
+    },
     {
       story: 'a backend in another namespace with a ReferenceGrant there',
       objects: [
@@ -219,8 +226,8 @@ describe('status: Accepted and ResolvedRefs with the reasons the spec defines', 
     assert.match(finding.message, /ResolvedRefs=False \(BackendNotFound\): Service default\/nowhere does not exist/);
   });
 
-  it('sends a backend the route may not use nowhere: its requests get 500, never the Service', () => {
-    const converted = convert(...BACKENDS, service('db', 'data'), httpRoute('r', { rules: [{ backendRefs: [backend('db', { namespace: 'data' })] }] }));
+  it('sends a backend the route cannot use nowhere: its requests get 500', () => {
+    const converted = convert(...BACKENDS, httpRoute('r', { rules: [{ backendRefs: [backend('cm', { kind: 'ConfigMap' })] }] }));
     assert.equal(meshRule(converted).spec.http?.[0]?.route?.[0]?.destination.host, UNRESOLVED_BACKEND_HOST);
   });
 
@@ -277,6 +284,25 @@ describe('callers of the Service: what a sidecar and a proxyless gRPC client get
     const messages = [...push.ruleStatus.values()].flatMap((s) => s.issues.filter((i) => i.code === 'MP_RULE_CONFLICT').map((i) => `${s.rule.meta.name}: ${i.message}`));
     assert.equal(messages.length, 2, messages.join('\n'));
     assert.ok(messages.some((m) => m.startsWith('echo: ') && m.includes('routed by HTTPRoute default/r')));
+  });
+
+  it('a consumer route (from another namespace) changes only its own namespace\'s calls, a producer route everyone else\'s; neither needs a ReferenceGrant', () => {
+    const withHeader = (value: string): Spec[] => [{ type: 'ResponseHeaderModifier', responseHeaderModifier: { set: [{ name: 'x-route', value }] } }];
+    const consumer = httpRoute('consumer', { parentRefs: [{ group: '', kind: 'Service', name: 'echo', namespace: 'default' }], rules: [{ filters: withHeader('consumer'), backendRefs: [backend('echo-v1', { namespace: 'default' })] }] }, { namespace: 'shop' });
+    const producer = httpRoute('producer', { rules: [{ filters: withHeader('producer'), backendRefs: [backend('echo-v2')] }] });
+    const routedBy = (objects: Spec[], namespace: string): unknown => {
+      const push = buildPushContext(convert(...BACKENDS, ...objects));
+      const rendered = new Rendered(renderForProxy(push, parseProxy(`sidecar~10.244.0.5~client-0.${namespace}~${namespace}.svc.cluster.local`)));
+      const [route] = rendered.routes('80', 'echo.default.svc.cluster.local:80');
+      const header = (route?.['response_headers_to_add'] as JsonObject[] | undefined)?.[0]?.['header'] as JsonObject | undefined;
+      return [action(route)['cluster'], header?.['value']];
+    };
+    assert.deepEqual(conditions(convert(...BACKENDS, consumer), 'consumer')['ResolvedRefs'], { status: 'True', reason: 'ResolvedRefs' });
+    assert.deepEqual(routedBy([consumer], 'shop'), ['outbound|80||echo-v1.default.svc.cluster.local', 'consumer']);
+    assert.deepEqual(routedBy([consumer], 'default'), ['outbound|80||echo.default.svc.cluster.local', undefined], 'the Service\'s own namespace is not the consumer');
+    assert.deepEqual(routedBy([consumer, producer], 'shop'), ['outbound|80||echo-v1.default.svc.cluster.local', 'consumer'], 'the consumer route over the producer route');
+    assert.deepEqual(routedBy([consumer, producer], 'default'), ['outbound|80||echo-v2.default.svc.cluster.local', 'producer']);
+    assert.deepEqual(routedBy([consumer, producer], 'other'), ['outbound|80||echo-v2.default.svc.cluster.local', 'producer']);
   });
 
   it('a backend that does not exist answers 500: its cluster is named on purpose, and the checkers know it', () => {

@@ -44,12 +44,11 @@ const SUPPORTED_FEATURES = [
 
 /**
  * Features meshpilot's GAMMA routes (Service parents) implement, as XMesh `supportedFeatures` names them.
- * Not claimed: MeshClusterIPMatching (sidecars pick a Service's routes by Host, not by the address
- * dialled), MeshConsumerRoute (its backend in the Service's namespace needs a ReferenceGrant here).
+ * Not claimed: MeshClusterIPMatching (sidecars pick a Service's routes by Host, not by the address dialled).
  */
 export const MESH_SUPPORTED_FEATURES: readonly string[] = [
   'GRPCRoute', 'HTTPRoute', 'HTTPRoute303RedirectStatusCode', 'HTTPRoute307RedirectStatusCode', 'HTTPRoute308RedirectStatusCode', 'HTTPRouteParentRefPort',
-  'HTTPRouteResponseHeaderModification', 'Mesh', 'MeshHTTPRouteBackendRequestHeaderModification', 'MeshHTTPRouteNamedRouteRule',
+  'HTTPRouteResponseHeaderModification', 'Mesh', 'MeshConsumerRoute', 'MeshHTTPRouteBackendRequestHeaderModification', 'MeshHTTPRouteNamedRouteRule',
   'MeshHTTPRouteQueryParamMatching', 'MeshHTTPRouteRedirectPath', 'MeshHTTPRouteRedirectPort', 'MeshHTTPRouteRewritePath', 'MeshHTTPRouteSchemeRedirect',
 ];
 

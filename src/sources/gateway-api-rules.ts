@@ -80,7 +80,8 @@ function headerOperations(filter: GatewayHeaderFilter): HeaderOperations {
 export class BackendResolver {
   constructor(
     readonly services: ReadonlyMap<string, Service>,
-    readonly grants: readonly ReferenceGrantInfo[],
+    /** Undefined for mesh routes: as Istio, their backends (and mirrors) need no ReferenceGrant. */
+    readonly grants: readonly ReferenceGrantInfo[] | undefined,
   ) {}
 
   /** The destination for a backend, or a problem (the destination then answers 500). */
@@ -108,6 +109,7 @@ export class BackendResolver {
   }
 
   #granted(route: GatewayRouteInfo, namespace: string, name: string): boolean {
+    if (this.grants === undefined) return true;
     return referenceGranted(this.grants, { kind: route.kind, namespace: route.namespace }, { group: '', kind: 'Service', namespace, name });
   }
 }
