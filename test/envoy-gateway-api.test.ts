@@ -74,6 +74,7 @@ describe('a real Envoy as the gateway of a Gateway API Gateway', () => {
       endpointSlice('cart', 'sandbox', { name: 'http', port: cart.port }, [{ name: 'cart-1', ip: '127.0.0.1' }]),
       httpRoute('storefront', 'shop', ['shop.example.com'], [
         { matches: [{ path: { type: 'PathPrefix', value: '/cart' } }], backendRefs: [{ name: 'cart', port: 80 }] },
+        { matches: [{ path: { type: 'PathPrefix', value: '/basket' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { statusCode: 301, path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/cart' } } }] },
         { backendRefs: [{ name: 'frontend', port: 80 }] },
       ]),
       httpRoute('lab', 'sandbox', ['lab.example.com'], [{ backendRefs: [{ name: 'cart', port: 80 }] }]),
@@ -103,6 +104,13 @@ describe('a real Envoy as the gateway of a Gateway API Gateway', () => {
       ['/cartoon', 'frontend', 'a prefix matches whole path elements'],
     ];
     for (const [path, want, why] of table) assert.equal((JSON.parse((await get(port, 'shop.example.com', path)).body) as { backend: string }).backend, want, why);
+    // A redirect's ReplacePrefixMatch swaps whole path elements: /basket/x is /cart/x, /basket is /cart.
+    const redirects: [string, string][] = [['/basket/items?id=7', '/cart/items?id=7'], ['/basket', '/cart'], ['/basket/', '/cart/']];
+    for (const [path, location] of redirects) {
+      const answer = await get(port, 'shop.example.com', path);
+      assert.deepEqual([answer.status, answer.headers['location']], [301, `http://shop.example.com${location}`], path);
+    }
+    assert.equal((JSON.parse((await get(port, 'shop.example.com', '/basketball')).body) as { backend: string }).backend, 'frontend', 'a prefix redirect matches whole path elements');
     assert.equal((await get(port, 'lab.example.com', '/')).status, 404, 'the sandbox route serves nothing');
     // gRPC over the same HTTP listener (h2c), routed by its method's service.
     assert.equal((await whoami(port, 'grpc.example.com')).name, 'catalog');

@@ -176,9 +176,10 @@ describe('Istio routing rules through real Envoy sidecars with iptables capture'
       },
     },
     {
-      name: 'a redirect answers 301 with the new location; a rewrite changes the path the backend sees',
+      name: 'a redirect answers 301 with the new location, and prefixRewrite swaps only the matched prefix; a rewrite changes the path the backend sees',
       rules: reviewsRoutes([
         { match: [{ uri: { prefix: '/old' } }], redirect: { uri: '/reviews/moved', authority: 'ratings:9080' } },
+        { match: [{ uri: { prefix: '/archive/' } }], redirect: { prefixRewrite: '/reviews/', redirectCode: 308 } },
         { match: [{ uri: { prefix: '/legacy/' } }], rewrite: { uri: '/reviews/' }, route: [to('v1')] },
         { route: [to('v3')] },
       ]),
@@ -186,6 +187,10 @@ describe('Istio routing rules through real Envoy sidecars with iptables capture'
         const moved = await mesh.callOnce({ path: '/old/1' });
         assert.equal(moved.status, 301);
         assert.equal(moved.headers?.['location'], 'http://ratings:9080/reviews/moved');
+        // prefixRewrite keeps the rest of the path and the query, swapping only the matched prefix.
+        const archived = await mesh.callOnce({ path: '/archive/7?x=1' });
+        assert.equal(archived.status, 308);
+        assert.match(String(archived.headers?.['location']), /^http:\/\/[^/]+\/reviews\/7\?x=1$/);
         const rewritten = await mesh.callOnce({ path: '/legacy/7?x=1' });
         assert.equal(rewritten.headers?.['x-served-by'], 'reviews-v1');
         assert.equal((rewritten.body as { path: string }).path, '/reviews/7?x=1');

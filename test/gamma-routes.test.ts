@@ -123,6 +123,20 @@ describe('filters, weights and timeouts', () => {
     assert.equal(route.route, undefined);
   });
 
+  it('redirects replacing the matched prefix on element boundaries, as Istio\'s prefix_rewrite: /old to /new, /old/x to /new/x', () => {
+    const all = (rule: Spec): readonly HttpRoute[] => meshRule(convert(...BACKENDS, httpRoute('f', { rules: [rule] }))).spec.http ?? [];
+    const redirect = (replacePrefixMatch: string): Spec => ({ type: 'RequestRedirect', requestRedirect: { hostname: 'example.org', path: { type: 'ReplacePrefixMatch', replacePrefixMatch } } });
+    const moved = all({ matches: [prefix('/old')], filters: [redirect('/new')] });
+    assert.deepEqual(moved.map((r) => [r.match, r.redirect]), [
+      [[{ uri: { exact: '/old' } }], { redirectCode: 302, authority: 'example.org', prefixRewrite: '/new' }],
+      [[{ uri: { prefix: '/old/' } }], { redirectCode: 302, authority: 'example.org', prefixRewrite: '/new/' }],
+    ]);
+    assert.deepEqual(all({ matches: [prefix('/old/')], filters: [redirect('/')] }).map((r) => r.redirect?.prefixRewrite), ['/', '/']);
+    assert.deepEqual(all({ matches: [prefix('/')], filters: [redirect('/new/')] }).map((r) => [r.match, r.redirect?.prefixRewrite]), [[[{ uri: { prefix: '/' } }], '/new/']]);
+    const full = all({ matches: [prefix('/full')], filters: [{ type: 'RequestRedirect', requestRedirect: { path: { type: 'ReplaceFullPath', replaceFullPath: '/elsewhere' } } }] });
+    assert.deepEqual(full.map((r) => r.redirect), [{ redirectCode: 302, uri: '/elsewhere' }]);
+  });
+
   it('rewrites a matched prefix on element boundaries, and a full path', () => {
     const prefixed = only({ matches: [prefix('/v3/')], filters: [{ type: 'URLRewrite', urlRewrite: { hostname: 'internal', path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } }], backendRefs: [backend('echo-v3')] });
     assert.deepEqual(prefixed?.rewrite, { authority: 'internal', uriRegexRewrite: { match: '^/v3(/?)(.*)', rewrite: '/\\2' } });
@@ -166,7 +180,14 @@ describe('status: Accepted and ResolvedRefs with the reasons the spec defines', 
     { story: 'a valid route', objects: [httpRoute('r', { rules: [{ backendRefs: [backend('echo-v1')] }] })], accepted: 'True/Accepted', resolved: 'True/ResolvedRefs' },
     { story: 'a backend Service that does not exist', objects: [httpRoute('r', { rules: [{ backendRefs: [backend('nowhere')] }] })], accepted: 'True/Accepted', resolved: 'False/BackendNotFound' },
     { story: 'a backend port the Service lacks', objects: [httpRoute('r', { rules: [{ backendRefs: [backend('echo-v1', { port: 8080 })] }] })], accepted: 'True/Accepted', resolved: 'False/BackendNotFound' },
-    { story: 'a backend in another namespace without a ReferenceGrant', objects: [service('db', 'data'), httpRoute('r', { rules: [{ backendRefs: [backend('db', { namespace: 'data' })] }] })], accepted: 'True/Accepted', resolved: 'False/RefNotPermitted' },
+    // As Istio: a mesh route's backends and mirrors need no ReferenceGrant (a Gateway's routes do).
+    { story: 'a backend in another namespace without a ReferenceGrant', objects: [service('db', 'data'), httpRoute('r', { rules: [{ backendRefs: [backend('db', { namespace: 'data' })] }] })], accepted: 'True/Accepted', resolved: 'True/ResolvedRefs' },
+    {
+      story: 'a mirror in another namespace without a ReferenceGrant',
+      objects: [service('db', 'data'), httpRoute('r', { rules: [{ filters: [{ type: 'RequestMirror', requestMirror: { backendRef: backend('db', { namespace: 'data' }) } }], backendRefs: [backend('echo-v1')] }] })],
+      accepted: 'True/Accepted',
+      resolved: 'True/ResolvedRefs',
+    },
     {
       story: 'a backend in another namespace with a ReferenceGrant there',
       objects: [
@@ -205,8 +226,8 @@ describe('status: Accepted and ResolvedRefs with the reasons the spec defines', 
     assert.match(finding.message, /ResolvedRefs=False \(BackendNotFound\): Service default\/nowhere does not exist/);
   });
 
-  it('sends a backend the route may not use nowhere: its requests get 500, never the Service', () => {
-    const converted = convert(...BACKENDS, service('db', 'data'), httpRoute('r', { rules: [{ backendRefs: [backend('db', { namespace: 'data' })] }] }));
+  it('sends a backend the route cannot use nowhere: its requests get 500', () => {
+    const converted = convert(...BACKENDS, httpRoute('r', { rules: [{ backendRefs: [backend('cm', { kind: 'ConfigMap' })] }] }));
     assert.equal(meshRule(converted).spec.http?.[0]?.route?.[0]?.destination.host, UNRESOLVED_BACKEND_HOST);
   });
 
@@ -216,6 +237,9 @@ describe('status: Accepted and ResolvedRefs with the reasons the spec defines', 
     assert.deepEqual(rejectedAt({ rules: [{ backendRefs: [{ name: 'echo-v1' }] }] }), ['MP_OBJECT_INVALID spec.rules[0].backendRefs[0].port']);
     assert.deepEqual(rejectedAt({ rules: [{ backendRef: [backend('echo-v1')] }] }), ['MP_OBJECT_INVALID spec.rules[0].backendRef']);
     assert.deepEqual(rejectedAt({ rules: [{ timeouts: { request: '10 seconds' }, backendRefs: [backend('echo-v1')] }] }), ['MP_OBJECT_INVALID spec.rules[0].timeouts.request']);
+    const replacePrefix = { type: 'RequestRedirect', requestRedirect: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/new' } } };
+    assert.deepEqual(rejectedAt({ rules: [{ matches: [{ path: { type: 'Exact', value: '/old' } }], filters: [replacePrefix] }] }), ['MP_OBJECT_INVALID spec.rules[0].filters[0]']);
+    assert.deepEqual(rejectedAt({ rules: [{ matches: [prefix('/a'), prefix('/b')], filters: [replacePrefix] }] }), ['MP_OBJECT_INVALID spec.rules[0].filters[0]']);
   });
 });
 
@@ -262,6 +286,25 @@ describe('callers of the Service: what a sidecar and a proxyless gRPC client get
     assert.ok(messages.some((m) => m.startsWith('echo: ') && m.includes('routed by HTTPRoute default/r')));
   });
 
+  it('a consumer route (from another namespace) changes only its own namespace\'s calls, a producer route everyone else\'s; neither needs a ReferenceGrant', () => {
+    const withHeader = (value: string): Spec[] => [{ type: 'ResponseHeaderModifier', responseHeaderModifier: { set: [{ name: 'x-route', value }] } }];
+    const consumer = httpRoute('consumer', { parentRefs: [{ group: '', kind: 'Service', name: 'echo', namespace: 'default' }], rules: [{ filters: withHeader('consumer'), backendRefs: [backend('echo-v1', { namespace: 'default' })] }] }, { namespace: 'shop' });
+    const producer = httpRoute('producer', { rules: [{ filters: withHeader('producer'), backendRefs: [backend('echo-v2')] }] });
+    const routedBy = (objects: Spec[], namespace: string): unknown => {
+      const push = buildPushContext(convert(...BACKENDS, ...objects));
+      const rendered = new Rendered(renderForProxy(push, parseProxy(`sidecar~10.244.0.5~client-0.${namespace}~${namespace}.svc.cluster.local`)));
+      const [route] = rendered.routes('80', 'echo.default.svc.cluster.local:80');
+      const header = (route?.['response_headers_to_add'] as JsonObject[] | undefined)?.[0]?.['header'] as JsonObject | undefined;
+      return [action(route)['cluster'], header?.['value']];
+    };
+    assert.deepEqual(conditions(convert(...BACKENDS, consumer), 'consumer')['ResolvedRefs'], { status: 'True', reason: 'ResolvedRefs' });
+    assert.deepEqual(routedBy([consumer], 'shop'), ['outbound|80||echo-v1.default.svc.cluster.local', 'consumer']);
+    assert.deepEqual(routedBy([consumer], 'default'), ['outbound|80||echo.default.svc.cluster.local', undefined], 'the Service\'s own namespace is not the consumer');
+    assert.deepEqual(routedBy([consumer, producer], 'shop'), ['outbound|80||echo-v1.default.svc.cluster.local', 'consumer'], 'the consumer route over the producer route');
+    assert.deepEqual(routedBy([consumer, producer], 'default'), ['outbound|80||echo-v2.default.svc.cluster.local', 'producer']);
+    assert.deepEqual(routedBy([consumer, producer], 'other'), ['outbound|80||echo-v2.default.svc.cluster.local', 'producer']);
+  });
+
   it('a backend that does not exist answers 500: its cluster is named on purpose, and the checkers know it', () => {
     const push = buildPushContext(convert(...BACKENDS, httpRoute('r', { rules: [{ backendRefs: [backend('nowhere')] }] })));
     const rendered = renderForProxy(push, parseProxy('sidecar~10.244.0.5~client-0.default~default.svc.cluster.local'));
@@ -279,6 +322,18 @@ describe('callers of the Service: what a sidecar and a proxyless gRPC client get
     assert.equal(action(rendered.routes('80', 'echo.default.svc.cluster.local:80')[0])['cluster'], 'outbound|80||echo-v1.default.svc.cluster.local');
     const other = rendered.routes('8080', 'echo.default.svc.cluster.local:8080');
     assert.deepEqual(other.map((r) => [r['name'], action(r)['cluster']]), [['default', 'outbound|8080||echo.default.svc.cluster.local']]);
+  });
+
+  it('a redirect replacing the matched prefix reaches Envoy as prefix_rewrite, per half of the prefix match', () => {
+    const filters = [{ type: 'RequestRedirect', requestRedirect: { statusCode: 301, path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/new' } } }];
+    const push = buildPushContext(convert(...BACKENDS, httpRoute('r', { rules: [{ matches: [prefix('/old')], filters }] })));
+    const rendered = renderForProxy(push, parseProxy('sidecar~10.244.0.5~client-0.default~default.svc.cluster.local'));
+    const routes = new Rendered(rendered).routes('80', 'echo.default.svc.cluster.local:80').filter((r) => r['redirect'] !== undefined);
+    assert.deepEqual(routes.map((r) => [r['match'], r['redirect']]), [
+      [{ path: '/old' }, { prefix_rewrite: '/new' }],
+      [{ prefix: '/old/' }, { prefix_rewrite: '/new/' }],
+    ]);
+    assert.deepEqual(violations(rendered), []);
   });
 
   it('every resource of the gamma fixture passes validate.rules and the cross-reference checks', async () => {

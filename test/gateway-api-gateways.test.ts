@@ -12,6 +12,7 @@ import type { VirtualService } from '../src/model/rules.ts';
 import { assembleObjects, convertObjects, parseObject, type ConvertedObjects } from '../src/sources/kube-objects.ts';
 import { ISTIO_GATEWAY_CONTROLLER } from '../src/sources/gateway-api-listeners.ts';
 import { MESH_SUPPORTED_FEATURES } from '../src/sources/gateway-api-ingress.ts';
+import { UNRESOLVED_BACKEND_HOST } from '../src/sources/gateway-api-rules.ts';
 import { renderForProxy } from '../src/xds/render.ts';
 import { LISTENER_TYPE, ROUTE_TYPE } from '../src/xds/type-urls.ts';
 import { FIXTURE_CREDENTIAL } from './support/fixture-credential.ts';
@@ -251,6 +252,20 @@ describe('routes on a Gateway: attached where the listeners allow, refused with 
       if (attached) assert.deepEqual(gatewayStatus(converted).listeners?.map((l) => l.attachedRoutes), attached);
     });
   }
+
+  it('one route with a Gateway and a Service parent: the Gateway needs a ReferenceGrant for another namespace\'s backend, the mesh does not (as Istio)', () => {
+    const both = route('r', 'shop', { parentRefs: [{ name: 'edge', namespace: 'infra' }, { group: '', kind: 'Service', name: 'web' }], rules: [{ backendRefs: [{ name: 'pay', namespace: 'payments', port: 80 }] }] });
+    const converted = convert([...base, both]);
+    const parents = (converted.routeStatuses ?? []).filter((s) => s.name === 'r').flatMap((s) => s.parents);
+    const resolved = (kind: string | undefined): string | undefined => {
+      const condition = parents.find((p) => p.parentRef.kind === kind)?.conditions.find((c) => c.type === 'ResolvedRefs');
+      return condition && `${condition.status}/${condition.reason}`;
+    };
+    assert.deepEqual([resolved('Gateway'), resolved('Service')], ['False/RefNotPermitted', 'True/ResolvedRefs']);
+    const destinations = converted.rules.filter((r): r is VirtualService => r.meta.kind === 'VirtualService').map((r) => [r.spec.gateways?.[0], r.spec.http?.[0]?.route?.[0]?.destination.host]);
+    assert.deepEqual(destinations.find(([gateway]) => gateway === 'mesh'), ['mesh', 'pay.payments.svc.cluster.local']);
+    assert.ok(destinations.some(([gateway, host]) => gateway !== 'mesh' && host === UNRESOLVED_BACKEND_HOST), JSON.stringify(destinations));
+  });
 
   it('a route refused by every listener serves nothing: no VirtualService is made for it', () => {
     const converted = convert([...base, route('r', 'lab', { hostnames: ['lab.example.com'] })]);

@@ -58,6 +58,8 @@ export interface HttpRouteDestination {
 
 export interface HttpRedirect {
   readonly uri?: string;
+  /** Replaces the matched prefix (or the whole path of an exact match); not with `uri`. */
+  readonly prefixRewrite?: string;
   readonly authority?: string;
   readonly port?: number;
   readonly scheme?: string;

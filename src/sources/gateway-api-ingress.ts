@@ -36,21 +36,20 @@ export interface GatewayApiConversion {
 
 /** Features meshpilot's Gateways implement, as GatewayClass `supportedFeatures` names them. */
 const SUPPORTED_FEATURES = [
-  'Gateway', 'GRPCRoute', 'HTTPRoute', 'HTTPRouteBackendRequestHeaderModification', 'HTTPRouteBackendTimeout', 'HTTPRouteHostRewrite', 'HTTPRouteMethodMatching',
-  'HTTPRouteParentRefPort', 'HTTPRoutePathRewrite', 'HTTPRoutePortRedirect', 'HTTPRouteQueryParamMatching', 'HTTPRouteRequestMirror', 'HTTPRouteRequestMultipleMirrors',
-  'HTTPRouteRequestTimeout', 'HTTPRouteResponseHeaderModification', 'HTTPRouteSchemeRedirect', 'ReferenceGrant', 'TLSRoute',
+  'Gateway', 'GRPCRoute', 'HTTPRoute', 'HTTPRoute303RedirectStatusCode', 'HTTPRoute307RedirectStatusCode', 'HTTPRoute308RedirectStatusCode',
+  'HTTPRouteBackendRequestHeaderModification', 'HTTPRouteBackendTimeout', 'HTTPRouteHostRewrite', 'HTTPRouteMethodMatching', 'HTTPRouteParentRefPort',
+  'HTTPRoutePathRedirect', 'HTTPRoutePathRewrite', 'HTTPRoutePortRedirect', 'HTTPRouteQueryParamMatching', 'HTTPRouteRequestMirror',
+  'HTTPRouteRequestMultipleMirrors', 'HTTPRouteRequestTimeout', 'HTTPRouteResponseHeaderModification', 'HTTPRouteSchemeRedirect', 'ReferenceGrant', 'TLSRoute',
 ];
 
 /**
  * Features meshpilot's GAMMA routes (Service parents) implement, as XMesh `supportedFeatures` names them.
- * Not claimed: MeshClusterIPMatching (sidecars pick a Service's routes by Host, not by the address
- * dialled), MeshConsumerRoute (its backend in the Service's namespace needs a ReferenceGrant here),
- * MeshHTTPRouteRedirectPath (a redirect's ReplacePrefixMatch is refused).
+ * Not claimed: MeshClusterIPMatching (sidecars pick a Service's routes by Host, not by the address dialled).
  */
 export const MESH_SUPPORTED_FEATURES: readonly string[] = [
   'GRPCRoute', 'HTTPRoute', 'HTTPRoute303RedirectStatusCode', 'HTTPRoute307RedirectStatusCode', 'HTTPRoute308RedirectStatusCode', 'HTTPRouteParentRefPort',
-  'HTTPRouteResponseHeaderModification', 'Mesh', 'MeshHTTPRouteBackendRequestHeaderModification', 'MeshHTTPRouteNamedRouteRule', 'MeshHTTPRouteQueryParamMatching',
-  'MeshHTTPRouteRedirectPort', 'MeshHTTPRouteRewritePath', 'MeshHTTPRouteSchemeRedirect',
+  'HTTPRouteResponseHeaderModification', 'Mesh', 'MeshConsumerRoute', 'MeshHTTPRouteBackendRequestHeaderModification', 'MeshHTTPRouteNamedRouteRule',
+  'MeshHTTPRouteQueryParamMatching', 'MeshHTTPRouteRedirectPath', 'MeshHTTPRouteRedirectPort', 'MeshHTTPRouteRewritePath', 'MeshHTTPRouteSchemeRedirect',
 ];
 
 function isGatewayParent(ref: GatewayObjectRef): boolean {

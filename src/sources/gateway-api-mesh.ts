@@ -7,7 +7,7 @@ import { serviceHostname } from '../model/service.ts';
 import type { ObjectWarnings } from '../model/store.ts';
 import type { RouteParentStatus, RouteStatus } from '../model/route-status.ts';
 import { GATEWAY_CONTROLLER_NAME } from '../model/route-status.ts';
-import type { GatewayObjectRef, GatewayRouteInfo, ReferenceGrantInfo } from './gateway-api-objects.ts';
+import type { GatewayObjectRef, GatewayRouteInfo } from './gateway-api-objects.ts';
 import { GATEWAY_API_GROUP, isL4RouteKind } from './gateway-api-objects.ts';
 import type { ConvertedRoute, RouteProblem } from './gateway-api-rules.ts';
 import { asIssue, BackendResolver, compareMeshRoutes, compareText, convertRouteRules, routeConditions } from './gateway-api-rules.ts';
@@ -46,8 +46,9 @@ interface Bucket {
 }
 
 /** Converts every mesh route at once: routes for one Service from one namespace merge, as in Istio. */
-export function convertMeshRoutes(routes: readonly GatewayRouteInfo[], grants: readonly ReferenceGrantInfo[], services: ReadonlyMap<string, Service>): MeshRouteConversion {
-  const resolver = new BackendResolver(services, grants);
+export function convertMeshRoutes(routes: readonly GatewayRouteInfo[], services: ReadonlyMap<string, Service>): MeshRouteConversion {
+  // As Istio (enforceRefGrant false for Service parents): a mesh route's backends need no ReferenceGrant.
+  const resolver = new BackendResolver(services, undefined);
   const buckets = new Map<string, Bucket>();
   const statuses: RouteStatus[] = [];
   const warnings: ObjectWarnings[] = [];

@@ -373,6 +373,17 @@ function readBackend(r: Reader, value: unknown, path: string): GatewayBackendRef
   return ref ? { ...ref, weight, filters } : undefined;
 }
 
+/** The API's own rule (its CRD's validation): a ReplacePrefixMatch needs exactly one match, a PathPrefix one. */
+function requirePrefixMatch(r: Reader, matches: readonly GatewayRouteMatch[], filters: readonly GatewayFilter[], path: string): void {
+  const [only] = matches;
+  if (matches.length === 1 && only?.path?.type === 'PathPrefix') return;
+  for (const [i, filter] of filters.entries()) {
+    if ((filter.type === 'RequestRedirect' || filter.type === 'URLRewrite') && filter.path?.type === 'ReplacePrefixMatch') {
+      r.problems.error(`${path}.filters[${i}]`, `${filter.type} with ReplacePrefixMatch needs the rule to have exactly one match, with a PathPrefix path: split the rule, or use ReplaceFullPath`);
+    }
+  }
+}
+
 function readRule(r: Reader, kind: RouteKind, value: unknown, path: string): GatewayRouteRule | undefined {
   const known = isL4RouteKind(kind) ? ['name', 'backendRefs'] : ['name', 'matches', 'filters', 'backendRefs', ...(kind === 'HTTPRoute' ? ['timeouts', 'retry', 'sessionPersistence'] : ['sessionPersistence'])];
   const fields = r.struct(value, path, known, '{ backendRefs: [{ name: reviews, port: 9080 }] }');
@@ -391,10 +402,12 @@ function readRule(r: Reader, kind: RouteKind, value: unknown, path: string): Gat
   const backoff = readDuration(r, retryFields, 'backoff', `${path}.retry`);
   // The API defaults an HTTPRoute rule's matches to one PathPrefix "/" match.
   const matches = kind === 'HTTPRoute' && fields['matches'] === undefined ? [DEFAULT_HTTP_MATCH] : r.list(fields['matches'], `${path}.matches`, 64).flatMap((m, i) => readMatch(r, kind, m, `${path}.matches[${i}]`) ?? []);
+  const filters = r.list(fields['filters'], `${path}.filters`, 16).flatMap((f, i) => readFilter(r, f, `${path}.filters[${i}]`) ?? []);
+  requirePrefixMatch(r, matches, filters, path);
   return {
     ...(name !== undefined ? { name } : {}),
     matches,
-    filters: r.list(fields['filters'], `${path}.filters`, 16).flatMap((f, i) => readFilter(r, f, `${path}.filters[${i}]`) ?? []),
+    filters,
     backendRefs: r.list(fields['backendRefs'], `${path}.backendRefs`, 16).flatMap((b, i) => readBackend(r, b, `${path}.backendRefs[${i}]`) ?? []),
     ...(request !== undefined || backendRequest !== undefined ? { timeouts: { ...(request ? { request } : {}), ...(backendRequest ? { backendRequest } : {}) } } : {}),
     ...(retryFields ? { retry: { codes, ...(attempts !== undefined ? { attempts } : {}), ...(backoff ? { backoff } : {}) } } : {}),

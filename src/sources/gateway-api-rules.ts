@@ -1,7 +1,7 @@
 // The Gateway API's route rules as Istio http routes, shared by routes whose parent is a Service
 // (GAMMA) and routes whose parent is a Gateway: matches, filters, weights, timeouts, retries, backends
 // (cross-namespace only with a ReferenceGrant), the API's precedence, and the conditions they yield.
-import type { HeaderOperations, HttpMatchRequest, HttpMirrorPolicy, HttpRetry, HttpRoute, HttpRouteDestination, RuleOrigin, StringMatch, ValidationIssue } from '../model/rules.ts';
+import type { HeaderOperations, HttpMatchRequest, HttpMirrorPolicy, HttpRedirect, HttpRetry, HttpRoute, HttpRouteDestination, RuleOrigin, StringMatch, ValidationIssue } from '../model/rules.ts';
 import type { Service } from '../model/service.ts';
 import { serviceHostname } from '../model/service.ts';
 import type { RouteCondition } from '../model/route-status.ts';
@@ -80,7 +80,8 @@ function headerOperations(filter: GatewayHeaderFilter): HeaderOperations {
 export class BackendResolver {
   constructor(
     readonly services: ReadonlyMap<string, Service>,
-    readonly grants: readonly ReferenceGrantInfo[],
+    /** Undefined for mesh routes: as Istio, their backends (and mirrors) need no ReferenceGrant. */
+    readonly grants: readonly ReferenceGrantInfo[] | undefined,
   ) {}
 
   /** The destination for a backend, or a problem (the destination then answers 500). */
@@ -108,6 +109,7 @@ export class BackendResolver {
   }
 
   #granted(route: GatewayRouteInfo, namespace: string, name: string): boolean {
+    if (this.grants === undefined) return true;
     return referenceGranted(this.grants, { kind: route.kind, namespace: route.namespace }, { group: '', kind: 'Service', namespace, name });
   }
 }
@@ -149,10 +151,6 @@ function applyFilters(route: GatewayRouteInfo, rule: GatewayRouteRule, match: Ga
         out = { ...out, headers: { ...out.headers, response: headerOperations(filter.headers) } };
         break;
       case 'RequestRedirect':
-        if (filter.path?.type === 'ReplacePrefixMatch') {
-          problems.push({ condition: 'Accepted', reason: 'UnsupportedValue', path: `${filterPath}.requestRedirect.path`, message: 'ReplacePrefixMatch in a redirect is not implemented by meshpilot: use ReplaceFullPath' });
-          return undefined;
-        }
         out = {
           ...out,
           redirect: {
@@ -160,7 +158,8 @@ function applyFilters(route: GatewayRouteInfo, rule: GatewayRouteRule, match: Ga
             ...(filter.scheme ? { scheme: filter.scheme } : {}),
             ...(filter.hostname ? { authority: filter.hostname } : {}),
             ...(filter.port !== undefined ? { port: filter.port } : {}),
-            ...(filter.path ? { uri: filter.path.value } : {}),
+            ...(filter.path?.type === 'ReplaceFullPath' ? { uri: filter.path.value } : {}),
+            ...(filter.path?.type === 'ReplacePrefixMatch' ? { prefixRewrite: filter.path.value } : {}),
           },
         };
         break;
@@ -246,7 +245,6 @@ function convertRule(route: GatewayRouteInfo, rule: GatewayRouteRule, ruleIndex:
     if (!destinations) return undefined;
     const timeout = timeoutOf(rule);
     const retries = retriesOf(rule);
-    const istioMatch = istioMatches(match);
     const body: HttpRoute =
       filtered.redirect !== undefined
         ? filtered
@@ -254,14 +252,26 @@ function convertRule(route: GatewayRouteInfo, rule: GatewayRouteRule, ruleIndex:
           ? // "If all backends have weight 0 (or there are none), requests get 500."
             { ...filtered, directResponse: { status: 500 } }
           : { ...filtered, route: destinations, ...(timeout ? { timeout } : {}), ...(retries ? { retries } : {}) };
-    out.push({
-      route: { name: rule.name ?? `${route.namespace}.${route.name}.${ruleIndex}`, ...(istioMatch ? { match: istioMatch } : {}), ...body },
-      match,
-      origin: { kind: route.kind, namespace: route.namespace, name: route.name, rule: ruleIndex },
-      order: [route.creationTimestamp ?? '', `${route.namespace}/${route.name}`, ruleIndex],
-    });
+    for (const [istioMatch, redirect] of redirectsPerMatch(istioMatches(match), body.redirect)) {
+      out.push({
+        route: { name: rule.name ?? `${route.namespace}.${route.name}.${ruleIndex}`, ...(istioMatch ? { match: istioMatch } : {}), ...body, ...(redirect ? { redirect } : {}) },
+        match,
+        origin: { kind: route.kind, namespace: route.namespace, name: route.name, rule: ruleIndex },
+        order: [route.creationTimestamp ?? '', `${route.namespace}/${route.name}`, ruleIndex],
+      });
+    }
   }
   return out;
+}
+
+/**
+ * A redirect's ReplacePrefixMatch swaps the matched prefix, which is `/v2` for the exact half of a
+ * PathPrefix match and `/v2/` for the other: each half gets its own route and its own prefix.
+ */
+function redirectsPerMatch(matches: HttpMatchRequest[] | undefined, redirect: HttpRedirect | undefined): [HttpMatchRequest[] | undefined, HttpRedirect | undefined][] {
+  if (redirect?.prefixRewrite === undefined) return [[matches, redirect]];
+  const replacement = redirect.prefixRewrite.replace(/\/+$/, '');
+  return (matches ?? [{}]).map((m) => [[m], { ...redirect, prefixRewrite: m.uri?.exact !== undefined ? replacement || '/' : `${replacement}/` }]);
 }
 
 function pathRank(match: GatewayRouteMatch | undefined): [number, number] {

@@ -205,16 +205,33 @@ function checkCors(value: unknown, path: string, issues: IssueList): void {
   checkBoolean(cors['allowCredentials'], `${path}.allowCredentials`, issues);
 }
 
-function checkRedirect(value: unknown, path: string, issues: IssueList): void {
+/** As Istio: prefixRewrite replaces the matched prefix, so it takes no uri beside it and only prefix uri matches. */
+function checkRedirectPrefix(redirect: Fields, matches: unknown, path: string, issues: IssueList): void {
+  if (redirect['prefixRewrite'] === undefined || redirect['prefixRewrite'] === '') return;
+  if (typeof redirect['prefixRewrite'] !== 'string') {
+    issues.error(`${path}.prefixRewrite`, `${describeType(redirect['prefixRewrite'])} is not a path prefix: write one, e.g. prefixRewrite: /v2`);
+    return;
+  }
+  if (redirect['uri'] !== undefined && redirect['uri'] !== '') {
+    issues.error(`${path}.prefixRewrite`, 'a redirect may give only one of uri and prefixRewrite: keep uri to replace the whole path, prefixRewrite to replace the matched prefix');
+  }
+  const uriMatches = Array.isArray(matches) ? matches.flatMap((m) => (isFields(m) && isFields(m['uri']) ? [m['uri']] : [])) : [];
+  if (uriMatches.some((uri) => uri['prefix'] === undefined)) {
+    issues.error(`${path}.prefixRewrite`, 'replaces the matched prefix, so every uri match of the route must be a prefix match: use uri: { prefix: ... }, or redirect with uri');
+  }
+}
+
+function checkRedirect(value: unknown, matches: unknown, path: string, issues: IssueList): void {
   const redirect = mapAt(value, path, 'redirect: { uri: /v1/bookinfo, authority: newratings.default.svc.cluster.local }', issues);
   if (!redirect) return;
+  checkRedirectPrefix(redirect, matches, path, issues);
   const code = redirect['redirectCode'];
   if (code !== undefined && (typeof code !== 'number' || !REDIRECT_CODES.includes(code))) {
     issues.error(`${path}.redirectCode`, `${describeType(code)} is not a redirect code Envoy can send: use one of ${REDIRECT_CODES.join(', ')}`);
   }
   checkInteger(redirect['port'], `${path}.port`, issues, 1, 65535);
-  if (['uri', 'authority', 'scheme', 'port', 'derivePort'].every((key) => redirect[key] === undefined || redirect[key] === '')) {
-    issues.error(path, 'redirects nowhere: give it a uri, authority, scheme or port');
+  if (['uri', 'prefixRewrite', 'authority', 'scheme', 'port', 'derivePort'].every((key) => redirect[key] === undefined || redirect[key] === '')) {
+    issues.error(path, 'redirects nowhere: give it a uri, prefixRewrite, authority, scheme or port');
   }
   const scheme = redirect['scheme'];
   if (scheme !== undefined && scheme !== 'http' && scheme !== 'https') issues.error(`${path}.scheme`, `${describeType(scheme)} is not a scheme a redirect may use: write http or https`);
@@ -271,7 +288,7 @@ export function checkHttpRoutePolicies(route: Fields, path: string, issues: Issu
   checkHeaders(route['headers'], `${path}.headers`, issues, 'route');
   checkAuthorityOnce(route, path, issues);
   checkCors(route['corsPolicy'], `${path}.corsPolicy`, issues);
-  checkRedirect(route['redirect'], `${path}.redirect`, issues);
+  checkRedirect(route['redirect'], route['match'], `${path}.redirect`, issues);
   checkRewrite(route['rewrite'], `${path}.rewrite`, issues);
   checkMirrors(route, path, issues);
   checkDirectResponse(route['directResponse'], `${path}.directResponse`, issues);

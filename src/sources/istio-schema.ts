@@ -79,7 +79,7 @@ const MESSAGES: Readonly<Record<string, MessageSchema>> = {
   HTTPRedirect: {
     what: 'a redirect',
     fields: scalars('uri', 'authority', 'port', 'derivePort', 'scheme', 'redirectCode', 'prefixRewrite'),
-    unsupported: { derivePort: IGNORED, prefixRewrite: IGNORED },
+    unsupported: { derivePort: IGNORED },
   },
   HTTPDirectResponse: { what: 'a direct response', fields: { status: 0, body: one('HTTPBody') } },
   HTTPBody: { what: 'a response body', fields: scalars('string', 'bytes') },

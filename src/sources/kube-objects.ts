@@ -358,7 +358,7 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[], options:
       if (ownedHosts.has(endpoint.serviceHostname)) endpoints.set(endpointIdentity(endpoint), endpoint);
     }
   }
-  const gamma = convertMeshRoutes(meshRoutes, grants, services);
+  const gamma = convertMeshRoutes(meshRoutes, services);
   const ingress = convertGatewayApi(
     { classes: gatewayClasses, meshes, gateways: gatewayApiGateways, routes: meshRoutes, grants, services, namespaces, secrets: options.secrets ?? new Set(credentials.map((c) => `${c.namespace}/${c.name}`)) },
     options.gatewayApi ?? DEFAULT_GATEWAY_API_OPTIONS,

@@ -189,7 +189,8 @@ const REDIRECT_CODES: Readonly<Record<number, RedirectAction_RedirectResponseCod
 
 export function redirectAction(redirect: HttpRedirect): RedirectAction {
   const out: RedirectAction = {};
-  if (redirect.uri) out['path_redirect'] = redirect.uri;
+  if (redirect.prefixRewrite) out['prefix_rewrite'] = redirect.prefixRewrite;
+  else if (redirect.uri) out['path_redirect'] = redirect.uri;
   if (redirect.authority) out['host_redirect'] = redirect.authority;
   if (redirect.port) out['port_redirect'] = redirect.port;
   if (redirect.scheme) out['scheme_redirect'] = redirect.scheme;
