@@ -12,7 +12,7 @@ export const ERROR_CODES = {
   MP_RULE_WARNING: 'A valid Istio rule Istio warns about (a deprecated field, a selector without labels, a partial wildcard host); it is applied as written, as in Istio.',
   MP_RULE_INEFFECTIVE: 'A valid rule that changes nothing as written (a Sidecar hiding every service, a subset selecting no pod, a VirtualService bound to a Gateway that exposes none of its hosts).',
   MP_SECRET_INVALID: 'A TLS Secret is not usable: a value is not base64 or not PEM, the key does not match the certificate, or it has none of tls.crt/tls.key, cert/key, ca.crt/cacert (an error; the last good version stays served), or its certificate is expired or not yet valid (a warning).',
-  MP_SECRET_DENIED: 'A proxy asked for a Secret it may not read: its stream is not authenticated (the plaintext port, without --xds-plaintext-secrets), or the Secret is in another namespace than its verified identity; it is sent nothing for that name.',
+  MP_SECRET_DENIED: 'A proxy asked for a Secret it may not read: its stream is not authenticated (the plaintext port, without --xds-plaintext-secrets), or the Secret is in another namespace than its verified identity (and no ReferenceGrant lets Gateways of that namespace refer to it); it is sent nothing for that name.',
   MP_XDS_NACK: 'A proxy rejected a resource it was sent.',
   MP_XDS_KEEPALIVE: 'A proxy did not answer a keepalive PING in time; its connection was closed (it reconnects).',
   MP_XDS_BAD_REQUEST: 'A proxy sent a discovery request meshpilot cannot serve.',

@@ -102,6 +102,14 @@ describe('TLS Secrets as a source', () => {
   });
 });
 
+/** Gateways of the gateway namespace may refer to Secret shop/app-cert (and to no other Secret of shop). */
+const APP_CERT_GRANT: K8sObject = {
+  apiVersion: 'gateway.networking.k8s.io/v1beta1',
+  kind: 'ReferenceGrant',
+  metadata: { name: 'gateways-read-app-cert', namespace: 'shop' },
+  spec: { from: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', namespace: GATEWAY_NS }], to: [{ group: '', kind: 'Secret', name: 'app-cert' }] },
+};
+
 describe('Secrets over ADS: only to a verified identity of their namespace', () => {
   const lines: string[] = [];
   const log = pino({ level: 'info' }, new Writable({
@@ -117,6 +125,7 @@ describe('Secrets over ADS: only to a verified identity of their namespace', () 
     tlsSecret('shop-cert', GATEWAY_NS, shopCert),
     tlsSecret('bookinfo-cert', GATEWAY_NS, FIXTURE_CREDENTIAL),
     tlsSecret('app-cert', 'shop', FIXTURE_CREDENTIAL),
+    tlsSecret('db-cert', 'shop', FIXTURE_CREDENTIAL),
   ];
   /** A gRPC client on the secure port holding a workload certificate of `namespace`, from meshpilot's own CA. */
   const workloadClient = async (namespace: string): Promise<ReturnType<typeof secureClient>> => {
@@ -132,6 +141,7 @@ describe('Secrets over ADS: only to a verified identity of their namespace', () 
     dir = await MeshDir.create();
     caRoot = await mkdtemp(join(tmpdir(), 'meshpilot-ca-root-'));
     await dir.write('secrets.yaml', secrets({ cert: FIXTURE_CREDENTIAL.cert, key: FIXTURE_CREDENTIAL.key }));
+    await dir.write('grants.yaml', [APP_CERT_GRANT]);
     meshpilot = await startMeshpilot(dir.path, { secure: { port: 0, caRootDir: caRoot }, log });
   });
   after(async () => {
@@ -190,6 +200,23 @@ describe('Secrets over ADS: only to a verified identity of their namespace', () 
     }
   });
 
+  it("serves another namespace's Secret to a gateway when a ReferenceGrant there lets its Gateways refer to it, as a Gateway API certificateRef only", async () => {
+    const client = new RawAdsClient(await workloadClient(GATEWAY_NS), gatewayNode('granted-0'));
+    try {
+      const names = ['kubernetes-gateway://shop/app-cert', 'kubernetes-gateway://shop/app-cert-cacert', 'kubernetes://shop/app-cert', 'kubernetes-gateway://shop/db-cert', 'kubernetes-gateway://shop/other-cert'];
+      client.send({ typeUrl: SECRET_TYPE, names });
+      const response = await client.next((r) => r.type_url === SECRET_TYPE);
+      assert.deepEqual(response.resources.map((r) => r['name']), ['kubernetes-gateway://shop/app-cert', 'kubernetes-gateway://shop/app-cert-cacert']);
+      client.ack(response, names);
+      const denial = (name: string): string | undefined => lines.find((line) => line.includes('MP_SECRET_DENIED') && line.includes('granted-0') && line.includes(`"secret":"${name}"`));
+      assert.match(denial('kubernetes://shop/app-cert') ?? '', /a credentialName names only the gateway's own namespace's Secrets/);
+      assert.match(denial('kubernetes-gateway://shop/db-cert') ?? '', /no ReferenceGrant in shop lets Gateways of istio-system refer to Secret db-cert/);
+      assert.match(denial('kubernetes-gateway://shop/other-cert') ?? '', /shop\/other-cert does not exist/);
+    } finally {
+      client.close();
+    }
+  });
+
   it('refuses a Secret of another namespace by name, and keeps key material out of the log, /debug/configz and config_dump', async () => {
     const client = new RawAdsClient(await workloadClient(GATEWAY_NS), gatewayNode('curious-0'));
     try {
@@ -197,7 +224,7 @@ describe('Secrets over ADS: only to a verified identity of their namespace', () 
       const response = await client.next((r) => r.type_url === SECRET_TYPE);
       assert.deepEqual(response.resources.map((r) => r['name']), ['kubernetes://bookinfo-cert']);
       client.ack(response, ['kubernetes://shop/app-cert', 'kubernetes://bookinfo-cert']);
-      assert.ok(lines.some((line) => line.includes('MP_SECRET_DENIED') && line.includes('curious-0') && line.includes('kubernetes://shop/app-cert') && line.includes('namespace shop')));
+      assert.ok(lines.some((line) => line.includes('MP_SECRET_DENIED') && line.includes('curious-0') && line.includes('kubernetes://shop/app-cert') && line.includes('another namespace')));
       const dump = await meshpilot.admin(`/debug/config_dump?proxyID=${encodeURIComponent(gatewayNode('curious-0'))}`);
       const text = await dump.text();
       assert.ok(text.includes('SecretsConfigDump') && text.includes('[redacted]'), text.slice(0, 300));

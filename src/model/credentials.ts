@@ -14,6 +14,11 @@ export interface TlsCredential {
   readonly caCertificates?: string;
   /** The SHA-256 fingerprint of the leaf certificate, what logs and views show instead of the material. */
   readonly fingerprint?: string;
+  /**
+   * Namespaces whose Gateway API Gateways a ReferenceGrant in this Secret's namespace lets refer
+   * to it: their gateways may read it as `kubernetes-gateway://<namespace>/<name>`.
+   */
+  readonly gatewayReaders?: readonly string[];
 }
 
 /** Istio's SDS prefix for a Kubernetes Secret; a name after it may be `name` or `namespace/name`. */
@@ -94,6 +99,21 @@ export function indexCredentials(credentials: readonly TlsCredential[]): Credent
       return { found: true, credential, certificateChain: credential.certificateChain, privateKey: credential.privateKey };
     },
   };
+}
+
+/**
+ * Why a gateway whose identity is of `namespace` may not read the Secret `ref` names when it is
+ * another namespace's, or undefined when it may: a Gateway API name (`kubernetes-gateway://`) of a
+ * Secret a ReferenceGrant lets that namespace's Gateways refer to, as Istio's SDS allows.
+ */
+export function crossNamespaceDenial(ref: CredentialRef, namespace: string, credentials: CredentialIndex): string | undefined {
+  if (ref.namespace === namespace) return undefined;
+  const other = `Secret ${ref.namespace}/${ref.name} is in another namespace than the gateway's (${namespace})`;
+  if (!ref.resourceName.startsWith(GATEWAY_API_SECRET_PREFIX)) return `${other}: a credentialName names only the gateway's own namespace's Secrets (a Gateway API certificateRef with a ReferenceGrant may cross)`;
+  const found = credentials.lookup(ref);
+  if (!found.found) return `${other}, and ${found.reason}`;
+  if (!(found.credential.gatewayReaders ?? []).includes(namespace)) return `${other}, and no ReferenceGrant in ${ref.namespace} lets Gateways of ${namespace} refer to Secret ${found.credential.name}`;
+  return undefined;
 }
 
 export const NO_CREDENTIALS: CredentialIndex = indexCredentials([]);

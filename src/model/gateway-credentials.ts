@@ -1,8 +1,9 @@
 // Which Secrets a Gateway server's TLS needs on a gateway in a namespace, and whether that gateway
-// may have them: a server whose Secret is missing, unusable or another namespace's is left out of
-// the gateway's listeners (the other servers stay), and the Gateway is told which and why.
+// may have them: a server whose Secret is missing, unusable or another namespace's (without a
+// ReferenceGrant) is left out of the gateway's listeners (the other servers stay), and the Gateway
+// is told which and why.
 import type { CredentialIndex, CredentialRef } from './credentials.ts';
-import { CA_SECRET_SUFFIX, credentialResourceName, parseCredentialName } from './credentials.ts';
+import { CA_SECRET_SUFFIX, credentialResourceName, crossNamespaceDenial, parseCredentialName } from './credentials.ts';
 import type { Gateway, GatewayServer, ValidationIssue } from './rules.ts';
 import type { GatewayWorkload } from './gateway-selection.ts';
 import { labelsMatch } from './service.ts';
@@ -24,7 +25,8 @@ export function serverCredentialRefs(server: GatewayServer, namespace: string): 
 /** Why a gateway in `namespace` cannot serve this server's certificate, or undefined when it can. */
 export function missingCredential(credentials: CredentialIndex, server: GatewayServer, namespace: string): string | undefined {
   for (const ref of serverCredentialRefs(server, namespace)) {
-    if (ref.namespace !== namespace) return `Secret ${ref.namespace}/${ref.name} is in another namespace than the gateway's (${namespace}): a gateway reads only its own namespace's Secrets`;
+    const denial = crossNamespaceDenial(ref, namespace, credentials);
+    if (denial !== undefined) return denial;
     const found = credentials.lookup(ref);
     if (!found.found) return found.reason;
   }

@@ -24,6 +24,7 @@ import { convertMeshRoutes } from './gateway-api-mesh.ts';
 import type { GatewayClassInfo, GatewayInfo } from './gateway-api-gateways.ts';
 import { parseGatewayApiGateway, parseGatewayClass, parseXMesh } from './gateway-api-gateways.ts';
 import { convertGatewayApi } from './gateway-api-ingress.ts';
+import { referenceGranted } from './gateway-api-rules.ts';
 import type { GatewayApiOptions } from './gateway-api-listeners.ts';
 import { DEFAULT_GATEWAY_API_OPTIONS } from './gateway-api-listeners.ts';
 import type { RouteStatus } from '../model/route-status.ts';
@@ -324,6 +325,7 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[], options:
       warnings.push(objectWarnings(parsed, parsed.warnings));
     }
   }
+  const readableCredentials = credentials.map((credential) => withGatewayReaders(credential, grants));
   const podIndex = indexPods(pods);
   const slicedServices = new Set(slices.map((group) => serviceHostname(group.serviceName, group.namespace)));
   // Legacy Endpoints only speak for services that have no EndpointSlice (older dumps).
@@ -360,7 +362,7 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[], options:
   }
   const gamma = convertMeshRoutes(meshRoutes, services);
   const ingress = convertGatewayApi(
-    { classes: gatewayClasses, meshes, gateways: gatewayApiGateways, routes: meshRoutes, grants, services, namespaces, secrets: options.secrets ?? new Set(credentials.map((c) => `${c.namespace}/${c.name}`)) },
+    { classes: gatewayClasses, meshes, gateways: gatewayApiGateways, routes: meshRoutes, grants, services, namespaces, secrets: options.secrets ?? new Set(readableCredentials.map((c) => `${c.namespace}/${c.name}`)) },
     options.gatewayApi ?? DEFAULT_GATEWAY_API_OPTIONS,
   );
   warnings.push(...gamma.warnings, ...ingress.warnings);
@@ -372,9 +374,17 @@ export function assembleObjects(parsedObjects: readonly ParsedObject[], options:
     warnings,
     routeStatuses: mergeRouteStatuses([...gamma.statuses, ...ingress.routeStatuses]),
     gatewayStatuses: ingress.objectStatuses,
-    credentials,
+    credentials: readableCredentials,
     ignored,
   };
+}
+
+/** A Secret with the namespaces whose Gateways a ReferenceGrant lets read it (Istio's check before serving it over SDS). */
+function withGatewayReaders(credential: TlsCredential, grants: readonly ReferenceGrantInfo[]): TlsCredential {
+  const readers = [...new Set(grants.flatMap((grant) => grant.from.filter((from) => from.kind === 'Gateway').map((from) => from.namespace)))]
+    .filter((namespace) => namespace !== credential.namespace && referenceGranted(grants, { kind: 'Gateway', namespace }, { group: '', kind: 'Secret', namespace: credential.namespace, name: credential.name }))
+    .sort();
+  return readers.length > 0 ? { ...credential, gatewayReaders: readers } : credential;
 }
 
 /** Converts a whole set of parsed objects at once. */

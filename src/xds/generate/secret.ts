@@ -1,8 +1,10 @@
 // SDS over ADS (Istio's SecretGen): the Kubernetes Secrets a gateway's TLS names
-// (`kubernetes://name`, `kubernetes://ns/name`, `...-cacert`), each sent only to a proxy whose
-// verified identity is of the Secret's namespace. Never a wildcard: only the names asked for.
-import type { CredentialRef } from '../../model/credentials.ts';
-import { parseCredentialName } from '../../model/credentials.ts';
+// (`kubernetes://name`, `kubernetes://ns/name`, `kubernetes-gateway://ns/name`, `...-cacert`),
+// each sent only to a proxy whose verified identity is of the Secret's namespace, or, for a
+// Gateway API name, of a namespace a ReferenceGrant lets refer to it. Never a wildcard: only the
+// names asked for.
+import type { CredentialIndex, CredentialRef } from '../../model/credentials.ts';
+import { crossNamespaceDenial, parseCredentialName } from '../../model/credentials.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { DataSource, Secret } from '../envoy-types.generated.ts';
@@ -28,7 +30,7 @@ export interface SecretDenial {
 }
 
 /** Which of `names` this proxy may read (Istio's filterAuthorizedResources), and why not the others. */
-export function secretAccess(proxy: Proxy, names: readonly string[]): { readonly allowed: readonly CredentialRef[]; readonly denied: readonly SecretDenial[] } {
+export function secretAccess(proxy: Proxy, names: readonly string[], credentials: CredentialIndex): { readonly allowed: readonly CredentialRef[]; readonly denied: readonly SecretDenial[] } {
   const identity = proxy.verifiedIdentity;
   if (!identity) {
     const reason = 'its stream is not authenticated: Secrets are served on the secure port (15012) to a workload certificate or token of their namespace';
@@ -39,8 +41,11 @@ export function secretAccess(proxy: Proxy, names: readonly string[]): { readonly
   for (const name of names) {
     const ref = parseCredentialName(name, identity.namespace);
     if (!ref) denied.push({ name, reason: 'meshpilot serves only kubernetes://[namespace/]name and kubernetes-gateway://namespace/name over ADS (the workload certificate comes from meshpilot agent)' });
-    else if (ref.namespace !== identity.namespace) denied.push({ name, reason: `the Secret is in namespace ${ref.namespace} and the proxy's verified identity in ${identity.namespace}` });
-    else allowed.push(ref);
+    else {
+      const reason = crossNamespaceDenial(ref, identity.namespace, credentials);
+      if (reason === undefined) allowed.push(ref);
+      else denied.push({ name, reason });
+    }
   }
   return { allowed, denied };
 }
@@ -48,7 +53,7 @@ export function secretAccess(proxy: Proxy, names: readonly string[]): { readonly
 /** The Secrets of `names` this proxy may read and that exist; the material goes only into these resources. */
 export function buildSecrets(push: PushContext, proxy: Proxy, names: readonly string[] | undefined): readonly EnvoyResource[] {
   if (!names || names.length === 0) return [];
-  return secretAccess(proxy, names).allowed.flatMap((ref) =>
+  return secretAccess(proxy, names, push.credentials).allowed.flatMap((ref) =>
     push.memo(`secret:${ref.namespace}:${ref.resourceName}`, (): EnvoyResource[] => {
       const found = push.credentials.lookup(ref);
       if (!found.found) return [];

@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy, VerifiedIdentity } from '../../model/proxy.ts';
+import { NO_CREDENTIALS } from '../../model/credentials.ts';
 import { secretAccess } from '../generate/secret.ts';
 import type { EnvoyResource } from '../resource.ts';
 import type { ResourceTypeUrl } from '../type-urls.ts';
@@ -222,7 +223,7 @@ export class XdsConnection {
     const proxy = this.proxy;
     const names = this.watches.get(SECRET_TYPE)?.subscription.names ?? [];
     if (!proxy || names.length === 0) return;
-    for (const { name, reason } of secretAccess(proxy, names).denied) {
+    for (const { name, reason } of secretAccess(proxy, names, this.#options.currentPush()?.credentials ?? NO_CREDENTIALS).denied) {
       if (this.#deniedSecrets.has(name)) continue;
       this.#deniedSecrets.add(name);
       this.#log.warn({ code: 'MP_SECRET_DENIED', secret: clip(name, 300) }, `MP_SECRET_DENIED: proxy ${proxy.id} is not sent Secret ${clip(name, 300)}: ${reason}`);
