@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BOUNDED_TIMEOUTS, RUN_PROFILES, runConformance } from '../test/support/conformance-run.ts';
+import { explainTally } from '../test/support/explain-check.ts';
 import { LAST_RUN_FILE, readResults, renderConformanceTable, resultsOf, withConformanceTable, writeResults } from '../test/support/conformance-results.ts';
 
 const README = fileURLToPath(new URL('../README.md', import.meta.url));
@@ -34,7 +35,7 @@ if (values.check) {
   }
   const results = resultsOf(run);
   writeResults(results, LAST_RUN_FILE);
-  process.stdout.write(`${renderConformanceTable(results)}\n\n${String(Math.round((Date.now() - started) / 1000))} s\n`);
+  process.stdout.write(`${renderConformanceTable(results)}\n\n${explainTally(run.explain)}\n${String(Math.round((Date.now() - started) / 1000))} s\n`);
   if (values.write && !values.run) {
     writeResults(results);
     writeFileSync(README, withConformanceTable(readFileSync(README, 'utf8'), renderConformanceTable(results)));

@@ -2,12 +2,14 @@
 // tests/*.go and base manifests, run unchanged) against meshpilot: manifests applied through the
 // fake Kubernetes API, requests through a real Envoy gateway per Gateway to the suite's echo
 // backends, and from mesh pods (exec'd Istio echo clients) through their real Envoy sidecars,
-// status read back. Every case test/conformance/results.json lists as passed must pass.
+// status read back. Every case test/conformance/results.json lists as passed must pass, and every
+// request of the run agrees with what meshpilot's explain says that proxy does with it.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it, type TestContext } from 'node:test';
 import { execFileSync } from 'node:child_process';
 import { BOUNDED_TIMEOUTS, RUN_PROFILES, runConformance } from './support/conformance-run.ts';
+import { explainTally } from './support/explain-check.ts';
 import { LAST_RUN_FILE, readResults, regressions, renderConformanceTable, resultsOf, withConformanceTable, writeResults } from './support/conformance-results.ts';
 import { requireEnvoy } from './support/envoy.ts';
 import { requireNetns } from './support/netns.ts';
@@ -46,5 +48,11 @@ describe('the Gateway API conformance suite against meshpilot', () => {
     assert.deepEqual(lost, [], lost.map((name) => `${name}: ${results.failed[name] ?? 'not run'}\n${run.failedOutput[name]?.slice(-3000) ?? ''}`).join('\n'));
     // Each profile's core cases all ran (none skipped for a feature meshpilot does not claim).
     for (const profile of run.profiles) assert.equal(profile.core.skipped, 0, `${profile.name} core skipped ${profile.core.skippedTests.join(', ')}`);
+    // Every request sent through a gateway or a sidecar did what explain says, over what that proxy was sent.
+    const tally = run.explain;
+    assert.deepEqual(tally.disagreements, [], explainTally(tally));
+    // A run checks about 1,150 gateway and 1,200 mesh requests: each way well over a floor of 500.
+    const checked = (via: string): number => Object.entries(tally.agreedBy).filter(([how]) => how.startsWith(`${via} `)).reduce((sum, [, count]) => sum + count, 0);
+    for (const via of ['gateway', 'mesh']) assert.ok(checked(via) >= 500, `${via} requests checked with explain: ${String(checked(via))}\n${explainTally(tally)}`);
   });
 });

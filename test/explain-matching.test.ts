@@ -6,6 +6,7 @@ import { parseProxy } from '../src/model/proxy.ts';
 import { buildPushContext } from '../src/model/push-context.ts';
 import { loadDirectory } from '../src/sources/config-dir.ts';
 import { explainRequest } from '../src/xds/explain/explain.ts';
+import { routeAnswer } from '../src/xds/explain/answer.ts';
 import { routeMismatch, selectVirtualHost } from '../src/xds/explain/route-match.ts';
 import { renderForProxy } from '../src/xds/render.ts';
 import type { JsonObject } from '../src/xds/proto-json.ts';
@@ -40,6 +41,23 @@ describe("Envoy's virtual host selection", () => {
 
   it('does not let a wildcard match the empty string', () => {
     assert.equal(selectVirtualHost([{ name: 's', domains: ['*.com'] }], '.com'), undefined);
+  });
+});
+
+describe('what a proxy answers itself on a route that does not forward', () => {
+  it("gives a redirect's status (301 by default) and the parts of the Location it sets", () => {
+    assert.deepEqual(routeAnswer({ match: { prefix: '/' }, redirect: { host_redirect: 'example.org' } }, facts('/a')), { kind: 'redirect', status: 301, location: { host: 'example.org' } });
+    assert.deepEqual(routeAnswer({ match: { prefix: '/' }, redirect: { scheme_redirect: 'https', port_redirect: 8443, path_redirect: '/b', response_code: 'FOUND' } }, facts('/a')), {
+      kind: 'redirect',
+      status: 302,
+      location: { scheme: 'https', port: 8443, path: '/b' },
+    });
+  });
+
+  it('puts prefix_rewrite in place of the prefix the route matched, and gives a direct response its status', () => {
+    assert.deepEqual(routeAnswer({ match: { prefix: '/old' }, redirect: { prefix_rewrite: '/new', https_redirect: true } }, facts('/old/x?q=1')), { kind: 'redirect', status: 301, location: { scheme: 'https', path: '/new/x' } });
+    assert.deepEqual(routeAnswer({ match: { prefix: '/' }, direct_response: { status: 500 } }, facts('/')), { kind: 'direct_response', status: 500, location: null });
+    assert.equal(routeAnswer({ match: { prefix: '/' }, route: { cluster: 'c' } }, facts('/')), undefined);
   });
 });
 

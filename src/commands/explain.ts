@@ -17,6 +17,7 @@ interface ExplainAnswer {
   skipped: { name: string; index: number; reason: string; rule: RuleRefView | null }[];
   clusters: { name: string; percent: number; rules: RuleRefView[]; endpoints: { address: string; port: number; healthStatus: string; locality: string }[] }[];
   policy: { timeout: string | null; retries: unknown; fault: unknown; mirrors: unknown[] } | null;
+  answer?: { kind: string; status: number; location: Record<string, string | number> | null };
 }
 
 /** `http://reviews:9080/path?q` or `reviews:9080/path` -> authority and path. */
@@ -58,6 +59,10 @@ function render(a: ExplainAnswer): string {
   if (a.policy) {
     const part = (label: string, value: unknown): string => `${label} ${value === null || value === undefined ? 'none' : JSON.stringify(value)}`;
     lines.push(`policy     timeout ${a.policy.timeout ?? 'none'}, ${part('retries', a.policy.retries)}, ${part('fault', a.policy.fault)}${a.policy.mirrors.length > 0 ? `, mirrors ${JSON.stringify(a.policy.mirrors)}` : ''}`);
+  }
+  if (a.answer) {
+    const location = Object.entries(a.answer.location ?? {}).map(([part, value]) => `${part} ${String(value)}`).join(', ');
+    lines.push(`answer     ${String(a.answer.status)} (${a.answer.kind === 'redirect' ? 'redirect' : 'direct response'})${location ? `, Location with ${location}` : ''}`);
   }
   lines.push('', `=> ${a.summary}`);
   return lines.join('\n');

@@ -17,6 +17,7 @@ import { ClusterDns } from './cluster-dns.ts';
 import { KubeWorkloads, SERVICE_RANGE, type ImageRunner } from './kube-workloads.ts';
 import { MeshSidecars, meshNamespace } from './mesh-sidecars.ts';
 import { eventually } from './mesh-dir.ts';
+import { ExplainCheck, type ExplainTally } from './explain-check.ts';
 import { PodNetwork } from './netns.ts';
 
 const run = promisify(execFile);
@@ -81,6 +82,8 @@ export interface ConformanceResult {
   readonly suitePassed: boolean;
   readonly setupError?: string;
   readonly output: string;
+  /** Every request of the run against meshpilot's explain of it (test/support/explain-check.ts). */
+  readonly explain: ExplainTally;
 }
 
 export interface ConformanceOptions {
@@ -228,6 +231,16 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
     undo.push(() => workloads.close());
     const gateways = new GatewayDeployer(api, network, { controllerName: GATEWAY_CONTROLLER, xdsHost: network.hostIp, xdsPort: meshpilot.xdsPort, secure: { port: meshpilot.security?.port ?? 0, ca: meshCa } });
     undo.push(() => gateways.close());
+    const explain = new ExplainCheck((path) => meshpilot.admin(path), api, workloads, gateways);
+    const reportUrl = await explain.serve();
+    undo.push(() => explain.close());
+    // Each exec'd echo client's requests are checked before the suite reads their output.
+    api.serveExec(async (request) => {
+      const startMs = Date.now();
+      const result = await workloads.exec(request.namespace, request.pod, request.command);
+      await explain.mesh(request, startMs, result);
+      return result;
+    });
 
     // The suite reads the GatewayClass's and the XMesh's supportedFeatures as it starts: wait for meshpilot's status.
     for (const [kind, name] of [['GatewayClass', GATEWAY_CLASS], ['XMesh', MESH_NAME]] as const) {
@@ -264,7 +277,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
       // test2json itself (not `go tool`, which would stand between): killed with this process, and the suite, its child, on its next write.
       const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', built.test2json, '-t', built.suite, '-test.v=test2json', '-test.timeout=30m'], {
         cwd: dir,
-        env: { ...process.env, KUBECONFIG: kubeconfig, MESHPILOT_CONFORMANCE_OPTIONS: optionsFile },
+        env: { ...process.env, KUBECONFIG: kubeconfig, MESHPILOT_CONFORMANCE_OPTIONS: optionsFile, MESHPILOT_REQUEST_REPORT: reportUrl },
         stdio: ['ignore', 'pipe', 'pipe'],
         // Its own process group: test2json and the suite under it end together with this process.
         detached: true,
@@ -327,6 +340,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
       suitePassed: exitCode === 0,
       ...(setupFailed ? { setupError: /Error:\s+(.*)/.exec(output)?.[1] ?? output.split('\n').slice(-20).join('\n') } : {}),
       output,
+      explain: explain.tally(),
     };
   } finally {
     for (const step of undo.reverse()) await step().catch(() => undefined);

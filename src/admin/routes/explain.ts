@@ -95,6 +95,19 @@ const explanation = {
         other: anyObject,
       },
     },
+    answer: {
+      type: 'object',
+      description: 'what the proxy answers itself when the route does not forward: a redirect or a direct response',
+      properties: {
+        kind: { type: 'string', enum: ['redirect', 'direct_response'] },
+        status: { type: 'integer' },
+        location: {
+          type: ['object', 'null'],
+          description: "the parts of the redirect's Location the route sets (the others keep the request's)",
+          properties: { scheme: { type: 'string' }, host: { type: 'string' }, port: { type: 'integer' }, path: { type: 'string' } },
+        },
+      },
+    },
   },
 } as const;
 

@@ -9,6 +9,8 @@ import { parseClusterName } from '../generate/names.ts';
 import type { Json, JsonObject } from '../proto-json.ts';
 import type { EnvoyResource } from '../resource.ts';
 import { HTTP_CONNECTION_MANAGER_TYPE, TCP_PROXY_TYPE } from '../type-urls.ts';
+import type { ExplainedAnswer } from './answer.ts';
+import { REQUIRE_TLS_ANSWER, routeAnswer } from './answer.ts';
 import type { ExplainedGatewayServer, SelectedChain } from './gateway.ts';
 import { gatewayLabel, gatewayListenerName, gatewayServerFor, hostOf, requestPort, selectFilterChain } from './gateway.ts';
 import type { DomainMatch, RequestFacts } from './route-match.ts';
@@ -16,6 +18,7 @@ import { routeMismatch, selectVirtualHost } from './route-match.ts';
 
 export type { RequestFacts } from './route-match.ts';
 export type { ExplainedGatewayServer } from './gateway.ts';
+export type { ExplainedAnswer, ExplainedLocation } from './answer.ts';
 
 export interface SentConfig {
   readonly listeners: readonly EnvoyResource[];
@@ -81,6 +84,8 @@ export interface Explanation {
     readonly mirrors: readonly JsonObject[];
     readonly other: JsonObject;
   } | null;
+  /** What the proxy answers itself (a redirect or a direct response), when it does not forward. */
+  readonly answer?: ExplainedAnswer;
 }
 
 const FAULT_FILTER = 'envoy.filters.http.fault';
@@ -301,7 +306,7 @@ export function explainRequest(config: SentConfig, proxy: Proxy, request: Reques
   };
   if (selected.virtualHost['require_tls'] === 'ALL' && (facts.scheme ?? 'http') !== 'https') {
     const summary = `virtual host ${vhName} requires TLS (${gatewayLabel(gateway)} has httpsRedirect): the proxy answers 301 with location https://${host}${facts.path}`;
-    return { ...step, virtualHost, outcome: 'redirect', summary };
+    return { ...step, virtualHost, outcome: 'redirect', summary, answer: REQUIRE_TLS_ANSWER };
   }
   const skipped: { name: string; index: number; reason: string; rule: RuleRef | null }[] = [];
   const routes = asObjects(selected.virtualHost['routes']);
@@ -317,8 +322,9 @@ export function explainRequest(config: SentConfig, proxy: Proxy, request: Reques
     const matched = { name, index, match, rule };
     const action = asObject(route['route']);
     if (!action) {
-      const kind = route['redirect'] ? 'a redirect' : route['direct_response'] ? 'a direct response' : 'no forwarding action';
-      return { ...step, virtualHost, route: matched, skipped, outcome: 'no_action', summary: `route "${name}"${ruleLabel(rule)} answers with ${kind}${through}` };
+      const answer = routeAnswer(route, facts);
+      const kind = answer ? `${answer.kind === 'redirect' ? 'a redirect' : 'a direct response'} ${String(answer.status)}` : 'no forwarding action';
+      return { ...step, virtualHost, route: matched, skipped, outcome: 'no_action', summary: `route "${name}"${ruleLabel(rule)} answers with ${kind}${through}`, ...(answer ? { answer } : {}) };
     }
     const clusters = clustersOfAction(config, push, action);
     const targets = clusters.map((c) => (clusters.length > 1 ? `${c.name} (${c.percent}%)` : c.name)).join(', ');
