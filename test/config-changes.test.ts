@@ -131,6 +131,21 @@ describe('which config keys a publish changes', () => {
     ]);
   });
 
+  it('an empty config directory beside a source with objects: the merged view is that source, and its changes are told as they are', () => {
+    const store = new ConfigStore();
+    store.publish('file', { services: [], endpoints: [], rules: [], rejected: [] }, 'empty directory');
+    const kube = snapshot(BASE);
+    store.publish('kube', kube, 'initial list');
+    assert.equal(store.current(), kube, 'nothing to merge: the snapshot as published');
+    const seen: Record<string, ChangeEvent>[] = [];
+    store.onChange((change) => seen.push(changesOf(change.changes)));
+    store.publish('file', snapshot([ratings]), 'a file names ratings');
+    assert.deepEqual(store.current().services.map((s) => s.hostname).sort(), [`ratings.default.svc.cluster.local`, REVIEWS], 'both sources, merged');
+    assert.deepEqual(seen, [{}], 'the file repeats a service the cluster has: nothing changed');
+    store.publish('file', { services: [], endpoints: [], rules: [], rejected: [] }, 'file emptied');
+    assert.equal(store.current(), kube);
+  });
+
   it('a re-publish of the same objects pushes nothing', () => {
     const store = new ConfigStore();
     store.publish('file', snapshot(BASE), 'first read');

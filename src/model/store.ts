@@ -97,7 +97,10 @@ export class ConfigStore {
   }
 
   #merge(): SourceSnapshot {
-    const ordered = this.#precedence.map((id) => this.#snapshots.get(id)).filter((s): s is SourceSnapshot => !!s);
+    // A source with nothing (an empty config directory beside the cluster) adds nothing: with one
+    // source left, its snapshot is the merged view, and a burst of its publishes copies nothing.
+    const ordered = this.#precedence.map((id) => this.#snapshots.get(id)).filter((s): s is SourceSnapshot => !!s && !isEmpty(s));
+    if (ordered.length === 0) return EMPTY_SNAPSHOT;
     if (ordered.length === 1 && ordered[0]) return ordered[0];
     const services = new Map<string, Service>();
     const endpointOwners = new Map<string, number>();
@@ -125,4 +128,9 @@ export class ConfigStore {
     });
     return { services: [...services.values()], endpoints, rules: [...rules.values()], rejected, warnings, routeStatuses, gatewayStatuses, credentials: [...credentials.values()] };
   }
+}
+
+function isEmpty(snapshot: SourceSnapshot): boolean {
+  const lists = [snapshot.services, snapshot.endpoints, snapshot.rules, snapshot.rejected, snapshot.warnings, snapshot.routeStatuses, snapshot.gatewayStatuses, snapshot.credentials];
+  return lists.every((list) => list === undefined || list.length === 0);
 }
