@@ -94,6 +94,58 @@ describe('which config keys a publish changes', () => {
     assert.deepEqual(merged('update', 'update'), { 'VirtualService/default/reviews': 'update' });
   });
 
+  it('a source re-publishing the objects it holds, one pod moved at a time: only that host, publish after publish', () => {
+    const base = snapshot(BASE);
+    const [first, second] = base.endpoints;
+    assert.ok(first && second);
+    const moved = { ...first, address: '10.244.0.9' };
+    const store = new ConfigStore();
+    const seen: Record<string, ChangeEvent>[] = [];
+    store.onChange((change) => seen.push(changesOf(change.changes)));
+    const publish = (endpoints: SourceSnapshot['endpoints'], services = base.services): void => {
+      store.publish('kube', { ...base, services, endpoints }, 'event');
+    };
+    const reviewsEndpoints = 'Endpoints//reviews.default.svc.cluster.local';
+    publish(base.endpoints);
+    publish(base.endpoints);
+    publish([moved, second]);
+    publish([moved, second]);
+    publish([second, moved]);
+    publish([first, second, moved]);
+    publish([first]);
+    publish([]);
+    publish([first, second]);
+    publish([first, second], base.services.filter((s) => s.hostname !== REVIEWS));
+    assert.equal(seen.length, 10);
+    assert.equal(Object.keys(seen[0] ?? {}).length, base.services.length + base.rules.length + 1, 'the first publish adds everything');
+    assert.deepEqual(seen.slice(1), [
+      {},
+      { [reviewsEndpoints]: 'update' },
+      {},
+      {},
+      { [reviewsEndpoints]: 'update' },
+      { [reviewsEndpoints]: 'update' },
+      { [reviewsEndpoints]: 'delete' },
+      { [reviewsEndpoints]: 'add' },
+      { [`Service/default/${REVIEWS}`]: 'delete' },
+    ]);
+  });
+
+  it('an empty config directory beside a source with objects: the merged view is that source, and its changes are told as they are', () => {
+    const store = new ConfigStore();
+    store.publish('file', { services: [], endpoints: [], rules: [], rejected: [] }, 'empty directory');
+    const kube = snapshot(BASE);
+    store.publish('kube', kube, 'initial list');
+    assert.equal(store.current(), kube, 'nothing to merge: the snapshot as published');
+    const seen: Record<string, ChangeEvent>[] = [];
+    store.onChange((change) => seen.push(changesOf(change.changes)));
+    store.publish('file', snapshot([ratings]), 'a file names ratings');
+    assert.deepEqual(store.current().services.map((s) => s.hostname).sort(), [`ratings.default.svc.cluster.local`, REVIEWS], 'both sources, merged');
+    assert.deepEqual(seen, [{}], 'the file repeats a service the cluster has: nothing changed');
+    store.publish('file', { services: [], endpoints: [], rules: [], rejected: [] }, 'file emptied');
+    assert.equal(store.current(), kube);
+  });
+
   it('a re-publish of the same objects pushes nothing', () => {
     const store = new ConfigStore();
     store.publish('file', snapshot(BASE), 'first read');

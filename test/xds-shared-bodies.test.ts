@@ -17,6 +17,7 @@ import { XdsConnection } from '../src/xds/server/connection.ts';
 import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, encodeDeltaDiscoveryRequestJson, encodeDiscoveryRequestJson } from '../src/xds/server/messages.ts';
 import { PushResponses } from '../src/xds/server/push-responses.ts';
 import type { PlannedResponse } from '../src/xds/server/stream-protocol.ts';
+import { HeldResources } from '../src/xds/server/held.ts';
 import { SharedLists } from '../src/xds/server/shared-lists.ts';
 import { SubscriptionPool } from '../src/xds/server/subscription.ts';
 import { ResourceWire } from '../src/xds/server/wire.ts';
@@ -121,6 +122,39 @@ describe('the same changes sent to many streams', () => {
       assert.deepEqual(responses.stats, { encoded: 2, reused: 1 });
     });
   }
+});
+
+describe('what streams hold after the same changes', () => {
+  const assignment = (i: number, address: string): EnvoyResource => {
+    const name = `outbound|9080||svc-${i}.default.svc.cluster.local`;
+    return new EnvoyResource(ENDPOINT_TYPE, name, { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address, port_value: 9080 } } } }] }] });
+  };
+  it('is one map from the second stream on, and each stream holds exactly what it was sent', () => {
+    const lists = new SharedLists();
+    const whole = Array.from({ length: 10 }, (_, i) => assignment(i, '10.1.0.1'));
+    const streams = Array.from({ length: 4 }, () => {
+      const held = new HeldResources(lists);
+      held.replaceAll(whole);
+      return held;
+    });
+    const changed = [assignment(2, '10.1.0.2'), assignment(12, '10.1.0.2')];
+    const base = lists.mapOf(whole);
+    assert.equal(lists.overlay(base, [...changed]), undefined, 'the first stream sent them keeps its own differences');
+    const shared = lists.overlay(base, [...changed]);
+    assert.ok(shared, 'a second proves them shared');
+    assert.equal(lists.overlay(base, [...changed]), shared, 'a third gets the same map');
+    const lookalike = [assignment(2, '10.1.0.2'), assignment(12, '10.1.0.2')];
+    assert.equal(lists.overlay(base, lookalike), undefined, 'the same content in other objects is not taken for them');
+    streams.slice(0, 3).forEach((held) => { held.add([...changed]); });
+    streams[3]?.add([assignment(3, '10.1.0.3')]);
+    const versions = (held: HeldResources): (string | undefined)[] => [2, 3, 12].map((i) => held.get(`outbound|9080||svc-${i}.default.svc.cluster.local`));
+    for (const held of streams.slice(0, 3)) {
+      assert.equal(held.size, 11);
+      assert.deepEqual(versions(held), [changed[0]?.version, whole[3]?.version, changed[1]?.version]);
+    }
+    assert.deepEqual(versions(streams[3] as HeldResources), [whole[2]?.version, assignment(3, '10.1.0.3').version, undefined]);
+    assert.equal(streams[3]?.size, 10);
+  });
 });
 
 describe('names a client made up', () => {

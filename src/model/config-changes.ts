@@ -2,7 +2,6 @@
 // records them as sources publish and a push carries their union, so nothing downstream compares
 // whole snapshots. A service and its endpoints are keyed by hostname; a rule changes when its spec
 // (or its creation time, which orders merging) does, not when only where it was read from does.
-import { ruleKey } from './rules.ts';
 import type { Endpoint } from './service.ts';
 import type { SourceSnapshot } from './store.ts';
 
@@ -63,34 +62,112 @@ interface Entry {
   readonly created?: string;
 }
 
-/** A snapshot's objects by change key. */
-export type SnapshotIndex = ReadonlyMap<string, Entry>;
+/** The endpoints of one host as the index holds them, and how far this update has matched them. */
+interface HostEndpoints {
+  readonly key: string;
+  held: readonly Endpoint[];
+  /** The update that last saw this host. */
+  epoch: number;
+  /** Endpoints seen in this update. */
+  count: number;
+  /** This update's list, once it differs from `held`. */
+  fresh: Endpoint[] | undefined;
+}
 
-/** `versions` keeps the entries of objects seen before: an unchanged object costs no new key or entry. */
-export function indexSnapshot(snapshot: SourceSnapshot, versions = new ContentVersions()): SnapshotIndex {
-  const index = new Map<string, Entry>();
-  for (const service of snapshot.services) {
-    const entry = versions.entry(SERVICE_KIND, service.namespace, service.hostname, service);
-    index.set(entry.key, entry);
+/**
+ * The objects of the last snapshot by change key, updated in place by each new snapshot: an
+ * unchanged object costs no new key, entry or list, so a burst of publishes that each move one
+ * endpoint leaves next to no garbage (entries live long, and V8 allocates such objects in the old
+ * generation, where only a full collection reclaims them).
+ */
+export class ConfigIndex {
+  readonly #versions = new ContentVersions();
+  readonly #index = new Map<string, Entry>();
+  /** The update in which each key was last seen. */
+  readonly #seen = new Map<string, number>();
+  readonly #hosts = new Map<string, HostEndpoints>();
+  #epoch = 0;
+
+  /** Takes `snapshot` as the current one; returns the objects it added, updated or deleted. */
+  update(snapshot: SourceSnapshot): ConfigChanges {
+    const epoch = ++this.#epoch;
+    const changes = new Map<string, ConfigChange>();
+    /** What the previous snapshot held for a key this update has replaced (a key can appear twice: the last wins). */
+    const replaced = new Map<string, Entry | undefined>();
+    const visit = (key: string, entry: Entry): void => {
+      this.#seen.set(key, epoch);
+      const before = replaced.has(key) ? replaced.get(key) : this.#index.get(key);
+      if (!replaced.has(key)) {
+        if (before === entry) return;
+        replaced.set(key, before);
+      }
+      this.#index.set(key, entry);
+      changes.delete(key);
+      if (before === undefined) changes.set(key, { kind: entry.kind, namespace: entry.namespace, name: entry.name, event: 'add' });
+      else if (!sameContent(before, entry, this.#versions)) changes.set(key, { kind: entry.kind, namespace: entry.namespace, name: entry.name, event: 'update' });
+    };
+    for (const service of snapshot.services) {
+      const entry = this.#versions.entry(SERVICE_KIND, service.namespace, service.hostname, service);
+      visit(entry.key, entry);
+    }
+    this.#groupEndpoints(snapshot.endpoints, epoch);
+    this.#hosts.forEach((group, host) => {
+      if (group.epoch !== epoch) {
+        this.#hosts.delete(host);
+        return;
+      }
+      if (!group.fresh && group.count === group.held.length) {
+        this.#seen.set(group.key, epoch);
+        return;
+      }
+      group.held = group.fresh ?? group.held.slice(0, group.count);
+      visit(group.key, { kind: ENDPOINTS_KIND, namespace: '', name: host, content: group.held });
+    });
+    for (const credential of snapshot.credentials ?? []) {
+      const entry = this.#versions.entry(CREDENTIAL_KIND, credential.namespace, credential.name, credential);
+      visit(entry.key, entry);
+    }
+    // The entry's key is the rule's key (ruleKey): kind/namespace/name.
+    for (const { meta, spec } of snapshot.rules) {
+      const entry = this.#versions.entry(meta.kind, meta.namespace, meta.name, spec, meta.creationTimestamp);
+      visit(entry.key, entry);
+    }
+    this.#index.forEach((entry, key) => {
+      if (this.#seen.get(key) === epoch) return;
+      this.#index.delete(key);
+      this.#seen.delete(key);
+      changes.set(key, { kind: entry.kind, namespace: entry.namespace, name: entry.name, event: 'delete' });
+    });
+    return changes;
   }
-  const endpoints = new Map<string, Endpoint[]>();
-  for (const endpoint of snapshot.endpoints) {
-    const list = endpoints.get(endpoint.serviceHostname);
-    if (list) list.push(endpoint);
-    else endpoints.set(endpoint.serviceHostname, [endpoint]);
+
+  /** Every object held, as added: what a first push carries. */
+  everything(): ConfigChanges {
+    const changes = new Map<string, ConfigChange>();
+    this.#index.forEach((entry, key) => {
+      changes.set(key, { kind: entry.kind, namespace: entry.namespace, name: entry.name, event: 'add' });
+    });
+    return changes;
   }
-  endpoints.forEach((list, host) => {
-    index.set(`${ENDPOINTS_KIND}//${host}`, { kind: ENDPOINTS_KIND, namespace: '', name: host, content: list });
-  });
-  for (const credential of snapshot.credentials ?? []) {
-    const entry = versions.entry(CREDENTIAL_KIND, credential.namespace, credential.name, credential);
-    index.set(entry.key, entry);
+
+  /** Matches each host's endpoints against what the index holds, copying a host's list only where it differs. */
+  #groupEndpoints(endpoints: readonly Endpoint[], epoch: number): void {
+    for (const endpoint of endpoints) {
+      const host = endpoint.serviceHostname;
+      let group = this.#hosts.get(host);
+      if (!group) {
+        group = { key: `${ENDPOINTS_KIND}//${host}`, held: [], epoch, count: 0, fresh: undefined };
+        this.#hosts.set(host, group);
+      } else if (group.epoch !== epoch) {
+        group.epoch = epoch;
+        group.count = 0;
+        group.fresh = undefined;
+      }
+      if (group.fresh) group.fresh.push(endpoint);
+      else if (group.held[group.count] !== endpoint) group.fresh = [...group.held.slice(0, group.count), endpoint];
+      group.count++;
+    }
   }
-  for (const { meta, spec } of snapshot.rules) {
-    const entry = versions.entry(meta.kind, meta.namespace, meta.name, spec, meta.creationTimestamp);
-    index.set(ruleKey(meta), entry);
-  }
-  return index;
 }
 
 function sameContent(a: Entry, b: Entry, versions: ContentVersions): boolean {
@@ -109,23 +186,10 @@ function sameContent(a: Entry, b: Entry, versions: ContentVersions): boolean {
   return left.every((text, i) => text === right[i]);
 }
 
-/** The objects added, updated or deleted from `before` to `after`; unchanged content is no change. */
-export function diffIndexes(before: SnapshotIndex, after: SnapshotIndex, versions = new ContentVersions()): ConfigChanges {
-  const changes = new Map<string, ConfigChange>();
-  // forEach, not entries: a burst of publishes walks thousands of keys each time.
-  after.forEach((entry, key) => {
-    const old = before.get(key);
-    if (old === undefined) changes.set(key, { kind: entry.kind, namespace: entry.namespace, name: entry.name, event: 'add' });
-    else if (!sameContent(old, entry, versions)) changes.set(key, { kind: entry.kind, namespace: entry.namespace, name: entry.name, event: 'update' });
-  });
-  before.forEach((entry, key) => {
-    if (!after.has(key)) changes.set(key, { kind: entry.kind, namespace: entry.namespace, name: entry.name, event: 'delete' });
-  });
-  return changes;
-}
-
 export function diffSnapshots(before: SourceSnapshot, after: SourceSnapshot): ConfigChanges {
-  return diffIndexes(indexSnapshot(before), indexSnapshot(after));
+  const index = new ConfigIndex();
+  index.update(before);
+  return index.update(after);
 }
 
 /** Changes in the order they happened, as one: what differs from before the first to after the last. */

@@ -52,10 +52,20 @@ function hidesEverything(sidecar: Sidecar, services: readonly Service[], rootNam
   return [ineffective('spec.egress', `its egress hosts match no service in the registry: ${scope} can reach no service; check the namespace/host pairs (e.g. ./* or istio-system/*)`)];
 }
 
+/** An exact host is one lookup; only a wildcard walks every host (every push runs this for each DestinationRule). */
+function endpointsMatching(host: string, endpointsByHost: ReadonlyMap<string, readonly Endpoint[]>): readonly Endpoint[] {
+  if (!host.startsWith('*')) return endpointsByHost.get(host) ?? [];
+  const matching: Endpoint[] = [];
+  endpointsByHost.forEach((list, hostname) => {
+    if (hostMatches(host, hostname)) matching.push(...list);
+  });
+  return matching;
+}
+
 function emptySubsets(rule: Rule, endpointsByHost: ReadonlyMap<string, readonly Endpoint[]>): ValidationIssue[] {
   if (!isDestinationRule(rule)) return [];
   const host = resolveShortName(rule.spec.host, rule.meta.namespace);
-  const endpoints = [...endpointsByHost].filter(([hostname]) => hostMatches(host, hostname)).flatMap(([, list]) => list);
+  const endpoints = endpointsMatching(host, endpointsByHost);
   // Without labelled workloads (external DNS names, no pods yet) there is nothing to compare with.
   if (!endpoints.some((endpoint) => Object.keys(endpoint.labels).length > 0)) return [];
   return (rule.spec.subsets ?? []).flatMap((subset, index) => {

@@ -1,7 +1,7 @@
 // The config store: each source publishes a complete snapshot of what it knows; the store
 // merges them and tells listeners which objects changed. Plain data and callbacks, no I/O.
-import type { ConfigChanges, SnapshotIndex } from './config-changes.ts';
-import { ContentVersions, diffIndexes, indexSnapshot } from './config-changes.ts';
+import type { ConfigChanges } from './config-changes.ts';
+import { ConfigIndex } from './config-changes.ts';
 import type { Rule, ValidationIssue } from './rules.ts';
 import { ruleKey } from './rules.ts';
 import type { Endpoint, Service, SourceRef } from './service.ts';
@@ -64,8 +64,7 @@ export class ConfigStore {
   readonly #precedence: string[] = [];
   readonly #listeners = new Set<StoreListener>();
   #merged: SourceSnapshot = EMPTY_SNAPSHOT;
-  #index: SnapshotIndex = new Map();
-  readonly #versions = new ContentVersions();
+  readonly #index = new ConfigIndex();
 
   register(sourceId: string): void {
     if (!this.#precedence.includes(sourceId)) this.#precedence.push(sourceId);
@@ -75,9 +74,7 @@ export class ConfigStore {
     this.register(sourceId);
     this.#snapshots.set(sourceId, snapshot);
     this.#merged = this.#merge();
-    const index = indexSnapshot(this.#merged, this.#versions);
-    const changes = diffIndexes(this.#index, index, this.#versions);
-    this.#index = index;
+    const changes = this.#index.update(this.#merged);
     for (const listener of this.#listeners) listener({ sourceId, reason, changes });
   }
 
@@ -91,7 +88,7 @@ export class ConfigStore {
 
   /** Every object served now, as added: what a first push carries. */
   everything(): ConfigChanges {
-    return diffIndexes(new Map(), this.#index, this.#versions);
+    return this.#index.everything();
   }
 
   onChange(listener: StoreListener): () => void {
@@ -100,7 +97,10 @@ export class ConfigStore {
   }
 
   #merge(): SourceSnapshot {
-    const ordered = this.#precedence.map((id) => this.#snapshots.get(id)).filter((s): s is SourceSnapshot => !!s);
+    // A source with nothing (an empty config directory beside the cluster) adds nothing: with one
+    // source left, its snapshot is the merged view, and a burst of its publishes copies nothing.
+    const ordered = this.#precedence.map((id) => this.#snapshots.get(id)).filter((s): s is SourceSnapshot => !!s && !isEmpty(s));
+    if (ordered.length === 0) return EMPTY_SNAPSHOT;
     if (ordered.length === 1 && ordered[0]) return ordered[0];
     const services = new Map<string, Service>();
     const endpointOwners = new Map<string, number>();
@@ -128,4 +128,9 @@ export class ConfigStore {
     });
     return { services: [...services.values()], endpoints, rules: [...rules.values()], rejected, warnings, routeStatuses, gatewayStatuses, credentials: [...credentials.values()] };
   }
+}
+
+function isEmpty(snapshot: SourceSnapshot): boolean {
+  const lists = [snapshot.services, snapshot.endpoints, snapshot.rules, snapshot.rejected, snapshot.warnings, snapshot.routeStatuses, snapshot.gatewayStatuses, snapshot.credentials];
+  return lists.every((list) => list === undefined || list.length === 0);
 }

@@ -71,6 +71,17 @@ export class HeldResources {
     this.#size = 0;
   }
 
+  /** The client was sent `resources` (names distinct): on top of a shared map alone, the result is shared too. */
+  add(resources: readonly EnvoyResource[]): void {
+    const shared = this.#own.size === 0 && this.#base.size > 0 ? this.#lists.overlay(this.#base, resources) : undefined;
+    if (shared) {
+      this.#base = shared;
+      this.#size = shared.size;
+      return;
+    }
+    for (const resource of resources) this.set(resource);
+  }
+
   /** The client now holds exactly `resources` (a whole set was sent): shared with every stream sent the same list. */
   replaceAll(resources: readonly EnvoyResource[]): void {
     this.#base = this.#lists.mapOf(resources);

@@ -128,14 +128,16 @@ export function decodeDiscoveryRequest(bytes: Uint8Array): DiscoveryRequest {
   let responseNonce = '';
   let node: NodeInfo | undefined;
   let errorDetail: { code: number; message: string } | undefined;
-  const nameRanges: number[] = [];
+  // Only where the names lie and how many: an ACK repeating 1,400 names allocates nothing for them.
+  let nameCount = 0;
   let namesStart = 0;
+  let namesEnd = 0;
   eachField(bytes, (field, start, end, _value, delimited, tagStart) => {
     if (!delimited) return; // every field used here is length-delimited
     if (field === 3) {
-      if (nameRanges.length === 0) namesStart = tagStart;
-      nameRanges.push(start, end);
-      if (nameRanges.length > 2 * MAX_RESOURCE_NAMES) throw tooManyNames();
+      if (nameCount === 0) namesStart = tagStart;
+      namesEnd = end;
+      if (++nameCount > MAX_RESOURCE_NAMES) throw tooManyNames();
     } else if (field === 1) versionInfo = utf8.decode(bytes.subarray(start, end));
     else if (field === 4) typeUrl = utf8.decode(bytes.subarray(start, end));
     else if (field === 5) responseNonce = utf8.decode(bytes.subarray(start, end));
@@ -145,7 +147,7 @@ export function decodeDiscoveryRequest(bytes: Uint8Array): DiscoveryRequest {
     } else if (field === 6) errorDetail = decodeStatus(bytes.subarray(start, end));
     // other fields (resource_locators, newer protos): not used
   });
-  const namesSpan = nameRanges.length === 0 ? EMPTY : Buffer.from(bytes.buffer, bytes.byteOffset + namesStart, (nameRanges.at(-1) as number) - namesStart);
+  const namesSpan = nameCount === 0 ? EMPTY : Buffer.from(bytes.buffer, bytes.byteOffset + namesStart, namesEnd - namesStart);
   let names: string[] | undefined;
   let digest: string | undefined;
   return {
@@ -153,8 +155,12 @@ export function decodeDiscoveryRequest(bytes: Uint8Array): DiscoveryRequest {
     ...(node ? { node } : {}),
     get resourceNames(): readonly string[] {
       if (!names) {
-        names = [];
-        for (let i = 0; i < nameRanges.length; i += 2) names.push(utf8.decode(bytes.subarray(nameRanges[i], nameRanges[i + 1])));
+        const read: string[] = [];
+        // The span holds every name, and only fields a client put between them besides.
+        eachField(namesSpan, (field, start, end, _value, delimited) => {
+          if (field === 3 && delimited) read.push(utf8.decode(namesSpan.subarray(start, end)));
+        });
+        names = read;
       }
       return names;
     },

@@ -151,6 +151,6 @@ function compare(watch: WatchState, generated: readonly EnvoyResource[]): { upda
 }
 
 function hold(watch: WatchState, updated: readonly EnvoyResource[], removed: readonly string[]): void {
-  for (const r of updated) watch.held.set(r);
+  watch.held.add(updated);
   for (const name of removed) watch.held.delete(name);
 }
