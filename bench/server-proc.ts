@@ -13,7 +13,7 @@ import { EnvoyResource } from '../src/xds/resource.ts';
 import type { XdsConnection } from '../src/xds/server/connection.ts';
 import type { XdsTransportKind } from '../src/xds/server/transport.ts';
 import { syncStatus } from '../src/xds/server/watch-state.ts';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE } from '../src/xds/type-urls.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE, SECRET_TYPE } from '../src/xds/type-urls.ts';
 import { SyntheticMesh, burstIndex, meshShape } from './synthetic-mesh.ts';
 
 export type ServerMessage =
@@ -135,7 +135,8 @@ running.convergence.onSample((sample) => {
 
 function isSynced(connection: XdsConnection): boolean {
   if (connection.pendingTypes().length > 0) return false;
-  return PUSH_ORDER.every((typeUrl) => {
+  // Secrets count only for a proxy that asks for them (a gateway); sidecars never do.
+  return PUSH_ORDER.filter((typeUrl) => typeUrl !== SECRET_TYPE || connection.watches.has(typeUrl)).every((typeUrl) => {
     const watch = connection.watches.get(typeUrl);
     if (!watch) return false;
     // A Delta client that reconnects holding everything (initial_resource_versions) is sent nothing for that type.
