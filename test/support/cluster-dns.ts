@@ -6,6 +6,8 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { FakeKubeApi } from './fake-kube-api.ts';
 
 export const CLUSTER_DOMAIN = 'cluster.local';
+/** `<service>.<namespace>.svc.cluster.local`. */
+const SERVICE_NAME = new RegExp(`^([a-z0-9-]+)\\.([a-z0-9-]+)\\.svc\\.${CLUSTER_DOMAIN.replace('.', '\\.')}$`);
 const TYPE_A = 1;
 const CLASS_IN = 1;
 const TTL_SECONDS = 5;
@@ -99,7 +101,7 @@ export class ClusterDns {
 
   /** The addresses of a cluster name, or undefined for a name the cluster does not have. */
   lookup(name: string): readonly string[] | undefined {
-    const match = new RegExp(`^([a-z0-9-]+)\\.([a-z0-9-]+)\\.svc\\.${CLUSTER_DOMAIN.replace('.', '\\.')}$`).exec(name);
+    const match = SERVICE_NAME.exec(name);
     if (!match) return undefined;
     const [, serviceName = '', namespace = ''] = match;
     const service = this.api.get('Service', namespace, serviceName);

@@ -159,16 +159,15 @@ export class ExplainCheck {
 
   async #gateway(report: GatewayReport): Promise<void> {
     const url = splitUrl(report.url);
-    const gateway = [...this.gateways.gateways].find(([, running]) => running.pod.ip === url?.host);
+    const gateway = [...this.gateways.gateways.values()].find((running) => running.pod.ip === url?.host);
     if (!url || !gateway) { this.#skip('not sent to a gateway pod'); return; }
-    const namespace = gateway[0].split('/')[0] ?? '';
     const scheme = url.scheme === 'https' ? 'https' : 'http';
     const host = splitUrl(`x://${report.host || url.host}`)?.host ?? url.host;
     // The Host header names the virtual host, the dialed port the listener (gateways ignore the Host's port).
     const authority = `${host}:${String(url.port ?? (scheme === 'https' ? 443 : 80))}`;
     if (scheme === 'https' && report.serverName !== '' && report.serverName.toLowerCase() !== host) { this.#skip('TLS with an SNI other than the Host (explain takes the host as SNI)'); return; }
     const headers = Object.fromEntries(Object.entries(report.headers ?? {}).map(([name, values]) => [name.toLowerCase(), values[0] ?? '']));
-    const request: CheckedRequest = { via: 'gateway', proxy: `router~${gateway[1].pod.ip}~${gateway[1].name}.${namespace}~${namespace}.svc.cluster.local`, authority, path: url.path, method: report.method || 'GET', scheme, headers, startMs: report.startMs };
+    const request: CheckedRequest = { via: 'gateway', proxy: gateway.nodeId, authority, path: url.path, method: report.method || 'GET', scheme, headers, startMs: report.startMs };
     const observed: ObservedResponse = {
       ...(report.error !== undefined ? { error: report.error } : {}),
       ...(report.status !== undefined ? { status: report.status } : {}),
@@ -213,7 +212,7 @@ export class ExplainCheck {
     const port = url.port ?? (url.scheme === 'https' ? 443 : 80);
     const request: CheckedRequest = {
       via: 'mesh',
-      proxy: `sidecar~${pod.ip}~${pod.name}.${pod.namespace}~${pod.namespace}.svc.cluster.local`,
+      proxy: pod.sidecar.nodeId,
       authority: url.port === undefined ? url.host : `${url.host}:${String(port)}`,
       path,
       method,

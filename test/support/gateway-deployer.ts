@@ -20,6 +20,8 @@ const text = (value: unknown): string => (typeof value === 'string' ? value : ''
 interface GatewayPod {
   readonly pod: Pod;
   readonly name: string;
+  /** Its Envoy's node id. */
+  readonly nodeId: string;
   readonly envoy: RunningEnvoy;
   readonly agent: AgentUnderTest | undefined;
 }
@@ -95,8 +97,9 @@ export class GatewayDeployer {
       const labels = { [GATEWAY_NAME_LABEL]: gatewayName, 'gateway.istio.io/managed': 'meshpilot.io-gateway-controller' };
       const secure = this.options.secure;
       agent = secure && (await startTestAgent(secure.ca, { namespace, serviceAccount: `${gatewayName}-meshpilot`, podName: name, podIp: pod.ip, outputDir: undefined }));
+      const nodeId = `router~${pod.ip}~${name}.${namespace}~${namespace}.svc.cluster.local`;
       const bootstrap = adsBootstrap({
-        nodeId: `router~${pod.ip}~${name}.${namespace}~${namespace}.svc.cluster.local`,
+        nodeId,
         xdsHost: this.options.xdsHost,
         xdsPort: secure?.port ?? this.options.xdsPort,
         metadata: { NAMESPACE: namespace, LABELS: labels },
@@ -104,7 +107,7 @@ export class GatewayDeployer {
       });
       // Root in the pod: the Gateway's listeners bind their own ports (80, 443, ...), as Istio's gateways do.
       const envoy = await startEnvoy({ bootstrap, netns: pod.netns, logLevel: process.env['MESHPILOT_ENVOY_LOG_LEVEL'] ?? 'error', dieWithParent: true });
-      const running: GatewayPod = { pod, name, envoy, agent };
+      const running: GatewayPod = { pod, name, nodeId, envoy, agent };
       this.gateways.set(key, running);
       const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
       this.api.apply({

@@ -34,6 +34,8 @@ export type ImageRunner =
 
 /** A sidecar an injector started in a pod (Ready only once it is); stopped before the pod goes. */
 export interface Sidecar {
+  /** Its proxy's node id. */
+  readonly nodeId: string;
   stop(): Promise<void>;
 }
 

@@ -32,8 +32,9 @@ export class MeshSidecars {
   async inject(pod: RunningPod, object: KubeObject): Promise<Sidecar> {
     await this.network.captureLikeIstio(pod.netns);
     const labels = fields(fields(object['metadata'])['labels']);
+    const nodeId = `sidecar~${pod.ip}~${pod.name}.${pod.namespace}~${pod.namespace}.svc.cluster.local`;
     const bootstrap = adsBootstrap({
-      nodeId: `sidecar~${pod.ip}~${pod.name}.${pod.namespace}~${pod.namespace}.svc.cluster.local`,
+      nodeId,
       ...this.xds,
       metadata: { NAMESPACE: pod.namespace, LABELS: labels },
     });
@@ -46,6 +47,6 @@ export class MeshSidecars {
       await envoy.stop();
       throw error;
     }
-    return { stop: () => envoy.stop() };
+    return { nodeId, stop: () => envoy.stop() };
   }
 }
